@@ -1,0 +1,61 @@
+"""The ``octseg`` command line. Each subcommand lives in its own module, which provides
+``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches.
+
+User errors (:class:`octseg.errors.OctsegError`) are printed as one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from octseg import __version__
+from octseg.errors import OctsegError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("octseg.synth.cli", "generate synthetic IVOCT pullbacks with exact ground truth"),
+    "inspect": ("octseg.io.cli_inspect", "print what the readers understand of an image file"),
+    "verify": ("octseg.io.cli_verify", "check a labelled-pullback dataset and list every problem"),
+    "measure": ("octseg.geometry.cli", "clinical metrics from a label file"),
+    "evaluate": ("octseg.evaluate.cli", "agreement of automated with manual measurements"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = argparse.ArgumentParser(prog="octseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"octseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules: dict[str, object] = {}
+    for name, (modname, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name and (exc.name == modname or modname.startswith(exc.name + ".")):
+                continue  # subcommand not part of this build yet
+            raise
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(p)
+        modules[name] = mod
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except OctsegError as exc:
+        print(f"octseg {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"octseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
