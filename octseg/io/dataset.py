@@ -1,0 +1,179 @@
+"""The on-disk layout of a labelled-pullback dataset (docs/dataset.md) and its checker.
+
+DATASET/
+  dataset.json        optional {"name": str, "description": str}
+  <pullback_id>/
+    image.npz | image.dcm | image.tif | image.tiff | image/   any readable image
+    spacing.json      optional sidecar {"pixel_spacing_mm": f, "frame_spacing_mm": f}
+    labels.npz        label schema v1 (octseg.labels); same space and (H, W) as the image;
+                      ``frame_index`` lists the labelled frames (sparse labels)
+    truth/            optional: frames.csv, struts.csv, summary.json
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from octseg.errors import InputError, OctsegError
+from octseg.io.stack import natural_key
+from octseg.labels import load_labels
+
+IMAGE_NAMES = ("image.npz", "image.dcm", "image.tif", "image.tiff", "image")
+LABELS_NAME = "labels.npz"
+TRUTH_DIR = "truth"
+DATASET_JSON = "dataset.json"
+TRUTH_FILES = ("frames.csv", "struts.csv", "summary.json")
+_SPACING_RTOL = 1e-3
+
+
+@dataclass(frozen=True)
+class PullbackEntry:
+    id: str
+    image_path: Path
+    labels_path: Path | None  # None: unlabelled pullback (allowed for inference only)
+    truth_dir: Path | None
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [folder / n for n in IMAGE_NAMES if (folder / n).exists()]
+
+
+def _pullback_dirs(root: Path) -> list[Path]:
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))),
+        key=lambda p: natural_key(p.name),
+    )
+
+
+def list_pullbacks(root: str | Path) -> list[PullbackEntry]:
+    """Every pullback folder of ``root`` that holds an image, in natural order of the ids."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "dataset folder does not exist")
+    entries = []
+    for folder in _pullback_dirs(root):
+        images = _images_in(folder)
+        if not images:
+            continue
+        labels = folder / LABELS_NAME
+        truth = folder / TRUTH_DIR
+        entries.append(
+            PullbackEntry(
+                id=folder.name,
+                image_path=images[0],
+                labels_path=labels if labels.is_file() else None,
+                truth_dir=truth if truth.is_dir() else None,
+            )
+        )
+    return entries
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= _SPACING_RTOL * max(abs(a), abs(b))
+
+
+def verify_pullback(folder: Path, *, check_pixels: bool = True) -> list[str]:
+    """Every problem of one pullback folder (empty list: fine)."""
+    from octseg.io import read_pullback
+
+    problems: list[str] = []
+    images = _images_in(folder)
+    if not images:
+        return [f"{folder}: no image ({' | '.join(IMAGE_NAMES)})"]
+    if len(images) > 1:
+        problems.append(f"{folder}: more than one image ({', '.join(p.name for p in images)})")
+    image_path = images[0]
+    pb = None
+    try:
+        pb = read_pullback(image_path)
+    except OctsegError as exc:
+        problems.append(str(exc))
+    if pb is not None and check_pixels:
+        try:
+            for _ in pb.iter_chunks(16):
+                pass  # Pullback.read checks shape and NaN/inf per chunk
+        except OctsegError as exc:
+            problems.append(str(exc))
+
+    labels_path = folder / LABELS_NAME
+    lf = None
+    if not labels_path.is_file():
+        problems.append(f"{labels_path}: missing label file")
+    else:
+        try:
+            lf = load_labels(labels_path)
+        except OctsegError as exc:
+            problems.append(str(exc))
+    if pb is not None and lf is not None:
+        where = f"{labels_path}"
+        if lf.space != pb.space:
+            problems.append(f"{where}: labels are {lf.space} but the image is {pb.space}")
+        if lf.labels.shape[1:] != (pb.height, pb.width):
+            problems.append(
+                f"{where}: label frames are {lf.labels.shape[1]}x{lf.labels.shape[2]} but image "
+                f"frames are {pb.height}x{pb.width}"
+            )
+        beyond = lf.frames[(lf.frames < 0) | (lf.frames >= pb.n_frames)]
+        if beyond.size:
+            problems.append(
+                f"{where}: frame_index {beyond[:5].tolist()}{'...' if beyond.size > 5 else ''} "
+                f"outside the image's {pb.n_frames} frames"
+            )
+        for key in ("pixel_spacing_mm", "frame_spacing_mm"):
+            a, b = getattr(lf, key), getattr(pb, key)
+            if not _close(a, b):
+                problems.append(f"{where}: {key} {a:g} differs from the image's {b:g}")
+        if lf.space == "cartesian" and pb.catheter_center is not None:
+            if not np.allclose(lf.center, pb.catheter_center, atol=0.5):
+                problems.append(
+                    f"{where}: catheter_center {list(lf.center)} differs from the image's "
+                    f"{list(pb.catheter_center)}"
+                )
+    truth = folder / TRUTH_DIR
+    if truth.exists():
+        if not truth.is_dir():
+            problems.append(f"{truth}: expected a folder")
+        else:
+            for name in TRUTH_FILES:
+                if not (truth / name).is_file():
+                    problems.append(f"{truth / name}: missing truth file")
+    return problems
+
+
+def verify_dataset(
+    root: str | Path, *, check_pixels: bool = True, progress: bool = False
+) -> list[str]:
+    """Every problem of the dataset at ``root`` (not just the first); empty list: all fine.
+
+    Checks: the folder and ``dataset.json``; per pullback - a single readable image with known
+    spacing, pixel values decodable and finite (``check_pixels``), a label file following schema
+    v1 (class values in range), label space/size/spacing/catheter centre equal to the image's,
+    ``frame_index`` within the image's frames, and the truth files where ``truth/`` exists.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return [f"{root}: dataset folder does not exist"]
+    problems: list[str] = []
+    meta = root / DATASET_JSON
+    if meta.exists():
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                problems.append(f"{meta}: must be a JSON object")
+            else:
+                for key in ("name", "description"):
+                    if key in data and not isinstance(data[key], str):
+                        problems.append(f"{meta}: '{key}' must be a string")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"{meta}: not readable JSON ({exc})")
+    folders = _pullback_dirs(root)
+    if not folders:
+        problems.append(f"{root}: no pullback folders")
+    for folder in tqdm(folders, desc="verify", unit="pullback", disable=not progress):
+        problems.extend(verify_pullback(folder, check_pixels=check_pixels))
+    return problems

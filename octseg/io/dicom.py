@@ -1,0 +1,535 @@
+"""IVOCT DICOM: reader for both SOP classes and the writer used by ``octseg synth``.
+
+SOP classes
+    Intravascular OCT Image Storage - For Presentation ``1.2.840.10008.5.1.4.1.1.14.1``:
+    Cartesian frames, catheter at the image centre unless stated otherwise.
+    Intravascular OCT Image Storage - For Processing ``1.2.840.10008.5.1.4.1.1.14.2``: polar
+    frames, one A-line per row, depth along the columns from the catheter (column 0).
+
+Pixels
+    MONOCHROME2 / MONOCHROME1 (scaled to [0, 1]), RGB and YBR (sepia colour maps, converted to
+    grey by :func:`octseg.io.color.sepia_to_gray`), PALETTE COLOR (the LUT is applied with
+    ``pydicom.pixels.apply_color_lut``, then the same conversion). Transfer syntaxes: every one
+    pydicom can decode with the pinned plugins - uncompressed (implicit/explicit little endian),
+    RLE Lossless (pylibjpeg-rle or pydicom's own decoder) and JPEG Baseline/Extended/Lossless
+    (pylibjpeg-libjpeg).
+
+Laziness
+    The header is read without the pixel data; frames are decoded on demand with
+    ``pydicom.pixels.iter_pixels(path, indices=...)``, which reads only the bytes of the frames
+    asked for. A 1 GB pullback is therefore never in memory at once (see
+    benchmarks/dicom_memory.py).
+
+Spacing (first found wins; explicit arguments and a ``spacing.json`` sidecar take precedence)
+    pixel: Cartesian - Pixel Spacing (0028,0030) in the shared or first per-frame Pixel Measures
+    functional group, else top level; polar - A-line Pixel Spacing (0052,0014).
+    frame: differences of the per-frame Intravascular Longitudinal Distance (0052,0028), else
+    Pullback Rate (0018,3101) / Catheter Rotational Rate (0052,0013).
+
+Privacy
+    Only non-identifying header values reach :attr:`Pullback.metadata` (SOP class, transfer
+    syntax, photometric interpretation, manufacturer and model, sizes, spacings).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    RLELossless,
+    generate_uid,
+)
+
+from octseg import __version__, atomic
+from octseg.errors import InputError
+from octseg.io.base import Pullback, Reader, register_reader
+from octseg.io.color import SEPIA_LUT, sepia_to_gray
+from octseg.io.spacing import spacing_for
+
+IVOCT_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.14.1")
+IVOCT_PROCESSING = UID("1.2.840.10008.5.1.4.1.1.14.2")
+IVOCT_SOP_CLASSES = {IVOCT_PRESENTATION: "cartesian", IVOCT_PROCESSING: "polar"}
+TRANSFER_SYNTAXES = {
+    "explicit_le": ExplicitVRLittleEndian,
+    "rle": RLELossless,
+    "jpeg_baseline": JPEGBaseline8Bit,
+}
+PHOTOMETRICS = ("MONOCHROME2", "RGB", "PALETTE COLOR")
+PRIVATE_CREATOR = "octseg"
+PRIVATE_GROUP = 0x0009
+_CENTER_ELEM = 0x01  # (0009,1001) DS catheter centre [cy, cx] in pixels (Cartesian)
+DEFAULT_ROTATION_HZ = 100.0
+DEFAULT_ALINES = 504
+_NON_IDENTIFYING = {
+    "Manufacturer": "manufacturer",
+    "ManufacturerModelName": "model",
+    "SoftwareVersions": "software_versions",
+    "Modality": "modality",
+}
+
+
+# --------------------------------------------------------------------------------------- writer
+def write_ivoct_dicom(
+    path: str | Path,
+    frames: np.ndarray,
+    *,
+    space: str,
+    pixel_spacing_mm: float,
+    frame_spacing_mm: float,
+    catheter_center: tuple[float, float] | None = None,
+    transfer_syntax: str = "explicit_le",
+    photometric: str = "MONOCHROME2",
+    series_description: str = "octseg synthetic pullback",
+    patient_name: str | None = None,
+    patient_id: str | None = None,
+) -> None:
+    """Write uint8 frames ``(F, H, W)`` as a multi-frame IVOCT DICOM, atomically.
+
+    ``space="polar"`` writes the For Processing SOP class (rows = A-lines, A-line Pixel Spacing),
+    ``"cartesian"`` the For Presentation class (Pixel Spacing; a catheter centre away from the
+    image centre is kept in a private tag). ``photometric="RGB"`` stores the grey values through
+    :data:`octseg.io.color.SEPIA_LUT`, ``"PALETTE COLOR"`` stores the grey values as indices into
+    that map. ``transfer_syntax`` is ``"explicit_le"``, ``"rle"`` or ``"jpeg_baseline"`` (lossy;
+    RGB is then stored as YBR_FULL). Patient name/ID are empty unless given.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (F, H, W), got {frames.dtype} {frames.shape}")
+    if space not in ("polar", "cartesian"):
+        raise ValueError(f"space must be 'polar' or 'cartesian', got {space!r}")
+    if transfer_syntax not in TRANSFER_SYNTAXES:
+        raise ValueError(f"transfer_syntax must be one of {sorted(TRANSFER_SYNTAXES)}")
+    if photometric not in PHOTOMETRICS:
+        raise ValueError(f"photometric must be one of {PHOTOMETRICS}")
+    if photometric == "PALETTE COLOR" and transfer_syntax == "jpeg_baseline":
+        raise ValueError("PALETTE COLOR cannot be stored lossily (jpeg_baseline)")
+    for name, val in (
+        ("pixel_spacing_mm", pixel_spacing_mm),
+        ("frame_spacing_mm", frame_spacing_mm),
+    ):
+        if not (val is not None and np.isfinite(val) and val > 0):
+            raise ValueError(f"{name} must be a positive number, got {val!r}")
+    n, h, w = frames.shape
+    ds = _ivoct_header(
+        space=space,
+        n=n,
+        h=h,
+        w=w,
+        pixel_spacing_mm=float(pixel_spacing_mm),
+        frame_spacing_mm=float(frame_spacing_mm),
+        catheter_center=catheter_center,
+        series_description=series_description,
+        patient_name=patient_name,
+        patient_id=patient_id,
+    )
+    ds.SamplesPerPixel = 1 if photometric != "RGB" else 3
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    if photometric == "RGB":
+        ds.PlanarConfiguration = 0
+        pixels = SEPIA_LUT[frames]  # (F, H, W, 3)
+    else:
+        pixels = frames
+    if photometric == "PALETTE COLOR":
+        lut16 = SEPIA_LUT.astype(np.uint16) * 257
+        for i, colour in enumerate(("Red", "Green", "Blue")):
+            setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+            setattr(ds, f"{colour}PaletteColorLookupTableData", lut16[:, i].astype("<u2").tobytes())
+
+    ts = TRANSFER_SYNTAXES[transfer_syntax]
+    ds.file_meta.TransferSyntaxUID = ts
+    ds.LossyImageCompression = "00"
+    if transfer_syntax == "explicit_le":
+        ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+        ds["PixelData"].VR = "OB"
+    elif transfer_syntax == "rle":
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+        ds["PixelData"].VR = "OB"
+        # pylibjpeg-rle (Rust) is ~10x faster than pydicom's own encoder; either is used if present
+        ds.compress(RLELossless, generate_instance_uid=False)
+    else:
+        ds.PixelData = pydicom.encaps.encapsulate([_jpeg_frame(f) for f in pixels])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        if photometric == "RGB":
+            ds.PhotometricInterpretation = "YBR_FULL"
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
+        ds.LossyImageCompressionRatio = f"{max(pixels.nbytes / max(len(ds.PixelData), 1), 1):.2f}"[
+            :16
+        ]
+    with atomic.atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
+
+
+def _jpeg_frame(frame: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    mode = "RGB" if frame.ndim == 3 else "L"
+    # baseline (not progressive, not optimised), 4:4:4 so that colour edges survive
+    Image.fromarray(frame, mode=mode).save(buf, format="JPEG", quality=95, subsampling=0)
+    return buf.getvalue()
+
+
+def _ivoct_header(
+    *,
+    space: str,
+    n: int,
+    h: int,
+    w: int,
+    pixel_spacing_mm: float,
+    frame_spacing_mm: float,
+    catheter_center: tuple[float, float] | None,
+    series_description: str,
+    patient_name: str | None,
+    patient_id: str | None,
+) -> Dataset:
+    sop_class = IVOCT_PROCESSING if space == "polar" else IVOCT_PRESENTATION
+    now = _dt.datetime.now()
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"OCTSEG_{__version__}"[:16]
+    ds = Dataset()
+    ds.file_meta = meta
+    # SOP common
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    # patient (type 2: present, empty unless given)
+    ds.PatientName = patient_name or ""
+    ds.PatientID = patient_id or ""
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    # general study / series / frame of reference / equipment
+    ds.StudyInstanceUID = generate_uid()
+    ds.StudyDate, ds.StudyTime = date, time
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.AccessionNumber = ""
+    ds.Modality = "IVOCT"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = 1
+    ds.SeriesDescription = series_description
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.PositionReferenceIndicator = ""
+    ds.Manufacturer = "octseg"
+    ds.ManufacturerModelName = "octseg synth"
+    ds.DeviceSerialNumber = "0"
+    ds.SoftwareVersions = __version__
+    # intravascular OCT image module
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.InstanceNumber = 1
+    ds.ContentDate, ds.ContentTime = date, time
+    ds.AcquisitionDateTime = now.strftime("%Y%m%d%H%M%S")
+    ds.AcquisitionDuration = n / DEFAULT_ROTATION_HZ
+    ds.PresentationIntentType = "FOR PROCESSING" if space == "polar" else "FOR PRESENTATION"
+    ds.BurnedInAnnotation = "NO"
+    ds.Rows, ds.Columns = h, w
+    ds.NumberOfFrames = n
+    # intravascular OCT acquisition parameters
+    n_alines = h if space == "polar" else DEFAULT_ALINES
+    ds.OCTAcquisitionDomain = "FREQUENCY"
+    ds.OCTOpticalCenterWavelength = 1300.0
+    ds.AxialResolution = 15.0
+    ds.RangingDepth = float(w * pixel_spacing_mm)
+    ds.ALinesPerFrame = n_alines
+    ds.CatheterRotationalRate = DEFAULT_ROTATION_HZ
+    ds.ALineRate = n_alines * DEFAULT_ROTATION_HZ
+    ds.IVUSPullbackRate = f"{frame_spacing_mm * DEFAULT_ROTATION_HZ:.10g}"
+    ds.EffectiveRefractiveIndex = 1.0  # pixel spacings are physical (already corrected)
+    ds.OCTZOffsetApplied = "NO"
+    if space == "polar":
+        ds.ALinePixelSpacing = pixel_spacing_mm
+        ds.NumberOfPaddedALines = 0
+        ds.InterpolationType = "LINEAR"
+    # multi-frame functional groups
+    shared = Dataset()
+    if space == "cartesian":
+        pm = Dataset()
+        pm.PixelSpacing = [f"{pixel_spacing_mm:.10g}", f"{pixel_spacing_mm:.10g}"]
+        pm.SliceThickness = f"{frame_spacing_mm:.10g}"
+        shared.PixelMeasuresSequence = Sequence([pm])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for i in range(n):
+        item = Dataset()
+        fc = Dataset()
+        fc.DimensionIndexValues = [i + 1]
+        fc.FrameAcquisitionNumber = i + 1
+        item.FrameContentSequence = Sequence([fc])
+        ivfc = Dataset()
+        ivfc.IntravascularLongitudinalDistance = float(i * frame_spacing_mm)
+        item.IntravascularFrameContentSequence = Sequence([ivfc])
+        if space == "polar":
+            octfc = Dataset()
+            octfc.SeamLineIndex = 0
+            octfc.FirstALineLocation = 0.0
+            item.IntravascularOCTFrameContentSequence = Sequence([octfc])
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    dim_uid = generate_uid()
+    org = Dataset()
+    org.DimensionOrganizationUID = dim_uid
+    ds.DimensionOrganizationSequence = Sequence([org])
+    idx = Dataset()
+    idx.DimensionOrganizationUID = dim_uid
+    idx.DimensionIndexPointer = 0x00520028
+    idx.FunctionalGroupPointer = 0x00520027
+    idx.DimensionDescriptionLabel = "Longitudinal distance"
+    ds.DimensionIndexSequence = Sequence([idx])
+    if space == "cartesian" and catheter_center is not None:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+        block.add_new(_CENTER_ELEM, "DS", [f"{float(c):.6g}" for c in catheter_center])
+    return ds
+
+
+# --------------------------------------------------------------------------------------- reader
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _first(ds: Dataset, keyword: str) -> Any:
+    """``keyword`` at the top level, in the shared functional groups or in the first frame's."""
+    if keyword in ds:
+        return ds[keyword].value
+    for seq_kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for group in (ds.get(seq_kw) or [])[:1]:
+            for elem in group:
+                if elem.VR == "SQ":
+                    for item in elem.value[:1]:
+                        if keyword in item:
+                            return item[keyword].value
+    return None
+
+
+def _longitudinal_spacing(ds: Dataset) -> float | None:
+    dist = []
+    for item in ds.get("PerFrameFunctionalGroupsSequence") or []:
+        value = None
+        for seq_kw in ("IntravascularFrameContentSequence", "IntravascularOCTFrameContentSequence"):
+            for sub in item.get(seq_kw) or []:
+                if "IntravascularLongitudinalDistance" in sub:
+                    value = float(sub.IntravascularLongitudinalDistance)
+        if value is None:
+            return None
+        dist.append(value)
+    if len(dist) < 2:
+        return None
+    step = np.abs(np.diff(np.asarray(dist)))
+    step = step[step > 0]
+    return float(np.median(step)) if step.size else None
+
+
+def _rate_spacing(ds: Dataset) -> float | None:
+    rate, rot = _first(ds, "IVUSPullbackRate"), _first(ds, "CatheterRotationalRate")
+    try:
+        rate, rot = float(rate), float(rot)
+    except (TypeError, ValueError):
+        return None
+    return rate / rot if rate > 0 and rot > 0 else None
+
+
+@register_reader
+class DicomReader(Reader):
+    name = "dicom"
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        return path.is_file() and (
+            path.suffix.lower() in (".dcm", ".dicom") or _is_dicom_file(path)
+        )
+
+    @classmethod
+    def read(cls, path: Path, **options: Any) -> Pullback:
+        path = Path(path)
+        try:
+            ds, pixel_pos = _read_header(path)
+        except InputError:
+            raise
+        except InvalidDicomError:
+            raise InputError(path, "not a DICOM file (no DICM preamble)") from None
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(
+                path, f"unreadable DICOM header ({type(exc).__name__}: {exc})"
+            ) from None
+        sop = UID(str(ds.get("SOPClassUID", "")))
+        if sop not in IVOCT_SOP_CLASSES:
+            name = sop.name if sop else "none"
+            raise InputError(
+                path,
+                f"SOP class {sop or '(missing)'} ({name}) is not Intravascular OCT Image Storage "
+                f"({IVOCT_PRESENTATION} or {IVOCT_PROCESSING})",
+            )
+        space = IVOCT_SOP_CLASSES[sop]
+        try:
+            n = int(ds.get("NumberOfFrames", 1) or 1)
+            h, w = int(ds.Rows), int(ds.Columns)
+            photometric = str(ds.PhotometricInterpretation).strip()
+            bits_stored = int(ds.get("BitsStored", 8))
+            ts = UID(str(ds.file_meta.TransferSyntaxUID))
+        except (AttributeError, ValueError, TypeError) as exc:
+            raise InputError(path, f"incomplete image pixel module ({exc})") from None
+        _check_pixel_data(path, ds, pixel_pos, n, h, w, ts)
+
+        # spacing
+        if space == "cartesian":
+            ps = _first(ds, "PixelSpacing")
+            file_px, px_src = None, "file: Pixel Spacing (0028,0030)"
+            if ps is not None and len(ps) == 2 and float(ps[0]) > 0 and float(ps[1]) > 0:
+                if abs(float(ps[0]) - float(ps[1])) > 1e-3 * float(ps[0]):
+                    raise InputError(path, f"non-square pixels {list(ps)} are not supported")
+                file_px = float(ps[0])
+        else:
+            val = _first(ds, "ALinePixelSpacing")
+            file_px = float(val) if val is not None else None
+            px_src = "file: A-line Pixel Spacing (0052,0014)"
+        file_fr = _longitudinal_spacing(ds)
+        fr_src = "file: Intravascular Longitudinal Distance (0052,0028)"
+        if file_fr is None:
+            file_fr = _rate_spacing(ds)
+            fr_src = "file: Pullback Rate (0018,3101) / Catheter Rotational Rate (0052,0013)"
+        px, fr, sources = spacing_for(
+            path, options, file_pixel=file_px, file_frame=file_fr,
+            pixel_source=px_src, frame_source=fr_src,
+        )  # fmt: skip
+        center = None
+        if space == "cartesian":
+            block = None
+            try:
+                block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+                cc = block[_CENTER_ELEM].value
+                center = (float(cc[0]), float(cc[1]))
+            except (KeyError, IndexError, TypeError, ValueError):
+                center = None
+        lut_ds = ds if photometric == "PALETTE COLOR" else None
+        monochrome1 = photometric == "MONOCHROME1"
+        scale = float(2**bits_stored - 1)
+
+        def load(start: int, stop: int) -> np.ndarray:
+            out = np.empty((stop - start, h, w), dtype=np.float32)
+            try:
+                it = pydicom.pixels.iter_pixels(path, indices=range(start, stop))
+                for k, arr in enumerate(it):
+                    out[k] = _to_gray(arr, photometric, lut_ds, scale, monochrome1)
+            except InputError:
+                raise
+            except Exception as exc:  # decoder errors on truncated/corrupt pixel data
+                raise InputError(
+                    path, f"cannot decode frames {start}:{stop} ({type(exc).__name__}: {exc})"
+                ) from None
+            return out
+
+        meta: dict[str, Any] = {
+            "sop_class_uid": str(sop),
+            "sop_class": sop.name,
+            "transfer_syntax_uid": str(ts),
+            "transfer_syntax": ts.name,
+            "photometric_interpretation": photometric,
+            "samples_per_pixel": int(ds.get("SamplesPerPixel", 1)),
+            "bits_stored": bits_stored,
+            "spacing_source": sources,
+        }
+        for kw, key in _NON_IDENTIFYING.items():
+            if kw in ds and ds[kw].value not in (None, ""):
+                meta[key] = str(ds[kw].value)
+        alines = _first(ds, "ALinesPerFrame")
+        if alines is not None:
+            meta["a_lines_per_frame"] = int(alines)
+        return Pullback(
+            source=str(path),
+            format=cls.name,
+            space=space,
+            n_frames=n,
+            height=h,
+            width=w,
+            pixel_spacing_mm=px,
+            frame_spacing_mm=fr,
+            loader=load,
+            catheter_center=center,
+            metadata=meta,
+        )
+
+
+def _read_header(path: Path) -> tuple[Dataset, int]:
+    """The header (no pixel data) and the file offset where the Pixel Data element starts."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught, open(path, "rb") as fh:
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+        pos = fh.tell()
+        tag = fh.read(4)
+    for w in caught:
+        if "end of file" in str(w.message).lower():
+            raise InputError(path, "truncated DICOM (the header ends early)")
+    if tag != b"\xe0\x7f\x10\x00":
+        raise InputError(path, "truncated or corrupt DICOM: no Pixel Data element after the header")
+    return ds, pos
+
+
+def _check_pixel_data(path: Path, ds: Dataset, pos: int, n: int, h: int, w: int, ts: UID) -> None:
+    """Catch files cut short without decoding anything."""
+    size = path.stat().st_size
+    if ts.is_compressed:
+        with open(path, "rb") as fh:
+            fh.seek(max(size - 8, 0))
+            tail = fh.read(8)
+        if tail != b"\xfe\xff\xdd\xe0\x00\x00\x00\x00":
+            raise InputError(
+                path, "truncated DICOM: the encapsulated pixel data lacks its end delimiter"
+            )
+        return
+    spp = int(ds.get("SamplesPerPixel", 1))
+    nbytes = n * h * w * spp * max(int(ds.get("BitsAllocated", 8)) // 8, 1)
+    head = 8 if ts.is_implicit_VR else 12  # tag, (VR, reserved,) length
+    if size < pos + head + nbytes:
+        raise InputError(
+            path,
+            f"truncated DICOM: pixel data needs {nbytes} bytes for {n} frames of {h}x{w}x{spp}, "
+            f"the file holds {max(size - pos - head, 0)}",
+        )
+
+
+def _to_gray(
+    arr: np.ndarray, photometric: str, lut_ds: Dataset | None, scale: float, monochrome1: bool
+) -> np.ndarray:
+    if photometric.startswith("MONOCHROME"):
+        grey = arr.astype(np.float32) / scale
+        return 1.0 - grey if monochrome1 else grey
+    if photometric == "PALETTE COLOR":
+        rgb = pydicom.pixels.apply_color_lut(arr, lut_ds)
+        if rgb.dtype != np.uint8:
+            rgb = (rgb >> 8).astype(np.uint8) if rgb.max() > 255 else rgb.astype(np.uint8)
+        return sepia_to_gray(rgb)
+    if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR converted to RGB by pydicom
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)
+        return sepia_to_gray(arr)
+    raise InputError(None, f"unsupported photometric interpretation {photometric!r}")

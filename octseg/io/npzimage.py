@@ -1,0 +1,152 @@
+"""Reader for the "octseg image npz" (written by ``octseg synth``; see docs/io.md).
+
+Keys: ``frames`` uint8 (0..255) or float32 (0..1) ``(F, H, W)``, ``space`` ("polar" |
+"cartesian"), ``pixel_spacing_mm``, ``frame_spacing_mm``, optional ``catheter_center`` [cy, cx].
+
+The header (shape, dtype) is read without decompressing the frames; the frames are decompressed
+on the first ``read`` and kept (a compressed npz member cannot be decoded partially).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octseg import atomic
+from octseg.errors import InputError
+from octseg.io.base import Pullback, Reader, register_reader
+from octseg.io.spacing import spacing_for
+
+FRAMES_MEMBER = "frames.npy"
+
+
+def _frames_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    with zipfile.ZipFile(path) as zf, zf.open(FRAMES_MEMBER) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    return shape, dtype
+
+
+@register_reader
+class NpzImageReader(Reader):
+    name = "npz"
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        if not path.is_file() or path.suffix.lower() != ".npz":
+            return False
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return FRAMES_MEMBER in zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return True  # claim it so that the user gets "not a readable npz" for a .npz file
+
+    @classmethod
+    def read(cls, path: Path, **options: Any) -> Pullback:
+        path = Path(path)
+        try:
+            shape, dtype = _frames_header(path)
+            with np.load(path, allow_pickle=False) as z:
+                small = {k: z[k] for k in z.files if k != "frames"}
+        except KeyError:
+            raise InputError(path, "npz image lacks the 'frames' array") from None
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            raise InputError(path, f"not a readable octseg image npz ({exc})") from None
+        if len(shape) != 3:
+            raise InputError(path, f"'frames' must be (F, H, W), got shape {shape}")
+        if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
+            raise InputError(path, f"'frames' must be uint8 or float32, got {dtype}")
+        if "space" not in small:
+            raise InputError(path, "npz image lacks 'space' ('polar' or 'cartesian')")
+        space = str(small["space"])
+        if space not in ("polar", "cartesian"):
+            raise InputError(path, f"'space' must be 'polar' or 'cartesian', got {space!r}")
+
+        def scalar(key: str) -> float | None:
+            if key not in small:
+                return None
+            try:
+                return float(np.asarray(small[key]).reshape(()))
+            except (TypeError, ValueError):
+                raise InputError(path, f"'{key}' must be a number") from None
+
+        px, fr, sources = spacing_for(
+            path,
+            options,
+            file_pixel=scalar("pixel_spacing_mm"),
+            file_frame=scalar("frame_spacing_mm"),
+            pixel_source="file",
+            frame_source="file",
+        )
+        center = None
+        if "catheter_center" in small:
+            cc = np.asarray(small["catheter_center"], dtype=float).reshape(-1)
+            if cc.shape != (2,) or not np.all(np.isfinite(cc)):
+                raise InputError(path, "'catheter_center' must be [cy, cx]")
+            if space == "cartesian":
+                center = (float(cc[0]), float(cc[1]))
+        cache: dict[str, np.ndarray] = {}
+
+        def load(start: int, stop: int) -> np.ndarray:
+            if "frames" not in cache:
+                try:
+                    with np.load(path, allow_pickle=False) as z:
+                        cache["frames"] = z["frames"]
+                except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+                    raise InputError(path, f"cannot decode 'frames' ({exc})") from None
+            chunk = cache["frames"][start:stop]
+            if chunk.dtype == np.uint8:
+                return chunk.astype(np.float32) / 255.0
+            chunk = chunk.astype(np.float32)
+            finite = chunk[np.isfinite(chunk)]
+            if finite.size and (finite.min() < 0 or finite.max() > 1):
+                raise InputError(path, f"float frames {start}:{stop} fall outside 0..1")
+            return chunk
+
+        return Pullback(
+            source=str(path),
+            format=cls.name,
+            space=space,
+            n_frames=int(shape[0]),
+            height=int(shape[1]),
+            width=int(shape[2]),
+            pixel_spacing_mm=px,
+            frame_spacing_mm=fr,
+            loader=load,
+            catheter_center=center,
+            metadata={"dtype": str(dtype), "spacing_source": sources},
+        )
+
+
+def write_npz_image(
+    path: str | Path,
+    frames: np.ndarray,
+    *,
+    space: str,
+    pixel_spacing_mm: float,
+    frame_spacing_mm: float,
+    catheter_center: tuple[float, float] | None = None,
+) -> None:
+    """Write an octseg image npz atomically (the format ``octseg synth`` produces)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 3:
+        raise ValueError(f"frames must be (F, H, W), got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        frames = frames.astype(np.float32)
+    if space not in ("polar", "cartesian"):
+        raise ValueError(f"space must be 'polar' or 'cartesian', got {space!r}")
+    arrays: dict[str, Any] = {
+        "frames": frames,
+        "space": np.array(space),
+        "pixel_spacing_mm": np.float64(pixel_spacing_mm),
+        "frame_spacing_mm": np.float64(frame_spacing_mm),
+    }
+    if catheter_center is not None:
+        arrays["catheter_center"] = np.asarray(catheter_center, dtype=np.float64)
+    atomic.save_npz(path, **arrays)

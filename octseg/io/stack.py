@@ -1,0 +1,231 @@
+"""Plain image stacks: a folder of PNG/TIFF/JPEG frames (sorted naturally) or a multi-page TIFF.
+
+These formats record no spacing: give ``pixel_spacing_mm``/``frame_spacing_mm`` as arguments or in
+a ``spacing.json`` sidecar (inside the folder, or beside the folder/file). The frames are
+Cartesian unless the sidecar says ``"space": "polar"``; a Cartesian catheter centre other than the
+image centre can be given as ``"catheter_center": [cy, cx]`` in the same sidecar.
+
+Grey frames are scaled to [0, 1] by their bit depth; RGB frames (sepia colour maps) are converted
+with :func:`octseg.io.color.sepia_to_gray`; a fourth channel (alpha) is ignored. Frames are
+decoded one file (or one TIFF page) at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octseg.errors import InputError
+from octseg.io.base import Pullback, Reader, register_reader
+from octseg.io.color import rgb_frames_to_gray
+from octseg.io.spacing import find_sidecar, spacing_for
+
+FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key: ``frame2`` before ``frame10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")
+    ]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def read_image_file(path: Path, page: int = 0) -> np.ndarray:
+    """Raw pixel array of one image (or one TIFF page), channels last, values untouched.
+
+    TIFF goes through tifffile (4-channel TIFFs keep all four channels, never premultiplied);
+    LZW/Deflate TIFFs fall back to Pillow where the ``imagecodecs`` package is absent.
+    """
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import tifffile
+
+            try:
+                with tifffile.TiffFile(path) as tf:
+                    pg = tf.pages[page]
+                    arr = pg.asarray()
+                    if pg.samplesperpixel > 1 and pg.planarconfig == 2 and arr.ndim == 3:
+                        arr = np.moveaxis(arr, 0, -1)  # separate planes -> channels last
+                    return arr
+            except ValueError as exc:
+                if "imagecodecs" not in str(exc):
+                    raise
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.seek(page)
+                return np.asarray(im)  # Pillow keeps unassociated alpha as stored
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P":
+                im = im.convert("RGB")
+            return np.asarray(im)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
+
+
+def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
+    """One frame (H, W) grey or (H, W, 3|4) colour -> float32 (H, W) in [0, 1]."""
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        return rgb_frames_to_gray(arr[..., :3])
+    if arr.ndim == 3 and arr.shape[-1] in (1, 2):
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise InputError(path, f"expected a 2-D grey or RGB frame, got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    out = arr.astype(np.float32)
+    finite = out[np.isfinite(out)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise InputError(path, "floating-point frame values fall outside 0..1")
+    return out
+
+
+def _layout(path: Path, h: int, w: int) -> tuple[str, tuple[float, float] | None]:
+    """``space`` and ``catheter_center`` from the sidecar (default Cartesian, image centre)."""
+    import json
+
+    side = find_sidecar(path)
+    space, center = "cartesian", None
+    if side is not None:
+        try:
+            data = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(side, f"not a readable JSON spacing sidecar ({exc})") from None
+        if isinstance(data, dict):
+            space = str(data.get("space", "cartesian"))
+            if space not in ("polar", "cartesian"):
+                raise InputError(side, f"'space' must be 'polar' or 'cartesian', got {space!r}")
+            if "catheter_center" in data:
+                cc = np.asarray(data["catheter_center"], dtype=float).reshape(-1)
+                if cc.shape != (2,) or not np.all(np.isfinite(cc)):
+                    raise InputError(side, "'catheter_center' must be [cy, cx]")
+                center = (float(cc[0]), float(cc[1]))
+    return space, center if space == "cartesian" else None
+
+
+@register_reader
+class ImageFolderReader(Reader):
+    """A folder holding one image file per frame (PNG/TIFF/JPEG/BMP)."""
+
+    name = "image-folder"
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        return path.is_dir() and any(
+            p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir() if p.is_file()
+        )
+
+    @classmethod
+    def read(cls, path: Path, **options: Any) -> Pullback:
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError(path, "not a folder of image frames")
+        files = frame_files(path)
+        if not files:
+            raise InputError(path, f"folder holds no image frames ({', '.join(FRAME_SUFFIXES)})")
+        first = read_image_file(files[0])
+        h, w = first.shape[:2]
+        px, fr, sources = spacing_for(path, options)
+        space, center = _layout(path, h, w)
+
+        def load(start: int, stop: int) -> np.ndarray:
+            out = np.empty((stop - start, h, w), dtype=np.float32)
+            for k, f in enumerate(files[start:stop]):
+                arr = read_image_file(f)
+                if arr.shape[:2] != (h, w):
+                    raise InputError(f, f"frame size {arr.shape[:2]} differs from {(h, w)}")
+                out[k] = to_gray(arr, f)
+            return out
+
+        return Pullback(
+            source=str(path),
+            format=cls.name,
+            space=space,
+            n_frames=len(files),
+            height=h,
+            width=w,
+            pixel_spacing_mm=px,
+            frame_spacing_mm=fr,
+            loader=load,
+            catheter_center=center,
+            metadata={
+                "first_file": files[0].name,
+                "channels": 1 if first.ndim == 2 else int(first.shape[-1]),
+                "dtype": str(first.dtype),
+                "spacing_source": sources,
+            },
+        )
+
+
+@register_reader
+class TiffStackReader(Reader):
+    """A (multi-page) TIFF file: one page per frame."""
+
+    name = "tiff"
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() in TIFF_SUFFIXES
+
+    @classmethod
+    def read(cls, path: Path, **options: Any) -> Pullback:
+        import tifffile
+
+        path = Path(path)
+        try:
+            with tifffile.TiffFile(path) as tf:
+                n = len(tf.pages)
+                page0 = tf.pages[0]
+                h, w = int(page0.imagelength), int(page0.imagewidth)
+                channels, dtype = int(page0.samplesperpixel), page0.dtype
+        except Exception as exc:
+            raise InputError(path, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
+        if n == 0:
+            raise InputError(path, "TIFF holds no pages")
+        px, fr, sources = spacing_for(path, options)
+        space, center = _layout(path, h, w)
+
+        def load(start: int, stop: int) -> np.ndarray:
+            out = np.empty((stop - start, h, w), dtype=np.float32)
+            for k, i in enumerate(range(start, stop)):
+                arr = read_image_file(path, page=i)
+                if arr.shape[:2] != (h, w):
+                    raise InputError(path, f"page {i} size {arr.shape[:2]} differs from {(h, w)}")
+                out[k] = to_gray(arr, path)
+            return out
+
+        return Pullback(
+            source=str(path),
+            format=cls.name,
+            space=space,
+            n_frames=n,
+            height=h,
+            width=w,
+            pixel_spacing_mm=px,
+            frame_spacing_mm=fr,
+            loader=load,
+            catheter_center=center,
+            metadata={
+                "channels": channels,
+                "dtype": str(dtype),
+                "spacing_source": sources,
+            },
+        )
