@@ -1,0 +1,558 @@
+"""Read automated results and manual measurements into one in-memory form per pullback.
+
+Automated results (``auto``): a folder with one sub-folder per pullback (or one pullback folder)
+holding either the measurement tables ``frames.csv`` / ``struts.csv`` / ``summary.json``
+(inference output, ``octseg measure``), or a label file ``labels.npz`` that is measured on the fly
+with :func:`octseg.geometry.measure_labels`, or (synthetic cohorts) a ``truth/`` folder with the
+tables. A ``labels.npz`` beside the tables is also used for the overlap metrics.
+
+Manual measurements (``manual``): ``manual_frames.csv``, ``manual_lesions.csv``,
+``manual_struts.csv`` (columns in :mod:`octseg.measurements`, formats in ``docs/evaluation.md``)
+anywhere up to two folders deep, and/or per-pullback folders with ``labels.npz`` (manual label
+maps) or with measurement tables (``frames.csv``/``summary.json``/``struts.csv``, e.g. the
+synthetic generator's ``truth/``), which are then read as if a core lab had written them.
+
+Every problem is an :class:`octseg.errors.SchemaError` / :class:`InputError` naming the file (and
+the line for CSV rows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from octseg.errors import InputError, SchemaError
+from octseg.labels import LabelFile, load_labels
+from octseg.measurements import (
+    FRAME_COLUMNS,
+    MANUAL_LESION_COLUMNS,
+    MANUAL_STRUT_COLUMNS,
+    STRUT_COLUMNS,
+    read_summary,
+)
+from octseg.measurements import _parse as _parse_cell
+
+TABLES = ("frames.csv", "struts.csv", "summary.json")
+MANUAL_FILES = {
+    "frames": "manual_frames.csv",
+    "lesions": "manual_lesions.csv",
+    "struts": "manual_struts.csv",
+}
+#: per-frame measurement columns compared between auto and manual (everything but the keys)
+FRAME_MEASURES: list[str] = [c for c in FRAME_COLUMNS if c not in ("frame", "position_mm")]
+#: per-lesion continuous measures
+LESION_MEASURES: list[str] = [
+    "length_mm",
+    "max_arc_deg",
+    "max_thickness_mm",
+    "min_depth_mm",
+    "volume_mm3",
+]
+RISK_FLAGS: list[str] = ["arc_gt_270", "thickness_gt_1mm", "length_gt_15mm"]
+INT_COLUMNS = {"frame", "start_frame", "end_frame", "n_struts", "n_malapposed", "calcium_score"}
+TEXT_COLUMNS = {"pullback_id", "kind", "risk_flags"}
+BOOL_COLUMNS = {"malapposed"}
+
+
+@dataclass
+class PullbackData:
+    """One pullback's measurements from one side (auto or manual).
+
+    ``frames``: rows keyed by frame columns (``frame`` and/or ``position_mm`` and measures);
+    ``lesions``: rows with ``start_frame``/``end_frame`` (or ``start_mm``/``end_mm``) and lesion
+    measures; ``struts``: rows of strut columns. ``None`` cells mean "not measured" /
+    "not applicable". ``source`` names where each table came from (for messages and the report).
+    """
+
+    id: str
+    frames: list[dict[str, Any]] | None = None
+    lesions: list[dict[str, Any]] | None = None
+    struts: list[dict[str, Any]] | None = None
+    summary: dict[str, Any] | None = None
+    labels: LabelFile | None = None
+    frame_spacing_mm: float | None = None
+    source: dict[str, str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- cell checks
+def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Like :func:`octseg.measurements.read_csv`, but text columns (``pullback_id``, ``kind``,
+    ``risk_flags``) keep their text ("001" stays "001"). Errors name the file and line."""
+    import csv
+
+    path = Path(path)
+    if not path.exists():
+        raise SchemaError(path, "no such file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(4096)
+            fh.seek(0)
+            delimiter = ";" if sample.count(";") > sample.count(",") else ","
+            reader = csv.reader(fh, delimiter=delimiter)
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise SchemaError(path, "not a UTF-8 text CSV file") from None
+    except csv.Error as exc:
+        raise SchemaError(path, f"not a readable CSV file ({exc})") from None
+    if not rows:
+        raise SchemaError(path, "empty file (no header line)")
+    header = [h.strip() for h in rows[0]]
+    if any(h == "" for h in header):
+        raise SchemaError(path, "line 1: the header has a blank column name")
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise SchemaError(path, f"line 1: repeated column(s): {', '.join(dup)}")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise SchemaError(path, f"CSV lacks column(s): {', '.join(missing)}")
+    out = []
+    for line, cells in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue  # blank spreadsheet rows
+        if len(cells) > len(header):
+            if any(c.strip() for c in cells[len(header) :]):
+                raise SchemaError(path, f"line {line} has more cells than the header")
+            cells = cells[: len(header)]
+        cells = cells + [""] * (len(header) - len(cells))
+        row: dict[str, Any] = {}
+        for h, c in zip(header, cells):
+            text = c.strip()
+            row[h] = (text or None) if h in TEXT_COLUMNS else _parse_cell(text)
+        row["_line"] = line
+        out.append(row)
+    return out
+
+
+def _bool(value: Any, path: Path, line: int, col: str) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "y"):
+        return True
+    if text in ("0", "false", "no", "n"):
+        return False
+    raise SchemaError(path, f"line {line}: column '{col}': {value!r} is not yes/no (1/0)")
+
+
+def _number(value: Any, path: Path, line: int, col: str) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(path, f"line {line}: column '{col}': {value!r} is not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SchemaError(path, f"line {line}: column '{col}': {value!r} is not finite")
+    if col in INT_COLUMNS:
+        if float(value) != int(value):
+            raise SchemaError(path, f"line {line}: column '{col}': {value!r} is not a whole number")
+        return int(value)
+    return float(value)
+
+
+def _clean_row(
+    raw: dict[str, Any], path: Path, line: int, known: set[str], extra_ok: set[str] = frozenset()
+) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for col, val in raw.items():
+        if col not in known and col not in extra_ok:
+            continue  # unknown columns (comments, reader initials) are ignored; listed in warnings
+        if col in BOOL_COLUMNS:
+            row[col] = _bool(val, path, line, col)
+        elif col in TEXT_COLUMNS:
+            row[col] = None if val is None else str(val).strip()
+        else:
+            row[col] = _number(val, path, line, col)
+    return row
+
+
+def _unknown_columns(rows: list[dict[str, Any]], known: set[str]) -> list[str]:
+    cols: set[str] = set()
+    for r in rows:
+        cols.update(r)
+    return sorted(c for c in cols if c not in known and c != "_line")
+
+
+# ----------------------------------------------------------------------------- manual CSVs
+def read_manual_frames(
+    path: Path, default_id: str | None = None, warnings: list[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``manual_frames.csv`` -> {pullback_id: rows}. Needs ``frame`` or ``position_mm``."""
+    known = {"pullback_id", *FRAME_COLUMNS}
+    raw = read_csv(path, required=() if default_id else ("pullback_id",))
+    _note_unknown(raw, known, path, warnings)
+    header = set(raw[0]) if raw else set()
+    if raw and not ({"frame", "position_mm"} & header):
+        raise SchemaError(path, "CSV needs a 'frame' or a 'position_mm' column")
+    out: dict[str, list[dict[str, Any]]] = {}
+    seen: dict[tuple[str, str, float], int] = {}
+    for r in raw:
+        line = r["_line"]
+        row = _clean_row(r, path, line, known)
+        pid = _pid(row, default_id, path, line)
+        if row.get("frame") is None and row.get("position_mm") is None:
+            raise SchemaError(path, f"line {line}: neither 'frame' nor 'position_mm' is given")
+        if row.get("frame") is not None and row["frame"] < 0:
+            raise SchemaError(path, f"line {line}: 'frame' must be >= 0, got {row['frame']}")
+        key = (
+            (pid, "frame", float(row["frame"]))
+            if row.get("frame") is not None
+            else (pid, "mm", float(row["position_mm"]))
+        )
+        if key in seen:
+            raise SchemaError(
+                path,
+                f"line {line}: repeats pullback {pid!r} {key[1]} {key[2]:g} (line {seen[key]})",
+            )
+        seen[key] = line
+        row["_line"] = line
+        out.setdefault(pid, []).append(row)
+    return out
+
+
+def read_manual_lesions(
+    path: Path, default_id: str | None = None, warnings: list[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``manual_lesions.csv`` -> {pullback_id: rows}. Needs start/end as frames or mm."""
+    known = set(MANUAL_LESION_COLUMNS) | {"risk_flags"}
+    raw = read_csv(path, required=() if default_id else ("pullback_id",))
+    _note_unknown(raw, known, path, warnings)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in raw:
+        line = r["_line"]
+        row = _clean_row(r, path, line, known)
+        pid = _pid(row, default_id, path, line)
+        if row.get("start_frame") is not None and row.get("end_frame") is not None:
+            if row["end_frame"] < row["start_frame"]:
+                raise SchemaError(path, f"line {line}: end_frame < start_frame")
+        elif row.get("start_mm") is not None and row.get("end_mm") is not None:
+            if row["end_mm"] < row["start_mm"]:
+                raise SchemaError(path, f"line {line}: end_mm < start_mm")
+        else:
+            raise SchemaError(
+                path, f"line {line}: give start_frame and end_frame, or start_mm and end_mm"
+            )
+        score = row.get("calcium_score")
+        if score is not None and not 0 <= score <= 4:
+            raise SchemaError(path, f"line {line}: calcium_score must be 0..4, got {score}")
+        kind = row.get("kind")
+        if kind is not None:
+            if kind.lower() not in ("spotty", "macro"):
+                raise SchemaError(
+                    path, f"line {line}: kind must be 'spotty' or 'macro', got {kind!r}"
+                )
+            row["kind"] = kind.lower()
+        if row.get("risk_flags") is not None:
+            row["risk_flags"] = _parse_flags(row["risk_flags"], path, line)
+        row["_line"] = line
+        out.setdefault(pid, []).append(row)
+    return out
+
+
+def read_manual_struts(
+    path: Path, default_id: str | None = None, warnings: list[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``manual_struts.csv`` -> {pullback_id: rows}. Needs ``frame`` and a position
+    (``x_mm`` + ``y_mm``, or ``angle_deg``)."""
+    known = set(MANUAL_STRUT_COLUMNS)
+    raw = read_csv(path, required=("frame",) if default_id else ("pullback_id", "frame"))
+    _note_unknown(raw, known, path, warnings)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in raw:
+        line = r["_line"]
+        row = _clean_row(r, path, line, known)
+        pid = _pid(row, default_id, path, line)
+        if row.get("frame") is None:
+            raise SchemaError(path, f"line {line}: 'frame' is blank")
+        has_xy = row.get("x_mm") is not None and row.get("y_mm") is not None
+        if not has_xy and row.get("angle_deg") is None:
+            raise SchemaError(path, f"line {line}: a strut needs x_mm and y_mm, or angle_deg")
+        row["_line"] = line
+        out.setdefault(pid, []).append(row)
+    return out
+
+
+def _parse_flags(value: Any, path: Path, line: int) -> list[str]:
+    text = str(value).strip()
+    if not text or text == "[]":
+        return []
+    flags = [f.strip().strip("'\"[]") for f in text.replace(";", ",").replace("|", ",").split(",")]
+    flags = [f for f in flags if f]
+    bad = [f for f in flags if f not in RISK_FLAGS]
+    if bad:
+        raise SchemaError(
+            path, f"line {line}: unknown risk flag(s) {bad}; known: {', '.join(RISK_FLAGS)}"
+        )
+    return flags
+
+
+def _pid(row: dict[str, Any], default: str | None, path: Path, line: int) -> str:
+    pid = row.pop("pullback_id", None)
+    if pid is None:
+        pid = default
+    if pid is None or str(pid).strip() == "":
+        raise SchemaError(path, f"line {line}: 'pullback_id' is blank")
+    pid = str(pid).strip()
+    return pid
+
+
+def _note_unknown(
+    raw: list[dict[str, Any]], known: set[str], path: Path, warnings: list[str] | None
+) -> None:
+    unknown = _unknown_columns(raw, known)
+    if unknown and warnings is not None:
+        warnings.append(f"{path}: ignored unknown column(s): {', '.join(unknown)}")
+
+
+# ----------------------------------------------------------------------------- tables
+def _read_table_frames(path: Path) -> list[dict[str, Any]]:
+    raw = read_csv(path, required=("frame",))
+    known = set(FRAME_COLUMNS)
+    return [_clean_row(r, path, r["_line"], known) for r in raw]
+
+
+def _read_table_struts(path: Path) -> list[dict[str, Any]]:
+    raw = read_csv(path, required=("frame",))
+    known = set(STRUT_COLUMNS)
+    return [_clean_row(r, path, r["_line"], known) for r in raw]
+
+
+def lesions_from_summary(summary: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    lesions = summary.get("calcium_lesions") or []
+    if not isinstance(lesions, list):
+        raise SchemaError(path, "'calcium_lesions' must be a list")
+    out = []
+    for i, les in enumerate(lesions):
+        if not isinstance(les, dict) or les.get("start_frame") is None:
+            raise SchemaError(path, f"calcium_lesions[{i}] lacks 'start_frame'")
+        row = dict(les)
+        row["risk_flags"] = list(les.get("risk_flags") or [])
+        out.append(row)
+    return out
+
+
+def _spacing_from_frames(rows: list[dict[str, Any]]) -> float | None:
+    pairs = [
+        (r["frame"], r["position_mm"])
+        for r in rows
+        if r.get("frame") is not None and r.get("position_mm") is not None
+    ]
+    pairs.sort()
+    for (f0, p0), (f1, p1) in zip(pairs, pairs[1:]):
+        if f1 != f0:
+            return (p1 - p0) / (f1 - f0)
+    for f, p in pairs:
+        if f:
+            return p / f
+    return None
+
+
+def read_tables(folder: Path, pid: str, *, label_source: Path | None = None) -> PullbackData:
+    """A pullback from ``frames.csv`` / ``struts.csv`` / ``summary.json`` in ``folder``."""
+    pb = PullbackData(id=pid)
+    if (folder / "frames.csv").exists():
+        pb.frames = _read_table_frames(folder / "frames.csv")
+        pb.source["frames"] = str(folder / "frames.csv")
+        pb.frame_spacing_mm = _spacing_from_frames(pb.frames)
+    if (folder / "struts.csv").exists():
+        pb.struts = _read_table_struts(folder / "struts.csv")
+        pb.source["struts"] = str(folder / "struts.csv")
+    if (folder / "summary.json").exists():
+        pb.summary = read_summary(folder / "summary.json")
+        if not isinstance(pb.summary, dict):
+            raise SchemaError(folder / "summary.json", "summary must be a JSON object")
+        pb.lesions = lesions_from_summary(pb.summary, folder / "summary.json")
+        pb.source["lesions"] = str(folder / "summary.json")
+    return pb
+
+
+def measure_label_file(
+    path: Path, pid: str, geometry: Any = None, device: str = "cpu"
+) -> PullbackData:
+    """Measure a label file with the geometry module (lazily imported)."""
+    try:
+        from octseg.geometry import measure_labels
+    except (ImportError, AttributeError) as exc:  # pragma: no cover - depends on the build
+        raise InputError(
+            path, f"measuring a label file needs octseg.geometry.measure_labels ({exc})"
+        ) from None
+    lf = load_labels(path)
+    m = measure_labels(lf, geometry, device=device)
+    pb = PullbackData(
+        id=pid,
+        frames=[dict(r) for r in m.frames],
+        struts=[dict(r) for r in m.struts],
+        summary=dict(m.summary),
+        labels=lf,
+        frame_spacing_mm=lf.frame_spacing_mm,
+    )
+    pb.lesions = lesions_from_summary(pb.summary, path)
+    for key in ("frames", "struts", "lesions"):
+        pb.source[key] = f"{path} (measured)"
+    pb.source["labels"] = str(path)
+    return pb
+
+
+# ----------------------------------------------------------------------------- discovery
+def _has_tables(d: Path) -> bool:
+    return any((d / t).exists() for t in TABLES)
+
+
+def _is_pullback_dir(d: Path) -> bool:
+    return _has_tables(d) or (d / "labels.npz").exists() or _has_tables(d / "truth")
+
+
+def pullback_dirs(root: Path) -> dict[str, Path]:
+    """``root`` itself if it is one pullback folder, else its pullback sub-folders by name."""
+    if not root.exists():
+        raise InputError(root, "no such file or folder")
+    if not root.is_dir():
+        raise InputError(root, "expected a folder")
+    if _is_pullback_dir(root) and root.name != "truth":
+        return {root.name: root}
+    return {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and _is_pullback_dir(d)}
+
+
+def load_auto(
+    root: str | Path,
+    *,
+    source: str = "auto",
+    geometry: Any = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, PullbackData]:
+    """Automated results per pullback id.
+
+    ``source``: ``"auto"`` (tables in the pullback folder, else measure ``labels.npz``, else
+    ``truth/`` tables), ``"tables"``, ``"labels"`` (always measure ``labels.npz``) or ``"truth"``.
+    """
+    if source not in ("auto", "tables", "labels", "truth"):
+        raise InputError(None, f"auto source must be auto|tables|labels|truth, got {source!r}")
+    root = Path(root)
+    dirs = pullback_dirs(root)
+    if not dirs:
+        raise InputError(
+            root,
+            "no pullback results found (expected sub-folders with frames.csv/summary.json, "
+            "labels.npz or truth/)",
+        )
+    out: dict[str, PullbackData] = {}
+    items = list(dirs.items())
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc="reading automated results", unit="pullback")
+    for pid, d in items:
+        lab = d / "labels.npz"
+        if source == "tables" or (source == "auto" and _has_tables(d)):
+            if not _has_tables(d):
+                raise InputError(d, "no frames.csv/struts.csv/summary.json")
+            pb = read_tables(d, pid)
+            if lab.exists():
+                pb.labels = load_labels(lab)
+                pb.source["labels"] = str(lab)
+                pb.frame_spacing_mm = pb.frame_spacing_mm or pb.labels.frame_spacing_mm
+        elif source == "labels" or (source == "auto" and lab.exists()):
+            if not lab.exists():
+                raise InputError(d, "no labels.npz")
+            pb = measure_label_file(lab, pid, geometry, device)
+        else:
+            if not _has_tables(d / "truth"):
+                raise InputError(d, "no truth/ tables")
+            pb = read_tables(d / "truth", pid)
+        out[pid] = pb
+    return out
+
+
+def _find(root: Path, name: str, max_depth: int = 2) -> list[Path]:
+    found = []
+    for depth in range(max_depth + 1):
+        pattern = "/".join(["*"] * depth + [name])
+        found.extend(sorted(root.glob(pattern)))
+    return found
+
+
+def _folder_id(path: Path, root: Path) -> str | None:
+    """Pullback id implied by where a per-pullback manual file lies (None at the top)."""
+    parent = path.parent
+    if parent.name == "truth":
+        parent = parent.parent
+    if parent == root or parent == root.parent:
+        return None
+    return parent.name
+
+
+def load_manual(
+    root: str | Path, *, use_tables: bool = True, warnings: list[str] | None = None
+) -> dict[str, PullbackData]:
+    """Manual measurements per pullback id (see module docstring for what is read)."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(root, "no such file or folder")
+    files = [root] if root.is_file() else []
+    out: dict[str, PullbackData] = {}
+
+    def pb(pid: str) -> PullbackData:
+        return out.setdefault(pid, PullbackData(id=pid))
+
+    readers = {
+        "frames": read_manual_frames,
+        "lesions": read_manual_lesions,
+        "struts": read_manual_struts,
+    }
+    if files:  # a single CSV named on the command line
+        kinds = [k for k, n in MANUAL_FILES.items() if root.name == n]
+        if not kinds:
+            raise InputError(root, f"expected one of {', '.join(MANUAL_FILES.values())}")
+        found = {kinds[0]: [root]}
+        root = root.parent
+    else:
+        found = {kind: _find(root, name) for kind, name in MANUAL_FILES.items()}
+    for kind, paths in found.items():
+        for path in paths:
+            default = _folder_id(path, root)
+            for pid, rows in readers[kind](path, default, warnings).items():
+                p = pb(pid)
+                existing = getattr(p, kind)
+                if existing is not None:
+                    raise SchemaError(
+                        path, f"pullback {pid!r} already has {kind} from {p.source[kind]}"
+                    )
+                setattr(p, kind, rows)
+                p.source[kind] = str(path)
+    if root.is_dir():
+        for pid, d in pullback_dirs(root).items() if _any_pullback(root) else []:
+            lab = d / "labels.npz"
+            if lab.exists():
+                p = pb(pid)
+                p.labels = load_labels(lab)
+                p.source["labels"] = str(lab)
+                p.frame_spacing_mm = p.labels.frame_spacing_mm
+            if not use_tables:
+                continue
+            tdir = d if _has_tables(d) else d / "truth"
+            if _has_tables(tdir):
+                t = read_tables(tdir, pid)
+                p = pb(pid)
+                for kind in ("frames", "lesions", "struts"):
+                    if getattr(p, kind) is None and getattr(t, kind) is not None:
+                        setattr(p, kind, getattr(t, kind))
+                        p.source[kind] = t.source[kind]
+                p.summary = p.summary or t.summary
+                p.frame_spacing_mm = p.frame_spacing_mm or t.frame_spacing_mm
+    if not out:
+        raise InputError(
+            root,
+            "no manual measurements found (expected manual_frames.csv, manual_lesions.csv, "
+            "manual_struts.csv, or pullback folders with labels.npz or measurement tables)",
+        )
+    return out
+
+
+def _any_pullback(root: Path) -> bool:
+    try:
+        return bool(pullback_dirs(root))
+    except InputError:
+        return False

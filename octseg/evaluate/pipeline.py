@@ -1,0 +1,547 @@
+"""The evaluation job: read both sides, match, compute every statistic, write every output.
+
+:func:`evaluate` is what ``evaluate.py`` (Hydra) and ``octseg evaluate`` (argparse) call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from octseg.errors import InputError
+from octseg.evaluate import matching, segmentation, stats
+from octseg.evaluate.inputs import (
+    FRAME_MEASURES,
+    LESION_MEASURES,
+    RISK_FLAGS,
+    PullbackData,
+    load_auto,
+    load_manual,
+)
+
+#: per-pullback continuous measures: (name, path into summary.json)
+PULLBACK_MEASURES: dict[str, tuple[str, str]] = {
+    "mla_mm2": ("lumen", "mla_mm2"),
+    "msa_mm2": ("stent", "msa_mm2"),
+    "expansion": ("stent", "expansion"),
+    "stent_length_mm": ("stent", "length_mm"),
+    "malapposed_percent": ("stent", "malapposed_percent"),
+    "max_malapposition_mm": ("stent", "max_malapposition_mm"),
+    "malapposition_length_mm": ("stent", "malapposition_length_mm"),
+    "malapposition_volume_mm3": ("stent", "malapposition_volume_mm3"),
+}
+PULLBACK_FLAGS: dict[str, tuple[str, str]] = {
+    "underexpanded": ("stent", "underexpanded"),
+    "significant_malapposition": ("stent", "significant_malapposition"),
+}
+UNITS = {
+    "mm2": "mm²",
+    "mm3": "mm³",
+    "mm": "mm",
+    "deg": "°",
+    "percent": "%",
+}
+
+
+def unit_of(name: str) -> str:
+    for suffix, unit in UNITS.items():
+        if name.endswith("_" + suffix):
+            return unit
+    return ""
+
+
+@dataclass
+class EvaluationSettings:
+    """Every setting of the evaluation (``configs/evaluate.yaml`` holds the same defaults)."""
+
+    strut_tolerance_mm: float = 0.1  # strut pairs within this distance (x/y or arc at lumen radius)
+    strut_angle_tolerance_deg: float = 5.0  # fallback when neither x/y nor a lumen radius is known
+    frame_tolerance: float = 0.5  # manual positions in mm: nearest frame within this many frames
+    lesion_min_overlap_frames: float = 1.0  # lesions pair when they share at least this many frames
+    frame_spacing_mm: float | None = None  # overrides the spacing read from the inputs
+    auto_source: str = "auto"  # auto | tables | labels | truth (see inputs.load_auto)
+    manual_tables: bool = True  # read frames.csv/summary.json/struts.csv in manual folders too
+    n_bootstrap: int = 2000  # resamples for the MAE confidence interval
+    seed: int = 0
+    classes: tuple[int, ...] = segmentation.DEFAULT_CLASSES  # classes for overlap metrics
+    segmentation: bool = True  # overlap metrics when both sides have label maps
+    plots: bool = True
+    device: str = "cpu"  # for measuring label files on the fly
+    geometry: dict[str, Any] | None = None  # GeometrySettings overrides (thresholds)
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> EvaluationSettings:
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise InputError(None, f"evaluation settings: unknown key(s) {', '.join(unknown)}")
+        if "classes" in d and d["classes"] is not None:
+            d["classes"] = tuple(int(c) for c in d["classes"])
+        s = cls(**d)
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        def fail(msg: str) -> None:
+            raise InputError(None, f"evaluation settings: {msg}")
+
+        for name in ("strut_tolerance_mm", "strut_angle_tolerance_deg", "frame_tolerance"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                fail(f"{name} must be a number >= 0, got {v!r}")
+        if self.frame_spacing_mm is not None and not self.frame_spacing_mm > 0:
+            fail(f"frame_spacing_mm must be > 0, got {self.frame_spacing_mm!r}")
+        if self.n_bootstrap < 100:
+            fail(f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
+        from octseg.classes import CLASS_NAMES
+
+        bad = [c for c in self.classes if c not in CLASS_NAMES]
+        if bad:
+            fail(f"unknown class index(es) {bad}; known {sorted(CLASS_NAMES)}")
+
+    def geometry_settings(self) -> Any:
+        from octseg.geometry.settings import GeometrySettings
+
+        return GeometrySettings.from_dict(self.geometry or {})
+
+
+@dataclass
+class Evaluation:
+    """Result of :func:`evaluate`: the metrics dict and the row tables written as CSV."""
+
+    metrics: dict[str, Any]
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _num(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None if v is None else float(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _flags(row: dict[str, Any], g: Any) -> dict[str, bool | None]:
+    """Risk flags of a lesion row: from its ``risk_flags`` list, else from its values."""
+    if isinstance(row.get("risk_flags"), list):
+        return {f: f in row["risk_flags"] for f in RISK_FLAGS}
+    rules = {
+        "arc_gt_270": ("max_arc_deg", g.risk_arc_deg),
+        "thickness_gt_1mm": ("max_thickness_mm", g.risk_thickness_mm),
+        "length_gt_15mm": ("length_mm", g.risk_length_mm),
+    }
+    out: dict[str, bool | None] = {}
+    for flag, (col, thr) in rules.items():
+        v = _num(row.get(col))
+        out[flag] = None if v is None else v > thr
+    return out
+
+
+def _get(summary: dict[str, Any] | None, path: tuple[str, str]) -> Any:
+    if not summary:
+        return None
+    part = summary.get(path[0])
+    if not isinstance(part, dict):
+        return None
+    return part.get(path[1])
+
+
+# ----------------------------------------------------------------------------- the job
+def evaluate(
+    auto: str | Path,
+    manual: str | Path,
+    out: str | Path | None,
+    settings: EvaluationSettings | dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Compare automated results with manual measurements; write outputs to ``out`` (if given).
+
+    ``extra``: additional top-level entries for ``metrics.json`` (e.g. the self-check's noise).
+    """
+    s = (
+        settings
+        if isinstance(settings, EvaluationSettings)
+        else EvaluationSettings.from_dict(settings)
+    )
+    s.validate()
+    g = s.geometry_settings()
+    warnings_: list[str] = []
+    auto_pbs = load_auto(
+        auto, source=s.auto_source, geometry=g, device=s.device, progress=s.progress
+    )
+    manual_pbs = load_manual(manual, use_tables=s.manual_tables, warnings=warnings_)
+    common = sorted(set(auto_pbs) & set(manual_pbs))
+    auto_only = sorted(set(auto_pbs) - set(manual_pbs))
+    manual_only = sorted(set(manual_pbs) - set(auto_pbs))
+    if not common:
+        raise InputError(
+            manual,
+            f"no pullback id is on both sides (automated: {', '.join(sorted(auto_pbs)) or '-'}; "
+            f"manual: {', '.join(sorted(manual_pbs)) or '-'})",
+        )
+    if manual_only:
+        warnings_.append(
+            f"{len(manual_only)} pullback(s) have manual measurements but no automated results: "
+            + ", ".join(manual_only)
+        )
+
+    frame_rows: list[dict[str, Any]] = []
+    lesion_rows: list[dict[str, Any]] = []
+    strut_rows: list[dict[str, Any]] = []
+    seg_rows: list[dict[str, Any]] = []
+    pullback_rows: list[dict[str, Any]] = []
+    frame_count = {"manual": 0, "auto": 0, "matched": 0, "manual_unmatched": 0, "auto_unmatched": 0}
+    strut_counts = {"tp": 0, "fp": 0, "fn": 0, "by_xy": 0, "by_arc": 0, "by_angle": 0}
+    have = {"frames": 0, "lesions": 0, "struts": 0, "labels": 0}
+    strut_outside = 0  # automated struts in frames the manual reader did not analyse
+
+    items = common
+    if s.progress:
+        from tqdm import tqdm
+
+        items = tqdm(common, desc="evaluating", unit="pullback")
+    for pid in items:
+        a: PullbackData = auto_pbs[pid]
+        m: PullbackData = manual_pbs[pid]
+        spacing = matching.frame_spacing(a, m, s.frame_spacing_mm)
+        # frames
+        if a.frames is not None and m.frames is not None:
+            have["frames"] += 1
+            pairs = matching.match_frames(
+                a.frames, m.frames, spacing=spacing, pid=pid, frame_tolerance=s.frame_tolerance
+            )
+            for p in pairs:
+                ar, mr = p["auto"], p["manual"]
+                status = "matched" if ar and mr else ("auto_only" if ar else "manual_only")
+                row: dict[str, Any] = {"pullback_id": pid, "frame": p["frame"], "match": status}
+                if mr is not None:
+                    row["manual_position_mm"] = mr.get("position_mm")
+                    row["manual_line"] = mr.get("_line")
+                for c in FRAME_MEASURES:
+                    row[f"auto_{c}"] = ar.get(c) if ar else None
+                    row[f"manual_{c}"] = mr.get(c) if mr else None
+                frame_rows.append(row)
+            frame_count["manual"] += sum(p["manual"] is not None for p in pairs)
+            frame_count["auto"] += sum(p["auto"] is not None for p in pairs)
+            frame_count["matched"] += sum(
+                p["auto"] is not None and p["manual"] is not None for p in pairs
+            )
+        # lesions
+        if a.lesions is not None and m.lesions is not None:
+            have["lesions"] += 1
+            for p in matching.match_lesions(
+                a.lesions,
+                m.lesions,
+                spacing=spacing,
+                pid=pid,
+                min_overlap=s.lesion_min_overlap_frames,
+            ):
+                lesion_rows.append(_lesion_row(pid, p, spacing, g))
+        # struts
+        if a.struts is not None and m.struts is not None:
+            have["struts"] += 1
+            radius = {
+                int(r["frame"]): float(r["lumen_mean_diameter_mm"]) / 2
+                for r in (a.frames or [])
+                if r.get("frame") is not None and _num(r.get("lumen_mean_diameter_mm"))
+            }
+            # only frames the manual reader analysed: frames of manual_frames.csv (matched to
+            # automated frames) and frames with at least one manual strut
+            read = {int(r["frame"]) for r in m.struts}
+            read |= {
+                fr["frame"]
+                for fr in frame_rows
+                if fr["pullback_id"] == pid and fr["match"] != "auto_only"
+            }
+            auto_struts = [r for r in a.struts if int(r["frame"]) in read]
+            strut_outside += len(a.struts) - len(auto_struts)
+            pairs, counts = matching.match_struts(
+                auto_struts,
+                m.struts,
+                tolerance_mm=s.strut_tolerance_mm,
+                angle_tolerance_deg=s.strut_angle_tolerance_deg,
+                lumen_radius_mm=radius,
+            )
+            for k in strut_counts:
+                strut_counts[k] += counts[k]
+            for p in pairs:
+                ar, mr = p["auto"], p["manual"]
+                row = {
+                    "pullback_id": pid,
+                    "frame": p["frame"],
+                    "match": p["match"] or ("auto_only" if ar else "manual_only"),
+                    "pair_distance_mm": p.get("distance_mm"),
+                    "pair_angle_diff_deg": p.get("angle_diff_deg"),
+                }
+                for c in ("angle_deg", "x_mm", "y_mm", "distance_mm", "malapposed"):
+                    row[f"auto_{c}"] = ar.get(c) if ar else None
+                    row[f"manual_{c}"] = mr.get(c) if mr else None
+                strut_rows.append(row)
+        # label maps
+        if s.segmentation and a.labels is not None and m.labels is not None:
+            have["labels"] += 1
+            seg_rows.extend(
+                segmentation.compare_labels(
+                    pid, a.labels, m.labels, s.classes, auto_path=a.source.get("labels")
+                )
+            )
+        # pullback-level summary
+        if a.summary is not None and m.summary is not None:
+            row = {"pullback_id": pid}
+            for name, path in {**PULLBACK_MEASURES, **PULLBACK_FLAGS}.items():
+                row[f"auto_{name}"] = _get(a.summary, path)
+                row[f"manual_{name}"] = _get(m.summary, path)
+            pullback_rows.append(row)
+
+    frame_count["manual_unmatched"] = sum(r["match"] == "manual_only" for r in frame_rows)
+    frame_count["auto_unmatched"] = sum(r["match"] == "auto_only" for r in frame_rows)
+
+    kw = {"n_resamples": s.n_bootstrap, "seed": s.seed}
+    metrics: dict[str, Any] = {
+        "inputs": {"auto": str(auto), "manual": str(manual)},
+        "settings": _settings_dict(s),
+        "methods": dict(stats.METHODS),
+        "icc_form": stats.ICC_FORM,
+        "pullbacks": {
+            "evaluated": common,
+            "auto_only": auto_only,
+            "manual_only": manual_only,
+            "with_frames": have["frames"],
+            "with_lesions": have["lesions"],
+            "with_struts": have["struts"],
+            "with_label_maps": have["labels"],
+        },
+        "warnings": warnings_,
+        **(extra or {}),
+    }
+    # ---- frames
+    metrics["frames"] = {
+        "matching": frame_count,
+        "measures": _continuous_block(frame_rows, FRAME_MEASURES, kw, only_matched=True),
+    }
+    # ---- lesions
+    if have["lesions"]:
+        metrics["lesions"] = _lesion_block(lesion_rows, kw)
+    # ---- struts
+    if have["struts"]:
+        pairs_m = [
+            r
+            for r in strut_rows
+            if r["match"] in ("by_xy", "by_arc", "by_angle")
+            and r["auto_malapposed"] is not None
+            and r["manual_malapposed"] is not None
+        ]
+        metrics["struts"] = {
+            "tolerance_mm": s.strut_tolerance_mm,
+            "detection": {
+                **stats.detection(strut_counts["tp"], strut_counts["fp"], strut_counts["fn"]),
+                "matched_by": {k: strut_counts[k] for k in ("by_xy", "by_arc", "by_angle")},
+                "auto_struts_in_unread_frames": strut_outside,
+            },
+            "malapposition": stats.binary_classification(
+                [bool(r["auto_malapposed"]) for r in pairs_m],
+                [bool(r["manual_malapposed"]) for r in pairs_m],
+            ),
+            "measures": _continuous_block(
+                [r for r in strut_rows if r["match"] in ("by_xy", "by_arc", "by_angle")],
+                ["distance_mm"],
+                kw,
+            ),
+        }
+    # ---- pullback level
+    if pullback_rows:
+        block = _continuous_block(pullback_rows, list(PULLBACK_MEASURES), kw)
+        cats = {}
+        for name in PULLBACK_FLAGS:
+            rs = [
+                r
+                for r in pullback_rows
+                if r[f"auto_{name}"] is not None and r[f"manual_{name}"] is not None
+            ]
+            cats[name] = stats.binary_classification(
+                [bool(r[f"auto_{name}"]) for r in rs], [bool(r[f"manual_{name}"]) for r in rs]
+            )
+        metrics["pullback"] = {"measures": block, "categories": cats}
+    # ---- segmentation
+    if seg_rows:
+        metrics["segmentation"] = {
+            "classes": segmentation.summarize_overlap(seg_rows, s.classes),
+            "space": "cartesian (polar maps scan-converted at their depth spacing)",
+            "hd_percentile": 95,
+        }
+    metrics["verdict"] = verdict_rows(metrics)
+
+    tables = {
+        "frames_matched": frame_rows,
+        "lesions_cohort": lesion_rows,
+        "struts_matched": strut_rows,
+        "segmentation_frames": [
+            {k: v for k, v in r.items() if k != "scored"} | {"scored": int(r["scored"])}
+            for r in seg_rows
+        ],
+        "pullbacks": pullback_rows,
+    }
+    result = Evaluation(metrics=metrics, tables=tables)
+    if out is not None:
+        from octseg.evaluate import report
+
+        result.paths = report.write_outputs(Path(out), result, plots=s.plots)
+    return result
+
+
+def _settings_dict(s: EvaluationSettings) -> dict[str, Any]:
+    d = dataclasses.asdict(s)
+    d["classes"] = list(s.classes)
+    return d
+
+
+def _lesion_row(pid: str, p: dict[str, Any], spacing: float | None, g: Any) -> dict[str, Any]:
+    ar, mr = p["auto"], p["manual"]
+    status = "matched" if ar and mr else ("auto_only" if ar else "manual_only")
+    row: dict[str, Any] = {
+        "pullback_id": pid,
+        "match": status,
+        "overlap_iou": p["iou"] if status == "matched" else None,
+    }
+    for side, r in (("auto", ar), ("manual", mr)):
+        if r is None:
+            for c in ("start_frame", "end_frame", "start_mm", "end_mm"):
+                row[f"{side}_{c}"] = None
+            continue
+        sf, ef = matching.lesion_interval(r, spacing, pid)
+        row[f"{side}_start_frame"] = r.get("start_frame", None)
+        row[f"{side}_end_frame"] = r.get("end_frame", None)
+        if row[f"{side}_start_frame"] is None:
+            row[f"{side}_start_frame"] = round(sf, 2)
+            row[f"{side}_end_frame"] = round(ef, 2)
+        row[f"{side}_start_mm"] = r.get("start_mm") or (sf * spacing if spacing else None)
+        row[f"{side}_end_mm"] = r.get("end_mm") or (ef * spacing if spacing else None)
+    for c in LESION_MEASURES:
+        row[f"auto_{c}"] = _num(ar.get(c)) if ar else None
+        row[f"manual_{c}"] = _num(mr.get(c)) if mr else None
+    for c in ("calcium_score", "kind"):
+        row[f"auto_{c}"] = ar.get(c) if ar else None
+        row[f"manual_{c}"] = mr.get(c) if mr else None
+    fa = _flags(ar, g) if ar else {}
+    fm = _flags(mr, g) if mr else {}
+    for f in RISK_FLAGS:
+        row[f"auto_{f}"] = fa.get(f)
+        row[f"manual_{f}"] = fm.get(f)
+    if mr is not None and mr.get("_line") is not None:
+        row["manual_line"] = mr["_line"]
+    return row
+
+
+def _continuous_block(
+    rows: list[dict[str, Any]], measures: list[str], kw: dict[str, Any], only_matched: bool = False
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for c in measures:
+        a, m = [], []
+        n_auto_only = n_manual_only = 0
+        for r in rows:
+            if only_matched and r.get("match") != "matched":
+                continue
+            va, vm = _num(r.get(f"auto_{c}")), _num(r.get(f"manual_{c}"))
+            if va is not None and vm is not None:
+                a.append(va)
+                m.append(vm)
+            elif vm is not None:
+                n_manual_only += 1
+            elif va is not None and only_matched:
+                n_auto_only += 1
+        if not a and not n_manual_only:
+            continue  # measured by nobody on the manual side: nothing to report
+        res = stats.continuous_agreement(a, m, **kw)
+        res["unit"] = unit_of(c)
+        res["n_manual_without_auto"] = n_manual_only
+        if only_matched:
+            res["n_auto_without_manual"] = n_auto_only
+        out[c] = res
+    return out
+
+
+def _lesion_block(rows: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, Any]:
+    tp = sum(r["match"] == "matched" for r in rows)
+    fp = sum(r["match"] == "auto_only" for r in rows)
+    fn = sum(r["match"] == "manual_only" for r in rows)
+    matched = [r for r in rows if r["match"] == "matched"]
+    sc = [
+        (int(r["auto_calcium_score"]), int(r["manual_calcium_score"]))
+        for r in matched
+        if r["auto_calcium_score"] is not None and r["manual_calcium_score"] is not None
+    ]
+    score: dict[str, Any] = {
+        "n": len(sc),
+        "exact_agreement": (sum(a == b for a, b in sc) / len(sc)) if sc else None,
+        "within_one_point": (sum(abs(a - b) <= 1 for a, b in sc) / len(sc)) if sc else None,
+        "mean_difference": (sum(a - b for a, b in sc) / len(sc)) if sc else None,
+    }
+    for w in ("linear", "quadratic"):
+        score[f"kappa_{w}"] = stats.kappa(
+            [a for a, _ in sc], [b for _, b in sc], labels=[0, 1, 2, 3, 4], weights=w
+        )
+    kinds = [
+        (r["auto_kind"], r["manual_kind"])
+        for r in matched
+        if r["auto_kind"] is not None and r["manual_kind"] is not None
+    ]
+    kind = stats.kappa(
+        [a for a, _ in kinds], [b for _, b in kinds], labels=["spotty", "macro"], weights=None
+    )
+    flags = {}
+    for f in RISK_FLAGS:
+        pr = [
+            (r[f"auto_{f}"], r[f"manual_{f}"])
+            for r in matched
+            if r[f"auto_{f}"] is not None and r[f"manual_{f}"] is not None
+        ]
+        flags[f] = stats.binary_classification([a for a, _ in pr], [b for _, b in pr])
+    return {
+        "detection": stats.detection(tp, fp, fn),
+        "measures": _continuous_block(matched, LESION_MEASURES, kw),
+        "calcium_score": score,
+        "kind": kind,
+        "risk_flags": flags,
+    }
+
+
+def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The short table of the report: one row per continuous measurement with data."""
+    rows = []
+    blocks = [
+        ("frame", metrics.get("frames", {}).get("measures", {})),
+        ("lesion", metrics.get("lesions", {}).get("measures", {})),
+        ("strut", metrics.get("struts", {}).get("measures", {})),
+        ("pullback", metrics.get("pullback", {}).get("measures", {})),
+    ]
+    for level, block in blocks:
+        for name, r in block.items():
+            if not r.get("n"):
+                continue
+            rows.append(
+                {
+                    "level": level,
+                    "measurement": name,
+                    "unit": r.get("unit", ""),
+                    "n": r["n"],
+                    "bias": r.get("bias"),
+                    "loa_lower": r.get("loa_lower"),
+                    "loa_upper": r.get("loa_upper"),
+                    "icc": r.get("icc"),
+                    "icc_ci": r.get("icc_ci"),
+                    "mae": r.get("mae"),
+                    "pearson_r": r.get("pearson_r"),
+                    "notes": "; ".join(r.get("notes") or []),
+                }
+            )
+    return rows

@@ -1,0 +1,366 @@
+"""Agreement statistics between automated and manual measurements.
+
+Everything returns plain dicts of Python floats/ints/None (never NaN), ready for ``metrics.json``.
+Degenerate inputs are handled explicitly and explained in a ``notes`` list:
+
+- ``n < 2``: no spread, so no limits of agreement, ICC or correlation (``None``); ``n < 3``: no
+  ICC or correlation either (they need at least three pairs to mean anything).
+- Identical inputs (every difference 0): bias 0, limits of agreement ``[0, 0]`` and ICC 1 with CI
+  ``[1, 1]``. pingouin returns NaN there (0/0 in its ANOVA mean squares), so this case is set
+  explicitly rather than taken from pingouin.
+- Zero variance in one rater only (e.g. every manual value equal and the automated values not):
+  the correlation is undefined (``None``) and so is an ICC that pingouin cannot compute.
+
+Forms and methods (also stated in every result under ``"methods"`` of ``metrics.json``):
+
+- Bland-Altman: bias = mean(auto - manual); limits of agreement = bias +- 1.96 SD of the
+  differences; their 95% CIs are the approximate ones of Bland & Altman (1986, 1999):
+  SE(bias) = SD/sqrt(n), SE(limit) = SD*sqrt(3/n), with Student's t on n-1 degrees of freedom.
+- ICC: ``pingouin.intraclass_corr``, the row ICC(A,1) = two-way random effects, absolute
+  agreement, single measure (McGraw & Wong ICC(A,1) = Shrout & Fleiss ICC(2,1)), with pingouin's
+  F-based 95% CI (unrounded).
+- Pearson and Spearman r with 95% CIs from ``pingouin.corr`` (Fisher z).
+- Mean absolute error with a percentile bootstrap 95% CI (``scipy.stats.bootstrap``, seeded).
+- Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
+  quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
+- Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+ICC_FORM = (
+    "ICC(A,1): two-way random effects, absolute agreement, single measure "
+    "(McGraw & Wong ICC(A,1) = Shrout & Fleiss ICC(2,1)); pingouin.intraclass_corr"
+)
+BA_METHOD = (
+    "Bland-Altman on auto - manual: bias = mean difference, limits = bias +- 1.96 SD; "
+    "95% CIs: SE(bias) = SD/sqrt(n), SE(limit) = SD*sqrt(3/n), t(n-1)"
+)
+MAE_METHOD = "mean |auto - manual|, 95% CI by percentile bootstrap (scipy.stats.bootstrap, seeded)"
+CORR_METHOD = "pingouin.corr (Pearson; Spearman), 95% CI by Fisher z"
+KAPPA_METHOD = (
+    "sklearn.metrics.cohen_kappa_score (weights None | 'linear' | 'quadratic' as named); "
+    "95% CI: asymptotic, statsmodels.stats.inter_rater.cohens_kappa"
+)
+PROPORTION_METHOD = "Wilson score 95% CI (statsmodels proportion_confint)"
+
+METHODS: dict[str, str] = {
+    "bland_altman": BA_METHOD,
+    "icc": ICC_FORM,
+    "correlation": CORR_METHOD,
+    "mae": MAE_METHOD,
+    "kappa": KAPPA_METHOD,
+    "proportions": PROPORTION_METHOD,
+}
+
+
+def _f(x: Any) -> float | None:
+    """Python float, or None for None/NaN/inf."""
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _ci(lo: Any, hi: Any) -> list[float | None]:
+    return [_f(lo), _f(hi)]
+
+
+@contextlib.contextmanager
+def _pingouin_unrounded() -> Iterator[Any]:
+    """pingouin rounds its CI95 column to 2 decimals by default; switch that off meanwhile."""
+    import pingouin
+
+    saved = dict(pingouin.options)
+    try:
+        for key in [k for k in pingouin.options if k.startswith("round.")]:
+            del pingouin.options[key]
+        pingouin.options["round"] = None
+        yield pingouin
+    finally:
+        pingouin.options.clear()
+        pingouin.options.update(saved)
+
+
+def _pairs(auto: Sequence[float], manual: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(auto, dtype=float).reshape(-1)
+    m = np.asarray(manual, dtype=float).reshape(-1)
+    if a.shape != m.shape:
+        raise ValueError(f"auto and manual have different lengths ({a.size} vs {m.size})")
+    keep = np.isfinite(a) & np.isfinite(m)
+    return a[keep], m[keep]
+
+
+def bland_altman(auto: Sequence[float], manual: Sequence[float]) -> dict[str, Any]:
+    a, m = _pairs(auto, manual)
+    from scipy import stats
+
+    d = a - m
+    n = int(d.size)
+    out: dict[str, Any] = {
+        "n": n,
+        "bias": None,
+        "bias_ci": [None, None],
+        "sd_diff": None,
+        "loa_lower": None,
+        "loa_upper": None,
+        "loa_lower_ci": [None, None],
+        "loa_upper_ci": [None, None],
+    }
+    if n == 0:
+        return out
+    bias = float(d.mean())
+    out["bias"] = bias
+    if n < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    if sd < 1e-12 * max(1.0, float(np.abs(d).max())):
+        sd = 0.0
+    t = float(stats.t.ppf(0.975, n - 1))
+    se_bias = sd / math.sqrt(n)
+    se_loa = sd * math.sqrt(3.0 / n)
+    lo, hi = bias - 1.96 * sd, bias + 1.96 * sd
+    out.update(
+        sd_diff=sd,
+        bias_ci=_ci(bias - t * se_bias, bias + t * se_bias),
+        loa_lower=lo,
+        loa_upper=hi,
+        loa_lower_ci=_ci(lo - t * se_loa, lo + t * se_loa),
+        loa_upper_ci=_ci(hi - t * se_loa, hi + t * se_loa),
+    )
+    return out
+
+
+def icc_absolute_agreement(auto: Sequence[float], manual: Sequence[float]) -> dict[str, Any]:
+    """ICC(A,1) of two raters over paired targets, with its 95% CI and a note if degenerate."""
+    a, m = _pairs(auto, manual)
+    n = int(a.size)
+    res: dict[str, Any] = {"icc": None, "icc_ci": [None, None], "icc_form": "ICC(A,1)"}
+    if n < 3:
+        res["icc_note"] = f"no ICC: n = {n} < 3"
+        return res
+    if np.array_equal(a, m):
+        res.update(icc=1.0, icc_ci=[1.0, 1.0])
+        res["icc_note"] = "ICC set to 1 (pingouin: NaN for 0/0)"
+        return res
+    scale = max(float(np.abs(a).max()), float(np.abs(m).max()), 1e-300)
+    flat = [name for name, x in (("automated", a), ("manual", m)) if np.ptp(x) <= 1e-9 * scale]
+    if flat:
+        res["icc_note"] = f"no ICC: {' and '.join(flat)} values do not vary"
+        return res
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "target": np.r_[np.arange(n), np.arange(n)],
+            "rater": ["auto"] * n + ["manual"] * n,
+            "rating": np.r_[a, m],
+        }
+    )
+    with _pingouin_unrounded() as pg, np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = pg.intraclass_corr(df, targets="target", raters="rater", ratings="rating")
+    row = table[table["Type"].isin(["ICC(A,1)", "ICC2"])].iloc[0]
+    icc = _f(row["ICC"])
+    ci = row["CI95"]
+    res["icc"] = icc
+    res["icc_ci"] = _ci(ci[0], ci[1]) if icc is not None else [None, None]
+    if icc is None:
+        res["icc_note"] = "no ICC: no variance between targets"
+    return res
+
+
+def correlation(auto: Sequence[float], manual: Sequence[float]) -> dict[str, Any]:
+    a, m = _pairs(auto, manual)
+    n = int(a.size)
+    res: dict[str, Any] = {
+        "pearson_r": None,
+        "pearson_ci": [None, None],
+        "spearman_r": None,
+        "spearman_ci": [None, None],
+    }
+    if n < 3:
+        res["correlation_note"] = f"no r: n = {n} < 3"
+        return res
+    if np.ptp(a) == 0 or np.ptp(m) == 0:
+        res["correlation_note"] = "no r: a rater does not vary"
+        return res
+    with _pingouin_unrounded() as pg, np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for method in ("pearson", "spearman"):
+            t = pg.corr(a, m, method=method)
+            r = _f(t["r"].iloc[0])
+            ci = t["CI95"].iloc[0]
+            if r is not None and abs(r) >= 1.0 - 1e-12:
+                ci = [r, r]  # Fisher z is infinite at |r| = 1
+            res[f"{method}_r"] = r
+            res[f"{method}_ci"] = _ci(ci[0], ci[1]) if r is not None else [None, None]
+    return res
+
+
+def mean_absolute_error(
+    auto: Sequence[float], manual: Sequence[float], n_resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    a, m = _pairs(auto, manual)
+    err = np.abs(a - m)
+    n = int(err.size)
+    if n == 0:
+        return {"mae": None, "mae_ci": [None, None]}
+    mae = float(err.mean())
+    if n < 2 or np.ptp(err) == 0:
+        return {"mae": mae, "mae_ci": [mae, mae] if n >= 2 else [None, None]}
+    from scipy import stats
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boot = stats.bootstrap(
+            (err,),
+            np.mean,
+            n_resamples=n_resamples,
+            confidence_level=0.95,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    ci = boot.confidence_interval
+    return {"mae": mae, "mae_ci": _ci(ci.low, ci.high)}
+
+
+def continuous_agreement(
+    auto: Sequence[float], manual: Sequence[float], n_resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """All continuous-agreement statistics for paired values (non-finite pairs dropped)."""
+    a, m = _pairs(auto, manual)
+    out: dict[str, Any] = {
+        "n": int(a.size),
+        "mean_auto": _f(a.mean()) if a.size else None,
+        "mean_manual": _f(m.mean()) if m.size else None,
+    }
+    out.update(bland_altman(a, m))
+    out.update(icc_absolute_agreement(a, m))
+    out.update(correlation(a, m))
+    out.update(mean_absolute_error(a, m, n_resamples=n_resamples, seed=seed))
+    notes = [out.pop(k) for k in ("icc_note", "correlation_note") if k in out]
+    if out["n"] and out["bias"] == 0.0 and out.get("sd_diff") == 0.0:
+        notes.insert(0, "identical inputs")
+    out["notes"] = notes
+    return out
+
+
+def proportion(k: int, n: int) -> dict[str, Any]:
+    """k/n with a Wilson 95% CI; None when n == 0."""
+    if n <= 0:
+        return {"value": None, "ci": [None, None], "k": int(k), "n": int(n)}
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return {"value": k / n, "ci": _ci(lo, hi), "k": int(k), "n": int(n)}
+
+
+def detection(tp: int, fp: int, fn: int) -> dict[str, Any]:
+    """Precision, recall and F1 of a detector (matched pairs = true positives)."""
+    prec = proportion(tp, tp + fp)
+    rec = proportion(tp, tp + fn)
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else None
+    return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "precision": prec, "recall": rec, "f1": f1}
+
+
+def kappa(
+    auto: Sequence[Any],
+    manual: Sequence[Any],
+    labels: Sequence[Any] | None = None,
+    weights: str | None = None,
+) -> dict[str, Any]:
+    """Cohen's kappa (sklearn) with an asymptotic 95% CI (statsmodels) and % agreement.
+
+    ``labels`` fixes the category order (needed for weighted kappa: weights are distances in
+    this order, e.g. calcium score points 0..4).
+    """
+    a = list(auto)
+    m = list(manual)
+    n = len(a)
+    out: dict[str, Any] = {
+        "n": n,
+        "weights": weights or "none",
+        "agreement": None,
+        "kappa": None,
+        "kappa_ci": [None, None],
+    }
+    if n == 0:
+        return out
+    cats = list(labels) if labels is not None else sorted(set(a) | set(m), key=str)
+    out["agreement"] = float(np.mean([x == y for x, y in zip(a, m)]))
+    index = {c: i for i, c in enumerate(cats)}
+    table = np.zeros((len(cats), len(cats)), dtype=np.int64)
+    for x, y in zip(a, m):
+        table[index[x], index[y]] += 1
+    out["confusion"] = {
+        "labels": [c if isinstance(c, (int, str)) else str(c) for c in cats],
+        "rows_auto_cols_manual": table.tolist(),
+    }
+    used = set(a) | set(m)
+    if len(used) < 2:
+        out["note"] = f"κ undefined: one category only ({next(iter(used))!r}) on both sides"
+        return out
+    from sklearn.metrics import cohen_kappa_score
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        k = _f(cohen_kappa_score(a, m, labels=cats, weights=weights))
+    out["kappa"] = k
+    if k is None:
+        out["note"] = "kappa undefined (expected agreement 1)"
+        return out
+    try:
+        from statsmodels.stats.inter_rater import cohens_kappa
+
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = cohens_kappa(table, wt=weights if weights else None)
+        if abs(float(res.kappa) - k) < 1e-9:  # same kappa, so its CI applies
+            lo, hi = _f(res.kappa_low), _f(res.kappa_upp)
+            if lo is not None and hi is not None and hi - lo < 1e-12 and k < 1.0 - 1e-12:
+                lo = hi = None  # zero standard error at kappa < 1: too few items for a CI
+            out["kappa_ci"] = [
+                None if lo is None else max(-1.0, lo),
+                None if hi is None else min(1.0, hi),
+            ]
+        if k >= 1.0 - 1e-12:
+            out["kappa_ci"] = [1.0, 1.0]
+    except Exception:  # CI is a courtesy; the value stands without it
+        pass
+    return out
+
+
+def binary_classification(auto: Sequence[bool], manual: Sequence[bool]) -> dict[str, Any]:
+    """Sensitivity / specificity of ``auto`` against ``manual`` (the reference) and kappa."""
+    a = np.asarray(auto, dtype=bool)
+    m = np.asarray(manual, dtype=bool)
+    tp = int(np.sum(a & m))
+    tn = int(np.sum(~a & ~m))
+    fp = int(np.sum(a & ~m))
+    fn = int(np.sum(~a & m))
+    k = kappa(a.tolist(), m.tolist(), labels=[False, True])
+    return {
+        "n": int(a.size),
+        "tp": tp,
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
+        "sensitivity": proportion(tp, tp + fn),
+        "specificity": proportion(tn, tn + fp),
+        "agreement": k["agreement"],
+        "kappa": k["kappa"],
+        "kappa_ci": k["kappa_ci"],
+        **({"note": k["note"]} if "note" in k else {}),
+    }

@@ -1,0 +1,57 @@
+"""``octseg measure LABELS.npz --out DIR``: clinical metrics of a label file.
+
+Writes ``DIR/frames.csv``, ``DIR/struts.csv`` and ``DIR/summary.json`` atomically (columns in
+:mod:`octseg.measurements`, definitions in ``docs/metrics.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from octseg.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("labels", help="label file (.npz, schema v1)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    parser.add_argument("--config", help="geometry settings YAML (default: built-in defaults)")
+    parser.add_argument("--stent-model", help="stent model for the malapposition threshold")
+    parser.add_argument("--chunk-frames", type=int, default=64, help="frames per batch")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar / summary print")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from octseg.geometry.measure import measure_labels
+    from octseg.geometry.settings import GeometrySettings
+    from octseg.labels import load_labels
+
+    settings = GeometrySettings.from_yaml(args.config) if args.config else GeometrySettings()
+    if args.stent_model:
+        settings.stent_model = args.stent_model
+        settings.validate(args.config)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(None, f"--device {args.device}: CUDA is not available on this machine")
+    try:
+        torch.device(args.device)
+    except RuntimeError as exc:
+        raise InputError(None, f"--device {args.device}: {exc}") from None
+    lf = load_labels(args.labels)
+    m = measure_labels(
+        lf,
+        settings,
+        device=args.device,
+        chunk_frames=args.chunk_frames,
+        progress=not args.quiet,
+    )
+    paths = m.write(args.out)
+    if not args.quiet:
+        from octseg.measurements import clean_json
+
+        print(json.dumps(clean_json(m.summary), indent=2))
+        print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0

@@ -1,0 +1,261 @@
+"""``measure_labels``: every per-frame, per-strut and per-pullback metric of a label file.
+
+Frames are processed in chunks of ``chunk_frames`` on ``device``; within a chunk every step is
+batched over frames (no per-pixel or per-strut Python loops). Definitions: ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from octseg.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.errors import InputError
+from octseg.geometry import calcium as ca_mod
+from octseg.geometry import lumen as lu
+from octseg.geometry import stent as st_mod
+from octseg.geometry.settings import GeometrySettings
+from octseg.labels import LabelFile
+from octseg.measurements import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
+from octseg.summary import summarize
+
+# samples per ray-casting piece (bounds memory independently of chunk_frames)
+_RAY_BUDGET = 1 << 23
+
+
+@dataclass
+class Measurements:
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    struts: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        return write_measurements(out_dir, self.frames, self.struts, self.summary)
+
+
+def _extent_px(mask: torch.Tensor, center: tuple[float, float]) -> float:
+    """Largest distance (pixels) from ``center`` to a corner of the bounding box of ``mask``
+    over all frames of a chunk ``(B, H, W)``; 0 if empty."""
+    rows = mask.any(2).any(0).nonzero()
+    cols = mask.any(1).any(0).nonzero()
+    if rows.numel() == 0:
+        return 0.0
+    r0, r1 = float(rows.min()), float(rows.max())
+    c0, c1 = float(cols.min()), float(cols.max())
+    dy = max(abs(r0 - center[0]), abs(r1 - center[0]))
+    dx = max(abs(c0 - center[1]), abs(c1 - center[1]))
+    return math.hypot(dy, dx) + 1.5
+
+
+def _polar_extent_mm(mask: torch.Tensor, ps: float) -> float:
+    cols = mask.any(1).any(0).nonzero()
+    return 0.0 if cols.numel() == 0 else (float(cols.max()) + 1.5) * ps
+
+
+def _pieces(b: int, per_frame: int) -> list[slice]:
+    step = max(1, _RAY_BUDGET // max(per_frame, 1))
+    return [slice(i, min(b, i + step)) for i in range(0, b, step)]
+
+
+@torch.no_grad()
+def measure_chunk(
+    lab: torch.Tensor,
+    space: str,
+    ps: float,
+    center_px: tuple[float, float] | None,
+    settings: GeometrySettings,
+) -> dict[str, torch.Tensor]:
+    """All per-frame and per-strut tensors of one chunk of label maps ``(B, H, W)`` uint8."""
+    s = settings
+    b, h, w = lab.shape
+    n = s.n_rays
+    dev = lab.device
+    # 1. lumen contour from catheter rays
+    if space == "polar":
+        radii, masked = lu.catheter_radii_polar(lab, ps)
+        theta = torch.arange(h, device=dev, dtype=torch.float32) * (lu.TWO_PI / h)
+    else:
+        lumenlike = (lab == LUMEN) | (lab == STRUT)
+        max_r = _extent_px(lumenlike, center_px)
+        n_cat = int(math.ceil(max_r / 0.5)) + 2
+        parts = [
+            lu.catheter_radii_cartesian(lab[p], ps, center_px, n, max_r)
+            for p in _pieces(b, n * n_cat)
+        ]
+        theta = parts[0][0]
+        radii = torch.cat([p[1] for p in parts])
+        masked = torch.cat([p[2] for p in parts])
+    radii = lu.fill_masked_periodic(radii, masked)
+    radii = lu.smooth_periodic(radii, s.contour_smoothing_rays)
+    area, cy, cx = lu.polygon_area_centroid(radii, theta)
+    has_lumen = area > 0
+    cy = torch.where(has_lumen, cy, torch.zeros_like(cy))
+    cx = torch.where(has_lumen, cx, torch.zeros_like(cx))
+
+    def profile(query: torch.Tensor) -> torch.Tensor:
+        out = lu.centroid_profile(radii, theta, cy, cx, query)
+        return torch.where(has_lumen[:, None], out, torch.full_like(out, float("nan")))
+
+    phi = torch.arange(n, device=dev, dtype=torch.float32) * (lu.TWO_PI / n)
+    rho_l = profile(phi)
+    dmean, dmin, dmax = lu.diameters(rho_l)
+
+    # 2. calcium along rays from the lumen centroid
+    step = ps  # one pixel (Cartesian) / one depth sample (polar)
+    ca_or_gw = (lab == CALCIUM) | (lab == GUIDEWIRE)
+    if space == "polar":
+        reach = _polar_extent_mm(ca_or_gw, ps)
+    else:
+        reach = _extent_px(ca_or_gw, center_px) * ps
+    offset = float(torch.sqrt(cy * cy + cx * cx).max()) if b else 0.0
+    n_s = int(math.ceil((reach + offset) / step)) + 2 if reach > 0 else 1
+    cal: dict[str, list[torch.Tensor]] = {}
+    for p in _pieces(b, n * n_s):
+        vals = ca_mod.sample_centroid_rays(lab[p], space, ps, center_px, cy[p], cx[p], n, n_s, step)
+        for k, v in ca_mod.calcium_metrics(vals, step, rho_l[p]).items():
+            cal.setdefault(k, []).append(v)
+        del vals
+    out = {k: torch.cat(v) for k, v in cal.items()}
+    out["calcium_area_mm2"] = ca_mod.calcium_area(lab, space, ps)
+    out["calcium_area_mm2"] = torch.where(
+        out["calcium_area_mm2"] > 0, out["calcium_area_mm2"], torch.nan
+    )
+
+    # 3. struts and stent
+    sframe, syx = st_mod.strut_points(lab, space, ps, center_px)
+    stent = st_mod.stent_metrics(
+        sframe,
+        syx,
+        b,
+        cy,
+        cx,
+        profile,
+        rho_l,
+        s.strut_threshold_mm,
+        s.min_struts,
+        s.contour_samples_per_segment,
+    )
+    nan = torch.full_like(area, float("nan"))
+    out.update(
+        lumen_area_mm2=torch.where(has_lumen, area, nan),
+        lumen_mean_diameter_mm=torch.where(has_lumen, dmean, nan),
+        lumen_min_diameter_mm=torch.where(has_lumen, dmin, nan),
+        lumen_max_diameter_mm=torch.where(has_lumen, dmax, nan),
+        lumen_eccentricity=torch.where(has_lumen, (dmax - dmin) / dmax.clamp(min=1e-12), nan),
+        lumen_centroid_x_mm=torch.where(has_lumen, cx, nan),
+        lumen_centroid_y_mm=torch.where(has_lumen, cy, nan),
+        strut_x_mm=syx[:, 1],
+        strut_y_mm=syx[:, 0],
+    )
+    out.update(stent)
+    return out
+
+
+def _f(v: float) -> float | None:
+    return None if not math.isfinite(v) else float(v)
+
+
+def _rows(
+    res: dict[str, torch.Tensor], frame_numbers: np.ndarray, fs: float
+) -> tuple[list[dict], list[dict]]:
+    cpu = {k: v.detach().cpu().tolist() for k, v in res.items()}
+    frames = []
+    for i, fnum in enumerate(frame_numbers.tolist()):
+        n_struts = int(cpu["n_struts"][i])
+        row = {
+            "frame": int(fnum),
+            "position_mm": fnum * fs,
+            "n_struts": n_struts,
+            "n_malapposed": int(cpu["n_malapposed"][i]) if n_struts else None,
+        }
+        for key in FRAME_COLUMNS:
+            if key not in row:
+                row[key] = _f(cpu[key][i])
+        if row["lumen_area_mm2"] is None:
+            row["n_malapposed"] = None
+        frames.append(row)
+    struts = []
+    order = sorted(
+        range(len(cpu["strut_frame"])),
+        key=lambda k: (cpu["strut_frame"][k], cpu["strut_angle_deg"][k]),
+    )
+    for k in order:
+        dist = _f(cpu["strut_distance_mm"][k])
+        angle = _f(cpu["strut_angle_deg"][k])
+        struts.append(
+            {
+                "frame": int(frame_numbers[cpu["strut_frame"][k]]),
+                "angle_deg": angle % 360.0 if angle is not None else None,
+                "x_mm": cpu["strut_x_mm"][k],
+                "y_mm": cpu["strut_y_mm"][k],
+                "distance_mm": dist,
+                "malapposed": bool(cpu["strut_malapposed"][k]) if dist is not None else None,
+            }
+        )
+    return frames, struts
+
+
+def measure_labels(
+    label_file: LabelFile,
+    settings: GeometrySettings | None = None,
+    device: str | torch.device = "cpu",
+    chunk_frames: int = 64,
+    progress: bool = False,
+) -> Measurements:
+    """Measure every label frame of ``label_file``; see ``docs/metrics.md``."""
+    if not isinstance(label_file, LabelFile):
+        raise InputError(None, f"measure_labels needs a LabelFile, got {type(label_file).__name__}")
+    label_file.validate()
+    if chunk_frames < 1:
+        raise InputError(None, f"chunk_frames must be >= 1, got {chunk_frames}")
+    s = settings if settings is not None else GeometrySettings()
+    dev = torch.device(device)
+    lf = label_file
+    ps, fs = lf.pixel_spacing_mm, lf.frame_spacing_mm
+    center = lf.center if lf.space == "cartesian" else None
+    frame_numbers = lf.frames
+    rows: list[dict] = []
+    struts: list[dict] = []
+    starts = range(0, lf.n_frames, chunk_frames)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="measure", unit="chunk")
+    for start in starts:
+        stop = min(lf.n_frames, start + chunk_frames)
+        lab = torch.from_numpy(np.ascontiguousarray(lf.labels[start:stop])).to(dev)
+        res = measure_chunk(lab, lf.space, ps, center, s)
+        fr, sr = _rows(res, frame_numbers[start:stop], fs)
+        rows += fr
+        struts += sr
+    return Measurements(rows, struts, summarize(rows, struts, fs, s))
+
+
+def measure_frames(
+    labels: np.ndarray,
+    *,
+    space: str,
+    pixel_spacing_mm: float,
+    frame_spacing_mm: float,
+    catheter_center: tuple[float, float] | None = None,
+    frame_index: np.ndarray | None = None,
+    **kwargs: Any,
+) -> Measurements:
+    """Convenience wrapper: measure a label array (validated like a label file)."""
+    lf = LabelFile(
+        labels=np.asarray(labels),
+        space=space,
+        pixel_spacing_mm=pixel_spacing_mm,
+        frame_spacing_mm=frame_spacing_mm,
+        catheter_center=catheter_center,
+        frame_index=frame_index,
+    )
+    return measure_labels(lf, **kwargs)
+
+
+__all__ = ["Measurements", "measure_labels", "measure_frames", "measure_chunk", "STRUT_COLUMNS"]

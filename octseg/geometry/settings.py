@@ -1,0 +1,154 @@
+"""Every threshold of the geometry module, as one dataclass.
+
+Defaults are the values in ``docs/metrics.md`` (and ``configs/geometry/default.yaml``, which
+holds the same values for Hydra). Load a YAML file with :meth:`GeometrySettings.from_yaml` or a
+mapping (e.g. a Hydra/OmegaConf node converted with ``OmegaConf.to_container``) with
+:meth:`GeometrySettings.from_dict`; unknown keys are an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from octseg.errors import InputError
+
+# Strut + polymer thickness of common drug-eluting stents (mm); see shared/domain.md section 5.
+DEFAULT_STENT_MODELS: dict[str, dict[str, float]] = {
+    "xience": {"strut_mm": 0.081, "polymer_mm": 0.008},
+    "resolute_onyx": {"strut_mm": 0.081, "polymer_mm": 0.0},
+    "synergy": {"strut_mm": 0.074, "polymer_mm": 0.0},
+    "orsiro": {"strut_mm": 0.060, "polymer_mm": 0.0074},  # diameters <= 3.0 mm
+    "orsiro_large": {"strut_mm": 0.080, "polymer_mm": 0.0074},  # diameters >= 3.5 mm
+}
+
+
+@dataclass
+class GeometrySettings:
+    # rays / sampling
+    n_rays: int = 720  # rays from the lumen centroid (0.5 degree steps)
+    contour_samples_per_segment: int = 32  # Catmull-Rom samples per strut-to-strut segment
+    contour_smoothing_rays: int = 2  # half-width of the moving average over catheter-ray radii
+    # calcium lesions
+    max_gap_frames: int = 2  # label frames without calcium bridged inside a lesion
+    score_arc_deg: float = 180.0  # 2 points if max arc > this
+    score_thickness_mm: float = 0.5  # 1 point if max thickness > this
+    score_length_mm: float = 5.0  # 1 point if length > this
+    spotty_max_arc_deg: float = 90.0  # spotty if max arc < this ...
+    spotty_max_length_mm: float = 4.0  # ... and length < this
+    risk_arc_deg: float = 270.0  # flag arc_gt_270
+    risk_thickness_mm: float = 1.0  # flag thickness_gt_1mm
+    risk_length_mm: float = 15.0  # flag length_gt_15mm
+    # stent
+    min_struts: int = 3  # struts needed for a stent contour / a stented frame
+    stent_max_gap_frames: int = 2  # label frames with < min_struts bridged inside the stent
+    stent_model: str | None = None  # key of stent_models; None -> malapposition_threshold_mm
+    malapposition_threshold_mm: float = 0.09  # strut + polymer thickness when no model is given
+    stent_models: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_STENT_MODELS.items()}
+    )
+    reference_window_mm: float = 5.0  # reference lumen: largest area this far outside each edge
+    frame0_is_distal: bool = True
+    underexpansion_msa_mm2: float = 5.0  # underexpanded if MSA < this ...
+    underexpansion_ratio: float = 0.80  # ... or expansion < this
+    significant_malapposition_mm: float = 0.4  # clinically significant if max distance > this
+    significant_malapposition_length_mm: float = 1.0  # ... or malapposition length > this
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def strut_threshold_mm(self) -> float:
+        """Malapposition threshold: strut + polymer thickness of the chosen stent model."""
+        if self.stent_model is None:
+            return float(self.malapposition_threshold_mm)
+        m = self.stent_models[self.stent_model]
+        return float(m.get("strut_mm", 0.0)) + float(m.get("polymer_mm", 0.0))
+
+    # --------------------------------------------------------------- validation
+    def validate(self, source: str | Path | None = None) -> None:
+        def fail(msg: str) -> None:
+            raise InputError(source, f"geometry settings: {msg}")
+
+        ints = ("n_rays", "contour_samples_per_segment", "max_gap_frames", "min_struts")
+        for name in (*ints, "stent_max_gap_frames", "contour_smoothing_rays"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int):
+                fail(f"'{name}' must be an integer, got {val!r}")
+        if self.n_rays < 8 or self.n_rays % 2:
+            fail(f"'n_rays' must be an even integer >= 8, got {self.n_rays}")
+        if self.contour_samples_per_segment < 1:
+            fail("'contour_samples_per_segment' must be >= 1")
+        if self.max_gap_frames < 0 or self.stent_max_gap_frames < 0:
+            fail("gap settings must be >= 0")
+        if not 0 <= self.contour_smoothing_rays <= 16:
+            fail("'contour_smoothing_rays' must lie in 0..16")
+        if self.min_struts < 3:
+            fail(f"'min_struts' must be >= 3 (a closed contour), got {self.min_struts}")
+        for f in dataclasses.fields(self):
+            if f.type in ("float", float):
+                val = getattr(self, f.name)
+                if isinstance(val, bool) or not isinstance(val, (int, float)):
+                    fail(f"'{f.name}' must be a number, got {val!r}")
+                if not math.isfinite(val) or val < 0:
+                    fail(f"'{f.name}' must be a finite number >= 0, got {val!r}")
+                setattr(self, f.name, float(val))
+        if not isinstance(self.frame0_is_distal, bool):
+            fail(f"'frame0_is_distal' must be true or false, got {self.frame0_is_distal!r}")
+        if not isinstance(self.stent_models, Mapping):
+            fail("'stent_models' must be a mapping name -> {strut_mm, polymer_mm}")
+        for name, spec in self.stent_models.items():
+            if not isinstance(spec, Mapping) or not set(spec) <= {"strut_mm", "polymer_mm"}:
+                fail(f"stent model {name!r} must be a mapping with strut_mm / polymer_mm")
+            for k, v in spec.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                    fail(f"stent model {name!r}: {k} must be a number >= 0, got {v!r}")
+        if self.stent_model is not None and self.stent_model not in self.stent_models:
+            known = ", ".join(sorted(self.stent_models))
+            fail(f"unknown stent_model {self.stent_model!r} (known: {known})")
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, source: str | Path | None = None):
+        data = dict(data or {})
+        data.pop("_target_", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(source, f"geometry settings: unknown key(s) {', '.join(unknown)}")
+        if "stent_models" in data and data["stent_models"] is not None:
+            data["stent_models"] = {str(k): dict(v) for k, v in dict(data["stent_models"]).items()}
+        try:
+            obj = cls.__new__(cls)
+            defaults = cls()
+            for f in dataclasses.fields(cls):
+                setattr(obj, f.name, data.get(f.name, getattr(defaults, f.name)))
+            obj.validate(source)
+        except (TypeError, ValueError) as exc:
+            raise InputError(source, f"geometry settings: {exc}") from None
+        return obj
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> GeometrySettings:
+        import yaml
+
+        path = Path(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise InputError(path, "no such file") from None
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "parse error"
+            raise InputError(path, f"not valid YAML ({first})") from None
+        if data is not None and not isinstance(data, Mapping):
+            raise InputError(path, "geometry settings must be a YAML mapping")
+        return cls.from_dict(data, source=path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,238 @@
+"""End-to-end: `octseg evaluate` on tiny CSVs, label maps measured on the fly, overlap metrics
+checked by hand, the self-check, and the Hydra entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from octseg.cli import main
+from octseg.evaluate import evaluate
+from octseg.evaluate.segmentation import compare_labels, summarize_overlap
+from octseg.labels import LabelFile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from evaluate_helpers import make_cohort  # noqa: E402
+
+
+def _strict_json(path: Path) -> dict:
+    def bad(c):
+        raise ValueError(f"non-strict JSON constant {c}")
+
+    return json.loads(path.read_text(), parse_constant=bad)
+
+
+def _tiny(tmp: Path, offset: float = 0.0) -> tuple[Path, Path]:
+    auto = tmp / "auto"
+    for pid in ("p1", "p2"):
+        d = auto / pid
+        d.mkdir(parents=True)
+        rows = ["frame,position_mm,lumen_area_mm2,calcium_arc_deg"]
+        for f in range(0, 25, 5):
+            arc = "" if f in (0, 20) else str(60 + 3 * f)
+            rows.append(f"{f},{f * 0.2:g},{5 + 0.3 * f + offset:g},{arc}")
+        (d / "frames.csv").write_text("\n".join(rows) + "\n")
+        (d / "summary.json").write_text(
+            json.dumps(
+                {
+                    "lumen": {"mla_mm2": 5.0, "mla_frame": 0},
+                    "calcium_lesions": [
+                        {
+                            "start_frame": 5,
+                            "end_frame": 15,
+                            "length_mm": 2.2,
+                            "max_arc_deg": 105,
+                            "max_thickness_mm": 0.6,
+                            "calcium_score": 1,
+                            "kind": "macro",
+                            "risk_flags": [],
+                        }
+                    ],
+                    "stent": None,
+                }
+            )
+        )
+        (d / "struts.csv").write_text(
+            "frame,angle_deg,x_mm,y_mm,distance_mm,malapposed\n"
+            "5,0,1.0,0.0,0.02,0\n5,90,0.0,1.0,0.3,1\n10,180,-1.0,0.0,0.0,0\n"
+        )
+    manual = tmp / "manual"
+    manual.mkdir()
+    rows = ["pullback_id,position_mm,lumen_area_mm2,calcium_arc_deg"]
+    for pid in ("p1", "p2"):
+        for f in range(0, 25, 5):
+            arc = "" if f in (0, 20) else str(60 + 3 * f)
+            rows.append(f"{pid},{f * 0.2:g},{5 + 0.3 * f:g},{arc}")
+    (manual / "manual_frames.csv").write_text("\n".join(rows) + "\n")
+    (manual / "manual_lesions.csv").write_text(
+        "pullback_id,start_mm,end_mm,length_mm,max_arc_deg,max_thickness_mm,calcium_score,kind\n"
+        "p1,1.0,3.0,2.2,105,0.6,1,macro\np2,1.0,3.0,2.2,105,0.6,1,macro\n"
+        "p2,8.0,9.0,1.2,40,0.2,0,spotty\n"
+    )
+    (manual / "manual_struts.csv").write_text(
+        "pullback_id,frame,x_mm,y_mm,distance_mm,malapposed\n"
+        "p1,5,1.03,0.0,0.02,no\np1,5,0.0,1.0,0.3,yes\np1,10,-1.0,0.0,0.0,no\n"
+        "p2,5,1.0,0.0,0.02,0\np2,5,0.0,1.0,0.3,1\n"
+    )
+    return auto, manual
+
+
+def test_cli_end_to_end_identical_and_offset(tmp_path: Path, capsys):
+    auto, manual = _tiny(tmp_path)
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "evaluate",
+            "--auto",
+            str(auto),
+            "--manual",
+            str(manual),
+            "--out",
+            str(out),
+            "--quiet",
+            "--n-bootstrap",
+            "200",
+        ]
+    )
+    assert rc == 0
+    m = _strict_json(out / "metrics.json")
+    lum = m["frames"]["measures"]["lumen_area_mm2"]
+    assert lum["n"] == 10 and lum["bias"] == 0 and lum["icc"] == 1.0
+    assert m["frames"]["matching"]["matched"] == 10
+    les = m["lesions"]
+    assert (les["detection"]["tp"], les["detection"]["fp"], les["detection"]["fn"]) == (2, 0, 1)
+    assert les["measures"]["max_arc_deg"]["bias"] == 0
+    st = m["struts"]
+    assert (st["detection"]["tp"], st["detection"]["fp"], st["detection"]["fn"]) == (5, 1, 0)
+    assert st["malapposition"]["sensitivity"]["value"] == 1.0
+    for f in (
+        "verdict.csv",
+        "lesions_cohort.csv",
+        "frames_matched.csv",
+        "struts_matched.csv",
+        "report.html",
+        "plots/frame_lumen_area_mm2.png",
+    ):
+        assert (out / f).is_file(), f
+    html = (out / "report.html").read_text()
+    assert "Verdict" in html and "plots/frame_lumen_area_mm2.png" in html and "ICC(A,1)" in html
+    cohort = (out / "lesions_cohort.csv").read_text().splitlines()
+    assert len(cohort) == 4 and "manual_only" in cohort[-1] or "manual_only" in "".join(cohort)
+    assert "lumen_area_mm2" in capsys.readouterr().out
+
+    # constant offset of +0.5 mm² in every automated lumen area
+    auto2, _ = _tiny(tmp_path / "b", offset=0.5)
+    r = evaluate(auto2, manual, None, {"plots": False, "progress": False, "n_bootstrap": 200})
+    lum = r.metrics["frames"]["measures"]["lumen_area_mm2"]
+    assert lum["bias"] == pytest.approx(0.5)
+    assert lum["loa_upper"] - lum["loa_lower"] == pytest.approx(0, abs=1e-9)
+    assert lum["icc"] < 1
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys):
+    auto, manual = _tiny(tmp_path)
+    (manual / "manual_frames.csv").write_text("pullback_id,frame,lumen_area_mm2\np1,0,x\n")
+    rc = main(
+        [
+            "evaluate",
+            "--auto",
+            str(auto),
+            "--manual",
+            str(manual),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "manual_frames.csv: line 2: column 'lumen_area_mm2'" in err
+    rc = main(
+        [
+            "evaluate",
+            "--auto",
+            str(tmp_path / "nope"),
+            "--manual",
+            str(manual),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
+    assert rc == 1 and "no such file" in capsys.readouterr().err
+
+
+def test_segmentation_overlap_by_hand(tmp_path: Path):
+    a = np.zeros((3, 20, 20), np.uint8)
+    m = np.zeros((3, 20, 20), np.uint8)
+    a[0, 5:15, 5:15] = 1
+    m[0, 5:15, 7:17] = 1  # shifted 2 px: Dice 0.8, IoU 2/3, HD95 = 2 px
+    a[1, 2:4, 2:4] = 2  # calcium only in auto: Dice 0, no HD
+    lfa = LabelFile(labels=a, space="cartesian", pixel_spacing_mm=0.05, frame_spacing_mm=0.2)
+    lfm = LabelFile(labels=m, space="cartesian", pixel_spacing_mm=0.05, frame_spacing_mm=0.2)
+    rows = compare_labels("p", lfa, lfm, classes=(1, 2))
+    s = summarize_overlap(rows, (1, 2))
+    lum, cal = s["lumen"], s["calcium"]
+    assert lum["n_frames"] == 1 and lum["n_absent_both"] == 2
+    assert lum["dice"]["mean"] == pytest.approx(0.8)
+    assert lum["iou"]["mean"] == pytest.approx(2 / 3)
+    assert lum["hd95_mm"]["median"] == pytest.approx(2 * 0.05)
+    assert cal["n_frames"] == 1 and cal["dice"]["mean"] == 0 and cal["n_one_empty"] == 1
+    assert cal["n_hd95"] == 0 and cal["n_absent_both"] == 2
+
+
+def test_labels_measured_on_the_fly_and_self_check(tmp_path: Path):
+    cohort = make_cohort(tmp_path / "cohort", n=2)
+    settings = {"plots": False, "progress": False, "n_bootstrap": 200}
+    # geometry of the label maps against the truth written from them: perfect agreement
+    r = evaluate(cohort, cohort, tmp_path / "geo", {**settings, "auto_source": "labels"})
+    m = r.metrics
+    assert m["frames"]["measures"]["lumen_area_mm2"]["bias"] == pytest.approx(
+        0, abs=1e-4
+    )  # 6-digit CSV
+    assert m["segmentation"]["classes"]["lumen"]["dice"]["mean"] == 1.0
+    assert m["struts"]["detection"]["f1"] == 1.0
+    assert m["pullback"]["measures"]["msa_mm2"]["icc"] in (1.0, None)
+    # self-check without noise: identical; with noise: close but not perfect
+    from octseg.evaluate.selfcheck import self_check
+
+    z = self_check(cohort, tmp_path / "sc0", noise=0.0, settings=settings).metrics
+    assert z["frames"]["measures"]["lumen_area_mm2"]["bias"] == 0
+    assert z["frames"]["measures"]["lumen_area_mm2"]["icc"] == 1.0
+    assert z["struts"]["detection"]["f1"] == 1.0
+    assert z["segmentation"]["classes"]["lumen"]["dice"]["mean"] == 1.0
+    assert z["frames"]["matching"]["manual_unmatched"] == 0  # manual rows given in mm
+    n = self_check(cohort, tmp_path / "sc1", noise=1.0, settings=settings).metrics
+    lum = n["frames"]["measures"]["lumen_area_mm2"]
+    assert abs(lum["bias"]) < 0.1 and 0 < lum["mae"] < 0.2 and lum["icc"] > 0.9
+    assert 0.85 < n["struts"]["detection"]["f1"] < 1.0
+    assert 0.95 < n["segmentation"]["classes"]["lumen"]["dice"]["mean"] < 1.0
+    assert _strict_json(tmp_path / "sc1" / "metrics.json")["self_check"]["noise"] == 1.0
+
+
+def test_hydra_entry_point(tmp_path: Path):
+    auto, manual = _tiny(tmp_path)
+    out = tmp_path / "hy"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            f"auto={auto}",
+            f"manual={manual}",
+            f"out={out}",
+            "settings.plots=false",
+            "settings.progress=false",
+            "settings.n_bootstrap=200",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _strict_json(out / "metrics.json")["settings"]["n_bootstrap"] == 200

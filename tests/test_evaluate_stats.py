@@ -1,0 +1,131 @@
+"""Agreement statistics on constructed data with known answers, cross-checked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sst
+
+from octseg.evaluate import stats
+
+X = np.array([2.1, 3.4, 4.0, 5.2, 6.8, 7.1, 8.9])
+
+
+def test_identical_inputs_zero_bias_icc_one():
+    r = stats.continuous_agreement(X, X)
+    assert r["n"] == 7
+    assert r["bias"] == 0.0 and r["sd_diff"] == 0.0
+    assert r["loa_lower"] == 0.0 and r["loa_upper"] == 0.0
+    assert r["icc"] == 1.0 and r["icc_ci"] == [1.0, 1.0]
+    assert r["mae"] == 0.0 and r["mae_ci"] == [0.0, 0.0]
+    assert r["pearson_r"] == pytest.approx(1.0)
+    assert "identical inputs" in r["notes"]
+
+
+def test_constant_offset_is_bias_with_zero_width_limits():
+    r = stats.continuous_agreement(X + 0.25, X)
+    assert r["bias"] == pytest.approx(0.25)
+    assert r["loa_upper"] - r["loa_lower"] == pytest.approx(0.0, abs=1e-12)
+    assert r["mae"] == pytest.approx(0.25)
+    assert r["pearson_r"] == pytest.approx(1.0)
+    # absolute agreement penalises the offset: ICC(A,1) < 1
+    assert r["icc"] < 1.0
+
+
+def _icc_a1_by_hand(a: np.ndarray, m: np.ndarray) -> float:
+    """McGraw & Wong ICC(A,1) from two-way ANOVA mean squares."""
+    data = np.stack([a, m], axis=1)
+    n, k = data.shape
+    gm = data.mean()
+    ssr = k * ((data.mean(1) - gm) ** 2).sum()
+    ssc = n * ((data.mean(0) - gm) ** 2).sum()
+    sst_ = ((data - gm) ** 2).sum()
+    sse = sst_ - ssr - ssc
+    msr, msc, mse = ssr / (n - 1), ssc / (k - 1), sse / ((n - 1) * (k - 1))
+    return (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+
+
+def test_noisy_values_match_hand_computation():
+    rng = np.random.default_rng(3)
+    a = X + rng.normal(0.1, 0.3, X.size)
+    r = stats.continuous_agreement(a, X, n_resamples=500, seed=1)
+    d = a - X
+    n = d.size
+    sd = d.std(ddof=1)
+    assert r["bias"] == pytest.approx(d.mean())
+    assert r["sd_diff"] == pytest.approx(sd)
+    assert r["loa_lower"] == pytest.approx(d.mean() - 1.96 * sd)
+    assert r["loa_upper"] == pytest.approx(d.mean() + 1.96 * sd)
+    t = sst.t.ppf(0.975, n - 1)
+    assert r["bias_ci"][0] == pytest.approx(d.mean() - t * sd / math.sqrt(n))
+    assert r["loa_upper_ci"][1] == pytest.approx(d.mean() + 1.96 * sd + t * sd * math.sqrt(3 / n))
+    assert r["icc"] == pytest.approx(_icc_a1_by_hand(a, X), rel=1e-9)
+    lo, hi = r["icc_ci"]
+    assert lo < r["icc"] < hi <= 1.0
+    assert r["pearson_r"] == pytest.approx(np.corrcoef(a, X)[0, 1])
+    assert r["spearman_r"] == pytest.approx(sst.spearmanr(a, X).statistic)
+    assert r["mae"] == pytest.approx(np.abs(d).mean())
+    assert r["mae_ci"][0] <= r["mae"] <= r["mae_ci"][1]
+    # seeded bootstrap: same CI again
+    assert stats.continuous_agreement(a, X, n_resamples=500, seed=1)["mae_ci"] == r["mae_ci"]
+
+
+def test_degenerate_small_n_and_flat_rater():
+    r1 = stats.continuous_agreement([1.0], [1.5])
+    assert r1["n"] == 1 and r1["bias"] == -0.5 and r1["loa_lower"] is None and r1["icc"] is None
+    r2 = stats.continuous_agreement([1.0, 2.0], [1.1, 2.2])
+    assert r2["icc"] is None and r2["pearson_r"] is None and r2["loa_lower"] is not None
+    r3 = stats.continuous_agreement([1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0])
+    assert r3["icc"] is None and r3["pearson_r"] is None
+    assert any("do not vary" in n for n in r3["notes"])
+    r0 = stats.continuous_agreement([], [])
+    assert r0["n"] == 0 and r0["bias"] is None
+    # NaN pairs are dropped, not propagated
+    r4 = stats.continuous_agreement([1.0, float("nan"), 3.0, 4.0], [1.0, 2.0, 3.0, 4.0])
+    assert r4["n"] == 3 and r4["bias"] == 0.0
+
+
+def test_kappa_known_disagreement_by_hand():
+    auto = [0, 1, 2, 3, 4, 2]
+    manual = [0, 1, 3, 3, 2, 2]
+    r = stats.kappa(auto, manual, labels=range(5))
+    # observed agreement 4/6; chance agreement from the marginals: (1+1+4+2+0)/36
+    po, pe = 4 / 6, 8 / 36
+    assert r["agreement"] == pytest.approx(po)
+    assert r["kappa"] == pytest.approx((po - pe) / (1 - pe))  # = 16/28
+    assert r["kappa"] == pytest.approx(16 / 28)
+    # linear weights |i - j| / 4 over scores 0..4, by hand
+    o = np.zeros((5, 5))
+    for a, m in zip(auto, manual):
+        o[a, m] += 1
+    o /= o.sum()
+    e = np.outer(o.sum(1), o.sum(0))
+    w = np.abs(np.subtract.outer(np.arange(5), np.arange(5))) / 4
+    lin = stats.kappa(auto, manual, labels=range(5), weights="linear")
+    assert lin["kappa"] == pytest.approx(1 - (w * o).sum() / (w * e).sum())
+    quad = stats.kappa(auto, manual, labels=range(5), weights="quadratic")
+    assert quad["kappa"] == pytest.approx(1 - (w**2 * o).sum() / (w**2 * e).sum())
+    assert lin["weights"] == "linear" and quad["weights"] == "quadratic"
+    assert -1 <= lin["kappa_ci"][0] <= lin["kappa"] <= lin["kappa_ci"][1] <= 1
+
+
+def test_kappa_single_category_is_undefined_not_nan():
+    r = stats.kappa(["macro"] * 4, ["macro"] * 4, labels=["spotty", "macro"])
+    assert r["kappa"] is None and r["agreement"] == 1.0 and "one category only" in r["note"]
+
+
+def test_binary_classification_and_detection():
+    b = stats.binary_classification([1, 1, 0, 0, 1, 0], [1, 0, 0, 0, 1, 1])
+    assert (b["tp"], b["tn"], b["fp"], b["fn"]) == (2, 2, 1, 1)
+    assert b["sensitivity"]["value"] == pytest.approx(2 / 3)
+    assert b["specificity"]["value"] == pytest.approx(2 / 3)
+    # kappa by hand: po = 4/6, pe = (3*3 + 3*3)/36 = 0.5
+    assert b["kappa"] == pytest.approx((4 / 6 - 0.5) / 0.5)
+    d = stats.detection(tp=9, fp=1, fn=3)
+    assert d["precision"]["value"] == 0.9 and d["recall"]["value"] == 0.75
+    assert d["f1"] == pytest.approx(2 * 0.9 * 0.75 / (0.9 + 0.75))
+    lo, hi = d["precision"]["ci"]
+    assert lo < 0.9 < hi
+    assert stats.detection(0, 0, 0)["precision"]["value"] is None

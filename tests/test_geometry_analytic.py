@@ -1,0 +1,208 @@
+"""Geometry against analytic cases, for Cartesian and polar inputs (tolerances of issue 4:
+arc 2 deg, thickness/depth 2 pixels, areas 2 %, strut distances 2 pixels)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from geometry_scenes import PS, label_file, scene
+
+from octseg.contour import stent_contour
+from octseg.geometry import GeometrySettings, measure_labels
+
+SPACES = ["cartesian", "polar"]
+PX = 2 * PS  # two pixels
+
+
+def measure(frames, space, **kw):
+    return measure_labels(label_file(frames, space), **kw)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_circle_centred(space):
+    (row,) = measure([scene(space, lumen=(0, 0, 0.8))], space).frames
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.64, rel=0.02)
+    for k in ("mean", "min", "max"):
+        assert row[f"lumen_{k}_diameter_mm"] == pytest.approx(1.6, abs=PX)
+    assert row["lumen_eccentricity"] < 2 * PX / 1.6
+    assert abs(row["lumen_centroid_x_mm"]) < PS and abs(row["lumen_centroid_y_mm"]) < PS
+    assert row["calcium_arc_deg"] is None and row["calcium_area_mm2"] is None
+    assert row["n_struts"] == 0 and row["stent_area_mm2"] is None
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_off_centre_circle(space):
+    (row,) = measure([scene(space, lumen=(0.18, -0.25, 0.6))], space).frames
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.36, rel=0.02)
+    assert row["lumen_centroid_y_mm"] == pytest.approx(0.18, abs=PS)
+    assert row["lumen_centroid_x_mm"] == pytest.approx(-0.25, abs=PS)
+    assert row["lumen_mean_diameter_mm"] == pytest.approx(1.2, abs=PX)
+    assert row["lumen_max_diameter_mm"] == pytest.approx(1.2, abs=PX)
+    assert row["lumen_min_diameter_mm"] == pytest.approx(1.2, abs=PX)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_ellipse(space):
+    (row,) = measure([scene(space, ellipse=(0.05, -0.1, 0.9, 0.6))], space).frames
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.9 * 0.6, rel=0.02)
+    assert row["lumen_min_diameter_mm"] == pytest.approx(1.2, abs=PX)
+    assert row["lumen_max_diameter_mm"] == pytest.approx(1.8, abs=PX)
+    assert row["lumen_eccentricity"] == pytest.approx(0.6 / 1.8, abs=0.02)
+    assert row["lumen_centroid_y_mm"] == pytest.approx(0.05, abs=PS)
+
+
+def _sector_area(r0, r1, arc):
+    return 0.5 * (r1 * r1 - r0 * r0) * math.radians(arc)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize(
+    "phi0, phi1, arc",
+    [(30.0, 120.0, 90.0), (330.0, 40.0, 70.0), (100.0, 310.0, 210.0)],
+    ids=["sector", "straddles-0", "wide"],
+)
+def test_calcium_sector(space, phi0, phi1, arc):
+    lum = (0.1, -0.12, 0.55)
+    frame = scene(space, lumen=lum, calcium=[(0.7, 1.0, phi0, phi1)])
+    (row,) = measure([frame], space).frames
+    assert row["calcium_arc_deg"] == pytest.approx(arc, abs=2.0)
+    assert row["calcium_max_thickness_mm"] == pytest.approx(0.3, abs=PX)
+    assert row["calcium_min_depth_mm"] == pytest.approx(0.15, abs=PX)
+    assert row["calcium_area_mm2"] == pytest.approx(_sector_area(0.7, 1.0, arc), rel=0.02)
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.55**2, rel=0.02)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_calcium_bridged_across_guidewire_shadow(space):
+    lum = (0.0, 0.0, 0.6)
+    shadow = (80.0, 100.0, 0.45)  # guidewire at 0.45 mm, shadow outwards, 20 deg wide
+    frame = scene(space, lumen=lum, calcium=[(0.7, 0.95, 40.0, 140.0)], shadow=shadow)
+    (row,) = measure([frame], space).frames
+    assert row["calcium_arc_deg"] == pytest.approx(100.0, abs=2.0)  # shadow bridged
+    visible = _sector_area(0.7, 0.95, 80.0)
+    assert row["calcium_area_mm2"] == pytest.approx(visible, rel=0.02)
+    # the lumen contour is interpolated across the shadow: still the full circle
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.36, rel=0.02)
+    assert row["lumen_min_diameter_mm"] == pytest.approx(1.2, abs=PX)
+    # calcium on one side only: nothing to bridge
+    frame = scene(space, lumen=lum, calcium=[(0.7, 0.95, 40.0, 90.0)], shadow=shadow)
+    (row,) = measure([frame], space).frames
+    assert row["calcium_arc_deg"] == pytest.approx(40.0, abs=2.0)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_struts_distances(space):
+    lum = (0.06, 0.04, 0.8)
+    struts = [(0.5, 20.0), (0.79, 110.0), (0.65, 200.0), (0.8, 290.0)]
+    frame = scene(space, lumen=lum, struts=struts)
+    m = measure([frame], space)
+    (row,) = m.frames
+    assert row["n_struts"] == 4
+    # apposed struts do not dent the contour
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.64, rel=0.02)
+    got = sorted(m.struts, key=lambda s: s["angle_deg"])
+    assert [s["frame"] for s in got] == [0] * 4
+    for s, (rho, phi) in zip(got, struts):
+        assert s["angle_deg"] == pytest.approx(phi, abs=1.0)
+        assert s["distance_mm"] == pytest.approx(0.8 - rho, abs=PX)
+        assert s["malapposed"] == (0.8 - rho > 0.09)
+        assert s["x_mm"] == pytest.approx(lum[1] + rho * math.cos(math.radians(phi)), abs=PS)
+        assert s["y_mm"] == pytest.approx(lum[0] + rho * math.sin(math.radians(phi)), abs=PS)
+    assert row["n_malapposed"] == 2
+    assert row["max_malapposition_mm"] == pytest.approx(0.3, abs=PX)
+
+
+def _true_stent(lum, rho, phis):
+    pts = torch.tensor(
+        [
+            [
+                [lum[0] + rho * math.sin(math.radians(p)), lum[1] + rho * math.cos(math.radians(p))]
+                for p in phis
+            ]
+        ],
+        dtype=torch.float64,
+    )
+    valid = torch.ones(1, len(phis), dtype=torch.bool)
+    centre = torch.tensor([[lum[0], lum[1]]], dtype=torch.float64)
+    return float(stent_contour(pts, valid, centre)[2][0])
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_stent_area_and_malapposition_area(space):
+    lum = (-0.05, 0.08, 0.8)
+    phis = [10.0 + 45.0 * k for k in range(8)]
+    frame = scene(space, lumen=lum, struts=[(0.6, p) for p in phis])
+    m = measure([frame], space)
+    (row,) = m.frames
+    assert row["n_struts"] == 8 and row["n_malapposed"] == 8
+    area = _true_stent(lum, 0.6, phis)
+    assert area == pytest.approx(math.pi * 0.36, rel=0.05)  # spline through 8 points
+    assert row["stent_area_mm2"] == pytest.approx(area, rel=0.02)
+    # stent inside the lumen everywhere: malapposition area = lumen area - stent area
+    assert row["malapposition_area_mm2"] == pytest.approx(math.pi * 0.64 - area, rel=0.03)
+    assert all(s["distance_mm"] == pytest.approx(0.2, abs=PX) for s in m.struts)
+    # apposed struts on the contour: no malapposition
+    frame = scene(space, lumen=lum, struts=[(0.79, p) for p in phis])
+    (row,) = measure([frame], space).frames
+    assert row["n_malapposed"] == 0
+    area = _true_stent(lum, 0.79, phis)
+    assert row["stent_area_mm2"] == pytest.approx(area, rel=0.02)
+    # only the spline's bowing between struts lies inside the lumen
+    lumen = math.pi * 0.64
+    assert row["malapposition_area_mm2"] == pytest.approx(lumen - area, abs=0.02 * lumen)
+
+
+def test_polar_and_cartesian_agree():
+    kw = dict(
+        lumen=(0.12, 0.05, 0.7),
+        calcium=[(0.8, 1.05, 200.0, 330.0)],
+        struts=[(0.55, 30.0), (0.69, 100.0), (0.6, 160.0)],
+    )
+    cart = measure([scene("cartesian", **kw)], "cartesian").frames[0]
+    pol = measure([scene("polar", **kw)], "polar").frames[0]
+    tol = {"deg": 2.0, "mm2": 0.02, "mm": PX}
+    for key, val in cart.items():
+        if key in ("frame", "position_mm") or val is None:
+            assert pol[key] == val, key
+            continue
+        unit = key.rsplit("_", 1)[-1]
+        if unit == "mm2":
+            assert pol[key] == pytest.approx(val, rel=tol[unit], abs=1e-3), key
+        elif unit in tol:
+            assert pol[key] == pytest.approx(val, abs=tol[unit]), key
+        else:
+            assert pol[key] == pytest.approx(val, abs=0.02), key
+
+
+def test_lesion_summary_from_frames():
+    frames = [scene("cartesian", lumen=(0, 0, 0.6))] * 2
+    frames += [scene("cartesian", lumen=(0, 0, 0.6), calcium=[(0.7, 1.0, 0.0, 200.0)])] * 3
+    frames += [scene("cartesian", lumen=(0, 0, 0.5))]
+    m = measure_labels(label_file(frames, "cartesian", fs=0.25, frame_index=np.arange(6) * 2))
+    (les,) = m.summary["calcium_lesions"]
+    assert (les["start_frame"], les["end_frame"]) == (4, 8)
+    assert les["length_mm"] == pytest.approx(5 * 0.25)
+    assert les["max_arc_deg"] == pytest.approx(200.0, abs=2.0)
+    assert les["calcium_score"] == 2 and les["kind"] == "macro"
+    area = _sector_area(0.7, 1.0, 200.0)
+    assert les["volume_mm3"] == pytest.approx(area * 0.25 * (2 + 2 + 1), rel=0.02)
+    assert m.summary["lumen"]["mla_frame"] == 10
+    assert m.summary["lumen"]["mla_mm2"] == pytest.approx(math.pi * 0.25, rel=0.02)
+
+
+def test_catheter_center_and_stent_model_setting():
+    # the catheter off the image centre: same lumen, shifted raster
+    big = scene("cartesian", lumen=(0.0, 0.0, 0.6), struts=[(0.5, 0.0), (0.5, 120.0), (0.5, 240.0)])
+    shifted = np.zeros_like(big)
+    shifted[10:, 6:] = big[:-10, :-6]
+    lf = label_file([shifted], "cartesian", catheter_center=(127.5 + 10, 127.5 + 6))
+    m = measure_labels(lf, GeometrySettings(stent_model="xience"))
+    (row,) = m.frames
+    assert row["lumen_centroid_x_mm"] == pytest.approx(0.0, abs=PS)
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.36, rel=0.02)
+    assert row["n_struts"] == 3 and row["n_malapposed"] == 3
+    m = measure_labels(lf, GeometrySettings(malapposition_threshold_mm=0.2))
+    assert m.frames[0]["n_malapposed"] == 0
