@@ -8,7 +8,6 @@ and to clean up.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import tempfile
@@ -63,12 +62,25 @@ def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
 
 
 def save_npz(path: str | Path, **arrays: Any) -> None:
-    """``numpy.savez_compressed`` to ``path`` atomically (no ``.npz`` suffix is appended)."""
+    """Compressed ``.npz`` written atomically to ``path`` (no suffix appended).
+
+    Zip entries carry a fixed timestamp, so the bytes depend only on the data (reproducible
+    outputs from a seeded run).
+    """
+    import zipfile
+
     import numpy as np
 
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    write_bytes(path, buf.getvalue())
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+        for key, val in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(val), allow_pickle=False)
+
+
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def torch_save(obj: Any, path: str | Path) -> None:

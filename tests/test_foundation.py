@@ -124,3 +124,12 @@ def test_measurement_tables_roundtrip(tmp_path):
 def test_cli_without_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: octseg" in capsys.readouterr().out
+
+
+def test_save_npz_is_byte_reproducible(tmp_path):
+    arrays = {"labels": np.arange(24, dtype=np.uint8).reshape(2, 3, 4), "space": np.array("polar")}
+    atomic.save_npz(tmp_path / "a.npz", **arrays)
+    atomic.save_npz(tmp_path / "b.npz", **arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz") as z:
+        np.testing.assert_array_equal(z["labels"], arrays["labels"])
