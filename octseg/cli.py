@@ -24,7 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(prog="octseg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="octseg",
+        description="octseg: intravascular OCT segmentation, clinical geometry and evaluation.",
+        epilog="Jobs with Hydra configs: python train.py, python infer.py, python evaluate.py.",
+    )
     parser.add_argument("--version", action="version", version=f"octseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}

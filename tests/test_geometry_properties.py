@@ -112,10 +112,9 @@ def test_empty_frames_give_blank_values(space):
     frames[1, :, :] = 2  # calcium everywhere, no lumen
     m = measure_frames(frames, space=space, pixel_spacing_mm=0.01, frame_spacing_mm=0.1)
     row0 = m.frames[0]
-    assert row0["frame"] == 0 and row0["n_struts"] == 0
-    assert all(
-        row0[k] is None for k in FRAME_COLUMNS if k not in ("frame", "position_mm", "n_struts")
-    )
+    assert row0["frame"] == 0 and row0["n_struts"] == 0 and row0["n_malapposed"] == 0
+    counts = ("frame", "position_mm", "n_struts", "n_malapposed")
+    assert all(row0[k] is None for k in FRAME_COLUMNS if k not in counts)
     assert m.frames[1]["lumen_area_mm2"] is None and m.frames[1]["calcium_area_mm2"] > 0
     assert m.frames[1]["calcium_min_depth_mm"] is None  # no lumen contour
     assert m.struts == []

@@ -13,42 +13,68 @@ import math
 import torch
 
 from octseg.classes import CALCIUM, GUIDEWIRE
-from octseg.geometry.lumen import TWO_PI, with_sentinel
+from octseg.geometry.lumen import TWO_PI
 
 
-def sample_centroid_rays(
-    lab: torch.Tensor,
-    space: str,
-    ps: float,
-    center_px: tuple[float, float] | None,
-    cy: torch.Tensor,
-    cx: torch.Tensor,
-    n_rays: int,
-    n_samples: int,
-    step: float,
-) -> torch.Tensor:
-    """Labels ``(B, n_rays, n_samples)`` along rays from the centres ``(cy, cx)`` (mm from the
-    catheter); sample ``k`` of ray ``q`` lies at distance ``k * step`` mm, angle ``2*pi*q/n``."""
-    b, h, w = lab.shape
-    dev = lab.device
-    phi = torch.arange(n_rays, device=dev, dtype=torch.float32) * (TWO_PI / n_rays)
-    t = torch.arange(n_samples, device=dev, dtype=torch.float32) * step
-    sy = (t[None, :] * torch.sin(phi)[:, None])[None]  # (1, n, S) mm
-    sx = (t[None, :] * torch.cos(phi)[:, None])[None]
-    y = cy.float()[:, None, None] + sy
-    x = cx.float()[:, None, None] + sx
-    if space == "cartesian":
-        rows = torch.round(center_px[0] + y / ps).long()
-        cols = torch.round(center_px[1] + x / ps).long()
-        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    else:  # polar: rows are A-lines (angle), columns depth
-        rows = torch.remainder(torch.round(torch.atan2(y, x) * (h / TWO_PI)).long(), h)
-        cols = torch.round(torch.sqrt(y * y + x * x) / ps).long()
-        inside = cols < w
-    del y, x
-    base = (torch.arange(b, device=dev) * (h * w + 1))[:, None, None]
-    idx = torch.where(inside, rows * w + cols, torch.full_like(rows, h * w)) + base
-    return torch.take(with_sentinel(lab), idx)
+class RayGrid:
+    """Integer sampling grid (step = pixel spacing) about the catheter, for casting rays from
+    per-frame origins without per-sample floating-point work.
+
+    ``table[(gy + L) * (2L + 1) + gx + L]`` is the flat index (row * W + col) of the label
+    sample nearest to grid point (gy, gx), or -1 outside the frame. Grid point (gy, gx) lies at
+    ``(gy, gx) * ps`` mm from the catheter (polar) or at the centre of pixel
+    ``(round(cy) + gy, round(cx) + gx)`` (Cartesian). Ray sample ``k`` of ray ``q`` is the grid
+    point nearest to ``origin + k * ps * (sin phi_q, cos phi_q)``.
+    """
+
+    def __init__(self, space, shape, ps, center_px, half, n_rays, n_samples, device):
+        h, w = shape
+        self.space, self.ps, self.half, self.center = space, ps, half, center_px
+        g = torch.arange(-half, half + 1, device=device)
+        gy, gx = torch.meshgrid(g, g, indexing="ij")
+        if space == "cartesian":
+            self.round_center = (round(center_px[0]), round(center_px[1]))
+            rows, cols = gy + self.round_center[0], gx + self.round_center[1]
+            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        else:
+            y, x = gy.float(), gx.float()
+            rows = torch.remainder(torch.round(torch.atan2(y, x) * (h / TWO_PI)).long(), h)
+            cols = torch.round(torch.sqrt(y * y + x * x)).long()
+            inside = cols < w
+        self.table = torch.where(inside, rows * w + cols, -1).to(torch.int32).reshape(-1)
+        phi = torch.arange(n_rays, device=device, dtype=torch.float64) * (TWO_PI / n_rays)
+        k = torch.arange(n_samples, device=device, dtype=torch.float64)
+        oy = torch.round(k[None, :] * torch.sin(phi)[:, None]).long()
+        ox = torch.round(k[None, :] * torch.cos(phi)[:, None]).long()
+        self.offsets = (oy * (2 * half + 1) + ox).to(torch.int32)  # (n, S)
+        self.n_samples = n_samples
+
+    def origin(self, cy: torch.Tensor, cx: torch.Tensor):
+        """Grid origin nearest to centres (cy, cx) mm: (gy, gx) and its position in mm."""
+        if self.space == "cartesian":
+            oy = torch.round(self.center[0] + cy / self.ps) - self.round_center[0]
+            ox = torch.round(self.center[1] + cx / self.ps) - self.round_center[1]
+            my = (oy + self.round_center[0] - self.center[0]) * self.ps
+            mx = (ox + self.round_center[1] - self.center[1]) * self.ps
+        else:
+            oy, ox = torch.round(cy / self.ps), torch.round(cx / self.ps)
+            my, mx = oy * self.ps, ox * self.ps
+        return oy.long(), ox.long(), my, mx
+
+    def sample(self, lab: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor) -> torch.Tensor:
+        """Labels ``(B, n, S)`` along the rays from grid origins (oy, ox) (B,)."""
+        b, h, w = lab.shape
+        side = 2 * self.half + 1
+        base = ((oy + self.half) * side + ox + self.half).to(torch.int32)
+        gidx = base[:, None, None] + self.offsets[None]
+        pix = self.table.index_select(0, gidx.reshape(-1)).reshape(gidx.shape)
+        del gidx
+        frame_base = (torch.arange(b, device=lab.device, dtype=torch.int32) * (h * w))[
+            :, None, None
+        ]
+        flat = (pix.clamp(min=0) + frame_base).reshape(-1)
+        vals = lab.reshape(-1).index_select(0, flat).reshape(pix.shape)
+        return torch.where(pix >= 0, vals, torch.zeros((), dtype=vals.dtype, device=vals.device))
 
 
 def bridge_shadow(hit: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
@@ -93,14 +119,3 @@ def calcium_metrics(
         "calcium_max_thickness_mm": torch.where(any_ca, thick, nan),
         "calcium_min_depth_mm": depth,
     }
-
-
-def calcium_area(lab: torch.Tensor, space: str, ps: float) -> torch.Tensor:
-    """Calcium pixel area (mm²) per frame; polar pixels weighted by their annular area."""
-    ca = lab == CALCIUM
-    if space == "cartesian":
-        return ca.sum((1, 2)).float() * (ps * ps)
-    a, r = lab.shape[1:]
-    j = torch.arange(r, device=lab.device, dtype=torch.float32).clamp(min=0.125)
-    per_col = ca.sum(1).float()  # (B, R)
-    return (per_col * j).sum(1) * (ps * ps * TWO_PI / a)

@@ -25,7 +25,9 @@ def _first_exit(vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For label samples ``(B, N, S)`` along rays: index of the first non-lumen sample (S if
     none) and whether the lumen border on that ray touches a strut or the guidewire."""
     s = vals.shape[-1]
-    notl = (vals != LUMEN) & (vals != STRUT)
+    # classes 1 (lumen) and 3 (strut) are the only ones with (c | 2) == 3
+    assert (LUMEN | 2) == 3 and (STRUT | 2) == 3
+    notl = (vals | 2) != 3
     anyout = notl.any(-1)
     k = torch.where(
         anyout, notl.to(torch.uint8).argmax(-1), torch.full_like(anyout, s, dtype=torch.long)
@@ -80,37 +82,27 @@ def ray_offsets(n_rays: int, n_samples: int, step: float, device) -> tuple[torch
     return theta, t[None, :] * torch.sin(theta)[:, None], t[None, :] * torch.cos(theta)[:, None]
 
 
-def cartesian_ray_index(
-    h: int, w: int, center: tuple[float, float], dy: torch.Tensor, dx: torch.Tensor
-) -> torch.Tensor:
-    """Flat pixel index of the nearest pixel to ``center + (dy, dx)`` (pixels); ``h*w`` where the
-    sample falls outside the image (a sentinel background sample)."""
-    rows = torch.round(center[0] + dy).long()
-    cols = torch.round(center[1] + dx).long()
-    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    return torch.where(inside, rows * w + cols, torch.full_like(rows, h * w))
+class CatheterRays:
+    """Constant nearest-pixel index table of ``n_rays`` rays from the catheter centre of a
+    Cartesian frame, one sample every half pixel out to ``max_r_px``."""
 
-
-def with_sentinel(lab: torch.Tensor) -> torch.Tensor:
-    """``(B, H, W)`` -> ``(B, H*W + 1)``: the frames flattened plus one background sample."""
-    b = lab.shape[0]
-    return torch.cat([lab.reshape(b, -1), lab.new_zeros(b, 1)], dim=1)
-
-
-def catheter_radii_cartesian(
-    lab: torch.Tensor, ps: float, center: tuple[float, float], n_rays: int, max_r_px: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Lumen radii (mm) along ``n_rays`` catheter rays of Cartesian maps ``(B, H, W)``; samples
-    every half pixel up to ``max_r_px``. Returns (theta, radii, masked)."""
-    b, h, w = lab.shape
     step = 0.5
-    n_samples = int(math.ceil(max_r_px / step)) + 2
-    theta, dy, dx = ray_offsets(n_rays, n_samples, step, lab.device)
-    idx = cartesian_ray_index(h, w, center, dy, dx).reshape(-1)
-    flat = with_sentinel(lab)
-    vals = torch.index_select(flat, 1, idx).reshape(b, n_rays, n_samples)
-    k, masked = _first_exit(vals)
-    return theta, ((k.to(torch.float32) - 0.5) * step * ps).clamp(min=0), masked
+
+    def __init__(self, shape, center, n_rays, max_r_px, device):
+        h, w = shape
+        self.n_samples = int(math.ceil(max_r_px / self.step)) + 2
+        self.theta, dy, dx = ray_offsets(n_rays, self.n_samples, self.step, device)
+        rows = torch.round(center[0] + dy).long()
+        cols = torch.round(center[1] + dx).long()
+        self.inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        self.index = torch.where(self.inside, rows * w + cols, 0).reshape(-1).to(torch.int32)
+
+    def radii(self, lab: torch.Tensor, ps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        b = lab.shape[0]
+        vals = lab.reshape(b, -1).index_select(1, self.index).reshape(b, *self.inside.shape)
+        vals = torch.where(self.inside, vals, torch.zeros((), dtype=vals.dtype, device=vals.device))
+        k, masked = _first_exit(vals)
+        return ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0), masked
 
 
 def polygon_area_centroid(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from octseg.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.classes import CALCIUM
 from octseg.errors import InputError
 from octseg.geometry import calcium as ca_mod
 from octseg.geometry import lumen as lu
@@ -38,28 +38,31 @@ class Measurements:
         return write_measurements(out_dir, self.frames, self.struts, self.summary)
 
 
-def _extent_px(mask: torch.Tensor, center: tuple[float, float]) -> float:
+def _extent_px(mask: torch.Tensor, center: tuple[float, float], stride: int) -> float:
     """Largest distance (pixels) from ``center`` to a corner of the bounding box of ``mask``
-    over all frames of a chunk ``(B, H, W)``; 0 if empty."""
+    (a ``stride``-subsampled view of a chunk) over all its frames, with a margin of one stride;
+    0 if empty."""
     rows = mask.any(2).any(0).nonzero()
     cols = mask.any(1).any(0).nonzero()
     if rows.numel() == 0:
         return 0.0
-    r0, r1 = float(rows.min()), float(rows.max())
-    c0, c1 = float(cols.min()), float(cols.max())
-    dy = max(abs(r0 - center[0]), abs(r1 - center[0]))
-    dx = max(abs(c0 - center[1]), abs(c1 - center[1]))
+    r0, r1 = float(rows.min()) * stride, float(rows.max()) * stride
+    c0, c1 = float(cols.min()) * stride, float(cols.max()) * stride
+    dy = max(abs(r0 - center[0]), abs(r1 - center[0])) + stride
+    dx = max(abs(c0 - center[1]), abs(c1 - center[1])) + stride
     return math.hypot(dy, dx) + 1.5
 
 
-def _polar_extent_mm(mask: torch.Tensor, ps: float) -> float:
-    cols = mask.any(1).any(0).nonzero()
-    return 0.0 if cols.numel() == 0 else (float(cols.max()) + 1.5) * ps
+def _round_up(x: float, q: int = 64) -> int:
+    return int(math.ceil(max(x, 1.0) / q) * q)
 
 
 def _pieces(b: int, per_frame: int) -> list[slice]:
     step = max(1, _RAY_BUDGET // max(per_frame, 1))
     return [slice(i, min(b, i + step)) for i in range(0, b, step)]
+
+
+_SUB = 4  # subsampling stride of the extent estimates
 
 
 @torch.no_grad()
@@ -69,27 +72,56 @@ def measure_chunk(
     ps: float,
     center_px: tuple[float, float] | None,
     settings: GeometrySettings,
+    cache: dict | None = None,
 ) -> dict[str, torch.Tensor]:
-    """All per-frame and per-strut tensors of one chunk of label maps ``(B, H, W)`` uint8."""
+    """All per-frame and per-strut tensors of one chunk of label maps ``(B, H, W)`` uint8.
+
+    ``cache`` (a dict kept across the chunks of one pullback) holds the ray lookup tables.
+    """
     s = settings
+    cache = {} if cache is None else cache
     b, h, w = lab.shape
     n = s.n_rays
     dev = lab.device
+    polar = space == "polar"
+    nan = float("nan")
+
+    # 0. calcium pixels: area and radial reach
+    ca = lab == CALCIUM
+    if polar:
+        per_col = ca.sum(1, dtype=torch.int32)  # (B, R)
+        j = torch.arange(w, device=dev, dtype=torch.float32).clamp(min=0.125)
+        ca_area = (per_col.float() * j).sum(1) * (ps * ps * lu.TWO_PI / h)
+        cols = per_col.any(0).nonzero()
+        ca_reach = (float(cols.max()) + 1.5) * ps if cols.numel() else 0.0
+        ca_count = per_col.sum(1)
+    else:
+        ca_count = ca.reshape(b, -1).sum(1, dtype=torch.int32)
+        ca_area = ca_count.float() * (ps * ps)
+        full = math.hypot(max(center_px[0], h - center_px[0]), max(center_px[1], w - center_px[1]))
+        sub = lab[:, ::_SUB, ::_SUB]
+        ca_reach = _extent_px(sub == CALCIUM, center_px, _SUB) * ps
+        if ca_reach == 0 and bool(ca_count.any()):
+            ca_reach = full * ps  # calcium too small for the subsampled estimate
+    del ca
+    any_ca = bool(ca_count.any())
+
     # 1. lumen contour from catheter rays
-    if space == "polar":
+    if polar:
         radii, masked = lu.catheter_radii_polar(lab, ps)
+        radii = radii.float()
         theta = torch.arange(h, device=dev, dtype=torch.float32) * (lu.TWO_PI / h)
     else:
-        lumenlike = (lab == LUMEN) | (lab == STRUT)
-        max_r = _extent_px(lumenlike, center_px)
-        n_cat = int(math.ceil(max_r / 0.5)) + 2
-        parts = [
-            lu.catheter_radii_cartesian(lab[p], ps, center_px, n, max_r)
-            for p in _pieces(b, n * n_cat)
-        ]
-        theta = parts[0][0]
-        radii = torch.cat([p[1] for p in parts])
-        masked = torch.cat([p[2] for p in parts])
+        max_r = _extent_px((sub | 2) == 3, center_px, _SUB)
+        max_r = full if max_r == 0 else min(max_r, full)
+        key = ("cath", _round_up(max_r))
+        if key not in cache:
+            cache[key] = lu.CatheterRays((h, w), center_px, n, key[1], dev)
+        rays = cache[key]
+        theta = rays.theta
+        parts = [rays.radii(lab[p], ps) for p in _pieces(b, n * rays.n_samples)]
+        radii = torch.cat([p[0] for p in parts])
+        masked = torch.cat([p[1] for p in parts])
     radii = lu.fill_masked_periodic(radii, masked)
     radii = lu.smooth_periodic(radii, s.contour_smoothing_rays)
     area, cy, cx = lu.polygon_area_centroid(radii, theta)
@@ -97,34 +129,38 @@ def measure_chunk(
     cy = torch.where(has_lumen, cy, torch.zeros_like(cy))
     cx = torch.where(has_lumen, cx, torch.zeros_like(cx))
 
-    def profile(query: torch.Tensor) -> torch.Tensor:
-        out = lu.centroid_profile(radii, theta, cy, cx, query)
-        return torch.where(has_lumen[:, None], out, torch.full_like(out, float("nan")))
+    def profile(query: torch.Tensor, oy=cy, ox=cx) -> torch.Tensor:
+        out = lu.centroid_profile(radii, theta, oy, ox, query)
+        return torch.where(has_lumen[:, None], out, torch.full_like(out, nan))
 
     phi = torch.arange(n, device=dev, dtype=torch.float32) * (lu.TWO_PI / n)
     rho_l = profile(phi)
     dmean, dmin, dmax = lu.diameters(rho_l)
 
-    # 2. calcium along rays from the lumen centroid
-    step = ps  # one pixel (Cartesian) / one depth sample (polar)
-    ca_or_gw = (lab == CALCIUM) | (lab == GUIDEWIRE)
-    if space == "polar":
-        reach = _polar_extent_mm(ca_or_gw, ps)
+    # 2. calcium along rays from the lumen centroid (its nearest grid point)
+    if any_ca:
+        reach = max(ca_reach, float(radii.max()) + 2 * ps)
+        n_s = _round_up(reach / ps + 2, 32)
+        off = float(torch.sqrt(cy * cy + cx * cx).max()) / ps
+        half = _round_up(n_s + off + 2, 64)
+        key = ("grid", half, n_s)
+        if key not in cache:
+            cache[key] = ca_mod.RayGrid(space, (h, w), ps, center_px, half, n, n_s, dev)
+        grid = cache[key]
+        oy, ox, my, mx = grid.origin(cy, cx)
+        rho_o = profile(phi, my, mx)
+        cal: dict[str, list[torch.Tensor]] = {}
+        for p in _pieces(b, n * n_s):
+            vals = grid.sample(lab[p], oy[p], ox[p])
+            for k, v in ca_mod.calcium_metrics(vals, ps, rho_o[p]).items():
+                cal.setdefault(k, []).append(v)
+            del vals
+        out = {k: torch.cat(v) for k, v in cal.items()}
     else:
-        reach = _extent_px(ca_or_gw, center_px) * ps
-    offset = float(torch.sqrt(cy * cy + cx * cx).max()) if b else 0.0
-    n_s = int(math.ceil((reach + offset) / step)) + 2 if reach > 0 else 1
-    cal: dict[str, list[torch.Tensor]] = {}
-    for p in _pieces(b, n * n_s):
-        vals = ca_mod.sample_centroid_rays(lab[p], space, ps, center_px, cy[p], cx[p], n, n_s, step)
-        for k, v in ca_mod.calcium_metrics(vals, step, rho_l[p]).items():
-            cal.setdefault(k, []).append(v)
-        del vals
-    out = {k: torch.cat(v) for k, v in cal.items()}
-    out["calcium_area_mm2"] = ca_mod.calcium_area(lab, space, ps)
-    out["calcium_area_mm2"] = torch.where(
-        out["calcium_area_mm2"] > 0, out["calcium_area_mm2"], torch.nan
-    )
+        empty = torch.full((b,), nan, device=dev)
+        keys = ("calcium_arc_deg", "calcium_max_thickness_mm", "calcium_min_depth_mm")
+        out = {k: empty for k in keys}
+    out["calcium_area_mm2"] = torch.where(ca_count > 0, ca_area, nan)
 
     # 3. struts and stent
     sframe, syx = st_mod.strut_points(lab, space, ps, center_px)
@@ -140,15 +176,15 @@ def measure_chunk(
         s.min_struts,
         s.contour_samples_per_segment,
     )
-    nan = torch.full_like(area, float("nan"))
+    nan_b = torch.full_like(area, nan)
     out.update(
-        lumen_area_mm2=torch.where(has_lumen, area, nan),
-        lumen_mean_diameter_mm=torch.where(has_lumen, dmean, nan),
-        lumen_min_diameter_mm=torch.where(has_lumen, dmin, nan),
-        lumen_max_diameter_mm=torch.where(has_lumen, dmax, nan),
-        lumen_eccentricity=torch.where(has_lumen, (dmax - dmin) / dmax.clamp(min=1e-12), nan),
-        lumen_centroid_x_mm=torch.where(has_lumen, cx, nan),
-        lumen_centroid_y_mm=torch.where(has_lumen, cy, nan),
+        lumen_area_mm2=torch.where(has_lumen, area, nan_b),
+        lumen_mean_diameter_mm=torch.where(has_lumen, dmean, nan_b),
+        lumen_min_diameter_mm=torch.where(has_lumen, dmin, nan_b),
+        lumen_max_diameter_mm=torch.where(has_lumen, dmax, nan_b),
+        lumen_eccentricity=torch.where(has_lumen, (dmax - dmin) / dmax.clamp(min=1e-12), nan_b),
+        lumen_centroid_x_mm=torch.where(has_lumen, cx, nan_b),
+        lumen_centroid_y_mm=torch.where(has_lumen, cy, nan_b),
         strut_x_mm=syx[:, 1],
         strut_y_mm=syx[:, 0],
     )
@@ -171,13 +207,13 @@ def _rows(
             "frame": int(fnum),
             "position_mm": fnum * fs,
             "n_struts": n_struts,
-            "n_malapposed": int(cpu["n_malapposed"][i]) if n_struts else None,
+            "n_malapposed": int(cpu["n_malapposed"][i]),
         }
         for key in FRAME_COLUMNS:
             if key not in row:
                 row[key] = _f(cpu[key][i])
-        if row["lumen_area_mm2"] is None:
-            row["n_malapposed"] = None
+        if row["lumen_area_mm2"] is None and n_struts:
+            row["n_malapposed"] = None  # distances need a lumen contour
         frames.append(row)
     struts = []
     order = sorted(
@@ -219,6 +255,7 @@ def measure_labels(
     ps, fs = lf.pixel_spacing_mm, lf.frame_spacing_mm
     center = lf.center if lf.space == "cartesian" else None
     frame_numbers = lf.frames
+    cache: dict = {}
     rows: list[dict] = []
     struts: list[dict] = []
     starts = range(0, lf.n_frames, chunk_frames)
@@ -229,7 +266,7 @@ def measure_labels(
     for start in starts:
         stop = min(lf.n_frames, start + chunk_frames)
         lab = torch.from_numpy(np.ascontiguousarray(lf.labels[start:stop])).to(dev)
-        res = measure_chunk(lab, lf.space, ps, center, s)
+        res = measure_chunk(lab, lf.space, ps, center, s, cache)
         fr, sr = _rows(res, frame_numbers[start:stop], fs)
         rows += fr
         struts += sr

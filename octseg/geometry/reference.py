@@ -180,6 +180,8 @@ def measure_frame(
     ).reshape(-1, 2)
     struts = []
     row["n_struts"] = len(pts)
+    if not len(pts):
+        row["n_malapposed"] = 0
     if len(pts):
         d = pts - [cy, cx]
         sphi = np.mod(np.arctan2(d[:, 0], d[:, 1]), TWO_PI)
