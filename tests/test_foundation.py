@@ -133,3 +133,9 @@ def test_save_npz_is_byte_reproducible(tmp_path):
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     with np.load(tmp_path / "a.npz") as z:
         np.testing.assert_array_equal(z["labels"], arrays["labels"])
+
+
+def test_atomic_files_get_the_usual_mode(tmp_path):
+    atomic.write_text(tmp_path / "r.txt", "x")
+    mode = (tmp_path / "r.txt").stat().st_mode & 0o777
+    assert mode == 0o666 & ~atomic._UMASK

@@ -1,0 +1,184 @@
+"""Inference throughput: model only (tensors in memory) vs end to end (files in, every output written).
+
+    .venv/bin/python benchmarks/inference.py                       # default model, 270-frame pullback
+    .venv/bin/python benchmarks/inference.py --checkpoint runs/.../best.pt --input pullback.dcm
+    .venv/bin/python benchmarks/inference.py --device cuda --amp fp16 --channels-last --batch-size 64
+
+Both figures use the same frames and the same predictor:
+
+* **model only**: the pullback already resampled onto the net grid and held in memory; the
+  network (with TTA if asked) runs over every frame in batches - what the model can do at best;
+* **end to end**: ``run_inference`` on the files: reading, resampling, the model, mapping back to
+  the input space, geometry, labels / tables / overlays / HTML report, done markers.
+
+Without ``--checkpoint`` a randomly initialised network of the default architecture
+(configs/model/unet.yaml, default net grid) is used: speed does not depend on the weights, but the
+geometry then works on noise-like masks, which is slower than on real ones. Without ``--input`` a
+synthetic polar pullback of ``--frames`` frames (504 A-lines x 480 samples, 10 um) is written
+(``--pullbacks`` copies, to show reading/writing overlapping the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _synthetic_input(folder: Path, frames: int, copies: int, seed: int = 0) -> Path:
+    """Polar pullbacks with a lumen, a bright wall decaying with depth and speckle."""
+    from octseg import atomic
+
+    rng = np.random.default_rng(seed)
+    a, r = 504, 480
+    depth = np.arange(r)[None, :]
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in range(copies):
+        out = np.empty((frames, a, r), np.uint8)
+        for f in range(frames):
+            radius = 150 + 40 * np.sin(np.linspace(0, 2 * np.pi, a) + f / 30.0)[:, None]
+            wall = np.where(depth > radius, 200 * np.exp(-(depth - radius) / 120.0), 8)
+            out[f] = np.clip(wall * rng.gamma(4.0, 0.25, (a, r)), 0, 255).astype(np.uint8)
+        atomic.save_npz(
+            folder / f"bench{c}.npz",
+            frames=out,
+            space=np.array("polar"),
+            pixel_spacing_mm=np.float64(0.01),
+            frame_spacing_mm=np.float64(0.2),
+        )
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    from octseg.infer.pipeline import InferSettings, run_inference
+    from octseg.infer.predictor import Predictor, save_untrained_checkpoint
+    from octseg.io import read_pullback
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, default=None)
+    ap.add_argument("--input", type=Path, default=None, help="a pullback file (default: synthetic)")
+    ap.add_argument("--frames", type=int, default=270)
+    ap.add_argument(
+        "--pullbacks", type=int, default=1, help="synthetic copies for the end-to-end run"
+    )
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--amp", default="auto")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--tta", action="store_true", help="TTA: 4 rolls x flip (8 passes)")
+    ap.add_argument("--writers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the end-to-end outputs here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    work = Path(tempfile.mkdtemp(prefix="octseg-bench-"))
+    try:
+        ckpt = args.checkpoint or save_untrained_checkpoint(work / "untrained-unet.pt")
+        inp = args.input or _synthetic_input(work / "in", args.frames, args.pullbacks)
+        kw = dict(
+            device=args.device,
+            batch_size=args.batch_size,
+            amp=args.amp,
+            channels_last=args.channels_last,
+            compile=args.compile,
+            tta_rolls=4 if args.tta else 1,
+            tta_flip=args.tta,
+        )
+        predictor = Predictor.from_checkpoint(ckpt, **kw)
+        first = inp if inp.is_file() else sorted(inp.glob("*.npz"))[0]
+        pb = read_pullback(first)
+        grid = predictor.to_grid(pb)
+        predictor.model_only(grid[: min(len(grid), 2 * predictor.batch_size)])  # warm-up
+        t0 = time.perf_counter()
+        n = predictor.model_only(grid)
+        model_s = time.perf_counter() - t0
+        model_fps = n / model_s
+
+        out = args.keep or (work / "out")
+        if out.exists():
+            shutil.rmtree(out)
+        settings = InferSettings(
+            checkpoint=str(ckpt),
+            input=str(inp),
+            output=str(out),
+            writers=args.writers,
+            progress=False,
+            **{
+                k: v
+                for k, v in kw.items()
+                if k
+                in (
+                    "device",
+                    "batch_size",
+                    "amp",
+                    "channels_last",
+                    "compile",
+                    "tta_rolls",
+                    "tta_flip",
+                )
+            },
+        )
+        t0 = time.perf_counter()
+        res = run_inference(settings, predictor=predictor)
+        e2e_s = time.perf_counter() - t0
+        frames = res["frames"]
+        e2e_fps = frames / e2e_s
+        per_pb = res["manifest"]["pullbacks"]
+        stage = {}
+        for rec in per_pb.values():
+            for k, v in (rec.get("timing") or {}).items():
+                stage[k] = stage.get(k, 0.0) + v
+        result = {
+            "device": str(predictor.device),
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "input": str(
+                inp
+                if args.input
+                else f"synthetic {args.pullbacks} x {args.frames} frames, polar 504x480"
+            ),
+            "checkpoint": str(
+                args.checkpoint or "untrained default UNet (configs/model/unet.yaml)"
+            ),
+            "net_grid": predictor.net_grid,
+            "batch_size": predictor.batch_size,
+            "amp": str(predictor.amp),
+            "channels_last": predictor.channels_last,
+            "compile": args.compile,
+            "tta_passes": len(predictor.tta),
+            "model_only_frames_per_s": round(model_fps, 2),
+            "end_to_end_frames": frames,
+            "end_to_end_s": round(e2e_s, 2),
+            "end_to_end_frames_per_s": round(e2e_fps, 2),
+            "ratio": round(e2e_fps / model_fps, 3),
+            "seconds_per_270_frames": round(270 / e2e_fps, 1),
+            "stage_seconds_summed": {k: round(v, 2) for k, v in stage.items()},
+            "failed": res["n_failed"],
+        }
+        print(json.dumps(result, indent=2))
+        print(
+            f"model only {model_fps:.1f} frames/s | end to end {e2e_fps:.1f} frames/s "
+            f"({100 * e2e_fps / model_fps:.0f}% of model only; target >= 80%) | "
+            f"270 frames in {270 / e2e_fps:.1f} s on {predictor.device}"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0 if not res["n_failed"] else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Run bookkeeping: per-pullback done markers and the run manifest.
+
+A pullback's outputs live in ``OUT/<id>/``. Every output is written atomically (octseg.atomic);
+the **done marker** ``OUT/<id>/done.json`` is written last and lists every output with its size,
+plus a fingerprint of the model and settings that produced them. A pullback counts as done only
+when the marker is readable, its fingerprint matches the current run and every listed file exists
+with the recorded size. Anything else (no marker after a ``kill -9``, a missing file, another
+checkpoint) is redone from scratch.
+
+``OUT/manifest.json`` records every pullback of the run: status (``done`` | ``failed``),
+``skipped`` (done by an earlier run), the error message, frame count and timings. With
+several ranks each writes ``OUT/.ranks/rank-<r>.json`` as it goes; rank 0 merges them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from octseg import atomic
+
+DONE_NAME = "done.json"
+MANIFEST_NAME = "manifest.json"
+RANKS_DIR = ".ranks"
+# every file/folder name inference may write into a pullback folder (cleaned before a redo)
+OUTPUT_NAMES = (
+    "labels.npz",
+    "seg.dcm",
+    "frames.csv",
+    "struts.csv",
+    "summary.json",
+    "report.html",
+    "overlays",
+    DONE_NAME,
+)
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file (hex, first 16 characters)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def fingerprint(checkpoint_digest: str, settings: Mapping[str, Any]) -> str:
+    """Identity of "what produced these outputs": the model and the settings that change them."""
+    blob = json.dumps({"ckpt": checkpoint_digest, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_done(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        with open(out_dir / DONE_NAME, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_done(out_dir: Path, fp: str | None = None) -> dict[str, Any] | None:
+    """The done marker if ``out_dir`` holds a complete result (of fingerprint ``fp``), else None."""
+    data = read_done(out_dir)
+    if data is None or not isinstance(data.get("outputs"), dict):
+        return None
+    if fp is not None and data.get("fingerprint") != fp:
+        return None
+    for rel, size in data["outputs"].items():
+        p = out_dir / rel
+        try:
+            if p.stat().st_size != int(size):
+                return None
+        except (OSError, ValueError, TypeError):
+            return None
+    return data
+
+
+def clean_pullback_dir(out_dir: Path) -> None:
+    """Remove a partial result: the marker first, then known outputs and temporary files.
+
+    Only names inference writes are removed, so a mistaken output folder loses nothing else.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        (out_dir / DONE_NAME).unlink()
+    if not out_dir.is_dir():
+        return
+    for child in out_dir.iterdir():
+        if child.name in OUTPUT_NAMES or child.name.startswith(".tmp-"):
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    child.unlink()
+
+
+def write_done(out_dir: Path, outputs: Iterable[Path], info: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the done marker last, listing each output (relative path -> size in bytes)."""
+    listing = {}
+    for p in outputs:
+        p = Path(p)
+        listing[p.relative_to(out_dir).as_posix()] = p.stat().st_size
+    data = {**info, "outputs": listing, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic.write_json(out_dir / DONE_NAME, data)
+    return data
+
+
+class RankManifest:
+    """Records of one rank, rewritten atomically after every pullback."""
+
+    def __init__(self, out_root: Path, rank: int, world_size: int, header: Mapping[str, Any]):
+        self.path = out_root / RANKS_DIR / f"rank-{rank}.json"
+        self.rank = rank
+        self.world_size = world_size
+        self.header = dict(header)
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def record(self, pullback_id: str, rec: Mapping[str, Any]) -> None:
+        self.records[pullback_id] = {**rec, "rank": self.rank}
+        self.flush()
+
+    def flush(self) -> None:
+        atomic.write_json(
+            self.path,
+            {"header": self.header, "world_size": self.world_size, "pullbacks": self.records},
+        )
+
+
+def merge_manifests(
+    out_root: Path, order: list[str], header: Mapping[str, Any], world_size: int
+) -> dict[str, Any]:
+    """Merge the rank files into ``OUT/manifest.json`` (pullbacks in input order)."""
+    recs: dict[str, dict[str, Any]] = {}
+    for r in range(world_size):
+        p = out_root / RANKS_DIR / f"rank-{r}.json"
+        try:
+            with open(p, encoding="utf-8") as fh:
+                recs.update(json.load(fh).get("pullbacks", {}))
+        except (OSError, ValueError):
+            continue
+    pullbacks = {}
+    for pid in order:
+        pullbacks[pid] = recs.get(
+            pid, {"status": "failed", "error": "no record: the worker processing it stopped"}
+        )
+    n_failed = sum(1 for r in pullbacks.values() if r.get("status") != "done")
+    frames = sum(int(r.get("n_frames") or 0) for r in pullbacks.values() if not r.get("skipped"))
+    manifest = {
+        **header,
+        "world_size": world_size,
+        "n_pullbacks": len(order),
+        "n_done": len(order) - n_failed,
+        "n_failed": n_failed,
+        "n_skipped": sum(1 for r in pullbacks.values() if r.get("skipped")),
+        "frames_processed": frames,
+        "pullbacks": pullbacks,
+    }
+    atomic.write_json(out_root / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def clear_rank_files(out_root: Path) -> None:
+    d = out_root / RANKS_DIR
+    if d.is_dir():
+        for p in d.glob("rank-*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)

@@ -1,0 +1,520 @@
+"""Batch inference over many pullbacks: read -> segment -> measure -> write, overlapped.
+
+Three stages run at once so the model never waits:
+
+* a **reader thread** opens the next pullbacks (any reader, octseg.io), resamples every frame onto
+  the network's polar grid, and queues them (``prefetch`` pullbacks ahead);
+* the **main thread** runs the network over whole frames in batches (octseg.infer.predictor) and
+  maps the result back to the input's space;
+* a **writer pool** (``writers`` threads) measures (octseg.geometry.measure_labels) and writes
+  every output atomically: ``labels.npz``, ``seg.dcm`` (DICOM input), ``frames.csv`` /
+  ``struts.csv`` / ``summary.json``, ``overlays/*.png``, ``report.html`` and, last, ``done.json``.
+
+A failing pullback (unreadable, corrupt, missing spacing, ...) is recorded in the manifest and the
+run goes on. Sharding: under ``torchrun`` each rank takes ``tasks[rank::world_size]``; rank 0
+merges the manifest and writes the cohort ``summary.csv`` after a barrier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octseg.errors import InputError, OctsegError
+from octseg.infer import manifest as mf
+from octseg.infer.inputs import Task, discover
+
+
+@dataclass
+class InferSettings:
+    checkpoint: str
+    input: Any
+    output: str
+    device: str = "auto"
+    batch_size: int = 8
+    amp: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    resample: str = "labels"
+    tta_rolls: int = 1
+    tta_flip: bool = False
+    pixel_spacing_mm: float | None = None
+    frame_spacing_mm: float | None = None
+    format: str | None = None
+    overlay_frames: Any = "auto"
+    overlay_size: int = 512
+    report: bool = True
+    dicom_seg: bool = True
+    writers: int = 2
+    prefetch: int = 2
+    read_chunk: int = 32
+    geometry_device: str = "cpu"
+    geometry: dict[str, Any] = field(default_factory=dict)
+    resume: bool = True
+    progress: bool = True
+    dist_timeout_min: float = 360.0
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> InferSettings:
+        """From the Hydra config (configs/infer.yaml) or any mapping with the same keys."""
+        try:
+            from omegaconf import DictConfig, OmegaConf
+
+            if isinstance(cfg, DictConfig):
+                cfg = OmegaConf.to_container(cfg, resolve=True)
+        except ImportError:  # pragma: no cover
+            pass
+        cfg = dict(cfg)
+        for key in ("checkpoint", "input", "output"):
+            if cfg.get(key) in (None, "", "???"):
+                raise InputError(
+                    None,
+                    f"{key}= is required (python infer.py checkpoint=... input=... output=...)",
+                )
+        tta = cfg.pop("tta", None) or {}
+        overlays = cfg.pop("overlays", None) or {}
+        cfg.pop("hydra", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - names)
+        if unknown:
+            raise InputError(None, f"unknown infer setting(s): {', '.join(unknown)}")
+        if tta.get("enabled", False):
+            cfg["tta_rolls"] = int(tta.get("rolls", 4))
+            cfg["tta_flip"] = bool(tta.get("flip", True))
+        if overlays:
+            cfg["overlay_frames"] = overlays.get("frames", "auto")
+            cfg["overlay_size"] = int(overlays.get("size", 512))
+        return cls(**cfg)
+
+    def output_affecting(self) -> dict[str, Any]:
+        """Settings that change the outputs (part of each pullback's fingerprint)."""
+        keys = (
+            "resample",
+            "tta_rolls",
+            "tta_flip",
+            "pixel_spacing_mm",
+            "frame_spacing_mm",
+            "format",
+            "overlay_frames",
+            "overlay_size",
+            "report",
+            "dicom_seg",
+            "geometry",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+
+# ------------------------------------------------------------------------------ distributed
+def dist_env() -> tuple[int, int, int]:
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _init_dist(world: int, device_type: str, timeout_min: float) -> bool:
+    if world <= 1:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(minutes=timeout_min))
+    return True
+
+
+def _one_line(exc: BaseException, task: Task | None = None) -> str:
+    if isinstance(exc, OctsegError):
+        return str(exc)
+    where = f"{task.path}: " if task is not None else ""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{where}{type(exc).__name__}: {msg}"[:500]
+
+
+# ------------------------------------------------------------------------------ one pullback
+def finish_pullback(
+    task: Task,
+    out_dir: Path,
+    pullback: Any,
+    labels: np.ndarray,
+    settings: InferSettings,
+    geometry: Any,
+    model_info: Mapping[str, Any],
+    fp: str,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """Measure, write every output atomically, and mark the pullback done (writer thread)."""
+    from octseg.classes import CLASS_NAMES
+    from octseg.geometry import measure_labels
+    from octseg.infer.overlay import write_overlays
+    from octseg.infer.report import write_report
+    from octseg.labels import LabelFile, save_labels
+
+    t0 = time.perf_counter()
+    outputs: list[Path] = []
+    lf = LabelFile(
+        labels=labels,
+        space=pullback.space,
+        pixel_spacing_mm=pullback.pixel_spacing_mm,
+        frame_spacing_mm=pullback.frame_spacing_mm,
+        catheter_center=pullback.catheter_center if pullback.space == "cartesian" else None,
+    )
+    save_labels(out_dir / "labels.npz", lf)
+    outputs.append(out_dir / "labels.npz")
+    if settings.dicom_seg and pullback.format == "dicom":
+        from octseg.io.dicomseg import write_dicom_seg
+
+        write_dicom_seg(out_dir / "seg.dcm", labels, pullback.source, dict(CLASS_NAMES))
+        outputs.append(out_dir / "seg.dcm")
+    t1 = time.perf_counter()
+    m = measure_labels(lf, settings=geometry, device=settings.geometry_device)
+    t2 = time.perf_counter()
+    m.write(out_dir)
+    outputs += [out_dir / "frames.csv", out_dir / "struts.csv", out_dir / "summary.json"]
+    overlays = write_overlays(
+        out_dir,
+        pullback,
+        labels,
+        m.frames,
+        m.struts,
+        m.summary,
+        requested=settings.overlay_frames,
+        size=settings.overlay_size,
+        min_struts=getattr(geometry, "min_struts", 3),
+    )
+    outputs += [o["path"] for o in overlays]
+    info = pullback.describe()
+    info.pop("source", None)
+    if settings.report:
+        write_report(
+            out_dir / "report.html",
+            pullback_id=task.id,
+            info=info,
+            frames=m.frames,
+            struts=m.struts,
+            summary=m.summary,
+            overlays=overlays,
+            model=model_info,
+            malapposition_threshold_mm=getattr(geometry, "strut_threshold_mm", None),
+        )
+        outputs.append(out_dir / "report.html")
+    t3 = time.perf_counter()
+    timings.update(
+        write_labels_s=t1 - t0, measure_s=t2 - t1, write_outputs_s=t3 - t2, finish_s=t3 - t0
+    )
+    mf.write_done(
+        out_dir,
+        outputs,
+        {
+            "id": task.id,
+            "source": str(task.path),
+            "fingerprint": fp,
+            "n_frames": int(labels.shape[0]),
+            "frame_spacing_mm": pullback.frame_spacing_mm,
+            "timing": {k: round(v, 4) for k, v in timings.items()},
+        },
+    )
+    return {"outputs": [p.relative_to(out_dir).as_posix() for p in outputs]}
+
+
+# ------------------------------------------------------------------------------ the run
+class _Reader(threading.Thread):
+    """Opens pullbacks and puts them, on the net grid, on a bounded queue."""
+
+    def __init__(self, tasks, out_root, predictor, settings, fp):
+        super().__init__(daemon=True, name="octseg-reader")
+        self.tasks, self.out_root, self.predictor, self.s, self.fp = (
+            tasks,
+            out_root,
+            predictor,
+            settings,
+            fp,
+        )
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, settings.prefetch))
+        self.stop = threading.Event()
+
+    def put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def run(self) -> None:
+        from octseg.io import read_pullback
+
+        for task in self.tasks:
+            if self.stop.is_set():
+                break
+            done = mf.is_done(self.out_root / task.id, self.fp) if self.s.resume else None
+            if done is not None:
+                self.put(("skip", task, done))
+                continue
+            t0 = time.perf_counter()
+            try:
+                pb = read_pullback(
+                    task.path,
+                    pixel_spacing_mm=self.s.pixel_spacing_mm,
+                    frame_spacing_mm=self.s.frame_spacing_mm,
+                    format=self.s.format,
+                )
+                if pb.n_frames < 1:
+                    raise InputError(task.path, "pullback has no frames")
+                grid = self.predictor.to_grid(pb, chunk=self.s.read_chunk)
+            except Exception as exc:  # one bad pullback never stops the run
+                self.put(("fail", task, {"error": _one_line(exc, task), "stage": "read"}))
+                continue
+            self.put(("ok", task, (pb, grid, time.perf_counter() - t0)))
+        self.put(None)
+
+
+def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, Any]:
+    """Run the whole job; returns the merged manifest (rank 0) or this rank's summary.
+
+    ``predictor``: an already built :class:`~octseg.infer.predictor.Predictor` (programmatic use,
+    benchmarks); by default it is rebuilt from ``settings.checkpoint``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from octseg.geometry import GeometrySettings
+    from octseg.infer.cohort import write_cohort_summary
+    from octseg.infer.predictor import Predictor, pick_device
+
+    rank, world, local_rank = dist_env()
+    device = predictor.device if predictor is not None else pick_device(settings.device, local_rank)
+    distributed = _init_dist(world, device.type, settings.dist_timeout_min)
+    show = bool(settings.progress)
+    try:
+        out_root = Path(settings.output)
+        out_root.mkdir(parents=True, exist_ok=True)
+        tasks = discover(settings.input)
+        geometry = GeometrySettings.from_dict(settings.geometry or {})
+        t_load = time.perf_counter()
+        predictor = predictor or Predictor.from_checkpoint(
+            settings.checkpoint,
+            device=device,
+            batch_size=settings.batch_size,
+            amp=settings.amp,
+            channels_last=settings.channels_last,
+            compile=settings.compile,
+            tta_rolls=settings.tta_rolls,
+            tta_flip=settings.tta_flip,
+            resample=settings.resample,
+        )
+        model_info = predictor.describe()
+        ck = Path(str(settings.checkpoint))
+        digest = mf.file_digest(ck) if ck.is_file() else f"object:{type(predictor.model).__name__}"
+        fp = mf.fingerprint(digest, settings.output_affecting())
+        header = {
+            "checkpoint": str(settings.checkpoint),
+            "fingerprint": fp,
+            "model": model_info,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "model_load_s": round(time.perf_counter() - t_load, 3),
+        }
+        mine = tasks[rank::world]
+        rman = mf.RankManifest(out_root, rank, world, header)
+        rman.flush()
+        lock = threading.Lock()
+        stats = {"frames": 0, "model_s": 0.0, "failed": 0}
+
+        overall = tqdm(
+            total=len(mine),
+            desc=f"pullbacks (rank {rank})" if world > 1 else "pullbacks",
+            unit="pb",
+            position=0,
+            disable=not show,
+            dynamic_ncols=True,
+        )
+
+        def record(task: Task, rec: dict[str, Any]) -> None:
+            with lock:
+                if rec.get("status") != "done":
+                    stats["failed"] += 1
+                    overall.write(f"FAILED {task.id}: {rec.get('error')}")
+                rman.record(task.id, {"source": str(task.path), **rec})
+                if world == 1:  # a single process keeps manifest.json current as it goes
+                    mf.merge_manifests(out_root, [t.id for t in tasks], header, 1)
+                overall.update(1)
+
+        t_start = time.perf_counter()
+        reader = _Reader(mine, out_root, predictor, settings, fp)
+        reader.start()
+        pool = ThreadPoolExecutor(
+            max_workers=max(1, settings.writers), thread_name_prefix="octseg-writer"
+        )
+        slots = threading.BoundedSemaphore(max(1, settings.writers) + 1)
+        futures: list[Future] = []
+        try:
+            while True:
+                item = reader.q.get()
+                if item is None:
+                    break
+                kind, task, payload = item
+                if kind == "skip":
+                    record(
+                        task,
+                        {
+                            "status": "done",
+                            "skipped": True,
+                            "n_frames": payload.get("n_frames"),
+                            "timing": payload.get("timing"),
+                            "outputs": sorted(payload.get("outputs", {})),
+                        },
+                    )
+                    continue
+                if kind == "fail":
+                    record(task, {"status": "failed", **payload})
+                    continue
+                pb, grid, read_s = payload
+                out_dir = out_root / task.id
+                mf.clean_pullback_dir(out_dir)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                timings: dict[str, float] = {"read_s": read_s}
+                bar = tqdm(
+                    total=pb.n_frames,
+                    desc=task.id[:24],
+                    unit="fr",
+                    position=1,
+                    leave=False,
+                    disable=not show,
+                    dynamic_ncols=True,
+                )
+                t0 = time.perf_counter()
+                try:
+                    labels = predictor.segment(grid, pb, progress=bar.update, timings=timings)
+                except Exception as exc:
+                    bar.close()
+                    record(
+                        task,
+                        {"status": "failed", "stage": "segment", "error": _one_line(exc, task)},
+                    )
+                    continue
+                bar.close()
+                timings["segment_s"] = time.perf_counter() - t0
+                with lock:
+                    stats["model_s"] += timings.get("model_s", 0.0)
+                del grid
+                slots.acquire()
+
+                def job(task=task, out_dir=out_dir, pb=pb, labels=labels, timings=timings):
+                    t_job = time.perf_counter()
+                    try:
+                        res = finish_pullback(
+                            task, out_dir, pb, labels, settings, geometry, model_info, fp, timings
+                        )
+                        timings["total_s"] = (
+                            timings["read_s"] + timings["segment_s"] + time.perf_counter() - t_job
+                        )
+                        with lock:
+                            stats["frames"] += int(labels.shape[0])
+                        record(
+                            task,
+                            {
+                                "status": "done",
+                                "skipped": False,
+                                "n_frames": int(labels.shape[0]),
+                                "timing": {k: round(v, 4) for k, v in timings.items()},
+                                **res,
+                            },
+                        )
+                    except Exception as exc:
+                        if os.environ.get("OCTSEG_DEBUG"):
+                            traceback.print_exc()
+                        record(
+                            task,
+                            {"status": "failed", "stage": "write", "error": _one_line(exc, task)},
+                        )
+                    finally:
+                        slots.release()
+
+                futures.append(pool.submit(job))
+        finally:
+            reader.stop.set()
+            pool.shutdown(wait=True)
+            overall.close()
+        elapsed = time.perf_counter() - t_start
+        local = {
+            "frames": stats["frames"],
+            "elapsed_s": elapsed,
+            "model_s": stats["model_s"],
+            "failed": stats["failed"],
+        }
+        if distributed:
+            import torch.distributed as dist
+
+            t = torch.tensor([local["frames"], local["failed"]], dtype=torch.float64)
+            if device.type == "cuda":
+                t = t.to(device)
+            dist.all_reduce(t)  # also the barrier: every rank has finished its pullbacks
+            total_frames, total_failed = int(t[0].item()), int(t[1].item())
+        else:
+            total_frames, total_failed = local["frames"], local["failed"]
+        result: dict[str, Any] = {
+            "rank": rank,
+            "world_size": world,
+            "local": local,
+            "frames": total_frames,
+            "n_failed": total_failed,
+        }
+        if rank == 0:
+            header["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            header["elapsed_s"] = round(elapsed, 3)
+            header["frames_per_s"] = round(total_frames / elapsed, 3) if elapsed > 0 else None
+            manifest = mf.merge_manifests(out_root, [t.id for t in tasks], header, world)
+            done = [
+                (pid, out_root / pid)
+                for pid, r in manifest["pullbacks"].items()
+                if r.get("status") == "done"
+            ]
+            write_cohort_summary(out_root, done)
+            result["manifest"] = manifest
+            result["n_failed"] = manifest["n_failed"]
+            fps = total_frames / elapsed if elapsed > 0 else float("nan")
+            mps = local["frames"] / local["model_s"] if local["model_s"] > 0 else float("nan")
+            print(
+                f"octseg infer: {manifest['n_done']}/{manifest['n_pullbacks']} pullbacks done "
+                f"({manifest['n_skipped']} already done, {manifest['n_failed']} failed); "
+                f"{total_frames} frames in {elapsed:.1f} s: {fps:.1f} frames/s end to end "
+                f"(model {mps:.1f} frames/s{', rank 0' if world > 1 else ''}); "
+                f"outputs in {out_root}",
+                flush=True,
+            )
+        if distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+        return result
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            with contextlib.suppress(Exception):
+                dist.destroy_process_group()
+
+
+def main(cfg: Any) -> int:
+    """Entry point for infer.py: run, print one-line errors, and return the exit status."""
+    try:
+        result = run_inference(InferSettings.from_cfg(cfg))
+    except OctsegError as exc:
+        print(f"infer.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if result.get("n_failed") else 0

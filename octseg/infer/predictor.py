@@ -1,0 +1,347 @@
+"""The predictor: a model rebuilt from its checkpoint alone, fed whole frames in batches.
+
+``Predictor.from_checkpoint(path)`` loads the network and its ``meta`` (class list, 2.5D context,
+net grid, normalisation; see octseg.train.checkpoint). For one pullback:
+
+1. :meth:`Predictor.to_grid` resamples its frames (polar, or Cartesian about the catheter centre)
+   onto the polar net grid the network was trained on, as float16 grey values.
+2. :meth:`Predictor.segment` runs the network over every frame, ``batch_size`` whole frames at a
+   time, each input stacking the ``context_frames`` neighbours as channels exactly as in
+   training (ends replicated), with optional test-time augmentation (rolls along the A-line axis
+   and a flip of it, softmax averaged), AMP, ``channels_last`` and ``torch.compile``.
+3. The class probabilities are mapped back to the input's space (native polar grid, or the
+   Cartesian image about its catheter centre) by bilinear interpolation and the most probable
+   class is taken: label maps in the input's own pixel grid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from octseg.errors import InputError
+from octseg.polar import polar_to_cartesian
+
+AMP_CHOICES = ("auto", "off", "fp16", "bf16")
+
+
+def pick_device(device: str | None = "auto", local_rank: int = 0) -> torch.device:
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` (``auto``: fp16 on CUDA, off on CPU)."""
+    if amp is True:
+        amp = "auto"
+    if amp in (None, False, "off", "none", "false"):
+        return None
+    if amp not in AMP_CHOICES:
+        raise InputError(None, f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+    if amp == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    return torch.float16 if amp == "fp16" else torch.bfloat16
+
+
+def tta_transforms(n_alines: int, rolls: int = 1, flip: bool = False) -> list[tuple[int, bool]]:
+    """(shift, flip) pairs: ``rolls`` shifts evenly over the A-line axis, each with/without flip."""
+    rolls = max(1, int(rolls))
+    shifts = sorted({round(i * n_alines / rolls) % n_alines for i in range(rolls)})
+    return [(s, f) for s in shifts for f in ((False, True) if flip else (False,))]
+
+
+class Predictor:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        meta: Mapping[str, Any],
+        *,
+        source: str | Path | None = None,
+        device: str | torch.device | None = "auto",
+        batch_size: int = 8,
+        amp: str | bool | None = "auto",
+        channels_last: bool = False,
+        compile: bool = False,
+        tta_rolls: int = 1,
+        tta_flip: bool = False,
+        out_chunk: int = 4,
+        resample: str = "labels",
+    ):
+        from octseg.train.data import check_classes
+        from octseg.train.preprocess import check_net_grid
+
+        self.source = None if source is None else str(source)
+        try:
+            self.classes = check_classes(meta["classes"], source)
+            self.k = int(meta.get("context_frames", 1))
+            self.net_grid = check_net_grid(meta["net_grid"])
+            self.normalization = dict(meta.get("normalization") or {"kind": "none"})
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputError(
+                source, f"checkpoint meta is incomplete or malformed ({exc})"
+            ) from None
+        if self.k < 1 or self.k % 2 == 0:
+            raise InputError(source, f"checkpoint context_frames must be odd >= 1, got {self.k}")
+        self.meta = dict(meta)
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.batch_size = max(1, int(batch_size))
+        self.amp = amp_dtype(amp, self.device)
+        self.channels_last = bool(channels_last)
+        self.out_chunk = max(1, int(out_chunk))
+        if resample not in ("probs", "labels"):
+            raise InputError(None, f"resample must be 'probs' or 'labels', got {resample!r}")
+        self.resample = resample
+        self.tta = tta_transforms(self.net_grid["n_alines"], tta_rolls, tta_flip)
+        model = model.to(self.device).eval()
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._check_model()
+        if compile:
+            self.model = torch.compile(model)
+        self.lut = torch.tensor(self.classes, dtype=torch.uint8, device=self.device)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **settings: Any) -> Predictor:
+        from octseg.train.checkpoint import load_checkpoint
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(path, "checkpoint not found")
+        model, meta = load_checkpoint(path, map_location="cpu")
+        return cls(model, meta, source=path, **settings)
+
+    def _check_model(self) -> None:
+        """One tiny forward pass: the network must take k channels and give one per class."""
+        g = self.net_grid
+        x = torch.zeros(1, self.k, g["n_alines"], g["n_samples"], device=self.device)
+        try:
+            with torch.inference_mode():
+                y = self.model(x)
+        except Exception as exc:
+            raise InputError(
+                self.source,
+                f"model does not run on ({self.k}, {g['n_alines']}, "
+                f"{g['n_samples']}) inputs: {type(exc).__name__}: {exc}",
+            ) from None
+        y = _main_output(y)
+        if y.ndim != 4 or y.shape[1] != len(self.classes):
+            raise InputError(
+                self.source,
+                f"model gives {tuple(y.shape[1:2])} output channels but the checkpoint lists "
+                f"{len(self.classes)} classes {self.classes}: another class set",
+            )
+
+    # ------------------------------------------------------------------ per pullback
+    def to_grid(
+        self, pullback: Any, chunk: int = 32, device: str | torch.device = "cpu"
+    ) -> torch.Tensor:
+        """All frames of ``pullback`` on the net grid: float16 ``(F, A', R')`` in [0, 1]."""
+        from octseg.train.preprocess import cartesian_to_net_grid, to_net_grid
+
+        g = self.net_grid
+        out = torch.empty((pullback.n_frames, g["n_alines"], g["n_samples"]), dtype=torch.float16)
+        for start, block in pullback.iter_chunks(chunk):
+            x = torch.from_numpy(np.ascontiguousarray(block)).to(device)
+            if pullback.space == "polar":
+                y = to_net_grid(x, pullback.pixel_spacing_mm, g)
+            else:
+                y = cartesian_to_net_grid(x, pullback.pixel_spacing_mm, g, pullback.catheter_center)
+            out[start : start + len(block)] = y.to("cpu", torch.float16)
+        return out
+
+    def _inputs(self, grid: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """(B, k, A', R') network input for frames start..stop-1, context ends replicated."""
+        h = self.k // 2
+        n = grid.shape[0]
+        t = torch.arange(start, stop)[:, None] + torch.arange(-h, h + 1)[None, :]
+        idx = t.clamp(0, n - 1)
+        x = grid[idx.reshape(-1)].to(self.device, non_blocking=True).float()
+        x = x.reshape(stop - start, self.k, *grid.shape[1:])
+        from octseg.train.preprocess import normalize
+
+        return normalize(x, self.normalization)
+
+    @torch.inference_mode()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax class probabilities (B, C, A', R') on the net grid, TTA-averaged."""
+        acc = None
+        for shift, flip in self.tta:
+            xi = x
+            if shift:
+                xi = torch.roll(xi, shifts=shift, dims=-2)
+            if flip:
+                xi = torch.flip(xi, dims=(-2,))
+            if self.channels_last:
+                xi = xi.contiguous(memory_format=torch.channels_last)
+            ctx = (
+                torch.autocast(self.device.type, dtype=self.amp)
+                if self.amp is not None
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                y = _main_output(self.model(xi))
+            p = torch.softmax(y.float(), dim=1)
+            if flip:
+                p = torch.flip(p, dims=(-2,))
+            if shift:
+                p = torch.roll(p, shifts=-shift, dims=-2)
+            acc = p if acc is None else acc + p
+        return acc / len(self.tta)
+
+    @torch.inference_mode()
+    def to_labels(self, probs: torch.Tensor, pullback: Any) -> torch.Tensor:
+        """Class probabilities on the net grid -> uint8 labels (B, H, W) in the input's space."""
+        from octseg.train.preprocess import from_net_grid
+
+        g = self.net_grid
+        if self.resample == "labels":  # argmax on the net grid, nearest neighbour back: cheap
+            probs = self.lut[probs.argmax(dim=1)]
+        outs = []
+        step = self.out_chunk if self.resample == "probs" else 64
+        for i in range(0, probs.shape[0], step):
+            p = probs[i : i + step]
+            if pullback.space == "polar":
+                q = from_net_grid(
+                    p, (pullback.height, pullback.width), pullback.pixel_spacing_mm, g
+                )
+            else:
+                q = polar_to_cartesian(
+                    p,
+                    out_size=(pullback.height, pullback.width),
+                    polar_spacing_mm=g["spacing_mm"],
+                    cart_spacing_mm=pullback.pixel_spacing_mm,
+                    center=pullback.catheter_center,
+                    mode="bilinear" if self.resample == "probs" else "nearest",
+                )
+            outs.append(q if self.resample == "labels" else self.lut[q.argmax(dim=1)])
+        return torch.cat(outs)
+
+    def segment(
+        self,
+        grid: torch.Tensor,
+        pullback: Any,
+        progress: Callable[[int], None] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> np.ndarray:
+        """Label maps ``(F, H, W)`` uint8 for every frame, in the input's space and grid."""
+        n = grid.shape[0]
+        labels = np.empty((n, pullback.height, pullback.width), dtype=np.uint8)
+        t_model = t_back = 0.0
+        for start in range(0, n, self.batch_size):
+            stop = min(n, start + self.batch_size)
+            t0 = time.perf_counter()
+            probs = self.probabilities(self._inputs(grid, start, stop))
+            t1 = time.perf_counter()
+            labels[start:stop] = self.to_labels(probs, pullback).cpu().numpy()
+            t2 = time.perf_counter()
+            t_model += t1 - t0
+            t_back += t2 - t1
+            if progress is not None:
+                progress(stop - start)
+        if timings is not None:
+            timings["model_s"] = timings.get("model_s", 0.0) + t_model
+            timings["to_input_space_s"] = timings.get("to_input_space_s", 0.0) + t_back
+        return labels
+
+    def model_only(self, grid: torch.Tensor) -> int:
+        """Run the network (with TTA) over ``grid`` and discard the output; for benchmarks."""
+        n = grid.shape[0]
+        for start in range(0, n, self.batch_size):
+            stop = min(n, start + self.batch_size)
+            p = self.probabilities(self._inputs(grid, start, stop))
+            if self.device.type == "cuda":
+                p.argmax(dim=1)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return n
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.source,
+            "classes": self.classes,
+            "context_frames": self.k,
+            "net_grid": self.net_grid,
+            "device": str(self.device),
+            "batch_size": self.batch_size,
+            "amp": None if self.amp is None else str(self.amp).replace("torch.", ""),
+            "channels_last": self.channels_last,
+            "tta": [list(t) for t in self.tta],
+            "resample": self.resample,
+        }
+
+
+def _main_output(y: Any) -> torch.Tensor:
+    """The main head of networks that return several outputs (deep supervision, tuples)."""
+    if isinstance(y, (list, tuple)):
+        y = y[0]
+    if isinstance(y, torch.Tensor) and y.ndim == 5:  # DynUNet deep supervision in train mode
+        y = y[:, 0]
+    return y
+
+
+def frames_per_second(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else math.inf
+
+
+def save_untrained_checkpoint(
+    path: str | Path,
+    *,
+    model_cfg: Mapping[str, Any] | None = None,
+    classes: list[int] | None = None,
+    context_frames: int = 3,
+    net_grid: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> Path:
+    """A checkpoint of a randomly initialised network, in the training format.
+
+    For benchmarks (throughput does not depend on the weights) and tests; ``model_cfg`` defaults to
+    ``configs/model/unet.yaml``'s network. The predictions of such a model are meaningless.
+    """
+    from octseg.train.checkpoint import save_checkpoint
+    from octseg.train.models import build_from_parts, net_config, wrap_config
+
+    if model_cfg is None:
+        model_cfg = {
+            "net": {
+                "_target_": "monai.networks.nets.UNet",
+                "spatial_dims": 2,
+                "channels": [16, 32, 64, 128],
+                "strides": [2, 2, 2],
+                "num_res_units": 1,
+                "norm": "batch",
+            },
+            "pad_alines": 16,
+            "multiple": 8,
+        }
+    classes = list(classes or [0, 1, 2, 3, 4])
+    net_grid = dict(net_grid or {"n_alines": 128, "n_samples": 160, "spacing_mm": 0.03})
+    torch.manual_seed(seed)
+    net = net_config(model_cfg, context_frames, len(classes))
+    wrap = wrap_config(model_cfg)
+    model = build_from_parts(net, wrap).eval()
+    meta = {
+        "model": net,
+        "wrap": wrap,
+        "classes": classes,
+        "class_names": [str(c) for c in classes],
+        "context_frames": int(context_frames),
+        "net_grid": net_grid,
+        "normalization": {"kind": "none"},
+        "epoch": 0,
+        "metrics": {},
+        "untrained": True,
+    }
+    save_checkpoint(path, model, meta)
+    return Path(path)

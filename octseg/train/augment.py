@@ -1,0 +1,181 @@
+"""Polar-aware augmentation with albumentations 2.0.8 (the last MIT release).
+
+Images are (A, R, k) float32 in [0, 1] (k = 2.5D context frames as channels), masks (A, R) uint8.
+Geometric transforms act on image and mask together:
+
+* :class:`CircularShiftALines` - ``np.roll`` along the A-line axis (a rotation of the catheter
+  frame; exact in polar, no interpolation, no border).
+* :class:`FlipALines` - reverses the A-line direction about A-line 0 (row ``i`` -> ``-i mod A``,
+  a mirror image in Cartesian space).
+* :class:`RadialScale` - scales depth about the catheter centre (column 0): a bigger or smaller
+  vessel; image bilinear, mask nearest, zeros beyond the source depth.
+
+Intensity: brightness/contrast, gamma, speckle (multiplicative noise per pixel) and Gaussian blur.
+
+Seeding: albumentations gives every transform its own generator; :func:`seed_augmentation`
+derives an independent seed for each one from a single integer (``Compose.set_random_seed`` would
+give all of them the same stream, so their coin flips would coincide). The data loader calls it
+from ``worker_init_fn`` with the worker's torch seed, so workers differ and a fixed loader seed
+reproduces the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+from albumentations.core.transforms_interface import DualTransform
+
+
+class CircularShiftALines(DualTransform):
+    """Roll image and mask by a random number of A-lines (axis 0)."""
+
+    def __init__(self, p: float = 1.0):
+        super().__init__(p=p)
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        n = params["shape"][0]
+        return {"shift": int(self.py_random.randrange(n)) if n > 0 else 0}
+
+    def apply(self, img: np.ndarray, shift: int = 0, **params: Any) -> np.ndarray:
+        return np.ascontiguousarray(np.roll(img, shift, axis=0))
+
+    def apply_to_mask(self, mask: np.ndarray, shift: int = 0, **params: Any) -> np.ndarray:
+        return np.ascontiguousarray(np.roll(mask, shift, axis=0))
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ()
+
+
+class FlipALines(DualTransform):
+    """Reverse the A-line direction: row ``i`` -> row ``(-i) mod A`` (A-line 0 stays put)."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__(p=p)
+
+    @staticmethod
+    def _flip(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.roll(x[::-1], 1, axis=0))
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        return self._flip(img)
+
+    def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
+        return self._flip(mask)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ()
+
+
+class RadialScale(DualTransform):
+    """Scale depth about the catheter (column 0) by a factor drawn from ``scale_limit``."""
+
+    def __init__(self, scale_limit: tuple[float, float] = (0.85, 1.15), p: float = 0.5):
+        super().__init__(p=p)
+        self.scale_limit = tuple(float(v) for v in scale_limit)
+
+    def get_params(self) -> dict[str, Any]:
+        lo, hi = self.scale_limit
+        return {"scale": float(self.py_random.uniform(lo, hi))}
+
+    @staticmethod
+    def _warp(x: np.ndarray, scale: float, interp: int) -> np.ndarray:
+        h, w = x.shape[:2]
+        m = np.array([[scale, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float64)
+        # cv2.warpAffine handles at most 4 channels at once: warp channel groups
+        if x.ndim == 3 and x.shape[2] > 4:
+            return np.concatenate(
+                [
+                    RadialScale._warp(x[..., i : i + 4], scale, interp)
+                    for i in range(0, x.shape[2], 4)
+                ],
+                axis=2,
+            )
+        out = cv2.warpAffine(
+            x, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+        if x.ndim == 3 and out.ndim == 2:
+            out = out[..., None]
+        return out
+
+    def apply(self, img: np.ndarray, scale: float = 1.0, **params: Any) -> np.ndarray:
+        return self._warp(img, scale, cv2.INTER_LINEAR)
+
+    def apply_to_mask(self, mask: np.ndarray, scale: float = 1.0, **params: Any) -> np.ndarray:
+        return self._warp(mask, scale, cv2.INTER_NEAREST)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("scale_limit",)
+
+
+def build_augmentation(cfg: Mapping[str, Any] | None) -> A.Compose | None:
+    """The training augmentation from ``data.augment`` settings (None or enabled=False: none)."""
+    if not cfg or not cfg.get("enabled", True):
+        return None
+    c = dict(cfg)
+    t: list[Any] = []
+    if c.get("circular_shift", True):
+        t.append(CircularShiftALines(p=1.0))
+    if c.get("flip_p", 0.5) > 0:
+        t.append(FlipALines(p=float(c.get("flip_p", 0.5))))
+    if c.get("radial_scale_p", 0.5) > 0:
+        t.append(
+            RadialScale(
+                scale_limit=tuple(c.get("radial_scale", (0.85, 1.15))),
+                p=float(c.get("radial_scale_p", 0.5)),
+            )
+        )
+    if c.get("brightness_contrast_p", 0.5) > 0:
+        t.append(
+            A.RandomBrightnessContrast(
+                brightness_limit=float(c.get("brightness", 0.15)),
+                contrast_limit=float(c.get("contrast", 0.2)),
+                p=float(c.get("brightness_contrast_p", 0.5)),
+            )
+        )
+    if c.get("gamma_p", 0.3) > 0:
+        t.append(A.RandomGamma(gamma_limit=(80, 120), p=float(c.get("gamma_p", 0.3))))
+    if c.get("speckle_p", 0.5) > 0:
+        lo, hi = c.get("speckle", (0.75, 1.25))
+        t.append(
+            A.MultiplicativeNoise(
+                multiplier=(float(lo), float(hi)),
+                per_channel=False,
+                elementwise=True,
+                p=float(c.get("speckle_p", 0.5)),
+            )
+        )
+    if c.get("blur_p", 0.3) > 0:
+        t.append(
+            A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2), p=float(c.get("blur_p", 0.3)))
+        )
+    return A.Compose(t)
+
+
+def seed_augmentation(compose: A.Compose | None, seed: int) -> None:
+    """Give ``compose`` and each of its transforms an independent stream derived from ``seed``."""
+    if compose is None:
+        return
+    seq = np.random.SeedSequence(int(seed) % (2**63))
+    children = seq.spawn(len(compose.transforms) + 1)
+    compose.set_random_seed(int(children[0].generate_state(1)[0]))
+    for tr, child in zip(compose.transforms, children[1:]):
+        tr.set_random_seed(int(child.generate_state(1)[0]))
+
+
+def apply_augmentation(
+    compose: A.Compose | None, image: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Augment an (A, R, k) float image in [0, 1] and its (A, R) mask."""
+    if compose is None:
+        return image, mask
+    out = compose(image=image, mask=mask)
+    img = np.clip(np.asarray(out["image"], dtype=np.float32), 0.0, 1.0)
+    if img.ndim == 2:
+        img = img[..., None]
+    return img, np.asarray(out["mask"])

@@ -1,0 +1,322 @@
+"""Training data: labelled pullbacks (the dataset layout of docs/dataset.md) on the net grid.
+
+* Every pullback is read once (``octseg.io.read_pullback``), its labelled frames and their 2.5D
+  neighbours resampled onto the fixed net grid (:mod:`octseg.train.preprocess`) and kept in memory
+  as float16 (grey values in [0, 1]); label maps are mapped to model channels.
+* A sample is one **labelled** frame: the input stacks ``k`` neighbouring frames as channels
+  (frames beyond the pullback ends replicate the end frame), the target is the centre frame's
+  label map. Sparse labels (``frame_index``) work naturally: only labelled frames are targets,
+  unlabelled neighbours still feed the context.
+* Classes: ``classes`` lists the dataset class indices the model predicts (channel ``c`` =
+  ``classes[c]``; it must start with 0, background). ``remap`` merges dataset classes first
+  (e.g. ``{3: 1, 4: 1}`` for a lumen-only model: struts and guidewire count as lumen); any class
+  not in ``classes`` after remapping becomes background.
+* Train/validation split by pullback, never by frame.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from octseg.classes import BACKGROUND, CLASS_NAMES, NUM_CLASSES
+from octseg.errors import InputError
+from octseg.labels import load_labels
+from octseg.train.augment import apply_augmentation, seed_augmentation
+from octseg.train.preprocess import (
+    cartesian_to_net_grid,
+    check_net_grid,
+    normalize,
+    to_net_grid,
+)
+
+
+def check_classes(classes: Sequence[int], source: str | Path | None = None) -> list[int]:
+    """Validate a model class list (indices into :mod:`octseg.classes`, background first)."""
+    try:
+        out = [int(c) for c in classes]
+    except (TypeError, ValueError):
+        raise InputError(source, f"class list {classes!r} is not a list of integers") from None
+    unknown = [c for c in out if c not in CLASS_NAMES]
+    if unknown:
+        raise InputError(
+            source,
+            f"unknown class index(es) {unknown}; known classes are "
+            + ", ".join(f"{k} {v}" for k, v in CLASS_NAMES.items()),
+        )
+    if len(set(out)) != len(out) or len(out) < 2 or out[0] != BACKGROUND:
+        raise InputError(
+            source, f"class list {out} must be distinct, start with 0 (background), have >= 2"
+        )
+    return out
+
+
+def class_lut(classes: Sequence[int], remap: Mapping[int, int] | None = None) -> np.ndarray:
+    """Lookup table dataset class value (0..255) -> model channel."""
+    lut = np.zeros(256, dtype=np.uint8)
+    chan = {c: i for i, c in enumerate(classes)}
+    for v in range(NUM_CLASSES):
+        tgt = int(remap.get(v, v)) if remap else v
+        lut[v] = chan.get(tgt, 0)
+    return lut
+
+
+@dataclass
+class CachedPullback:
+    id: str
+    images: np.ndarray  # (n_cached, A', R') float16 in [0, 1]
+    rows: dict[int, int]  # pullback frame -> row of ``images``
+    n_frames: int
+    labels: np.ndarray  # (L, A', R') uint8, model channels
+    label_frames: np.ndarray  # (L,) pullback frame numbers
+
+
+def context_frames(t: int, k: int, n_frames: int) -> list[int]:
+    """The k frames centred on t, replicating the end frames."""
+    h = k // 2
+    return [min(max(t + d, 0), n_frames - 1) for d in range(-h, h + 1)]
+
+
+def load_pullback(
+    entry: Any,
+    net_grid: Mapping[str, Any],
+    k: int,
+    lut: np.ndarray,
+    chunk: int = 32,
+) -> CachedPullback:
+    """Read one dataset entry onto the net grid (labelled frames and their neighbours only)."""
+    from octseg.io import read_pullback
+
+    grid = check_net_grid(net_grid)
+    if entry.labels_path is None:
+        raise InputError(entry.image_path, "pullback has no labels.npz")
+    pb = read_pullback(entry.image_path)
+    lf = load_labels(entry.labels_path)
+    if lf.space != pb.space or tuple(lf.labels.shape[1:]) != (pb.height, pb.width):
+        raise InputError(
+            entry.labels_path,
+            f"labels ({lf.space}, {lf.labels.shape[1:]}) do not match the image "
+            f"({pb.space}, {(pb.height, pb.width)})",
+        )
+    frames = lf.frames
+    if frames.size and (frames.min() < 0 or frames.max() >= pb.n_frames):
+        raise InputError(
+            entry.labels_path,
+            f"frame_index {int(frames.max())} outside the image's {pb.n_frames} frames",
+        )
+    needed = sorted({f for t in frames.tolist() for f in context_frames(t, k, pb.n_frames)})
+
+    def to_grid(x: torch.Tensor) -> torch.Tensor:
+        if pb.space == "polar":
+            return to_net_grid(x, pb.pixel_spacing_mm, grid)
+        return cartesian_to_net_grid(x, pb.pixel_spacing_mm, grid, pb.catheter_center)
+
+    images = np.zeros((len(needed), grid["n_alines"], grid["n_samples"]), dtype=np.float16)
+    rows = {f: i for i, f in enumerate(needed)}
+    # read contiguous runs of needed frames, in chunks
+    i = 0
+    while i < len(needed):
+        j = i
+        while j + 1 < len(needed) and needed[j + 1] == needed[j] + 1 and j + 1 - i < chunk:
+            j += 1
+        block = pb.read(needed[i], needed[j] + 1)
+        images[i : j + 1] = to_grid(torch.from_numpy(np.ascontiguousarray(block))).numpy()
+        i = j + 1
+    labels = to_grid(torch.from_numpy(lut[lf.labels])).numpy().astype(np.uint8)
+    return CachedPullback(
+        id=str(entry.id),
+        images=images,
+        rows=rows,
+        n_frames=pb.n_frames,
+        labels=labels,
+        label_frames=np.asarray(frames, dtype=np.int64),
+    )
+
+
+class PullbackFrames(Dataset):
+    """Labelled frames of cached pullbacks as (image (k, A', R'), label (1, A', R')) samples."""
+
+    def __init__(
+        self,
+        pullbacks: Sequence[CachedPullback],
+        k: int,
+        normalization: Mapping[str, Any],
+        augment: Any = None,
+    ):
+        if k < 1 or k % 2 == 0:
+            raise ValueError(f"context_frames must be odd and >= 1, got {k}")
+        self.pullbacks = list(pullbacks)
+        self.k = int(k)
+        self.normalization = dict(normalization)
+        self.augment = augment
+        self.index = [
+            (p, r) for p, pb in enumerate(self.pullbacks) for r in range(len(pb.label_frames))
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def reseed(self, seed: int) -> None:
+        seed_augmentation(self.augment, seed)
+
+    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Un-augmented (A', R', k) float32 image in [0, 1] and (A', R') channel mask."""
+        p, r = self.index[i]
+        pb = self.pullbacks[p]
+        t = int(pb.label_frames[r])
+        idx = [pb.rows[f] for f in context_frames(t, self.k, pb.n_frames)]
+        img = np.ascontiguousarray(pb.images[idx].astype(np.float32).transpose(1, 2, 0))
+        return img, pb.labels[r]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        img, mask = self.raw(i)
+        img, mask = apply_augmentation(self.augment, img, mask)
+        x = normalize(
+            torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), self.normalization
+        )
+        y = torch.from_numpy(np.ascontiguousarray(mask)).long().unsqueeze(0)
+        p, r = self.index[i]
+        return {
+            "image": x.float(),
+            "label": y,
+            "pullback": p,
+            "frame": int(self.pullbacks[p].label_frames[r]),
+        }
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Seed numpy, random and the augmentation of a loader worker from its torch seed.
+
+    The DataLoader gives worker ``w`` the seed ``base_seed + w`` where ``base_seed`` comes from
+    the loader's generator: workers differ, and a seeded generator reproduces them.
+    """
+    info = torch.utils.data.get_worker_info()
+    seed = int(info.seed) if info is not None else int(torch.initial_seed())
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (libraries use the global RNG)
+    random.seed(seed)
+    ds = info.dataset if info is not None else None
+    while ds is not None and not isinstance(ds, PullbackFrames) and hasattr(ds, "dataset"):
+        ds = ds.dataset
+    if isinstance(ds, PullbackFrames):
+        ds.reseed(seed)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(rank)]).generate_state(1)[0])
+
+
+class EpochLoader:
+    """A DataLoader whose order and augmentation depend only on (seed, epoch, rank).
+
+    Shuffling uses a :class:`DistributedSampler` (also for one process), the worker seeds come
+    from a generator re-seeded each epoch, and with ``num_workers=0`` the augmentation is
+    re-seeded in the main process. Resuming at epoch ``e`` therefore replays epoch ``e`` exactly.
+    """
+
+    def __init__(
+        self,
+        dataset: PullbackFrames,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        num_workers: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        pin_memory: bool = False,
+    ):
+        self.dataset = dataset
+        self.seed = int(seed)
+        self.rank = rank
+        self.num_workers = int(num_workers)
+        self.sampler = DistributedSampler(
+            dataset,
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=shuffle,
+            seed=self.seed,
+            drop_last=drop_last and world_size > 1,
+        )
+        self.generator = torch.Generator()
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=self.num_workers,
+            worker_init_fn=worker_init_fn,
+            generator=self.generator,
+            drop_last=drop_last and len(dataset) // world_size > batch_size,
+            pin_memory=pin_memory,
+            persistent_workers=False,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+        s = epoch_seed(self.seed, epoch, self.rank)
+        self.generator.manual_seed(s)
+        if self.num_workers == 0:
+            self.dataset.reseed(s)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def split_pullbacks(
+    ids: Sequence[str],
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    val_ids: Sequence[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Split pullback ids into train and validation sets (by pullback, seeded)."""
+    ids = sorted(str(i) for i in ids)
+    if val_ids:
+        val = [str(v) for v in val_ids]
+        unknown = sorted(set(val) - set(ids))
+        if unknown:
+            raise InputError(None, f"validation pullbacks not in the dataset: {unknown}")
+        return [i for i in ids if i not in set(val)], sorted(val)
+    if len(ids) < 2:
+        raise InputError(None, f"need at least 2 pullbacks to split train/val, got {len(ids)}")
+    n_val = min(max(1, round(len(ids) * float(val_fraction))), len(ids) - 1)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    val = sorted(ids[i] for i in order[:n_val])
+    return [i for i in ids if i not in set(val)], val
+
+
+def ensure_synthetic(root: str | Path, *, n: int, seed: int, preset: str = "small") -> Path:
+    """Generate a synthetic cohort with ``octseg synth`` unless ``root`` already holds one."""
+    root = Path(root)
+    if root.is_dir() and any(root.iterdir()):
+        return root
+    cmd = [sys.executable, "-m", "octseg", "synth", str(root), "--n", str(n), "--seed", str(seed)]
+    cmd += ["--preset", preset]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise InputError(root, f"octseg synth failed: {res.stderr.strip().splitlines()[-1:]}")
+    return root
+
+
+def list_entries(root: str | Path) -> list[Any]:
+    from octseg.io.dataset import list_pullbacks
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "dataset folder not found")
+    entries = [e for e in list_pullbacks(root) if e.labels_path is not None]
+    if not entries:
+        raise InputError(root, "no labelled pullbacks in the dataset")
+    return entries

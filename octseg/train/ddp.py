@@ -1,0 +1,120 @@
+"""Distributed data parallel helpers (torchrun, or SLURM through hydra-submitit-launcher).
+
+* ``torchrun --nproc_per_node N train.py ...`` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_*.
+* Under SLURM (submitit, one task per GPU) the same variables are derived from SLURM_* with
+  ``submitit.helpers.TorchDistributedEnvironment``.
+
+The backend is ``nccl`` for CUDA tensors and ``gloo`` for CPU ones ("cpu:gloo,cuda:nccl" when
+CUDA is present), so small Python objects can always be broadcast through gloo.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    initialized_here: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _export_slurm_env() -> None:
+    if "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return
+    if "SLURM_PROCID" not in os.environ:
+        return
+    try:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export()
+    except Exception:  # not a submitit job: leave single-process
+        return
+
+
+def default_backend() -> str:
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+
+
+def ensure_process_group(backend: str | None = None) -> bool:
+    """Initialise the default process group from the environment if WORLD_SIZE > 1.
+
+    Returns True if this call initialised it."""
+    _export_slurm_env()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return False
+    if dist.is_initialized():
+        return False
+    if backend in (None, "auto"):
+        backend = default_backend()
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    return True
+
+
+def init_distributed(accelerator: str = "auto", backend: str | None = None) -> DistInfo:
+    """Join the process group (if any) and pick this rank's device."""
+    here = ensure_process_group(backend)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and accelerator in ("auto", "cuda", "gpu")
+    if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise RuntimeError("trainer.accelerator=cuda but CUDA is not available")
+    device = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+    return DistInfo(rank, world, local, device, here)
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.initialized_here and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        dist.barrier()
+
+
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum ``t`` over ranks (in place; float64 sums are reduced on the CPU through gloo)."""
+    if info.distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src, device=torch.device("cpu"))
+    return box[0]
+
+
+def agree_run_stamp() -> str | None:
+    """Under torchrun: rank 0's timestamp, shared with every rank (for one run folder).
+
+    Initialises the process group early (before Hydra picks the run folder)."""
+    ensure_process_group()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return None
+    box = [datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")]
+    dist.broadcast_object_list(box, src=0, device=torch.device("cpu"))
+    return str(box[0])

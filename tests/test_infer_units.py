@@ -1,0 +1,328 @@
+"""Batch inference building blocks: input discovery, done markers, the predictor's geometric round
+trip (with an oracle network whose output is known), overlays, report and cohort summary."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from octseg import atomic
+from octseg.errors import InputError
+from octseg.infer import manifest as mf
+from octseg.infer.inputs import discover
+from octseg.infer.predictor import Predictor, save_untrained_checkpoint, tta_transforms
+
+GRID = {"n_alines": 128, "n_samples": 96, "spacing_mm": 0.03}
+TINY_MODEL = {
+    "net": {
+        "_target_": "monai.networks.nets.UNet",
+        "spatial_dims": 2,
+        "channels": [4, 8],
+        "strides": [2],
+        "num_res_units": 0,
+        "norm": "batch",
+    },
+    "pad_alines": 4,
+    "multiple": 2,
+}
+
+
+class Oracle(torch.nn.Module):
+    """'Segments' images whose grey value encodes the class (value = class / 4): exact logits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centre = x[:, x.shape[1] // 2]
+        cls = torch.round(centre * 4).clamp(0, 4).long()
+        return 20.0 * torch.nn.functional.one_hot(cls, 5).permute(0, 3, 1, 2).float()
+
+
+def oracle_predictor(**kw) -> Predictor:
+    meta = {
+        "classes": [0, 1, 2, 3, 4],
+        "context_frames": 3,
+        "net_grid": GRID,
+        "normalization": {"kind": "none"},
+    }
+    return Predictor(Oracle(), meta, device="cpu", **kw)
+
+
+class FakePullback:
+    """The attributes of octseg.io.base.Pullback that the predictor uses."""
+
+    def __init__(self, frames, space, ps, center=None):
+        self.frames = frames
+        self.space = space
+        self.n_frames, self.height, self.width = frames.shape
+        self.pixel_spacing_mm = ps
+        self.frame_spacing_mm = 0.2
+        self.catheter_center = center
+
+    def iter_chunks(self, chunk=32):
+        for s in range(0, self.n_frames, chunk):
+            yield s, self.frames[s : s + chunk]
+
+    def read(self, a, b):
+        return self.frames[a:b]
+
+
+def disk_labels(n, h, w, center, radius_px):
+    yy, xx = np.mgrid[:h, :w]
+    d = np.hypot(yy - center[0], xx - center[1])
+    lab = np.zeros((n, h, w), np.uint8)
+    lab[:, d <= radius_px] = 1
+    ring = (d > radius_px) & (d <= radius_px + 8) & (np.arctan2(yy - center[0], xx - center[1]) > 0)
+    lab[:, ring] = 2  # a calcium half-ring behind the lumen border
+    return lab
+
+
+# ----------------------------------------------------------------------------- inputs
+def _npz(path, n=3, h=16, w=12):
+    atomic.save_npz(
+        path,
+        frames=np.zeros((n, h, w), np.uint8),
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(0.01),
+        frame_spacing_mm=np.float64(0.2),
+    )
+
+
+def test_discover_file_folder_dataset_and_list(tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    _npz(flat / "a.npz")
+    _npz(flat / "b.npz")
+    (flat / "notes.txt").write_text("ignored")
+    (flat / "broken.dcm").write_bytes(b"xx")  # listed: the run must report it, not skip it
+    assert [t.id for t in discover(flat)] == ["a", "b", "broken"]
+    assert [t.id for t in discover(flat / "a.npz")] == ["a"]
+
+    ds = tmp_path / "ds"
+    for pid in ("case1", "case2"):
+        (ds / pid).mkdir(parents=True)
+        _npz(ds / pid / "image.npz")
+    tasks = discover(ds)
+    assert [t.id for t in tasks] == ["case1", "case2"]
+    assert tasks[0].path == ds / "case1" / "image.npz"
+
+    lst = tmp_path / "list.txt"
+    lst.write_text("# cohort\nflat/a.npz\nds/case2\n\nflat/a.npz\n" + str(flat / "b.npz") + "\n")
+    assert [t.id for t in discover(lst)] == ["a", "case2", "b"]  # duplicate dropped
+
+
+def test_discover_unique_ids_and_errors(tmp_path):
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        _npz(tmp_path / d / "pb.npz")
+    tasks = discover([tmp_path / "x" / "pb.npz", tmp_path / "y" / "pb.npz"])
+    assert [t.id for t in tasks] == ["pb", "pb-2"]
+    with pytest.raises(InputError, match="no such file"):
+        discover(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no pullback images"):
+        discover(tmp_path / "empty")
+
+
+# ----------------------------------------------------------------------------- done markers
+def test_done_marker_requires_every_output_and_fingerprint(tmp_path):
+    d = tmp_path / "pb"
+    d.mkdir()
+    atomic.write_text(d / "frames.csv", "frame\n0\n")
+    atomic.write_bytes(d / "labels.npz", b"1234")
+    assert mf.is_done(d) is None  # no marker yet: partial
+    mf.write_done(d, [d / "frames.csv", d / "labels.npz"], {"fingerprint": "abc"})
+    assert mf.is_done(d, "abc") is not None
+    assert mf.is_done(d, "other") is None  # another model / settings: redo
+    (d / "labels.npz").write_bytes(b"12")  # truncated output
+    assert mf.is_done(d, "abc") is None
+    (d / ".tmp-labels.npz.xyz").write_bytes(b"partial")
+    (d / "keep.txt").write_text("not ours")
+    mf.clean_pullback_dir(d)
+    assert sorted(p.name for p in d.iterdir()) == ["keep.txt"]
+
+
+def test_merge_manifests_marks_missing_records(tmp_path):
+    hdr = {"checkpoint": "c"}
+    r0 = mf.RankManifest(tmp_path, 0, 2, hdr)
+    r0.record("a", {"status": "done", "n_frames": 5, "skipped": False})
+    r1 = mf.RankManifest(tmp_path, 1, 2, hdr)
+    r1.record("b", {"status": "failed", "error": "b.dcm: corrupt"})
+    m = mf.merge_manifests(tmp_path, ["a", "b", "c"], hdr, 2)
+    assert [m["pullbacks"][k]["status"] for k in "abc"] == ["done", "failed", "failed"]
+    assert m["n_failed"] == 2 and m["frames_processed"] == 5
+    assert json.loads((tmp_path / "manifest.json").read_text())["pullbacks"]["b"]["rank"] == 1
+
+
+# ----------------------------------------------------------------------------- predictor
+@pytest.mark.parametrize("space", ["polar", "cartesian"])
+def test_predictor_round_trip_recovers_labels(space):
+    """Net-grid resampling there and back keeps the labels: the oracle reproduces them."""
+    if space == "cartesian":
+        h = w = 201
+        c = (100.0, 100.0)
+        ps = 0.02
+        truth = disk_labels(4, h, w, c, 60)  # lumen radius 1.2 mm
+        pb = FakePullback(truth.astype(np.float32) / 4, "cartesian", ps, c)
+    else:
+        a, r, ps = 200, 150, 0.025
+        truth = np.zeros((4, a, r), np.uint8)
+        truth[:, :, :48] = 1  # lumen out to 1.2 mm
+        truth[:, : a // 2, 48:60] = 2
+        pb = FakePullback(truth.astype(np.float32) / 4, "polar", ps)
+    pred = oracle_predictor(batch_size=3)
+    grid = pred.to_grid(pb)
+    assert grid.shape == (4, GRID["n_alines"], GRID["n_samples"]) and grid.dtype == torch.float16
+    labels = pred.segment(grid, pb)
+    assert labels.shape == truth.shape and labels.dtype == np.uint8
+    agree = (labels == truth).mean()
+    assert agree > 0.97, agree
+    ps_area = ps * ps if space == "cartesian" else None
+    if ps_area:  # lumen area of the disk: pi * 1.2^2
+        area = (labels[0] == 1).sum() * ps_area
+        assert area == pytest.approx(math.pi * 1.2**2, rel=0.03)
+
+
+def test_tta_and_context_stacking():
+    assert tta_transforms(128, 4, True) == [(s, f) for s in (0, 32, 64, 96) for f in (False, True)]
+    pred = oracle_predictor(tta_rolls=4, tta_flip=True)
+    pb = FakePullback(
+        disk_labels(2, 81, 81, (40, 40), 25).astype(np.float32) / 4, "cartesian", 0.02, (40, 40)
+    )
+    plain = oracle_predictor().segment(oracle_predictor().to_grid(pb), pb)
+    tta = pred.segment(pred.to_grid(pb), pb)
+    assert (plain == tta).mean() > 0.999  # an equivariant network: TTA changes nothing
+    grid = torch.arange(5, dtype=torch.float16)[:, None, None].expand(5, 2, 2)
+    x = pred._inputs(grid, 0, 5)
+    assert x[:, :, 0, 0].tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 4]]
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"\x00not a checkpoint")
+    with pytest.raises(InputError, match="corrupt.pt"):
+        Predictor.from_checkpoint(bad)
+    other = save_untrained_checkpoint(
+        tmp_path / "other.pt", model_cfg=TINY_MODEL, classes=[0, 1, 7], net_grid=GRID
+    )
+    with pytest.raises(InputError, match=r"other.pt.*unknown class"):
+        Predictor.from_checkpoint(other)
+    ok = save_untrained_checkpoint(
+        tmp_path / "ok.pt", model_cfg=TINY_MODEL, classes=[0, 1], net_grid=GRID
+    )
+    obj = torch.load(ok, weights_only=True)
+    obj["meta"]["classes"] = [0, 1, 2]  # class list that does not fit the network's head
+    torch.save(obj, tmp_path / "mismatch.pt")
+    with pytest.raises(InputError, match="mismatch.pt"):
+        Predictor.from_checkpoint(tmp_path / "mismatch.pt")
+    assert Predictor.from_checkpoint(ok).classes == [0, 1]
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_overlay_frames_report_and_cohort(tmp_path):
+    from octseg.infer.cohort import COHORT_COLUMNS, write_cohort_summary
+    from octseg.infer.overlay import choose_frames, render_overlay
+    from octseg.infer.report import render_report
+    from octseg.measurements import read_csv
+
+    frames = [
+        {
+            "frame": f,
+            "lumen_area_mm2": 5.0 - (f == 3),
+            "calcium_arc_deg": 200.0 if f == 5 else None,
+            "n_malapposed": 1 if f == 7 else 0,
+            "max_malapposition_mm": 0.5 if f == 7 else 0.9,
+            "stent_area_mm2": 4.0,
+        }
+        for f in range(10)
+    ]
+    summary = {
+        "lumen": {"mla_mm2": 4.0, "mla_frame": 3},
+        "calcium_lesions": [
+            {
+                "start_frame": 4,
+                "end_frame": 6,
+                "length_mm": 0.6,
+                "max_arc_deg": 200.0,
+                "max_thickness_mm": 0.7,
+                "min_depth_mm": 0.1,
+                "volume_mm3": 0.4,
+                "calcium_score": 3,
+                "kind": "macro",
+                "risk_flags": ["arc_gt_270"],
+            }
+        ],
+        "stent": {
+            "start_frame": 2,
+            "end_frame": 8,
+            "length_mm": 1.4,
+            "msa_mm2": 3.5,
+            "msa_frame": 3,
+            "expansion": 0.7,
+            "underexpanded": True,
+            "n_struts": 40,
+            "n_malapposed": 1,
+        },
+    }
+    picks = choose_frames(frames, summary)
+    assert picks == [(3, "MLA, MSA"), (5, "max calcium arc"), (7, "max malapposition")]
+    assert choose_frames(frames, summary, [7, 99]) == [(7, "requested")]
+
+    lab = disk_labels(1, 101, 101, (50, 50), 30)[0]
+    struts = [
+        {"frame": 3, "x_mm": 0.6 * math.cos(t), "y_mm": 0.6 * math.sin(t), "malapposed": int(t < 1)}
+        for t in np.linspace(0, 6, 8)
+    ]
+    png = render_overlay(
+        lab / 4.0,
+        lab,
+        space="cartesian",
+        pixel_spacing_mm=0.02,
+        frame_spacing_mm=0.2,
+        catheter_center=(50, 50),
+        frame=3,
+        reason="MLA",
+        frame_row=frames[3],
+        struts=struts,
+    )
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    (tmp_path / "f.png").write_bytes(png)
+    html = render_report(
+        pullback_id="pb1",
+        info={"frame_spacing_mm": 0.2, "frames": 10, "space": "cartesian"},
+        frames=frames,
+        struts=[{**s, "distance_mm": 0.1} for s in struts],
+        summary=summary,
+        overlays=[{"frame": 3, "reason": "MLA", "path": tmp_path / "f.png"}],
+        model={"checkpoint": "x/model.pt", "classes": [0, 1, 2, 3, 4]},
+    )
+    for text in (
+        "MLA",
+        "4.00 mm²",
+        "arc &gt; 270°",
+        "Ca score",
+        "Underexpanded",
+        "70%",
+        "data:image/png",
+    ):
+        assert text in html, text
+
+    d = tmp_path / "pb1"
+    atomic.write_json(d / "summary.json", summary)
+    atomic.write_json(d / "done.json", {"frame_spacing_mm": 0.2})
+    e = tmp_path / "pb2"
+    atomic.write_json(
+        e / "summary.json",
+        {"lumen": {"mla_mm2": 6.0, "mla_frame": 1}, "calcium_lesions": [], "stent": None},
+    )
+    atomic.write_json(e / "done.json", {"frame_spacing_mm": 0.2})
+    rows = read_csv(write_cohort_summary(tmp_path, [("pb1", d), ("pb2", e)]), COHORT_COLUMNS)
+    assert [(r["pullback_id"], r["item"]) for r in rows] == [
+        ("pb1", "calcium_lesion"),
+        ("pb1", "stent"),
+        ("pb2", "pullback"),
+    ]
+    assert rows[0]["calcium_score"] == 3 and rows[0]["risk_flags"] == "arc_gt_270"
+    assert rows[0]["end_mm"] == pytest.approx(1.4) and rows[1]["msa_mm2"] == 3.5

@@ -1,0 +1,121 @@
+"""End-to-end runs on a tiny cohort: two epochs, exact resume, DDP with 2 CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from octseg.train.checkpoint import load_checkpoint
+from octseg.train.loop import train
+from octseg.train.toy import make_toy_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture(scope="module")
+def toy_root(tmp_path_factory) -> Path:
+    return make_toy_dataset(tmp_path_factory.mktemp("toy") / "ds", n_pullbacks=3, n_frames=6)
+
+
+def _cfg(root: Path, out: Path, *extra: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=["experiment=tiny", f"data.root={root}", f"paths.output_dir={out}", *extra],
+        )
+
+
+def test_two_epoch_run_writes_run_folder(toy_root, tmp_path):
+    out = tmp_path / "run"
+    summary = train(
+        _cfg(toy_root, out, "logger=tensorboard", "logger.tensorboard.image_every_n_epochs=1")
+    )
+    assert summary["epochs_run"] == 2
+    split = json.loads((out / "split.json").read_text())
+    assert split["val"] and split["train"] and not set(split["train"]) & set(split["val"])
+    assert sorted(split["train"] + split["val"]) == ["pb000", "pb001", "pb002"]
+    assert (out / "config.yaml").is_file() and "context_frames: 3" in (
+        out / "config.yaml"
+    ).read_text()
+    hist = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert all(h["frames_per_s"] > 0 for h in hist) and "val/dice_lumen" in hist[-1]
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    for name in ("last.ckpt", "best.ckpt"):
+        obj = torch.load(out / name, weights_only=True)
+        assert obj["train_state"]["epoch"] in (1, 2)
+        model, meta = load_checkpoint(out / name)
+        assert meta["classes"] == [0, 1, 2, 3, 4] and meta["context_frames"] == 3
+        assert meta["net_grid"] == {"n_alines": 32, "n_samples": 32, "spacing_mm": 0.08}
+        assert meta["normalization"]["kind"] == "zscore" and meta["split"] == split
+        with torch.no_grad():
+            assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 5, 32, 32)
+
+
+def test_resume_equals_uninterrupted(toy_root, tmp_path):
+    common = ("trainer.deterministic=true", "data.augment.enabled=true")
+    full = tmp_path / "full"
+    train(_cfg(toy_root, full, *common))
+    part = tmp_path / "part"
+    train(_cfg(toy_root, part, *common, "trainer.interrupt_after_epoch=1"))
+    assert torch.load(part / "last.ckpt", weights_only=True)["train_state"]["epoch"] == 1
+    resumed = tmp_path / "resumed"
+    train(_cfg(toy_root, resumed, *common, f"ckpt_path={part / 'last.ckpt'}"))
+    a = torch.load(full / "last.ckpt", weights_only=True)
+    b = torch.load(resumed / "last.ckpt", weights_only=True)
+    assert b["train_state"]["epoch"] == 2
+    for key, val in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], val, rtol=0, atol=0, msg=key)
+    assert (
+        a["train_state"]["history"][-1]["train_loss"]
+        == b["train_state"]["history"][-1]["train_loss"]
+    )
+
+
+def test_sparse_labels_train(tmp_path):
+    root = make_toy_dataset(tmp_path / "sparse", n_pullbacks=2, n_frames=9, sparse_every=4)
+    out = tmp_path / "run"
+    summary = train(_cfg(root, out, "trainer.max_epochs=1", "data.batch_size=1"))
+    assert summary["epochs_run"] == 1
+    assert summary["last_val"]["n_lumen"] == 3  # the 3 labelled frames of the val pullback
+
+
+def test_lumen_only_classes(toy_root, tmp_path):
+    out = tmp_path / "run"
+    train(_cfg(toy_root, out, "data=lumen_only", "trainer.max_epochs=1"))
+    _, meta = load_checkpoint(out / "last.ckpt")
+    assert meta["classes"] == [0, 1] and meta["model"]["out_channels"] == 2
+
+
+def test_ddp_two_processes_gloo(toy_root, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "train.py"),
+        "experiment=tiny",
+        f"data.root={toy_root}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "trainer.ddp_backend=gloo",
+    ]
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = list((tmp_path / "logs" / "train" / "runs").iterdir())
+    assert len(runs) == 1, runs  # one run folder for both ranks
+    run = runs[0]
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["epochs_run"] == 2
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "last.ckpt").is_file()
+    load_checkpoint(run / "last.ckpt")
