@@ -308,3 +308,16 @@ def test_bad_grid_is_a_clear_error(tmp_path, capsys):
     rc = main(["synth", str(tmp_path / "x"), "--n-samples", "40", *TINY])
     assert rc == 1
     assert "reach only" in capsys.readouterr().err
+
+
+def test_ensure_cohort_reuses_a_matching_cohort(tmp_path):
+    from octseg.synth.cohort import ensure_cohort
+
+    root = ensure_cohort(tmp_path / "c", 1, seed=3, progress=False, log=None)
+    stamp = (root / "synth-000" / "labels.npz").stat().st_mtime_ns
+    messages = []
+    ensure_cohort(root, 1, seed=3, progress=False, log=messages.append)
+    assert "reusing" in messages[0]
+    assert (root / "synth-000" / "labels.npz").stat().st_mtime_ns == stamp
+    ensure_cohort(root, 1, seed=4, progress=False, log=messages.append)  # other seed: regenerated
+    assert "generating" in messages[1]

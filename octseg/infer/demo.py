@@ -27,16 +27,9 @@ def _say(msg: str) -> None:
 
 
 def _cohort(out: Path, n: int, seed: int, progress: bool) -> Path:
-    from octseg.synth.cohort import generate_cohort, grid_from
+    from octseg.synth.cohort import ensure_cohort
 
-    if (out / "synth.json").is_file() and len(list(out.glob("synth-*/image.npz"))) == n:
-        _say(f"reusing the synthetic cohort in {out}")
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    _say(f"generating {n} synthetic pullbacks (seed {seed}) into {out}")
-    generate_cohort(out, n, seed=seed, grid=grid_from("small"), progress=progress)
-    return out
+    return ensure_cohort(out, n, seed, "small", progress=progress, log=_say)
 
 
 def _train(out: Path, data: Path, epochs: int, threads: int) -> Path:

@@ -470,3 +470,33 @@ def load_spec(root: str | Path) -> dict[str, Any] | None:
         return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def ensure_cohort(
+    out: str | Path,
+    n: int,
+    seed: int = 0,
+    preset: str = "small",
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> Path:
+    """The cohort in ``out``: reused when ``out/synth.json`` says it was made with the same
+    settings and every pullback's truth exists, otherwise (re)generated from scratch."""
+    import shutil
+
+    root = Path(out)
+    grid = grid_from(preset)
+    want = cohort_spec(n, seed, grid, "npz", False, None)
+    if load_spec(root) == want and all(
+        (root / pid / "truth" / "summary.json").is_file() for pid in want["ids"]
+    ):
+        if log:
+            log(f"reusing the synthetic cohort in {root} ({n} pullbacks, seed {seed})")
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    if log:
+        log(f"generating {n} synthetic pullbacks (preset {preset}, seed {seed}) into {root}")
+    generate_cohort(root, n, seed, grid, progress=progress, log=log)
+    return root
