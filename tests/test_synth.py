@@ -321,3 +321,15 @@ def test_ensure_cohort_reuses_a_matching_cohort(tmp_path):
     assert (root / "synth-000" / "labels.npz").stat().st_mtime_ns == stamp
     ensure_cohort(root, 1, seed=4, progress=False, log=messages.append)  # other seed: regenerated
     assert "generating" in messages[1]
+
+
+def test_ensure_cohort_never_deletes_a_foreign_folder(tmp_path):
+    from octseg.errors import InputError
+    from octseg.synth.cohort import ensure_cohort
+
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(InputError, match="not an octseg synthetic cohort"):
+        ensure_cohort(mine, 1, seed=0, progress=False, log=None)
+    assert (mine / "notes.txt").read_text() == "precious"

@@ -494,8 +494,14 @@ def ensure_cohort(
         if log:
             log(f"reusing the synthetic cohort in {root} ({n} pullbacks, seed {seed})")
         return root
-    if root.exists():
-        shutil.rmtree(root)
+    if root.exists() and any(root.iterdir()):
+        if load_spec(root) is None:
+            raise InputError(
+                root,
+                "exists and is not an octseg synthetic cohort (no synth.json): "
+                "refusing to overwrite it; choose another output folder",
+            )
+        shutil.rmtree(root)  # an older synthetic cohort made with other settings
     if log:
         log(f"generating {n} synthetic pullbacks (preset {preset}, seed {seed}) into {root}")
     generate_cohort(root, n, seed, grid, progress=progress, log=log)
