@@ -16,3 +16,27 @@ def danilov_dir() -> Path:
     if not (DANILOV / "frames").is_dir():
         pytest.skip(f"real pullback not found at {DANILOV} (../shared/data is absent)")
     return DANILOV
+
+
+def run_group(cmd, *, timeout: float, **kwargs):
+    """``subprocess.run`` in a new process group that is killed whole on timeout, so that
+    torchrun workers never outlive a failed test."""
+    import signal
+    import subprocess
+
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    with subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.PIPE if kwargs.pop("capture_output") else None,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_group
 
 from octseg import atomic
 from octseg.infer.predictor import save_untrained_checkpoint
@@ -229,7 +230,7 @@ def test_torchrun_two_cpu_processes(tmp_path, ckpt):
         f"output={out}",
         "progress=false",
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    res = run_group(cmd, env=_env(), timeout=300)
     assert res.returncode != 0  # the corrupt inputs failed
     man = json.loads((out / "manifest.json").read_text())
     recs = man["pullbacks"]

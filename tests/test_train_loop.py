@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_group
 from hydra import compose, initialize_config_dir
 
 from octseg.train.checkpoint import load_checkpoint
@@ -110,7 +110,7 @@ def test_ddp_two_processes_gloo(toy_root, tmp_path):
         f"paths.log_dir={tmp_path / 'logs'}",
         "trainer.ddp_backend=gloo",
     ]
-    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    res = run_group(cmd, cwd=tmp_path, env=env, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     runs = list((tmp_path / "logs" / "train" / "runs").iterdir())
     assert len(runs) == 1, runs  # one run folder for both ranks
