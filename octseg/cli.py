@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("octseg.io.cli_verify", "check a labelled-pullback dataset and list every problem"),
     "measure": ("octseg.geometry.cli", "clinical metrics from a label file"),
     "evaluate": ("octseg.evaluate.cli", "agreement of automated with manual measurements"),
+    "realdata": ("octseg.realdata", "the real Danilov pullback as a polar lumen dataset; evaluate"),
+    "hybrid": ("octseg.hybrid.cohort", "synthetic calcium/struts in real frames: build, evaluate"),
 }
 
 

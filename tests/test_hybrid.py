@@ -1,0 +1,234 @@
+"""Hybrid frames: synthetic calcium and struts inserted into (real or stand-in) polar frames."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from octseg.classes import BACKGROUND, CALCIUM, LUMEN, STRUT
+from octseg.hybrid import cohort
+from octseg.hybrid.insert import (
+    CalciumSpec,
+    StrutSpec,
+    calcium_columns,
+    guidewire_sector,
+    insert_calcium,
+    insert_strut,
+    lumen_geometry,
+    polar_xy,
+    strut_point,
+)
+from octseg.labels import LabelFile, load_labels
+
+PS = 0.01
+A, R = 360, 220
+
+
+def stand_in(
+    n: int = 1, seed: int = 0, shadow: tuple[int, int] | None = (40, 62)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polar frames like a real one: an off-centre, slightly wavy lumen (class 1) that is dark,
+    speckled tissue whose signal decays with depth, and a guidewire shadow sector."""
+    rng = np.random.default_rng(seed)
+    yy, xx = polar_xy(A, R, PS)
+    imgs, labs = [], []
+    for f in range(n):
+        cy, cx = 0.15 + 0.002 * f, -0.1
+        phi = np.arctan2(yy - cy, xx - cx)
+        rad = 0.9 + 0.08 * np.cos(2 * phi + 0.05 * f)
+        lum = np.hypot(yy - cy, xx - cx) <= rad
+        depth = np.clip(np.hypot(yy - cy, xx - cx) - rad, 0, None)
+        tissue = 0.75 * np.exp(-depth / 0.7)
+        img = np.where(lum, 0.04, tissue) * rng.gamma(4.0, 0.25, (A, R))
+        if shadow is not None:
+            img[shadow[0] : shadow[1]] *= np.where(lum[shadow[0] : shadow[1]], 1.0, 0.1)
+        imgs.append(np.clip(img, 0, 1).astype(np.float32))
+        labs.append(lum.astype(np.uint8) * LUMEN)
+    return np.stack(imgs), np.stack(labs)
+
+
+def test_lumen_geometry_of_an_off_centre_circle():
+    yy, xx = polar_xy(A, R, PS)
+    lab = (np.hypot(yy - 0.2, xx + 0.1) <= 1.0).astype(np.uint8)
+    g = lumen_geometry(lab, PS)
+    assert g.centroid == pytest.approx([0.2, -0.1], abs=0.01)
+    assert g.area_mm2 == pytest.approx(math.pi, rel=0.01)
+    assert np.allclose(g.rho(np.linspace(0, 6, 13)), 1.0, atol=0.012)
+
+
+def _measure(labels: np.ndarray):
+    from octseg.geometry import measure_labels
+
+    lf = LabelFile(labels=labels, space="polar", pixel_spacing_mm=PS, frame_spacing_mm=0.2)
+    return measure_labels(lf)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CalciumSpec(center_deg=200.0, arc_deg=90.0, depth_mm=0.1, thickness_mm=0.4),
+        CalciumSpec(center_deg=10.0, arc_deg=150.0, depth_mm=0.25, thickness_mm=0.6),
+        CalciumSpec(center_deg=300.0, arc_deg=40.0, depth_mm=0.05, thickness_mm=0.2),
+    ],
+)
+def test_calcium_labels_match_parameters(spec):
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    new_img, new_lab = insert_calcium(img[0], lab[0], g, spec, np.random.default_rng(1))
+    cal = new_lab == CALCIUM
+    assert cal.any()
+    # real lumen labels untouched; only background became calcium
+    assert np.array_equal(new_lab[~cal], lab[0][~cal])
+    assert np.all(lab[0][cal] == BACKGROUND)
+    # image untouched away from the insert (one-pixel anti-aliased border)
+    from scipy import ndimage
+
+    near = ndimage.binary_dilation(cal, iterations=2)
+    assert np.array_equal(new_img[~near], img[0][~near])
+    # signal-poor inside
+    assert new_img[cal].mean() < 0.6 * img[0][cal].mean()
+    # the geometry module measures the parameters back (arc about the lumen centroid)
+    row = _measure(new_lab[None]).frames[0]
+    truth = calcium_columns(g, spec)
+    assert row["calcium_arc_deg"] == pytest.approx(spec.arc_deg, abs=2.0)
+    assert row["calcium_max_thickness_mm"] == pytest.approx(spec.thickness_mm, abs=2 * PS)
+    assert row["calcium_min_depth_mm"] == pytest.approx(spec.depth_mm, abs=2 * PS)
+    assert row["calcium_area_mm2"] == pytest.approx(truth["calcium_area_mm2"], rel=0.05)
+    assert row["lumen_area_mm2"] == pytest.approx(g.area_mm2, rel=0.01)
+
+
+def test_strut_label_centroid_distance_and_shadow():
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    specs = [StrutSpec(30.0, 0.3), StrutSpec(150.0, 0.0), StrutSpec(260.0, -0.03)]
+    im, lb = img[0], lab[0]
+    pts = []
+    for s in specs:
+        im2, lb2, p = insert_strut(im, lb, g, s, np.random.default_rng(0))
+        changed = lb2 != lb
+        assert np.all(lb2[changed] == STRUT)
+        # shadow: the tissue behind the strut along its A-line is much darker
+        i = int(round(math.atan2(p[0], p[1]) % (2 * math.pi) / (2 * math.pi) * A)) % A
+        j = int(np.hypot(*p) / PS) + 12
+        assert im2[i, j:].mean() < 0.2 * max(im[i, j:].mean(), 1e-6)
+        im, lb = im2, lb2
+        pts.append(p)
+        assert np.allclose(p, strut_point(g, s))
+    m = _measure(lb[None])
+    got = sorted(m.struts, key=lambda r: r["angle_deg"])
+    assert len(got) == 3
+    for row, s, p in zip(got, specs, pts, strict=True):
+        assert row["x_mm"] == pytest.approx(p[1], abs=1.5 * PS)
+        assert row["y_mm"] == pytest.approx(p[0], abs=1.5 * PS)
+        assert row["distance_mm"] == pytest.approx(s.distance_mm, abs=2 * PS)
+        assert row["angle_deg"] == pytest.approx(s.angle_deg, abs=2.0)
+    # lumen labels outside the struts are the originals
+    assert np.array_equal(lb[lb != STRUT], lab[0][lb != STRUT])
+
+
+def test_guidewire_sector_is_detected():
+    img, lab = stand_in(shadow=(40, 62))
+    sec = guidewire_sector(img[0], lab[0], PS, margin_alines=0)
+    assert sec[45:57].all()
+    assert sec.sum() <= 30
+    img2, lab2 = stand_in(shadow=None)
+    assert guidewire_sector(img2[0], lab2[0], PS).sum() <= 3
+
+
+def test_trim_arc_avoids_forbidden_bins():
+    forb = np.zeros(720, dtype=bool)
+    forb[200:240] = True  # 100..120 degrees
+    spec = CalciumSpec(center_deg=100.0, arc_deg=120.0, depth_mm=0.1, thickness_mm=0.3)
+    out = cohort.trim_arc(spec, forb)
+    lo, hi = out.center_deg - out.arc_deg / 2, out.center_deg + out.arc_deg / 2
+    assert lo >= 40.0 - 1e-6 and hi <= 100.0 + 1e-6
+    assert out.arc_deg == pytest.approx(59.5, abs=0.6)
+    assert cohort.trim_arc(spec, np.zeros(720, dtype=bool)) == spec
+
+
+def test_lesion_is_consistent_across_frames():
+    les = cohort.CalciumLesion(10, 20, 90.0, 120.0, 0.1, 0.5, drift_deg_per_frame=1.0)
+    specs = [les.at(f) for f in range(8, 22)]
+    assert specs[0] is None and specs[1] is None and specs[-1] is None
+    mid = [s for s in specs if s is not None]
+    assert len(mid) == 10
+    arcs = [s.arc_deg for s in mid]
+    assert max(arcs) <= 120.0 and max(np.abs(np.diff(arcs))) < 25
+    assert all(s.depth_mm == 0.1 for s in mid)
+
+
+def test_make_hybrid_truth_matches_labels(tmp_path):
+    img, lab = stand_in(n=8, seed=2)
+    lesion = cohort.CalciumLesion(1, 7, 250.0, 140.0, 0.12, 0.45)
+    stent = cohort.Stent(
+        2,
+        8,
+        n_struts=8,
+        mal_center_deg=200.0,
+        mal_arc_deg=120.0,
+        mal_start=3,
+        mal_stop=7,
+        malapposition_mm=0.35,
+    )
+    rng = np.random.default_rng(0)
+    new_img, new_lab, rows, struts = cohort.make_hybrid(
+        img, lab, PS, [lesion], stent, rng, frame_spacing_mm=0.2
+    )
+    # guidewire shadow A-lines (40..61) get neither calcium nor struts
+    assert not np.isin(new_lab[:, 42:60], (CALCIUM, STRUT)).any()
+    # real lumen untouched outside the inserts
+    ins = np.isin(new_lab, (CALCIUM, STRUT))
+    assert np.array_equal(new_lab[~ins], lab[~ins])
+    cohort.write_pullback(tmp_path / "p", new_img, new_lab, PS, 0.2, rows, struts, {"x": 1})
+    lf = load_labels(tmp_path / "p" / "labels.npz")
+    assert lf.space == "polar" and lf.labels.shape == lab.shape
+    summary = json.loads((tmp_path / "p" / "truth" / "summary.json").read_text())
+    assert len(summary["calcium_lesions"]) == 1
+    assert summary["calcium_lesions"][0]["start_frame"] == 1
+    assert summary["calcium_lesions"][0]["end_frame"] == 6
+    assert summary["stent"] is not None
+    m = _measure(new_lab)
+    for t, got in zip(rows, m.frames, strict=True):
+        if t.get("calcium_arc_deg") is not None:
+            assert got["calcium_arc_deg"] == pytest.approx(t["calcium_arc_deg"], abs=2.0)
+            assert got["calcium_max_thickness_mm"] == pytest.approx(
+                t["calcium_max_thickness_mm"], abs=2 * PS
+            )
+            assert got["calcium_min_depth_mm"] == pytest.approx(
+                t["calcium_min_depth_mm"], abs=2 * PS
+            )
+        else:
+            assert not got.get("calcium_arc_deg")
+        assert (got.get("n_struts") or 0) == (t.get("n_struts") or 0)
+    assert len(m.struts) == len(struts)
+    mal_truth = max(s["distance_mm"] for s in struts)
+    assert max(s["distance_mm"] for s in m.struts) == pytest.approx(mal_truth, abs=2 * PS)
+
+
+def test_hybrid_on_a_real_frame(danilov_dir):
+    from octseg import realdata
+
+    frames, masks = realdata.list_danilov(danilov_dir)
+    rgb = realdata.read_rgb(frames[60])
+    gray, _ = realdata.clean_frame(rgb, None, np.random.default_rng(0))
+    img, lab = realdata.to_polar(gray[None], realdata.read_lumen_mask(masks[60])[None])
+    ps = realdata.ASSUMED_PIXEL_SPACING_MM
+    g = lumen_geometry(lab[0], ps)
+    sec = guidewire_sector(img[0] / 255.0, lab[0], ps)
+    assert 0 < sec.sum() < 0.25 * sec.size  # the real guidewire shadow is found
+    forb = cohort._forbidden_bins(sec, g)
+    spec = CalciumSpec(center_deg=0.0, arc_deg=100.0, depth_mm=0.15, thickness_mm=0.5)
+    spec = cohort.trim_arc(spec, forb | cohort.field_bins(g, spec, (img.shape[2] - 1) * ps))
+    assert spec is not None
+    _, new_lab = insert_calcium(img[0] / 255.0, lab[0], g, spec, np.random.default_rng(0))
+    assert np.array_equal(new_lab[new_lab != CALCIUM], lab[0][new_lab != CALCIUM])
+    lf = LabelFile(labels=new_lab[None], space="polar", pixel_spacing_mm=ps, frame_spacing_mm=0.2)
+    from octseg.geometry import measure_labels
+
+    row = measure_labels(lf).frames[0]
+    assert row["calcium_arc_deg"] == pytest.approx(spec.arc_deg, abs=2.0)
+    assert row["calcium_max_thickness_mm"] == pytest.approx(spec.thickness_mm, abs=2 * ps)
+    assert row["calcium_min_depth_mm"] == pytest.approx(spec.depth_mm, abs=2 * ps)
