@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,6 +71,27 @@ def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, allow_nan=False, default=_json_default) + "\n")
 
 
+def fsync_path(path: str | Path) -> None:
+    """Flush a closed file's data to disk (before it is moved onto its target)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _npz_member(name: str) -> Any:
+    import zipfile
+
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def save_npz(path: str | Path, **arrays: Any) -> None:
     """Compressed ``.npz`` written atomically to ``path`` (no suffix appended).
 
@@ -81,16 +102,56 @@ def save_npz(path: str | Path, **arrays: Any) -> None:
 
     import numpy as np
 
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
-        for key, val in arrays.items():
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(val), allow_pickle=False)
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+            for key, val in arrays.items():
+                with zf.open(_npz_member(key), "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(val), allow_pickle=False)
+        fsync_path(tmp)
 
 
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+def save_npz_streamed(
+    path: str | Path,
+    small: dict[str, Any],
+    big_name: str,
+    big_shape: tuple[int, ...],
+    chunks: Iterable[Any],
+    dtype: Any = "uint8",
+) -> None:
+    """Like :func:`save_npz`, with one big array ``big_name`` of ``big_shape`` written from
+    ``chunks`` (consecutive slices along axis 0) so that it is never in memory at once.
+
+    ``small`` arrays come first (zip64 only where their size needs it), then the big one
+    (always zip64: its size is not known to the zip writer up front). ``np.load`` reads the
+    result like any npz. Raises ``RuntimeError`` (and leaves no file) if the chunks do not add up
+    to ``big_shape[0]`` rows.
+    """
+    import zipfile
+
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": tuple(int(x) for x in big_shape),
+    }
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+            for key, val in small.items():
+                arr = np.asanyarray(val)
+                with zf.open(_npz_member(key), "w", force_zip64=arr.nbytes > 1 << 30) as fh:
+                    np.lib.format.write_array(fh, arr, allow_pickle=False)
+            n = 0
+            with zf.open(_npz_member(big_name), "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+                for chunk in chunks:
+                    arr = np.ascontiguousarray(chunk, dtype=dtype)
+                    n += arr.shape[0]
+                    fh.write(arr.tobytes())
+            if n != big_shape[0]:
+                raise RuntimeError(f"{path}: streamed {n} rows, expected {big_shape[0]}")
+        fsync_path(tmp)
 
 
 def torch_save(obj: Any, path: str | Path) -> None:
@@ -99,6 +160,7 @@ def torch_save(obj: Any, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+        fsync_path(tmp)
 
 
 def _json_default(obj: Any) -> Any:

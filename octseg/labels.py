@@ -25,6 +25,7 @@ Any other key may be added and is preserved in :attr:`LabelFile.extra`.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,14 +129,17 @@ def load_labels(path: str | Path) -> LabelFile:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
         raise SchemaError(path, f"not a readable .npz label file ({exc})") from None
     missing = [
         k for k in ("labels", "space", "pixel_spacing_mm", "frame_spacing_mm") if k not in data
     ]
     if missing:
         raise SchemaError(path, f"label file lacks required key(s): {', '.join(missing)}")
-    version = int(data["schema_version"]) if "schema_version" in data else SCHEMA_VERSION
+    try:
+        version = int(data["schema_version"]) if "schema_version" in data else SCHEMA_VERSION
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(path, f"label file has a malformed 'schema_version' ({exc})") from None
     if version != SCHEMA_VERSION:
         raise SchemaError(path, f"label schema version {version} is not supported (expected 1)")
     try:

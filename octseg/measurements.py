@@ -194,29 +194,65 @@ def write_measurements(
     return paths
 
 
-def read_csv(path: str | Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Read a measurement CSV: blank cells become None, numbers become int/float.
+#: columns kept as text when reading a CSV ("001" stays "001", never the number 1)
+TEXT_COLUMNS = frozenset({"pullback_id", "kind", "risk_flags"})
 
-    ``required`` columns must be present in the header; errors name the file.
+
+def read_csv(
+    path: str | Path, required: Iterable[str] = (), *, line_numbers: bool = False
+) -> list[dict[str, Any]]:
+    """Read a measurement CSV: blank cells become None, numbers become int/float, the text
+    columns (:data:`TEXT_COLUMNS`) stay text.
+
+    Comma- or semicolon-separated (whichever the first 4 KiB hold more of; spreadsheets in
+    decimal-comma locales write ';'), UTF-8 with or without BOM. Blank rows are skipped; empty
+    trailing cells beyond the header are ignored. ``required`` columns must be present in the
+    header. ``line_numbers``: add ``"_line"`` (the 1-based line of each row) for messages.
+    Errors are :class:`SchemaError` naming the file (and line).
     """
     path = Path(path)
     if not path.exists():
         raise SchemaError(path, "no such file")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise SchemaError(path, f"CSV lacks column(s): {', '.join(missing)}")
-        rows = []
-        for lineno, raw in enumerate(reader, start=2):
-            row: dict[str, Any] = {}
-            for key, val in raw.items():
-                if key is None:
-                    raise SchemaError(path, f"line {lineno} has more cells than the header")
-                row[key.strip()] = _parse(val)
-            rows.append(row)
-    return rows
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(4096)
+            fh.seek(0)
+            delimiter = ";" if sample.count(";") > sample.count(",") else ","
+            rows = list(csv.reader(fh, delimiter=delimiter))
+    except UnicodeDecodeError:
+        raise SchemaError(path, "not a UTF-8 text CSV file") from None
+    except csv.Error as exc:
+        raise SchemaError(path, f"not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise SchemaError(path, f"cannot read ({exc.strerror or exc})") from None
+    if not rows:
+        raise SchemaError(path, "empty file (no header line)")
+    header = [h.strip() for h in rows[0]]
+    if any(h == "" for h in header):
+        raise SchemaError(path, "line 1: the header has a blank column name")
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise SchemaError(path, f"line 1: repeated column(s): {', '.join(dup)}")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise SchemaError(path, f"CSV lacks column(s): {', '.join(missing)}")
+    out = []
+    for line, cells in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue  # blank spreadsheet rows
+        if len(cells) > len(header):
+            if any(c.strip() for c in cells[len(header) :]):
+                raise SchemaError(path, f"line {line} has more cells than the header")
+            cells = cells[: len(header)]
+        cells = cells + [""] * (len(header) - len(cells))
+        row: dict[str, Any] = {}
+        for h, c in zip(header, cells):
+            text = c.strip()
+            row[h] = (text or None) if h in TEXT_COLUMNS else _parse(text)
+        if line_numbers:
+            row["_line"] = line
+        out.append(row)
+    return out
 
 
 def _parse(text: str | None) -> Any:

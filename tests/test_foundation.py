@@ -139,3 +139,57 @@ def test_atomic_files_get_the_usual_mode(tmp_path):
     atomic.write_text(tmp_path / "r.txt", "x")
     mode = (tmp_path / "r.txt").stat().st_mode & 0o777
     assert mode == 0o666 & ~atomic._UMASK
+
+
+def test_read_csv_text_ids_semicolons_and_encoding(tmp_path):
+    from octseg.evaluate import inputs
+
+    p = tmp_path / "m.csv"
+    p.write_text("pullback_id;frame;lumen_area_mm2\n001;3;5.5\n\n007;4;\n", encoding="utf-8")
+    rows = read_csv(p, required=["pullback_id", "frame"])
+    assert rows == [
+        {"pullback_id": "001", "frame": 3, "lumen_area_mm2": 5.5},
+        {"pullback_id": "007", "frame": 4, "lumen_area_mm2": None},
+    ]
+    # the evaluation's reader is the same reader, with line numbers
+    assert inputs.read_csv(p) == [{**r, "_line": n} for r, n in zip(rows, (2, 4))]
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes("pullback_id,comment\n1,Gef\xe4\xdf\n".encode("latin-1"))
+    for reader in (read_csv, inputs.read_csv):
+        with pytest.raises(SchemaError, match=r"latin1\.csv: not a UTF-8"):
+            reader(bad)
+
+
+def test_save_npz_streamed_roundtrip_and_short_stream(tmp_path):
+    big = np.arange(5 * 3 * 4, dtype=np.uint8).reshape(5, 3, 4)
+    p = tmp_path / "s.npz"
+    atomic.save_npz_streamed(
+        p, {"space": np.array("polar")}, "frames", big.shape, (big[:2], big[2:])
+    )
+    with np.load(p) as z:
+        np.testing.assert_array_equal(z["frames"], big)
+        assert str(z["space"]) == "polar"
+    first = p.read_bytes()
+    atomic.save_npz_streamed(p, {"space": np.array("polar")}, "frames", big.shape, iter([big]))
+    assert p.read_bytes() == first  # bytes depend only on the data
+    q = tmp_path / "short.npz"
+    with pytest.raises(RuntimeError, match="streamed 2 rows, expected 5"):
+        atomic.save_npz_streamed(q, {}, "frames", big.shape, [big[:2]])
+    assert not q.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_npz_and_torch_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
+    import torch
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or real_replace(a, b))
+    for write in (
+        lambda: atomic.save_npz(tmp_path / "a.npz", x=np.zeros(3)),
+        lambda: atomic.save_npz_streamed(tmp_path / "b.npz", {}, "f", (1, 2), [np.zeros((1, 2))]),
+        lambda: atomic.torch_save({"w": torch.zeros(2)}, tmp_path / "c.pt"),
+    ):
+        events.clear()
+        write()
+        assert events == ["fsync", "replace"]

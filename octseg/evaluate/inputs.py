@@ -30,9 +30,10 @@ from octseg.measurements import (
     MANUAL_LESION_COLUMNS,
     MANUAL_STRUT_COLUMNS,
     STRUT_COLUMNS,
+    TEXT_COLUMNS,
     read_summary,
 )
-from octseg.measurements import _parse as _parse_cell
+from octseg.measurements import read_csv as _read_csv
 
 TABLES = ("frames.csv", "struts.csv", "summary.json")
 MANUAL_FILES = {
@@ -52,7 +53,6 @@ LESION_MEASURES: list[str] = [
 ]
 RISK_FLAGS: list[str] = ["arc_gt_270", "thickness_gt_1mm", "length_gt_15mm"]
 INT_COLUMNS = {"frame", "start_frame", "end_frame", "n_struts", "n_malapposed", "calcium_score"}
-TEXT_COLUMNS = {"pullback_id", "kind", "risk_flags"}
 BOOL_COLUMNS = {"malapposed"}
 
 
@@ -78,51 +78,8 @@ class PullbackData:
 
 # ----------------------------------------------------------------------------- cell checks
 def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Like :func:`octseg.measurements.read_csv`, but text columns (``pullback_id``, ``kind``,
-    ``risk_flags``) keep their text ("001" stays "001"). Errors name the file and line."""
-    import csv
-
-    path = Path(path)
-    if not path.exists():
-        raise SchemaError(path, "no such file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(4096)
-            fh.seek(0)
-            delimiter = ";" if sample.count(";") > sample.count(",") else ","
-            reader = csv.reader(fh, delimiter=delimiter)
-            rows = list(reader)
-    except UnicodeDecodeError:
-        raise SchemaError(path, "not a UTF-8 text CSV file") from None
-    except csv.Error as exc:
-        raise SchemaError(path, f"not a readable CSV file ({exc})") from None
-    if not rows:
-        raise SchemaError(path, "empty file (no header line)")
-    header = [h.strip() for h in rows[0]]
-    if any(h == "" for h in header):
-        raise SchemaError(path, "line 1: the header has a blank column name")
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise SchemaError(path, f"line 1: repeated column(s): {', '.join(dup)}")
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise SchemaError(path, f"CSV lacks column(s): {', '.join(missing)}")
-    out = []
-    for line, cells in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in cells):
-            continue  # blank spreadsheet rows
-        if len(cells) > len(header):
-            if any(c.strip() for c in cells[len(header) :]):
-                raise SchemaError(path, f"line {line} has more cells than the header")
-            cells = cells[: len(header)]
-        cells = cells + [""] * (len(header) - len(cells))
-        row: dict[str, Any] = {}
-        for h, c in zip(header, cells):
-            text = c.strip()
-            row[h] = (text or None) if h in TEXT_COLUMNS else _parse_cell(text)
-        row["_line"] = line
-        out.append(row)
-    return out
+    """:func:`octseg.measurements.read_csv` with each row's line number (``"_line"``)."""
+    return _read_csv(path, required, line_numbers=True)
 
 
 def _bool(value: Any, path: Path, line: int, col: str) -> bool | None:

@@ -151,8 +151,38 @@ def plot_measure(
 
 
 # ----------------------------------------------------------------------------- outputs
+#: every table an evaluation may write (``<name>.csv``)
+TABLE_NAMES = (
+    "verdict",
+    "lesions_cohort",
+    "frames_matched",
+    "struts_matched",
+    "segmentation_frames",
+    "pullbacks",
+)
+
+
+def remove_stale_outputs(out: Path) -> list[Path]:
+    """Delete what an earlier evaluation into ``out`` wrote (the names this module writes:
+    tables, ``metrics.json``, ``report.html``, ``plots/<level>_*.png``) so that a re-run leaves
+    no outdated file behind; anything else in ``out`` is left alone. Returns the deleted paths."""
+    names = [out / f"{t}.csv" for t in TABLE_NAMES] + [out / "metrics.json", out / "report.html"]
+    plots = out / "plots"
+    if plots.is_dir():
+        names += sorted(p for lv in LEVEL_TITLES for p in plots.glob(f"{lv}_*.png"))
+    gone = []
+    for p in names:
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            gone.append(p)
+    if plots.is_dir() and not any(plots.iterdir()):
+        plots.rmdir()
+    return gone
+
+
 def write_outputs(out: Path, result: Any, plots: bool = True) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_outputs(out)
     metrics = result.metrics
     tables = result.tables
     paths: dict[str, str] = {}

@@ -11,13 +11,22 @@ frames labelled on both sides (matched by pullback frame number):
 - the Hausdorff distance needs both masks non-empty: ``n_hd95`` frames; frames with one mask
   empty are counted as ``n_one_empty``.
 
-Polar label maps are scan-converted to Cartesian (nearest neighbour, at the polar depth spacing,
-:func:`octseg.polar.polar_to_cartesian`) first, so that areas and distances are physical.
+Polar label maps are scan-converted to Cartesian (nearest neighbour,
+:func:`octseg.polar.polar_to_cartesian`) first, so that areas and distances are physical. The
+Cartesian grid covers the *labelled radius* only (the deepest sample of a compared class in either
+map, plus 2 samples) at the polar depth spacing, coarsened where needed so that the grid has at
+most :data:`MAX_GRID` x :data:`MAX_GRID` pixels; the grid spacing - the resolution of Dice, IoU
+and HD95 - is reported per row (``grid_spacing_mm``) and per class (``hd95_resolution_mm``). For
+the default synthetic preset (968 samples of 0.0052 mm, lumen and calcium within about 2-3 mm)
+that is 0.0052 mm up to a labelled radius of 1.33 mm and about 0.012-0.02 mm beyond.
+Frames are processed in chunks of :data:`CHUNK_FRAMES`; masks stay boolean until the MONAI call,
+so memory does not grow with the pullback length.
 A pooled Dice (sums of overlaps over all scored frames) is given beside the per-frame mean.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -28,10 +37,42 @@ from octseg.errors import InputError
 from octseg.labels import LabelFile
 
 DEFAULT_CLASSES = (1, 2, 3, 4)
+#: largest Cartesian grid side for scan-converted polar maps
+MAX_GRID = 512
+#: frames scan-converted and scored at a time
+CHUNK_FRAMES = 8
 
 
-def to_cartesian(lf: LabelFile, frames: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Label frames (selected rows) as Cartesian maps and their pixel spacing (mm)."""
+def polar_grid(
+    maps: list[tuple[np.ndarray, np.ndarray]], classes: tuple[int, ...], spacing: float
+) -> tuple[int, float]:
+    """``(side, spacing_mm)`` of a Cartesian grid holding every labelled pixel of ``classes``
+    in the polar ``maps`` (``(labels, frame rows)`` pairs), at most :data:`MAX_GRID` wide."""
+    deepest = -1
+    cls = np.asarray(classes, dtype=np.uint8)
+    for lab, rows in maps:
+        for i in range(0, len(rows), CHUNK_FRAMES):
+            cols = np.isin(lab[rows[i : i + CHUNK_FRAMES]], cls).any(axis=(0, 1))
+            if cols.any():
+                deepest = max(deepest, int(np.flatnonzero(cols)[-1]))
+    radius_mm = (deepest + 1 + 2) * spacing  # 2 samples margin
+    cart = max(spacing, 2 * radius_mm / (MAX_GRID - 2))
+    side = min(MAX_GRID, int(math.ceil(2 * radius_mm / cart)) + 2)
+    return side, cart
+
+
+def to_cartesian(
+    lf: LabelFile,
+    frames: np.ndarray | None = None,
+    *,
+    out_size: int | None = None,
+    cart_spacing_mm: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """Label frames (selected rows) as Cartesian maps and their pixel spacing (mm).
+
+    Polar maps are scan-converted onto an ``out_size`` square grid of ``cart_spacing_mm``
+    (default: ``2 * n_samples`` at the polar depth spacing).
+    """
     lab = lf.labels if frames is None else lf.labels[frames]
     if lf.space == "cartesian":
         return lab, lf.pixel_spacing_mm
@@ -39,73 +80,73 @@ def to_cartesian(lf: LabelFile, frames: np.ndarray | None = None) -> tuple[np.nd
 
     from octseg.polar import polar_to_cartesian
 
-    n_samples = lab.shape[2]
-    size = 2 * n_samples
+    size = out_size or 2 * lab.shape[2]
+    cart = cart_spacing_mm or lf.pixel_spacing_mm
     out = np.empty((lab.shape[0], size, size), dtype=np.uint8)
-    for i in range(0, lab.shape[0], 16):
-        t = torch.from_numpy(lab[i : i + 16].astype(np.int64))
-        cart = polar_to_cartesian(
+    for i in range(0, lab.shape[0], CHUNK_FRAMES):
+        t = torch.from_numpy(lab[i : i + CHUNK_FRAMES])
+        out[i : i + CHUNK_FRAMES] = polar_to_cartesian(
             t,
             out_size=(size, size),
             polar_spacing_mm=lf.pixel_spacing_mm,
-            cart_spacing_mm=lf.pixel_spacing_mm,
+            cart_spacing_mm=cart,
             mode="nearest",
-        )
-        out[i : i + 16] = cart.numpy().astype(np.uint8)
-    return out, lf.pixel_spacing_mm
+        ).numpy()
+    return out, cart
 
 
 def _per_frame(
     auto: np.ndarray, manual: np.ndarray, cls: int, spacing: float
 ) -> list[dict[str, Any]]:
+    """Rows for one chunk of Cartesian frames ``(F, H, W)`` and one class."""
     import torch
     from monai.metrics import DiceMetric, HausdorffDistanceMetric, MeanIoU
 
-    a = torch.from_numpy(auto == cls).unsqueeze(1).float()  # (F, 1, H, W)
-    m = torch.from_numpy(manual == cls).unsqueeze(1).float()
-    pa = a.flatten(1).sum(1) > 0
-    pm = m.flatten(1).sum(1) > 0
-    rows = []
-    either = (pa | pm).nonzero().flatten().tolist()
-    if not either:
+    a = auto == cls  # bool (F, H, W)
+    m = manual == cls
+    na = a.reshape(a.shape[0], -1).sum(1)
+    nm = m.reshape(m.shape[0], -1).sum(1)
+    pa, pm = na > 0, nm > 0
+    either = np.flatnonzero(pa | pm)
+    if not either.size:
         return [{"scored": False} for _ in range(a.shape[0])]
-    sel = torch.tensor(either)
+    both = (pa & pm)[either]
+
+    def t(x: np.ndarray) -> torch.Tensor:  # float only here, for MONAI
+        return torch.from_numpy(x).unsqueeze(1).float()
+
+    ta, tm = t(a[either]), t(m[either])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dice = DiceMetric(include_background=True, reduction="none", ignore_empty=False)(
-            a[sel], m[sel]
+            ta, tm
         ).flatten()
         iou = MeanIoU(include_background=True, reduction="none", ignore_empty=False)(
-            a[sel], m[sel]
+            ta, tm
         ).flatten()
-        both = (pa & pm)[sel]
-        hd = torch.full((len(either),), float("nan"))
+        hd = torch.full((either.size,), float("nan"))
         if both.any():
-            idx = both.nonzero().flatten()
+            idx = torch.from_numpy(np.flatnonzero(both))
             hd[idx] = (
                 HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(
-                    a[sel][idx], m[sel][idx], spacing=spacing
+                    ta[idx], tm[idx], spacing=spacing
                 )
                 .flatten()
                 .float()
             )
-    k = 0
-    for f in range(a.shape[0]):
-        if k < len(either) and either[k] == f:
-            rows.append(
-                {
-                    "scored": True,
-                    "dice": float(dice[k]),
-                    "iou": float(iou[k]),
-                    "hd95_mm": float(hd[k]) if bool(both[k]) else None,
-                    "auto_pixels": int(a[f].sum()),
-                    "manual_pixels": int(m[f].sum()),
-                    "intersection": int((a[f] * m[f]).sum()),
-                }
-            )
-            k += 1
-        else:
-            rows.append({"scored": False})
+    del ta, tm
+    rows: list[dict[str, Any]] = [{"scored": False} for _ in range(a.shape[0])]
+    for k, f in enumerate(either.tolist()):
+        rows[f] = {
+            "scored": True,
+            "dice": float(dice[k]),
+            "iou": float(iou[k]),
+            "hd95_mm": float(hd[k]) if bool(both[k]) else None,
+            "auto_pixels": int(na[f]),
+            "manual_pixels": int(nm[f]),
+            "intersection": int(np.count_nonzero(a[f] & m[f])),
+            "grid_spacing_mm": spacing,
+        }
     return rows
 
 
@@ -124,18 +165,27 @@ def compare_labels(
         return []
     ia = np.array([fa[f] for f in common])
     im = np.array([fm[f] for f in common])
-    ca, sa = to_cartesian(auto, ia)
-    cm, sm = to_cartesian(manual, im)
-    if ca.shape[1:] != cm.shape[1:] or abs(sa - sm) > 1e-6 * max(sa, sm):
-        raise InputError(
-            auto_path,
-            f"pullback {pid!r}: automated and manual label maps differ in size or spacing "
-            f"({ca.shape[1:]} at {sa:g} mm vs {cm.shape[1:]} at {sm:g} mm)",
-        )
+    grid: dict[str, Any] = {}
+    sa, sm = auto.pixel_spacing_mm, manual.pixel_spacing_mm
+    if auto.space == manual.space == "polar":
+        if auto.labels.shape[1:] == manual.labels.shape[1:] and abs(sa - sm) <= 1e-6 * max(sa, sm):
+            side, cart = polar_grid([(auto.labels, ia), (manual.labels, im)], classes, sa)
+            grid = {"out_size": side, "cart_spacing_mm": cart}
+    per_class: dict[int, list[dict[str, Any]]] = {cls: [] for cls in classes}
+    for i in range(0, len(common), CHUNK_FRAMES):
+        ca, sa = to_cartesian(auto, ia[i : i + CHUNK_FRAMES], **grid)
+        cm, sm = to_cartesian(manual, im[i : i + CHUNK_FRAMES], **grid)
+        if ca.shape[1:] != cm.shape[1:] or abs(sa - sm) > 1e-6 * max(sa, sm):
+            raise InputError(
+                auto_path,
+                f"pullback {pid!r}: automated and manual label maps differ in size or spacing "
+                f"({ca.shape[1:]} at {sa:g} mm vs {cm.shape[1:]} at {sm:g} mm)",
+            )
+        for cls in classes:
+            per_class[cls].extend(_per_frame(ca, cm, cls, sa))
     rows = []
     for cls in classes:
-        per = _per_frame(ca, cm, cls, sa)
-        for f, r in zip(common, per):
+        for f, r in zip(common, per_class[cls]):
             rows.append({"pullback_id": pid, "frame": f, "class": CLASS_NAMES[cls], **r})
     return rows
 
@@ -172,6 +222,9 @@ def summarize_overlap(rows: list[dict[str, Any]], classes: tuple[int, ...]) -> d
             "dice": _summary([r["dice"] for r in scored]),
             "iou": _summary([r["iou"] for r in scored]),
             "hd95_mm": _summary(hd),
+            "hd95_resolution_mm": max(
+                (r["grid_spacing_mm"] for r in scored if "grid_spacing_mm" in r), default=None
+            ),
             "dice_pooled": (2 * inter / tot) if tot else None,
             "iou_pooled": (inter / union) if union else None,
         }

@@ -62,13 +62,21 @@ STRUT_DISTANCE_SD_MM = 0.01
 STRUT_DROP = 0.03
 STRUT_ADD = 0.02
 LESION_END_DROP = 0.3
+#: measures that may be negative (clamping their noise at 0 would bias them): the centroid
+#: coordinates and the malapposition distance (<= 0 when every strut is embedded)
+SIGNED_MEASURES = frozenset({"lumen_centroid_x_mm", "lumen_centroid_y_mm", "max_malapposition_mm"})
 
 
-def _jitter(v: Any, kind: str, sd: float, rng: np.random.Generator) -> Any:
+def _jitter(
+    v: Any, kind: str, sd: float, rng: np.random.Generator, nonnegative: bool = True
+) -> Any:
+    """``v`` with Gaussian noise; clamped at 0 only for measures that cannot be negative."""
     if v is None:
         return None
     x = float(v) * (1 + rng.normal(0, sd)) if kind == "rel" else float(v) + rng.normal(0, sd)
-    return max(x, 0.0) if not math.isnan(x) else None
+    if math.isnan(x):
+        return None
+    return max(x, 0.0) if nonnegative else x
 
 
 def _noisy_frames(
@@ -83,7 +91,9 @@ def _noisy_frames(
         row = {k: r.get(k) for k in FRAME_COLUMNS if k in r}
         for col, (kind, sd) in FRAME_NOISE.items():
             if col in row and sd * noise > 0:
-                row[col] = _jitter(row[col], kind, sd * noise, rng)
+                row[col] = _jitter(
+                    row[col], kind, sd * noise, rng, nonnegative=col not in SIGNED_MEASURES
+                )
         if row.get("calcium_arc_deg") is not None:
             row["calcium_arc_deg"] = min(row["calcium_arc_deg"], 360.0)
         if int(r["frame"]) in ends and rng.random() < LESION_END_DROP * min(noise, 1.0):

@@ -179,7 +179,14 @@ def finish_pullback(
     if settings.dicom_seg and pullback.format == "dicom":
         from octseg.io.dicomseg import write_dicom_seg
 
-        write_dicom_seg(out_dir / "seg.dcm", labels, pullback.source, dict(CLASS_NAMES))
+        write_dicom_seg(
+            out_dir / "seg.dcm",
+            labels,
+            pullback.source,
+            dict(CLASS_NAMES),
+            pixel_spacing_mm=pullback.pixel_spacing_mm,
+            frame_spacing_mm=pullback.frame_spacing_mm,
+        )
         outputs.append(out_dir / "seg.dcm")
     t1 = time.perf_counter()
     m = measure_labels(lf, settings=geometry, device=settings.geometry_device)

@@ -77,6 +77,14 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= _SPACING_RTOL * max(abs(a), abs(b))
 
 
+def _problem(path: Path, exc: Exception) -> str:
+    """One line for a file that could not be read: octseg errors as they are (they name the
+    file), anything else (a decoder's own exception) with the file and the exception's type."""
+    if isinstance(exc, OctsegError):
+        return str(exc)
+    return f"{path}: {type(exc).__name__}: {exc}"
+
+
 def verify_pullback(folder: Path, *, check_pixels: bool = True) -> list[str]:
     """Every problem of one pullback folder (empty list: fine)."""
     from octseg.io import read_pullback
@@ -91,14 +99,14 @@ def verify_pullback(folder: Path, *, check_pixels: bool = True) -> list[str]:
     pb = None
     try:
         pb = read_pullback(image_path)
-    except OctsegError as exc:
-        problems.append(str(exc))
+    except Exception as exc:  # one unreadable file must not stop the whole check
+        problems.append(_problem(image_path, exc))
     if pb is not None and check_pixels:
         try:
             for _ in pb.iter_chunks(16):
                 pass  # Pullback.read checks shape and NaN/inf per chunk
-        except OctsegError as exc:
-            problems.append(str(exc))
+        except Exception as exc:
+            problems.append(_problem(image_path, exc))
 
     labels_path = folder / LABELS_NAME
     lf = None
@@ -107,8 +115,8 @@ def verify_pullback(folder: Path, *, check_pixels: bool = True) -> list[str]:
     else:
         try:
             lf = load_labels(labels_path)
-        except OctsegError as exc:
-            problems.append(str(exc))
+        except Exception as exc:
+            problems.append(_problem(labels_path, exc))
     if pb is not None and lf is not None:
         where = f"{labels_path}"
         if lf.space != pb.space:

@@ -67,6 +67,17 @@ TRANSFER_SYNTAXES = {
     "jpeg_baseline": JPEGBaseline8Bit,
 }
 PHOTOMETRICS = ("MONOCHROME2", "RGB", "PALETTE COLOR")
+#: photometric interpretations the reader converts (pydicom hands YBR pixels over as RGB)
+READ_PHOTOMETRICS = (
+    "MONOCHROME1",
+    "MONOCHROME2",
+    "PALETTE COLOR",
+    "RGB",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_ICT",
+    "YBR_RCT",
+)
 PRIVATE_CREATOR = "octseg"
 PRIVATE_GROUP = 0x0009
 _CENTER_ELEM = 0x01  # (0009,1001) DS catheter centre [cy, cx] in pixels (Cartesian)
@@ -329,7 +340,9 @@ def _first(ds: Dataset, keyword: str) -> Any:
     return None
 
 
-def _longitudinal_spacing(ds: Dataset) -> float | None:
+def longitudinal_distances(ds: Dataset) -> np.ndarray | None:
+    """Per-frame Intravascular Longitudinal Distance (0052,0028) in mm, in frame order; None
+    where a frame lacks it (or the file has no per-frame functional groups)."""
     dist = []
     for item in ds.get("PerFrameFunctionalGroupsSequence") or []:
         value = None
@@ -340,9 +353,15 @@ def _longitudinal_spacing(ds: Dataset) -> float | None:
         if value is None:
             return None
         dist.append(value)
-    if len(dist) < 2:
+    return np.asarray(dist, dtype=np.float64) if dist else None
+
+
+def longitudinal_spacing(ds: Dataset) -> float | None:
+    """Frame spacing (mm): median step of :func:`longitudinal_distances`; None if unknown."""
+    dist = longitudinal_distances(ds)
+    if dist is None or len(dist) < 2:
         return None
-    step = np.abs(np.diff(np.asarray(dist)))
+    step = np.abs(np.diff(dist))
     step = step[step > 0]
     return float(np.median(step)) if step.size else None
 
@@ -396,7 +415,14 @@ class DicomReader(Reader):
             ts = UID(str(ds.file_meta.TransferSyntaxUID))
         except (AttributeError, ValueError, TypeError) as exc:
             raise InputError(path, f"incomplete image pixel module ({exc})") from None
+        if photometric not in READ_PHOTOMETRICS:
+            raise InputError(
+                path,
+                f"unsupported photometric interpretation {photometric!r} "
+                f"(supported: {', '.join(READ_PHOTOMETRICS)})",
+            )
         _check_pixel_data(path, ds, pixel_pos, n, h, w, ts)
+        orient = _orientation(path, ds, space, n, h, w)
 
         # spacing
         if space == "cartesian":
@@ -410,7 +436,7 @@ class DicomReader(Reader):
             val = _first(ds, "ALinePixelSpacing")
             file_px = float(val) if val is not None else None
             px_src = "file: A-line Pixel Spacing (0052,0014)"
-        file_fr = _longitudinal_spacing(ds)
+        file_fr = longitudinal_spacing(ds)
         fr_src = "file: Intravascular Longitudinal Distance (0052,0028)"
         if file_fr is None:
             file_fr = _rate_spacing(ds)
@@ -437,8 +463,11 @@ class DicomReader(Reader):
             try:
                 it = pydicom.pixels.iter_pixels(path, indices=range(start, stop))
                 for k, arr in enumerate(it):
-                    out[k] = _to_gray(arr, photometric, lut_ds, scale, monochrome1)
-            except InputError:
+                    grey = _to_gray(arr, photometric, lut_ds, scale, monochrome1)
+                    out[k] = orient.apply(grey, start + k)
+            except InputError as exc:
+                if exc.path is None:
+                    raise InputError(path, exc.problem) from None
                 raise
             except Exception as exc:  # decoder errors on truncated/corrupt pixel data
                 raise InputError(
@@ -456,6 +485,8 @@ class DicomReader(Reader):
             "bits_stored": bits_stored,
             "spacing_source": sources,
         }
+        if space == "polar":
+            meta["orientation"] = orient.describe()
         for kw, key in _NON_IDENTIFYING.items():
             if kw in ds and ds[kw].value not in (None, ""):
                 meta[key] = str(ds[kw].value)
@@ -475,6 +506,151 @@ class DicomReader(Reader):
             catheter_center=center,
             metadata=meta,
         )
+
+
+def _frame_value(ds: Dataset, frame: int, keyword: str) -> Any:
+    """``keyword`` in frame ``frame``'s functional groups, else the shared ones, else top level."""
+    groups = []
+    per = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if frame < len(per):
+        groups.append(per[frame])
+    groups += list(ds.get("SharedFunctionalGroupsSequence") or [])[:1]
+    for group in groups:
+        for elem in group:
+            if elem.VR == "SQ":
+                for item in elem.value[:1]:
+                    if keyword in item and item[keyword].value is not None:
+                        return item[keyword].value
+    if keyword in ds and ds[keyword].value is not None:
+        return ds[keyword].value
+    return None
+
+
+class _Orientation:
+    """How stored polar frames map onto octseg's convention (A-line ``i`` at angle
+    ``360 * i / H`` degrees, angles increasing clockwise on screen; docs/io.md):
+
+    1. depth: where OCT Z Offset Applied (0052,0026) is ``NO``, A-lines move by OCT Z Offset
+       Correction (0052,0030) pixels along the depth axis (positive: away from the catheter),
+       the vacated samples are 0;
+    2. seam: rows roll so that row Seam Line Index (0052,0036) lands on row
+       ``round(H * Seam Line Location (0052,0033) / 360)``; without a Seam Line Location, row 0
+       lands on row ``round(H * First A-line Location (0052,0034) / 360)``;
+    3. direction: Catheter Direction of Rotation (0052,0031) ``CC`` (counter-clockwise) reverses
+       the angular order (row ``i`` -> row ``-i mod H``); ``CW`` or absent leaves it.
+    """
+
+    def __init__(self, roll: np.ndarray, reverse: bool, zshift: np.ndarray, direction: str):
+        self.roll, self.reverse, self.zshift, self.direction = roll, reverse, zshift, direction
+
+    def apply(self, frame: np.ndarray, index: int) -> np.ndarray:
+        z = int(self.zshift[index]) if self.zshift.size else 0
+        if z:
+            moved = np.zeros_like(frame)
+            if z > 0:
+                moved[:, z:] = frame[:, :-z]
+            else:
+                moved[:, :z] = frame[:, -z:]
+            frame = moved
+        r = int(self.roll[index]) if self.roll.size else 0
+        if r:
+            frame = np.roll(frame, r, axis=0)
+        if self.reverse:
+            frame = frame[(-np.arange(frame.shape[0])) % frame.shape[0]]
+        return frame
+
+    def undo(self, frame: np.ndarray, index: int) -> np.ndarray:
+        """The inverse of :meth:`apply`: a frame in octseg's convention back onto the stored
+        pixel grid (samples shifted past the depth are lost, vacated ones are 0)."""
+        if self.reverse:
+            frame = frame[(-np.arange(frame.shape[0])) % frame.shape[0]]
+        r = int(self.roll[index]) if self.roll.size else 0
+        if r:
+            frame = np.roll(frame, -r, axis=0)
+        z = int(self.zshift[index]) if self.zshift.size else 0
+        if z:
+            moved = np.zeros_like(frame)
+            if z > 0:
+                moved[:, :-z] = frame[:, z:]
+            else:
+                moved[:, -z:] = frame[:, :z]
+            frame = moved
+        return frame
+
+    def describe(self) -> dict[str, Any]:
+        def compact(a: np.ndarray) -> Any:
+            if not a.size:
+                return 0
+            return int(a[0]) if np.all(a == a[0]) else "per-frame"
+
+        return {
+            "catheter_direction": self.direction,
+            "seam_roll_rows": compact(self.roll),
+            "z_offset_shift_px": compact(self.zshift),
+        }
+
+
+def _orientation(path: Path, ds: Dataset, space: str, n: int, h: int, w: int) -> _Orientation:
+    """Read seam line, rotation direction and z-offset attributes (see :class:`_Orientation`)."""
+    applied = ds.get("OCTZOffsetApplied")
+    applied = None if applied in (None, "") else str(applied).strip().upper()
+    zcorr = [_frame_value(ds, i, "OCTZOffsetCorrection") for i in range(n)]
+    zshift = np.zeros(n, dtype=np.int64)
+    if any(v not in (None, 0) for v in zcorr):
+        if applied == "YES":
+            pass  # already corrected in the stored pixels
+        elif applied != "NO":
+            raise InputError(
+                path,
+                "OCT Z Offset Correction (0052,0030) is given but OCT Z Offset Applied "
+                "(0052,0026) is missing: cannot tell whether the frames still need it",
+            )
+        elif space != "polar":
+            raise InputError(
+                path,
+                "z-offset not applied (OCT Z Offset Applied NO with a non-zero OCT Z Offset "
+                "Correction) in scan-converted (For Presentation) frames: cannot be corrected "
+                "here; export the frames with the z-offset applied",
+            )
+        else:
+            zshift = np.array([int(v or 0) for v in zcorr], dtype=np.int64)
+            if np.any(np.abs(zshift) >= w):
+                raise InputError(
+                    path, f"OCT Z Offset Correction {zshift.tolist()} exceeds the {w} samples"
+                )
+    if space != "polar":
+        return _Orientation(np.zeros(0, np.int64), False, zshift, "n/a")
+    direction_raw = ds.get("CatheterDirectionOfRotation") or _first(
+        ds, "CatheterDirectionOfRotation"
+    )
+    direction = str(direction_raw).strip().upper() if direction_raw else "CW"
+    if direction not in ("CW", "CC"):
+        raise InputError(path, f"Catheter Direction of Rotation {direction_raw!r} is not CW or CC")
+    roll = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        idx = _frame_value(ds, i, "SeamLineIndex")
+        loc = _frame_value(ds, i, "SeamLineLocation")
+        first = _frame_value(ds, i, "FirstALineLocation")
+        try:
+            if idx is not None and loc is not None:
+                roll[i] = int(round(h * float(loc) / 360.0)) - int(idx)
+            elif first is not None:
+                roll[i] = int(round(h * float(first) / 360.0))
+        except (TypeError, ValueError):
+            raise InputError(
+                path, f"frame {i}: malformed seam line / first A-line location"
+            ) from None
+    return _Orientation(roll % h, direction == "CC", zshift, direction)
+
+
+def read_orientation(path: str | Path) -> _Orientation:
+    """How the stored frames of the IVOCT DICOM ``path`` map onto octseg's convention (the
+    transform :class:`DicomReader` applies; ``undo`` maps octseg-convention frames back)."""
+    path = Path(path)
+    ds, _ = _read_header(path)
+    space = IVOCT_SOP_CLASSES.get(UID(str(ds.get("SOPClassUID", ""))), "cartesian")
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    return _orientation(path, ds, space, n, int(ds.Rows), int(ds.Columns))
 
 
 def _read_header(path: Path) -> tuple[Dataset, int]:

@@ -1,17 +1,30 @@
 """Predictions as DICOM Segmentation objects (highdicom), referencing their IVOCT source image.
 
 IVOCT images have no patient coordinate system (no Plane Position/Orientation), and highdicom
-needs one to build a multi-frame SEG. :func:`write_dicom_seg` therefore gives highdicom an
-*in-memory copy* of the source header with a pullback-axis frame geometry added - orientation
+needs one to build a multi-frame SEG. :func:`write_dicom_seg` therefore gives highdicom a
+reduced *in-memory copy* of the source header with a pullback-axis frame geometry - orientation
 ``[1, 0, 0, 0, 1, 0]``, the pixel spacing, and each frame at ``z`` = its Intravascular
 Longitudinal Distance (or ``frame * frame_spacing``). The source file is not modified. Every SEG
 frame references its source frame (Derivation Image Sequence > Source Image Sequence >
-Referenced Frame Number), which is what viewers use to overlay it. Cartesian (For Presentation)
+Referenced Frame Number), which is what viewers use to overlay it. Label maps are given in
+octseg's orientation (as :class:`~octseg.io.dicom.DicomReader` returns the frames); for polar
+sources the seam roll, rotation direction and z offset the reader applied are undone, so that the
+SEG pixels lie on the stored source pixels. Cartesian (For Presentation)
 and polar (For Processing) sources are handled alike: the SEG has the source's rows and columns.
 
-Privacy: highdicom copies the patient and study modules from the source. Unless
-``keep_patient=True`` the identifying attributes are emptied (type 2) or removed (type 3) before
-writing; the study/series/frame-of-reference UIDs stay so that the SEG still refers to its source.
+Spacing: the frame geometry needs the pixel and frame spacing. They come from the arguments
+``pixel_spacing_mm``/``frame_spacing_mm`` (inference passes the pullback's), else from the source
+file (or its ``spacing.json`` sidecar); where none gives them :class:`MissingSpacingError` is
+raised - a spacing is never made up.
+
+Privacy: highdicom copies the patient, study and equipment information of the source image it is
+given. That image is therefore built from an *allowlist* (:data:`_SOURCE_ALLOWLIST`): the UIDs
+that keep the SEG referring to its source (study, series, SOP instance, frame of reference), the
+image size and pixel description and the frame geometry - nothing else. Patient and study
+attributes of type 2 are present but empty; equipment, institution, station, requesting service
+and dates of the source never reach highdicom. The Contributing Equipment Sequence of the SEG is
+rebuilt with octseg's values only. ``keep_patient=True`` additionally copies the patient and study
+modules (:data:`_PATIENT_TYPE2`, :data:`_PATIENT_REMOVE`).
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ import numpy as np
 
 from octseg import __version__, atomic
 from octseg.classes import CLASS_NAMES
-from octseg.errors import InputError, MissingSpacingError
+from octseg.errors import InputError
 
 # class name -> (category (code, meaning), type (code, meaning)), SNOMED CT
 _SCT_CODES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
@@ -85,6 +98,35 @@ _PATIENT_REMOVE = (
 )
 
 
+# copied from the source when building the image handed to highdicom (see module docstring)
+_SOURCE_ALLOWLIST = (
+    "SpecificCharacterSet",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+)
+# left out by the allowlist but removed from the SEG too, should a later highdicom add them
+_SITE_REMOVE = (
+    "StationName",
+    "RequestingService",
+    "RequestingServiceCodeSequence",
+    "InstitutionCodeSequence",
+    "InstitutionalDepartmentTypeCodeSequence",
+)
+
+
 def _class_table(class_names: Mapping[int, str] | Sequence[str]) -> dict[int, str]:
     table = dict(class_names) if isinstance(class_names, Mapping) else dict(enumerate(class_names))
     table = {int(k): str(v) for k, v in table.items() if int(k) != 0}  # 0 = background
@@ -93,38 +135,79 @@ def _class_table(class_names: Mapping[int, str] | Sequence[str]) -> dict[int, st
     return dict(sorted(table.items()))
 
 
-def _with_frame_geometry(src, pixel_spacing: float, frame_spacing: float):
-    """Copy of the source header with a pullback-axis plane geometry (see module docstring)."""
+def _source_for_highdicom(src, pixel_spacing: float, frame_spacing: float, keep_patient: bool):
+    """The source image as highdicom sees it: allowlisted attributes of ``src`` (plus the patient
+    and study modules with ``keep_patient``) and a pullback-axis plane geometry (see the module
+    docstring). ``src`` is not modified."""
     import copy
 
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence as DicomSequence
 
-    ds = copy.deepcopy(src)
-    shared_seq = ds.get("SharedFunctionalGroupsSequence") or DicomSequence([Dataset()])
-    shared = shared_seq[0]
-    if "PlaneOrientationSequence" in shared and "PixelMeasuresSequence" in shared:
-        return ds  # already has a coordinate system
-    po = Dataset()
-    po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    shared.PlaneOrientationSequence = DicomSequence([po])
-    pm = Dataset()
-    pm.PixelSpacing = [f"{pixel_spacing:.10g}", f"{pixel_spacing:.10g}"]
-    pm.SliceThickness = f"{frame_spacing:.10g}"
-    shared.PixelMeasuresSequence = DicomSequence([pm])
+    from octseg.io.dicom import longitudinal_distances
+
+    ds = Dataset()
+    meta = FileMetaDataset()
+    for kw in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID"):
+        if kw in src.file_meta:
+            setattr(meta, kw, src.file_meta[kw].value)
+    ds.file_meta = meta
+    for kw in _SOURCE_ALLOWLIST:
+        if kw in src:
+            ds[kw] = copy.deepcopy(src[kw])
+    for kw in _PATIENT_TYPE2:
+        setattr(ds, kw, "")
+    if keep_patient:
+        for kw in _PATIENT_TYPE2 + _PATIENT_REMOVE:
+            if kw in src:
+                ds[kw] = copy.deepcopy(src[kw])
+
+    src_shared = (src.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    shared = Dataset()
+    if "PlaneOrientationSequence" in src_shared and "PixelMeasuresSequence" in src_shared:
+        shared.PlaneOrientationSequence = copy.deepcopy(src_shared.PlaneOrientationSequence)
+        shared.PixelMeasuresSequence = copy.deepcopy(src_shared.PixelMeasuresSequence)
+    else:
+        po = Dataset()
+        po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        shared.PlaneOrientationSequence = DicomSequence([po])
+        pm = Dataset()
+        pm.PixelSpacing = [f"{pixel_spacing:.10g}", f"{pixel_spacing:.10g}"]
+        pm.SliceThickness = f"{frame_spacing:.10g}"
+        shared.PixelMeasuresSequence = DicomSequence([pm])
     ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
-    n = int(ds.get("NumberOfFrames", 1) or 1)
-    per = ds.get("PerFrameFunctionalGroupsSequence") or DicomSequence([Dataset() for _ in range(n)])
-    for i, item in enumerate(per):
-        z = None
-        for sub in item.get("IntravascularFrameContentSequence") or []:
-            if "IntravascularLongitudinalDistance" in sub:
-                z = float(sub.IntravascularLongitudinalDistance)
-        pp = Dataset()
-        pp.ImagePositionPatient = [0.0, 0.0, float(i * frame_spacing if z is None else z)]
-        item.PlanePositionSequence = DicomSequence([pp])
-    ds.PerFrameFunctionalGroupsSequence = per
+    n = int(src.get("NumberOfFrames", 1) or 1)
+    src_per = list(src.get("PerFrameFunctionalGroupsSequence") or [])
+    z = longitudinal_distances(src)
+    per = []
+    for i in range(n):
+        item = Dataset()
+        if i < len(src_per) and "PlanePositionSequence" in src_per[i]:
+            item.PlanePositionSequence = copy.deepcopy(src_per[i].PlanePositionSequence)
+        else:
+            pp = Dataset()
+            zi = float(z[i]) if z is not None and i < len(z) else i * frame_spacing
+            pp.ImagePositionPatient = [0.0, 0.0, zi]
+            item.PlanePositionSequence = DicomSequence([pp])
+        per.append(item)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per)
     return ds
+
+
+def _octseg_equipment():
+    """The SEG's Contributing Equipment Sequence: octseg (and the highdicom it used) only."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    return [
+        hd.ContributingEquipment(
+            manufacturer="octseg",
+            purpose_of_reference=codes.DCM.ProcessingEquipment,
+            manufacturer_model_name="octseg",
+            software_versions=[__version__, f"highdicom {hd.__version__}"],
+            contribution_description="Automatic segmentation by octseg",
+        )
+    ]
 
 
 def anonymise(ds) -> None:
@@ -132,7 +215,7 @@ def anonymise(ds) -> None:
     for kw in _PATIENT_TYPE2:
         if kw in ds:
             setattr(ds, kw, "")
-    for kw in _PATIENT_REMOVE:
+    for kw in _PATIENT_REMOVE + _SITE_REMOVE:
         if kw in ds:
             delattr(ds, kw)
 
@@ -144,6 +227,8 @@ def write_dicom_seg(
     class_names: Mapping[int, str] | Sequence[str] = CLASS_NAMES,
     *,
     frame_index: Sequence[int] | None = None,
+    pixel_spacing_mm: float | None = None,
+    frame_spacing_mm: float | None = None,
     keep_patient: bool = False,
     series_description: str = "octseg segmentation",
     series_number: int = 900,
@@ -153,7 +238,9 @@ def write_dicom_seg(
     ``class_names``: ``{class index: name}`` or a sequence indexed by class (index 0 is
     background and gets no segment). Each named class becomes one segment, numbered 1..k in class
     order. ``frame_index``: the source frame of each label map (sparse labels); default
-    ``0..F-1``. Label values without a name raise ``ValueError``.
+    ``0..F-1``. Label values without a name raise ``ValueError``. ``pixel_spacing_mm`` /
+    ``frame_spacing_mm`` override the source's spacing (needed where the source records none:
+    :class:`~octseg.errors.MissingSpacingError` otherwise).
     """
     import highdicom as hd
     import pydicom
@@ -162,15 +249,13 @@ def write_dicom_seg(
     from octseg.io import read_pullback
 
     source_dicom_path = Path(source_dicom_path)
-    try:
-        pb = read_pullback(source_dicom_path, format="dicom")
-        pixel_spacing, frame_spacing = pb.pixel_spacing_mm, pb.frame_spacing_mm
-    except MissingSpacingError:
-        pb, pixel_spacing, frame_spacing = None, 1.0, 1.0
-    if pb is None:  # validate anyway with nominal spacing
-        pb = read_pullback(
-            source_dicom_path, format="dicom", pixel_spacing_mm=1.0, frame_spacing_mm=1.0
-        )
+    pb = read_pullback(  # MissingSpacingError (naming the file) where no spacing is known
+        source_dicom_path,
+        format="dicom",
+        pixel_spacing_mm=pixel_spacing_mm,
+        frame_spacing_mm=frame_spacing_mm,
+    )
+    pixel_spacing, frame_spacing = pb.pixel_spacing_mm, pb.frame_spacing_mm
     labels = np.asarray(labels)
     if labels.ndim == 2:
         labels = labels[None]
@@ -197,6 +282,11 @@ def write_dicom_seg(
     for seg_no, cls in enumerate(table, start=1):
         lut[cls] = seg_no
     seg_map = lut[labels]
+    if pb.space == "polar":  # back onto the stored A-line order (seam, rotation, z offset)
+        from octseg.io.dicom import read_orientation
+
+        orient = read_orientation(source_dicom_path)
+        seg_map = np.stack([orient.undo(f, int(i)) for f, i in zip(seg_map, idx)])
 
     algo = hd.AlgorithmIdentificationSequence(
         name="octseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
@@ -218,7 +308,7 @@ def write_dicom_seg(
         )
     try:
         src = pydicom.dcmread(source_dicom_path, stop_before_pixels=True)
-        geo = _with_frame_geometry(src, pixel_spacing, frame_spacing)
+        geo = _source_for_highdicom(src, pixel_spacing, frame_spacing, keep_patient)
         positions = [
             hd.PlanePositionSequence(
                 hd.CoordinateSystemNames.PATIENT,
@@ -244,6 +334,7 @@ def write_dicom_seg(
             plane_positions=positions,
             series_description=series_description,
         )
+        seg.ContributingEquipmentSequence = _octseg_equipment()
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise InputError(
             source_dicom_path, f"cannot build a DICOM SEG ({type(exc).__name__}: {exc})"

@@ -10,6 +10,7 @@ on the first ``read`` and kept (a compressed npz member cannot be decoded partia
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ class NpzImageReader(Reader):
                 small = {k: z[k] for k in z.files if k != "frames"}
         except KeyError:
             raise InputError(path, "npz image lacks the 'frames' array") from None
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
             raise InputError(path, f"not a readable octseg image npz ({exc})") from None
         if len(shape) != 3:
             raise InputError(path, f"'frames' must be (F, H, W), got shape {shape}")
@@ -98,7 +99,7 @@ class NpzImageReader(Reader):
                 try:
                     with np.load(path, allow_pickle=False) as z:
                         cache["frames"] = z["frames"]
-                except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+                except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
                     raise InputError(path, f"cannot decode 'frames' ({exc})") from None
             chunk = cache["frames"][start:stop]
             if chunk.dtype == np.uint8:

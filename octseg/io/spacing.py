@@ -39,14 +39,38 @@ def find_sidecar(path: Path) -> Path | None:
     return None
 
 
-def read_sidecar(sidecar: Path) -> dict[str, float]:
-    """Validated values of a ``spacing.json`` (only the keys it has)."""
+def _sidecar_json(sidecar: Path) -> dict[str, Any]:
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(sidecar, f"not a readable JSON spacing sidecar ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(sidecar, f"spacing sidecar must be a JSON object with keys {KEYS}")
+    return data
+
+
+def read_sidecar_layout(sidecar: Path) -> tuple[str, tuple[float, float] | None]:
+    """``(space, catheter_center)`` of a ``spacing.json``: ``"cartesian"`` unless it says
+    ``"space": "polar"``; the centre ``[cy, cx]`` where given (Cartesian only, else None)."""
+    data = _sidecar_json(sidecar)
+    space = str(data.get("space", "cartesian"))
+    if space not in ("polar", "cartesian"):
+        raise InputError(sidecar, f"'space' must be 'polar' or 'cartesian', got {space!r}")
+    center = None
+    if "catheter_center" in data:
+        try:
+            cc = [float(v) for v in data["catheter_center"]]
+        except (TypeError, ValueError):
+            cc = []
+        if len(cc) != 2 or not all(math.isfinite(v) for v in cc):
+            raise InputError(sidecar, "'catheter_center' must be [cy, cx]")
+        center = (cc[0], cc[1])
+    return space, center if space == "cartesian" else None
+
+
+def read_sidecar(sidecar: Path) -> dict[str, float]:
+    """Validated values of a ``spacing.json`` (only the keys it has)."""
+    data = _sidecar_json(sidecar)
     out: dict[str, float] = {}
     for key in KEYS:
         if key in data:

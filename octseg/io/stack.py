@@ -13,6 +13,7 @@ decoded one file (or one TIFF page) at a time.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 from octseg.errors import InputError
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.color import rgb_frames_to_gray
-from octseg.io.spacing import find_sidecar, spacing_for
+from octseg.io.spacing import find_sidecar, read_sidecar_layout, spacing_for
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -47,25 +48,9 @@ def read_image_file(path: Path, page: int = 0) -> np.ndarray:
     TIFF goes through tifffile (4-channel TIFFs keep all four channels, never premultiplied);
     LZW/Deflate TIFFs fall back to Pillow where the ``imagecodecs`` package is absent.
     """
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        return [arr for _, arr in read_tiff_pages(path, page, page + 1)][0]
     try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
-
-            try:
-                with tifffile.TiffFile(path) as tf:
-                    pg = tf.pages[page]
-                    arr = pg.asarray()
-                    if pg.samplesperpixel > 1 and pg.planarconfig == 2 and arr.ndim == 3:
-                        arr = np.moveaxis(arr, 0, -1)  # separate planes -> channels last
-                    return arr
-            except ValueError as exc:
-                if "imagecodecs" not in str(exc):
-                    raise
-            from PIL import Image
-
-            with Image.open(path) as im:
-                im.seek(page)
-                return np.asarray(im)  # Pillow keeps unassociated alpha as stored
         from PIL import Image
 
         with Image.open(path) as im:
@@ -98,27 +83,50 @@ def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
     return out
 
 
-def _layout(path: Path, h: int, w: int) -> tuple[str, tuple[float, float] | None]:
+def _layout(path: Path) -> tuple[str, tuple[float, float] | None]:
     """``space`` and ``catheter_center`` from the sidecar (default Cartesian, image centre)."""
-    import json
-
     side = find_sidecar(path)
-    space, center = "cartesian", None
-    if side is not None:
+    return read_sidecar_layout(side) if side is not None else ("cartesian", None)
+
+
+def _tiff_page_array(pg: Any) -> np.ndarray:
+    arr = pg.asarray()
+    if pg.samplesperpixel > 1 and pg.planarconfig == 2 and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)  # separate planes -> channels last
+    return arr
+
+
+def read_tiff_pages(path: Path, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(page, raw array)`` for pages ``start..stop-1`` of a TIFF, through one open file.
+
+    Pages are visited in order, so a chunk costs one open and one walk to ``start`` (not one
+    open and walk per page). LZW/Deflate pages fall back to Pillow where ``imagecodecs`` is
+    absent.
+    """
+    import tifffile
+
+    done = start  # pages before this one have been yielded
+    try:
         try:
-            data = json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputError(side, f"not a readable JSON spacing sidecar ({exc})") from None
-        if isinstance(data, dict):
-            space = str(data.get("space", "cartesian"))
-            if space not in ("polar", "cartesian"):
-                raise InputError(side, f"'space' must be 'polar' or 'cartesian', got {space!r}")
-            if "catheter_center" in data:
-                cc = np.asarray(data["catheter_center"], dtype=float).reshape(-1)
-                if cc.shape != (2,) or not np.all(np.isfinite(cc)):
-                    raise InputError(side, "'catheter_center' must be [cy, cx]")
-                center = (float(cc[0]), float(cc[1]))
-    return space, center if space == "cartesian" else None
+            with tifffile.TiffFile(path) as tf:
+                for i in range(start, stop):
+                    arr = _tiff_page_array(tf.pages[i])
+                    done = i + 1
+                    yield i, arr
+            return
+        except ValueError as exc:
+            if "imagecodecs" not in str(exc):
+                raise
+        from PIL import Image
+
+        with Image.open(path) as im:
+            for i in range(done, stop):
+                im.seek(i)
+                yield i, np.asarray(im)  # Pillow keeps unassociated alpha as stored
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
 
 
 @register_reader
@@ -144,7 +152,7 @@ class ImageFolderReader(Reader):
         first = read_image_file(files[0])
         h, w = first.shape[:2]
         px, fr, sources = spacing_for(path, options)
-        space, center = _layout(path, h, w)
+        space, center = _layout(path)
 
         def load(start: int, stop: int) -> np.ndarray:
             out = np.empty((stop - start, h, w), dtype=np.float32)
@@ -201,12 +209,11 @@ class TiffStackReader(Reader):
         if n == 0:
             raise InputError(path, "TIFF holds no pages")
         px, fr, sources = spacing_for(path, options)
-        space, center = _layout(path, h, w)
+        space, center = _layout(path)
 
         def load(start: int, stop: int) -> np.ndarray:
             out = np.empty((stop - start, h, w), dtype=np.float32)
-            for k, i in enumerate(range(start, stop)):
-                arr = read_image_file(path, page=i)
+            for k, (i, arr) in enumerate(read_tiff_pages(path, start, stop)):
                 if arr.shape[:2] != (h, w):
                     raise InputError(path, f"page {i} size {arr.shape[:2]} differs from {(h, w)}")
                 out[k] = to_gray(arr, path)

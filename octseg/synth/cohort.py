@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,6 @@ from octseg.synth.render import PolarGrid, rasterize, render_frame
 from octseg.synth.truth import frame_truth
 
 GENERATOR_VERSION = 1
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def grid_from(preset: str = "default", **overrides: Any) -> Grid:
@@ -69,43 +67,6 @@ def _geometry_settings():
 
 
 # --------------------------------------------------------------------------- npz writing
-def write_npz_streamed(
-    path: Path,
-    small: dict[str, Any],
-    big_name: str,
-    big_shape: tuple[int, ...],
-    chunks: Iterable[np.ndarray],
-    dtype: np.dtype = np.dtype(np.uint8),
-) -> None:
-    """An ``np.load``-compatible compressed npz, written atomically with fixed timestamps (the
-    bytes depend only on the data) and the big array streamed chunk by chunk."""
-
-    def info(name: str) -> zipfile.ZipInfo:
-        zi = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_TIME)
-        zi.compress_type = zipfile.ZIP_DEFLATED
-        zi.external_attr = 0o644 << 16
-        return zi
-
-    with atomic.atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
-        for key, val in small.items():
-            with zf.open(info(key), "w") as fh:
-                np.lib.format.write_array(fh, np.asanyarray(val), allow_pickle=False)
-        header = {
-            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-            "fortran_order": False,
-            "shape": tuple(int(x) for x in big_shape),
-        }
-        n = 0
-        with zf.open(info(big_name), "w", force_zip64=True) as fh:
-            np.lib.format.write_array_header_1_0(fh, header)
-            for chunk in chunks:
-                arr = np.ascontiguousarray(chunk, dtype=dtype)
-                n += arr.shape[0]
-                fh.write(arr.tobytes())
-        if n != big_shape[0]:
-            raise RuntimeError(f"{path}: streamed {n} frames, expected {big_shape[0]}")
-
-
 # --------------------------------------------------------------------------- one pullback
 @dataclass
 class PullbackResult:
@@ -199,7 +160,7 @@ def write_pullback(
     images: np.ndarray | None = None
     if image_format == "npz":
         paths["image"] = out_dir / "image.npz"
-        write_npz_streamed(
+        atomic.save_npz_streamed(
             paths["image"], common, "frames", shape, synth.iter_frames(labels, frame_progress)
         )
     elif image_format == "dicom":
@@ -278,7 +239,7 @@ def _write_cartesian(out_dir, params, labels, images, cart_size) -> dict[str, Pa
     }
     shape = (g.n_frames, size, size)
     p_img = out_dir / "image_cartesian.npz"
-    write_npz_streamed(
+    atomic.save_npz_streamed(
         p_img,
         small,
         "frames",
