@@ -16,9 +16,8 @@
 
 from __future__ import annotations
 
+import logging
 import random
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,16 +297,11 @@ def split_pullbacks(
 
 
 def ensure_synthetic(root: str | Path, *, n: int, seed: int, preset: str = "small") -> Path:
-    """Generate a synthetic cohort with ``octseg synth`` unless ``root`` already holds one."""
-    root = Path(root)
-    if root.is_dir() and any(root.iterdir()):
-        return root
-    cmd = [sys.executable, "-m", "octseg", "synth", str(root), "--n", str(n), "--seed", str(seed)]
-    cmd += ["--preset", preset]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise InputError(root, f"octseg synth failed: {res.stderr.strip().splitlines()[-1:]}")
-    return root
+    """The synthetic cohort ``octseg synth`` makes with these settings, generated unless ``root``
+    already holds it (see :func:`octseg.synth.cohort.ensure_cohort`)."""
+    from octseg.synth.cohort import ensure_cohort
+
+    return ensure_cohort(root, n, seed, preset, log=logging.getLogger("octseg.train").info)
 
 
 def list_entries(root: str | Path) -> list[Any]:
