@@ -8,12 +8,32 @@ axis wraps).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from octseg.classes import CALCIUM, GUIDEWIRE
+from octseg.geometry.kernels import count_along, eq_u8, first_one
 from octseg.geometry.lumen import TWO_PI
+
+
+@functools.lru_cache(maxsize=4)
+def _lookup_table(space, shape, round_center, half, device) -> torch.Tensor:
+    """:attr:`RayGrid.table` (kept for reuse: it depends only on the frame geometry and the grid
+    size, which are the same for every chunk of a pullback and usually across pullbacks)."""
+    (h, w) = shape
+    g = torch.arange(-half, half + 1, device=device)
+    gy, gx = torch.meshgrid(g, g, indexing="ij")
+    if space == "cartesian":
+        rows, cols = gy + round_center[0], gx + round_center[1]
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    else:
+        y, x = gy.float(), gx.float()
+        rows = torch.remainder(torch.round(torch.atan2(y, x) * (h / TWO_PI)).long(), h)
+        cols = torch.round(torch.sqrt(y * y + x * x)).long()
+        inside = cols < w
+    return torch.where(inside, rows * w + cols, h * w).reshape(-1)
 
 
 class RayGrid:
@@ -21,33 +41,33 @@ class RayGrid:
     per-frame origins without per-sample floating-point work.
 
     ``table[(gy + L) * (2L + 1) + gx + L]`` is the flat index (row * W + col) of the label
-    sample nearest to grid point (gy, gx), or -1 outside the frame. Grid point (gy, gx) lies at
+    sample nearest to grid point (gy, gx), or ``H * W`` (a zero sentinel appended to each frame)
+    outside the frame. Grid point (gy, gx) lies at
     ``(gy, gx) * ps`` mm from the catheter (polar) or at the centre of pixel
     ``(round(cy) + gy, round(cx) + gx)`` (Cartesian). Ray sample ``k`` of ray ``q`` is the grid
     point nearest to ``origin + k * ps * (sin phi_q, cos phi_q)``.
+
+    The table depends only on the frame geometry and ``half`` and is cached (a few of them, in
+    :func:`_lookup_table`). Cartesian input needs no table (the index is affine
+    there: :meth:`_sample_cartesian`), which gives the same samples.
     """
 
     def __init__(self, space, shape, ps, center_px, half, n_rays, n_samples, device):
-        h, w = shape
         self.space, self.ps, self.half, self.center = space, ps, half, center_px
-        g = torch.arange(-half, half + 1, device=device)
-        gy, gx = torch.meshgrid(g, g, indexing="ij")
+        self.shape, self.device = shape, device
+        h, w = shape
         if space == "cartesian":
             self.round_center = (round(center_px[0]), round(center_px[1]))
-            rows, cols = gy + self.round_center[0], gx + self.round_center[1]
-            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-        else:
-            y, x = gy.float(), gx.float()
-            rows = torch.remainder(torch.round(torch.atan2(y, x) * (h / TWO_PI)).long(), h)
-            cols = torch.round(torch.sqrt(y * y + x * x)).long()
-            inside = cols < w
-        self.table = torch.where(inside, rows * w + cols, -1).to(torch.int32).reshape(-1)
         phi = torch.arange(n_rays, device=device, dtype=torch.float64) * (TWO_PI / n_rays)
         k = torch.arange(n_samples, device=device, dtype=torch.float64)
         oy = torch.round(k[None, :] * torch.sin(phi)[:, None]).long()
         ox = torch.round(k[None, :] * torch.cos(phi)[:, None]).long()
         self.offsets = (oy * (2 * half + 1) + ox).to(torch.int32)  # (n, S)
         self.n_samples = n_samples
+        if space == "cartesian":  # the table is affine there: offsets (dy, dx) of the samples
+            self.oy, self.ox = oy, ox
+            self.reach = (int(oy.min()), int(oy.max()), int(ox.min()), int(ox.max()))
+            self._pixel_offsets: dict[int, torch.Tensor] = {}
 
     def origin(self, cy: torch.Tensor, cx: torch.Tensor):
         """Grid origin nearest to centres (cy, cx) mm: (gy, gx) and its position in mm."""
@@ -61,20 +81,47 @@ class RayGrid:
             my, mx = oy * self.ps, ox * self.ps
         return oy.long(), ox.long(), my, mx
 
-    def sample(self, lab: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor) -> torch.Tensor:
-        """Labels ``(B, n, S)`` along the rays from grid origins (oy, ox) (B,)."""
+    @property
+    def table(self) -> torch.Tensor:
+        rc = self.round_center if self.space == "cartesian" else None
+        return _lookup_table(self.space, self.shape, rc, self.half, str(self.device))
+
+    def _sample_cartesian(self, lab, oy, ox) -> torch.Tensor:
+        """Cartesian rays: sample index = origin pixel + a constant offset per sample, in the
+        frames zero-padded just enough for every ray of this batch to stay inside."""
         b, h, w = lab.shape
+        r0, c0 = oy + self.round_center[0], ox + self.round_center[1]
+        y0, y1, x0, x1 = self.reach
+        ext = torch.stack(
+            [-(r0.min() + y0), r0.max() + y1 - (h - 1), -(c0.min() + x0), c0.max() + x1 - (w - 1)]
+        )
+        top, bottom, left, right = (max(0, int(v)) for v in ext.tolist())  # one sync
+        if top or bottom or left or right:
+            lab = torch.nn.functional.pad(lab, (left, right, top, bottom))
+            r0, c0 = r0 + top, c0 + left
+            w = w + left + right
+        if w not in self._pixel_offsets:
+            self._pixel_offsets[w] = self.oy * w + self.ox
+        idx = (r0 * w + c0)[:, None, None] + self._pixel_offsets[w][None]
+        return torch.gather(lab.reshape(b, -1), 1, idx.reshape(b, -1)).reshape(idx.shape)
+
+    def sample(self, lab: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor) -> torch.Tensor:
+        """Labels ``(B, n, S)`` along the rays from grid origins (oy, ox) (B,); 0 outside."""
+        if self.space == "cartesian":
+            return self._sample_cartesian(lab, oy, ox)
+        return self._sample_table(lab, oy, ox)
+
+    def _sample_table(self, lab, oy, ox) -> torch.Tensor:
+        """Any space: look the samples up in :attr:`table` (two gathers)."""
+        b = lab.shape[0]
+        flat = lab.reshape(b, -1)
         side = 2 * self.half + 1
         base = ((oy + self.half) * side + ox + self.half).to(torch.int32)
         gidx = base[:, None, None] + self.offsets[None]
-        pix = self.table.index_select(0, gidx.reshape(-1)).reshape(gidx.shape)
+        pix = self.table.index_select(0, gidx.reshape(-1)).reshape(b, -1)
         del gidx
-        frame_base = (torch.arange(b, device=lab.device, dtype=torch.int32) * (h * w))[
-            :, None, None
-        ]
-        flat = (pix.clamp(min=0) + frame_base).reshape(-1)
-        vals = lab.reshape(-1).index_select(0, flat).reshape(pix.shape)
-        return torch.where(pix >= 0, vals, torch.zeros((), dtype=vals.dtype, device=vals.device))
+        flat = torch.cat([flat, flat.new_zeros(b, 1)], 1)  # index h * w: the zero sentinel
+        return torch.gather(flat, 1, pix).reshape(b, *self.offsets.shape)
 
 
 def bridge_shadow(hit: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
@@ -101,14 +148,15 @@ def calcium_metrics(
     """Per-frame arc (deg), max thickness, min depth (mm) from centroid-ray samples ``(B, n, S)``
     and the lumen profile ``rho_l`` (B, n) on the same rays (NaN where there is no lumen)."""
     n = vals.shape[1]
-    ca = vals == CALCIUM
-    hit = ca.any(-1)
-    shadow = (vals == GUIDEWIRE).any(-1)
+    buf = eq_u8(vals, GUIDEWIRE)  # uint8 0/1 (see octseg.geometry.kernels)
+    shadow = buf.amax(-1) > 0
+    ca = eq_u8(vals, CALCIUM, out=buf)
+    hit, first = first_one(ca)
     bridged = bridge_shadow(hit, shadow)
     arc = (hit | bridged).sum(1).float() * (360.0 / n)
-    thick = ca.sum(-1).amax(1).float() * step
-    first = ca.to(torch.uint8).argmax(-1).float()
-    lead = ((first - 0.5) * step).clamp(min=0)
+    thick = count_along(ca, -1).amax(1).float() * step
+    del ca, buf
+    lead = ((first.float() - 0.5) * step).clamp(min=0)
     depth = torch.where(hit, (lead - rho_l).clamp(min=0), torch.full_like(lead, math.inf))
     depth = depth.amin(1)
     any_ca = hit.any(1)

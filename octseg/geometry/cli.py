@@ -20,6 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="geometry settings YAML (default: built-in defaults)")
     parser.add_argument("--stent-model", help="stent model for the malapposition threshold")
     parser.add_argument("--chunk-frames", type=int, default=64, help="frames per batch")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default 1: the geometry is memory-bound and already fast on "
+        "one core, and more threads can be many times slower on a busy machine; 0 = torch's "
+        "default, all cores)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar / summary print")
 
 
@@ -40,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         torch.device(args.device)
     except RuntimeError as exc:
         raise InputError(None, f"--device {args.device}: {exc}") from None
+    if args.threads < 0:
+        raise InputError(None, f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     lf = load_labels(args.labels)
     m = measure_labels(
         lf,

@@ -17,6 +17,7 @@ import math
 import torch
 
 from octseg.classes import GUIDEWIRE, LUMEN, STRUT
+from octseg.geometry.kernels import first_one
 
 TWO_PI = 2 * math.pi
 
@@ -27,11 +28,10 @@ def _first_exit(vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     s = vals.shape[-1]
     # classes 1 (lumen) and 3 (strut) are the only ones with (c | 2) == 3
     assert (LUMEN | 2) == 3 and (STRUT | 2) == 3
-    notl = (vals | 2) != 3
-    anyout = notl.any(-1)
-    k = torch.where(
-        anyout, notl.to(torch.uint8).argmax(-1), torch.full_like(anyout, s, dtype=torch.long)
-    )
+    notl = (vals | 2).bitwise_xor_(3).clamp_(max=1)  # uint8 0/1: not lumen
+    anyout, k = first_one(notl)
+    del notl
+    k = torch.where(anyout, k, torch.full_like(k, s))
     out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
     in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
     masked = (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
@@ -95,12 +95,16 @@ class CatheterRays:
         rows = torch.round(center[0] + dy).long()
         cols = torch.round(center[1] + dx).long()
         self.inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-        self.index = torch.where(self.inside, rows * w + cols, 0).reshape(-1).to(torch.int32)
+        self.all_inside = bool(self.inside.all())
+        self.index = torch.where(self.inside, rows * w + cols, 0).reshape(-1)
 
     def radii(self, lab: torch.Tensor, ps: float) -> tuple[torch.Tensor, torch.Tensor]:
         b = lab.shape[0]
-        vals = lab.reshape(b, -1).index_select(1, self.index).reshape(b, *self.inside.shape)
-        vals = torch.where(self.inside, vals, torch.zeros((), dtype=vals.dtype, device=vals.device))
+        # gather with the (stride-0) expanded index: one shared table, no per-frame copies
+        vals = torch.gather(lab.reshape(b, -1), 1, self.index.expand(b, -1))
+        vals = vals.reshape(b, *self.inside.shape)
+        if not self.all_inside:
+            vals.masked_fill_(~self.inside, 0)
         k, masked = _first_exit(vals)
         return ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0), masked
 

@@ -19,13 +19,16 @@ from octseg.errors import InputError
 from octseg.geometry import calcium as ca_mod
 from octseg.geometry import lumen as lu
 from octseg.geometry import stent as st_mod
+from octseg.geometry.kernels import count_along, eq_u8
 from octseg.geometry.settings import GeometrySettings
 from octseg.labels import LabelFile
 from octseg.measurements import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
 from octseg.summary import summarize
 
-# samples per ray-casting piece (bounds memory independently of chunk_frames)
-_RAY_BUDGET = 1 << 23
+# samples per ray-casting piece and pixels per full-frame piece: bound memory independently of
+# chunk_frames and keep the temporaries small enough to stay in cache
+_RAY_BUDGET = 1 << 21
+_PIXEL_BUDGET = 1 << 23
 
 
 @dataclass
@@ -51,6 +54,23 @@ def _extent_px(mask: torch.Tensor, center: tuple[float, float], stride: int) -> 
     dy = max(abs(r0 - center[0]), abs(r1 - center[0])) + stride
     dx = max(abs(c0 - center[1]), abs(c1 - center[1])) + stride
     return math.hypot(dy, dx) + 1.5
+
+
+def _work_buffer(cache: dict, lab: torch.Tensor) -> torch.Tensor:
+    """A uint8 scratch tensor of up to ``_PIXEL_BUDGET`` pixels, whole frames shaped like
+    ``lab``'s, kept in ``cache`` across chunks: full-frame passes run over pieces of that many
+    frames, which stay in cache and avoid fresh full-size temporaries (page faults on CPU)."""
+    b, h, w = lab.shape
+    n = min(b, max(1, _PIXEL_BUDGET // (h * w)))
+    buf = cache.get("work")
+    if (
+        buf is None
+        or buf.shape[1:] != lab.shape[1:]
+        or buf.shape[0] < n
+        or buf.device != lab.device
+    ):
+        buf = cache["work"] = torch.empty((n, h, w), dtype=lab.dtype, device=lab.device)
+    return buf
 
 
 def _round_up(x: float, q: int = 64) -> int:
@@ -86,24 +106,29 @@ def measure_chunk(
     polar = space == "polar"
     nan = float("nan")
 
-    # 0. calcium pixels: area and radial reach
-    ca = lab == CALCIUM
+    # 0. calcium pixels: area and radial reach (uint8 work in a buffer reused across chunks)
+    work = _work_buffer(cache, lab)
+    counts = []
+    for i in range(0, b, work.shape[0]):
+        part = lab[i : i + work.shape[0]]
+        ca = eq_u8(part, CALCIUM, out=work[: part.shape[0]])
+        counts.append(count_along(ca if polar else ca.reshape(ca.shape[0], -1), 1))
+    del ca
     if polar:
-        per_col = ca.sum(1, dtype=torch.int32)  # (B, R)
+        per_col = torch.cat(counts)  # (B, R)
         j = torch.arange(w, device=dev, dtype=torch.float32).clamp(min=0.125)
         ca_area = (per_col.float() * j).sum(1) * (ps * ps * lu.TWO_PI / h)
         cols = per_col.any(0).nonzero()
         ca_reach = (float(cols.max()) + 1.5) * ps if cols.numel() else 0.0
         ca_count = per_col.sum(1)
     else:
-        ca_count = ca.reshape(b, -1).sum(1, dtype=torch.int32)
+        ca_count = torch.cat(counts)
         ca_area = ca_count.float() * (ps * ps)
         full = math.hypot(max(center_px[0], h - center_px[0]), max(center_px[1], w - center_px[1]))
         sub = lab[:, ::_SUB, ::_SUB]
         ca_reach = _extent_px(sub == CALCIUM, center_px, _SUB) * ps
         if ca_reach == 0 and bool(ca_count.any()):
             ca_reach = full * ps  # calcium too small for the subsampled estimate
-    del ca
     any_ca = bool(ca_count.any())
 
     # 1. lumen contour from catheter rays
@@ -163,7 +188,7 @@ def measure_chunk(
     out["calcium_area_mm2"] = torch.where(ca_count > 0, ca_area, nan)
 
     # 3. struts and stent
-    sframe, syx = st_mod.strut_points(lab, space, ps, center_px)
+    sframe, syx = st_mod.strut_points(lab, space, ps, center_px, work=work)
     stent = st_mod.stent_metrics(
         sframe,
         syx,
@@ -243,7 +268,15 @@ def measure_labels(
     chunk_frames: int = 64,
     progress: bool = False,
 ) -> Measurements:
-    """Measure every label frame of ``label_file``; see ``docs/metrics.md``."""
+    """Measure every label frame of ``label_file``; see ``docs/metrics.md``.
+
+    CPU threads are the caller's choice (``torch.set_num_threads``). The work is memory-bound
+    and runs at a few ms per 1024x1024 frame on one core; extra intra-op threads help little on
+    an idle machine and can be many times slower on a busy one (every op waits for all threads),
+    so one thread per process is a good default (``octseg measure --threads``). With several
+    threads on a shared machine, ``OMP_WAIT_POLICY=PASSIVE`` (set before starting Python) stops
+    idle OpenMP threads from spinning against the working ones.
+    """
     if not isinstance(label_file, LabelFile):
         raise InputError(None, f"measure_labels needs a LabelFile, got {type(label_file).__name__}")
     label_file.validate()

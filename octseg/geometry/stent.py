@@ -8,21 +8,27 @@ import torch
 
 from octseg.classes import STRUT
 from octseg.contour import stent_contour
-from octseg.geometry.components import connected_components
+from octseg.geometry.components import components_from_flat, flat_indices_of
 from octseg.geometry.lumen import TWO_PI, periodic_profile
 
 
 def strut_points(
-    lab: torch.Tensor, space: str, ps: float, center_px: tuple[float, float] | None
+    lab: torch.Tensor,
+    space: str,
+    ps: float,
+    center_px: tuple[float, float] | None,
+    work: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Centroids of the 8-connected strut components of label maps ``(B, H, W)``.
 
     Returns ``(frame, yx)``: the frame of each strut (ascending) and its point (y, x) in mm from
     the catheter centre. Polar components may wrap across the A-line seam; their centroid is the
-    mean of the pixel positions in Cartesian mm weighted by the pixel area.
+    mean of the pixel positions in Cartesian mm weighted by the pixel area. ``work``: optional
+    uint8 scratch ``(P, H, W)`` for the strut search (see :func:`flat_indices_of`).
     """
     polar = space == "polar"
-    frame, row, col, comp, n = connected_components(lab == STRUT, wrap_rows=polar)
+    flat = flat_indices_of(lab, STRUT, work)
+    frame, row, col, comp, n = components_from_flat(flat, tuple(lab.shape), wrap_rows=polar)
     dev = lab.device
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=dev), torch.zeros(0, 2, device=dev)

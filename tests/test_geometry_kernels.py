@@ -1,0 +1,155 @@
+"""The CPU fast paths of the geometry module give exactly what the plain formulations give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from geometry_scenes import label_file, scene
+
+from octseg.geometry import calcium as ca_mod
+from octseg.geometry import lumen as lu
+from octseg.geometry import measure as me
+from octseg.geometry.components import connected_components, flat_indices_of
+from octseg.geometry.kernels import count_along, eq_u8, first_one
+from octseg.geometry.measure import measure_labels
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 1024), (2, 504, 968), (4, 5, 257), (2, 3, 13)])
+def test_count_along_matches_sum(shape):
+    g = torch.Generator().manual_seed(0)
+    ones = (torch.rand(shape, generator=g) < 0.9).to(torch.uint8)
+    for dim in range(len(shape)):
+        assert torch.equal(count_along(ones, dim), ones.sum(dim, dtype=torch.int32))
+    ones.fill_(1)  # every group full: no uint8 overflow
+    assert torch.equal(count_along(ones, -1), ones.sum(-1, dtype=torch.int32))
+
+
+def test_eq_u8_and_first_one():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 5, (4, 9, 300), generator=g, dtype=torch.uint8)
+    x[0, 0] = 0  # a row without the value
+    buf = torch.empty_like(x)
+    ones = eq_u8(x, 2, out=buf)
+    assert ones.data_ptr() == buf.data_ptr() and ones.dtype == torch.uint8
+    assert torch.equal(ones.bool(), x == 2)
+    anyv, first = first_one(ones)
+    ref = x == 2
+    assert torch.equal(anyv, ref.any(-1))
+    assert torch.equal(first[anyv], ref.to(torch.uint8).argmax(-1)[anyv])
+
+
+def _first_exit_plain(vals):
+    s = vals.shape[-1]
+    notl = (vals != 1) & (vals != 3)
+    anyout = notl.any(-1)
+    k = torch.where(
+        anyout, notl.to(torch.uint8).argmax(-1), torch.full_like(anyout, s, dtype=torch.long)
+    )
+    out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
+    in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return k, (anyout & (out_cls == 4)) | ((k > 0) & (in_cls == 3))
+
+
+def test_first_exit_matches_plain():
+    g = torch.Generator().manual_seed(2)
+    # mostly lumen runs from the start with random tails
+    vals = torch.randint(0, 5, (3, 50, 40), generator=g, dtype=torch.uint8)
+    cut = torch.randint(0, 41, (3, 50, 1), generator=g)
+    vals = torch.where(torch.arange(40) < cut, torch.ones_like(vals), vals)
+    vals[0, 0] = 1  # all lumen: k == S
+    vals[0, 1, :5] = 3  # struts inside the lumen run
+    k, masked = lu._first_exit(vals)
+    k2, masked2 = _first_exit_plain(vals)
+    assert torch.equal(k, k2) and torch.equal(masked, masked2)
+
+
+def test_flat_indices_of_matches_nonzero():
+    g = torch.Generator().manual_seed(3)
+    lab = torch.randint(0, 3, (5, 37, 41), generator=g, dtype=torch.uint8)
+    lab[lab == 2] = 0
+    lab[(torch.rand(lab.shape, generator=g) < 0.02)] = 3
+    lab[2] = 0  # a frame without the value
+    ref = (lab == 3).reshape(-1).nonzero().squeeze(1)
+    for p in (1, 2, 5):  # scratch buffers of 1, 2, 5 frames
+        work = torch.empty((p, 37, 41), dtype=torch.uint8)
+        assert torch.equal(flat_indices_of(lab, 3, work), ref)
+    assert torch.equal(flat_indices_of(lab, 3), ref)
+    assert flat_indices_of(torch.zeros(2, 4, 4, dtype=torch.uint8), 3).numel() == 0
+    f, r, c, comp, n = connected_components(lab == 3)
+    assert n >= 1 and torch.equal(f * 37 * 41 + r * 41 + c, ref)
+
+
+@pytest.mark.parametrize("center", [(31.5, 24.5), (12.0, 40.0)])
+def test_cartesian_ray_sampling_matches_table(center):
+    """The affine Cartesian sampling (with zero padding where rays leave the frame) gives the
+    same samples as the general lookup-table path, origins near and far from the borders."""
+    g = torch.Generator().manual_seed(4)
+    h, w = 64, 50
+    lab = torch.randint(0, 5, (4, h, w), generator=g, dtype=torch.uint8)
+    grid = ca_mod.RayGrid("cartesian", (h, w), 0.01, center, 96, 72, 40, "cpu")
+    for oy, ox in (([0, 3, -5, 1], [0, -2, 4, 1]), ([-30, 30, 0, 10], [-20, 20, 25, -24])):
+        oy, ox = torch.tensor(oy), torch.tensor(ox)
+        fast = grid.sample(lab, oy, ox)
+        assert torch.equal(fast, grid._sample_table(lab, oy, ox))
+    # rays fully inside: no padding needed; still the same
+    grid = ca_mod.RayGrid("cartesian", (h, w), 0.01, center, 64, 72, 8, "cpu")
+    oy, ox = torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long)
+    assert torch.equal(grid.sample(lab, oy, ox), grid._sample_table(lab, oy, ox))
+
+
+def _frames(space):
+    frames = []
+    for k in range(5):
+        c = (0.05 * k - 0.1, 0.1 - 0.04 * k)
+        struts = [(0.55 + 0.05 * (i % 2), 40 * i + 7 * k) for i in range(9)] if k % 2 else []
+        frames.append(
+            scene(
+                space,
+                lumen=(*c, 0.6 + 0.03 * k),
+                calcium=[(0.75, 0.95 + 0.05 * k, 20 * k, 150 + 30 * k)],
+                shadow=(200 + 10 * k, 220 + 10 * k, 0.3),
+                struts=struts,
+            )
+        )
+    frames.append(np.zeros_like(frames[0]))  # an empty frame
+    return frames
+
+
+@pytest.mark.parametrize("space", ["cartesian", "polar"])
+def test_results_do_not_depend_on_pieces_or_chunks(space, monkeypatch):
+    """Tiny work pieces (one frame each, several pieces per ray cast) and chunks of 1, 4 and
+    all frames give identical numbers."""
+    lf = label_file(_frames(space), space)
+    ref = measure_labels(lf, chunk_frames=64)
+    assert ref.frames[1]["n_struts"] == 9 and ref.frames[0]["calcium_arc_deg"] > 100
+    monkeypatch.setattr(me, "_PIXEL_BUDGET", 1)
+    monkeypatch.setattr(me, "_RAY_BUDGET", 1000)
+    for chunk in (1, 4, 64):
+        m = measure_labels(lf, chunk_frames=chunk)
+        assert m.frames == ref.frames and m.struts == ref.struts and m.summary == ref.summary
+
+
+def test_measure_cli_threads_option(tmp_path, capsys):
+    from octseg.cli import main
+    from octseg.labels import save_labels
+    from octseg.measurements import read_csv
+
+    lf = label_file(_frames("cartesian")[:2], "cartesian")
+    save_labels(tmp_path / "labels.npz", lf)
+    before = torch.get_num_threads()
+    try:
+        args = ["measure", str(tmp_path / "labels.npz"), "--quiet", "--threads", "1"]
+        assert main([*args, "--out", str(tmp_path / "a")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    rows = read_csv(tmp_path / "a" / "frames.csv")
+    ref = measure_labels(lf).frames
+    assert [r["n_struts"] for r in rows] == [r["n_struts"] for r in ref]
+    assert rows[0]["lumen_area_mm2"] == pytest.approx(
+        ref[0]["lumen_area_mm2"], rel=1e-5
+    )  # CSV: 6 digits
+    bad = ["measure", str(tmp_path / "labels.npz"), "--out", str(tmp_path / "b"), "--threads", "-1"]
+    assert main(bad) == 1
+    assert "--threads" in capsys.readouterr().err
