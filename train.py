@@ -3,6 +3,8 @@
 Thin Hydra entry point; the work happens in :func:`octseg.train.loop.train`. Under
 ``torchrun --nproc_per_node N train.py ...`` rank 0 picks the run folder's timestamp and shares it
 with every rank before Hydra starts, so all ranks use one run folder (only rank 0 writes into it).
+The timestamp goes through the rendezvous store only; the process group is created afterwards by
+the training loop with ``trainer.ddp_backend`` and destroyed at its end.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ def _prepare_distributed() -> None:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
 
 
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     _prepare_distributed()
-    main()
+    try:
+        main()
+    finally:
+        _destroy_process_group()

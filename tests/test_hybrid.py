@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from octseg.classes import BACKGROUND, CALCIUM, LUMEN, STRUT
+from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.hybrid import cohort
 from octseg.hybrid.insert import (
     CalciumSpec,
@@ -179,9 +180,10 @@ def test_make_hybrid_truth_matches_labels(tmp_path):
     )
     # guidewire shadow A-lines (40..61) get neither calcium nor struts
     assert not np.isin(new_lab[:, 42:60], (CALCIUM, STRUT)).any()
-    # real lumen untouched outside the inserts
-    ins = np.isin(new_lab, (CALCIUM, STRUT))
+    # real lumen untouched outside the inserts and the guidewire sector (class 4)
+    ins = np.isin(new_lab, (CALCIUM, STRUT, GUIDEWIRE))
     assert np.array_equal(new_lab[~ins], lab[~ins])
+    assert not (lab[new_lab == GUIDEWIRE] == LUMEN).any()  # class 4 only behind the lumen
     cohort.write_pullback(tmp_path / "p", new_img, new_lab, PS, 0.2, rows, struts, {"x": 1})
     lf = load_labels(tmp_path / "p" / "labels.npz")
     assert lf.space == "polar" and lf.labels.shape == lab.shape
@@ -232,3 +234,95 @@ def test_hybrid_on_a_real_frame(danilov_dir):
     assert row["calcium_arc_deg"] == pytest.approx(spec.arc_deg, abs=2.0)
     assert row["calcium_max_thickness_mm"] == pytest.approx(spec.thickness_mm, abs=2 * ps)
     assert row["calcium_min_depth_mm"] == pytest.approx(spec.depth_mm, abs=2 * ps)
+
+
+# ----------------------------------------------------------------- class 4 in the training recipes
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _recipe(overrides: list[str]) -> tuple[list[int], dict | None]:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    remap = cfg.data.remap
+    return list(cfg.data.classes), None if remap is None else OmegaConf.to_container(remap)
+
+
+def _as_trained(labels: np.ndarray, classes: list[int], remap: dict | None) -> np.ndarray:
+    """Dataset labels as a model trained with ``classes`` / ``remap`` would give them back."""
+    from octseg.train.data import class_lut
+
+    chans = class_lut(classes, remap)[labels]
+    return np.asarray(classes, dtype=np.uint8)[chans]
+
+
+@pytest.fixture(scope="module")
+def synthetic_frames():
+    from octseg.synth import PullbackSynth, draw_pullback, grid_from
+    from octseg.synth.truth import lumen_truth
+
+    g = grid_from("small", n_frames=48)
+    s = PullbackSynth(draw_pullback(g, 0, 0))
+    frames = (3, 20, 37)
+    labels = np.stack([s.frame(f)[1] for f in frames])
+    truth = [lumen_truth(s.geometry(f))["lumen_area_mm2"] for f in frames]
+    return labels, truth, g
+
+
+@pytest.mark.parametrize(
+    "recipe", [["experiment=hybrid"], ["data=lumen_only"], ["experiment=real_lumen"]]
+)
+def test_recipe_remap_keeps_the_lumen_area(recipe, synthetic_frames):
+    """Perfect synthetic labels (with the guidewire + shadow class 4), remapped as the recipe
+    trains them, measure the true lumen area within 2% (4 -> 0 gave 5-7% too small, 4 -> 1
+    37-53% too large)."""
+    from octseg.geometry import measure_labels
+
+    labels, truth, g = synthetic_frames
+    assert (labels == GUIDEWIRE).any()
+    classes, remap = _recipe(recipe)
+    lab = _as_trained(labels, classes, remap)
+    lf = LabelFile(lab, "polar", g.pixel_spacing_mm, g.frame_spacing_mm)
+    got = [r["lumen_area_mm2"] for r in measure_labels(lf).frames]
+    assert got == pytest.approx(truth, rel=0.02)
+
+
+def test_hybrid_frames_label_the_guidewire_sector_like_synthetic_ones():
+    """The detected shadow becomes class 4 from the lumen border outward; the measured lumen
+    (contour interpolated across class 4) stays within 2% of the true (real) lumen."""
+    from octseg.geometry import measure_labels
+
+    img, lab = stand_in(n=3, seed=4, shadow=(40, 62))
+    _, new_lab, rows, _ = cohort.make_hybrid(
+        img, lab, PS, [], None, np.random.default_rng(0), frame_spacing_mm=0.2
+    )
+    gw = new_lab == GUIDEWIRE
+    assert gw[:, 43:59].any(axis=2).all()  # every shadow A-line holds class 4 ...
+    assert not gw[:, :30].any() and not gw[:, 75:].any()  # ... and nothing far from it
+    rows_gw = np.nonzero(gw[0].any(axis=1))[0]
+    for a in rows_gw:  # class 4 runs from the lumen border to the end of the A-line
+        k = int(np.argmin(lab[0, a] == LUMEN))
+        assert gw[0, a, k:].all() and not gw[0, a, :k].any()
+    classes, remap = _recipe(["experiment=hybrid"])
+    lf = LabelFile(_as_trained(new_lab, classes, remap), "polar", PS, 0.2)
+    got = [r["lumen_area_mm2"] for r in measure_labels(lf).frames]
+    assert got == pytest.approx([r["lumen_area_mm2"] for r in rows], rel=0.02)
+
+
+def test_rebuild_with_another_synthetic_cohort_replaces_the_links(tmp_path):
+    from octseg.train.toy import make_toy_dataset
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "split.json").write_text(json.dumps({"train": [], "val": []}))
+    a = make_toy_dataset(tmp_path / "synth_a", n_pullbacks=2, n_frames=2)
+    b = make_toy_dataset(tmp_path / "synth_b", n_pullbacks=1, n_frames=2)
+    out = tmp_path / "hyb"
+    cohort.build_hybrid_dataset(real, out, synthetic=a, progress=False)
+    assert sorted(p.name for p in (out / "train").glob("synth-*")) == ["synth-pb000", "synth-pb001"]
+    made = cohort.build_hybrid_dataset(real, out, synthetic=b, progress=False)
+    links = sorted((out / "train").glob("synth-*"))
+    assert [p.name for p in links] == ["synth-pb000"] == made["train"]
+    assert links[0].resolve() == (b / "pb000").resolve()  # the new cohort, not the old one

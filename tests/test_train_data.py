@@ -206,3 +206,66 @@ def test_match_points_and_metrics():
     assert out["dice_calcium"] == pytest.approx(2 * 9 / (18 + 9))
     assert (out["strut_tp"], out["strut_fp"], out["strut_fn"]) == (2, 1, 0)
     assert out["strut_f1"] == pytest.approx(4 / 5)
+
+
+def test_from_net_grid_is_background_beyond_the_net_grid():
+    """A net grid covering 1.0 mm with calcium at 0.8-1.0 mm, mapped back to a 2 mm native
+    depth: the calcium must stop at 1.0 mm, not be copied out to 2 mm."""
+    g = {"n_alines": 16, "n_samples": 50, "spacing_mm": 0.02}  # 50 x 0.02 = 1.0 mm
+    lab = torch.zeros((1, 16, 50), dtype=torch.uint8)
+    lab[:, :, :20] = LUMEN  # lumen to 0.4 mm
+    lab[:, :, 40:] = 2  # calcium 0.8-1.0 mm, touching the edge of the net grid
+    native_ps, native_r = 0.01, 200  # native depth 2.0 mm
+    back = from_net_grid(lab, (16, native_r), native_ps, g)[0, 0].numpy()
+    radius = np.arange(native_r) * native_ps
+    cal = radius[back == 2]
+    assert cal.min() == pytest.approx(0.8, abs=0.011) and cal.max() < 1.0
+    assert (back[radius >= 1.0] == 0).all()
+    # probabilities: background channel 1, the others 0 beyond the net grid
+    probs = torch.nn.functional.one_hot(lab.long(), 3).permute(0, 3, 1, 2).float()
+    pb = from_net_grid(probs, (16, native_r), native_ps, g)[0].numpy()
+    beyond = radius >= 1.0
+    assert np.allclose(pb[0][:, beyond], 1.0) and np.allclose(pb[1:][:, :, beyond], 0.0)
+    assert np.allclose(pb[2][:, (radius >= 0.81) & (radius <= 0.98)], 1.0)
+    assert (pb.argmax(0)[:, ~beyond] == back[None, ~beyond]).mean() >= 0.98
+
+
+def test_cartesian_labels_catheter_center_is_checked(tmp_path):
+    from octseg import atomic
+    from octseg.errors import InputError
+    from octseg.io.dataset import list_pullbacks
+    from octseg.labels import LabelFile, save_labels
+
+    h = w = 41
+    yy, xx = np.mgrid[:h, :w]
+    disk = (np.hypot(yy - 15, xx - 25) <= 8).astype(np.uint8)  # lumen about (15, 25)
+    d = tmp_path / "ds" / "pb"
+    d.mkdir(parents=True)
+    atomic.save_npz(
+        d / "image.npz",
+        frames=(disk[None] * 200).astype(np.uint8),
+        space=np.array("cartesian"),
+        pixel_spacing_mm=np.float64(0.05),
+        frame_spacing_mm=np.float64(0.2),
+        catheter_center=np.array([15.0, 25.0]),
+    )
+
+    def labels(center):
+        save_labels(
+            d / "labels.npz",
+            LabelFile(
+                labels=disk[None],
+                space="cartesian",
+                pixel_spacing_mm=0.05,
+                frame_spacing_mm=0.2,
+                catheter_center=center,
+            ),
+        )
+        return list_pullbacks(tmp_path / "ds")[0]
+
+    with pytest.raises(InputError, match=r"labels.npz.*catheter_center"):
+        load_pullback(labels((20.0, 20.0)), GRID, 1, class_lut([0, 1]))
+    pb = load_pullback(labels((15.0, 25.0)), GRID, 1, class_lut([0, 1]))
+    # about the right centre the lumen is a band at the start of every A-line (radius 8 px)
+    lum = pb.labels[0] == 1
+    assert lum[:, 0].all() and lum[:, :4].all() and not lum[:, 6:].any()

@@ -92,7 +92,7 @@ def test_lumen_only_classes(toy_root, tmp_path):
     out = tmp_path / "run"
     train(_cfg(toy_root, out, "data=lumen_only", "trainer.max_epochs=1"))
     _, meta = load_checkpoint(out / "last.ckpt")
-    assert meta["classes"] == [0, 1] and meta["model"]["out_channels"] == 2
+    assert meta["classes"] == [0, 1, 4] and meta["model"]["out_channels"] == 3
 
 
 def test_ddp_two_processes_gloo(toy_root, tmp_path):
@@ -118,4 +118,66 @@ def test_ddp_two_processes_gloo(toy_root, tmp_path):
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs_run"] == 2
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "last.ckpt").is_file()
+    ckpt = torch.load(run / "last.ckpt", weights_only=True)
+    rngs = ckpt["train_state"]["rng_per_rank"]  # each rank's RNG state, for an exact resume
+    assert len(rngs) == 2 and all(set(r) >= {"torch", "numpy", "python"} for r in rngs)
     load_checkpoint(run / "last.ckpt")
+
+
+@pytest.mark.skipif(
+    torch.distributed.is_nccl_available() and torch.cuda.is_available(),
+    reason="needs a machine where NCCL cannot work (the override must then fail)",
+)
+def test_ddp_backend_override_is_used_under_torchrun(toy_root, tmp_path):
+    """trainer.ddp_backend is honoured: nccl without CUDA must fail to create the group (the run
+    stamp used to create it first with the default backend, silently ignoring the setting)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "train.py"),
+        "experiment=tiny",
+        f"data.root={toy_root}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        "trainer.ddp_backend=nccl",
+        "trainer.max_epochs=1",
+    ]
+    res = run_group(cmd, cwd=tmp_path, env=env, timeout=240)
+    assert res.returncode != 0
+    assert "nccl" in (res.stdout + res.stderr).lower()
+    assert not list((tmp_path / "logs").rglob("train_summary.json"))
+
+
+def test_early_stopping_uses_its_own_mode(toy_root, tmp_path):
+    from octseg.train.loop import early_stopping_settings
+
+    cfg = _cfg(
+        toy_root,
+        tmp_path,
+        "callbacks.early_stopping.mode=min",
+        "callbacks.early_stopping.monitor=val/loss",
+    )
+    es = early_stopping_settings(cfg, "score", "max")
+    assert es["mode"] == "min" and es["monitor"] == "val/loss"
+    assert early_stopping_settings(_cfg(toy_root, tmp_path), "score", "max")["mode"] == "max"
+    # end to end: the validation loss falls on this cohort, so with mode=min the run must not
+    # stop early (with the checkpoint's mode=max every falling loss counted as "no improvement"
+    # and patience 2 stopped it after epoch 3)
+    out = tmp_path / "run"
+    summary = train(
+        _cfg(
+            toy_root,
+            out,
+            "callbacks.early_stopping.mode=min",
+            "callbacks.early_stopping.monitor=val/loss",
+            "callbacks.early_stopping.patience=2",
+            "trainer.max_epochs=3",
+        )
+    )
+    losses = [h["val/loss"] for h in json.loads((out / "metrics.json").read_text())]
+    assert losses[1] < losses[0] and losses[2] < losses[0]
+    assert not summary["stopped_early"] and summary["epochs_run"] == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,34 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(evil)
     with pytest.raises(InputError, match="not found"):
         read_checkpoint(tmp_path / "missing.ckpt")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # the reviewer's payload: an allowed prefix that resolves to torch.save, nested in an
+        # argument (Hydra would instantiate it - writing a file - before building the net)
+        {
+            "dropout": {
+                "_target_": "monai.networks.nets.unet.torch.save",
+                "_args_": [{"x": 1}, "WRITTEN"],
+            }
+        },
+        {"_target_": "monai.networks.nets.unet.torch.save"},
+        {"_target_": "monai.networks.nets.UNet.__init__"},
+        {"norm": ["batch", {"_partial_": True}]},
+        {"act": {"_recursive_": False}},
+    ],
+)
+def test_checkpoint_with_crafted_target_is_refused_and_runs_nothing(tmp_path, change):
+    cfg = compose_train(["experiment=tiny"])
+    model = build_model(cfg.model, 3, 5)
+    written = tmp_path / "pwned.bin"
+    meta = _meta(cfg)
+    payload = json.loads(json.dumps(change).replace("WRITTEN", str(written)))
+    meta["model"] = {**meta["model"], **payload}
+    evil = tmp_path / "evil.ckpt"
+    save_checkpoint(evil, model, meta)
+    with pytest.raises(InputError, match="evil.ckpt.*not allowed"):
+        load_checkpoint(evil)
+    assert not written.exists()

@@ -10,7 +10,12 @@ they stand off by up to ``malapposition_mm``.
 The guidewire shadow of every real frame is **detected**
 (:func:`octseg.hybrid.insert.guidewire_sector`): calcium arcs are trimmed to the largest part
 that keeps 3 degrees away from it and struts inside it are left out (a real strut there would be
-invisible). True values (``truth/frames.csv``, ``struts.csv``, ``summary.json``) are computed from
+invisible). The detected sector is **labelled class 4** from the lumen border outward, following
+the synthetic generator's convention (class 4 = guidewire + its shadow sector, docs/metrics.md),
+so real-derived hybrid targets and synthetic targets agree: the geometry then masks those rays and
+interpolates the lumen contour across the shadow, as for synthetic frames. (The real guidewire in
+front of the shadow stays labelled lumen: its exact position is not detected; rays whose lumen
+border touches class 4 are masked either way, so the lumen measurement is the same.) True values (``truth/frames.csv``, ``struts.csv``, ``summary.json``) are computed from
 the parameters actually used and the real lumen contour.
 
 ``python -m octseg.hybrid.cohort build REAL_DATASET OUT [--synthetic SYNTH_DATASET]`` writes
@@ -32,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from octseg import atomic
-from octseg.classes import CLASS_NAMES
+from octseg.classes import CLASS_NAMES, GUIDEWIRE
 from octseg.errors import InputError
 from octseg.hybrid.insert import (
     TWO_PI,
@@ -230,6 +235,25 @@ def trim_arc(
     return CalciumSpec(centre % 360, arc, spec.depth_mm, spec.thickness_mm, spec.contrast)
 
 
+def _dilate_periodic(mask: np.ndarray, n: int) -> np.ndarray:
+    out = mask.copy()
+    for m in range(1, n + 1):
+        out |= np.roll(mask, m) | np.roll(mask, -m)
+    return out
+
+
+def label_guidewire(labels: np.ndarray, shadow: np.ndarray) -> np.ndarray:
+    """Polar labels ``(A, R)`` with class 4 on the ``shadow`` A-lines from the end of the lumen run
+    (classes 1 and 3 from the catheter) to the far end: the synthetic generator's convention."""
+    lab = labels.copy()
+    lum = np.isin(lab, (1, 3))
+    r = lab.shape[1]
+    k = np.where(lum.all(axis=1), r, np.argmin(lum, axis=1))
+    cols = np.arange(r)[None, :]
+    lab[shadow[:, None] & (cols >= k[:, None])] = GUIDEWIRE
+    return lab
+
+
 def make_hybrid(
     images: np.ndarray,
     labels: np.ndarray,
@@ -241,11 +265,15 @@ def make_hybrid(
     frame_spacing_mm: float,
     threshold_mm: float = 0.09,
     avoid_guidewire: bool = True,
+    label_margin_alines: int = 1,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
     """Insert lesions and stent into real polar frames ``(F, A, R)`` (grey in [0, 1]).
 
-    Returns new images (float32), labels, and the true ``frames.csv`` / ``struts.csv`` rows.
+    With ``avoid_guidewire`` the detected guidewire shadow (widened by ``label_margin_alines``
+    A-lines) is labelled class 4 from the lumen border outward, and inserts keep 4 more A-lines
+    (and 3 degrees) away from it. Returns new images (float32), labels, and the true
+    ``frames.csv`` / ``struts.csv`` rows (the lumen columns from the real lumen contour).
     """
     from tqdm import tqdm
 
@@ -259,10 +287,11 @@ def make_hybrid(
         img, lab = images[f].astype(np.float32), labels[f]
         g = lumen_geometry(lab, ps)
         forbidden = np.zeros(720, dtype=bool)
-        sector = np.zeros(img.shape[0], dtype=bool)
+        shadow = np.zeros(img.shape[0], dtype=bool)
         if avoid_guidewire:
-            sector = guidewire_sector(img, lab, ps)
-            forbidden = _forbidden_bins(sector, g)
+            shadow = guidewire_sector(img, lab, ps, margin_alines=label_margin_alines)
+            widened = _dilate_periodic(shadow, max(0, 4 - label_margin_alines))
+            forbidden = _forbidden_bins(widened, g)
         row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
         row.update(lumen_columns(g))
         for les in lesions:
@@ -291,6 +320,8 @@ def make_hybrid(
             row.update(
                 stent_columns(g, np.array(pts).reshape(-1, 2), np.array(dists), threshold_mm)
             )
+        if shadow.any():  # class 4 behind the lumen border on the shadow's A-lines
+            lab = label_guidewire(lab, shadow)
         frame_rows.append({k: v for k, v in row.items() if k in FRAME_COLUMNS})
         out_img[f] = img
         out_lab[f] = lab
@@ -366,7 +397,10 @@ def hybrid_from_real(
     params = {
         "source": real_dir.name,
         "seed": seed,
-        "guidewire": "detected per frame; calcium trimmed and struts dropped inside it",
+        "guidewire": (
+            "detected per frame and labelled class 4 from the lumen border outward; calcium "
+            "trimmed and struts dropped near it"
+        ),
         "lesions": [asdict(x) for x in lesions],
         "stent": asdict(stent) if stent is not None else None,
     }
@@ -405,15 +439,23 @@ def build_hybrid_dataset(
         pid = f"hyb-{bid}-v{v}"
         hybrid_from_real(real_root / bid, out / part / pid, seed=seed * 1000 + i)
         made[part].append(pid)
+    # links of an earlier build (perhaps of another --synthetic cohort) are replaced
+    train_dir = out / "train"
+    if train_dir.is_dir():
+        for old in train_dir.iterdir():
+            if old.name.startswith("synth-") and old.is_symlink():
+                old.unlink()
     if synthetic is not None:
         from octseg.io.dataset import list_pullbacks
 
+        train_dir.mkdir(parents=True, exist_ok=True)
         for e in list_pullbacks(synthetic):
             src = Path(e.image_path).parent if Path(e.image_path).is_file() else Path(e.image_path)
             src = src.resolve()
-            link = out / "train" / f"synth-{e.id}"
-            if not link.exists():
-                os.symlink(src, link, target_is_directory=True)
+            link = train_dir / f"synth-{e.id}"
+            if link.exists() or link.is_symlink():
+                raise InputError(link, "exists and is not a link of an earlier build")
+            os.symlink(src, link, target_is_directory=True)
             made["train"].append(link.name)
     atomic.write_json(out / "split.json", made)
     atomic.write_json(

@@ -2,14 +2,18 @@
 
 A pullback's outputs live in ``OUT/<id>/``. Every output is written atomically (octseg.atomic);
 the **done marker** ``OUT/<id>/done.json`` is written last and lists every output with its size,
-plus a fingerprint of the model and settings that produced them. A pullback counts as done only
-when the marker is readable, its fingerprint matches the current run and every listed file exists
-with the recorded size. Anything else (no marker after a ``kill -9``, a missing file, another
-checkpoint) is redone from scratch.
+plus a fingerprint of the model and settings that produced them and the identity of the input
+(:func:`source_identity`: resolved path, size and mtime_ns - or only a digest of them when ids are
+anonymised). A pullback counts as done only when the marker is readable, its fingerprint and input
+identity match the current run and every listed file exists with the recorded size. Anything else
+(no marker after a ``kill -9``, a missing file, another checkpoint, another or a modified input
+file under the same id) is redone from scratch.
 
-``OUT/manifest.json`` records every pullback of the run: status (``done`` | ``failed``),
-``skipped`` (done by an earlier run), the error message, frame count and timings. With
-several ranks each writes ``OUT/.ranks/rank-<r>.json`` as it goes; rank 0 merges them.
+``OUT/manifest.json`` records every pullback of the run: status (``done`` | ``failed`` |
+``pending`` - not processed yet, only while a single-process run is going; at the end a pullback
+without a record is ``failed``), ``skipped`` (done by an earlier run), the error message, frame
+count and timings. With several ranks each writes ``OUT/.ranks/rank-<r>.json`` as it goes; rank 0
+merges them.
 """
 
 from __future__ import annotations
@@ -57,6 +61,34 @@ def fingerprint(checkpoint_digest: str, settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def source_identity(path: str | Path, anonymous: bool = False) -> dict[str, Any] | None:
+    """What identifies an input's content cheaply: resolved path, size and ``mtime_ns`` (a frame
+    folder: the number of files, their total size and the newest mtime). None if unreadable.
+
+    ``anonymous``: only a digest of those values (no path in the outputs)."""
+    try:
+        p = Path(path).resolve()
+        st = p.stat()
+        if p.is_dir():
+            files = [c.stat() for c in p.iterdir() if c.is_file()]
+            size = sum(f.st_size for f in files)
+            mtime = max([f.st_mtime_ns for f in files] + [st.st_mtime_ns])
+            ident = {
+                "path": str(p),
+                "size": int(size),
+                "mtime_ns": int(mtime),
+                "n_files": len(files),
+            }
+        else:
+            ident = {"path": str(p), "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+    except OSError:
+        return None
+    if anonymous:
+        blob = json.dumps(ident, sort_keys=True).encode()
+        return {"digest": hashlib.sha256(blob).hexdigest()}
+    return ident
+
+
 def read_done(out_dir: Path) -> dict[str, Any] | None:
     try:
         with open(out_dir / DONE_NAME, encoding="utf-8") as fh:
@@ -66,12 +98,17 @@ def read_done(out_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def is_done(out_dir: Path, fp: str | None = None) -> dict[str, Any] | None:
-    """The done marker if ``out_dir`` holds a complete result (of fingerprint ``fp``), else None."""
+def is_done(
+    out_dir: Path, fp: str | None = None, source: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The done marker if ``out_dir`` holds a complete result (of fingerprint ``fp`` and, when
+    given, made from the input with identity ``source``, see :func:`source_identity`), else None."""
     data = read_done(out_dir)
     if data is None or not isinstance(data.get("outputs"), dict):
         return None
     if fp is not None and data.get("fingerprint") != fp:
+        return None
+    if source is not None and data.get("input") != dict(source):
         return None
     for rel, size in data["outputs"].items():
         p = out_dir / rel
@@ -134,9 +171,16 @@ class RankManifest:
 
 
 def merge_manifests(
-    out_root: Path, order: list[str], header: Mapping[str, Any], world_size: int
+    out_root: Path,
+    order: list[str],
+    header: Mapping[str, Any],
+    world_size: int,
+    final: bool = True,
 ) -> dict[str, Any]:
-    """Merge the rank files into ``OUT/manifest.json`` (pullbacks in input order)."""
+    """Merge the rank files into ``OUT/manifest.json`` (pullbacks in input order).
+
+    ``final=False`` (a run still going): pullbacks without a record yet are ``pending``; at the
+    end (``final=True``) a missing record means the worker stopped: ``failed``."""
     recs: dict[str, dict[str, Any]] = {}
     for r in range(world_size):
         p = out_root / RANKS_DIR / f"rank-{r}.json"
@@ -146,18 +190,24 @@ def merge_manifests(
         except (OSError, ValueError):
             continue
     pullbacks = {}
+    missing = (
+        {"status": "failed", "error": "no record: the worker processing it stopped"}
+        if final
+        else {"status": "pending"}
+    )
     for pid in order:
-        pullbacks[pid] = recs.get(
-            pid, {"status": "failed", "error": "no record: the worker processing it stopped"}
-        )
-    n_failed = sum(1 for r in pullbacks.values() if r.get("status") != "done")
+        pullbacks[pid] = recs.get(pid, dict(missing))
+    n_failed = sum(1 for r in pullbacks.values() if r.get("status") == "failed")
+    n_pending = sum(1 for r in pullbacks.values() if r.get("status") == "pending")
+    n_done = sum(1 for r in pullbacks.values() if r.get("status") == "done")
     frames = sum(int(r.get("n_frames") or 0) for r in pullbacks.values() if not r.get("skipped"))
     manifest = {
         **header,
         "world_size": world_size,
         "n_pullbacks": len(order),
-        "n_done": len(order) - n_failed,
+        "n_done": n_done,
         "n_failed": n_failed,
+        "n_pending": n_pending,
         "n_skipped": sum(1 for r in pullbacks.values() if r.get("skipped")),
         "frames_processed": frames,
         "pullbacks": pullbacks,

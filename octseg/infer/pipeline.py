@@ -62,11 +62,12 @@ class InferSettings:
     writers: int = 2
     prefetch: int = 2
     read_chunk: int = 32
-    geometry_device: str = "cpu"
+    geometry_device: str = "auto"
     geometry: dict[str, Any] = field(default_factory=dict)
     resume: bool = True
     progress: bool = True
     dist_timeout_min: float = 360.0
+    anonymize_ids: bool = False
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> InferSettings:
@@ -114,8 +115,52 @@ class InferSettings:
             "report",
             "dicom_seg",
             "geometry",
+            "anonymize_ids",
         )
         return {k: getattr(self, k) for k in keys}
+
+
+# ------------------------------------------------------------------------------ privacy
+PRIVATE_IDS_NAME = "ids_private.csv"
+
+
+def anonymize_tasks(tasks: list[Task]) -> list[Task]:
+    """Ids ``pullback-0001``, ``pullback-0002``... in input order (file stems of PACS exports
+    often carry the patient's name)."""
+    width = max(4, len(str(len(tasks))))
+    return [Task(f"pullback-{i:0{width}d}", t.path) for i, t in enumerate(tasks, start=1)]
+
+
+def write_private_ids(out_root: Path, tasks: list[Task]) -> Path:
+    """``OUT/ids_private.csv``: id -> source path, the only output that links the two."""
+    import csv
+    import io
+
+    from octseg import atomic
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["pullback_id", "source"])
+    for t in tasks:
+        w.writerow([t.id, str(t.path.resolve() if t.path.exists() else t.path.absolute())])
+    path = out_root / PRIVATE_IDS_NAME
+    atomic.write_text(path, buf.getvalue())
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
+    return path
+
+
+def _scrub(text: str, task: Task | None, anonymous: bool) -> str:
+    """With anonymised ids, an error message names the pullback id, never the source path."""
+    if not anonymous or task is None or not text:
+        return text
+    forms = {str(task.path), str(task.path.absolute()), task.path.name}
+    with contextlib.suppress(OSError):
+        forms.add(str(task.path.resolve()))
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, f"<{task.id}>")
+    return text
 
 
 # ------------------------------------------------------------------------------ distributed
@@ -127,11 +172,16 @@ def dist_env() -> tuple[int, int, int]:
     )
 
 
-def _init_dist(world: int, device_type: str, timeout_min: float) -> bool:
+def _init_dist(world: int, device: Any, timeout_min: float) -> bool:
     if world <= 1:
         return False
+    import torch
     import torch.distributed as dist
 
+    device = torch.device(device)
+    device_type = device.type
+    if device_type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # NCCL uses the current device of each rank
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=timedelta(minutes=timeout_min))
@@ -207,6 +257,13 @@ def finish_pullback(
     outputs += [o["path"] for o in overlays]
     info = pullback.describe()
     info.pop("source", None)
+    if settings.anonymize_ids:  # nothing that names the source file
+        names = {str(task.path), task.path.name, task.path.stem}
+        info = {
+            k: v
+            for k, v in info.items()
+            if not (isinstance(v, str) and any(n and n in v for n in names))
+        }
     if settings.report:
         write_report(
             out_dir / "report.html",
@@ -229,7 +286,8 @@ def finish_pullback(
         outputs,
         {
             "id": task.id,
-            "source": str(task.path),
+            **({} if settings.anonymize_ids else {"source": str(task.path)}),
+            "input": mf.source_identity(task.path, anonymous=settings.anonymize_ids),
             "fingerprint": fp,
             "n_frames": int(labels.shape[0]),
             "frame_spacing_mm": pullback.frame_spacing_mm,
@@ -269,7 +327,11 @@ class _Reader(threading.Thread):
         for task in self.tasks:
             if self.stop.is_set():
                 break
-            done = mf.is_done(self.out_root / task.id, self.fp) if self.s.resume else None
+            done = None
+            if self.s.resume:
+                ident = mf.source_identity(task.path, anonymous=self.s.anonymize_ids)
+                if ident is not None:
+                    done = mf.is_done(self.out_root / task.id, self.fp, ident)
             if done is not None:
                 self.put(("skip", task, done))
                 continue
@@ -285,7 +347,8 @@ class _Reader(threading.Thread):
                     raise InputError(task.path, "pullback has no frames")
                 grid = self.predictor.to_grid(pb, chunk=self.s.read_chunk)
             except Exception as exc:  # one bad pullback never stops the run
-                self.put(("fail", task, {"error": _one_line(exc, task), "stage": "read"}))
+                err = _scrub(_one_line(exc, task), task, self.s.anonymize_ids)
+                self.put(("fail", task, {"error": err, "stage": "read"}))
                 continue
             self.put(("ok", task, (pb, grid, time.perf_counter() - t0)))
         self.put(None)
@@ -306,13 +369,19 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
 
     rank, world, local_rank = dist_env()
     device = predictor.device if predictor is not None else pick_device(settings.device, local_rank)
-    distributed = _init_dist(world, device.type, settings.dist_timeout_min)
+    distributed = _init_dist(world, device, settings.dist_timeout_min)
     show = bool(settings.progress)
     try:
         out_root = Path(settings.output)
         out_root.mkdir(parents=True, exist_ok=True)
         tasks = discover(settings.input)
+        if settings.anonymize_ids:
+            tasks = anonymize_tasks(tasks)
+            if rank == 0:
+                write_private_ids(out_root, tasks)
         geometry = GeometrySettings.from_dict(settings.geometry or {})
+        if settings.geometry_device in (None, "", "auto"):  # the model's device
+            settings = dataclasses.replace(settings, geometry_device=str(device))
         t_load = time.perf_counter()
         predictor = predictor or Predictor.from_checkpoint(
             settings.checkpoint,
@@ -331,6 +400,7 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
         fp = mf.fingerprint(digest, settings.output_affecting())
         header = {
             "checkpoint": str(settings.checkpoint),
+            "anonymize_ids": bool(settings.anonymize_ids),
             "fingerprint": fp,
             "model": model_info,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -353,12 +423,15 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
 
         def record(task: Task, rec: dict[str, Any]) -> None:
             with lock:
+                if rec.get("error"):
+                    rec = {**rec, "error": _scrub(str(rec["error"]), task, settings.anonymize_ids)}
                 if rec.get("status") != "done":
                     stats["failed"] += 1
                     overall.write(f"FAILED {task.id}: {rec.get('error')}")
-                rman.record(task.id, {"source": str(task.path), **rec})
+                src = {} if settings.anonymize_ids else {"source": str(task.path)}
+                rman.record(task.id, {**src, **rec})
                 if world == 1:  # a single process keeps manifest.json current as it goes
-                    mf.merge_manifests(out_root, [t.id for t in tasks], header, 1)
+                    mf.merge_manifests(out_root, [t.id for t in tasks], header, 1, final=False)
                 overall.update(1)
 
         t_start = time.perf_counter()

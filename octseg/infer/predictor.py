@@ -32,12 +32,25 @@ from octseg.polar import polar_to_cartesian
 AMP_CHOICES = ("auto", "off", "fp16", "bf16")
 
 
-def pick_device(device: str | None = "auto", local_rank: int = 0) -> torch.device:
+def pick_device(device: str | None = "auto", local_rank: int | None = None) -> torch.device:
+    """The device to run on. ``auto``: ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU.
+
+    A bare ``cuda`` in a distributed run (``WORLD_SIZE`` > 1, e.g. under torchrun) also means
+    ``cuda:LOCAL_RANK``: every rank on its own GPU, not all of them on ``cuda:0``. ``local_rank``
+    defaults to the ``LOCAL_RANK`` environment variable."""
+    import os
+
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device in (None, "", "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return torch.device("cuda", local_rank % n if n else local_rank)
+    return dev
 
 
 def amp_dtype(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
@@ -145,20 +158,29 @@ class Predictor:
 
     # ------------------------------------------------------------------ per pullback
     def to_grid(
-        self, pullback: Any, chunk: int = 32, device: str | torch.device = "cpu"
+        self, pullback: Any, chunk: int = 32, device: str | torch.device | None = None
     ) -> torch.Tensor:
-        """All frames of ``pullback`` on the net grid: float16 ``(F, A', R')`` in [0, 1]."""
+        """All frames of ``pullback`` on the net grid: float16 ``(F, A', R')`` in [0, 1].
+
+        Resampled on ``device`` (default: the model's) and kept there, so the network's inputs
+        need no host-to-device copy per batch (one copy of the raw frames per pullback)."""
         from octseg.train.preprocess import cartesian_to_net_grid, to_net_grid
 
+        device = self.device if device is None else torch.device(device)
         g = self.net_grid
-        out = torch.empty((pullback.n_frames, g["n_alines"], g["n_samples"]), dtype=torch.float16)
+        out = torch.empty(
+            (pullback.n_frames, g["n_alines"], g["n_samples"]), dtype=torch.float16, device=device
+        )
         for start, block in pullback.iter_chunks(chunk):
-            x = torch.from_numpy(np.ascontiguousarray(block)).to(device)
+            x = torch.from_numpy(np.ascontiguousarray(block))
+            if device.type == "cuda":
+                x = x.pin_memory()
+            x = x.to(device, non_blocking=True)
             if pullback.space == "polar":
                 y = to_net_grid(x, pullback.pixel_spacing_mm, g)
             else:
                 y = cartesian_to_net_grid(x, pullback.pixel_spacing_mm, g, pullback.catheter_center)
-            out[start : start + len(block)] = y.to("cpu", torch.float16)
+            out[start : start + len(block)] = y.to(torch.float16)
         return out
 
     def _inputs(self, grid: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -235,21 +257,49 @@ class Predictor:
         progress: Callable[[int], None] | None = None,
         timings: dict[str, float] | None = None,
     ) -> np.ndarray:
-        """Label maps ``(F, H, W)`` uint8 for every frame, in the input's space and grid."""
+        """Label maps ``(F, H, W)`` uint8 for every frame, in the input's space and grid.
+
+        On CUDA the labels come back through two pinned host buffers with non-blocking copies:
+        batch ``i`` is copied while batch ``i + 1`` is computed."""
         n = grid.shape[0]
         labels = np.empty((n, pullback.height, pullback.width), dtype=np.uint8)
+        grid = grid.to(self.device)  # no-op when to_grid already put it there
+        cuda = self.device.type == "cuda"
+        bufs: list[torch.Tensor] = []
+        if cuda:
+            shape = (min(self.batch_size, n), pullback.height, pullback.width)
+            bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
+        pending: tuple[torch.Tensor, Any, int, int] | None = None
+
+        def drain(item: tuple[torch.Tensor, Any, int, int]) -> None:
+            host, event, a, b = item
+            event.synchronize()
+            labels[a:b] = host[: b - a].numpy()
+
         t_model = t_back = 0.0
-        for start in range(0, n, self.batch_size):
+        for i, start in enumerate(range(0, n, self.batch_size)):
             stop = min(n, start + self.batch_size)
             t0 = time.perf_counter()
             probs = self.probabilities(self._inputs(grid, start, stop))
             t1 = time.perf_counter()
-            labels[start:stop] = self.to_labels(probs, pullback).cpu().numpy()
+            q = self.to_labels(probs, pullback)
+            if cuda:
+                host = bufs[i % 2]
+                host[: stop - start].copy_(q, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                if pending is not None:
+                    drain(pending)
+                pending = (host, event, start, stop)
+            else:
+                labels[start:stop] = q.numpy()
             t2 = time.perf_counter()
             t_model += t1 - t0
             t_back += t2 - t1
             if progress is not None:
                 progress(stop - start)
+        if pending is not None:
+            drain(pending)
         if timings is not None:
             timings["model_s"] = timings.get("model_s", 0.0) + t_model
             timings["to_input_space_s"] = timings.get("to_input_space_s", 0.0) + t_back

@@ -156,7 +156,7 @@ def load_checkpoint(
         model = build_from_parts(net_cfg, meta.get("wrap"))
     except (ValueError, TypeError, ImportError) as exc:
         raise InputError(path, f"cannot rebuild the network: {exc}") from None
-    except Exception as exc:  # hydra wraps constructor errors in its own exception types
+    except Exception as exc:  # any other constructor error: one clear line naming the file
         raise InputError(path, f"cannot rebuild the network: {type(exc).__name__}: {exc}") from None
     try:
         model.load_state_dict(obj["state_dict"], strict=True)

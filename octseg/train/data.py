@@ -9,8 +9,9 @@
   unlabelled neighbours still feed the context.
 * Classes: ``classes`` lists the dataset class indices the model predicts (channel ``c`` =
   ``classes[c]``; it must start with 0, background). ``remap`` merges dataset classes first
-  (e.g. ``{3: 1, 4: 1}`` for a lumen-only model: struts and guidewire count as lumen); any class
-  not in ``classes`` after remapping becomes background.
+  (e.g. ``{3: 1}`` for a lumen-only model: struts count as lumen); any class not in ``classes``
+  after remapping becomes background. Keep the guidewire class 4 as a class (docs/training.md):
+  merged into lumen or background it makes the measured lumen area wrong.
 * Train/validation split by pullback, never by frame.
 """
 
@@ -106,6 +107,15 @@ def load_pullback(
             f"labels ({lf.space}, {lf.labels.shape[1:]}) do not match the image "
             f"({pb.space}, {(pb.height, pb.width)})",
         )
+    if pb.space == "cartesian":
+        # both files place the catheter centre; they describe the same pixels, so it must agree
+        img_c, lab_c = pb.catheter_center, lf.center
+        if max(abs(img_c[0] - lab_c[0]), abs(img_c[1] - lab_c[1])) > 0.5:
+            raise InputError(
+                entry.labels_path,
+                f"labels' catheter_center {tuple(round(v, 2) for v in lab_c)} differs from the "
+                f"image's {tuple(round(v, 2) for v in img_c)} (pixels [cy, cx])",
+            )
     frames = lf.frames
     if frames.size and (frames.min() < 0 or frames.max() >= pb.n_frames):
         raise InputError(
@@ -114,10 +124,10 @@ def load_pullback(
         )
     needed = sorted({f for t in frames.tolist() for f in context_frames(t, k, pb.n_frames)})
 
-    def to_grid(x: torch.Tensor) -> torch.Tensor:
+    def to_grid(x: torch.Tensor, center: tuple[float, float] | None = pb.catheter_center):
         if pb.space == "polar":
             return to_net_grid(x, pb.pixel_spacing_mm, grid)
-        return cartesian_to_net_grid(x, pb.pixel_spacing_mm, grid, pb.catheter_center)
+        return cartesian_to_net_grid(x, pb.pixel_spacing_mm, grid, center)
 
     images = np.zeros((len(needed), grid["n_alines"], grid["n_samples"]), dtype=np.float16)
     rows = {f: i for i, f in enumerate(needed)}
@@ -130,7 +140,8 @@ def load_pullback(
         block = pb.read(needed[i], needed[j] + 1)
         images[i : j + 1] = to_grid(torch.from_numpy(np.ascontiguousarray(block))).numpy()
         i = j + 1
-    labels = to_grid(torch.from_numpy(lut[lf.labels])).numpy().astype(np.uint8)
+    lab_center = lf.center if pb.space == "cartesian" else None
+    labels = to_grid(torch.from_numpy(lut[lf.labels]), lab_center).numpy().astype(np.uint8)
     return CachedPullback(
         id=str(entry.id),
         images=images,

@@ -5,7 +5,12 @@
   ``submitit.helpers.TorchDistributedEnvironment``.
 
 The backend is ``nccl`` for CUDA tensors and ``gloo`` for CPU ones ("cpu:gloo,cuda:nccl" when
-CUDA is present), so small Python objects can always be broadcast through gloo.
+CUDA is present), so small Python objects can always be broadcast through gloo;
+``trainer.ddp_backend`` overrides it.
+
+Before Hydra starts, ``train.py`` agrees on the run folder's timestamp through the rendezvous
+key-value store alone (:func:`agree_run_stamp`), *without* creating the process group, so the group
+is created later with the configured backend; it reuses that same store.
 """
 
 from __future__ import annotations
@@ -49,6 +54,22 @@ def _export_slurm_env() -> None:
         return
 
 
+_STORE: tuple[Any, int, int] | None = None  # (store, rank, world size) of the rendezvous
+_TIMEOUT = datetime.timedelta(minutes=30)
+
+
+def _rendezvous() -> tuple[Any, int, int]:
+    """The ``env://`` rendezvous store (torchrun's agent store, or one hosted by rank 0)."""
+    global _STORE
+    if _STORE is None:
+        from torch.distributed import rendezvous
+
+        store, rank, world = next(rendezvous("env://", timeout=_TIMEOUT))
+        store.set_timeout(_TIMEOUT)
+        _STORE = (store, int(rank), int(world))
+    return _STORE
+
+
 def default_backend() -> str:
     return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
@@ -66,7 +87,17 @@ def ensure_process_group(backend: str | None = None) -> bool:
         backend = default_backend()
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    if _STORE is not None:  # agree_run_stamp already met the other ranks: reuse its store
+        store, rank, world = _STORE
+        dist.init_process_group(
+            backend=backend,
+            store=dist.PrefixStore("default_pg", store),
+            rank=rank,
+            world_size=world,
+            timeout=_TIMEOUT,
+        )
+    else:
+        dist.init_process_group(backend=backend, timeout=_TIMEOUT)
     return True
 
 
@@ -84,8 +115,10 @@ def init_distributed(accelerator: str = "auto", backend: str | None = None) -> D
 
 
 def cleanup(info: DistInfo) -> None:
+    global _STORE
     if info.initialized_here and dist.is_initialized():
         dist.destroy_process_group()
+    _STORE = None
 
 
 def barrier(info: DistInfo) -> None:
@@ -108,13 +141,27 @@ def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
     return box[0]
 
 
+def all_gather_object(obj: Any, info: DistInfo) -> list[Any]:
+    """``obj`` of every rank, in rank order (a one-element list without a process group)."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def agree_run_stamp() -> str | None:
     """Under torchrun: rank 0's timestamp, shared with every rank (for one run folder).
 
-    Initialises the process group early (before Hydra picks the run folder)."""
-    ensure_process_group()
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+    Uses only the rendezvous store - the process group is *not* created here, so it is created
+    later with the configured ``trainer.ddp_backend`` (and reuses this store)."""
+    _export_slurm_env()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
         return None
-    box = [datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")]
-    dist.broadcast_object_list(box, src=0, device=torch.device("cpu"))
-    return str(box[0])
+    store, rank, world = _rendezvous()
+    if world <= 1:
+        return None
+    key = "octseg/run_stamp"
+    if rank == 0:
+        store.set(key, datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+    return store.get(key).decode()

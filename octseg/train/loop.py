@@ -205,6 +205,21 @@ def validate(
     return add_score(out), kept
 
 
+def early_stopping_settings(cfg: Any, monitor: str, mode: str) -> dict[str, Any]:
+    """``callbacks.early_stopping`` with its defaults: monitor and mode default to the model
+    checkpoint's; ``mode`` is the early stopper's own when given (e.g. ``min`` for a loss)."""
+    es = _cfg_get(cfg, "callbacks.early_stopping") or {}
+    es_mode = str(es.get("mode", mode))
+    if es_mode not in ("min", "max"):
+        raise ValueError(f"callbacks.early_stopping.mode must be min or max, got {es_mode!r}")
+    return {
+        "patience": es.get("patience"),
+        "min_delta": float(es.get("min_delta", 0.0)),
+        "monitor": str(es.get("monitor", monitor)),
+        "mode": es_mode,
+    }
+
+
 def _better(value: float, best: float | None, mode: str, min_delta: float) -> bool:
     if math.isnan(value):
         return False
@@ -393,10 +408,13 @@ def _train(cfg: DictConfig, info: ddp.DistInfo) -> dict[str, Any]:
 
     monitor = str(_cfg_get(cfg, "callbacks.model_checkpoint.monitor", "score"))
     mode = str(_cfg_get(cfg, "callbacks.model_checkpoint.mode", "max"))
-    es = _cfg_get(cfg, "callbacks.early_stopping") or {}
-    patience = es.get("patience")
-    min_delta = float(es.get("min_delta", 0.0))
-    es_monitor = str(es.get("monitor", monitor))
+    es = early_stopping_settings(cfg, monitor, mode)
+    patience, min_delta, es_monitor, es_mode = (
+        es["patience"],
+        es["min_delta"],
+        es["monitor"],
+        es["mode"],
+    )
     max_epochs = int(cfg.trainer.max_epochs)
     val_every = int(_cfg_get(cfg, "trainer.val_every_n_epochs", 1))
     clip = _cfg_get(cfg, "trainer.gradient_clip_val")
@@ -419,7 +437,17 @@ def _train(cfg: DictConfig, info: ddp.DistInfo) -> dict[str, Any]:
         start_epoch, best, best_es = int(ts["epoch"]), ts.get("best"), ts.get("best_es")
         bad, step = int(ts.get("bad_epochs", 0)), int(ts.get("global_step", 0))
         history = list(ts.get("history", []))
-        set_rng_state(ts["rng"])
+        per_rank = ts.get("rng_per_rank")
+        if per_rank and len(per_rank) == info.world_size:
+            set_rng_state(per_rank[info.rank])  # each rank continues its own streams
+        else:
+            set_rng_state(ts["rng"])
+            if info.distributed:
+                log.warning(
+                    "checkpoint has no RNG state for each of the %d ranks: every rank resumes "
+                    "from rank 0's (not bit-exact)",
+                    info.world_size,
+                )
         log.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
 
     meta = {
@@ -463,7 +491,8 @@ def _train(cfg: DictConfig, info: ddp.DistInfo) -> dict[str, Any]:
         ddp_model.train()
         train_loader.set_epoch(epoch)
         t0 = time.perf_counter()
-        sums = torch.zeros(2, dtype=torch.float64)
+        # summed on the device: no host sync per step (one at the end of the epoch)
+        sums = torch.zeros(2, dtype=torch.float64, device=info.device)
         for batch in tqdm(train_loader, desc=f"epoch {epoch + 1}/{max_epochs}", **bar):
             x = batch["image"].to(info.device, non_blocking=True)
             y = batch["label"].to(info.device, non_blocking=True)
@@ -481,13 +510,14 @@ def _train(cfg: DictConfig, info: ddp.DistInfo) -> dict[str, Any]:
             scaler.step(optimizer)
             scaler.update()
             step += 1
-            sums[0] += float(loss.detach()) * x.shape[0]
+            sums[0] += loss.detach().double() * x.shape[0]
             sums[1] += x.shape[0]
             if writer is not None and step % log_every == 0:
                 writer.add_scalar("train/loss_step", float(loss.detach()), step)
         if info.device.type == "cuda":
             torch.cuda.synchronize(info.device)
         dt = time.perf_counter() - t0
+        sums = sums.cpu()  # the epoch's one sync; float64 reduced on the CPU (gloo)
         ddp.all_reduce_sum(sums, info)
         train_loss = float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
         fps = float(sums[1]) / max(dt, 1e-9)
@@ -520,7 +550,7 @@ def _train(cfg: DictConfig, info: ddp.DistInfo) -> dict[str, Any]:
             if improved:
                 best = value
             es_value = last_val.get(es_monitor.removeprefix("val/"), float("nan"))
-            if _better(es_value, best_es, mode, min_delta):
+            if _better(es_value, best_es, es_mode, min_delta):
                 best_es, bad = es_value, 0
             else:
                 bad += 1
@@ -546,6 +576,7 @@ def _train(cfg: DictConfig, info: ddp.DistInfo) -> dict[str, Any]:
         history.append(record)
         if writer is not None:
             writer.flush()
+        rngs = ddp.all_gather_object(rng_state(), info)  # collective: every rank's RNG state
         if info.is_main:
             meta_now = {
                 **meta,
@@ -562,7 +593,8 @@ def _train(cfg: DictConfig, info: ddp.DistInfo) -> dict[str, Any]:
                 "bad_epochs": bad,
                 "global_step": step,
                 "history": _json_safe(history),
-                "rng": rng_state(),
+                "rng": rngs[0],
+                "rng_per_rank": rngs,
             }
             save_checkpoint(out_dir / "last.ckpt", model, meta_now, train_state)
             if improved:

@@ -9,7 +9,9 @@ Both training and inference call these functions, so a model always sees the sam
   :func:`from_net_grid` maps network outputs (logits, probabilities or label maps) back to a
   native polar shape. The A-line axis is periodic (interpolation wraps across A-line 0).
   Radii beyond the source depth read as 0 going onto the net grid; going back, radii beyond the
-  net grid repeat the last net sample (label maps and logits there are background in practice).
+  net grid are **background**: label 0, and for multi-channel probabilities channel 0
+  (background) = 1 and the others 0 (never a copy of the net grid's last sample, which would
+  stretch a lesion at the edge of the net grid out to the full native depth).
 * :func:`cartesian_to_net_grid` samples Cartesian frames directly onto the net grid.
 * :func:`normalize` applies the intensity normalisation recorded in the checkpoint
   (``{"kind": "zscore", "mean": m, "std": s}`` on grey values in [0, 1], or ``{"kind": "none"}``).
@@ -62,10 +64,19 @@ def _resample_polar(
     gx = (cols + 0.5) / r * 2 - 1
     gy, gx = torch.meshgrid(gy, gx, indexing="ij")
     grid = torch.stack((gx, gy), dim=-1).to(work.dtype).unsqueeze(0).expand(b, -1, -1, -1)
-    out = F.grid_sample(xp, grid, mode=mode, padding_mode=pad, align_corners=False)
+    padding = "border" if pad == "background" else pad
+    out = F.grid_sample(xp, grid, mode=mode, padding_mode=padding, align_corners=False)
     if pad == "zeros" and mode == "bilinear":
         # bilinear with zero padding fades the last half sample; cut cleanly beyond the source
         out = torch.where(cols <= r - 1 + 1e-6, out, torch.zeros((), dtype=out.dtype, device=dev))
+    elif pad == "background":
+        # inside the source: border-clamped interpolation; beyond its last sample: background
+        beyond = cols > r - 0.5 + 1e-6  # past the outer edge of the last net sample
+        if bool(beyond.any()):
+            fill = torch.zeros(c, dtype=out.dtype, device=dev)
+            if not is_int and c > 1:
+                fill[0] = 1.0  # probabilities: all mass on channel 0 (background)
+            out = torch.where(beyond, fill.view(1, c, 1, 1), out)
     return out.round().to(x.dtype) if is_int else out
 
 
@@ -109,7 +120,8 @@ def from_net_grid(
     """Net-grid tensors ``(B, [C,] A', R')`` -> native polar ``(B, [C,] A, R)`` at ``spacing_mm``.
 
     Floating tensors (logits, probabilities) are interpolated bilinearly, integer label maps by
-    nearest neighbour. Radii beyond the net grid repeat its last depth sample.
+    nearest neighbour. Radii beyond the net grid are background (label 0; probabilities: channel
+    0 = 1, the others 0): the network saw nothing there.
     """
     g = check_net_grid(net_grid)
     x, squeeze = _as_bcar(logits_or_labels)
@@ -119,7 +131,7 @@ def from_net_grid(
         )
     mode = mode or ("bilinear" if torch.is_floating_point(x) else "nearest")
     a, r = int(out[0]), int(out[1])
-    y = _resample_polar(x, a, r, float(spacing_mm) / g["spacing_mm"], mode, "border")
+    y = _resample_polar(x, a, r, float(spacing_mm) / g["spacing_mm"], mode, "background")
     return y.squeeze(1) if squeeze else y
 
 

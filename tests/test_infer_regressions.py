@@ -1,0 +1,151 @@
+"""Regressions from review: resume identity of the input, pending manifest entries, device per
+rank, anonymised ids, net-grid padding going back to a deeper native grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from octseg import atomic
+from octseg.infer.pipeline import InferSettings, run_inference
+from octseg.infer.predictor import Predictor, pick_device
+
+GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
+
+
+class Oracle(torch.nn.Module):
+    """'Segments' images whose grey value encodes the class (value = class / 4)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cls = torch.round(x[:, x.shape[1] // 2] * 4).clamp(0, 4).long()
+        return 20.0 * torch.nn.functional.one_hot(cls, 5).permute(0, 3, 1, 2).float()
+
+
+def oracle(**kw) -> Predictor:
+    meta = {
+        "classes": [0, 1, 2, 3, 4],
+        "context_frames": 1,
+        "net_grid": GRID,
+        "normalization": {"kind": "none"},
+    }
+    return Predictor(Oracle(), meta, device="cpu", **kw)
+
+
+def polar_npz(path: Path, n_frames: int, lumen_samples: int = 20) -> Path:
+    """Polar pullback (A=64, R=48, 0.04 mm): lumen (grey 1/4) out to ``lumen_samples``."""
+    frames = np.zeros((n_frames, 64, 48), np.uint8)
+    frames[:, :, :lumen_samples] = 64
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.save_npz(
+        path,
+        frames=frames,
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(0.04),
+        frame_spacing_mm=np.float64(0.2),
+    )
+    return path
+
+
+def settings(inp, out, **kw) -> InferSettings:
+    base = dict(
+        checkpoint="oracle",
+        input=str(inp),
+        output=str(out),
+        report=False,
+        overlay_frames=[],
+        progress=False,
+        writers=1,
+    )
+    return InferSettings(**{**base, **kw})
+
+
+def test_resume_redoes_another_input_under_the_same_id(tmp_path):
+    out = tmp_path / "out"
+    a = polar_npz(tmp_path / "a" / "case.npz", 3)
+    b = polar_npz(tmp_path / "b" / "case.npz", 5)
+    r1 = run_inference(settings(a, out), oracle())
+    assert r1["manifest"]["pullbacks"]["case"]["n_frames"] == 3
+    # the same input again: skipped
+    r2 = run_inference(settings(a, out), oracle())
+    assert r2["manifest"]["pullbacks"]["case"]["skipped"] is True
+    # another file with the same stem into the same output: must be redone, not "done"
+    r3 = run_inference(settings(b, out), oracle())
+    rec = r3["manifest"]["pullbacks"]["case"]
+    assert rec["skipped"] is False and rec["n_frames"] == 5
+    done = json.loads((out / "case" / "done.json").read_text())
+    assert done["input"]["path"] == str(b.resolve()) and done["input"]["size"] == b.stat().st_size
+    # the same path rewritten with other content (size / mtime change): redone as well
+    polar_npz(b, 4)
+    r4 = run_inference(settings(b, out), oracle())
+    assert r4["manifest"]["pullbacks"]["case"]["n_frames"] == 4
+
+
+def test_manifest_calls_unprocessed_pullbacks_pending_during_the_run(tmp_path, monkeypatch):
+    from octseg.infer import manifest as mf
+
+    inp = tmp_path / "in"
+    for name in ("p1", "p2", "p3"):
+        polar_npz(inp / f"{name}.npz", 2)
+    seen: list[dict] = []
+    merge = mf.merge_manifests
+
+    def spy(*args, **kwargs):
+        m = merge(*args, **kwargs)
+        seen.append(json.loads((tmp_path / "out" / "manifest.json").read_text()))
+        return m
+
+    monkeypatch.setattr(mf, "merge_manifests", spy)
+    res = run_inference(settings(inp, tmp_path / "out"), oracle())
+    assert res["manifest"]["n_done"] == 3 and res["manifest"]["n_failed"] == 0
+    assert len(seen) == 4  # after each pullback, then the final merge
+    first = seen[0]["pullbacks"]
+    assert [first[p]["status"] for p in ("p1", "p2", "p3")] == ["done", "pending", "pending"]
+    assert seen[0]["n_failed"] == 0 and seen[0]["n_pending"] == 2
+    assert not any(r["status"] == "failed" for m in seen for r in m["pullbacks"].values())
+
+
+def test_pick_device_puts_each_rank_on_its_own_gpu(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert pick_device("cuda") == torch.device("cuda", 3)
+    assert pick_device("auto") == torch.device("cuda", 3)
+    assert pick_device("cuda:1") == torch.device("cuda", 1)  # an explicit index is kept
+    assert pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert pick_device("cuda") == torch.device("cuda")  # single process: unchanged
+
+
+def test_anonymize_ids_keeps_names_out_of_the_outputs(tmp_path):
+    inp = tmp_path / "PACS_EXPORT"
+    polar_npz(inp / "DOE_JOHN_19600101.npz", 2)
+    polar_npz(inp / "ROE_JANE_19700202.npz", 3)
+    (inp / "SMITH_ANN_19800303.npz").write_bytes(b"corrupt")
+    out = tmp_path / "out"
+    res = run_inference(settings(inp, out, anonymize_ids=True, report=True), oracle())
+    man = res["manifest"]
+    assert sorted(man["pullbacks"]) == ["pullback-0001", "pullback-0002", "pullback-0003"]
+    assert man["n_failed"] == 1 and man["pullbacks"]["pullback-0003"]["status"] == "failed"
+    with open(out / "ids_private.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["source"]).name for r in rows] == [
+        "DOE_JOHN_19600101.npz",
+        "ROE_JANE_19700202.npz",
+        "SMITH_ANN_19800303.npz",
+    ]
+    leaks = []
+    for p in out.rglob("*"):
+        if p.is_file() and p.name != "ids_private.csv":
+            text = p.read_bytes().decode("latin-1")
+            for needle in ("DOE_JOHN", "ROE_JANE", "SMITH_ANN", "PACS_EXPORT", str(tmp_path)):
+                if needle in text or needle in str(p.relative_to(out)):
+                    leaks.append((p.relative_to(out), needle))
+    assert not leaks
+    # resume works with anonymised ids
+    again = run_inference(settings(inp, out, anonymize_ids=True, report=True), oracle())
+    assert again["manifest"]["n_skipped"] == 2
