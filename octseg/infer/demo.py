@@ -32,7 +32,9 @@ def _cohort(out: Path, n: int, seed: int, progress: bool) -> Path:
     return ensure_cohort(out, n, seed, "small", progress=progress, log=_say)
 
 
-def _train(out: Path, data: Path, epochs: int, threads: int) -> Path:
+def _train(out: Path, epochs: int, threads: int) -> Path:
+    """Train with the ``experiment=synthetic`` recipe (its cohorts are generated into
+    ``OUT/data/train`` and ``OUT/data/val``) for ``epochs`` epochs, or reuse ``OUT/model.ckpt``."""
     ckpt = out / "model.ckpt"
     if ckpt.is_file():
         _say(f"reusing the model trained by an earlier demo run: {ckpt} (delete it to retrain)")
@@ -43,21 +45,15 @@ def _train(out: Path, data: Path, epochs: int, threads: int) -> Path:
     cmd = [
         sys.executable,
         str(ROOT / "train.py"),
-        "trainer=cpu",
-        "logger=none",
+        "experiment=synthetic",
         "task_name=demo",
         f"hydra.run.dir={run_dir}",
-        f"data.root={data}",
-        "data.val_fraction=0.25",
-        "data.num_workers=0",
-        "data.pin_memory=false",
-        "data.batch_size=8",
-        "model.net.channels=[8,16,32,64]",
-        "model.net.strides=[2,2,2]",
+        f"data.root={out / 'data' / 'train'}",
+        f"data.val_root={out / 'data' / 'val'}",
         f"trainer.max_epochs={epochs}",
         f"trainer.num_threads={threads}",
     ]
-    _say(f"training a small U-Net for {epochs} epochs (train.py, progress below)")
+    _say(f"training a small U-Net for {epochs} epochs (train.py experiment=synthetic)")
     res = subprocess.run(cmd, cwd=str(ROOT))
     if res.returncode != 0:
         raise SystemExit(f"demo: training failed (exit {res.returncode}); see {run_dir}")
@@ -65,15 +61,15 @@ def _train(out: Path, data: Path, epochs: int, threads: int) -> Path:
     if not best.is_file():
         best = run_dir / "last.ckpt"
     shutil.copyfile(best, ckpt)
+    _say(f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}")
     return ckpt
 
 
 def run_demo(
     out_dir: str | Path = "demo_output",
     *,
-    n_train: int = 8,
     n_heldout: int = 2,
-    epochs: int = 6,
+    epochs: int = 8,
     threads: int = 2,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -83,9 +79,9 @@ def run_demo(
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    train_data = _cohort(out / "data" / "train", n_train, seed=0, progress=progress)
+    # held-out test pullbacks: a seed the training and validation cohorts never use
     heldout = _cohort(out / "data" / "heldout", n_heldout, seed=1000, progress=progress)
-    ckpt = _train(out, train_data, epochs, threads)
+    ckpt = _train(out, epochs, threads)
 
     _say(f"batch inference on the {n_heldout} held-out pullbacks")
     infer_out = out / "inference"
