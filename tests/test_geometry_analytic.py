@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from geometry_scenes import PS, label_file, scene
+from geometry_scenes import PS, grid, label_file, scene
 
 from octseg.contour import stent_contour
 from octseg.geometry import GeometrySettings, measure_labels
@@ -206,3 +206,20 @@ def test_catheter_center_and_stent_model_setting():
     assert row["n_struts"] == 3 and row["n_malapposed"] == 3
     m = measure_labels(lf, GeometrySettings(malapposition_threshold_mm=0.2))
     assert m.frames[0]["n_malapposed"] == 0
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_lumen_interpolated_when_a_gap_separates_it_from_the_shadow(space):
+    """A segmentation often leaves wall (or lumen) pixels between the lumen and the guidewire
+    shadow. Rays through the shadow still carry no wall information: the contour must be
+    interpolated there, not follow the gap inwards."""
+    lum = (0.0, 0.0, 0.6)
+    frame = scene(space, lumen=lum, shadow=(80.0, 100.0, 0.45))
+    y, x = grid(space)
+    rc = np.hypot(y, x)
+    theta = np.degrees(np.arctan2(y, x)) % 360
+    gap = (rc >= 0.30) & (rc < 0.45) & (theta >= 80.0) & (theta < 100.0)
+    frame[gap] = 0  # wall predicted between the catheter's lumen and the shadow
+    (row,) = measure([frame], space).frames
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.36, rel=0.02)
+    assert row["lumen_min_diameter_mm"] == pytest.approx(1.2, abs=PX)

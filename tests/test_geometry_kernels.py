@@ -48,7 +48,8 @@ def _first_exit_plain(vals):
     )
     out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
     in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return k, (anyout & (out_cls == 4)) | ((k > 0) & (in_cls == 3))
+    shadow = (vals == 4).any(-1)
+    return k, shadow | (anyout & (out_cls == 4)) | ((k > 0) & (in_cls == 3))
 
 
 def test_first_exit_matches_plain():

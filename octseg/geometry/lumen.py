@@ -34,7 +34,11 @@ def _first_exit(vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     k = torch.where(anyout, k, torch.full_like(k, s))
     out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
     in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    masked = (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
+    # A ray that meets the guidewire or its shadow anywhere carries no wall information: the
+    # contour is interpolated there even when a prediction leaves a gap of wall or lumen between
+    # the lumen and the shadow (on exact labels this equals "the border touches class 4").
+    gw = (vals == GUIDEWIRE).any(dim=-1)
+    masked = gw | (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
     return k, masked
 
 

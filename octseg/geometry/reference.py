@@ -29,7 +29,8 @@ def _first_exit(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = np.where(anyout, notl.argmax(1), s)
     out_cls = vals[np.arange(n), np.minimum(k, s - 1)]
     in_cls = vals[np.arange(n), np.maximum(k - 1, 0)]
-    return k, (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
+    shadow = (vals == GUIDEWIRE).any(1)  # rays through the guidewire shadow: interpolated
+    return k, shadow | (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
 
 
 def _profile(phi: np.ndarray, dist: np.ndarray, query: np.ndarray) -> np.ndarray:
