@@ -65,6 +65,36 @@ def _train(out: Path, epochs: int, threads: int) -> Path:
     return ckpt
 
 
+_KEY_MEASURES = (
+    ("frame", "lumen_area_mm2"),
+    ("frame", "calcium_arc_deg"),
+    ("frame", "calcium_max_thickness_mm"),
+    ("frame", "stent_area_mm2"),
+    ("strut", "distance_mm"),
+    ("lesion", "max_arc_deg"),
+)
+
+
+def _verdict_table(path: Path) -> str:
+    """A few key rows of the evaluation's verdict table, for the terminal."""
+    from octseg.measurements import read_csv
+
+    if not path.is_file():
+        return f"(no verdict table at {path})"
+    rows = {(r["level"], r["measurement"]): r for r in read_csv(path)}
+    lines = ["automated vs true measurements on the held-out pullbacks:"]
+    lines.append(f"  {'measurement':<34}{'n':>5}{'bias':>10}{'95% LoA':>22}{'ICC':>7}")
+    for key in _KEY_MEASURES:
+        r = rows.get(key)
+        if r is None:
+            continue
+        icc = "-" if r.get("icc") is None else f"{float(r['icc']):.3f}"
+        loa = f"{float(r['loa_lower']):.3g} .. {float(r['loa_upper']):.3g}"
+        name = f"{key[0]} {key[1]}"
+        lines.append(f"  {name:<34}{int(r['n']):>5}{float(r['bias']):>10.3g}{loa:>22}{icc:>7}")
+    return "\n".join(lines)
+
+
 def run_demo(
     out_dir: str | Path = "demo_output",
     *,
@@ -117,7 +147,8 @@ def run_demo(
     for rep in result["reports"]:
         print(f"HTML report: {rep}")
     if "evaluation" in result:
-        print(f"Evaluation against the truth: {result['evaluation']}")
+        print(_verdict_table(result["evaluation"] / "verdict.csv"))
+        print(f"Evaluation against the truth: {result['evaluation'] / 'report.html'}")
     return result
 
 
