@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/inference.py                       # default model, 270-frame pullback
     .venv/bin/python benchmarks/inference.py --checkpoint runs/.../best.pt --input pullback.dcm
+    .venv/bin/python benchmarks/inference.py --checkpoint CKPT --input frames/ \
+        --pixel-spacing-mm 0.01 --frame-spacing-mm 0.2        # a folder of PNG frames
     .venv/bin/python benchmarks/inference.py --device cuda --amp fp16 --channels-last --batch-size 64
 
 Both figures use the same frames and the same predictor:
@@ -58,13 +60,21 @@ def _synthetic_input(folder: Path, frames: int, copies: int, seed: int = 0) -> P
 
 
 def main(argv: list[str] | None = None) -> int:
+    from octseg.infer.inputs import discover
     from octseg.infer.pipeline import InferSettings, run_inference
     from octseg.infer.predictor import Predictor, save_untrained_checkpoint
     from octseg.io import read_pullback
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, default=None)
-    ap.add_argument("--input", type=Path, default=None, help="a pullback file (default: synthetic)")
+    ap.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="a pullback (file or folder of frames) or anything infer.py takes (default: synthetic)",
+    )
+    ap.add_argument("--pixel-spacing-mm", type=float, default=None)
+    ap.add_argument("--frame-spacing-mm", type=float, default=None)
     ap.add_argument("--frames", type=int, default=270)
     ap.add_argument(
         "--pullbacks", type=int, default=1, help="synthetic copies for the end-to-end run"
@@ -78,11 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument(
+        "--label", default=None, help="with --json: store the result under this key (merged)"
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the end-to-end outputs here")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="octseg-bench-"))
     try:
         ckpt = args.checkpoint or save_untrained_checkpoint(work / "untrained-unet.pt")
@@ -97,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             tta_flip=args.tta,
         )
         predictor = Predictor.from_checkpoint(ckpt, **kw)
-        first = inp if inp.is_file() else sorted(inp.glob("*.npz"))[0]
-        pb = read_pullback(first)
+        spacing = dict(
+            pixel_spacing_mm=args.pixel_spacing_mm, frame_spacing_mm=args.frame_spacing_mm
+        )
+        pb = read_pullback(discover(inp)[0].path, **spacing)
         grid = predictor.to_grid(pb)
         predictor.model_only(grid[: min(len(grid), 2 * predictor.batch_size)])  # warm-up
         t0 = time.perf_counter()
@@ -115,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             output=str(out),
             writers=args.writers,
             progress=False,
+            **spacing,
             **{
                 k: v
                 for k, v in kw.items()
@@ -166,15 +183,27 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_per_270_frames": round(270 / e2e_fps, 1),
             "stage_seconds_summed": {k: round(v, 2) for k, v in stage.items()},
             "failed": res["n_failed"],
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         }
         print(json.dumps(result, indent=2))
+        n_pb = max(1, len(per_pb))
+        print(f"stage seconds (summed over {n_pb} pullback(s); writer stages overlap the model):")
+        for k, v in stage.items():
+            print(f"  {k[:-2] if k.endswith('_s') else k:<18} {v:7.2f}")
         print(
             f"model only {model_fps:.1f} frames/s | end to end {e2e_fps:.1f} frames/s "
             f"({100 * e2e_fps / model_fps:.0f}% of model only; target >= 80%) | "
             f"270 frames in {270 / e2e_fps:.1f} s on {predictor.device}"
         )
         if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
+            out_obj: dict = result
+            if args.label:
+                old = json.loads(args.json.read_text()) if args.json.is_file() else {}
+                out_obj = {**old, args.label: result}
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(out_obj, indent=2) + "\n")
         return 0 if not res["n_failed"] else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -326,3 +326,133 @@ def test_overlay_frames_report_and_cohort(tmp_path):
     ]
     assert rows[0]["calcium_score"] == 3 and rows[0]["risk_flags"] == "arc_gt_270"
     assert rows[0]["end_mm"] == pytest.approx(1.4) and rows[1]["msa_mm2"] == 3.5
+
+
+# ----------------------------------------------------------------------------- fast paths
+def _sepia_folder(path, n=3, size=300, seed=0):
+    """A folder of uint8 RGB PNG frames through the sepia map (a vendor export)."""
+    from PIL import Image
+
+    from octseg.io.color import gray_to_sepia
+
+    rng = np.random.default_rng(seed)
+    path.mkdir()
+    for i in range(n):
+        grey = rng.integers(0, 256, (size, size), dtype=np.uint8)
+        Image.fromarray(gray_to_sepia(grey)).save(path / f"frame{i}.png")
+    return path
+
+
+def _whole_frames(pb):
+    """The same pullback, without the loader's pixel-subset method (the plain path)."""
+    import dataclasses
+
+    loader = pb.loader
+    return dataclasses.replace(pb, loader=lambda a, b: loader(a, b))
+
+
+@pytest.mark.parametrize("kind", ["png-rgb", "png-grey16", "npz-uint8", "npz-float"])
+def test_to_grid_pixel_subset_path_is_bit_identical(tmp_path, kind):
+    """Converting only the pixels the net grid reads gives exactly the whole-frame result."""
+    from PIL import Image
+
+    from octseg.io import read_pullback
+    from octseg.io.npzimage import write_npz_image
+
+    rng = np.random.default_rng(1)
+    if kind == "png-rgb":
+        src = _sepia_folder(tmp_path / "rgb")
+    elif kind == "png-grey16":
+        src = tmp_path / "g16"
+        src.mkdir()
+        for i in range(3):
+            arr = rng.integers(0, 65536, (300, 320), dtype=np.uint16)
+            Image.fromarray(arr).save(src / f"f{i}.png")
+    else:
+        src = tmp_path / "pb.npz"
+        frames = rng.integers(0, 256, (5, 400, 300), dtype=np.uint8)
+        if kind == "npz-float":
+            frames = frames.astype(np.float32) / 255
+        write_npz_image(src, frames, space="polar", pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
+    pb = read_pullback(src, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
+    pred = oracle_predictor()
+    fp = pred.footprint(pb)
+    assert fp is not None and 0 < fp[0].mean() < 0.6  # the subset path is taken
+    mask, idx = fp
+    np.testing.assert_array_equal(pb.loader.sampled(0, 2, mask), pb.read(0, 2)[:, mask])
+    fast = pred.to_grid(pb, chunk=2)
+    slow = pred.to_grid(_whole_frames(pb), chunk=2)
+    assert torch.equal(fast, slow)
+
+
+def test_footprint_skipped_when_the_grid_reads_most_pixels(tmp_path):
+    from octseg.io import read_pullback
+
+    pb = read_pullback(
+        _sepia_folder(tmp_path / "small", n=2, size=40), pixel_spacing_mm=0.05, frame_spacing_mm=0.2
+    )
+    pred = oracle_predictor()
+    assert pred.footprint(pb) is None  # a small image: every pixel is read, convert whole
+    assert torch.equal(pred.to_grid(pb), pred.to_grid(_whole_frames(pb)))
+
+
+@pytest.mark.parametrize(
+    "space, shape, ps, center",
+    [
+        ("polar", (300, 500), 0.01, None),  # native field deeper than the net grid
+        ("polar", (97, 40), 0.05, None),
+        ("cartesian", (181, 203), 0.02, (70.3, 120.8)),  # catheter off centre
+        ("cartesian", (64, 64), 0.1, None),  # the net grid ends inside the image
+    ],
+)
+def test_labels_back_to_input_space_match_nearest_resampling(space, shape, ps, center):
+    """resample=labels gathers through an index map: the same labels as nearest resampling."""
+    from octseg.polar import polar_to_cartesian
+    from octseg.train.preprocess import from_net_grid
+
+    frames = np.zeros((3, *shape), np.float32)
+    if space == "cartesian" and center is None:
+        center = ((shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0)
+    pb = FakePullback(frames, space, ps, center)
+    pred = oracle_predictor()
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(3, 5, GRID["n_alines"], GRID["n_samples"], generator=gen), 1)
+    probs[0, :, :4] = 0.2  # ties: the first class wins, as in argmax
+    got = pred.to_labels(probs, pb)
+    lab = pred.lut[probs.argmax(dim=1)]
+    if space == "polar":
+        ref = from_net_grid(lab, shape, ps, GRID)
+    else:
+        ref = polar_to_cartesian(
+            lab,
+            out_size=shape,
+            polar_spacing_mm=GRID["spacing_mm"],
+            cart_spacing_mm=ps,
+            center=center,
+            mode="nearest",
+        )
+    assert got.dtype == torch.uint8 and torch.equal(got, ref)
+    assert set(np.unique(got.numpy())) > {0}
+
+
+def test_fast_label_writer_keeps_the_schema(tmp_path):
+    from octseg.infer.pipeline import save_labels_fast
+    from octseg.labels import LabelFile, load_labels, save_labels
+
+    lab = disk_labels(4, 50, 60, (24.5, 29.5), 12)
+    lf = LabelFile(lab, "cartesian", 0.02, 0.2, catheter_center=(24.5, 29.5))
+    save_labels_fast(tmp_path / "fast.npz", lf)
+    save_labels(tmp_path / "ref.npz", lf)
+    back = load_labels(tmp_path / "fast.npz")
+    np.testing.assert_array_equal(back.labels, lab)
+    assert (back.space, back.pixel_spacing_mm, back.catheter_center) == (
+        "cartesian",
+        0.02,
+        (24.5, 29.5),
+    )
+    with np.load(tmp_path / "fast.npz") as a, np.load(tmp_path / "ref.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+    save_labels_fast(tmp_path / "again.npz", lf)  # fixed timestamps: reproducible bytes
+    assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "fast.npz").read_bytes()

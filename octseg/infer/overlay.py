@@ -29,6 +29,7 @@ CALCIUM_COLOR = "#ff9f1c"
 STENT_COLOR = "#39ff14"
 MALAPPOSED_COLOR = "#ff2d55"
 APPOSED_COLOR = "#ffffff"
+PNG_LEVEL = 3  # zlib level of the PNGs: on OCT images ~2.5x faster than 6, and no larger
 
 
 def _num(v: Any) -> float | None:
@@ -256,7 +257,9 @@ def render_overlay(
         columnspacing=1.0,
     )
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="black")
+    fig.savefig(
+        buf, format="png", dpi=dpi, facecolor="black", pil_kwargs={"compress_level": PNG_LEVEL}
+    )
     return buf.getvalue()
 
 

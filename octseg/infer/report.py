@@ -182,7 +182,7 @@ def longitudinal_png(
         axes[-1].set_xlim(pos.min(), pos.max() + fs)
     fig.subplots_adjust(left=0.09, right=0.99, top=0.98, bottom=0.07)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})  # fast, no larger
     return buf.getvalue()
 
 

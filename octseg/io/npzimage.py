@@ -34,6 +34,46 @@ def _frames_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
+class _NpzLoader:
+    """Frame loader: decompresses ``frames`` once on first use and keeps them (uint8 or float).
+
+    ``loader(start, stop)`` gives float32 grey frames; ``loader.sampled(start, stop, mask)`` the
+    same values at the pixels of a boolean ``(H, W)`` mask only (uint8 frames: only those pixels
+    are converted)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.frames: np.ndarray | None = None
+
+    def _frames(self) -> np.ndarray:
+        if self.frames is None:
+            try:
+                with np.load(self.path, allow_pickle=False) as z:
+                    self.frames = z["frames"]
+            except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+                raise InputError(self.path, f"cannot decode 'frames' ({exc})") from None
+        return self.frames
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        chunk = self._frames()[start:stop]
+        if chunk.dtype == np.uint8:
+            return chunk.astype(np.float32) / 255.0
+        chunk = chunk.astype(np.float32)
+        finite = chunk[np.isfinite(chunk)]
+        if finite.size and (finite.min() < 0 or finite.max() > 1):
+            raise InputError(self.path, f"float frames {start}:{stop} fall outside 0..1")
+        return chunk
+
+    def sampled(self, start: int, stop: int, mask: np.ndarray) -> np.ndarray:
+        frames = self._frames()
+        if frames.dtype != np.uint8:  # float frames: range and finiteness checked whole
+            chunk = self.__call__(start, stop)
+            if not np.all(np.isfinite(chunk)):
+                raise InputError(self.path, f"frames {start}:{stop} contain NaN or infinite values")
+            return chunk[:, mask]
+        return frames[start:stop][:, mask].astype(np.float32) / 255.0
+
+
 @register_reader
 class NpzImageReader(Reader):
     name = "npz"
@@ -92,24 +132,6 @@ class NpzImageReader(Reader):
                 raise InputError(path, "'catheter_center' must be [cy, cx]")
             if space == "cartesian":
                 center = (float(cc[0]), float(cc[1]))
-        cache: dict[str, np.ndarray] = {}
-
-        def load(start: int, stop: int) -> np.ndarray:
-            if "frames" not in cache:
-                try:
-                    with np.load(path, allow_pickle=False) as z:
-                        cache["frames"] = z["frames"]
-                except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
-                    raise InputError(path, f"cannot decode 'frames' ({exc})") from None
-            chunk = cache["frames"][start:stop]
-            if chunk.dtype == np.uint8:
-                return chunk.astype(np.float32) / 255.0
-            chunk = chunk.astype(np.float32)
-            finite = chunk[np.isfinite(chunk)]
-            if finite.size and (finite.min() < 0 or finite.max() > 1):
-                raise InputError(path, f"float frames {start}:{stop} fall outside 0..1")
-            return chunk
-
         return Pullback(
             source=str(path),
             format=cls.name,
@@ -119,7 +141,7 @@ class NpzImageReader(Reader):
             width=int(shape[2]),
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=load,
+            loader=_NpzLoader(path),
             catheter_center=center,
             metadata={"dtype": str(dtype), "spacing_source": sources},
         )

@@ -7,13 +7,22 @@ image centre can be given as ``"catheter_center": [cy, cx]`` in the same sidecar
 
 Grey frames are scaled to [0, 1] by their bit depth; RGB frames (sepia colour maps) are converted
 with :func:`octseg.io.color.sepia_to_gray`; a fourth channel (alpha) is ignored. Frames are
-decoded one file (or one TIFF page) at a time.
+decoded one file (or one TIFF page) at a time; the files of a chunk are decoded by a few threads
+(the decoders release the GIL).
+
+Besides ``loader(start, stop)`` (whole grey frames), the loaders offer
+``loader.sampled(start, stop, mask)``: the grey values of the pixels in a boolean ``(H, W)``
+mask only, ``(n, mask.sum())`` float32, identical to ``loader(start, stop)[:, mask]``. Batch
+inference resamples frames onto a coarser polar grid and needs only the pixels that grid reads
+(octseg.infer.predictor), so it converts only those to grey.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +90,89 @@ def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
     if finite.size and (finite.min() < 0 or finite.max() > 1):
         raise InputError(path, "floating-point frame values fall outside 0..1")
     return out
+
+
+def gray_at(arr: np.ndarray, mask: np.ndarray, path: Path | None) -> np.ndarray:
+    """``to_gray(arr, path)[mask]``, converting only the masked pixels where that is the same.
+
+    Integer frames convert pixel by pixel (grey: by bit depth; uint8 colour: the sepia map), so
+    only the masked pixels are converted; other kinds (float frames, whose range is checked over
+    the whole frame, wide-integer colour frames, scaled by the frame's maximum) convert whole.
+    """
+    elementwise = arr.dtype.kind in "biu" and (
+        arr.ndim == 2
+        or (arr.ndim == 3 and arr.shape[-1] in (1, 2))
+        or (arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8)
+    )
+    if not elementwise or arr.shape[:2] != mask.shape:
+        return to_gray(arr, path)[mask]
+    return to_gray(arr[mask][None], path)[0]
+
+
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _map_frames(fn: Callable[[Any], np.ndarray], items: Sequence[Any]) -> list[np.ndarray]:
+    """``[fn(i) for i in items]``, over ``DECODE_THREADS`` threads for more than a few items
+    (the first error in item order is raised, as in the plain loop)."""
+    if DECODE_THREADS <= 1 or len(items) < 4:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="octseg-decode") as ex:
+        return list(ex.map(fn, items))
+
+
+class _FolderLoader:
+    """Frame loader of an image folder: whole grey frames, or the grey values of masked pixels."""
+
+    def __init__(self, files: list[Path], h: int, w: int):
+        self.files, self.h, self.w = files, h, w
+
+    def _raw(self, f: Path) -> np.ndarray:
+        arr = read_image_file(f)
+        if arr.shape[:2] != (self.h, self.w):
+            raise InputError(f, f"frame size {arr.shape[:2]} differs from {(self.h, self.w)}")
+        return arr
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.h, self.w), dtype=np.float32)
+        grey = _map_frames(lambda f: to_gray(self._raw(f), f), self.files[start:stop])
+        for k, g in enumerate(grey):
+            out[k] = g
+        return out
+
+    def sampled(self, start: int, stop: int, mask: np.ndarray) -> np.ndarray:
+        vals = _map_frames(lambda f: gray_at(self._raw(f), mask, f), self.files[start:stop])
+        out = np.empty((stop - start, int(mask.sum())), dtype=np.float32)
+        for k, v in enumerate(vals):
+            out[k] = v
+        return out
+
+
+class _TiffLoader:
+    """Frame loader of a multi-page TIFF (pages in order through one open file)."""
+
+    def __init__(self, path: Path, h: int, w: int):
+        self.path, self.h, self.w = path, h, w
+
+    def _pages(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        for i, arr in read_tiff_pages(self.path, start, stop):
+            if arr.shape[:2] != (self.h, self.w):
+                raise InputError(
+                    self.path, f"page {i} size {arr.shape[:2]} differs from {(self.h, self.w)}"
+                )
+            yield arr
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.h, self.w), dtype=np.float32)
+        for k, arr in enumerate(self._pages(start, stop)):
+            out[k] = to_gray(arr, self.path)
+        return out
+
+    def sampled(self, start: int, stop: int, mask: np.ndarray) -> np.ndarray:
+        out = np.empty((stop - start, int(mask.sum())), dtype=np.float32)
+        for k, arr in enumerate(self._pages(start, stop)):
+            out[k] = gray_at(arr, mask, self.path)
+        return out
 
 
 def _layout(path: Path) -> tuple[str, tuple[float, float] | None]:
@@ -154,15 +246,6 @@ class ImageFolderReader(Reader):
         px, fr, sources = spacing_for(path, options)
         space, center = _layout(path)
 
-        def load(start: int, stop: int) -> np.ndarray:
-            out = np.empty((stop - start, h, w), dtype=np.float32)
-            for k, f in enumerate(files[start:stop]):
-                arr = read_image_file(f)
-                if arr.shape[:2] != (h, w):
-                    raise InputError(f, f"frame size {arr.shape[:2]} differs from {(h, w)}")
-                out[k] = to_gray(arr, f)
-            return out
-
         return Pullback(
             source=str(path),
             format=cls.name,
@@ -172,7 +255,7 @@ class ImageFolderReader(Reader):
             width=w,
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=load,
+            loader=_FolderLoader(files, h, w),
             catheter_center=center,
             metadata={
                 "first_file": files[0].name,
@@ -211,14 +294,6 @@ class TiffStackReader(Reader):
         px, fr, sources = spacing_for(path, options)
         space, center = _layout(path)
 
-        def load(start: int, stop: int) -> np.ndarray:
-            out = np.empty((stop - start, h, w), dtype=np.float32)
-            for k, (i, arr) in enumerate(read_tiff_pages(path, start, stop)):
-                if arr.shape[:2] != (h, w):
-                    raise InputError(path, f"page {i} size {arr.shape[:2]} differs from {(h, w)}")
-                out[k] = to_gray(arr, path)
-            return out
-
         return Pullback(
             source=str(path),
             format=cls.name,
@@ -228,7 +303,7 @@ class TiffStackReader(Reader):
             width=w,
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=load,
+            loader=_TiffLoader(path, h, w),
             catheter_center=center,
             metadata={
                 "channels": channels,
