@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,27 @@ def test_anonymize_ids_keeps_names_out_of_the_outputs(tmp_path):
     # resume works with anonymised ids
     again = run_inference(settings(inp, out, anonymize_ids=True, report=True), oracle())
     assert again["manifest"]["n_skipped"] == 2
+
+
+def test_ranks_come_from_slurm_under_submitit(monkeypatch):
+    """Sharded inference as a SLURM job array of tasks (hydra-submitit-launcher): each task
+    derives its rank from SLURM's variables, as torchrun would set them."""
+    from octseg.infer.pipeline import dist_env
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(key, "unset")  # recorded, so monkeypatch removes what export adds
+        monkeypatch.delenv(key)
+    slurm = {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "42",
+        "SLURM_NTASKS": "2",
+        "SLURM_PROCID": "1",
+        "SLURM_LOCALID": "1",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_JOB_NODELIST": "node1",
+    }
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    assert dist_env() == (1, 2, 1)
+    assert os.environ["MASTER_ADDR"] == "node1" and os.environ["MASTER_PORT"]

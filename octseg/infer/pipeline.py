@@ -165,6 +165,10 @@ def _scrub(text: str, task: Task | None, anonymous: bool) -> str:
 
 # ------------------------------------------------------------------------------ distributed
 def dist_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's variables, or derived from SLURM's."""
+    from octseg.train.ddp import export_slurm_env
+
+    export_slurm_env()
     return (
         int(os.environ.get("RANK", 0)),
         int(os.environ.get("WORLD_SIZE", 1)),

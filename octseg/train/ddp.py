@@ -41,7 +41,9 @@ class DistInfo:
         return self.world_size > 1
 
 
-def _export_slurm_env() -> None:
+def export_slurm_env() -> None:
+    """Under SLURM (one task per process, e.g. hydra-submitit-launcher) set RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the SLURM variables, as torchrun would."""
     if "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
         return
     if "SLURM_PROCID" not in os.environ:
@@ -78,7 +80,7 @@ def ensure_process_group(backend: str | None = None) -> bool:
     """Initialise the default process group from the environment if WORLD_SIZE > 1.
 
     Returns True if this call initialised it."""
-    _export_slurm_env()
+    export_slurm_env()
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
         return False
     if dist.is_initialized():
@@ -155,7 +157,7 @@ def agree_run_stamp() -> str | None:
 
     Uses only the rendezvous store - the process group is *not* created here, so it is created
     later with the configured ``trainer.ddp_backend`` (and reuses this store)."""
-    _export_slurm_env()
+    export_slurm_env()
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
         return None
     store, rank, world = _rendezvous()
