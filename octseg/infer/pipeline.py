@@ -206,39 +206,10 @@ LABELS_ZLIB_LEVEL = 1  # label maps are long runs of a few values: level 1 is ~2
 
 
 def save_labels_fast(path: Path, lf: Any, level: int = LABELS_ZLIB_LEVEL) -> None:
-    """:func:`octseg.labels.save_labels` (same schema, same arrays, atomic, fixed zip
-    timestamps) with the zlib level of the deflate members chosen."""
-    import zipfile
+    """:func:`octseg.labels.save_labels` with a fast zlib level (same schema and arrays)."""
+    from octseg.labels import save_labels
 
-    from octseg import atomic
-    from octseg.labels import SCHEMA_VERSION
-
-    lf.validate(path)
-    arrays: dict[str, Any] = {
-        "labels": lf.labels.astype(np.uint8, copy=False),
-        "space": np.array(lf.space),
-        "pixel_spacing_mm": np.float64(lf.pixel_spacing_mm),
-        "frame_spacing_mm": np.float64(lf.frame_spacing_mm),
-        "schema_version": np.int64(SCHEMA_VERSION),
-    }
-    if lf.catheter_center is not None:
-        arrays["catheter_center"] = np.asarray(lf.catheter_center, dtype=np.float64)
-    if lf.frame_index is not None:
-        arrays["frame_index"] = np.asarray(lf.frame_index, dtype=np.int64)
-    arrays.update(lf.extra)
-    with atomic.atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
-            for key, val in arrays.items():
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                if hasattr(info, "compress_level"):  # Python >= 3.13
-                    info.compress_level = level
-                else:  # Python <= 3.12: what ZipFile.open(info, "w") reads
-                    info._compresslevel = level
-                with zf.open(info, "w", force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, np.asanyarray(val), allow_pickle=False)
-        atomic.fsync_path(tmp)
+    save_labels(path, lf, compress_level=level)
 
 
 def warm_up() -> None:
