@@ -343,11 +343,11 @@ def evaluate_lumen(
     with Bland-Altman bias / limits of agreement and ICC(A,1) from octseg.evaluate.stats.
     """
     from octseg.evaluate.stats import continuous_agreement
+    from octseg.hybrid.cohort import label_outline
     from octseg.hybrid.insert import lumen_geometry
     from octseg.infer.predictor import Predictor
     from octseg.io import read_pullback
     from octseg.labels import load_labels
-    from octseg.polar import polar_to_cartesian
 
     pred = Predictor.from_checkpoint(checkpoint, device=device)
     dice, a_auto, a_ref, per = [], [], [], {}
@@ -358,18 +358,8 @@ def evaluate_lumen(
         lab = pred.segment(pred.to_grid(pb), pb)
         ps = pb.pixel_spacing_mm
         cart_ps = ps * pb.width * 2 / cart_size
-
-        def cart(x: np.ndarray, ps: float = ps, cart_ps: float = cart_ps) -> np.ndarray:
-            return polar_to_cartesian(
-                torch.from_numpy(x.astype(np.int64)),
-                out_size=(cart_size, cart_size),
-                polar_spacing_mm=ps,
-                cart_spacing_mm=cart_ps,
-                mode="nearest",
-            ).numpy()
-
-        p_c = cart(lab[lf.frames] == LUMEN)
-        t_c = cart(lf.labels == LUMEN)
+        p_c = label_outline(lab[lf.frames] == LUMEN, ps, cart_size)
+        t_c = label_outline(lf.labels == LUMEN, ps, cart_size)
         inter = (p_c & t_c).sum(axis=(1, 2))
         den = p_c.sum(axis=(1, 2)) + t_c.sum(axis=(1, 2))
         dd = (2 * inter / np.maximum(den, 1)).tolist()

@@ -264,16 +264,10 @@ def _note_unknown(
 
 
 # ----------------------------------------------------------------------------- tables
-def _read_table_frames(path: Path) -> list[dict[str, Any]]:
-    raw = read_csv(path, required=("frame",))
-    known = set(FRAME_COLUMNS)
-    return [_clean_row(r, path, r["_line"], known) for r in raw]
-
-
-def _read_table_struts(path: Path) -> list[dict[str, Any]]:
-    raw = read_csv(path, required=("frame",))
-    known = set(STRUT_COLUMNS)
-    return [_clean_row(r, path, r["_line"], known) for r in raw]
+def _read_table(path: Path, columns: list[str]) -> list[dict[str, Any]]:
+    """Rows of a ``frames.csv`` / ``struts.csv`` written by ``octseg.measurements``."""
+    known = set(columns)
+    return [_clean_row(r, path, r["_line"], known) for r in read_csv(path, required=("frame",))]
 
 
 def lesions_from_summary(summary: dict[str, Any], path: Path) -> list[dict[str, Any]]:
@@ -306,15 +300,15 @@ def _spacing_from_frames(rows: list[dict[str, Any]]) -> float | None:
     return None
 
 
-def read_tables(folder: Path, pid: str, *, label_source: Path | None = None) -> PullbackData:
+def read_tables(folder: Path, pid: str) -> PullbackData:
     """A pullback from ``frames.csv`` / ``struts.csv`` / ``summary.json`` in ``folder``."""
     pb = PullbackData(id=pid)
     if (folder / "frames.csv").exists():
-        pb.frames = _read_table_frames(folder / "frames.csv")
+        pb.frames = _read_table(folder / "frames.csv", FRAME_COLUMNS)
         pb.source["frames"] = str(folder / "frames.csv")
         pb.frame_spacing_mm = _spacing_from_frames(pb.frames)
     if (folder / "struts.csv").exists():
-        pb.struts = _read_table_struts(folder / "struts.csv")
+        pb.struts = _read_table(folder / "struts.csv", STRUT_COLUMNS)
         pb.source["struts"] = str(folder / "struts.csv")
     if (folder / "summary.json").exists():
         pb.summary = read_summary(folder / "summary.json")
@@ -480,7 +474,7 @@ def load_manual(
                 setattr(p, kind, rows)
                 p.source[kind] = str(path)
     if root.is_dir():
-        for pid, d in pullback_dirs(root).items() if _any_pullback(root) else []:
+        for pid, d in pullback_dirs(root).items():
             lab = d / "labels.npz"
             if lab.exists():
                 p = pb(pid)
@@ -506,10 +500,3 @@ def load_manual(
             "manual_struts.csv, or pullback folders with labels.npz or measurement tables)",
         )
     return out
-
-
-def _any_pullback(root: Path) -> bool:
-    try:
-        return bool(pullback_dirs(root))
-    except InputError:
-        return False

@@ -194,27 +194,15 @@ def write_outputs(out: Path, result: Any, plots: bool = True) -> dict[str, str]:
     paths["verdict"] = "verdict.csv"
     plot_files: list[dict[str, str]] = []
     if plots:
+        levels = (  # (plot level, table, metrics block, matched pairs only)
+            ("frame", "frames_matched", "frames", True),
+            ("lesion", "lesions_cohort", "lesions", True),
+            ("strut", "struts_matched", "struts", True),
+            ("pullback", "pullbacks", "pullback", False),
+        )
         sources = {
-            "frame": (
-                tables["frames_matched"],
-                metrics.get("frames", {}).get("measures", {}),
-                True,
-            ),
-            "lesion": (
-                tables["lesions_cohort"],
-                metrics.get("lesions", {}).get("measures", {}),
-                True,
-            ),
-            "strut": (
-                tables["struts_matched"],
-                metrics.get("struts", {}).get("measures", {}),
-                True,
-            ),
-            "pullback": (
-                tables["pullbacks"],
-                metrics.get("pullback", {}).get("measures", {}),
-                False,
-            ),
+            level: (tables[table], metrics.get(block, {}).get("measures", {}), matched_only)
+            for level, table, block, matched_only in levels
         }
         items = [
             (lv, n) for lv, (_, block, _) in sources.items() for n in block if block[n]["n"] >= 2

@@ -45,6 +45,7 @@ from octseg.hybrid.insert import (
     LumenGeometry,
     StrutSpec,
     calcium_columns,
+    dilate_periodic,
     guidewire_sector,
     insert_calcium,
     insert_strut,
@@ -193,8 +194,7 @@ def _forbidden_bins(sector: np.ndarray, g: LumenGeometry, margin_deg: float = 3.
     phi = np.arctan2(y - g.centroid[0], x - g.centroid[1]) % TWO_PI
     b = np.unique((phi / TWO_PI * 720).astype(int) % 720)
     bins[b] = True
-    m = int(round(margin_deg * 2))
-    return np.convolve(np.concatenate([bins[-m:], bins, bins[:m]]), np.ones(2 * m + 1), "valid") > 0
+    return dilate_periodic(bins, int(round(margin_deg * 2)))
 
 
 def field_bins(
@@ -233,13 +233,6 @@ def trim_arc(
     i0 = best_end - best + 1
     centre = start + 0.25 * (i0 + best_end + 1)
     return CalciumSpec(centre % 360, arc, spec.depth_mm, spec.thickness_mm, spec.contrast)
-
-
-def _dilate_periodic(mask: np.ndarray, n: int) -> np.ndarray:
-    out = mask.copy()
-    for m in range(1, n + 1):
-        out |= np.roll(mask, m) | np.roll(mask, -m)
-    return out
 
 
 def label_guidewire(labels: np.ndarray, shadow: np.ndarray) -> np.ndarray:
@@ -290,7 +283,7 @@ def make_hybrid(
         shadow = np.zeros(img.shape[0], dtype=bool)
         if avoid_guidewire:
             shadow = guidewire_sector(img, lab, ps, margin_alines=label_margin_alines)
-            widened = _dilate_periodic(shadow, max(0, 4 - label_margin_alines))
+            widened = dilate_periodic(shadow, max(0, 4 - label_margin_alines))
             forbidden = _forbidden_bins(widened, g)
         row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
         row.update(lumen_columns(g))
@@ -489,7 +482,8 @@ def render_cartesian(polar: np.ndarray, ps: float, size: int = 750) -> np.ndarra
 
 
 def label_outline(labels: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
-    """Cartesian label map of a polar label frame (nearest) for outlines."""
+    """Cartesian label map(s) ``(..., size, size)`` of polar label frame(s) ``(..., A, R)``
+    (nearest), the polar field spanning the grid: for outlines and Cartesian Dice."""
     import torch
 
     from octseg.polar import polar_to_cartesian
@@ -498,7 +492,7 @@ def label_outline(labels: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
         torch.from_numpy(labels.astype(np.int64))[None],
         out_size=(size, size),
         polar_spacing_mm=ps,
-        cart_spacing_mm=ps * labels.shape[1] * 2 / size,
+        cart_spacing_mm=ps * labels.shape[-1] * 2 / size,
         mode="nearest",
     )[0].numpy()
 
@@ -544,15 +538,12 @@ def evaluate_hybrid(
     maximum thickness on frames with true calcium and of the malapposition distance of matched
     struts, all measured on the predicted labels with octseg.geometry.measure_labels.
     """
-    import torch
-
     from octseg.evaluate.matching import match_struts
     from octseg.evaluate.stats import continuous_agreement, detection
     from octseg.geometry import measure_labels
     from octseg.infer.predictor import Predictor
     from octseg.io import read_pullback
     from octseg.measurements import read_csv
-    from octseg.polar import polar_to_cartesian
 
     pred = Predictor.from_checkpoint(checkpoint, device=device)
     classes = [c for c in pred.classes if c != 0]
@@ -566,18 +557,7 @@ def evaluate_hybrid(
         lf = load_labels(d / "labels.npz")
         lab = pred.segment(pred.to_grid(pb), pb)[lf.frames]
         ps = pb.pixel_spacing_mm
-        cps = ps * pb.width * 2 / cart_size
-
-        def cart(x: np.ndarray, ps: float = ps, cps: float = cps) -> np.ndarray:
-            return polar_to_cartesian(
-                torch.from_numpy(x.astype(np.int64)),
-                out_size=(cart_size, cart_size),
-                polar_spacing_mm=ps,
-                cart_spacing_mm=cps,
-                mode="nearest",
-            ).numpy()
-
-        pc, tc = cart(lab), cart(lf.labels)
+        pc, tc = label_outline(lab, ps, cart_size), label_outline(lf.labels, ps, cart_size)
         for c in classes:
             p_, t_ = pc == c, tc == c
             den = p_.sum(axis=(1, 2)) + t_.sum(axis=(1, 2))

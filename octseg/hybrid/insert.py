@@ -164,7 +164,7 @@ def guidewire_sector(
     darker than ``ratio`` x the median form candidate runs (periodic); the widest run is the
     shadow. Returns all False when no A-line qualifies.
     """
-    a, r = image.shape
+    r = image.shape[1]
     g = lumen_geometry(labels, ps)
     j0 = np.clip(np.rint(g.edge_mm / ps + band_mm[0] / ps).astype(int), 0, r - 1)
     j1 = np.clip(np.rint(g.edge_mm / ps + band_mm[1] / ps).astype(int), 1, r)
@@ -183,19 +183,12 @@ def guidewire_sector(
     lab, n = ndimage.label(d)
     sizes = ndimage.sum(d, lab, range(1, n + 1))
     keep = np.roll(lab == (int(np.argmax(sizes)) + 1), start)
-    idx = np.nonzero(keep)[0]
-    out = np.zeros(a, dtype=bool)
-    for m in range(-margin_alines, margin_alines + 1):
-        out[(idx + m) % a] = True
-    return out
+    return dilate_periodic(keep, margin_alines)
 
 
-def sector_angles_about_centroid(sector: np.ndarray, g: LumenGeometry) -> np.ndarray:
-    """Directions (radians, about the lumen centroid) of the contour points on ``sector``
-    A-lines: what an arc about the centroid must avoid."""
-    pts = g.contour[sector]
-    d = pts - g.centroid[None, :]
-    return np.arctan2(d[:, 0], d[:, 1]) % TWO_PI
+def dilate_periodic(mask: np.ndarray, n: int) -> np.ndarray:
+    """A periodic 1-D boolean ``mask`` widened by ``n`` elements on each side."""
+    return ndimage.maximum_filter1d(mask, 2 * n + 1, mode="wrap") if n > 0 else mask.copy()
 
 
 # --------------------------------------------------------------------------- calcium

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -214,11 +213,3 @@ def merge_manifests(
     }
     atomic.write_json(out_root / MANIFEST_NAME, manifest)
     return manifest
-
-
-def clear_rank_files(out_root: Path) -> None:
-    d = out_root / RANKS_DIR
-    if d.is_dir():
-        for p in d.glob("rank-*.json"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(p)

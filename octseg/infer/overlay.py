@@ -23,6 +23,7 @@ import torch
 from octseg import atomic
 from octseg.classes import CALCIUM, LUMEN, STRUT
 from octseg.polar import polar_to_cartesian
+from octseg.summary import _num
 
 LUMEN_COLOR = "#00e5ff"
 CALCIUM_COLOR = "#ff9f1c"
@@ -30,14 +31,6 @@ STENT_COLOR = "#39ff14"
 MALAPPOSED_COLOR = "#ff2d55"
 APPOSED_COLOR = "#ffffff"
 PNG_LEVEL = 3  # zlib level of the PNGs: on OCT images ~2.5x faster than 6, and no larger
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def choose_frames(

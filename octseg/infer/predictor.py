@@ -19,7 +19,6 @@ net grid, normalisation; see octseg.train.checkpoint). For one pullback:
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -465,10 +464,6 @@ def _main_output(y: Any) -> torch.Tensor:
     if isinstance(y, torch.Tensor) and y.ndim == 5:  # DynUNet deep supervision in train mode
         y = y[:, 0]
     return y
-
-
-def frames_per_second(n: int, seconds: float) -> float:
-    return n / seconds if seconds > 0 else math.inf
 
 
 def save_untrained_checkpoint(

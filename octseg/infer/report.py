@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,20 +19,13 @@ from typing import Any
 import numpy as np
 
 from octseg import __version__, atomic
+from octseg.summary import _num
 
 RISK_TEXT = {
     "arc_gt_270": "arc > 270°",
     "thickness_gt_1mm": "thickness > 1 mm",
     "length_gt_15mm": "length > 15 mm",
 }
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _fmt(v: Any, nd: int = 2, unit: str = "") -> str:
@@ -44,7 +36,7 @@ def _fmt(v: Any, nd: int = 2, unit: str = "") -> str:
 
 
 def _series(frames: Sequence[Mapping[str, Any]], col: str) -> np.ndarray:
-    return np.array([_num(r.get(col)) if _num(r.get(col)) is not None else np.nan for r in frames])
+    return np.array([_num(r.get(col)) for r in frames], dtype=float)  # None -> NaN
 
 
 def longitudinal_png(
@@ -87,22 +79,25 @@ def longitudinal_png(
                 lw=0,
             )
 
+    def mark(ax: Any, x: float, y: float, name: str, color: str, text_color: str) -> None:
+        """A minimum (MLA / MSA): triangle and label."""
+        ax.plot([x], [y], "v", color=color, ms=9)
+        ax.annotate(
+            f"{name} {y:.2f} mm²",
+            (x, y),
+            xytext=(6, -14),
+            textcoords="offset points",
+            color=text_color,
+            fontsize=10,
+            weight="bold",
+        )
+
     ax = axes[0]
     shade(ax)
     ax.plot(pos, lumen, color="#1f77b4", lw=1.4)
     lum = summary.get("lumen") or {}
     if lum.get("mla_frame") is not None and _num(lum.get("mla_mm2")) is not None:
-        x, y = lum["mla_frame"] * fs, float(lum["mla_mm2"])
-        ax.plot([x], [y], "v", color="#d62728", ms=9)
-        ax.annotate(
-            f"MLA {y:.2f} mm²",
-            (x, y),
-            xytext=(6, -14),
-            textcoords="offset points",
-            color="#d62728",
-            fontsize=10,
-            weight="bold",
-        )
+        mark(ax, lum["mla_frame"] * fs, float(lum["mla_mm2"]), "MLA", "#d62728", "#d62728")
     ax.set_ylabel("Lumen area\n(mm²)")
     ax.set_ylim(bottom=0)
 
@@ -135,17 +130,7 @@ def longitudinal_png(
     ax.plot(pos, lumen, color="#1f77b4", lw=1.2, label="lumen area")
     ax.plot(pos, stent, color="#2ca02c", lw=1.6, label="stent area")
     if st and st.get("msa_frame") is not None and _num(st.get("msa_mm2")) is not None:
-        x, y = st["msa_frame"] * fs, float(st["msa_mm2"])
-        ax.plot([x], [y], "v", color="#2ca02c", ms=9)
-        ax.annotate(
-            f"MSA {y:.2f} mm²",
-            (x, y),
-            xytext=(6, -14),
-            textcoords="offset points",
-            color="#1a6e1a",
-            fontsize=10,
-            weight="bold",
-        )
+        mark(ax, st["msa_frame"] * fs, float(st["msa_mm2"]), "MSA", "#2ca02c", "#1a6e1a")
     ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
     ax.set_ylabel("Stent vs lumen\narea (mm²)")
     ax.set_ylim(bottom=0)

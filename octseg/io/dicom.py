@@ -447,13 +447,11 @@ class DicomReader(Reader):
         )  # fmt: skip
         center = None
         if space == "cartesian":
-            block = None
             try:
-                block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
-                cc = block[_CENTER_ELEM].value
+                cc = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)[_CENTER_ELEM].value
                 center = (float(cc[0]), float(cc[1]))
             except (KeyError, IndexError, TypeError, ValueError):
-                center = None
+                pass  # no (or a malformed) private centre: the image centre is used
         lut_ds = ds if photometric == "PALETTE COLOR" else None
         monochrome1 = photometric == "MONOCHROME1"
         scale = float(2**bits_stored - 1)
@@ -526,6 +524,18 @@ def _frame_value(ds: Dataset, frame: int, keyword: str) -> Any:
     return None
 
 
+def _shift_depth(frame: np.ndarray, z: int) -> np.ndarray:
+    """``frame`` with every A-line moved ``z`` samples deeper (negative: shallower), 0-filled."""
+    if not z:
+        return frame
+    moved = np.zeros_like(frame)
+    if z > 0:
+        moved[:, z:] = frame[:, :-z]
+    else:
+        moved[:, :z] = frame[:, -z:]
+    return moved
+
+
 class _Orientation:
     """How stored polar frames map onto octseg's convention (A-line ``i`` at angle
     ``360 * i / H`` degrees, angles increasing clockwise on screen; docs/io.md):
@@ -545,13 +555,7 @@ class _Orientation:
 
     def apply(self, frame: np.ndarray, index: int) -> np.ndarray:
         z = int(self.zshift[index]) if self.zshift.size else 0
-        if z:
-            moved = np.zeros_like(frame)
-            if z > 0:
-                moved[:, z:] = frame[:, :-z]
-            else:
-                moved[:, :z] = frame[:, -z:]
-            frame = moved
+        frame = _shift_depth(frame, z)
         r = int(self.roll[index]) if self.roll.size else 0
         if r:
             frame = np.roll(frame, r, axis=0)
@@ -568,14 +572,7 @@ class _Orientation:
         if r:
             frame = np.roll(frame, -r, axis=0)
         z = int(self.zshift[index]) if self.zshift.size else 0
-        if z:
-            moved = np.zeros_like(frame)
-            if z > 0:
-                moved[:, :-z] = frame[:, z:]
-            else:
-                moved[:, -z:] = frame[:, :z]
-            frame = moved
-        return frame
+        return _shift_depth(frame, -z)
 
     def describe(self) -> dict[str, Any]:
         def compact(a: np.ndarray) -> Any:

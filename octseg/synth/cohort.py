@@ -351,27 +351,12 @@ def write_manual_tables(
         frames += [{"pullback_id": pid, **r} for r in res.frames if r["frame"] in keep]
         struts += [{"pullback_id": pid, **s} for s in res.struts if s["frame"] in keep]
         for les in res.summary["calcium_lesions"]:
-            lesions.append(
-                {
-                    "pullback_id": pid,
-                    "start_frame": les["start_frame"],
-                    "end_frame": les["end_frame"],
-                    "start_mm": les["start_frame"] * frame_spacing_mm,
-                    "end_mm": les["end_frame"] * frame_spacing_mm,
-                    **{
-                        k: les[k]
-                        for k in (
-                            "length_mm",
-                            "max_arc_deg",
-                            "max_thickness_mm",
-                            "min_depth_mm",
-                            "volume_mm3",
-                            "calcium_score",
-                            "kind",
-                        )
-                    },
-                }
-            )
+            row = {
+                "pullback_id": pid,
+                "start_mm": les["start_frame"] * frame_spacing_mm,
+                "end_mm": les["end_frame"] * frame_spacing_mm,
+            }
+            lesions.append({k: row[k] if k in row else les[k] for k in MANUAL_LESION_COLUMNS})
     paths = {
         "frames": root / "manual_frames.csv",
         "lesions": root / "manual_lesions.csv",

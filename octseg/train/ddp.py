@@ -135,14 +135,6 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
-def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src, device=torch.device("cpu"))
-    return box[0]
-
-
 def all_gather_object(obj: Any, info: DistInfo) -> list[Any]:
     """``obj`` of every rank, in rank order (a one-element list without a process group)."""
     if not info.distributed:

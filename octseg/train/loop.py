@@ -138,8 +138,7 @@ def overlay_panels(
     n = 2 * img.shape[-1]
     kw = {"out_size": (n, n), "polar_spacing_mm": spacing, "cart_spacing_mm": spacing}
     ci = polar_to_cartesian(img[None], **kw)[0]
-    cl = polar_to_cartesian(lab[None], mode="nearest", **kw)[0]
-    cp = polar_to_cartesian(prd[None], mode="nearest", **kw)[0]
+    cl, cp = polar_to_cartesian(torch.stack([lab, prd]), mode="nearest", **kw)
     cart = np.concatenate(
         [
             overlay(ci.numpy(), torch.zeros_like(cl).numpy()),
