@@ -327,6 +327,17 @@ def build_real_dataset(
     return split
 
 
+def _lumen_area(labels: np.ndarray, px: float) -> float:
+    """Area inside the lumen contour of one polar label map; 0 where there is no lumen at all
+    (a prediction may miss it: that is a measurement of 0, not an error)."""
+    from octseg.classes import LUMEN, STRUT
+    from octseg.hybrid.insert import lumen_geometry
+
+    if not np.isin(labels, (LUMEN, STRUT)).any():
+        return 0.0
+    return lumen_geometry(labels, px).area_mm2
+
+
 def evaluate_lumen(
     checkpoint: str | Path,
     root: str | Path,
@@ -344,7 +355,6 @@ def evaluate_lumen(
     """
     from octseg.evaluate.stats import continuous_agreement
     from octseg.hybrid.cohort import label_outline
-    from octseg.hybrid.insert import lumen_geometry
     from octseg.infer.predictor import Predictor
     from octseg.io import read_pullback
     from octseg.labels import load_labels
@@ -366,8 +376,8 @@ def evaluate_lumen(
         dice += dd
         px = ps / cart_ps  # polar samples -> Cartesian pixels
         for t, f in enumerate(lf.frames):
-            a_auto.append(lumen_geometry(lab[f], px).area_mm2)
-            a_ref.append(lumen_geometry(lf.labels[t], px).area_mm2)
+            a_auto.append(_lumen_area(lab[f], px))
+            a_ref.append(_lumen_area(lf.labels[t], px))
         per[pid] = {
             "n": len(dd),
             "dice_mean": float(np.mean(dd)),

@@ -1,0 +1,157 @@
+"""octseg.hybrid.cohort.evaluate_hybrid with stand-in networks whose right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import octseg.train.checkpoint as ckpt
+from octseg.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.hybrid import cohort
+from octseg.hybrid.insert import polar_xy
+from octseg.infer.predictor import save_untrained_checkpoint
+from octseg.measurements import read_csv
+
+PS, FS = 0.01, 0.2
+A, R = 360, 220
+N = 8
+CART = 300
+TINY_MODEL = {
+    "net": {
+        "_target_": "monai.networks.nets.UNet",
+        "spatial_dims": 2,
+        "channels": [4, 8],
+        "strides": [2],
+        "num_res_units": 0,
+        "norm": "batch",
+    },
+    "pad_alines": 4,
+    "multiple": 2,
+}
+
+
+class Oracle(torch.nn.Module):
+    """Reads the class from the grey value (class / 4) of the centre frame; ``drop`` lists classes
+    it never predicts (struts become lumen, other classes background)."""
+
+    def __init__(self, drop: tuple[int, ...] = ()):
+        super().__init__()
+        self.drop = drop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cls = torch.round(x[:, x.shape[1] // 2] * 4).clamp(0, 4).long()
+        for c in self.drop:
+            cls = torch.where(cls == c, LUMEN if c == STRUT else 0, cls)
+        return 20.0 * torch.nn.functional.one_hot(cls, 5).permute(0, 3, 1, 2).float()
+
+
+def stand_in(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Polar frames with a dark lumen (class 1), decaying tissue and a guidewire shadow."""
+    rng = np.random.default_rng(seed)
+    yy, xx = polar_xy(A, R, PS)
+    d = np.hypot(yy - 0.15, xx + 0.1)
+    lum = d <= 0.9
+    img = np.where(lum, 0.04, 0.75 * np.exp(-np.clip(d - 0.9, 0, None) / 0.7))
+    img = img * rng.gamma(4.0, 0.25, (N, A, R))
+    img[:, 40:62] *= np.where(lum[40:62], 1.0, 0.1)
+    lab = np.repeat((lum * LUMEN).astype(np.uint8)[None], N, axis=0)
+    return np.clip(img, 0, 1).astype(np.float32), lab
+
+
+@pytest.fixture(scope="module")
+def cohort_dir(tmp_path_factory):
+    """Two hybrid pullbacks whose images encode their labels (grey = class / 4)."""
+    root = tmp_path_factory.mktemp("hybrid")
+    val = root / "val"
+    for i, pid in enumerate(["h1", "h2"]):
+        img, lab = stand_in(seed=i)
+        lesion = cohort.CalciumLesion(1, 7, 250.0 - 40 * i, 140.0, 0.12, 0.45)
+        stent = cohort.Stent(
+            2,
+            8,
+            n_struts=8,
+            mal_center_deg=200.0,
+            mal_arc_deg=120.0,
+            mal_start=3,
+            mal_stop=7,
+            malapposition_mm=0.3,
+        )
+        _, new_lab, rows, struts = cohort.make_hybrid(
+            img, lab, PS, [lesion], stent, np.random.default_rng(i), frame_spacing_mm=FS
+        )
+        cohort.write_pullback(val / pid, new_lab / 4.0, new_lab, PS, FS, rows, struts, {"i": i})
+    (val / "not-a-pullback").mkdir()  # no labels.npz: ignored
+    ck = save_untrained_checkpoint(
+        root / "untrained.pt",
+        model_cfg=TINY_MODEL,
+        net_grid={"n_alines": A, "n_samples": R, "spacing_mm": PS},
+    )
+    return val, ck
+
+
+def with_stand_in(monkeypatch, net):
+    """The checkpoint's meta with ``net`` in place of its network."""
+    real = ckpt.load_checkpoint
+
+    def load(path, map_location="cpu"):
+        _, meta = real(path, map_location=map_location)
+        return net.eval(), meta
+
+    monkeypatch.setattr(ckpt, "load_checkpoint", load)
+
+
+def truth_counts(val):
+    """Number of true struts, and of frames holding each class, over the cohort."""
+    from octseg.labels import load_labels
+
+    n_struts, frames = 0, {c: 0 for c in (LUMEN, CALCIUM, STRUT, GUIDEWIRE)}
+    for pid in ("h1", "h2"):
+        n_struts += len(read_csv(val / pid / "truth" / "struts.csv"))
+        lab = load_labels(val / pid / "labels.npz").labels
+        for c in frames:
+            frames[c] += int((lab == c).any(axis=(1, 2)).sum())
+    return n_struts, frames
+
+
+def test_oracle_finds_every_strut_with_dice_one(cohort_dir, monkeypatch):
+    val, ck = cohort_dir
+    with_stand_in(monkeypatch, Oracle())
+    res = cohort.evaluate_hybrid(ck, val, cart_size=CART)
+    n_struts, frames = truth_counts(val)
+    assert res["pullbacks"] == ["h1", "h2"]
+    assert n_struts > 2 * 6 * 4  # up to 8 struts on frames 2..7 (none in the guidewire shadow)
+    s = res["struts"]
+    assert s["counts"] == {"tp": n_struts, "fp": 0, "fn": 0}
+    assert s["f1"] == 1.0 and s["precision"]["value"] == 1.0 and s["recall"]["value"] == 1.0
+    assert s["tolerance_mm"] == 0.1
+    assert set(res["dice"]) == {"lumen", "calcium", "strut", "guidewire"}
+    for name, c in (("lumen", LUMEN), ("calcium", CALCIUM), ("strut", STRUT)):
+        assert res["dice"][name] == {"mean": 1.0, "n_frames": frames[c]}, name
+    assert res["dice"]["calcium"]["n_frames"] == 2 * 6  # calcium on frames 1..6
+    assert res["dice"]["lumen"]["n_frames"] == 2 * N
+    # measured on perfect labels, the calcium and malapposition values match the truth
+    arc = res["calcium_arc_deg"]
+    assert arc["n"] == 2 * 6 and abs(arc["bias"]) < 2.0
+    assert abs(res["calcium_max_thickness_mm"]["bias"]) < 2 * PS
+    mal = res["malapposition_distance_mm"]
+    assert mal["n"] == n_struts and abs(mal["bias"]) < 2 * PS
+
+
+def test_missing_struts_and_calcium_are_counted(cohort_dir, monkeypatch):
+    val, ck = cohort_dir
+    with_stand_in(monkeypatch, Oracle(drop=(STRUT, CALCIUM)))
+    res = cohort.evaluate_hybrid(ck, val, cart_size=CART, tolerance_mm=0.05)
+    n_struts, frames = truth_counts(val)
+    s = res["struts"]
+    assert s["counts"] == {"tp": 0, "fp": 0, "fn": n_struts}
+    assert s["recall"]["value"] == 0.0 and s["f1"] == 0.0 and s["tolerance_mm"] == 0.05
+    # frames with the class in the truth still count, with Dice 0
+    assert res["dice"]["strut"] == {"mean": 0.0, "n_frames": frames[STRUT]}
+    assert res["dice"]["calcium"] == {"mean": 0.0, "n_frames": frames[CALCIUM]}
+    assert res["dice"]["lumen"]["mean"] < 1.0  # strut pixels became lumen
+    assert res["malapposition_distance_mm"]["n"] == 0
+    # missed calcium is measured as 0 on the frames with true calcium: arc bias = -mean truth
+    arc = res["calcium_arc_deg"]
+    assert arc["n"] == 2 * 6 and arc["mean_auto"] == 0.0
+    assert arc["bias"] == pytest.approx(-arc["mean_manual"])
