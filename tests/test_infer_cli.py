@@ -214,7 +214,6 @@ def test_kill_minus_9_then_resume(tmp_path, ckpt):
         assert not list(d.glob(".tmp-*")) and not list(d.glob("overlays/.tmp-*"))
 
 
-@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path, ckpt):
     inp = _cohort(tmp_path / "in", n=4, frames=4, corrupt=True)
     out = tmp_path / "out"
