@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_helpers import TINY_MODEL, with_stand_in
 
-import octseg.train.checkpoint as ckpt
 from octseg.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.hybrid import cohort
 from octseg.hybrid.insert import polar_xy
@@ -17,18 +17,6 @@ PS, FS = 0.01, 0.2
 A, R = 360, 220
 N = 8
 CART = 300
-TINY_MODEL = {
-    "net": {
-        "_target_": "monai.networks.nets.UNet",
-        "spatial_dims": 2,
-        "channels": [4, 8],
-        "strides": [2],
-        "num_res_units": 0,
-        "norm": "batch",
-    },
-    "pad_alines": 4,
-    "multiple": 2,
-}
 
 
 class Oracle(torch.nn.Module):
@@ -88,17 +76,6 @@ def cohort_dir(tmp_path_factory):
         net_grid={"n_alines": A, "n_samples": R, "spacing_mm": PS},
     )
     return val, ck
-
-
-def with_stand_in(monkeypatch, net):
-    """The checkpoint's meta with ``net`` in place of its network."""
-    real = ckpt.load_checkpoint
-
-    def load(path, map_location="cpu"):
-        _, meta = real(path, map_location=map_location)
-        return net.eval(), meta
-
-    monkeypatch.setattr(ckpt, "load_checkpoint", load)
 
 
 def truth_counts(val):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_group
+from model_helpers import TINY_MODEL
 
 from octseg import atomic
 from octseg.infer.predictor import save_untrained_checkpoint
@@ -22,18 +23,6 @@ from octseg.measurements import FRAME_COLUMNS, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.05}
-TINY_MODEL = {
-    "net": {
-        "_target_": "monai.networks.nets.UNet",
-        "spatial_dims": 2,
-        "channels": [4, 8],
-        "strides": [2],
-        "num_res_units": 0,
-        "norm": "batch",
-    },
-    "pad_alines": 4,
-    "multiple": 2,
-}
 
 
 def _cohort(

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from model_helpers import TINY_MODEL
 
 from octseg import atomic
 from octseg.errors import InputError
@@ -17,18 +18,6 @@ from octseg.infer.inputs import discover
 from octseg.infer.predictor import Predictor, save_untrained_checkpoint, tta_transforms
 
 GRID = {"n_alines": 128, "n_samples": 96, "spacing_mm": 0.03}
-TINY_MODEL = {
-    "net": {
-        "_target_": "monai.networks.nets.UNet",
-        "spatial_dims": 2,
-        "channels": [4, 8],
-        "strides": [2],
-        "num_res_units": 0,
-        "norm": "batch",
-    },
-    "pad_alines": 4,
-    "multiple": 2,
-}
 
 
 class Oracle(torch.nn.Module):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_helpers import TINY_MODEL, with_stand_in
 
-import octseg.train.checkpoint as ckpt
 from octseg import atomic
 from octseg.classes import LUMEN
 from octseg.hybrid.insert import polar_xy
@@ -16,18 +16,6 @@ from octseg.realdata import evaluate_lumen
 
 A, R, PS, FS = 64, 48, 0.03, 0.2
 CART = 96
-TINY_MODEL = {
-    "net": {
-        "_target_": "monai.networks.nets.UNet",
-        "spatial_dims": 2,
-        "channels": [4, 8],
-        "strides": [2],
-        "num_res_units": 0,
-        "norm": "batch",
-    },
-    "pad_alines": 4,
-    "multiple": 2,
-}
 
 
 class Oracle(torch.nn.Module):
@@ -98,17 +86,6 @@ def dataset(tmp_path_factory):
         net_grid={"n_alines": A, "n_samples": R, "spacing_mm": PS},
     )
     return root, ck
-
-
-def with_stand_in(monkeypatch, net):
-    """The checkpoint's meta with ``net`` in place of its network."""
-    real = ckpt.load_checkpoint
-
-    def load(path, map_location="cpu"):
-        _, meta = real(path, map_location=map_location)
-        return net.eval(), meta
-
-    monkeypatch.setattr(ckpt, "load_checkpoint", load)
 
 
 def test_oracle_gives_dice_one_and_no_area_bias(dataset, monkeypatch):
