@@ -13,6 +13,15 @@ Both figures use the same frames and the same predictor:
 * **end to end**: ``run_inference`` on the files: reading, resampling, the model, mapping back to
   the input space, geometry, labels / tables / overlays / HTML report, done markers.
 
+**Simulated accelerator** (``--simulate-device model 1000 0``, no GPU needed): on a CPU-only machine
+the model and the rest of the pipeline share the same cores, so the end-to-end/model-only ratio says
+more about the core count than about the pipeline. A stand-in predictor then replays the real
+network's outputs (computed beforehand for every batch) and, per batch, waits ``batch / FPS``
+seconds without using the CPU, as the host thread does while a GPU computes. ``model`` means the
+model-only figure just measured, ``0`` no wait at all (how fast the host side alone can go). The
+ratio is then end to end / FPS: whether reading, mapping back, geometry and writing keep a device of
+that speed busy on this machine's cores. It is a model of a GPU run, not a GPU measurement.
+
 Without ``--checkpoint`` a randomly initialised network of the default architecture
 (configs/model/unet.yaml, default net grid) is used: speed does not depend on the weights, but the
 geometry then works on noise-like masks, which is slower than on real ones. Without ``--input`` a
@@ -59,9 +68,62 @@ def _synthetic_input(folder: Path, frames: int, copies: int, seed: int = 0) -> P
     return folder
 
 
+def _replay_predictor_class():
+    from octseg.infer.predictor import Predictor, _argmax_channels
+
+    class ReplayPredictor(Predictor):
+        """Accelerator stand-in: the network's outputs for every batch, computed beforehand
+        (:meth:`record`), come back as one-hot probabilities after ``batch / device_fps`` seconds
+        of sleeping (no CPU used, like a host thread waiting for a GPU)."""
+
+        device_fps: float = 0.0
+
+        @staticmethod
+        def _key(x: torch.Tensor) -> tuple:
+            x = x.double()
+            return (
+                tuple(x.shape),
+                round(float(x.sum()), 4),
+                round(float(x[..., ::5, ::7].sum()), 4),
+            )
+
+        def record(self, grid: torch.Tensor) -> None:
+            store = self.__dict__.setdefault("_replay", {})
+            for start in range(0, grid.shape[0], self.batch_size):
+                x = self._inputs(grid, start, min(grid.shape[0], start + self.batch_size))
+                store[self._key(x)] = _argmax_channels(super().probabilities(x)).to(torch.uint8)
+
+        def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+            try:
+                lab = self._replay[self._key(x)]
+            except KeyError:
+                raise RuntimeError("replay: a batch that was not recorded") from None
+            if self.device_fps > 0:
+                time.sleep(x.shape[0] / self.device_fps)
+            oh = torch.nn.functional.one_hot(lab.long(), len(self.classes))
+            return oh.permute(0, 3, 1, 2).float()
+
+    return ReplayPredictor
+
+
+def _run_e2e(predictor, settings_kw: dict, inp: Path, out: Path) -> tuple[dict, float, dict]:
+    """One end-to-end run into a fresh ``out``: (result, seconds, stage seconds summed)."""
+    from octseg.infer.pipeline import InferSettings, run_inference
+
+    if out.exists():
+        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    res = run_inference(InferSettings(input=str(inp), output=str(out), **settings_kw), predictor)
+    e2e_s = time.perf_counter() - t0
+    stage: dict[str, float] = {}
+    for rec in res["manifest"]["pullbacks"].values():
+        for k, v in (rec.get("timing") or {}).items():
+            stage[k] = stage.get(k, 0.0) + v
+    return res, e2e_s, stage
+
+
 def main(argv: list[str] | None = None) -> int:
     from octseg.infer.inputs import discover
-    from octseg.infer.pipeline import InferSettings, run_inference
     from octseg.infer.predictor import Predictor, save_untrained_checkpoint
     from octseg.io import read_pullback
 
@@ -86,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--tta", action="store_true", help="TTA: 4 rolls x flip (8 passes)")
     ap.add_argument("--writers", type=int, default=2)
+    ap.add_argument("--readers", default="auto")
+    ap.add_argument(
+        "--simulate-device",
+        nargs="*",
+        default=[],
+        metavar="FPS",
+        help="also run with an accelerator stand-in of these speeds (frames/s; 'model': the "
+        "model-only figure measured; 0: no wait) - see the module docstring",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument(
@@ -123,40 +194,27 @@ def main(argv: list[str] | None = None) -> int:
         model_fps = n / model_s
 
         out = args.keep or (work / "out")
-        if out.exists():
-            shutil.rmtree(out)
-        settings = InferSettings(
+        pass_on = (
+            "device",
+            "batch_size",
+            "amp",
+            "channels_last",
+            "compile",
+            "tta_rolls",
+            "tta_flip",
+        )
+        settings_kw = dict(
             checkpoint=str(ckpt),
-            input=str(inp),
-            output=str(out),
             writers=args.writers,
+            readers=args.readers,
             progress=False,
             **spacing,
-            **{
-                k: v
-                for k, v in kw.items()
-                if k
-                in (
-                    "device",
-                    "batch_size",
-                    "amp",
-                    "channels_last",
-                    "compile",
-                    "tta_rolls",
-                    "tta_flip",
-                )
-            },
+            **{k: v for k, v in kw.items() if k in pass_on},
         )
-        t0 = time.perf_counter()
-        res = run_inference(settings, predictor=predictor)
-        e2e_s = time.perf_counter() - t0
+        res, e2e_s, stage = _run_e2e(predictor, settings_kw, inp, out)
         frames = res["frames"]
         e2e_fps = frames / e2e_s
         per_pb = res["manifest"]["pullbacks"]
-        stage = {}
-        for rec in per_pb.values():
-            for k, v in (rec.get("timing") or {}).items():
-                stage[k] = stage.get(k, 0.0) + v
         result = {
             "device": str(predictor.device),
             "torch_threads": torch.get_num_threads(),
@@ -187,6 +245,27 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         }
+        if args.simulate_device:
+            replay = _replay_predictor_class().from_checkpoint(ckpt, **kw)
+            for task in discover(inp):  # the real network's outputs for every batch, once
+                replay.record(replay.to_grid(read_pullback(task.path, **spacing)))
+            sims = []
+            for want in args.simulate_device:
+                fps = model_fps if want == "model" else float(want)
+                replay.device_fps = fps
+                r, sec, st = _run_e2e(replay, settings_kw, inp, work / "sim")
+                sim_fps = r["frames"] / sec
+                sims.append(
+                    {
+                        "device_frames_per_s": round(fps, 2) if fps > 0 else "no wait",
+                        "end_to_end_s": round(sec, 2),
+                        "end_to_end_frames_per_s": round(sim_fps, 2),
+                        "ratio": round(sim_fps / fps, 3) if fps > 0 else None,
+                        "wait_read_s": round(st.get("wait_read_s", 0.0), 2),
+                        "failed": r["n_failed"],
+                    }
+                )
+            result["simulated_device"] = sims
         print(json.dumps(result, indent=2))
         n_pb = max(1, len(per_pb))
         print(f"stage seconds (summed over {n_pb} pullback(s); writer stages overlap the model):")
@@ -197,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
             f"({100 * e2e_fps / model_fps:.0f}% of model only; target >= 80%) | "
             f"270 frames in {270 / e2e_fps:.1f} s on {predictor.device}"
         )
+        for sim in result.get("simulated_device", []):
+            dev = sim["device_frames_per_s"]
+            print(
+                f"simulated device at {dev} frames/s: end to end "
+                f"{sim['end_to_end_frames_per_s']:.1f} frames/s"
+                + (f" ({100 * sim['ratio']:.0f}% of the device)" if sim["ratio"] else "")
+            )
         if args.json:
             out_obj: dict = result
             if args.label:

@@ -60,6 +60,7 @@ class InferSettings:
     report: bool = True
     dicom_seg: bool = True
     writers: int = 2
+    readers: Any = "auto"
     prefetch: int = 2
     read_chunk: int = 32
     geometry_device: str = "auto"
@@ -353,11 +354,31 @@ def finish_pullback(
 
 
 # ------------------------------------------------------------------------------ the run
-class _Reader(threading.Thread):
-    """Opens pullbacks and puts them, on the net grid, on a bounded queue."""
+def n_readers(settings: InferSettings, device: Any) -> int:
+    """Reader threads: ``settings.readers``, or ``auto``: 1 on the CPU (the model needs the
+    cores), else a quarter of the cores up to 4 (decoding releases the GIL: zlib, JPEG, PNG)."""
+    r = settings.readers
+    if r in (None, "", "auto"):
+        if getattr(device, "type", str(device)) == "cpu":
+            return 1
+        return max(1, min(4, (os.cpu_count() or 1) // 4))
+    try:
+        n = int(r)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise InputError(None, f"readers must be 'auto' or an integer >= 1, got {r!r}")
+    return n
 
-    def __init__(self, tasks, out_root, predictor, settings, fp):
-        super().__init__(daemon=True, name="octseg-reader")
+
+class _Reader:
+    """Reader threads: each opens the next pullback, hands it to the model at once as a
+    :class:`~octseg.infer.predictor.GridStream`, then fills that stream chunk by chunk (decoding
+    and resampling onto the net grid), so the model starts on the first frames while the rest are
+    decoded. At most ``prefetch + 1`` pullbacks are open at a time (the main thread releases a slot
+    when it has segmented one); each thread puts ``None`` on the queue when it runs out of work."""
+
+    def __init__(self, tasks, out_root, predictor, settings, fp, n_threads: int = 1):
         self.tasks, self.out_root, self.predictor, self.s, self.fp = (
             tasks,
             out_root,
@@ -365,48 +386,77 @@ class _Reader(threading.Thread):
             settings,
             fp,
         )
-        self.q: queue.Queue = queue.Queue(maxsize=max(1, settings.prefetch))
+        self.q: queue.Queue = queue.Queue()
+        self.slots = threading.BoundedSemaphore(max(1, settings.prefetch) + 1)
         self.stop = threading.Event()
+        self.n_threads = max(1, int(n_threads))
+        self._next = iter(tasks)
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, daemon=True, name=f"octseg-reader-{i}")
+            for i in range(self.n_threads)
+        ]
 
-    def put(self, item: Any) -> None:
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def _take(self) -> Task | None:
+        with self._lock:
+            return next(self._next, None)
+
+    def _acquire(self) -> bool:
         while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+            if self.slots.acquire(timeout=0.2):
+                return True
+        return False
 
-    def run(self) -> None:
+    def release(self) -> None:
+        """A pullback handed over as ``ok`` is finished with (segmented or failed)."""
+        self.slots.release()
+
+    def _run(self) -> None:
         from octseg.io import read_pullback
 
-        for task in self.tasks:
-            if self.stop.is_set():
-                break
-            done = None
-            if self.s.resume:
-                ident = mf.source_identity(task.path, anonymous=self.s.anonymize_ids)
-                if ident is not None:
-                    done = mf.is_done(self.out_root / task.id, self.fp, ident)
-            if done is not None:
-                self.put(("skip", task, done))
-                continue
-            t0 = time.perf_counter()
-            try:
-                pb = read_pullback(
-                    task.path,
-                    pixel_spacing_mm=self.s.pixel_spacing_mm,
-                    frame_spacing_mm=self.s.frame_spacing_mm,
-                    format=self.s.format,
-                )
-                if pb.n_frames < 1:
-                    raise InputError(task.path, "pullback has no frames")
-                grid = self.predictor.to_grid(pb, chunk=self.s.read_chunk)
-            except Exception as exc:  # one bad pullback never stops the run
-                err = _scrub(_one_line(exc, task), task, self.s.anonymize_ids)
-                self.put(("fail", task, {"error": err, "stage": "read"}))
-                continue
-            self.put(("ok", task, (pb, grid, time.perf_counter() - t0)))
-        self.put(None)
+        try:
+            while not self.stop.is_set():
+                task = self._take()
+                if task is None:
+                    break
+                done = None
+                if self.s.resume:
+                    ident = mf.source_identity(task.path, anonymous=self.s.anonymize_ids)
+                    if ident is not None:
+                        done = mf.is_done(self.out_root / task.id, self.fp, ident)
+                if done is not None:
+                    self.q.put(("skip", task, done))
+                    continue
+                if not self._acquire():
+                    break
+                t0 = time.perf_counter()
+                try:
+                    pb = read_pullback(
+                        task.path,
+                        pixel_spacing_mm=self.s.pixel_spacing_mm,
+                        frame_spacing_mm=self.s.frame_spacing_mm,
+                        format=self.s.format,
+                    )
+                    if pb.n_frames < 1:
+                        raise InputError(task.path, "pullback has no frames")
+                    self.predictor.prepare(pb)
+                    stream = self.predictor.stream(pb)
+                except Exception as exc:  # one bad pullback never stops the run
+                    self.release()
+                    err = _scrub(_one_line(exc, task), task, self.s.anonymize_ids)
+                    self.q.put(("fail", task, {"error": err, "stage": "read"}))
+                    continue
+                self.q.put(("ok", task, (pb, stream, t0)))
+                try:
+                    self.predictor.to_grid(pb, chunk=self.s.read_chunk, out=stream)
+                except Exception as exc:  # raised in the consumer by stream.wait()
+                    stream.fail(exc)
+        finally:
+            self.q.put(None)
 
 
 def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, Any]:
@@ -490,7 +540,7 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                 overall.update(1)
 
         t_start = time.perf_counter()
-        reader = _Reader(mine, out_root, predictor, settings, fp)
+        reader = _Reader(mine, out_root, predictor, settings, fp, n_readers(settings, device))
         reader.start()
         pool = ThreadPoolExecutor(
             max_workers=max(1, settings.writers), thread_name_prefix="octseg-writer"
@@ -500,10 +550,12 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
         slots = threading.BoundedSemaphore(max(1, settings.writers) + 1)
         futures: list[Future] = []
         try:
-            while True:
+            ended = 0
+            while ended < reader.n_threads:
                 item = reader.q.get()
                 if item is None:
-                    break
+                    ended += 1
+                    continue
                 kind, task, payload = item
                 if kind == "skip":
                     record(
@@ -520,11 +572,9 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                 if kind == "fail":
                     record(task, {"status": "failed", **payload})
                     continue
-                pb, grid, read_s = payload
+                pb, stream, t_read = payload
                 out_dir = out_root / task.id
-                mf.clean_pullback_dir(out_dir)
-                out_dir.mkdir(parents=True, exist_ok=True)
-                timings: dict[str, float] = {"read_s": read_s}
+                timings: dict[str, float] = {}
                 bar = tqdm(
                     total=pb.n_frames,
                     desc=task.id[:24],
@@ -536,30 +586,34 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                 )
                 t0 = time.perf_counter()
                 try:
-                    labels = predictor.segment(grid, pb, progress=bar.update, timings=timings)
+                    mf.clean_pullback_dir(out_dir)
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    labels = predictor.segment(stream, pb, progress=bar.update, timings=timings)
                 except Exception as exc:
-                    bar.close()
+                    stage = "read" if stream.error is not None else "segment"
                     record(
-                        task,
-                        {"status": "failed", "stage": "segment", "error": _one_line(exc, task)},
+                        task, {"status": "failed", "stage": stage, "error": _one_line(exc, task)}
                     )
                     continue
-                bar.close()
+                finally:
+                    bar.close()
+                    reader.release()
+                # reading overlaps the model: read_s runs from opening the file to its last frame
+                timings["read_s"] = stream.t_complete - t_read
                 timings["segment_s"] = time.perf_counter() - t0
                 with lock:
                     stats["model_s"] += timings.get("model_s", 0.0)
-                del grid
+                del stream
                 slots.acquire()
 
-                def job(task=task, out_dir=out_dir, pb=pb, labels=labels, timings=timings):
-                    t_job = time.perf_counter()
+                def job(
+                    task=task, out_dir=out_dir, pb=pb, labels=labels, timings=timings, t0=t_read
+                ):
                     try:
                         res = finish_pullback(
                             task, out_dir, pb, labels, settings, geometry, model_info, fp, timings
                         )
-                        timings["total_s"] = (
-                            timings["read_s"] + timings["segment_s"] + time.perf_counter() - t_job
-                        )
+                        timings["total_s"] = time.perf_counter() - t0  # opening -> done.json
                         with lock:
                             stats["frames"] += int(labels.shape[0])
                         record(

@@ -159,21 +159,37 @@ class Predictor:
 
     # ------------------------------------------------------------------ per pullback
     def to_grid(
-        self, pullback: Any, chunk: int = 32, device: str | torch.device | None = None
+        self,
+        pullback: Any,
+        chunk: int = 32,
+        device: str | torch.device | None = None,
+        out: GridStream | None = None,
     ) -> torch.Tensor:
         """All frames of ``pullback`` on the net grid: float16 ``(F, A', R')`` in [0, 1].
 
         Resampled on ``device`` (default: the model's) and kept there, so the network's inputs
         need no host-to-device copy per batch (one copy of the raw frames per pullback).
+        With ``out`` (a :class:`GridStream`), the frames are written into its tensor and published
+        chunk by chunk, so that :meth:`segment` can start on the first frames while the rest are
+        still being decoded.
 
         Fast path (same result, bit for bit): when the pullback's loader can decode only chosen
         pixels (``loader.sampled(start, stop, mask)``, octseg.io.stack / npzimage), only the
         pixels the net-grid interpolation reads (:meth:`footprint`) are converted to grey and
         copied; the others stay 0, which the interpolation never reads."""
-        device = self.device if device is None else torch.device(device)
         g = self.net_grid
         n = pullback.n_frames
-        out = torch.empty((n, g["n_alines"], g["n_samples"]), dtype=torch.float16, device=device)
+        if out is None:
+            device = self.device if device is None else torch.device(device)
+            grid = torch.empty(
+                (n, g["n_alines"], g["n_samples"]), dtype=torch.float16, device=device
+            )
+            publish = None
+        else:
+            grid, publish = out.tensor, out.publish
+            device = grid.device
+            if tuple(grid.shape) != (n, g["n_alines"], g["n_samples"]):
+                raise ValueError(f"stream tensor {tuple(grid.shape)} does not fit {n} frames")
         sampled = getattr(getattr(pullback, "loader", None), "sampled", None)
         fp = self.footprint(pullback, device) if callable(sampled) else None
         if fp is None:
@@ -182,8 +198,11 @@ class Predictor:
                 if device.type == "cuda":
                     x = x.pin_memory()
                 x = x.to(device, non_blocking=True)
-                out[start : start + len(block)] = self._sample_grid(x, pullback).to(torch.float16)
-            return out
+                stop = start + len(block)
+                grid[start:stop] = self._sample_grid(x, pullback).to(torch.float16)
+                if publish is not None:
+                    publish(stop)
+            return grid
         mask, idx = fp
         h, w = pullback.height, pullback.width
         buf = torch.zeros((min(chunk, n), h * w), dtype=torch.float32, device=device)
@@ -202,8 +221,22 @@ class Predictor:
             b = buf[: stop - start]
             b.index_copy_(1, idx, v.to(device, non_blocking=True))
             y = self._sample_grid(b.view(stop - start, h, w), pullback)
-            out[start:stop] = y.to(torch.float16)
-        return out
+            grid[start:stop] = y.to(torch.float16)
+            if publish is not None:
+                publish(stop)
+        return grid
+
+    def stream(self, pullback: Any, device: str | torch.device | None = None) -> GridStream:
+        """An empty :class:`GridStream` for ``pullback``, to be filled by :meth:`to_grid`."""
+        device = self.device if device is None else torch.device(device)
+        g = self.net_grid
+        return GridStream(
+            torch.empty(
+                (pullback.n_frames, g["n_alines"], g["n_samples"]),
+                dtype=torch.float16,
+                device=device,
+            )
+        )
 
     def _sample_grid(self, x: torch.Tensor, pullback: Any) -> torch.Tensor:
         """Frames ``(B, H, W)`` of ``pullback``'s space -> the net grid (bilinear)."""
@@ -296,6 +329,12 @@ class Predictor:
         cache[key] = idx
         return idx
 
+    def prepare(self, pullback: Any) -> None:
+        """Build the cached per-geometry tables (the label back-mapping) ahead of
+        :meth:`segment`, e.g. on the reader thread while the model works on another pullback."""
+        if self.resample == "labels":
+            self.back_index(pullback)
+
     def _inputs(self, grid: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """(B, k, A', R') network input for frames start..stop-1, context ends replicated."""
         h = self.k // 2
@@ -369,15 +408,22 @@ class Predictor:
 
     def segment(
         self,
-        grid: torch.Tensor,
+        grid: torch.Tensor | GridStream,
         pullback: Any,
         progress: Callable[[int], None] | None = None,
         timings: dict[str, float] | None = None,
     ) -> np.ndarray:
         """Label maps ``(F, H, W)`` uint8 for every frame, in the input's space and grid.
 
+        ``grid``: the frames on the net grid (:meth:`to_grid`), or a :class:`GridStream` still
+        being filled by another thread: each batch then waits only for the frames it needs (its
+        own and ``context_frames // 2`` beyond), and a reading error raised there stops it.
+
         On CUDA the labels come back through two pinned host buffers with non-blocking copies:
         batch ``i`` is copied while batch ``i + 1`` is computed."""
+        stream = grid if isinstance(grid, GridStream) else None
+        if stream is not None:
+            grid = stream.tensor
         n = grid.shape[0]
         labels = np.empty((n, pullback.height, pullback.width), dtype=np.uint8)
         grid = grid.to(self.device)  # no-op when to_grid already put it there
@@ -393,9 +439,13 @@ class Predictor:
             event.synchronize()
             labels[a:b] = host[: b - a].numpy()
 
-        t_model = t_back = 0.0
+        t_model = t_back = t_wait = 0.0
         for i, start in enumerate(range(0, n, self.batch_size)):
             stop = min(n, start + self.batch_size)
+            if stream is not None:
+                t_w = time.perf_counter()
+                stream.wait(min(n, stop + self.k // 2))
+                t_wait += time.perf_counter() - t_w
             t0 = time.perf_counter()
             probs = self.probabilities(self._inputs(grid, start, stop))
             t1 = time.perf_counter()
@@ -420,6 +470,8 @@ class Predictor:
         if timings is not None:
             timings["model_s"] = timings.get("model_s", 0.0) + t_model
             timings["to_input_space_s"] = timings.get("to_input_space_s", 0.0) + t_back
+            if stream is not None:
+                timings["wait_read_s"] = timings.get("wait_read_s", 0.0) + t_wait
         return labels
 
     def model_only(self, grid: torch.Tensor) -> int:
@@ -447,6 +499,52 @@ class Predictor:
             "tta": [list(t) for t in self.tta],
             "resample": self.resample,
         }
+
+
+class GridStream:
+    """The frames of one pullback on the net grid, published chunk by chunk by a reader thread.
+
+    ``tensor`` is allocated whole up front (the frame count is known once the file is opened);
+    the reader writes frames in order and calls :meth:`publish` (frames ``0..stop-1`` ready) or
+    :meth:`fail`; the consumer calls :meth:`wait` before it uses frames, which raises the
+    reader's error, if any."""
+
+    def __init__(self, tensor: torch.Tensor):
+        import threading
+
+        self.tensor = tensor
+        self.ready = 0
+        self.error: BaseException | None = None
+        self.t_complete = float("nan")  # time.perf_counter() when the last frame was published
+        self._cond = threading.Condition()
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.tensor.shape[0])
+
+    def publish(self, stop: int) -> None:
+        with self._cond:
+            self.ready = max(self.ready, int(stop))
+            if self.ready >= self.n_frames and self.t_complete != self.t_complete:
+                self.t_complete = time.perf_counter()
+            self._cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cond:
+            self.error = exc
+            self._cond.notify_all()
+
+    def wait(self, stop: int, timeout: float | None = None) -> None:
+        """Block until frames ``0..stop-1`` are ready; raise the reader's error instead."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.error is None and self.ready < stop:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"frames up to {stop} not ready after {timeout} s")
+                self._cond.wait(0.5 if left is None else min(0.5, left))
+            if self.error is not None:
+                raise self.error
 
 
 def _argmax_channels(p: torch.Tensor) -> torch.Tensor:
