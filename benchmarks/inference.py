@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tta", action="store_true", help="TTA: 4 rolls x flip (8 passes)")
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--readers", default="auto")
+    ap.add_argument("--render-processes", default="auto")
     ap.add_argument(
         "--simulate-device",
         nargs="*",
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=str(ckpt),
             writers=args.writers,
             readers=args.readers,
+            render_processes=args.render_processes,
             progress=False,
             **spacing,
             **{k: v for k, v in kw.items() if k in pass_on},
@@ -232,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             "amp": str(predictor.amp),
             "channels_last": predictor.channels_last,
             "compile": args.compile,
+            "readers": args.readers,
+            "render_processes": args.render_processes,
+            "writers": args.writers,
             "tta_passes": len(predictor.tta),
             "model_only_frames_per_s": round(model_fps, 2),
             "end_to_end_frames": frames,

@@ -142,3 +142,42 @@ def test_readers_setting():
     assert n_readers(InferSettings(checkpoint="c", input="i", output="o", readers=3), "cpu") == 3
     with pytest.raises(InputError, match="readers must be"):
         n_readers(InferSettings(checkpoint="c", input="i", output="o", readers=0), "cpu")
+
+
+def test_render_processes_draw_the_same_overlays_and_report(tmp_path):
+    """Overlays and reports drawn in a spawned render process are byte-identical to those drawn
+    in the writer thread."""
+    inp = tmp_path / "in"
+    for i in range(2):
+        polar_npz(inp / f"p{i}.npz", 4, lumen_samples=12 + 4 * i)
+    kw = dict(report=True, overlay_frames="auto")
+    inline = run_inference(settings(inp, tmp_path / "a", render_processes=0, **kw), oracle())
+    procs = run_inference(settings(inp, tmp_path / "b", render_processes=1, **kw), oracle())
+    assert inline["manifest"]["n_done"] == procs["manifest"]["n_done"] == 2
+    for i in range(2):
+        a, b = tmp_path / "a" / f"p{i}", tmp_path / "b" / f"p{i}"
+        pngs = sorted(p.name for p in (a / "overlays").glob("*.png"))
+        assert pngs and pngs == sorted(p.name for p in (b / "overlays").glob("*.png"))
+        for name in pngs:
+            assert (a / "overlays" / name).read_bytes() == (b / "overlays" / name).read_bytes()
+        assert (a / "report.html").read_text() == (b / "report.html").read_text()
+        assert (b / "done.json").exists()
+
+
+def test_a_dead_render_process_falls_back_to_threads(tmp_path, capfd):
+    import os
+    import signal
+
+    from octseg.infer.pipeline import Renderer, _call
+
+    r = Renderer(1)
+    try:
+        pid = r.run(_call, os.getpid)
+        assert pid != os.getpid()  # ran in the worker
+        with pytest.raises(Exception):  # noqa: B017 - the worker dies mid-task
+            r.pool.submit(os.kill, pid, signal.SIGKILL).result()
+        assert r.run(_call, os.getpid) == os.getpid()  # now drawn in this process
+        assert r.pool is None
+        assert "render process died" in capfd.readouterr().err
+    finally:
+        r.close()

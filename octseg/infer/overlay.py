@@ -256,6 +256,53 @@ def render_overlay(
     return buf.getvalue()
 
 
+def overlay_jobs(
+    pullback: Any,
+    labels: np.ndarray,
+    frames: Sequence[Mapping[str, Any]],
+    struts: Sequence[Mapping[str, Any]],
+    summary: Mapping[str, Any],
+    *,
+    requested: Any = "auto",
+    min_struts: int = 3,
+) -> list[dict[str, Any]]:
+    """Everything :func:`render_overlay` needs for each chosen frame, as plain picklable values
+    (one image and one label frame each), so that rendering can run in another process."""
+    by_frame = {int(r["frame"]): r for r in frames}
+    jobs = []
+    for frame, reason in choose_frames(frames, summary, requested):
+        jobs.append(
+            {
+                "image": np.asarray(pullback.read(frame, frame + 1)[0]),
+                "labels": np.ascontiguousarray(labels[frame]),
+                "space": pullback.space,
+                "pixel_spacing_mm": pullback.pixel_spacing_mm,
+                "frame_spacing_mm": pullback.frame_spacing_mm,
+                "catheter_center": pullback.catheter_center,
+                "frame": frame,
+                "reason": reason,
+                "frame_row": by_frame.get(frame),
+                "struts": [s for s in struts if int(s["frame"]) == frame],
+                "min_struts": min_struts,
+            }
+        )
+    return jobs
+
+
+def write_overlay_jobs(
+    out_dir: Path, jobs: Sequence[Mapping[str, Any]], size: int = 512
+) -> list[dict[str, Any]]:
+    """Render and write ``overlays/frame_NNNN.png`` for each job; returns [{frame, reason, path}]."""
+    written = []
+    for job in jobs:
+        kw = dict(job)
+        png = render_overlay(kw.pop("image"), kw.pop("labels"), size=size, **kw)
+        path = Path(out_dir) / "overlays" / f"frame_{job['frame']:04d}.png"
+        atomic.write_bytes(path, png)
+        written.append({"frame": job["frame"], "reason": job["reason"], "path": path})
+    return written
+
+
 def write_overlays(
     out_dir: Path,
     pullback: Any,
@@ -269,25 +316,7 @@ def write_overlays(
     min_struts: int = 3,
 ) -> list[dict[str, Any]]:
     """Write ``overlays/frame_NNNN.png`` for the chosen frames; returns [{frame, reason, path}]."""
-    by_frame = {int(r["frame"]): r for r in frames}
-    written = []
-    for frame, reason in choose_frames(frames, summary, requested):
-        image = pullback.read(frame, frame + 1)[0]
-        png = render_overlay(
-            image,
-            labels[frame],
-            space=pullback.space,
-            pixel_spacing_mm=pullback.pixel_spacing_mm,
-            frame_spacing_mm=pullback.frame_spacing_mm,
-            catheter_center=pullback.catheter_center,
-            frame=frame,
-            reason=reason,
-            frame_row=by_frame.get(frame),
-            struts=[s for s in struts if int(s["frame"]) == frame],
-            size=size,
-            min_struts=min_struts,
-        )
-        path = out_dir / "overlays" / f"frame_{frame:04d}.png"
-        atomic.write_bytes(path, png)
-        written.append({"frame": frame, "reason": reason, "path": path})
-    return written
+    jobs = overlay_jobs(
+        pullback, labels, frames, struts, summary, requested=requested, min_struts=min_struts
+    )
+    return write_overlay_jobs(out_dir, jobs, size=size)

@@ -61,6 +61,7 @@ class InferSettings:
     dicom_seg: bool = True
     writers: int = 2
     readers: Any = "auto"
+    render_processes: Any = "auto"
     prefetch: int = 2
     read_chunk: int = 32
     geometry_device: str = "auto"
@@ -230,6 +231,100 @@ def warm_up() -> None:
     fig.savefig(__import__("io").BytesIO(), format="png")
 
 
+def render_outputs(
+    out_dir: str,
+    jobs: list[dict[str, Any]],
+    size: int,
+    report: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """Draw and write the overlays, then the report that embeds them (picklable arguments: runs
+    in a render process or in the writer thread). Returns the overlays written."""
+    from octseg.infer.overlay import write_overlay_jobs
+    from octseg.infer.report import write_report
+
+    overlays = write_overlay_jobs(Path(out_dir), jobs, size=size)
+    if report is not None:
+        write_report(Path(out_dir) / "report.html", overlays=overlays, **report)
+    return overlays
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
+def _render_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    warm_up()
+
+
+class Renderer:
+    """Where overlays and reports are drawn: in the writer threads (``processes=0``), or in a pool
+    of worker processes. matplotlib holds the GIL while it draws (~0.1 s per overlay), which
+    caps a single process at a few hundred frames/s however many cores and writer threads it has;
+    render processes lift that cap on machines with cores to spare (a GPU server). Workers are
+    spawned (not forked: the parent runs torch threads), import matplotlib once, and use one
+    torch thread each. If the pool breaks (a worker killed), drawing goes on in the threads."""
+
+    def __init__(self, processes: int = 0):
+        self.processes = max(0, int(processes))
+        self._lock = threading.Lock()
+        self.pool = None
+        if self.processes:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_render_init,
+            )
+            for _ in range(self.processes):  # start (spawn, import) the workers now
+                self.pool.submit(int)
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self.pool
+        if pool is None:
+            return fn(*args)
+        try:
+            return pool.submit(fn, *args).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self.pool is pool:
+                    print(
+                        "octseg infer: a render process died; drawing in threads from now on",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    self.pool = None
+            return fn(*args)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def n_render_processes(settings: InferSettings, device: Any) -> int:
+    """``settings.render_processes``, or ``auto``: none on the CPU (the model needs the cores),
+    else a quarter of the cores up to 4."""
+    r = settings.render_processes
+    if r in (None, "", "auto"):
+        if getattr(device, "type", str(device)) == "cpu":
+            return 0
+        return max(1, min(4, (os.cpu_count() or 1) // 4))
+    try:
+        n = int(r)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0:
+        raise InputError(None, f"render_processes must be 'auto' or an integer >= 0, got {r!r}")
+    return n
+
+
 def finish_pullback(
     task: Task,
     out_dir: Path,
@@ -240,12 +335,14 @@ def finish_pullback(
     model_info: Mapping[str, Any],
     fp: str,
     timings: dict[str, float],
+    renderer: Renderer | None = None,
 ) -> dict[str, Any]:
-    """Measure, write every output atomically, and mark the pullback done (writer thread)."""
+    """Measure, write every output atomically, and mark the pullback done (writer thread).
+
+    Overlays and the report are drawn by ``renderer`` (in this thread when None)."""
     from octseg.classes import CLASS_NAMES
     from octseg.geometry import measure_labels
-    from octseg.infer.overlay import write_overlays
-    from octseg.infer.report import write_report
+    from octseg.infer.overlay import overlay_jobs
     from octseg.labels import LabelFile
 
     t0 = time.perf_counter()
@@ -296,39 +393,39 @@ def finish_pullback(
     t2 = time.perf_counter()
     m.write(out_dir)
     outputs += [out_dir / "frames.csv", out_dir / "struts.csv", out_dir / "summary.json"]
-    overlays = write_overlays(
-        out_dir,
+    jobs = overlay_jobs(
         pullback,
         labels,
         m.frames,
         m.struts,
         m.summary,
         requested=settings.overlay_frames,
-        size=settings.overlay_size,
         min_struts=getattr(geometry, "min_struts", 3),
     )
-    outputs += [o["path"] for o in overlays]
-    info = pullback.describe()
-    info.pop("source", None)
-    if settings.anonymize_ids:  # nothing that names the source file
-        names = {str(task.path), task.path.name, task.path.stem}
-        info = {
-            k: v
-            for k, v in info.items()
-            if not (isinstance(v, str) and any(n and n in v for n in names))
-        }
+    report = None
     if settings.report:
-        write_report(
-            out_dir / "report.html",
+        info = pullback.describe()
+        info.pop("source", None)
+        if settings.anonymize_ids:  # nothing that names the source file
+            names = {str(task.path), task.path.name, task.path.stem}
+            info = {
+                k: v
+                for k, v in info.items()
+                if not (isinstance(v, str) and any(n and n in v for n in names))
+            }
+        report = dict(
             pullback_id=task.id,
             info=info,
             frames=m.frames,
             struts=m.struts,
             summary=m.summary,
-            overlays=overlays,
-            model=model_info,
+            model=dict(model_info),
             malapposition_threshold_mm=getattr(geometry, "strut_threshold_mm", None),
         )
+    render = renderer.run if renderer is not None else _call
+    overlays = render(render_outputs, str(out_dir), jobs, settings.overlay_size, report)
+    outputs += [Path(o["path"]) for o in overlays]
+    if settings.report:
         outputs.append(out_dir / "report.html")
     t3 = time.perf_counter()
     timings.update(  # the label file is written while the geometry measures
@@ -540,13 +637,16 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                 overall.update(1)
 
         t_start = time.perf_counter()
-        reader = _Reader(mine, out_root, predictor, settings, fp, n_readers(settings, device))
+        n_read, n_render = n_readers(settings, device), n_render_processes(settings, device)
+        renderer = Renderer(n_render)  # started first: the workers import while we read
+        reader = _Reader(mine, out_root, predictor, settings, fp, n_read)
         reader.start()
         pool = ThreadPoolExecutor(
             max_workers=max(1, settings.writers), thread_name_prefix="octseg-writer"
         )
-        warm = pool.submit(warm_up)
-        warm.add_done_callback(lambda f: f.exception())  # a failure shows in the real job
+        if renderer.pool is None:
+            warm = pool.submit(warm_up)
+            warm.add_done_callback(lambda f: f.exception())  # a failure shows in the real job
         slots = threading.BoundedSemaphore(max(1, settings.writers) + 1)
         futures: list[Future] = []
         try:
@@ -611,7 +711,16 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                 ):
                     try:
                         res = finish_pullback(
-                            task, out_dir, pb, labels, settings, geometry, model_info, fp, timings
+                            task,
+                            out_dir,
+                            pb,
+                            labels,
+                            settings,
+                            geometry,
+                            model_info,
+                            fp,
+                            timings,
+                            renderer,
                         )
                         timings["total_s"] = time.perf_counter() - t0  # opening -> done.json
                         with lock:
@@ -640,6 +749,7 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
         finally:
             reader.stop.set()
             pool.shutdown(wait=True)
+            renderer.close()
             overall.close()
         elapsed = time.perf_counter() - t_start
         local = {
