@@ -166,25 +166,56 @@ def test_cli_usage_and_checkpoint_errors(tmp_path, ckpt):
     assert "Traceback" not in res.stderr
 
 
-def test_kill_minus_9_then_resume(tmp_path, ckpt):
+def _children(pid: int) -> set[int]:
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.add(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("render_processes", [0, 1])
+def test_kill_minus_9_then_resume(tmp_path, ckpt, render_processes):
     inp = _cohort(tmp_path / "in", n=6, frames=16, corrupt=False)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        _cmd(ckpt, inp, out, "writers=1", "prefetch=1"),
+        _cmd(ckpt, inp, out, "writers=1", "prefetch=1", f"render_processes={render_processes}"),
         env=_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 180
+    children: set[int] = set()
     try:
         while time.time() < deadline and not list(out.glob("pb*/done.json")):
             if proc.poll() is not None:
                 pytest.fail("infer.py ended before it could be killed")
             time.sleep(0.02)
+        if Path("/proc").is_dir():
+            children = _children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    if render_processes and Path("/proc").is_dir():
+        assert children, "no render process was running"
+        t_end = time.time() + 15  # render workers notice the parent is gone within ~1 s
+        while time.time() < t_end and any(_alive(c) for c in children):
+            time.sleep(0.1)
+        assert not any(_alive(c) for c in children), "render processes outlived a kill -9"
     finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("pb*/done.json")}
     assert 1 <= len(finished) < 6, finished  # killed mid-run
     res = subprocess.run(

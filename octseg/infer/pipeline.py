@@ -252,9 +252,20 @@ def _call(fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Render worker: end when the inference process is gone (a ``kill -9`` leaves no orphans)."""
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def _render_init() -> None:
     import torch
 
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="octseg-parent-watch"
+    ).start()
     torch.set_num_threads(1)
     warm_up()
 
