@@ -43,24 +43,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from octseg.infer.predictor import Predictor, _argmax_channels
+
+
+def synthetic_frames(frames: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 polar frames (504 A-lines x 480 samples): a lumen, a bright wall decaying with depth
+    and speckle (also used by benchmarks/render.py)."""
+    a, r = 504, 480
+    depth = np.arange(r)[None, :]
+    out = np.empty((frames, a, r), np.uint8)
+    for f in range(frames):
+        radius = 150 + 40 * np.sin(np.linspace(0, 2 * np.pi, a) + f / 30.0)[:, None]
+        wall = np.where(depth > radius, 200 * np.exp(-(depth - radius) / 120.0), 8)
+        out[f] = np.clip(wall * rng.gamma(4.0, 0.25, (a, r)), 0, 255).astype(np.uint8)
+    return out
+
 
 def _synthetic_input(folder: Path, frames: int, copies: int, seed: int = 0) -> Path:
-    """Polar pullbacks with a lumen, a bright wall decaying with depth and speckle."""
+    """``copies`` polar pullbacks of :func:`synthetic_frames` as octseg image npz files."""
     from octseg import atomic
 
     rng = np.random.default_rng(seed)
-    a, r = 504, 480
-    depth = np.arange(r)[None, :]
     folder.mkdir(parents=True, exist_ok=True)
     for c in range(copies):
-        out = np.empty((frames, a, r), np.uint8)
-        for f in range(frames):
-            radius = 150 + 40 * np.sin(np.linspace(0, 2 * np.pi, a) + f / 30.0)[:, None]
-            wall = np.where(depth > radius, 200 * np.exp(-(depth - radius) / 120.0), 8)
-            out[f] = np.clip(wall * rng.gamma(4.0, 0.25, (a, r)), 0, 255).astype(np.uint8)
         atomic.save_npz(
             folder / f"bench{c}.npz",
-            frames=out,
+            frames=synthetic_frames(frames, rng),
             space=np.array("polar"),
             pixel_spacing_mm=np.float64(0.01),
             frame_spacing_mm=np.float64(0.2),
@@ -68,42 +76,37 @@ def _synthetic_input(folder: Path, frames: int, copies: int, seed: int = 0) -> P
     return folder
 
 
-def _replay_predictor_class():
-    from octseg.infer.predictor import Predictor, _argmax_channels
+class ReplayPredictor(Predictor):
+    """Accelerator stand-in: the network's outputs for every batch, computed beforehand
+    (:meth:`record`), come back as one-hot probabilities after ``batch / device_fps`` seconds
+    of sleeping (no CPU used, like a host thread waiting for a GPU)."""
 
-    class ReplayPredictor(Predictor):
-        """Accelerator stand-in: the network's outputs for every batch, computed beforehand
-        (:meth:`record`), come back as one-hot probabilities after ``batch / device_fps`` seconds
-        of sleeping (no CPU used, like a host thread waiting for a GPU)."""
+    device_fps: float = 0.0
 
-        device_fps: float = 0.0
+    @staticmethod
+    def _key(x: torch.Tensor) -> tuple:
+        x = x.double()
+        return (
+            tuple(x.shape),
+            round(float(x.sum()), 4),
+            round(float(x[..., ::5, ::7].sum()), 4),
+        )
 
-        @staticmethod
-        def _key(x: torch.Tensor) -> tuple:
-            x = x.double()
-            return (
-                tuple(x.shape),
-                round(float(x.sum()), 4),
-                round(float(x[..., ::5, ::7].sum()), 4),
-            )
+    def record(self, grid: torch.Tensor) -> None:
+        store = self.__dict__.setdefault("_replay", {})
+        for start in range(0, grid.shape[0], self.batch_size):
+            x = self._inputs(grid, start, min(grid.shape[0], start + self.batch_size))
+            store[self._key(x)] = _argmax_channels(super().probabilities(x)).to(torch.uint8)
 
-        def record(self, grid: torch.Tensor) -> None:
-            store = self.__dict__.setdefault("_replay", {})
-            for start in range(0, grid.shape[0], self.batch_size):
-                x = self._inputs(grid, start, min(grid.shape[0], start + self.batch_size))
-                store[self._key(x)] = _argmax_channels(super().probabilities(x)).to(torch.uint8)
-
-        def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-            try:
-                lab = self._replay[self._key(x)]
-            except KeyError:
-                raise RuntimeError("replay: a batch that was not recorded") from None
-            if self.device_fps > 0:
-                time.sleep(x.shape[0] / self.device_fps)
-            oh = torch.nn.functional.one_hot(lab.long(), len(self.classes))
-            return oh.permute(0, 3, 1, 2).float()
-
-    return ReplayPredictor
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            lab = self._replay[self._key(x)]
+        except KeyError:
+            raise RuntimeError("replay: a batch that was not recorded") from None
+        if self.device_fps > 0:
+            time.sleep(x.shape[0] / self.device_fps)
+        oh = torch.nn.functional.one_hot(lab.long(), len(self.classes))
+        return oh.permute(0, 3, 1, 2).float()
 
 
 def _run_e2e(predictor, settings_kw: dict, inp: Path, out: Path) -> tuple[dict, float, dict]:
@@ -124,7 +127,7 @@ def _run_e2e(predictor, settings_kw: dict, inp: Path, out: Path) -> tuple[dict, 
 
 def main(argv: list[str] | None = None) -> int:
     from octseg.infer.inputs import discover
-    from octseg.infer.predictor import Predictor, save_untrained_checkpoint
+    from octseg.infer.predictor import save_untrained_checkpoint
     from octseg.io import read_pullback
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         }
         if args.simulate_device:
-            replay = _replay_predictor_class().from_checkpoint(ckpt, **kw)
+            replay = ReplayPredictor.from_checkpoint(ckpt, **kw)
             for task in discover(inp):  # the real network's outputs for every batch, once
                 replay.record(replay.to_grid(read_pullback(task.path, **spacing)))
             sims = []

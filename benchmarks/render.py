@@ -30,22 +30,21 @@ import numpy as np
 
 def _jobs(work: Path) -> tuple[list, dict]:
     """Overlay jobs and report arguments of one synthetic pullback (drawn many times)."""
+    from inference import synthetic_frames  # benchmarks/inference.py
+
     from octseg.geometry import measure_labels
     from octseg.infer.overlay import overlay_jobs
     from octseg.io.base import Pullback
     from octseg.labels import LabelFile
 
-    rng = np.random.default_rng(0)
     n, a, r = 60, 504, 480
+    img = synthetic_frames(n, np.random.default_rng(0))
     depth = np.arange(r)[None, :]
     lab = np.zeros((n, a, r), np.uint8)
-    img = np.zeros((n, a, r), np.uint8)
-    for f in range(n):
+    for f in range(n):  # lumen and a calcium sector where synthetic_frames puts the wall
         radius = (150 + 40 * np.sin(np.linspace(0, 2 * np.pi, a) + f / 30.0))[:, None]
         lab[f][np.broadcast_to(depth < radius, (a, r))] = 1
         lab[f, : a // 3][(depth >= radius[: a // 3]) & (depth < radius[: a // 3] + 60)] = 2
-        wall = np.where(depth > radius, 200 * np.exp(-(depth - radius) / 120.0), 8)
-        img[f] = np.clip(wall * rng.gamma(4.0, 0.25, (a, r)), 0, 255)
     pb = Pullback(
         source=str(work / "synthetic"),
         format="npz",
@@ -87,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         warm_up()
         n = args.pullbacks
 
-        def draw(i: int, run=None) -> None:
-            call = (lambda fn, *a: fn(*a)) if run is None else run
-            call(render_outputs, str(work / f"pb{i}"), jobs, 512, report)
+        def draw(i: int, run=Renderer(0).run) -> None:
+            run(render_outputs, str(work / f"pb{i}"), jobs, 512, report)
 
         t0 = time.perf_counter()
         for i in range(n):

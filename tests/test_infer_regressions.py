@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from model_helpers import oracle_predictor
 
 from octseg import atomic
 from octseg.infer.pipeline import InferSettings, run_inference
@@ -18,22 +19,8 @@ from octseg.infer.predictor import Predictor, pick_device
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
 
 
-class Oracle(torch.nn.Module):
-    """'Segments' images whose grey value encodes the class (value = class / 4)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cls = torch.round(x[:, x.shape[1] // 2] * 4).clamp(0, 4).long()
-        return 20.0 * torch.nn.functional.one_hot(cls, 5).permute(0, 3, 1, 2).float()
-
-
 def oracle(**kw) -> Predictor:
-    meta = {
-        "classes": [0, 1, 2, 3, 4],
-        "context_frames": 1,
-        "net_grid": GRID,
-        "normalization": {"kind": "none"},
-    }
-    return Predictor(Oracle(), meta, device="cpu", **kw)
+    return oracle_predictor(GRID, context_frames=1, **kw)
 
 
 def polar_npz(path: Path, n_frames: int, lumen_samples: int = 20) -> Path:

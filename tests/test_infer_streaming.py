@@ -13,9 +13,11 @@ import torch
 from test_infer_regressions import oracle, polar_npz, settings
 from test_infer_units import FakePullback, oracle_predictor
 
+from octseg import atomic
 from octseg.errors import InputError
 from octseg.infer.pipeline import InferSettings, n_readers, run_inference
 from octseg.infer.predictor import GridStream
+from octseg.io import read_pullback
 from octseg.labels import load_labels
 
 
@@ -95,8 +97,6 @@ def test_a_pullback_failing_mid_read_is_recorded_and_the_others_finish(tmp_path)
         p = polar_npz(inp / f"{name}.npz", 40)
         if name == "b":  # noise does not compress away: a long deflate stream to damage
             frames = (rng.random((40, 64, 48)) * 255).astype(np.uint8)
-            from octseg import atomic
-
             atomic.save_npz(
                 p,
                 frames=frames,
@@ -105,8 +105,6 @@ def test_a_pullback_failing_mid_read_is_recorded_and_the_others_finish(tmp_path)
                 frame_spacing_mm=np.float64(0.2),
             )
             _corrupt_frames(p)
-            from octseg.io import read_pullback
-
             opened = read_pullback(p)  # opens: the failure comes while the frames are decoded
             with pytest.raises(InputError, match="cannot decode 'frames'"):
                 opened.loader(0, 4)
@@ -168,15 +166,15 @@ def test_a_dead_render_process_falls_back_to_threads(tmp_path, capfd):
     import os
     import signal
 
-    from octseg.infer.pipeline import Renderer, _call
+    from octseg.infer.pipeline import Renderer
 
     r = Renderer(1)
     try:
-        pid = r.run(_call, os.getpid)
+        pid = r.run(os.getpid)
         assert pid != os.getpid()  # ran in the worker
         with pytest.raises(Exception):  # noqa: B017 - the worker dies mid-task
             r.pool.submit(os.kill, pid, signal.SIGKILL).result()
-        assert r.run(_call, os.getpid) == os.getpid()  # now drawn in this process
+        assert r.run(os.getpid) == os.getpid()  # now drawn in this process
         assert r.pool is None
         assert "render process died" in capfd.readouterr().err
     finally:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from model_helpers import TINY_MODEL
+from model_helpers import oracle_predictor as shared_oracle
 
 from octseg import atomic
 from octseg.errors import InputError
@@ -20,23 +21,8 @@ from octseg.infer.predictor import Predictor, save_untrained_checkpoint, tta_tra
 GRID = {"n_alines": 128, "n_samples": 96, "spacing_mm": 0.03}
 
 
-class Oracle(torch.nn.Module):
-    """'Segments' images whose grey value encodes the class (value = class / 4): exact logits."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centre = x[:, x.shape[1] // 2]
-        cls = torch.round(centre * 4).clamp(0, 4).long()
-        return 20.0 * torch.nn.functional.one_hot(cls, 5).permute(0, 3, 1, 2).float()
-
-
 def oracle_predictor(**kw) -> Predictor:
-    meta = {
-        "classes": [0, 1, 2, 3, 4],
-        "context_frames": 3,
-        "net_grid": GRID,
-        "normalization": {"kind": "none"},
-    }
-    return Predictor(Oracle(), meta, device="cpu", **kw)
+    return shared_oracle(GRID, context_frames=3, **kw)
 
 
 class FakePullback:

@@ -248,10 +248,6 @@ def render_outputs(
     return overlays
 
 
-def _call(fn: Any, *args: Any) -> Any:
-    return fn(*args)
-
-
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
     """Render worker: end when the inference process is gone (a ``kill -9`` leaves no orphans)."""
     while True:
@@ -317,23 +313,6 @@ class Renderer:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
-
-
-def n_render_processes(settings: InferSettings, device: Any) -> int:
-    """``settings.render_processes``, or ``auto``: none on the CPU (the model needs the cores),
-    else a quarter of the cores up to 4."""
-    r = settings.render_processes
-    if r in (None, "", "auto"):
-        if getattr(device, "type", str(device)) == "cpu":
-            return 0
-        return max(1, min(4, (os.cpu_count() or 1) // 4))
-    try:
-        n = int(r)
-    except (TypeError, ValueError):
-        n = -1
-    if n < 0:
-        raise InputError(None, f"render_processes must be 'auto' or an integer >= 0, got {r!r}")
-    return n
 
 
 def finish_pullback(
@@ -433,8 +412,8 @@ def finish_pullback(
             model=dict(model_info),
             malapposition_threshold_mm=getattr(geometry, "strut_threshold_mm", None),
         )
-    render = renderer.run if renderer is not None else _call
-    overlays = render(render_outputs, str(out_dir), jobs, settings.overlay_size, report)
+    renderer = renderer or Renderer(0)
+    overlays = renderer.run(render_outputs, str(out_dir), jobs, settings.overlay_size, report)
     outputs += [Path(o["path"]) for o in overlays]
     if settings.report:
         outputs.append(out_dir / "report.html")
@@ -462,21 +441,30 @@ def finish_pullback(
 
 
 # ------------------------------------------------------------------------------ the run
-def n_readers(settings: InferSettings, device: Any) -> int:
-    """Reader threads: ``settings.readers``, or ``auto``: 1 on the CPU (the model needs the
-    cores), else a quarter of the cores up to 4 (decoding releases the GIL: zlib, JPEG, PNG)."""
-    r = settings.readers
-    if r in (None, "", "auto"):
+def worker_count(value: Any, name: str, device: Any, on_cpu: int, minimum: int) -> int:
+    """A ``readers`` / ``render_processes`` setting: an integer >= ``minimum``, or ``auto``:
+    ``on_cpu`` on the CPU (the model needs the cores), else a quarter of the cores up to 4."""
+    if value in (None, "", "auto"):
         if getattr(device, "type", str(device)) == "cpu":
-            return 1
+            return on_cpu
         return max(1, min(4, (os.cpu_count() or 1) // 4))
     try:
-        n = int(r)
+        n = int(value)
     except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise InputError(None, f"readers must be 'auto' or an integer >= 1, got {r!r}")
+        n = minimum - 1
+    if n < minimum:
+        raise InputError(None, f"{name} must be 'auto' or an integer >= {minimum}, got {value!r}")
     return n
+
+
+def n_readers(settings: InferSettings, device: Any) -> int:
+    """Reader threads (decoding releases the GIL: zlib, JPEG, PNG)."""
+    return worker_count(settings.readers, "readers", device, on_cpu=1, minimum=1)
+
+
+def n_render_processes(settings: InferSettings, device: Any) -> int:
+    """Render processes (0: draw in the writer threads)."""
+    return worker_count(settings.render_processes, "render_processes", device, 0, 0)
 
 
 class _Reader:
