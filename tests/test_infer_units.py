@@ -327,8 +327,13 @@ def _whole_frames(pb):
 
 
 @pytest.mark.parametrize("kind", ["png-rgb", "png-grey16", "npz-uint8", "npz-float"])
-def test_to_grid_pixel_subset_path_is_bit_identical(tmp_path, kind):
-    """Converting only the pixels the net grid reads gives exactly the whole-frame result."""
+def test_to_grid_pixel_subset_path_matches_whole_frames(tmp_path, kind):
+    """Converting only the pixels the net grid reads gives the whole-frame result.
+
+    The two paths convert colour and resample in a different order of float operations, so they
+    may differ by rounding (1 ulp, ~1.2e-7 for values in [0, 1], seen on some x86_64 CPUs):
+    compared with atol 1e-6, far below one grey level (1/255).
+    """
     from PIL import Image
 
     from octseg.io import read_pullback
@@ -354,10 +359,11 @@ def test_to_grid_pixel_subset_path_is_bit_identical(tmp_path, kind):
     fp = pred.footprint(pb)
     assert fp is not None and 0 < fp[0].mean() < 0.6  # the subset path is taken
     mask, idx = fp
-    np.testing.assert_array_equal(pb.loader.sampled(0, 2, mask), pb.read(0, 2)[:, mask])
+    np.testing.assert_allclose(pb.loader.sampled(0, 2, mask), pb.read(0, 2)[:, mask], atol=1e-6)
     fast = pred.to_grid(pb, chunk=2)
     slow = pred.to_grid(_whole_frames(pb), chunk=2)
-    assert torch.equal(fast, slow)
+    assert fast.shape == slow.shape
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-6)
 
 
 def test_footprint_skipped_when_the_grid_reads_most_pixels(tmp_path):
