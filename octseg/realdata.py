@@ -17,6 +17,8 @@ masks (channel 0 = lumen including the catheter, interpolated across the guidewi
    ``n_alines`` A-lines x ``n_samples`` depth samples at the Cartesian pixel spacing.
 4. **Labels**: lumen mask (channel 0 > 127) -> class 1, everything else 0. No guidewire,
    calcium or stent labels exist.
+   With ``plaque=True`` (``--plaque``) channels 1-2 are kept too: fibrous cap -> class 5,
+   lipid core -> class 6 (:func:`read_plaque_labels`).
 5. **Spacing**: none is recorded. :data:`ASSUMED_PIXEL_SPACING_MM` (0.01 mm/pixel, the typical
    vendor export of about 10 um/pixel) and :data:`ASSUMED_FRAME_SPACING_MM` (0.2 mm, OPTIS at
    36 mm/s and 180 frames/s) are *assumptions*, written to ``spacing.json`` and
@@ -110,6 +112,24 @@ def read_lumen_mask(path: Path) -> np.ndarray:
     return arr[..., 0] > 127
 
 
+def read_plaque_labels(path: Path) -> np.ndarray:
+    """Lumen, fibrous cap and lipid core of a Danilov mask as one uint8 class map ``(H, W)``.
+
+    Channel meanings from :data:`octseg.io.danilov.MASK_CHANNELS` (0 lumen, 1 fibrous cap,
+    2 lipid core). The expert's polygons overlap; precedence lumen > lipid > cap, so the cap is
+    the tissue between the lumen and the lipid core's inner border (docs/metrics.md, plaque).
+    """
+    from octseg.classes import FIBROUS_CAP, LIPID
+    from octseg.io.danilov import read_mask
+
+    m = read_mask(path)
+    lab = np.zeros(m.shape[1:], np.uint8)
+    lab[m[1]] = FIBROUS_CAP
+    lab[m[2]] = LIPID
+    lab[m[0]] = LUMEN
+    return lab
+
+
 def _color():
     from octseg.io import color
 
@@ -195,7 +215,8 @@ def to_polar(
     n_samples: int = N_SAMPLES,
     center: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cartesian grey ``(F, H, W)`` and lumen masks -> polar uint8 frames and labels ``(F, A, R)``."""
+    """Cartesian grey ``(F, H, W)`` and lumen masks (bool; or uint8 class maps, kept as they
+    are) -> polar uint8 frames and labels ``(F, A, R)``."""
     kw = dict(
         n_alines=n_alines,
         n_samples=n_samples,
@@ -204,7 +225,8 @@ def to_polar(
         center=center,
     )
     img = cartesian_to_polar(torch.from_numpy(np.ascontiguousarray(gray, np.float32)), **kw)
-    lab = cartesian_to_polar(torch.from_numpy(lumen.astype(np.uint8) * LUMEN), mode="nearest", **kw)
+    classes = lumen if lumen.dtype == np.uint8 else lumen.astype(np.uint8) * LUMEN
+    lab = cartesian_to_polar(torch.from_numpy(classes), mode="nearest", **kw)
     img8 = np.clip(np.rint(img.numpy() * 255), 0, 255).astype(np.uint8)
     return img8, lab.numpy().astype(np.uint8)
 
@@ -255,8 +277,12 @@ def build_real_dataset(
     seed: int = 0,
     progress: bool = True,
     static_mask: np.ndarray | None = None,
+    plaque: bool = False,
 ) -> dict:
-    """Write the real pullback as pseudo-pullbacks in the dataset layout; returns ``split.json``."""
+    """Write the real pullback as pseudo-pullbacks in the dataset layout; returns ``split.json``.
+
+    ``plaque``: also keep mask channels 1-2 as fibrous cap / lipid core (classes 5 / 6,
+    :func:`read_plaque_labels`); by default the labels are lumen-only."""
     from tqdm import tqdm
 
     frames, masks = list_danilov(src)
@@ -274,7 +300,7 @@ def build_real_dataset(
         imgs, labs = [], []
         for i in range(b.start, b.stop):
             gray, _ = clean_frame(read_rgb(frames[i]), static, rng)
-            lumen = read_lumen_mask(masks[i])
+            lumen = read_plaque_labels(masks[i]) if plaque else read_lumen_mask(masks[i])
             if lumen.shape != gray.shape:
                 raise InputError(masks[i], f"mask shape {lumen.shape} != frame {gray.shape}")
             img, lab = to_polar(
@@ -316,10 +342,12 @@ def build_real_dataset(
     atomic.write_json(
         out / "dataset.json",
         {
-            "name": "danilov-real-lumen",
+            "name": "danilov-real-plaque" if plaque else "danilov-real-lumen",
             "description": (
                 "Real IVOCT pullback (Danilov et al. 2025), polar about the image centre, sepia "
-                "reduced to grey, overlays in-painted; lumen labels only. Spacing ASSUMED: "
+                "reduced to grey, overlays in-painted; "
+                + ("lumen, fibrous cap (5), lipid (6)" if plaque else "lumen labels only")
+                + ". Spacing ASSUMED: "
                 f"{pixel_spacing_mm} mm/pixel, {frame_spacing_mm} mm/frame (not recorded)."
             ),
         },
@@ -414,6 +442,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--n-alines", type=int, default=N_ALINES)
     b.add_argument("--n-samples", type=int, default=N_SAMPLES)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--plaque", action="store_true", help="keep fibrous cap (5) and lipid (6)")
     e = sub.add_parser("evaluate", help="lumen Dice / area agreement of a checkpoint")
     e.add_argument("checkpoint")
     e.add_argument("root", help="dataset written by 'build'")
@@ -446,6 +475,7 @@ def run(a: argparse.Namespace) -> int:
         n_alines=a.n_alines,
         n_samples=a.n_samples,
         seed=a.seed,
+        plaque=a.plaque,
     )
     print(json.dumps(split, indent=2))
     return 0
