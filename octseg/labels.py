@@ -34,10 +34,13 @@ import numpy as np
 
 from octseg import atomic
 from octseg.classes import NUM_CLASSES
-from octseg.errors import SchemaError
+from octseg.errors import InputError, SchemaError
+from octseg.io import limits
+from octseg.io.limits import check_center
 
 SCHEMA_VERSION = 1
 SPACES = ("polar", "cartesian")
+_REQUIRED = ("labels", "space", "pixel_spacing_mm", "frame_spacing_mm")
 _KNOWN = {
     "labels",
     "space",
@@ -109,7 +112,10 @@ class LabelFile:
                 fail(f"'catheter_center' must be [cy, cx], got {self.catheter_center!r}")
             if self.space == "polar":
                 fail("'catheter_center' is only meaningful for Cartesian label maps")
-            self.catheter_center = (float(cc[0]), float(cc[1]))
+            try:
+                self.catheter_center = check_center(path, cc, *lab.shape[1:])
+            except InputError as exc:
+                fail(exc.problem)
         if self.frame_index is not None:
             fi = np.asarray(self.frame_index).reshape(-1)
             if fi.shape[0] != lab.shape[0]:
@@ -121,21 +127,48 @@ class LabelFile:
             self.frame_index = fi.astype(np.int64)
 
 
-def load_labels(path: str | Path) -> LabelFile:
-    """Read and validate a label file; errors name the file and the problem."""
+def load_labels(path: str | Path, *, allow_unusual_spacing: bool = False) -> LabelFile:
+    """Read and validate a label file; errors name the file and the problem.
+
+    The declared array sizes are checked (:mod:`octseg.io.limits`) before anything is
+    decompressed, and the spacings must lie in the plausible range unless
+    ``allow_unusual_spacing``."""
     path = Path(path)
     if not path.exists():
         raise SchemaError(path, "no such file")
+    lf = _load(path)
+    try:
+        for key in ("pixel_spacing_mm", "frame_spacing_mm"):
+            limits.check_spacing(path, key, getattr(lf, key), allow=allow_unusual_spacing)
+    except InputError as exc:
+        raise SchemaError(path, f"label file: {exc.problem}") from None
+    return lf
+
+
+def _check_declared(path: Path) -> None:
+    """Sizes from the npy headers alone: the label maps' geometry and the whole file."""
+    try:
+        members = limits.npz_members(path)
+    except InputError as exc:
+        raise SchemaError(path, f"not a readable .npz label file ({exc.problem})") from None
+    missing = [k for k in _REQUIRED if k not in members]
+    if missing:
+        raise SchemaError(path, f"label file lacks required key(s): {', '.join(missing)}")
+    try:
+        if "labels" in members and len(members["labels"][0]) == 3:
+            limits.check_frames(path, *members["labels"][0], what="label frames")
+        limits.check_npz_total(path, members)
+    except InputError as exc:
+        raise SchemaError(path, f"label file: {exc.problem}") from None
+
+
+def _load(path: Path) -> LabelFile:
+    _check_declared(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
         raise SchemaError(path, f"not a readable .npz label file ({exc})") from None
-    missing = [
-        k for k in ("labels", "space", "pixel_spacing_mm", "frame_spacing_mm") if k not in data
-    ]
-    if missing:
-        raise SchemaError(path, f"label file lacks required key(s): {', '.join(missing)}")
     try:
         version = int(data["schema_version"]) if "schema_version" in data else SCHEMA_VERSION
     except (TypeError, ValueError) as exc:

@@ -47,7 +47,9 @@ def test_npz_float_and_catheter_center(tmp_path):
 
 def test_npz_default_center_is_image_centre(tmp_path):
     p = tmp_path / "image.npz"
-    write_npz_image(p, _frames(1, 9, 7), space="cartesian", pixel_spacing_mm=1, frame_spacing_mm=1)
+    write_npz_image(
+        p, _frames(1, 9, 7), space="cartesian", pixel_spacing_mm=0.01, frame_spacing_mm=0.2
+    )
     assert read_pullback(p).catheter_center == (4.0, 3.0)
 
 
@@ -77,8 +79,8 @@ def test_npz_missing_spacing_names_file_and_remedy(tmp_path):
     "content, problem",
     [
         ({"frames": np.zeros((2, 3))}, "(F, H, W)"),
-        ({"frames": np.zeros((1, 2, 3), np.int32)}, "uint8 or float32"),
-        ({"frames": np.zeros((1, 2, 3), np.uint8)}, "space"),
+        ({"frames": np.zeros((1, 4, 5), np.int32)}, "uint8 or float32"),
+        ({"frames": np.zeros((1, 4, 5), np.uint8)}, "space"),
     ],
 )
 def test_npz_bad_content(tmp_path, content, problem):
@@ -91,15 +93,15 @@ def test_npz_bad_content(tmp_path, content, problem):
 
 def test_npz_nan_and_out_of_range_frames(tmp_path):
     p = tmp_path / "nan.npz"
-    f = np.zeros((2, 3, 3), np.float32)
+    f = np.zeros((2, 4, 4), np.float32)
     f[1, 1, 1] = np.nan
-    write_npz_image(p, f, space="polar", pixel_spacing_mm=1, frame_spacing_mm=1)
+    write_npz_image(p, f, space="polar", pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
     pb = read_pullback(p)
     pb.read(0, 1)
     with pytest.raises(InputError, match="NaN"):
         pb.read(1, 2)
     f[1, 1, 1] = 3.0
-    write_npz_image(p, f, space="polar", pixel_spacing_mm=1, frame_spacing_mm=1)
+    write_npz_image(p, f, space="polar", pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
     with pytest.raises(InputError, match="outside 0..1"):
         read_pullback(p).read()
 

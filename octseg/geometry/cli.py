@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default, all cores)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar / summary print")
+    parser.add_argument(
+        "--allow-unusual-spacing",
+        action="store_true",
+        help="accept a label file's spacing outside the plausible IVOCT range (docs/io.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, f"--threads must be >= 0, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    lf = load_labels(args.labels)
+    lf = load_labels(args.labels, allow_unusual_spacing=args.allow_unusual_spacing)
     m = measure_labels(
         lf,
         settings,

@@ -48,12 +48,16 @@ def read_pullback(
     pixel_spacing_mm: float | None = None,
     frame_spacing_mm: float | None = None,
     format: str | None = None,
+    allow_unusual_spacing: bool = False,
 ) -> Pullback:
     """Open ``path`` lazily as a :class:`Pullback`.
 
     Explicit spacing arguments override what a ``spacing.json`` sidecar or the file says, and
     complete what neither says. Bad input raises :class:`~octseg.errors.InputError` (one line,
     naming the file); missing spacing raises :class:`~octseg.errors.MissingSpacingError`.
+    Header-declared sizes, catheter centre and spacing are checked against
+    :mod:`octseg.io.limits` before anything is decoded; ``allow_unusual_spacing`` accepts a
+    file's spacing outside the plausible range (devices with unusual sampling).
     """
     path = Path(path)
     reader = pick_reader(path, format)
@@ -61,7 +65,10 @@ def read_pullback(
         raise InputError(path, "no such file or folder")
     try:
         return reader.read(
-            path, pixel_spacing_mm=pixel_spacing_mm, frame_spacing_mm=frame_spacing_mm
+            path,
+            pixel_spacing_mm=pixel_spacing_mm,
+            frame_spacing_mm=frame_spacing_mm,
+            allow_unusual_spacing=allow_unusual_spacing,
         )
     except OctsegError:
         raise

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from octseg.errors import InputError, MissingSpacingError
+from octseg.io import limits
 
 FrameLoader = Callable[[int, int], np.ndarray]
 
@@ -52,8 +53,13 @@ class Pullback:
                 raise MissingSpacingError(
                     self.source, f"{key} must be a positive number, got {val!r}"
                 )
+        limits.check_frames(self.source, self.n_frames, self.height, self.width)
         if self.space == "cartesian" and self.catheter_center is None:
             self.catheter_center = ((self.height - 1) / 2.0, (self.width - 1) / 2.0)
+        elif self.space == "cartesian":
+            self.catheter_center = limits.check_center(
+                self.source, self.catheter_center, self.height, self.width
+            )
 
     @property
     def n_alines(self) -> int | None:

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(readers()), help="force a reader")
     parser.add_argument("--pixel-spacing-mm", type=float, help="pixel spacing (mm) if not recorded")
     parser.add_argument("--frame-spacing-mm", type=float, help="frame spacing (mm) if not recorded")
+    parser.add_argument(
+        "--allow-unusual-spacing",
+        action="store_true",
+        help="accept a recorded spacing outside the plausible IVOCT range (docs/io.md)",
+    )
 
 
 def describe(path: str, **kwargs) -> dict:
@@ -45,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         pixel_spacing_mm=args.pixel_spacing_mm,
         frame_spacing_mm=args.frame_spacing_mm,
         format=args.format,
+        allow_unusual_spacing=args.allow_unusual_spacing,
     )
     if args.json:
         print(json.dumps(info, default=str))

@@ -54,6 +54,7 @@ from pydicom.uid import (
 
 from octseg import __version__, atomic
 from octseg.errors import InputError
+from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.color import SEPIA_LUT, sepia_to_gray
 from octseg.io.spacing import spacing_for
@@ -408,7 +409,7 @@ class DicomReader(Reader):
             )
         space = IVOCT_SOP_CLASSES[sop]
         try:
-            n = int(ds.get("NumberOfFrames", 1) or 1)
+            n = _number_of_frames(path, ds)
             h, w = int(ds.Rows), int(ds.Columns)
             photometric = str(ds.PhotometricInterpretation).strip()
             bits_stored = int(ds.get("BitsStored", 8))
@@ -421,6 +422,11 @@ class DicomReader(Reader):
                 f"unsupported photometric interpretation {photometric!r} "
                 f"(supported: {', '.join(READ_PHOTOMETRICS)})",
             )
+        spp, nbytes = (
+            int(ds.get("SamplesPerPixel", 1)),
+            max(int(ds.get("BitsAllocated", 8)) // 8, 1),
+        )
+        limits.check_frames(path, n, h, w, samples=spp, bytes_per_sample=nbytes)
         _check_pixel_data(path, ds, pixel_pos, n, h, w, ts)
         orient = _orientation(path, ds, space, n, h, w)
 
@@ -646,8 +652,23 @@ def read_orientation(path: str | Path) -> _Orientation:
     path = Path(path)
     ds, _ = _read_header(path)
     space = IVOCT_SOP_CLASSES.get(UID(str(ds.get("SOPClassUID", ""))), "cartesian")
-    n = int(ds.get("NumberOfFrames", 1) or 1)
+    n = _number_of_frames(path, ds)
     return _orientation(path, ds, space, n, int(ds.Rows), int(ds.Columns))
+
+
+def _number_of_frames(path: Path, ds: Dataset) -> int:
+    """Number of Frames (0028,0008): 1 where absent (single-frame); 0, negative or empty where
+    present is refused (never read as 1 frame)."""
+    if "NumberOfFrames" not in ds:
+        return 1
+    raw = ds.NumberOfFrames
+    try:
+        n = int(raw)
+    except (TypeError, ValueError):
+        raise InputError(path, f"Number of Frames (0028,0008) is {raw!r}, not a count") from None
+    if n < 1:
+        raise InputError(path, f"Number of Frames (0028,0008) is {n}; at least 1 is needed")
+    return n
 
 
 def _read_header(path: Path) -> tuple[Dataset, int]:
@@ -668,8 +689,11 @@ def _read_header(path: Path) -> tuple[Dataset, int]:
 
 
 def _check_pixel_data(path: Path, ds: Dataset, pos: int, n: int, h: int, w: int, ts: UID) -> None:
-    """Catch files cut short without decoding anything."""
+    """Catch files cut short, or whose pixel data does not fit the declared frames, without
+    decoding anything (native: the element length; encapsulated: the fragment table)."""
     size = path.stat().st_size
+    spp = int(ds.get("SamplesPerPixel", 1))
+    frame_bytes = h * w * spp * max(int(ds.get("BitsAllocated", 8)) // 8, 1)
     if ts.is_compressed:
         with open(path, "rb") as fh:
             fh.seek(max(size - 8, 0))
@@ -678,9 +702,9 @@ def _check_pixel_data(path: Path, ds: Dataset, pos: int, n: int, h: int, w: int,
             raise InputError(
                 path, "truncated DICOM: the encapsulated pixel data lacks its end delimiter"
             )
+        _check_fragments(path, pos, n, frame_bytes, ts)
         return
-    spp = int(ds.get("SamplesPerPixel", 1))
-    nbytes = n * h * w * spp * max(int(ds.get("BitsAllocated", 8)) // 8, 1)
+    nbytes = n * frame_bytes
     head = 8 if ts.is_implicit_VR else 12  # tag, (VR, reserved,) length
     if size < pos + head + nbytes:
         raise InputError(
@@ -688,6 +712,70 @@ def _check_pixel_data(path: Path, ds: Dataset, pos: int, n: int, h: int, w: int,
             f"truncated DICOM: pixel data needs {nbytes} bytes for {n} frames of {h}x{w}x{spp}, "
             f"the file holds {max(size - pos - head, 0)}",
         )
+    with open(path, "rb") as fh:
+        fh.seek(pos + head - 4)
+        length = int.from_bytes(fh.read(4), "little")
+    if length != 0xFFFFFFFF and length > nbytes + 1:  # one byte of padding to an even length
+        raise InputError(
+            path,
+            f"pixel data holds {length} bytes, {length / frame_bytes:.4g} frames of {h}x{w}x{spp}, "
+            f"but Number of Frames (0028,0008) says {n}",
+        )
+
+
+#: the most a frame can shrink under RLE: PackBits stores a run of 128 bytes in 2
+_RLE_MAX_RATIO = 64
+
+
+def _fragments(path: Path, pos: int, limit: int) -> tuple[int, list[int]]:
+    """``(offset table length, fragment lengths)`` of encapsulated pixel data at ``pos``, read
+    from the item headers alone; stops after ``limit`` fragments."""
+    lengths: list[int] = []
+    with open(path, "rb") as fh:
+        fh.seek(pos + 12)  # tag, VR, reserved, undefined length
+        bot = -1
+        while len(lengths) <= limit:
+            head = fh.read(8)
+            if len(head) < 8 or head[:4] == b"\xfe\xff\xdd\xe0":
+                break
+            if head[:4] != b"\xfe\xff\x00\xe0":
+                raise InputError(path, "corrupt encapsulated pixel data: expected an item tag")
+            length = int.from_bytes(head[4:], "little")
+            if bot < 0:
+                bot = length
+            else:
+                lengths.append(length)
+            fh.seek(length, 1)
+    return max(bot, 0), lengths
+
+
+def _check_fragments(path: Path, pos: int, n: int, frame_bytes: int, ts: UID) -> None:
+    """Encapsulated pixel data must hold at least one fragment per declared frame, an offset
+    table (where present) with one entry per frame, and - for RLE, one fragment per frame - no
+    frame declaring more decoded bytes than its fragment can expand to."""
+    bot, frags = _fragments(path, pos, limit=64 * n + 16)
+    if len(frags) > 64 * n + 16:
+        raise InputError(
+            path, f"encapsulated pixel data holds over {64 * n} fragments for {n} frames"
+        )
+    if len(frags) < n:
+        raise InputError(
+            path,
+            f"encapsulated pixel data holds {len(frags)} fragment(s) for the {n} frames "
+            "Number of Frames (0028,0008) declares",
+        )
+    if bot and bot // 4 != n:
+        raise InputError(
+            path, f"the pixel data offset table lists {bot // 4} frames; the header declares {n}"
+        )
+    if ts == RLELossless:
+        for i, length in enumerate(frags[:n]):
+            if frame_bytes > _RLE_MAX_RATIO * length + 8192:
+                raise InputError(
+                    path,
+                    f"RLE frame {i} declares {frame_bytes} decoded bytes but its fragment holds "
+                    f"{length} bytes, which can expand to at most {_RLE_MAX_RATIO * length}",
+                )
 
 
 def _to_gray(

@@ -9,6 +9,7 @@ on the first ``read`` and kept (a compressed npz member cannot be decoded partia
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,19 +19,30 @@ import numpy as np
 
 from octseg import atomic
 from octseg.errors import InputError
+from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.spacing import spacing_for
 
 FRAMES_MEMBER = "frames.npy"
 
 
-def _frames_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    with zipfile.ZipFile(path) as zf, zf.open(FRAMES_MEMBER) as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+#: the largest any other member (space, spacings, centre) may declare (elements)
+MAX_SMALL_MEMBER = 64
+
+
+def _checked_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of ``frames`` from the npy headers, every declared size checked against
+    :mod:`octseg.io.limits` before anything is decompressed."""
+    members = limits.npz_members(path)
+    if "frames" not in members:
+        raise InputError(path, "npz image lacks the 'frames' array")
+    shape, dtype = members["frames"]
+    if len(shape) != 3:
+        raise InputError(path, f"'frames' must be (F, H, W), got shape {shape}")
+    for key, (s, _) in members.items():
+        if key != "frames" and math.prod(s) > MAX_SMALL_MEMBER:
+            raise InputError(path, f"'{key}' declares shape {s}; expected a scalar or [cy, cx]")
+    limits.check_frames(path, *shape, bytes_per_sample=dtype.itemsize)
     return shape, dtype
 
 
@@ -91,16 +103,14 @@ class NpzImageReader(Reader):
     @classmethod
     def read(cls, path: Path, **options: Any) -> Pullback:
         path = Path(path)
+        shape, dtype = _checked_header(path)
         try:
-            shape, dtype = _frames_header(path)
             with np.load(path, allow_pickle=False) as z:
                 small = {k: z[k] for k in z.files if k != "frames"}
         except KeyError:
             raise InputError(path, "npz image lacks the 'frames' array") from None
         except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
             raise InputError(path, f"not a readable octseg image npz ({exc})") from None
-        if len(shape) != 3:
-            raise InputError(path, f"'frames' must be (F, H, W), got shape {shape}")
         if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
             raise InputError(path, f"'frames' must be uint8 or float32, got {dtype}")
         if "space" not in small:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from octseg.errors import InputError, MissingSpacingError
+from octseg.io import limits
 
 SIDECAR_NAME = "spacing.json"
 KEYS = ("pixel_spacing_mm", "frame_spacing_mm")
@@ -97,8 +98,12 @@ def resolve(
     from_file: float | None,
     file_source: str = "file",
     sources: dict[str, str] | None = None,
+    allow_unusual: bool = False,
 ) -> float:
-    """Pick ``key`` from argument > sidecar > file; raise a helpful error where none has it."""
+    """Pick ``key`` from argument > sidecar > file; raise a helpful error where none has it.
+    A value from the file must lie in the plausible range (:func:`octseg.io.limits.check_spacing`)
+    unless ``allow_unusual``; explicit values (argument, sidecar) are the user's and are not
+    range-checked."""
     if argument is not None:
         val = _positive(argument)
         if val is None:
@@ -108,6 +113,7 @@ def resolve(
         val, src = sidecar[key], f"sidecar {sidecar_path}"
     elif from_file is not None and _positive(from_file) is not None:
         val, src = float(from_file), file_source
+        limits.check_spacing(path, key, val, source=src, allow=allow_unusual)
     else:
         where = Path(path)
         side = (where if where.is_dir() else where.parent) / SIDECAR_NAME
@@ -134,13 +140,19 @@ def spacing_for(
     """``(pixel_spacing_mm, frame_spacing_mm, sources)`` for a reader.
 
     ``options`` are the reader's keyword options (``pixel_spacing_mm``/``frame_spacing_mm`` from
-    the caller, may be None). The sidecar is looked up beside/inside ``path``.
+    the caller, may be None; ``allow_unusual_spacing`` accepts file values outside the plausible
+    range). The sidecar is looked up beside/inside ``path``.
     """
     path = Path(path)
     side_path = find_sidecar(path)
     side = read_sidecar(side_path) if side_path else None
     sources: dict[str, str] = {}
-    common = {"sidecar": side, "sidecar_path": side_path, "sources": sources}
+    common = {
+        "sidecar": side,
+        "sidecar_path": side_path,
+        "sources": sources,
+        "allow_unusual": bool(options.get("allow_unusual_spacing")),
+    }
     px = resolve(
         path,
         "pixel_spacing_mm",
