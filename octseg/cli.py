@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("octseg.evaluate.cli", "agreement of automated with manual measurements"),
     "realdata": ("octseg.realdata", "the real Danilov pullback as a polar lumen dataset; evaluate"),
     "hybrid": ("octseg.hybrid.cohort", "synthetic calcium/struts in real frames: build, evaluate"),
+    "review": ("octseg.review.cli", "browser app to review and correct a segmentation"),
 }
 
 
