@@ -274,3 +274,150 @@ def test_degenerate_aspect_and_size_in_dicom_and_labels(tmp_path):
     save_labels(q, LabelFile(np.zeros((3, 1, 1), np.uint8), "polar", PX, FR))
     with pytest.raises(SchemaError, match=r"labels\.npz.*1x1 label frames"):
         load_labels(q)
+
+
+# --- rows 5, 16, 17: checkpoints ----------------------------------------------------------------
+
+
+def _ckpt(tmp_path: Path, edit=None, name: str = "model.pt") -> Path:
+    """A tiny real checkpoint, its dict changed by ``edit`` and saved again."""
+    import torch
+    from model_helpers import TINY_MODEL
+
+    from octseg.infer.predictor import save_untrained_checkpoint
+
+    p = save_untrained_checkpoint(
+        tmp_path / name, model_cfg=TINY_MODEL, context_frames=1,
+        net_grid={"n_alines": 32, "n_samples": 16, "spacing_mm": 0.05},
+    )  # fmt: skip
+    if edit is not None:
+        obj = torch.load(p, weights_only=True)
+        edit(obj)
+        torch.save(obj, p)
+    return p
+
+
+def _first_weight(obj):
+    return next(v for k, v in obj["state_dict"].items() if k.endswith("weight"))
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda o: _first_weight(o).view(-1).__setitem__(0, float("nan")), "1 NaN/infinite"),
+        (lambda o: _first_weight(o).fill_(float("inf")), "NaN/infinite value(s)"),
+        (lambda o: o["meta"].update(normalization={"kind": "zscore", "mean": float("nan"),
+                                                   "std": 0.2}), "mean nan"),
+        (lambda o: o["meta"].update(normalization={"kind": "zscore", "mean": 0.3, "std": 0.0}),
+         "std 0.0 is unusable"),
+    ],
+)  # fmt: skip
+def test_checkpoint_with_non_finite_values_is_refused_at_load(tmp_path, edit, problem):
+    from octseg.infer.predictor import Predictor
+
+    p = _ckpt(tmp_path, edit)
+    with pytest.raises(InputError, match=r"model\.pt: checkpoint") as err:
+        Predictor.from_checkpoint(p, device="cpu")
+    assert problem in str(err.value)
+
+
+class _NanWhereBright:
+    """A network that is fine on the zero probe input but gives NaN logits on bright pixels."""
+
+    def __new__(cls):
+        import torch
+
+        class Net(torch.nn.Module):
+            def forward(self, x):
+                logits = torch.zeros(x.shape[0], 5, *x.shape[2:])
+                return torch.where(x[:, :1] > 0.5, float("nan"), logits)
+
+        return Net()
+
+
+def test_non_finite_network_outputs_fail_the_pullback_clearly(tmp_path):
+    from octseg.infer.predictor import Predictor
+
+    frames = np.zeros((4, 32, 32), np.uint8)
+    frames[2:] = 255  # the last two frames make the network give NaN
+    p = tmp_path / "pb.npz"
+    write_npz_image(p, frames, space="polar", pixel_spacing_mm=PX, frame_spacing_mm=FR)
+    pb = read_pullback(p)
+    meta = {
+        "classes": [0, 1, 2, 3, 4], "context_frames": 1, "normalization": {"kind": "none"},
+        "net_grid": {"n_alines": 32, "n_samples": 32, "spacing_mm": PX},
+    }  # fmt: skip
+    pred = Predictor(_NanWhereBright(), meta, device="cpu", batch_size=2)
+    with pytest.raises(InputError, match=r"pb\.npz: the network gave NaN/infinite outputs "
+                                         r"for frames 2:4"):  # fmt: skip
+        pred.segment(pred.to_grid(pb), pb)
+    first = read_pullback(p)
+    first.n_frames = 2  # the finite part alone segments fine
+    assert pred.segment(pred.to_grid(first), first).shape == (2, 32, 32)
+
+
+def test_malicious_checkpoint_refusal_is_complete_and_ours(tmp_path):
+    import os
+
+    import torch
+
+    from octseg.infer.predictor import Predictor
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    p = tmp_path / "evil.pt"
+    torch.save({"format": "octseg-checkpoint", "payload": Evil()}, p)
+    with pytest.raises(InputError) as err:
+        Predictor.from_checkpoint(p, device="cpu")
+    msg = str(err.value)
+    assert msg.startswith(f"{p}: refused: the checkpoint holds Python objects (posix.system")
+    assert msg.endswith("never runs code from them") and "\n" not in msg
+    assert "weights_only" not in msg and "trusted" not in msg
+
+
+def test_non_zip_and_pickled_label_files_are_refused_in_our_words(tmp_path):
+    import pickle
+
+    p = tmp_path / "labels.npz"
+    p.write_bytes(pickle.dumps({"labels": [1, 2, 3]}))
+    with pytest.raises(SchemaError) as err:
+        load_labels(p)
+    msg = str(err.value)
+    assert "labels.npz" in msg and "not a zip archive" in msg
+    assert "allow_pickle" not in msg and "trust" not in msg
+    q = tmp_path / "obj.npz"
+    keys = {**_space_keys("polar"), "labels": np.zeros((1, 8, 8), np.uint8)}
+    np.savez(q, **keys, extra=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(SchemaError) as err:
+        load_labels(q)
+    msg = str(err.value)
+    assert "'extra' holds Python objects" in msg and "never unpickles" in msg
+    assert "allow_pickle" not in msg and "trust" not in msg
+    img = tmp_path / "img.npz"
+    np.savez(img, frames=np.zeros((1, 8, 8), np.uint8), **_space_keys(),
+             extra=np.array([{"a": 1}], dtype=object))  # fmt: skip
+    with pytest.raises(InputError, match=r"img\.npz: member 'extra' .* never unpickles"):
+        read_pullback(img)
+
+
+def test_checkpoint_declaring_a_huge_network_is_refused_before_building(tmp_path):
+    big = [4096, 8192, 16384, 32768]
+
+    def huge(o):
+        o["meta"]["model"].update(channels=big, strides=[2, 2, 2])
+
+    from octseg.infer.predictor import Predictor
+
+    p = _ckpt(tmp_path, huge)
+    assert p.stat().st_size < 200_000
+    with pytest.raises(InputError, match=r"model\.pt: checkpoint declares a network of "
+                                         r"\d+(,\d{3}){3} parameters; the limit is"):  # fmt: skip
+        Predictor.from_checkpoint(p, device="cpu")
+    q = _ckpt(tmp_path, lambda o: o["meta"]["model"].update(channels=[8, 16]), "other.pt")
+    with pytest.raises(InputError, match=r"weights do not fit the network: the config declares"):
+        Predictor.from_checkpoint(q, device="cpu")
+    r = _ckpt(tmp_path, lambda o: o["meta"]["net_grid"].update(n_alines=100_000), "grid.pt")
+    with pytest.raises(InputError, match=r"100000x16 network grid; the limit is 4096"):
+        Predictor.from_checkpoint(r, device="cpu")

@@ -91,6 +91,7 @@ class Predictor:
         out_chunk: int = 4,
         resample: str = "labels",
     ):
+        from octseg.train.checkpoint import check_normalization
         from octseg.train.data import check_classes
         from octseg.train.preprocess import check_net_grid
 
@@ -99,7 +100,7 @@ class Predictor:
             self.classes = check_classes(meta["classes"], source)
             self.k = int(meta.get("context_frames", 1))
             self.net_grid = check_net_grid(meta["net_grid"])
-            self.normalization = dict(meta.get("normalization") or {"kind": "none"})
+            self.normalization = check_normalization(source, meta.get("normalization"))
         except (KeyError, ValueError, TypeError) as exc:
             raise InputError(
                 source, f"checkpoint meta is incomplete or malformed ({exc})"
@@ -434,9 +435,10 @@ class Predictor:
             bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
         pending: tuple[torch.Tensor, Any, int, int] | None = None
 
-        def drain(item: tuple[torch.Tensor, Any, int, int]) -> None:
-            host, event, a, b = item
+        def drain(item: tuple[torch.Tensor, Any, torch.Tensor, int, int]) -> None:
+            host, event, ok, a, b = item
             event.synchronize()
+            self._check_finite(ok, pullback, a, b)
             labels[a:b] = host[: b - a].numpy()
 
         t_model = t_back = t_wait = 0.0
@@ -448,6 +450,7 @@ class Predictor:
                 t_wait += time.perf_counter() - t_w
             t0 = time.perf_counter()
             probs = self.probabilities(self._inputs(grid, start, stop))
+            ok = torch.isfinite(probs).all()  # checked where the batch is synchronised anyway
             t1 = time.perf_counter()
             q = self.to_labels(probs, pullback)
             if cuda:
@@ -457,8 +460,9 @@ class Predictor:
                 event.record()
                 if pending is not None:
                     drain(pending)
-                pending = (host, event, start, stop)
+                pending = (host, event, ok, start, stop)
             else:
+                self._check_finite(ok, pullback, start, stop)
                 labels[start:stop] = q.numpy()
             t2 = time.perf_counter()
             t_model += t1 - t0
@@ -473,6 +477,16 @@ class Predictor:
             if stream is not None:
                 timings["wait_read_s"] = timings.get("wait_read_s", 0.0) + t_wait
         return labels
+
+    def _check_finite(self, ok: torch.Tensor, pullback: Any, start: int, stop: int) -> None:
+        """Refuse NaN/infinite network outputs (damaged weights, or inputs the network cannot
+        handle) instead of labelling every pixel background."""
+        if not bool(ok):
+            raise InputError(
+                getattr(pullback, "source", None),
+                f"the network gave NaN/infinite outputs for frames {start}:{stop} "
+                f"(checkpoint {self.source or 'in memory'}); no labels written",
+            )
 
     def model_only(self, grid: torch.Tensor) -> int:
         """Run the network (with TTA) over ``grid`` and discard the output; for benchmarks."""

@@ -18,8 +18,10 @@ Layout of a checkpoint (a dict)::
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -123,8 +125,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         KeyError,
         TypeError,
     ) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(path, f"not a readable octseg checkpoint ({msg[:200]})") from None
+        raise InputError(path, _load_error(exc)) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise InputError(path, "not an octseg checkpoint (no 'format: octseg-checkpoint' entry)")
     if int(obj.get("version", -1)) != VERSION:
@@ -134,7 +135,98 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise InputError(path, f"checkpoint meta lacks one of {', '.join(META_KEYS)}")
     if not isinstance(obj.get("state_dict"), dict):
         raise InputError(path, "checkpoint has no state_dict")
+    check_finite(path, obj["state_dict"])
+    check_normalization(path, meta["normalization"])
+    check_net_grid_size(path, meta["net_grid"])
     return obj
+
+
+def _load_error(exc: BaseException) -> str:
+    """octseg's own one-line reason for a checkpoint torch cannot load with weights_only=True
+    (never torch's advice to load it unsafely)."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if isinstance(exc, pickle.UnpicklingError) or found:
+        what = f" ({found.group(1)})" if found else ""
+        return (
+            f"refused: the checkpoint holds Python objects{what} besides tensors and plain "
+            "values; octseg loads checkpoints as weights only and never runs code from them"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"not a readable octseg checkpoint ({type(exc).__name__}: {first[:200]})"
+
+
+def check_finite(path: str | Path, state_dict: dict[str, Any]) -> None:
+    """Every floating-point tensor of ``state_dict`` must be finite (a diverged run or a
+    damaged file gives NaN/Inf weights, and with them meaningless labels)."""
+    for key, val in state_dict.items():
+        if not isinstance(val, torch.Tensor):
+            raise InputError(path, f"checkpoint weight {key!r} is not a tensor")
+        if val.is_floating_point() and not bool(torch.isfinite(val).all()):
+            bad = int((~torch.isfinite(val)).sum())
+            raise InputError(
+                path,
+                f"checkpoint weight {key!r} holds {bad} NaN/infinite value(s) of {val.numel()}: "
+                "the training diverged or the file is damaged",
+            )
+
+
+def check_normalization(path: str | Path | None, norm: Any) -> dict[str, Any]:
+    """The recorded input normalisation: ``none``, or ``zscore`` with a finite mean and a
+    finite std > 0."""
+    norm = dict(norm or {"kind": "none"})
+    kind = norm.get("kind", "none")
+    if kind == "none":
+        return norm
+    if kind != "zscore":
+        raise InputError(path, f"checkpoint normalization kind {kind!r} is unknown")
+    try:
+        mean, std = float(norm["mean"]), float(norm["std"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(path, f"checkpoint zscore normalization lacks mean/std: {norm}") from None
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 1e-6):
+        raise InputError(
+            path,
+            f"checkpoint normalization mean {mean!r} / std {std!r} is unusable "
+            "(needs a finite mean and a finite std > 1e-6)",
+        )
+    return norm
+
+
+def check_net_grid_size(path: str | Path, net_grid: Any) -> None:
+    """The network's polar grid must fit :attr:`octseg.io.limits.Limits.max_net_grid_side`."""
+    from octseg.io import limits
+
+    cap = limits.current().max_net_grid_side
+    try:
+        sides = int(net_grid["n_alines"]), int(net_grid["n_samples"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(path, f"checkpoint net_grid is malformed: {net_grid!r}") from None
+    if max(sides) > cap:
+        raise InputError(
+            path, f"checkpoint declares a {sides[0]}x{sides[1]} network grid; the limit is {cap}"
+        )
+
+
+def check_network_size(path: str | Path, model_meta: nn.Module, state_dict: dict) -> None:
+    """The network the config declares (built on the meta device: no memory, no init) must stay
+    under the parameter cap and have exactly as many weights as the checkpoint holds."""
+    from octseg.io import limits
+
+    cap = limits.current().max_net_parameters
+    n_params = sum(p.numel() for p in model_meta.parameters())
+    if n_params > cap:
+        raise InputError(
+            path, f"checkpoint declares a network of {n_params:,} parameters; the limit is {cap:,}"
+        )
+    declared = sum(v.numel() for v in model_meta.state_dict().values())
+    held = sum(v.numel() for v in state_dict.values() if isinstance(v, torch.Tensor))
+    if declared != held:
+        raise InputError(
+            path,
+            f"weights do not fit the network: the config declares {declared:,} values, "
+            f"the checkpoint holds {held:,}",
+        )
 
 
 def load_checkpoint(
@@ -153,7 +245,11 @@ def load_checkpoint(
             path, f"model config does not predict the {len(classes)} classes {classes}"
         )
     try:
+        with torch.device("meta"):  # size first: nothing allocated, no weights initialised
+            check_network_size(path, build_from_parts(net_cfg, meta.get("wrap")), obj["state_dict"])
         model = build_from_parts(net_cfg, meta.get("wrap"))
+    except InputError:
+        raise
     except (ValueError, TypeError, ImportError) as exc:
         raise InputError(path, f"cannot rebuild the network: {exc}") from None
     except Exception as exc:  # any other constructor error: one clear line naming the file
