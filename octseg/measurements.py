@@ -49,6 +49,11 @@ FRAME_COLUMNS: list[str] = [
     "stent_area_mm2",
     "max_malapposition_mm",
     "malapposition_area_mm2",
+    "lipid_arc_deg",
+    "lipid_min_depth_mm",
+    "cap_min_thickness_um",
+    "cap_min_angle_deg",
+    "tcfa",
 ]
 STRUT_COLUMNS: list[str] = ["frame", "angle_deg", "x_mm", "y_mm", "distance_mm", "malapposed"]
 
@@ -82,6 +87,18 @@ STENT_KEYS: list[str] = [
     "malapposition_volume_mm3",
     "significant_malapposition",
 ]
+LIPID_LESION_KEYS: list[str] = [
+    "start_frame",
+    "end_frame",
+    "length_mm",
+    "max_lipid_arc_deg",
+    "mean_lipid_arc_deg",
+    "lipid_index",
+    "min_cap_thickness_um",
+    "min_cap_frame",
+    "n_tcfa_frames",
+    "tcfa",
+]
 SUMMARY_EXAMPLE: dict[str, Any] = {
     "lumen": {"mla_mm2": 3.1, "mla_frame": 120},
     "calcium_lesions": [
@@ -99,6 +116,7 @@ SUMMARY_EXAMPLE: dict[str, Any] = {
         }
     ],
     "stent": None,
+    "lipid_lesions": [],
 }
 
 MANUAL_FRAME_COLUMNS: list[str] = ["pullback_id"] + FRAME_COLUMNS

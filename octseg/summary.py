@@ -2,8 +2,9 @@
 
 :func:`summarize` turns the rows of ``frames.csv`` / ``struts.csv`` (dicts keyed by
 :data:`octseg.measurements.FRAME_COLUMNS` / ``STRUT_COLUMNS``; ``None`` where not applicable)
-into the summary dict: MLA, calcium lesions (grouping, score, kind, risk flags) and the stent
-(segment, MSA, references, expansion, malapposition). Definitions: ``docs/metrics.md``. The
+into the summary dict: MLA, calcium lesions (grouping, score, kind, risk flags), the stent
+(segment, MSA, references, expansion, malapposition) and lipid lesions (lipid index, minimal
+cap thickness, TCFA). Definitions: ``docs/metrics.md``. The
 geometry module and the synthetic generator's ground truth both use this function.
 
 This is plain Python bookkeeping over a handful of lesions; the per-pixel work happens in
@@ -16,7 +17,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from octseg.measurements import LESION_KEYS, STENT_KEYS
+from octseg.measurements import LESION_KEYS, LIPID_LESION_KEYS, STENT_KEYS
 
 Row = Mapping[str, Any]
 
@@ -127,6 +128,36 @@ def _lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
             "risk_flags": flags,
         }
         assert list(lesion) == LESION_KEYS
+        out.append(lesion)
+    return out
+
+
+def _lipid_lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
+    """Runs of label frames with lipid (arc > 0), gaps of ``lipid_max_gap_frames`` bridged."""
+    frames = [int(r["frame"]) for r in rows]
+    arc = [_num(r.get("lipid_arc_deg")) for r in rows]
+    cap = [_num(r.get("cap_min_thickness_um")) for r in rows]
+    out = []
+    for i0, i1 in _runs(frames, [a is not None and a > 0 for a in arc], s.lipid_max_gap_frames):
+        sel = [i for i in range(i0, i1 + 1) if arc[i] is not None and arc[i] > 0]
+        length = (frames[i1] - frames[i0] + 1) * fs
+        mean_arc = sum(arc[i] for i in sel) / len(sel)
+        caps = [(cap[i], frames[i]) for i in sel if cap[i] is not None]
+        min_cap, min_frame = min(caps) if caps else (None, None)
+        n_tcfa = sum(_truthy(rows[i].get("tcfa")) for i in sel)
+        lesion = {
+            "start_frame": frames[i0],
+            "end_frame": frames[i1],
+            "length_mm": length,
+            "max_lipid_arc_deg": max(arc[i] for i in sel),
+            "mean_lipid_arc_deg": mean_arc,
+            "lipid_index": mean_arc * length,
+            "min_cap_thickness_um": min_cap,
+            "min_cap_frame": min_frame,
+            "n_tcfa_frames": n_tcfa,
+            "tcfa": n_tcfa > 0,
+        }
+        assert list(lesion) == LIPID_LESION_KEYS
         out.append(lesion)
     return out
 
@@ -251,4 +282,5 @@ def summarize(
         "lumen": {"mla_mm2": mla, "mla_frame": mla_frame},
         "calcium_lesions": _lesions(rows, fs, s),
         "stent": _stent(rows, strut_rows, fs, s),
+        "lipid_lesions": _lipid_lesions(rows, fs, s),
     }

@@ -50,6 +50,7 @@ def test_empty_pullback():
         "lumen": {"mla_mm2": None, "mla_frame": None},
         "calcium_lesions": [],
         "stent": None,
+        "lipid_lesions": [],
     }
 
 

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from octseg.classes import CALCIUM
+from octseg.classes import CALCIUM, PLAQUE_CLASSES
 from octseg.errors import InputError
 from octseg.geometry import calcium as ca_mod
 from octseg.geometry import lumen as lu
+from octseg.geometry import plaque as pl_mod
 from octseg.geometry import stent as st_mod
 from octseg.geometry.kernels import count_along, eq_u8
 from octseg.geometry.settings import GeometrySettings
@@ -83,6 +84,23 @@ def _pieces(b: int, per_frame: int) -> list[slice]:
 
 
 _SUB = 4  # subsampling stride of the extent estimates
+
+
+def _plaque_reach(lab: torch.Tensor, polar: bool, ps: float, center_px) -> float:
+    """Radius (mm from the catheter) holding every fibrous-cap / lipid pixel of the chunk, with a
+    margin; 0 when the chunk has none."""
+    b, h, w = lab.shape
+    lo, hi = min(PLAQUE_CLASSES), max(PLAQUE_CLASSES)
+    assert hi - lo + 1 == len(PLAQUE_CLASSES)  # one contiguous range of class ids
+    if polar:
+        cols = ((lab >= lo) & (lab <= hi)).any(1).any(0).nonzero()
+        return (float(cols.max()) + 1.5) * ps if cols.numel() else 0.0
+    mask = (lab >= lo) & (lab <= hi)
+    if not bool(mask.any()):
+        return 0.0
+    reach = _extent_px(mask[:, ::_SUB, ::_SUB], center_px, _SUB)
+    full = math.hypot(max(center_px[0], h - center_px[0]), max(center_px[1], w - center_px[1]))
+    return (reach if reach > 0 else full) * ps
 
 
 @torch.no_grad()
@@ -162,9 +180,10 @@ def measure_chunk(
     rho_l = profile(phi)
     dmean, dmin, dmax = lu.diameters(rho_l)
 
-    # 2. calcium along rays from the lumen centroid (its nearest grid point)
-    if any_ca:
-        reach = max(ca_reach, float(radii.max()) + 2 * ps)
+    # 2. calcium and plaque along rays from the lumen centroid (its nearest grid point)
+    out: dict[str, torch.Tensor] = {}
+    if any_ca or any_pl:
+        reach = max(ca_reach, pl_reach, float(radii.max()) + 2 * ps)
         n_s = _round_up(reach / ps + 2, 32)
         off = float(torch.sqrt(cy * cy + cx * cx).max()) / ps
         half = _round_up(n_s + off + 2, 64)
@@ -177,14 +196,18 @@ def measure_chunk(
         cal: dict[str, list[torch.Tensor]] = {}
         for p in _pieces(b, n * n_s):
             vals = grid.sample(lab[p], oy[p], ox[p])
-            for k, v in ca_mod.calcium_metrics(vals, ps, rho_o[p]).items():
-                cal.setdefault(k, []).append(v)
+            metrics = [ca_mod.calcium_metrics] * any_ca + [pl_mod.plaque_metrics] * any_pl
+            for fn in metrics:
+                for k, v in fn(vals, ps, rho_o[p]).items():
+                    cal.setdefault(k, []).append(v)
             del vals
         out = {k: torch.cat(v) for k, v in cal.items()}
-    else:
-        empty = torch.full((b,), nan, device=dev)
-        keys = ("calcium_arc_deg", "calcium_max_thickness_mm", "calcium_min_depth_mm")
-        out = {k: empty for k in keys}
+    empty = torch.full((b,), nan, device=dev)
+    keys = ("calcium_arc_deg", "calcium_max_thickness_mm", "calcium_min_depth_mm")
+    for k in keys + pl_mod.PLAQUE_KEYS:
+        out.setdefault(k, empty)
+    t = pl_mod.tcfa(out["cap_min_thickness_um"], out["lipid_arc_deg"], s.tcfa_cap_um, s.tcfa_arc_deg)
+    out["tcfa"] = torch.where(torch.isfinite(out["lipid_arc_deg"]), t.float(), empty)
     out["calcium_area_mm2"] = torch.where(ca_count > 0, ca_area, nan)
 
     # 3. struts and stent
@@ -237,6 +260,7 @@ def _rows(
         for key in FRAME_COLUMNS:
             if key not in row:
                 row[key] = _f(cpu[key][i])
+        row["tcfa"] = None if row["tcfa"] is None else bool(row["tcfa"])
         if row["lumen_area_mm2"] is None and n_struts:
             row["n_malapposed"] = None  # distances need a lumen contour
         frames.append(row)

@@ -57,6 +57,11 @@ class GeometrySettings:
     underexpansion_ratio: float = 0.80  # ... or expansion < this
     significant_malapposition_mm: float = 0.4  # clinically significant if max distance > this
     significant_malapposition_length_mm: float = 1.0  # ... or malapposition length > this
+    # plaque (docs/metrics.md, plaque): TCFA = minimal cap < tcfa_cap_um over a lipid arc >
+    # tcfa_arc_deg (Tearney et al., JACC 2012 consensus; Prati et al., 2010)
+    tcfa_cap_um: float = 65.0
+    tcfa_arc_deg: float = 90.0
+    lipid_max_gap_frames: int = 2  # label frames without lipid bridged inside a lipid lesion
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,7 +81,8 @@ class GeometrySettings:
             raise InputError(source, f"geometry settings: {msg}")
 
         ints = ("n_rays", "contour_samples_per_segment", "max_gap_frames", "min_struts")
-        for name in (*ints, "stent_max_gap_frames", "contour_smoothing_rays"):
+        gaps = ("stent_max_gap_frames", "lipid_max_gap_frames")
+        for name in (*ints, *gaps, "contour_smoothing_rays"):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int):
                 fail(f"'{name}' must be an integer, got {val!r}")
@@ -84,7 +90,7 @@ class GeometrySettings:
             fail(f"'n_rays' must be an even integer >= 8, got {self.n_rays}")
         if self.contour_samples_per_segment < 1:
             fail("'contour_samples_per_segment' must be >= 1")
-        if self.max_gap_frames < 0 or self.stent_max_gap_frames < 0:
+        if min(self.max_gap_frames, self.stent_max_gap_frames, self.lipid_max_gap_frames) < 0:
             fail("gap settings must be >= 0")
         if not 0 <= self.contour_smoothing_rays <= 16:
             fail("'contour_smoothing_rays' must lie in 0..16")

@@ -1,9 +1,9 @@
-"""Cohort-level ``summary.csv``: one row per calcium lesion and one per stent, across every
+"""Cohort-level ``summary.csv``: one row per calcium lesion, lipid lesion and stent, across every
 pullback of the run (a pullback with neither gets one ``pullback`` row carrying its MLA, so each appears).
 
-Columns: ``pullback_id``, ``item`` (``calcium_lesion`` | ``stent`` | ``pullback``), ``index`` (1-based
+Columns: ``pullback_id``, ``item`` (``calcium_lesion`` | ``lipid_lesion`` | ``stent`` | ``pullback``), ``index`` (1-based
 within the pullback), ``start_mm`` / ``end_mm``, the pullback's ``mla_mm2`` / ``mla_frame``, then
-the lesion keys and the stent keys of octseg.measurements (blank where not applicable; risk flags
+the lesion, stent and lipid-lesion keys of octseg.measurements (blank where not applicable; risk flags
 joined by ``;``).
 """
 
@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from octseg.measurements import LESION_KEYS, STENT_KEYS, write_csv
+from octseg.measurements import LESION_KEYS, LIPID_LESION_KEYS, STENT_KEYS, write_csv
 
 COHORT_COLUMNS: list[str] = (
     ["pullback_id", "item", "index", "start_mm", "end_mm", "mla_mm2", "mla_frame"]
     + LESION_KEYS
     + [k for k in STENT_KEYS if k not in LESION_KEYS]
+    + [k for k in LIPID_LESION_KEYS if k not in LESION_KEYS + STENT_KEYS]
 )
 
 
@@ -52,6 +53,10 @@ def rows_for(
     if st:
         row = {**base, "item": "stent", "index": 1, **span(st)}
         row.update({k: st.get(k) for k in STENT_KEYS})
+        rows.append(row)
+    for i, les in enumerate(summary.get("lipid_lesions") or [], start=1):
+        row = {**base, "item": "lipid_lesion", "index": i, **span(les)}
+        row.update({k: les.get(k) for k in LIPID_LESION_KEYS})
         rows.append(row)
     if not rows:
         rows.append({**base, "item": "pullback"})
