@@ -51,7 +51,11 @@ def export_slurm_env() -> None:
     try:
         from submitit.helpers import TorchDistributedEnvironment
 
-        TorchDistributedEnvironment().export()
+        # set_cuda_visible_devices=False: submitit would set CUDA_VISIBLE_DEVICES to the local
+        # rank, so that ``cuda:LOCAL_RANK`` no longer exists for LOCAL_RANK > 0, and the index
+        # would name a physical GPU that SLURM may have given to another job (SLURM already
+        # sets CUDA_VISIBLE_DEVICES to the job's GPUs).
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     except Exception:  # not a submitit job: leave single-process
         return
 
