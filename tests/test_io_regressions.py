@@ -367,7 +367,8 @@ def test_seg_spacing_from_arguments_never_made_up(tmp_path):
 
     def strip(ds):
         del ds.ALinePixelSpacing
-        del ds.IVUSPullbackRate
+        if "IVUSPullbackRate" in ds:
+            del ds.IVUSPullbackRate
         for item in ds.PerFrameFunctionalGroupsSequence:
             del item.IntravascularFrameContentSequence
 

@@ -84,6 +84,8 @@ PRIVATE_GROUP = 0x0009
 _CENTER_ELEM = 0x01  # (0009,1001) DS catheter centre [cy, cx] in pixels (Cartesian)
 DEFAULT_ROTATION_HZ = 100.0
 DEFAULT_ALINES = 504
+#: Image Type / Frame Type: original primary volume frames, no derived contrast
+IMAGE_TYPE = ["ORIGINAL", "PRIMARY", "NONE", "NONE"]
 _NON_IDENTIFYING = {
     "Manufacturer": "manufacturer",
     "ManufacturerModelName": "model",
@@ -213,9 +215,10 @@ def _ivoct_header(
     patient_name: str | None,
     patient_id: str | None,
 ) -> Dataset:
+    """The IVOCT header (no pixel description): every Type 1/2 attribute of the IOD (PS3.3
+    A.66), so that ``dciodvfy`` finds no errors for MONOCHROME2 files of either SOP class."""
     sop_class = IVOCT_PROCESSING if space == "polar" else IVOCT_PRESENTATION
     now = _dt.datetime.now()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -224,17 +227,53 @@ def _ivoct_header(
     meta.ImplementationVersionName = f"OCTSEG_{__version__}"[:16]
     ds = Dataset()
     ds.file_meta = meta
-    # SOP common
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    # patient (type 2: present, empty unless given)
+    ds.InstanceCreationDate, ds.InstanceCreationTime = (
+        now.strftime("%Y%m%d"),
+        now.strftime("%H%M%S"),
+    )
+    _patient_study_series(ds, now, series_description, patient_name, patient_id)
+    _ivoct_image(ds, space, n, h, w, now)
+    _acquisition(ds, space, w, pixel_spacing_mm)
+    ds.SharedFunctionalGroupsSequence = Sequence(
+        [_shared_groups(space, pixel_spacing_mm, frame_spacing_mm)]
+    )
+    ds.PerFrameFunctionalGroupsSequence = Sequence(
+        [_frame_groups(space, i, frame_spacing_mm, now) for i in range(n)]
+    )
+    _dimensions(ds)
+    if space == "cartesian" and catheter_center is not None:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+        block.add_new(_CENTER_ELEM, "DS", [f"{float(c):.6g}" for c in catheter_center])
+    return ds
+
+
+def _code(code: Any) -> Dataset:
+    item = Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme_designator
+    item.CodeMeaning = code.meaning
+    return item
+
+
+def _patient_study_series(
+    ds: Dataset,
+    now: _dt.datetime,
+    series_description: str,
+    patient_name: str | None,
+    patient_id: str | None,
+) -> None:
+    """Patient (type 2: present, empty unless given), study, series, frame of reference,
+    equipment, acquisition context and contrast (the flush) modules."""
+    from pydicom.sr.codedict import codes
+
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.PatientName = patient_name or ""
     ds.PatientID = patient_id or ""
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
-    # general study / series / frame of reference / equipment
     ds.StudyInstanceUID = generate_uid()
     ds.StudyDate, ds.StudyTime = date, time
     ds.ReferringPhysicianName = ""
@@ -250,57 +289,107 @@ def _ivoct_header(
     ds.ManufacturerModelName = "octseg synth"
     ds.DeviceSerialNumber = "0"
     ds.SoftwareVersions = __version__
-    # intravascular OCT image module
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.AcquisitionContextSequence = Sequence([])
+    agent = _code(codes.RADLEX.NonIonicIodinatedContrastAgent)  # the flush (CID 12)
+    agent.ContrastBolusAgentNumber = 1
+    agent.ContrastBolusAdministrationRouteSequence = Sequence([_code(codes.SCT.IntracoronaryRoute)])
+    agent.ContrastBolusIngredientCodeSequence = Sequence([])
+    agent.ContrastBolusVolume = None
+    agent.ContrastBolusIngredientConcentration = None
+    ds.ContrastBolusAgentSequence = Sequence([agent])
+
+
+def _ivoct_image(ds: Dataset, space: str, n: int, h: int, w: int, now: _dt.datetime) -> None:
+    """Intravascular OCT Image module (pixel description set by the writer)."""
+    ds.ImageType = IMAGE_TYPE
     ds.InstanceNumber = 1
-    ds.ContentDate, ds.ContentTime = date, time
+    ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.AcquisitionDateTime = now.strftime("%Y%m%d%H%M%S")
     ds.AcquisitionDuration = n / DEFAULT_ROTATION_HZ
+    ds.AcquisitionNumber = 1
     ds.PresentationIntentType = "FOR PROCESSING" if space == "polar" else "FOR PRESENTATION"
+    ds.VolumetricProperties = "DISTORTED"  # a pullback, not a uniform volume
+    ds.PixelPresentation = "MONOCHROME"
     ds.BurnedInAnnotation = "NO"
+    ds.RecognizableVisualFeatures = "NO"
+    if space == "cartesian":
+        ds.PresentationLUTShape = "IDENTITY"
+        ds.InterpolationType = "BILINEAR"  # of the scan conversion
     ds.Rows, ds.Columns = h, w
     ds.NumberOfFrames = n
-    # intravascular OCT acquisition parameters
-    n_alines = h if space == "polar" else DEFAULT_ALINES
+
+
+def _acquisition(ds: Dataset, space: str, w: int, pixel_spacing_mm: float) -> None:
+    """IVOCT Acquisition Parameters, Intravascular Image Acquisition Parameters and (polar)
+    IVOCT Processing Parameters."""
+    n_alines = ds.Rows if space == "polar" else DEFAULT_ALINES
+    ds.OCTFocalDistance = None
+    ds.BeamSpotSize = None
     ds.OCTAcquisitionDomain = "FREQUENCY"
     ds.OCTOpticalCenterWavelength = 1300.0
     ds.AxialResolution = 15.0
     ds.RangingDepth = float(w * pixel_spacing_mm)
     ds.ALinesPerFrame = n_alines
-    ds.CatheterRotationalRate = DEFAULT_ROTATION_HZ
     ds.ALineRate = n_alines * DEFAULT_ROTATION_HZ
-    ds.IVUSPullbackRate = f"{frame_spacing_mm * DEFAULT_ROTATION_HZ:.10g}"
-    ds.EffectiveRefractiveIndex = 1.0  # pixel spacings are physical (already corrected)
-    ds.OCTZOffsetApplied = "NO"
+    # the frames' positions are recorded (Intravascular Longitudinal Distance), not a rate
+    ds.IVUSAcquisition = "MEASURED"
+    ds.CatheterDirectionOfRotation = "CW"
+    ds.CatheterRotationalRate = DEFAULT_ROTATION_HZ
+    ds.ModeOfPercutaneousAccessSequence = Sequence([])
     if space == "polar":
+        ds.OCTZOffsetApplied = "NO"
+        ds.EffectiveRefractiveIndex = 1.0  # pixel spacings are physical (already corrected)
+        ds.RefractiveIndexApplied = "YES"
         ds.ALinePixelSpacing = pixel_spacing_mm
-        ds.NumberOfPaddedALines = 0
-        ds.InterpolationType = "LINEAR"
-    # multi-frame functional groups
+        ds.PixelIntensityRelationship = "LIN"
+        ds.FirstALineLocation = 0.0
+
+
+def _shared_groups(space: str, pixel_spacing_mm: float, frame_spacing_mm: float) -> Dataset:
+    from pydicom.sr.codedict import codes
+
     shared = Dataset()
     if space == "cartesian":
         pm = Dataset()
         pm.PixelSpacing = [f"{pixel_spacing_mm:.10g}", f"{pixel_spacing_mm:.10g}"]
         pm.SliceThickness = f"{frame_spacing_mm:.10g}"
         shared.PixelMeasuresSequence = Sequence([pm])
-    ds.SharedFunctionalGroupsSequence = Sequence([shared])
-    per_frame = []
-    for i in range(n):
-        item = Dataset()
-        fc = Dataset()
-        fc.DimensionIndexValues = [i + 1]
-        fc.FrameAcquisitionNumber = i + 1
-        item.FrameContentSequence = Sequence([fc])
-        ivfc = Dataset()
-        ivfc.IntravascularLongitudinalDistance = float(i * frame_spacing_mm)
-        item.IntravascularFrameContentSequence = Sequence([ivfc])
-        if space == "polar":
-            octfc = Dataset()
-            octfc.SeamLineIndex = 0
-            octfc.FirstALineLocation = 0.0
-            item.IntravascularOCTFrameContentSequence = Sequence([octfc])
-        per_frame.append(item)
-    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    anatomy = Dataset()
+    anatomy.AnatomicRegionSequence = Sequence([_code(codes.SCT.CoronaryArtery)])
+    anatomy.FrameLaterality = "U"
+    shared.FrameAnatomySequence = Sequence([anatomy])
+    frame_type = Dataset()
+    frame_type.FrameType = IMAGE_TYPE
+    shared.IntravascularOCTFrameTypeSequence = Sequence([frame_type])
+    return shared
+
+
+def _frame_groups(space: str, i: int, frame_spacing_mm: float, start: _dt.datetime) -> Dataset:
+    """Per-frame functional groups of frame ``i``: content (time, dimension index), position
+    along the pullback and (polar) the OCT frame content."""
+    item = Dataset()
+    fc = Dataset()
+    fc.DimensionIndexValues = [i + 1]
+    fc.FrameAcquisitionNumber = i + 1
+    when = (start + _dt.timedelta(seconds=i / DEFAULT_ROTATION_HZ)).strftime("%Y%m%d%H%M%S.%f")
+    fc.FrameReferenceDateTime = fc.FrameAcquisitionDateTime = when
+    fc.FrameAcquisitionDuration = 1000.0 / DEFAULT_ROTATION_HZ  # ms
+    item.FrameContentSequence = Sequence([fc])
+    ivfc = Dataset()
+    ivfc.IntravascularLongitudinalDistance = float(i * frame_spacing_mm)
+    if space == "cartesian":
+        ivfc.SeamLineLocation = None
+    item.IntravascularFrameContentSequence = Sequence([ivfc])
+    if space == "polar":
+        octfc = Dataset()
+        octfc.OCTZOffsetCorrection = 0
+        octfc.SeamLineIndex = 0
+        octfc.NumberOfPaddedALines = 0
+        item.IntravascularOCTFrameContentSequence = Sequence([octfc])
+    return item
+
+
+def _dimensions(ds: Dataset) -> None:
     dim_uid = generate_uid()
     org = Dataset()
     org.DimensionOrganizationUID = dim_uid
@@ -311,10 +400,6 @@ def _ivoct_header(
     idx.FunctionalGroupPointer = 0x00520027
     idx.DimensionDescriptionLabel = "Longitudinal distance"
     ds.DimensionIndexSequence = Sequence([idx])
-    if space == "cartesian" and catheter_center is not None:
-        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
-        block.add_new(_CENTER_ELEM, "DS", [f"{float(c):.6g}" for c in catheter_center])
-    return ds
 
 
 # --------------------------------------------------------------------------------------- reader
