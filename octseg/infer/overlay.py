@@ -5,8 +5,9 @@ scale bar and the frame's key numbers.
 
 Polar inputs are scan-converted for display (octseg.polar); struts are drawn from the measured
 strut table (``x_mm``/``y_mm`` from the catheter centre), so the picture shows exactly what was
-measured. Default frames: the MLA frame, the frame of maximal calcium arc, the MSA frame and the
-frame of maximal malapposition.
+measured. Default frames: the MLA frame, the frame of maximal calcium arc, the MSA frame, the
+frame of maximal malapposition and the frame of the thinnest fibrous cap (lipid tinted yellow,
+cap outlined magenta, the thinnest cap marked).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from octseg import atomic
-from octseg.classes import CALCIUM, LUMEN, STRUT
+from octseg.classes import CALCIUM, FIBROUS_CAP, LIPID, LUMEN, STRUT
 from octseg.polar import polar_to_cartesian
 from octseg.summary import _num
 
@@ -30,6 +31,8 @@ CALCIUM_COLOR = "#ff9f1c"
 STENT_COLOR = "#39ff14"
 MALAPPOSED_COLOR = "#ff2d55"
 APPOSED_COLOR = "#ffffff"
+LIPID_COLOR = "#ffe14d"
+CAP_COLOR = "#ff4dff"
 PNG_LEVEL = 3  # zlib level of the PNGs: on OCT images ~2.5x faster than 6, and no larger
 
 
@@ -74,6 +77,12 @@ def choose_frames(
     stent = summary.get("stent") or {}
     add(stent.get("msa_frame"), "MSA")
     add(argmax("max_malapposition_mm", require="n_malapposed"), "max malapposition")
+    caps = [
+        les for les in summary.get("lipid_lesions") or [] if les.get("min_cap_frame") is not None
+    ]
+    if caps:
+        thin = min(caps, key=lambda les: les["min_cap_thickness_um"])
+        add(thin["min_cap_frame"], "thinnest cap" + (" (TCFA)" if thin.get("tcfa") else ""))
     if not picks and available:
         add(available[len(available) // 2], "middle frame")
     return picks
@@ -164,6 +173,7 @@ def render_overlay(
         tint[calcium > 0] = (1.0, 0.62, 0.11, 0.35)
         ax.imshow(tint, interpolation="nearest")
         ax.contour(calcium, levels=[0.5], colors=[CALCIUM_COLOR], linewidths=1.4)
+    plaque = _draw_plaque(ax, lab, ps, (cy, cx), frame_row or {})
     # struts from the measurement table: offsets in mm from the catheter centre
     if struts:
         ys = np.array([float(s["y_mm"]) for s in struts]) / ps + cy
@@ -219,6 +229,7 @@ def render_overlay(
     mm = _num(row.get("max_malapposition_mm"))
     if nm and mm is not None:
         parts.append(f"Malapposed {int(nm)} (max {mm:.2f} mm)")
+    parts += _plaque_text(row)
     fig.text(0.02, 0.925, "   ".join(parts), color="#dddddd", fontsize=10, va="center")
     handles = [
         Line2D([], [], color=LUMEN_COLOR, lw=2, label="lumen"),
@@ -238,10 +249,13 @@ def render_overlay(
             label="malapposed strut",
         ),
     ]
+    if plaque:
+        handles.append(Line2D([], [], color=LIPID_COLOR, lw=4, label="lipid"))
+        handles.append(Line2D([], [], color=CAP_COLOR, lw=2, label="fibrous cap"))
     fig.legend(
         handles=handles,
         loc="lower center",
-        ncol=5,
+        ncol=5 if not plaque else 4,
         frameon=False,
         fontsize=9,
         labelcolor="white",
@@ -254,6 +268,41 @@ def render_overlay(
         buf, format="png", dpi=dpi, facecolor="black", pil_kwargs={"compress_level": PNG_LEVEL}
     )
     return buf.getvalue()
+
+
+def _plaque_text(row: Mapping[str, Any]) -> list[str]:
+    arc, cap = _num(row.get("lipid_arc_deg")), _num(row.get("cap_min_thickness_um"))
+    out = [f"Lipid arc {arc:.0f}°"] if arc else []
+    if cap is not None:
+        out.append(f"min cap {cap:.0f} µm" + (" · TCFA" if _num(row.get("tcfa")) else ""))
+    return out
+
+
+def _draw_plaque(ax: Any, lab: np.ndarray, ps: float, c: tuple[float, float], row: Any) -> bool:
+    """Lipid tinted, fibrous cap outlined, and a marker on the thinnest cap's ray where the
+    lipid core starts (ray from the lumen centroid at ``cap_min_angle_deg``)."""
+    lipid, cap = lab == LIPID, lab == FIBROUS_CAP
+    if not (lipid.any() or cap.any()):
+        return False
+    tint = np.zeros((*lab.shape, 4), dtype=np.float32)
+    tint[lipid] = (1.0, 0.88, 0.3, 0.35)
+    ax.imshow(tint, interpolation="nearest")
+    if cap.any():
+        ax.contour(cap.astype(np.float32), levels=[0.5], colors=[CAP_COLOR], linewidths=1.2)
+    ang = _num(row.get("cap_min_angle_deg"))
+    if ang is not None:
+        y0 = c[0] + (_num(row.get("lumen_centroid_y_mm")) or 0.0) / ps
+        x0 = c[1] + (_num(row.get("lumen_centroid_x_mm")) or 0.0) / ps
+        t = np.arange(0, max(lab.shape), 0.5)
+        ys = np.rint(y0 + t * math.sin(math.radians(ang))).astype(int)
+        xs = np.rint(x0 + t * math.cos(math.radians(ang))).astype(int)
+        ok = (ys >= 0) & (ys < lab.shape[0]) & (xs >= 0) & (xs < lab.shape[1])
+        hit = np.flatnonzero(lipid[ys[ok], xs[ok]])
+        if hit.size:
+            k = hit[0]
+            ax.plot([x0, xs[ok][k]], [y0, ys[ok][k]], color=CAP_COLOR, lw=0.8, ls=":")
+            ax.scatter([xs[ok][k]], [ys[ok][k]], s=60, marker="x", c=CAP_COLOR, zorder=7)
+    return True
 
 
 def overlay_jobs(

@@ -367,7 +367,7 @@ def finish_pullback(
             out_dir / "seg.dcm",
             labels,
             pullback.source,
-            dict(CLASS_NAMES),
+            {c: CLASS_NAMES[c] for c in model_info.get("classes") or CLASS_NAMES},
             pixel_spacing_mm=pullback.pixel_spacing_mm,
             frame_spacing_mm=pullback.frame_spacing_mm,
         )

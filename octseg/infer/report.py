@@ -55,9 +55,11 @@ def longitudinal_png(
     lumen = _series(frames, "lumen_area_mm2")
     arc = _series(frames, "calcium_arc_deg")
     stent = _series(frames, "stent_area_mm2")
-    fig = Figure(figsize=(11.0, 8.2), dpi=90)
+    lipid = _series(frames, "lipid_arc_deg")
+    n_panels = 5 if np.isfinite(lipid).any() else 4  # a fifth: lipid arc, TCFA frames marked
+    fig = Figure(figsize=(11.0, 8.2 * n_panels / 4), dpi=90)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"hspace": 0.12})
+    axes = fig.subplots(n_panels, 1, sharex=True, gridspec_kw={"hspace": 0.12})
     lesions = summary.get("calcium_lesions") or []
     st = summary.get("stent") or None
 
@@ -159,6 +161,10 @@ def longitudinal_png(
     ax.axhline(0, color="#444", lw=0.6)
     ax.set_ylabel("Strut distance\nto lumen (mm)")
     ax.set_xlabel("Position along the pullback (mm)   ·   frame 0 = distal  →  proximal")
+    if n_panels == 5:
+        _lipid_panel(axes[4], pos, lipid, frames)
+        axes[4].set_xlabel(axes[3].get_xlabel())
+        axes[3].set_xlabel("")
     for a in axes:
         a.grid(True, axis="x", color="#e5e5e5", lw=0.6)
         a.spines[["top", "right"]].set_visible(False)
@@ -169,6 +175,37 @@ def longitudinal_png(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})  # fast, no larger
     return buf.getvalue()
+
+
+def _lipid_panel(ax: Any, pos: np.ndarray, arc: np.ndarray, frames: Any) -> None:
+    """Lipid arc along the pullback with TCFA frames marked."""
+    ax.fill_between(pos, np.nan_to_num(arc), step="mid", color="#d4a017", alpha=0.85, lw=0)
+    ax.axhline(90, color="#7f7f7f", ls="--", lw=0.8)
+    tcfa = np.array([bool(_num(r.get("tcfa")) or 0) for r in frames])
+    if tcfa.any():
+        ax.plot(pos[tcfa], arc[tcfa] + 12, "v", color="#b000b0", ms=7, label="TCFA frame")
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.set_ylim(0, 360)
+    ax.set_yticks([0, 90, 180, 270, 360])
+    ax.set_ylabel("Lipid arc\n(°)")
+
+
+def _lipid_table(lesions: Sequence[Mapping[str, Any]], fs: float) -> str:
+    if not lesions:
+        return "<p>No lipid detected.</p>"
+    head = (
+        "<table><tr><th>#</th><th>frames</th><th>length (mm)</th><th>max arc (°)</th>"
+        "<th>lipid index (°·mm)</th><th>min cap (µm)</th><th>at frame</th><th>TCFA</th></tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{les['start_frame']}–{les['end_frame']}</td>"
+        f"<td>{_fmt(les.get('length_mm'), 1)}</td><td>{_fmt(les.get('max_lipid_arc_deg'), 0)}</td>"
+        f"<td>{_fmt(les.get('lipid_index'), 0)}</td><td>{_fmt(les.get('min_cap_thickness_um'), 0)}</td>"
+        f"<td>{les.get('min_cap_frame') if les.get('min_cap_frame') is not None else '–'}</td>"
+        f"<td>{_yesno(les.get('tcfa'))} ({les.get('n_tcfa_frames')} frames)</td></tr>"
+        for i, les in enumerate(lesions, start=1)
+    )
+    return head + rows + "</table>"
 
 
 def _img(data: bytes, alt: str, cls: str = "") -> str:
@@ -321,6 +358,16 @@ def _cards(summary: Mapping[str, Any], frames: Sequence[Mapping[str, Any]], fs: 
     )
 
 
+def _plaque_section(summary: Mapping[str, Any], model: Mapping[str, Any], fs: float) -> str:
+    """Lipid lesions, shown when the model segments lipid (or lesions exist)."""
+    from octseg.classes import LIPID
+
+    lesions = summary.get("lipid_lesions") or []
+    if not lesions and LIPID not in (model.get("classes") or []):
+        return ""
+    return "<h2>Lipid and fibrous cap</h2>" + _lipid_table(lesions, fs)
+
+
 def render_report(
     *,
     pullback_id: str,
@@ -358,6 +405,7 @@ def render_report(
 {_lesion_table(summary.get("calcium_lesions") or [], fs)}
 <h2>Stent</h2>
 {_stent_table(summary.get("stent"))}
+{_plaque_section(summary, model, fs)}
 <h2>Key frames</h2>
 <div class="ovl">{ovl or "<p>No frames.</p>"}</div>
 <div class="foot">Automated segmentation by octseg {__version__} (model {ckpt}, classes {model.get("classes")},

@@ -47,6 +47,13 @@ _SCT_CODES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     ),
     "strut": (("260787004", "Physical object"), ("65818007", "Stent")),
     "guidewire": (("260787004", "Physical object"), ("272224001", "Guide Wire")),
+    # plaque (classes 5/6): the DICOM code list (PS3.16) has no "fibrous cap" concept; the
+    # closest listed structure is used, the segment label says "fibrous_cap"
+    "fibrous_cap": (
+        ("49755003", "Morphologically Altered Structure"),
+        ("20717008", "Atherosclerotic fibrous plaque"),
+    ),
+    "lipid": (("91720002", "Body Substance"), ("70106000", "Lipid")),
 }
 _DEFAULT_CODE = (("91723000", "Anatomical Structure"), ("85756007", "Body tissue structure"))
 
