@@ -62,6 +62,19 @@ class PixelGrid:
             y.astype(f32),
         )
 
+    def window(self, radius_mm: float) -> tuple[slice, slice]:
+        """Slices of the label map that hold every pixel within ``radius_mm`` of the catheter."""
+        h, w = self.shape
+        n = int(math.ceil(radius_mm / self.ps)) + 2
+        if self.space == "polar":
+            return slice(0, h), slice(0, min(w, n))
+        cy, cx = int(round(self.center[0])), int(round(self.center[1]))
+        return slice(max(0, cy - n), min(h, cy + n + 1)), slice(max(0, cx - n), min(w, cx + n + 1))
+
+    def extent_mm(self, mask: np.ndarray) -> float:
+        """Largest radius (mm) of a pixel of ``mask``; 0 if empty."""
+        return float(self.r[mask].max()) if mask.any() else 0.0
+
     def nearest(self, x: float, y: float) -> tuple[int, int]:
         """The pixel nearest to the point (x, y) mm."""
         h, w = self.shape
@@ -87,8 +100,8 @@ def lumen_radii(lab: np.ndarray, grid: PixelGrid, n: int) -> tuple[np.ndarray, n
         radii, masked = lu.catheter_radii_polar(t, grid.ps)
         idx = np.round(np.arange(n) * lab.shape[0] / n).astype(int) % lab.shape[0]
         radii, masked = radii[:, idx], masked[:, idx]
-    else:
-        max_r = float(np.hypot(*lab.shape)) + 2
+    else:  # rays only as long as the lumen reaches (the classes beyond do not matter)
+        max_r = min(float(np.hypot(*lab.shape)), grid.extent_mm(lab == LUMEN) / grid.ps) + 4
         rays = lu.CatheterRays(lab.shape, grid.center, n, max_r, "cpu")
         radii, masked = rays.radii(t, grid.ps)
     radii = lu.fill_masked_periodic(radii.float(), masked)[0].numpy()
@@ -128,25 +141,25 @@ def contour_area_mm2(points: np.ndarray) -> float:
     return float(0.5 * np.sum(r * r) * (TWO_PI / N_CURVE))
 
 
-def _radius_at(grid: PixelGrid, t: np.ndarray, r: np.ndarray) -> np.ndarray:
-    return np.interp(grid.theta, t, r, period=TWO_PI)
-
-
 def set_lumen(lab: np.ndarray, grid: PixelGrid, points) -> np.ndarray:
     """Fill the lumen class from the spline through ``points``: lumen pixels outside the contour
     become background; background and calcium pixels inside become lumen (struts and guidewire
     stay)."""
     t, r = spline_radius(points)
-    inside = grid.r < _radius_at(grid, t, r)
     out = lab.copy()
-    out[(lab == LUMEN) & ~inside] = BACKGROUND
-    out[inside & ((lab == BACKGROUND) | (lab == CALCIUM))] = LUMEN
+    # only pixels within the new contour or the old lumen can change
+    win = grid.window(max(float(r.max()), grid.extent_mm(lab == LUMEN)))
+    sub, o = lab[win], out[win]
+    inside = grid.r[win] < np.interp(grid.theta[win], t, r, period=TWO_PI)
+    o[(sub == LUMEN) & ~inside] = BACKGROUND
+    o[inside & ((sub == BACKGROUND) | (sub == CALCIUM))] = LUMEN
     return out
 
 
-def _inside_lumen(lab: np.ndarray, grid: PixelGrid) -> np.ndarray:
-    theta, radii = lumen_radii(lab, grid, 720)
-    return grid.r < _radius_at(grid, theta, radii)
+def _inside_lumen(lab: np.ndarray, grid: PixelGrid, mask: np.ndarray) -> np.ndarray:
+    """For the pixels of ``mask``: inside the lumen contour (360 catheter rays)?"""
+    theta, radii = lumen_radii(lab, grid, 360)
+    return grid.r[mask] < np.interp(grid.theta[mask], theta, radii, period=TWO_PI)
 
 
 # ---------------------------------------------------------------- calcium brush
@@ -207,10 +220,8 @@ def delete_strut(lab: np.ndarray, grid: PixelGrid, x: float, y: float) -> np.nda
     mask = pick_strut(lab, grid, x, y)
     if mask is None:
         raise ValueError(f"no strut within {STRUT_PICK_MM} mm of ({x:.2f}, {y:.2f}) mm")
-    out = lab.copy()
-    out[mask] = BACKGROUND
-    inside = _inside_lumen(out, grid)
-    out[mask & inside] = LUMEN
+    out = lab.copy()  # rays count struts as lumen and interpolate the border across them
+    out[mask] = np.where(_inside_lumen(lab, grid, mask), LUMEN, BACKGROUND)
     return out
 
 
@@ -238,10 +249,8 @@ def set_guidewire(
     guidewire."""
     out = lab.copy()
     old = lab == GUIDEWIRE
-    if old.any():
-        out[old] = BACKGROUND
-        inside = _inside_lumen(lab, grid)  # rays through the old wire are interpolated
-        out[old & inside] = LUMEN
+    if old.any():  # rays through the old wire are interpolated
+        out[old] = np.where(_inside_lumen(lab, grid, old), LUMEN, BACKGROUND)
     a0 = math.radians(start_deg) % TWO_PI
     span = (math.radians(end_deg) - math.radians(start_deg)) % TWO_PI
     if span > 0:

@@ -52,6 +52,7 @@ class PullbackState:
     version: int = 0  # bumped by every change
     fver: dict[int, int] = field(default_factory=dict)  # per-frame change count (render cache)
     saved_version: int = 0
+    _shapes: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def n_frames(self) -> int:
@@ -147,23 +148,31 @@ class PullbackState:
 
     # ------------------------------------------------------------ views
 
-    def frame_info(self, frame: int) -> dict[str, Any]:
-        self._check_frame(frame)
-        with self.lock:
-            lab = self.labels[frame]
-            pts = edits.control_points(lab, self.grid)
+    def shapes(self, frame: int) -> dict[str, Any]:
+        """Control points, contour and struts of a frame (cached until the frame changes)."""
+        key = (frame, self.fver.get(frame, 0))
+        hit = self._shapes.get(key)
+        if hit is None:
+            pts = edits.control_points(self.labels[frame], self.grid)
             t, r = edits.spline_radius(np.asarray(pts))
             step = max(1, len(t) // 256)
             curve = [
                 [float(rr * math.cos(tt)), float(rr * math.sin(tt))]
                 for tt, rr in zip(t[::step], r[::step])
             ]
+            hit = {"control_points": pts, "contour": curve, "struts": self.struts(frame)}
+            self._shapes[key] = hit
+            while len(self._shapes) > 256:
+                self._shapes.pop(next(iter(self._shapes)))
+        return hit
+
+    def frame_info(self, frame: int) -> dict[str, Any]:
+        self._check_frame(frame)
+        with self.lock:
             return {
                 "frame": frame,
                 "row": self.rows[frame],
-                "control_points": pts,
-                "contour": curve,
-                "struts": self.struts(frame),
+                **self.shapes(frame),
                 "reviewed": frame in self.reviewed,
                 "edited": frame in self.edited,
                 "labelled": bool(self.labelled[frame]),
