@@ -51,9 +51,10 @@ HERE = Path(__file__).resolve().parent
 PS = {"cartesian": 0.01, "polar": 0.005}
 
 
-def make_frames(n: int, space: str, seed: int = 0) -> tuple[np.ndarray, float]:
+def make_frames(n: int, space: str, seed: int = 0, specks: int = 0) -> tuple[np.ndarray, float]:
     """Realistic-looking label maps: elliptic off-centre lumen, a calcium sector, guidewire
-    shadow, ~12 struts (half of the frames), varied per frame."""
+    shadow, ~12 struts (half of the frames), varied per frame; ``specks``: that many non-lumen
+    specks (2-20 pixels) inside the lumen of every frame (the lumen contour's filling path)."""
     rng = np.random.default_rng(seed)
     if space == "cartesian":
         ps, (h, w) = PS[space], (1024, 1024)
@@ -85,6 +86,12 @@ def make_frames(n: int, space: str, seed: int = 0) -> tuple[np.ndarray, float]:
                 rr = min(a, b) * rng.uniform(0.8, 0.98)
                 sy, sx = cy + rr * math.sin(pa), cx + rr * math.cos(pa)
                 lab[np.hypot(y - sy, x - sx) < 0.025] = 3
+        for _ in range(specks):
+            rr, pa = rng.uniform(0.5, 0.8) * min(a, b), rng.uniform(0, 2 * math.pi)
+            d = np.hypot(y - cy - rr * math.sin(pa), x - cx - rr * math.cos(pa))
+            k = int(rng.integers(2, 21))
+            near = np.argpartition(d, k, axis=None)[:k]
+            lab.reshape(-1)[near] = 0
     return out, ps
 
 
@@ -192,9 +199,10 @@ def time_baseline(tree: str, labels: np.ndarray, space: str, dev: str, threads: 
 
 
 def bench(space: str, args, devices: list[str], threads: list[int]) -> dict:
-    labels, ps = make_frames(args.frames, space)
+    labels, ps = make_frames(args.frames, space, specks=args.specks)
     lf = LabelFile(labels=labels, space=space, pixel_spacing_mm=ps, frame_spacing_mm=0.2)
     res: dict = {"space": space, "shape": list(labels.shape[1:]), "frames": args.frames}
+    res["specks"] = args.specks
     torch.set_num_threads(1)  # the reference is single-threaded NumPy / SciPy
     ref_out: list = []
     ref = time_runs(
@@ -311,6 +319,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per configuration")
     ap.add_argument("--pullback", type=int, default=1000, help="0 to skip the memory run")
     ap.add_argument("--chunk", type=int, default=64)
+    ap.add_argument("--specks", type=int, default=0, help="non-lumen specks inside each lumen")
     ap.add_argument("--baseline-tree", help="folder holding another octseg/ to time (A/B)")
     ap.add_argument("--json", help="output JSON (default benchmarks/results/geometry_<dev>.json)")
     args = ap.parse_args()

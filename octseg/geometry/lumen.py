@@ -3,8 +3,14 @@
 The contour is sampled along rays from the catheter centre (polar input: the A-lines themselves;
 Cartesian input: ``n_rays`` rays sampled at half-pixel steps by nearest-neighbour lookup). On
 each ray the lumen radius is the outer edge of the run of lumen/strut samples that starts at the
-catheter. Rays whose border touches the guidewire (class 4) or a strut (class 3) are masked and
-filled by periodic linear interpolation from the nearest valid rays on both sides.
+catheter. With ``fill_lumen_holes`` (the default, :func:`lumen_exit`) that run is taken in the
+*filled* lumen region: samples within ``catheter_radius_mm`` count as lumen (the catheter and its
+sheath rings), only the lumen component connected to the catheter is kept, and every non-lumen
+region it encloses (a speck, an overlay marker, residual blood: anything not connected to the
+tissue beyond the lumen) is filled, so it does not end a ray. Non-lumen connected to the wall (a
+dissection flap, a speck touching the border) does. Rays whose border touches the guidewire
+(class 4) or a strut (class 3) are masked and filled by periodic linear interpolation from the
+nearest valid rays on both sides.
 
 Distances about the lumen centroid (``rho_L(phi)``) come from the contour vertices sorted by
 their angle about the centroid and interpolated periodically (:func:`periodic_profile`).
@@ -14,7 +20,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from octseg.classes import GUIDEWIRE, LUMEN, STRUT
 from octseg.geometry.kernels import first_one
@@ -22,22 +32,175 @@ from octseg.geometry.kernels import first_one
 TWO_PI = 2 * math.pi
 
 
-def _first_exit(vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For label samples ``(B, N, S)`` along rays: index of the first non-lumen sample (S if
-    none) and whether the lumen border on that ray touches a strut or the guidewire."""
-    s = vals.shape[-1]
+def _runs_reach(cur: torch.Tensor, mask: torch.Tensor, dim: int, periodic: bool) -> torch.Tensor:
+    """Samples of ``mask`` in a run (along ``dim``) of ``mask`` that holds a sample of ``cur``
+    (bool tensors, ``cur`` inside ``mask``): runs are numbered by a cumulative count of the
+    gaps, marked in a flat table where they hold ``cur`` and read back."""
+    m = mask.movedim(dim, -1)
+    shape = m.shape
+    n = shape[-1]
+    m = m.reshape(-1, n)
+    c = cur.movedim(dim, -1).reshape(-1, n)
+    rows = m.shape[0]
+    seg = torch.cumsum(~m, 1, dtype=torch.int32)
+    if periodic:  # the last run of a line continues its first one
+        wrap = m[:, :1] & m[:, -1:]
+        seg = torch.where(wrap & (seg == seg[:, -1:]), 0, seg)
+    ids = (seg + (torch.arange(rows, dtype=torch.int32, device=m.device) * (n + 1))[:, None]).long()
+    table = torch.zeros(rows * (n + 1), dtype=torch.bool, device=m.device)
+    table[ids[c]] = True
+    return (table[ids] & m).reshape(shape).movedim(-1, dim)
+
+
+def _shift(x: torch.Tensor, da: int, ds: int) -> torch.Tensor:
+    """``x`` (B, A, S) moved by ``da`` rows (periodic) and ``ds`` samples (zero-filled)."""
+    y = torch.roll(x, da, 1)
+    if ds > 0:
+        return torch.cat([torch.zeros_like(y[..., :ds]), y[..., :-ds]], -1)
+    return torch.cat([y[..., -ds:], torch.zeros_like(y[..., :-ds])], -1)
+
+
+def reconstruct(seed: torch.Tensor, mask: torch.Tensor, max_iter: int = 256) -> torch.Tensor:
+    """The 8-connected parts of ``mask`` (bool (B, A, S), rows periodic) that hold a ``seed``
+    sample: runs along samples, runs along rows (wrapping) and diagonal steps, repeated until
+    nothing changes. Runs make each pass cover whole straight stretches, so a few passes
+    suffice for the shapes of a lumen and its wall."""
+    cur = seed & mask
+    count = int(cur.sum())
+    for _ in range(max_iter):
+        cur = _runs_reach(cur, mask, 2, False)
+        cur = _runs_reach(cur, mask, 1, True)
+        diag = cur.clone()
+        for da, ds in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            diag |= _shift(cur, da, ds)
+        cur = diag & mask
+        new = int(cur.sum())
+        if new == count:
+            break
+        count = new
+    return cur
+
+
+def _lumen_like(vals: torch.Tensor) -> torch.Tensor:
+    """uint8 0/1: samples of class 1 (lumen) or 3 (strut)."""
     # classes 1 (lumen) and 3 (strut) are the only ones with (c | 2) == 3
     assert (LUMEN | 2) == 3 and (STRUT | 2) == 3
-    notl = (vals | 2).bitwise_xor_(3).clamp_(max=1)  # uint8 0/1: not lumen
-    anyout, k = first_one(notl)
-    del notl
+    return (vals | 2).eq_(3)
+
+
+def lumen_exit(
+    vals: torch.Tensor,
+    cath_samples: int = 0,
+    fill: bool = True,
+    skip: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Index of the first sample outside the lumen on each ray of label samples ``(B, N, S)``
+    (rows: rays, periodic; S where the lumen reaches the end).
+
+    ``fill`` (default): the lumen is the region of lumen/strut samples connected to the
+    catheter (8-connectivity; the first ``cath_samples`` samples of every ray, the catheter and
+    its sheath rings, connect whatever lumen they touch), with every non-lumen region it
+    encloses filled. A region is *enclosed* when it has no 8-connected path of non-lumen
+    samples to the last sample of a ray, i.e. to the tissue beyond the lumen. Without ``fill``
+    the first non-lumen sample ends the ray. Frames whose lumen already is one run from the
+    first sample on every ray skip the filling (it could not change them); rays in ``skip``
+    ``(B, N)`` (e.g. through the guidewire, whose radius is interpolated anyway) do not count
+    in that test."""
+    s = vals.shape[-1]
+    lum = _lumen_like(vals)
+    anyout, k = first_one(1 - lum)
     k = torch.where(anyout, k, torch.full_like(k, s))
-    out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
-    in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    if not fill:
+        return k
+    anyin, kl = first_one(lum.flip(-1))
+    last = torch.where(anyin, s - 1 - kl, torch.full_like(kl, -1))
+    extra = last >= k
+    if skip is not None:
+        extra &= ~skip
+    busy = extra.any(1).nonzero().squeeze(1)
+    if busy.numel():
+        k[busy] = _filled_exit(lum[busy], k[busy], last[busy], cath_samples)
+    return k
+
+
+def _filled_exit(
+    lum: torch.Tensor, k: torch.Tensor, last: torch.Tensor, cath_samples: int
+) -> torch.Tensor:
+    """:func:`lumen_exit` with filling, on the samples between the nearest exit ``k`` and the
+    farthest lumen sample ``last`` of the frames (everything before is lumen connected to the
+    catheter, everything after is tissue beyond the lumen). On CPU the components come from
+    ``scipy.ndimage.label`` frame by frame (:func:`_outside_scipy`); on other devices from the
+    batched :func:`reconstruct` (:func:`_outside_torch`); both give the same samples."""
+    s = lum.shape[-1]
+    lo = max(int(k.min()) - 1, 0)
+    hi = min(int(last.max()) + 2, s)
+    lb = lum[..., lo:hi].bool()
+    band = max(cath_samples - lo, 0)
+    if lb.device.type == "cpu":
+        outside = _outside_scipy(lb, band)
+    else:
+        outside = _outside_torch(lb, band)
+    anyo, ko = first_one(outside.to(torch.uint8))
+    return torch.where(anyo, ko + lo, torch.full_like(ko, s))
+
+
+def _outside_torch(lb: torch.Tensor, band: int) -> torch.Tensor:
+    """Samples outside the filled lumen: not in the lumen connected to the first column
+    (through the first ``band`` columns) and connected to the last column."""
+    passable = lb.clone()
+    passable[..., :band] = True
+    seed = torch.zeros_like(lb)
+    seed[..., 0] = True
+    kept = reconstruct(seed, passable) & lb
+    seed_o = torch.zeros_like(lb)
+    seed_o[..., -1] = True
+    return reconstruct(seed_o, ~kept)
+
+
+def _reach_scipy(mask: np.ndarray, seed_col: int) -> np.ndarray:
+    """Pixels of ``mask`` (A, S) 8-connected (rows periodic) to its column ``seed_col``:
+    ``ndimage.label``, then the labels that meet across the seam (row 0 next to row A-1)
+    joined as a graph."""
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros_like(mask)
+    top, bot = lab[0], lab[-1]
+    src = np.concatenate([top[1:], top[:-1], top])
+    dst = np.concatenate([bot[:-1], bot[1:], bot])
+    ok = (src > 0) & (dst > 0)
+    graph = csr_matrix((np.ones(int(ok.sum())), (src[ok], dst[ok])), shape=(n + 1, n + 1))
+    _, comp = connected_components(graph, directed=False)
+    seeds = lab[:, seed_col]
+    hit = np.zeros(int(comp.max()) + 1, bool)
+    hit[comp[seeds[seeds > 0]]] = True  # label 0 (not in mask) has no edges: never hit
+    return hit[comp[lab]]
+
+
+def _outside_scipy(lb: torch.Tensor, band: int) -> torch.Tensor:
+    out = np.zeros(lb.shape, bool)
+    for f, m in enumerate(lb.numpy()):
+        passable = m.copy()
+        passable[:, :band] = True
+        kept = _reach_scipy(passable, 0) & m
+        out[f] = _reach_scipy(~kept, -1)
+    return torch.from_numpy(out)
+
+
+def _first_exit(
+    vals: torch.Tensor, cath_samples: int = 0, fill: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For label samples ``(B, N, S)`` along rays: index of the first sample outside the lumen
+    (:func:`lumen_exit`; S if none) and whether the lumen border on that ray touches a strut or
+    the guidewire."""
+    s = vals.shape[-1]
     # A ray that meets the guidewire or its shadow anywhere carries no wall information: the
     # contour is interpolated there even when a prediction leaves a gap of wall or lumen between
     # the lumen and the shadow (on exact labels this equals "the border touches class 4").
     gw = (vals == GUIDEWIRE).any(dim=-1)
+    k = lumen_exit(vals, cath_samples, fill, skip=gw)
+    anyout = k < s
+    out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
+    in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
     masked = gw | (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
     return k, masked
 
@@ -73,9 +236,18 @@ def smooth_periodic(values: torch.Tensor, half_width: int) -> torch.Tensor:
     return padded.unfold(1, 2 * k + 1, 1).mean(-1)
 
 
-def catheter_radii_polar(lab: torch.Tensor, ps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def catheter_samples(catheter_radius_mm: float, step_mm: float) -> int:
+    """Number of samples (at 0, step, 2*step, ... mm) of a ray inside the catheter radius."""
+    if catheter_radius_mm <= 0:
+        return 0
+    return int(math.ceil(catheter_radius_mm / step_mm - 1e-9))
+
+
+def catheter_radii_polar(
+    lab: torch.Tensor, ps: float, catheter_radius_mm: float = 0.0, fill: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lumen radii (mm) along every A-line of polar label maps ``(B, A, R)`` and the mask."""
-    k, masked = _first_exit(lab)
+    k, masked = _first_exit(lab, catheter_samples(catheter_radius_mm, ps), fill)
     return ((k.to(torch.float32) - 0.5) * ps).clamp(min=0), masked
 
 
@@ -102,14 +274,21 @@ class CatheterRays:
         self.all_inside = bool(self.inside.all())
         self.index = torch.where(self.inside, rows * w + cols, 0).reshape(-1)
 
-    def radii(self, lab: torch.Tensor, ps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, lab: torch.Tensor) -> torch.Tensor:
+        """Labels along the rays ``(B, n_rays, n_samples)`` (background outside the frame)."""
         b = lab.shape[0]
         # gather with the (stride-0) expanded index: one shared table, no per-frame copies
         vals = torch.gather(lab.reshape(b, -1), 1, self.index.expand(b, -1))
         vals = vals.reshape(b, *self.inside.shape)
         if not self.all_inside:
             vals.masked_fill_(~self.inside, 0)
-        k, masked = _first_exit(vals)
+        return vals
+
+    def radii(
+        self, lab: torch.Tensor, ps: float, catheter_radius_mm: float = 0.0, fill: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        vals = self.sample(lab)
+        k, masked = _first_exit(vals, catheter_samples(catheter_radius_mm, self.step * ps), fill)
         return ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0), masked
 
 

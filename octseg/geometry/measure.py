@@ -150,8 +150,9 @@ def measure_chunk(
     any_ca = bool(ca_count.any())
 
     # 1. lumen contour from catheter rays
+    fill = (s.catheter_radius_mm, s.fill_lumen_holes)
     if polar:
-        radii, masked = lu.catheter_radii_polar(lab, ps)
+        radii, masked = lu.catheter_radii_polar(lab, ps, *fill)
         radii = radii.float()
         theta = torch.arange(h, device=dev, dtype=torch.float32) * (lu.TWO_PI / h)
     else:
@@ -162,7 +163,7 @@ def measure_chunk(
             cache[key] = lu.CatheterRays((h, w), center_px, n, key[1], dev)
         rays = cache[key]
         theta = rays.theta
-        parts = [rays.radii(lab[p], ps) for p in _pieces(b, n * rays.n_samples)]
+        parts = [rays.radii(lab[p], ps, *fill) for p in _pieces(b, n * rays.n_samples)]
         radii = torch.cat([p[0] for p in parts])
         masked = torch.cat([p[1] for p in parts])
     radii = lu.fill_masked_periodic(radii, masked)

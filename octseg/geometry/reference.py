@@ -17,16 +17,46 @@ from skimage.measure import label as sk_label
 
 from octseg.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.contour import stent_contour
+from octseg.geometry import lumen as lu
 from octseg.geometry.settings import GeometrySettings
 
 TWO_PI = 2 * math.pi
 
 
-def _first_exit(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _reach(seed: np.ndarray, mask: np.ndarray, copies: int = 5) -> np.ndarray:
+    """Pixels of ``mask`` (A, S) 8-connected to ``seed`` with periodic rows (propagated on
+    ``copies`` stacked copies, the middle one returned)."""
+    big = ndimage.binary_propagation(
+        np.tile(seed & mask, (copies, 1)),
+        structure=np.ones((3, 3), bool),
+        mask=np.tile(mask, (copies, 1)),
+    )
+    a = mask.shape[0]
+    return big[(copies // 2) * a : (copies // 2 + 1) * a]
+
+
+def filled_exit(vals: np.ndarray, cath_samples: int) -> np.ndarray:
+    """First sample outside the filled lumen on each ray (docs/metrics.md, lumen contour)."""
+    lum = np.isin(vals, (LUMEN, STRUT))
+    passable = lum.copy()
+    passable[:, :cath_samples] = True
+    seed = np.zeros_like(lum)
+    seed[:, 0] = True
+    kept = _reach(seed, passable) & lum
+    seed_o = np.zeros_like(lum)
+    seed_o[:, -1] = True
+    outside = _reach(seed_o, ~kept)
+    return np.where(outside.any(1), outside.argmax(1), vals.shape[1])
+
+
+def _first_exit(vals: np.ndarray, cath_samples: int = 0, fill: bool = False):
     n, s = vals.shape
     notl = ~np.isin(vals, (LUMEN, STRUT))
     anyout = notl.any(1)
     k = np.where(anyout, notl.argmax(1), s)
+    if fill:
+        k = filled_exit(vals, cath_samples)
+        anyout = k < s
     out_cls = vals[np.arange(n), np.minimum(k, s - 1)]
     in_cls = vals[np.arange(n), np.maximum(k - 1, 0)]
     shadow = (vals == GUIDEWIRE).any(1)  # rays through the guidewire shadow: interpolated
@@ -62,9 +92,10 @@ def measure_frame(
     s = settings or GeometrySettings()
     h, w = lab.shape
     n = s.n_rays
+    fill = s.fill_lumen_holes
     if space == "polar":
         theta = TWO_PI * np.arange(h) / h
-        k, masked = _first_exit(lab)
+        k, masked = _first_exit(lab, lu.catheter_samples(s.catheter_radius_mm, ps), fill)
         radii = np.clip((k - 0.5) * ps, 0, None)
     else:
         theta = TWO_PI * np.arange(n) / n
@@ -73,7 +104,8 @@ def measure_frame(
         yy = t[None, :] * np.sin(theta)[:, None]
         xx = t[None, :] * np.cos(theta)[:, None]
         vals = _sample(lab, space, ps, center, yy, xx)
-        k, masked = _first_exit(vals)
+        cath = lu.catheter_samples(s.catheter_radius_mm, 0.5 * ps)
+        k, masked = _first_exit(vals, cath, fill)
         radii = np.clip((k - 0.5) * 0.5 * ps, 0, None)
     if masked.any() and not masked.all():
         radii = radii.copy()

@@ -33,6 +33,8 @@ class GeometrySettings:
     n_rays: int = 720  # rays from the lumen centroid (0.5 degree steps)
     contour_samples_per_segment: int = 32  # Catmull-Rom samples per strut-to-strut segment
     contour_smoothing_rays: int = 2  # half-width of the moving average over catheter-ray radii
+    fill_lumen_holes: bool = True  # enclosed non-lumen specks do not end a contour ray
+    catheter_radius_mm: float = 0.45  # rays start as lumen out to here (catheter, sheath)
     # calcium lesions
     max_gap_frames: int = 2  # label frames without calcium bridged inside a lesion
     score_arc_deg: float = 180.0  # 2 points if max arc > this
@@ -104,8 +106,9 @@ class GeometrySettings:
                 if not math.isfinite(val) or val < 0:
                     fail(f"'{f.name}' must be a finite number >= 0, got {val!r}")
                 setattr(self, f.name, float(val))
-        if not isinstance(self.frame0_is_distal, bool):
-            fail(f"'frame0_is_distal' must be true or false, got {self.frame0_is_distal!r}")
+        for name in ("frame0_is_distal", "fill_lumen_holes"):
+            if not isinstance(getattr(self, name), bool):
+                fail(f"'{name}' must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.stent_models, Mapping):
             fail("'stent_models' must be a mapping name -> {strut_mm, polymer_mm}")
         for name, spec in self.stent_models.items():
