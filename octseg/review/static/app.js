@@ -5,7 +5,7 @@ const COLORS = { 1: [0, 220, 255, 40], 2: [255, 140, 0, 130], 3: [255, 255, 255,
 const $ = (id) => document.getElementById(id);
 
 const app = {
-  pid: null, meta: null, frame: 0, info: null, angle: 0, pixels: new Map(), long: null,
+  pid: null, meta: null, frame: 0, info: null, angle: 0, pixels: new Map(), infos: new Map(), long: null,
   busy: 0, timings: { frame: [], edit: [] }, drag: null, points: null, error: null,
 };
 window.app = app;
@@ -58,7 +58,7 @@ async function openPullback(pid) {
     if (b) { b.classList.add("bad"); b.title = e.message; }
     throw e;
   }
-  app.pid = pid; app.meta = meta; app.pixels = new Map(); app.long = null;
+  app.pid = pid; app.meta = meta; app.pixels = new Map(); app.infos = new Map(); app.long = null;
   const d = meta.display; $("xs").width = d.width; $("xs").height = d.height;
   app.off = document.createElement("canvas"); app.off.width = d.width; app.off.height = d.height;
   await loadLongitudinal();
@@ -78,19 +78,30 @@ function pixels(f) {
   return app.pixels.get(f);
 }
 
+function frameInfo(f) {
+  if (!app.infos.has(f)) {
+    const p = api(`${pb()}/frame/${f}`);
+    p.catch(() => app.infos.delete(f));
+    app.infos.set(f, p);
+    if (app.infos.size > 24) app.infos.delete(app.infos.keys().next().value);
+  }
+  return app.infos.get(f);
+}
+
 async function goto(f, force = false) {
   if (!app.meta) return;
   f = Math.max(0, Math.min(app.meta.n_frames - 1, f));
   if (f === app.frame && !force && app.info) return;
   const t0 = performance.now();
   app.frame = f;
-  const [px, info] = await Promise.all([pixels(f), api(`${pb()}/frame/${f}`)]);
+  if (force) app.infos.delete(f);
+  const [px, info] = await Promise.all([pixels(f), frameInfo(f)]);
   if (app.frame !== f) return; // a later step won
   app.info = info; app.points = info.control_points.map((p) => p.slice());
   compose(px);
   redraw();
   app.timings.frame.push(performance.now() - t0);
-  for (const n of [f + 1, f - 1, f + 2]) if (n >= 0 && n < app.meta.n_frames) pixels(n);
+  for (const n of [f + 1, f - 1, f + 2]) if (n >= 0 && n < app.meta.n_frames) { pixels(n); frameInfo(n); }
 }
 
 function tint(gray, labels, n) {
@@ -155,7 +166,7 @@ function drawNumbers() {
     ["stent area (mm²)", fmt(r.stent_area_mm2)], ["max malapposition (mm)", fmt(r.max_malapposition_mm)],
   ];
   $("numbers").innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
-  app.meta.rows[app.frame] = app.info.row; app.meta.jumps = app.info.jumps;
+  app.meta.rows[app.frame] = app.info.row;
 }
 
 // ------------------------------------------------------------------ longitudinal and plots
@@ -221,9 +232,10 @@ async function sendEdit(op) {
 }
 async function afterChange(info) {
   app.pixels.delete(info.frame);
+  app.infos.set(info.frame, Promise.resolve(info));
   if (!app.meta.reviewed.includes(info.frame) && info.reviewed) app.meta.reviewed.push(info.frame);
   if (!info.reviewed) app.meta.reviewed = app.meta.reviewed.filter((f) => f !== info.frame);
-  app.meta.rows[info.frame] = info.row;
+  app.meta.rows[info.frame] = info.row; app.meta.jumps = info.jumps;
   if (info.frame !== app.frame) { app.frame = info.frame; }
   app.info = info; app.points = info.control_points.map((p) => p.slice());
   compose(await pixels(info.frame));
