@@ -386,12 +386,23 @@ def test_save_writes_a_training_ready_pullback_with_provenance(ds):
     assert by_frame[3]["lumen_area_mm2"] == pytest.approx(st.rows[3]["lumen_area_mm2"], rel=1e-6)
     # provenance
     saved = json.loads((out / "review.json").read_text())
-    assert saved == {k: v for k, v in prov.items() if k != "folder"}
+    assert saved == {k: v for k, v in prov.items() if k not in ("folder", "warnings")}
     assert saved["frames_reviewed"] == [3, 10] and saved["frames_edited"] == [3]
     assert saved["reviewer"] == "Dr. Test" and saved["edits"] == {"lumen": 1}
     assert saved["opened_layout"] == "dataset" and saved["pullback_id"] == PID
     assert saved["saved_at"].endswith("+00:00")
     assert not list(out.glob(".tmp-*"))
+    # the whole corrected pullback, re-measured with its report, in a separate tree
+    whole = ds / "_corrected" / PID
+    lf_all = load_labels(whole / "labels.npz")
+    assert lf_all.frame_index is None and np.array_equal(lf_all.labels, st.labels)
+    from octseg.measurements import read_csv
+
+    rows = {r["frame"]: r for r in read_csv(whole / "frames.csv")}
+    assert len(rows) == st.n_frames
+    assert rows[3]["lumen_area_mm2"] == pytest.approx(st.rows[3]["lumen_area_mm2"], rel=1e-6)
+    assert PID in (whole / "report.html").read_text() and prov["warnings"] == []
+    assert json.loads((whole / "review.json").read_text())["frames_edited"] == [3]
     # the original dataset labels are untouched
     assert load_labels(ds / PID / "labels.npz").n_frames == st.n_frames
 

@@ -9,6 +9,11 @@
   ``octseg.geometry.measure_labels`` - the manual side for ``evaluate.py manual=<opened>/_reviewed``;
 - ``review.json``: provenance (frames reviewed / edited, edit counts, reviewer, time, model).
 
+``<opened>/_corrected/<id>/`` holds the whole corrected pullback (the model's labels with the
+corrections: ``labels.npz``, re-measured ``frames.csv`` / ``struts.csv`` / ``summary.json``,
+``report.html``, ``review.json``) - the automated side, like an inference output folder. It is a
+separate tree so that evaluation never mistakes its tables for manual ones.
+
 Every file is written atomically (:mod:`octseg.atomic`), ``review.json`` last; saves are
 serialised within the process (a lock) and across processes (``fcntl.flock`` on ``.lock``).
 """
@@ -29,7 +34,7 @@ import numpy as np
 from octseg import __version__, atomic
 from octseg.errors import InputError
 from octseg.labels import load_labels, save_labels
-from octseg.review.source import REVIEWED_DIR, inside
+from octseg.review.source import CORRECTED_DIR, REVIEWED_DIR, inside
 from octseg.review.state import PullbackState
 
 PROVENANCE = "review.json"
@@ -42,10 +47,10 @@ _IMAGE_NAMES = {
 }
 
 
-def reviewed_dir(root: Path, pid: str) -> Path:
-    out = inside(root, root / REVIEWED_DIR / pid)
+def reviewed_dir(root: Path, pid: str, tree: str = REVIEWED_DIR) -> Path:
+    out = inside(root, root / tree / pid)
     if out is None:
-        raise InputError(root / REVIEWED_DIR / pid, "lies outside the opened folder")
+        raise InputError(root / tree / pid, "lies outside the opened folder")
     return out
 
 
@@ -139,13 +144,65 @@ def save_review(st: PullbackState, root: Path, layout: str, reviewer: str) -> di
         lf = st.label_file(frames)
         prov = provenance(st, layout, reviewer, "")
         edit_counts_snapshot = prov["edits"]
+        labelled = [int(f) for f in np.flatnonzero(st.labelled)]
+        whole = st.label_file(labelled)
     image_name = _copy_image(st, out)
     with _folder_lock(out):
         save_labels(out / "labels.npz", lf)
         measure_labels(lf).write(out)
         prov.update(image=image_name, edits=edit_counts_snapshot)
         atomic.write_json(out / PROVENANCE, prov)
+    prov["warnings"] = write_corrected(st, root, whole, prov)
     return prov
+
+
+def write_corrected(st: PullbackState, root: Path, lf, prov: dict[str, Any]) -> list[str]:
+    """The whole corrected pullback, re-measured, with its report, under ``_corrected/<id>/``.
+    Returns warnings (a report that could not be drawn does not fail the save)."""
+    from octseg.geometry import measure_labels
+
+    out = reviewed_dir(root, st.entry.id, CORRECTED_DIR)
+    if lf.frame_index is not None and np.array_equal(lf.frame_index, np.arange(st.n_frames)):
+        lf.frame_index = None
+    with _folder_lock(out):
+        save_labels(out / "labels.npz", lf, compress_level=1)
+        m = measure_labels(lf)
+        m.write(out)
+        atomic.write_json(out / PROVENANCE, prov)
+        try:
+            _report(st, out, m, prov)
+        except Exception as exc:  # noqa: BLE001 - an optional output, reported
+            return [f"report.html not written: {type(exc).__name__}: {exc}"]
+    return []
+
+
+def _report(st: PullbackState, out: Path, m, prov: dict[str, Any]) -> None:
+    from octseg.infer.report import write_report
+
+    h, w = st.labels.shape[1:]
+    info = {
+        "frame_spacing_mm": st.fs,
+        "frames": st.n_frames,
+        "space": st.space,
+        "height": h,
+        "width": w,
+        "pixel_spacing_mm": st.ps,
+        "format": "reviewed labels",
+    }
+    model = {
+        "checkpoint": (st.entry.model or {}).get("checkpoint", "reviewed"),
+        "classes": [0, 1, 2, 3, 4],
+    }
+    write_report(
+        out / "report.html",
+        pullback_id=st.entry.id,
+        info=info,
+        frames=m.frames,
+        struts=m.struts,
+        summary=m.summary,
+        overlays=[],
+        model=model,
+    )
 
 
 def restore(st: PullbackState, root: Path) -> bool:

@@ -22,6 +22,7 @@ from octseg.errors import InputError
 
 MANIFEST = "manifest.json"
 REVIEWED_DIR = "_reviewed"
+CORRECTED_DIR = "_corrected"
 
 
 @dataclass
