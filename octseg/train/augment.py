@@ -12,6 +12,11 @@ Geometric transforms act on image and mask together:
 
 Intensity: brightness/contrast, gamma, speckle (multiplicative noise per pixel) and Gaussian blur.
 
+Appearance randomisation (:mod:`octseg.train.appearance`, off unless its ``*_p`` key is set;
+``configs/experiment/real_lumen.yaml`` turns it on): catheter offset, field of view, dim wall,
+blood in the lumen, depth attenuation, gain, display window, colour maps, burned-in overlays and
+fewer pixels (``A.Downscale``).
+
 Seeding: albumentations gives every transform its own generator; :func:`seed_augmentation`
 derives an independent seed for each one from a single integer (``Compose.set_random_seed`` would
 give all of them the same stream, so their coin flips would coincide). The data loader calls it
@@ -113,11 +118,11 @@ class RadialScale(DualTransform):
         return ("scale_limit",)
 
 
-def build_augmentation(cfg: Mapping[str, Any] | None) -> A.Compose | None:
-    """The training augmentation from ``data.augment`` settings (None or enabled=False: none)."""
-    if not cfg or not cfg.get("enabled", True):
-        return None
-    c = dict(cfg)
+def _range(c: Mapping[str, Any], key: str, default: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in c.get(key, default))
+
+
+def _geometric(c: Mapping[str, Any]) -> list[Any]:
     t: list[Any] = []
     if c.get("circular_shift", True):
         t.append(CircularShiftALines(p=1.0))
@@ -126,10 +131,39 @@ def build_augmentation(cfg: Mapping[str, Any] | None) -> A.Compose | None:
     if c.get("radial_scale_p", 0.5) > 0:
         t.append(
             RadialScale(
-                scale_limit=tuple(c.get("radial_scale", (0.85, 1.15))),
+                scale_limit=_range(c, "radial_scale", (0.85, 1.15)),
                 p=float(c.get("radial_scale_p", 0.5)),
             )
         )
+    return t
+
+
+def _appearance(c: Mapping[str, Any]) -> list[Any]:
+    """Issue 13's appearance randomisation (octseg.train.appearance); every ``*_p`` defaults to
+    0 (off), so recipes that do not name them are unchanged."""
+    from octseg.train import appearance as ap
+
+    lumen = int(c.get("lumen_channel", 1))
+    table = [  # (probability key, factory)
+        (
+            "catheter_offset_p",
+            lambda p: ap.CatheterOffset(_range(c, "catheter_offset", (0, 0.08)), p),
+        ),
+        ("field_of_view_p", lambda p: ap.FieldOfView(_range(c, "field_of_view", (0.6, 1.0)), p)),
+        ("dim_wall_p", lambda p: ap.DimWall(_range(c, "dim_wall", (0.2, 0.7)), lumen=lumen, p=p)),
+        ("blood_p", lambda p: ap.BloodSpeckle(_range(c, "blood", (0.15, 0.6)), lumen=lumen, p=p)),
+        ("attenuation_p", lambda p: ap.DepthAttenuation(_range(c, "attenuation", (-0.5, 2)), p)),
+        ("gain_p", lambda p: A.MultiplicativeNoise(_range(c, "gain", (0.4, 1.5)), p=p)),
+        ("dynamic_range_p", lambda p: ap.DynamicRange(p=p)),
+        ("colour_map_p", lambda p: ap.ColourMap(tuple(c.get("palettes", ap.PALETTES)), p)),
+        ("overlay_p", lambda p: ap.BurnedInOverlay(p=p)),
+        ("downscale_p", lambda p: A.Downscale(_range(c, "downscale", (0.5, 0.95)), p=p)),
+    ]
+    return [make(float(c[key])) for key, make in table if float(c.get(key, 0)) > 0]
+
+
+def _intensity(c: Mapping[str, Any]) -> list[Any]:
+    t: list[Any] = []
     if c.get("brightness_contrast_p", 0.5) > 0:
         t.append(
             A.RandomBrightnessContrast(
@@ -139,12 +173,13 @@ def build_augmentation(cfg: Mapping[str, Any] | None) -> A.Compose | None:
             )
         )
     if c.get("gamma_p", 0.3) > 0:
-        t.append(A.RandomGamma(gamma_limit=(80, 120), p=float(c.get("gamma_p", 0.3))))
+        t.append(
+            A.RandomGamma(gamma_limit=_range(c, "gamma", (80, 120)), p=float(c.get("gamma_p", 0.3)))
+        )
     if c.get("speckle_p", 0.5) > 0:
-        lo, hi = c.get("speckle", (0.75, 1.25))
         t.append(
             A.MultiplicativeNoise(
-                multiplier=(float(lo), float(hi)),
+                multiplier=_range(c, "speckle", (0.75, 1.25)),
                 per_channel=False,
                 elementwise=True,
                 p=float(c.get("speckle_p", 0.5)),
@@ -154,7 +189,19 @@ def build_augmentation(cfg: Mapping[str, Any] | None) -> A.Compose | None:
         t.append(
             A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2), p=float(c.get("blur_p", 0.3)))
         )
-    return A.Compose(t)
+    return t
+
+
+def build_augmentation(cfg: Mapping[str, Any] | None) -> A.Compose | None:
+    """The training augmentation from ``data.augment`` settings (None or enabled=False: none).
+
+    Order: geometric (labels move with the image), then appearance (label-aware transforms see
+    the moved labels), then the generic intensity jitter.
+    """
+    if not cfg or not cfg.get("enabled", True):
+        return None
+    c = dict(cfg)
+    return A.Compose(_geometric(c) + _appearance(c) + _intensity(c))
 
 
 def seed_augmentation(compose: A.Compose | None, seed: int) -> None:

@@ -1,0 +1,163 @@
+"""Appearance randomisation (octseg.train.appearance, issue 13): each transform does what it
+says, and labels stay unchanged where they must (or move exactly with the image)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from octseg.io.color import SEPIA_LUT, sepia_to_gray
+from octseg.train import appearance as ap
+from octseg.train.augment import apply_augmentation, build_augmentation, seed_augmentation
+
+A_, R_ = 96, 80
+BORDER = 30  # lumen runs over samples 0..29 on every A-line
+
+
+@pytest.fixture
+def frame() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    img = np.full((A_, R_, 3), 0.05, np.float32)
+    img[:, BORDER:] = 0.6 * np.exp(-np.arange(R_ - BORDER) / 40)[None, :, None]
+    img *= rng.gamma(8.0, 1 / 8.0, img.shape).astype(np.float32)
+    mask = np.zeros((A_, R_), np.uint8)
+    mask[:, :BORDER] = 1
+    return np.clip(img, 0, 1), mask
+
+
+def run(t, img, mask, seed=0):
+    t.set_random_seed(seed)
+    out = t(image=img, mask=mask)
+    return out["image"], out["mask"]
+
+
+def test_depth_attenuation_darkens_with_depth_only(frame):
+    img, mask = frame
+    out, m = run(ap.DepthAttenuation(alpha=(1.5, 1.5), p=1), img, mask)
+    ratio = out[:, 1:] / np.maximum(img[:, 1:], 1e-6)
+    expect = np.exp(-1.5 * np.arange(1, R_) / R_)
+    assert np.allclose(ratio.mean(axis=(0, 2)), expect, atol=1e-4)
+    assert np.array_equal(m, mask)
+
+
+def test_dynamic_range_maps_black_and_white(frame):
+    img, mask = frame
+    out, m = run(ap.DynamicRange(black=(0.2, 0.2), white=(0.7, 0.7), p=1), img, mask)
+    assert np.allclose(out, 0.2 + 0.5 * img, atol=1e-6)
+    assert np.array_equal(m, mask)
+
+
+def test_dim_wall_keeps_lumen_and_rim_darkens_deep_tissue(frame):
+    img, mask = frame
+    out, m = run(ap.DimWall(factor=(0.3, 0.3), rim=(2.0, 2.0), p=1), img, mask)
+    assert np.array_equal(out[:, :BORDER], img[:, :BORDER])  # lumen untouched
+    assert np.allclose(out[:, BORDER], img[:, BORDER], rtol=1e-5)  # rim: full brightness
+    assert np.allclose(out[:, BORDER + 20 :], 0.3 * img[:, BORDER + 20 :], rtol=1e-3)
+    assert np.array_equal(m, mask)
+
+
+def test_blood_speckle_only_inside_the_lumen_beyond_the_catheter(frame):
+    img, mask = frame
+    out, m = run(ap.BloodSpeckle(level=(0.5, 0.5), coverage=(0.3, 0.3), catheter=8, p=1), img, mask)
+    changed = np.abs(out - img).max(axis=-1) > 1e-6
+    assert changed[:, 8:BORDER].mean() > 0.1  # blobs in the lumen
+    assert not changed[:, :8].any() and not changed[:, BORDER:].any()
+    assert (out >= img - 1e-7).all()  # blood adds signal
+    assert np.array_equal(m, mask)
+
+
+@pytest.mark.parametrize("name", ap.PALETTES)
+def test_colour_map_is_the_readers_view_of_that_export(frame, name):
+    img, mask = frame
+    out, m = run(ap.ColourMap(palettes=(name,), p=1), img, mask)
+    idx = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+    assert np.allclose(out, sepia_to_gray(ap.palette_lut(name)[idx]), atol=1e-6)
+    # monotone: brighter exports stay brighter after the reader's conversion
+    assert (np.diff(ap.reader_curve(name)) >= -1e-6).all()
+    assert np.array_equal(m, mask)
+
+
+def test_sepia_colour_map_is_the_identity():
+    assert np.array_equal(ap.palette_lut("sepia"), SEPIA_LUT)
+    assert np.abs(ap.reader_curve("sepia") - np.arange(256) / 255).max() <= 1.5 / 255
+
+
+def test_grey_export_reads_brighter_than_its_index():
+    # a grey export of index i has luminance i, more than the sepia entry i: reads brighter
+    curve = ap.reader_curve("grey")
+    assert (curve[20:240] > np.arange(20, 240) / 255).all()
+
+
+def test_overlay_paints_bright_marks_and_keeps_labels(frame):
+    img, mask = frame
+    out, m = run(ap.BurnedInOverlay(items=(6, 7), level=(1.0, 1.0), p=1), img, mask, seed=3)
+    diff = np.abs(out - img).max(axis=-1)
+    assert 0.002 < (diff > 0.2).mean() < 0.3  # thin marks, not the whole frame
+    ok = (img < 0.9).all(axis=-1)
+    alpha = (out - img)[ok] / (1.0 - img[ok])  # the mark's coverage, per context frame
+    assert np.allclose(alpha[:, 0], alpha[:, 2], atol=1e-4)  # static over the k frames
+    assert np.array_equal(m, mask)
+
+
+def test_draw_overlay_draws_every_kind():
+    for seed in range(12):
+        canvas = ap.draw_overlay(np.zeros((160, 160), np.uint8), np.random.default_rng(seed), 1)
+        assert canvas.any() and set(np.unique(canvas)) <= {0, 1}
+
+
+def test_catheter_offset_moves_image_and_mask_together(frame):
+    img, mask = frame
+    img = img.copy()
+    img[:, :BORDER] = 0.0
+    img[:, BORDER:] = 0.8  # sharp wall at the lumen border
+    out, m = run(ap.CatheterOffset(shift=(0.1, 0.1), p=1), img, mask)
+    border = ap.lumen_border(m, 1)
+    # a circle seen from a point d off its centre: radius r - d cos(phi - phi0) per A-line
+    d = 0.1 * R_
+    assert border.min() == pytest.approx(BORDER - d, abs=1.5)
+    assert border.max() == pytest.approx(BORDER + d, abs=1.5)
+    wall = out[..., 1] > 0.4
+    first_wall = np.argmax(wall, axis=1)
+    assert np.abs(first_wall - border).max() <= 1  # the image's wall is where the labels say
+
+
+def test_catheter_offset_zero_is_the_identity(frame):
+    img, mask = frame
+    out, m = run(ap.CatheterOffset(shift=(0.0, 0.0), p=1), img, mask)
+    # sample 0 is the centre itself, the same point for every A-line: not compared
+    assert np.allclose(out[:, 1:], img[:, 1:], atol=1e-5)
+    assert np.array_equal(m, mask)
+
+
+def test_field_of_view_ends_image_and_labels_together(frame):
+    img, mask = frame
+    out, m = run(ap.FieldOfView(radius=(0.25, 0.25), p=1), img, mask)
+    stop = round(0.25 * R_)
+    assert not out[:, stop:].any() and not m[:, stop:].any()
+    assert np.array_equal(out[:, :stop], img[:, :stop]) and np.array_equal(
+        m[:, :stop], mask[:, :stop]
+    )
+
+
+def test_recipe_keys_switch_transforms_on_and_off():
+    names = [type(t).__name__ for t in build_augmentation({"enabled": True}).transforms]
+    assert not any(n in names for n in ("DimWall", "BurnedInOverlay", "ColourMap"))
+    on = build_augmentation({"enabled": True, "dim_wall_p": 0.5, "overlay_p": 1, "colour_map_p": 1})
+    names = [type(t).__name__ for t in on.transforms]
+    assert {"DimWall", "BurnedInOverlay", "ColourMap"} <= set(names)
+
+
+def test_real_lumen_recipe_runs_every_transform_and_keeps_label_values(frame):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(OmegaConf.load("configs/experiment/real_lumen.yaml"))
+    aug = {k: 1.0 if k.endswith("_p") else v for k, v in cfg["data"]["augment"].items()}
+    compose = build_augmentation({"enabled": True, **aug})
+    assert len(compose.transforms) >= 15
+    img, mask = frame
+    for seed in range(4):
+        seed_augmentation(compose, seed)
+        out, m = apply_augmentation(compose, img, mask)
+        assert out.shape == img.shape and out.dtype == np.float32
+        assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+        assert set(np.unique(m)) <= {0, 1} and m.shape == mask.shape
