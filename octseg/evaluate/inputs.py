@@ -42,7 +42,11 @@ MANUAL_FILES = {
     "struts": "manual_struts.csv",
 }
 #: per-frame measurement columns compared between auto and manual (everything but the keys)
-FRAME_MEASURES: list[str] = [c for c in FRAME_COLUMNS if c not in ("frame", "position_mm")]
+FRAME_MEASURES: list[str] = [
+    c for c in FRAME_COLUMNS if c not in ("frame", "position_mm", "tcfa", "cap_min_angle_deg")
+]
+#: per-frame yes/no measures (Cohen's kappa); a frame without lipid counts as "no"
+FRAME_FLAGS: list[str] = ["tcfa"]
 #: per-lesion continuous measures
 LESION_MEASURES: list[str] = [
     "length_mm",
@@ -53,7 +57,7 @@ LESION_MEASURES: list[str] = [
 ]
 RISK_FLAGS: list[str] = ["arc_gt_270", "thickness_gt_1mm", "length_gt_15mm"]
 INT_COLUMNS = {"frame", "start_frame", "end_frame", "n_struts", "n_malapposed", "calcium_score"}
-BOOL_COLUMNS = {"malapposed"}
+BOOL_COLUMNS = {"malapposed", "tcfa"}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 from octseg.errors import InputError
 from octseg.evaluate import matching, segmentation, stats
 from octseg.evaluate.inputs import (
+    FRAME_FLAGS,
     FRAME_MEASURES,
     LESION_MEASURES,
     RISK_FLAGS,
@@ -41,6 +42,7 @@ UNITS = {
     "mm2": "mm²",
     "mm3": "mm³",
     "mm": "mm",
+    "um": "µm",
     "deg": "°",
     "percent": "%",
 }
@@ -203,6 +205,7 @@ def evaluate(
     strut_counts = {"tp": 0, "fp": 0, "fn": 0, "by_xy": 0, "by_arc": 0, "by_angle": 0}
     have = {"frames": 0, "lesions": 0, "struts": 0, "labels": 0}
     strut_outside = 0  # automated struts in frames the manual reader did not analyse
+    flag_pids: set[str] = set()  # pullbacks whose manual frames carry a yes/no flag (TCFA)
 
     items = common
     if s.progress:
@@ -226,10 +229,12 @@ def evaluate(
                 if mr is not None:
                     row["manual_position_mm"] = mr.get("position_mm")
                     row["manual_line"] = mr.get("_line")
-                for c in FRAME_MEASURES:
+                for c in FRAME_MEASURES + FRAME_FLAGS:
                     row[f"auto_{c}"] = ar.get(c) if ar else None
                     row[f"manual_{c}"] = mr.get(c) if mr else None
                 frame_rows.append(row)
+            if any(r.get(c) is not None for r in m.frames for c in FRAME_FLAGS):
+                flag_pids.add(pid)
             frame_count["manual"] += sum(p["manual"] is not None for p in pairs)
             frame_count["auto"] += sum(p["auto"] is not None for p in pairs)
             frame_count["matched"] += sum(
@@ -327,6 +332,7 @@ def evaluate(
     metrics["frames"] = {
         "matching": frame_count,
         "measures": _continuous_block(frame_rows, FRAME_MEASURES, kw, only_matched=True),
+        "categories": _frame_flags(frame_rows, flag_pids),
     }
     # ---- lesions
     if have["lesions"]:
@@ -468,6 +474,18 @@ def _continuous_block(
             res["n_auto_without_manual"] = n_auto_only
         out[c] = res
     return out
+
+
+def _frame_flags(rows: list[dict[str, Any]], pids: set[str]) -> dict[str, Any]:
+    """Per-frame yes/no agreement (TCFA) over matched frames of pullbacks whose manual frames
+    give the flag; a blank flag (a frame without lipid) counts as "no"."""
+    rs = [r for r in rows if r["match"] == "matched" and r["pullback_id"] in pids]
+    out = {}
+    for f in FRAME_FLAGS:
+        a = [bool(_num(r[f"auto_{f}"]) or 0) for r in rs]
+        m = [bool(_num(r[f"manual_{f}"]) or 0) for r in rs]
+        out[f] = stats.binary_classification(a, m)
+    return out if rs else {}
 
 
 def _lesion_block(rows: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, Any]:

@@ -371,6 +371,8 @@ def render_html(metrics: dict[str, Any]) -> str:
     cats: list[tuple[str, dict[str, Any]]] = []
     if "struts" in metrics:
         cats.append(("strut malapposed (per matched strut)", metrics["struts"]["malapposition"]))
+    for f, b in metrics.get("frames", {}).get("categories", {}).items():
+        cats.append((f"frame: {f}", b))
     if "lesions" in metrics:
         for f, b in metrics["lesions"]["risk_flags"].items():
             cats.append((f"lesion risk flag {f}", b))
@@ -516,6 +518,11 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append(
             f"  calcium score: n={sc['n']} exact={_fmt(sc['exact_agreement'])} "
             f"kappa(quadratic)={_fmt(sc['kappa_quadratic']['kappa'])}"
+        )
+    for f, b in metrics.get("frames", {}).get("categories", {}).items():
+        lines.append(
+            f"  {f} per frame: n={b['n']} sensitivity={_fmt(b['sensitivity']['value'])} "
+            f"specificity={_fmt(b['specificity']['value'])} kappa={_fmt(b['kappa'])}"
         )
     for name, c in metrics.get("segmentation", {}).get("classes", {}).items():
         lines.append(
