@@ -70,6 +70,7 @@ class InferSettings:
     progress: bool = True
     dist_timeout_min: float = 360.0
     anonymize_ids: bool = False
+    postprocess: Any = True  # octseg.postprocess: true / false or a mapping of its settings
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> InferSettings:
@@ -118,6 +119,7 @@ class InferSettings:
             "dicom_seg",
             "geometry",
             "anonymize_ids",
+            "postprocess",
         )
         return {k: getattr(self, k) for k in keys}
 
@@ -337,6 +339,14 @@ def finish_pullback(
 
     t0 = time.perf_counter()
     outputs: list[Path] = []
+    if settings.postprocess:  # anatomical post-processing of the predicted labels, in place
+        from octseg.postprocess import postprocess_labels
+
+        cath_c = pullback.catheter_center if pullback.space == "cartesian" else None
+        cath_r = getattr(geometry, "catheter_radius_mm", 0.45)
+        args = (pullback.space, pullback.pixel_spacing_mm, cath_c, settings.postprocess, cath_r)
+        labels = postprocess_labels(labels, *args, device=settings.geometry_device)
+        timings["postprocess_s"] = time.perf_counter() - t0
     lf = LabelFile(
         labels=labels,
         space=pullback.space,
@@ -567,6 +577,7 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
     from octseg.geometry import GeometrySettings
     from octseg.infer.cohort import write_cohort_summary
     from octseg.infer.predictor import Predictor, pick_device
+    from octseg.postprocess import PostprocessSettings
 
     rank, world, local_rank = dist_env()
     device = predictor.device if predictor is not None else pick_device(settings.device, local_rank)
@@ -581,6 +592,7 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
             if rank == 0:
                 write_private_ids(out_root, tasks)
         geometry = GeometrySettings.from_dict(settings.geometry or {})
+        PostprocessSettings.from_value(settings.postprocess)  # a bad setting fails early
         if settings.geometry_device in (None, "", "auto"):  # the model's device
             settings = dataclasses.replace(settings, geometry_device=str(device))
         t_load = time.perf_counter()

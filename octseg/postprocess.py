@@ -1,0 +1,222 @@
+"""Anatomical post-processing of predicted label maps, batched in torch (polar or Cartesian).
+
+Applied where predictions become labels (``infer.py``, ``postprocess.enabled: true`` by
+default), before anything is measured or written, so ``labels.npz``, the DICOM-SEG, the overlays
+and ``frames.csv`` all carry the same labels. Every rule works on the catheter rays of the lumen
+contour (``octseg.geometry.lumen``: polar A-lines, or ``n_rays`` rays through a Cartesian frame)
+and on the contour radius along each ray, ``r_L`` (the filled-lumen exit of docs/metrics.md;
+interpolated across guidewire and strut rays):
+
+* **Lumen** = one region containing the catheter, holes filled, nothing beyond the first wall:
+  inside ``r_L`` every pixel that is not a strut or the guidewire becomes lumen (specks, blood,
+  calcium or plaque labelled inside the lumen); lumen beyond ``r_L`` (a ring outside the wall,
+  islands in the tissue, a false lumen behind an attached flap) becomes background.
+* **Calcium** only outside the lumen (above) and at most ``calcium_max_depth_mm`` beyond
+  ``r_L`` (OCT sees 1.5-2 mm into tissue); deeper calcium pixels become background.
+* **Struts** only in a band around the lumen border: from ``strut_inner_mm`` inside ``r_L``
+  (malapposed struts) to ``strut_outer_mm`` beyond it (struts under neointima); strut pixels
+  nearer the catheter become lumen, deeper ones background.
+* **Guidewire sector** consistent along the pullback: a ray is in the sector of a frame when
+  the majority of the ``guidewire_frames`` frames around it (a running median of the per-ray
+  indicator) have class 4 on it. Guidewire pixels on rays at least ``guidewire_margin_rays``
+  away from that sector become lumen (inside ``r_L``) or background; rays of the sector (at
+  least that margin inside it) that lack the guidewire get class 4 from ``r_L`` outwards
+  (tissue pixels only).
+
+Cartesian pixels are tested against the two rays around their angle, conservatively: a pixel is
+*inside* when it lies half a pixel within the smaller of the two radii, *beyond* when it lies a
+pixel past the larger one; pixels in between keep their label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.errors import InputError
+from octseg.geometry import lumen as lu
+
+
+@dataclass
+class PostprocessSettings:
+    enabled: bool = True
+    calcium_max_depth_mm: float = 2.5  # calcium deeper than this beyond the lumen contour: removed
+    strut_inner_mm: float = 1.0  # struts allowed this far inside the lumen contour ...
+    strut_outer_mm: float = 1.0  # ... and this far beyond it
+    guidewire_frames: int = 5  # running-median window of the guidewire sector (odd; 1: off)
+    guidewire_margin_rays: int = 2  # rays kept untouched at the sector's edges
+    n_rays: int = 720  # rays through Cartesian frames (polar: the A-lines)
+    chunk_frames: int = 8  # frames per step (full-size temporaries)
+
+    @classmethod
+    def from_value(cls, value: Any) -> PostprocessSettings:
+        """From the ``postprocess`` config value: true / false or a mapping of these fields."""
+        if isinstance(value, PostprocessSettings):
+            return value
+        if isinstance(value, bool) or value is None:
+            return cls(enabled=bool(value))
+        if not isinstance(value, Mapping):
+            raise InputError(None, f"postprocess must be true, false or a mapping, got {value!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise InputError(None, f"unknown postprocess setting(s): {', '.join(unknown)}")
+        out = cls(**dict(value))
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        for name in ("calcium_max_depth_mm", "strut_inner_mm", "strut_outer_mm"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise InputError(None, f"postprocess.{name} must be a number >= 0, got {v!r}")
+        w = self.guidewire_frames
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0:
+            raise InputError(None, f"postprocess.guidewire_frames must be odd >= 1, got {w!r}")
+        if not isinstance(self.enabled, bool):
+            raise InputError(None, "postprocess.enabled must be true or false")
+
+
+class _Rays:
+    """Ray samples of one pullback geometry and, per pixel, its ray(s) and radius."""
+
+    def __init__(self, shape, space, ps, center, n_rays, device):
+        h, w = shape
+        self.polar = space == "polar"
+        dev = torch.device(device)
+        if self.polar:
+            self.n, self.step_mm = h, ps
+            self.ray0 = torch.arange(h, device=dev)[:, None].expand(h, w)
+            self.ray1 = self.ray0
+            self.r = torch.arange(w, device=dev, dtype=torch.float32)[None, :].expand(h, w)
+            self.tol_in, self.tol_out = 0.0, 0.0  # exact: A-line samples are the rays
+            return
+        self.n = n_rays
+        full = math.hypot(max(center[0], h - center[0]), max(center[1], w - center[1]))
+        self.table = lu.CatheterRays((h, w), center, n_rays, full + 2, dev)
+        self.step_mm = self.table.step * ps
+        i = torch.arange(h, device=dev, dtype=torch.float32)[:, None] - center[0]
+        j = torch.arange(w, device=dev, dtype=torch.float32)[None, :] - center[1]
+        ang = torch.remainder(torch.atan2(i, j), lu.TWO_PI) * (n_rays / lu.TWO_PI)
+        self.ray0 = torch.floor(ang).long() % n_rays
+        self.ray1 = (self.ray0 + 1) % n_rays
+        self.r = torch.sqrt(i * i + j * j) / self.table.step  # in ray samples
+        self.tol_in, self.tol_out = 1.5, 1.5  # samples (half pixels) of sampling slack
+
+    def sample(self, lab: torch.Tensor) -> torch.Tensor:
+        return lab if self.polar else self.table.sample(lab)
+
+    def per_pixel(self, v: torch.Tensor, how: str) -> torch.Tensor:
+        """Per-ray values ``(B, N)`` at every pixel ``(B, H, W)``: min or max of its two rays."""
+        a = v[:, self.ray0]
+        if self.polar:
+            return a
+        b = v[:, self.ray1]
+        return torch.minimum(a, b) if how == "min" else torch.maximum(a, b)
+
+
+def _ray_exits(vals: torch.Tensor, cath: int) -> tuple[torch.Tensor, ...]:
+    """Per ray of ray samples ``(B, N, S)``: the filled-lumen exit (samples), the exit
+    interpolated across guidewire and strut rays (at least the exit itself) and whether the ray
+    meets the guidewire; per frame whether it has any lumen."""
+    k, masked = lu._first_exit(vals, cath, True)
+    kf = k.to(torch.float32)
+    keep = torch.maximum(kf, lu.fill_masked_periodic(kf, masked))
+    has = (vals == LUMEN).flatten(1).any(1)
+    return kf, keep, (vals == GUIDEWIRE).any(-1), has
+
+
+def _running_majority(g: torch.Tensor, window: int) -> torch.Tensor:
+    """Majority of the ``window`` frames around each frame (ends replicated) of ``g`` (F, N)."""
+    if window <= 1:
+        return g
+    h = window // 2
+    x = torch.cat([g[:1].expand(h, -1), g, g[-1:].expand(h, -1)]).to(torch.int32)
+    c = torch.cat([torch.zeros_like(x[:1]), torch.cumsum(x, 0)])
+    return (c[window:] - c[:-window]) * 2 > window
+
+
+def _grow(g: torch.Tensor, k: int, shrink: bool = False) -> torch.Tensor:
+    """Periodic dilation (or erosion) of ``g`` (F, N) by ``k`` rays."""
+    out = g.clone()
+    for d in range(1, k + 1):
+        for s in (d, -d):
+            r = torch.roll(g, s, 1)
+            out = out & r if shrink else out | r
+    return out
+
+
+def _apply(lab, rays, k_fill, k_keep, has, s, gw_add, gw_off, guide):
+    """Edit one chunk of labels ``(B, H, W)`` in place (see the module docstring); frames
+    without lumen (``has`` false) are left as they are."""
+    r = rays.r
+    inside = r < (rays.per_pixel(k_fill, "min") - rays.tol_in)
+    edge = rays.per_pixel(k_keep, "max")
+    near = rays.per_pixel(k_keep, "min")
+    beyond = r > (edge + rays.tol_out)
+    depth_mm = (r - edge) * rays.step_mm
+    out = lab.clone()
+    tissue = (lab != LUMEN) & (lab != STRUT) & (lab != GUIDEWIRE)
+    out[inside & tissue] = LUMEN
+    out[beyond & (lab == LUMEN)] = BACKGROUND
+    out[(lab == CALCIUM) & (depth_mm > s.calcium_max_depth_mm)] = BACKGROUND
+    strut = lab == STRUT
+    out[strut & ((near - r) * rays.step_mm > s.strut_inner_mm)] = LUMEN
+    out[strut & (depth_mm > s.strut_outer_mm)] = BACKGROUND
+    if guide:
+        off = rays.per_pixel(gw_off.to(torch.uint8), "min").bool() & (lab == GUIDEWIRE)
+        out[off & (r < near)] = LUMEN
+        out[off & (r >= near)] = BACKGROUND
+        add = rays.per_pixel(gw_add.to(torch.uint8), "min").bool()
+        out[add & (r >= edge) & (out != LUMEN) & (out != STRUT)] = GUIDEWIRE
+    lab.copy_(torch.where(has[:, None, None], out, lab))
+
+
+@torch.no_grad()
+def postprocess_labels(
+    labels: np.ndarray,
+    space: str,
+    pixel_spacing_mm: float,
+    catheter_center: tuple[float, float] | None = None,
+    settings: PostprocessSettings | Mapping | bool | None = None,
+    catheter_radius_mm: float = 0.45,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Post-process a pullback's predicted labels ``(F, H, W)`` uint8 **in place** (and return
+    them). ``catheter_radius_mm``: as the geometry setting of the same name."""
+    s = PostprocessSettings.from_value(True if settings is None else settings)
+    device = "cpu" if device in (None, "", "auto") else device
+    if not s.enabled or labels.shape[0] == 0:
+        return labels
+    f, h, w = labels.shape
+    rays = _Rays((h, w), space, pixel_spacing_mm, catheter_center, s.n_rays, device)
+    cath = lu.catheter_samples(catheter_radius_mm, rays.step_mm)
+    fill, keep, gws, hass = [], [], [], []
+    for a in range(0, f, s.chunk_frames):
+        lab = torch.from_numpy(labels[a : a + s.chunk_frames]).to(device)
+        kf, kk, g, has = _ray_exits(rays.sample(lab), cath)
+        hass.append(has)
+        fill.append(kf)
+        keep.append(kk)
+        gws.append(g)
+    g = torch.cat(gws)
+    guide = s.guidewire_frames > 1 and f > 1
+    sector = _running_majority(g, s.guidewire_frames)
+    gw_off = ~_grow(sector, s.guidewire_margin_rays)
+    gw_add = _grow(sector, s.guidewire_margin_rays, shrink=True) & ~g
+    kf_all, kk_all, has_all = torch.cat(fill), torch.cat(keep), torch.cat(hass)
+    for a in range(0, f, s.chunk_frames):
+        b = min(f, a + s.chunk_frames)
+        lab = torch.from_numpy(labels[a:b]).to(device)
+        sl = slice(a, b)
+        _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
+        if lab.device.type != "cpu":
+            labels[a:b] = lab.cpu().numpy()
+    return labels

@@ -1,0 +1,205 @@
+"""Anatomical post-processing of predicted labels (issue 13 item 2), polar and Cartesian."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from geometry_scenes import PS, grid, polar_about, scene
+
+from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.errors import InputError
+from octseg.postprocess import PostprocessSettings, postprocess_labels
+
+SPACES = ["cartesian", "polar"]
+R = 1.0  # lumen radius (mm), catheter-centred
+BIG = {"cartesian": (400, 400), "polar": (360, 300)}  # reach 2-3 mm at 0.01 mm
+
+
+def run(frames, space, shape=None, **kw):
+    labels = np.stack(frames).astype(np.uint8)
+    h, w = labels.shape[1:]
+    center = ((h - 1) / 2, (w - 1) / 2) if space == "cartesian" else None
+    return postprocess_labels(labels.copy(), space, PS, center, **kw)
+
+
+def annulus(lab, space, r0, r1, arc=(0.0, 360.0), value=BACKGROUND, shape=None):
+    rho, phi = polar_about(*grid(space, shape), (0.0, 0.0))
+    lab[(rho >= r0) & (rho < r1) & (((phi - arc[0]) % 360) < (arc[1] - arc[0]))] = value
+    return lab
+
+
+def disc(lab, space, rho, phi, radius, value, shape=None):
+    y, x = grid(space, shape)
+    cy, cx = rho * math.sin(math.radians(phi)), rho * math.cos(math.radians(phi))
+    lab[np.hypot(y - cy, x - cx) < radius] = value
+    return lab
+
+
+def mismatch(a, b, cls):
+    return int(((a == cls) != (b == cls)).sum())
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_lumen_is_one_region_with_holes_filled_and_nothing_beyond_the_wall(space):
+    shape = BIG[space]
+    clean = scene(space, lumen=(0, 0, R), shape=shape)
+    lab = clean.copy()
+    disc(lab, space, 0.6, 40, 0.05, BACKGROUND, shape)  # speck in the lumen
+    disc(lab, space, 0.7, 160, 0.06, CALCIUM, shape)  # calcium labelled inside the lumen
+    annulus(lab, space, 0.2, 0.23, shape=shape)  # unlabelled catheter ring
+    annulus(lab, space, 1.5, 1.7, shape=shape, value=LUMEN)  # lumen ring outside the wall
+    disc(lab, space, 1.9, 250, 0.1, LUMEN, shape)  # lumen island in the tissue
+    (out,) = run([lab], space)
+    assert mismatch(lab, clean, LUMEN) > 1000  # the scene does differ
+    assert mismatch(out, clean, LUMEN) == 0
+    assert not (out == CALCIUM).any()
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_disabled_changes_nothing(space):
+    lab = disc(scene(space, lumen=(0, 0, R)), space, 0.6, 40, 0.05, BACKGROUND)
+    for off in (False, {"enabled": False}):
+        (out,) = run([lab], space, settings=off)
+        assert np.array_equal(out, lab)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_calcium_only_within_a_plausible_depth(space):
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    annulus(lab, space, R + 0.1, R + 0.6, arc=(0, 60), value=CALCIUM, shape=shape)  # real
+    disc(lab, space, R + 1.5, 200, 0.1, CALCIUM, shape)  # 1.4-1.6 mm deep
+    (out,) = run([lab], space)
+    assert np.array_equal(out, lab)  # default limit 2.5 mm keeps both
+    (out,) = run([lab], space, settings={"calcium_max_depth_mm": 1.0})
+    deep = disc(np.zeros_like(lab), space, R + 1.5, 200, 0.1, 1, shape).astype(bool)
+    assert (out[deep] == BACKGROUND).all()
+    assert np.array_equal(out[~deep], lab[~deep])
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_struts_only_in_a_band_around_the_lumen_border(space):
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    keep = [(R - 0.03, a) for a in (0, 60, 120)] + [(R - 0.4, 180), (R + 0.3, 240)]
+    for rho, phi in keep:
+        disc(lab, space, rho, phi, 0.025, STRUT, shape)
+    disc(lab, space, 0.5 * R - 0.0, 300, 0.025, STRUT, shape)  # deep in the lumen: 0.5 mm in
+    disc(lab, space, R + 0.9, 330, 0.025, STRUT, shape)  # 0.9 mm in the tissue
+    s = {"strut_inner_mm": 0.45, "strut_outer_mm": 0.6}
+    (out,) = run([lab], space, settings=s)
+    n_in = int((lab == STRUT).sum())
+    inner = disc(np.zeros_like(lab), space, 0.5 * R, 300, 0.025, 1, shape).astype(bool)
+    outer = disc(np.zeros_like(lab), space, R + 0.9, 330, 0.025, 1, shape).astype(bool)
+    assert (out[inner] == LUMEN).all() and (out[outer] == BACKGROUND).all()
+    assert int((out == STRUT).sum()) == n_in - int(inner.sum()) - int(outer.sum())
+    (out,) = run([lab], space)  # default band (1 mm either side) keeps all of them
+    assert int((out == STRUT).sum()) == n_in
+
+
+def pullback(space, n=7, missing=(3,), spurious=(5,)):
+    """Frames with a guidewire sector at 30-45 deg beyond 0.6 mm (catheter-centred); the
+    ``missing`` frames lack it, the ``spurious`` ones have another one at 200-215 deg."""
+    frames = []
+    for f in range(n):
+        lab = scene(space, lumen=(0, 0, R))
+        if f not in missing:
+            annulus(lab, space, 0.6, 9.0, arc=(30, 45), value=GUIDEWIRE)
+        if f in spurious:
+            annulus(lab, space, 0.6, 9.0, arc=(200, 215), value=GUIDEWIRE)
+        frames.append(lab)
+    return frames
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_guidewire_sector_consistent_along_the_pullback(space):
+    frames = pullback(space)
+    out = run(frames, space)
+    good = frames[0]
+    rho, phi = polar_about(*grid(space), (0.0, 0.0))
+    # the spurious sector of frame 5 is gone: lumen inside the contour, background beyond
+    spur = (phi >= 201) & (phi < 214) & (rho >= 0.6)
+    assert (out[5][spur & (rho < R - 0.02)] == LUMEN).all()
+    assert (out[5][spur & (rho > R + 0.02)] == BACKGROUND).all()
+    # frame 3 gets the sector's interior beyond the lumen contour; the spot in the lumen stays
+    core = (phi >= 33) & (phi < 42)
+    assert (out[3][core & (rho > R + 0.03)] == GUIDEWIRE).all()
+    assert (out[3][core & (rho < R - 0.03)] == LUMEN).all()
+    # frames that agree with their neighbours keep their guidewire exactly
+    for f in (0, 1, 2, 4, 6):
+        assert mismatch(out[f], good, GUIDEWIRE) == 0
+    one = run(frames, space, settings={"guidewire_frames": 1})
+    assert mismatch(one[3], frames[3], GUIDEWIRE) == 0  # window 1: off
+
+
+def test_settings_validation():
+    with pytest.raises(InputError, match="guidewire_frames"):
+        PostprocessSettings.from_value({"guidewire_frames": 4})
+    with pytest.raises(InputError, match="unknown"):
+        PostprocessSettings.from_value({"lumen_magic": 1})
+    with pytest.raises(InputError, match="calcium_max_depth_mm"):
+        PostprocessSettings.from_value({"calcium_max_depth_mm": -1})
+    assert PostprocessSettings.from_value(True).enabled
+    assert not PostprocessSettings.from_value(False).enabled
+
+
+def test_frames_without_lumen_are_left_alone():
+    lab = np.zeros((2, 64, 64), np.uint8)
+    lab[:, 10:20, 10:20] = CALCIUM
+    lab[:, 40:42, 40:42] = STRUT
+    out = postprocess_labels(lab.copy(), "cartesian", PS, (31.5, 31.5))
+    assert np.array_equal(out, lab)
+
+
+def test_inference_writes_post_processed_labels(tmp_path):
+    """``infer.py`` applies it where predictions become labels (on by default, switchable by
+    ``postprocess.enabled``): labels.npz and frames.csv carry the cleaned lumen."""
+    import csv
+
+    from model_helpers import oracle_predictor
+
+    from octseg import atomic
+    from octseg.infer.pipeline import InferSettings, run_inference
+    from octseg.labels import load_labels
+
+    frames = np.zeros((3, 64, 48), np.uint8)  # the oracle network reads class = grey / 64
+    frames[:, :, :30] = 64  # lumen out to 1.2 mm
+    frames[:, 20:23, 16:19] = 0  # a speck in the lumen
+    frames[:, :, 38:42] = 64  # a lumen ring beyond the wall
+    inp = tmp_path / "in" / "case.npz"
+    inp.parent.mkdir()
+    atomic.save_npz(
+        inp,
+        frames=frames,
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(0.04),
+        frame_spacing_mm=np.float64(0.2),
+    )
+    grid = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
+    got = {}
+    for on in (True, False):
+        out = tmp_path / f"out_{on}"
+        cfg = InferSettings(
+            checkpoint="oracle",
+            input=str(inp),
+            output=str(out),
+            report=False,
+            overlay_frames=[],
+            progress=False,
+            writers=1,
+            postprocess={"enabled": on},
+        )
+        res = run_inference(cfg, oracle_predictor(grid, context_frames=1))
+        assert res["manifest"]["n_done"] == 1
+        lab = load_labels(out / "case" / "labels.npz").labels
+        with open(out / "case" / "frames.csv") as fh:
+            area = float(next(csv.DictReader(fh))["lumen_area_mm2"])
+        got[on] = (lab, area)
+    expect = np.zeros((64, 48), np.uint8)
+    expect[:, :30] = LUMEN
+    assert (got[True][0] == expect).all()
+    assert (got[False][0][:, 20:23, 16:19] == BACKGROUND).all()  # raw prediction kept
+    assert (got[False][0][:, :, 38:42] == LUMEN).all()
+    assert got[True][1] == pytest.approx(got[False][1], rel=1e-6)  # geometry already robust
