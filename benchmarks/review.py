@@ -201,7 +201,9 @@ def screenshots(url: str, out: Path) -> None:
         wait(d, "app.info")
         d.find_element(By.CSS_SELECTOR, "[data-jump=max_calcium_arc]").click()
         wait(d, "app.info.frame === app.meta.jumps.max_calcium_arc")
-        d.find_element(By.ID, "angle").send_keys(*([Keys.ARROW_RIGHT] * 40))
+        d.execute_script(
+            "const a = document.getElementById('angle'); a.value = 40; a.dispatchEvent(new Event('input'));"
+        )
         wait(d, "app.angle === 40")
         d.save_screenshot(str(out / "review_app.png"))
         body = d.find_element(By.TAG_NAME, "body")
@@ -225,7 +227,7 @@ def screenshots(url: str, out: Path) -> None:
         wait(d, "app.timings.edit.length === 1")
         shot(f"review_step_{len(shots) + 1}.png")
         d.find_element(By.CSS_SELECTOR, "input[value=paint]").find_element(By.XPATH, "..").click()
-        p = d.execute_script("return app.info.control_points[9]")
+        p = d.execute_script("return app.info.control_points[22]")
         r = float(np.hypot(*p))
         a, b = (
             [p[0] * (r + 0.4) / r, p[1] * (r + 0.4) / r],

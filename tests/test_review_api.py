@@ -22,6 +22,7 @@ from octseg.labels import load_labels
 from octseg.review.edits import contour_area_mm2, spline_radius
 
 starlette = pytest.importorskip("starlette")
+pytest.importorskip("httpx")  # starlette's TestClient runs on it
 with warnings.catch_warnings():  # starlette >= 1.x asks for httpx2; httpx still works
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient

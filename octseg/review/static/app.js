@@ -311,7 +311,7 @@ function wire() {
     guard(goto)(Math.floor(((ev.clientX - b.left) / b.width) * app.meta.n_frames));
   });
   window.addEventListener("keydown", (ev) => {
-    if (ev.target.tagName === "INPUT" && ev.target.type === "number") return;
+    if (ev.target.tagName === "INPUT" && !["checkbox", "radio"].includes(ev.target.type)) return;
     if (ev.key === "ArrowRight") guard(goto)(app.frame + 1);
     else if (ev.key === "ArrowLeft") guard(goto)(app.frame - 1);
     else if (ev.key === "ArrowUp") guard(goto)(app.frame + 10);
