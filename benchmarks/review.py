@@ -171,19 +171,22 @@ def browser_case(url: str, steps: int) -> dict[str, dict]:
 
 
 def screenshots(url: str, out: Path) -> None:
-    """review_app.png (the app on the max-calcium-arc frame) and review_demo.gif + review_step_*.png
-    (step frames, drag a lumen point, paint calcium)."""
+    """review_app.png (the app on the max-calcium-arc frame) and review_demo.gif (step frames,
+    drag a lumen point, paint calcium)."""
     from PIL import Image
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
+    import tempfile
+
     out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="review-shots-"))
     d = chromium()
     shots: list[Path] = []
 
     def shot(name: str) -> None:
-        p = out / name
+        p = tmp / name
         d.save_screenshot(str(p))
         shots.append(p)
 
@@ -245,8 +248,9 @@ def screenshots(url: str, out: Path) -> None:
     frames[0].save(
         out / "review_demo.gif", save_all=True, append_images=frames[1:], duration=900, loop=0
     )
-    for p in shots:  # keep a small PNG sequence beside the GIF
-        Image.open(p).convert("RGB").resize((610, 540)).save(p, optimize=True)
+    for p in shots:
+        p.unlink()
+    tmp.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--browser", action="store_true", help="also time the page in headless chromium"
     )
-    ap.add_argument(
-        "--screenshots", help="write review_app.png, review_demo.gif, review_step_*.png here"
-    )
+    ap.add_argument("--screenshots", help="write review_app.png and review_demo.gif here")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
