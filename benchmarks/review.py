@@ -173,12 +173,12 @@ def browser_case(url: str, steps: int) -> dict[str, dict]:
 def screenshots(url: str, out: Path) -> None:
     """review_app.png (the app on the max-calcium-arc frame) and review_demo.gif (step frames,
     drag a lumen point, paint calcium)."""
+    import tempfile
+
     from PIL import Image
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-
-    import tempfile
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="review-shots-"))
