@@ -45,12 +45,13 @@ SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "scancel", "squeue"
 
 pytestmark = pytest.mark.xdist_group("cluster")
 
-EPOCHS = 40  # long enough that scancel lands mid-run (an epoch of the tiny recipe: ~0.1-0.3 s)
+EPOCHS = 60  # long enough that scancel lands mid-run (an epoch of the tiny recipe: ~0.05-0.3 s)
 TRAIN = (
     "experiment=tiny",
     "trainer.deterministic=true",
     f"trainer.max_epochs={EPOCHS}",
     "trainer.ddp_backend=gloo",
+    "callbacks.early_stopping.patience=null",  # every run trains EPOCHS epochs
 )
 ATOL = 1e-6
 
@@ -313,7 +314,10 @@ def _submit(cluster: Cluster, script: str, args: list[str], cwd: Path, timeout: 
 
 
 def _job_ids(sweep_dir: Path) -> list[str]:
-    return sorted(p.name for p in (sweep_dir / ".submitit").iterdir() if p.name[0].isdigit())
+    """SLURM job ids of a sweep, from submitit's folders (``<id>``, or ``<id>_<task>`` for the
+    tasks of an array job, beside the array's own ``<id>``)."""
+    names = sorted(p.name for p in (sweep_dir / ".submitit").iterdir() if p.name[0].isdigit())
+    return [n for n in names if "_" in n] or names
 
 
 @pytest.mark.slurm
@@ -412,9 +416,9 @@ def test_slurm_infer_multirun_sweep_of_two(cluster, toy, reference, reference_in
     assert jobs == [f"{base}_0", f"{base}_1"], jobs
     recs = [cluster.array_task(base, task) for task in ("0", "1")]
     assert all(r["JobState"] == "COMPLETED" and r["NodeCnt"] == "1" for r in recs), recs
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tta_false", "tta_true"]
-    _assert_same_inference(reference_infer, tmp_path / "out" / "tta_false", world=1)
-    tta = json.loads((tmp_path / "out" / "tta_true" / "manifest.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tta_False", "tta_True"]
+    _assert_same_inference(reference_infer, tmp_path / "out" / "tta_False", world=1)
+    tta = json.loads((tmp_path / "out" / "tta_True" / "manifest.json").read_text())
     assert tta["n_done"] == tta["n_pullbacks"] == 4 and tta["n_failed"] == 0
     assert len(tta["model"]["tta"]) == 8  # 4 rolls x flip: the other element's settings
 
