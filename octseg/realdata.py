@@ -355,15 +355,16 @@ def build_real_dataset(
     return split
 
 
-def _lumen_area(labels: np.ndarray, px: float) -> float:
-    """Area inside the lumen contour of one polar label map; 0 where there is no lumen at all
-    (a prediction may miss it: that is a measurement of 0, not an error)."""
-    from octseg.classes import LUMEN, STRUT
-    from octseg.hybrid.insert import lumen_geometry
+def lumen_areas_px2(labels: np.ndarray, ps: float, cart_ps: float) -> list[float]:
+    """Lumen area of polar label frames ``(F, A, R)`` measured by the product's geometry
+    (:func:`octseg.geometry.measure_frames`, docs/metrics.md), in Cartesian pixels^2 of
+    ``cart_ps`` mm; 0 where a frame has no lumen (a prediction may miss it: a measurement of 0,
+    not an error)."""
+    from octseg.geometry import measure_frames
 
-    if not np.isin(labels, (LUMEN, STRUT)).any():
-        return 0.0
-    return lumen_geometry(labels, px).area_mm2
+    m = measure_frames(labels, space="polar", pixel_spacing_mm=ps, frame_spacing_mm=1.0)
+    areas = [r.get("lumen_area_mm2") for r in m.frames]
+    return [float(a) / cart_ps**2 if a is not None and np.isfinite(a) else 0.0 for a in areas]
 
 
 def evaluate_lumen(
@@ -378,7 +379,7 @@ def evaluate_lumen(
 
     Predictions and reference labels are compared in Cartesian (``cart_size`` pixels across the
     polar field, i.e. the original 750x750 frame grid): Dice per frame, and the lumen area of
-    each (area inside the lumen contour as docs/metrics.md defines it, in Cartesian pixels^2)
+    each measured by the product's geometry (:func:`lumen_areas_px2`, in Cartesian pixels^2)
     with Bland-Altman bias / limits of agreement and ICC(A,1) from octseg.evaluate.stats.
     """
     from octseg.evaluate.stats import continuous_agreement
@@ -402,10 +403,8 @@ def evaluate_lumen(
         den = p_c.sum(axis=(1, 2)) + t_c.sum(axis=(1, 2))
         dd = (2 * inter / np.maximum(den, 1)).tolist()
         dice += dd
-        px = ps / cart_ps  # polar samples -> Cartesian pixels
-        for t, f in enumerate(lf.frames):
-            a_auto.append(_lumen_area(lab[f], px))
-            a_ref.append(_lumen_area(lf.labels[t], px))
+        a_auto += lumen_areas_px2(lab[lf.frames], ps, cart_ps)
+        a_ref += lumen_areas_px2(lf.labels, ps, cart_ps)
         per[pid] = {
             "n": len(dd),
             "dice_mean": float(np.mean(dd)),

@@ -100,7 +100,6 @@ def test_build_real_dataset_layout_and_labels(danilov_dir, static_mask, tmp_path
 
     assert verify_dataset(tmp_path) == []
     assert sorted(e.id for e in list_pullbacks(tmp_path)) == ["train-000-002", "val-005-006"]
-    from octseg.hybrid.insert import lumen_geometry
     from octseg.labels import load_labels
 
     lf = load_labels(tmp_path / "val-005-006" / "labels.npz")
@@ -109,7 +108,7 @@ def test_build_real_dataset_layout_and_labels(danilov_dir, static_mask, tmp_path
     # the polar lumen encloses the same area as the expert Cartesian mask (pixels^2)
     _, masks = realdata.list_danilov(danilov_dir)
     cart_area = realdata.read_lumen_mask(masks[5]).sum()
-    polar_area = lumen_geometry(lf.labels[0], 1.0).area_mm2
+    polar_area = realdata.lumen_areas_px2(lf.labels[:1], 1.0, 1.0)[0]  # octseg.geometry
     assert polar_area == pytest.approx(cart_area, rel=0.02)
     sp = json.loads((tmp_path / "val-005-006" / "spacing.json").read_text())
     assert sp["pixel_spacing_mm"] == realdata.ASSUMED_PIXEL_SPACING_MM

@@ -49,7 +49,6 @@ from octseg.hybrid.insert import (
     guidewire_sector,
     insert_calcium,
     insert_strut,
-    lumen_columns,
     lumen_geometry,
     strut_row,
     wrap_pi,
@@ -247,6 +246,17 @@ def label_guidewire(labels: np.ndarray, shadow: np.ndarray) -> np.ndarray:
     return lab
 
 
+def real_lumen_columns(labels: np.ndarray, ps: float, frame_spacing_mm: float) -> list[dict]:
+    """The lumen columns of ``frames.csv`` for real polar label frames ``(F, A, R)``, measured
+    by the product's geometry (:func:`octseg.geometry.measure_frames`)."""
+    from octseg.geometry import measure_frames
+
+    m = measure_frames(
+        labels, space="polar", pixel_spacing_mm=ps, frame_spacing_mm=frame_spacing_mm
+    )
+    return [{k: v for k, v in r.items() if k.startswith("lumen_")} for r in m.frames]
+
+
 def make_hybrid(
     images: np.ndarray,
     labels: np.ndarray,
@@ -266,7 +276,8 @@ def make_hybrid(
     With ``avoid_guidewire`` the detected guidewire shadow (widened by ``label_margin_alines``
     A-lines) is labelled class 4 from the lumen border outward, and inserts keep 4 more A-lines
     (and 3 degrees) away from it. Returns new images (float32), labels, and the true
-    ``frames.csv`` / ``struts.csv`` rows (the lumen columns from the real lumen contour).
+    ``frames.csv`` / ``struts.csv`` rows (the lumen columns: the real labels measured by
+    octseg.geometry).
     """
     from tqdm import tqdm
 
@@ -274,6 +285,7 @@ def make_hybrid(
 
     out_img = np.empty_like(images, dtype=np.float32)
     out_lab = labels.copy()
+    real_lumen = real_lumen_columns(labels, ps, frame_spacing_mm)
     frame_rows: list[dict] = []
     strut_rows: list[dict] = []
     for f in tqdm(range(images.shape[0]), desc="hybrid frames", disable=not progress):
@@ -286,7 +298,7 @@ def make_hybrid(
             widened = dilate_periodic(shadow, max(0, 4 - label_margin_alines))
             forbidden = _forbidden_bins(widened, g)
         row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
-        row.update(lumen_columns(g))
+        row.update(real_lumen[f])
         for les in lesions:
             spec = les.at(f)
             if spec is not None:
@@ -535,8 +547,9 @@ def evaluate_hybrid(
     Per-class Dice (per frame, in Cartesian, on frames where the class is in the truth or the
     prediction; the count is reported), strut detection F1 (octseg.evaluate.matching.match_struts,
     ``tolerance_mm``), and agreement with the true values (``truth/``) of the calcium arc /
-    maximum thickness on frames with true calcium and of the malapposition distance of matched
-    struts, all measured on the predicted labels with octseg.geometry.measure_labels.
+    maximum thickness on frames with true calcium, of the lumen area on every frame and of the
+    malapposition distance of matched struts, all measured on the predicted labels with
+    octseg.geometry.measure_labels (the truth's lumen columns come from the same geometry).
     """
     from octseg.evaluate.matching import match_struts
     from octseg.evaluate.stats import continuous_agreement, detection
@@ -548,7 +561,7 @@ def evaluate_hybrid(
     pred = Predictor.from_checkpoint(checkpoint, device=device)
     classes = [c for c in pred.classes if c != 0]
     dice: dict[int, list[float]] = {c: [] for c in classes}
-    arc_a, arc_t, thk_a, thk_t, mal_a, mal_t = [], [], [], [], [], []
+    arc_a, arc_t, thk_a, thk_t, mal_a, mal_t, lum_a, lum_t = [], [], [], [], [], [], [], []
     counts = {"tp": 0, "fp": 0, "fn": 0}
     ids = sorted(d.name for d in Path(root).iterdir() if (d / "labels.npz").exists())
     for pid in ids:
@@ -575,6 +588,9 @@ def evaluate_hybrid(
         truth = {int(r["frame"]): r for r in read_csv(d / "truth" / "frames.csv")}
         for r in m.frames:
             t = truth.get(int(r["frame"]))
+            if t is not None and t.get("lumen_area_mm2") is not None:
+                lum_a.append(r.get("lumen_area_mm2") or 0.0)
+                lum_t.append(t["lumen_area_mm2"])
             if t is None or t.get("calcium_arc_deg") is None:
                 continue
             arc_a.append(r.get("calcium_arc_deg") or 0.0)
@@ -598,6 +614,7 @@ def evaluate_hybrid(
             for c, v in dice.items()
         },
         "struts": detection(**counts) | {"counts": counts, "tolerance_mm": tolerance_mm},
+        "lumen_area_mm2": continuous_agreement(lum_a, lum_t),
         "calcium_arc_deg": continuous_agreement(arc_a, arc_t),
         "calcium_max_thickness_mm": continuous_agreement(thk_a, thk_t),
         "malapposition_distance_mm": continuous_agreement(mal_a, mal_t),

@@ -26,7 +26,8 @@ with grey values in [0, 1] and its label map, at depth spacing ``ps`` mm.
   it.
 
 True values per frame (the ``frames.csv`` / ``struts.csv`` columns) come from the parameters and
-the real lumen contour (:func:`frame_truth`), not from measuring the painted labels.
+the real lumen contour, not from measuring the painted labels; the lumen columns are the real
+label frame measured by :mod:`octseg.geometry` (one lumen implementation, issue 13).
 """
 
 from __future__ import annotations
@@ -88,7 +89,6 @@ class LumenGeometry:
     edge_mm: np.ndarray  # (A,) lumen radius on each catheter A-line
     contour: np.ndarray  # (A, 2) contour points (y, x)
     centroid: np.ndarray  # (2,) (y, x)
-    area_mm2: float
     profile: np.ndarray = field(repr=False)  # rho_L on N_PROFILE directions about the centroid
 
     def rho(self, phi: np.ndarray | float) -> np.ndarray:
@@ -105,7 +105,9 @@ class LumenGeometry:
 
 
 def lumen_geometry(labels: np.ndarray, ps: float) -> LumenGeometry:
-    """The lumen contour of a polar label frame ``(A, R)`` (classes 1 and 3 count as lumen)."""
+    """The lumen contour of a polar label frame ``(A, R)`` (classes 1 and 3 count as lumen), to
+    place inserts relative to it. Lumen *measurements* (areas, diameters, the truth tables) come
+    from :mod:`octseg.geometry` only."""
     lum = np.isin(labels, (LUMEN, STRUT))
     a, r = lum.shape
     # length of the lumen run starting at the catheter on each ray
@@ -127,23 +129,7 @@ def lumen_geometry(labels: np.ndarray, ps: float) -> LumenGeometry:
     if np.isnan(prof).any():  # centroid outside a strange contour: fill periodically
         good = ~np.isnan(prof)
         prof = np.interp(phis, phis[good], prof[good], period=TWO_PI)
-    return LumenGeometry(ps, edge, pts, c, 0.5 * abs(a2), prof)
-
-
-def lumen_columns(g: LumenGeometry) -> dict[str, float]:
-    """Lumen columns of ``frames.csv`` from the contour (definitions in docs/metrics.md)."""
-    psi = np.arange(360) * (math.pi / 360)  # 0.5 degree steps over [0, 180)
-    chords = g.rho(psi) + g.rho(psi + math.pi)
-    dmax, dmin = float(chords.max()), float(chords.min())
-    return {
-        "lumen_area_mm2": g.area_mm2,
-        "lumen_mean_diameter_mm": float(chords.mean()),
-        "lumen_min_diameter_mm": dmin,
-        "lumen_max_diameter_mm": dmax,
-        "lumen_eccentricity": (dmax - dmin) / dmax if dmax > 0 else 0.0,
-        "lumen_centroid_x_mm": float(g.centroid[1]),
-        "lumen_centroid_y_mm": float(g.centroid[0]),
-    }
+    return LumenGeometry(ps, edge, pts, c, prof)
 
 
 # --------------------------------------------------------------------------- guidewire
