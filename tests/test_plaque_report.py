@@ -84,3 +84,20 @@ def test_dicom_seg_codes_for_plaque():
 
     assert _SCT_CODES["lipid"][1][1].lower().startswith("lipid")
     assert "fibrous" in _SCT_CODES["fibrous_cap"][1][1].lower()
+
+
+def test_dicom_seg_has_plaque_segments_only_with_plaque(tmp_path):
+    from test_io_dicomseg import _labels, _source
+
+    from octseg.io.dicomseg import read_dicom_seg, write_dicom_seg
+
+    src = _source(tmp_path, "polar")
+    lab = _labels()
+    lab[0, 10:12, :] = 5
+    lab[0, 12:14, :] = 6
+    write_dicom_seg(tmp_path / "seg.dcm", lab, src)
+    back, names = read_dicom_seg(tmp_path / "seg.dcm", 4)
+    np.testing.assert_array_equal(back, lab)
+    assert names[5] == "fibrous_cap" and names[6] == "lipid"
+    write_dicom_seg(tmp_path / "old.dcm", _labels(), src)
+    assert sorted(read_dicom_seg(tmp_path / "old.dcm", 4)[1]) == [1, 2, 3, 4]

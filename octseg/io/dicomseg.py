@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from octseg import __version__, atomic
-from octseg.classes import CLASS_NAMES
+from octseg.classes import CLASS_NAMES, FIBROUS_CAP
 from octseg.errors import InputError
 
 # class name -> (category (code, meaning), type (code, meaning)), SNOMED CT
@@ -231,7 +231,7 @@ def write_dicom_seg(
     path: str | Path,
     labels: np.ndarray,
     source_dicom_path: str | Path,
-    class_names: Mapping[int, str] | Sequence[str] = CLASS_NAMES,
+    class_names: Mapping[int, str] | Sequence[str] | None = None,
     *,
     frame_index: Sequence[int] | None = None,
     pixel_spacing_mm: float | None = None,
@@ -244,7 +244,8 @@ def write_dicom_seg(
 
     ``class_names``: ``{class index: name}`` or a sequence indexed by class (index 0 is
     background and gets no segment). Each named class becomes one segment, numbered 1..k in class
-    order. ``frame_index``: the source frame of each label map (sparse labels); default
+    order; default: classes 1-4 of :mod:`octseg.classes` plus the plaque classes (5, 6) that
+    occur in ``labels``. ``frame_index``: the source frame of each label map (sparse labels); default
     ``0..F-1``. Label values without a name raise ``ValueError``. ``pixel_spacing_mm`` /
     ``frame_spacing_mm`` override the source's spacing (needed where the source records none:
     :class:`~octseg.errors.MissingSpacingError` otherwise).
@@ -280,6 +281,9 @@ def write_dicom_seg(
             source_dicom_path,
             f"frame_index must give one source frame (0..{pb.n_frames - 1}) per label map",
         )
+    if class_names is None:  # the original five classes, plus the plaque classes present
+        found = set(np.unique(labels).tolist())
+        class_names = {c: n for c, n in CLASS_NAMES.items() if c < FIBROUS_CAP or c in found}
     table = _class_table(class_names)
     present = set(np.unique(labels).tolist()) - {0}
     unnamed = sorted(present - set(table))
