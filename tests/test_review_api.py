@@ -111,6 +111,16 @@ def test_symlinked_pullback_outside_the_folder_is_refused(ds, polar_ds, tmp_path
     assert r.status_code == 422 and "outside the opened folder" in r.json()["error"]
 
 
+def test_symlinked_label_file_outside_the_folder_is_refused(ds, polar_ds, tmp_path):
+    outside = tmp_path / "outside_labels.npz"
+    outside.write_bytes((polar_ds / PID / "labels.npz").read_bytes())
+    (ds / PID / "labels.npz").unlink()
+    os.symlink(outside, ds / PID / "labels.npz")
+    c, _ = client(ds)
+    r = c.get(f"/api/pb/{PID}", headers=H)
+    assert r.status_code == 422 and "labels.npz lies outside" in r.json()["error"]
+
+
 def test_manifest_ids_cannot_escape(ds, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -364,8 +374,10 @@ def test_save_writes_a_training_ready_pullback_with_provenance(ds):
     from octseg.io.dataset import list_pullbacks, verify_dataset
     from octseg.train.data import class_lut, load_pullback
 
+    (ds / PID / "image.npz").chmod(0o444)
     c, rv = client(ds)
     prov = _edit_and_save(c, rv, reviewer="Dr. Test")
+    assert (ds / PID / "image.npz").stat().st_mode & 0o777 == 0o444
     st = _state(rv)
     out = ds / "_reviewed" / PID
     lf = load_labels(out / "labels.npz")
@@ -393,6 +405,8 @@ def test_save_writes_a_training_ready_pullback_with_provenance(ds):
     assert saved["opened_layout"] == "dataset" and saved["pullback_id"] == PID
     assert saved["saved_at"].endswith("+00:00")
     assert not list(out.glob(".tmp-*"))
+    # the image beside the labels is the source's (a hard link leaves the source's mode alone)
+    assert (out / "image.npz").read_bytes() == (ds / PID / "image.npz").read_bytes()
     # the whole corrected pullback, re-measured with its report, in a separate tree
     whole = ds / "_corrected" / PID
     lf_all = load_labels(whole / "labels.npz")

@@ -92,12 +92,13 @@ def _copy_image(st: PullbackState, out: Path) -> str:
         return name
     target = out / name
     if not target.exists() or target.stat().st_size != src.stat().st_size:
-        with atomic.atomic_path(target) as tmp:
-            tmp.unlink()
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copyfile(src, tmp)
+        tmp = out / f".tmp-{name}.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:  # a hard link is not chmod-ed: the source file's mode stays as it is
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, target)
     sidecar = src.parent / "spacing.json"
     if sidecar.is_file():
         atomic.write_bytes(out / "spacing.json", sidecar.read_bytes())

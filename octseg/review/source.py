@@ -85,6 +85,9 @@ def _inference_entries(root: Path, manifest: dict[str, Any], data: Path | None) 
         src = images.get(str(pid)) or done.get("source") or rec.get("source")
         status = str(rec.get("status", "unknown"))
         labels = folder / "labels.npz"
+        if labels.exists() and inside(root, labels) is None:
+            entries.append(_failed(root, str(pid), "labels.npz lies outside the opened folder"))
+            continue
         e = Entry(str(pid), folder, labels if labels.exists() else None, Path(src) if src else None)
         e.status, e.error = status, rec.get("error")
         e.model = {
@@ -108,7 +111,11 @@ def _dataset_entries(root: Path) -> list[Entry]:
         if folder is None:
             entries.append(_failed(root, e.id, "pullback folder lies outside the opened folder"))
             continue
-        entry = Entry(e.id, folder, e.labels_path, e.image_path)
+        labels = e.labels_path
+        if labels is not None and inside(root, labels) is None:
+            entries.append(_failed(root, e.id, "labels.npz lies outside the opened folder"))
+            continue
+        entry = Entry(e.id, folder, labels, e.image_path)
         entry.model = {"labels": "dataset labels.npz"}
         if e.labels_path is None:
             entry.status, entry.error = "unlabelled", None
