@@ -55,7 +55,9 @@ class Pullback:
                 )
         limits.check_frames(self.source, self.n_frames, self.height, self.width)
         if self.space == "cartesian" and self.catheter_center is None:
-            self.catheter_center = ((self.height - 1) / 2.0, (self.width - 1) / 2.0)
+            from octseg.catheter import center_of  # detected from the rings, else the middle
+
+            self.catheter_center = center_of(self)
         elif self.space == "cartesian":
             self.catheter_center = limits.check_center(
                 self.source, self.catheter_center, self.height, self.width
