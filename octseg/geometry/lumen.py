@@ -27,7 +27,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from octseg.classes import GUIDEWIRE, LUMEN, STRUT
-from octseg.geometry.kernels import first_one
+from octseg.geometry.kernels import count_along, first_one
 
 TWO_PI = 2 * math.pi
 
@@ -112,14 +112,15 @@ def lumen_exit(
     k = torch.where(anyout, k, torch.full_like(k, s))
     if not fill:
         return k
-    anyin, kl = first_one(lum.flip(-1))
-    last = torch.where(anyin, s - 1 - kl, torch.full_like(kl, -1))
-    extra = last >= k
+    extra = count_along(lum, -1) > k  # lumen beyond the first run (cheap uint8 count)
     if skip is not None:
         extra &= ~skip
     busy = extra.any(1).nonzero().squeeze(1)
     if busy.numel():
-        k[busy] = _filled_exit(lum[busy], k[busy], last[busy], cath_samples)
+        lb = lum[busy]
+        anyin, kl = first_one(lb.flip(-1))
+        last = torch.where(anyin, s - 1 - kl, torch.full_like(kl, -1))
+        k[busy] = _filled_exit(lb, k[busy], last, cath_samples)
     return k
 
 
