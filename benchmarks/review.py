@@ -55,19 +55,25 @@ def make_data(work: Path, n_frames: int) -> dict[str, Path]:
     return out
 
 
-def stats(ms: list[float]) -> dict[str, float]:
-    return {
-        "n": len(ms),
-        "median_ms": round(statistics.median(ms), 1),
-        "p90_ms": round(float(np.percentile(ms, 90)), 1),
-        "max_ms": round(max(ms), 1),
+def stats(ms: list) -> dict[str, float]:
+    """Wall-clock median / p90 / max (ms); with (wall, cpu) pairs also the median CPU time of
+    this process (server and client threads together: the work, whatever the machine's load)."""
+    wall = [m[0] if isinstance(m, tuple) else m for m in ms]
+    out = {
+        "n": len(wall),
+        "median_ms": round(statistics.median(wall), 1),
+        "p90_ms": round(float(np.percentile(wall, 90)), 1),
+        "max_ms": round(max(wall), 1),
     }
+    if ms and isinstance(ms[0], tuple):
+        out["cpu_median_ms"] = round(statistics.median(m[1] for m in ms), 1)
+    return out
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    return (time.perf_counter() - t) * 1000
+    return (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
 
 
 def http_case(url: str, n_frames: int, steps: int) -> dict[str, dict]:
@@ -275,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     data = make_data(Path(args.work), args.frames)
     results: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, torch {torch.__version__}",
-        "load_average": os.getloadavg()[0],
+        "load_average_1min_before": os.getloadavg()[0],
         "cases": {},
     }
     for case in args.cases.split(","):
@@ -290,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             srv.stop()
         res["frame_shape"] = list(rv.states[ID].image.shape[1:]) if ID in rv.states else None
+        res["load_average_1min_after"] = os.getloadavg()[0]
         results["cases"][case] = res
         print(case, json.dumps(res, indent=1), flush=True)
     if args.json:
