@@ -243,6 +243,62 @@ def test_calcium_brush_and_eraser(ds):
     assert not (_state(rv).labels[f] == CALCIUM).any() and out["row"]["calcium_arc_deg"] is None
 
 
+def test_plaque_brush_makes_a_tcfa_and_the_tcfa_jump_finds_it(ds):
+    from octseg.classes import FIBROUS_CAP, LIPID
+
+    c, rv = client(ds)
+    f = 2
+    info = frame(c, f)
+    assert info["row"]["lipid_arc_deg"] is None and info["jumps"]["tcfa"] is None
+    r_l = float(np.hypot(*np.asarray(info["control_points"]).T).mean())
+
+    def arc(r):
+        return [[r * math.cos(t), r * math.sin(t)] for t in np.radians(np.arange(150, 290, 2))]
+
+    # a fibrous-cap band over 140 degrees, then the lipid core behind a one-pixel cap
+    edit(
+        c,
+        f,
+        {
+            "op": "brush",
+            "mode": "paint",
+            "class": "fibrous_cap",
+            "radius_mm": 0.27,
+            "points": arc(r_l + 0.3),
+        },
+    )
+    edit(
+        c,
+        f,
+        {
+            "op": "brush",
+            "mode": "erase",
+            "class": "fibrous_cap",
+            "radius_mm": 0.4,
+            "points": arc(r_l + 0.45),
+        },
+    )
+    out = edit(
+        c,
+        f,
+        {
+            "op": "brush",
+            "mode": "paint",
+            "class": "lipid",
+            "radius_mm": 0.4,
+            "points": arc(r_l + 0.45),
+        },
+    )
+    lab = _state(rv).labels[f]
+    assert (lab == LIPID).sum() > 100 and (lab == FIBROUS_CAP).sum() > 10
+    row = out["row"]
+    assert 120 < row["lipid_arc_deg"] < 160
+    assert row["cap_min_thickness_um"] < 65 and row["tcfa"]
+    assert out["jumps"]["tcfa"] == f
+    bad = {"op": "brush", "mode": "paint", "class": "stent", "radius_mm": 0.1, "points": [[1, 1]]}
+    assert "'class' must be one of" in edit(c, f, bad, status=400)["error"]
+
+
 def test_struts_add_move_delete(ds):
     c, rv = client(ds)
     f = 12  # inside the stent

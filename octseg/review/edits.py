@@ -15,7 +15,9 @@ import torch
 from scipy import ndimage
 from scipy.interpolate import CubicSpline
 
-from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, GUIDEWIRE, LIPID, LUMEN, STRUT
+
+TISSUE = (CALCIUM, FIBROUS_CAP, LIPID)  # the classes a brush paints (wall tissue)
 
 TWO_PI = 2 * math.pi
 N_CONTROL = 24  # lumen control points per frame
@@ -143,7 +145,7 @@ def contour_area_mm2(points: np.ndarray) -> float:
 
 def set_lumen(lab: np.ndarray, grid: PixelGrid, points) -> np.ndarray:
     """Fill the lumen class from the spline through ``points``: lumen pixels outside the contour
-    become background; background and calcium pixels inside become lumen (struts and guidewire
+    become background; background and wall-tissue pixels (calcium, plaque) inside become lumen (struts and guidewire
     stay)."""
     t, r = spline_radius(points)
     out = lab.copy()
@@ -152,7 +154,7 @@ def set_lumen(lab: np.ndarray, grid: PixelGrid, points) -> np.ndarray:
     sub, o = lab[win], out[win]
     inside = grid.r[win] < np.interp(grid.theta[win], t, r, period=TWO_PI)
     o[(sub == LUMEN) & ~inside] = BACKGROUND
-    o[inside & ((sub == BACKGROUND) | (sub == CALCIUM))] = LUMEN
+    o[inside & ((sub == BACKGROUND) | np.isin(sub, TISSUE))] = LUMEN
     return out
 
 
@@ -183,14 +185,19 @@ def brush_mask(grid: PixelGrid, points, radius_mm: float) -> np.ndarray:
     return mask
 
 
-def brush(lab: np.ndarray, grid: PixelGrid, points, radius_mm: float, erase: bool) -> np.ndarray:
-    """Paint calcium over background (``erase``: calcium back to background) under the brush."""
+def brush(
+    lab: np.ndarray, grid: PixelGrid, points, radius_mm: float, erase: bool, cls: int = CALCIUM
+) -> np.ndarray:
+    """Paint class ``cls`` (calcium, lipid or fibrous cap) over background under the brush;
+    ``erase``: that class back to background."""
+    if cls not in TISSUE:
+        raise ValueError(f"the brush paints classes {TISSUE}, not {cls}")
     mask = brush_mask(grid, points, radius_mm)
     out = lab.copy()
     if erase:
-        out[mask & (lab == CALCIUM)] = BACKGROUND
+        out[mask & (lab == cls)] = BACKGROUND
     else:
-        out[mask & (lab == BACKGROUND)] = CALCIUM
+        out[mask & (lab == BACKGROUND)] = cls
     return out
 
 

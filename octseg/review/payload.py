@@ -8,6 +8,7 @@ from typing import Any
 
 MAX_POINTS = 4096
 MAX_MM = 100.0  # no IVOCT frame reaches 100 mm from the catheter
+BRUSH_CLASSES = ("calcium", "lipid", "fibrous_cap")  # names of octseg.classes.CLASS_NAMES
 OPS = ("lumen", "brush", "strut_add", "strut_delete", "strut_move", "guidewire")
 
 
@@ -49,7 +50,11 @@ def edit(obj: Any) -> dict[str, Any]:
         if mode not in ("paint", "erase"):
             raise ValueError(f"'mode' must be 'paint' or 'erase', got {mode!r}")
         r = _num(obj, "radius_mm", 0.001, 5.0)
-        return {"op": op, "mode": mode, "radius_mm": r, "points": _points(obj, "points", 1)}
+        cls = obj.get("class", "calcium")
+        if cls not in BRUSH_CLASSES:
+            raise ValueError(f"'class' must be one of {', '.join(BRUSH_CLASSES)}, got {cls!r}")
+        pts = _points(obj, "points", 1)
+        return {"op": op, "mode": mode, "radius_mm": r, "points": pts, "class": cls}
     if op in ("strut_add", "strut_delete"):
         return {"op": op, "x": _num(obj, "x"), "y": _num(obj, "y")}
     if op == "strut_move":

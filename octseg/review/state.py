@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from octseg.classes import CLASS_NAMES
 from octseg.errors import InputError
 from octseg.labels import LabelFile, load_labels
 from octseg.review import edits
@@ -83,12 +84,16 @@ class PullbackState:
             self.rows[int(row["frame"])] = row
 
     def jumps(self) -> dict[str, int | None]:
-        """Frames of the MLA, MSA, max calcium arc and max malapposition (None if none)."""
+        """Frames of the MLA, MSA, max calcium arc, max malapposition and the TCFA frame with the
+        thinnest cap (None if none)."""
         return {
             "mla": _arg(self.rows, "lumen_area_mm2", min),
             "msa": _arg(self.rows, "stent_area_mm2", min),
             "max_calcium_arc": _arg(self.rows, "calcium_arc_deg", max),
             "max_malapposition": _arg(self.rows, "max_malapposition_mm", max),
+            "tcfa": _arg(
+                [r for r in self.rows if r and r.get("tcfa")], "cap_min_thickness_um", min
+            ),
         }
 
     # ------------------------------------------------------------ editing
@@ -206,7 +211,8 @@ def run_edit(lab: np.ndarray, grid: edits.PixelGrid, op: dict[str, Any]) -> np.n
     if kind == "lumen":
         return edits.set_lumen(lab, grid, op["points"])
     if kind == "brush":
-        return edits.brush(lab, grid, op["points"], op["radius_mm"], op["mode"] == "erase")
+        cls = {v: k for k, v in CLASS_NAMES.items()}[op.get("class", "calcium")]
+        return edits.brush(lab, grid, op["points"], op["radius_mm"], op["mode"] == "erase", cls)
     if kind == "strut_add":
         return edits.add_strut(lab, grid, op["x"], op["y"])
     if kind == "strut_delete":

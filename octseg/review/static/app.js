@@ -1,7 +1,10 @@
 // octseg review: plain JS, no build step. Talks to the server in octseg/review/server.py.
 "use strict";
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
-const COLORS = { 1: [0, 220, 255, 40], 2: [255, 140, 0, 130], 3: [255, 255, 255, 255], 4: [90, 90, 255, 90] };
+const COLORS = {
+  1: [0, 220, 255, 40], 2: [255, 140, 0, 130], 3: [255, 255, 255, 255], 4: [90, 90, 255, 90],
+  5: [120, 255, 140, 110], 6: [255, 235, 0, 120],
+};
 const $ = (id) => document.getElementById(id);
 
 const app = {
@@ -164,6 +167,8 @@ function drawNumbers() {
       `${fmt(r.calcium_max_thickness_mm)} / ${fmt(r.calcium_min_depth_mm)}`],
     ["calcium area (mm²)", fmt(r.calcium_area_mm2)], ["struts (malapposed)", `${r.n_struts ?? "—"} (${r.n_malapposed ?? "—"})`],
     ["stent area (mm²)", fmt(r.stent_area_mm2)], ["max malapposition (mm)", fmt(r.max_malapposition_mm)],
+    ["lipid arc (°)", fmt(r.lipid_arc_deg, 0)], ["min cap thickness (µm)", fmt(r.cap_min_thickness_um, 0)],
+    ["TCFA", r.tcfa === null || r.tcfa === undefined ? "—" : (r.tcfa ? "yes" : "no")],
   ];
   $("numbers").innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
   app.meta.rows[app.frame] = app.info.row;
@@ -189,7 +194,7 @@ function drawPlots() {
   const cv = $("plots"), ctx = cv.getContext("2d"), rows = app.meta.rows, F = app.meta.n_frames;
   ctx.fillStyle = "#0b0d10"; ctx.fillRect(0, 0, cv.width, cv.height);
   const series = [["lumen area mm²", "lumen_area_mm2", "#0ff"], ["calcium arc °", "calcium_arc_deg", "#f90"],
-    ["stent area mm²", "stent_area_mm2", "#5e5"]];
+    ["stent area mm²", "stent_area_mm2", "#5e5"], ["lipid arc °", "lipid_arc_deg", "#fe0"]];
   const hh = cv.height / series.length;
   series.forEach(([name, key, col], k) => {
     const vals = rows.map((r) => (r && r[key] !== null && r[key] !== undefined ? r[key] : null));
@@ -275,7 +280,8 @@ const onUp = guard(async (ev) => {
   const d = app.drag; app.drag = null;
   const p = eventMm(ev), t = tool();
   if (d && d.kind === "lumen") return sendEdit({ op: "lumen", points: app.points });
-  if (d && d.stroke) return sendEdit({ op: "brush", mode: d.kind, radius_mm: d.radius, points: d.stroke });
+  if (d && d.stroke)
+    return sendEdit({ op: "brush", mode: d.kind, radius_mm: d.radius, points: d.stroke, class: $("brush-class").value });
   if (d && d.kind === "strut_move") return sendEdit({ op: "strut_move", src: d.src, dst: p });
   if (d && d.kind === "guidewire")
     return sendEdit({ op: "guidewire", start_deg: deg(d.start), end_deg: deg(p), radius_mm: Math.hypot(...d.start) });
