@@ -19,6 +19,7 @@ their angle about the centroid and interpolated periodically (:func:`periodic_pr
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -358,3 +359,44 @@ def diameters(rho: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     half = rho.shape[1] // 2
     chord = rho[:, :half] + rho[:, half:]
     return chord.mean(1), chord.amin(1), chord.amax(1)
+
+
+def catheter_contour(
+    lab: torch.Tensor,
+    space: str,
+    ps: float,
+    center_px: tuple[float, float] | None,
+    settings: Any,
+    cache: dict | None = None,
+    max_r_px: float | None = None,
+    budget: int = 1 << 21,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lumen contour of label maps ``(B, H, W)`` as docs/metrics.md defines it: its radius
+    (mm, ``(B, N)``) on every catheter ray and the ray angles ``(N,)`` (polar: the A-lines;
+    Cartesian: ``settings.n_rays`` rays about ``center_px``, cast out to ``max_r_px`` pixels,
+    default the farthest frame corner). Filled-lumen exits (``settings.fill_lumen_holes``,
+    ``catheter_radius_mm``), guidewire/strut rays interpolated, then smoothed over
+    ``contour_smoothing_rays``. ``cache`` keeps the Cartesian ray tables between calls;
+    ``budget``: ray samples per piece of frames (memory)."""
+    s = settings
+    b, h, w = lab.shape
+    fill = (s.catheter_radius_mm, s.fill_lumen_holes)
+    if space == "polar":
+        radii, masked = catheter_radii_polar(lab, ps, *fill)
+        theta = torch.arange(h, device=lab.device, dtype=torch.float32) * (TWO_PI / h)
+    else:
+        cache = {} if cache is None else cache
+        if max_r_px is None:
+            cy, cx = center_px
+            max_r_px = math.hypot(max(cy, h - cy), max(cx, w - cx))
+        key = ("cath", int(math.ceil(max(max_r_px, 1.0) / 64) * 64))
+        if key not in cache:
+            cache[key] = CatheterRays((h, w), center_px, s.n_rays, key[1], lab.device)
+        rays = cache[key]
+        theta = rays.theta
+        step = max(1, budget // (s.n_rays * rays.n_samples))
+        parts = [rays.radii(lab[i : i + step], ps, *fill) for i in range(0, b, step)]
+        radii = torch.cat([p[0] for p in parts])
+        masked = torch.cat([p[1] for p in parts])
+    radii = fill_masked_periodic(radii.float(), masked)
+    return smooth_periodic(radii, s.contour_smoothing_rays), theta

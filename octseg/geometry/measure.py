@@ -149,25 +149,12 @@ def measure_chunk(
             ca_reach = full * ps  # calcium too small for the subsampled estimate
     any_ca = bool(ca_count.any())
 
-    # 1. lumen contour from catheter rays
-    fill = (s.catheter_radius_mm, s.fill_lumen_holes)
-    if polar:
-        radii, masked = lu.catheter_radii_polar(lab, ps, *fill)
-        radii = radii.float()
-        theta = torch.arange(h, device=dev, dtype=torch.float32) * (lu.TWO_PI / h)
-    else:
+    # 1. lumen contour from catheter rays (octseg.geometry.lumen.catheter_contour)
+    max_r = None
+    if not polar:  # rays only as far as the lumen reaches
         max_r = _extent_px((sub | 2) == 3, center_px, _SUB)
         max_r = full if max_r == 0 else min(max_r, full)
-        key = ("cath", _round_up(max_r))
-        if key not in cache:
-            cache[key] = lu.CatheterRays((h, w), center_px, n, key[1], dev)
-        rays = cache[key]
-        theta = rays.theta
-        parts = [rays.radii(lab[p], ps, *fill) for p in _pieces(b, n * rays.n_samples)]
-        radii = torch.cat([p[0] for p in parts])
-        masked = torch.cat([p[1] for p in parts])
-    radii = lu.fill_masked_periodic(radii, masked)
-    radii = lu.smooth_periodic(radii, s.contour_smoothing_rays)
+    radii, theta = lu.catheter_contour(lab, space, ps, center_px, s, cache, max_r, _RAY_BUDGET)
     area, cy, cx = lu.polygon_area_centroid(radii, theta)
     has_lumen = area > 0
     cy = torch.where(has_lumen, cy, torch.zeros_like(cy))
