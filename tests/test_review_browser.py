@@ -20,15 +20,29 @@ from octseg.labels import load_labels
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
 
-pytestmark = pytest.mark.browser
+
+def _missing() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    import importlib.util
+
+    if not (CHROMIUM.exists() or shutil.which("chromium")):
+        return "Debian chromium is not installed (apt-get install chromium chromium-driver)"
+    if not (DRIVER.exists() or shutil.which("chromedriver")):
+        return "chromium-driver is not installed (apt-get install chromium-driver)"
+    for mod in ("selenium", "uvicorn"):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} is not installed (pip install -e '.[dev]')"
+    return None
+
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(_missing() is not None, reason=str(_missing())),
+]
 
 
 def _driver():
-    if not (CHROMIUM.exists() or shutil.which("chromium")):
-        pytest.skip("Debian chromium is not installed (apt-get install chromium chromium-driver)")
-    if not (DRIVER.exists() or shutil.which("chromedriver")):
-        pytest.skip("chromium-driver is not installed (apt-get install chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
@@ -67,7 +81,6 @@ def canvas_offset(d, point_mm) -> tuple[float, float]:
 
 @pytest.fixture
 def served(tmp_path):
-    pytest.importorskip("uvicorn")
     from octseg.review.server import Review, Served, make_app
 
     ds = synth_dataset(tmp_path / "ds")
