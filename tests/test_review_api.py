@@ -521,6 +521,8 @@ def test_inference_output_with_a_broken_and_a_failed_pullback(ds, tmp_path):
     c, rv = client(out)
     pbs = {p["id"]: p for p in c.get("/api/cohort", headers=H).json()["pullbacks"]}
     assert pbs["gone"]["status"] == "failed" and "not a recognised image" in pbs["gone"]["error"]
+    r = c.get("/api/pb/gone", headers=H)
+    assert r.status_code == 422 and "not a recognised image" in r.json()["error"]
     r = c.get("/api/pb/broken", headers=H)
     assert r.status_code == 422 and "labels.npz" in r.json()["error"]
     assert c.get("/api/cohort", headers=H).json()["pullbacks"][2]["status"] == "error"

@@ -33,7 +33,7 @@ STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
 }
-MAX_STATES = 3
+MAX_STATES = 2  # pullbacks kept in memory (image + labels: ~0.6 GB for 270 x 1024 x 1024)
 MAX_CACHED_FRAMES = 48
 MAX_BODY = 1 << 20
 
@@ -62,8 +62,8 @@ class Review:
             if pid in self.states:
                 self.states.move_to_end(pid)
                 return self.states[pid]
-            if entry.status == "error" and entry.error:
-                raise HTTPException(422, f"{pid}: {entry.error}")
+            if entry.status in ("error", "failed"):  # failed: inference wrote no labels
+                raise HTTPException(422, f"{pid}: {entry.error or entry.status}")
             try:
                 st = load_state(entry)
                 save.restore(st, self.root)
