@@ -201,6 +201,24 @@ def _source_for_highdicom(src, pixel_spacing: float, frame_spacing: float, keep_
     return ds
 
 
+def _segment_map(labels: np.ndarray, lut: np.ndarray, present: set, orient, idx) -> np.ndarray:
+    """Segment numbers on the stored pixel grid. ``labels`` itself where neither the class ->
+    segment numbering nor the polar orientation changes anything (no copy of a pullback's
+    labels); else one new array filled frame by frame."""
+    identity = all(int(lut[c]) == c for c in present)
+    moved = orient is not None and (
+        orient.reverse or np.any(orient.roll[np.asarray(idx)] if orient.roll.size else 0)
+        or np.any(orient.zshift[np.asarray(idx)] if orient.zshift.size else 0)
+    )  # fmt: skip
+    if identity and not moved:
+        return labels if labels.dtype == np.uint8 else labels.astype(np.uint8)
+    out = np.empty(labels.shape, np.uint8)
+    for k, i in enumerate(idx):
+        frame = lut[labels[k]]
+        out[k] = orient.undo(frame, int(i)) if moved else frame
+    return out
+
+
 def _octseg_equipment():
     """The SEG's Contributing Equipment Sequence: octseg (and the highdicom it used) only."""
     import highdicom as hd
@@ -292,12 +310,12 @@ def write_dicom_seg(
     lut = np.zeros(max(max(table), int(labels.max())) + 1, np.uint8)
     for seg_no, cls in enumerate(table, start=1):
         lut[cls] = seg_no
-    seg_map = lut[labels]
+    orient = None
     if pb.space == "polar":  # back onto the stored A-line order (seam, rotation, z offset)
         from octseg.io.dicom import read_orientation
 
         orient = read_orientation(source_dicom_path)
-        seg_map = np.stack([orient.undo(f, int(i)) for f, i in zip(seg_map, idx)])
+    seg_map = _segment_map(labels, lut, present, orient, idx)
 
     algo = hd.AlgorithmIdentificationSequence(
         name="octseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
