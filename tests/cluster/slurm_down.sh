@@ -7,6 +7,11 @@ STATE=${1:?usage: slurm_down.sh STATE_DIR}
 export SLURM_CONF="$STATE/slurm.conf"
 if [ -f "$SLURM_CONF" ] && command -v scancel >/dev/null; then
     timeout 10 scancel --full --quiet --user "$(id -un)" 2>/dev/null || true
+    # wait (up to 30 s) until the jobs' processes have ended, so no job outlives its slurmd
+    for _ in $(seq 1 60); do
+        [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break
+        sleep 0.5
+    done
 fi
 stop() {  # stop the process whose pid is in $1: TERM, then KILL after 10 s
     local pidfile=$1 pid
