@@ -60,8 +60,8 @@ def inference_output(ds: Path, out: Path, *, broken: bool = True) -> Path:
         (bad / "labels.npz").write_bytes(b"PK\x03\x04 this is not a zip file")
         (bad / "done.json").write_text(json.dumps({"source": str(ds / PID / "image.npz")}))
         records["broken"] = {"status": "done"}
-    header = {"checkpoint": "runs/best.ckpt", "fingerprint": "f00d"}
-    (out / "manifest.json").write_text(json.dumps({"header": header, "pullbacks": records}))
+    header = {"checkpoint": "runs/best.ckpt", "fingerprint": "f00d"}  # at the top, as infer.py
+    (out / "manifest.json").write_text(json.dumps({**header, "pullbacks": records}))
     return out
 
 

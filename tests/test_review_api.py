@@ -556,3 +556,60 @@ def test_data_option_supplies_the_images(ds, tmp_path):
     assert r.status_code == 422 and "--data" in r.json()["error"]
     c, _ = client(out, data=ds)
     assert c.get(f"/api/pb/{PID}", headers=H).json()["n_frames"] == 24
+
+
+@pytest.mark.parametrize("anonymize", [False, True])
+def test_real_infer_output(ds, tmp_path, anonymize):
+    """infer.py's own output (oracle network on an image whose grey values encode the synthetic
+    labels): opened with the image found from done.json or, with anonymised ids, ids_private.csv."""
+    from model_helpers import oracle_predictor
+
+    from octseg import atomic
+    from octseg.infer.pipeline import InferSettings, run_inference
+
+    truth = load_labels(ds / PID / "labels.npz")
+    src = tmp_path / "in" / "case.npz"
+    src.parent.mkdir()
+    frames = np.round(truth.labels.astype(np.float32) * (255 / 4)).astype(np.uint8)
+    atomic.save_npz(
+        src,
+        frames=frames,
+        space=np.array("polar"),
+        pixel_spacing_mm=truth.pixel_spacing_mm,
+        frame_spacing_mm=truth.frame_spacing_mm,
+    )
+    out = tmp_path / "out"
+    a, r = truth.labels.shape[1:]
+    grid = {"n_alines": a, "n_samples": r, "spacing_mm": truth.pixel_spacing_mm}
+    cfg = InferSettings(
+        checkpoint="oracle",
+        input=str(src),
+        output=str(out),
+        report=False,
+        overlay_frames=[],
+        progress=False,
+        writers=1,
+        anonymize_ids=anonymize,
+    )
+    assert run_inference(cfg, oracle_predictor(grid))["manifest"]["n_done"] == 1
+    pid = "pullback-0001" if anonymize else "case"
+    c, rv = client(out)
+    assert [p["id"] for p in c.get("/api/cohort", headers=H).json()["pullbacks"]] == [pid]
+    meta = c.get(f"/api/pb/{pid}", headers=H).json()
+    assert meta["n_frames"] == truth.n_frames and meta["space"] == "polar"
+    # the page's numbers are the inference tables' numbers (same geometry, same labels)
+    from octseg.measurements import read_csv
+
+    table = {r["frame"]: r for r in read_csv(out / pid / "frames.csv")}
+    for row in meta["rows"]:
+        assert row["lumen_area_mm2"] == pytest.approx(
+            table[row["frame"]]["lumen_area_mm2"], rel=1e-4
+        )
+    c.post(f"/api/pb/{pid}/frame/4/reviewed", headers=H, json={"reviewed": True})
+    prov = c.post(f"/api/pb/{pid}/save", headers=H, json={}).json()
+    assert prov["frames_reviewed"] == [4] and prov["model"]["checkpoint"] == "oracle"
+    assert (
+        prov["model"]["fingerprint"]
+        == json.loads((out / pid / "done.json").read_text())["fingerprint"]
+    )
+    assert "case" not in json.dumps(prov) or not anonymize  # no source name in the provenance

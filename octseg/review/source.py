@@ -5,7 +5,8 @@ Two layouts:
 
 - an **inference output** (``infer.py``, docs/inference.md): ``manifest.json`` lists the
   pullbacks; labels are ``OUT/<id>/labels.npz``; the image comes from ``--data DATASET``
-  (``DATASET/<id>/image.*``) or else from the source path recorded in ``done.json`` / the manifest;
+  (``DATASET/<id>/image.*``) or else from the source path recorded in ``done.json`` / the manifest
+  / ``ids_private.csv`` (anonymised ids);
 - a **dataset** (docs/dataset.md): ``DATASET/<id>/image.*`` + ``labels.npz``.
 
 Corrections are saved to ``<opened>/_reviewed/<id>/`` (see :mod:`octseg.review.save`).
@@ -21,6 +22,7 @@ from typing import Any
 from octseg.errors import InputError
 
 MANIFEST = "manifest.json"
+PRIVATE_IDS = "ids_private.csv"  # written by infer.py with anonymize_ids=true
 REVIEWED_DIR = "_reviewed"
 CORRECTED_DIR = "_corrected"
 
@@ -65,13 +67,29 @@ def _dataset_images(data: Path | None) -> dict[str, Path]:
     return {e.id: e.image_path for e in list_pullbacks(data)}
 
 
+def _private_sources(root: Path) -> dict[str, str]:
+    """``OUT/ids_private.csv`` (``anonymize_ids=true``): pullback id -> source image."""
+    import csv
+
+    path = root / PRIVATE_IDS
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return {r["pullback_id"]: r["source"] for r in csv.DictReader(fh) if r.get("source")}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return {}
+
+
 def _inference_entries(root: Path, manifest: dict[str, Any], data: Path | None) -> list[Entry]:
     pbs = manifest.get("pullbacks")
     if not isinstance(pbs, dict):
         raise InputError(root / MANIFEST, "manifest has no 'pullbacks' object")
-    header = manifest.get("header") if isinstance(manifest.get("header"), dict) else {}
+    # infer.py's merged manifest carries the run header at the top level (older: "header")
+    header = manifest.get("header") if isinstance(manifest.get("header"), dict) else manifest
     model = {k: header.get(k) for k in ("checkpoint", "fingerprint") if header.get(k)}
     images = _dataset_images(data)
+    private = _private_sources(root)
     entries = []
     for pid, rec in pbs.items():
         rec = rec if isinstance(rec, dict) else {}
@@ -82,7 +100,9 @@ def _inference_entries(root: Path, manifest: dict[str, Any], data: Path | None) 
             )
             continue
         done = _read_json(folder / "done.json") or {}
-        src = images.get(str(pid)) or done.get("source") or rec.get("source")
+        src = (
+            images.get(str(pid)) or done.get("source") or rec.get("source") or private.get(str(pid))
+        )
         status = str(rec.get("status", "unknown"))
         labels = folder / "labels.npz"
         if labels.exists() and inside(root, labels) is None:
