@@ -85,7 +85,7 @@ class PostprocessSettings:
 
 
 class _Rays:
-    """Ray samples of one pullback geometry and, per pixel, its ray(s) and radius."""
+    """Ray samples of one pullback geometry and, per pixel (flattened), its ray and radius."""
 
     def __init__(self, shape, space, ps, center, n_rays, device):
         h, w = shape
@@ -93,9 +93,8 @@ class _Rays:
         dev = torch.device(device)
         if self.polar:
             self.n, self.step_mm = h, ps
-            self.ray0 = torch.arange(h, device=dev)[:, None].expand(h, w)
-            self.ray1 = self.ray0
-            self.r = torch.arange(w, device=dev, dtype=torch.float32)[None, :].expand(h, w)
+            self.index = torch.arange(h, device=dev).repeat_interleave(w)
+            self.r = torch.arange(w, device=dev, dtype=torch.float32).repeat(h)
             self.tol_in, self.tol_out = 0.0, 0.0  # exact: A-line samples are the rays
             return
         self.n = n_rays
@@ -105,21 +104,24 @@ class _Rays:
         i = torch.arange(h, device=dev, dtype=torch.float32)[:, None] - center[0]
         j = torch.arange(w, device=dev, dtype=torch.float32)[None, :] - center[1]
         ang = torch.remainder(torch.atan2(i, j), lu.TWO_PI) * (n_rays / lu.TWO_PI)
-        self.ray0 = torch.floor(ang).long() % n_rays
-        self.ray1 = (self.ray0 + 1) % n_rays
-        self.r = torch.sqrt(i * i + j * j) / self.table.step  # in ray samples
+        self.index = (torch.floor(ang).long() % n_rays).reshape(-1)  # the ray before the pixel
+        self.r = (torch.sqrt(i * i + j * j) / self.table.step).reshape(-1)  # in ray samples
         self.tol_in, self.tol_out = 1.5, 1.5  # samples (half pixels) of sampling slack
 
     def sample(self, lab: torch.Tensor) -> torch.Tensor:
         return lab if self.polar else self.table.sample(lab)
 
-    def per_pixel(self, v: torch.Tensor, how: str) -> torch.Tensor:
-        """Per-ray values ``(B, N)`` at every pixel ``(B, H, W)``: min or max of its two rays."""
-        a = v[:, self.ray0]
-        if self.polar:
-            return a
-        b = v[:, self.ray1]
-        return torch.minimum(a, b) if how == "min" else torch.maximum(a, b)
+    def lo(self, v: torch.Tensor) -> torch.Tensor:
+        """Per ray ``(B, N)``: the smaller value of the ray and the next (the two rays around
+        a Cartesian pixel); polar: the value itself."""
+        return v if self.polar else torch.minimum(v, torch.roll(v, -1, 1))
+
+    def hi(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self.polar else torch.maximum(v, torch.roll(v, -1, 1))
+
+    def at_pixels(self, v: torch.Tensor) -> torch.Tensor:
+        """Per-ray values ``(B, N)`` at every pixel ``(B, H*W)`` (one shared index table)."""
+        return torch.gather(v, 1, self.index.expand(v.shape[0], -1))
 
 
 def _ray_exits(vals: torch.Tensor, cath: int) -> tuple[torch.Tensor, ...]:
@@ -155,28 +157,43 @@ def _grow(g: torch.Tensor, k: int, shrink: bool = False) -> torch.Tensor:
 
 def _apply(lab, rays, k_fill, k_keep, has, s, gw_add, gw_off, guide):
     """Edit one chunk of labels ``(B, H, W)`` in place (see the module docstring); frames
-    without lumen (``has`` false) are left as they are."""
+    without lumen (``has`` false) are left as they are. The lumen rules run over every pixel;
+    the calcium, strut and guidewire rules only over the pixels of those classes."""
+    b = lab.shape[0]
+    flat = lab.view(b, -1)
     r = rays.r
-    inside = r < (rays.per_pixel(k_fill, "min") - rays.tol_in)
-    edge = rays.per_pixel(k_keep, "max")
-    near = rays.per_pixel(k_keep, "min")
-    beyond = r > (edge + rays.tol_out)
-    depth_mm = (r - edge) * rays.step_mm
-    out = lab.clone()
-    tissue = (lab != LUMEN) & (lab != STRUT) & (lab != GUIDEWIRE)
-    out[inside & tissue] = LUMEN
-    out[beyond & (lab == LUMEN)] = BACKGROUND
-    out[(lab == CALCIUM) & (depth_mm > s.calcium_max_depth_mm)] = BACKGROUND
-    strut = lab == STRUT
-    out[strut & ((near - r) * rays.step_mm > s.strut_inner_mm)] = LUMEN
-    out[strut & (depth_mm > s.strut_outer_mm)] = BACKGROUND
+    edge, near = rays.hi(k_keep), rays.lo(k_keep)
+    lumlike = (flat | 2) == 3  # lumen or strut
+    tissue = ~lumlike & (flat != GUIDEWIRE)
+    inside = r < rays.at_pixels(rays.lo(k_fill) - rays.tol_in)
+    out = torch.where(inside & tissue, LUMEN, flat)
+    beyond = r > rays.at_pixels(edge + rays.tol_out)
+    out = torch.where(beyond & (flat == LUMEN), BACKGROUND, out)
+    # sparse rules: calcium, struts, guidewire pixels
+    sparse = (flat == CALCIUM) | (flat == STRUT)
     if guide:
-        off = rays.per_pixel(gw_off.to(torch.uint8), "min").bool() & (lab == GUIDEWIRE)
-        out[off & (r < near)] = LUMEN
-        out[off & (r >= near)] = BACKGROUND
-        add = rays.per_pixel(gw_add.to(torch.uint8), "min").bool()
-        out[add & (r >= edge) & (out != LUMEN) & (out != STRUT)] = GUIDEWIRE
-    lab.copy_(torch.where(has[:, None, None], out, lab))
+        sparse |= flat == GUIDEWIRE
+    f, p = sparse.nonzero(as_tuple=True)
+    ray, rp, cls = rays.index[p], r[p], flat[f, p]
+    e, nr = edge[f, ray], near[f, ray]
+    depth = (rp - e) * rays.step_mm
+    new = cls.clone()
+    new[(cls == CALCIUM) & (depth > s.calcium_max_depth_mm)] = BACKGROUND
+    new[(cls == STRUT) & ((nr - rp) * rays.step_mm > s.strut_inner_mm)] = LUMEN
+    new[(cls == STRUT) & (depth > s.strut_outer_mm)] = BACKGROUND
+    if guide:
+        off = (cls == GUIDEWIRE) & rays.lo(gw_off.to(torch.uint8))[f, ray].bool()
+        new[off & (rp < nr)] = LUMEN
+        new[off & (rp >= nr)] = BACKGROUND
+    chg = new != cls
+    out[f[chg], p[chg]] = new[chg]
+    if guide and bool(gw_add.any()):  # frames whose sector lacks the guidewire
+        fr = gw_add.any(1).nonzero().squeeze(1)
+        add = rays.at_pixels(rays.lo(gw_add[fr].to(torch.uint8))).bool()
+        sub = out[fr]
+        ok = add & (r >= rays.at_pixels(edge[fr])) & ~((sub | 2) == 3)
+        out[fr] = torch.where(ok, GUIDEWIRE, sub)
+    flat.copy_(torch.where(has[:, None], out, flat))
 
 
 @torch.no_grad()

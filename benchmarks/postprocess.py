@@ -1,0 +1,99 @@
+"""Benchmark of the anatomical post-processing of predicted labels (octseg/postprocess.py).
+
+    .venv/bin/python benchmarks/postprocess.py [--frames 32] [--specks 5] [--repeat 3]
+        [--threads 1] [--device cpu] [--json PATH]
+
+Frames/s of ``postprocess_labels`` on the label maps of ``benchmarks/geometry.py`` (1024x1024
+Cartesian, 504x968 polar; elliptic lumen, calcium, guidewire shadow, struts) with ``--specks``
+non-lumen specks in every lumen and a lumen ring beyond the wall in every other frame (what it
+has to repair), and the share of pixels it changed. Writes JSON (default
+``benchmarks/results/postprocess_<device>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from geometry import make_frames
+
+from octseg.atomic import write_text
+from octseg.classes import LUMEN
+from octseg.postprocess import postprocess_labels
+
+HERE = Path(__file__).resolve().parent
+
+
+def dirty_frames(n: int, space: str, specks: int) -> tuple[np.ndarray, float, tuple | None]:
+    labels, ps = make_frames(n, space, specks=specks)
+    h, w = labels.shape[1:]
+    if space == "cartesian":
+        c = ((h - 1) / 2, (w - 1) / 2)
+        i, j = np.mgrid[0:h, 0:w]
+        r = np.hypot(i - c[0], j - c[1]) * ps
+    else:
+        c = None
+        r = np.broadcast_to(np.arange(w) * ps, (h, w))
+    ring = (r > 2.3) & (r < 2.45)  # beyond every lumen of make_frames (<= 2.2 mm)
+    labels[::2][:, ring] = LUMEN
+    return labels, ps, c
+
+
+def bench(space: str, args) -> dict:
+    labels, ps, c = dirty_frames(args.frames, space, args.specks)
+    postprocess_labels(labels[:2].copy(), space, ps, c, device=args.device)  # warm-up
+    rates, changed = [], 0.0
+    for _ in range(args.repeat):
+        work = labels.copy()
+        t0 = time.perf_counter()
+        postprocess_labels(work, space, ps, c, device=args.device)
+        rates.append(args.frames / (time.perf_counter() - t0))
+        changed = float((work != labels).mean())
+    return {
+        "space": space,
+        "shape": list(labels.shape[1:]),
+        "frames": args.frames,
+        "specks": args.specks,
+        "best_fps": max(rates),
+        "median_fps": statistics.median(rates),
+        "changed_pixel_fraction": changed,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--specks", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [bench(space, args) for space in ("cartesian", "polar")]
+    print(
+        f"postprocess benchmark  torch {torch.__version__}  {platform.machine()} x{os.cpu_count()}"
+    )
+    print(f"load average {os.getloadavg()}  threads {args.threads}  device {args.device}")
+    print(f"{'space':<10} {'frame':<10} {'best f/s':>9} {'median':>8} {'changed px':>11}")
+    for r in rows:
+        shape = "x".join(map(str, r["shape"]))
+        print(
+            f"{r['space']:<10} {shape:<10} {r['best_fps']:>9.1f} {r['median_fps']:>8.1f}"
+            f" {100 * r['changed_pixel_fraction']:>10.2f}%"
+        )
+    out = Path(args.json or HERE / "results" / f"postprocess_{args.device.split(':')[0]}.json")
+    meta = {"load_average": os.getloadavg(), "threads": args.threads, "torch": torch.__version__}
+    write_text(out, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
