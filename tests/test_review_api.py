@@ -558,10 +558,9 @@ def test_data_option_supplies_the_images(ds, tmp_path):
     assert c.get(f"/api/pb/{PID}", headers=H).json()["n_frames"] == 24
 
 
-@pytest.mark.parametrize("anonymize", [False, True])
-def test_real_infer_output(ds, tmp_path, anonymize):
-    """infer.py's own output (oracle network on an image whose grey values encode the synthetic
-    labels): opened with the image found from done.json or, with anonymised ids, ids_private.csv."""
+def _infer(ds: Path, tmp_path: Path, anonymize: bool = False) -> Path:
+    """infer.py's own output: an oracle network on an image whose grey values encode the
+    synthetic labels."""
     from model_helpers import oracle_predictor
 
     from octseg import atomic
@@ -592,6 +591,15 @@ def test_real_infer_output(ds, tmp_path, anonymize):
         anonymize_ids=anonymize,
     )
     assert run_inference(cfg, oracle_predictor(grid))["manifest"]["n_done"] == 1
+    return out
+
+
+@pytest.mark.parametrize("anonymize", [False, True])
+def test_real_infer_output(ds, tmp_path, anonymize):
+    """infer.py's output opens with the image found from done.json or, with anonymised ids,
+    ids_private.csv."""
+    out = _infer(ds, tmp_path, anonymize)
+    truth = load_labels(ds / PID / "labels.npz")
     pid = "pullback-0001" if anonymize else "case"
     c, rv = client(out)
     assert [p["id"] for p in c.get("/api/cohort", headers=H).json()["pullbacks"]] == [pid]
@@ -613,3 +621,41 @@ def test_real_infer_output(ds, tmp_path, anonymize):
         == json.loads((out / pid / "done.json").read_text())["fingerprint"]
     )
     assert "case" not in json.dumps(prov) or not anonymize  # no source name in the provenance
+
+
+def test_evaluate_takes_the_review_as_the_manual_side(ds, tmp_path):
+    from octseg.cli import main
+    from octseg.measurements import read_csv
+
+    out = _infer(ds, tmp_path)
+    c, rv = client(out)
+    for f in (4, 10, 20):
+        c.post(f"/api/pb/case/frame/{f}/reviewed", headers=H, json={"reviewed": True})
+    pts = np.asarray(frame(c, 10, pid="case")["control_points"]) * 1.1
+    fixed = edit(c, 10, {"op": "lumen", "points": pts.tolist()}, pid="case")["row"]
+    assert c.post("/api/pb/case/save", headers=H, json={}).status_code == 200
+    args = ["--n-bootstrap", "100", "--no-plots", "--quiet", "--no-segmentation"]
+    ev = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--auto",
+                str(out),
+                "--manual",
+                str(out / "_reviewed"),
+                "--out",
+                str(ev),
+                *args,
+            ]
+        )
+        == 0
+    )
+    matched = {
+        r["frame"]: r for r in read_csv(ev / "frames_matched.csv") if r["match"] == "matched"
+    }
+    assert sorted(matched) == [4, 10, 20]  # the reviewed frames are the manual side
+    auto = {r["frame"]: r for r in read_csv(out / "case" / "frames.csv")}
+    assert matched[10]["manual_lumen_area_mm2"] == pytest.approx(fixed["lumen_area_mm2"], rel=1e-4)
+    assert matched[10]["auto_lumen_area_mm2"] == pytest.approx(auto[10]["lumen_area_mm2"], rel=1e-4)
+    assert matched[4]["manual_lumen_area_mm2"] == pytest.approx(auto[4]["lumen_area_mm2"], rel=1e-4)
