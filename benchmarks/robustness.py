@@ -45,7 +45,7 @@ def run_product(code: Path, ckpt: Path, suite: Path, work: Path) -> Path:
     )  # fmt: skip
     subprocess.run(
         [py, "evaluate.py", f"auto={infer_out}", f"manual={suite / 'manual'}", f"out={eval_out}",
-         "settings.classes=[1]", "settings.plots=false", "settings.n_bootstrap=200",
+         "settings.classes=[1]", "settings.plots=false", "settings.segmentation=false", "settings.n_bootstrap=200",
          "settings.progress=false"],
         cwd=code, check=True, env=env,
     )  # fmt: skip
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         build_suite(a.src, start, stop, suite, a.corruptions, a.severities, a.step)
     t1 = time.time()
     ev = run_product(a.code_root.resolve(), a.checkpoint.resolve(), suite, a.work)
-    rows = summarize(ev)
+    rows = summarize(ev, a.work / "infer", suite / "manual")
     write_table(rows, a.out)
     plot(rows, a.out, a.title or f"{a.checkpoint} on frames {a.frames}")
     print(a.out.with_suffix(".md").read_text())

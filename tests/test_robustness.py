@@ -126,6 +126,36 @@ def test_intensity_corruptions_keep_the_burned_in_overlay(frame):
     assert (out.rgb[10:14, 20:200] == (0, 255, 255)).all()
 
 
+def _label_file(path, masks, center=(20.0, 20.0)):
+    from octseg.classes import LUMEN
+    from octseg.labels import LabelFile, save_labels
+
+    lf = LabelFile(
+        labels=np.stack(masks).astype(np.uint8) * LUMEN,
+        space="cartesian",
+        pixel_spacing_mm=0.01,
+        frame_spacing_mm=0.2,
+        catheter_center=center,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_labels(path, lf)
+    return lf
+
+
+def test_lumen_dice_equals_evaluate_dice(tmp_path):
+    from octseg.evaluate.segmentation import compare_labels
+
+    yy, xx = np.indices((41, 41))
+    truth = [np.hypot(yy - 20, xx - 20) < r for r in (10, 12, 14)]
+    pred = [np.hypot(yy - 20 - d, xx - 20) < r for d, r in ((0, 10), (2, 11), (4, 16))]
+    a = _label_file(tmp_path / "a.npz", pred)
+    m = _label_file(tmp_path / "m.npz", truth)
+    ours = rb.lumen_dice(tmp_path / "a.npz", tmp_path / "m.npz")
+    theirs = [r["dice"] for r in compare_labels("p", a, m, (1,))]
+    assert list(ours.values()) == pytest.approx(theirs, abs=1e-6)
+    assert ours[0] == pytest.approx(1.0) and ours[2] < 0.9
+
+
 def test_summary_of_an_evaluation(tmp_path):
     import pandas as pd
 
@@ -140,23 +170,23 @@ def test_summary_of_an_evaluation(tmp_path):
             "manual_lumen_area_mm2": list(ref) * 2,
         }
     ).to_csv(tmp_path / "frames_matched.csv", index=False)
-    pd.DataFrame(
-        {
-            "pullback_id": ["gain-2"] * 4 + ["none"] * 4,
-            "frame": [0, 1, 2, 3] * 2,
-            "class": ["lumen"] * 8,
-            "scored": [1] * 8,
-            "dice": [0.9, 0.8, 0.95, 0.85, 1, 1, 1, 1],
-        }
-    ).to_csv(tmp_path / "segmentation_frames.csv", index=False)
-    rows = {r["corruption"]: r for r in rb.summarize(tmp_path)}
+    yy, xx = np.indices((41, 41))
+    disk = np.hypot(yy - 20, xx - 20) < 10
+    empty = np.zeros_like(disk)
+    for pid, pred in (("gain-2", [disk, disk, empty, disk]), ("none", [disk] * 4)):
+        _label_file(tmp_path / "infer" / pid / "labels.npz", pred)
+        _label_file(tmp_path / "manual" / pid / "labels.npz", [disk] * 4)
+    rows = {
+        r["corruption"]: r for r in rb.summarize(tmp_path, tmp_path / "infer", tmp_path / "manual")
+    }
     err = (auto - ref) / ref.mean() * 100
     g = rows["gain"]
     assert g["severity"] == 2 and g["n_frames"] == 4
-    assert g["dice_mean"] == pytest.approx(0.875) and g["dice_min"] == pytest.approx(0.8)
+    assert g["dice_mean"] == pytest.approx(0.75) and g["dice_min"] == 0.0
     assert g["area_bias_pct"] == pytest.approx(err.mean())
     assert g["area_loa_high_pct"] == pytest.approx(err.mean() + 1.96 * err.std(ddof=1))
-    assert rows["none"]["area_bias_pct"] == 0 and rows["none"]["severity"] == 0
+    assert g["area_mae_pct"] == pytest.approx(np.abs(err).mean())
+    assert rows["none"]["area_bias_pct"] == 0 and rows["none"]["dice_mean"] == 1.0
 
 
 @pytest.mark.needs_shared_data
