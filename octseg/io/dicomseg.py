@@ -37,6 +37,7 @@ import numpy as np
 from octseg import __version__, atomic
 from octseg.classes import CLASS_NAMES, FIBROUS_CAP
 from octseg.errors import InputError
+from octseg.io import segstream
 
 # class name -> (category (code, meaning), type (code, meaning)), SNOMED CT
 _SCT_CODES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
@@ -257,6 +258,7 @@ def write_dicom_seg(
     keep_patient: bool = False,
     series_description: str = "octseg segmentation",
     series_number: int = 900,
+    streamed: bool = True,
 ) -> None:
     """Write label maps ``(F, H, W)`` uint8 as a binary DICOM SEG referencing the source, atomically.
 
@@ -266,7 +268,10 @@ def write_dicom_seg(
     occur in ``labels``. ``frame_index``: the source frame of each label map (sparse labels); default
     ``0..F-1``. Label values without a name raise ``ValueError``. ``pixel_spacing_mm`` /
     ``frame_spacing_mm`` override the source's spacing (needed where the source records none:
-    :class:`~octseg.errors.MissingSpacingError` otherwise).
+    :class:`~octseg.errors.MissingSpacingError` otherwise). ``streamed`` (default): frames
+    written chunk by chunk (:mod:`octseg.io.segstream`, bounded memory); ``False``: the whole SEG
+    built by highdicom in memory (~2.2x the label maps on top of them), the reference the
+    streamed file is tested against.
     """
     import highdicom as hd
     import pydicom
@@ -347,9 +352,10 @@ def write_dicom_seg(
             )
             for i in idx
         ]
+        tmpl = segstream.template_frames(len(idx)) if streamed else list(range(len(idx)))
         seg = hd.seg.Segmentation(
             source_images=[geo],
-            pixel_array=seg_map,
+            pixel_array=seg_map[tmpl] if streamed else seg_map,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
             series_instance_uid=hd.UID(),
@@ -360,8 +366,9 @@ def write_dicom_seg(
             manufacturer_model_name="octseg",
             software_versions=__version__,
             device_serial_number="0",
-            plane_positions=positions,
+            plane_positions=[positions[k] for k in tmpl],
             series_description=series_description,
+            omit_empty_frames=not streamed,
         )
         seg.ContributingEquipmentSequence = _octseg_equipment()
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -371,7 +378,10 @@ def write_dicom_seg(
     if not keep_patient:
         anonymise(seg)
     with atomic.atomic_path(path) as tmp:
-        seg.save_as(tmp)
+        if streamed:
+            segstream.write_streamed(Path(tmp), seg, seg_map, idx, positions, tmpl)
+        else:
+            seg.save_as(tmp)
 
 
 def read_dicom_seg(path: str | Path, n_source_frames: int) -> tuple[np.ndarray, dict[int, str]]:
