@@ -186,4 +186,7 @@ def frame_truth(
     row.update(calcium_truth(geo, reach_mm))
     srow, struts = stent_truth(geo, threshold_mm)
     row.update(srow)
+    # the generator places no lipid: plaque columns blank (docs/metrics.md, plaque)
+    row.update(dict.fromkeys(("lipid_arc_deg", "lipid_min_depth_mm", "cap_min_thickness_um")))
+    row.update(dict.fromkeys(("cap_min_angle_deg", "tcfa")))
     return row, struts
