@@ -7,7 +7,7 @@ a calcium arc, struts, a guidewire), then, in a fresh process, reports the resid
 before ``write_dicom_seg`` (the interpreter, the imports and the label maps, which inference
 holds anyway) and the peak during it (``ru_maxrss``), so the SEG's own cost is the difference.
 
-    .venv/bin/python benchmarks/dicomseg_memory.py --size-mb 300
+    .venv/bin/python benchmarks/dicomseg_memory.py --size-mb 300 --in-memory
     .venv/bin/python benchmarks/dicomseg_memory.py --size-mb 300 --space polar --height 504 \\
         --width 968
 """
@@ -51,7 +51,7 @@ def make_labels(n: int, h: int, w: int) -> np.ndarray:
     return out
 
 
-def measure(path: str) -> dict:
+def measure(path: str, streamed: bool = True) -> dict:
     import resource
 
     def rss_mb() -> float:
@@ -72,8 +72,9 @@ def measure(path: str) -> dict:
     peak_before = rss_mb()
     t0 = time.perf_counter()
     out = Path(path).with_name("seg.dcm")
-    write_dicom_seg(out, labels, path)
+    write_dicom_seg(out, labels, path, **({} if streamed else {"streamed": False}))
     return {
+        "mode": "streamed" if streamed else "highdicom in memory",
         "frames": labels.shape[0],
         "frame_shape": list(labels.shape[1:]),
         "labels_mb": round(labels.nbytes / 2**20, 1),
@@ -93,10 +94,13 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--space", choices=("cartesian", "polar"), default="cartesian")
     ap.add_argument("--keep", type=Path, help="write the DICOM here and keep it")
-    ap.add_argument("--_measure", metavar="PATH", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--in-memory", action="store_true", help="also measure write_dicom_seg(streamed=False)"
+    )
+    ap.add_argument("--_measure", nargs=2, metavar=("PATH", "STREAMED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._measure:
-        print(json.dumps(measure(a._measure)))
+        print(json.dumps(measure(a._measure[0], a._measure[1] == "1")))
         return
     n = max(1, int(a.size_mb * 2**20 / (a.height * a.width)))
     tmpdir = tempfile.TemporaryDirectory(prefix="octseg-seg-bench-")
@@ -104,13 +108,14 @@ def main() -> None:
     write_large(path, n, a.height, a.width, a.space)
     size_mb = os.path.getsize(path) / 2**20
     print(f"wrote {path}: {n} frames of {a.height}x{a.width} uint8, {size_mb:.0f} MB")
-    out = subprocess.run(
-        [sys.executable, __file__, "--_measure", str(path)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    res["file_mb"] = round(size_mb, 1)
-    print(json.dumps(res))
+    for streamed in ("1", "0") if a.in_memory else ("1",):
+        out = subprocess.run(
+            [sys.executable, __file__, "--_measure", str(path), streamed],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        res["file_mb"] = round(size_mb, 1)
+        print(json.dumps(res), flush=True)
     tmpdir.cleanup()
 
 

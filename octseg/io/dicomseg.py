@@ -202,6 +202,15 @@ def _source_for_highdicom(src, pixel_spacing: float, frame_spacing: float, keep_
     return ds
 
 
+def _values(labels: np.ndarray, chunk: int = 32) -> set[int]:
+    """The label values present, frame chunk by chunk (``np.unique`` of a whole pullback
+    would sort a copy of it)."""
+    found: set[int] = set()
+    for a in range(0, labels.shape[0], chunk):
+        found |= set(np.unique(labels[a : a + chunk]).tolist())
+    return found
+
+
 def _segment_map(labels: np.ndarray, lut: np.ndarray, present: set, orient, idx) -> np.ndarray:
     """Segment numbers on the stored pixel grid. ``labels`` itself where neither the class ->
     segment numbering nor the polar orientation changes anything (no copy of a pullback's
@@ -304,11 +313,11 @@ def write_dicom_seg(
             source_dicom_path,
             f"frame_index must give one source frame (0..{pb.n_frames - 1}) per label map",
         )
+    found = _values(labels)
     if class_names is None:  # the original five classes, plus the plaque classes present
-        found = set(np.unique(labels).tolist())
         class_names = {c: n for c, n in CLASS_NAMES.items() if c < FIBROUS_CAP or c in found}
     table = _class_table(class_names)
-    present = set(np.unique(labels).tolist()) - {0}
+    present = found - {0}
     unnamed = sorted(present - set(table))
     if unnamed:
         raise ValueError(f"label values {unnamed} have no entry in class_names")
