@@ -200,7 +200,7 @@ function drawPlots() {
     const vals = rows.map((r) => (r && r[key] !== null && r[key] !== undefined ? r[key] : null));
     const ok = vals.filter((v) => v !== null), top = k * hh;
     const hi = ok.length ? Math.max(...ok) * 1.1 || 1 : 1;
-    ctx.fillStyle = "#889"; ctx.fillText(`${name} (max ${fmt(hi / 1.1, 1)})`, 4, top + 11);
+    ctx.fillStyle = "#889"; ctx.fillText(`${name} (max ${ok.length ? fmt(hi / 1.1, 1) : "—"})`, 4, top + 11);
     ctx.strokeStyle = col; ctx.beginPath(); let pen = false;
     vals.forEach((v, f) => {
       if (v === null) { pen = false; return; }
