@@ -124,3 +124,20 @@ def test_build_real_dataset_with_plaque(danilov_dir, tmp_path):
     )
     lumen_only = load_labels(tmp_path / "lumen" / "train-131-132" / "labels.npz").labels
     assert set(np.unique(lumen_only).tolist()) == {0, LUMEN}
+
+
+def test_plaque_experiment_config():
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from octseg.train.data import check_classes
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=plaque"])
+    classes = check_classes(cfg.data.classes)
+    assert classes == [0, LUMEN, FIBROUS_CAP, LIPID]
+    assert len(cfg.loss.weight) == len(classes)
+    assert cfg.data.val_ids == ["val-140-186"]  # the contiguous block of experiment=real_lumen
+    assert cfg.callbacks.early_stopping.patience is None  # no checkpoint chosen on that block
