@@ -148,6 +148,8 @@ def measure_chunk(
         if ca_reach == 0 and bool(ca_count.any()):
             ca_reach = full * ps  # calcium too small for the subsampled estimate
     any_ca = bool(ca_count.any())
+    pl_reach = _plaque_reach(lab, polar, ps, center_px)
+    any_pl = pl_reach > 0
 
     # 1. lumen contour from catheter rays (octseg.geometry.lumen.catheter_contour)
     max_r = None
@@ -194,7 +196,9 @@ def measure_chunk(
     keys = ("calcium_arc_deg", "calcium_max_thickness_mm", "calcium_min_depth_mm")
     for k in keys + pl_mod.PLAQUE_KEYS:
         out.setdefault(k, empty)
-    t = pl_mod.tcfa(out["cap_min_thickness_um"], out["lipid_arc_deg"], s.tcfa_cap_um, s.tcfa_arc_deg)
+    t = pl_mod.tcfa(
+        out["cap_min_thickness_um"], out["lipid_arc_deg"], s.tcfa_cap_um, s.tcfa_arc_deg
+    )
     out["tcfa"] = torch.where(torch.isfinite(out["lipid_arc_deg"]), t.float(), empty)
     out["calcium_area_mm2"] = torch.where(ca_count > 0, ca_area, nan)
 
