@@ -3,10 +3,9 @@
 Everything works on one polar frame ``(A, R)`` (A-lines x depth, ``octseg.labels`` conventions)
 with grey values in [0, 1] and its label map, at depth spacing ``ps`` mm.
 
-* :func:`lumen_geometry` reads the **real** lumen contour from the label map exactly as
-  ``docs/metrics.md`` defines it (per catheter ray the outer edge of the lumen/strut run from the
-  catheter, at ``(k - 0.5) * ps``), its centroid and the distance ``rho_L(phi)`` from the centroid
-  to the contour along any direction ``phi``.
+* :func:`lumen_geometry` reads the **real** lumen contour from the label map with the product's
+  own geometry (:func:`octseg.geometry.frame_lumen`, ``docs/metrics.md``): the contour, its
+  centroid and the distance ``rho_L(phi)`` from the centroid to the contour along any direction.
 * :func:`insert_calcium` paints a calcium region defined **about the lumen centroid**: the rays
   ``phi`` with ``|phi - centre| <= arc/2`` and, along each, the radii
   ``rho_L(phi) + depth .. rho_L(phi) + depth + thickness * sqrt(1 - (|phi - centre| / (arc/2))^4)``
@@ -33,17 +32,17 @@ label frame measured by :mod:`octseg.geometry` (one lumen implementation, issue 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-from octseg.classes import BACKGROUND, CALCIUM, LUMEN, STRUT
+from octseg.classes import BACKGROUND, CALCIUM, STRUT
 from octseg.contour import closed_catmull_rom, sort_by_angle
+from octseg.geometry.lumen_contour import FrameLumen
 
 TWO_PI = 2.0 * math.pi
-N_PROFILE = 3600  # rho_L sampled every 0.1 degree
 
 
 def wrap_pi(a: np.ndarray | float) -> np.ndarray:
@@ -81,55 +80,17 @@ def ray_polygon(
     return out
 
 
-@dataclass
-class LumenGeometry:
-    """The real lumen of one polar frame (mm, (y, x) from the catheter centre)."""
-
-    ps: float
-    edge_mm: np.ndarray  # (A,) lumen radius on each catheter A-line
-    contour: np.ndarray  # (A, 2) contour points (y, x)
-    centroid: np.ndarray  # (2,) (y, x)
-    profile: np.ndarray = field(repr=False)  # rho_L on N_PROFILE directions about the centroid
-
-    def rho(self, phi: np.ndarray | float) -> np.ndarray:
-        """Distance from the centroid to the contour along direction(s) ``phi`` (radians)."""
-        phi = np.asarray(phi, dtype=np.float64) % TWO_PI
-        pos = phi / TWO_PI * N_PROFILE
-        i0 = np.floor(pos).astype(np.int64) % N_PROFILE
-        w = pos - np.floor(pos)
-        return self.profile[i0] * (1 - w) + self.profile[(i0 + 1) % N_PROFILE] * w
-
-    def point(self, phi: float, rho: float) -> np.ndarray:
-        """(y, x) mm of the point at distance ``rho`` from the centroid along ``phi``."""
-        return self.centroid + rho * np.array([math.sin(phi), math.cos(phi)])
+#: the lumen of one polar frame: octseg.geometry's (one lumen implementation, issue 13)
+LumenGeometry = FrameLumen
 
 
 def lumen_geometry(labels: np.ndarray, ps: float) -> LumenGeometry:
-    """The lumen contour of a polar label frame ``(A, R)`` (classes 1 and 3 count as lumen), to
-    place inserts relative to it. Lumen *measurements* (areas, diameters, the truth tables) come
-    from :mod:`octseg.geometry` only."""
-    lum = np.isin(labels, (LUMEN, STRUT))
-    a, r = lum.shape
-    # length of the lumen run starting at the catheter on each ray
-    k = np.where(lum.all(axis=1), r, np.argmin(lum, axis=1))
-    edge = np.clip((k - 0.5) * ps, 0.0, None)
-    theta = np.arange(a) * (TWO_PI / a)
-    pts = np.stack([edge * np.sin(theta), edge * np.cos(theta)], axis=1)
-    y, x = pts[:, 0], pts[:, 1]
-    y1, x1 = np.roll(y, -1), np.roll(x, -1)
-    cross = x * y1 - x1 * y
-    a2 = cross.sum()
-    if abs(a2) < 1e-12:
-        raise ValueError("lumen_geometry: the frame has no lumen")
-    cy = ((y + y1) * cross).sum() / (3 * a2)
-    cx = ((x + x1) * cross).sum() / (3 * a2)
-    c = np.array([cy, cx])
-    phis = np.arange(N_PROFILE) * (TWO_PI / N_PROFILE)
-    prof = ray_polygon(c, phis, pts)
-    if np.isnan(prof).any():  # centroid outside a strange contour: fill periodically
-        good = ~np.isnan(prof)
-        prof = np.interp(phis, phis[good], prof[good], period=TWO_PI)
-    return LumenGeometry(ps, edge, pts, c, prof)
+    """The lumen contour of a polar label frame ``(A, R)`` as the product measures it
+    (:func:`octseg.geometry.frame_lumen`: contour, centroid, ``rho(phi)``), to place inserts
+    relative to it; ``ValueError`` when the frame has no lumen."""
+    from octseg.geometry import frame_lumen
+
+    return frame_lumen(labels, ps, "polar")
 
 
 # --------------------------------------------------------------------------- guidewire
