@@ -135,6 +135,18 @@ def test_tiff_declaring_a_huge_page_is_refused(tmp_path):
         read_pullback(p, pixel_spacing_mm=PX, frame_spacing_mm=FR)
 
 
+def test_png_folder_declaring_a_huge_frame_is_refused_before_decoding(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    buf = io.BytesIO()
+    Image.new("L", (5000, 5000)).save(buf, format="PNG")
+    (folder / "f0.png").write_bytes(buf.getvalue()[:200])  # the header, then cut short
+    with pytest.raises(InputError, match=r"frames: declares 5000x5000 frames, above the limit"):
+        read_pullback(folder, pixel_spacing_mm=PX, frame_spacing_mm=FR)
+
+
 def test_label_file_declaring_huge_maps_is_refused(tmp_path):
     keys = {**_space_keys("polar"), "schema_version": np.int64(1)}
     p = _lying_npz(tmp_path / "labels.npz", keys, {"labels": (100, 30000, 30000)})

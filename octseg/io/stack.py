@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from octseg.errors import InputError
+from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.color import rgb_frames_to_gray
 from octseg.io.spacing import find_sidecar, read_sidecar_layout, spacing_for
@@ -175,6 +176,18 @@ class _TiffLoader:
         return out
 
 
+def _declared_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` from an image file's header (Pillow opens lazily); ``(4, 4)`` where
+    the header is unreadable, so that decoding reports the problem."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return int(im.height), int(im.width)
+    except Exception:
+        return 4, 4
+
+
 def _layout(path: Path) -> tuple[str, tuple[float, float] | None]:
     """``space`` and ``catheter_center`` from the sidecar (default Cartesian, image centre)."""
     side = find_sidecar(path)
@@ -241,6 +254,7 @@ class ImageFolderReader(Reader):
         files = frame_files(path)
         if not files:
             raise InputError(path, f"folder holds no image frames ({', '.join(FRAME_SUFFIXES)})")
+        limits.check_frames(path, len(files), *_declared_size(files[0]))  # before decoding
         first = read_image_file(files[0])
         h, w = first.shape[:2]
         px, fr, sources = spacing_for(path, options)
