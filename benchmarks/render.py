@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         n = args.pullbacks
 
         def draw(i: int, run=Renderer(0).run) -> None:
-            run(render_outputs, str(work / f"pb{i}"), jobs, 512, report)
+            res = run(render_outputs, str(work / f"pb{i}"), jobs, 512, report)
+            assert not res["warnings"], res["warnings"]  # a failure is a warning, not a raise
 
         t0 = time.perf_counter()
         for i in range(n):

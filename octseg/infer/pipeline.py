@@ -11,8 +11,11 @@ Three stages run at once so the model never waits:
   ``struts.csv`` / ``summary.json``, ``overlays/*.png``, ``report.html`` and, last, ``done.json``.
 
 A failing pullback (unreadable, corrupt, missing spacing, ...) is recorded in the manifest and the
-run goes on. Sharding: under ``torchrun`` each rank takes ``tasks[rank::world_size]``; rank 0
-merges the manifest and writes the cohort ``summary.csv`` after a barrier.
+run goes on; a failing optional output (DICOM-SEG, overlays, report) is a warning, the pullback
+stays done. What the run guarantees about its output folder (no overlap with the inputs, one run
+at a time, only octseg's own files replaced) is in :mod:`octseg.infer.safety`. Sharding: under
+``torchrun`` each rank takes ``tasks[rank::world_size]``; rank 0 merges the manifest and writes
+the cohort ``summary.csv`` after a barrier.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 
 from octseg.errors import InputError, OctsegError
 from octseg.infer import manifest as mf
+from octseg.infer import safety
 from octseg.infer.inputs import Task, discover
 
 
@@ -96,12 +100,15 @@ class InferSettings:
         unknown = sorted(set(cfg) - names)
         if unknown:
             raise InputError(None, f"unknown infer setting(s): {', '.join(unknown)}")
-        if tta.get("enabled", False):
-            cfg["tta_rolls"] = int(tta.get("rolls", 4))
-            cfg["tta_flip"] = bool(tta.get("flip", True))
+        enabled = tta.get("enabled", False)
+        if enabled not in (True, False):
+            raise InputError(None, f"tta.enabled={enabled!r} is not allowed: true or false")
+        if enabled:  # types and ranges: octseg.infer.safety.validate_settings
+            cfg["tta_rolls"] = tta.get("rolls", 4)
+            cfg["tta_flip"] = tta.get("flip", True)
         if overlays:
             cfg["overlay_frames"] = overlays.get("frames", "auto")
-            cfg["overlay_size"] = int(overlays.get("size", 512))
+            cfg["overlay_size"] = overlays.get("size", 512)
         return cls(**cfg)
 
     def output_affecting(self) -> dict[str, Any]:
@@ -125,14 +132,16 @@ class InferSettings:
 
 
 # ------------------------------------------------------------------------------ privacy
-PRIVATE_IDS_NAME = "ids_private.csv"
+PRIVATE_IDS_NAME = safety.PRIVATE_IDS_NAME
 
 
 def anonymize_tasks(tasks: list[Task]) -> list[Task]:
     """Ids ``pullback-0001``, ``pullback-0002``... in input order (file stems of PACS exports
     often carry the patient's name)."""
     width = max(4, len(str(len(tasks))))
-    return [Task(f"pullback-{i:0{width}d}", t.path) for i, t in enumerate(tasks, start=1)]
+    return [
+        dataclasses.replace(t, id=f"pullback-{i:0{width}d}") for i, t in enumerate(tasks, start=1)
+    ]
 
 
 def write_private_ids(out_root: Path, tasks: list[Task]) -> Path:
@@ -238,16 +247,33 @@ def render_outputs(
     jobs: list[dict[str, Any]],
     size: int,
     report: dict[str, Any] | None,
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """Draw and write the overlays, then the report that embeds them (picklable arguments: runs
-    in a render process or in the writer thread). Returns the overlays written."""
+    in a render process or in the writer thread). Both are optional outputs: a failure is
+    returned as a warning, never raised. Returns ``{"overlays": [written], "report": bool,
+    "warnings": [...]}``."""
     from octseg.infer.overlay import write_overlay_jobs
     from octseg.infer.report import write_report
 
-    overlays = write_overlay_jobs(Path(out_dir), jobs, size=size)
+    out = Path(out_dir)
+    warnings = []
+    overlays, warn = safety.optional_output(
+        "overlays", lambda: write_overlay_jobs(out, jobs, size=size), [out / "overlays"]
+    )
+    if warn:
+        warnings.append(warn)
+    overlays = overlays or []
+    wrote_report = False
     if report is not None:
-        write_report(Path(out_dir) / "report.html", overlays=overlays, **report)
-    return overlays
+        _, warn = safety.optional_output(
+            "report.html",
+            lambda: write_report(out / "report.html", overlays=overlays, **report),
+            [out / "report.html"],
+        )
+        wrote_report = warn is None
+        if warn:
+            warnings.append(warn)
+    return {"overlays": overlays, "report": wrote_report, "warnings": warnings}
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
@@ -370,18 +396,27 @@ def finish_pullback(
     lab_thread = threading.Thread(target=_write_labels, name="octseg-labels", daemon=True)
     lab_thread.start()
     outputs.append(out_dir / "labels.npz")
+    warnings: list[str] = []  # optional outputs that could not be written
     if settings.dicom_seg and pullback.format == "dicom":
-        from octseg.io.dicomseg import write_dicom_seg
+        from octseg.io import dicomseg
 
-        write_dicom_seg(
-            out_dir / "seg.dcm",
-            labels,
-            pullback.source,
-            {c: CLASS_NAMES[c] for c in model_info.get("classes") or CLASS_NAMES},
-            pixel_spacing_mm=pullback.pixel_spacing_mm,
-            frame_spacing_mm=pullback.frame_spacing_mm,
+        seg = out_dir / "seg.dcm"
+        _, warn = safety.optional_output(
+            "DICOM-SEG (seg.dcm)",
+            lambda: dicomseg.write_dicom_seg(
+                seg,
+                labels,
+                pullback.source,
+                {c: CLASS_NAMES[c] for c in model_info.get("classes") or CLASS_NAMES},
+                pixel_spacing_mm=pullback.pixel_spacing_mm,
+                frame_spacing_mm=pullback.frame_spacing_mm,
+            ),
+            [seg],
         )
-        outputs.append(out_dir / "seg.dcm")
+        if warn:
+            warnings.append(warn)
+        else:
+            outputs.append(seg)
     t1 = time.perf_counter()
     try:
         m = measure_labels(lf, settings=geometry, device=settings.geometry_device)
@@ -393,15 +428,20 @@ def finish_pullback(
     t2 = time.perf_counter()
     m.write(out_dir)
     outputs += [out_dir / "frames.csv", out_dir / "struts.csv", out_dir / "summary.json"]
-    jobs = overlay_jobs(
-        pullback,
-        labels,
-        m.frames,
-        m.struts,
-        m.summary,
-        requested=settings.overlay_frames,
-        min_struts=getattr(geometry, "min_struts", 3),
+    jobs, warn = safety.optional_output(
+        "overlays",
+        lambda: overlay_jobs(
+            pullback,
+            labels,
+            m.frames,
+            m.struts,
+            m.summary,
+            requested=settings.overlay_frames,
+            min_struts=getattr(geometry, "min_struts", 3),
+        ),
     )
+    if warn:
+        warnings.append(warn)
     report = None
     if settings.report:
         info = pullback.describe()
@@ -423,10 +463,19 @@ def finish_pullback(
             malapposition_threshold_mm=getattr(geometry, "strut_threshold_mm", None),
         )
     renderer = renderer or Renderer(0)
-    overlays = renderer.run(render_outputs, str(out_dir), jobs, settings.overlay_size, report)
-    outputs += [Path(o["path"]) for o in overlays]
-    if settings.report:
+    rendered, warn = safety.optional_output(
+        "overlays and report",
+        lambda: renderer.run(
+            render_outputs, str(out_dir), jobs or [], settings.overlay_size, report
+        ),
+        [out_dir / "overlays", out_dir / "report.html"],
+    )
+    rendered = rendered or {"overlays": [], "report": False, "warnings": [warn]}
+    warnings += rendered["warnings"]
+    outputs += [Path(o["path"]) for o in rendered["overlays"]]
+    if rendered["report"]:
         outputs.append(out_dir / "report.html")
+    warnings = [_scrub(w, task, settings.anonymize_ids) for w in warnings]
     t3 = time.perf_counter()
     timings.update(  # the label file is written while the geometry measures
         write_labels_s=(t1 - t0) + sum(lab_s),
@@ -445,9 +494,13 @@ def finish_pullback(
             "n_frames": int(labels.shape[0]),
             "frame_spacing_mm": pullback.frame_spacing_mm,
             "timing": {k: round(v, 4) for k, v in timings.items()},
+            **({"warnings": warnings} if warnings else {}),
         },
     )
-    return {"outputs": [p.relative_to(out_dir).as_posix() for p in outputs]}
+    res: dict[str, Any] = {"outputs": [p.relative_to(out_dir).as_posix() for p in outputs]}
+    if warnings:
+        res["warnings"] = warnings
+    return res
 
 
 # ------------------------------------------------------------------------------ the run
@@ -529,6 +582,9 @@ class _Reader:
                 task = self._take()
                 if task is None:
                     break
+                if task.error:  # known unreadable at discovery (a list file's empty folder)
+                    self.q.put(("fail", task, {"error": task.error, "stage": "read"}))
+                    continue
                 done = None
                 if self.s.resume:
                     ident = mf.source_identity(task.path, anonymous=self.s.anonymize_ids)
@@ -565,6 +621,27 @@ class _Reader:
             self.q.put(None)
 
 
+def _claim_output(output: str, rank: int, distributed: bool) -> safety.OutputLock | None:
+    """Rank 0 creates (or adopts) and locks the output folder (:func:`safety.claim_output`);
+    every rank learns whether the run may go on before it writes anything."""
+    lock, err = None, None
+    if rank == 0:
+        try:
+            lock = safety.claim_output(output)
+        except OctsegError as exc:
+            err = exc
+    if distributed:
+        import torch.distributed as dist
+
+        box = [None if err is None else str(err)]
+        dist.broadcast_object_list(box, src=0)
+        if box[0] is not None and err is None:
+            err = InputError(None, box[0])
+    if err is not None:
+        raise err
+    return lock
+
+
 def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, Any]:
     """Run the whole job; returns the merged manifest (rank 0) or this rank's summary.
 
@@ -579,20 +656,23 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
     from octseg.infer.predictor import Predictor, pick_device
     from octseg.postprocess import PostprocessSettings
 
+    safety.validate_settings(settings)  # nothing read or written yet
+    geometry = GeometrySettings.from_dict(settings.geometry or {})
+    PostprocessSettings.from_value(settings.postprocess)  # a bad setting fails before any work
     rank, world, local_rank = dist_env()
     device = predictor.device if predictor is not None else pick_device(settings.device, local_rank)
     distributed = _init_dist(world, device, settings.dist_timeout_min)
     show = bool(settings.progress)
+    out_lock: safety.OutputLock | None = None
     try:
-        out_root = Path(settings.output)
-        out_root.mkdir(parents=True, exist_ok=True)
         tasks = discover(settings.input)
+        safety.check_no_overlap(settings.output, settings.input, tasks)
+        out_lock = _claim_output(settings.output, rank, distributed)
+        out_root = Path(settings.output)
         if settings.anonymize_ids:
             tasks = anonymize_tasks(tasks)
             if rank == 0:
                 write_private_ids(out_root, tasks)
-        geometry = GeometrySettings.from_dict(settings.geometry or {})
-        PostprocessSettings.from_value(settings.postprocess)  # a bad setting fails early
         if settings.geometry_device in (None, "", "auto"):  # the model's device
             settings = dataclasses.replace(settings, geometry_device=str(device))
         t_load = time.perf_counter()
@@ -640,7 +720,11 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                     rec = {**rec, "error": _scrub(str(rec["error"]), task, settings.anonymize_ids)}
                 if rec.get("status") != "done":
                     stats["failed"] += 1
+                    # nothing that looks like a result of this run stays behind
+                    rec = {**rec, **safety.discard_failed(out_root / task.id)}
                     overall.write(f"FAILED {task.id}: {rec.get('error')}")
+                for warning in rec.get("warnings") or ():
+                    overall.write(f"WARNING {task.id}: {warning}")
                 src = {} if settings.anonymize_ids else {"source": str(task.path)}
                 rman.record(task.id, {**src, **rec})
                 if world == 1:  # a single process keeps manifest.json current as it goes
@@ -677,6 +761,9 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                             "n_frames": payload.get("n_frames"),
                             "timing": payload.get("timing"),
                             "outputs": sorted(payload.get("outputs", {})),
+                            **(
+                                {"warnings": payload["warnings"]} if payload.get("warnings") else {}
+                            ),
                         },
                     )
                     continue
@@ -685,6 +772,13 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                     continue
                 pb, stream, t_read = payload
                 out_dir = out_root / task.id
+                try:  # clean what octseg wrote there before; never touch anything else
+                    safety.prepare_pullback_dir(out_dir)
+                except (OctsegError, OSError) as exc:
+                    reader.release()
+                    err = _one_line(exc, task)
+                    record(task, {"status": "failed", "stage": "output", "error": err})
+                    continue
                 timings: dict[str, float] = {}
                 bar = tqdm(
                     total=pb.n_frames,
@@ -697,8 +791,6 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
                 )
                 t0 = time.perf_counter()
                 try:
-                    mf.clean_pullback_dir(out_dir)
-                    out_dir.mkdir(parents=True, exist_ok=True)
                     labels = predictor.segment(stream, pb, progress=bar.update, timings=timings)
                 except Exception as exc:
                     stage = "read" if stream.error is not None else "segment"
@@ -815,6 +907,8 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
             dist.barrier()
         return result
     finally:
+        if out_lock is not None:
+            out_lock.release()
         if distributed:
             import torch.distributed as dist
 
