@@ -18,10 +18,12 @@ interpolated across guidewire and strut rays):
   nearer the catheter become lumen, deeper ones background.
 * **Guidewire sector** consistent along the pullback: a ray is in the sector of a frame when
   the majority of the ``guidewire_frames`` frames around it (a running median of the per-ray
-  indicator) have class 4 on it. Guidewire pixels on rays at least ``guidewire_margin_rays``
-  away from that sector become lumen (inside ``r_L``) or background; rays of the sector (at
-  least that margin inside it) that lack the guidewire get class 4 from ``r_L`` outwards
-  (tissue pixels only).
+  indicator; at the ends of the pullback over the frames there are) have class 4 on it.
+  Guidewire pixels on rays more than ``guidewire_margin_deg`` away from that sector and from the
+  guidewire of both neighbouring frames (it drifts) become lumen (inside ``r_L``) or
+  background. A frame that lacks the guidewire (on fewer than half of
+  its sector's rays) gets class 4 from ``r_L`` outwards (tissue pixels only) on the guidewire
+  rays of its neighbouring frames that lie within a ray of the sector.
 
 Cartesian pixels are tested against the two rays around their angle, conservatively: a pixel is
 *inside* when it lies half a pixel within the smaller of the two radii, *beyond* when it lies a
@@ -51,7 +53,7 @@ class PostprocessSettings:
     strut_inner_mm: float = 1.0  # struts allowed this far inside the lumen contour ...
     strut_outer_mm: float = 1.0  # ... and this far beyond it
     guidewire_frames: int = 5  # running-median window of the guidewire sector (odd; 1: off)
-    guidewire_margin_rays: int = 2  # rays kept untouched at the sector's edges
+    guidewire_margin_deg: float = 3.0  # drift of the guidewire between frames tolerated
     n_rays: int = 720  # rays through Cartesian frames (polar: the A-lines)
     chunk_frames: int = 8  # frames per step (full-size temporaries)
 
@@ -73,7 +75,12 @@ class PostprocessSettings:
         return out
 
     def validate(self) -> None:
-        for name in ("calcium_max_depth_mm", "strut_inner_mm", "strut_outer_mm"):
+        for name in (
+            "calcium_max_depth_mm",
+            "strut_inner_mm",
+            "strut_outer_mm",
+            "guidewire_margin_deg",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
                 raise InputError(None, f"postprocess.{name} must be a number >= 0, got {v!r}")
@@ -136,23 +143,47 @@ def _ray_exits(vals: torch.Tensor, cath: int) -> tuple[torch.Tensor, ...]:
 
 
 def _running_majority(g: torch.Tensor, window: int) -> torch.Tensor:
-    """Majority of the ``window`` frames around each frame (ends replicated) of ``g`` (F, N)."""
+    """Per frame and ray of ``g`` (F, N): true when more than half of the frames within
+    ``window // 2`` of it (fewer at the ends of the pullback) are true."""
     if window <= 1:
         return g
     h = window // 2
-    x = torch.cat([g[:1].expand(h, -1), g, g[-1:].expand(h, -1)]).to(torch.int32)
-    c = torch.cat([torch.zeros_like(x[:1]), torch.cumsum(x, 0)])
-    return (c[window:] - c[:-window]) * 2 > window
+    f = g.shape[0]
+    c = torch.cat([torch.zeros_like(g[:1], dtype=torch.int32), torch.cumsum(g.int(), 0)])
+    i = torch.arange(f, device=g.device)
+    lo, hi = (i - h).clamp(min=0), (i + h + 1).clamp(max=f)
+    return (c[hi] - c[lo]) * 2 > (hi - lo)[:, None]
 
 
-def _grow(g: torch.Tensor, k: int, shrink: bool = False) -> torch.Tensor:
-    """Periodic dilation (or erosion) of ``g`` (F, N) by ``k`` rays."""
+def _grow(g: torch.Tensor, k: int) -> torch.Tensor:
+    """Periodic dilation of ``g`` (F, N) by ``k`` rays."""
     out = g.clone()
     for d in range(1, k + 1):
-        for s in (d, -d):
-            r = torch.roll(g, s, 1)
-            out = out & r if shrink else out | r
+        out |= torch.roll(g, d, 1) | torch.roll(g, -d, 1)
     return out
+
+
+def _missing_sector(g: torch.Tensor, sector: torch.Tensor, margin: int) -> torch.Tensor:
+    """Rays (F, N) to give the guidewire in frames that lack it: fewer than half of their
+    ``sector`` rays (the running majority) have class 4. Those frames get the guidewire rays of
+    the nearest frame on each side (at the ends: the two nearest), within ``margin`` rays of
+    the sector (the guidewire drifts between frames; a neighbour's spurious blob is not
+    copied)."""
+    if g.shape[0] < 2:
+        return torch.zeros_like(g)
+    lacking = (g & sector).sum(1) * 2 < sector.sum(1)
+    rays = _neighbours(g) & _grow(sector, margin) & ~g
+    return rays & lacking[:, None]
+
+
+def _neighbours(g: torch.Tensor) -> torch.Tensor:
+    """Per frame of ``g`` (F, N): the union of the nearest frame before and after (at the ends
+    the two nearest frames)."""
+    f = g.shape[0]
+    i = torch.arange(f, device=g.device)
+    prev = torch.where(i > 0, i - 1, min(2, f - 1))
+    nxt = torch.where(i < f - 1, i + 1, max(f - 3, 0))
+    return g[prev] | g[nxt]
 
 
 def _apply(lab, rays, k_fill, k_keep, has, s, gw_add, gw_off, guide):
@@ -226,8 +257,9 @@ def postprocess_labels(
     g = torch.cat(gws)
     guide = s.guidewire_frames > 1 and f > 1
     sector = _running_majority(g, s.guidewire_frames)
-    gw_off = ~_grow(sector, s.guidewire_margin_rays)
-    gw_add = _grow(sector, s.guidewire_margin_rays, shrink=True) & ~g
+    margin = int(math.ceil(s.guidewire_margin_deg / 360 * rays.n))
+    gw_off = ~_grow(sector | _neighbours(g), margin) if f > 1 else ~g
+    gw_add = _missing_sector(g, sector, margin)
     kf_all, kk_all, has_all = torch.cat(fill), torch.cat(keep), torch.cat(hass)
     for a in range(0, f, s.chunk_frames):
         b = min(f, a + s.chunk_frames)

@@ -104,6 +104,18 @@ def test_speck_touching_the_border_is_wall(space):
     assert clean - 3 * dent < got < clean - 0.3 * dent
 
 
+@pytest.mark.parametrize("space", SPACES)
+def test_speck_touching_the_guidewire_is_filled(space):
+    """The guidewire ends the rays that meet it (they are interpolated) but does not connect a
+    speck to the wall: a speck beside the guidewire is filled like any other."""
+    lab = scene(space, lumen=(0, 0, R_LUMEN), shadow=(100, 110, 0.6))
+    ring(lab, space, 0.66, 0.72, arc=(110, 116))  # touches the guidewire's side
+    clean, got = area([scene(space, lumen=(0, 0, R_LUMEN), shadow=(100, 110, 0.6)), lab], space)
+    (old,) = area([lab], space, OLD)
+    assert got == pytest.approx(clean, rel=1e-3)
+    assert old < clean * (1 - 0.005)
+
+
 def flap_scene(space, attached: bool):
     """A 3-pixel-thick flap at 0.70 mm over 10-80 deg; ``attached``: joined to the wall by a
     radial bar at 10-14 deg (a dissection flap). The false lumen behind it stays lumen and is
@@ -149,8 +161,8 @@ def test_filled_exit_agrees_across_implementations_on_random_frames():
     k = lu.lumen_exit(t, cath_samples=5, fill=True).numpy()
     ref = np.stack([filled_exit(f, 5) for f in frames])
     assert np.array_equal(k, ref)
-    lum = lu._lumen_like(t).bool()
-    assert torch.equal(lu._outside_torch(lum, 5), lu._outside_scipy(lum, 5))
+    lum, gw = lu._lumen_like(t).bool(), t == 4
+    assert torch.equal(lu._outside_torch(lum, gw, 5), lu._outside_scipy(lum, gw, 5))
     plain = lu.lumen_exit(t, fill=False).numpy()
     assert (plain != ref).any()  # the frames do exercise the filling
 

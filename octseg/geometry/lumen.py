@@ -102,7 +102,9 @@ def lumen_exit(
     catheter (8-connectivity; the first ``cath_samples`` samples of every ray, the catheter and
     its sheath rings, connect whatever lumen they touch), with every non-lumen region it
     encloses filled. A region is *enclosed* when it has no 8-connected path of non-lumen
-    samples to the last sample of a ray, i.e. to the tissue beyond the lumen. Without ``fill``
+    samples to the last sample of a ray, i.e. to the tissue beyond the lumen; the guidewire
+    (class 4: an object in the lumen and its shadow) ends the rays that meet it but is no
+    such path, so a speck touching the guidewire is still filled. Without ``fill``
     the first non-lumen sample ends the ray. Frames whose lumen already is one run from the
     first sample on every ray skip the filling (it could not change them); rays in ``skip``
     ``(B, N)`` (e.g. through the guidewire, whose radius is interpolated anyway) do not count
@@ -121,12 +123,13 @@ def lumen_exit(
         lb = lum[busy]
         anyin, kl = first_one(lb.flip(-1))
         last = torch.where(anyin, s - 1 - kl, torch.full_like(kl, -1))
-        k[busy] = _filled_exit(lb, k[busy], last, cath_samples)
+        gw = vals[busy] == GUIDEWIRE
+        k[busy] = _filled_exit(lb, gw, k[busy], last, cath_samples)
     return k
 
 
 def _filled_exit(
-    lum: torch.Tensor, k: torch.Tensor, last: torch.Tensor, cath_samples: int
+    lum: torch.Tensor, gw: torch.Tensor, k: torch.Tensor, last: torch.Tensor, cath_samples: int
 ) -> torch.Tensor:
     """:func:`lumen_exit` with filling, on the samples between the nearest exit ``k`` and the
     farthest lumen sample ``last`` of the frames (everything before is lumen connected to the
@@ -136,19 +139,20 @@ def _filled_exit(
     s = lum.shape[-1]
     lo = max(int(k.min()) - 1, 0)
     hi = min(int(last.max()) + 2, s)
-    lb = lum[..., lo:hi].bool()
+    lb, gb = lum[..., lo:hi].bool(), gw[..., lo:hi]
     band = max(cath_samples - lo, 0)
     if lb.device.type == "cpu":
-        outside = _outside_scipy(lb, band)
+        outside = _outside_scipy(lb, gb, band)
     else:
-        outside = _outside_torch(lb, band)
+        outside = _outside_torch(lb, gb, band)
     anyo, ko = first_one(outside.to(torch.uint8))
     return torch.where(anyo, ko + lo, torch.full_like(ko, s))
 
 
-def _outside_torch(lb: torch.Tensor, band: int) -> torch.Tensor:
-    """Samples outside the filled lumen: not in the lumen connected to the first column
-    (through the first ``band`` columns) and connected to the last column."""
+def _outside_torch(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tensor:
+    """Samples outside the filled lumen: the guidewire samples ``gw``, and the samples that are
+    not in the lumen connected to the first column (through the first ``band`` columns) and
+    are connected to the last column other than through the guidewire."""
     passable = lb.clone()
     passable[..., :band] = True
     seed = torch.zeros_like(lb)
@@ -156,7 +160,7 @@ def _outside_torch(lb: torch.Tensor, band: int) -> torch.Tensor:
     kept = reconstruct(seed, passable) & lb
     seed_o = torch.zeros_like(lb)
     seed_o[..., -1] = True
-    return reconstruct(seed_o, ~kept)
+    return reconstruct(seed_o, ~kept & ~gw) | gw
 
 
 def _reach_scipy(mask: np.ndarray, seed_col: int) -> np.ndarray:
@@ -178,13 +182,14 @@ def _reach_scipy(mask: np.ndarray, seed_col: int) -> np.ndarray:
     return hit[comp[lab]]
 
 
-def _outside_scipy(lb: torch.Tensor, band: int) -> torch.Tensor:
+def _outside_scipy(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tensor:
+    """:func:`_outside_torch` frame by frame with ``scipy.ndimage.label``."""
     out = np.zeros(lb.shape, bool)
-    for f, m in enumerate(lb.numpy()):
+    for f, (m, g) in enumerate(zip(lb.numpy(), gw.numpy())):
         passable = m.copy()
         passable[:, :band] = True
         kept = _reach_scipy(passable, 0) & m
-        out[f] = _reach_scipy(~kept, -1)
+        out[f] = _reach_scipy(~kept & ~g, -1) | g
     return torch.from_numpy(out)
 
 

@@ -45,7 +45,8 @@ def filled_exit(vals: np.ndarray, cath_samples: int) -> np.ndarray:
     kept = _reach(seed, passable) & lum
     seed_o = np.zeros_like(lum)
     seed_o[:, -1] = True
-    outside = _reach(seed_o, ~kept)
+    gw = vals == GUIDEWIRE  # ends a ray, connects nothing
+    outside = _reach(seed_o, ~kept & ~gw) | gw
     return np.where(outside.any(1), outside.argmax(1), vals.shape[1])
 
 
