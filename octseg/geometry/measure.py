@@ -92,6 +92,8 @@ def _plaque_reach(lab: torch.Tensor, polar: bool, ps: float, center_px) -> float
     b, h, w = lab.shape
     lo, hi = min(PLAQUE_CLASSES), max(PLAQUE_CLASSES)
     assert hi - lo + 1 == len(PLAQUE_CLASSES)  # one contiguous range of class ids
+    if int(lab.amax()) < lo:  # the plaque ids are the highest: one cheap pass without plaque
+        return 0.0
     if polar:
         cols = ((lab >= lo) & (lab <= hi)).any(1).any(0).nonzero()
         return (float(cols.max()) + 1.5) * ps if cols.numel() else 0.0
