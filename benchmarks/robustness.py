@@ -31,7 +31,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def run_product(code: Path, ckpt: Path, suite: Path, work: Path) -> Path:
+def run_product(code: Path, ckpt: Path, suite: Path, work: Path, extra=()) -> Path:
     """infer.py on every corrupted pullback, then evaluate.py against the expert labels."""
     infer_out, eval_out = work / "infer", work / "evaluation"
     py = sys.executable
@@ -40,7 +40,7 @@ def run_product(code: Path, ckpt: Path, suite: Path, work: Path) -> Path:
     subprocess.run(
         [py, "infer.py", f"checkpoint={ckpt}", f"input={suite / 'inputs'}",
          f"output={infer_out}", "overlays.frames=[]", "report=false", "progress=false",
-         "resume=false"],
+         "resume=false", *extra],
         cwd=code, check=True, env=env,
     )  # fmt: skip
     subprocess.run(
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="table/plot path without suffix")
     p.add_argument("--code-root", type=Path, default=ROOT)
     p.add_argument("--title", default="")
+    p.add_argument("--infer-arg", action="append", default=[], help="extra infer.py override")
     a = p.parse_args(argv)
     start, stop = (int(v) for v in a.frames.split(":"))
     suite = a.work / "suite"
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (suite / "manual").is_dir():
         build_suite(a.src, start, stop, suite, a.corruptions, a.severities, a.step)
     t1 = time.time()
-    ev = run_product(a.code_root.resolve(), a.checkpoint.resolve(), suite, a.work)
+    ev = run_product(a.code_root.resolve(), a.checkpoint.resolve(), suite, a.work, a.infer_arg)
     rows = summarize(ev, a.work / "infer", suite / "manual")
     write_table(rows, a.out)
     plot(rows, a.out, a.title or f"{a.checkpoint} on frames {a.frames}")
