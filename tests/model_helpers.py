@@ -52,3 +52,20 @@ def with_stand_in(monkeypatch, net):
         return net.eval(), meta
 
     monkeypatch.setattr(ckpt, "load_checkpoint", load)
+
+
+def quiet_settings(inp, out, **kw):
+    """:class:`~octseg.infer.pipeline.InferSettings` for a quick test run: the stand-in
+    checkpoint name, no report or overlays, no progress bar, one writer; ``kw`` overrides."""
+    from octseg.infer.pipeline import InferSettings
+
+    base = dict(
+        checkpoint="oracle",
+        input=str(inp),
+        output=str(out),
+        report=False,
+        overlay_frames=[],
+        progress=False,
+        writers=1,
+    )
+    return InferSettings(**{**base, **kw})

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from model_helpers import oracle_predictor
+from model_helpers import oracle_predictor, quiet_settings
 
 from octseg import atomic
-from octseg.infer.pipeline import InferSettings, run_inference
+from octseg.infer.pipeline import run_inference
 from octseg.infer.predictor import Predictor, pick_device
 
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
@@ -38,37 +38,24 @@ def polar_npz(path: Path, n_frames: int, lumen_samples: int = 20) -> Path:
     return path
 
 
-def settings(inp, out, **kw) -> InferSettings:
-    base = dict(
-        checkpoint="oracle",
-        input=str(inp),
-        output=str(out),
-        report=False,
-        overlay_frames=[],
-        progress=False,
-        writers=1,
-    )
-    return InferSettings(**{**base, **kw})
-
-
 def test_resume_redoes_another_input_under_the_same_id(tmp_path):
     out = tmp_path / "out"
     a = polar_npz(tmp_path / "a" / "case.npz", 3)
     b = polar_npz(tmp_path / "b" / "case.npz", 5)
-    r1 = run_inference(settings(a, out), oracle())
+    r1 = run_inference(quiet_settings(a, out), oracle())
     assert r1["manifest"]["pullbacks"]["case"]["n_frames"] == 3
     # the same input again: skipped
-    r2 = run_inference(settings(a, out), oracle())
+    r2 = run_inference(quiet_settings(a, out), oracle())
     assert r2["manifest"]["pullbacks"]["case"]["skipped"] is True
     # another file with the same stem into the same output: must be redone, not "done"
-    r3 = run_inference(settings(b, out), oracle())
+    r3 = run_inference(quiet_settings(b, out), oracle())
     rec = r3["manifest"]["pullbacks"]["case"]
     assert rec["skipped"] is False and rec["n_frames"] == 5
     done = json.loads((out / "case" / "done.json").read_text())
     assert done["input"]["path"] == str(b.resolve()) and done["input"]["size"] == b.stat().st_size
     # the same path rewritten with other content (size / mtime change): redone as well
     polar_npz(b, 4)
-    r4 = run_inference(settings(b, out), oracle())
+    r4 = run_inference(quiet_settings(b, out), oracle())
     assert r4["manifest"]["pullbacks"]["case"]["n_frames"] == 4
 
 
@@ -87,7 +74,7 @@ def test_manifest_calls_unprocessed_pullbacks_pending_during_the_run(tmp_path, m
         return m
 
     monkeypatch.setattr(mf, "merge_manifests", spy)
-    res = run_inference(settings(inp, tmp_path / "out"), oracle())
+    res = run_inference(quiet_settings(inp, tmp_path / "out"), oracle())
     assert res["manifest"]["n_done"] == 3 and res["manifest"]["n_failed"] == 0
     assert len(seen) == 4  # after each pullback, then the final merge
     first = seen[0]["pullbacks"]
@@ -115,7 +102,7 @@ def test_anonymize_ids_keeps_names_out_of_the_outputs(tmp_path):
     polar_npz(inp / "ROE_JANE_19700202.npz", 3)
     (inp / "SMITH_ANN_19800303.npz").write_bytes(b"corrupt")
     out = tmp_path / "out"
-    res = run_inference(settings(inp, out, anonymize_ids=True, report=True), oracle())
+    res = run_inference(quiet_settings(inp, out, anonymize_ids=True, report=True), oracle())
     man = res["manifest"]
     assert sorted(man["pullbacks"]) == ["pullback-0001", "pullback-0002", "pullback-0003"]
     assert man["n_failed"] == 1 and man["pullbacks"]["pullback-0003"]["status"] == "failed"
@@ -135,7 +122,7 @@ def test_anonymize_ids_keeps_names_out_of_the_outputs(tmp_path):
                     leaks.append((p.relative_to(out), needle))
     assert not leaks
     # resume works with anonymised ids
-    again = run_inference(settings(inp, out, anonymize_ids=True, report=True), oracle())
+    again = run_inference(quiet_settings(inp, out, anonymize_ids=True, report=True), oracle())
     assert again["manifest"]["n_skipped"] == 2
 
 

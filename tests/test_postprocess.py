@@ -158,10 +158,10 @@ def test_inference_writes_post_processed_labels(tmp_path):
     ``postprocess.enabled``): labels.npz and frames.csv carry the cleaned lumen."""
     import csv
 
-    from model_helpers import oracle_predictor
+    from model_helpers import oracle_predictor, quiet_settings
 
     from octseg import atomic
-    from octseg.infer.pipeline import InferSettings, run_inference
+    from octseg.infer.pipeline import run_inference
     from octseg.labels import load_labels
 
     frames = np.zeros((3, 64, 48), np.uint8)  # the oracle network reads class = grey / 64
@@ -181,16 +181,7 @@ def test_inference_writes_post_processed_labels(tmp_path):
     got = {}
     for on in (True, False):
         out = tmp_path / f"out_{on}"
-        cfg = InferSettings(
-            checkpoint="oracle",
-            input=str(inp),
-            output=str(out),
-            report=False,
-            overlay_frames=[],
-            progress=False,
-            writers=1,
-            postprocess={"enabled": on},
-        )
+        cfg = quiet_settings(inp, out, postprocess={"enabled": on})
         res = run_inference(cfg, oracle_predictor(grid, context_frames=1))
         assert res["manifest"]["n_done"] == 1
         lab = load_labels(out / "case" / "labels.npz").labels

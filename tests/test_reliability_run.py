@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_helpers import TINY_MODEL, oracle_predictor
+from model_helpers import TINY_MODEL, oracle_predictor, quiet_settings
 
 from octseg import atomic
 from octseg.errors import InputError
 from octseg.infer import pipeline
 from octseg.infer.inputs import discover
-from octseg.infer.pipeline import InferSettings, run_inference
+from octseg.infer.pipeline import run_inference
 from octseg.infer.predictor import save_untrained_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,19 +56,6 @@ def polar_dicom(path: Path, n_frames: int = 3) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_ivoct_dicom(path, frames, space="polar", pixel_spacing_mm=0.04, frame_spacing_mm=0.2)
     return path
-
-
-def settings(inp, out, **kw) -> InferSettings:
-    base = dict(
-        checkpoint="oracle",
-        input=str(inp),
-        output=str(out),
-        report=False,
-        overlay_frames=[],
-        progress=False,
-        writers=1,
-    )
-    return InferSettings(**{**base, **kw})
 
 
 def tree(root: Path) -> dict[str, bytes | None]:
@@ -143,7 +130,7 @@ def test_output_overlapping_an_input_is_refused(tmp_path, where):
         inp.write_text("ds/case1\nds/case2\n")
     before = tree(tmp_path)
     with pytest.raises(InputError, match="never writes into its inputs"):
-        run_inference(settings(inp, out), oracle())
+        run_inference(quiet_settings(inp, out), oracle())
     assert tree(tmp_path) == before
 
 
@@ -157,7 +144,7 @@ def test_files_octseg_did_not_write_are_never_written_over(tmp_path):
     (out / "case1" / "labels.npz").write_bytes(b"SOMEONE ELSE'S LABELS")
     (out / "notes.txt").write_text("keep me")
     before = tree(out)
-    res = run_inference(settings(inp, out), oracle())
+    res = run_inference(quiet_settings(inp, out), oracle())
     recs = res["manifest"]["pullbacks"]
     assert recs["case2"]["status"] == "done"
     assert recs["case1"]["status"] == "failed" and recs["case1"]["stage"] == "output"
@@ -167,7 +154,7 @@ def test_files_octseg_did_not_write_are_never_written_over(tmp_path):
     for rel, data in before.items():  # every file that was there is byte for byte the same
         assert after[rel] == data, rel
     # a second run: still refused, still untouched
-    run_inference(settings(inp, out), oracle())
+    run_inference(quiet_settings(inp, out), oracle())
     assert tree(out)["case1/labels.npz"] == b"SOMEONE ELSE'S LABELS"
 
 
@@ -178,7 +165,7 @@ def test_run_level_files_octseg_did_not_write_refuse_the_run(tmp_path):
     (out / "summary.csv").write_text("a spreadsheet\n")
     before = tree(out)
     with pytest.raises(InputError, match="summary.csv"):
-        run_inference(settings(inp, out), oracle())
+        run_inference(quiet_settings(inp, out), oracle())
     assert tree(out) == before
 
 
@@ -186,12 +173,12 @@ def test_outputs_of_an_older_version_are_recognised_and_resumed(tmp_path):
     """Folders written before the marker existed (done.json / manifest.json) stay octseg's."""
     inp = polar_npz(tmp_path / "in" / "case1.npz")
     out = tmp_path / "out"
-    run_inference(settings(inp, out), oracle())
+    run_inference(quiet_settings(inp, out), oracle())
     for marker in out.rglob(".octseg-output.json"):
         marker.unlink()
-    res = run_inference(settings(inp, out), oracle())
+    res = run_inference(quiet_settings(inp, out), oracle())
     assert res["manifest"]["pullbacks"]["case1"]["skipped"] is True
-    res = run_inference(settings(inp, out, resume=False), oracle())  # redone, not refused
+    res = run_inference(quiet_settings(inp, out, resume=False), oracle())  # redone, not refused
     assert res["manifest"]["pullbacks"]["case1"]["status"] == "done"
 
 
@@ -211,7 +198,7 @@ def test_output_parent_of_a_frame_folder_is_refused(tmp_path):
     before = tree(tmp_path)
     with pytest.raises(InputError, match="contains the input"):
         run_inference(
-            settings(frames, parent, pixel_spacing_mm=0.04, frame_spacing_mm=0.2), oracle()
+            quiet_settings(frames, parent, pixel_spacing_mm=0.04, frame_spacing_mm=0.2), oracle()
         )
     assert tree(tmp_path) == before
 
@@ -262,15 +249,15 @@ def test_one_run_per_output_folder_and_no_stale_lock(tmp_path, capsys):
         holder.send_signal(signal.SIGKILL)  # a killed holder: the kernel drops its flock
         holder.wait(timeout=30)
     assert (out / ".octseg-lock").read_text().strip() == str(holder.pid)  # stale pid left
-    res = run_inference(settings(inp, out), oracle())
+    res = run_inference(quiet_settings(inp, out), oracle())
     assert res["manifest"]["pullbacks"]["case1"]["status"] == "done"
 
 
 def test_lock_is_released_after_a_run(tmp_path):
     inp = polar_npz(tmp_path / "in" / "case1.npz")
     out = tmp_path / "out"
-    run_inference(settings(inp, out), oracle())
-    res = run_inference(settings(inp, out), oracle())  # same process, lock released
+    run_inference(quiet_settings(inp, out), oracle())
+    res = run_inference(quiet_settings(inp, out), oracle())  # same process, lock released
     assert res["manifest"]["n_done"] == 1
     t0 = time.time()  # and another process can take it at once
     probe = subprocess.run(
@@ -289,7 +276,7 @@ def test_inputs_named_like_run_level_files(tmp_path):
     for name in ("summary.csv", "manifest.json", "ids_private.csv", "plain"):
         polar_npz(inp / f"{name}.npz")
     out = tmp_path / "out"
-    res = run_inference(settings(inp, out), oracle())
+    res = run_inference(quiet_settings(inp, out), oracle())
     man = res["manifest"]
     assert set(man["pullbacks"]) == {
         "ids_private.csv-2",
@@ -324,7 +311,7 @@ def test_an_optional_output_failing_never_fails_the_pullback(
     monkeypatch.setattr(__import__(module, fromlist=[attr]), attr, _raise)
     inp = polar_dicom(tmp_path / "in" / "case1.dcm")
     out = tmp_path / "out"
-    res = run_inference(settings(inp, out, report=True, overlay_frames=[0, 1]), oracle())
+    res = run_inference(quiet_settings(inp, out, report=True, overlay_frames=[0, 1]), oracle())
     rec = res["manifest"]["pullbacks"]["case1"]
     assert rec["status"] == "done", rec
     assert len(rec["warnings"]) == 1 and named in rec["warnings"][0]
@@ -349,7 +336,7 @@ def test_dicom_without_frame_of_reference_is_done(tmp_path):
     del ds.FrameOfReferenceUID
     ds.save_as(inp)
     out = tmp_path / "out"
-    rec = run_inference(settings(inp, out), oracle())["manifest"]["pullbacks"]["case1"]
+    rec = run_inference(quiet_settings(inp, out), oracle())["manifest"]["pullbacks"]["case1"]
     assert rec["status"] == "done", rec
     assert (out / "case1" / "labels.npz").is_file() and (out / "case1" / "frames.csv").is_file()
     # the DICOM-SEG is written, or its absence is a recorded warning
@@ -365,7 +352,7 @@ def test_an_empty_folder_in_a_list_file_is_a_failed_input(tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text(f"{good}\nmissing.npz\nempty\n")
     out = tmp_path / "out"
-    man = run_inference(settings(lst, out), oracle())["manifest"]
+    man = run_inference(quiet_settings(lst, out), oracle())["manifest"]
     st = {k: v["status"] for k, v in man["pullbacks"].items()}
     assert st == {"good": "done", "missing": "failed", "empty": "failed"}
     assert "holds no pullback image" in man["pullbacks"]["empty"]["error"]
@@ -381,23 +368,23 @@ def test_a_failed_pullback_leaves_no_result_looking_files(tmp_path, monkeypatch)
     lst.write_text(f"{inp}\n")
     out = tmp_path / "out"
     monkeypatch.setattr(octseg.geometry, "measure_labels", _raise)  # after labels + seg.dcm
-    rec = run_inference(settings(lst, out), oracle())["manifest"]["pullbacks"]["case1"]
+    rec = run_inference(quiet_settings(lst, out), oracle())["manifest"]["pullbacks"]["case1"]
     assert rec["status"] == "failed" and rec["stage"] == "write"
     assert {"labels.npz", "seg.dcm"} <= set(rec["removed_outputs"])
     assert not (out / "case1").exists()
     monkeypatch.undo()
     # a complete earlier result (with its done.json) of a pullback that cannot be read now
     # (input moved away) is kept, and the manifest says so
-    run_inference(settings(lst, out), oracle())
+    run_inference(quiet_settings(lst, out), oracle())
     before = tree(out / "case1")
     inp.rename(inp.with_suffix(".moved"))
-    rec = run_inference(settings(lst, out), oracle())["manifest"]["pullbacks"]["case1"]
+    rec = run_inference(quiet_settings(lst, out), oracle())["manifest"]["pullbacks"]["case1"]
     assert rec["status"] == "failed" and rec["earlier_result_kept"] is True
     assert "removed_outputs" not in rec and tree(out / "case1") == before
     # a redo that fails after cleaning leaves nothing
     inp.with_suffix(".moved").rename(inp)
     monkeypatch.setattr(octseg.geometry, "measure_labels", _raise)
-    recs = run_inference(settings(lst, out, resume=False), oracle())["manifest"]["pullbacks"]
+    recs = run_inference(quiet_settings(lst, out, resume=False), oracle())["manifest"]["pullbacks"]
     assert recs["case1"]["status"] == "failed" and "labels.npz" in recs["case1"]["removed_outputs"]
     assert not (out / "case1").exists()
 

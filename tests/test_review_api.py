@@ -561,10 +561,10 @@ def test_data_option_supplies_the_images(ds, tmp_path):
 def _infer(ds: Path, tmp_path: Path, anonymize: bool = False) -> Path:
     """infer.py's own output: an oracle network on an image whose grey values encode the
     synthetic labels."""
-    from model_helpers import oracle_predictor
+    from model_helpers import oracle_predictor, quiet_settings
 
     from octseg import atomic
-    from octseg.infer.pipeline import InferSettings, run_inference
+    from octseg.infer.pipeline import run_inference
 
     truth = load_labels(ds / PID / "labels.npz")
     src = tmp_path / "in" / "case.npz"
@@ -580,16 +580,7 @@ def _infer(ds: Path, tmp_path: Path, anonymize: bool = False) -> Path:
     out = tmp_path / "out"
     a, r = truth.labels.shape[1:]
     grid = {"n_alines": a, "n_samples": r, "spacing_mm": truth.pixel_spacing_mm}
-    cfg = InferSettings(
-        checkpoint="oracle",
-        input=str(src),
-        output=str(out),
-        report=False,
-        overlay_frames=[],
-        progress=False,
-        writers=1,
-        anonymize_ids=anonymize,
-    )
+    cfg = quiet_settings(src, out, anonymize_ids=anonymize)
     assert run_inference(cfg, oracle_predictor(grid))["manifest"]["n_done"] == 1
     return out
 
