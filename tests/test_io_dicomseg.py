@@ -95,3 +95,15 @@ def test_seg_bad_input(tmp_path):
     with pytest.raises(InputError, match="frame_index"):
         write_dicom_seg(tmp_path / "s.dcm", _labels(), src, frame_index=[0, 1, 2, 9])
     assert not (tmp_path / "s.dcm").exists()
+
+
+def test_writing_a_seg_does_not_narrate_at_info(tmp_path, caplog):
+    """highdicom's per-module INFO lines ("copy attributes of module ...") stay out of a run's
+    console, where Hydra's root logger shows INFO; its warnings would still show."""
+    import logging
+
+    src = _source(tmp_path, "polar")
+    with caplog.at_level(logging.INFO):
+        write_dicom_seg(tmp_path / "seg.dcm", _labels(), src)
+    assert not [r for r in caplog.records if r.name.startswith("highdicom")]
+    assert logging.getLogger("highdicom").isEnabledFor(logging.WARNING)

@@ -29,6 +29,7 @@ modules (:data:`_PATIENT_TYPE2`, :data:`_PATIENT_REMOVE`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,6 +39,10 @@ from octseg import __version__, atomic
 from octseg.classes import CLASS_NAMES, FIBROUS_CAP
 from octseg.errors import InputError
 from octseg.io import segstream
+
+# highdicom narrates every module it copies at INFO ("copy attributes of module ..."), which
+# Hydra's INFO root logger printed into every infer.py run: its warnings and errors still show.
+logging.getLogger("highdicom").setLevel(logging.WARNING)
 
 # class name -> (category (code, meaning), type (code, meaning)), SNOMED CT
 _SCT_CODES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
