@@ -69,3 +69,23 @@ def quiet_settings(inp, out, **kw):
         writers=1,
     )
     return InferSettings(**{**base, **kw})
+
+
+def polar_npz(path, n_frames: int = 3, lumen_samples: int = 20):
+    """An octseg npz polar pullback for the oracle (A=64, R=48, 0.04 mm/pixel, 0.2 mm/frame):
+    lumen (grey 1/4, class 1 for :class:`ClassOracle`) out to ``lumen_samples``."""
+    import numpy as np
+
+    from octseg import atomic
+
+    frames = np.zeros((n_frames, 64, 48), np.uint8)
+    frames[:, :, :lumen_samples] = 64
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.save_npz(
+        path,
+        frames=frames,
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(0.04),
+        frame_spacing_mm=np.float64(0.2),
+    )
+    return path

@@ -8,11 +8,9 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
-from model_helpers import oracle_predictor, quiet_settings
+from model_helpers import oracle_predictor, polar_npz, quiet_settings
 
-from octseg import atomic
 from octseg.infer.pipeline import run_inference
 from octseg.infer.predictor import Predictor, pick_device
 
@@ -21,21 +19,6 @@ GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
 
 def oracle(**kw) -> Predictor:
     return oracle_predictor(GRID, context_frames=1, **kw)
-
-
-def polar_npz(path: Path, n_frames: int, lumen_samples: int = 20) -> Path:
-    """Polar pullback (A=64, R=48, 0.04 mm): lumen (grey 1/4) out to ``lumen_samples``."""
-    frames = np.zeros((n_frames, 64, 48), np.uint8)
-    frames[:, :, :lumen_samples] = 64
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.save_npz(
-        path,
-        frames=frames,
-        space=np.array("polar"),
-        pixel_spacing_mm=np.float64(0.04),
-        frame_spacing_mm=np.float64(0.2),
-    )
-    return path
 
 
 def test_resume_redoes_another_input_under_the_same_id(tmp_path):

@@ -10,7 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from test_infer_regressions import oracle, polar_npz, settings
+from model_helpers import polar_npz, quiet_settings
+from test_infer_regressions import oracle
 from test_infer_units import FakePullback, oracle_predictor
 
 from octseg import atomic
@@ -108,7 +109,7 @@ def test_a_pullback_failing_mid_read_is_recorded_and_the_others_finish(tmp_path)
             opened = read_pullback(p)  # opens: the failure comes while the frames are decoded
             with pytest.raises(InputError, match="cannot decode 'frames'"):
                 opened.loader(0, 4)
-    res = run_inference(settings(inp, tmp_path / "out", readers=2, read_chunk=4), oracle())
+    res = run_inference(quiet_settings(inp, tmp_path / "out", readers=2, read_chunk=4), oracle())
     recs = res["manifest"]["pullbacks"]
     assert recs["a"]["status"] == "done" and recs["c"]["status"] == "done"
     assert recs["b"]["status"] == "failed" and recs["b"]["stage"] == "read"
@@ -121,8 +122,8 @@ def test_several_reader_threads_give_the_same_outputs(tmp_path):
     inp = tmp_path / "in"
     for i in range(5):
         polar_npz(inp / f"p{i}.npz", 3 + i, lumen_samples=10 + 3 * i)
-    one = run_inference(settings(inp, tmp_path / "one", readers=1), oracle())
-    three = run_inference(settings(inp, tmp_path / "three", readers=3, prefetch=1), oracle())
+    one = run_inference(quiet_settings(inp, tmp_path / "one", readers=1), oracle())
+    three = run_inference(quiet_settings(inp, tmp_path / "three", readers=3, prefetch=1), oracle())
     assert one["manifest"]["n_done"] == three["manifest"]["n_done"] == 5
     for i in range(5):
         a = load_labels(tmp_path / "one" / f"p{i}" / "labels.npz").labels
@@ -149,8 +150,8 @@ def test_render_processes_draw_the_same_overlays_and_report(tmp_path):
     for i in range(2):
         polar_npz(inp / f"p{i}.npz", 4, lumen_samples=12 + 4 * i)
     kw = dict(report=True, overlay_frames="auto")
-    inline = run_inference(settings(inp, tmp_path / "a", render_processes=0, **kw), oracle())
-    procs = run_inference(settings(inp, tmp_path / "b", render_processes=1, **kw), oracle())
+    inline = run_inference(quiet_settings(inp, tmp_path / "a", render_processes=0, **kw), oracle())
+    procs = run_inference(quiet_settings(inp, tmp_path / "b", render_processes=1, **kw), oracle())
     assert inline["manifest"]["n_done"] == procs["manifest"]["n_done"] == 2
     for i in range(2):
         a, b = tmp_path / "a" / f"p{i}", tmp_path / "b" / f"p{i}"

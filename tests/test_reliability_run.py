@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_helpers import TINY_MODEL, oracle_predictor, quiet_settings
+from model_helpers import TINY_MODEL, oracle_predictor, polar_npz, quiet_settings
 
-from octseg import atomic
 from octseg.errors import InputError
 from octseg.infer import pipeline
 from octseg.infer.inputs import discover
@@ -32,20 +31,6 @@ GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
 # ------------------------------------------------------------------------------ helpers
 def oracle():
     return oracle_predictor(GRID, context_frames=1)
-
-
-def polar_npz(path: Path, n_frames: int = 3) -> Path:
-    frames = np.zeros((n_frames, 64, 48), np.uint8)
-    frames[:, :, :20] = 64  # lumen
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.save_npz(
-        path,
-        frames=frames,
-        space=np.array("polar"),
-        pixel_spacing_mm=np.float64(0.04),
-        frame_spacing_mm=np.float64(0.2),
-    )
-    return path
 
 
 def polar_dicom(path: Path, n_frames: int = 3) -> Path:
