@@ -50,18 +50,25 @@ class FrameLumen:
 
     def columns(self) -> dict[str, float]:
         """The lumen columns of ``frames.csv`` (0.5-degree chords through the centroid)."""
-        psi = np.arange(360) * (math.pi / 360)
-        chords = self.rho(psi) + self.rho(psi + math.pi)
-        dmax, dmin = float(chords.max()), float(chords.min())
-        return {
-            "lumen_area_mm2": self.area_mm2,
-            "lumen_mean_diameter_mm": float(chords.mean()),
-            "lumen_min_diameter_mm": dmin,
-            "lumen_max_diameter_mm": dmax,
-            "lumen_eccentricity": (dmax - dmin) / dmax if dmax > 0 else 0.0,
-            "lumen_centroid_x_mm": float(self.centroid[1]),
-            "lumen_centroid_y_mm": float(self.centroid[0]),
-        }
+        return lumen_columns(self.rho, self.area_mm2, self.centroid)
+
+
+def lumen_columns(rho, area_mm2: float, centroid) -> dict[str, float]:
+    """The lumen columns of ``frames.csv`` from a contour's distance ``rho(phi)`` (mm, vectorised
+    over angles) from its centroid ``(y, x)`` mm: diameters are the 360 chords through the
+    centroid every 0.5 degrees. Shared by the geometry API and the synthetic ground truth."""
+    psi = np.arange(360) * (math.pi / 360)
+    chords = rho(psi) + rho(psi + math.pi)
+    dmax, dmin = float(chords.max()), float(chords.min())
+    return {
+        "lumen_area_mm2": area_mm2,
+        "lumen_mean_diameter_mm": float(chords.mean()),
+        "lumen_min_diameter_mm": dmin,
+        "lumen_max_diameter_mm": dmax,
+        "lumen_eccentricity": (dmax - dmin) / dmax if dmax > 0 else 0.0,
+        "lumen_centroid_x_mm": float(centroid[1]),
+        "lumen_centroid_y_mm": float(centroid[0]),
+    }
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from octseg.contour import stent_contour
+from octseg.geometry.lumen_contour import lumen_columns
 from octseg.synth.anatomy import TWO_PI, FrameGeometry, ray_distance
 
 N_RAYS = 7200
@@ -35,18 +36,7 @@ def _rays(n: int = N_RAYS) -> np.ndarray:
 
 
 def lumen_truth(geo: FrameGeometry) -> dict[str, float]:
-    psi = np.deg2rad(np.arange(0.0, 180.0, 0.5))
-    chords = geo.rho_lumen(psi) + geo.rho_lumen(psi + math.pi)
-    dmax, dmin = float(chords.max()), float(chords.min())
-    return {
-        "lumen_area_mm2": geo.area,
-        "lumen_mean_diameter_mm": float(chords.mean()),
-        "lumen_min_diameter_mm": dmin,
-        "lumen_max_diameter_mm": dmax,
-        "lumen_eccentricity": (dmax - dmin) / dmax,
-        "lumen_centroid_x_mm": float(geo.centroid[1]),
-        "lumen_centroid_y_mm": float(geo.centroid[0]),
-    }
+    return lumen_columns(geo.rho_lumen, geo.area, geo.centroid)
 
 
 def _ray_hits_guidewire(geo: FrameGeometry, phi: np.ndarray, reach_mm: float) -> np.ndarray:
