@@ -44,6 +44,7 @@ import torch
 from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.errors import InputError
 from octseg.geometry import lumen as lu
+from octseg.geometry.kernels import farthest_corner
 
 
 @dataclass
@@ -105,7 +106,7 @@ class _Rays:
             self.tol_in, self.tol_out = 0.0, 0.0  # exact: A-line samples are the rays
             return
         self.n = n_rays
-        full = math.hypot(max(center[0], h - center[0]), max(center[1], w - center[1]))
+        full = farthest_corner(center, h, w)
         self.table = lu.CatheterRays((h, w), center, n_rays, full + 2, dev)
         self.step_mm = self.table.step * ps
         i = torch.arange(h, device=dev, dtype=torch.float32)[:, None] - center[0]

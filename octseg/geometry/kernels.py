@@ -9,6 +9,8 @@ CPU and gives exactly the same integers.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -44,3 +46,20 @@ def first_one(ones: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     1 (0 where there is none)."""
     mx, idx = ones.max(-1)  # indices of the first maximal value
     return mx.bool(), idx
+
+
+def round_up(x: float, q: int = 64) -> int:
+    """``x`` (at least 1) rounded up to a multiple of ``q``: sizes that keep cached ray tables
+    reusable across chunks."""
+    return int(math.ceil(max(x, 1.0) / q) * q)
+
+
+def pieces(b: int, per_frame: int, budget: int) -> list[slice]:
+    """Slices of ``b`` frames holding at most ``budget`` ray samples each (at least one frame)."""
+    step = max(1, budget // max(per_frame, 1))
+    return [slice(i, min(b, i + step)) for i in range(0, b, step)]
+
+
+def farthest_corner(center: tuple[float, float], h: int, w: int) -> float:
+    """Distance (pixels) from ``center`` (row, col) to the farthest corner of an ``h x w`` frame."""
+    return math.hypot(max(center[0], h - center[0]), max(center[1], w - center[1]))

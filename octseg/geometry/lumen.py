@@ -28,7 +28,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from octseg.classes import GUIDEWIRE, LUMEN, STRUT
-from octseg.geometry.kernels import count_along, first_one
+from octseg.geometry.kernels import count_along, farthest_corner, first_one, pieces, round_up
 
 TWO_PI = 2 * math.pi
 
@@ -392,15 +392,15 @@ def catheter_contour(
     else:
         cache = {} if cache is None else cache
         if max_r_px is None:
-            cy, cx = center_px
-            max_r_px = math.hypot(max(cy, h - cy), max(cx, w - cx))
-        key = ("cath", int(math.ceil(max(max_r_px, 1.0) / 64) * 64))
+            max_r_px = farthest_corner(center_px, h, w)
+        key = ("cath", round_up(max_r_px))
         if key not in cache:
             cache[key] = CatheterRays((h, w), center_px, s.n_rays, key[1], lab.device)
         rays = cache[key]
         theta = rays.theta
-        step = max(1, budget // (s.n_rays * rays.n_samples))
-        parts = [rays.radii(lab[i : i + step], ps, *fill) for i in range(0, b, step)]
+        parts = [
+            rays.radii(lab[p], ps, *fill) for p in pieces(b, s.n_rays * rays.n_samples, budget)
+        ]
         radii = torch.cat([p[0] for p in parts])
         masked = torch.cat([p[1] for p in parts])
     radii = fill_masked_periodic(radii.float(), masked)

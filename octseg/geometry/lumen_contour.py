@@ -101,13 +101,18 @@ class LumenContours:
 
     def frame(self, i: int) -> FrameLumen:
         """Frame ``i`` as NumPy, with ``rho_L`` sampled every 0.1 degree."""
+        one = LumenContours(  # this frame alone: every quantity below is per frame
+            self.ps,
+            self.theta,
+            *(t[i : i + 1] for t in (self.radii_mm, self.area_mm2, self.centroid)),
+        )
         phis = torch.arange(N_PROFILE, dtype=torch.float64) * (lu.TWO_PI / N_PROFILE)
-        prof = self.rho(phis)[i].double().cpu().numpy()
+        prof = one.rho(phis)[0].double().cpu().numpy()
         return FrameLumen(
             ps=self.ps,
             edge_mm=self.radii_mm[i].double().cpu().numpy(),
             theta=self.theta.double().cpu().numpy(),
-            contour=self.contour_yx()[i].double().cpu().numpy(),
+            contour=one.contour_yx()[0].double().cpu().numpy(),
             centroid=self.centroid[i].double().cpu().numpy(),
             area_mm2=float(self.area_mm2[i]),
             profile=prof,

@@ -20,7 +20,7 @@ from octseg.geometry import calcium as ca_mod
 from octseg.geometry import lumen as lu
 from octseg.geometry import plaque as pl_mod
 from octseg.geometry import stent as st_mod
-from octseg.geometry.kernels import count_along, eq_u8
+from octseg.geometry.kernels import count_along, eq_u8, farthest_corner, pieces, round_up
 from octseg.geometry.settings import GeometrySettings
 from octseg.labels import LabelFile
 from octseg.measurements import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
@@ -74,15 +74,6 @@ def _work_buffer(cache: dict, lab: torch.Tensor) -> torch.Tensor:
     return buf
 
 
-def _round_up(x: float, q: int = 64) -> int:
-    return int(math.ceil(max(x, 1.0) / q) * q)
-
-
-def _pieces(b: int, per_frame: int) -> list[slice]:
-    step = max(1, _RAY_BUDGET // max(per_frame, 1))
-    return [slice(i, min(b, i + step)) for i in range(0, b, step)]
-
-
 _SUB = 4  # subsampling stride of the extent estimates
 
 
@@ -101,7 +92,7 @@ def _plaque_reach(lab: torch.Tensor, polar: bool, ps: float, center_px) -> float
     if not bool(mask.any()):
         return 0.0
     reach = _extent_px(mask[:, ::_SUB, ::_SUB], center_px, _SUB)
-    full = math.hypot(max(center_px[0], h - center_px[0]), max(center_px[1], w - center_px[1]))
+    full = farthest_corner(center_px, h, w)
     return (reach if reach > 0 else full) * ps
 
 
@@ -144,7 +135,7 @@ def measure_chunk(
     else:
         ca_count = torch.cat(counts)
         ca_area = ca_count.float() * (ps * ps)
-        full = math.hypot(max(center_px[0], h - center_px[0]), max(center_px[1], w - center_px[1]))
+        full = farthest_corner(center_px, h, w)
         sub = lab[:, ::_SUB, ::_SUB]
         ca_reach = _extent_px(sub == CALCIUM, center_px, _SUB) * ps
         if ca_reach == 0 and bool(ca_count.any()):
@@ -176,9 +167,9 @@ def measure_chunk(
     out: dict[str, torch.Tensor] = {}
     if any_ca or any_pl:
         reach = max(ca_reach, pl_reach, float(radii.max()) + 2 * ps)
-        n_s = _round_up(reach / ps + 2, 32)
+        n_s = round_up(reach / ps + 2, 32)
         off = float(torch.sqrt(cy * cy + cx * cx).max()) / ps
-        half = _round_up(n_s + off + 2, 64)
+        half = round_up(n_s + off + 2, 64)
         key = ("grid", half, n_s)
         if key not in cache:
             cache[key] = ca_mod.RayGrid(space, (h, w), ps, center_px, half, n, n_s, dev)
@@ -186,7 +177,7 @@ def measure_chunk(
         oy, ox, my, mx = grid.origin(cy, cx)
         rho_o = profile(phi, my, mx)
         cal: dict[str, list[torch.Tensor]] = {}
-        for p in _pieces(b, n * n_s):
+        for p in pieces(b, n * n_s, _RAY_BUDGET):
             vals = grid.sample(lab[p], oy[p], ox[p])
             metrics = [ca_mod.calcium_metrics] * any_ca + [pl_mod.plaque_metrics] * any_pl
             for fn in metrics:

@@ -207,7 +207,7 @@ def owns_pullback(folder: Path) -> bool:
     """A pullback folder octseg wrote: its marker, or (older versions) an octseg ``done.json``."""
     if (folder / MARKER_NAME).is_file():
         return True
-    done = _json_dict(folder / mf.DONE_NAME) if (folder / mf.DONE_NAME).is_file() else None
+    done = mf.read_done(folder)
     return done is not None and "fingerprint" in done and isinstance(done.get("outputs"), dict)
 
 
@@ -215,8 +215,7 @@ def owns_run(folder: Path) -> bool:
     """An output folder octseg wrote: its marker, or (older versions) an octseg manifest."""
     if (folder / MARKER_NAME).is_file():
         return True
-    man = mf.MANIFEST_NAME
-    data = _json_dict(folder / man) if (folder / man).is_file() else None
+    data = _json_dict(folder / mf.MANIFEST_NAME)
     return data is not None and "fingerprint" in data and isinstance(data.get("pullbacks"), dict)
 
 

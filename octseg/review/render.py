@@ -11,6 +11,7 @@ the loopback in a few ms.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -29,6 +30,14 @@ class Display:
     dps: float
     center: tuple[float, float]
     index: np.ndarray | None
+
+    @functools.cached_property
+    def source(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(flat source pixel behind each display pixel, display pixels outside the source),
+        from :attr:`index`, computed once per display (they are the size of the display)."""
+        if self.index is None:
+            return None
+        return np.maximum(self.index - 1, 0), self.index == 0
 
     def public(self) -> dict:
         return {
@@ -61,11 +70,11 @@ def make_display(space: str, shape: tuple[int, int], ps: float, center) -> Displ
 
 def to_display(disp: Display, frame: np.ndarray) -> np.ndarray:
     """One source frame (H, W) on the display grid, uint8."""
-    if disp.index is None:
+    if disp.source is None:
         return np.ascontiguousarray(frame, dtype=np.uint8)
-    flat = frame.reshape(-1)
-    out = flat[np.maximum(disp.index - 1, 0)]
-    out[disp.index == 0] = 0
+    src, outside = disp.source
+    out = frame.reshape(-1)[src]
+    out[outside] = 0
     return out.reshape(disp.shape)
 
 
@@ -74,7 +83,7 @@ def frame_bytes(disp: Display, image: np.ndarray, labels: np.ndarray) -> bytes:
     return to_display(disp, image).tobytes() + to_display(disp, labels).tobytes()
 
 
-def cut_index(disp: Display, src_shape: tuple[int, int], angle_deg: float) -> np.ndarray:
+def cut_index(disp: Display, angle_deg: float) -> np.ndarray:
     """Flat source pixel + 1 (0 = outside) along the display diameter at ``angle_deg`` through the
     catheter centre, from the far side (-) to the near side (+), one sample per display pixel."""
     h, w = disp.shape
@@ -95,8 +104,8 @@ def longitudinal_bytes(
 ) -> tuple[bytes, int, int]:
     """The longitudinal cut: image then labels, each (samples, frames) uint8 row-major; returns
     (bytes, samples, frames)."""
-    f, h, w = image.shape
-    idx = cut_index(disp, (h, w), angle_deg)
+    f = image.shape[0]
+    idx = cut_index(disp, angle_deg)
     src = np.maximum(idx - 1, 0)
     img = image.reshape(f, -1)[:, src]
     lab = labels.reshape(f, -1)[:, src]

@@ -33,6 +33,7 @@ import numpy as np
 
 from octseg import __version__, atomic
 from octseg.errors import InputError
+from octseg.io.npzimage import write_npz_image
 from octseg.labels import load_labels, save_labels
 from octseg.review.source import CORRECTED_DIR, REVIEWED_DIR, inside
 from octseg.review.state import PullbackState
@@ -80,14 +81,13 @@ def _copy_image(st: PullbackState, out: Path) -> str:
     if name is None:
         name = "image.npz"
         if not (out / name).exists():
-            extra = {"catheter_center": np.asarray(st.center)} if st.center is not None else {}
-            atomic.save_npz(
+            write_npz_image(
                 out / name,
-                frames=st.image,
-                space=np.array(st.space),
+                st.image,
+                space=st.space,
                 pixel_spacing_mm=st.ps,
                 frame_spacing_mm=st.fs,
-                **extra,
+                catheter_center=st.center,
             )
         return name
     target = out / name
@@ -144,14 +144,13 @@ def save_review(st: PullbackState, root: Path, layout: str, reviewer: str) -> di
             raise ValueError("no frame is marked reviewed: nothing to save")
         lf = st.label_file(frames)
         prov = provenance(st, layout, reviewer, "")
-        edit_counts_snapshot = prov["edits"]
         labelled = [int(f) for f in np.flatnonzero(st.labelled)]
         whole = st.label_file(labelled)
     image_name = _copy_image(st, out)
     with _folder_lock(out):
         save_labels(out / "labels.npz", lf)
         measure_labels(lf).write(out)
-        prov.update(image=image_name, edits=edit_counts_snapshot)
+        prov["image"] = image_name
         atomic.write_json(out / PROVENANCE, prov)
     prov["warnings"] = write_corrected(st, root, whole, prov)
     return prov

@@ -255,8 +255,6 @@ def load_state(entry: Entry) -> PullbackState:
         labels[lf.frames] = lf.labels
         labelled[lf.frames] = True
         center = lf.center if lf.space == "cartesian" else None
-    elif pb.space == "cartesian" and center is None:
-        center = ((h - 1) / 2.0, (w - 1) / 2.0)
     grid = edits.PixelGrid.make(pb.space, (h, w), pb.pixel_spacing_mm, center)
     st = PullbackState(
         entry,

@@ -365,12 +365,5 @@ class FieldOfView(DualTransform):
         out[:, stop:] = 0
         return out
 
-    def apply_to_mask(self, mask: np.ndarray, stop: int | None = None, **params) -> np.ndarray:
-        if stop is None:
-            return mask
-        out = mask.copy()
-        out[:, stop:] = 0
-        return out
-
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("radius",)
