@@ -13,13 +13,13 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from octseg.errors import OctsegError
+from octseg.core.errors import OctsegError
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="octseg/configs", config_name="evaluate")
 def main(cfg: DictConfig) -> int:
     from octseg.evaluate import evaluate
-    from octseg.evaluate.report import print_summary
+    from octseg.report.evaluation import print_summary
 
     settings = OmegaConf.to_container(cfg.settings, resolve=True)
     try:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from octseg.infer.pipeline import main as run
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="infer")
+@hydra.main(version_base="1.3", config_path="octseg/configs", config_name="infer")
 def main(cfg: DictConfig) -> None:
     code = run(cfg)
     if code:

@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="octseg/configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from octseg.train.loop import main as run
 
@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> float | None:
 def _prepare_distributed() -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
-    from octseg.train.ddp import agree_run_stamp
+    from octseg.core.distributed import agree_run_stamp
 
     stamp = agree_run_stamp()
     if stamp:

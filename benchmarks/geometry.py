@@ -41,11 +41,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from octseg.atomic import write_text
-from octseg.geometry import GeometrySettings, measure_labels
-from octseg.geometry.reference import measure_reference
-from octseg.labels import LabelFile
-from octseg.measurements import FRAME_COLUMNS
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* beside octseg
+
+from benchmarks.reference import measure_reference  # noqa: E402
+from octseg.core.atomic import write_text  # noqa: E402
+from octseg.geometry import GeometrySettings, measure_labels  # noqa: E402
+from octseg.geometry.tables import FRAME_COLUMNS  # noqa: E402
+from octseg.io.labels import LabelFile  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PS = {"cartesian": 0.01, "polar": 0.005}
@@ -159,7 +161,7 @@ import json, sys, numpy as np, torch
 sys.path.insert(0, {here!r})
 torch.set_num_threads({threads})
 from geometry import _run_torch
-from octseg.labels import LabelFile
+from octseg.io.labels import LabelFile
 lf = LabelFile(labels=np.load({path!r}), space={space!r}, pixel_spacing_mm={ps},
                frame_spacing_mm=0.2)
 rates, _ = _run_torch(lf, {dev!r}, {chunk}, {repeat})
@@ -243,7 +245,7 @@ import json, resource, numpy as np, torch, sys
 sys.path.insert(0, {str(HERE)!r})
 torch.set_num_threads({threads})
 from geometry import make_frames
-from octseg.labels import LabelFile
+from octseg.io.labels import LabelFile
 from octseg.geometry import measure_labels
 
 def status(key):  # Linux: current (VmRSS) / peak (VmHWM) resident set in MB

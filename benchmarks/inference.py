@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from octseg.infer.predictor import Predictor, _argmax_channels
+from octseg.model.predictor import Predictor, _argmax_channels
 
 
 def synthetic_frames(frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -61,7 +61,7 @@ def synthetic_frames(frames: int, rng: np.random.Generator) -> np.ndarray:
 
 def _synthetic_input(folder: Path, frames: int, copies: int, seed: int = 0) -> Path:
     """``copies`` polar pullbacks of :func:`synthetic_frames` as octseg image npz files."""
-    from octseg import atomic
+    from octseg.core import atomic
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -127,8 +127,8 @@ def _run_e2e(predictor, settings_kw: dict, inp: Path, out: Path) -> tuple[dict, 
 
 def main(argv: list[str] | None = None) -> int:
     from octseg.infer.inputs import discover
-    from octseg.infer.predictor import save_untrained_checkpoint
     from octseg.io import read_pullback
+    from octseg.model.predictor import save_untrained_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, default=None)

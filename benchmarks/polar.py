@@ -1,4 +1,4 @@
-"""Frames per second of octseg.polar: 504x968 polar <-> 1024x1024 Cartesian.
+"""Frames per second of octseg.core.polar: 504x968 polar <-> 1024x1024 Cartesian.
 
 Images (float32, bilinear) and label maps (uint8, nearest), batched, on the CPU and on CUDA
 where available. The sampling grid is rebuilt on every call (as in the library), so the numbers
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from octseg.polar import cartesian_to_polar, polar_to_cartesian
+from octseg.core.polar import cartesian_to_polar, polar_to_cartesian
 
 A, R, H = 504, 968, 1024
 PS_POLAR = 0.005  # mm per depth sample (968 samples = 4.84 mm)

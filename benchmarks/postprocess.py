@@ -1,4 +1,4 @@
-"""Benchmark of the anatomical post-processing of predicted labels (octseg/postprocess.py).
+"""Benchmark of the anatomical post-processing of predicted labels (octseg/model/postprocess.py).
 
     .venv/bin/python benchmarks/postprocess.py [--frames 32] [--specks 5] [--repeat 3]
         [--threads 1] [--device cpu] [--json PATH]
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from geometry import make_frames
 
-from octseg.atomic import write_text
-from octseg.classes import LUMEN
-from octseg.postprocess import postprocess_labels
+from octseg.core.atomic import write_text
+from octseg.core.classes import LUMEN
+from octseg.model.postprocess import postprocess_labels
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ ring of lumen beyond the wall (a fifth), a spurious guidewire sector (a tenth), 
 guidewire sector (a tenth), a calcium island 3 mm deep and a strut 1.5 mm in the tissue (a tenth
 each). ``evaluate()`` then compares against the truth (Dice per class and per-frame measurement
 agreement) for: the raw labels with the old contour rule (``fill_lumen_holes: false``), the raw
-labels with the current rule, and the post-processed labels (``octseg.postprocess``). Prints a
+labels with the current rule, and the post-processed labels (``octseg.model.postprocess``). Prints a
 table and writes ``OUT/postprocess_effect.json``.
 """
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
-from octseg.labels import LabelFile, load_labels, save_labels
-from octseg.postprocess import postprocess_labels
+from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.io.labels import LabelFile, load_labels, save_labels
+from octseg.model.postprocess import postprocess_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURES = {

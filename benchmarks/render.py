@@ -33,9 +33,9 @@ def _jobs(work: Path) -> tuple[list, dict]:
     from inference import synthetic_frames  # benchmarks/inference.py
 
     from octseg.geometry import measure_labels
-    from octseg.infer.overlay import overlay_jobs
     from octseg.io.base import Pullback
-    from octseg.labels import LabelFile
+    from octseg.io.labels import LabelFile
+    from octseg.report.overlay import overlay_jobs
 
     n, a, r = 60, 504, 480
     img = synthetic_frames(n, np.random.default_rng(0))

@@ -36,7 +36,7 @@ def make_data(work: Path, n_frames: int) -> dict[str, Path]:
     """work/polar and work/cartesian: one-pullback datasets (made once, then reused)."""
     src = work / "synth"
     if not (src / ID / "image_cartesian.npz").exists():
-        from octseg.synth.cohort import generate_cohort, grid_from
+        from octseg.datasets.synth.cohort import generate_cohort, grid_from
 
         grid = grid_from("default", n_frames=n_frames)
         generate_cohort(src, 1, 0, grid, cartesian=True, cart_size=1024, progress=False)

@@ -7,7 +7,7 @@ through infer.py and evaluate.py; writes a CSV, a markdown table and a plot.
 
 ``--code-root`` runs another checkout's infer.py/evaluate.py (e.g. the code before a change) on
 the same inputs. Inputs are written once into ``WORK/suite`` and reused (delete to rebuild).
-See octseg/robustness.py and docs/real_data.md.
+See octseg/datasets/robustness.py and docs/real_data.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from octseg.robustness import CORRUPTIONS, build_suite, summarize  # noqa: E402
+from octseg.datasets.robustness import CORRUPTIONS, build_suite, summarize  # noqa: E402
 
 COLUMNS = [
     "corruption", "severity", "n_frames", "dice_mean", "dice_min", "area_bias_pct",

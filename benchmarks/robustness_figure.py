@@ -31,7 +31,7 @@ def panel(rgb: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, int, int]]])
 
 
 def area(work: Path, pid: str, frame: int) -> float:
-    from octseg.measurements import read_csv
+    from octseg.geometry.tables import read_csv
 
     rows = read_csv(work / "infer" / pid / "frames.csv")
     return float(next(r for r in rows if int(r["frame"]) == frame)["lumen_area_mm2"] or 0.0)
@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from octseg.classes import LUMEN
-    from octseg.labels import load_labels
-    from octseg.measurements import read_csv
+    from octseg.core.classes import LUMEN
+    from octseg.geometry.tables import read_csv
+    from octseg.io.labels import load_labels
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("before", type=Path, help="--work folder of the run before")

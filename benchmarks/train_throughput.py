@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py [--root DATASET] [--model unet] [--steps 20]
                                           [--batch-size 8] [--workers 2] [--k 3]
 
-Without --root a toy cohort (octseg.train.toy) at the synthetic-demo grid (128 x 160) is made in a
+Without --root a toy cohort (octseg.datasets.toy) at the synthetic-demo grid (128 x 160) is made in a
 temporary folder. On CUDA the training step runs with AMP (bf16 where supported, else fp16).
 The loader must outpace the training step: the script prints both and their ratio.
 """
@@ -19,15 +19,15 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from octseg.datasets.toy import make_toy_dataset
 from octseg.io.dataset import list_pullbacks
+from octseg.model.grid import compute_normalization
+from octseg.model.networks import build_model, has_deep_supervision, net_config
 from octseg.train.augment import build_augmentation
 from octseg.train.data import EpochLoader, PullbackFrames, class_lut, load_pullback
 from octseg.train.loop import build_loss, resolve_precision
-from octseg.train.models import build_model, has_deep_supervision, net_config
-from octseg.train.preprocess import compute_normalization
-from octseg.train.toy import make_toy_dataset
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
 
 
 def main() -> None:

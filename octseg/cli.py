@@ -1,7 +1,7 @@
 """The ``octseg`` command line. Each subcommand lives in its own module, which provides
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches.
 
-User errors (:class:`octseg.errors.OctsegError`) are printed as one line, not a traceback.
+User errors (:class:`octseg.core.errors.OctsegError`) are printed as one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -11,17 +11,26 @@ import importlib
 import sys
 
 from octseg import __version__
-from octseg.errors import OctsegError
+from octseg.core.errors import OctsegError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("octseg.synth.cli", "generate synthetic IVOCT pullbacks with exact ground truth"),
+    "synth": (
+        "octseg.datasets.synth.cli",
+        "generate synthetic IVOCT pullbacks with exact ground truth",
+    ),
     "inspect": ("octseg.io.cli_inspect", "print what the readers understand of an image file"),
     "verify": ("octseg.io.cli_verify", "check a labelled-pullback dataset and list every problem"),
     "measure": ("octseg.geometry.cli", "clinical metrics from a label file"),
     "evaluate": ("octseg.evaluate.cli", "agreement of automated with manual measurements"),
-    "realdata": ("octseg.realdata", "the real Danilov pullback as a polar lumen dataset; evaluate"),
-    "hybrid": ("octseg.hybrid.cohort", "synthetic calcium/struts in real frames: build, evaluate"),
+    "realdata": (
+        "octseg.datasets.danilov.build",
+        "the real Danilov pullback as a polar lumen dataset; evaluate",
+    ),
+    "hybrid": (
+        "octseg.datasets.hybrid.cohort",
+        "synthetic calcium/struts in real frames: build, evaluate",
+    ),
     "review": ("octseg.review.cli", "browser app to review and correct a segmentation"),
 }
 

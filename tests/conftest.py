@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# benchmarks/ (the reference geometry implementation) is importable as ``benchmarks.*``
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("OCTSEG_SHARED", ROOT.parent / "shared"))
 DANILOV = SHARED / "data" / "ivoct-danilov" / "pullback-001"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from octseg.labels import LabelFile, save_labels
+from octseg.io.labels import LabelFile, save_labels
 
 
 def polar_labels(

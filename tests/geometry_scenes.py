@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from octseg.labels import LabelFile
+from octseg.io.labels import LabelFile
 
 PS = 0.01  # mm per pixel / depth sample
 CART = 256  # Cartesian frame size (pixels)

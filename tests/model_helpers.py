@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from octseg.train import checkpoint as ckpt
+from octseg.model import checkpoint as ckpt
 
 TINY_MODEL = {
     "net": {
@@ -31,8 +31,8 @@ class ClassOracle(torch.nn.Module):
 
 
 def oracle_predictor(net_grid, context_frames: int = 1, **kw):
-    """A CPU :class:`~octseg.infer.predictor.Predictor` around :class:`ClassOracle`."""
-    from octseg.infer.predictor import Predictor
+    """A CPU :class:`~octseg.model.predictor.Predictor` around :class:`ClassOracle`."""
+    from octseg.model.predictor import Predictor
 
     meta = {
         "classes": [0, 1, 2, 3, 4],
@@ -76,7 +76,7 @@ def polar_npz(path, n_frames: int = 3, lumen_samples: int = 20):
     lumen (grey 1/4, class 1 for :class:`ClassOracle`) out to ``lumen_samples``."""
     import numpy as np
 
-    from octseg import atomic
+    from octseg.core import atomic
 
     frames = np.zeros((n_frames, 64, 48), np.uint8)
     frames[:, :, :lumen_samples] = 64

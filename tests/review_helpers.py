@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from octseg.classes import LUMEN
+from octseg.core.classes import LUMEN
 from octseg.geometry import measure_labels
-from octseg.labels import LabelFile, load_labels, save_labels
+from octseg.io.labels import LabelFile, load_labels, save_labels
 
 PID = "synth-000"
 
@@ -19,7 +19,7 @@ PID = "synth-000"
 def synth_dataset(root: Path, cartesian: bool = False) -> Path:
     """``octseg synth --preset small`` with 24 frames (0.5 mm apart); Cartesian: the image and
     labels are the generator's Cartesian versions, under the dataset names."""
-    from octseg.synth.cohort import generate_cohort, grid_from
+    from octseg.datasets.synth.cohort import generate_cohort, grid_from
 
     grid = grid_from("small", n_frames=24, frame_spacing_mm=0.5)
     generate_cohort(root, 1, 0, grid, cartesian=cartesian, progress=False)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from octseg.catheter import detect_center
 from octseg.cli import main
+from octseg.core.catheter import detect_center
 from octseg.io import read_pullback
 
 TOL_PX = 1.0  # detection error allowed on synthetic frames (pixels)

@@ -41,7 +41,7 @@ import pytest
 import torch
 from conftest import run_group
 
-from octseg.train.toy import make_toy_dataset
+from octseg.datasets.toy import make_toy_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster"
@@ -442,7 +442,7 @@ def test_slurm_ranks_keep_the_jobs_gpus_visible(monkeypatch):
     CUDA_VISIBLE_DEVICES stays what SLURM set (the job's GPUs): submitit's default would narrow
     it to the local rank's index, so that cuda:LOCAL_RANK no longer exists for local rank 1 and
     the index names a physical GPU that may belong to another job."""
-    from octseg.train.ddp import export_slurm_env
+    from octseg.core.distributed import export_slurm_env
 
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR"):
         monkeypatch.setenv(key, "unset")  # recorded, so monkeypatch removes what export adds

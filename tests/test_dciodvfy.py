@@ -92,7 +92,7 @@ def test_validator_finds_errors_in_an_incomplete_file(tmp_path, synth_dicoms):
 
 
 def test_infer_dicom_seg_validates(tmp_path, synth_dicoms):
-    from octseg.infer.predictor import save_untrained_checkpoint
+    from octseg.model.predictor import save_untrained_checkpoint
 
     inp = tmp_path / "in"
     inp.mkdir()

@@ -14,7 +14,7 @@ import pytest
 from octseg.cli import main
 from octseg.evaluate import evaluate
 from octseg.evaluate.segmentation import compare_labels, summarize_overlap
-from octseg.labels import LabelFile
+from octseg.io.labels import LabelFile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))

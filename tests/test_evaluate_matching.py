@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from octseg.errors import InputError, MissingSpacingError, SchemaError
+from octseg.core.errors import InputError, MissingSpacingError, SchemaError
 from octseg.evaluate import matching
 from octseg.evaluate.inputs import load_manual, read_manual_frames, read_manual_lesions
 

@@ -41,17 +41,17 @@ def test_selfcheck_noise_keeps_signed_measures_unbiased():
 def test_overlap_in_chunks_on_a_bounded_cropped_grid(monkeypatch):
     from evaluate_helpers import polar_labels
 
-    import octseg.polar
+    import octseg.core.polar
     from octseg.evaluate import segmentation as seg
 
     calls = []
-    real = octseg.polar.polar_to_cartesian
+    real = octseg.core.polar.polar_to_cartesian
 
     def spy(t, **kw):
         calls.append((t.shape[0], kw["out_size"], kw["cart_spacing_mm"]))
         return real(t, **kw)
 
-    monkeypatch.setattr(octseg.polar, "polar_to_cartesian", spy)
+    monkeypatch.setattr(octseg.core.polar, "polar_to_cartesian", spy)
     # deep polar frames (800 samples), labels within 1.9 mm: the old grid was 1600 x 1600
     kw = dict(n_frames=10, n_alines=96, n_samples=800, spacing=0.025)
     auto, manual = polar_labels(seed=0, **kw), polar_labels(seed=0, lumen_mm=1.25, **kw)

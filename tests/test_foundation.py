@@ -8,16 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from octseg import atomic
 from octseg.cli import main
-from octseg.errors import SchemaError
-from octseg.labels import LabelFile, load_labels, save_labels
-from octseg.measurements import (
-    FRAME_COLUMNS,
-    read_csv,
-    read_summary,
-    write_measurements,
-)
+from octseg.core import atomic
+from octseg.core.errors import SchemaError
+from octseg.geometry.tables import FRAME_COLUMNS, read_csv, read_summary, write_measurements
+from octseg.io.labels import LabelFile, load_labels, save_labels
 
 
 def _labels(space="cartesian", **kw):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from geometry_scenes import PS, grid, label_file, scene
 
-from octseg.contour import stent_contour
+from octseg.core.contour import stent_contour
 from octseg.geometry import GeometrySettings, measure_labels
 
 SPACES = ["cartesian", "polar"]

@@ -133,8 +133,8 @@ def test_results_do_not_depend_on_pieces_or_chunks(space, monkeypatch):
 
 def test_measure_cli_threads_option(tmp_path, capsys):
     from octseg.cli import main
-    from octseg.labels import save_labels
-    from octseg.measurements import read_csv
+    from octseg.geometry.tables import read_csv
+    from octseg.io.labels import save_labels
 
     lf = label_file(_frames("cartesian")[:2], "cartesian")
     save_labels(tmp_path / "labels.npz", lf)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from geometry_scenes import PS, label_file, scene
 
+from octseg.datasets.hybrid.insert import lumen_geometry
 from octseg.geometry import GeometrySettings, frame_lumen, lumen_contours, measure_labels
-from octseg.hybrid.insert import lumen_geometry
 
 SPACES = ["cartesian", "polar"]
 COLS = (

@@ -17,11 +17,11 @@ import pytest
 import torch
 from geometry_scenes import PS, grid, label_file, polar_about, scene
 
-from octseg.classes import CALCIUM, LUMEN
-from octseg.errors import InputError
+from benchmarks.reference import filled_exit
+from octseg.core.classes import CALCIUM, LUMEN
+from octseg.core.errors import InputError
 from octseg.geometry import GeometrySettings, measure_labels
 from octseg.geometry import lumen as lu
-from octseg.geometry.reference import filled_exit
 
 SPACES = ["cartesian", "polar"]
 R_LUMEN = 1.0

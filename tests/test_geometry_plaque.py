@@ -12,10 +12,10 @@ import pytest
 import torch
 from geometry_scenes import PS, grid, in_arc, label_file, polar_about, scene
 
-from octseg.classes import FIBROUS_CAP, LIPID
+from octseg.core.classes import FIBROUS_CAP, LIPID
 from octseg.geometry import GeometrySettings, measure_labels
 from octseg.geometry.plaque import cap_run, smoothed_min
-from octseg.summary import summarize
+from octseg.geometry.summary import summarize
 
 SPACES = ["cartesian", "polar"]
 PX = 2 * PS
@@ -212,8 +212,8 @@ def test_measured_pullback_summary_and_tables(tmp_path):
     assert les["max_lipid_arc_deg"] == pytest.approx(120.0, abs=2.0)
     assert les["lipid_index"] == pytest.approx((60 + 120 + 90) / 3 * 0.6, rel=0.03)
     assert les["tcfa"] is True
+    from octseg.geometry.tables import read_csv
     from octseg.infer.cohort import rows_for
-    from octseg.measurements import read_csv
 
     m.write(tmp_path)
     got = read_csv(tmp_path / "frames.csv")

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from octseg.cli import main
-from octseg.errors import InputError, SchemaError
+from octseg.core.errors import InputError, SchemaError
 from octseg.geometry import GeometrySettings, measure_frames, measure_labels
-from octseg.labels import save_labels
-from octseg.measurements import FRAME_COLUMNS, read_csv, read_summary
+from octseg.geometry.tables import FRAME_COLUMNS, read_csv, read_summary
+from octseg.io.labels import save_labels
 
 SHAPE = (360, 120)  # small polar frames: 1 degree per A-line
 FAST = settings(
@@ -171,7 +171,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
 def test_settings_yaml_matches_defaults(tmp_path):
     from pathlib import Path
 
-    cfg = Path(__file__).resolve().parents[1] / "configs" / "geometry" / "default.yaml"
+    cfg = Path(__file__).resolve().parents[1] / "octseg" / "configs" / "geometry" / "default.yaml"
     assert GeometrySettings.from_yaml(cfg) == GeometrySettings()
     assert GeometrySettings(stent_model="xience").strut_threshold_mm == pytest.approx(0.089)
     bad = tmp_path / "g.yaml"

@@ -8,13 +8,13 @@ import pytest
 
 from octseg.cli import main
 from octseg.geometry import measure_labels
-from octseg.labels import load_labels
-from octseg.measurements import read_csv, read_summary
+from octseg.geometry.tables import read_csv, read_summary
+from octseg.io.labels import load_labels
 
 
 @pytest.fixture(scope="module")
 def synth_case(tmp_path_factory):
-    pytest.importorskip("octseg.synth.cli")
+    pytest.importorskip("octseg.datasets.synth.cli")
     out = tmp_path_factory.mktemp("synth")
     args = ["synth", str(out), "--preset", "small", "--n", "1", "--n-frames", "48", "--quiet"]
     assert main(args) == 0

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
-from octseg.hybrid import cohort
-from octseg.hybrid.insert import (
+from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid.insert import (
     CalciumSpec,
     StrutSpec,
     calcium_columns,
@@ -22,7 +22,7 @@ from octseg.hybrid.insert import (
     polar_xy,
     strut_point,
 )
-from octseg.labels import LabelFile, load_labels
+from octseg.io.labels import LabelFile, load_labels
 
 PS = 0.01
 A, R = 360, 220
@@ -213,7 +213,7 @@ def test_make_hybrid_truth_matches_labels(tmp_path):
 
 
 def test_hybrid_on_a_real_frame(danilov_dir):
-    from octseg import realdata
+    from octseg.datasets.danilov import build as realdata
 
     frames, masks = realdata.list_danilov(danilov_dir)
     rgb = realdata.read_rgb(frames[60])
@@ -239,7 +239,7 @@ def test_hybrid_on_a_real_frame(danilov_dir):
 
 
 # ----------------------------------------------------------------- class 4 in the training recipes
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
 
 
 def _recipe(overrides: list[str]) -> tuple[list[int], dict | None]:
@@ -262,8 +262,8 @@ def _as_trained(labels: np.ndarray, classes: list[int], remap: dict | None) -> n
 
 @pytest.fixture(scope="module")
 def synthetic_frames():
-    from octseg.synth import PullbackSynth, draw_pullback, grid_from
-    from octseg.synth.truth import lumen_truth
+    from octseg.datasets.synth import PullbackSynth, draw_pullback, grid_from
+    from octseg.datasets.synth.truth import lumen_truth
 
     g = grid_from("small", n_frames=48)
     s = PullbackSynth(draw_pullback(g, 0, 0))
@@ -314,7 +314,7 @@ def test_hybrid_frames_label_the_guidewire_sector_like_synthetic_ones():
 
 
 def test_rebuild_with_another_synthetic_cohort_replaces_the_links(tmp_path):
-    from octseg.train.toy import make_toy_dataset
+    from octseg.datasets.toy import make_toy_dataset
 
     real = tmp_path / "real"
     real.mkdir()

@@ -1,4 +1,4 @@
-"""octseg.hybrid.cohort.evaluate_hybrid with stand-in networks whose right answer is known."""
+"""octseg.datasets.hybrid.cohort.evaluate_hybrid with stand-in networks whose right answer is known."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 from model_helpers import TINY_MODEL, with_stand_in
 
-from octseg.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
-from octseg.hybrid import cohort
-from octseg.hybrid.insert import polar_xy
-from octseg.infer.predictor import save_untrained_checkpoint
-from octseg.measurements import read_csv
+from octseg.core.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid.insert import polar_xy
+from octseg.geometry.tables import read_csv
+from octseg.model.predictor import save_untrained_checkpoint
 
 PS, FS = 0.01, 0.2
 A, R = 360, 220
@@ -80,7 +80,7 @@ def cohort_dir(tmp_path_factory):
 
 def truth_counts(val):
     """Number of true struts, and of frames holding each class, over the cohort."""
-    from octseg.labels import load_labels
+    from octseg.io.labels import load_labels
 
     n_struts, frames = 0, {c: 0 for c in (LUMEN, CALCIUM, STRUT, GUIDEWIRE)}
     for pid in ("h1", "h2"):

@@ -16,10 +16,10 @@ import pytest
 from conftest import run_group
 from model_helpers import TINY_MODEL
 
-from octseg import atomic
-from octseg.infer.predictor import save_untrained_checkpoint
-from octseg.labels import load_labels
-from octseg.measurements import FRAME_COLUMNS, read_csv
+from octseg.core import atomic
+from octseg.geometry.tables import FRAME_COLUMNS, read_csv
+from octseg.io.labels import load_labels
+from octseg.model.predictor import save_untrained_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.05}

@@ -12,7 +12,7 @@ import torch
 from model_helpers import oracle_predictor, polar_npz, quiet_settings
 
 from octseg.infer.pipeline import run_inference
-from octseg.infer.predictor import Predictor, pick_device
+from octseg.model.predictor import Predictor, pick_device
 
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
 

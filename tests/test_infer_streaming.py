@@ -14,12 +14,12 @@ from model_helpers import polar_npz, quiet_settings
 from test_infer_regressions import oracle
 from test_infer_units import FakePullback, oracle_predictor
 
-from octseg import atomic
-from octseg.errors import InputError
+from octseg.core import atomic
+from octseg.core.errors import InputError
 from octseg.infer.pipeline import InferSettings, n_readers, run_inference
-from octseg.infer.predictor import GridStream
 from octseg.io import read_pullback
-from octseg.labels import load_labels
+from octseg.io.labels import load_labels
+from octseg.model.predictor import GridStream
 
 
 class SlowPullback(FakePullback):

@@ -12,11 +12,11 @@ import torch
 from model_helpers import TINY_MODEL
 from model_helpers import oracle_predictor as shared_oracle
 
-from octseg import atomic
-from octseg.errors import InputError
+from octseg.core import atomic
+from octseg.core.errors import InputError
 from octseg.infer import manifest as mf
 from octseg.infer.inputs import discover
-from octseg.infer.predictor import Predictor, save_untrained_checkpoint, tta_transforms
+from octseg.model.predictor import Predictor, save_untrained_checkpoint, tta_transforms
 
 GRID = {"n_alines": 128, "n_samples": 96, "spacing_mm": 0.03}
 
@@ -197,10 +197,10 @@ def test_checkpoint_errors_are_clear(tmp_path):
 
 # ----------------------------------------------------------------------------- outputs
 def test_overlay_frames_report_and_cohort(tmp_path):
+    from octseg.geometry.tables import read_csv
     from octseg.infer.cohort import COHORT_COLUMNS, write_cohort_summary
-    from octseg.infer.overlay import choose_frames, render_overlay
-    from octseg.infer.report import render_report
-    from octseg.measurements import read_csv
+    from octseg.report.overlay import choose_frames, render_overlay
+    from octseg.report.pullback import render_report
 
     frames = [
         {
@@ -390,8 +390,8 @@ def test_footprint_skipped_when_the_grid_reads_most_pixels(tmp_path):
 )
 def test_labels_back_to_input_space_match_nearest_resampling(space, shape, ps, center):
     """resample=labels gathers through an index map: the same labels as nearest resampling."""
-    from octseg.polar import polar_to_cartesian
-    from octseg.train.preprocess import from_net_grid
+    from octseg.core.polar import polar_to_cartesian
+    from octseg.model.grid import from_net_grid
 
     frames = np.zeros((3, *shape), np.float32)
     if space == "cartesian" and center is None:
@@ -420,7 +420,7 @@ def test_labels_back_to_input_space_match_nearest_resampling(space, shape, ps, c
 
 def test_fast_label_writer_keeps_the_schema(tmp_path):
     from octseg.infer.pipeline import save_labels_fast
-    from octseg.labels import LabelFile, load_labels, save_labels
+    from octseg.io.labels import LabelFile, load_labels, save_labels
 
     lab = disk_labels(4, 50, 60, (24.5, 29.5), 12)
     lf = LabelFile(lab, "cartesian", 0.02, 0.2, catheter_center=(24.5, 29.5))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from octseg.errors import MissingSpacingError
+from octseg.core.errors import MissingSpacingError
+from octseg.datasets.danilov.reader import MASK_CHANNELS, read_danilov, read_mask
 from octseg.io import read_pullback
 from octseg.io.color import SEPIA_LUT, gray_to_sepia, overlay_mask, sepia_to_gray
-from octseg.io.danilov import MASK_CHANNELS, read_danilov, read_mask
 
 
 def test_sepia_roundtrip_exact_to_rounding():

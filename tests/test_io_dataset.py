@@ -9,8 +9,8 @@ import pytest
 
 from octseg.cli import main
 from octseg.io.dataset import list_pullbacks, verify_dataset
+from octseg.io.labels import LabelFile, save_labels
 from octseg.io.npzimage import write_npz_image
-from octseg.labels import LabelFile, save_labels
 
 
 def _make(folder, *, n=5, h=8, w=6, space="polar", labels=True, frame_index=(0, 2, 4), px=0.01):

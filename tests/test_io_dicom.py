@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from octseg.cli import main
-from octseg.errors import InputError, MissingSpacingError
+from octseg.core.errors import InputError, MissingSpacingError
 from octseg.io import read_pullback
 from octseg.io.dicom import IVOCT_PRESENTATION, IVOCT_PROCESSING, write_ivoct_dicom
 

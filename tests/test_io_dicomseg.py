@@ -6,7 +6,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 from octseg.io.dicom import write_ivoct_dicom
 from octseg.io.dicomseg import read_dicom_seg, write_dicom_seg
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from octseg.errors import InputError, MissingSpacingError
+from octseg.core.errors import InputError, MissingSpacingError
 from octseg.io import pick_reader, read_pullback, readers
 from octseg.io.npzimage import write_npz_image
 from octseg.io.stack import natural_key

@@ -1,4 +1,4 @@
-"""Regression tests for reviewed defects in octseg.labels, octseg.atomic and octseg.io."""
+"""Regression tests for reviewed defects in octseg.io.labels, octseg.core.atomic and octseg.io."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from octseg.errors import InputError, SchemaError
+from octseg.core.errors import InputError, SchemaError
 from octseg.io import read_pullback
 from octseg.io.dataset import verify_dataset
+from octseg.io.labels import LabelFile, load_labels, save_labels
 from octseg.io.npzimage import write_npz_image
-from octseg.labels import LabelFile, load_labels, save_labels
 
 
 def _corrupt_deflate(path: Path, member: str) -> None:
@@ -358,7 +358,7 @@ def _seg_z(seg) -> list[float]:
 def test_seg_spacing_from_arguments_never_made_up(tmp_path):
     import pydicom
 
-    from octseg.errors import MissingSpacingError
+    from octseg.core.errors import MissingSpacingError
     from octseg.io.dicomseg import write_dicom_seg
 
     lab = np.zeros((3, 8, 6), np.uint8)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from octseg import realdata
-from octseg.classes import (
+from octseg.core.classes import (
     CLASS_NAMES,
     FIBROUS_CAP,
     GUIDEWIRE,
@@ -15,8 +14,9 @@ from octseg.classes import (
     NUM_CLASSES,
     PLAQUE_CLASSES,
 )
-from octseg.errors import SchemaError
-from octseg.labels import LabelFile, load_labels, save_labels
+from octseg.core.errors import SchemaError
+from octseg.datasets.danilov import build as realdata
+from octseg.io.labels import LabelFile, load_labels, save_labels
 
 
 def _lf(lab: np.ndarray) -> LabelFile:
@@ -51,7 +51,7 @@ def test_a_five_class_model_maps_plaque_to_background():
 
 
 def test_verify_accepts_plaque_labels(tmp_path):
-    from octseg import atomic
+    from octseg.core import atomic
     from octseg.io.dataset import verify_dataset
 
     d = tmp_path / "p1"
@@ -131,9 +131,9 @@ def test_plaque_experiment_config():
 
     from hydra import compose, initialize_config_dir
 
-    from octseg.train.data import check_classes
+    from octseg.core.classes import check_classes
 
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[1] / "octseg" / "configs"
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=plaque"])
     classes = check_classes(cfg.data.classes)

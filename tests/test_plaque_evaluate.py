@@ -9,7 +9,7 @@ from test_geometry_plaque import LUM, plaque_scene
 
 from octseg.evaluate.pipeline import evaluate
 from octseg.geometry import measure_labels
-from octseg.labels import save_labels
+from octseg.io.labels import save_labels
 
 UM = 1000 * PS
 

@@ -11,7 +11,8 @@ from PIL import Image
 from test_geometry_plaque import LUM, plaque_scene
 
 from octseg.geometry import measure_labels
-from octseg.infer import overlay, report
+from octseg.report import overlay
+from octseg.report import pullback as report
 
 
 def _measured():

@@ -1,4 +1,4 @@
-"""octseg.polar: conventions, analytic cases, round-trip errors (measured), batching, dtypes."""
+"""octseg.core.polar: conventions, analytic cases, round-trip errors (measured), batching, dtypes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from octseg.polar import cartesian_to_polar, polar_to_cartesian
+from octseg.core.polar import cartesian_to_polar, polar_to_cartesian
 
 A, R, PS = 360, 100, 0.01  # A-lines, samples per A-line, mm per sample
 N, CS = 201, 0.01  # Cartesian size and spacing

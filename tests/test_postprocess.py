@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from geometry_scenes import PS, grid, polar_about, scene
 
-from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
-from octseg.errors import InputError
-from octseg.postprocess import PostprocessSettings, postprocess_labels
+from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.core.errors import InputError
+from octseg.model.postprocess import PostprocessSettings, postprocess_labels
 
 SPACES = ["cartesian", "polar"]
 R = 1.0  # lumen radius (mm), catheter-centred
@@ -160,9 +160,9 @@ def test_inference_writes_post_processed_labels(tmp_path):
 
     from model_helpers import oracle_predictor, quiet_settings
 
-    from octseg import atomic
+    from octseg.core import atomic
     from octseg.infer.pipeline import run_inference
-    from octseg.labels import load_labels
+    from octseg.io.labels import load_labels
 
     frames = np.zeros((3, 64, 48), np.uint8)  # the oracle network reads class = grey / 64
     frames[:, :, :30] = 64  # lumen out to 1.2 mm

@@ -1,4 +1,4 @@
-"""The real Danilov pullback as a polar lumen dataset (octseg.realdata)."""
+"""The real Danilov pullback as a polar lumen dataset (octseg.datasets.danilov.build)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from octseg import realdata
-from octseg.classes import LUMEN
+from octseg.core.classes import LUMEN
+from octseg.datasets.danilov import build as realdata
 
 
 def test_inpaint_copies_nearby_clean_pixels_and_removes_a_line():
@@ -100,7 +100,7 @@ def test_build_real_dataset_layout_and_labels(danilov_dir, static_mask, tmp_path
 
     assert verify_dataset(tmp_path) == []
     assert sorted(e.id for e in list_pullbacks(tmp_path)) == ["train-000-002", "val-005-006"]
-    from octseg.labels import load_labels
+    from octseg.io.labels import load_labels
 
     lf = load_labels(tmp_path / "val-005-006" / "labels.npz")
     assert lf.space == "polar" and lf.labels.shape == (1, realdata.N_ALINES, realdata.N_SAMPLES)

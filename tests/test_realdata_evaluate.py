@@ -1,4 +1,4 @@
-"""octseg.realdata.evaluate_lumen with stand-in networks whose right answer is known."""
+"""octseg.datasets.danilov.build.evaluate_lumen with stand-in networks whose right answer is known."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import pytest
 import torch
 from model_helpers import TINY_MODEL, with_stand_in
 
-from octseg import atomic
-from octseg.classes import LUMEN
-from octseg.hybrid.insert import polar_xy
-from octseg.infer.predictor import save_untrained_checkpoint
-from octseg.labels import LabelFile, save_labels
-from octseg.realdata import evaluate_lumen
+from octseg.core import atomic
+from octseg.core.classes import LUMEN
+from octseg.datasets.danilov.build import evaluate_lumen
+from octseg.datasets.hybrid.insert import polar_xy
+from octseg.io.labels import LabelFile, save_labels
+from octseg.model.predictor import save_untrained_checkpoint
 
 A, R, PS, FS = 64, 48, 0.03, 0.2
 CART = 96

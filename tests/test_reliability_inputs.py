@@ -15,11 +15,11 @@ import pydicom
 import pytest
 
 from octseg.cli import main
-from octseg.errors import InputError, SchemaError
+from octseg.core.errors import InputError, SchemaError
 from octseg.io import limits, read_pullback
 from octseg.io.dicom import write_ivoct_dicom
+from octseg.io.labels import LabelFile, load_labels, save_labels
 from octseg.io.npzimage import write_npz_image
-from octseg.labels import LabelFile, load_labels, save_labels
 
 PX, FR = 0.01, 0.2
 
@@ -296,7 +296,7 @@ def _ckpt(tmp_path: Path, edit=None, name: str = "model.pt") -> Path:
     import torch
     from model_helpers import TINY_MODEL
 
-    from octseg.infer.predictor import save_untrained_checkpoint
+    from octseg.model.predictor import save_untrained_checkpoint
 
     p = save_untrained_checkpoint(
         tmp_path / name, model_cfg=TINY_MODEL, context_frames=1,
@@ -325,7 +325,7 @@ def _first_weight(obj):
     ],
 )  # fmt: skip
 def test_checkpoint_with_non_finite_values_is_refused_at_load(tmp_path, edit, problem):
-    from octseg.infer.predictor import Predictor
+    from octseg.model.predictor import Predictor
 
     p = _ckpt(tmp_path, edit)
     with pytest.raises(InputError, match=r"model\.pt: checkpoint") as err:
@@ -348,7 +348,7 @@ class _NanWhereBright:
 
 
 def test_non_finite_network_outputs_fail_the_pullback_clearly(tmp_path):
-    from octseg.infer.predictor import Predictor
+    from octseg.model.predictor import Predictor
 
     frames = np.zeros((4, 32, 32), np.uint8)
     frames[2:] = 255  # the last two frames make the network give NaN
@@ -373,7 +373,7 @@ def test_malicious_checkpoint_refusal_is_complete_and_ours(tmp_path):
 
     import torch
 
-    from octseg.infer.predictor import Predictor
+    from octseg.model.predictor import Predictor
 
     class Evil:
         def __reduce__(self):
@@ -420,7 +420,7 @@ def test_checkpoint_declaring_a_huge_network_is_refused_before_building(tmp_path
     def huge(o):
         o["meta"]["model"].update(channels=big, strides=[2, 2, 2])
 
-    from octseg.infer.predictor import Predictor
+    from octseg.model.predictor import Predictor
 
     p = _ckpt(tmp_path, huge)
     assert p.stat().st_size < 200_000

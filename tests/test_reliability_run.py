@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from model_helpers import TINY_MODEL, oracle_predictor, polar_npz, quiet_settings
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 from octseg.infer import pipeline
 from octseg.infer.inputs import discover
 from octseg.infer.pipeline import run_inference
-from octseg.infer.predictor import save_untrained_checkpoint
+from octseg.model.predictor import save_untrained_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
@@ -285,8 +285,8 @@ def _raise(*args, **kwargs):
     "broken, missing, named",
     [
         ("octseg.io.dicomseg.write_dicom_seg", "seg.dcm", "DICOM-SEG"),
-        ("octseg.infer.overlay.write_overlay_jobs", "overlays", "overlays"),
-        ("octseg.infer.report.write_report", "report.html", "report"),
+        ("octseg.report.overlay.write_overlay_jobs", "overlays", "overlays"),
+        ("octseg.report.pullback.write_report", "report.html", "report"),
     ],
 )
 def test_an_optional_output_failing_never_fails_the_pullback(

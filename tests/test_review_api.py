@@ -16,9 +16,9 @@ import pytest
 import torch
 from review_helpers import PID, copy_tree, inference_output, synth_dataset
 
-from octseg.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.core.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.geometry import measure_labels
-from octseg.labels import load_labels
+from octseg.io.labels import load_labels
 from octseg.review.edits import contour_area_mm2, spline_radius
 
 starlette = pytest.importorskip("starlette")
@@ -244,7 +244,7 @@ def test_calcium_brush_and_eraser(ds):
 
 
 def test_plaque_brush_makes_a_tcfa_and_the_tcfa_jump_finds_it(ds):
-    from octseg.classes import FIBROUS_CAP, LIPID
+    from octseg.core.classes import FIBROUS_CAP, LIPID
 
     c, rv = client(ds)
     f = 2
@@ -372,7 +372,7 @@ def test_jumps_follow_the_measurements(ds):
 
 
 def test_polar_display_is_octseg_polar_scan_conversion(ds):
-    from octseg.polar import polar_to_cartesian
+    from octseg.core.polar import polar_to_cartesian
 
     c, rv = client(ds)
     meta = c.get(f"/api/pb/{PID}", headers=H).json()
@@ -467,7 +467,7 @@ def test_save_writes_a_training_ready_pullback_with_provenance(ds):
     whole = ds / "_corrected" / PID
     lf_all = load_labels(whole / "labels.npz")
     assert lf_all.frame_index is None and np.array_equal(lf_all.labels, st.labels)
-    from octseg.measurements import read_csv
+    from octseg.geometry.tables import read_csv
 
     rows = {r["frame"]: r for r in read_csv(whole / "frames.csv")}
     assert len(rows) == st.n_frames
@@ -563,7 +563,7 @@ def _infer(ds: Path, tmp_path: Path, anonymize: bool = False) -> Path:
     synthetic labels."""
     from model_helpers import oracle_predictor, quiet_settings
 
-    from octseg import atomic
+    from octseg.core import atomic
     from octseg.infer.pipeline import run_inference
 
     truth = load_labels(ds / PID / "labels.npz")
@@ -597,7 +597,7 @@ def test_real_infer_output(ds, tmp_path, anonymize):
     meta = c.get(f"/api/pb/{pid}", headers=H).json()
     assert meta["n_frames"] == truth.n_frames and meta["space"] == "polar"
     # the page's numbers are the inference tables' numbers (same geometry, same labels)
-    from octseg.measurements import read_csv
+    from octseg.geometry.tables import read_csv
 
     table = {r["frame"]: r for r in read_csv(out / pid / "frames.csv")}
     for row in meta["rows"]:
@@ -616,7 +616,7 @@ def test_real_infer_output(ds, tmp_path, anonymize):
 
 def test_evaluate_takes_the_review_as_the_manual_side(ds, tmp_path):
     from octseg.cli import main
-    from octseg.measurements import read_csv
+    from octseg.geometry.tables import read_csv
 
     out = _infer(ds, tmp_path)
     c, rv = client(out)

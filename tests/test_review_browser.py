@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from review_helpers import PID, inference_output, synth_dataset
 
-from octseg.classes import CALCIUM
+from octseg.core.classes import CALCIUM
 from octseg.geometry import measure_labels
-from octseg.labels import load_labels
+from octseg.io.labels import load_labels
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")

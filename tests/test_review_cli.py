@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from octseg import atomic
-from octseg.classes import LUMEN
 from octseg.cli import main
-from octseg.labels import LabelFile, save_labels
+from octseg.core import atomic
+from octseg.core.classes import LUMEN
+from octseg.io.labels import LabelFile, save_labels
 
 pytest.importorskip("uvicorn")
 

@@ -1,4 +1,4 @@
-"""Robustness suite (octseg.robustness, benchmarks/robustness.py): each corruption does what it
+"""Robustness suite (octseg.datasets.robustness, benchmarks/robustness.py): each corruption does what it
 says on a Cartesian sepia frame, labels change only with the geometry, and the summary reads an
 evaluation's tables."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from octseg import robustness as rb
+from octseg.datasets import robustness as rb
 from octseg.io.color import SEPIA_LUT, overlay_mask, sepia_to_gray
 
 N = 301
@@ -127,8 +127,8 @@ def test_intensity_corruptions_keep_the_burned_in_overlay(frame):
 
 
 def _label_file(path, masks, center=(20.0, 20.0)):
-    from octseg.classes import LUMEN
-    from octseg.labels import LabelFile, save_labels
+    from octseg.core.classes import LUMEN
+    from octseg.io.labels import LabelFile, save_labels
 
     lf = LabelFile(
         labels=np.stack(masks).astype(np.uint8) * LUMEN,
@@ -191,9 +191,9 @@ def test_summary_of_an_evaluation(tmp_path):
 
 @pytest.mark.needs_shared_data
 def test_build_suite_writes_readable_pullbacks_and_the_experts_area(danilov_dir, tmp_path):
+    from octseg.datasets.danilov.build import list_danilov, read_lumen_mask
+    from octseg.geometry.tables import read_csv
     from octseg.io import read_pullback
-    from octseg.measurements import read_csv
-    from octseg.realdata import list_danilov, read_lumen_mask
 
     ids = rb.build_suite(danilov_dir, 150, 152, tmp_path, ["resize"], [3])
     assert ids == ["none", "resize-3"]

@@ -1,4 +1,4 @@
-"""octseg.summary.summarize on hand-made frame tables with known lesions, scores and stents."""
+"""octseg.geometry.summary.summarize on hand-made frame tables with known lesions, scores and stents."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 
 from octseg.geometry.settings import GeometrySettings
-from octseg.measurements import LESION_KEYS, STENT_KEYS, clean_json
-from octseg.summary import summarize
+from octseg.geometry.summary import summarize
+from octseg.geometry.tables import LESION_KEYS, STENT_KEYS, clean_json
 
 
 def frame(

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from octseg.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.cli import main
-from octseg.labels import load_labels
-from octseg.measurements import (
+from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.datasets.synth import Grid, PullbackParams, PullbackSynth, draw_pullback
+from octseg.datasets.synth.anatomy import TWO_PI
+from octseg.geometry.tables import (
     FRAME_COLUMNS,
     MANUAL_FRAME_COLUMNS,
     MANUAL_LESION_COLUMNS,
@@ -22,8 +23,7 @@ from octseg.measurements import (
     read_csv,
     read_summary,
 )
-from octseg.synth import Grid, PullbackParams, PullbackSynth, draw_pullback
-from octseg.synth.anatomy import TWO_PI
+from octseg.io.labels import load_labels
 
 # fine angular sampling (like a real system), short A-lines, a short pullback
 GRID = Grid(n_alines=504, n_samples=200, pixel_spacing_mm=0.025, n_frames=64, frame_spacing_mm=0.3)
@@ -172,7 +172,7 @@ def test_guidewire_sector_and_catheter_inside_lumen(synths):
 
 
 def test_truth_arc_is_bridged_across_the_guidewire_shadow(synths):
-    from octseg.synth.truth import calcium_truth
+    from octseg.datasets.synth.truth import calcium_truth
 
     s = synths[2]
     les = _macro(s)
@@ -311,7 +311,7 @@ def test_bad_grid_is_a_clear_error(tmp_path, capsys):
 
 
 def test_ensure_cohort_reuses_a_matching_cohort(tmp_path):
-    from octseg.synth.cohort import ensure_cohort
+    from octseg.datasets.synth.cohort import ensure_cohort
 
     root = ensure_cohort(tmp_path / "c", 1, seed=3, progress=False, log=None)
     stamp = (root / "synth-000" / "labels.npz").stat().st_mtime_ns
@@ -324,8 +324,8 @@ def test_ensure_cohort_reuses_a_matching_cohort(tmp_path):
 
 
 def test_ensure_cohort_never_deletes_a_foreign_folder(tmp_path):
-    from octseg.errors import InputError
-    from octseg.synth.cohort import ensure_cohort
+    from octseg.core.errors import InputError
+    from octseg.datasets.synth.cohort import ensure_cohort
 
     mine = tmp_path / "mydata"
     mine.mkdir()

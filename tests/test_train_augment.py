@@ -1,4 +1,4 @@
-"""Appearance randomisation (octseg.train.appearance, issue 13): each transform does what it
+"""Appearance randomisation (octseg.datasets.appearance, issue 13): each transform does what it
 says, and labels stay unchanged where they must (or move exactly with the image)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from octseg.datasets import appearance as ap
 from octseg.io.color import SEPIA_LUT, sepia_to_gray
-from octseg.train import appearance as ap
 from octseg.train.augment import apply_augmentation, build_augmentation, seed_augmentation
 
 A_, R_ = 96, 80
@@ -150,7 +150,7 @@ def test_recipe_keys_switch_transforms_on_and_off():
 def test_real_lumen_recipe_runs_every_transform_and_keeps_label_values(frame):
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.to_container(OmegaConf.load("configs/experiment/real_lumen.yaml"))
+    cfg = OmegaConf.to_container(OmegaConf.load("octseg/configs/experiment/real_lumen.yaml"))
     aug = {k: 1.0 if k.endswith("_p") else v for k, v in cfg["data"]["augment"].items()}
     compose = build_augmentation({"enabled": True, **aug})
     assert len(compose.transforms) >= 15

@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from octseg.classes import CALCIUM, LUMEN, STRUT
-from octseg.errors import InputError
+from octseg.core.classes import CALCIUM, LUMEN, STRUT, check_classes
+from octseg.core.errors import InputError
+from octseg.datasets.toy import make_toy_dataset
 from octseg.io.dataset import list_pullbacks
+from octseg.model.grid import compute_normalization, from_net_grid, normalize, to_net_grid
 from octseg.train.augment import (
     CircularShiftALines,
     FlipALines,
@@ -20,7 +22,6 @@ from octseg.train.augment import (
 )
 from octseg.train.data import (
     PullbackFrames,
-    check_classes,
     class_lut,
     context_frames,
     load_pullback,
@@ -28,8 +29,6 @@ from octseg.train.data import (
     worker_init_fn,
 )
 from octseg.train.metrics import SegMetrics, component_centroids_polar, match_points
-from octseg.train.preprocess import compute_normalization, from_net_grid, normalize, to_net_grid
-from octseg.train.toy import make_toy_dataset
 
 GRID = {"n_alines": 32, "n_samples": 32, "spacing_mm": 0.08}
 
@@ -231,10 +230,10 @@ def test_from_net_grid_is_background_beyond_the_net_grid():
 
 
 def test_cartesian_labels_catheter_center_is_checked(tmp_path):
-    from octseg import atomic
-    from octseg.errors import InputError
+    from octseg.core import atomic
+    from octseg.core.errors import InputError
     from octseg.io.dataset import list_pullbacks
-    from octseg.labels import LabelFile, save_labels
+    from octseg.io.labels import LabelFile, save_labels
 
     h = w = 41
     yy, xx = np.mgrid[:h, :w]

@@ -12,12 +12,12 @@ import torch
 from conftest import run_group
 from hydra import compose, initialize_config_dir
 
-from octseg.train.checkpoint import load_checkpoint
+from octseg.datasets.toy import make_toy_dataset
+from octseg.model.checkpoint import load_checkpoint
 from octseg.train.loop import train
-from octseg.train.toy import make_toy_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+CONFIGS = ROOT / "octseg" / "configs"
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from octseg.errors import InputError
-from octseg.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from octseg.core.errors import InputError
+from octseg.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from octseg.model.networks import build_model, has_deep_supervision, net_config
+from octseg.model.wrap import CircularPadNet
 from octseg.train.loop import build_loss
-from octseg.train.models import build_model, has_deep_supervision, net_config
-from octseg.train.wrap import CircularPadNet
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 
 
@@ -70,7 +70,7 @@ def _receptive_radius(model: nn.Module, shape: tuple[int, int, int, int]) -> int
 def test_wrapped_unet_is_equivariant_to_aline_rolls():
     """Exact (float tolerance) for rolls by multiples of the total stride when the circular pad
     covers the receptive field and the layers are pointwise in eval mode (BatchNorm running
-    statistics): see octseg/train/wrap.py for the argument."""
+    statistics): see octseg/model/wrap.py for the argument."""
     from monai.networks.nets import UNet
 
     torch.manual_seed(0)

@@ -86,9 +86,9 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from octseg.errors import InputError
+    from octseg.core.errors import InputError
     from octseg.evaluate import evaluate
-    from octseg.evaluate.report import print_summary
+    from octseg.report.evaluation import print_summary
 
     settings = settings_from_args(args)
     if args.self_check is not None:

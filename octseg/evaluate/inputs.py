@@ -7,12 +7,12 @@ with :func:`octseg.geometry.measure_labels`, or (synthetic cohorts) a ``truth/``
 tables. A ``labels.npz`` beside the tables is also used for the overlap metrics.
 
 Manual measurements (``manual``): ``manual_frames.csv``, ``manual_lesions.csv``,
-``manual_struts.csv`` (columns in :mod:`octseg.measurements`, formats in ``docs/evaluation.md``)
+``manual_struts.csv`` (columns in :mod:`octseg.geometry.tables`, formats in ``docs/evaluation.md``)
 anywhere up to two folders deep, and/or per-pullback folders with ``labels.npz`` (manual label
 maps) or with measurement tables (``frames.csv``/``summary.json``/``struts.csv``, e.g. the
 synthetic generator's ``truth/``), which are then read as if a core lab had written them.
 
-Every problem is an :class:`octseg.errors.SchemaError` / :class:`InputError` naming the file (and
+Every problem is an :class:`octseg.core.errors.SchemaError` / :class:`InputError` naming the file (and
 the line for CSV rows).
 """
 
@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octseg.errors import InputError, SchemaError
-from octseg.labels import LabelFile, load_labels
-from octseg.measurements import (
+from octseg.core.errors import InputError, SchemaError
+from octseg.geometry.tables import (
     FRAME_COLUMNS,
     MANUAL_LESION_COLUMNS,
     MANUAL_STRUT_COLUMNS,
@@ -33,7 +32,8 @@ from octseg.measurements import (
     TEXT_COLUMNS,
     read_summary,
 )
-from octseg.measurements import read_csv as _read_csv
+from octseg.geometry.tables import read_csv as _read_csv
+from octseg.io.labels import LabelFile, load_labels
 
 TABLES = ("frames.csv", "struts.csv", "summary.json")
 MANUAL_FILES = {
@@ -82,7 +82,7 @@ class PullbackData:
 
 # ----------------------------------------------------------------------------- cell checks
 def read_csv(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """:func:`octseg.measurements.read_csv` with each row's line number (``"_line"``)."""
+    """:func:`octseg.geometry.tables.read_csv` with each row's line number (``"_line"``)."""
     return _read_csv(path, required, line_numbers=True)
 
 
@@ -269,7 +269,7 @@ def _note_unknown(
 
 # ----------------------------------------------------------------------------- tables
 def _read_table(path: Path, columns: list[str]) -> list[dict[str, Any]]:
-    """Rows of a ``frames.csv`` / ``struts.csv`` written by ``octseg.measurements``."""
+    """Rows of a ``frames.csv`` / ``struts.csv`` written by ``octseg.geometry.tables``."""
     known = set(columns)
     return [_clean_row(r, path, r["_line"], known) for r in read_csv(path, required=("frame",))]
 

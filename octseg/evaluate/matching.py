@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from octseg.errors import MissingSpacingError
+from octseg.core.errors import MissingSpacingError
 
 
 def frame_spacing(auto: Any, manual: Any, override: float | None = None) -> float | None:

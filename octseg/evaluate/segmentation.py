@@ -12,7 +12,7 @@ frames labelled on both sides (matched by pullback frame number):
   empty are counted as ``n_one_empty``.
 
 Polar label maps are scan-converted to Cartesian (nearest neighbour,
-:func:`octseg.polar.polar_to_cartesian`) first, so that areas and distances are physical. The
+:func:`octseg.core.polar.polar_to_cartesian`) first, so that areas and distances are physical. The
 Cartesian grid covers the *labelled radius* only (the deepest sample of a compared class in either
 map, plus 2 samples) at the polar depth spacing, coarsened where needed so that the grid has at
 most :data:`MAX_GRID` x :data:`MAX_GRID` pixels; the grid spacing - the resolution of Dice, IoU
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from octseg.classes import CLASS_NAMES
-from octseg.errors import InputError
-from octseg.labels import LabelFile
+from octseg.core.classes import CLASS_NAMES
+from octseg.core.errors import InputError
+from octseg.io.labels import LabelFile
 
 DEFAULT_CLASSES = (1, 2, 3, 4)
 #: largest Cartesian grid side for scan-converted polar maps
@@ -78,7 +78,7 @@ def to_cartesian(
         return lab, lf.pixel_spacing_mm
     import torch
 
-    from octseg.polar import polar_to_cartesian
+    from octseg.core.polar import polar_to_cartesian
 
     size = out_size or 2 * lab.shape[2]
     cart = cart_spacing_mm or lf.pixel_spacing_mm

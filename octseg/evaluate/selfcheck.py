@@ -11,7 +11,7 @@ auto=DATASET out=OUT``). For every pullback of ``DATASET`` (the layout ``octseg 
   noise on every per-frame measure, strut positions jittered (sd 0.02 mm) with a few struts
   dropped and a few spurious ones added, malapposition distances jittered and re-thresholded,
   calcium dropped from some lesion end frames (lesion boundaries move), the summary
-  recomputed from the noisy tables with :func:`octseg.summary.summarize` (so calcium scores and
+  recomputed from the noisy tables with :func:`octseg.geometry.summary.summarize` (so calcium scores and
   flags near thresholds flip), and label maps with boundaries moved by one pixel in some frames.
 
 With ``noise=0`` the two sides are identical: every bias is 0, every ICC 1, every Dice 1.
@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 from octseg.evaluate.inputs import pullback_dirs, read_tables
-from octseg.labels import load_labels
-from octseg.measurements import (
+from octseg.geometry.tables import (
     FRAME_COLUMNS,
     MANUAL_FRAME_COLUMNS,
     MANUAL_LESION_COLUMNS,
@@ -39,6 +38,7 @@ from octseg.measurements import (
     write_csv,
     write_measurements,
 )
+from octseg.io.labels import load_labels
 
 #: noise sd per frame column at noise = 1: ("abs", sd) additive, ("rel", fraction) multiplicative
 FRAME_NOISE: dict[str, tuple[str, float]] = {
@@ -149,8 +149,8 @@ def _noisy_struts(
 def _noisy_labels(src: Path, dst: Path, noise: float, rng: np.random.Generator) -> None:
     from scipy import ndimage
 
-    from octseg.classes import BACKGROUND, LUMEN
-    from octseg.labels import save_labels
+    from octseg.core.classes import BACKGROUND, LUMEN
+    from octseg.io.labels import save_labels
 
     lf = load_labels(src)
     lab = lf.labels.copy()
@@ -172,7 +172,7 @@ def make_selfcheck_inputs(
 ) -> tuple[Path, Path]:
     """Write ``work/auto`` (noisy) and ``work/manual`` (truth as manual CSVs) from ``dataset``."""
     from octseg.geometry.settings import GeometrySettings
-    from octseg.summary import summarize
+    from octseg.geometry.summary import summarize
 
     g = GeometrySettings.from_dict(geometry or {})
     dataset, work = Path(dataset), Path(work)

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from octseg.classes import CALCIUM, GUIDEWIRE
+from octseg.core.classes import CALCIUM, GUIDEWIRE
 from octseg.geometry.kernels import count_along, eq_u8, first_one
 from octseg.geometry.lumen import TWO_PI
 

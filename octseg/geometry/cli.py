@@ -1,7 +1,7 @@
 """``octseg measure LABELS.npz --out DIR``: clinical metrics of a label file.
 
 Writes ``DIR/frames.csv``, ``DIR/struts.csv`` and ``DIR/summary.json`` atomically (columns in
-:mod:`octseg.measurements`, definitions in ``docs/metrics.md``).
+:mod:`octseg.geometry.tables`, definitions in ``docs/metrics.md``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from octseg.geometry.measure import measure_labels
     from octseg.geometry.settings import GeometrySettings
-    from octseg.labels import load_labels
+    from octseg.io.labels import load_labels
 
     settings = GeometrySettings.from_yaml(args.config) if args.config else GeometrySettings()
     if args.stent_model:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     )
     paths = m.write(args.out)
     if not args.quiet:
-        from octseg.measurements import clean_json
+        from octseg.geometry.tables import clean_json
 
         print(json.dumps(clean_json(m.summary), indent=2))
         print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)

@@ -27,7 +27,7 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from octseg.classes import GUIDEWIRE, LUMEN, STRUT
+from octseg.core.classes import GUIDEWIRE, LUMEN, STRUT
 from octseg.geometry.kernels import count_along, farthest_corner, first_one, pieces, round_up
 
 TWO_PI = 2 * math.pi

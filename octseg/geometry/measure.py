@@ -14,17 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from octseg.classes import CALCIUM, PLAQUE_CLASSES
-from octseg.errors import InputError
+from octseg.core.classes import CALCIUM, PLAQUE_CLASSES
+from octseg.core.errors import InputError
 from octseg.geometry import calcium as ca_mod
 from octseg.geometry import lumen as lu
 from octseg.geometry import plaque as pl_mod
 from octseg.geometry import stent as st_mod
 from octseg.geometry.kernels import count_along, eq_u8, farthest_corner, pieces, round_up
 from octseg.geometry.settings import GeometrySettings
-from octseg.labels import LabelFile
-from octseg.measurements import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
-from octseg.summary import summarize
+from octseg.geometry.summary import summarize
+from octseg.geometry.tables import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
+from octseg.io.labels import LabelFile
 
 # samples per ray-casting piece and pixels per full-frame piece: bound memory independently of
 # chunk_frames and keep the temporaries small enough to stay in cache

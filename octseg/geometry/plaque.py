@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from octseg.classes import FIBROUS_CAP, GUIDEWIRE, LIPID
+from octseg.core.classes import FIBROUS_CAP, GUIDEWIRE, LIPID
 from octseg.geometry.calcium import bridge_shadow
 from octseg.geometry.kernels import eq_u8, first_one
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 
 # Strut + polymer thickness of common drug-eluting stents (mm); see shared/domain.md section 5.
 DEFAULT_STENT_MODELS: dict[str, dict[str, float]] = {

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from octseg.classes import STRUT
-from octseg.contour import stent_contour
+from octseg.core.classes import STRUT
+from octseg.core.contour import stent_contour
 from octseg.geometry.components import components_from_flat, flat_indices_of
 from octseg.geometry.lumen import TWO_PI, periodic_profile
 

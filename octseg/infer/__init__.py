@@ -1,8 +1,8 @@
 """Batch inference over many pullbacks (``python infer.py``; docs/inference.md).
 
-:mod:`~octseg.infer.inputs` finds the pullbacks, :mod:`~octseg.infer.predictor` runs the model,
+:mod:`~octseg.infer.inputs` finds the pullbacks, :mod:`~octseg.model.predictor` runs the model,
 :mod:`~octseg.infer.pipeline` overlaps reading, the model and writing, :mod:`~octseg.infer.manifest`
-makes the run resumable, :mod:`~octseg.infer.overlay` / :mod:`~octseg.infer.report` /
+makes the run resumable, :mod:`~octseg.report.overlay` / :mod:`~octseg.report.pullback` /
 :mod:`~octseg.infer.cohort` write the overlays, the HTML report and the cohort summary.
 """
 

@@ -3,7 +3,7 @@ pullback of the run (a pullback with neither gets one ``pullback`` row carrying 
 
 Columns: ``pullback_id``, ``item`` (``calcium_lesion`` | ``lipid_lesion`` | ``stent`` | ``pullback``), ``index`` (1-based
 within the pullback), ``start_mm`` / ``end_mm``, the pullback's ``mla_mm2`` / ``mla_frame``, then
-the lesion, stent and lipid-lesion keys of octseg.measurements (blank where not applicable; risk flags
+the lesion, stent and lipid-lesion keys of octseg.geometry.tables (blank where not applicable; risk flags
 joined by ``;``).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from octseg.measurements import LESION_KEYS, LIPID_LESION_KEYS, STENT_KEYS, write_csv
+from octseg.geometry.tables import LESION_KEYS, LIPID_LESION_KEYS, STENT_KEYS, write_csv
 
 COHORT_COLUMNS: list[str] = (
     ["pullback_id", "item", "index", "start_mm", "end_mm", "mla_mm2", "mla_frame"]

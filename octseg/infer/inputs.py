@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 from octseg.infer import manifest as mf
 from octseg.infer import safety
 

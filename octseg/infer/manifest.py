@@ -1,6 +1,6 @@
 """Run bookkeeping: per-pullback done markers and the run manifest.
 
-A pullback's outputs live in ``OUT/<id>/``. Every output is written atomically (octseg.atomic);
+A pullback's outputs live in ``OUT/<id>/``. Every output is written atomically (octseg.core.atomic);
 the **done marker** ``OUT/<id>/done.json`` is written last and lists every output with its size,
 plus a fingerprint of the model and settings that produced them and the identity of the input
 (:func:`source_identity`: resolved path, size and mtime_ns - or only a digest of them when ids are
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from octseg import atomic
+from octseg.core import atomic
 
 DONE_NAME = "done.json"
 MANIFEST_NAME = "manifest.json"

@@ -4,7 +4,7 @@ Three stages run at once so the model never waits:
 
 * a **reader thread** opens the next pullbacks (any reader, octseg.io), resamples every frame onto
   the network's polar grid, and queues them (``prefetch`` pullbacks ahead);
-* the **main thread** runs the network over whole frames in batches (octseg.infer.predictor) and
+* the **main thread** runs the network over whole frames in batches (octseg.model.predictor) and
   maps the result back to the input's space;
 * a **writer pool** (``writers`` threads) measures (octseg.geometry.measure_labels) and writes
   every output atomically: ``labels.npz``, ``seg.dcm`` (DICOM input), ``frames.csv`` /
@@ -30,106 +30,17 @@ import time
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from octseg.errors import InputError, OctsegError
+from octseg.core.errors import InputError, OctsegError
 from octseg.infer import manifest as mf
 from octseg.infer import safety
 from octseg.infer.inputs import Task, discover
-
-
-@dataclass
-class InferSettings:
-    checkpoint: str
-    input: Any
-    output: str
-    device: str = "auto"
-    batch_size: int = 8
-    amp: str = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    resample: str = "labels"
-    tta_rolls: int = 1
-    tta_flip: bool = False
-    pixel_spacing_mm: float | None = None
-    frame_spacing_mm: float | None = None
-    format: str | None = None
-    overlay_frames: Any = "auto"
-    overlay_size: int = 512
-    report: bool = True
-    dicom_seg: bool = True
-    writers: int = 2
-    readers: Any = "auto"
-    render_processes: Any = "auto"
-    prefetch: int = 2
-    read_chunk: int = 32
-    geometry_device: str = "auto"
-    geometry: dict[str, Any] = field(default_factory=dict)
-    resume: bool = True
-    progress: bool = True
-    dist_timeout_min: float = 360.0
-    anonymize_ids: bool = False
-    postprocess: Any = True  # octseg.postprocess: true / false or a mapping of its settings
-
-    @classmethod
-    def from_cfg(cls, cfg: Any) -> InferSettings:
-        """From the Hydra config (configs/infer.yaml) or any mapping with the same keys."""
-        try:
-            from omegaconf import DictConfig, OmegaConf
-
-            if isinstance(cfg, DictConfig):
-                cfg = OmegaConf.to_container(cfg, resolve=True)
-        except ImportError:  # pragma: no cover
-            pass
-        cfg = dict(cfg)
-        for key in ("checkpoint", "input", "output"):
-            if cfg.get(key) in (None, "", "???"):
-                raise InputError(
-                    None,
-                    f"{key}= is required (python infer.py checkpoint=... input=... output=...)",
-                )
-        tta = cfg.pop("tta", None) or {}
-        overlays = cfg.pop("overlays", None) or {}
-        cfg.pop("hydra", None)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(cfg) - names)
-        if unknown:
-            raise InputError(None, f"unknown infer setting(s): {', '.join(unknown)}")
-        enabled = tta.get("enabled", False)
-        if enabled not in (True, False):
-            raise InputError(None, f"tta.enabled={enabled!r} is not allowed: true or false")
-        if enabled:  # types and ranges: octseg.infer.safety.validate_settings
-            cfg["tta_rolls"] = tta.get("rolls", 4)
-            cfg["tta_flip"] = tta.get("flip", True)
-        if overlays:
-            cfg["overlay_frames"] = overlays.get("frames", "auto")
-            cfg["overlay_size"] = overlays.get("size", 512)
-        return cls(**cfg)
-
-    def output_affecting(self) -> dict[str, Any]:
-        """Settings that change the outputs (part of each pullback's fingerprint)."""
-        keys = (
-            "resample",
-            "tta_rolls",
-            "tta_flip",
-            "pixel_spacing_mm",
-            "frame_spacing_mm",
-            "format",
-            "overlay_frames",
-            "overlay_size",
-            "report",
-            "dicom_seg",
-            "geometry",
-            "anonymize_ids",
-            "postprocess",
-        )
-        return {k: getattr(self, k) for k in keys}
-
+from octseg.infer.settings import InferSettings
 
 # ------------------------------------------------------------------------------ privacy
 PRIVATE_IDS_NAME = safety.PRIVATE_IDS_NAME
@@ -149,7 +60,7 @@ def write_private_ids(out_root: Path, tasks: list[Task]) -> Path:
     import csv
     import io
 
-    from octseg import atomic
+    from octseg.core import atomic
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -179,7 +90,7 @@ def _scrub(text: str, task: Task | None, anonymous: bool) -> str:
 # ------------------------------------------------------------------------------ distributed
 def dist_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's variables, or derived from SLURM's."""
-    from octseg.train.ddp import export_slurm_env
+    from octseg.core.distributed import export_slurm_env
 
     export_slurm_env()
     return (
@@ -219,8 +130,8 @@ LABELS_ZLIB_LEVEL = 1  # label maps are long runs of a few values: level 1 is ~2
 
 
 def save_labels_fast(path: Path, lf: Any, level: int = LABELS_ZLIB_LEVEL) -> None:
-    """:func:`octseg.labels.save_labels` with a fast zlib level (same schema and arrays)."""
-    from octseg.labels import save_labels
+    """:func:`octseg.io.labels.save_labels` with a fast zlib level (same schema and arrays)."""
+    from octseg.io.labels import save_labels
 
     save_labels(path, lf, compress_level=level)
 
@@ -233,8 +144,8 @@ def warm_up() -> None:
     from matplotlib.figure import Figure
 
     import octseg.geometry  # noqa: F401
-    import octseg.infer.overlay  # noqa: F401
-    import octseg.infer.report  # noqa: F401
+    import octseg.report.overlay  # noqa: F401
+    import octseg.report.pullback  # noqa: F401
 
     fig = Figure(figsize=(1, 1), dpi=20)
     FigureCanvasAgg(fig)
@@ -252,8 +163,8 @@ def render_outputs(
     in a render process or in the writer thread). Both are optional outputs: a failure is
     returned as a warning, never raised. Returns ``{"overlays": [written], "report": bool,
     "warnings": [...]}``."""
-    from octseg.infer.overlay import write_overlay_jobs
-    from octseg.infer.report import write_report
+    from octseg.report.overlay import write_overlay_jobs
+    from octseg.report.pullback import write_report
 
     out = Path(out_dir)
     warnings = []
@@ -358,15 +269,15 @@ def finish_pullback(
     """Measure, write every output atomically, and mark the pullback done (writer thread).
 
     Overlays and the report are drawn by ``renderer`` (in this thread when None)."""
-    from octseg.classes import CLASS_NAMES
+    from octseg.core.classes import CLASS_NAMES
     from octseg.geometry import measure_labels
-    from octseg.infer.overlay import overlay_jobs
-    from octseg.labels import LabelFile
+    from octseg.io.labels import LabelFile
+    from octseg.report.overlay import overlay_jobs
 
     t0 = time.perf_counter()
     outputs: list[Path] = []
     if settings.postprocess:  # anatomical post-processing of the predicted labels, in place
-        from octseg.postprocess import postprocess_labels
+        from octseg.model.postprocess import postprocess_labels
 
         cath_c = pullback.catheter_center if pullback.space == "cartesian" else None
         cath_r = getattr(geometry, "catheter_radius_mm", 0.45)
@@ -532,7 +443,7 @@ def n_render_processes(settings: InferSettings, device: Any) -> int:
 
 class _Reader:
     """Reader threads: each opens the next pullback, hands it to the model at once as a
-    :class:`~octseg.infer.predictor.GridStream`, then fills that stream chunk by chunk (decoding
+    :class:`~octseg.model.predictor.GridStream`, then fills that stream chunk by chunk (decoding
     and resampling onto the net grid), so the model starts on the first frames while the rest are
     decoded. At most ``prefetch + 1`` pullbacks are open at a time (the main thread releases a slot
     when it has segmented one); each thread puts ``None`` on the queue when it runs out of work."""
@@ -645,7 +556,7 @@ def _claim_output(output: str, rank: int, distributed: bool) -> safety.OutputLoc
 def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, Any]:
     """Run the whole job; returns the merged manifest (rank 0) or this rank's summary.
 
-    ``predictor``: an already built :class:`~octseg.infer.predictor.Predictor` (programmatic use,
+    ``predictor``: an already built :class:`~octseg.model.predictor.Predictor` (programmatic use,
     benchmarks); by default it is rebuilt from ``settings.checkpoint``.
     """
     import torch
@@ -653,8 +564,8 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
 
     from octseg.geometry import GeometrySettings
     from octseg.infer.cohort import write_cohort_summary
-    from octseg.infer.predictor import Predictor, pick_device
-    from octseg.postprocess import PostprocessSettings
+    from octseg.model.postprocess import PostprocessSettings
+    from octseg.model.predictor import Predictor, pick_device
 
     safety.validate_settings(settings)  # nothing read or written yet
     geometry = GeometrySettings.from_dict(settings.geometry or {})

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 from octseg.infer import manifest as mf
 
 MARKER_NAME = ".octseg-output.json"
@@ -113,7 +113,7 @@ def check_device(name: str, value: Any) -> None:
 
 def validate_settings(s: Any) -> None:
     """Refuse nonsensical settings before the first pullback (one line: setting and range)."""
-    from octseg.infer.predictor import AMP_CHOICES
+    from octseg.model.predictor import AMP_CHOICES
 
     _int_in("batch_size", s.batch_size, 1, 65536, "whole frames per forward pass")
     _int_in("read_chunk", s.read_chunk, 1, None, "frames decoded per read")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from octseg.errors import InputError, OctsegError
+from octseg.core.errors import InputError, OctsegError
 from octseg.io import dicom as _dicom  # noqa: F401  (registers the DICOM reader)
 from octseg.io import npzimage as _npzimage  # noqa: F401  (registers the npz reader)
 from octseg.io import stack as _stack  # noqa: F401  (registers the image-stack readers)
@@ -53,8 +53,8 @@ def read_pullback(
     """Open ``path`` lazily as a :class:`Pullback`.
 
     Explicit spacing arguments override what a ``spacing.json`` sidecar or the file says, and
-    complete what neither says. Bad input raises :class:`~octseg.errors.InputError` (one line,
-    naming the file); missing spacing raises :class:`~octseg.errors.MissingSpacingError`.
+    complete what neither says. Bad input raises :class:`~octseg.core.errors.InputError` (one line,
+    naming the file); missing spacing raises :class:`~octseg.core.errors.MissingSpacingError`.
     Header-declared sizes, catheter centre and spacing are checked against
     :mod:`octseg.io.limits` before anything is decoded; ``allow_unusual_spacing`` accepts a
     file's spacing outside the plausible range (devices with unusual sampling).

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from octseg.errors import InputError, MissingSpacingError
+from octseg.core.errors import InputError, MissingSpacingError
 from octseg.io import limits
 
 FrameLoader = Callable[[int, int], np.ndarray]
@@ -28,7 +28,7 @@ class Pullback:
     """One IVOCT pullback.
 
     ``space`` is ``"polar"`` (rows = A-lines evenly over 360 degrees, columns = depth from the
-    catheter centre, as in :mod:`octseg.labels`) or ``"cartesian"``.
+    catheter centre, as in :mod:`octseg.io.labels`) or ``"cartesian"``.
     ``metadata`` holds only non-identifying values (no patient names, IDs, dates of birth).
     """
 
@@ -55,7 +55,7 @@ class Pullback:
                 )
         limits.check_frames(self.source, self.n_frames, self.height, self.width)
         if self.space == "cartesian" and self.catheter_center is None:
-            from octseg.catheter import center_of  # detected from the rings, else the middle
+            from octseg.core.catheter import center_of  # detected from the rings, else the middle
 
             self.catheter_center = center_of(self)
         elif self.space == "cartesian":

@@ -5,7 +5,7 @@ DATASET/
   <pullback_id>/
     image.npz | image.dcm | image.tif | image.tiff | image/   any readable image
     spacing.json      optional sidecar {"pixel_spacing_mm": f, "frame_spacing_mm": f}
-    labels.npz        label schema v1 (octseg.labels); same space and (H, W) as the image;
+    labels.npz        label schema v1 (octseg.io.labels); same space and (H, W) as the image;
                       ``frame_index`` lists the labelled frames (sparse labels)
     truth/            optional: frames.csv, struts.csv, summary.json
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from octseg.errors import InputError, OctsegError
+from octseg.core.errors import InputError, OctsegError
+from octseg.io.labels import load_labels
 from octseg.io.stack import natural_key
-from octseg.labels import load_labels
 
 IMAGE_NAMES = ("image.npz", "image.dcm", "image.tif", "image.tiff", "image")
 LABELS_NAME = "labels.npz"

@@ -52,8 +52,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from octseg import __version__, atomic
-from octseg.errors import InputError
+from octseg import __version__
+from octseg.core import atomic
+from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.color import SEPIA_LUT, sepia_to_gray

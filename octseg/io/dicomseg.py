@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from octseg import __version__, atomic
-from octseg.classes import CLASS_NAMES, FIBROUS_CAP
-from octseg.errors import InputError
+from octseg import __version__
+from octseg.core import atomic
+from octseg.core.classes import CLASS_NAMES, FIBROUS_CAP
+from octseg.core.errors import InputError
 from octseg.io import segstream
 
 # highdicom narrates every module it copies at INFO ("copy attributes of module ..."), which
@@ -278,11 +279,11 @@ def write_dicom_seg(
 
     ``class_names``: ``{class index: name}`` or a sequence indexed by class (index 0 is
     background and gets no segment). Each named class becomes one segment, numbered 1..k in class
-    order; default: classes 1-4 of :mod:`octseg.classes` plus the plaque classes (5, 6) that
+    order; default: classes 1-4 of :mod:`octseg.core.classes` plus the plaque classes (5, 6) that
     occur in ``labels``. ``frame_index``: the source frame of each label map (sparse labels); default
     ``0..F-1``. Label values without a name raise ``ValueError``. ``pixel_spacing_mm`` /
     ``frame_spacing_mm`` override the source's spacing (needed where the source records none:
-    :class:`~octseg.errors.MissingSpacingError` otherwise). ``streamed`` (default): frames
+    :class:`~octseg.core.errors.MissingSpacingError` otherwise). ``streamed`` (default): frames
     written chunk by chunk (:mod:`octseg.io.segstream`, bounded memory); ``False``: the whole SEG
     built by highdicom in memory (~2.2x the label maps on top of them), the reference the
     streamed file is tested against.

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 
 GIB = 2**30
 

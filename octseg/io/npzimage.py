@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from octseg import atomic
-from octseg.errors import InputError
+from octseg.core import atomic
+from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.spacing import spacing_for

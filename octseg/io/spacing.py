@@ -1,6 +1,6 @@
 """Spacing resolution shared by every reader: explicit arguments, a ``spacing.json`` sidecar, or
 what the file records - in that order of precedence. Spacing is never assumed silently: where none
-of the three supplies a value, :class:`~octseg.errors.MissingSpacingError` names the file and says
+of the three supplies a value, :class:`~octseg.core.errors.MissingSpacingError` names the file and says
 how to supply it.
 """
 
@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from octseg.errors import InputError, MissingSpacingError
+from octseg.core.errors import InputError, MissingSpacingError
 from octseg.io import limits
 
 SIDECAR_NAME = "spacing.json"

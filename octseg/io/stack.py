@@ -14,7 +14,7 @@ Besides ``loader(start, stop)`` (whole grey frames), the loaders offer
 ``loader.sampled(start, stop, mask)``: the grey values of the pixels in a boolean ``(H, W)``
 mask only, ``(n, mask.sum())`` float32, identical to ``loader(start, stop)[:, mask]``. Batch
 inference resamples frames onto a coarser polar grid and needs only the pixels that grid reads
-(octseg.infer.predictor), so it converts only those to grey.
+(octseg.model.predictor), so it converts only those to grey.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.color import rgb_frames_to_gray

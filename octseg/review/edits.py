@@ -1,7 +1,7 @@
 """Label edits on one frame, as pure functions of a label map and its pixel geometry.
 
 Every edit takes positions in mm from the catheter centre (``x`` along columns, ``y`` along rows,
-the convention of :mod:`octseg.labels`), so the same edit applies to polar and Cartesian label
+the convention of :mod:`octseg.io.labels`), so the same edit applies to polar and Cartesian label
 maps. Each returns a new label map; the input is not modified.
 """
 
@@ -15,7 +15,7 @@ import torch
 from scipy import ndimage
 from scipy.interpolate import CubicSpline
 
-from octseg.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, GUIDEWIRE, LIPID, LUMEN, STRUT
+from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, GUIDEWIRE, LIPID, LUMEN, STRUT
 
 TISSUE = (CALCIUM, FIBROUS_CAP, LIPID)  # the classes a brush paints (wall tissue)
 

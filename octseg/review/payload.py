@@ -8,7 +8,7 @@ from typing import Any
 
 MAX_POINTS = 4096
 MAX_MM = 100.0  # no IVOCT frame reaches 100 mm from the catheter
-BRUSH_CLASSES = ("calcium", "lipid", "fibrous_cap")  # names of octseg.classes.CLASS_NAMES
+BRUSH_CLASSES = ("calcium", "lipid", "fibrous_cap")  # names of octseg.core.classes.CLASS_NAMES
 OPS = ("lumen", "brush", "strut_add", "strut_delete", "strut_move", "guidewire")
 
 

@@ -2,7 +2,7 @@
 display grid, and the longitudinal cut along an angle.
 
 Cartesian inputs are shown on their own pixel grid. Polar inputs are scan-converted by
-:func:`octseg.polar.polar_to_cartesian`: once per pullback, an image of polar pixel numbers goes
+:func:`octseg.core.polar.polar_to_cartesian`: once per pullback, an image of polar pixel numbers goes
 through its nearest-neighbour resampling, which gives the polar pixel behind every display pixel;
 each frame is then one gather (no per-frame interpolation). Raw bytes rather than PNG: on the
 2-core host a 1024 x 1024 PNG costs ~100 ms to encode, the raw bytes cost nothing and travel on
@@ -54,7 +54,7 @@ def make_display(space: str, shape: tuple[int, int], ps: float, center) -> Displ
         return Display(tuple(shape), ps, (float(center[0]), float(center[1])), None)
     import torch
 
-    from octseg.polar import polar_to_cartesian
+    from octseg.core.polar import polar_to_cartesian
 
     a, r = shape
     d = int(min(MAX_DISPLAY, 2 * r))

@@ -14,7 +14,7 @@ corrections: ``labels.npz``, re-measured ``frames.csv`` / ``struts.csv`` / ``sum
 ``report.html``, ``review.json``) - the automated side, like an inference output folder. It is a
 separate tree so that evaluation never mistakes its tables for manual ones.
 
-Every file is written atomically (:mod:`octseg.atomic`), ``review.json`` last; saves are
+Every file is written atomically (:mod:`octseg.core.atomic`), ``review.json`` last; saves are
 serialised within the process (a lock) and across processes (``fcntl.flock`` on ``.lock``).
 """
 
@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from octseg import __version__, atomic
-from octseg.errors import InputError
+from octseg import __version__
+from octseg.core import atomic
+from octseg.core.errors import InputError
+from octseg.io.labels import load_labels, save_labels
 from octseg.io.npzimage import write_npz_image
-from octseg.labels import load_labels, save_labels
 from octseg.review.source import CORRECTED_DIR, REVIEWED_DIR, inside
 from octseg.review.state import PullbackState
 
@@ -177,7 +178,7 @@ def write_corrected(st: PullbackState, root: Path, lf, prov: dict[str, Any]) -> 
 
 
 def _report(st: PullbackState, out: Path, m, prov: dict[str, Any]) -> None:
-    from octseg.infer.report import write_report
+    from octseg.report.pullback import write_report
 
     h, w = st.labels.shape[1:]
     info = {

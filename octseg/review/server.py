@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from octseg.errors import OctsegError
+from octseg.core.errors import OctsegError
 from octseg.review import payload, render, save
 from octseg.review.source import Entry, open_folder
 from octseg.review.state import PullbackState, load_state

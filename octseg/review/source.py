@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octseg.errors import InputError
+from octseg.core.errors import InputError
 
 MANIFEST = "manifest.json"
 PRIVATE_IDS = "ids_private.csv"  # written by infer.py with anonymize_ids=true

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from octseg.classes import CLASS_NAMES
-from octseg.errors import InputError
-from octseg.labels import LabelFile, load_labels
+from octseg.core.classes import CLASS_NAMES
+from octseg.core.errors import InputError
+from octseg.io.labels import LabelFile, load_labels
 from octseg.review import edits
 from octseg.review.source import Entry
 

@@ -1,10 +1,5 @@
 """Training: MONAI networks on the polar net grid (see docs/training.md).
 
-``load_checkpoint(path)`` rebuilds a trained network from its checkpoint alone (for inference);
-``to_net_grid`` / ``from_net_grid`` map native polar frames to and from the network's grid.
+The networks, the net grid and checkpoints live in :mod:`octseg.model`; this package holds the
+loop, the data pipeline, augmentation and training metrics. Nothing outside ``train`` imports it.
 """
-
-from octseg.train.checkpoint import load_checkpoint
-from octseg.train.preprocess import from_net_grid, normalize, to_net_grid
-
-__all__ = ["load_checkpoint", "to_net_grid", "from_net_grid", "normalize"]

@@ -12,7 +12,7 @@ Geometric transforms act on image and mask together:
 
 Intensity: brightness/contrast, gamma, speckle (multiplicative noise per pixel) and Gaussian blur.
 
-Appearance randomisation (:mod:`octseg.train.appearance`, off unless its ``*_p`` key is set;
+Appearance randomisation (:mod:`octseg.datasets.appearance`, off unless its ``*_p`` key is set;
 ``configs/experiment/real_lumen.yaml`` turns it on): catheter offset, field of view, dim wall,
 blood in the lumen, depth attenuation, gain, display window, colour maps, burned-in overlays and
 fewer pixels (``A.Downscale``).
@@ -139,9 +139,9 @@ def _geometric(c: Mapping[str, Any]) -> list[Any]:
 
 
 def _appearance(c: Mapping[str, Any]) -> list[Any]:
-    """Issue 13's appearance randomisation (octseg.train.appearance); every ``*_p`` defaults to
+    """Issue 13's appearance randomisation (octseg.datasets.appearance); every ``*_p`` defaults to
     0 (off), so recipes that do not name them are unchanged."""
-    from octseg.train import appearance as ap
+    from octseg.datasets import appearance as ap
 
     lumen = int(c.get("lumen_channel", 1))
     table = [  # (probability key, factory)

@@ -1,7 +1,7 @@
 """Training data: labelled pullbacks (the dataset layout of docs/dataset.md) on the net grid.
 
 * Every pullback is read once (``octseg.io.read_pullback``), its labelled frames and their 2.5D
-  neighbours resampled onto the fixed net grid (:mod:`octseg.train.preprocess`) and kept in memory
+  neighbours resampled onto the fixed net grid (:mod:`octseg.model.grid`) and kept in memory
   as float16 (grey values in [0, 1]); label maps are mapped to model channels.
 * A sample is one **labelled** frame: the input stacks ``k`` neighbouring frames as channels
   (frames beyond the pullback ends replicate the end frame), the target is the centre frame's
@@ -28,36 +28,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from octseg.classes import BACKGROUND, CLASS_NAMES, NUM_CLASSES
-from octseg.errors import InputError
-from octseg.labels import load_labels
+from octseg.core.classes import NUM_CLASSES
+from octseg.core.errors import InputError
+from octseg.io.labels import load_labels
+from octseg.model.grid import cartesian_to_net_grid, check_net_grid, normalize, to_net_grid
 from octseg.train.augment import apply_augmentation, seed_augmentation
-from octseg.train.preprocess import (
-    cartesian_to_net_grid,
-    check_net_grid,
-    normalize,
-    to_net_grid,
-)
-
-
-def check_classes(classes: Sequence[int], source: str | Path | None = None) -> list[int]:
-    """Validate a model class list (indices into :mod:`octseg.classes`, background first)."""
-    try:
-        out = [int(c) for c in classes]
-    except (TypeError, ValueError):
-        raise InputError(source, f"class list {classes!r} is not a list of integers") from None
-    unknown = [c for c in out if c not in CLASS_NAMES]
-    if unknown:
-        raise InputError(
-            source,
-            f"unknown class index(es) {unknown}; known classes are "
-            + ", ".join(f"{k} {v}" for k, v in CLASS_NAMES.items()),
-        )
-    if len(set(out)) != len(out) or len(out) < 2 or out[0] != BACKGROUND:
-        raise InputError(
-            source, f"class list {out} must be distinct, start with 0 (background), have >= 2"
-        )
-    return out
 
 
 def class_lut(classes: Sequence[int], remap: Mapping[int, int] | None = None) -> np.ndarray:
@@ -309,8 +284,8 @@ def split_pullbacks(
 
 def ensure_synthetic(root: str | Path, *, n: int, seed: int, preset: str = "small") -> Path:
     """The synthetic cohort ``octseg synth`` makes with these settings, generated unless ``root``
-    already holds it (see :func:`octseg.synth.cohort.ensure_cohort`)."""
-    from octseg.synth.cohort import ensure_cohort
+    already holds it (see :func:`octseg.datasets.synth.cohort.ensure_cohort`)."""
+    from octseg.datasets.synth.cohort import ensure_cohort
 
     return ensure_cohort(root, n, seed, preset, log=logging.getLogger("octseg.train").info)
 

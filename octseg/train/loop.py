@@ -23,22 +23,24 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from octseg import __version__, atomic
-from octseg.classes import CLASS_NAMES
-from octseg.errors import InputError
-from octseg.train import ddp
-from octseg.train.augment import build_augmentation
-from octseg.train.checkpoint import (
+from octseg import __version__
+from octseg.core import atomic
+from octseg.core import distributed as ddp
+from octseg.core.classes import CLASS_NAMES, check_classes
+from octseg.core.errors import InputError
+from octseg.model.checkpoint import (
     read_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
     unwrap,
 )
+from octseg.model.grid import check_net_grid, compute_normalization
+from octseg.model.networks import build_from_parts, has_deep_supervision, net_config, wrap_config
+from octseg.train.augment import build_augmentation
 from octseg.train.data import (
     EpochLoader,
     PullbackFrames,
-    check_classes,
     class_lut,
     ensure_synthetic,
     list_entries,
@@ -46,8 +48,6 @@ from octseg.train.data import (
     split_pullbacks,
 )
 from octseg.train.metrics import SegMetrics
-from octseg.train.models import build_from_parts, has_deep_supervision, net_config, wrap_config
-from octseg.train.preprocess import check_net_grid, compute_normalization
 
 log = logging.getLogger("octseg.train")
 
@@ -120,7 +120,7 @@ def overlay_panels(
     image: torch.Tensor, label: torch.Tensor, pred: torch.Tensor, classes: list[int], spacing: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(polar, Cartesian) RGB panels [image | label | prediction] for TensorBoard."""
-    from octseg.polar import polar_to_cartesian
+    from octseg.core.polar import polar_to_cartesian
 
     lut = torch.tensor(classes, dtype=torch.uint8)
     lab = lut[label.long().cpu()]

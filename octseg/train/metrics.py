@@ -25,7 +25,7 @@ from monai.metrics import DiceMetric
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from octseg.classes import CLASS_NAMES, STRUT
+from octseg.core.classes import CLASS_NAMES, STRUT
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 

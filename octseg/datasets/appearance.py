@@ -1,0 +1,369 @@
+"""Appearance randomisation for training on few patients (issue 13), on catheter-centred polar
+frames ``(A, R, k)`` in [0, 1] with their ``(A, R)`` model-channel masks.
+
+Each transform imitates one way another patient, console or export differs from the training
+pullback; the reasoning and ranges are in docs/real_data.md ("Appearance randomisation"):
+
+* :class:`DepthAttenuation` - signal decay with depth ``exp(-a r / R)`` (``a`` < 0: less decay).
+* :class:`DynamicRange` - the console's display window: ``lo + (hi - lo) x`` (black level up,
+  white level down), then clipped.
+* :class:`DimWall` - a low-backscatter wall: tissue beyond the lumen border darkened to ``f``
+  except a thin bright rim (``f + (1 - f) exp(-d / rim)`` at depth ``d`` behind the border).
+* :class:`BloodSpeckle` - residual blood in the lumen: smooth blobs of speckled signal between
+  the catheter and the lumen border.
+* :class:`ColourMap` - a frame exported in another colour map (grey, vendor palettes) and read
+  back through the reader's grey conversion (:func:`octseg.io.color.sepia_to_gray`).
+* :class:`BurnedInOverlay` - display overlays (lines, dots, diamonds, text, scale bars, dashed
+  circles) drawn in Cartesian space at random places, static over the k context frames.
+* :class:`CatheterOffset` - the frame resampled about a point off the catheter (an inexact
+  catheter centre): image bilinear, mask nearest, both by the same map.
+* :class:`FieldOfView` - a smaller field of view: image and labels end at a random radius.
+
+Image size (500-1024 px) is :class:`octseg.train.augment.RadialScale` (the vessel at another
+pixel size) plus ``A.Downscale`` (fewer pixels); gain and gamma are albumentations transforms.
+Every transform that changes labels applies the same map to image and mask; the others leave the
+mask untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+from albumentations.core.transforms_interface import DualTransform, ImageOnlyTransform
+from scipy import ndimage
+
+#: colour maps a console may export in; "sepia" is the reader's own (identity up to rounding)
+PALETTES = ("sepia", "grey", "bone", "copper", "afmhot", "pink", "gist_heat")
+
+
+def palette_lut(name: str) -> np.ndarray:
+    """``(256, 3)`` uint8 RGB of a colour map: ``sepia`` (the reader's), ``grey`` or a matplotlib
+    map (its dark-to-bright direction)."""
+    from octseg.io.color import SEPIA_LUT
+
+    if name == "sepia":
+        return SEPIA_LUT.copy()
+    if name == "grey":
+        return np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    import matplotlib
+
+    rgb = matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3]
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+def reader_curve(name: str) -> np.ndarray:
+    """``(256,)`` float32: the grey value the reader gives a pixel exported at index ``i``."""
+    from octseg.io.color import sepia_to_gray
+
+    return sepia_to_gray(palette_lut(name)).astype(np.float32)
+
+
+def lumen_border(mask: np.ndarray, lumen: int) -> np.ndarray:
+    """Per A-line, the first sample that is not lumen (``(A,)`` int; ``R`` if all lumen)."""
+    not_lumen = mask != lumen
+    first = np.argmax(not_lumen, axis=1)
+    return np.where(not_lumen.any(axis=1), first, mask.shape[1])
+
+
+def _depth_index(shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.arange(shape[1], dtype=np.float32)[None, :], shape[:2])
+
+
+def _per_channel(img: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    return img * (factor[..., None] if img.ndim == 3 else factor)
+
+
+class DepthAttenuation(ImageOnlyTransform):
+    """Multiply by ``exp(-a r / R)``, ``a`` drawn from ``alpha`` (negative: brighter in depth)."""
+
+    def __init__(self, alpha: tuple[float, float] = (-0.5, 2.0), p: float = 0.5):
+        super().__init__(p=p)
+        self.alpha = tuple(float(v) for v in alpha)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"a": self.py_random.uniform(*self.alpha)}
+
+    def apply(self, img: np.ndarray, a: float = 0.0, **params: Any) -> np.ndarray:
+        r = _depth_index(img.shape) / max(img.shape[1], 1)
+        return np.clip(_per_channel(img, np.exp(-a * r)), 0, 1).astype(np.float32)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("alpha",)
+
+
+class DynamicRange(ImageOnlyTransform):
+    """Display window: ``lo + (hi - lo) * x`` with ``lo`` from ``black``, ``hi`` from ``white``."""
+
+    def __init__(
+        self,
+        black: tuple[float, float] = (0.0, 0.25),
+        white: tuple[float, float] = (0.65, 1.0),
+        p: float = 0.5,
+    ):
+        super().__init__(p=p)
+        self.black = tuple(float(v) for v in black)
+        self.white = tuple(float(v) for v in white)
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "lo": self.py_random.uniform(*self.black),
+            "hi": self.py_random.uniform(*self.white),
+        }
+
+    def apply(self, img: np.ndarray, lo: float = 0.0, hi: float = 1.0, **params: Any) -> np.ndarray:
+        return np.clip(lo + (hi - lo) * img, 0, 1).astype(np.float32)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("black", "white")
+
+
+class DimWall(DualTransform):
+    """Darken the tissue behind the lumen border to ``f`` (from ``factor``), keeping a bright rim
+    of ``rim`` samples; the mask is unchanged."""
+
+    def __init__(
+        self,
+        factor: tuple[float, float] = (0.2, 0.7),
+        rim: tuple[float, float] = (1.0, 6.0),
+        lumen: int = 1,
+        p: float = 0.3,
+    ):
+        super().__init__(p=p)
+        self.factor = tuple(float(v) for v in factor)
+        self.rim = tuple(float(v) for v in rim)
+        self.lumen = int(lumen)
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "border": lumen_border(data["mask"], self.lumen),
+            "f": self.py_random.uniform(*self.factor),
+            "rim_w": self.py_random.uniform(*self.rim),
+        }
+
+    def apply(self, img: np.ndarray, border=None, f=1.0, rim_w=1.0, **params: Any) -> np.ndarray:
+        if border is None:
+            return img
+        d = _depth_index(img.shape) - border[:, None].astype(np.float32)
+        gain = np.where(d < 0, 1.0, f + (1 - f) * np.exp(-np.maximum(d, 0) / rim_w))
+        return _per_channel(img, gain.astype(np.float32)).astype(np.float32)
+
+    def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
+        return mask
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("factor", "rim", "lumen")
+
+
+class BloodSpeckle(DualTransform):
+    """Speckled blobs of blood signal (level from ``level``, covering about ``coverage`` of the
+    lumen) between ``catheter`` samples and the lumen border; the mask is unchanged."""
+
+    def __init__(
+        self,
+        level: tuple[float, float] = (0.15, 0.6),
+        coverage: tuple[float, float] = (0.05, 0.4),
+        catheter: int = 8,
+        lumen: int = 1,
+        p: float = 0.3,
+    ):
+        super().__init__(p=p)
+        self.level = tuple(float(v) for v in level)
+        self.coverage = tuple(float(v) for v in coverage)
+        self.catheter = int(catheter)
+        self.lumen = int(lumen)
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        mask = data["mask"]
+        rng = np.random.default_rng(self.py_random.randrange(2**31))
+        field = ndimage.gaussian_filter(rng.standard_normal(mask.shape), (4, 3), mode="wrap")
+        inside = (_depth_index(mask.shape) < lumen_border(mask, self.lumen)[:, None]) & (
+            _depth_index(mask.shape) >= self.catheter
+        )
+        if not inside.any():
+            return {"blood": None}
+        thr = np.quantile(field[inside], 1 - self.py_random.uniform(*self.coverage))
+        blob = np.clip((field - thr) / (field.std() * 0.5 + 1e-6), 0, 1) * inside
+        speckle = rng.gamma(2.0, 0.5, mask.shape)
+        return {"blood": (blob * speckle * self.py_random.uniform(*self.level)).astype(np.float32)}
+
+    def apply(self, img: np.ndarray, blood=None, **params: Any) -> np.ndarray:
+        if blood is None:
+            return img
+        b = blood[..., None] if img.ndim == 3 else blood
+        return np.clip(np.maximum(img, b), 0, 1).astype(np.float32)
+
+    def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
+        return mask
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("level", "coverage", "catheter", "lumen")
+
+
+class ColourMap(ImageOnlyTransform):
+    """Export in a colour map drawn from ``palettes``, read back by the reader's conversion."""
+
+    def __init__(self, palettes: tuple[str, ...] = PALETTES, p: float = 0.3):
+        super().__init__(p=p)
+        self.palettes = tuple(palettes)
+        self._curves = {n: reader_curve(n) for n in self.palettes}
+
+    def get_params(self) -> dict[str, Any]:
+        return {"name": self.py_random.choice(self.palettes)}
+
+    def apply(self, img: np.ndarray, name: str = "sepia", **params: Any) -> np.ndarray:
+        idx = np.clip(np.rint(img * 255), 0, 255).astype(np.intp)
+        return self._curves[name][idx]
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("palettes",)
+
+
+def polar_sample_map(
+    n_alines: int, n_samples: int, center: tuple[float, float], scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps (x = column, y = row) of a polar grid about ``center`` (pixels of a
+    Cartesian canvas at one sample per pixel times ``scale``), convention of octseg.core.polar."""
+    theta = 2 * np.pi * np.arange(n_alines, dtype=np.float32)[:, None] / n_alines
+    r = np.arange(n_samples, dtype=np.float32)[None, :] * scale
+    return (center[1] + r * np.cos(theta)).astype(np.float32), (
+        center[0] + r * np.sin(theta)
+    ).astype(np.float32)
+
+
+def draw_overlay(canvas: np.ndarray, rng: np.random.Generator, n_items: int) -> np.ndarray:
+    """Draw ``n_items`` overlay marks (value 1) on a square uint8 ``canvas`` in place."""
+    s = canvas.shape[0]
+    for _ in range(n_items):
+        kind = rng.integers(6)
+        p = rng.integers(0, s, 2)
+        q = rng.integers(0, s, 2)
+        t = int(rng.integers(1, 3))
+        if kind == 0:  # measurement line with end dots
+            cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), 1, t)
+            for e in (p, q):
+                cv2.circle(canvas, tuple(map(int, e)), t + 2, 1, -1)
+        elif kind == 1:  # diamond
+            r = int(rng.integers(3, 8))
+            pts = np.array([[p[0], p[1] - r], [p[0] + r, p[1]], [p[0], p[1] + r], [p[0] - r, p[1]]])
+            cv2.polylines(canvas, [pts.astype(np.int32)], True, 1, t)
+        elif kind == 2:  # dots
+            for _ in range(int(rng.integers(1, 6))):
+                c = rng.integers(0, s, 2)
+                cv2.circle(canvas, tuple(map(int, c)), int(rng.integers(1, 4)), 1, -1)
+        elif kind == 3:  # text
+            text = "".join(rng.choice(list("0123456789.mmAREA:")) for _ in range(6))
+            cv2.putText(canvas, text, tuple(map(int, p)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1, 1)
+        elif kind == 4:  # scale bar with ticks
+            n = int(rng.integers(20, s // 3))
+            cv2.line(canvas, (int(p[0]), int(p[1])), (int(p[0]) + n, int(p[1])), 1, t)
+            for x in range(int(p[0]), int(p[0]) + n + 1, max(n // 4, 1)):
+                cv2.line(canvas, (x, int(p[1]) - 3), (x, int(p[1]) + 3), 1, 1)
+        else:  # dashed circle about a random point
+            r = int(rng.integers(10, s // 2))
+            for a0 in range(0, 360, 20):
+                cv2.ellipse(canvas, tuple(map(int, p)), (r, r), 0, a0, a0 + 10, 1, t)
+    return canvas
+
+
+class BurnedInOverlay(ImageOnlyTransform):
+    """Overlay marks drawn on a Cartesian canvas at random places, mapped to polar and painted
+    at a bright level (``level``) into every context frame; ``items`` marks per image."""
+
+    def __init__(
+        self, items: tuple[int, int] = (1, 8), level: tuple[float, float] = (0.6, 1.0), p=0.5
+    ):
+        super().__init__(p=p)
+        self.items = tuple(int(v) for v in items)
+        self.level = tuple(float(v) for v in level)
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        a, r = data["image"].shape[:2]
+        rng = np.random.default_rng(self.py_random.randrange(2**31))
+        canvas = draw_overlay(np.zeros((2 * r, 2 * r), np.uint8), rng, rng.integers(*self.items))
+        mx, my = polar_sample_map(a, r, (r - 0.5, r - 0.5))
+        alpha = cv2.remap(canvas.astype(np.float32), mx, my, cv2.INTER_LINEAR)
+        return {"alpha": np.clip(alpha, 0, 1), "value": self.py_random.uniform(*self.level)}
+
+    def apply(self, img: np.ndarray, alpha=None, value: float = 1.0, **params) -> np.ndarray:
+        if alpha is None:
+            return img
+        al = alpha[..., None] if img.ndim == 3 else alpha
+        return (img * (1 - al) + value * al).astype(np.float32)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("items", "level")
+
+
+class CatheterOffset(DualTransform):
+    """Resample image and mask about a point ``shift`` (fraction of the depth range, random
+    direction) away from the catheter: the polar frame of a wrongly placed centre."""
+
+    def __init__(self, shift: tuple[float, float] = (0.0, 0.08), p: float = 0.3):
+        super().__init__(p=p)
+        self.shift = tuple(float(v) for v in shift)
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        a, r = data["image"].shape[:2]
+        d = self.py_random.uniform(*self.shift) * r
+        phi = self.py_random.uniform(0, 2 * np.pi)
+        # Cartesian position (samples) of each output sample about the shifted centre
+        mx, my = polar_sample_map(a, r, (d * np.sin(phi), d * np.cos(phi)))
+        rad = np.hypot(mx, my)
+        row = np.mod(np.arctan2(my, mx), 2 * np.pi) * a / (2 * np.pi)
+        # one wrapped row on each side so the periodic A-line axis interpolates across 0
+        return {"map_x": rad.astype(np.float32), "map_y": (row + 1).astype(np.float32)}
+
+    @staticmethod
+    def _remap(x: np.ndarray, map_x, map_y, interp: int) -> np.ndarray:
+        if map_x is None:
+            return x
+        padded = np.concatenate([x[-1:], x, x[:1]], axis=0)
+        chans = [padded] if padded.ndim == 2 else [padded[..., i] for i in range(x.shape[2])]
+        out = [
+            cv2.remap(c, map_x, map_y, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            for c in chans
+        ]
+        return out[0] if x.ndim == 2 else np.stack(out, axis=-1)
+
+    def apply(self, img: np.ndarray, map_x=None, map_y=None, **params: Any) -> np.ndarray:
+        return self._remap(img, map_x, map_y, cv2.INTER_LINEAR)
+
+    def apply_to_mask(self, mask: np.ndarray, map_x=None, map_y=None, **params) -> np.ndarray:
+        return self._remap(mask, map_x, map_y, cv2.INTER_NEAREST)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("shift",)
+
+
+class FieldOfView(DualTransform):
+    """A smaller field of view: image and labels beyond a radius (fraction ``radius`` of the
+    depth range) become 0 (no signal, background)."""
+
+    def __init__(self, radius: tuple[float, float] = (0.6, 1.0), p: float = 0.3):
+        super().__init__(p=p)
+        self.radius = tuple(float(v) for v in radius)
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {"stop": int(round(self.py_random.uniform(*self.radius) * data["mask"].shape[1]))}
+
+    def apply(self, img: np.ndarray, stop: int | None = None, **params: Any) -> np.ndarray:
+        if stop is None:
+            return img
+        out = img.copy()
+        out[:, stop:] = 0
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("radius",)

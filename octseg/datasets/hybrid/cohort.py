@@ -1,0 +1,697 @@
+"""Hybrid pullbacks: calcium lesions and stents drawn over runs of real polar frames.
+
+A :class:`CalciumLesion` spans frames ``[start, stop)``; its arc and thickness swell from the
+ends to the middle and its direction drifts slowly, so neighbouring frames agree and the lesion
+has a length. A :class:`Stent` spans ``[start, stop)`` with ``n_struts`` struts per frame on a
+slowly twisting helix of directions about the lumen centroid; struts sit ``apposed_mm`` from the
+lumen contour, except inside an optional malapposition window (an arc over a run of frames) where
+they stand off by up to ``malapposition_mm``.
+
+The guidewire shadow of every real frame is **detected**
+(:func:`octseg.datasets.hybrid.insert.guidewire_sector`): calcium arcs are trimmed to the largest part
+that keeps 3 degrees away from it and struts inside it are left out (a real strut there would be
+invisible). The detected sector is **labelled class 4** from the lumen border outward, following
+the synthetic generator's convention (class 4 = guidewire + its shadow sector, docs/metrics.md),
+so real-derived hybrid targets and synthetic targets agree: the geometry then masks those rays and
+interpolates the lumen contour across the shadow, as for synthetic frames. (The real guidewire in
+front of the shadow stays labelled lumen: its exact position is not detected; rays whose lumen
+border touches class 4 are masked either way, so the lumen measurement is the same.) True values (``truth/frames.csv``, ``struts.csv``, ``summary.json``) are computed from
+the parameters actually used and the real lumen contour.
+
+``python -m octseg.datasets.hybrid.cohort build REAL_DATASET OUT [--synthetic SYNTH_DATASET]`` writes
+``OUT/train`` and ``OUT/val`` (the hybrid versions of the real training and held-out blocks named
+in ``REAL_DATASET/split.json``; synthetic pullbacks are linked into ``OUT/train``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octseg.core import atomic
+from octseg.core.classes import CLASS_NAMES, GUIDEWIRE
+from octseg.core.errors import InputError
+from octseg.datasets.hybrid.insert import (
+    TWO_PI,
+    CalciumSpec,
+    LumenGeometry,
+    StrutSpec,
+    calcium_columns,
+    dilate_periodic,
+    guidewire_sector,
+    insert_calcium,
+    insert_strut,
+    lumen_geometry,
+    strut_row,
+    wrap_pi,
+)
+from octseg.geometry.tables import FRAME_COLUMNS, write_measurements
+from octseg.io.labels import LabelFile, load_labels, save_labels
+
+
+@dataclass
+class CalciumLesion:
+    start: int
+    stop: int  # exclusive
+    center_deg: float
+    arc_deg: float  # at the middle of the lesion
+    depth_mm: float
+    thickness_mm: float  # at the middle of the lesion
+    drift_deg_per_frame: float = 0.0
+    contrast: float = 0.35
+
+    def at(self, frame: int) -> CalciumSpec | None:
+        if not self.start <= frame < self.stop:
+            return None
+        n = self.stop - self.start
+        w = math.sin(math.pi * (frame - self.start + 0.5) / n) ** 0.5
+        return CalciumSpec(
+            center_deg=(self.center_deg + self.drift_deg_per_frame * (frame - self.start)) % 360,
+            arc_deg=self.arc_deg * (0.45 + 0.55 * w),
+            depth_mm=self.depth_mm,
+            thickness_mm=self.thickness_mm * (0.5 + 0.5 * w),
+            contrast=self.contrast,
+        )
+
+
+@dataclass
+class Stent:
+    start: int
+    stop: int
+    n_struts: int = 9
+    phase_deg: float = 0.0
+    twist_deg_per_frame: float = 7.0
+    apposed_mm: float = 0.0  # distance of apposed struts (negative: embedded)
+    mal_center_deg: float | None = None  # malapposition window (None: none)
+    mal_arc_deg: float = 90.0
+    mal_start: int = 0
+    mal_stop: int = 0
+    malapposition_mm: float = 0.3
+    strut_width_mm: float = 0.16  # blooming width (tangential)
+    blooming_mm: float = 0.06  # blooming thickness (radial)
+
+    def struts(self, frame: int, rng: np.random.Generator) -> list[StrutSpec]:
+        if not self.start <= frame < self.stop:
+            return []
+        base = self.phase_deg + self.twist_deg_per_frame * (frame - self.start)
+        out = []
+        for k in range(self.n_struts):
+            ang = (base + 360.0 * k / self.n_struts + rng.uniform(-6, 6)) % 360
+            dist = self.apposed_mm + rng.uniform(-0.01, 0.01)
+            if self.mal_center_deg is not None and self.mal_start <= frame < self.mal_stop:
+                off = abs(float(wrap_pi(math.radians(ang - self.mal_center_deg))))
+                half = math.radians(self.mal_arc_deg) / 2
+                if off < half:
+                    nm = self.mal_stop - self.mal_start
+                    wf = math.sin(math.pi * (frame - self.mal_start + 0.5) / nm)
+                    dist = self.malapposition_mm * math.cos(off / half * math.pi / 2) * wf + dist
+            out.append(
+                StrutSpec(
+                    angle_deg=ang,
+                    distance_mm=dist,
+                    width_mm=self.strut_width_mm * rng.uniform(0.85, 1.15),
+                    thickness_mm=self.blooming_mm,
+                )
+            )
+        return out
+
+
+def draw_lesions(
+    rng: np.random.Generator, n_frames: int, max_lesions: int = 2
+) -> list[CalciumLesion]:
+    """Random, non-overlapping calcium lesions over ``n_frames`` frames."""
+    out: list[CalciumLesion] = []
+    taken = np.zeros(n_frames, dtype=bool)
+    for _ in range(int(rng.integers(1, max_lesions + 1))):
+        length = int(rng.integers(min(8, n_frames), max(min(36, n_frames), 9)))
+        length = min(length, n_frames)
+        for _try in range(10):
+            s = int(rng.integers(0, n_frames - length + 1))
+            if not taken[max(s - 3, 0) : s + length + 3].any():
+                break
+        else:
+            continue
+        taken[s : s + length] = True
+        out.append(
+            CalciumLesion(
+                start=s,
+                stop=s + length,
+                center_deg=float(rng.uniform(0, 360)),
+                arc_deg=float(rng.uniform(50, 240)),
+                depth_mm=float(rng.uniform(0.08, 0.4)),
+                thickness_mm=float(rng.uniform(0.25, 0.9)),
+                drift_deg_per_frame=float(rng.uniform(-2, 2)),
+                contrast=float(rng.uniform(0.25, 0.5)),
+            )
+        )
+    return out
+
+
+def draw_stent(rng: np.random.Generator, n_frames: int) -> Stent | None:
+    if n_frames < 6 or rng.uniform() < 0.2:
+        return None
+    length = int(rng.integers(max(5, n_frames // 4), max(n_frames * 2 // 3, 6)))
+    s = int(rng.integers(0, n_frames - length + 1))
+    st = Stent(
+        start=s,
+        stop=s + length,
+        n_struts=int(rng.integers(7, 12)),
+        phase_deg=float(rng.uniform(0, 360)),
+        twist_deg_per_frame=float(rng.uniform(3, 12)),
+        apposed_mm=float(rng.uniform(-0.03, 0.02)),
+    )
+    if rng.uniform() < 0.7:
+        ml = int(rng.integers(3, max(4, length // 2)))
+        ms = int(rng.integers(s, s + length - ml + 1))
+        st.mal_center_deg = float(rng.uniform(0, 360))
+        st.mal_arc_deg = float(rng.uniform(60, 160))
+        st.mal_start, st.mal_stop = ms, ms + ml
+        st.malapposition_mm = float(rng.uniform(0.15, 0.6))
+    return st
+
+
+def _forbidden_bins(sector: np.ndarray, g: LumenGeometry, margin_deg: float = 3.0) -> np.ndarray:
+    """720 half-degree direction bins about the centroid that the guidewire shadow covers
+    (sector A-lines from the lumen border to 2 mm behind it), widened by ``margin_deg``."""
+    bins = np.zeros(720, dtype=bool)
+    idx = np.nonzero(sector)[0]
+    if idx.size == 0:
+        return bins
+    a = sector.size
+    th = idx * (TWO_PI / a)
+    depths = np.linspace(0.0, 2.0, 21)
+    r = g.edge_mm[idx][:, None] + depths[None, :]
+    y, x = r * np.sin(th)[:, None], r * np.cos(th)[:, None]
+    phi = np.arctan2(y - g.centroid[0], x - g.centroid[1]) % TWO_PI
+    b = np.unique((phi / TWO_PI * 720).astype(int) % 720)
+    bins[b] = True
+    return dilate_periodic(bins, int(round(margin_deg * 2)))
+
+
+def field_bins(
+    g: LumenGeometry, spec: CalciumSpec, field_mm: float, margin_mm: float = 0.3
+) -> np.ndarray:
+    """Half-degree bins about the centroid where the calcium would leave the imaged field
+    (or where the lumen itself reaches it: a side branch, no wall to put calcium in)."""
+    phi = (np.arange(720) + 0.5) * (math.pi / 360)
+    rho = g.rho(phi)
+    outer = rho + spec.depth_mm + spec.thickness_mm
+    pts = g.centroid[None, :] + outer[:, None] * np.stack([np.sin(phi), np.cos(phi)], 1)
+    edge = g.centroid[None, :] + rho[:, None] * np.stack([np.sin(phi), np.cos(phi)], 1)
+    return (np.hypot(*pts.T) > field_mm - margin_mm) | (np.hypot(*edge.T) > field_mm - 0.6)
+
+
+def trim_arc(
+    spec: CalciumSpec, forbidden: np.ndarray, min_arc_deg: float = 10.0
+) -> CalciumSpec | None:
+    """The largest part of ``spec``'s arc outside the forbidden half-degree bins (or None)."""
+    if not forbidden.any():
+        return spec
+    n = int(np.floor(spec.arc_deg * 2))
+    start = spec.center_deg - spec.arc_deg / 2
+    dirs = start + 0.25 + 0.5 * np.arange(n)  # half-degree samples along the arc
+    ok = ~forbidden[np.floor(dirs * 2).astype(int) % 720]
+    if ok.all():
+        return spec
+    best, cur, best_end = 0, 0, -1
+    for i, v in enumerate(ok):
+        cur = cur + 1 if v else 0
+        if cur > best:
+            best, best_end = cur, i
+    arc = best * 0.5 - 0.5  # half a bin of margin
+    if arc < min_arc_deg:
+        return None
+    i0 = best_end - best + 1
+    centre = start + 0.25 * (i0 + best_end + 1)
+    return CalciumSpec(centre % 360, arc, spec.depth_mm, spec.thickness_mm, spec.contrast)
+
+
+def label_guidewire(labels: np.ndarray, shadow: np.ndarray) -> np.ndarray:
+    """Polar labels ``(A, R)`` with class 4 on the ``shadow`` A-lines from the end of the lumen run
+    (classes 1 and 3 from the catheter) to the far end: the synthetic generator's convention."""
+    lab = labels.copy()
+    lum = np.isin(lab, (1, 3))
+    r = lab.shape[1]
+    k = np.where(lum.all(axis=1), r, np.argmin(lum, axis=1))
+    cols = np.arange(r)[None, :]
+    lab[shadow[:, None] & (cols >= k[:, None])] = GUIDEWIRE
+    return lab
+
+
+def real_lumen_columns(labels: np.ndarray, ps: float, frame_spacing_mm: float) -> list[dict]:
+    """The lumen columns of ``frames.csv`` for real polar label frames ``(F, A, R)``, measured
+    by the product's geometry (:func:`octseg.geometry.measure_frames`)."""
+    from octseg.geometry import measure_frames
+
+    m = measure_frames(
+        labels, space="polar", pixel_spacing_mm=ps, frame_spacing_mm=frame_spacing_mm
+    )
+    return [{k: v for k, v in r.items() if k.startswith("lumen_")} for r in m.frames]
+
+
+def make_hybrid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    ps: float,
+    lesions: list[CalciumLesion],
+    stent: Stent | None,
+    rng: np.random.Generator,
+    *,
+    frame_spacing_mm: float,
+    threshold_mm: float = 0.09,
+    avoid_guidewire: bool = True,
+    label_margin_alines: int = 1,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
+    """Insert lesions and stent into real polar frames ``(F, A, R)`` (grey in [0, 1]).
+
+    With ``avoid_guidewire`` the detected guidewire shadow (widened by ``label_margin_alines``
+    A-lines) is labelled class 4 from the lumen border outward, and inserts keep 4 more A-lines
+    (and 3 degrees) away from it. Returns new images (float32), labels, and the true
+    ``frames.csv`` / ``struts.csv`` rows (the lumen columns: the real labels measured by
+    octseg.geometry).
+    """
+    from tqdm import tqdm
+
+    from octseg.datasets.hybrid.insert import stent_columns
+
+    out_img = np.empty_like(images, dtype=np.float32)
+    out_lab = labels.copy()
+    real_lumen = real_lumen_columns(labels, ps, frame_spacing_mm)
+    frame_rows: list[dict] = []
+    strut_rows: list[dict] = []
+    for f in tqdm(range(images.shape[0]), desc="hybrid frames", disable=not progress):
+        img, lab = images[f].astype(np.float32), labels[f]
+        g = lumen_geometry(lab, ps)
+        forbidden = np.zeros(720, dtype=bool)
+        shadow = np.zeros(img.shape[0], dtype=bool)
+        if avoid_guidewire:
+            shadow = guidewire_sector(img, lab, ps, margin_alines=label_margin_alines)
+            widened = dilate_periodic(shadow, max(0, 4 - label_margin_alines))
+            forbidden = _forbidden_bins(widened, g)
+        row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
+        row.update(real_lumen[f])
+        for les in lesions:
+            spec = les.at(f)
+            if spec is not None:
+                field = field_bins(g, spec, (img.shape[1] - 1) * ps)
+                spec = trim_arc(spec, forbidden | field)
+            if spec is None:
+                continue
+            img, lab = insert_calcium(img, lab, g, spec, rng)
+            row.update(calcium_columns(g, spec))
+            break  # lesions never share frames (draw_lesions keeps them apart)
+        if stent is not None and stent.start <= f < stent.stop:
+            pts, dists = [], []
+            for s in stent.struts(f, rng):
+                b = int(s.angle_deg * 2) % 720
+                if forbidden[b]:
+                    continue
+                pt = g.point(math.radians(s.angle_deg), float(g.rho(math.radians(s.angle_deg))))
+                if np.hypot(*pt) < 0.75 or np.hypot(*pt) > img.shape[1] * ps - 0.5:
+                    continue  # at the catheter sheath, or a side branch beyond the field
+                img, lab, p = insert_strut(img, lab, g, s, rng)
+                pts.append(p)
+                dists.append(s.distance_mm)
+                strut_rows.append(strut_row(f, g, p, s.distance_mm, threshold_mm))
+            row.update(
+                stent_columns(g, np.array(pts).reshape(-1, 2), np.array(dists), threshold_mm)
+            )
+        if shadow.any():  # class 4 behind the lumen border on the shadow's A-lines
+            lab = label_guidewire(lab, shadow)
+        frame_rows.append({k: v for k, v in row.items() if k in FRAME_COLUMNS})
+        out_img[f] = img
+        out_lab[f] = lab
+    return out_img, out_lab, frame_rows, strut_rows
+
+
+def write_pullback(
+    out_dir: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    ps: float,
+    fs: float,
+    frame_rows: list[dict],
+    strut_rows: list[dict],
+    params: dict[str, Any],
+    settings: Any = None,
+) -> None:
+    """One hybrid pullback in the dataset layout, with ``truth/`` tables and ``params.json``."""
+    from octseg.geometry.summary import summarize
+
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    atomic.save_npz(
+        d / "image.npz",
+        frames=np.clip(np.rint(images * 255), 0, 255).astype(np.uint8),
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(ps),
+        frame_spacing_mm=np.float64(fs),
+    )
+    save_labels(
+        d / "labels.npz",
+        LabelFile(labels=labels, space="polar", pixel_spacing_mm=ps, frame_spacing_mm=fs),
+    )
+    atomic.write_json(d / "spacing.json", {"pixel_spacing_mm": ps, "frame_spacing_mm": fs})
+    summary = summarize(frame_rows, strut_rows, fs, settings)
+    write_measurements(d / "truth", frame_rows, strut_rows, summary)
+    atomic.write_json(d / "params.json", params)
+
+
+def hybrid_from_real(
+    real_dir: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    *,
+    threshold_mm: float = 0.09,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Read one real pseudo-pullback folder, draw lesions and a stent, write the hybrid."""
+    from octseg.io import read_pullback
+
+    real_dir = Path(real_dir)
+    pb = read_pullback(real_dir / "image.npz")
+    lf = load_labels(real_dir / "labels.npz")
+    if pb.space != "polar" or lf.space != "polar":
+        raise InputError(real_dir, "hybrid pullbacks need polar images and labels")
+    if lf.n_frames != pb.n_frames or not np.array_equal(lf.frames, np.arange(pb.n_frames)):
+        raise InputError(real_dir, "hybrid pullbacks need dense labels (every frame labelled)")
+    rng = np.random.default_rng(seed)
+    images = pb.read()
+    lesions = draw_lesions(rng, pb.n_frames)
+    stent = draw_stent(rng, pb.n_frames)
+    img, lab, rows, struts = make_hybrid(
+        images,
+        lf.labels,
+        pb.pixel_spacing_mm,
+        lesions,
+        stent,
+        rng,
+        frame_spacing_mm=pb.frame_spacing_mm,
+        threshold_mm=threshold_mm,
+        progress=progress,
+    )
+    params = {
+        "source": real_dir.name,
+        "seed": seed,
+        "guidewire": (
+            "detected per frame and labelled class 4 from the lumen border outward; calcium "
+            "trimmed and struts dropped near it"
+        ),
+        "lesions": [asdict(x) for x in lesions],
+        "stent": asdict(stent) if stent is not None else None,
+    }
+    write_pullback(
+        out_dir, img, lab, pb.pixel_spacing_mm, pb.frame_spacing_mm, rows, struts, params
+    )
+    return params
+
+
+def build_hybrid_dataset(
+    real_root: str | Path,
+    out: str | Path,
+    *,
+    variants: int = 3,
+    val_variants: int | None = None,
+    synthetic: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, list[str]]:
+    """Hybrid versions of every block of a real dataset (``split.json`` of
+    :mod:`octseg.datasets.danilov.build`) into ``out/train`` and ``out/val``; synthetic pullbacks linked in."""
+    from tqdm import tqdm
+
+    real_root, out = Path(real_root), Path(out)
+    split_path = real_root / "split.json"
+    if not split_path.exists():
+        raise InputError(
+            split_path, "no split.json (build the real dataset with octseg.datasets.danilov.build)"
+        )
+    split = json.loads(split_path.read_text())
+    made: dict[str, list[str]] = {"train": [], "val": []}
+    jobs = []
+    for part, n in (("train", variants), ("val", val_variants or variants)):
+        for bid in split.get(part, []):
+            for v in range(n):
+                jobs.append((part, bid, v))
+    for i, (part, bid, v) in enumerate(tqdm(jobs, desc="hybrid pullbacks", disable=not progress)):
+        pid = f"hyb-{bid}-v{v}"
+        hybrid_from_real(real_root / bid, out / part / pid, seed=seed * 1000 + i)
+        made[part].append(pid)
+    # links of an earlier build (perhaps of another --synthetic cohort) are replaced
+    train_dir = out / "train"
+    if train_dir.is_dir():
+        for old in train_dir.iterdir():
+            if old.name.startswith("synth-") and old.is_symlink():
+                old.unlink()
+    if synthetic is not None:
+        from octseg.io.dataset import list_pullbacks
+
+        train_dir.mkdir(parents=True, exist_ok=True)
+        for e in list_pullbacks(synthetic):
+            src = Path(e.image_path).parent if Path(e.image_path).is_file() else Path(e.image_path)
+            src = src.resolve()
+            link = train_dir / f"synth-{e.id}"
+            if link.exists() or link.is_symlink():
+                raise InputError(link, "exists and is not a link of an earlier build")
+            os.symlink(src, link, target_is_directory=True)
+            made["train"].append(link.name)
+    atomic.write_json(out / "split.json", made)
+    atomic.write_json(
+        out / "train" / "dataset.json",
+        {"name": "hybrid-train", "description": "real frames + synthetic calcium/struts"},
+    )
+    atomic.write_json(
+        out / "val" / "dataset.json",
+        {"name": "hybrid-val", "description": "held-out real block + synthetic calcium/struts"},
+    )
+    return made
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_cartesian(polar: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
+    """Polar grey frame ``(A, R)`` in [0, 1] -> sepia RGB uint8 ``(size, size, 3)``."""
+    import torch
+
+    from octseg.core.polar import polar_to_cartesian
+    from octseg.io.color import gray_to_sepia
+
+    cart = polar_to_cartesian(
+        torch.from_numpy(np.ascontiguousarray(polar, np.float32))[None],
+        out_size=(size, size),
+        polar_spacing_mm=ps,
+        cart_spacing_mm=ps * polar.shape[1] * 2 / size,
+    )[0].numpy()
+    return gray_to_sepia(np.clip(np.rint(cart * 255), 0, 255).astype(np.uint8))
+
+
+def label_outline(labels: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
+    """Cartesian label map(s) ``(..., size, size)`` of polar label frame(s) ``(..., A, R)``
+    (nearest), the polar field spanning the grid: for outlines and Cartesian Dice."""
+    import torch
+
+    from octseg.core.polar import polar_to_cartesian
+
+    return polar_to_cartesian(
+        torch.from_numpy(labels.astype(np.int64))[None],
+        out_size=(size, size),
+        polar_spacing_mm=ps,
+        cart_spacing_mm=ps * labels.shape[-1] * 2 / size,
+        mode="nearest",
+    )[0].numpy()
+
+
+def side_by_side(
+    real: np.ndarray, hybrid: np.ndarray, labels: np.ndarray | None, ps: float, size: int = 500
+) -> np.ndarray:
+    """[real | hybrid | hybrid with label outlines] as one RGB image."""
+    from scipy import ndimage
+
+    a = render_cartesian(real, ps, size)
+    b = render_cartesian(hybrid, ps, size)
+    panels = [a, b]
+    if labels is not None:
+        c = b.copy()
+        lab = label_outline(labels, ps, size)
+        colours = {1: (80, 160, 255), 2: (255, 60, 60), 3: (60, 255, 60)}
+        for k, col in colours.items():
+            m = lab == k
+            edge = m & ~ndimage.binary_erosion(m)
+            c[edge] = col
+        panels.append(c)
+    gap = np.zeros((size, 6, 3), dtype=np.uint8)
+    out = [panels[0]]
+    for p in panels[1:]:
+        out += [gap, p]
+    return np.concatenate(out, axis=1)
+
+
+def evaluate_hybrid(
+    checkpoint: str | Path,
+    root: str | Path,
+    *,
+    device: str = "cpu",
+    tolerance_mm: float = 0.1,
+    cart_size: int = 750,
+) -> dict[str, Any]:
+    """A checkpoint on held-out hybrid pullbacks (every pullback folder under ``root``).
+
+    Per-class Dice (per frame, in Cartesian, on frames where the class is in the truth or the
+    prediction; the count is reported), strut detection F1 (octseg.evaluate.matching.match_struts,
+    ``tolerance_mm``), and agreement with the true values (``truth/``) of the calcium arc /
+    maximum thickness on frames with true calcium, of the lumen area on every frame and of the
+    malapposition distance of matched struts, all measured on the predicted labels with
+    octseg.geometry.measure_labels (the truth's lumen columns come from the same geometry).
+    """
+    from octseg.evaluate.matching import match_struts
+    from octseg.evaluate.stats import continuous_agreement, detection
+    from octseg.geometry import measure_labels
+    from octseg.geometry.tables import read_csv
+    from octseg.io import read_pullback
+    from octseg.model.predictor import Predictor
+
+    pred = Predictor.from_checkpoint(checkpoint, device=device)
+    classes = [c for c in pred.classes if c != 0]
+    dice: dict[int, list[float]] = {c: [] for c in classes}
+    arc_a, arc_t, thk_a, thk_t, mal_a, mal_t, lum_a, lum_t = [], [], [], [], [], [], [], []
+    counts = {"tp": 0, "fp": 0, "fn": 0}
+    ids = sorted(d.name for d in Path(root).iterdir() if (d / "labels.npz").exists())
+    for pid in ids:
+        d = Path(root) / pid
+        pb = read_pullback(d / "image.npz")
+        lf = load_labels(d / "labels.npz")
+        lab = pred.segment(pred.to_grid(pb), pb)[lf.frames]
+        ps = pb.pixel_spacing_mm
+        pc, tc = label_outline(lab, ps, cart_size), label_outline(lf.labels, ps, cart_size)
+        for c in classes:
+            p_, t_ = pc == c, tc == c
+            den = p_.sum(axis=(1, 2)) + t_.sum(axis=(1, 2))
+            inter = (p_ & t_).sum(axis=(1, 2))
+            dice[c] += [float(2 * i / n) for i, n in zip(inter, den, strict=True) if n > 0]
+        m = measure_labels(
+            LabelFile(
+                labels=lab,
+                space="polar",
+                pixel_spacing_mm=ps,
+                frame_spacing_mm=pb.frame_spacing_mm,
+                frame_index=lf.frame_index,
+            )
+        )
+        truth = {int(r["frame"]): r for r in read_csv(d / "truth" / "frames.csv")}
+        for r in m.frames:
+            t = truth.get(int(r["frame"]))
+            if t is not None and t.get("lumen_area_mm2") is not None:
+                lum_a.append(r.get("lumen_area_mm2") or 0.0)
+                lum_t.append(t["lumen_area_mm2"])
+            if t is None or t.get("calcium_arc_deg") is None:
+                continue
+            arc_a.append(r.get("calcium_arc_deg") or 0.0)
+            arc_t.append(t["calcium_arc_deg"])
+            thk_a.append(r.get("calcium_max_thickness_mm") or 0.0)
+            thk_t.append(t["calcium_max_thickness_mm"])
+        t_struts = read_csv(d / "truth" / "struts.csv")
+        pairs, cnt = match_struts(m.struts, t_struts, tolerance_mm=tolerance_mm)
+        for k in counts:
+            counts[k] += cnt[k]
+        for pr in pairs:
+            if pr.get("auto") is None or pr.get("manual") is None:
+                continue  # unmatched (a false positive or a missed strut)
+            mal_a.append(pr["auto"]["distance_mm"])
+            mal_t.append(pr["manual"]["distance_mm"])
+    return {
+        "checkpoint": str(checkpoint),
+        "pullbacks": ids,
+        "dice": {
+            CLASS_NAMES[c]: {"mean": float(np.mean(v)) if v else None, "n_frames": len(v)}
+            for c, v in dice.items()
+        },
+        "struts": detection(**counts) | {"counts": counts, "tolerance_mm": tolerance_mm},
+        "lumen_area_mm2": continuous_agreement(lum_a, lum_t),
+        "calcium_arc_deg": continuous_agreement(arc_a, arc_t),
+        "calcium_max_thickness_mm": continuous_agreement(thk_a, thk_t),
+        "malapposition_distance_mm": continuous_agreement(mal_a, mal_t),
+        "note": "calcium agreement over frames with true calcium (missed calcium counts as 0)",
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Sub-commands (also usable from the ``octseg`` CLI dispatcher)."""
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="hybrid pullbacks from a real dataset")
+    b.add_argument(
+        "real", help="real dataset written by python -m octseg.datasets.danilov.build build"
+    )
+    b.add_argument("out", help="output folder (train/, val/)")
+    b.add_argument("--variants", type=int, default=3, help="hybrids per real training block")
+    b.add_argument("--val-variants", type=int, default=None)
+    b.add_argument("--synthetic", default=None, help="synthetic dataset to link into train/")
+    b.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("evaluate", help="Dice, strut F1 and agreement on hybrid pullbacks")
+    e.add_argument("checkpoint")
+    e.add_argument("root", help="folder of hybrid pullbacks with truth/ (e.g. OUT/val)")
+    e.add_argument("--out", help="write the result JSON here")
+    e.add_argument("--device", default="cpu")
+    r = sub.add_parser("render", help="real | hybrid | hybrid+labels PNG of some frames")
+    r.add_argument("real", help="real pseudo-pullback folder")
+    r.add_argument("hybrid", help="its hybrid pullback folder")
+    r.add_argument("png")
+    r.add_argument("--frames", type=int, nargs="+", required=True)
+    r.add_argument("--size", type=int, default=400)
+
+
+def run(a: argparse.Namespace) -> int:
+    if a.cmd == "evaluate":
+        res = evaluate_hybrid(a.checkpoint, a.root, device=a.device)
+        if a.out:
+            atomic.write_json(a.out, res)
+        print(json.dumps(res, indent=2))
+        return 0
+    if a.cmd == "render":
+        from PIL import Image
+
+        from octseg.io import read_pullback
+
+        real = read_pullback(Path(a.real) / "image.npz")
+        hyb = read_pullback(Path(a.hybrid) / "image.npz")
+        lab = load_labels(Path(a.hybrid) / "labels.npz").labels
+        rows = [
+            side_by_side(
+                real.read(f, f + 1)[0], hyb.read(f, f + 1)[0], lab[f], real.pixel_spacing_mm, a.size
+            )
+            for f in a.frames
+        ]
+        with atomic.atomic_path(a.png) as tmp:
+            Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG", optimize=True)
+        return 0
+    made = build_hybrid_dataset(
+        a.real,
+        a.out,
+        variants=a.variants,
+        val_variants=a.val_variants,
+        synthetic=a.synthetic,
+        seed=a.seed,
+    )
+    print(json.dumps(made, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m octseg.datasets.hybrid.cohort", description=__doc__.splitlines()[0]
+    )
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Every setting of the evaluation (``configs/evaluate.yaml`` / ``python evaluate.py settings.key=...``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from octseg.core.errors import InputError
+from octseg.evaluate import segmentation
+
+
+@dataclass
+class EvaluationSettings:
+    """Every setting of the evaluation (``configs/evaluate.yaml`` holds the same defaults)."""
+
+    strut_tolerance_mm: float = 0.1  # strut pairs within this distance (x/y or arc at lumen radius)
+    strut_angle_tolerance_deg: float = 5.0  # fallback when neither x/y nor a lumen radius is known
+    frame_tolerance: float = 0.5  # manual positions in mm: nearest frame within this many frames
+    lesion_min_overlap_frames: float = 1.0  # lesions pair when they share at least this many frames
+    frame_spacing_mm: float | None = None  # overrides the spacing read from the inputs
+    auto_source: str = "auto"  # auto | tables | labels | truth (see inputs.load_auto)
+    manual_tables: bool = True  # read frames.csv/summary.json/struts.csv in manual folders too
+    n_bootstrap: int = 2000  # resamples for the MAE confidence interval
+    seed: int = 0
+    classes: tuple[int, ...] = segmentation.DEFAULT_CLASSES  # classes for overlap metrics
+    segmentation: bool = True  # overlap metrics when both sides have label maps
+    plots: bool = True
+    device: str = "cpu"  # for measuring label files on the fly
+    geometry: dict[str, Any] | None = None  # GeometrySettings overrides (thresholds)
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> EvaluationSettings:
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise InputError(None, f"evaluation settings: unknown key(s) {', '.join(unknown)}")
+        if "classes" in d and d["classes"] is not None:
+            d["classes"] = tuple(int(c) for c in d["classes"])
+        s = cls(**d)
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        def fail(msg: str) -> None:
+            raise InputError(None, f"evaluation settings: {msg}")
+
+        for name in ("strut_tolerance_mm", "strut_angle_tolerance_deg", "frame_tolerance"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                fail(f"{name} must be a number >= 0, got {v!r}")
+        if self.frame_spacing_mm is not None and not self.frame_spacing_mm > 0:
+            fail(f"frame_spacing_mm must be > 0, got {self.frame_spacing_mm!r}")
+        if self.n_bootstrap < 100:
+            fail(f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
+        from octseg.core.classes import CLASS_NAMES
+
+        bad = [c for c in self.classes if c not in CLASS_NAMES]
+        if bad:
+            fail(f"unknown class index(es) {bad}; known {sorted(CLASS_NAMES)}")
+
+    def geometry_settings(self) -> Any:
+        from octseg.geometry.settings import GeometrySettings
+
+        return GeometrySettings.from_dict(self.geometry or {})

@@ -1,0 +1,286 @@
+"""Per-pullback summary from per-frame and per-strut tables (``summary.json``).
+
+:func:`summarize` turns the rows of ``frames.csv`` / ``struts.csv`` (dicts keyed by
+:data:`octseg.geometry.tables.FRAME_COLUMNS` / ``STRUT_COLUMNS``; ``None`` where not applicable)
+into the summary dict: MLA, calcium lesions (grouping, score, kind, risk flags), the stent
+(segment, MSA, references, expansion, malapposition) and lipid lesions (lipid index, minimal
+cap thickness, TCFA). Definitions: ``docs/metrics.md``. The
+geometry module and the synthetic generator's ground truth both use this function.
+
+This is plain Python bookkeeping over a handful of lesions; the per-pixel work happens in
+:mod:`octseg.geometry`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from octseg.geometry.tables import LESION_KEYS, LIPID_LESION_KEYS, STENT_KEYS
+
+Row = Mapping[str, Any]
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None for blanks / NaN / missing."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value) if value is not None else False
+
+
+def _runs(frames: Sequence[int], flags: Sequence[bool], max_gap: int) -> list[tuple[int, int]]:
+    """Index ranges [i, j] (into ``frames``) of runs of flagged rows, bridging up to ``max_gap``
+    consecutive unflagged rows between two flagged ones."""
+    hits = [i for i, f in enumerate(flags) if f]
+    runs: list[tuple[int, int]] = []
+    for i in hits:
+        if runs and i - runs[-1][1] - 1 <= max_gap:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _weights(frames: Sequence[int], i0: int, i1: int) -> list[int]:
+    """Pullback frames from each label frame i0..i1 to the next one (1 for the last)."""
+    return [frames[i + 1] - frames[i] if i < i1 else 1 for i in range(i0, i1 + 1)]
+
+
+def _settings(settings: Any) -> Any:
+    if settings is None:
+        from octseg.geometry.settings import GeometrySettings
+
+        return GeometrySettings()
+    if isinstance(settings, Mapping):
+        from octseg.geometry.settings import GeometrySettings
+
+        return GeometrySettings.from_dict(settings)
+    return settings
+
+
+def _sorted_rows(frames: Iterable[Row]) -> list[Row]:
+    rows = list(frames)
+    for r in rows:
+        if _num(r.get("frame")) is None:
+            raise ValueError(f"frame row without a frame number: {dict(r)!r}")
+    rows.sort(key=lambda r: int(r["frame"]))
+    nums = [int(r["frame"]) for r in rows]
+    if len(set(nums)) != len(nums):
+        raise ValueError("frame rows repeat a frame number")
+    return rows
+
+
+def _lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
+    frames = [int(r["frame"]) for r in rows]
+    area = [_num(r.get("calcium_area_mm2")) for r in rows]
+    arc = [_num(r.get("calcium_arc_deg")) for r in rows]
+    has = [(a is not None and a > 0) or (c is not None and c > 0) for a, c in zip(area, arc)]
+    out = []
+    for i0, i1 in _runs(frames, has, s.max_gap_frames):
+        sel = range(i0, i1 + 1)
+        start, end = frames[i0], frames[i1]
+        length = (end - start + 1) * fs
+        arcs = [arc[i] for i in sel if arc[i] is not None]
+        thick = [_num(rows[i].get("calcium_max_thickness_mm")) for i in sel]
+        thick = [t for t in thick if t is not None]
+        depth = [_num(rows[i].get("calcium_min_depth_mm")) for i in sel]
+        depth = [d for d in depth if d is not None]
+        w = _weights(frames, i0, i1)
+        volume = sum((area[i] or 0.0) * fs * wi for i, wi in zip(sel, w))
+        max_arc = max(arcs) if arcs else None
+        max_thick = max(thick) if thick else None
+        score = 0
+        if max_arc is not None and max_arc > s.score_arc_deg:
+            score += 2
+        if max_thick is not None and max_thick > s.score_thickness_mm:
+            score += 1
+        if length > s.score_length_mm:
+            score += 1
+        spotty = (max_arc or 0.0) < s.spotty_max_arc_deg and length < s.spotty_max_length_mm
+        flags = []
+        if max_arc is not None and max_arc > s.risk_arc_deg:
+            flags.append("arc_gt_270")
+        if max_thick is not None and max_thick > s.risk_thickness_mm:
+            flags.append("thickness_gt_1mm")
+        if length > s.risk_length_mm:
+            flags.append("length_gt_15mm")
+        lesion = {
+            "start_frame": start,
+            "end_frame": end,
+            "length_mm": length,
+            "max_arc_deg": max_arc,
+            "max_thickness_mm": max_thick,
+            "min_depth_mm": min(depth) if depth else None,
+            "volume_mm3": volume,
+            "calcium_score": score,
+            "kind": "spotty" if spotty else "macro",
+            "risk_flags": flags,
+        }
+        assert list(lesion) == LESION_KEYS
+        out.append(lesion)
+    return out
+
+
+def _lipid_lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
+    """Runs of label frames with lipid (arc > 0), gaps of ``lipid_max_gap_frames`` bridged."""
+    frames = [int(r["frame"]) for r in rows]
+    arc = [_num(r.get("lipid_arc_deg")) for r in rows]
+    cap = [_num(r.get("cap_min_thickness_um")) for r in rows]
+    out = []
+    for i0, i1 in _runs(frames, [a is not None and a > 0 for a in arc], s.lipid_max_gap_frames):
+        sel = [i for i in range(i0, i1 + 1) if arc[i] is not None and arc[i] > 0]
+        length = (frames[i1] - frames[i0] + 1) * fs
+        mean_arc = sum(arc[i] for i in sel) / len(sel)
+        caps = [(cap[i], frames[i]) for i in sel if cap[i] is not None]
+        min_cap, min_frame = min(caps) if caps else (None, None)
+        n_tcfa = sum(_truthy(rows[i].get("tcfa")) for i in sel)
+        lesion = {
+            "start_frame": frames[i0],
+            "end_frame": frames[i1],
+            "length_mm": length,
+            "max_lipid_arc_deg": max(arc[i] for i in sel),
+            "mean_lipid_arc_deg": mean_arc,
+            "lipid_index": mean_arc * length,
+            "min_cap_thickness_um": min_cap,
+            "min_cap_frame": min_frame,
+            "n_tcfa_frames": n_tcfa,
+            "tcfa": n_tcfa > 0,
+        }
+        assert list(lesion) == LIPID_LESION_KEYS
+        out.append(lesion)
+    return out
+
+
+def _stent(rows: list[Row], struts: list[Row], fs: float, s: Any) -> dict[str, Any] | None:
+    frames = [int(r["frame"]) for r in rows]
+    n_struts = [_num(r.get("n_struts")) or 0 for r in rows]
+    stented = [n >= s.min_struts for n in n_struts]
+    runs = _runs(frames, stented, s.stent_max_gap_frames)
+    if not runs:
+        return None
+
+    # one stent per pullback: the longest segment (then the one with the most struts)
+    def key(run: tuple[int, int]) -> tuple[int, float]:
+        return (frames[run[1]] - frames[run[0]], sum(n_struts[run[0] : run[1] + 1]))
+
+    i0, i1 = max(runs, key=key)
+    start, end = frames[i0], frames[i1]
+    sel = range(i0, i1 + 1)
+
+    areas = [(_num(rows[i].get("stent_area_mm2")), frames[i]) for i in sel if stented[i]]
+    areas = [(a, f) for a, f in areas if a is not None]
+    msa, msa_frame = min(areas) if areas else (None, None)
+
+    # reference lumen areas: largest lumen area within the window outside each edge
+    lumen = [(_num(r.get("lumen_area_mm2")), int(r["frame"])) for r in rows]
+    window = s.reference_window_mm
+
+    def ref(lo_side: bool) -> float | None:
+        if lo_side:
+            cand = [
+                a for a, f in lumen if a is not None and f < start and (start - f) * fs <= window
+            ]
+        else:
+            cand = [a for a, f in lumen if a is not None and f > end and (f - end) * fs <= window]
+        return max(cand) if cand else None
+
+    low, high = ref(True), ref(False)
+    distal, proximal = (low, high) if s.frame0_is_distal else (high, low)
+    refs = [r for r in (proximal, distal) if r is not None and r > 0]
+    expansion = msa / (sum(refs) / len(refs)) if (refs and msa is not None) else None
+    underexpanded = None
+    if msa is not None:
+        underexpanded = msa < s.underexpansion_msa_mm2 or (
+            expansion is not None and expansion < s.underexpansion_ratio
+        )
+
+    seg_struts = [t for t in struts if _num(t.get("frame")) is not None]
+    seg_struts = [t for t in seg_struts if start <= int(t["frame"]) <= end]
+    n_total = len(seg_struts)
+    mal = [_truthy(t.get("malapposed")) for t in seg_struts]
+    n_mal = sum(mal)
+    dists = [_num(t.get("distance_mm")) for t in seg_struts]
+    dists = [d for d in dists if d is not None]
+    max_dist = max(dists) if dists else None
+
+    # malapposition length: longest run of consecutive label frames with a malapposed strut
+    mal_frames = {int(t["frame"]) for t, m in zip(seg_struts, mal) if m}
+    best = 0
+    run_start = None
+    for i in sel:
+        f = frames[i]
+        if f in mal_frames:
+            run_start = f if run_start is None else run_start
+            best = max(best, f - run_start + 1)
+        else:
+            run_start = None
+    mal_length = best * fs
+
+    w = _weights(frames, i0, i1)
+    mal_volume = sum(
+        (_num(rows[i].get("malapposition_area_mm2")) or 0.0) * fs * wi for i, wi in zip(sel, w)
+    )
+    significant = (max_dist is not None and max_dist > s.significant_malapposition_mm) or (
+        mal_length > s.significant_malapposition_length_mm
+    )
+    stent = {
+        "start_frame": start,
+        "end_frame": end,
+        "length_mm": (end - start + 1) * fs,
+        "msa_mm2": msa,
+        "msa_frame": msa_frame,
+        "reference_proximal_area_mm2": proximal,
+        "reference_distal_area_mm2": distal,
+        "expansion": expansion,
+        "underexpanded": underexpanded,
+        "n_struts": n_total,
+        "n_malapposed": n_mal,
+        "malapposed_percent": 100.0 * n_mal / n_total if n_total else None,
+        "max_malapposition_mm": max_dist,
+        "malapposition_length_mm": mal_length,
+        "malapposition_volume_mm3": mal_volume,
+        "significant_malapposition": bool(significant),
+    }
+    assert list(stent) == STENT_KEYS
+    return stent
+
+
+def summarize(
+    frames: Iterable[Row],
+    struts: Iterable[Row],
+    frame_spacing_mm: float,
+    settings: Any = None,
+) -> dict[str, Any]:
+    """The ``summary.json`` dict for one pullback (see ``docs/metrics.md``).
+
+    ``frames``: one row per label frame (any order; ``frame`` is the pullback frame number).
+    ``struts``: one row per strut. ``settings``: a :class:`GeometrySettings`, a mapping of its
+    fields, or None for the defaults.
+    """
+    fs = _num(frame_spacing_mm)
+    if fs is None or fs <= 0:
+        raise ValueError(f"frame_spacing_mm must be a positive number, got {frame_spacing_mm!r}")
+    s = _settings(settings)
+    rows = _sorted_rows(frames)
+    strut_rows = list(struts)
+
+    lumen = [(_num(r.get("lumen_area_mm2")), int(r["frame"])) for r in rows]
+    lumen = [(a, f) for a, f in lumen if a is not None and a > 0]
+    mla, mla_frame = min(lumen) if lumen else (None, None)
+    return {
+        "lumen": {"mla_mm2": mla, "mla_frame": mla_frame},
+        "calcium_lesions": _lesions(rows, fs, s),
+        "stent": _stent(rows, strut_rows, fs, s),
+        "lipid_lesions": _lipid_lesions(rows, fs, s),
+    }

@@ -1,6 +1,0 @@
-"""Hybrid training data: synthetic calcium and stent struts placed into real polar frames.
-
-:mod:`octseg.hybrid.insert` paints one lesion or strut into one frame with exact labels;
-:mod:`octseg.hybrid.cohort` draws lesions/stents consistent across frames, writes hybrid
-pullbacks in the dataset layout with their true measurements, and renders side-by-side views.
-"""

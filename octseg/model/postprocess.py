@@ -1,0 +1,272 @@
+"""Anatomical post-processing of predicted label maps, batched in torch (polar or Cartesian).
+
+Applied where predictions become labels (``infer.py``, ``postprocess.enabled: true`` by
+default), before anything is measured or written, so ``labels.npz``, the DICOM-SEG, the overlays
+and ``frames.csv`` all carry the same labels. Every rule works on the catheter rays of the lumen
+contour (``octseg.geometry.lumen``: polar A-lines, or ``n_rays`` rays through a Cartesian frame)
+and on the contour radius along each ray, ``r_L`` (the filled-lumen exit of docs/metrics.md;
+interpolated across guidewire and strut rays):
+
+* **Lumen** = one region containing the catheter, holes filled, nothing beyond the first wall:
+  inside ``r_L`` every pixel that is not a strut or the guidewire becomes lumen (specks, blood,
+  calcium or plaque labelled inside the lumen); lumen beyond ``r_L`` (a ring outside the wall,
+  islands in the tissue, a false lumen behind an attached flap) becomes background.
+* **Calcium** only outside the lumen (above) and at most ``calcium_max_depth_mm`` beyond
+  ``r_L`` (OCT sees 1.5-2 mm into tissue); deeper calcium pixels become background.
+* **Struts** only in a band around the lumen border: from ``strut_inner_mm`` inside ``r_L``
+  (malapposed struts) to ``strut_outer_mm`` beyond it (struts under neointima); strut pixels
+  nearer the catheter become lumen, deeper ones background.
+* **Guidewire sector** consistent along the pullback: a ray is in the sector of a frame when
+  the majority of the ``guidewire_frames`` frames around it (a running median of the per-ray
+  indicator; at the ends of the pullback over the frames there are) have class 4 on it.
+  Guidewire pixels on rays more than ``guidewire_margin_deg`` away from that sector and from the
+  guidewire of both neighbouring frames (it drifts) become lumen (inside ``r_L``) or
+  background. A frame that lacks the guidewire (on fewer than half of
+  its sector's rays) gets class 4 from ``r_L`` outwards (tissue pixels only) on the guidewire
+  rays of its neighbouring frames that lie within a ray of the sector.
+
+Cartesian pixels are tested against the two rays around their angle, conservatively: a pixel is
+*inside* when it lies half a pixel within the smaller of the two radii, *beyond* when it lies a
+pixel past the larger one; pixels in between keep their label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.core.errors import InputError
+from octseg.geometry import lumen as lu
+from octseg.geometry.kernels import farthest_corner
+
+
+@dataclass
+class PostprocessSettings:
+    enabled: bool = True
+    calcium_max_depth_mm: float = 2.5  # calcium deeper than this beyond the lumen contour: removed
+    strut_inner_mm: float = 1.0  # struts allowed this far inside the lumen contour ...
+    strut_outer_mm: float = 1.0  # ... and this far beyond it
+    guidewire_frames: int = 5  # running-median window of the guidewire sector (odd; 1: off)
+    guidewire_margin_deg: float = 3.0  # drift of the guidewire between frames tolerated
+    n_rays: int = 720  # rays through Cartesian frames (polar: the A-lines)
+    chunk_frames: int = 8  # frames per step (full-size temporaries)
+
+    @classmethod
+    def from_value(cls, value: Any) -> PostprocessSettings:
+        """From the ``postprocess`` config value: true / false or a mapping of these fields."""
+        if isinstance(value, PostprocessSettings):
+            return value
+        if isinstance(value, bool) or value is None:
+            return cls(enabled=bool(value))
+        if not isinstance(value, Mapping):
+            raise InputError(None, f"postprocess must be true, false or a mapping, got {value!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise InputError(None, f"unknown postprocess setting(s): {', '.join(unknown)}")
+        out = cls(**dict(value))
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        for name in (
+            "calcium_max_depth_mm",
+            "strut_inner_mm",
+            "strut_outer_mm",
+            "guidewire_margin_deg",
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise InputError(None, f"postprocess.{name} must be a number >= 0, got {v!r}")
+        w = self.guidewire_frames
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0:
+            raise InputError(None, f"postprocess.guidewire_frames must be odd >= 1, got {w!r}")
+        if not isinstance(self.enabled, bool):
+            raise InputError(None, "postprocess.enabled must be true or false")
+
+
+class _Rays:
+    """Ray samples of one pullback geometry and, per pixel (flattened), its ray and radius."""
+
+    def __init__(self, shape, space, ps, center, n_rays, device):
+        h, w = shape
+        self.polar = space == "polar"
+        dev = torch.device(device)
+        if self.polar:
+            self.n, self.step_mm = h, ps
+            self.index = torch.arange(h, device=dev).repeat_interleave(w)
+            self.r = torch.arange(w, device=dev, dtype=torch.float32).repeat(h)
+            self.tol_in, self.tol_out = 0.0, 0.0  # exact: A-line samples are the rays
+            return
+        self.n = n_rays
+        full = farthest_corner(center, h, w)
+        self.table = lu.CatheterRays((h, w), center, n_rays, full + 2, dev)
+        self.step_mm = self.table.step * ps
+        i = torch.arange(h, device=dev, dtype=torch.float32)[:, None] - center[0]
+        j = torch.arange(w, device=dev, dtype=torch.float32)[None, :] - center[1]
+        ang = torch.remainder(torch.atan2(i, j), lu.TWO_PI) * (n_rays / lu.TWO_PI)
+        self.index = (torch.floor(ang).long() % n_rays).reshape(-1)  # the ray before the pixel
+        self.r = (torch.sqrt(i * i + j * j) / self.table.step).reshape(-1)  # in ray samples
+        self.tol_in, self.tol_out = 1.5, 1.5  # samples (half pixels) of sampling slack
+
+    def sample(self, lab: torch.Tensor) -> torch.Tensor:
+        return lab if self.polar else self.table.sample(lab)
+
+    def lo(self, v: torch.Tensor) -> torch.Tensor:
+        """Per ray ``(B, N)``: the smaller value of the ray and the next (the two rays around
+        a Cartesian pixel); polar: the value itself."""
+        return v if self.polar else torch.minimum(v, torch.roll(v, -1, 1))
+
+    def hi(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self.polar else torch.maximum(v, torch.roll(v, -1, 1))
+
+    def at_pixels(self, v: torch.Tensor) -> torch.Tensor:
+        """Per-ray values ``(B, N)`` at every pixel ``(B, H*W)`` (one shared index table)."""
+        return torch.gather(v, 1, self.index.expand(v.shape[0], -1))
+
+
+def _ray_exits(vals: torch.Tensor, cath: int) -> tuple[torch.Tensor, ...]:
+    """Per ray of ray samples ``(B, N, S)``: the filled-lumen exit (samples), the exit
+    interpolated across guidewire and strut rays (at least the exit itself) and whether the ray
+    meets the guidewire; per frame whether it has any lumen."""
+    k, masked = lu._first_exit(vals, cath, True)
+    kf = k.to(torch.float32)
+    keep = torch.maximum(kf, lu.fill_masked_periodic(kf, masked))
+    has = (vals == LUMEN).flatten(1).any(1)
+    return kf, keep, (vals == GUIDEWIRE).any(-1), has
+
+
+def _running_majority(g: torch.Tensor, window: int) -> torch.Tensor:
+    """Per frame and ray of ``g`` (F, N): true when more than half of the frames within
+    ``window // 2`` of it (fewer at the ends of the pullback) are true."""
+    if window <= 1:
+        return g
+    h = window // 2
+    f = g.shape[0]
+    c = torch.cat([torch.zeros_like(g[:1], dtype=torch.int32), torch.cumsum(g.int(), 0)])
+    i = torch.arange(f, device=g.device)
+    lo, hi = (i - h).clamp(min=0), (i + h + 1).clamp(max=f)
+    return (c[hi] - c[lo]) * 2 > (hi - lo)[:, None]
+
+
+def _grow(g: torch.Tensor, k: int) -> torch.Tensor:
+    """Periodic dilation of ``g`` (F, N) by ``k`` rays."""
+    out = g.clone()
+    for d in range(1, k + 1):
+        out |= torch.roll(g, d, 1) | torch.roll(g, -d, 1)
+    return out
+
+
+def _missing_sector(g: torch.Tensor, sector: torch.Tensor, margin: int) -> torch.Tensor:
+    """Rays (F, N) to give the guidewire in frames that lack it: fewer than half of their
+    ``sector`` rays (the running majority) have class 4. Those frames get the guidewire rays of
+    the nearest frame on each side (at the ends: the two nearest), within ``margin`` rays of
+    the sector (the guidewire drifts between frames; a neighbour's spurious blob is not
+    copied)."""
+    if g.shape[0] < 2:
+        return torch.zeros_like(g)
+    lacking = (g & sector).sum(1) * 2 < sector.sum(1)
+    rays = _neighbours(g) & _grow(sector, margin) & ~g
+    return rays & lacking[:, None]
+
+
+def _neighbours(g: torch.Tensor) -> torch.Tensor:
+    """Per frame of ``g`` (F, N): the union of the nearest frame before and after (at the ends
+    the two nearest frames)."""
+    f = g.shape[0]
+    i = torch.arange(f, device=g.device)
+    prev = torch.where(i > 0, i - 1, min(2, f - 1))
+    nxt = torch.where(i < f - 1, i + 1, max(f - 3, 0))
+    return g[prev] | g[nxt]
+
+
+def _apply(lab, rays, k_fill, k_keep, has, s, gw_add, gw_off, guide):
+    """Edit one chunk of labels ``(B, H, W)`` in place (see the module docstring); frames
+    without lumen (``has`` false) are left as they are. The lumen rules run over every pixel;
+    the calcium, strut and guidewire rules only over the pixels of those classes."""
+    b = lab.shape[0]
+    flat = lab.view(b, -1)
+    r = rays.r
+    edge, near = rays.hi(k_keep), rays.lo(k_keep)
+    lumlike = (flat | 2) == 3  # lumen or strut
+    tissue = ~lumlike & (flat != GUIDEWIRE)
+    inside = r < rays.at_pixels(rays.lo(k_fill) - rays.tol_in)
+    out = torch.where(inside & tissue, LUMEN, flat)
+    beyond = r > rays.at_pixels(edge + rays.tol_out)
+    out = torch.where(beyond & (flat == LUMEN), BACKGROUND, out)
+    # sparse rules: calcium, struts, guidewire pixels
+    sparse = (flat == CALCIUM) | (flat == STRUT)
+    if guide:
+        sparse |= flat == GUIDEWIRE
+    f, p = sparse.nonzero(as_tuple=True)
+    ray, rp, cls = rays.index[p], r[p], flat[f, p]
+    e, nr = edge[f, ray], near[f, ray]
+    depth = (rp - e) * rays.step_mm
+    new = cls.clone()
+    new[(cls == CALCIUM) & (depth > s.calcium_max_depth_mm)] = BACKGROUND
+    new[(cls == STRUT) & ((nr - rp) * rays.step_mm > s.strut_inner_mm)] = LUMEN
+    new[(cls == STRUT) & (depth > s.strut_outer_mm)] = BACKGROUND
+    if guide:
+        off = (cls == GUIDEWIRE) & rays.lo(gw_off.to(torch.uint8))[f, ray].bool()
+        new[off & (rp < nr)] = LUMEN
+        new[off & (rp >= nr)] = BACKGROUND
+    chg = new != cls
+    out[f[chg], p[chg]] = new[chg]
+    if guide and bool(gw_add.any()):  # frames whose sector lacks the guidewire
+        fr = gw_add.any(1).nonzero().squeeze(1)
+        add = rays.at_pixels(rays.lo(gw_add[fr].to(torch.uint8))).bool()
+        sub = out[fr]
+        ok = add & (r >= rays.at_pixels(edge[fr])) & ~((sub | 2) == 3)
+        out[fr] = torch.where(ok, GUIDEWIRE, sub)
+    flat.copy_(torch.where(has[:, None], out, flat))
+
+
+@torch.no_grad()
+def postprocess_labels(
+    labels: np.ndarray,
+    space: str,
+    pixel_spacing_mm: float,
+    catheter_center: tuple[float, float] | None = None,
+    settings: PostprocessSettings | Mapping | bool | None = None,
+    catheter_radius_mm: float = 0.45,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Post-process a pullback's predicted labels ``(F, H, W)`` uint8 **in place** (and return
+    them). ``catheter_radius_mm``: as the geometry setting of the same name."""
+    s = PostprocessSettings.from_value(True if settings is None else settings)
+    device = "cpu" if device in (None, "", "auto") else device
+    if not s.enabled or labels.shape[0] == 0:
+        return labels
+    f, h, w = labels.shape
+    rays = _Rays((h, w), space, pixel_spacing_mm, catheter_center, s.n_rays, device)
+    cath = lu.catheter_samples(catheter_radius_mm, rays.step_mm)
+    fill, keep, gws, hass = [], [], [], []
+    for a in range(0, f, s.chunk_frames):
+        lab = torch.from_numpy(labels[a : a + s.chunk_frames]).to(device)
+        kf, kk, g, has = _ray_exits(rays.sample(lab), cath)
+        hass.append(has)
+        fill.append(kf)
+        keep.append(kk)
+        gws.append(g)
+    g = torch.cat(gws)
+    guide = s.guidewire_frames > 1 and f > 1
+    sector = _running_majority(g, s.guidewire_frames)
+    margin = int(math.ceil(s.guidewire_margin_deg / 360 * rays.n))
+    gw_off = ~_grow(sector | _neighbours(g), margin) if f > 1 else ~g
+    gw_add = _missing_sector(g, sector, margin)
+    kf_all, kk_all, has_all = torch.cat(fill), torch.cat(keep), torch.cat(hass)
+    for a in range(0, f, s.chunk_frames):
+        b = min(f, a + s.chunk_frames)
+        lab = torch.from_numpy(labels[a:b]).to(device)
+        sl = slice(a, b)
+        _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
+        if lab.device.type != "cpu":
+            labels[a:b] = lab.cpu().numpy()
+    return labels

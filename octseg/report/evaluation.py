@@ -1,0 +1,539 @@
+"""Outputs of the evaluation: ``metrics.json``, CSV tables, plots (PNG) and ``report.html``.
+
+Layout of the output folder::
+
+    metrics.json                 everything, strict JSON (no NaN: undefined values are null)
+    verdict.csv                  measurement, n, bias, limits of agreement, ICC, MAE, r
+    lesions_cohort.csv           one row per lesion (matched or not), auto and manual side by side
+    frames_matched.csv           one row per frame (matched, auto only, manual only)
+    struts_matched.csv           one row per strut (pairs and unmatched)
+    segmentation_frames.csv      per frame and class: Dice, IoU, HD95 (when label maps are given)
+    pullbacks.csv                per-pullback summary values (MLA, MSA, expansion, ...)
+    plots/<level>_<measure>.png  scatter (with identity line) + Bland-Altman plot
+    report.html                  one page: verdict table, detection and category agreement,
+                                 overlap metrics, plots (relative links to plots/)
+
+Every file is written atomically (:mod:`octseg.core.atomic`).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from octseg import __version__
+from octseg.core import atomic
+from octseg.geometry.tables import clean_json
+
+LEVEL_TITLES = {
+    "frame": "per frame",
+    "lesion": "per lesion",
+    "strut": "per strut",
+    "pullback": "per pullback",
+}
+
+
+# ----------------------------------------------------------------------------- CSV
+def write_table(path: Path, rows: list[dict[str, Any]], drop_empty_pairs: bool = True) -> None:
+    """Rows as CSV (union of keys as columns). ``auto_X``/``manual_X`` column pairs that are
+    blank in every row (a measure neither side gave) are left out."""
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    if drop_empty_pairs:
+        empty = {c for c in cols if all(r.get(c) is None for r in rows)}
+        drop = set()
+        for c in cols:
+            if c.startswith("auto_"):
+                twin = "manual_" + c[5:]
+                if c in empty and (twin in empty or twin not in cols):
+                    drop |= {c, twin}
+            elif c.startswith("manual_") and c in empty and ("auto_" + c[7:]) not in cols:
+                drop.add(c)
+        cols = [c for c in cols if c not in drop]
+    with atomic.atomic_open(path, "w") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([_cell(r.get(c)) for c in cols])
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return ";".join(_cell(x) for x in v)
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- plots
+def _pairs(rows: list[dict[str, Any]], name: str, matched_only: bool) -> tuple[list, list]:
+    a, m = [], []
+    for r in rows:
+        if matched_only and r.get("match") not in ("matched", "by_xy", "by_arc", "by_angle"):
+            continue
+        va, vm = r.get(f"auto_{name}"), r.get(f"manual_{name}")
+        if isinstance(va, (int, float)) and isinstance(vm, (int, float)):
+            if not isinstance(va, bool) and math.isfinite(va) and math.isfinite(vm):
+                a.append(float(va))
+                m.append(float(vm))
+    return a, m
+
+
+def plot_measure(
+    auto: list[float], manual: list[float], title: str, unit: str, st: dict[str, Any]
+) -> bytes:
+    """PNG bytes: scatter (auto vs manual, identity line) beside a Bland-Altman plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    a = np.asarray(auto, dtype=float)
+    m = np.asarray(manual, dtype=float)
+    u = f" ({unit})" if unit else ""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.6), dpi=90)
+    lo = float(min(a.min(), m.min()))
+    hi = float(max(a.max(), m.max()))
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.05
+    ax1.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", lw=1, ls="--", label="y = x")
+    ax1.scatter(m, a, s=14, alpha=0.7, color="#1f77b4", edgecolor="none")
+    ax1.set_xlim(lo - pad, hi + pad)
+    ax1.set_ylim(lo - pad, hi + pad)
+    ax1.set_xlabel(f"manual{u}")
+    ax1.set_ylabel(f"automated{u}")
+    ann = [f"n = {len(a)}"]
+    if st.get("icc") is not None:
+        ann.append(f"ICC(A,1) = {st['icc']:.3f}")
+    if st.get("pearson_r") is not None:
+        ann.append(f"r = {st['pearson_r']:.3f}")
+    ax1.text(0.03, 0.97, "\n".join(ann), transform=ax1.transAxes, va="top", fontsize=9)
+    ax1.set_title("agreement", fontsize=10)
+    mean = (a + m) / 2
+    diff = a - m
+    ax2.scatter(mean, diff, s=14, alpha=0.7, color="#1f77b4", edgecolor="none")
+    ax2.axhline(0, color="0.75", lw=1)
+    if st.get("bias") is not None:
+        ax2.axhline(st["bias"], color="#d62728", lw=1.5, label=f"bias {st['bias']:.3g}")
+    if st.get("loa_lower") is not None:
+        for key in ("loa_lower", "loa_upper"):
+            ax2.axhline(st[key], color="#ff7f0e", lw=1.2, ls="--")
+            ci = st.get(f"{key}_ci") or [None, None]
+            if ci[0] is not None and ci[1] is not None and ci[1] > ci[0]:
+                ax2.axhspan(ci[0], ci[1], color="#ff7f0e", alpha=0.12, lw=0)
+        ax2.plot(
+            [],
+            [],
+            color="#ff7f0e",
+            ls="--",
+            label=f"95% LoA [{st['loa_lower']:.3g}, {st['loa_upper']:.3g}]",
+        )
+    ax2.set_xlabel(f"mean of automated and manual{u}")
+    ax2.set_ylabel(f"automated - manual{u}")
+    ax2.set_title("Bland-Altman", fontsize=10)
+    ax2.legend(fontsize=8, loc="best", frameon=False)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- outputs
+#: every table an evaluation may write (``<name>.csv``)
+TABLE_NAMES = (
+    "verdict",
+    "lesions_cohort",
+    "frames_matched",
+    "struts_matched",
+    "segmentation_frames",
+    "pullbacks",
+)
+
+
+def remove_stale_outputs(out: Path) -> list[Path]:
+    """Delete what an earlier evaluation into ``out`` wrote (the names this module writes:
+    tables, ``metrics.json``, ``report.html``, ``plots/<level>_*.png``) so that a re-run leaves
+    no outdated file behind; anything else in ``out`` is left alone. Returns the deleted paths."""
+    names = [out / f"{t}.csv" for t in TABLE_NAMES] + [out / "metrics.json", out / "report.html"]
+    plots = out / "plots"
+    if plots.is_dir():
+        names += sorted(p for lv in LEVEL_TITLES for p in plots.glob(f"{lv}_*.png"))
+    gone = []
+    for p in names:
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            gone.append(p)
+    if plots.is_dir() and not any(plots.iterdir()):
+        plots.rmdir()
+    return gone
+
+
+def write_outputs(out: Path, result: Any, plots: bool = True) -> dict[str, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_outputs(out)
+    metrics = result.metrics
+    tables = result.tables
+    paths: dict[str, str] = {}
+    for name, rows in tables.items():
+        if rows:
+            write_table(out / f"{name}.csv", rows)
+            paths[name] = f"{name}.csv"
+    write_table(out / "verdict.csv", metrics["verdict"])
+    paths["verdict"] = "verdict.csv"
+    plot_files: list[dict[str, str]] = []
+    if plots:
+        levels = (  # (plot level, table, metrics block, matched pairs only)
+            ("frame", "frames_matched", "frames", True),
+            ("lesion", "lesions_cohort", "lesions", True),
+            ("strut", "struts_matched", "struts", True),
+            ("pullback", "pullbacks", "pullback", False),
+        )
+        sources = {
+            level: (tables[table], metrics.get(block, {}).get("measures", {}), matched_only)
+            for level, table, block, matched_only in levels
+        }
+        items = [
+            (lv, n) for lv, (_, block, _) in sources.items() for n in block if block[n]["n"] >= 2
+        ]
+        for level, name in items:
+            rows, block, matched_only = sources[level]
+            a, m = _pairs(rows, name, matched_only)
+            if len(a) < 2:
+                continue
+            rel = f"plots/{level}_{name}.png"
+            title = f"{name} ({LEVEL_TITLES[level]})"
+            atomic.write_bytes(
+                out / rel, plot_measure(a, m, title, block[name].get("unit", ""), block[name])
+            )
+            plot_files.append({"level": level, "measurement": name, "path": rel})
+    metrics["outputs"] = {**paths, "plots": plot_files, "report": "report.html"}
+    atomic.write_json(out / "metrics.json", clean_json({"octseg_version": __version__, **metrics}))
+    atomic.write_text(out / "report.html", render_html(metrics))
+    paths["metrics"] = "metrics.json"
+    paths["report"] = "report.html"
+    return {k: str(out / v) for k, v in paths.items()}
+
+
+# ----------------------------------------------------------------------------- HTML
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "–"
+        if abs(v) < 1e-9:
+            return "0"
+        if abs(v) < 10 ** (-digits):
+            return f"{v:.1e}"
+        if abs(v) >= 100:
+            return f"{v:.1f}"
+        return f"{v:.{digits}f}"
+    return html.escape(str(v))
+
+
+def _fixed(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    return f"{0.0 if abs(v) < 0.5 * 10**-digits else v:.{digits}f}"
+
+
+def _ci(ci: Any, digits: int = 3) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    return f" <span class=ci>[{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]</span>"
+
+
+def _icc_class(v: Any) -> str:
+    if v is None:
+        return ""
+    if v >= 0.9:
+        return "good"
+    if v >= 0.75:
+        return "fair"
+    return "poor"
+
+
+def _prop(p: dict[str, Any]) -> str:
+    if not p or p.get("value") is None:
+        return "–"
+    return f"{_fmt(p['value'])}{_ci(p.get('ci'))} <span class=ci>({p['k']}/{p['n']})</span>"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;
+color:#222;line-height:1.4;padding:0 16px}
+h1{font-size:1.6em;margin-bottom:4px} h2{font-size:1.2em;margin-top:28px;border-bottom:2px solid #ddd;
+padding-bottom:4px} .meta{color:#555;font-size:.9em}
+table{border-collapse:collapse;margin:8px 0 12px;font-size:.9em}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
+.verdict td{white-space:nowrap} .verdict td.l{white-space:normal} .ci{white-space:nowrap} th{background:#f3f5f8;text-align:center}
+td.l{text-align:left} .ci{color:#777;font-size:.85em} .good{background:#e3f4e1} .fair{background:#fff4d6}
+.poor{background:#fde2e1} .warn{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;
+margin:6px 0;font-size:.9em} .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));
+gap:10px} .plots figure{margin:0;border:1px solid #eee;padding:4px} .plots img{width:100%}
+.plots figcaption{font-size:.85em;color:#555} .note{color:#555;font-size:.85em}
+"""
+
+
+def render_html(metrics: dict[str, Any]) -> str:
+    h: list[str] = []
+    add = h.append
+    pb = metrics["pullbacks"]
+    add("<!doctype html><html lang=en><head><meta charset=utf-8>")
+    add("<title>octseg evaluation</title><style>" + CSS + "</style></head><body>")
+    add("<h1>Agreement of automated with manual measurements</h1>")
+    add(
+        f"<p class=meta>octseg {html.escape(__version__)} · automated: "
+        f"<code>{html.escape(metrics['inputs']['auto'])}</code> · manual: "
+        f"<code>{html.escape(metrics['inputs']['manual'])}</code><br>"
+        f"{len(pb['evaluated'])} pullback(s) evaluated"
+        + (f", {len(pb['auto_only'])} with automated results only" if pb["auto_only"] else "")
+        + (f", {len(pb['manual_only'])} with manual measurements only" if pb["manual_only"] else "")
+        + ". Differences are automated − manual.</p>"
+    )
+    for w in metrics.get("warnings", []):
+        add(f"<div class=warn>{html.escape(w)}</div>")
+
+    # verdict
+    add("<h2>Verdict</h2>")
+    v = metrics["verdict"]
+    if v:
+        add(
+            "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
+            "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th><th>MAE</th><th>r</th>"
+            "<th>notes</th></tr>"
+        )
+        for r in v:
+            loa = (
+                f"{_fmt(r['loa_lower'])} to {_fmt(r['loa_upper'])}"
+                if r["loa_lower"] is not None
+                else "–"
+            )
+            add(
+                f"<tr><td class=l>{r['level']}</td><td class=l>{html.escape(r['measurement'])}</td>"
+                f"<td class=l>{html.escape(r['unit'])}</td><td>{r['n']}</td><td>{_fmt(r['bias'])}</td>"
+                f"<td>{loa}</td><td class={_icc_class(r['icc'])}>{_fixed(r['icc'])}{_ci(r['icc_ci'], 2)}</td>"
+                f"<td>{_fmt(r['mae'])}</td><td>{_fmt(r['pearson_r'])}</td>"
+                f"<td class='l note'>{html.escape(r.get('notes', ''))}</td></tr>"
+            )
+        add("</table>")
+        add(
+            "<p class=note>ICC: "
+            + html.escape(metrics["icc_form"])
+            + ". Cell colours: ICC ≥ 0.90 excellent, 0.75–0.90 good, &lt; 0.75 moderate or poor."
+            " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
+            " and <a href=verdict.csv>verdict.csv</a>.</p>"
+        )
+    else:
+        add("<p>No continuous measurement was available on both sides.</p>")
+
+    # detection
+    det_rows = []
+    if "lesions" in metrics:
+        det_rows.append(("calcium lesions", metrics["lesions"]["detection"]))
+    if "struts" in metrics:
+        det_rows.append(
+            (
+                f"stent struts (within {metrics['struts']['tolerance_mm']:g} mm)",
+                metrics["struts"]["detection"],
+            )
+        )
+    if det_rows:
+        add(
+            "<h2>Detection</h2><table><tr><th>item</th><th>matched</th><th>auto only</th>"
+            "<th>manual only</th><th>precision [95% CI]</th><th>recall [95% CI]</th><th>F1</th></tr>"
+        )
+        for name, d in det_rows:
+            add(
+                f"<tr><td class=l>{html.escape(name)}</td><td>{d['tp']}</td><td>{d['fp']}</td>"
+                f"<td>{d['fn']}</td><td>{_prop(d['precision'])}</td><td>{_prop(d['recall'])}</td>"
+                f"<td>{_fmt(d['f1'])}</td></tr>"
+            )
+        add("</table>")
+
+    # categories
+    cats: list[tuple[str, dict[str, Any]]] = []
+    if "struts" in metrics:
+        cats.append(("strut malapposed (per matched strut)", metrics["struts"]["malapposition"]))
+    for f, b in metrics.get("frames", {}).get("categories", {}).items():
+        cats.append((f"frame: {f}", b))
+    if "lesions" in metrics:
+        for f, b in metrics["lesions"]["risk_flags"].items():
+            cats.append((f"lesion risk flag {f}", b))
+    if "pullback" in metrics:
+        for f, b in metrics["pullback"]["categories"].items():
+            cats.append((f"pullback: {f}", b))
+    cats = [(n, b) for n, b in cats if b.get("n")]
+    if cats:
+        add(
+            "<h2>Yes/no agreement</h2><table><tr><th>item</th><th>n</th><th>agreement</th>"
+            "<th>sensitivity [95% CI]</th><th>specificity [95% CI]</th><th>Cohen's κ [95% CI]</th></tr>"
+        )
+        for name, b in cats:
+            kap = (
+                _fmt(b["kappa"]) + _ci(b["kappa_ci"], 2)
+                if b["kappa"] is not None
+                else ("<span class=note>" + html.escape(b.get("note", "–")) + "</span>")
+            )
+            add(
+                f"<tr><td class=l>{html.escape(name)}</td><td>{b['n']}</td><td>{_fmt(b['agreement'])}</td>"
+                f"<td>{_prop(b['sensitivity'])}</td><td>{_prop(b['specificity'])}</td><td>{kap}</td></tr>"
+            )
+        add(
+            "</table><p class=note>The manual reading is the reference for sensitivity and "
+            "specificity.</p>"
+        )
+    if "lesions" in metrics:
+        sc = metrics["lesions"]["calcium_score"]
+        kd = metrics["lesions"]["kind"]
+        if sc["n"] or kd["n"]:
+            add(
+                "<h2>Calcium score and lesion kind (matched lesions)</h2><table><tr><th>item</th>"
+                "<th>n</th><th>exact agreement</th><th>within 1 point</th><th>κ linear [95% CI]</th>"
+                "<th>κ quadratic [95% CI]</th></tr>"
+            )
+            kl, kq = sc["kappa_linear"], sc["kappa_quadratic"]
+
+            def kcell(k: dict[str, Any]) -> str:
+                if k["kappa"] is None:
+                    return "<span class=note>" + html.escape(k.get("note", "–")) + "</span>"
+                return _fmt(k["kappa"]) + _ci(k["kappa_ci"], 2)
+
+            add(
+                f"<tr><td class=l>OCT calcium score (0–4)</td><td>{sc['n']}</td>"
+                f"<td>{_fmt(sc['exact_agreement'])}</td><td>{_fmt(sc['within_one_point'])}</td>"
+                f"<td>{kcell(kl)}</td><td>{kcell(kq)}</td></tr>"
+            )
+            add(
+                f"<tr><td class=l>spotty / macro</td><td>{kd['n']}</td><td>{_fmt(kd['agreement'])}</td>"
+                f"<td>–</td><td colspan=2>unweighted κ {kcell(kd)}</td></tr></table>"
+            )
+
+    # segmentation
+    if "segmentation" in metrics:
+        add(
+            "<h2>Segmentation overlap (label maps)</h2><table><tr><th>class</th>"
+            "<th>frames scored</th><th>absent in both</th><th>Dice mean ± SD</th><th>Dice pooled</th>"
+            "<th>IoU mean</th><th>HD95 median (mm)</th><th>HD95 frames</th><th>one mask empty</th></tr>"
+        )
+        for name, c in metrics["segmentation"]["classes"].items():
+            d = c["dice"]
+            add(
+                f"<tr><td class=l>{name}</td><td>{c['n_frames']}</td><td>{c['n_absent_both']}</td>"
+                f"<td>{_fmt(d['mean'])} ± {_fmt(d['sd'])}</td><td>{_fmt(c['dice_pooled'])}</td>"
+                f"<td>{_fmt(c['iou']['mean'])}</td><td>{_fmt(c['hd95_mm']['median'])}</td>"
+                f"<td>{c['n_hd95']}</td><td>{c['n_one_empty']}</td></tr>"
+            )
+        add(
+            "</table><p class=note>Frames where a class is absent in both masks are counted, not "
+            "averaged. Hausdorff needs both masks non-empty. Polar maps are scan-converted to "
+            "Cartesian first.</p>"
+        )
+
+    # frame matching
+    fm = metrics.get("frames", {}).get("matching")
+    if fm and fm["manual"]:
+        add(
+            f"<h2>Frame matching</h2><p>{fm['manual']} manual frame(s), {fm['matched']} matched to an "
+            f"automated frame, {fm['manual_unmatched']} without one; {fm['auto_unmatched']} automated "
+            "frame(s) had no manual reading (expected when experts read every 1 mm).</p>"
+        )
+
+    # plots
+    plots = metrics.get("outputs", {}).get("plots", [])
+    if plots:
+        add("<h2>Plots</h2><div class=plots>")
+        for p in plots:
+            add(
+                f'<figure><img src="{html.escape(p["path"])}" alt="{html.escape(p["measurement"])}" '
+                f"loading=lazy><figcaption>{html.escape(p['measurement'])} ({LEVEL_TITLES[p['level']]}): "
+                "automated vs manual, and Bland-Altman (bias red, 95% limits orange with their CIs "
+                "shaded)</figcaption></figure>"
+            )
+        add("</div>")
+
+    # methods
+    add("<h2>Methods</h2><ul class=note>")
+    for k, text in metrics["methods"].items():
+        add(f"<li><b>{html.escape(k)}</b>: {html.escape(text)}</li>")
+    add("</ul>")
+    outs = metrics.get("outputs", {})
+    links = [
+        f'<a href="{html.escape(v)}">{html.escape(v)}</a>'
+        for k, v in outs.items()
+        if isinstance(v, str) and k != "report"
+    ]
+    add(
+        "<p class=note>Files: <a href=metrics.json>metrics.json</a> · " + " · ".join(links) + "</p>"
+    )
+    add("</body></html>")
+    return "\n".join(h)
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """A few plain-text lines with the headline figures (printed by the CLI)."""
+    lines = [f"{len(metrics['pullbacks']['evaluated'])} pullback(s) evaluated"]
+    for r in metrics["verdict"]:
+        loa = (
+            f"LoA [{_fmt(r['loa_lower'])}, {_fmt(r['loa_upper'])}]"
+            if r["loa_lower"] is not None
+            else "LoA -"
+        )
+        lines.append(
+            f"  {r['level']:8s} {r['measurement']:28s} n={r['n']:<5d} bias={_fmt(r['bias'])} "
+            f"{loa} ICC={_fixed(r['icc'])}"
+        )
+    for key, title in (("lesions", "lesion"), ("struts", "strut")):
+        if key in metrics:
+            d = metrics[key]["detection"]
+            lines.append(
+                f"  {title} detection: precision={_fmt(d['precision']['value'])} "
+                f"recall={_fmt(d['recall']['value'])} F1={_fmt(d['f1'])} "
+                f"(matched {d['tp']}, auto only {d['fp']}, manual only {d['fn']})"
+            )
+    if "struts" in metrics:
+        b = metrics["struts"]["malapposition"]
+        lines.append(
+            f"  malapposition: sensitivity={_fmt(b['sensitivity']['value'])} "
+            f"specificity={_fmt(b['specificity']['value'])} kappa={_fmt(b['kappa'])}"
+        )
+    if "lesions" in metrics:
+        sc = metrics["lesions"]["calcium_score"]
+        lines.append(
+            f"  calcium score: n={sc['n']} exact={_fmt(sc['exact_agreement'])} "
+            f"kappa(quadratic)={_fmt(sc['kappa_quadratic']['kappa'])}"
+        )
+    for f, b in metrics.get("frames", {}).get("categories", {}).items():
+        lines.append(
+            f"  {f} per frame: n={b['n']} sensitivity={_fmt(b['sensitivity']['value'])} "
+            f"specificity={_fmt(b['specificity']['value'])} kappa={_fmt(b['kappa'])}"
+        )
+    for name, c in metrics.get("segmentation", {}).get("classes", {}).items():
+        lines.append(
+            f"  {name:9s} Dice={_fmt(c['dice']['mean'])} (n={c['n_frames']}, absent in both "
+            f"{c['n_absent_both']}) HD95 median={_fmt(c['hd95_mm']['median'])} mm"
+        )
+    return lines
+
+
+def print_summary(metrics: dict[str, Any]) -> None:
+    for w in metrics.get("warnings", []):
+        print(f"warning: {w}")
+    print("\n".join(summary_lines(metrics)))

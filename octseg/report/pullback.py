@@ -1,0 +1,421 @@
+"""One-page HTML report per pullback, self-contained (plots and overlays embedded as PNG).
+
+Contents: key numbers (MLA, calcium lesions and worst score, MSA / expansion, malapposition);
+longitudinal plots along the pullback - lumen area, calcium arc, stent area vs lumen area and the
+malapposition distance of every strut - with the stented segment and the calcium lesions shaded;
+the lesion table (calcium score, spotty/macro, risk flags); the stent table; the overlays.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octseg import __version__
+from octseg.core import atomic
+from octseg.geometry.summary import _num
+
+RISK_TEXT = {
+    "arc_gt_270": "arc > 270°",
+    "thickness_gt_1mm": "thickness > 1 mm",
+    "length_gt_15mm": "length > 15 mm",
+}
+
+
+def _fmt(v: Any, nd: int = 2, unit: str = "") -> str:
+    f = _num(v)
+    if f is None:
+        return "–"
+    return f"{f:.{nd}f}{unit}"
+
+
+def _series(frames: Sequence[Mapping[str, Any]], col: str) -> np.ndarray:
+    return np.array([_num(r.get(col)) for r in frames], dtype=float)  # None -> NaN
+
+
+def longitudinal_png(
+    frames: Sequence[Mapping[str, Any]],
+    struts: Sequence[Mapping[str, Any]],
+    summary: Mapping[str, Any],
+    frame_spacing_mm: float,
+    malapposition_threshold_mm: float | None = None,
+) -> bytes:
+    """The four stacked longitudinal plots (shared position axis, mm) as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fs = float(frame_spacing_mm)
+    pos = np.array([int(r["frame"]) * fs for r in frames], dtype=float)
+    lumen = _series(frames, "lumen_area_mm2")
+    arc = _series(frames, "calcium_arc_deg")
+    stent = _series(frames, "stent_area_mm2")
+    lipid = _series(frames, "lipid_arc_deg")
+    n_panels = 5 if np.isfinite(lipid).any() else 4  # a fifth: lipid arc, TCFA frames marked
+    fig = Figure(figsize=(11.0, 8.2 * n_panels / 4), dpi=90)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_panels, 1, sharex=True, gridspec_kw={"hspace": 0.12})
+    lesions = summary.get("calcium_lesions") or []
+    st = summary.get("stent") or None
+
+    def shade(ax: Any) -> None:
+        for les in lesions:
+            ax.axvspan(
+                les["start_frame"] * fs,
+                (les["end_frame"] + 1) * fs,
+                color="#ff9f1c",
+                alpha=0.12,
+                lw=0,
+            )
+        if st:
+            ax.axvspan(
+                st["start_frame"] * fs,
+                (st["end_frame"] + 1) * fs,
+                color="#2ca02c",
+                alpha=0.08,
+                lw=0,
+            )
+
+    def mark(ax: Any, x: float, y: float, name: str, color: str, text_color: str) -> None:
+        """A minimum (MLA / MSA): triangle and label."""
+        ax.plot([x], [y], "v", color=color, ms=9)
+        ax.annotate(
+            f"{name} {y:.2f} mm²",
+            (x, y),
+            xytext=(6, -14),
+            textcoords="offset points",
+            color=text_color,
+            fontsize=10,
+            weight="bold",
+        )
+
+    ax = axes[0]
+    shade(ax)
+    ax.plot(pos, lumen, color="#1f77b4", lw=1.4)
+    lum = summary.get("lumen") or {}
+    if lum.get("mla_frame") is not None and _num(lum.get("mla_mm2")) is not None:
+        mark(ax, lum["mla_frame"] * fs, float(lum["mla_mm2"]), "MLA", "#d62728", "#d62728")
+    ax.set_ylabel("Lumen area\n(mm²)")
+    ax.set_ylim(bottom=0)
+
+    ax = axes[1]
+    shade(ax)
+    ax.fill_between(pos, np.nan_to_num(arc), step="mid", color="#ff9f1c", alpha=0.85, lw=0)
+    for thr, txt in ((180, "180°"), (270, "270°")):
+        ax.axhline(thr, color="#7f7f7f", ls="--", lw=0.8)
+        ax.text(pos[0] if len(pos) else 0, thr + 4, txt, fontsize=8, color="#555")
+    span = (pos.max() + fs - pos.min()) if len(pos) else 1.0
+    for i, les in enumerate(lesions, start=1):
+        if (les["end_frame"] + 1 - les["start_frame"]) * fs < 0.06 * span:
+            continue  # too narrow to label legibly; the lesion table lists it
+        ax.text(
+            (les["start_frame"] + les["end_frame"] + 1) * fs / 2,
+            345,
+            f"L{i}: score {les.get('calcium_score')}",
+            ha="center",
+            va="top",
+            fontsize=9,
+            weight="bold",
+            color="#a65e00",
+        )
+    ax.set_ylim(0, 360)
+    ax.set_yticks([0, 90, 180, 270, 360])
+    ax.set_ylabel("Calcium arc\n(°)")
+
+    ax = axes[2]
+    shade(ax)
+    ax.plot(pos, lumen, color="#1f77b4", lw=1.2, label="lumen area")
+    ax.plot(pos, stent, color="#2ca02c", lw=1.6, label="stent area")
+    if st and st.get("msa_frame") is not None and _num(st.get("msa_mm2")) is not None:
+        mark(ax, st["msa_frame"] * fs, float(st["msa_mm2"]), "MSA", "#2ca02c", "#1a6e1a")
+    ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
+    ax.set_ylabel("Stent vs lumen\narea (mm²)")
+    ax.set_ylim(bottom=0)
+
+    ax = axes[3]
+    shade(ax)
+    if struts:
+        sp = np.array([int(s["frame"]) * fs for s in struts], dtype=float)
+        sd = np.array([_num(s.get("distance_mm")) or 0.0 for s in struts], dtype=float)
+        mal = np.array([bool(int(s.get("malapposed") or 0)) for s in struts])
+        ax.scatter(sp[~mal], sd[~mal], s=5, color="#7f7f7f", alpha=0.6, lw=0, label="apposed")
+        ax.scatter(sp[mal], sd[mal], s=12, color="#d62728", lw=0, label="malapposed")
+        ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "no struts detected",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="#777",
+        )
+    if malapposition_threshold_mm is not None:
+        ax.axhline(malapposition_threshold_mm, color="#d62728", ls="--", lw=0.8)
+    ax.axhline(0, color="#444", lw=0.6)
+    ax.set_ylabel("Strut distance\nto lumen (mm)")
+    ax.set_xlabel("Position along the pullback (mm)   ·   frame 0 = distal  →  proximal")
+    if n_panels == 5:
+        _lipid_panel(axes[4], pos, lipid, frames)
+        axes[4].set_xlabel(axes[3].get_xlabel())
+        axes[3].set_xlabel("")
+    for a in axes:
+        a.grid(True, axis="x", color="#e5e5e5", lw=0.6)
+        a.spines[["top", "right"]].set_visible(False)
+        a.tick_params(labelsize=9)
+    if len(pos):
+        axes[-1].set_xlim(pos.min(), pos.max() + fs)
+    fig.subplots_adjust(left=0.09, right=0.99, top=0.98, bottom=0.07)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})  # fast, no larger
+    return buf.getvalue()
+
+
+def _lipid_panel(ax: Any, pos: np.ndarray, arc: np.ndarray, frames: Any) -> None:
+    """Lipid arc along the pullback with TCFA frames marked."""
+    ax.fill_between(pos, np.nan_to_num(arc), step="mid", color="#d4a017", alpha=0.85, lw=0)
+    ax.axhline(90, color="#7f7f7f", ls="--", lw=0.8)
+    tcfa = np.array([bool(_num(r.get("tcfa")) or 0) for r in frames])
+    if tcfa.any():
+        ax.plot(pos[tcfa], arc[tcfa] + 12, "v", color="#b000b0", ms=7, label="TCFA frame")
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.set_ylim(0, 360)
+    ax.set_yticks([0, 90, 180, 270, 360])
+    ax.set_ylabel("Lipid arc\n(°)")
+
+
+def _lipid_table(lesions: Sequence[Mapping[str, Any]], fs: float) -> str:
+    if not lesions:
+        return "<p>No lipid detected.</p>"
+    head = (
+        "<table><tr><th>#</th><th>frames</th><th>length (mm)</th><th>max arc (°)</th>"
+        "<th>lipid index (°·mm)</th><th>min cap (µm)</th><th>at frame</th><th>TCFA</th></tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{les['start_frame']}–{les['end_frame']}</td>"
+        f"<td>{_fmt(les.get('length_mm'), 1)}</td><td>{_fmt(les.get('max_lipid_arc_deg'), 0)}</td>"
+        f"<td>{_fmt(les.get('lipid_index'), 0)}</td><td>{_fmt(les.get('min_cap_thickness_um'), 0)}</td>"
+        f"<td>{les.get('min_cap_frame') if les.get('min_cap_frame') is not None else '–'}</td>"
+        f"<td>{_yesno(les.get('tcfa'))} ({les.get('n_tcfa_frames')} frames)</td></tr>"
+        for i, les in enumerate(lesions, start=1)
+    )
+    return head + rows + "</table>"
+
+
+def _img(data: bytes, alt: str, cls: str = "") -> str:
+    b64 = base64.b64encode(data).decode("ascii")
+    return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;color:#1b1b1b;font-size:14px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:16px;margin:22px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.meta{color:#555;font-size:12.5px}
+.cards{display:flex;gap:12px;margin:14px 0;flex-wrap:wrap}
+.card{flex:1;min-width:200px;border:1px solid #ddd;border-radius:8px;padding:10px 14px;background:#fafafa}
+.card .k{font-size:12px;color:#666;text-transform:uppercase;letter-spacing:.04em}
+.card .v{font-size:22px;font-weight:600;margin-top:2px} .card .s{font-size:12.5px;color:#444}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #e6e6e6;padding:5px 8px;text-align:right}
+th{background:#f3f3f3;font-weight:600} td:first-child,th:first-child{text-align:left}
+.flag{display:inline-block;background:#d62728;color:#fff;border-radius:10px;padding:1px 7px;margin:1px;font-size:11.5px}
+.ok{color:#1a6e1a;font-weight:600} .bad{color:#d62728;font-weight:600}
+.score{display:inline-block;min-width:18px;text-align:center;border-radius:4px;padding:1px 5px;color:#fff;font-weight:700}
+.plots{width:100%} .ovl{display:grid;grid-template-columns:1fr 1fr;gap:10px}
+.ovl figure{margin:0} .ovl img{width:100%;border-radius:4px} .ovl figcaption{font-size:12.5px;color:#444;margin-top:2px}
+.foot{margin-top:22px;color:#777;font-size:11.5px}
+"""
+
+SCORE_COLORS = ["#2ca02c", "#8cbf26", "#e3b505", "#f07b1a", "#d62728"]
+
+
+def _score(v: Any) -> str:
+    try:
+        s = int(v)
+    except (TypeError, ValueError):
+        return "–"
+    return f'<span class="score" style="background:{SCORE_COLORS[max(0, min(4, s))]}">{s}</span>'
+
+
+def _lesion_table(lesions: Sequence[Mapping[str, Any]], fs: float) -> str:
+    if not lesions:
+        return "<p>No calcium detected.</p>"
+    rows = []
+    for i, les in enumerate(lesions, start=1):
+        flags = les.get("risk_flags") or []
+        flag_html = (
+            "".join(f'<span class="flag">{html.escape(RISK_TEXT.get(f, f))}</span>' for f in flags)
+            or "–"
+        )
+        rows.append(
+            "<tr>"
+            f"<td>L{i}</td><td>{les['start_frame']}–{les['end_frame']}</td>"
+            f"<td>{les['start_frame'] * fs:.1f}–{(les['end_frame'] + 1) * fs:.1f}</td>"
+            f"<td>{_fmt(les.get('length_mm'), 1)}</td><td>{_fmt(les.get('max_arc_deg'), 0)}</td>"
+            f"<td>{_fmt(les.get('max_thickness_mm'), 2)}</td><td>{_fmt(les.get('min_depth_mm'), 2)}</td>"
+            f"<td>{_fmt(les.get('volume_mm3'), 2)}</td><td>{_score(les.get('calcium_score'))}</td>"
+            f"<td>{html.escape(str(les.get('kind') or '–'))}</td><td>{flag_html}</td>"
+            "</tr>"
+        )
+    head = (
+        "<tr><th>Lesion</th><th>Frames</th><th>Position (mm)</th><th>Length (mm)</th>"
+        "<th>Max arc (°)</th><th>Max thickness (mm)</th><th>Min depth (mm)</th>"
+        "<th>Volume (mm³)</th><th>Ca score</th><th>Kind</th><th>Risk flags</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _yesno(v: Any, bad_when_true: bool = True) -> str:
+    if v is None:
+        return "–"
+    cls = "bad" if bool(v) == bad_when_true else "ok"
+    return f'<span class="{cls}">{"yes" if v else "no"}</span>'
+
+
+def _stent_table(st: Mapping[str, Any] | None) -> str:
+    if not st:
+        return "<p>No stent detected.</p>"
+    exp = _num(st.get("expansion"))
+    cells = [
+        ("Frames", f"{st['start_frame']}–{st['end_frame']}"),
+        ("Length (mm)", _fmt(st.get("length_mm"), 1)),
+        ("MSA (mm²)", f"{_fmt(st.get('msa_mm2'))} (frame {st.get('msa_frame')})"),
+        (
+            "Ref. proximal / distal (mm²)",
+            f"{_fmt(st.get('reference_proximal_area_mm2'))} / {_fmt(st.get('reference_distal_area_mm2'))}",
+        ),
+        ("Expansion", "–" if exp is None else f"{100 * exp:.0f}%"),
+        ("Underexpanded", _yesno(st.get("underexpanded"))),
+        (
+            "Struts (malapposed)",
+            f"{st.get('n_struts')} ({st.get('n_malapposed')}, {_fmt(st.get('malapposed_percent'), 1)}%)",
+        ),
+        ("Max malapposition (mm)", _fmt(st.get("max_malapposition_mm"))),
+        ("Malapposition length (mm)", _fmt(st.get("malapposition_length_mm"), 1)),
+        ("Malapposition volume (mm³)", _fmt(st.get("malapposition_volume_mm3"))),
+        ("Significant malapposition", _yesno(st.get("significant_malapposition"))),
+    ]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k, _ in cells)
+    body = "".join(f"<td>{v}</td>" for _, v in cells)
+    return f"<table><tr>{head}</tr><tr>{body}</tr></table>"
+
+
+def _cards(summary: Mapping[str, Any], frames: Sequence[Mapping[str, Any]], fs: float) -> str:
+    lum = summary.get("lumen") or {}
+    lesions = summary.get("calcium_lesions") or []
+    st = summary.get("stent") or None
+    cards = []
+    mla_f = lum.get("mla_frame")
+    cards.append(
+        (
+            "Minimal lumen area",
+            f"{_fmt(lum.get('mla_mm2'))} mm²",
+            "" if mla_f is None else f"frame {mla_f} · {mla_f * fs:.1f} mm",
+        )
+    )
+    if lesions:
+        worst = max(int(les.get("calcium_score") or 0) for les in lesions)
+        n_flag = sum(1 for les in lesions if les.get("risk_flags"))
+        cards.append(
+            (
+                "Calcium",
+                f"{len(lesions)} lesion{'s' if len(lesions) != 1 else ''}",
+                f"highest score {worst}/4 · {n_flag} with risk flags",
+            )
+        )
+    else:
+        cards.append(("Calcium", "none", ""))
+    if st:
+        exp = _num(st.get("expansion"))
+        cards.append(
+            (
+                "Stent",
+                f"MSA {_fmt(st.get('msa_mm2'))} mm²",
+                ("expansion –" if exp is None else f"expansion {100 * exp:.0f}%")
+                + (" · underexpanded" if st.get("underexpanded") else ""),
+            )
+        )
+        cards.append(
+            (
+                "Malapposition",
+                f"{st.get('n_malapposed')} / {st.get('n_struts')} struts",
+                f"max {_fmt(st.get('max_malapposition_mm'))} mm"
+                + (" · significant" if st.get("significant_malapposition") else ""),
+            )
+        )
+    else:
+        cards.append(("Stent", "none detected", ""))
+    return "".join(
+        f'<div class="card"><div class="k">{html.escape(k)}</div><div class="v">{html.escape(v)}</div>'
+        f'<div class="s">{html.escape(s)}</div></div>'
+        for k, v, s in cards
+    )
+
+
+def _plaque_section(summary: Mapping[str, Any], model: Mapping[str, Any], fs: float) -> str:
+    """Lipid lesions, shown when the model segments lipid (or lesions exist)."""
+    from octseg.core.classes import LIPID
+
+    lesions = summary.get("lipid_lesions") or []
+    if not lesions and LIPID not in (model.get("classes") or []):
+        return ""
+    return "<h2>Lipid and fibrous cap</h2>" + _lipid_table(lesions, fs)
+
+
+def render_report(
+    *,
+    pullback_id: str,
+    info: Mapping[str, Any],
+    frames: Sequence[Mapping[str, Any]],
+    struts: Sequence[Mapping[str, Any]],
+    summary: Mapping[str, Any],
+    overlays: Sequence[Mapping[str, Any]],
+    model: Mapping[str, Any],
+    malapposition_threshold_mm: float | None = None,
+) -> str:
+    fs = float(info["frame_spacing_mm"])
+    plots = longitudinal_png(frames, struts, summary, fs, malapposition_threshold_mm)
+    ovl = "".join(
+        f"<figure>{_img(Path(o['path']).read_bytes(), 'frame ' + str(o['frame']))}"
+        f"<figcaption>Frame {o['frame']} ({o['frame'] * fs:.1f} mm): {html.escape(o['reason'])}</figcaption></figure>"
+        for o in overlays
+    )
+    n = info.get("frames")
+    meta = (
+        f"{n} frames · {info.get('space')} {info.get('height')}×{info.get('width')} · "
+        f"pixel {_fmt(info.get('pixel_spacing_mm'), 4)} mm · frame spacing {_fmt(fs, 3)} mm · "
+        f"length {(n or 0) * fs:.1f} mm · format {html.escape(str(info.get('format')))}"
+    )
+    ckpt = html.escape(Path(str(model.get("checkpoint"))).name)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>octseg report: {html.escape(pullback_id)}</title>
+<style>{CSS}</style></head><body>
+<h1>IVOCT pullback {html.escape(pullback_id)}</h1>
+<div class="meta">{meta}</div>
+<div class="cards">{_cards(summary, frames, fs)}</div>
+<h2>Along the pullback</h2>
+{_img(plots, "longitudinal plots", "plots")}
+<h2>Calcium lesions</h2>
+{_lesion_table(summary.get("calcium_lesions") or [], fs)}
+<h2>Stent</h2>
+{_stent_table(summary.get("stent"))}
+{_plaque_section(summary, model, fs)}
+<h2>Key frames</h2>
+<div class="ovl">{ovl or "<p>No frames.</p>"}</div>
+<div class="foot">Automated segmentation by octseg {__version__} (model {ckpt}, classes {model.get("classes")},
+TTA {len(model.get("tta") or [1])}×) on {time.strftime("%Y-%m-%d %H:%M")}. Definitions: docs/metrics.md.
+Research use only: review every measurement before any clinical decision.</div>
+</body></html>
+"""
+
+
+def write_report(path: Path, **kwargs: Any) -> Path:
+    atomic.write_text(path, render_report(**kwargs))
+    return path
