@@ -5,13 +5,28 @@ points sorted by angle about the lumen centroid; the stent area is the shoelace 
 spline sampled with ``samples_per_segment`` points per segment. Both the geometry module and
 the synthetic generator's ground truth use :func:`closed_catmull_rom`, so their definitions
 cannot drift apart.
+
+:func:`polygon_area_centroid` is the numpy shoelace area and centroid of one closed polygon
+(float64), used by the synthetic generator's lumen truth and the review tool's lumen editor.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+
+def polygon_area_centroid(poly: np.ndarray) -> tuple[float, np.ndarray]:
+    """Shoelace area and area centroid (y, x) of a closed polygon (M, 2) in (y, x)."""
+    y, x = poly[:, 0], poly[:, 1]
+    y1, x1 = np.roll(y, -1), np.roll(x, -1)
+    cross = x * y1 - x1 * y
+    a = 0.5 * cross.sum()
+    cx = ((x + x1) * cross).sum() / (6 * a)
+    cy = ((y + y1) * cross).sum() / (6 * a)
+    return abs(float(a)), np.array([cy, cx])
 
 
 def sort_by_angle(

@@ -9,14 +9,26 @@ the catheter centre. A polar sample ``(theta, r)`` sits at Cartesian offset
 Images are interpolated (``mode="bilinear"``), label maps use ``mode="nearest"``. The A-line axis
 is periodic: interpolation between the last and the first A-line wraps around. Samples outside
 the source are 0.
+
+:func:`wrap_pi` (numpy) wraps angle differences to ``[-pi, pi)``; the synthetic generator and the
+hybrid inserts share it.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+def wrap_pi(a: np.ndarray | float) -> np.ndarray:
+    """Angles (radians) wrapped to the half-open interval ``[-pi, pi)``: ``+pi`` maps to ``-pi``.
+
+    ``abs(wrap_pi(a))`` is the angular distance, in ``[0, pi]``, whichever sign ``a`` has.
+    """
+    return (np.asarray(a) + math.pi) % (2 * math.pi) - math.pi
 
 
 def _as_bchw(x: torch.Tensor) -> tuple[torch.Tensor, bool]:

@@ -16,6 +16,7 @@ from scipy import ndimage
 from scipy.interpolate import CubicSpline
 
 from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, GUIDEWIRE, LIPID, LUMEN, STRUT
+from octseg.core.contour import polygon_area_centroid
 
 TISSUE = (CALCIUM, FIBROUS_CAP, LIPID)  # the classes a brush paints (wall tissue)
 
@@ -138,9 +139,9 @@ def spline_radius(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def contour_area_mm2(points: np.ndarray) -> float:
-    """Area enclosed by the spline contour, 1/2 * integral of r(theta)^2."""
-    _, r = spline_radius(points)
-    return float(0.5 * np.sum(r * r) * (TWO_PI / N_CURVE))
+    """Area enclosed by the spline contour: the shoelace area of its ``N_CURVE`` samples."""
+    t, r = spline_radius(points)
+    return polygon_area_centroid(np.stack([r * np.sin(t), r * np.cos(t)], axis=1))[0]
 
 
 def set_lumen(lab: np.ndarray, grid: PixelGrid, points) -> np.ndarray:

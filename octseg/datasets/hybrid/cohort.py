@@ -39,6 +39,7 @@ import numpy as np
 from octseg.core import atomic
 from octseg.core.classes import CLASS_NAMES, GUIDEWIRE
 from octseg.core.errors import InputError
+from octseg.core.polar import wrap_pi
 from octseg.datasets.hybrid.insert import (
     TWO_PI,
     CalciumSpec,
@@ -51,7 +52,6 @@ from octseg.datasets.hybrid.insert import (
     insert_strut,
     lumen_geometry,
     strut_row,
-    wrap_pi,
 )
 from octseg.geometry.tables import FRAME_COLUMNS, write_measurements
 from octseg.io.labels import LabelFile, load_labels, save_labels
@@ -107,7 +107,7 @@ class Stent:
             ang = (base + 360.0 * k / self.n_struts + rng.uniform(-6, 6)) % 360
             dist = self.apposed_mm + rng.uniform(-0.01, 0.01)
             if self.mal_center_deg is not None and self.mal_start <= frame < self.mal_stop:
-                off = abs(float(wrap_pi(math.radians(ang - self.mal_center_deg))))
+                off = abs(float(wrap_pi(math.radians(self.mal_center_deg - ang))))
                 half = math.radians(self.mal_arc_deg) / 2
                 if off < half:
                     nm = self.mal_stop - self.mal_start

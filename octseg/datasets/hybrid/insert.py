@@ -40,14 +40,10 @@ from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM, STRUT
 from octseg.core.contour import closed_catmull_rom, sort_by_angle
+from octseg.core.polar import wrap_pi
 from octseg.geometry.lumen_contour import FrameLumen
 
 TWO_PI = 2.0 * math.pi
-
-
-def wrap_pi(a: np.ndarray | float) -> np.ndarray:
-    """Angles wrapped to (-pi, pi]."""
-    return -((-np.asarray(a) + math.pi) % TWO_PI - math.pi)
 
 
 def polar_xy(n_alines: int, n_samples: int, ps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +162,7 @@ def calcium_region(
     dy, dx = yy - g.centroid[0], xx - g.centroid[1]
     phi = np.arctan2(dy, dx)
     rho = np.hypot(dy, dx)
-    delta = np.abs(wrap_pi(phi - math.radians(spec.center_deg)))
+    delta = np.abs(wrap_pi(math.radians(spec.center_deg) - phi))
     inner = g.rho(phi) + spec.depth_mm
     # rounded ends: full thickness over most of the arc, tapering to 0 at its ends
     frac = np.clip(delta / (math.radians(spec.arc_deg) / 2), 0.0, 1.0)
@@ -279,7 +275,7 @@ def insert_strut(
     # shadow: A-lines through the strut, behind it (soft one-A-line edges)
     theta = np.arange(a) * (TWO_PI / a)
     thp = math.atan2(p[0], p[1])
-    lateral = np.abs(wrap_pi(theta - thp)) * rp  # mm at the strut radius
+    lateral = np.abs(wrap_pi(thp - theta)) * rp  # mm at the strut radius
     step = TWO_PI / a * rp
     s_ang = np.clip((hw - lateral) / max(step, 1e-9) + 0.5, 0.0, 1.0)
     behind = np.clip((np.arange(r) * g.ps - (rp + hh)) / g.ps + 0.5, 0.0, 1.0)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from octseg.core.contour import polygon_area_centroid
+from octseg.core.polar import wrap_pi
 from octseg.datasets.synth.params import Grid, LesionParams, PullbackParams, draw_base, draw_lesions
 
 N_POLY = 4096
@@ -28,21 +30,6 @@ TWO_PI = 2 * math.pi
 
 class NotStarShaped(ValueError):
     """A curve is not star-shaped about the requested centre."""
-
-
-def wrap_pi(a: np.ndarray | float) -> np.ndarray:
-    return (np.asarray(a) + math.pi) % TWO_PI - math.pi
-
-
-def polygon_area_centroid(poly: np.ndarray) -> tuple[float, np.ndarray]:
-    """Shoelace area and area centroid (y, x) of a closed polygon (M, 2) in (y, x)."""
-    y, x = poly[:, 0], poly[:, 1]
-    y1, x1 = np.roll(y, -1), np.roll(x, -1)
-    cross = x * y1 - x1 * y
-    a = 0.5 * cross.sum()
-    cx = ((x + x1) * cross).sum() / (6 * a)
-    cy = ((y + y1) * cross).sum() / (6 * a)
-    return abs(float(a)), np.array([cy, cx])
 
 
 def ray_distance(

@@ -21,7 +21,8 @@ import numpy as np
 from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
-from octseg.datasets.synth.anatomy import TWO_PI, FrameGeometry, wrap_pi
+from octseg.core.polar import wrap_pi
+from octseg.datasets.synth.anatomy import TWO_PI, FrameGeometry
 from octseg.datasets.synth.params import Grid, RenderParams
 
 
@@ -216,10 +217,3 @@ def render_frame(
     lo = -dr + 4.0
     out = (db - lo) / (0.0 - lo) * 190
     return np.round(np.clip(out, 0, 255)).astype(np.uint8)
-
-
-def sepia(gray: np.ndarray) -> np.ndarray:
-    """Vendor-like sepia display colour map: uint8 (..., H, W) -> uint8 (..., H, W, 3)."""
-    x = gray.astype(np.float32) / 255.0
-    rgb = np.stack([x**0.75, 0.78 * x**1.25, 0.45 * x**2.6], axis=-1)
-    return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
