@@ -102,6 +102,43 @@ def _get(summary: dict[str, Any] | None, path: tuple[str, str]) -> Any:
 
 
 # ----------------------------------------------------------------------------- the job
+@dataclass
+class _Rows:
+    """What pairing the pullbacks collects: the row tables and the counts beside them."""
+
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    lesions: list[dict[str, Any]] = field(default_factory=list)
+    struts: list[dict[str, Any]] = field(default_factory=list)
+    segmentation: list[dict[str, Any]] = field(default_factory=list)
+    pullbacks: list[dict[str, Any]] = field(default_factory=list)
+    frame_count: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("manual", "auto", "matched", "manual_unmatched", "auto_unmatched"), 0
+        )
+    )
+    strut_counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("tp", "fp", "fn", "by_xy", "by_arc", "by_angle"), 0)
+    )
+    have: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("frames", "lesions", "struts", "labels"), 0)
+    )
+    #: automated struts in frames the manual reader did not analyse
+    strut_outside: int = 0
+    #: pullbacks whose manual frames carry a yes/no flag (TCFA)
+    flag_pids: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Sides:
+    """Both sides read, and which pullback ids are on both, one or the other."""
+
+    auto: dict[str, PullbackData]
+    manual: dict[str, PullbackData]
+    common: list[str]
+    auto_only: list[str]
+    manual_only: list[str]
+
+
 def evaluate(
     auto: str | Path,
     manual: str | Path,
@@ -119,74 +156,72 @@ def evaluate(
         else EvaluationSettings.from_dict(settings)
     )
     s.validate()
-    g = s.geometry_settings()
     warnings_: list[str] = []
+    sides = read_sides(auto, manual, s, warnings_)
+    rows = pair_pullbacks(sides, s)
+    metrics = {
+        **_header(auto, manual, s, sides, rows, warnings_),
+        **(extra or {}),
+        **statistics(rows, s),
+    }
+    metrics["verdict"] = verdict_rows(metrics)
+    result = Evaluation(metrics=metrics, tables=_tables(rows))
+    if out is not None:
+        from octseg.report import evaluation as report
+
+        result.paths = report.write_outputs(Path(out), result, plots=s.plots)
+    return result
+
+
+def read_sides(
+    auto: str | Path, manual: str | Path, s: EvaluationSettings, warnings_: list[str]
+) -> _Sides:
+    """Read the automated and the manual side; an error when no pullback id is on both."""
     auto_pbs = load_auto(
-        auto, source=s.auto_source, geometry=g, device=s.device, progress=s.progress
+        auto,
+        source=s.auto_source,
+        geometry=s.geometry_settings(),
+        device=s.device,
+        progress=s.progress,
     )
     manual_pbs = load_manual(manual, use_tables=s.manual_tables, warnings=warnings_)
-    common = sorted(set(auto_pbs) & set(manual_pbs))
-    auto_only = sorted(set(auto_pbs) - set(manual_pbs))
-    manual_only = sorted(set(manual_pbs) - set(auto_pbs))
-    if not common:
+    sides = _Sides(
+        auto_pbs,
+        manual_pbs,
+        common=sorted(set(auto_pbs) & set(manual_pbs)),
+        auto_only=sorted(set(auto_pbs) - set(manual_pbs)),
+        manual_only=sorted(set(manual_pbs) - set(auto_pbs)),
+    )
+    if not sides.common:
         raise InputError(
             manual,
             f"no pullback id is on both sides (automated: {', '.join(sorted(auto_pbs)) or '-'}; "
             f"manual: {', '.join(sorted(manual_pbs)) or '-'})",
         )
-    if manual_only:
+    if sides.manual_only:
         warnings_.append(
-            f"{len(manual_only)} pullback(s) have manual measurements but no automated results: "
-            + ", ".join(manual_only)
+            f"{len(sides.manual_only)} pullback(s) have manual measurements but no automated "
+            "results: " + ", ".join(sides.manual_only)
         )
+    return sides
 
-    frame_rows: list[dict[str, Any]] = []
-    lesion_rows: list[dict[str, Any]] = []
-    strut_rows: list[dict[str, Any]] = []
-    seg_rows: list[dict[str, Any]] = []
-    pullback_rows: list[dict[str, Any]] = []
-    frame_count = {"manual": 0, "auto": 0, "matched": 0, "manual_unmatched": 0, "auto_unmatched": 0}
-    strut_counts = {"tp": 0, "fp": 0, "fn": 0, "by_xy": 0, "by_arc": 0, "by_angle": 0}
-    have = {"frames": 0, "lesions": 0, "struts": 0, "labels": 0}
-    strut_outside = 0  # automated struts in frames the manual reader did not analyse
-    flag_pids: set[str] = set()  # pullbacks whose manual frames carry a yes/no flag (TCFA)
 
-    items = common
+def pair_pullbacks(sides: _Sides, s: EvaluationSettings) -> _Rows:
+    """Pair frames, lesions, struts, label maps and summaries of every common pullback."""
+    rows = _Rows()
+    g = s.geometry_settings()
+    items = sides.common
     if s.progress:
         from tqdm import tqdm
 
-        items = tqdm(common, desc="evaluating", unit="pullback")
+        items = tqdm(sides.common, desc="evaluating", unit="pullback")
     for pid in items:
-        a: PullbackData = auto_pbs[pid]
-        m: PullbackData = manual_pbs[pid]
+        a, m = sides.auto[pid], sides.manual[pid]
         spacing = matching.frame_spacing(a, m, s.frame_spacing_mm)
-        # frames
         if a.frames is not None and m.frames is not None:
-            have["frames"] += 1
-            pairs = matching.match_frames(
-                a.frames, m.frames, spacing=spacing, pid=pid, frame_tolerance=s.frame_tolerance
-            )
-            for p in pairs:
-                ar, mr = p["auto"], p["manual"]
-                status = "matched" if ar and mr else ("auto_only" if ar else "manual_only")
-                row: dict[str, Any] = {"pullback_id": pid, "frame": p["frame"], "match": status}
-                if mr is not None:
-                    row["manual_position_mm"] = mr.get("position_mm")
-                    row["manual_line"] = mr.get("_line")
-                for c in FRAME_MEASURES + FRAME_FLAGS:
-                    row[f"auto_{c}"] = ar.get(c) if ar else None
-                    row[f"manual_{c}"] = mr.get(c) if mr else None
-                frame_rows.append(row)
-            if any(r.get(c) is not None for r in m.frames for c in FRAME_FLAGS):
-                flag_pids.add(pid)
-            frame_count["manual"] += sum(p["manual"] is not None for p in pairs)
-            frame_count["auto"] += sum(p["auto"] is not None for p in pairs)
-            frame_count["matched"] += sum(
-                p["auto"] is not None and p["manual"] is not None for p in pairs
-            )
-        # lesions
+            pair_frames(pid, a, m, spacing, s, rows)
         if a.lesions is not None and m.lesions is not None:
-            have["lesions"] += 1
+            rows.have["lesions"] += 1
             for p in matching.match_lesions(
                 a.lesions,
                 m.lesions,
@@ -194,158 +229,205 @@ def evaluate(
                 pid=pid,
                 min_overlap=s.lesion_min_overlap_frames,
             ):
-                lesion_rows.append(_lesion_row(pid, p, spacing, g))
-        # struts
+                rows.lesions.append(_lesion_row(pid, p, spacing, g))
         if a.struts is not None and m.struts is not None:
-            have["struts"] += 1
-            radius = {
-                int(r["frame"]): float(r["lumen_mean_diameter_mm"]) / 2
-                for r in (a.frames or [])
-                if r.get("frame") is not None and _num(r.get("lumen_mean_diameter_mm"))
-            }
-            # only frames the manual reader analysed: frames of manual_frames.csv (matched to
-            # automated frames) and frames with at least one manual strut
-            read = {int(r["frame"]) for r in m.struts}
-            read |= {
-                fr["frame"]
-                for fr in frame_rows
-                if fr["pullback_id"] == pid and fr["match"] != "auto_only"
-            }
-            auto_struts = [r for r in a.struts if int(r["frame"]) in read]
-            strut_outside += len(a.struts) - len(auto_struts)
-            pairs, counts = matching.match_struts(
-                auto_struts,
-                m.struts,
-                tolerance_mm=s.strut_tolerance_mm,
-                angle_tolerance_deg=s.strut_angle_tolerance_deg,
-                lumen_radius_mm=radius,
-            )
-            for k in strut_counts:
-                strut_counts[k] += counts[k]
-            for p in pairs:
-                ar, mr = p["auto"], p["manual"]
-                row = {
-                    "pullback_id": pid,
-                    "frame": p["frame"],
-                    "match": p["match"] or ("auto_only" if ar else "manual_only"),
-                    "pair_distance_mm": p.get("distance_mm"),
-                    "pair_angle_diff_deg": p.get("angle_diff_deg"),
-                }
-                for c in ("angle_deg", "x_mm", "y_mm", "distance_mm", "malapposed"):
-                    row[f"auto_{c}"] = ar.get(c) if ar else None
-                    row[f"manual_{c}"] = mr.get(c) if mr else None
-                strut_rows.append(row)
-        # label maps
+            pair_struts(pid, a, m, s, rows)
         if s.segmentation and a.labels is not None and m.labels is not None:
-            have["labels"] += 1
-            seg_rows.extend(
+            rows.have["labels"] += 1
+            rows.segmentation.extend(
                 segmentation.compare_labels(
                     pid, a.labels, m.labels, s.classes, auto_path=a.source.get("labels")
                 )
             )
-        # pullback-level summary
         if a.summary is not None and m.summary is not None:
-            row = {"pullback_id": pid}
-            for name, path in {**PULLBACK_MEASURES, **PULLBACK_FLAGS}.items():
-                row[f"auto_{name}"] = _get(a.summary, path)
-                row[f"manual_{name}"] = _get(m.summary, path)
-            pullback_rows.append(row)
+            rows.pullbacks.append(_pullback_row(pid, a, m))
+    rows.frame_count["manual_unmatched"] = sum(r["match"] == "manual_only" for r in rows.frames)
+    rows.frame_count["auto_unmatched"] = sum(r["match"] == "auto_only" for r in rows.frames)
+    return rows
 
-    frame_count["manual_unmatched"] = sum(r["match"] == "manual_only" for r in frame_rows)
-    frame_count["auto_unmatched"] = sum(r["match"] == "auto_only" for r in frame_rows)
 
-    kw = {"n_resamples": s.n_bootstrap, "seed": s.seed}
-    metrics: dict[str, Any] = {
+def pair_frames(
+    pid: str,
+    a: PullbackData,
+    m: PullbackData,
+    spacing: float | None,
+    s: EvaluationSettings,
+    rows: _Rows,
+) -> None:
+    """Frame rows of one pullback (matched, automated only, manual only) and their counts."""
+    rows.have["frames"] += 1
+    pairs = matching.match_frames(
+        a.frames, m.frames, spacing=spacing, pid=pid, frame_tolerance=s.frame_tolerance
+    )
+    for p in pairs:
+        ar, mr = p["auto"], p["manual"]
+        status = "matched" if ar and mr else ("auto_only" if ar else "manual_only")
+        row: dict[str, Any] = {"pullback_id": pid, "frame": p["frame"], "match": status}
+        if mr is not None:
+            row["manual_position_mm"] = mr.get("position_mm")
+            row["manual_line"] = mr.get("_line")
+        for c in FRAME_MEASURES + FRAME_FLAGS:
+            row[f"auto_{c}"] = ar.get(c) if ar else None
+            row[f"manual_{c}"] = mr.get(c) if mr else None
+        rows.frames.append(row)
+    if any(r.get(c) is not None for r in m.frames for c in FRAME_FLAGS):
+        rows.flag_pids.add(pid)
+    rows.frame_count["manual"] += sum(p["manual"] is not None for p in pairs)
+    rows.frame_count["auto"] += sum(p["auto"] is not None for p in pairs)
+    rows.frame_count["matched"] += sum(
+        p["auto"] is not None and p["manual"] is not None for p in pairs
+    )
+
+
+def pair_struts(
+    pid: str, a: PullbackData, m: PullbackData, s: EvaluationSettings, rows: _Rows
+) -> None:
+    """Strut rows of one pullback, over the frames the manual reader analysed: frames of
+    ``manual_frames.csv`` (matched to automated frames) and frames with a manual strut."""
+    rows.have["struts"] += 1
+    radius = {
+        int(r["frame"]): float(r["lumen_mean_diameter_mm"]) / 2
+        for r in (a.frames or [])
+        if r.get("frame") is not None and _num(r.get("lumen_mean_diameter_mm"))
+    }
+    read = {int(r["frame"]) for r in m.struts}
+    read |= {
+        fr["frame"] for fr in rows.frames if fr["pullback_id"] == pid and fr["match"] != "auto_only"
+    }
+    auto_struts = [r for r in a.struts if int(r["frame"]) in read]
+    rows.strut_outside += len(a.struts) - len(auto_struts)
+    pairs, counts = matching.match_struts(
+        auto_struts,
+        m.struts,
+        tolerance_mm=s.strut_tolerance_mm,
+        angle_tolerance_deg=s.strut_angle_tolerance_deg,
+        lumen_radius_mm=radius,
+    )
+    for k in rows.strut_counts:
+        rows.strut_counts[k] += counts[k]
+    for p in pairs:
+        ar, mr = p["auto"], p["manual"]
+        row = {
+            "pullback_id": pid,
+            "frame": p["frame"],
+            "match": p["match"] or ("auto_only" if ar else "manual_only"),
+            "pair_distance_mm": p.get("distance_mm"),
+            "pair_angle_diff_deg": p.get("angle_diff_deg"),
+        }
+        for c in ("angle_deg", "x_mm", "y_mm", "distance_mm", "malapposed"):
+            row[f"auto_{c}"] = ar.get(c) if ar else None
+            row[f"manual_{c}"] = mr.get(c) if mr else None
+        rows.struts.append(row)
+
+
+def _pullback_row(pid: str, a: PullbackData, m: PullbackData) -> dict[str, Any]:
+    row = {"pullback_id": pid}
+    for name, path in {**PULLBACK_MEASURES, **PULLBACK_FLAGS}.items():
+        row[f"auto_{name}"] = _get(a.summary, path)
+        row[f"manual_{name}"] = _get(m.summary, path)
+    return row
+
+
+def _header(
+    auto: str | Path,
+    manual: str | Path,
+    s: EvaluationSettings,
+    sides: _Sides,
+    rows: _Rows,
+    warnings_: list[str],
+) -> dict[str, Any]:
+    """The first entries of ``metrics.json``: inputs, settings, methods, pullbacks, warnings."""
+    return {
         "inputs": {"auto": str(auto), "manual": str(manual)},
         "settings": _settings_dict(s),
         "methods": dict(stats.METHODS),
         "icc_form": stats.ICC_FORM,
         "pullbacks": {
-            "evaluated": common,
-            "auto_only": auto_only,
-            "manual_only": manual_only,
-            "with_frames": have["frames"],
-            "with_lesions": have["lesions"],
-            "with_struts": have["struts"],
-            "with_label_maps": have["labels"],
+            "evaluated": sides.common,
+            "auto_only": sides.auto_only,
+            "manual_only": sides.manual_only,
+            "with_frames": rows.have["frames"],
+            "with_lesions": rows.have["lesions"],
+            "with_struts": rows.have["struts"],
+            "with_label_maps": rows.have["labels"],
         },
         "warnings": warnings_,
-        **(extra or {}),
     }
-    # ---- frames
-    metrics["frames"] = {
-        "matching": frame_count,
-        "measures": _continuous_block(frame_rows, FRAME_MEASURES, kw, only_matched=True),
-        "categories": _frame_flags(frame_rows, flag_pids),
-    }
-    # ---- lesions
-    if have["lesions"]:
-        metrics["lesions"] = _lesion_block(lesion_rows, kw)
-    # ---- struts
-    if have["struts"]:
-        pairs_m = [
-            r
-            for r in strut_rows
-            if r["match"] in ("by_xy", "by_arc", "by_angle")
-            and r["auto_malapposed"] is not None
-            and r["manual_malapposed"] is not None
-        ]
-        metrics["struts"] = {
-            "tolerance_mm": s.strut_tolerance_mm,
-            "detection": {
-                **stats.detection(strut_counts["tp"], strut_counts["fp"], strut_counts["fn"]),
-                "matched_by": {k: strut_counts[k] for k in ("by_xy", "by_arc", "by_angle")},
-                "auto_struts_in_unread_frames": strut_outside,
-            },
-            "malapposition": stats.binary_classification(
-                [bool(r["auto_malapposed"]) for r in pairs_m],
-                [bool(r["manual_malapposed"]) for r in pairs_m],
-            ),
-            "measures": _continuous_block(
-                [r for r in strut_rows if r["match"] in ("by_xy", "by_arc", "by_angle")],
-                ["distance_mm"],
-                kw,
-            ),
+
+
+def statistics(rows: _Rows, s: EvaluationSettings) -> dict[str, Any]:
+    """The statistics blocks of ``metrics.json``: frames always; lesions, struts, pullback and
+    segmentation where that level was compared."""
+    kw = {"n_resamples": s.n_bootstrap, "seed": s.seed}
+    out: dict[str, Any] = {
+        "frames": {
+            "matching": rows.frame_count,
+            "measures": _continuous_block(rows.frames, FRAME_MEASURES, kw, only_matched=True),
+            "categories": _frame_flags(rows.frames, rows.flag_pids),
         }
-    # ---- pullback level
-    if pullback_rows:
-        block = _continuous_block(pullback_rows, list(PULLBACK_MEASURES), kw)
-        cats = {}
-        for name in PULLBACK_FLAGS:
-            rs = [
-                r
-                for r in pullback_rows
-                if r[f"auto_{name}"] is not None and r[f"manual_{name}"] is not None
-            ]
-            cats[name] = stats.binary_classification(
-                [bool(r[f"auto_{name}"]) for r in rs], [bool(r[f"manual_{name}"]) for r in rs]
-            )
-        metrics["pullback"] = {"measures": block, "categories": cats}
-    # ---- segmentation
-    if seg_rows:
-        metrics["segmentation"] = {
-            "classes": segmentation.summarize_overlap(seg_rows, s.classes),
+    }
+    if rows.have["lesions"]:
+        out["lesions"] = _lesion_block(rows.lesions, kw)
+    if rows.have["struts"]:
+        out["struts"] = _strut_block(rows, s.strut_tolerance_mm, kw)
+    if rows.pullbacks:
+        out["pullback"] = _pullback_block(rows.pullbacks, kw)
+    if rows.segmentation:
+        out["segmentation"] = {
+            "classes": segmentation.summarize_overlap(rows.segmentation, s.classes),
             "space": "cartesian (polar maps scan-converted at their depth spacing)",
             "hd_percentile": 95,
         }
-    metrics["verdict"] = verdict_rows(metrics)
+    return out
 
-    tables = {
-        "frames_matched": frame_rows,
-        "lesions_cohort": lesion_rows,
-        "struts_matched": strut_rows,
+
+def _tables(rows: _Rows) -> dict[str, list[dict[str, Any]]]:
+    """The row tables written as CSV files."""
+    return {
+        "frames_matched": rows.frames,
+        "lesions_cohort": rows.lesions,
+        "struts_matched": rows.struts,
         "segmentation_frames": [
             {k: v for k, v in r.items() if k != "scored"} | {"scored": int(r["scored"])}
-            for r in seg_rows
+            for r in rows.segmentation
         ],
-        "pullbacks": pullback_rows,
+        "pullbacks": rows.pullbacks,
     }
-    result = Evaluation(metrics=metrics, tables=tables)
-    if out is not None:
-        from octseg.report import evaluation as report
 
-        result.paths = report.write_outputs(Path(out), result, plots=s.plots)
-    return result
+
+def _strut_block(rows: _Rows, tolerance_mm: float, kw: dict[str, Any]) -> dict[str, Any]:
+    """Strut detection, malapposition agreement of matched struts and their distances."""
+    matched = [r for r in rows.struts if r["match"] in ("by_xy", "by_arc", "by_angle")]
+    pairs_m = [
+        r
+        for r in matched
+        if r["auto_malapposed"] is not None and r["manual_malapposed"] is not None
+    ]
+    c = rows.strut_counts
+    return {
+        "tolerance_mm": tolerance_mm,
+        "detection": {
+            **stats.detection(c["tp"], c["fp"], c["fn"]),
+            "matched_by": {k: c[k] for k in ("by_xy", "by_arc", "by_angle")},
+            "auto_struts_in_unread_frames": rows.strut_outside,
+        },
+        "malapposition": stats.binary_classification(
+            [bool(r["auto_malapposed"]) for r in pairs_m],
+            [bool(r["manual_malapposed"]) for r in pairs_m],
+        ),
+        "measures": _continuous_block(matched, ["distance_mm"], kw),
+    }
+
+
+def _pullback_block(rows: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, Any]:
+    """Agreement of the per-pullback summary values and yes/no flags."""
+    cats = {}
+    for name in PULLBACK_FLAGS:
+        rs = [r for r in rows if r[f"auto_{name}"] is not None and r[f"manual_{name}"] is not None]
+        cats[name] = stats.binary_classification(
+            [bool(r[f"auto_{name}"]) for r in rs], [bool(r[f"manual_{name}"]) for r in rs]
+        )
+    return {"measures": _continuous_block(rows, list(PULLBACK_MEASURES), kw), "categories": cats}
 
 
 def _settings_dict(s: EvaluationSettings) -> dict[str, Any]:
@@ -355,6 +437,7 @@ def _settings_dict(s: EvaluationSettings) -> dict[str, Any]:
 
 
 def _lesion_row(pid: str, p: dict[str, Any], spacing: float | None, g: Any) -> dict[str, Any]:
+    """One row of ``lesions_cohort.csv``: the interval of each side, its measures and flags."""
     ar, mr = p["auto"], p["manual"]
     status = "matched" if ar and mr else ("auto_only" if ar else "manual_only")
     row: dict[str, Any] = {
@@ -363,18 +446,7 @@ def _lesion_row(pid: str, p: dict[str, Any], spacing: float | None, g: Any) -> d
         "overlap_iou": p["iou"] if status == "matched" else None,
     }
     for side, r in (("auto", ar), ("manual", mr)):
-        if r is None:
-            for c in ("start_frame", "end_frame", "start_mm", "end_mm"):
-                row[f"{side}_{c}"] = None
-            continue
-        sf, ef = matching.lesion_interval(r, spacing, pid)
-        row[f"{side}_start_frame"] = r.get("start_frame", None)
-        row[f"{side}_end_frame"] = r.get("end_frame", None)
-        if row[f"{side}_start_frame"] is None:
-            row[f"{side}_start_frame"] = round(sf, 2)
-            row[f"{side}_end_frame"] = round(ef, 2)
-        row[f"{side}_start_mm"] = r.get("start_mm") or (sf * spacing if spacing else None)
-        row[f"{side}_end_mm"] = r.get("end_mm") or (ef * spacing if spacing else None)
+        row.update(_lesion_interval(side, r, spacing, pid))
     for c in LESION_MEASURES:
         row[f"auto_{c}"] = _num(ar.get(c)) if ar else None
         row[f"manual_{c}"] = _num(mr.get(c)) if mr else None
@@ -389,6 +461,31 @@ def _lesion_row(pid: str, p: dict[str, Any], spacing: float | None, g: Any) -> d
     if mr is not None and mr.get("_line") is not None:
         row["manual_line"] = mr["_line"]
     return row
+
+
+def _lesion_interval(
+    side: str, r: dict[str, Any] | None, spacing: float | None, pid: str
+) -> dict[str, Any]:
+    """Start and end of one side's lesion in frames and mm (as given, else converted)."""
+    keys = [f"{side}_{c}" for c in ("start_frame", "end_frame", "start_mm", "end_mm")]
+    if r is None:
+        return dict.fromkeys(keys)
+    sf, ef = matching.lesion_interval(r, spacing, pid)
+    start, end = r.get("start_frame", None), r.get("end_frame", None)
+    if start is None:
+        start, end = round(sf, 2), round(ef, 2)
+    return dict(
+        zip(
+            keys,
+            (
+                start,
+                end,
+                r.get("start_mm") or (sf * spacing if spacing else None),
+                r.get("end_mm") or (ef * spacing if spacing else None),
+            ),
+            strict=True,
+        )
+    )
 
 
 def _continuous_block(
@@ -433,15 +530,40 @@ def _frame_flags(rows: list[dict[str, Any]], pids: set[str]) -> dict[str, Any]:
 
 
 def _lesion_block(rows: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, Any]:
+    """Lesion detection, measures, calcium score, kind and risk flags of matched lesions."""
     tp = sum(r["match"] == "matched" for r in rows)
     fp = sum(r["match"] == "auto_only" for r in rows)
     fn = sum(r["match"] == "manual_only" for r in rows)
     matched = [r for r in rows if r["match"] == "matched"]
-    sc = [
-        (int(r["auto_calcium_score"]), int(r["manual_calcium_score"]))
-        for r in matched
-        if r["auto_calcium_score"] is not None and r["manual_calcium_score"] is not None
+    kinds = _both(matched, "kind")
+    kind = stats.kappa(
+        [a for a, _ in kinds], [b for _, b in kinds], labels=["spotty", "macro"], weights=None
+    )
+    flags = {}
+    for f in RISK_FLAGS:
+        pr = _both(matched, f)
+        flags[f] = stats.binary_classification([a for a, _ in pr], [b for _, b in pr])
+    return {
+        "detection": stats.detection(tp, fp, fn),
+        "measures": _continuous_block(matched, LESION_MEASURES, kw),
+        "calcium_score": _calcium_score_block(matched),
+        "kind": kind,
+        "risk_flags": flags,
+    }
+
+
+def _both(rows: list[dict[str, Any]], name: str) -> list[tuple[Any, Any]]:
+    """``(auto, manual)`` values of ``name`` in the rows where both sides give it."""
+    return [
+        (r[f"auto_{name}"], r[f"manual_{name}"])
+        for r in rows
+        if r[f"auto_{name}"] is not None and r[f"manual_{name}"] is not None
     ]
+
+
+def _calcium_score_block(matched: list[dict[str, Any]]) -> dict[str, Any]:
+    """Agreement of the calcium score (0-4) of matched lesions."""
+    sc = [(int(a), int(m)) for a, m in _both(matched, "calcium_score")]
     score: dict[str, Any] = {
         "n": len(sc),
         "exact_agreement": (sum(a == b for a, b in sc) / len(sc)) if sc else None,
@@ -452,29 +574,7 @@ def _lesion_block(rows: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, A
         score[f"kappa_{w}"] = stats.kappa(
             [a for a, _ in sc], [b for _, b in sc], labels=[0, 1, 2, 3, 4], weights=w
         )
-    kinds = [
-        (r["auto_kind"], r["manual_kind"])
-        for r in matched
-        if r["auto_kind"] is not None and r["manual_kind"] is not None
-    ]
-    kind = stats.kappa(
-        [a for a, _ in kinds], [b for _, b in kinds], labels=["spotty", "macro"], weights=None
-    )
-    flags = {}
-    for f in RISK_FLAGS:
-        pr = [
-            (r[f"auto_{f}"], r[f"manual_{f}"])
-            for r in matched
-            if r[f"auto_{f}"] is not None and r[f"manual_{f}"] is not None
-        ]
-        flags[f] = stats.binary_classification([a for a, _ in pr], [b for _, b in pr])
-    return {
-        "detection": stats.detection(tp, fp, fn),
-        "measures": _continuous_block(matched, LESION_MEASURES, kw),
-        "calcium_score": score,
-        "kind": kind,
-        "risk_flags": flags,
-    }
+    return score
 
 
 def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
