@@ -293,6 +293,25 @@ gap:10px} .plots figure{margin:0;border:1px solid #eee;padding:4px} .plots img{w
 
 
 def render_html(metrics: dict[str, Any]) -> str:
+    """``report.html``: one page built from ``metrics`` (sections in reading order)."""
+    sections = (
+        _html_head,
+        _html_verdict,
+        _html_detection,
+        _html_categories,
+        _html_calcium,
+        _html_segmentation,
+        _html_frame_matching,
+        _html_plots,
+        _html_methods,
+    )
+    return "\n".join(
+        [line for section in sections for line in section(metrics)] + ["</body></html>"]
+    )
+
+
+def _html_head(metrics: dict[str, Any]) -> list[str]:
+    """Title, inputs and warnings."""
     h: list[str] = []
     add = h.append
     pb = metrics["pullbacks"]
@@ -310,8 +329,13 @@ def render_html(metrics: dict[str, Any]) -> str:
     )
     for w in metrics.get("warnings", []):
         add(f"<div class=warn>{html.escape(w)}</div>")
+    return h
 
-    # verdict
+
+def _html_verdict(metrics: dict[str, Any]) -> list[str]:
+    """The verdict table: one row per continuous measurement."""
+    h: list[str] = []
+    add = h.append
     add("<h2>Verdict</h2>")
     v = metrics["verdict"]
     if v:
@@ -343,8 +367,13 @@ def render_html(metrics: dict[str, Any]) -> str:
         )
     else:
         add("<p>No continuous measurement was available on both sides.</p>")
+    return h
 
-    # detection
+
+def _html_detection(metrics: dict[str, Any]) -> list[str]:
+    """Detection of calcium lesions and stent struts."""
+    h: list[str] = []
+    add = h.append
     det_rows = []
     if "lesions" in metrics:
         det_rows.append(("calcium lesions", metrics["lesions"]["detection"]))
@@ -367,8 +396,13 @@ def render_html(metrics: dict[str, Any]) -> str:
                 f"<td>{_fmt(d['f1'])}</td></tr>"
             )
         add("</table>")
+    return h
 
-    # categories
+
+def _html_categories(metrics: dict[str, Any]) -> list[str]:
+    """Yes/no agreement (malapposition, TCFA, risk flags, pullback flags)."""
+    h: list[str] = []
+    add = h.append
     cats: list[tuple[str, dict[str, Any]]] = []
     if "struts" in metrics:
         cats.append(("strut malapposed (per matched strut)", metrics["struts"]["malapposition"]))
@@ -400,6 +434,13 @@ def render_html(metrics: dict[str, Any]) -> str:
             "</table><p class=note>The manual reading is the reference for sensitivity and "
             "specificity.</p>"
         )
+    return h
+
+
+def _html_calcium(metrics: dict[str, Any]) -> list[str]:
+    """Calcium score and lesion kind of matched lesions."""
+    h: list[str] = []
+    add = h.append
     if "lesions" in metrics:
         sc = metrics["lesions"]["calcium_score"]
         kd = metrics["lesions"]["kind"]
@@ -425,8 +466,13 @@ def render_html(metrics: dict[str, Any]) -> str:
                 f"<tr><td class=l>spotty / macro</td><td>{kd['n']}</td><td>{_fmt(kd['agreement'])}</td>"
                 f"<td>–</td><td colspan=2>unweighted κ {kcell(kd)}</td></tr></table>"
             )
+    return h
 
-    # segmentation
+
+def _html_segmentation(metrics: dict[str, Any]) -> list[str]:
+    """Overlap of the label maps per class."""
+    h: list[str] = []
+    add = h.append
     if "segmentation" in metrics:
         add(
             "<h2>Segmentation overlap (label maps)</h2><table><tr><th>class</th>"
@@ -446,8 +492,13 @@ def render_html(metrics: dict[str, Any]) -> str:
             "averaged. Hausdorff needs both masks non-empty. Polar maps are scan-converted to "
             "Cartesian first.</p>"
         )
+    return h
 
-    # frame matching
+
+def _html_frame_matching(metrics: dict[str, Any]) -> list[str]:
+    """How many manual frames found an automated frame."""
+    h: list[str] = []
+    add = h.append
     fm = metrics.get("frames", {}).get("matching")
     if fm and fm["manual"]:
         add(
@@ -455,8 +506,13 @@ def render_html(metrics: dict[str, Any]) -> str:
             f"automated frame, {fm['manual_unmatched']} without one; {fm['auto_unmatched']} automated "
             "frame(s) had no manual reading (expected when experts read every 1 mm).</p>"
         )
+    return h
 
-    # plots
+
+def _html_plots(metrics: dict[str, Any]) -> list[str]:
+    """The scatter and Bland-Altman plots."""
+    h: list[str] = []
+    add = h.append
     plots = metrics.get("outputs", {}).get("plots", [])
     if plots:
         add("<h2>Plots</h2><div class=plots>")
@@ -468,8 +524,13 @@ def render_html(metrics: dict[str, Any]) -> str:
                 "shaded)</figcaption></figure>"
             )
         add("</div>")
+    return h
 
-    # methods
+
+def _html_methods(metrics: dict[str, Any]) -> list[str]:
+    """Methods and links to the output files."""
+    h: list[str] = []
+    add = h.append
     add("<h2>Methods</h2><ul class=note>")
     for k, text in metrics["methods"].items():
         add(f"<li><b>{html.escape(k)}</b>: {html.escape(text)}</li>")
@@ -483,8 +544,7 @@ def render_html(metrics: dict[str, Any]) -> str:
     add(
         "<p class=note>Files: <a href=metrics.json>metrics.json</a> · " + " · ".join(links) + "</p>"
     )
-    add("</body></html>")
-    return "\n".join(h)
+    return h
 
 
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
