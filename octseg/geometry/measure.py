@@ -96,6 +96,132 @@ def _plaque_reach(lab: torch.Tensor, polar: bool, ps: float, center_px) -> float
     return (reach if reach > 0 else full) * ps
 
 
+def _calcium_pixels(
+    lab: torch.Tensor, polar: bool, ps: float, center_px, work: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Calcium pixel count and area per frame, and the radius (mm from the catheter) holding
+    every calcium pixel of the chunk (uint8 work in ``work``, a buffer reused across chunks)."""
+    b, h, w = lab.shape
+    counts = []
+    for i in range(0, b, work.shape[0]):
+        part = lab[i : i + work.shape[0]]
+        ca = eq_u8(part, CALCIUM, out=work[: part.shape[0]])
+        counts.append(count_along(ca if polar else ca.reshape(ca.shape[0], -1), 1))
+    if polar:
+        per_col = torch.cat(counts)  # (B, R)
+        j = torch.arange(w, device=lab.device, dtype=torch.float32).clamp(min=0.125)
+        ca_area = (per_col.float() * j).sum(1) * (ps * ps * lu.TWO_PI / h)
+        cols = per_col.any(0).nonzero()
+        ca_reach = (float(cols.max()) + 1.5) * ps if cols.numel() else 0.0
+        return per_col.sum(1), ca_area, ca_reach
+    ca_count = torch.cat(counts)
+    ca_area = ca_count.float() * (ps * ps)
+    ca_reach = _extent_px(lab[:, ::_SUB, ::_SUB] == CALCIUM, center_px, _SUB) * ps
+    if ca_reach == 0 and bool(ca_count.any()):
+        ca_reach = farthest_corner(center_px, h, w) * ps  # too small for the subsampled estimate
+    return ca_count, ca_area, ca_reach
+
+
+@dataclass
+class _Lumen:
+    """The catheter-ray lumen contour of each frame of a chunk, its area and centroid."""
+
+    radii: torch.Tensor
+    theta: torch.Tensor
+    area: torch.Tensor
+    cy: torch.Tensor
+    cx: torch.Tensor
+    has_lumen: torch.Tensor
+
+    def profile(self, query: torch.Tensor, oy=None, ox=None) -> torch.Tensor:
+        """``rho_L`` at ``query`` angles about (oy, ox) (default the centroid); NaN without a
+        lumen."""
+        oy = self.cy if oy is None else oy
+        ox = self.cx if ox is None else ox
+        out = lu.centroid_profile(self.radii, self.theta, oy, ox, query)
+        return torch.where(self.has_lumen[:, None], out, torch.full_like(out, float("nan")))
+
+
+def _lumen(lab: torch.Tensor, space: str, ps: float, center_px, s, cache: dict) -> _Lumen:
+    """Lumen contour from catheter rays (:func:`octseg.geometry.lumen.catheter_contour`)."""
+    max_r = None
+    if space != "polar":  # rays only as far as the lumen reaches
+        full = farthest_corner(center_px, *lab.shape[1:])
+        max_r = _extent_px((lab[:, ::_SUB, ::_SUB] | 2) == 3, center_px, _SUB)
+        max_r = full if max_r == 0 else min(max_r, full)
+    radii, theta = lu.catheter_contour(lab, space, ps, center_px, s, cache, max_r, _RAY_BUDGET)
+    area, cy, cx = lu.polygon_area_centroid(radii, theta)
+    has_lumen = area > 0
+    cy = torch.where(has_lumen, cy, torch.zeros_like(cy))
+    cx = torch.where(has_lumen, cx, torch.zeros_like(cx))
+    return _Lumen(radii, theta, area, cy, cx, has_lumen)
+
+
+def _ray_metrics(
+    lab, space, ps, center_px, n, cache, lum: _Lumen, phi, reach: float, fns
+) -> dict[str, torch.Tensor]:
+    """Calcium / plaque metrics (``fns``) along ``n`` rays from the lumen centroid (its nearest
+    grid point), sampled as far as ``reach`` mm."""
+    b, h, w = lab.shape
+    n_s = round_up(reach / ps + 2, 32)
+    off = float(torch.sqrt(lum.cy * lum.cy + lum.cx * lum.cx).max()) / ps
+    half = round_up(n_s + off + 2, 64)
+    key = ("grid", half, n_s)
+    if key not in cache:
+        cache[key] = ca_mod.RayGrid(space, (h, w), ps, center_px, half, n, n_s, lab.device)
+    grid = cache[key]
+    oy, ox, my, mx = grid.origin(lum.cy, lum.cx)
+    rho_o = lum.profile(phi, my, mx)
+    cal: dict[str, list[torch.Tensor]] = {}
+    for p in pieces(b, n * n_s, _RAY_BUDGET):
+        vals = grid.sample(lab[p], oy[p], ox[p])
+        for fn in fns:
+            for k, v in fn(vals, ps, rho_o[p]).items():
+                cal.setdefault(k, []).append(v)
+        del vals
+    return {k: torch.cat(v) for k, v in cal.items()}
+
+
+def _wall_metrics(lab, space, ps, center_px, s, cache, lum: _Lumen, phi, ca) -> dict:
+    """Calcium and plaque columns of each frame (NaN where a frame has none), with TCFA and the
+    calcium area; ``ca`` is :func:`_calcium_pixels`' result."""
+    ca_count, ca_area, ca_reach = ca
+    any_ca = bool(ca_count.any())
+    pl_reach = _plaque_reach(lab, space == "polar", ps, center_px)
+    any_pl = pl_reach > 0
+    out: dict[str, torch.Tensor] = {}
+    if any_ca or any_pl:
+        reach = max(ca_reach, pl_reach, float(lum.radii.max()) + 2 * ps)
+        fns = [ca_mod.calcium_metrics] * any_ca + [pl_mod.plaque_metrics] * any_pl
+        out = _ray_metrics(lab, space, ps, center_px, s.n_rays, cache, lum, phi, reach, fns)
+    nan = float("nan")
+    empty = torch.full((lab.shape[0],), nan, device=lab.device)
+    keys = ("calcium_arc_deg", "calcium_max_thickness_mm", "calcium_min_depth_mm")
+    for k in keys + pl_mod.PLAQUE_KEYS:
+        out.setdefault(k, empty)
+    t = pl_mod.tcfa(
+        out["cap_min_thickness_um"], out["lipid_arc_deg"], s.tcfa_cap_um, s.tcfa_arc_deg
+    )
+    out["tcfa"] = torch.where(torch.isfinite(out["lipid_arc_deg"]), t.float(), empty)
+    out["calcium_area_mm2"] = torch.where(ca_count > 0, ca_area, nan)
+    return out
+
+
+def _lumen_columns(lum: _Lumen, rho_l: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Lumen area, diameters, eccentricity and centroid of each frame (NaN without a lumen)."""
+    dmean, dmin, dmax = lu.diameters(rho_l)
+    has, nan_b = lum.has_lumen, torch.full_like(lum.area, float("nan"))
+    return dict(
+        lumen_area_mm2=torch.where(has, lum.area, nan_b),
+        lumen_mean_diameter_mm=torch.where(has, dmean, nan_b),
+        lumen_min_diameter_mm=torch.where(has, dmin, nan_b),
+        lumen_max_diameter_mm=torch.where(has, dmax, nan_b),
+        lumen_eccentricity=torch.where(has, (dmax - dmin) / dmax.clamp(min=1e-12), nan_b),
+        lumen_centroid_x_mm=torch.where(has, lum.cx, nan_b),
+        lumen_centroid_y_mm=torch.where(has, lum.cy, nan_b),
+    )
+
+
 @torch.no_grad()
 def measure_chunk(
     lab: torch.Tensor,
@@ -108,119 +234,32 @@ def measure_chunk(
     """All per-frame and per-strut tensors of one chunk of label maps ``(B, H, W)`` uint8.
 
     ``cache`` (a dict kept across the chunks of one pullback) holds the ray lookup tables.
+    Steps: calcium pixels, the lumen contour from catheter rays, calcium and plaque along rays
+    from the lumen centroid, struts and stent.
     """
     s = settings
     cache = {} if cache is None else cache
-    b, h, w = lab.shape
-    n = s.n_rays
-    dev = lab.device
-    polar = space == "polar"
-    nan = float("nan")
-
-    # 0. calcium pixels: area and radial reach (uint8 work in a buffer reused across chunks)
     work = _work_buffer(cache, lab)
-    counts = []
-    for i in range(0, b, work.shape[0]):
-        part = lab[i : i + work.shape[0]]
-        ca = eq_u8(part, CALCIUM, out=work[: part.shape[0]])
-        counts.append(count_along(ca if polar else ca.reshape(ca.shape[0], -1), 1))
-    del ca
-    if polar:
-        per_col = torch.cat(counts)  # (B, R)
-        j = torch.arange(w, device=dev, dtype=torch.float32).clamp(min=0.125)
-        ca_area = (per_col.float() * j).sum(1) * (ps * ps * lu.TWO_PI / h)
-        cols = per_col.any(0).nonzero()
-        ca_reach = (float(cols.max()) + 1.5) * ps if cols.numel() else 0.0
-        ca_count = per_col.sum(1)
-    else:
-        ca_count = torch.cat(counts)
-        ca_area = ca_count.float() * (ps * ps)
-        full = farthest_corner(center_px, h, w)
-        sub = lab[:, ::_SUB, ::_SUB]
-        ca_reach = _extent_px(sub == CALCIUM, center_px, _SUB) * ps
-        if ca_reach == 0 and bool(ca_count.any()):
-            ca_reach = full * ps  # calcium too small for the subsampled estimate
-    any_ca = bool(ca_count.any())
-    pl_reach = _plaque_reach(lab, polar, ps, center_px)
-    any_pl = pl_reach > 0
-
-    # 1. lumen contour from catheter rays (octseg.geometry.lumen.catheter_contour)
-    max_r = None
-    if not polar:  # rays only as far as the lumen reaches
-        max_r = _extent_px((sub | 2) == 3, center_px, _SUB)
-        max_r = full if max_r == 0 else min(max_r, full)
-    radii, theta = lu.catheter_contour(lab, space, ps, center_px, s, cache, max_r, _RAY_BUDGET)
-    area, cy, cx = lu.polygon_area_centroid(radii, theta)
-    has_lumen = area > 0
-    cy = torch.where(has_lumen, cy, torch.zeros_like(cy))
-    cx = torch.where(has_lumen, cx, torch.zeros_like(cx))
-
-    def profile(query: torch.Tensor, oy=cy, ox=cx) -> torch.Tensor:
-        out = lu.centroid_profile(radii, theta, oy, ox, query)
-        return torch.where(has_lumen[:, None], out, torch.full_like(out, nan))
-
-    phi = torch.arange(n, device=dev, dtype=torch.float32) * (lu.TWO_PI / n)
-    rho_l = profile(phi)
-    dmean, dmin, dmax = lu.diameters(rho_l)
-
-    # 2. calcium and plaque along rays from the lumen centroid (its nearest grid point)
-    out: dict[str, torch.Tensor] = {}
-    if any_ca or any_pl:
-        reach = max(ca_reach, pl_reach, float(radii.max()) + 2 * ps)
-        n_s = round_up(reach / ps + 2, 32)
-        off = float(torch.sqrt(cy * cy + cx * cx).max()) / ps
-        half = round_up(n_s + off + 2, 64)
-        key = ("grid", half, n_s)
-        if key not in cache:
-            cache[key] = ca_mod.RayGrid(space, (h, w), ps, center_px, half, n, n_s, dev)
-        grid = cache[key]
-        oy, ox, my, mx = grid.origin(cy, cx)
-        rho_o = profile(phi, my, mx)
-        cal: dict[str, list[torch.Tensor]] = {}
-        for p in pieces(b, n * n_s, _RAY_BUDGET):
-            vals = grid.sample(lab[p], oy[p], ox[p])
-            metrics = [ca_mod.calcium_metrics] * any_ca + [pl_mod.plaque_metrics] * any_pl
-            for fn in metrics:
-                for k, v in fn(vals, ps, rho_o[p]).items():
-                    cal.setdefault(k, []).append(v)
-            del vals
-        out = {k: torch.cat(v) for k, v in cal.items()}
-    empty = torch.full((b,), nan, device=dev)
-    keys = ("calcium_arc_deg", "calcium_max_thickness_mm", "calcium_min_depth_mm")
-    for k in keys + pl_mod.PLAQUE_KEYS:
-        out.setdefault(k, empty)
-    t = pl_mod.tcfa(
-        out["cap_min_thickness_um"], out["lipid_arc_deg"], s.tcfa_cap_um, s.tcfa_arc_deg
-    )
-    out["tcfa"] = torch.where(torch.isfinite(out["lipid_arc_deg"]), t.float(), empty)
-    out["calcium_area_mm2"] = torch.where(ca_count > 0, ca_area, nan)
-
-    # 3. struts and stent
+    ca = _calcium_pixels(lab, space == "polar", ps, center_px, work)
+    lum = _lumen(lab, space, ps, center_px, s, cache)
+    phi = torch.arange(s.n_rays, device=lab.device, dtype=torch.float32) * (lu.TWO_PI / s.n_rays)
+    rho_l = lum.profile(phi)
+    out = _wall_metrics(lab, space, ps, center_px, s, cache, lum, phi, ca)
     sframe, syx = st_mod.strut_points(lab, space, ps, center_px, work=work)
     stent = st_mod.stent_metrics(
         sframe,
         syx,
-        b,
-        cy,
-        cx,
-        profile,
+        lab.shape[0],
+        lum.cy,
+        lum.cx,
+        lum.profile,
         rho_l,
         s.strut_threshold_mm,
         s.min_struts,
         s.contour_samples_per_segment,
     )
-    nan_b = torch.full_like(area, nan)
-    out.update(
-        lumen_area_mm2=torch.where(has_lumen, area, nan_b),
-        lumen_mean_diameter_mm=torch.where(has_lumen, dmean, nan_b),
-        lumen_min_diameter_mm=torch.where(has_lumen, dmin, nan_b),
-        lumen_max_diameter_mm=torch.where(has_lumen, dmax, nan_b),
-        lumen_eccentricity=torch.where(has_lumen, (dmax - dmin) / dmax.clamp(min=1e-12), nan_b),
-        lumen_centroid_x_mm=torch.where(has_lumen, cx, nan_b),
-        lumen_centroid_y_mm=torch.where(has_lumen, cy, nan_b),
-        strut_x_mm=syx[:, 1],
-        strut_y_mm=syx[:, 0],
-    )
+    out.update(_lumen_columns(lum, rho_l))
+    out.update(strut_x_mm=syx[:, 1], strut_y_mm=syx[:, 0])
     out.update(stent)
     return out
 

@@ -351,21 +351,3 @@ def write_overlay_jobs(
         written.append({"frame": job["frame"], "reason": job["reason"], "path": path})
     return written
 
-
-def write_overlays(
-    out_dir: Path,
-    pullback: Any,
-    labels: np.ndarray,
-    frames: Sequence[Mapping[str, Any]],
-    struts: Sequence[Mapping[str, Any]],
-    summary: Mapping[str, Any],
-    *,
-    requested: Any = "auto",
-    size: int = 512,
-    min_struts: int = 3,
-) -> list[dict[str, Any]]:
-    """Write ``overlays/frame_NNNN.png`` for the chosen frames; returns [{frame, reason, path}]."""
-    jobs = overlay_jobs(
-        pullback, labels, frames, struts, summary, requested=requested, min_struts=min_struts
-    )
-    return write_overlay_jobs(out_dir, jobs, size=size)
