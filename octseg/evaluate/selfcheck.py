@@ -172,16 +172,10 @@ def make_selfcheck_inputs(
 ) -> tuple[Path, Path]:
     """Write ``work/auto`` (noisy) and ``work/manual`` (truth as manual CSVs) from ``dataset``."""
     from octseg.geometry.settings import GeometrySettings
-    from octseg.geometry.summary import summarize
 
     g = GeometrySettings.from_dict(geometry or {})
-    dataset, work = Path(dataset), Path(work)
-    dirs = pullback_dirs(dataset)
-    dirs = {k: d for k, d in dirs.items() if (d / "truth").is_dir() or (d / "frames.csv").exists()}
-    if not dirs:
-        raise InputError(
-            dataset, "self-check needs a synthetic cohort (pullback folders with truth/)"
-        )
+    dirs = _truth_dirs(Path(dataset))
+    work = Path(work)
     auto_dir, manual_dir = work / "auto", work / "manual"
     for d in (auto_dir, manual_dir):
         if d.exists():
@@ -189,49 +183,14 @@ def make_selfcheck_inputs(
     rng = np.random.default_rng(seed)
     mf, ml, ms = [], [], []
     for pid, d in dirs.items():
-        tdir = d / "truth" if (d / "truth").is_dir() else d
-        t = read_tables(tdir, pid)
-        if t.frames is None:
-            raise InputError(tdir, "no frames.csv")
-        fs = t.frame_spacing_mm
-        if not fs and (d / "labels.npz").exists():
-            fs = load_labels(d / "labels.npz").frame_spacing_mm
-        if not fs:
-            raise InputError(tdir, "frame spacing unknown (no position_mm and no labels.npz)")
-        lesions = t.lesions or []
-        frames = _noisy_frames(t.frames, lesions, noise, rng)
-        struts = _noisy_struts(t.struts or [], g.strut_threshold_mm, noise, rng)
-        for r in frames:  # n_struts / n_malapposed follow the noisy struts
-            fr = [s for s in struts if int(s["frame"]) == int(r["frame"])]
-            if r.get("n_struts") is not None or fr:
-                r["n_struts"] = len(fr)
-                r["n_malapposed"] = sum(bool(s.get("malapposed")) for s in fr)
-        summary = summarize(frames, struts, fs, g)
-        write_measurements(auto_dir / pid, frames, struts, summary)
+        t, fs = _read_truth(d, pid)
+        _write_noisy(auto_dir / pid, t, fs, g, noise, rng)
         if (d / "labels.npz").exists():
             _noisy_labels(d / "labels.npz", auto_dir / pid / "labels.npz", noise, rng)
             (manual_dir / pid).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(d / "labels.npz", manual_dir / pid / "labels.npz")
-        # manual side: about every 1 mm, by position
-        step = max(1, int(round(1.0 / fs)))
-        for r in sorted(t.frames, key=lambda r: r["frame"]):
-            if int(r["frame"]) % step == 0:
-                row = {k: r.get(k) for k in FRAME_COLUMNS if k not in ("frame",)}
-                row["position_mm"] = round(int(r["frame"]) * fs, 4)
-                mf.append({"pullback_id": pid, **row})
-        for les in lesions:
-            ml.append(
-                {
-                    "pullback_id": pid,
-                    "start_mm": round(les["start_frame"] * fs, 4),
-                    "end_mm": round(les["end_frame"] * fs, 4),
-                    **{
-                        k: les.get(k)
-                        for k in MANUAL_LESION_COLUMNS
-                        if k in les and k not in ("start_frame", "end_frame")
-                    },
-                }
-            )
+        mf += _manual_frames(pid, t.frames, fs)
+        ml += _manual_lesions(pid, t.lesions or [], fs)
         for s in t.struts or []:
             ms.append({"pullback_id": pid, **{k: s.get(k) for k in MANUAL_STRUT_COLUMNS if k in s}})
     manual_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +200,76 @@ def make_selfcheck_inputs(
     write_csv(manual_dir / "manual_lesions.csv", MANUAL_LESION_COLUMNS, ml)
     write_csv(manual_dir / "manual_struts.csv", MANUAL_STRUT_COLUMNS, ms)
     return auto_dir, manual_dir
+
+
+def _truth_dirs(dataset: Path) -> dict[str, Path]:
+    """Pullback folders of ``dataset`` that hold a truth (``truth/`` or ``frames.csv``)."""
+    dirs = pullback_dirs(dataset)
+    dirs = {k: d for k, d in dirs.items() if (d / "truth").is_dir() or (d / "frames.csv").exists()}
+    if not dirs:
+        raise InputError(
+            dataset, "self-check needs a synthetic cohort (pullback folders with truth/)"
+        )
+    return dirs
+
+
+def _read_truth(d: Path, pid: str) -> tuple[Any, float]:
+    """The truth tables of one pullback folder and its frame spacing (mm)."""
+    tdir = d / "truth" if (d / "truth").is_dir() else d
+    t = read_tables(tdir, pid)
+    if t.frames is None:
+        raise InputError(tdir, "no frames.csv")
+    fs = t.frame_spacing_mm
+    if not fs and (d / "labels.npz").exists():
+        fs = load_labels(d / "labels.npz").frame_spacing_mm
+    if not fs:
+        raise InputError(tdir, "frame spacing unknown (no position_mm and no labels.npz)")
+    return t, fs
+
+
+def _write_noisy(
+    folder: Path, t: Any, fs: float, g: Any, noise: float, rng: np.random.Generator
+) -> None:
+    """The automated side of one pullback: noisy frames and struts, the summary recomputed."""
+    from octseg.geometry.summary import summarize
+
+    frames = _noisy_frames(t.frames, t.lesions or [], noise, rng)
+    struts = _noisy_struts(t.struts or [], g.strut_threshold_mm, noise, rng)
+    for r in frames:  # n_struts / n_malapposed follow the noisy struts
+        fr = [s for s in struts if int(s["frame"]) == int(r["frame"])]
+        if r.get("n_struts") is not None or fr:
+            r["n_struts"] = len(fr)
+            r["n_malapposed"] = sum(bool(s.get("malapposed")) for s in fr)
+    write_measurements(folder, frames, struts, summarize(frames, struts, fs, g))
+
+
+def _manual_frames(pid: str, frames: list[dict[str, Any]], fs: float) -> list[dict[str, Any]]:
+    """Manual frame rows about every 1 mm, given by position (not by frame)."""
+    step = max(1, int(round(1.0 / fs)))
+    rows = []
+    for r in sorted(frames, key=lambda r: r["frame"]):
+        if int(r["frame"]) % step == 0:
+            row = {k: r.get(k) for k in FRAME_COLUMNS if k not in ("frame",)}
+            row["position_mm"] = round(int(r["frame"]) * fs, 4)
+            rows.append({"pullback_id": pid, **row})
+    return rows
+
+
+def _manual_lesions(pid: str, lesions: list[dict[str, Any]], fs: float) -> list[dict[str, Any]]:
+    """Manual lesion rows with ``start_mm`` / ``end_mm`` instead of frames."""
+    return [
+        {
+            "pullback_id": pid,
+            "start_mm": round(les["start_frame"] * fs, 4),
+            "end_mm": round(les["end_frame"] * fs, 4),
+            **{
+                k: les.get(k)
+                for k in MANUAL_LESION_COLUMNS
+                if k in les and k not in ("start_frame", "end_frame")
+            },
+        }
+        for les in lesions
+    ]
 
 
 def self_check(
