@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,37 @@ def write_ivoct_dicom(
     RGB is then stored as YBR_FULL). Patient name/ID are empty unless given.
     """
     frames = np.asarray(frames)
+    _check_writer_arguments(
+        frames, space, transfer_syntax, photometric, pixel_spacing_mm, frame_spacing_mm
+    )
+    n, h, w = frames.shape
+    ds = _ivoct_header(
+        space=space,
+        n=n,
+        h=h,
+        w=w,
+        pixel_spacing_mm=float(pixel_spacing_mm),
+        frame_spacing_mm=float(frame_spacing_mm),
+        catheter_center=catheter_center,
+        series_description=series_description,
+        patient_name=patient_name,
+        patient_id=patient_id,
+    )
+    pixels = _pixel_description(ds, frames, photometric)
+    _store_pixels(ds, pixels, transfer_syntax, photometric)
+    with atomic.atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
+
+
+def _check_writer_arguments(
+    frames: np.ndarray,
+    space: str,
+    transfer_syntax: str,
+    photometric: str,
+    pixel_spacing_mm: float,
+    frame_spacing_mm: float,
+) -> None:
+    """``ValueError`` for arguments :func:`write_ivoct_dicom` cannot write."""
     if frames.ndim != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (F, H, W), got {frames.dtype} {frames.shape}")
     if space not in ("polar", "cartesian"):
@@ -136,19 +169,11 @@ def write_ivoct_dicom(
     ):
         if not (val is not None and np.isfinite(val) and val > 0):
             raise ValueError(f"{name} must be a positive number, got {val!r}")
-    n, h, w = frames.shape
-    ds = _ivoct_header(
-        space=space,
-        n=n,
-        h=h,
-        w=w,
-        pixel_spacing_mm=float(pixel_spacing_mm),
-        frame_spacing_mm=float(frame_spacing_mm),
-        catheter_center=catheter_center,
-        series_description=series_description,
-        patient_name=patient_name,
-        patient_id=patient_id,
-    )
+
+
+def _pixel_description(ds: Dataset, frames: np.ndarray, photometric: str) -> np.ndarray:
+    """Set the Image Pixel module's description (and the sepia palette for PALETTE COLOR);
+    returns the pixels to store: ``frames``, or their sepia RGB for ``"RGB"``."""
     ds.SamplesPerPixel = 1 if photometric != "RGB" else 3
     ds.PhotometricInterpretation = photometric
     ds.BitsAllocated = 8
@@ -165,7 +190,12 @@ def write_ivoct_dicom(
         for i, colour in enumerate(("Red", "Green", "Blue")):
             setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
             setattr(ds, f"{colour}PaletteColorLookupTableData", lut16[:, i].astype("<u2").tobytes())
+    return pixels
 
+
+def _store_pixels(ds: Dataset, pixels: np.ndarray, transfer_syntax: str, photometric: str) -> None:
+    """Pixel Data in ``transfer_syntax`` (RLE and JPEG encoded here), with the lossy-compression
+    attributes."""
     ts = TRANSFER_SYNTAXES[transfer_syntax]
     ds.file_meta.TransferSyntaxUID = ts
     ds.LossyImageCompression = "00"
@@ -189,8 +219,6 @@ def write_ivoct_dicom(
         ds.LossyImageCompressionRatio = f"{max(pixels.nbytes / max(len(ds.PixelData), 1), 1):.2f}"[
             :16
         ]
-    with atomic.atomic_path(path) as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
 
 
 def _jpeg_frame(frame: np.ndarray) -> bytes:
@@ -475,127 +503,176 @@ class DicomReader(Reader):
     @classmethod
     def read(cls, path: Path, **options: Any) -> Pullback:
         path = Path(path)
-        try:
-            ds, pixel_pos = _read_header(path)
-        except InputError:
-            raise
-        except InvalidDicomError:
-            raise InputError(path, "not a DICOM file (no DICM preamble)") from None
-        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InputError(
-                path, f"unreadable DICOM header ({type(exc).__name__}: {exc})"
-            ) from None
-        sop = UID(str(ds.get("SOPClassUID", "")))
-        if sop not in IVOCT_SOP_CLASSES:
-            name = sop.name if sop else "none"
-            raise InputError(
-                path,
-                f"SOP class {sop or '(missing)'} ({name}) is not Intravascular OCT Image Storage "
-                f"({IVOCT_PRESENTATION} or {IVOCT_PROCESSING})",
-            )
-        space = IVOCT_SOP_CLASSES[sop]
-        try:
-            n = _number_of_frames(path, ds)
-            h, w = int(ds.Rows), int(ds.Columns)
-            photometric = str(ds.PhotometricInterpretation).strip()
-            bits_stored = int(ds.get("BitsStored", 8))
-            ts = UID(str(ds.file_meta.TransferSyntaxUID))
-        except (AttributeError, ValueError, TypeError) as exc:
-            raise InputError(path, f"incomplete image pixel module ({exc})") from None
-        if photometric not in READ_PHOTOMETRICS:
-            raise InputError(
-                path,
-                f"unsupported photometric interpretation {photometric!r} "
-                f"(supported: {', '.join(READ_PHOTOMETRICS)})",
-            )
-        spp, nbytes = (
-            int(ds.get("SamplesPerPixel", 1)),
-            max(int(ds.get("BitsAllocated", 8)) // 8, 1),
-        )
-        limits.check_frames(path, n, h, w, samples=spp, bytes_per_sample=nbytes)
-        _check_pixel_data(path, ds, pixel_pos, n, h, w, ts)
-        orient = _orientation(path, ds, space, n, h, w)
-
-        # spacing
-        if space == "cartesian":
-            ps = _first(ds, "PixelSpacing")
-            file_px, px_src = None, "file: Pixel Spacing (0028,0030)"
-            if ps is not None and len(ps) == 2 and float(ps[0]) > 0 and float(ps[1]) > 0:
-                if abs(float(ps[0]) - float(ps[1])) > 1e-3 * float(ps[0]):
-                    raise InputError(path, f"non-square pixels {list(ps)} are not supported")
-                file_px = float(ps[0])
-        else:
-            val = _first(ds, "ALinePixelSpacing")
-            file_px = float(val) if val is not None else None
-            px_src = "file: A-line Pixel Spacing (0052,0014)"
-        file_fr = longitudinal_spacing(ds)
-        fr_src = "file: Intravascular Longitudinal Distance (0052,0028)"
-        if file_fr is None:
-            file_fr = _rate_spacing(ds)
-            fr_src = "file: Pullback Rate (0018,3101) / Catheter Rotational Rate (0052,0013)"
-        px, fr, sources = spacing_for(
-            path, options, file_pixel=file_px, file_frame=file_fr,
-            pixel_source=px_src, frame_source=fr_src,
+        ds, pixel_pos = _open(path)
+        sop, space = _sop_class(path, ds)
+        pix = _pixel_module(path, ds)
+        limits.check_frames(
+            path, pix.n, pix.h, pix.w,
+            samples=int(ds.get("SamplesPerPixel", 1)),
+            bytes_per_sample=max(int(ds.get("BitsAllocated", 8)) // 8, 1),
         )  # fmt: skip
-        center = None
-        if space == "cartesian":
-            try:
-                cc = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)[_CENTER_ELEM].value
-                center = (float(cc[0]), float(cc[1]))
-            except (KeyError, IndexError, TypeError, ValueError):
-                pass  # no (or a malformed) private centre: the image centre is used
-        lut_ds = ds if photometric == "PALETTE COLOR" else None
-        monochrome1 = photometric == "MONOCHROME1"
-        scale = float(2**bits_stored - 1)
-
-        def load(start: int, stop: int) -> np.ndarray:
-            out = np.empty((stop - start, h, w), dtype=np.float32)
-            try:
-                it = pydicom.pixels.iter_pixels(path, indices=range(start, stop))
-                for k, arr in enumerate(it):
-                    grey = _to_gray(arr, photometric, lut_ds, scale, monochrome1)
-                    out[k] = orient.apply(grey, start + k)
-            except InputError as exc:
-                if exc.path is None:
-                    raise InputError(path, exc.problem) from None
-                raise
-            except Exception as exc:  # decoder errors on truncated/corrupt pixel data
-                raise InputError(
-                    path, f"cannot decode frames {start}:{stop} ({type(exc).__name__}: {exc})"
-                ) from None
-            return out
-
-        meta: dict[str, Any] = {
-            "sop_class_uid": str(sop),
-            "sop_class": sop.name,
-            "transfer_syntax_uid": str(ts),
-            "transfer_syntax": ts.name,
-            "photometric_interpretation": photometric,
-            "samples_per_pixel": int(ds.get("SamplesPerPixel", 1)),
-            "bits_stored": bits_stored,
-            "spacing_source": sources,
-        }
+        _check_pixel_data(path, ds, pixel_pos, pix.n, pix.h, pix.w, pix.ts)
+        orient = _orientation(path, ds, space, pix.n, pix.h, pix.w)
+        px, fr, sources = _spacing(path, ds, space, options)
+        meta = _metadata(ds, sop, pix, sources)
         if space == "polar":
             meta["orientation"] = orient.describe()
-        for kw, key in _NON_IDENTIFYING.items():
-            if kw in ds and ds[kw].value not in (None, ""):
-                meta[key] = str(ds[kw].value)
-        alines = _first(ds, "ALinesPerFrame")
-        if alines is not None:
-            meta["a_lines_per_frame"] = int(alines)
+        _identification(ds, meta)
         return Pullback(
             source=str(path),
             format=cls.name,
             space=space,
-            n_frames=n,
-            height=h,
-            width=w,
+            n_frames=pix.n,
+            height=pix.h,
+            width=pix.w,
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=load,
-            catheter_center=center,
+            loader=_frame_loader(path, ds, pix, orient),
+            catheter_center=_catheter_center(ds) if space == "cartesian" else None,
             metadata=meta,
         )
+
+
+def _open(path: Path) -> tuple[Dataset, int]:
+    """:func:`_read_header`, every failure an :class:`InputError` naming the file."""
+    try:
+        return _read_header(path)
+    except InputError:
+        raise
+    except InvalidDicomError:
+        raise InputError(path, "not a DICOM file (no DICM preamble)") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(path, f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
+
+
+def _sop_class(path: Path, ds: Dataset) -> tuple[UID, str]:
+    """The SOP class and its space (``"polar"`` / ``"cartesian"``); IVOCT classes only."""
+    sop = UID(str(ds.get("SOPClassUID", "")))
+    if sop not in IVOCT_SOP_CLASSES:
+        name = sop.name if sop else "none"
+        raise InputError(
+            path,
+            f"SOP class {sop or '(missing)'} ({name}) is not Intravascular OCT Image Storage "
+            f"({IVOCT_PRESENTATION} or {IVOCT_PROCESSING})",
+        )
+    return sop, IVOCT_SOP_CLASSES[sop]
+
+
+@dataclass(frozen=True)
+class _PixelModule:
+    """What the reader needs of the Image Pixel module and the transfer syntax."""
+
+    n: int
+    h: int
+    w: int
+    photometric: str
+    bits_stored: int
+    ts: UID
+
+
+def _pixel_module(path: Path, ds: Dataset) -> _PixelModule:
+    try:
+        pix = _PixelModule(
+            n=_number_of_frames(path, ds),
+            h=int(ds.Rows),
+            w=int(ds.Columns),
+            photometric=str(ds.PhotometricInterpretation).strip(),
+            bits_stored=int(ds.get("BitsStored", 8)),
+            ts=UID(str(ds.file_meta.TransferSyntaxUID)),
+        )
+    except (AttributeError, ValueError, TypeError) as exc:
+        raise InputError(path, f"incomplete image pixel module ({exc})") from None
+    if pix.photometric not in READ_PHOTOMETRICS:
+        raise InputError(
+            path,
+            f"unsupported photometric interpretation {pix.photometric!r} "
+            f"(supported: {', '.join(READ_PHOTOMETRICS)})",
+        )
+    return pix
+
+
+def _spacing(
+    path: Path, ds: Dataset, space: str, options: Mapping[str, Any]
+) -> tuple[float, float, dict]:
+    """Pixel and frame spacing (mm) and their sources (:func:`octseg.io.spacing.spacing_for`)."""
+    if space == "cartesian":
+        ps = _first(ds, "PixelSpacing")
+        file_px, px_src = None, "file: Pixel Spacing (0028,0030)"
+        if ps is not None and len(ps) == 2 and float(ps[0]) > 0 and float(ps[1]) > 0:
+            if abs(float(ps[0]) - float(ps[1])) > 1e-3 * float(ps[0]):
+                raise InputError(path, f"non-square pixels {list(ps)} are not supported")
+            file_px = float(ps[0])
+    else:
+        val = _first(ds, "ALinePixelSpacing")
+        file_px = float(val) if val is not None else None
+        px_src = "file: A-line Pixel Spacing (0052,0014)"
+    file_fr = longitudinal_spacing(ds)
+    fr_src = "file: Intravascular Longitudinal Distance (0052,0028)"
+    if file_fr is None:
+        file_fr = _rate_spacing(ds)
+        fr_src = "file: Pullback Rate (0018,3101) / Catheter Rotational Rate (0052,0013)"
+    return spacing_for(
+        path, options, file_pixel=file_px, file_frame=file_fr,
+        pixel_source=px_src, frame_source=fr_src,
+    )  # fmt: skip
+
+
+def _catheter_center(ds: Dataset) -> tuple[float, float] | None:
+    """octseg's private catheter centre (cy, cx) of a Cartesian file; None where absent."""
+    try:
+        cc = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)[_CENTER_ELEM].value
+        return (float(cc[0]), float(cc[1]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None  # no (or a malformed) private centre: the image centre is used
+
+
+def _frame_loader(path: Path, ds: Dataset, pix: _PixelModule, orient: _Orientation):
+    """``load(start, stop)``: frames as float32 grey in [0, 1], in octseg's orientation."""
+    lut_ds = ds if pix.photometric == "PALETTE COLOR" else None
+    monochrome1 = pix.photometric == "MONOCHROME1"
+    scale = float(2**pix.bits_stored - 1)
+
+    def load(start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, pix.h, pix.w), dtype=np.float32)
+        try:
+            it = pydicom.pixels.iter_pixels(path, indices=range(start, stop))
+            for k, arr in enumerate(it):
+                grey = _to_gray(arr, pix.photometric, lut_ds, scale, monochrome1)
+                out[k] = orient.apply(grey, start + k)
+        except InputError as exc:
+            if exc.path is None:
+                raise InputError(path, exc.problem) from None
+            raise
+        except Exception as exc:  # decoder errors on truncated/corrupt pixel data
+            raise InputError(
+                path, f"cannot decode frames {start}:{stop} ({type(exc).__name__}: {exc})"
+            ) from None
+        return out
+
+    return load
+
+
+def _metadata(ds: Dataset, sop: UID, pix: _PixelModule, sources: dict) -> dict[str, Any]:
+    return {
+        "sop_class_uid": str(sop),
+        "sop_class": sop.name,
+        "transfer_syntax_uid": str(pix.ts),
+        "transfer_syntax": pix.ts.name,
+        "photometric_interpretation": pix.photometric,
+        "samples_per_pixel": int(ds.get("SamplesPerPixel", 1)),
+        "bits_stored": pix.bits_stored,
+        "spacing_source": sources,
+    }
+
+
+def _identification(ds: Dataset, meta: dict[str, Any]) -> None:
+    """Add the non-identifying equipment attributes and A-lines per frame to ``meta``."""
+    for kw, key in _NON_IDENTIFYING.items():
+        if kw in ds and ds[kw].value not in (None, ""):
+            meta[key] = str(ds[kw].value)
+    alines = _first(ds, "ALinesPerFrame")
+    if alines is not None:
+        meta["a_lines_per_frame"] = int(alines)
 
 
 def _frame_value(ds: Dataset, frame: int, keyword: str) -> Any:
