@@ -28,7 +28,7 @@ from octseg.train.data import (
     split_pullbacks,
     worker_init_fn,
 )
-from octseg.train.metrics import SegMetrics, component_centroids_polar, match_points
+from octseg.train.metrics import SegMetrics, strut_centroids, strut_counts
 
 GRID = {"n_alines": 32, "n_samples": 32, "spacing_mm": 0.08}
 
@@ -176,8 +176,8 @@ def test_strut_centroids_merge_across_seam():
     m = np.zeros((a, r), bool)
     m[0, 10] = m[a - 1, 10] = True  # one blob across A-line 0
     m[9, 5] = True  # another at 90 degrees, radius 0.5 mm
-    pts = component_centroids_polar(m, s)
-    assert len(pts) == 2
+    frame, pts = strut_centroids(torch.from_numpy(m)[None], s)
+    assert len(pts) == 2 and (frame == 0).all()
     pts = pts[np.argsort(pts[:, 0])]
     np.testing.assert_allclose(pts[1], [0.5, 0.0], atol=1e-9)
     # mean of the pixels at 0 and -10 degrees, radius 1 mm
@@ -185,11 +185,13 @@ def test_strut_centroids_merge_across_seam():
     np.testing.assert_allclose(pts[0], [-math.sin(d) / 2, (1 + math.cos(d)) / 2], atol=1e-9)
 
 
-def test_match_points_and_metrics():
-    truth = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]])
-    pred = np.array([[0.05, 1.0], [1.0, 0.3], [5.0, 5.0]])
-    assert match_points(pred, truth, 0.1) == (1, 2, 2)
-    assert match_points(pred[:0], truth, 0.1) == (0, 0, 3)
+def test_strut_counts_and_metrics():
+    truth = torch.zeros(1, 36, 20, dtype=torch.bool)
+    truth[0, 0, 10] = truth[0, 9, 10] = truth[0, 18, 10] = True  # 1 mm at 0, 90, 180 degrees
+    pred = torch.zeros_like(truth)
+    pred[0, 0, 10] = pred[0, 12, 10] = pred[0, 5, 3] = True  # one hit, two misses
+    assert strut_counts(pred, truth, 0.1, 0.1) == (1, 2, 2)
+    assert strut_counts(pred[:, :0], truth, 0.1, 0.1) == (0, 0, 3)
     m = SegMetrics([0, 1, 2, 3], spacing_mm=0.1, strut_tol_mm=0.15)
     t = torch.zeros(2, 1, 36, 20, dtype=torch.long)
     t[:, :, :, :5] = 1

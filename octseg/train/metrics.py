@@ -1,17 +1,22 @@
-"""Validation metrics on the net grid: per-class Dice and strut-detection F1.
+"""Validation metrics on the net grid: per-class Dice, pooled Dice and strut-detection F1.
 
 * **Dice per class** (MONAI ``DiceMetric``, ``ignore_empty=True``): per frame, averaged over the
   frames where the class is present in the label (Dice is undefined on the others; the count is
-  reported as ``n_<class>``). A pooled Dice over all pixels of all frames is reported too
-  (``dice_pooled_<class>``), which also penalises false positives on frames without the class.
-* **Strut F1**: struts are the connected components (8-connectivity, wrapping across A-line 0)
-  of the strut channel; each is reduced to its Cartesian centroid (mm from the catheter centre).
-  Predicted and labelled struts of a frame are matched one-to-one (Hungarian assignment on
-  distance); a pair closer than ``tol_mm`` is a true positive. F1 = 2 TP / (2 TP + FP + FN),
-  summed over all frames.
+  reported as ``n_<class>``).
+* **Pooled Dice** (``dice_pooled_<class>``): one Dice over all pixels of all frames, i.e. the F1
+  score of the summed MONAI confusion matrix (``get_confusion_matrix``,
+  ``compute_confusion_matrix_metric``); it also penalises false positives on frames without
+  the class.
+* **Strut F1**: struts are the connected components (8-connectivity, wrapping across A-line 0;
+  :func:`octseg.geometry.components.connected_components`) of the strut channel; each is reduced
+  to the mean Cartesian position of its pixels (mm from the catheter centre). Predicted and
+  labelled struts of a frame are matched one-to-one by
+  :func:`octseg.evaluate.matching.match_struts` (Hungarian assignment on distance, the matcher
+  of ``evaluate.py``); a pair closer than ``tol_mm`` is a true positive.
+  F1 = 2 TP / (2 TP + FP + FN), summed over all frames.
 
-All sums live in one float64 tensor (:meth:`SegMetrics.state`) so DDP reduces them with a single
-``all_reduce``.
+All sums live in one float64 tensor (:attr:`SegMetrics.state`) so DDP reduces them with a
+single ``all_reduce``.
 """
 
 from __future__ import annotations
@@ -21,63 +26,47 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.metrics import DiceMetric
-from scipy import ndimage
-from scipy.optimize import linear_sum_assignment
+from monai.metrics import DiceMetric, compute_confusion_matrix_metric, get_confusion_matrix
 
 from octseg.core.classes import CLASS_NAMES, STRUT
+from octseg.evaluate.matching import match_struts
+from octseg.geometry.components import connected_components
 
-_EIGHT = np.ones((3, 3), dtype=bool)
 
-
-def component_centroids_polar(mask: np.ndarray, spacing_mm: float) -> np.ndarray:
-    """Cartesian centroids (y, x) in mm of the components of a polar mask (A, R).
+def strut_centroids(mask: torch.Tensor, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Struts of polar masks ``(B, A, R)``: ``(frame, yx)``, the frame of each component
+    (ascending) and the mean Cartesian position (y, x) of its pixels in mm (float64).
 
     Components touching across the A-line seam (row A-1 next to row 0) are one component.
     """
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return np.zeros((0, 2))
-    lab, n = ndimage.label(mask, structure=_EIGHT)
-    a, r = mask.shape
-    # union-find merge across the seam
-    parent = list(range(n + 1))
-
-    def find(u: int) -> int:
-        while parent[u] != u:
-            parent[u] = parent[parent[u]]
-            u = parent[u]
-        return u
-
-    top, bot = lab[0], lab[a - 1]
-    for j in np.flatnonzero(top):
-        for dj in (-1, 0, 1):
-            jj = j + dj
-            if 0 <= jj < r and bot[jj]:
-                ra, rb = find(int(top[j])), find(int(bot[jj]))
-                if ra != rb:
-                    parent[rb] = ra
-    roots = np.array([find(i) for i in range(n + 1)])
-    comp = roots[lab]
-    ii, jj = np.nonzero(mask)
-    theta = 2 * math.pi * ii / a
+    frame, row, col, comp, n = connected_components(mask.bool().cpu(), wrap_rows=True)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 2))
+    ii, jj, ids = row.numpy(), col.numpy(), comp.numpy()
+    theta = 2 * math.pi * ii / mask.shape[1]
     rad = jj * float(spacing_mm)
     y, x = rad * np.sin(theta), rad * np.cos(theta)
-    ids = comp[ii, jj]
-    uniq, inv = np.unique(ids, return_inverse=True)
-    cnt = np.bincount(inv)
-    return np.stack([np.bincount(inv, weights=y) / cnt, np.bincount(inv, weights=x) / cnt], axis=1)
+    cnt = np.bincount(ids)
+    yx = np.stack([np.bincount(ids, weights=y) / cnt, np.bincount(ids, weights=x) / cnt], axis=1)
+    cframe = np.zeros(n, dtype=np.int64)
+    cframe[ids] = frame.numpy()
+    return cframe, yx
 
 
-def match_points(pred: np.ndarray, truth: np.ndarray, tol_mm: float) -> tuple[int, int, int]:
-    """(TP, FP, FN) of a one-to-one matching of point sets within ``tol_mm``."""
-    if len(pred) == 0 or len(truth) == 0:
-        return 0, len(pred), len(truth)
-    d = np.linalg.norm(pred[:, None, :] - truth[None, :, :], axis=2)
-    cost = np.where(d <= tol_mm, d, 1e6)
-    rows, cols = linear_sum_assignment(cost)
-    tp = int(np.sum(d[rows, cols] <= tol_mm))
-    return tp, len(pred) - tp, len(truth) - tp
+def _strut_rows(frame: np.ndarray, yx: np.ndarray) -> list[dict[str, float]]:
+    return [{"frame": int(f), "x_mm": p[1], "y_mm": p[0]} for f, p in zip(frame, yx)]
+
+
+def strut_counts(
+    pred: torch.Tensor, truth: torch.Tensor, spacing_mm: float, tol_mm: float
+) -> tuple[int, int, int]:
+    """(TP, FP, FN) of the struts of polar strut masks ``(B, A, R)``, matched frame by frame."""
+    _, counts = match_struts(
+        _strut_rows(*strut_centroids(pred, spacing_mm)),
+        _strut_rows(*strut_centroids(truth, spacing_mm)),
+        tolerance_mm=tol_mm,
+    )
+    return counts["tp"], counts["fp"], counts["fn"]
 
 
 class SegMetrics:
@@ -100,8 +89,8 @@ class SegMetrics:
         self.reset()
 
     def reset(self) -> None:
-        # [dice_sum(n), dice_count(n), inter(n), pred_sum(n), true_sum(n), tp, fp, fn]
-        self.state = torch.zeros(5 * self.n + 3, dtype=torch.float64, device=self.device)
+        # [dice_sum(n), dice_count(n), confusion matrix (n x [tp, fp, tn, fn]), strut tp, fp, fn]
+        self.state = torch.zeros(6 * self.n + 3, dtype=torch.float64, device=self.device)
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, truth: torch.Tensor) -> None:
@@ -121,26 +110,19 @@ class SegMetrics:
         s = self.state
         s[0:n] += torch.where(valid, d, torch.zeros_like(d)).sum(0)
         s[n : 2 * n] += valid.sum(0)
-        s[2 * n : 3 * n] += (p1 * t1).sum((0, 2, 3)).to(self.device, torch.float64)
-        s[3 * n : 4 * n] += p1.sum((0, 2, 3)).to(self.device, torch.float64)
-        s[4 * n : 5 * n] += t1.sum((0, 2, 3)).to(self.device, torch.float64)
+        cm = get_confusion_matrix(p1, t1, include_background=True)  # (B, n, 4)
+        s[2 * n : 6 * n] += cm.to(self.device, torch.float64).sum(0).reshape(-1)
         if self.strut_channel is not None:
             c = self.strut_channel
-            pm = (pred[:, 0] == c).cpu().numpy()
-            tm = (truth[:, 0] == c).cpu().numpy()
-            for b in range(pm.shape[0]):
-                tp, fp, fn = match_points(
-                    component_centroids_polar(pm[b], self.spacing_mm),
-                    component_centroids_polar(tm[b], self.spacing_mm),
-                    self.tol,
-                )
-                s[5 * n] += tp
-                s[5 * n + 1] += fp
-                s[5 * n + 2] += fn
+            counts = strut_counts(pred[:, 0] == c, truth[:, 0] == c, self.spacing_mm, self.tol)
+            s[6 * n : 6 * n + 3] += torch.tensor(counts, dtype=torch.float64, device=self.device)
 
     def compute(self) -> dict[str, float]:
-        s = self.state.cpu().numpy()
+        """The metrics of the accumulated state (NaN where a metric is undefined)."""
+        s = self.state.cpu()
         n = self.n
+        pooled = compute_confusion_matrix_metric("f1 score", s[2 * n : 6 * n].reshape(n, 4))
+        s = s.numpy()
         out: dict[str, float] = {}
         fg = []
         for i, c in enumerate(self.classes):
@@ -148,17 +130,32 @@ class SegMetrics:
             cnt = s[n + i]
             out[f"dice_{name}"] = float(s[i] / cnt) if cnt > 0 else float("nan")
             out[f"n_{name}"] = float(cnt)
-            denom = s[3 * n + i] + s[4 * n + i]
-            out[f"dice_pooled_{name}"] = (
-                float(2 * s[2 * n + i] / denom) if denom > 0 else float("nan")
-            )
+            out[f"dice_pooled_{name}"] = float(pooled[i])
             if i > 0 and cnt > 0:
                 fg.append(out[f"dice_{name}"])
         out["dice_mean"] = float(np.mean(fg)) if fg else float("nan")
         if self.strut_channel is not None:
-            tp, fp, fn = s[5 * n], s[5 * n + 1], s[5 * n + 2]
+            tp, fp, fn = s[6 * n], s[6 * n + 1], s[6 * n + 2]
             out["strut_tp"], out["strut_fp"], out["strut_fn"] = float(tp), float(fp), float(fn)
             out["strut_f1"] = (
                 float(2 * tp / (2 * tp + fp + fn)) if (tp + fp + fn) > 0 else float("nan")
             )
         return out
+
+
+def add_score(metrics: dict[str, float]) -> dict[str, float]:
+    """``score``: mean of the foreground per-class Dice values and strut F1 (where defined)."""
+    vals = [
+        v
+        for k, v in metrics.items()
+        if (
+            k.startswith("dice_")
+            and not k.startswith("dice_pooled")
+            and k != "dice_mean"
+            and k != "dice_background"
+        )
+        or k == "strut_f1"
+    ]
+    vals = [v for v in vals if not math.isnan(v)]
+    metrics["score"] = float(np.mean(vals)) if vals else float("nan")
+    return metrics
