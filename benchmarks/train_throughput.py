@@ -25,7 +25,7 @@ from octseg.model.grid import compute_normalization
 from octseg.model.networks import build_model, has_deep_supervision, net_config
 from octseg.train.augment import build_augmentation
 from octseg.train.data import EpochLoader, PullbackFrames, class_lut, load_pullback
-from octseg.train.loop import build_loss, resolve_precision
+from octseg.train.engine import build_loss, resolve_precision
 
 CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
 

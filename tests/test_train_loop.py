@@ -153,7 +153,7 @@ def test_ddp_backend_override_is_used_under_torchrun(toy_root, tmp_path):
 
 
 def test_early_stopping_uses_its_own_mode(toy_root, tmp_path):
-    from octseg.train.loop import early_stopping_settings
+    from octseg.train.settings import early_stopping_settings
 
     cfg = _cfg(
         toy_root,

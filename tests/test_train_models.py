@@ -14,7 +14,7 @@ from octseg.core.errors import InputError
 from octseg.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from octseg.model.networks import build_model, has_deep_supervision, net_config
 from octseg.model.wrap import CircularPadNet
-from octseg.train.loop import build_loss
+from octseg.train.engine import build_loss
 
 CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))

@@ -1,11 +1,11 @@
-"""octseg.train.loop.overlay_panels: the [image | label | prediction] panels for TensorBoard."""
+"""octseg.report.training.overlay_panels: the [image | label | prediction] panels for TensorBoard."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from octseg.train.loop import overlay, overlay_panels
+from octseg.report.training import overlay, overlay_panels
 
 A, R, PS = 48, 32, 0.05
 

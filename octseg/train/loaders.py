@@ -1,0 +1,161 @@
+"""The data stage of a training run: the split by pullback, the pullbacks cached on the net
+grid, the normalisation, and the training and validation loaders (see :mod:`.data` for the
+pieces)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from octseg.core import atomic
+from octseg.core import distributed as ddp
+from octseg.core.classes import check_classes
+from octseg.core.errors import InputError
+from octseg.model.grid import check_net_grid, compute_normalization
+from octseg.train.augment import build_augmentation
+from octseg.train.data import (
+    EpochLoader,
+    PullbackFrames,
+    class_lut,
+    ensure_synthetic,
+    list_entries,
+    load_pullback,
+    split_pullbacks,
+)
+from octseg.train.settings import cfg_get, plain
+from octseg.train.setup import check_resume_matches
+
+
+@dataclass
+class RunData:
+    """What the epochs consume, and what the checkpoint records about the data."""
+
+    classes: list[int]
+    context_frames: int
+    net_grid: dict[str, Any]
+    normalization: dict[str, Any]
+    split: dict[str, Any]
+    train_ds: PullbackFrames
+    val_ds: PullbackFrames
+    train_loader: EpochLoader
+    val_loader: DataLoader
+
+
+def _generate(cfg: DictConfig, root: Path, val_root: Any, info: ddp.DistInfo) -> None:
+    """``data.generate``: write the synthetic cohort(s) if missing (rank 0), then wait."""
+    gen = cfg_get(cfg, "data.generate")
+    if gen and info.is_main:
+        preset = gen.get("preset", "small")
+        ensure_synthetic(root, n=int(gen["n"]), seed=int(gen["seed"]), preset=preset)
+        if val_root and gen.get("n_val"):
+            ensure_synthetic(
+                val_root, n=int(gen["n_val"]), seed=int(gen["seed"]) + 1, preset=preset
+            )
+    ddp.barrier(info)
+
+
+def _split_ids(
+    cfg: DictConfig, root: Path, ids: list[str], resume: dict[str, Any] | None
+) -> tuple[list[str], list[str]]:
+    """Train and validation pullback ids: the resumed run's split, else a seeded split."""
+    split = resume["meta"].get("split") if resume else None
+    if split:
+        train_ids, val_ids = list(split["train"]), list(split["val"])
+        missing = sorted(set(train_ids + val_ids) - set(ids))
+        if missing:
+            raise InputError(root, f"pullbacks of the resumed run's split are missing: {missing}")
+        return train_ids, val_ids
+    return split_pullbacks(
+        ids,
+        val_fraction=float(cfg_get(cfg, "data.val_fraction", 0.2)),
+        seed=int(cfg.seed),
+        val_ids=cfg_get(cfg, "data.val_ids"),
+    )
+
+
+def load_split(
+    cfg: DictConfig, info: ddp.DistInfo, resume: dict[str, Any] | None
+) -> tuple[list[Any], list[Any], dict]:
+    """Training entries, validation entries and the split record (``split.json``):
+    ``data.val_root`` when given, else a split of ``data.root`` by pullback."""
+    root = Path(str(cfg.data.root))
+    val_root = cfg_get(cfg, "data.val_root")
+    _generate(cfg, root, val_root, info)
+    entries = {e.id: e for e in list_entries(root)}
+    if val_root:
+        val_entries = {e.id: e for e in list_entries(val_root)}
+        train_ids, val_ids = sorted(entries), sorted(val_entries)
+        split = {"root": str(root), "val_root": str(val_root), "train": train_ids, "val": val_ids}
+        return [entries[i] for i in train_ids], [val_entries[i] for i in val_ids], split
+    train_ids, val_ids = _split_ids(cfg, root, list(entries), resume)
+    assert not set(train_ids) & set(val_ids)
+    split = {"root": str(root), "val_root": None, "train": train_ids, "val": val_ids}
+    return [entries[i] for i in train_ids], [entries[i] for i in val_ids], split
+
+
+def _loaders(
+    cfg: DictConfig, info: ddp.DistInfo, train_ds: PullbackFrames, val_ds: PullbackFrames
+) -> tuple[EpochLoader, DataLoader]:
+    """The training loader (reshuffled and sharded per epoch and rank) and this rank's shard
+    of the validation frames."""
+    bs = int(cfg.data.batch_size)
+    workers = int(cfg_get(cfg, "data.num_workers", 0))
+    pin = bool(cfg_get(cfg, "data.pin_memory", False)) and info.device.type == "cuda"
+    train_loader = EpochLoader(
+        train_ds,
+        batch_size=bs,
+        shuffle=True,
+        num_workers=workers,
+        seed=int(cfg.seed),
+        rank=info.rank,
+        world_size=info.world_size,
+        drop_last=bool(cfg_get(cfg, "data.drop_last", True)),
+        pin_memory=pin,
+    )
+    val_shard = Subset(val_ds, list(range(info.rank, len(val_ds), info.world_size)))
+    val_loader = DataLoader(
+        val_shard,
+        batch_size=int(cfg_get(cfg, "data.val_batch_size", bs)),
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin,
+    )
+    return train_loader, val_loader
+
+
+def build_data(
+    cfg: DictConfig, info: ddp.DistInfo, out_dir: Path, resume: dict[str, Any] | None
+) -> RunData:
+    """Split (``split.json``), load and cache the pullbacks, normalise (the resumed run's
+    normalisation when resuming), and build the datasets and loaders."""
+    classes = check_classes(plain(cfg.data.classes))
+    k = int(cfg.data.context_frames)
+    net_grid = check_net_grid(plain(cfg.data.net_grid))
+    check_resume_matches(resume, classes=classes, context_frames=k, net_grid=net_grid)
+    lut = class_lut(classes, cfg_get(cfg, "data.remap"))
+    train_entries, val_entries, split = load_split(cfg, info, resume)
+    if info.is_main:
+        atomic.write_json(out_dir / "split.json", split)
+    bar = dict(disable=not info.is_main, leave=False)
+    train_cache = [
+        load_pullback(e, net_grid, k, lut) for e in tqdm(train_entries, desc="load train", **bar)
+    ]
+    val_cache = [
+        load_pullback(e, net_grid, k, lut) for e in tqdm(val_entries, desc="load val", **bar)
+    ]
+    if resume:
+        norm = dict(resume["meta"]["normalization"])
+    else:
+        norm = compute_normalization(
+            [pb.images for pb in train_cache], str(cfg_get(cfg, "data.normalization", "zscore"))
+        )
+    augment = build_augmentation(cfg_get(cfg, "data.augment"))
+    train_ds = PullbackFrames(train_cache, k, norm, augment)
+    val_ds = PullbackFrames(val_cache, k, norm, None)
+    train_loader, val_loader = _loaders(cfg, info, train_ds, val_ds)
+    return RunData(classes, k, net_grid, norm, split, train_ds, val_ds, train_loader, val_loader)
