@@ -758,6 +758,21 @@ class _Orientation:
 
 def _orientation(path: Path, ds: Dataset, space: str, n: int, h: int, w: int) -> _Orientation:
     """Read seam line, rotation direction and z-offset attributes (see :class:`_Orientation`)."""
+    zshift = _z_shift(path, ds, space, n, w)
+    if space != "polar":
+        return _Orientation(np.zeros(0, np.int64), False, zshift, "n/a")
+    direction_raw = ds.get("CatheterDirectionOfRotation") or _first(
+        ds, "CatheterDirectionOfRotation"
+    )
+    direction = str(direction_raw).strip().upper() if direction_raw else "CW"
+    if direction not in ("CW", "CC"):
+        raise InputError(path, f"Catheter Direction of Rotation {direction_raw!r} is not CW or CC")
+    return _Orientation(_seam_roll(path, ds, n, h), direction == "CC", zshift, direction)
+
+
+def _z_shift(path: Path, ds: Dataset, space: str, n: int, w: int) -> np.ndarray:
+    """Per-frame depth shift (samples) still to apply: OCT Z Offset Correction where OCT Z Offset
+    Applied is NO (polar frames only), else 0."""
     applied = ds.get("OCTZOffsetApplied")
     applied = None if applied in (None, "") else str(applied).strip().upper()
     zcorr = [_frame_value(ds, i, "OCTZOffsetCorrection") for i in range(n)]
@@ -784,14 +799,11 @@ def _orientation(path: Path, ds: Dataset, space: str, n: int, h: int, w: int) ->
                 raise InputError(
                     path, f"OCT Z Offset Correction {zshift.tolist()} exceeds the {w} samples"
                 )
-    if space != "polar":
-        return _Orientation(np.zeros(0, np.int64), False, zshift, "n/a")
-    direction_raw = ds.get("CatheterDirectionOfRotation") or _first(
-        ds, "CatheterDirectionOfRotation"
-    )
-    direction = str(direction_raw).strip().upper() if direction_raw else "CW"
-    if direction not in ("CW", "CC"):
-        raise InputError(path, f"Catheter Direction of Rotation {direction_raw!r} is not CW or CC")
+    return zshift
+
+
+def _seam_roll(path: Path, ds: Dataset, n: int, h: int) -> np.ndarray:
+    """Per-frame row roll (mod ``h``) that puts each frame's seam line where it belongs."""
     roll = np.zeros(n, dtype=np.int64)
     for i in range(n):
         idx = _frame_value(ds, i, "SeamLineIndex")
@@ -806,7 +818,7 @@ def _orientation(path: Path, ds: Dataset, space: str, n: int, h: int, w: int) ->
             raise InputError(
                 path, f"frame {i}: malformed seam line / first A-line location"
             ) from None
-    return _Orientation(roll % h, direction == "CC", zshift, direction)
+    return roll % h
 
 
 def read_orientation(path: str | Path) -> _Orientation:
