@@ -61,21 +61,9 @@ def context_frames(t: int, k: int, n_frames: int) -> list[int]:
     return [min(max(t + d, 0), n_frames - 1) for d in range(-h, h + 1)]
 
 
-def load_pullback(
-    entry: Any,
-    net_grid: Mapping[str, Any],
-    k: int,
-    lut: np.ndarray,
-    chunk: int = 32,
-) -> CachedPullback:
-    """Read one dataset entry onto the net grid (labelled frames and their neighbours only)."""
-    from octseg.io import read_pullback
-
-    grid = check_net_grid(net_grid)
-    if entry.labels_path is None:
-        raise InputError(entry.image_path, "pullback has no labels.npz")
-    pb = read_pullback(entry.image_path)
-    lf = load_labels(entry.labels_path)
+def _check_labels(entry: Any, pb: Any, lf: Any) -> None:
+    """The label file must describe the image's pixels (space, size, catheter centre) and
+    frames."""
     if lf.space != pb.space or tuple(lf.labels.shape[1:]) != (pb.height, pb.width):
         raise InputError(
             entry.labels_path,
@@ -97,6 +85,38 @@ def load_pullback(
             entry.labels_path,
             f"frame_index {int(frames.max())} outside the image's {pb.n_frames} frames",
         )
+
+
+def _runs(needed: Sequence[int], chunk: int) -> list[tuple[int, int]]:
+    """(first, last) indices into the sorted ``needed`` of its runs of consecutive frames, at
+    most ``chunk`` frames each."""
+    runs, i = [], 0
+    while i < len(needed):
+        j = i
+        while j + 1 < len(needed) and needed[j + 1] == needed[j] + 1 and j + 1 - i < chunk:
+            j += 1
+        runs.append((i, j))
+        i = j + 1
+    return runs
+
+
+def load_pullback(
+    entry: Any,
+    net_grid: Mapping[str, Any],
+    k: int,
+    lut: np.ndarray,
+    chunk: int = 32,
+) -> CachedPullback:
+    """Read one dataset entry onto the net grid (labelled frames and their neighbours only)."""
+    from octseg.io import read_pullback
+
+    grid = check_net_grid(net_grid)
+    if entry.labels_path is None:
+        raise InputError(entry.image_path, "pullback has no labels.npz")
+    pb = read_pullback(entry.image_path)
+    lf = load_labels(entry.labels_path)
+    _check_labels(entry, pb, lf)
+    frames = lf.frames
     needed = sorted({f for t in frames.tolist() for f in context_frames(t, k, pb.n_frames)})
 
     def to_grid(x: torch.Tensor, center: tuple[float, float] | None = pb.catheter_center):
@@ -105,22 +125,15 @@ def load_pullback(
         return cartesian_to_net_grid(x, pb.pixel_spacing_mm, grid, center)
 
     images = np.zeros((len(needed), grid["n_alines"], grid["n_samples"]), dtype=np.float16)
-    rows = {f: i for i, f in enumerate(needed)}
-    # read contiguous runs of needed frames, in chunks
-    i = 0
-    while i < len(needed):
-        j = i
-        while j + 1 < len(needed) and needed[j + 1] == needed[j] + 1 and j + 1 - i < chunk:
-            j += 1
+    for i, j in _runs(needed, chunk):  # contiguous runs of needed frames, in chunks
         block = pb.read(needed[i], needed[j] + 1)
         images[i : j + 1] = to_grid(torch.from_numpy(np.ascontiguousarray(block))).numpy()
-        i = j + 1
     lab_center = lf.center if pb.space == "cartesian" else None
     labels = to_grid(torch.from_numpy(lut[lf.labels]), lab_center).numpy().astype(np.uint8)
     return CachedPullback(
         id=str(entry.id),
         images=images,
-        rows=rows,
+        rows={f: i for i, f in enumerate(needed)},
         n_frames=pb.n_frames,
         labels=labels,
         label_frames=np.asarray(frames, dtype=np.int64),
