@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from octseg.core.errors import InputError, OctsegError
-from octseg.io.labels import load_labels
+from octseg.io.labels import LabelFile, load_labels
 from octseg.io.stack import natural_key
 
 IMAGE_NAMES = ("image.npz", "image.dcm", "image.tif", "image.tiff", "image")
@@ -87,70 +88,93 @@ def _problem(path: Path, exc: Exception) -> str:
 
 def verify_pullback(folder: Path, *, check_pixels: bool = True) -> list[str]:
     """Every problem of one pullback folder (empty list: fine)."""
-    from octseg.io import read_pullback
-
-    problems: list[str] = []
     images = _images_in(folder)
     if not images:
         return [f"{folder}: no image ({' | '.join(IMAGE_NAMES)})"]
+    problems: list[str] = []
     if len(images) > 1:
         problems.append(f"{folder}: more than one image ({', '.join(p.name for p in images)})")
-    image_path = images[0]
-    pb = None
+    pb = _read_image(images[0], check_pixels, problems)
+    labels_path = folder / LABELS_NAME
+    lf = _read_labels(labels_path, problems)
+    if pb is not None and lf is not None:
+        problems += _label_image_mismatches(str(labels_path), lf, pb)
+    problems += _truth_problems(folder / TRUTH_DIR)
+    return problems
+
+
+def _read_image(image_path: Path, check_pixels: bool, problems: list[str]) -> Any:
+    """The pullback of ``image_path`` (None if unreadable), every frame decoded with
+    ``check_pixels``; problems are appended to ``problems``."""
+    from octseg.io import read_pullback
+
     try:
         pb = read_pullback(image_path)
     except Exception as exc:  # one unreadable file must not stop the whole check
         problems.append(_problem(image_path, exc))
-    if pb is not None and check_pixels:
+        return None
+    if check_pixels:
         try:
             for _ in pb.iter_chunks(16):
                 pass  # Pullback.read checks shape and NaN/inf per chunk
         except Exception as exc:
             problems.append(_problem(image_path, exc))
+    return pb
 
-    labels_path = folder / LABELS_NAME
-    lf = None
+
+def _read_labels(labels_path: Path, problems: list[str]) -> LabelFile | None:
+    """The label file (None if missing or unreadable; the problem appended to ``problems``)."""
     if not labels_path.is_file():
         problems.append(f"{labels_path}: missing label file")
-    else:
-        try:
-            lf = load_labels(labels_path)
-        except Exception as exc:
-            problems.append(_problem(labels_path, exc))
-    if pb is not None and lf is not None:
-        where = f"{labels_path}"
-        if lf.space != pb.space:
-            problems.append(f"{where}: labels are {lf.space} but the image is {pb.space}")
-        if lf.labels.shape[1:] != (pb.height, pb.width):
+        return None
+    try:
+        return load_labels(labels_path)
+    except Exception as exc:
+        problems.append(_problem(labels_path, exc))
+        return None
+
+
+def _label_image_mismatches(where: str, lf: LabelFile, pb: Any) -> list[str]:
+    """Where the label file disagrees with its image: space, frame size, frame index, spacing
+    and (Cartesian) catheter centre."""
+    problems = []
+    if lf.space != pb.space:
+        problems.append(f"{where}: labels are {lf.space} but the image is {pb.space}")
+    if lf.labels.shape[1:] != (pb.height, pb.width):
+        problems.append(
+            f"{where}: label frames are {lf.labels.shape[1]}x{lf.labels.shape[2]} but image "
+            f"frames are {pb.height}x{pb.width}"
+        )
+    beyond = lf.frames[(lf.frames < 0) | (lf.frames >= pb.n_frames)]
+    if beyond.size:
+        problems.append(
+            f"{where}: frame_index {beyond[:5].tolist()}{'...' if beyond.size > 5 else ''} "
+            f"outside the image's {pb.n_frames} frames"
+        )
+    for key in ("pixel_spacing_mm", "frame_spacing_mm"):
+        a, b = getattr(lf, key), getattr(pb, key)
+        if not _close(a, b):
+            problems.append(f"{where}: {key} {a:g} differs from the image's {b:g}")
+    if lf.space == "cartesian" and pb.catheter_center is not None:
+        if not np.allclose(lf.center, pb.catheter_center, atol=0.5):
             problems.append(
-                f"{where}: label frames are {lf.labels.shape[1]}x{lf.labels.shape[2]} but image "
-                f"frames are {pb.height}x{pb.width}"
+                f"{where}: catheter_center {list(lf.center)} differs from the image's "
+                f"{list(pb.catheter_center)}"
             )
-        beyond = lf.frames[(lf.frames < 0) | (lf.frames >= pb.n_frames)]
-        if beyond.size:
-            problems.append(
-                f"{where}: frame_index {beyond[:5].tolist()}{'...' if beyond.size > 5 else ''} "
-                f"outside the image's {pb.n_frames} frames"
-            )
-        for key in ("pixel_spacing_mm", "frame_spacing_mm"):
-            a, b = getattr(lf, key), getattr(pb, key)
-            if not _close(a, b):
-                problems.append(f"{where}: {key} {a:g} differs from the image's {b:g}")
-        if lf.space == "cartesian" and pb.catheter_center is not None:
-            if not np.allclose(lf.center, pb.catheter_center, atol=0.5):
-                problems.append(
-                    f"{where}: catheter_center {list(lf.center)} differs from the image's "
-                    f"{list(pb.catheter_center)}"
-                )
-    truth = folder / TRUTH_DIR
-    if truth.exists():
-        if not truth.is_dir():
-            problems.append(f"{truth}: expected a folder")
-        else:
-            for name in TRUTH_FILES:
-                if not (truth / name).is_file():
-                    problems.append(f"{truth / name}: missing truth file")
     return problems
+
+
+def _truth_problems(truth: Path) -> list[str]:
+    """Missing files of an existing ``truth/`` folder."""
+    if not truth.exists():
+        return []
+    if not truth.is_dir():
+        return [f"{truth}: expected a folder"]
+    return [
+        f"{truth / name}: missing truth file"
+        for name in TRUTH_FILES
+        if not (truth / name).is_file()
+    ]
 
 
 def verify_dataset(
