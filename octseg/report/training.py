@@ -83,9 +83,9 @@ class TensorBoardLog:
 
     def epoch(self, record: dict[str, Any], epoch: int) -> None:
         """``train_loss``, ``lr`` and ``frames_per_s`` of an epoch record."""
-        for key in ("loss", "lr", "frames_per_s"):
-            name = "train_loss" if key == "loss" else key
-            self.writer.add_scalar(f"train/{key}", record[name], epoch)
+        self.writer.add_scalar("train/loss", record["train_loss"], epoch)
+        self.writer.add_scalar("train/lr", record["lr"], epoch)
+        self.writer.add_scalar("train/frames_per_s", record["frames_per_s"], epoch)
 
     def validation(
         self,

@@ -7,7 +7,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from octseg import __version__
 from octseg.core import atomic
@@ -17,6 +17,9 @@ from octseg.core.errors import InputError
 from octseg.model.checkpoint import rng_state, save_checkpoint, set_rng_state
 from octseg.train.engine import Engine
 from octseg.train.settings import TrainSettings
+
+if TYPE_CHECKING:
+    from octseg.train.loaders import RunData
 
 log = logging.getLogger("octseg.train")
 
@@ -125,7 +128,7 @@ def restore(resume: dict[str, Any] | None, engine: Engine, info: ddp.DistInfo) -
     return state
 
 
-def checkpoint_meta(engine: Engine, data: Any, remap: dict | None) -> dict[str, Any]:
+def checkpoint_meta(engine: Engine, data: RunData, remap: dict | None) -> dict[str, Any]:
     """The checkpoint's ``meta``: what inference needs to rebuild and feed the network."""
     return {
         "model": engine.net_cfg,
