@@ -223,29 +223,37 @@ def read_csv(
     columns (:data:`TEXT_COLUMNS`) stay text.
 
     Comma- or semicolon-separated (whichever the first 4 KiB hold more of; spreadsheets in
-    decimal-comma locales write ';'), UTF-8 with or without BOM. Blank rows are skipped; empty
-    trailing cells beyond the header are ignored. ``required`` columns must be present in the
-    header. ``line_numbers``: add ``"_line"`` (the 1-based line of each row) for messages.
-    Errors are :class:`SchemaError` naming the file (and line).
+    decimal-comma locales write ';'), UTF-8 with or without BOM; parsed by pandas, every cell as
+    text. Blank rows are skipped; empty trailing cells beyond the header are ignored.
+    ``required`` columns must be present in the header. ``line_numbers``: add ``"_line"`` (the
+    1-based line of each row) for messages. Errors are :class:`SchemaError` naming the file
+    (and line).
     """
     path = Path(path)
     if not path.exists():
         raise SchemaError(path, "no such file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(4096)
-            fh.seek(0)
-            delimiter = ";" if sample.count(";") > sample.count(",") else ","
-            rows = list(csv.reader(fh, delimiter=delimiter))
-    except UnicodeDecodeError:
-        raise SchemaError(path, "not a UTF-8 text CSV file") from None
-    except csv.Error as exc:
-        raise SchemaError(path, f"not a readable CSV file ({exc})") from None
-    except OSError as exc:
-        raise SchemaError(path, f"cannot read ({exc.strerror or exc})") from None
-    if not rows:
-        raise SchemaError(path, "empty file (no header line)")
-    header = [h.strip() for h in rows[0]]
+    cells = _read_cells(path)
+    header = _header(path, cells[0], required)
+    out = []
+    for line, row_cells in enumerate(cells[1:], start=2):
+        if row_cells and row_cells[0] == _MORE_CELLS:
+            raise SchemaError(path, f"line {line} has more cells than the header")
+        if not any(c.strip() for c in row_cells):
+            continue  # blank spreadsheet rows
+        row = {
+            h: (c.strip() or None) if h in TEXT_COLUMNS else _parse(c)
+            for h, c in zip(header, row_cells, strict=True)
+        }
+        if line_numbers:
+            row["_line"] = line
+        out.append(row)
+    return out
+
+
+def _header(path: Path, cells: list[str], required: Iterable[str]) -> list[str]:
+    """The column names of a CSV header row, checked: none blank, none repeated, ``required``
+    present."""
+    header = [h.strip() for h in cells]
     if any(h == "" for h in header):
         raise SchemaError(path, "line 1: the header has a blank column name")
     dup = sorted({h for h in header if header.count(h) > 1})
@@ -254,23 +262,52 @@ def read_csv(
     missing = [c for c in required if c not in header]
     if missing:
         raise SchemaError(path, f"CSV lacks column(s): {', '.join(missing)}")
-    out = []
-    for line, cells in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in cells):
-            continue  # blank spreadsheet rows
-        if len(cells) > len(header):
-            if any(c.strip() for c in cells[len(header) :]):
-                raise SchemaError(path, f"line {line} has more cells than the header")
-            cells = cells[: len(header)]
-        cells = cells + [""] * (len(header) - len(cells))
-        row: dict[str, Any] = {}
-        for h, c in zip(header, cells):
-            text = c.strip()
-            row[h] = (text or None) if h in TEXT_COLUMNS else _parse(text)
-        if line_numbers:
-            row["_line"] = line
-        out.append(row)
-    return out
+    return header
+
+
+#: first cell of a row that held non-blank cells beyond the header (see :func:`_read_cells`)
+_MORE_CELLS = "\x00more cells"
+
+
+def _read_cells(path: Path) -> list[list[str]]:
+    """Every row of a CSV file (header first, blank rows kept) as text cells, padded to the
+    header's width; a row with more non-blank cells starts with :data:`_MORE_CELLS`."""
+    import pandas as pd
+
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            sample = fh.read(4096)
+    except UnicodeDecodeError:
+        raise SchemaError(path, "not a UTF-8 text CSV file") from None
+    except OSError as exc:
+        raise SchemaError(path, f"cannot read ({exc.strerror or exc})") from None
+
+    def long_row(cells: list[str]) -> list[str]:
+        return [_MORE_CELLS] if any(c.strip() for c in cells[width:]) else cells[:width]
+
+    first = sample.lstrip("\r\n").splitlines()[:1]
+    delimiter = ";" if sample.count(";") > sample.count(",") else ","
+    width = len(next(csv.reader(first, delimiter=delimiter), []))
+    try:
+        table = pd.read_csv(
+            path,
+            sep=delimiter,
+            header=None,
+            names=range(width) if width else None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+            engine="python",
+            on_bad_lines=long_row,
+        )
+    except pd.errors.EmptyDataError:
+        raise SchemaError(path, "empty file (no header line)") from None
+    except UnicodeDecodeError:
+        raise SchemaError(path, "not a UTF-8 text CSV file") from None
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise SchemaError(path, f"not a readable CSV file ({exc})") from None
+    return table.fillna("").to_numpy(dtype=object).tolist()
 
 
 def _parse(text: str | None) -> Any:
