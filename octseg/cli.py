@@ -1,6 +1,11 @@
 """The ``octseg`` command line. Each subcommand lives in its own module, which provides
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches.
 
+``octseg train`` and ``octseg infer`` are the Hydra jobs (:mod:`octseg.jobs`): their arguments are
+Hydra overrides (``key=value``, ``--help``, ``--cfg job``, ``-m``), as for ``python train.py``.
+``octseg evaluate`` takes flags, or Hydra overrides when its first argument is ``key=value``
+(the job of ``python evaluate.py``).
+
 User errors (:class:`octseg.core.errors.OctsegError`) are printed as one line, not a traceback.
 """
 
@@ -35,14 +40,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Hydra jobs: name -> one-line help (arguments go to Hydra unparsed)
+JOBS: dict[str, str] = {
+    "train": "train a segmentation model (Hydra job: key=value overrides, --help, --cfg job)",
+    "infer": "batch inference on pullbacks (Hydra job: checkpoint= input= output= ...)",
+}
+
+
+def _is_hydra_job(argv: list[str]) -> bool:
+    """``octseg train|infer ...``, or ``octseg evaluate key=value ...`` (the Hydra job)."""
+    if not argv:
+        return False
+    if argv[0] in JOBS:
+        return True
+    return argv[0] == "evaluate" and len(argv) > 1 and "=" in argv[1] and argv[1][0] != "-"
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(
         prog="octseg",
         description="octseg: intravascular OCT segmentation, clinical geometry and evaluation.",
-        epilog="Jobs with Hydra configs: python train.py, python infer.py, python evaluate.py.",
+        epilog="octseg train/infer take Hydra overrides (key=value; octseg train --help), as do "
+        "python train.py / infer.py / evaluate.py in a checkout and octseg evaluate key=value.",
     )
     parser.add_argument("--version", action="version", version=f"octseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in JOBS.items():
+        sub.add_parser(name, help=help_text, description=help_text, add_help=False)
     modules: dict[str, object] = {}
     for name, (modname, help_text) in COMMANDS.items():
         try:
@@ -58,6 +82,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _is_hydra_job(argv):
+        from octseg.jobs import main as run_job
+
+        run_job(argv[0], argv[1:])
+        return 0
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -168,11 +168,21 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         GeometrySettings.from_dict({"n_rayz": 3})
 
 
-def test_settings_yaml_matches_defaults(tmp_path):
-    from pathlib import Path
+def test_settings_hydra_config_matches_defaults(tmp_path):
+    """The Hydra group geometry (configs/geometry/default.yaml) holds GeometrySettings'
+    defaults and nothing else (tests/test_packaging.py checks infer and evaluate)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    cfg = Path(__file__).resolve().parents[1] / "octseg" / "configs" / "geometry" / "default.yaml"
-    assert GeometrySettings.from_yaml(cfg) == GeometrySettings()
+    from octseg.jobs import CONFIG_DIR, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("infer", overrides=["checkpoint=c", "input=i", "output=o"])
+    geometry = OmegaConf.to_container(cfg.geometry)
+    assert geometry == GeometrySettings().to_dict()  # same keys, same values
+    assert GeometrySettings.from_dict(geometry) == GeometrySettings()
+    assert set(OmegaConf.load(CONFIG_DIR / "geometry" / "default.yaml")) == {"defaults"}
     assert GeometrySettings(stent_model="xience").strut_threshold_mm == pytest.approx(0.089)
     bad = tmp_path / "g.yaml"
     bad.write_text("max_gap_frames: -1\n")

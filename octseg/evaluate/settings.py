@@ -1,4 +1,9 @@
-"""Every setting of the evaluation (``configs/evaluate.yaml`` / ``python evaluate.py settings.key=...``)."""
+"""Every setting of the evaluation (``python evaluate.py settings.key=...`` / ``octseg evaluate``).
+
+:class:`EvaluationSettings` is the one source of the defaults: ``octseg/configs/evaluate.yaml``
+composes them as ``settings.*`` (the config ``evaluate_settings`` that
+:func:`octseg.jobs.register_configs` builds from this dataclass).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from octseg.evaluate import segmentation
 
 @dataclass
 class EvaluationSettings:
-    """Every setting of the evaluation (``configs/evaluate.yaml`` holds the same defaults)."""
+    """Every setting of the evaluation, with its default (the Hydra config's too)."""
 
     strut_tolerance_mm: float = 0.1  # strut pairs within this distance (x/y or arc at lumen radius)
     strut_angle_tolerance_deg: float = 5.0  # fallback when neither x/y nor a lumen radius is known

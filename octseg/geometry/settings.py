@@ -1,7 +1,8 @@
 """Every threshold of the geometry module, as one dataclass.
 
-Defaults are the values in ``docs/metrics.md`` (and ``configs/geometry/default.yaml``, which
-holds the same values for Hydra). Load a YAML file with :meth:`GeometrySettings.from_yaml` or a
+This dataclass is the one source of the defaults (the values in ``docs/metrics.md``): Hydra's
+``geometry`` config group (``octseg/configs/geometry/default.yaml``) extends the node that
+:func:`octseg.jobs.register_configs` builds from :meth:`GeometrySettings.to_dict`. Load a YAML file with :meth:`GeometrySettings.from_yaml` or a
 mapping (e.g. a Hydra/OmegaConf node converted with ``OmegaConf.to_container``) with
 :meth:`GeometrySettings.from_dict`; unknown keys are an error, not silently ignored.
 """
@@ -25,6 +26,10 @@ DEFAULT_STENT_MODELS: dict[str, dict[str, float]] = {
     "orsiro": {"strut_mm": 0.060, "polymer_mm": 0.0074},  # diameters <= 3.0 mm
     "orsiro_large": {"strut_mm": 0.080, "polymer_mm": 0.0074},  # diameters >= 3.5 mm
 }
+
+
+class _Invalid(ValueError):
+    """One failed check of :meth:`GeometrySettings.validate` (re-raised as InputError)."""
 
 
 @dataclass
@@ -79,47 +84,64 @@ class GeometrySettings:
 
     # --------------------------------------------------------------- validation
     def validate(self, source: str | Path | None = None) -> None:
-        def fail(msg: str) -> None:
-            raise InputError(source, f"geometry settings: {msg}")
+        """Check types and ranges (floats are stored as float); raise :class:`InputError`."""
+        try:
+            self._check_integers()
+            self._check_numbers()
+            self._check_booleans()
+            self._check_stent_models()
+            self._check_stent_model()
+        except _Invalid as exc:
+            raise InputError(source, f"geometry settings: {exc}") from None
 
+    def _check_integers(self) -> None:
         ints = ("n_rays", "contour_samples_per_segment", "max_gap_frames", "min_struts")
         gaps = ("stent_max_gap_frames", "lipid_max_gap_frames")
         for name in (*ints, *gaps, "contour_smoothing_rays"):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int):
-                fail(f"'{name}' must be an integer, got {val!r}")
+                raise _Invalid(f"'{name}' must be an integer, got {val!r}")
         if self.n_rays < 8 or self.n_rays % 2:
-            fail(f"'n_rays' must be an even integer >= 8, got {self.n_rays}")
+            raise _Invalid(f"'n_rays' must be an even integer >= 8, got {self.n_rays}")
         if self.contour_samples_per_segment < 1:
-            fail("'contour_samples_per_segment' must be >= 1")
+            raise _Invalid("'contour_samples_per_segment' must be >= 1")
         if min(self.max_gap_frames, self.stent_max_gap_frames, self.lipid_max_gap_frames) < 0:
-            fail("gap settings must be >= 0")
+            raise _Invalid("gap settings must be >= 0")
         if not 0 <= self.contour_smoothing_rays <= 16:
-            fail("'contour_smoothing_rays' must lie in 0..16")
+            raise _Invalid("'contour_smoothing_rays' must lie in 0..16")
         if self.min_struts < 3:
-            fail(f"'min_struts' must be >= 3 (a closed contour), got {self.min_struts}")
+            raise _Invalid(f"'min_struts' must be >= 3 (a closed contour), got {self.min_struts}")
+
+    def _check_numbers(self) -> None:
         for f in dataclasses.fields(self):
-            if f.type in ("float", float):
-                val = getattr(self, f.name)
-                if isinstance(val, bool) or not isinstance(val, (int, float)):
-                    fail(f"'{f.name}' must be a number, got {val!r}")
-                if not math.isfinite(val) or val < 0:
-                    fail(f"'{f.name}' must be a finite number >= 0, got {val!r}")
-                setattr(self, f.name, float(val))
+            if f.type not in ("float", float):
+                continue
+            val = getattr(self, f.name)
+            if isinstance(val, bool) or not isinstance(val, (int, float)):
+                raise _Invalid(f"'{f.name}' must be a number, got {val!r}")
+            if not math.isfinite(val) or val < 0:
+                raise _Invalid(f"'{f.name}' must be a finite number >= 0, got {val!r}")
+            setattr(self, f.name, float(val))
+
+    def _check_booleans(self) -> None:
         for name in ("frame0_is_distal", "fill_lumen_holes"):
             if not isinstance(getattr(self, name), bool):
-                fail(f"'{name}' must be true or false, got {getattr(self, name)!r}")
+                raise _Invalid(f"'{name}' must be true or false, got {getattr(self, name)!r}")
+
+    def _check_stent_models(self) -> None:
         if not isinstance(self.stent_models, Mapping):
-            fail("'stent_models' must be a mapping name -> {strut_mm, polymer_mm}")
+            raise _Invalid("'stent_models' must be a mapping name -> {strut_mm, polymer_mm}")
         for name, spec in self.stent_models.items():
             if not isinstance(spec, Mapping) or not set(spec) <= {"strut_mm", "polymer_mm"}:
-                fail(f"stent model {name!r} must be a mapping with strut_mm / polymer_mm")
+                raise _Invalid(f"stent model {name!r} must be a mapping with strut_mm / polymer_mm")
             for k, v in spec.items():
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                    fail(f"stent model {name!r}: {k} must be a number >= 0, got {v!r}")
+                    raise _Invalid(f"stent model {name!r}: {k} must be a number >= 0, got {v!r}")
+
+    def _check_stent_model(self) -> None:
         if self.stent_model is not None and self.stent_model not in self.stent_models:
             known = ", ".join(sorted(self.stent_models))
-            fail(f"unknown stent_model {self.stent_model!r} (known: {known})")
+            raise _Invalid(f"unknown stent_model {self.stent_model!r} (known: {known})")
 
     # ---------------------------------------------------------------- loading
     @classmethod

@@ -1,7 +1,9 @@
-"""Every setting of batch inference (``configs/infer.yaml`` / ``python infer.py key=value``).
+"""Every setting of batch inference (``python infer.py key=value`` / ``octseg infer key=value``).
 
-Types and ranges are checked by :func:`octseg.infer.safety.validate_settings` before the first
-pullback.
+:class:`InferSettings` is the one source of the defaults: :meth:`InferSettings.hydra_defaults`
+gives them in the shape of the Hydra config (``tta.*``, ``overlays.*``, ``postprocess.*``), which
+``octseg/configs/infer.yaml`` extends (registered by :func:`octseg.jobs.register_configs`). Types
+and ranges are checked by :func:`octseg.infer.safety.validate_settings` before the first pullback.
 """
 
 from __future__ import annotations
@@ -12,39 +14,72 @@ from typing import Any
 
 from octseg.core.errors import InputError
 
+REQUIRED = ("checkpoint", "input", "output")
+# test-time augmentation as configured (``tta.*``); the rolls/flip apply when enabled
+TTA_DEFAULTS: dict[str, Any] = {"enabled": False, "rolls": 4, "flip": True}
+# the keys of octseg.model.postprocess.PostprocessSettings that the Hydra config exposes
+POSTPROCESS_KEYS = (
+    "enabled",
+    "calcium_max_depth_mm",
+    "strut_inner_mm",
+    "strut_outer_mm",
+    "guidewire_frames",
+    "guidewire_margin_deg",
+)
+# flat fields that the Hydra config groups (tta.*, overlays.*) or composes (geometry)
+_GROUPED = ("tta_rolls", "tta_flip", "overlay_frames", "overlay_size", "geometry")
+
 
 @dataclass
 class InferSettings:
-    checkpoint: str
-    input: Any
-    output: str
+    checkpoint: str  # a checkpoint written by train.py
+    input: Any  # a pullback file/folder, a folder of pullbacks, or a .txt list of paths
+    output: str  # one sub-folder per pullback + manifest.json + summary.csv
+    # auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda | cuda:1 (a bare cuda under
+    # torchrun is cuda:LOCAL_RANK)
     device: str = "auto"
-    batch_size: int = 8
-    amp: str = "auto"
-    channels_last: bool = False
-    compile: bool = False
+    batch_size: int = 8  # whole frames per forward pass
+    amp: str = "auto"  # auto (fp16 on CUDA, off on CPU) | off | fp16 | bf16
+    channels_last: bool = (
+        False  # helps BatchNorm networks on GPU; measure (benchmarks/inference.py)
+    )
+    compile: bool = False  # torch.compile the network (slow start; measure)
+    # back to the input grid: labels (argmax on the net grid, nearest; fast) | probs (class
+    # probabilities interpolated, then argmax; smoother, slower)
     resample: str = "labels"
+    # test-time augmentation (Hydra: tta.enabled/rolls/flip, see TTA_DEFAULTS): rolls along the
+    # A-line axis x flip, averaged
     tta_rolls: int = 1
     tta_flip: bool = False
-    pixel_spacing_mm: float | None = None
+    pixel_spacing_mm: float | None = None  # override / complete the spacing the files give
     frame_spacing_mm: float | None = None
-    format: str | None = None
+    format: str | None = None  # force a reader by name (dicom, npz, ...); None: detect
+    # Hydra: overlays.frames / overlays.size. auto (MLA, max calcium arc, MSA, max
+    # malapposition) or a list of frames; display size (pixels) of scan-converted polar inputs
     overlay_frames: Any = "auto"
     overlay_size: int = 512
-    report: bool = True
-    dicom_seg: bool = True
-    writers: int = 2
-    readers: Any = "auto"
+    report: bool = True  # one-page HTML report per pullback
+    dicom_seg: bool = True  # a DICOM Segmentation object beside the labels when the input is DICOM
+    writers: int = 2  # writer threads (measure + write outputs) overlapping the model
+    readers: Any = "auto"  # reader threads (decode + resample); auto: 1 on CPU, up to 4 with a GPU
+    # processes drawing overlays + reports (matplotlib holds the GIL); auto: 0 on CPU (drawn in
+    # the writer threads), up to 4 with a GPU
     render_processes: Any = "auto"
-    prefetch: int = 2
-    read_chunk: int = 32
-    geometry_device: str = "auto"
-    geometry: dict[str, Any] = field(default_factory=dict)
-    resume: bool = True
+    prefetch: int = 2  # pullbacks opened ahead of the one the model works on
+    read_chunk: int = 32  # frames decoded per read; the model starts once the first chunk is in
+    geometry_device: str = (
+        "auto"  # where the geometry runs: auto (the model's device) | cpu | cuda:0
+    )
+    geometry: dict[str, Any] = field(default_factory=dict)  # GeometrySettings overrides
+    resume: bool = True  # skip pullbacks whose outputs are complete (done.json) from the same model
     progress: bool = True
-    dist_timeout_min: float = 360.0
+    dist_timeout_min: float = 360.0  # torchrun: how long ranks wait for each other at the end
+    # true: ids pullback-0001... (file stems often name the patient); the id -> source mapping
+    # goes only to OUT/ids_private.csv
     anonymize_ids: bool = False
-    postprocess: Any = True  # octseg.model.postprocess: true / false or a mapping of its settings
+    # anatomical post-processing (octseg.model.postprocess): true / false or a mapping of its
+    # settings; the Hydra config gives the mapping of POSTPROCESS_KEYS (enabled: true)
+    postprocess: Any = True
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> InferSettings:
@@ -57,7 +92,7 @@ class InferSettings:
         except ImportError:  # pragma: no cover
             pass
         cfg = dict(cfg)
-        for key in ("checkpoint", "input", "output"):
+        for key in REQUIRED:
             if cfg.get(key) in (None, "", "???"):
                 raise InputError(
                     None,
@@ -70,16 +105,24 @@ class InferSettings:
         unknown = sorted(set(cfg) - names)
         if unknown:
             raise InputError(None, f"unknown infer setting(s): {', '.join(unknown)}")
-        enabled = tta.get("enabled", False)
-        if enabled not in (True, False):
-            raise InputError(None, f"tta.enabled={enabled!r} is not allowed: true or false")
-        if enabled:  # types and ranges: octseg.infer.safety.validate_settings
-            cfg["tta_rolls"] = tta.get("rolls", 4)
-            cfg["tta_flip"] = tta.get("flip", True)
-        if overlays:
-            cfg["overlay_frames"] = overlays.get("frames", "auto")
-            cfg["overlay_size"] = overlays.get("size", 512)
+        cfg.update(_flatten(tta, overlays))
         return cls(**cfg)
+
+    @classmethod
+    def hydra_defaults(cls) -> dict[str, Any]:
+        """The defaults in the shape of the Hydra config (without ``geometry``, a config group):
+        required keys ``???``, ``tta`` / ``overlays`` / ``postprocess`` as mappings."""
+        from octseg.model.postprocess import PostprocessSettings
+
+        node: dict[str, Any] = {key: "???" for key in REQUIRED}
+        for f in dataclasses.fields(cls):
+            if f.name not in REQUIRED and f.name not in _GROUPED:
+                node[f.name] = _default(f.name)
+        node["tta"] = dict(TTA_DEFAULTS)
+        node["overlays"] = {"frames": _default("overlay_frames"), "size": _default("overlay_size")}
+        post = PostprocessSettings()
+        node["postprocess"] = {key: getattr(post, key) for key in POSTPROCESS_KEYS}
+        return node
 
     def output_affecting(self) -> dict[str, Any]:
         """Settings that change the outputs (part of each pullback's fingerprint)."""
@@ -99,3 +142,24 @@ class InferSettings:
             "postprocess",
         )
         return {k: getattr(self, k) for k in keys}
+
+
+def _default(name: str) -> Any:
+    """The dataclass default of one :class:`InferSettings` field."""
+    f = InferSettings.__dataclass_fields__[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:
+    """The flat fields that the Hydra config's ``tta.*`` and ``overlays.*`` set."""
+    flat: dict[str, Any] = {}
+    enabled = tta.get("enabled", False)
+    if enabled not in (True, False):
+        raise InputError(None, f"tta.enabled={enabled!r} is not allowed: true or false")
+    if enabled:  # types and ranges: octseg.infer.safety.validate_settings
+        flat["tta_rolls"] = tta.get("rolls", TTA_DEFAULTS["rolls"])
+        flat["tta_flip"] = tta.get("flip", TTA_DEFAULTS["flip"])
+    if overlays:
+        flat["overlay_frames"] = overlays.get("frames", _default("overlay_frames"))
+        flat["overlay_size"] = overlays.get("size", _default("overlay_size"))
+    return flat
