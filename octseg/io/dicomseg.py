@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -153,12 +154,21 @@ def _source_for_highdicom(src, pixel_spacing: float, frame_spacing: float, keep_
     """The source image as highdicom sees it: allowlisted attributes of ``src`` (plus the patient
     and study modules with ``keep_patient``) and a pullback-axis plane geometry (see the module
     docstring). ``src`` is not modified."""
+    from pydicom.sequence import Sequence as DicomSequence
+
+    ds = _allowlisted(src, keep_patient)
+    shared = _shared_geometry(src, pixel_spacing, frame_spacing)
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(_frame_positions(src, frame_spacing))
+    return ds
+
+
+def _allowlisted(src, keep_patient: bool):
+    """A new dataset with the allowlisted file meta and attributes of ``src``, the type-2
+    patient and study attributes empty (copied from ``src`` with ``keep_patient``)."""
     import copy
 
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence as DicomSequence
-
-    from octseg.io.dicom import longitudinal_distances
 
     ds = Dataset()
     meta = FileMetaDataset()
@@ -175,21 +185,43 @@ def _source_for_highdicom(src, pixel_spacing: float, frame_spacing: float, keep_
         for kw in _PATIENT_TYPE2 + _PATIENT_REMOVE:
             if kw in src:
                 ds[kw] = copy.deepcopy(src[kw])
+    return ds
+
+
+def _shared_geometry(src, pixel_spacing: float, frame_spacing: float):
+    """Shared plane orientation and pixel measures: the source's own where it has both, else
+    orientation ``[1, 0, 0, 0, 1, 0]`` and the given spacing."""
+    import copy
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
 
     src_shared = (src.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
     shared = Dataset()
     if "PlaneOrientationSequence" in src_shared and "PixelMeasuresSequence" in src_shared:
         shared.PlaneOrientationSequence = copy.deepcopy(src_shared.PlaneOrientationSequence)
         shared.PixelMeasuresSequence = copy.deepcopy(src_shared.PixelMeasuresSequence)
-    else:
-        po = Dataset()
-        po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        shared.PlaneOrientationSequence = DicomSequence([po])
-        pm = Dataset()
-        pm.PixelSpacing = [f"{pixel_spacing:.10g}", f"{pixel_spacing:.10g}"]
-        pm.SliceThickness = f"{frame_spacing:.10g}"
-        shared.PixelMeasuresSequence = DicomSequence([pm])
-    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+        return shared
+    po = Dataset()
+    po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    shared.PlaneOrientationSequence = DicomSequence([po])
+    pm = Dataset()
+    pm.PixelSpacing = [f"{pixel_spacing:.10g}", f"{pixel_spacing:.10g}"]
+    pm.SliceThickness = f"{frame_spacing:.10g}"
+    shared.PixelMeasuresSequence = DicomSequence([pm])
+    return shared
+
+
+def _frame_positions(src, frame_spacing: float) -> list:
+    """One per-frame group per source frame with its plane position: the source's own, else
+    ``z`` = its Intravascular Longitudinal Distance (or ``frame * frame_spacing``)."""
+    import copy
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    from octseg.io.dicom import longitudinal_distances
+
     n = int(src.get("NumberOfFrames", 1) or 1)
     src_per = list(src.get("PerFrameFunctionalGroupsSequence") or [])
     z = longitudinal_distances(src)
@@ -204,8 +236,7 @@ def _source_for_highdicom(src, pixel_spacing: float, frame_spacing: float, keep_
             pp.ImagePositionPatient = [0.0, 0.0, zi]
             item.PlanePositionSequence = DicomSequence([pp])
         per.append(item)
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per)
-    return ds
+    return per
 
 
 def _values(labels: np.ndarray, chunk: int = 32) -> set[int]:
@@ -288,10 +319,6 @@ def write_dicom_seg(
     built by highdicom in memory (~2.2x the label maps on top of them), the reference the
     streamed file is tested against.
     """
-    import highdicom as hd
-    import pydicom
-    from pydicom.sr.codedict import codes
-
     from octseg.io import read_pullback
 
     source_dicom_path = Path(source_dicom_path)
@@ -301,7 +328,48 @@ def write_dicom_seg(
         pixel_spacing_mm=pixel_spacing_mm,
         frame_spacing_mm=frame_spacing_mm,
     )
-    pixel_spacing, frame_spacing = pb.pixel_spacing_mm, pb.frame_spacing_mm
+    labels, idx = _checked_labels(labels, frame_index, pb, source_dicom_path)
+    found = _values(labels)
+    if class_names is None:  # the original five classes, plus the plaque classes present
+        class_names = {c: n for c, n in CLASS_NAMES.items() if c < FIBROUS_CAP or c in found}
+    table, lut = _segment_numbers(class_names, found, labels)
+    orient = None
+    if pb.space == "polar":  # back onto the stored A-line order (seam, rotation, z offset)
+        from octseg.io.dicom import read_orientation
+
+        orient = read_orientation(source_dicom_path)
+    seg_map = _segment_map(labels, lut, found - {0}, orient, idx)
+    descriptions = _segment_descriptions(table)
+    try:
+        positions = _plane_positions(source_dicom_path, pb, keep_patient, idx)
+        tmpl = segstream.template_frames(len(idx)) if streamed else list(range(len(idx)))
+        seg = _segmentation(
+            positions.geo,
+            seg_map[tmpl] if streamed else seg_map,
+            descriptions,
+            [positions.items[k] for k in tmpl],
+            series_number=series_number,
+            series_description=series_description,
+            omit_empty_frames=not streamed,
+        )
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise InputError(
+            source_dicom_path, f"cannot build a DICOM SEG ({type(exc).__name__}: {exc})"
+        ) from None
+    if not keep_patient:
+        anonymise(seg)
+    with atomic.atomic_path(path) as tmp:
+        if streamed:
+            segstream.write_streamed(Path(tmp), seg, seg_map, idx, positions.items, tmpl)
+        else:
+            seg.save_as(tmp)
+
+
+def _checked_labels(
+    labels: np.ndarray, frame_index: Sequence[int] | None, pb, source: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label maps as integer ``(F, H, W)`` of the source's frame size and the source frame of
+    each (``frame_index``, default ``0..F-1``); ``ValueError`` / ``InputError`` otherwise."""
     labels = np.asarray(labels)
     if labels.ndim == 2:
         labels = labels[None]
@@ -309,33 +377,37 @@ def write_dicom_seg(
         raise ValueError(f"labels must be integer (F, H, W), got {labels.dtype} {labels.shape}")
     if labels.shape[1:] != (pb.height, pb.width):
         raise InputError(
-            source_dicom_path,
+            source,
             f"label maps are {labels.shape[1]}x{labels.shape[2]} but the source frames are "
             f"{pb.height}x{pb.width}",
         )
     idx = np.arange(labels.shape[0]) if frame_index is None else np.asarray(frame_index, int)
     if idx.shape != (labels.shape[0],) or np.any(idx < 0) or np.any(idx >= pb.n_frames):
         raise InputError(
-            source_dicom_path,
-            f"frame_index must give one source frame (0..{pb.n_frames - 1}) per label map",
+            source, f"frame_index must give one source frame (0..{pb.n_frames - 1}) per label map"
         )
-    found = _values(labels)
-    if class_names is None:  # the original five classes, plus the plaque classes present
-        class_names = {c: n for c, n in CLASS_NAMES.items() if c < FIBROUS_CAP or c in found}
+    return labels, idx
+
+
+def _segment_numbers(
+    class_names: Mapping[int, str] | Sequence[str], found: set[int], labels: np.ndarray
+) -> tuple[dict[int, str], np.ndarray]:
+    """``{class: name}`` of the segments (numbered 1..k in class order) and the class -> segment
+    number lookup table; ``ValueError`` for label values without a name."""
     table = _class_table(class_names)
-    present = found - {0}
-    unnamed = sorted(present - set(table))
+    unnamed = sorted((found - {0}) - set(table))
     if unnamed:
         raise ValueError(f"label values {unnamed} have no entry in class_names")
     lut = np.zeros(max(max(table), int(labels.max())) + 1, np.uint8)
     for seg_no, cls in enumerate(table, start=1):
         lut[cls] = seg_no
-    orient = None
-    if pb.space == "polar":  # back onto the stored A-line order (seam, rotation, z offset)
-        from octseg.io.dicom import read_orientation
+    return table, lut
 
-        orient = read_orientation(source_dicom_path)
-    seg_map = _segment_map(labels, lut, present, orient, idx)
+
+def _segment_descriptions(table: Mapping[int, str]) -> list:
+    """One highdicom segment description per named class (SNOMED codes of :data:`_SCT_CODES`)."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
 
     algo = hd.AlgorithmIdentificationSequence(
         name="octseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
@@ -355,48 +427,56 @@ def write_dicom_seg(
                 tracking_uid=hd.UID(),
             )
         )
-    try:
-        src = pydicom.dcmread(source_dicom_path, stop_before_pixels=True)
-        geo = _source_for_highdicom(src, pixel_spacing, frame_spacing, keep_patient)
-        positions = [
-            hd.PlanePositionSequence(
-                hd.CoordinateSystemNames.PATIENT,
-                geo.PerFrameFunctionalGroupsSequence[int(i)]
-                .PlanePositionSequence[0]
-                .ImagePositionPatient,
-            )
-            for i in idx
-        ]
-        tmpl = segstream.template_frames(len(idx)) if streamed else list(range(len(idx)))
-        seg = hd.seg.Segmentation(
-            source_images=[geo],
-            pixel_array=seg_map[tmpl] if streamed else seg_map,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions,
-            series_instance_uid=hd.UID(),
-            series_number=series_number,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer="octseg",
-            manufacturer_model_name="octseg",
-            software_versions=__version__,
-            device_serial_number="0",
-            plane_positions=[positions[k] for k in tmpl],
-            series_description=series_description,
-            omit_empty_frames=not streamed,
+    return descriptions
+
+
+class _Positions(NamedTuple):
+    geo: Any  # the source image as highdicom sees it (:func:`_source_for_highdicom`)
+    items: list  # highdicom plane positions of the labelled frames, in label order
+
+
+def _plane_positions(source: Path, pb, keep_patient: bool, idx: np.ndarray) -> _Positions:
+    """The source header given to highdicom and the plane position of each labelled frame."""
+    import highdicom as hd
+    import pydicom
+
+    src = pydicom.dcmread(source, stop_before_pixels=True)
+    geo = _source_for_highdicom(src, pb.pixel_spacing_mm, pb.frame_spacing_mm, keep_patient)
+    items = [
+        hd.PlanePositionSequence(
+            hd.CoordinateSystemNames.PATIENT,
+            geo.PerFrameFunctionalGroupsSequence[int(i)]
+            .PlanePositionSequence[0]
+            .ImagePositionPatient,
         )
-        seg.ContributingEquipmentSequence = _octseg_equipment()
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise InputError(
-            source_dicom_path, f"cannot build a DICOM SEG ({type(exc).__name__}: {exc})"
-        ) from None
-    if not keep_patient:
-        anonymise(seg)
-    with atomic.atomic_path(path) as tmp:
-        if streamed:
-            segstream.write_streamed(Path(tmp), seg, seg_map, idx, positions, tmpl)
-        else:
-            seg.save_as(tmp)
+        for i in idx
+    ]
+    return _Positions(geo, items)
+
+
+def _segmentation(
+    geo, pixel_array: np.ndarray, descriptions: list, plane_positions: list, **kwargs: Any
+):
+    """The highdicom binary Segmentation (octseg as manufacturer and contributing equipment)."""
+    import highdicom as hd
+
+    seg = hd.seg.Segmentation(
+        source_images=[geo],
+        pixel_array=pixel_array,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="octseg",
+        manufacturer_model_name="octseg",
+        software_versions=__version__,
+        device_serial_number="0",
+        plane_positions=plane_positions,
+        **kwargs,
+    )
+    seg.ContributingEquipmentSequence = _octseg_equipment()
+    return seg
 
 
 def read_dicom_seg(path: str | Path, n_source_frames: int) -> tuple[np.ndarray, dict[int, str]]:
