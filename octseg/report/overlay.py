@@ -42,50 +42,56 @@ def choose_frames(
     """(frame, reason) pairs to draw; ``requested`` is "auto" or a list of frame numbers."""
     available = [int(r["frame"]) for r in frames]
     if requested not in (None, "auto"):
-        out = []
-        for f in requested:
-            f = int(f)
-            if f in available:
-                out.append((f, "requested"))
-        return out
+        return [(int(f), "requested") for f in requested if int(f) in available]
     picks: list[tuple[int, str]] = []
-
-    def add(frame: Any, reason: str) -> None:
-        if frame is None:
-            return
-        frame = int(frame)
-        for i, (f, r) in enumerate(picks):
-            if f == frame:
-                picks[i] = (f, f"{r}, {reason}")
-                return
-        picks.append((frame, reason))
-
     lumen = summary.get("lumen") or {}
-    add(lumen.get("mla_frame"), "MLA")
-
-    def argmax(col: str, require: str | None = None) -> int | None:
-        best, best_v = None, -math.inf
-        for r in frames:
-            v = _num(r.get(col))
-            if v is None or (require and not (_num(r.get(require)) or 0) > 0):
-                continue
-            if v > best_v:
-                best, best_v = int(r["frame"]), v
-        return best
-
-    add(argmax("calcium_arc_deg"), "max calcium arc")
+    _add_pick(picks, lumen.get("mla_frame"), "MLA")
+    _add_pick(picks, _argmax(frames, "calcium_arc_deg"), "max calcium arc")
     stent = summary.get("stent") or {}
-    add(stent.get("msa_frame"), "MSA")
-    add(argmax("max_malapposition_mm", require="n_malapposed"), "max malapposition")
+    _add_pick(picks, stent.get("msa_frame"), "MSA")
+    mal = _argmax(frames, "max_malapposition_mm", require="n_malapposed")
+    _add_pick(picks, mal, "max malapposition")
+    _add_pick(picks, *_thinnest_cap(summary))
+    if not picks and available:
+        _add_pick(picks, available[len(available) // 2], "middle frame")
+    return picks
+
+
+def _thinnest_cap(summary: Mapping[str, Any]) -> tuple[int | None, str]:
+    """The frame of the thinnest fibrous cap over all lipid lesions (None: no cap measured)."""
     caps = [
         les for les in summary.get("lipid_lesions") or [] if les.get("min_cap_frame") is not None
     ]
-    if caps:
-        thin = min(caps, key=lambda les: les["min_cap_thickness_um"])
-        add(thin["min_cap_frame"], "thinnest cap" + (" (TCFA)" if thin.get("tcfa") else ""))
-    if not picks and available:
-        add(available[len(available) // 2], "middle frame")
-    return picks
+    if not caps:
+        return None, ""
+    thin = min(caps, key=lambda les: les["min_cap_thickness_um"])
+    return thin["min_cap_frame"], "thinnest cap" + (" (TCFA)" if thin.get("tcfa") else "")
+
+
+def _add_pick(picks: list[tuple[int, str]], frame: Any, reason: str) -> None:
+    """Append (frame, reason), or add ``reason`` to the frame's entry; None: nothing."""
+    if frame is None:
+        return
+    frame = int(frame)
+    for i, (f, r) in enumerate(picks):
+        if f == frame:
+            picks[i] = (f, f"{r}, {reason}")
+            return
+    picks.append((frame, reason))
+
+
+def _argmax(
+    frames: Sequence[Mapping[str, Any]], col: str, require: str | None = None
+) -> int | None:
+    """The first frame with the largest ``col`` (among frames whose ``require`` is > 0)."""
+    best, best_v = None, -math.inf
+    for r in frames:
+        v = _num(r.get(col))
+        if v is None or (require and not (_num(r.get(require)) or 0) > 0):
+            continue
+        if v > best_v:
+            best, best_v = int(r["frame"]), v
+    return best
 
 
 def to_display(
@@ -147,7 +153,6 @@ def render_overlay(
     """PNG bytes of one annotated Cartesian frame."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     img, lab, ps, (cy, cx) = to_display(
         image,
@@ -158,47 +163,17 @@ def render_overlay(
         size=size,
     )
     h, w = lab.shape
+    row = frame_row or {}
     dpi = 100
     fig = Figure(figsize=(6.0, 6.6), dpi=dpi, facecolor="black")
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.0, 0.09, 1.0, 0.84))
     ax.set_facecolor("black")
     ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="bilinear")
-    lumen = np.isin(lab, (LUMEN, STRUT)).astype(np.float32)
-    calcium = (lab == CALCIUM).astype(np.float32)
-    if lumen.any():
-        ax.contour(lumen, levels=[0.5], colors=[LUMEN_COLOR], linewidths=1.6)
-    if calcium.any():
-        tint = np.zeros((h, w, 4), dtype=np.float32)
-        tint[calcium > 0] = (1.0, 0.62, 0.11, 0.35)
-        ax.imshow(tint, interpolation="nearest")
-        ax.contour(calcium, levels=[0.5], colors=[CALCIUM_COLOR], linewidths=1.4)
-    plaque = _draw_plaque(ax, lab, ps, (cy, cx), frame_row or {})
-    # struts from the measurement table: offsets in mm from the catheter centre
+    _draw_lumen_calcium(ax, lab)
+    plaque = _draw_plaque(ax, lab, ps, (cy, cx), row)
     if struts:
-        ys = np.array([float(s["y_mm"]) for s in struts]) / ps + cy
-        xs = np.array([float(s["x_mm"]) for s in struts]) / ps + cx
-        mal = np.array([bool(int(s.get("malapposed") or 0)) for s in struts])
-        row = frame_row or {}
-        lc_y, lc_x = _num(row.get("lumen_centroid_y_mm")), _num(row.get("lumen_centroid_x_mm"))
-        centre = np.array([cy + (lc_y or 0.0) / ps, cx + (lc_x or 0.0) / ps])
-        if len(xs) >= min_struts:
-            spline = _stent_spline(np.stack([ys, xs], axis=1), centre)
-            if spline is not None:
-                ax.plot(spline[:, 1], spline[:, 0], color=STENT_COLOR, lw=1.4, ls="--")
-        ax.scatter(
-            xs[~mal], ys[~mal], s=14, c=APPOSED_COLOR, edgecolors="black", linewidths=0.5, zorder=5
-        )
-        if mal.any():
-            ax.scatter(
-                xs[mal],
-                ys[mal],
-                s=46,
-                c=MALAPPOSED_COLOR,
-                edgecolors="white",
-                linewidths=1.0,
-                zorder=6,
-            )
+        _draw_struts(ax, struts, row, ps, (cy, cx), min_struts)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
@@ -214,7 +189,60 @@ def render_overlay(
     fig.text(0.02, 0.965, title, color="white", fontsize=13, weight="bold", va="center")
     if reason:
         fig.text(0.98, 0.965, reason, color="#ffd166", fontsize=11, ha="right", va="center")
-    row = frame_row or {}
+    fig.text(0.02, 0.925, "   ".join(_key_numbers(row)), color="#dddddd", fontsize=10, va="center")
+    _legend(fig, plaque)
+    buf = io.BytesIO()
+    fig.savefig(
+        buf, format="png", dpi=dpi, facecolor="black", pil_kwargs={"compress_level": PNG_LEVEL}
+    )
+    return buf.getvalue()
+
+
+def _draw_lumen_calcium(ax: Any, lab: np.ndarray) -> None:
+    """Lumen border (struts count as lumen) and calcium, tinted and outlined."""
+    h, w = lab.shape
+    lumen = np.isin(lab, (LUMEN, STRUT)).astype(np.float32)
+    calcium = (lab == CALCIUM).astype(np.float32)
+    if lumen.any():
+        ax.contour(lumen, levels=[0.5], colors=[LUMEN_COLOR], linewidths=1.6)
+    if calcium.any():
+        tint = np.zeros((h, w, 4), dtype=np.float32)
+        tint[calcium > 0] = (1.0, 0.62, 0.11, 0.35)
+        ax.imshow(tint, interpolation="nearest")
+        ax.contour(calcium, levels=[0.5], colors=[CALCIUM_COLOR], linewidths=1.4)
+
+
+def _draw_struts(
+    ax: Any,
+    struts: Sequence[Mapping[str, Any]],
+    row: Mapping[str, Any],
+    ps: float,
+    c: tuple[float, float],
+    min_struts: int,
+) -> None:
+    """Struts from the measurement table (offsets in mm from the catheter centre ``c``),
+    malapposed ones larger, and the stent contour through them about the lumen centroid."""
+    cy, cx = c
+    ys = np.array([float(s["y_mm"]) for s in struts]) / ps + cy
+    xs = np.array([float(s["x_mm"]) for s in struts]) / ps + cx
+    mal = np.array([bool(int(s.get("malapposed") or 0)) for s in struts])
+    lc_y, lc_x = _num(row.get("lumen_centroid_y_mm")), _num(row.get("lumen_centroid_x_mm"))
+    centre = np.array([cy + (lc_y or 0.0) / ps, cx + (lc_x or 0.0) / ps])
+    if len(xs) >= min_struts:
+        spline = _stent_spline(np.stack([ys, xs], axis=1), centre)
+        if spline is not None:
+            ax.plot(spline[:, 1], spline[:, 0], color=STENT_COLOR, lw=1.4, ls="--")
+    ax.scatter(
+        xs[~mal], ys[~mal], s=14, c=APPOSED_COLOR, edgecolors="black", linewidths=0.5, zorder=5
+    )
+    if mal.any():
+        ax.scatter(
+            xs[mal], ys[mal], s=46, c=MALAPPOSED_COLOR, edgecolors="white", linewidths=1.0, zorder=6
+        )
+
+
+def _key_numbers(row: Mapping[str, Any]) -> list[str]:
+    """The frame's key numbers for the header line."""
     parts = []
     la = _num(row.get("lumen_area_mm2"))
     if la is not None:
@@ -229,8 +257,12 @@ def render_overlay(
     mm = _num(row.get("max_malapposition_mm"))
     if nm and mm is not None:
         parts.append(f"Malapposed {int(nm)} (max {mm:.2f} mm)")
-    parts += _plaque_text(row)
-    fig.text(0.02, 0.925, "   ".join(parts), color="#dddddd", fontsize=10, va="center")
+    return parts + _plaque_text(row)
+
+
+def _legend(fig: Any, plaque: bool) -> None:
+    from matplotlib.lines import Line2D
+
     handles = [
         Line2D([], [], color=LUMEN_COLOR, lw=2, label="lumen"),
         Line2D([], [], color=CALCIUM_COLOR, lw=2, label="calcium"),
@@ -263,11 +295,6 @@ def render_overlay(
         handletextpad=0.3,
         columnspacing=1.0,
     )
-    buf = io.BytesIO()
-    fig.savefig(
-        buf, format="png", dpi=dpi, facecolor="black", pil_kwargs={"compress_level": PNG_LEVEL}
-    )
-    return buf.getvalue()
 
 
 def _plaque_text(row: Mapping[str, Any]) -> list[str]:
@@ -350,4 +377,3 @@ def write_overlay_jobs(
         atomic.write_bytes(path, png)
         written.append({"frame": job["frame"], "reason": job["reason"], "path": path})
     return written
-
