@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from octseg.model.predictor import Predictor, _argmax_channels
+from octseg.model.predictor import PredictOptions, Predictor, _argmax_channels
 
 
 def synthetic_frames(frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             tta_rolls=4 if args.tta else 1,
             tta_flip=args.tta,
         )
-        predictor = Predictor.from_checkpoint(ckpt, **kw)
+        predictor = Predictor.from_checkpoint(ckpt, PredictOptions(**kw))
         spacing = dict(
             pixel_spacing_mm=args.pixel_spacing_mm, frame_spacing_mm=args.frame_spacing_mm
         )
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         }
         if args.simulate_device:
-            replay = ReplayPredictor.from_checkpoint(ckpt, **kw)
+            replay = ReplayPredictor.from_checkpoint(ckpt, PredictOptions(**kw))
             for task in discover(inp):  # the real network's outputs for every batch, once
                 replay.record(replay.to_grid(read_pullback(task.path, **spacing)))
             sims = []

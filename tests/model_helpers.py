@@ -32,7 +32,7 @@ class ClassOracle(torch.nn.Module):
 
 def oracle_predictor(net_grid, context_frames: int = 1, **kw):
     """A CPU :class:`~octseg.model.predictor.Predictor` around :class:`ClassOracle`."""
-    from octseg.model.predictor import Predictor
+    from octseg.model.predictor import PredictOptions, Predictor
 
     meta = {
         "classes": [0, 1, 2, 3, 4],
@@ -40,7 +40,7 @@ def oracle_predictor(net_grid, context_frames: int = 1, **kw):
         "net_grid": net_grid,
         "normalization": {"kind": "none"},
     }
-    return Predictor(ClassOracle(), meta, device="cpu", **kw)
+    return Predictor(ClassOracle(), meta, PredictOptions(device="cpu", **kw))
 
 
 def with_stand_in(monkeypatch, net):

@@ -3,6 +3,7 @@ trip (with an oracle network whose output is known), overlays, report and cohort
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -16,7 +17,12 @@ from octseg.core import atomic
 from octseg.core.errors import InputError
 from octseg.infer import manifest as mf
 from octseg.infer.inputs import discover
-from octseg.model.predictor import Predictor, save_untrained_checkpoint, tta_transforms
+from octseg.model.predictor import (
+    PredictOptions,
+    Predictor,
+    save_untrained_checkpoint,
+    tta_transforms,
+)
 
 GRID = {"n_alines": 128, "n_samples": 96, "spacing_mm": 0.03}
 
@@ -193,6 +199,19 @@ def test_checkpoint_errors_are_clear(tmp_path):
     with pytest.raises(InputError, match="mismatch.pt"):
         Predictor.from_checkpoint(tmp_path / "mismatch.pt")
     assert Predictor.from_checkpoint(ok).classes == [0, 1]
+
+
+def test_predict_options_from_settings_and_checkpoint_overrides(tmp_path):
+    from octseg.infer.settings import InferSettings
+
+    s = InferSettings(checkpoint="c", input="i", output="o", batch_size=3, tta_rolls=2)
+    opts = PredictOptions.from_settings(s, device="cpu")
+    assert (opts.device, opts.batch_size, opts.tta_rolls, opts.resample) == ("cpu", 3, 2, "labels")
+    assert opts.out_chunk == PredictOptions().out_chunk  # not an infer setting: the default
+    ok = save_untrained_checkpoint(tmp_path / "ok.pt", model_cfg=TINY_MODEL, net_grid=GRID)
+    pred = Predictor.from_checkpoint(ok, opts, batch_size=5)
+    assert (str(pred.device), pred.batch_size, len(pred.tta)) == ("cpu", 5, 2)
+    assert pred.options == dataclasses.replace(opts, batch_size=5)
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -348,7 +348,7 @@ class _NanWhereBright:
 
 
 def test_non_finite_network_outputs_fail_the_pullback_clearly(tmp_path):
-    from octseg.model.predictor import Predictor
+    from octseg.model.predictor import PredictOptions, Predictor
 
     frames = np.zeros((4, 32, 32), np.uint8)
     frames[2:] = 255  # the last two frames make the network give NaN
@@ -359,7 +359,7 @@ def test_non_finite_network_outputs_fail_the_pullback_clearly(tmp_path):
         "classes": [0, 1, 2, 3, 4], "context_frames": 1, "normalization": {"kind": "none"},
         "net_grid": {"n_alines": 32, "n_samples": 32, "spacing_mm": PX},
     }  # fmt: skip
-    pred = Predictor(_NanWhereBright(), meta, device="cpu", batch_size=2)
+    pred = Predictor(_NanWhereBright(), meta, PredictOptions(device="cpu", batch_size=2))
     with pytest.raises(InputError, match=r"pb\.npz: the network gave NaN/infinite outputs "
                                          r"for frames 2:4"):  # fmt: skip
         pred.segment(pred.to_grid(pb), pb)

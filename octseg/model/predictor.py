@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,28 +75,76 @@ def tta_transforms(n_alines: int, rolls: int = 1, flip: bool = False) -> list[tu
     return [(s, f) for s in shifts for f in ((False, True) if flip else (False,))]
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How the network is run (none of these changes which checkpoint is loaded).
+
+    ``device``: ``auto`` / ``cpu`` / ``cuda[:N]`` or a :class:`torch.device` (:func:`pick_device`);
+    ``batch_size`` whole frames per forward pass; ``amp``: :data:`AMP_CHOICES` (or a bool);
+    ``channels_last`` / ``compile``: memory format and ``torch.compile``; ``tta_rolls`` /
+    ``tta_flip``: test-time augmentation (:func:`tta_transforms`); ``out_chunk``: frames per
+    interpolation with ``resample="probs"``; ``resample``: ``labels`` (argmax on the net grid,
+    nearest neighbour back) or ``probs`` (probabilities interpolated back, then argmax)."""
+
+    device: str | torch.device | None = "auto"
+    batch_size: int = 8
+    amp: str | bool | None = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    tta_rolls: int = 1
+    tta_flip: bool = False
+    out_chunk: int = 4
+    resample: str = "labels"
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> PredictOptions:
+        """The options named by any object with the same attributes (e.g. the infer settings);
+        ``overrides`` win."""
+        names = [f.name for f in fields(cls) if hasattr(settings, f.name)]
+        return cls(**{**{n: getattr(settings, n) for n in names}, **overrides})
+
+
 class Predictor:
+    """A network and its checkpoint ``meta``, run as ``options`` say (:class:`PredictOptions`)."""
+
     def __init__(
         self,
         model: torch.nn.Module,
         meta: Mapping[str, Any],
+        options: PredictOptions | None = None,
         *,
         source: str | Path | None = None,
-        device: str | torch.device | None = "auto",
-        batch_size: int = 8,
-        amp: str | bool | None = "auto",
-        channels_last: bool = False,
-        compile: bool = False,
-        tta_rolls: int = 1,
-        tta_flip: bool = False,
-        out_chunk: int = 4,
-        resample: str = "labels",
     ):
+        self.source = None if source is None else str(source)
+        self._read_meta(meta, source)
+        opts = options or PredictOptions()
+        self.options = opts
+        self.device = (
+            opts.device if isinstance(opts.device, torch.device) else pick_device(opts.device)
+        )
+        self.batch_size = max(1, int(opts.batch_size))
+        self.amp = amp_dtype(opts.amp, self.device)
+        self.channels_last = bool(opts.channels_last)
+        self.out_chunk = max(1, int(opts.out_chunk))
+        if opts.resample not in ("probs", "labels"):
+            raise InputError(None, f"resample must be 'probs' or 'labels', got {opts.resample!r}")
+        self.resample = opts.resample
+        self.tta = tta_transforms(self.net_grid["n_alines"], opts.tta_rolls, opts.tta_flip)
+        model = model.to(self.device).eval()
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._check_model()
+        if opts.compile:
+            self.model = torch.compile(model)
+        self.lut = torch.tensor(self.classes, dtype=torch.uint8, device=self.device)
+
+    def _read_meta(self, meta: Mapping[str, Any], source: str | Path | None) -> None:
+        """Class list, 2.5D context, net grid and normalisation from the checkpoint's meta."""
         from octseg.core.classes import check_classes
         from octseg.model.checkpoint import check_normalization
         from octseg.model.grid import check_net_grid
 
-        self.source = None if source is None else str(source)
         try:
             self.classes = check_classes(meta["classes"], source)
             self.k = int(meta.get("context_frames", 1))
@@ -108,34 +157,22 @@ class Predictor:
         if self.k < 1 or self.k % 2 == 0:
             raise InputError(source, f"checkpoint context_frames must be odd >= 1, got {self.k}")
         self.meta = dict(meta)
-        self.device = device if isinstance(device, torch.device) else pick_device(device)
-        self.batch_size = max(1, int(batch_size))
-        self.amp = amp_dtype(amp, self.device)
-        self.channels_last = bool(channels_last)
-        self.out_chunk = max(1, int(out_chunk))
-        if resample not in ("probs", "labels"):
-            raise InputError(None, f"resample must be 'probs' or 'labels', got {resample!r}")
-        self.resample = resample
-        self.tta = tta_transforms(self.net_grid["n_alines"], tta_rolls, tta_flip)
-        model = model.to(self.device).eval()
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        self._check_model()
-        if compile:
-            self.model = torch.compile(model)
-        self.lut = torch.tensor(self.classes, dtype=torch.uint8, device=self.device)
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **settings: Any) -> Predictor:
+    def from_checkpoint(
+        cls, path: str | Path, options: PredictOptions | None = None, **overrides: Any
+    ) -> Predictor:
+        """The network and meta of the checkpoint file ``path``, run as ``options`` say, with
+        ``overrides`` (fields of :class:`PredictOptions`, e.g. ``device="cpu"``) replaced."""
         from octseg.model.checkpoint import load_checkpoint
 
+        options = replace(options or PredictOptions(), **overrides)
         path = Path(path)
         if not path.is_file():
             raise InputError(path, "checkpoint not found")
         model, meta = load_checkpoint(path, map_location="cpu")
-        return cls(model, meta, source=path, **settings)
+        return cls(model, meta, options, source=path)
 
     def _check_model(self) -> None:
         """One tiny forward pass: the network must take k channels and give one per class."""
@@ -178,35 +215,60 @@ class Predictor:
         pixels (``loader.sampled(start, stop, mask)``, octseg.io.stack / npzimage), only the
         pixels the net-grid interpolation reads (:meth:`footprint`) are converted to grey and
         copied; the others stay 0, which the interpolation never reads."""
+        grid, publish = self._grid_target(pullback, device, out)
+        sampled = getattr(getattr(pullback, "loader", None), "sampled", None)
+        fp = self.footprint(pullback, grid.device) if callable(sampled) else None
+        if fp is None:
+            self._fill_whole(pullback, grid, chunk, publish)
+        else:
+            self._fill_sampled(pullback, grid, chunk, publish, sampled, *fp)
+        return grid
+
+    def _grid_target(
+        self, pullback: Any, device: str | torch.device | None, out: GridStream | None
+    ) -> tuple[torch.Tensor, Callable[[int], None] | None]:
+        """The tensor :meth:`to_grid` fills (``out``'s, or a new one on ``device``) and the
+        function that publishes its frames (None without ``out``)."""
         g = self.net_grid
-        n = pullback.n_frames
+        shape = (pullback.n_frames, g["n_alines"], g["n_samples"])
         if out is None:
             device = self.device if device is None else torch.device(device)
-            grid = torch.empty(
-                (n, g["n_alines"], g["n_samples"]), dtype=torch.float16, device=device
+            return torch.empty(shape, dtype=torch.float16, device=device), None
+        if tuple(out.tensor.shape) != shape:
+            raise ValueError(
+                f"stream tensor {tuple(out.tensor.shape)} does not fit {pullback.n_frames} frames"
             )
-            publish = None
-        else:
-            grid, publish = out.tensor, out.publish
-            device = grid.device
-            if tuple(grid.shape) != (n, g["n_alines"], g["n_samples"]):
-                raise ValueError(f"stream tensor {tuple(grid.shape)} does not fit {n} frames")
-        sampled = getattr(getattr(pullback, "loader", None), "sampled", None)
-        fp = self.footprint(pullback, device) if callable(sampled) else None
-        if fp is None:
-            for start, block in pullback.iter_chunks(chunk):
-                x = torch.from_numpy(np.ascontiguousarray(block))
-                if device.type == "cuda":
-                    x = x.pin_memory()
-                x = x.to(device, non_blocking=True)
-                stop = start + len(block)
-                grid[start:stop] = self._sample_grid(x, pullback).to(torch.float16)
-                if publish is not None:
-                    publish(stop)
-            return grid
-        mask, idx = fp
-        h, w = pullback.height, pullback.width
-        buf = torch.zeros((min(chunk, n), h * w), dtype=torch.float32, device=device)
+        return out.tensor, out.publish
+
+    def _fill_whole(
+        self,
+        pullback: Any,
+        grid: torch.Tensor,
+        chunk: int,
+        publish: Callable[[int], None] | None,
+    ) -> None:
+        """:meth:`to_grid` from whole decoded frames, ``chunk`` frames at a time."""
+        for start, block in pullback.iter_chunks(chunk):
+            x = _to_device(np.ascontiguousarray(block), grid.device)
+            stop = start + len(block)
+            grid[start:stop] = self._sample_grid(x, pullback).to(torch.float16)
+            if publish is not None:
+                publish(stop)
+
+    def _fill_sampled(
+        self,
+        pullback: Any,
+        grid: torch.Tensor,
+        chunk: int,
+        publish: Callable[[int], None] | None,
+        sampled: Callable[[int, int, np.ndarray], np.ndarray],
+        mask: np.ndarray,
+        idx: torch.Tensor,
+    ) -> None:
+        """:meth:`to_grid` from only the pixels in the footprint ``mask`` (flat indices ``idx``),
+        decoded by the loader's ``sampled``; the other pixels stay 0."""
+        n, h, w = pullback.n_frames, pullback.height, pullback.width
+        buf = torch.zeros((min(chunk, n), h * w), dtype=torch.float32, device=grid.device)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             vals = sampled(start, stop, mask)
@@ -216,16 +278,13 @@ class Predictor:
                     f"decoded frames {start}:{stop} have {vals.shape} sampled values, "
                     f"expected {(stop - start, idx.numel())}",
                 )
-            v = torch.from_numpy(np.ascontiguousarray(vals, dtype=np.float32))
-            if device.type == "cuda":
-                v = v.pin_memory()
+            v = _to_device(np.ascontiguousarray(vals, dtype=np.float32), grid.device)
             b = buf[: stop - start]
-            b.index_copy_(1, idx, v.to(device, non_blocking=True))
+            b.index_copy_(1, idx, v)
             y = self._sample_grid(b.view(stop - start, h, w), pullback)
             grid[start:stop] = y.to(torch.float16)
             if publish is not None:
                 publish(stop)
-        return grid
 
     def stream(self, pullback: Any, device: str | torch.device | None = None) -> GridStream:
         """An empty :class:`GridStream` for ``pullback``, to be filled by :meth:`to_grid`."""
@@ -423,60 +482,44 @@ class Predictor:
         On CUDA the labels come back through two pinned host buffers with non-blocking copies:
         batch ``i`` is copied while batch ``i + 1`` is computed."""
         stream = grid if isinstance(grid, GridStream) else None
-        if stream is not None:
-            grid = stream.tensor
+        grid = (grid if stream is None else stream.tensor).to(self.device)  # no-op after to_grid
         n = grid.shape[0]
-        labels = np.empty((n, pullback.height, pullback.width), dtype=np.uint8)
-        grid = grid.to(self.device)  # no-op when to_grid already put it there
-        cuda = self.device.type == "cuda"
-        bufs: list[torch.Tensor] = []
-        if cuda:
-            shape = (min(self.batch_size, n), pullback.height, pullback.width)
-            bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
-        pending: tuple[torch.Tensor, Any, int, int] | None = None
-
-        def drain(item: tuple[torch.Tensor, Any, torch.Tensor, int, int]) -> None:
-            host, event, ok, a, b = item
-            event.synchronize()
-            self._check_finite(ok, pullback, a, b)
-            labels[a:b] = host[: b - a].numpy()
-
-        t_model = t_back = t_wait = 0.0
-        for i, start in enumerate(range(0, n, self.batch_size)):
+        sink = _LabelSink(self, pullback, n)
+        spent = {"model_s": 0.0, "to_input_space_s": 0.0, "wait_read_s": 0.0}
+        for start in range(0, n, self.batch_size):
             stop = min(n, start + self.batch_size)
             if stream is not None:
                 t_w = time.perf_counter()
                 stream.wait(min(n, stop + self.k // 2))
-                t_wait += time.perf_counter() - t_w
-            t0 = time.perf_counter()
-            probs = self.probabilities(self._inputs(grid, start, stop))
-            ok = torch.isfinite(probs).all()  # checked where the batch is synchronised anyway
-            t1 = time.perf_counter()
-            q = self.to_labels(probs, pullback)
-            if cuda:
-                host = bufs[i % 2]
-                host[: stop - start].copy_(q, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record()
-                if pending is not None:
-                    drain(pending)
-                pending = (host, event, ok, start, stop)
-            else:
-                self._check_finite(ok, pullback, start, stop)
-                labels[start:stop] = q.numpy()
-            t2 = time.perf_counter()
-            t_model += t1 - t0
-            t_back += t2 - t1
+                spent["wait_read_s"] += time.perf_counter() - t_w
+            self._segment_batch(grid, pullback, start, stop, sink, spent)
             if progress is not None:
                 progress(stop - start)
-        if pending is not None:
-            drain(pending)
+        sink.flush()
         if timings is not None:
-            timings["model_s"] = timings.get("model_s", 0.0) + t_model
-            timings["to_input_space_s"] = timings.get("to_input_space_s", 0.0) + t_back
-            if stream is not None:
-                timings["wait_read_s"] = timings.get("wait_read_s", 0.0) + t_wait
-        return labels
+            if stream is None:
+                del spent["wait_read_s"]
+            for key, seconds in spent.items():
+                timings[key] = timings.get(key, 0.0) + seconds
+        return sink.labels
+
+    def _segment_batch(
+        self,
+        grid: torch.Tensor,
+        pullback: Any,
+        start: int,
+        stop: int,
+        sink: _LabelSink,
+        spent: dict[str, float],
+    ) -> None:
+        """Frames ``start..stop-1``: network, back to the input's space, into ``sink``."""
+        t0 = time.perf_counter()
+        probs = self.probabilities(self._inputs(grid, start, stop))
+        ok = torch.isfinite(probs).all()  # checked where the batch is synchronised anyway
+        t1 = time.perf_counter()
+        sink.put(self.to_labels(probs, pullback), ok, start, stop)
+        spent["model_s"] += t1 - t0
+        spent["to_input_space_s"] += time.perf_counter() - t1
 
     def _check_finite(self, ok: torch.Tensor, pullback: Any, start: int, stop: int) -> None:
         """Refuse NaN/infinite network outputs (damaged weights, or inputs the network cannot
@@ -559,6 +602,56 @@ class GridStream:
                 self._cond.wait(0.5 if left is None else min(0.5, left))
             if self.error is not None:
                 raise self.error
+
+
+class _LabelSink:
+    """Where :meth:`Predictor.segment` puts each batch's labels: the ``(F, H, W)`` uint8 array
+    :attr:`labels` on the host, every batch checked for NaN/infinite network outputs.
+
+    On CUDA the labels come back through two pinned host buffers with non-blocking copies:
+    batch ``i`` is copied while batch ``i + 1`` is computed (:meth:`flush` waits for the last)."""
+
+    def __init__(self, predictor: Predictor, pullback: Any, n: int):
+        self.predictor, self.pullback = predictor, pullback
+        self.labels = np.empty((n, pullback.height, pullback.width), dtype=np.uint8)
+        self.bufs: list[torch.Tensor] = []
+        if predictor.device.type == "cuda":
+            shape = (min(predictor.batch_size, n), pullback.height, pullback.width)
+            self.bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
+        self.n_put = 0
+        self.pending: tuple[torch.Tensor, Any, torch.Tensor, int, int] | None = None
+
+    def put(self, q: torch.Tensor, ok: torch.Tensor, start: int, stop: int) -> None:
+        """Labels ``q`` of frames ``start..stop-1``; ``ok``: the network's outputs were finite."""
+        if not self.bufs:
+            self.predictor._check_finite(ok, self.pullback, start, stop)
+            self.labels[start:stop] = q.numpy()
+            return
+        host = self.bufs[self.n_put % 2]
+        self.n_put += 1
+        host[: stop - start].copy_(q, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.flush()
+        self.pending = (host, event, ok, start, stop)
+
+    def flush(self) -> None:
+        """Wait for the batch still being copied (CUDA) and store it."""
+        if self.pending is None:
+            return
+        host, event, ok, a, b = self.pending
+        self.pending = None
+        event.synchronize()
+        self.predictor._check_finite(ok, self.pullback, a, b)
+        self.labels[a:b] = host[: b - a].numpy()
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array on ``device`` (through pinned memory, non-blocking, on CUDA)."""
+    x = torch.from_numpy(array)
+    if device.type == "cuda":
+        x = x.pin_memory()
+    return x.to(device, non_blocking=True)
 
 
 def _argmax_channels(p: torch.Tensor) -> torch.Tensor:
