@@ -152,7 +152,7 @@ def validate_settings(s: Any) -> None:
         _choice("format", s.format, (None, *sorted(readers())))
     check_device("device", s.device)
     check_device("geometry_device", s.geometry_device)
-    from octseg.infer.pipeline import worker_count
+    from octseg.infer.workers import worker_count
 
     worker_count(s.readers, "readers", "cpu", on_cpu=1, minimum=1)
     worker_count(s.render_processes, "render_processes", "cpu", on_cpu=0, minimum=0)
