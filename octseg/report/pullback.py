@@ -54,8 +54,6 @@ def longitudinal_png(
     fs = float(frame_spacing_mm)
     pos = np.array([int(r["frame"]) * fs for r in frames], dtype=float)
     lumen = _series(frames, "lumen_area_mm2")
-    arc = _series(frames, "calcium_arc_deg")
-    stent = _series(frames, "stent_area_mm2")
     lipid = _series(frames, "lipid_arc_deg")
     n_panels = 5 if np.isfinite(lipid).any() else 4  # a fifth: lipid arc, TCFA frames marked
     fig = Figure(figsize=(11.0, 8.2 * n_panels / 4), dpi=90)
@@ -63,49 +61,77 @@ def longitudinal_png(
     axes = fig.subplots(n_panels, 1, sharex=True, gridspec_kw={"hspace": 0.12})
     lesions = summary.get("calcium_lesions") or []
     st = summary.get("stent") or None
+    for ax in axes[:4]:  # the calcium lesions and the stented segment shaded
+        _shade(ax, lesions, st, fs)
+    _lumen_panel(axes[0], pos, lumen, summary.get("lumen") or {}, fs)
+    _calcium_panel(axes[1], pos, _series(frames, "calcium_arc_deg"), lesions, fs)
+    _stent_panel(axes[2], pos, lumen, _series(frames, "stent_area_mm2"), st, fs)
+    _strut_panel(axes[3], struts, fs, malapposition_threshold_mm)
+    if n_panels == 5:
+        _lipid_panel(axes[4], pos, lipid, frames)
+        axes[4].set_xlabel(axes[3].get_xlabel())
+        axes[3].set_xlabel("")
+    for a in axes:
+        a.grid(True, axis="x", color="#e5e5e5", lw=0.6)
+        a.spines[["top", "right"]].set_visible(False)
+        a.tick_params(labelsize=9)
+    if len(pos):
+        axes[-1].set_xlim(pos.min(), pos.max() + fs)
+    fig.subplots_adjust(left=0.09, right=0.99, top=0.98, bottom=0.07)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})  # fast, no larger
+    return buf.getvalue()
 
-    def shade(ax: Any) -> None:
-        for les in lesions:
-            ax.axvspan(
-                les["start_frame"] * fs,
-                (les["end_frame"] + 1) * fs,
-                color="#ff9f1c",
-                alpha=0.12,
-                lw=0,
-            )
-        if st:
-            ax.axvspan(
-                st["start_frame"] * fs,
-                (st["end_frame"] + 1) * fs,
-                color="#2ca02c",
-                alpha=0.08,
-                lw=0,
-            )
 
-    def mark(ax: Any, x: float, y: float, name: str, color: str, text_color: str) -> None:
-        """A minimum (MLA / MSA): triangle and label."""
-        ax.plot([x], [y], "v", color=color, ms=9)
-        ax.annotate(
-            f"{name} {y:.2f} mm²",
-            (x, y),
-            xytext=(6, -14),
-            textcoords="offset points",
-            color=text_color,
-            fontsize=10,
-            weight="bold",
+def _shade(ax: Any, lesions: Sequence[Mapping[str, Any]], st: Any, fs: float) -> None:
+    """Calcium lesions (orange) and the stented segment (green) as vertical bands."""
+    for les in lesions:
+        ax.axvspan(
+            les["start_frame"] * fs,
+            (les["end_frame"] + 1) * fs,
+            color="#ff9f1c",
+            alpha=0.12,
+            lw=0,
+        )
+    if st:
+        ax.axvspan(
+            st["start_frame"] * fs,
+            (st["end_frame"] + 1) * fs,
+            color="#2ca02c",
+            alpha=0.08,
+            lw=0,
         )
 
-    ax = axes[0]
-    shade(ax)
+
+def _mark(ax: Any, x: float, y: float, name: str, color: str, text_color: str) -> None:
+    """A minimum (MLA / MSA): triangle and label."""
+    ax.plot([x], [y], "v", color=color, ms=9)
+    ax.annotate(
+        f"{name} {y:.2f} mm²",
+        (x, y),
+        xytext=(6, -14),
+        textcoords="offset points",
+        color=text_color,
+        fontsize=10,
+        weight="bold",
+    )
+
+
+def _lumen_panel(
+    ax: Any, pos: np.ndarray, lumen: np.ndarray, lum: Mapping[str, Any], fs: float
+) -> None:
+    """Lumen area with the MLA marked."""
     ax.plot(pos, lumen, color="#1f77b4", lw=1.4)
-    lum = summary.get("lumen") or {}
     if lum.get("mla_frame") is not None and _num(lum.get("mla_mm2")) is not None:
-        mark(ax, lum["mla_frame"] * fs, float(lum["mla_mm2"]), "MLA", "#d62728", "#d62728")
+        _mark(ax, lum["mla_frame"] * fs, float(lum["mla_mm2"]), "MLA", "#d62728", "#d62728")
     ax.set_ylabel("Lumen area\n(mm²)")
     ax.set_ylim(bottom=0)
 
-    ax = axes[1]
-    shade(ax)
+
+def _calcium_panel(
+    ax: Any, pos: np.ndarray, arc: np.ndarray, lesions: Sequence[Mapping[str, Any]], fs: float
+) -> None:
+    """Calcium arc with the 180° / 270° lines and each (wide enough) lesion's score."""
     ax.fill_between(pos, np.nan_to_num(arc), step="mid", color="#ff9f1c", alpha=0.85, lw=0)
     for thr, txt in ((180, "180°"), (270, "270°")):
         ax.axhline(thr, color="#7f7f7f", ls="--", lw=0.8)
@@ -128,18 +154,24 @@ def longitudinal_png(
     ax.set_yticks([0, 90, 180, 270, 360])
     ax.set_ylabel("Calcium arc\n(°)")
 
-    ax = axes[2]
-    shade(ax)
+
+def _stent_panel(
+    ax: Any, pos: np.ndarray, lumen: np.ndarray, stent: np.ndarray, st: Any, fs: float
+) -> None:
+    """Stent area against lumen area with the MSA marked."""
     ax.plot(pos, lumen, color="#1f77b4", lw=1.2, label="lumen area")
     ax.plot(pos, stent, color="#2ca02c", lw=1.6, label="stent area")
     if st and st.get("msa_frame") is not None and _num(st.get("msa_mm2")) is not None:
-        mark(ax, st["msa_frame"] * fs, float(st["msa_mm2"]), "MSA", "#2ca02c", "#1a6e1a")
+        _mark(ax, st["msa_frame"] * fs, float(st["msa_mm2"]), "MSA", "#2ca02c", "#1a6e1a")
     ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
     ax.set_ylabel("Stent vs lumen\narea (mm²)")
     ax.set_ylim(bottom=0)
 
-    ax = axes[3]
-    shade(ax)
+
+def _strut_panel(
+    ax: Any, struts: Sequence[Mapping[str, Any]], fs: float, threshold_mm: float | None
+) -> None:
+    """Every strut's distance to the lumen contour, malapposed ones red."""
     if struts:
         sp = np.array([int(s["frame"]) * fs for s in struts], dtype=float)
         sd = np.array([_num(s.get("distance_mm")) or 0.0 for s in struts], dtype=float)
@@ -157,25 +189,11 @@ def longitudinal_png(
             va="center",
             color="#777",
         )
-    if malapposition_threshold_mm is not None:
-        ax.axhline(malapposition_threshold_mm, color="#d62728", ls="--", lw=0.8)
+    if threshold_mm is not None:
+        ax.axhline(threshold_mm, color="#d62728", ls="--", lw=0.8)
     ax.axhline(0, color="#444", lw=0.6)
     ax.set_ylabel("Strut distance\nto lumen (mm)")
     ax.set_xlabel("Position along the pullback (mm)   ·   frame 0 = distal  →  proximal")
-    if n_panels == 5:
-        _lipid_panel(axes[4], pos, lipid, frames)
-        axes[4].set_xlabel(axes[3].get_xlabel())
-        axes[3].set_xlabel("")
-    for a in axes:
-        a.grid(True, axis="x", color="#e5e5e5", lw=0.6)
-        a.spines[["top", "right"]].set_visible(False)
-        a.tick_params(labelsize=9)
-    if len(pos):
-        axes[-1].set_xlim(pos.min(), pos.max() + fs)
-    fig.subplots_adjust(left=0.09, right=0.99, top=0.98, bottom=0.07)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})  # fast, no larger
-    return buf.getvalue()
 
 
 def _lipid_panel(ax: Any, pos: np.ndarray, arc: np.ndarray, frames: Any) -> None:
