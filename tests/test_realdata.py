@@ -10,6 +10,9 @@ import pytest
 
 from octseg.core.classes import LUMEN
 from octseg.datasets.danilov import build as realdata
+from octseg.datasets.danilov.reader import list_danilov, read_lumen_mask, read_rgb
+from octseg.evaluate.holdout import lumen_areas_px2
+from octseg.io.labels import LabelFile
 
 
 def test_inpaint_copies_nearby_clean_pixels_and_removes_a_line():
@@ -70,7 +73,7 @@ def test_to_polar_of_a_centred_disk():
 
 @pytest.fixture(scope="module")
 def static_mask(danilov_dir):
-    return realdata.static_overlay_mask(realdata.list_danilov(danilov_dir)[0])
+    return realdata.static_overlay_mask(list_danilov(danilov_dir)[0])
 
 
 def test_static_overlay_mask_finds_both_lines(static_mask):
@@ -106,18 +109,19 @@ def test_build_real_dataset_layout_and_labels(danilov_dir, static_mask, tmp_path
     assert lf.space == "polar" and lf.labels.shape == (1, realdata.N_ALINES, realdata.N_SAMPLES)
     assert set(np.unique(lf.labels)) <= {0, LUMEN}
     # the polar lumen encloses the same area as the expert Cartesian mask (pixels^2)
-    _, masks = realdata.list_danilov(danilov_dir)
-    cart_area = realdata.read_lumen_mask(masks[5]).sum()
-    polar_area = realdata.lumen_areas_px2(lf.labels[:1], 1.0, 1.0)[0]  # octseg.geometry
+    _, masks = list_danilov(danilov_dir)
+    cart_area = read_lumen_mask(masks[5]).sum()
+    one = LabelFile(labels=lf.labels[:1], space="polar", pixel_spacing_mm=1.0, frame_spacing_mm=1.0)
+    polar_area = lumen_areas_px2(one, 1.0)[0]  # octseg.geometry
     assert polar_area == pytest.approx(cart_area, rel=0.02)
     sp = json.loads((tmp_path / "val-005-006" / "spacing.json").read_text())
     assert sp["pixel_spacing_mm"] == realdata.ASSUMED_PIXEL_SPACING_MM
 
 
 def test_clean_frame_removes_the_overlay(danilov_dir, static_mask):
-    frames, _ = realdata.list_danilov(danilov_dir)
+    frames, _ = list_danilov(danilov_dir)
     static = static_mask
-    rgb = realdata.read_rgb(frames[30])
+    rgb = read_rgb(frames[30])
     gray, mask = realdata.clean_frame(rgb, static, np.random.default_rng(0))
     from scipy import ndimage
 

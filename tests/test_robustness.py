@@ -191,7 +191,7 @@ def test_summary_of_an_evaluation(tmp_path):
 
 @pytest.mark.needs_shared_data
 def test_build_suite_writes_readable_pullbacks_and_the_experts_area(danilov_dir, tmp_path):
-    from octseg.datasets.danilov.build import list_danilov, read_lumen_mask
+    from octseg.datasets.danilov.reader import list_danilov, read_lumen_mask
     from octseg.geometry.tables import read_csv
     from octseg.io import read_pullback
 

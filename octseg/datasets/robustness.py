@@ -239,7 +239,7 @@ def build_suite(
     frame of ``start:stop``)."""
     import torch
 
-    from octseg.datasets.danilov.build import list_danilov, read_lumen_mask, read_rgb
+    from octseg.datasets.danilov.reader import list_danilov, read_lumen_mask, read_rgb
 
     torch.set_num_threads(1)  # the geometry is memory-bound; more threads only wait on a busy host
     paths, masks = list_danilov(src)
@@ -270,20 +270,18 @@ def lumen_dice(auto_labels: Path, manual_labels: Path) -> dict[int, float]:
     """Lumen Dice per frame of two Cartesian label files on the same grid (the product's
     ``labels.npz`` and the expert's); frames on both sides only.
 
-    ``evaluate.py`` computes the same Dice (plus IoU and HD95, which cost about a second per
-    750x750 frame on a CPU); this is its Dice alone, for suites of thousands of frames
-    (tests/test_robustness.py compares the two)."""
+    The evaluation's Dice (:func:`octseg.evaluate.segmentation.dice_frames`, MONAI) without its
+    IoU and HD95 (which cost about a second per 750x750 frame on a CPU), for suites of
+    thousands of frames (tests/test_robustness.py compares it with ``evaluate.py``'s)."""
     from octseg.core.classes import LUMEN
+    from octseg.evaluate.segmentation import dice_frames
     from octseg.io.labels import load_labels
 
     a, m = load_labels(auto_labels), load_labels(manual_labels)
     rows = {int(f): i for i, f in enumerate(a.frames)}
-    out = {}
-    for j, f in enumerate(m.frames.tolist()):
-        if f in rows:
-            pa, pm = a.labels[rows[f]] == LUMEN, m.labels[j] == LUMEN
-            out[f] = float(2 * (pa & pm).sum() / max(int(pa.sum() + pm.sum()), 1))
-    return out
+    both = [(j, f) for j, f in enumerate(m.frames.tolist()) if f in rows]
+    dice = dice_frames(a.labels[[rows[f] for _, f in both]], m.labels[[j for j, _ in both]], LUMEN)
+    return {f: float(d) for (_, f), d in zip(both, dice, strict=True)}
 
 
 def summarize(evaluation: Path, infer: Path, manual: Path) -> list[dict]:

@@ -95,12 +95,39 @@ def to_cartesian(
     return out, cart
 
 
+def _dice(ta: Any, tm: Any) -> Any:
+    """MONAI Dice per frame of binary masks ``(F, 1, H, W)`` (1 where both are empty)."""
+    from monai.metrics import DiceMetric
+
+    return DiceMetric(include_background=True, reduction="none", ignore_empty=False)(
+        ta, tm
+    ).flatten()
+
+
+def dice_frames(auto: np.ndarray, manual: np.ndarray, cls: int) -> np.ndarray:
+    """Dice of class ``cls`` per frame of two label stacks ``(F, H, W)`` (MONAI ``DiceMetric``
+    computes in float32; 1 where the class is absent in both), in chunks of
+    :data:`CHUNK_FRAMES`."""
+    import torch
+
+    out = np.empty(auto.shape[0], dtype=np.float64)
+    for i in range(0, auto.shape[0], CHUNK_FRAMES):
+        a, m = (
+            torch.from_numpy(x[i : i + CHUNK_FRAMES] == cls).unsqueeze(1).float()
+            for x in (auto, manual)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out[i : i + CHUNK_FRAMES] = _dice(a, m).numpy()
+    return out
+
+
 def _per_frame(
     auto: np.ndarray, manual: np.ndarray, cls: int, spacing: float
 ) -> list[dict[str, Any]]:
     """Rows for one chunk of Cartesian frames ``(F, H, W)`` and one class."""
     import torch
-    from monai.metrics import DiceMetric, HausdorffDistanceMetric, MeanIoU
+    from monai.metrics import HausdorffDistanceMetric, MeanIoU
 
     a = auto == cls  # bool (F, H, W)
     m = manual == cls
@@ -118,9 +145,7 @@ def _per_frame(
     ta, tm = t(a[either]), t(m[either])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dice = DiceMetric(include_background=True, reduction="none", ignore_empty=False)(
-            ta, tm
-        ).flatten()
+        dice = _dice(ta, tm)
         iou = MeanIoU(include_background=True, reduction="none", ignore_empty=False)(
             ta, tm
         ).flatten()

@@ -48,6 +48,12 @@ from octseg.core import atomic
 from octseg.core.classes import LUMEN
 from octseg.core.errors import InputError
 from octseg.core.polar import cartesian_to_polar
+from octseg.datasets.danilov.reader import (
+    list_danilov,
+    read_lumen_mask,
+    read_plaque_labels,
+    read_rgb,
+)
 from octseg.io.labels import LabelFile, save_labels
 
 ASSUMED_PIXEL_SPACING_MM = 0.01
@@ -67,67 +73,6 @@ class Block:
     start: int
     stop: int
     split: str  # "train" | "val" | "test"
-
-
-def list_danilov(src: str | Path) -> tuple[list[Path], list[Path]]:
-    """Sorted frame PNGs and mask TIFFs of a Danilov pullback folder (``frames/``, ``masks/``)."""
-    src = Path(src)
-    frames = sorted((src / "frames").glob("*.png"))
-    if not frames:
-        raise InputError(src, "no frames/*.png found (expected a Danilov pullback folder)")
-    masks = []
-    for f in frames:
-        m = src / "masks" / (f.stem + ".tiff")
-        if not m.exists():
-            raise InputError(m, f"mask for frame {f.name} is missing")
-        masks.append(m)
-    return frames, masks
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except OSError as exc:
-        raise InputError(path, f"cannot read image ({exc})") from None
-    return arr
-
-
-def read_lumen_mask(path: Path) -> np.ndarray:
-    """Channel 0 (lumen incl. catheter) of a Danilov 4-channel mask TIFF as bool ``(H, W)``.
-
-    PIL reads the 4-channel TIFF as RGBA without premultiplying, so channel 0 is intact.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im)
-    except OSError as exc:
-        raise InputError(path, f"cannot read mask ({exc})") from None
-    if arr.ndim == 2:
-        return arr > 127
-    return arr[..., 0] > 127
-
-
-def read_plaque_labels(path: Path) -> np.ndarray:
-    """Lumen, fibrous cap and lipid core of a Danilov mask as one uint8 class map ``(H, W)``.
-
-    Channel meanings from :data:`octseg.datasets.danilov.reader.MASK_CHANNELS` (0 lumen, 1 fibrous cap,
-    2 lipid core). The expert's polygons overlap; precedence lumen > lipid > cap, so the cap is
-    the tissue between the lumen and the lipid core's inner border (docs/metrics.md, plaque).
-    """
-    from octseg.core.classes import FIBROUS_CAP, LIPID
-    from octseg.datasets.danilov.reader import read_mask
-
-    m = read_mask(path)
-    lab = np.zeros(m.shape[1:], np.uint8)
-    lab[m[1]] = FIBROUS_CAP
-    lab[m[2]] = LIPID
-    lab[m[0]] = LUMEN
-    return lab
 
 
 def _color():
@@ -355,18 +300,6 @@ def build_real_dataset(
     return split
 
 
-def lumen_areas_px2(labels: np.ndarray, ps: float, cart_ps: float) -> list[float]:
-    """Lumen area of polar label frames ``(F, A, R)`` measured by the product's geometry
-    (:func:`octseg.geometry.measure_frames`, docs/metrics.md), in Cartesian pixels^2 of
-    ``cart_ps`` mm; 0 where a frame has no lumen (a prediction may miss it: a measurement of 0,
-    not an error)."""
-    from octseg.geometry import measure_frames
-
-    m = measure_frames(labels, space="polar", pixel_spacing_mm=ps, frame_spacing_mm=1.0)
-    areas = [r.get("lumen_area_mm2") for r in m.frames]
-    return [float(a) / cart_ps**2 if a is not None and np.isfinite(a) else 0.0 for a in areas]
-
-
 def evaluate_lumen(
     checkpoint: str | Path,
     root: str | Path,
@@ -375,53 +308,13 @@ def evaluate_lumen(
     device: str = "cpu",
     cart_size: int = 750,
 ) -> dict:
-    """Lumen Dice and lumen-area agreement (pixel units) of a checkpoint on pseudo-pullbacks.
+    """Lumen Dice and lumen-area agreement (pixel units) of a checkpoint on the pseudo-pullbacks
+    ``ids`` of a dataset written by :func:`build_real_dataset`: the held-out evaluation
+    :func:`octseg.evaluate.holdout.evaluate_lumen` on the folders ``root/<id>``."""
+    from octseg.evaluate.holdout import evaluate_lumen as holdout_lumen
 
-    Predictions and reference labels are compared in Cartesian (``cart_size`` pixels across the
-    polar field, i.e. the original 750x750 frame grid): Dice per frame, and the lumen area of
-    each measured by the product's geometry (:func:`lumen_areas_px2`, in Cartesian pixels^2)
-    with Bland-Altman bias / limits of agreement and ICC(A,1) from octseg.evaluate.stats.
-    """
-    from octseg.datasets.hybrid.cohort import label_outline
-    from octseg.evaluate.stats import continuous_agreement
-    from octseg.io import read_pullback
-    from octseg.io.labels import load_labels
-    from octseg.model.predictor import Predictor
-
-    pred = Predictor.from_checkpoint(checkpoint, device=device)
-    dice, a_auto, a_ref, per = [], [], [], {}
-    for pid in ids:
-        d = Path(root) / pid
-        pb = read_pullback(d / "image.npz")
-        lf = load_labels(d / "labels.npz")
-        lab = pred.segment(pred.to_grid(pb), pb)
-        ps = pb.pixel_spacing_mm
-        cart_ps = ps * pb.width * 2 / cart_size
-        p_c = label_outline(lab[lf.frames] == LUMEN, ps, cart_size)
-        t_c = label_outline(lf.labels == LUMEN, ps, cart_size)
-        inter = (p_c & t_c).sum(axis=(1, 2))
-        den = p_c.sum(axis=(1, 2)) + t_c.sum(axis=(1, 2))
-        dd = (2 * inter / np.maximum(den, 1)).tolist()
-        dice += dd
-        a_auto += lumen_areas_px2(lab[lf.frames], ps, cart_ps)
-        a_ref += lumen_areas_px2(lf.labels, ps, cart_ps)
-        per[pid] = {
-            "n": len(dd),
-            "dice_mean": float(np.mean(dd)),
-            "dice_min": float(np.min(dd)),
-            "dice_per_frame": [round(x, 4) for x in dd],
-        }
-    return {
-        "checkpoint": str(checkpoint),
-        "ids": list(ids),
-        "n_frames": len(dice),
-        "lumen_dice_mean": float(np.mean(dice)),
-        "lumen_dice_median": float(np.median(dice)),
-        "lumen_dice_min": float(np.min(dice)),
-        "per_pullback": per,
-        "lumen_area_px2": continuous_agreement(a_auto, a_ref),
-        "units": "Cartesian pixels of the 750x750 source frames (spacing not recorded)",
-    }
+    folders = {pid: Path(root) / pid for pid in ids}
+    return holdout_lumen(checkpoint, folders, device=device, cart_size=cart_size)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""Adapter for the real pullback in ``../shared/data/ivoct-danilov/pullback-NNN``.
+"""The reader of the real pullback in ``../shared/data/ivoct-danilov/pullback-NNN``.
 
 Layout: ``frames/001_1_NNN.png`` (Cartesian 750x750 sepia RGB) and ``masks/001_1_NNN.tiff``
 (750x750x4 uint8, 0/255, LZW TIFF; channel 0 lumen incl. catheter, 1 fibrous cap, 2 lipid core,
@@ -7,6 +7,11 @@ treated as RGBA (no channel dropped, nothing premultiplied).
 
 No spacing is recorded in this data set: both spacings must be given explicitly (or by a
 ``spacing.json`` inside ``frames/``); nothing is assumed.
+
+Everything that reads these files lives here: :func:`read_danilov` (the pullback and its labels
+for the product), and the per-file readers the dataset builder
+(:mod:`octseg.datasets.danilov.build`) and the robustness suite use: :func:`list_danilov`,
+:func:`read_rgb`, :func:`read_mask`, :func:`read_lumen_mask`, :func:`read_plaque_labels`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,57 @@ def read_mask(path: Path) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[-1] != len(MASK_CHANNELS):
         raise InputError(path, f"expected an (H, W, 4) mask, got shape {arr.shape}")
     return np.moveaxis(arr > 127, -1, 0)
+
+
+def list_danilov(src: str | Path) -> tuple[list[Path], list[Path]]:
+    """Sorted frame PNGs and mask TIFFs of a Danilov pullback folder (``frames/``, ``masks/``)."""
+    src = Path(src)
+    frames = sorted((src / "frames").glob("*.png"))
+    if not frames:
+        raise InputError(src, "no frames/*.png found (expected a Danilov pullback folder)")
+    masks = []
+    for f in frames:
+        m = src / "masks" / (f.stem + ".tiff")
+        if not m.exists():
+            raise InputError(m, f"mask for frame {f.name} is missing")
+        masks.append(m)
+    return frames, masks
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """One frame as RGB uint8 ``(H, W, 3)``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise InputError(path, f"cannot read image ({exc})") from None
+    return arr
+
+
+def read_lumen_mask(path: Path) -> np.ndarray:
+    """Channel 0 (lumen incl. catheter) of a Danilov mask as bool ``(H, W)`` (a one-channel
+    mask as it is); read as stored, like :func:`read_mask`."""
+    arr = read_image_file(Path(path))
+    return (arr if arr.ndim == 2 else arr[..., 0]) > 127
+
+
+def read_plaque_labels(path: Path) -> np.ndarray:
+    """Lumen, fibrous cap and lipid core of a Danilov mask as one uint8 class map ``(H, W)``.
+
+    Channel meanings from :data:`MASK_CHANNELS` (0 lumen, 1 fibrous cap, 2 lipid core). The
+    expert's polygons overlap; precedence lumen > lipid > cap, so the cap is the tissue between
+    the lumen and the lipid core's inner border (docs/metrics.md, plaque).
+    """
+    from octseg.core.classes import FIBROUS_CAP, LIPID
+
+    m = read_mask(path)
+    lab = np.zeros(m.shape[1:], np.uint8)
+    lab[m[1]] = FIBROUS_CAP
+    lab[m[2]] = LIPID
+    lab[m[0]] = LUMEN
+    return lab
 
 
 def read_danilov(

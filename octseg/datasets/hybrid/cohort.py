@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from octseg.core import atomic
-from octseg.core.classes import CLASS_NAMES, GUIDEWIRE
+from octseg.core.classes import GUIDEWIRE
 from octseg.core.errors import InputError
 from octseg.core.polar import wrap_pi
 from octseg.datasets.hybrid.insert import (
@@ -544,84 +544,18 @@ def evaluate_hybrid(
     tolerance_mm: float = 0.1,
     cart_size: int = 750,
 ) -> dict[str, Any]:
-    """A checkpoint on held-out hybrid pullbacks (every pullback folder under ``root``).
+    """A checkpoint on held-out hybrid pullbacks (every pullback folder under ``root``, i.e.
+    every folder with a ``labels.npz``): the held-out evaluation
+    :func:`octseg.evaluate.holdout.evaluate_truth` (per-class Dice, strut detection F1 within
+    ``tolerance_mm``, agreement of lumen area, calcium arc / thickness and malapposition
+    distance with the true values in ``truth/``)."""
+    from octseg.evaluate.holdout import evaluate_truth
 
-    Per-class Dice (per frame, in Cartesian, on frames where the class is in the truth or the
-    prediction; the count is reported), strut detection F1 (octseg.evaluate.matching.match_struts,
-    ``tolerance_mm``), and agreement with the true values (``truth/``) of the calcium arc /
-    maximum thickness on frames with true calcium, of the lumen area on every frame and of the
-    malapposition distance of matched struts, all measured on the predicted labels with
-    octseg.geometry.measure_labels (the truth's lumen columns come from the same geometry).
-    """
-    from octseg.evaluate.matching import match_struts
-    from octseg.evaluate.stats import continuous_agreement, detection
-    from octseg.geometry import measure_labels
-    from octseg.geometry.tables import read_csv
-    from octseg.io import read_pullback
-    from octseg.model.predictor import Predictor
-
-    pred = Predictor.from_checkpoint(checkpoint, device=device)
-    classes = [c for c in pred.classes if c != 0]
-    dice: dict[int, list[float]] = {c: [] for c in classes}
-    arc_a, arc_t, thk_a, thk_t, mal_a, mal_t, lum_a, lum_t = [], [], [], [], [], [], [], []
-    counts = {"tp": 0, "fp": 0, "fn": 0}
     ids = sorted(d.name for d in Path(root).iterdir() if (d / "labels.npz").exists())
-    for pid in ids:
-        d = Path(root) / pid
-        pb = read_pullback(d / "image.npz")
-        lf = load_labels(d / "labels.npz")
-        lab = pred.segment(pred.to_grid(pb), pb)[lf.frames]
-        ps = pb.pixel_spacing_mm
-        pc, tc = label_outline(lab, ps, cart_size), label_outline(lf.labels, ps, cart_size)
-        for c in classes:
-            p_, t_ = pc == c, tc == c
-            den = p_.sum(axis=(1, 2)) + t_.sum(axis=(1, 2))
-            inter = (p_ & t_).sum(axis=(1, 2))
-            dice[c] += [float(2 * i / n) for i, n in zip(inter, den, strict=True) if n > 0]
-        m = measure_labels(
-            LabelFile(
-                labels=lab,
-                space="polar",
-                pixel_spacing_mm=ps,
-                frame_spacing_mm=pb.frame_spacing_mm,
-                frame_index=lf.frame_index,
-            )
-        )
-        truth = {int(r["frame"]): r for r in read_csv(d / "truth" / "frames.csv")}
-        for r in m.frames:
-            t = truth.get(int(r["frame"]))
-            if t is not None and t.get("lumen_area_mm2") is not None:
-                lum_a.append(r.get("lumen_area_mm2") or 0.0)
-                lum_t.append(t["lumen_area_mm2"])
-            if t is None or t.get("calcium_arc_deg") is None:
-                continue
-            arc_a.append(r.get("calcium_arc_deg") or 0.0)
-            arc_t.append(t["calcium_arc_deg"])
-            thk_a.append(r.get("calcium_max_thickness_mm") or 0.0)
-            thk_t.append(t["calcium_max_thickness_mm"])
-        t_struts = read_csv(d / "truth" / "struts.csv")
-        pairs, cnt = match_struts(m.struts, t_struts, tolerance_mm=tolerance_mm)
-        for k in counts:
-            counts[k] += cnt[k]
-        for pr in pairs:
-            if pr.get("auto") is None or pr.get("manual") is None:
-                continue  # unmatched (a false positive or a missed strut)
-            mal_a.append(pr["auto"]["distance_mm"])
-            mal_t.append(pr["manual"]["distance_mm"])
-    return {
-        "checkpoint": str(checkpoint),
-        "pullbacks": ids,
-        "dice": {
-            CLASS_NAMES[c]: {"mean": float(np.mean(v)) if v else None, "n_frames": len(v)}
-            for c, v in dice.items()
-        },
-        "struts": detection(**counts) | {"counts": counts, "tolerance_mm": tolerance_mm},
-        "lumen_area_mm2": continuous_agreement(lum_a, lum_t),
-        "calcium_arc_deg": continuous_agreement(arc_a, arc_t),
-        "calcium_max_thickness_mm": continuous_agreement(thk_a, thk_t),
-        "malapposition_distance_mm": continuous_agreement(mal_a, mal_t),
-        "note": "calcium agreement over frames with true calcium (missed calcium counts as 0)",
-    }
+    folders = {pid: Path(root) / pid for pid in ids}
+    return evaluate_truth(
+        checkpoint, folders, device=device, tolerance_mm=tolerance_mm, cart_size=cart_size
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
