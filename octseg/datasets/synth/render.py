@@ -50,7 +50,6 @@ class PolarGrid:
 def rasterize(geo: FrameGeometry, pg: PolarGrid) -> FrameRaster:
     g = pg.grid
     a, n = g.n_alines, g.n_samples
-    ps = g.pixel_spacing_mm
     r = pg.r
     lab = np.where(r[None, :] < geo.rho_cat[:, None], LUMEN, BACKGROUND).astype(np.uint8)
 
@@ -100,7 +99,6 @@ def rasterize(geo: FrameGeometry, pg: PolarGrid) -> FrameRaster:
     gw = gw_depth >= 0
     lab[gw] = GUIDEWIRE
     gw_depth[~gw] = np.inf
-    del ps
     return FrameRaster(lab, calcium, strut_core, strut_shadow, gw_depth)
 
 
@@ -143,18 +141,7 @@ def render_frame(
     coarse = _smooth_field(rng, _lo_shape(g, 0.45), shape)
     line = _smooth_field(rng, (_lo_shape(g, 0.3)[0], 4), (a, 4))[:, :1]  # per A-line
     line2 = _smooth_field(rng, (_lo_shape(g, 0.6)[0], 4), (a, 4))[:, :1]
-
-    # wall layers: bright intima (thickened in places), darker media band, adventitia
-    t_int = float(rp.intima_mm(z_mm)) * np.exp(0.5 * line)
-    t_med = 0.12
-    edge = 0.012
-    s1 = 1 / (1 + np.exp(-(z - t_int) / edge))
-    s2 = 1 / (1 + np.exp(-(z - t_int - t_med) / edge))
-    media = (s1 - s2) * np.clip(0.6 + 0.8 * line2, 0, 1)  # the media is not seen everywhere
-    mu_b = (1 + 1.1 * np.exp(-np.clip(z, 0, None) / 0.03)) * (1 - rp.media_contrast * media)
-    mu_b *= 1 - 0.25 * s2  # adventitia a little less bright than intima
-    mu_b *= np.exp(rp.texture_sigma * fine + 0.45 * coarse - 0.5 * (rp.texture_sigma**2 + 0.2))
-    mu_t = rp.tissue_attenuation_per_mm * np.exp(0.15 * coarse) * np.ones_like(mu_b)
+    mu_b, mu_t = _wall_optics(z, float(rp.intima_mm(z_mm)), rp, fine, coarse, line, line2)
 
     ca = ras.calcium
     if ca.any():
@@ -174,17 +161,8 @@ def render_frame(
     blood = rp.blood * (1 + 3.0 * np.exp(-(r - catheter_radius_mm) / 0.25)) * np.exp(coarse)
     inten = np.where(lumen, blood, inten)
 
-    # catheter: sheath (moderate scatter) with bright inner/outer surfaces, an inner ring
-    rr = pg.r
-    cat = np.zeros(n)
-    rc = catheter_radius_mm
-    w = max(ps, 0.008)
-    cat += 1.6 * np.exp(-0.5 * ((rr - rc) / w) ** 2)
-    cat += 0.9 * np.exp(-0.5 * ((rr - (rc - 0.07)) / w) ** 2)
-    cat += 0.004 * ((rr > rc - 0.07) & (rr < rc))
-    cat += 0.5 * np.exp(-0.5 * ((rr - 0.55 * rc) / w) ** 2)
-    cat += 2e-4 * (rr < 0.55 * rc)
-    inten = np.where(r <= rc + 3 * w, np.maximum(inten, cat[None, :]), inten)
+    rc, w = catheter_radius_mm, max(ps, 0.008)
+    inten = np.where(r <= rc + 3 * w, np.maximum(inten, _catheter(pg.r, rc, w)[None, :]), inten)
 
     # struts: bright blooming and a dark shadow behind
     if ras.strut_core.any():
@@ -195,11 +173,49 @@ def render_frame(
     gwd = ras.gw_depth
     gw = np.isfinite(gwd)
     inten = np.where(gw, 12.0 * np.exp(-((np.where(gw, gwd, 0) / 0.035) ** 2)), inten)
+    return _speckle_and_compress(inten, rp, ps, rng)
 
+
+def _wall_optics(
+    z: np.ndarray, intima_mm: float, rp: RenderParams, fine, coarse, line, line2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backscatter and attenuation (per mm) of the wall at depth ``z`` below the lumen surface:
+    bright intima (thickened in places), darker media band, adventitia, textured by the smooth
+    random fields."""
+    t_int = intima_mm * np.exp(0.5 * line)
+    t_med = 0.12
+    edge = 0.012
+    s1 = 1 / (1 + np.exp(-(z - t_int) / edge))
+    s2 = 1 / (1 + np.exp(-(z - t_int - t_med) / edge))
+    media = (s1 - s2) * np.clip(0.6 + 0.8 * line2, 0, 1)  # the media is not seen everywhere
+    mu_b = (1 + 1.1 * np.exp(-np.clip(z, 0, None) / 0.03)) * (1 - rp.media_contrast * media)
+    mu_b *= 1 - 0.25 * s2  # adventitia a little less bright than intima
+    mu_b *= np.exp(rp.texture_sigma * fine + 0.45 * coarse - 0.5 * (rp.texture_sigma**2 + 0.2))
+    mu_t = rp.tissue_attenuation_per_mm * np.exp(0.15 * coarse) * np.ones_like(mu_b)
+    return mu_b, mu_t
+
+
+def _catheter(rr: np.ndarray, rc: float, w: float) -> np.ndarray:
+    """Catheter intensity along an A-line at radii ``rr``: sheath (moderate scatter) with bright
+    inner/outer surfaces (width ``w``) at radius ``rc``, and an inner ring."""
+    cat = np.zeros(rr.shape[0])
+    cat += 1.6 * np.exp(-0.5 * ((rr - rc) / w) ** 2)
+    cat += 0.9 * np.exp(-0.5 * ((rr - (rc - 0.07)) / w) ** 2)
+    cat += 0.004 * ((rr > rc - 0.07) & (rr < rc))
+    cat += 0.5 * np.exp(-0.5 * ((rr - 0.55 * rc) / w) ** 2)
+    cat += 2e-4 * (rr < 0.55 * rc)
+    return cat
+
+
+def _speckle_and_compress(
+    inten: np.ndarray, rp: RenderParams, ps: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Speckle, noise floor and log compression of intensities ``(A, R)`` to uint8 grey."""
+    a = inten.shape[0]
     # speckle: multiplicative, correlated over about the resolution (~12 um axially, ~25 um
     # laterally); log-normal with the log-spread of gamma speckle of shape k
     k = rp.speckle_shape
-    sp = rng.standard_normal(shape)
+    sp = rng.standard_normal(inten.shape)
     sig_r = 0.006 / ps
     sig_a = 0.012 / (TWO_PI * 1.8 / a)  # lateral, in A-lines at a typical wall radius
     sig = (sig_a if sig_a > 0.3 else 0.0, sig_r if sig_r > 0.3 else 0.0)
@@ -210,7 +226,7 @@ def render_frame(
     inten = inten * np.exp(s_log * sp - 0.5 * s_log**2)
     dr = rp.dynamic_range_db
     floor = 10 ** (-dr / 10)
-    inten = inten + floor * rng.exponential(1.0, shape)
+    inten = inten + floor * rng.exponential(1.0, inten.shape)
 
     # log compression: the noise floor mostly black (grey 0-5), the intima (1.0) at ~grey 190
     db = 10 * np.log10(inten)

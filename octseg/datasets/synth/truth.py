@@ -59,68 +59,91 @@ def calcium_truth(geo: FrameGeometry, reach_mm: float) -> dict[str, float | None
     if not geo.lesions:
         return blank
     phi = _rays()
-    dphi = TWO_PI / N_RAYS
-    c = geo.centroid
     hits = np.zeros(N_RAYS, bool)
     max_t, min_d, area = 0.0, math.inf, 0.0
     for les in geo.lesions:
-        u = les.arc_position(phi)
-        sel = np.nonzero(u <= 1.0)[0]
-        if sel.size == 0:
+        band = _visible_band(geo, les, phi)
+        if band is None:
             continue
-        ph, uu = phi[sel], u[sel]
-        rl = geo.rho_lumen(ph)
-        inner = rl + les.depth_at(uu)
-        t = les.thickness_at(uu)
-        step = t / N_BAND
-        rho = inner[:, None] + (np.arange(N_BAND) + 0.5)[None, :] * step[:, None]
-        y = c[0] + np.sin(ph)[:, None] * rho
-        x = c[1] + np.cos(ph)[:, None] * rho
-        vis = ~geo.hidden_by_guidewire(y, x)
-        any_vis = vis.any(axis=1)
-        hits[sel[any_vis]] = True
-        if not any_vis.any():
+        sel_vis, extent, depth, band_area = band
+        hits[sel_vis] = True
+        if not sel_vis.size:
             continue
-        first = np.argmax(vis, axis=1)
-        last = N_BAND - 1 - np.argmax(vis[:, ::-1], axis=1)
-        extent = np.where(any_vis, (last - first + 1) * step, 0.0)
-        depth = np.where(any_vis, inner + first * step - rl, np.inf)
-        max_t = max(max_t, float(extent.max()))
-        min_d = min(min_d, float(depth.min()))
-        area += float((vis * rho * step[:, None]).sum() * dphi)
+        max_t = max(max_t, extent)
+        min_d = min(min_d, depth)
+        area += band_area
     if not hits.any():
         return blank
-    # bridge gaps between calcium whose every ray meets the guidewire/shadow
     if not hits.all():
-        k0 = int(np.argmin(hits))  # a gap ray; walk the circle from the next calcium run
-        start = (k0 + int(np.argmax(np.roll(hits, -k0)))) % N_RAYS
-        order = np.roll(np.arange(N_RAYS), -start)
-        seq = hits[order]
-        bridged = seq.copy()
-        i = 0
-        while i < N_RAYS:
-            if seq[i]:
-                i += 1
-                continue
-            j = i
-            while j < N_RAYS and not seq[j]:
-                j += 1
-            gap = order[i:j]
-            probe = gap[:: max(1, len(gap) // 8)]  # cheap rejection first
-            if (
-                _ray_hits_guidewire(geo, phi[probe], reach_mm).all()
-                and _ray_hits_guidewire(geo, phi[gap], reach_mm).all()
-            ):
-                bridged[i:j] = True
-            i = j
-        hits = np.zeros(N_RAYS, bool)
-        hits[order] = bridged
+        hits = _bridge_guidewire_gaps(geo, hits, phi, reach_mm)
     return {
         "calcium_arc_deg": float(hits.sum() * 360.0 / N_RAYS),
         "calcium_max_thickness_mm": max_t,
         "calcium_min_depth_mm": min_d,
         "calcium_area_mm2": area,
     }
+
+
+def _visible_band(
+    geo: FrameGeometry, les: Any, phi: np.ndarray
+) -> tuple[np.ndarray, float, float, float] | None:
+    """One lesion's band on the rays ``phi`` from the centroid, each sampled at ``N_BAND`` points:
+    the rays with a visible (not guidewire-hidden) sample, the largest visible extent, the
+    smallest visible depth and the visible area; None where no ray crosses the lesion."""
+    c = geo.centroid
+    u = les.arc_position(phi)
+    sel = np.nonzero(u <= 1.0)[0]
+    if sel.size == 0:
+        return None
+    ph, uu = phi[sel], u[sel]
+    rl = geo.rho_lumen(ph)
+    inner = rl + les.depth_at(uu)
+    t = les.thickness_at(uu)
+    step = t / N_BAND
+    rho = inner[:, None] + (np.arange(N_BAND) + 0.5)[None, :] * step[:, None]
+    y = c[0] + np.sin(ph)[:, None] * rho
+    x = c[1] + np.cos(ph)[:, None] * rho
+    vis = ~geo.hidden_by_guidewire(y, x)
+    any_vis = vis.any(axis=1)
+    if not any_vis.any():
+        return sel[any_vis], 0.0, math.inf, 0.0
+    first = np.argmax(vis, axis=1)
+    last = N_BAND - 1 - np.argmax(vis[:, ::-1], axis=1)
+    extent = np.where(any_vis, (last - first + 1) * step, 0.0)
+    depth = np.where(any_vis, inner + first * step - rl, np.inf)
+    area = float((vis * rho * step[:, None]).sum() * (TWO_PI / N_RAYS))
+    return sel[any_vis], float(extent.max()), float(depth.min()), area
+
+
+def _bridge_guidewire_gaps(
+    geo: FrameGeometry, hits: np.ndarray, phi: np.ndarray, reach_mm: float
+) -> np.ndarray:
+    """``hits`` with every gap between calcium whose rays all meet the guidewire/shadow filled
+    (the arc is bridged across the shadow)."""
+    k0 = int(np.argmin(hits))  # a gap ray; walk the circle from the next calcium run
+    start = (k0 + int(np.argmax(np.roll(hits, -k0)))) % N_RAYS
+    order = np.roll(np.arange(N_RAYS), -start)
+    seq = hits[order]
+    bridged = seq.copy()
+    i = 0
+    while i < N_RAYS:
+        if seq[i]:
+            i += 1
+            continue
+        j = i
+        while j < N_RAYS and not seq[j]:
+            j += 1
+        gap = order[i:j]
+        probe = gap[:: max(1, len(gap) // 8)]  # cheap rejection first
+        if (
+            _ray_hits_guidewire(geo, phi[probe], reach_mm).all()
+            and _ray_hits_guidewire(geo, phi[gap], reach_mm).all()
+        ):
+            bridged[i:j] = True
+        i = j
+    out = np.zeros(N_RAYS, bool)
+    out[order] = bridged
+    return out
 
 
 def stent_truth(
