@@ -81,3 +81,29 @@ def label_file(frames, space, ps: float = PS, fs: float = 0.2, **kw) -> LabelFil
         frame_spacing_mm=fs,
         **kw,
     )
+
+
+#: Measurements of the same frames through different chunkings / work-piece sizes run the same
+#: float32 arithmetic on differently shaped batches (another ray grid size, other reduction
+#: blocks), so their floats are compared to this relative tolerance (a few float32 ulps), not
+#: bit for bit; counts, frame numbers, flags and missing values must match exactly.
+CHUNKING_REL = 1e-6
+
+
+def assert_same_measurements(a, b, rel: float = CHUNKING_REL, path: str = "") -> None:
+    """``a == b`` for nested measurement rows / summaries, floats to ``rel`` (relative, with an
+    absolute floor of ``rel`` times 1e-3 for values near 0)."""
+    import math
+
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f"{path}: keys differ"
+        for k in a:
+            assert_same_measurements(a[k], b[k], rel, f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{path}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_measurements(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float) and not isinstance(b, bool) and isinstance(b, (int, float)):
+        assert math.isclose(a, b, rel_tol=rel, abs_tol=rel * 1e-3), f"{path}: {a!r} != {b!r}"
+    else:
+        assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"

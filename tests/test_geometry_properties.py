@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from geometry_scenes import PS, label_file, scene
+from geometry_scenes import PS, assert_same_measurements, label_file, scene
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -139,7 +139,7 @@ def test_chunking_and_sparse_frames_do_not_change_results():
     lf = label_file(frames, "cartesian", frame_index=np.array([3, 4, 8, 9, 20]))
     a = measure_labels(lf, chunk_frames=64)
     b = measure_labels(lf, chunk_frames=2)
-    assert a.frames == b.frames
+    assert_same_measurements(a.frames, b.frames)  # floats to CHUNKING_REL: other batch shapes
     assert [r["frame"] for r in a.frames] == [3, 4, 8, 9, 20]
     assert a.frames[2]["position_mm"] == pytest.approx(8 * 0.2)
 
