@@ -54,7 +54,7 @@ class Segmented:
     task: Task
     out_dir: Path
     pullback: Any  # octseg.io.Pullback
-    labels: np.ndarray  # (F, H, W) uint8, the input's space
+    labels: np.ndarray  # (F, H, W) uint8, the input's space (post-processed by finish_pullback)
     timings: dict[str, float]  # seconds per stage so far; the writing stages are added
     t_open: float = 0.0  # time.perf_counter() when the file was opened
 
@@ -84,18 +84,18 @@ def finish_pullback(
     manifest's ``{"outputs": [relative paths], "warnings": [...] (if any)}``; ``seg.timings``
     gains the writing stages."""
     t0 = time.perf_counter()
-    labels = postprocess(seg, spec)
-    lf = label_file(seg.pullback, labels)
+    seg.labels = postprocess(seg, spec)
+    lf = label_file(seg.pullback, seg.labels)
     written = Written(seg.out_dir)
     saving = _BackgroundSave(seg.out_dir / "labels.npz", lf)
     written.files.append(seg.out_dir / "labels.npz")
-    write_dicom_seg(seg, labels, spec, written)
+    write_dicom_seg(seg, spec, written)
     t1 = time.perf_counter()
     m, t_measured = _measure(lf, spec, saving)
     t2 = time.perf_counter()
     m.write(seg.out_dir)
     written.files += [seg.out_dir / n for n in ("frames.csv", "struts.csv", "summary.json")]
-    write_overlays_and_report(seg, labels, m, spec, renderer or Renderer(0), written)
+    write_overlays_and_report(seg, m, spec, renderer or Renderer(0), written)
     written.warnings = [scrub(w, seg.task, spec.settings.anonymize_ids) for w in written.warnings]
     t3 = time.perf_counter()
     seg.timings.update(  # the label file is written while the geometry measures
@@ -177,7 +177,7 @@ def _measure(lf: Any, spec: OutputSpec, saving: _BackgroundSave) -> tuple[Any, f
     return m, t_measured
 
 
-def write_dicom_seg(seg: Segmented, labels: np.ndarray, spec: OutputSpec, written: Written) -> None:
+def write_dicom_seg(seg: Segmented, spec: OutputSpec, written: Written) -> None:
     """``seg.dcm`` for DICOM input (``settings.dicom_seg``), an optional output."""
     pb = seg.pullback
     if not (spec.settings.dicom_seg and pb.format == "dicom"):
@@ -191,7 +191,7 @@ def write_dicom_seg(seg: Segmented, labels: np.ndarray, spec: OutputSpec, writte
         "DICOM-SEG (seg.dcm)",
         lambda: dicomseg.write_dicom_seg(
             path,
-            labels,
+            seg.labels,
             pb.source,
             {c: CLASS_NAMES[c] for c in classes},
             pixel_spacing_mm=pb.pixel_spacing_mm,
@@ -203,17 +203,12 @@ def write_dicom_seg(seg: Segmented, labels: np.ndarray, spec: OutputSpec, writte
 
 
 def write_overlays_and_report(
-    seg: Segmented,
-    labels: np.ndarray,
-    m: Any,
-    spec: OutputSpec,
-    renderer: Renderer,
-    written: Written,
+    seg: Segmented, m: Any, spec: OutputSpec, renderer: Renderer, written: Written
 ) -> None:
     """``overlays/*.png`` and ``report.html`` (``settings.report``), drawn by ``renderer``;
     optional outputs."""
     settings = spec.settings
-    jobs = _overlay_jobs(seg, labels, m, spec, written)
+    jobs = _overlay_jobs(seg, m, spec, written)
     report = _report_args(seg, m, spec) if settings.report else None
     out_dir = seg.out_dir
     rendered, warn = safety.optional_output(
@@ -231,7 +226,7 @@ def write_overlays_and_report(
 
 
 def _overlay_jobs(
-    seg: Segmented, labels: np.ndarray, m: Any, spec: OutputSpec, written: Written
+    seg: Segmented, m: Any, spec: OutputSpec, written: Written
 ) -> list[dict[str, Any]] | None:
     """The overlays to draw (octseg.report.overlay.overlay_jobs); None, with a warning, when
     choosing them fails."""
@@ -241,7 +236,7 @@ def _overlay_jobs(
         "overlays",
         lambda: overlay_jobs(
             seg.pullback,
-            labels,
+            seg.labels,
             m.frames,
             m.struts,
             m.summary,

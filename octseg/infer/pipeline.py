@@ -57,6 +57,7 @@ from octseg.infer.privacy import (
 )
 from octseg.infer.settings import InferSettings
 from octseg.infer.workers import (
+    Opened,
     Reader,
     Renderer,
     Workers,
@@ -294,7 +295,7 @@ def segment_all(run: Run) -> float:
             elif kind == "fail":
                 run.record(task, {"status": "failed", **payload})
             else:
-                segment_one(run, workers, task, *payload)
+                segment_one(run, workers, task, payload)
     finally:
         workers.close()
         run.bar.close()
@@ -313,9 +314,7 @@ def _skipped(done: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def segment_one(
-    run: Run, workers: Workers, task: Task, pb: Any, stream: Any, t_open: float
-) -> None:
+def segment_one(run: Run, workers: Workers, task: Task, opened: Opened) -> None:
     """Clean the pullback's output folder, segment it (main thread) and hand it to a writer."""
     out_dir = run.out_root / task.id
     try:  # clean what octseg wrote there before; never touch anything else
@@ -324,25 +323,26 @@ def segment_one(
         workers.reader.release()
         run.record(task, {"status": "failed", "stage": "output", "error": one_line(exc, task)})
         return
-    segmented = _segment(run, workers, task, pb, stream, t_open)
+    segmented = _segment(run, workers, task, opened)
     if segmented is None:
         return
     labels, timings = segmented
     with run.lock:
         run.stats["model_s"] += timings.get("model_s", 0.0)
     workers.slots.acquire()
-    seg = Segmented(task, out_dir, pb, labels, timings, t_open)
+    seg = Segmented(task, out_dir, opened.pullback, labels, timings, opened.t_open)
     workers.pool.submit(write_pullback, run, workers, seg)
 
 
 def _segment(
-    run: Run, workers: Workers, task: Task, pb: Any, stream: Any, t_open: float
+    run: Run, workers: Workers, task: Task, opened: Opened
 ) -> tuple[Any, dict[str, float]] | None:
     """The pullback's labels (:meth:`~octseg.model.predictor.Predictor.segment`) and the
     seconds of its stages, or None when reading or the model failed (recorded); frees the
     reader's slot either way."""
     from tqdm.auto import tqdm
 
+    pb, stream, t_open = opened
     bar = tqdm(
         total=pb.n_frames,
         desc=task.id[:24],

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from octseg.core.errors import InputError
 from octseg.infer import manifest as mf
@@ -177,6 +177,14 @@ class Renderer:
 
 
 # ------------------------------------------------------------------------------ reading
+class Opened(NamedTuple):
+    """A pullback handed from a reader thread to the model."""
+
+    pullback: Any  # octseg.io.Pullback
+    stream: Any  # octseg.model.predictor.GridStream, filled by the reader
+    t_open: float  # time.perf_counter() when the reader opened the file
+
+
 class Reader:
     """Reader threads: each opens the next pullback, hands it to the model at once as a
     :class:`~octseg.model.predictor.GridStream`, then fills that stream chunk by chunk (decoding
@@ -184,7 +192,7 @@ class Reader:
     decoded. At most ``prefetch + 1`` pullbacks are open at a time (the main thread releases a slot
     when it has segmented one); each thread puts ``None`` on the queue when it runs out of work.
 
-    Queue items: ``("ok", task, (pullback, stream, t_open))``, ``("skip", task, done_json)``
+    Queue items: ``("ok", task, Opened(pullback, stream, t_open))``, ``("skip", task, done_json)``
     (resumed: done earlier with the same fingerprint) or ``("fail", task, {"error", "stage"})``.
     """
 
@@ -279,7 +287,7 @@ class Reader:
             err = scrub(one_line(exc, task), task, self.s.anonymize_ids)
             self.q.put(("fail", task, {"error": err, "stage": "read"}))
             return
-        self.q.put(("ok", task, (pb, stream, t0)))
+        self.q.put(("ok", task, Opened(pb, stream, t0)))
         try:
             self.predictor.to_grid(pb, chunk=self.s.read_chunk, out=stream)
         except Exception as exc:  # raised in the consumer by stream.wait()

@@ -221,7 +221,7 @@ class Predictor:
         if fp is None:
             self._fill_whole(pullback, grid, chunk, publish)
         else:
-            self._fill_sampled(pullback, grid, chunk, publish, sampled, *fp)
+            self._fill_sampled(pullback, grid, chunk, publish, fp)
         return grid
 
     def _grid_target(
@@ -261,12 +261,12 @@ class Predictor:
         grid: torch.Tensor,
         chunk: int,
         publish: Callable[[int], None] | None,
-        sampled: Callable[[int, int, np.ndarray], np.ndarray],
-        mask: np.ndarray,
-        idx: torch.Tensor,
+        footprint: tuple[np.ndarray, torch.Tensor],
     ) -> None:
-        """:meth:`to_grid` from only the pixels in the footprint ``mask`` (flat indices ``idx``),
-        decoded by the loader's ``sampled``; the other pixels stay 0."""
+        """:meth:`to_grid` from only the pixels in the ``footprint`` (:meth:`footprint`'s mask
+        and flat indices), decoded by the loader's ``sampled``; the other pixels stay 0."""
+        mask, idx = footprint
+        sampled = pullback.loader.sampled
         n, h, w = pullback.n_frames, pullback.height, pullback.width
         buf = torch.zeros((min(chunk, n), h * w), dtype=torch.float32, device=grid.device)
         for start in range(0, n, chunk):
@@ -492,7 +492,7 @@ class Predictor:
                 t_w = time.perf_counter()
                 stream.wait(min(n, stop + self.k // 2))
                 spent["wait_read_s"] += time.perf_counter() - t_w
-            self._segment_batch(grid, pullback, start, stop, sink, spent)
+            self._segment_batch(grid, start, stop, sink, spent)
             if progress is not None:
                 progress(stop - start)
         sink.flush()
@@ -506,18 +506,18 @@ class Predictor:
     def _segment_batch(
         self,
         grid: torch.Tensor,
-        pullback: Any,
         start: int,
         stop: int,
         sink: _LabelSink,
         spent: dict[str, float],
     ) -> None:
-        """Frames ``start..stop-1``: network, back to the input's space, into ``sink``."""
+        """Frames ``start..stop-1``: network, back to the input's space (``sink.pullback``), into
+        ``sink``."""
         t0 = time.perf_counter()
         probs = self.probabilities(self._inputs(grid, start, stop))
         ok = torch.isfinite(probs).all()  # checked where the batch is synchronised anyway
         t1 = time.perf_counter()
-        sink.put(self.to_labels(probs, pullback), ok, start, stop)
+        sink.put(self.to_labels(probs, sink.pullback), ok, start, stop)
         spent["model_s"] += t1 - t0
         spent["to_input_space_s"] += time.perf_counter() - t1
 
