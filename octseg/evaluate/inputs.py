@@ -400,25 +400,30 @@ def load_auto(
 
         items = tqdm(items, desc="reading automated results", unit="pullback")
     for pid, d in items:
-        lab = d / "labels.npz"
-        if source == "tables" or (source == "auto" and _has_tables(d)):
-            if not _has_tables(d):
-                raise InputError(d, "no frames.csv/struts.csv/summary.json")
-            pb = read_tables(d, pid)
-            if lab.exists():
-                pb.labels = load_labels(lab)
-                pb.source["labels"] = str(lab)
-                pb.frame_spacing_mm = pb.frame_spacing_mm or pb.labels.frame_spacing_mm
-        elif source == "labels" or (source == "auto" and lab.exists()):
-            if not lab.exists():
-                raise InputError(d, "no labels.npz")
-            pb = measure_label_file(lab, pid, geometry, device)
-        else:
-            if not _has_tables(d / "truth"):
-                raise InputError(d, "no truth/ tables")
-            pb = read_tables(d / "truth", pid)
-        out[pid] = pb
+        out[pid] = _load_auto_one(pid, d, source, geometry, device)
     return out
+
+
+def _load_auto_one(pid: str, d: Path, source: str, geometry: Any, device: str) -> PullbackData:
+    """The automated results of one pullback folder from the ``source`` :func:`load_auto`
+    names."""
+    lab = d / "labels.npz"
+    if source == "tables" or (source == "auto" and _has_tables(d)):
+        if not _has_tables(d):
+            raise InputError(d, "no frames.csv/struts.csv/summary.json")
+        pb = read_tables(d, pid)
+        if lab.exists():
+            pb.labels = load_labels(lab)
+            pb.source["labels"] = str(lab)
+            pb.frame_spacing_mm = pb.frame_spacing_mm or pb.labels.frame_spacing_mm
+        return pb
+    if source == "labels" or (source == "auto" and lab.exists()):
+        if not lab.exists():
+            raise InputError(d, "no labels.npz")
+        return measure_label_file(lab, pid, geometry, device)
+    if not _has_tables(d / "truth"):
+        raise InputError(d, "no truth/ tables")
+    return read_tables(d / "truth", pid)
 
 
 def _find(root: Path, name: str, max_depth: int = 2) -> list[Path]:
@@ -446,57 +451,14 @@ def load_manual(
     root = Path(root)
     if not root.exists():
         raise InputError(root, "no such file or folder")
-    files = [root] if root.is_file() else []
     out: dict[str, PullbackData] = {}
-
-    def pb(pid: str) -> PullbackData:
-        return out.setdefault(pid, PullbackData(id=pid))
-
-    readers = {
-        "frames": read_manual_frames,
-        "lesions": read_manual_lesions,
-        "struts": read_manual_struts,
-    }
-    if files:  # a single CSV named on the command line
-        kinds = [k for k, n in MANUAL_FILES.items() if root.name == n]
-        if not kinds:
-            raise InputError(root, f"expected one of {', '.join(MANUAL_FILES.values())}")
-        found = {kinds[0]: [root]}
-        root = root.parent
-    else:
-        found = {kind: _find(root, name) for kind, name in MANUAL_FILES.items()}
+    found, root = _manual_csvs(root)
     for kind, paths in found.items():
         for path in paths:
-            default = _folder_id(path, root)
-            for pid, rows in readers[kind](path, default, warnings).items():
-                p = pb(pid)
-                existing = getattr(p, kind)
-                if existing is not None:
-                    raise SchemaError(
-                        path, f"pullback {pid!r} already has {kind} from {p.source[kind]}"
-                    )
-                setattr(p, kind, rows)
-                p.source[kind] = str(path)
+            _add_manual_csv(out, kind, path, _folder_id(path, root), warnings)
     if root.is_dir():
         for pid, d in pullback_dirs(root).items():
-            lab = d / "labels.npz"
-            if lab.exists():
-                p = pb(pid)
-                p.labels = load_labels(lab)
-                p.source["labels"] = str(lab)
-                p.frame_spacing_mm = p.labels.frame_spacing_mm
-            if not use_tables:
-                continue
-            tdir = d if _has_tables(d) else d / "truth"
-            if _has_tables(tdir):
-                t = read_tables(tdir, pid)
-                p = pb(pid)
-                for kind in ("frames", "lesions", "struts"):
-                    if getattr(p, kind) is None and getattr(t, kind) is not None:
-                        setattr(p, kind, getattr(t, kind))
-                        p.source[kind] = t.source[kind]
-                p.summary = p.summary or t.summary
-                p.frame_spacing_mm = p.frame_spacing_mm or t.frame_spacing_mm
+            _add_pullback_folder(out, pid, d, use_tables)
     if not out:
         raise InputError(
             root,
@@ -504,3 +466,59 @@ def load_manual(
             "manual_struts.csv, or pullback folders with labels.npz or measurement tables)",
         )
     return out
+
+
+def _manual_csvs(root: Path) -> tuple[dict[str, list[Path]], Path]:
+    """The manual CSVs by kind under ``root`` (or ``root`` itself, one CSV named on the command
+    line), and the folder they are relative to."""
+    if not root.is_file():
+        return {kind: _find(root, name) for kind, name in MANUAL_FILES.items()}, root
+    kinds = [k for k, n in MANUAL_FILES.items() if root.name == n]
+    if not kinds:
+        raise InputError(root, f"expected one of {', '.join(MANUAL_FILES.values())}")
+    return {kinds[0]: [root]}, root.parent
+
+
+def _add_manual_csv(
+    out: dict[str, PullbackData],
+    kind: str,
+    path: Path,
+    default: str | None,
+    warnings: list[str] | None,
+) -> None:
+    """Read one manual CSV of ``kind`` into ``out`` (a pullback's table given twice: an error)."""
+    readers = {
+        "frames": read_manual_frames,
+        "lesions": read_manual_lesions,
+        "struts": read_manual_struts,
+    }
+    for pid, rows in readers[kind](path, default, warnings).items():
+        p = out.setdefault(pid, PullbackData(id=pid))
+        if getattr(p, kind) is not None:
+            raise SchemaError(path, f"pullback {pid!r} already has {kind} from {p.source[kind]}")
+        setattr(p, kind, rows)
+        p.source[kind] = str(path)
+
+
+def _add_pullback_folder(out: dict[str, PullbackData], pid: str, d: Path, use_tables: bool) -> None:
+    """Label maps of a manual pullback folder, and (``use_tables``) its measurement tables
+    where no manual CSV gave them."""
+    lab = d / "labels.npz"
+    if lab.exists():
+        p = out.setdefault(pid, PullbackData(id=pid))
+        p.labels = load_labels(lab)
+        p.source["labels"] = str(lab)
+        p.frame_spacing_mm = p.labels.frame_spacing_mm
+    if not use_tables:
+        return
+    tdir = d if _has_tables(d) else d / "truth"
+    if not _has_tables(tdir):
+        return
+    t = read_tables(tdir, pid)
+    p = out.setdefault(pid, PullbackData(id=pid))
+    for kind in ("frames", "lesions", "struts"):
+        if getattr(p, kind) is None and getattr(t, kind) is not None:
+            setattr(p, kind, getattr(t, kind))
+            p.source[kind] = t.source[kind]
+    p.summary = p.summary or t.summary
+    p.frame_spacing_mm = p.frame_spacing_mm or t.frame_spacing_mm
