@@ -6,8 +6,10 @@ spline sampled with ``samples_per_segment`` points per segment. Both the geometr
 the synthetic generator's ground truth use :func:`closed_catmull_rom`, so their definitions
 cannot drift apart.
 
-:func:`polygon_area_centroid` is the numpy shoelace area and centroid of one closed polygon
-(float64), used by the synthetic generator's lumen truth and the review tool's lumen editor.
+:func:`polygon_area_centroid` is the shoelace area and centroid of one closed polygon (numpy,
+float64: the synthetic generator's lumen truth, the review tool's lumen editor);
+:func:`polygon_areas` is the same formula batched in torch (the geometry module's lumen area and
+centroid, the stent area).
 """
 
 from __future__ import annotations
@@ -76,18 +78,29 @@ def closed_catmull_rom(
     return curve.reshape(b, n * samples_per_segment, 2), mask.reshape(b, -1)
 
 
-def polygon_area(samples: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Shoelace area of closed polylines whose valid samples come first (B, M, 2) -> (B,).
-
-    Rows with no valid samples give 0.
-    """
-    b, m, _ = samples.shape
-    count = mask.sum(dim=1)
-    idx = torch.arange(m, device=samples.device)[None, :].expand(b, -1)
-    nxt = torch.remainder(idx + 1, count.clamp(min=1)[:, None])
-    q = torch.gather(samples, 1, nxt[..., None].expand(-1, -1, 2))
-    cross = samples[..., 1] * q[..., 0] - q[..., 1] * samples[..., 0]  # x_i*y_{i+1} - x_{i+1}*y_i
-    return 0.5 * (cross * mask).sum(dim=1).abs()
+def polygon_areas(
+    y: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shoelace area and area centroid (cy, cx) of closed polygons with vertices ``(y, x)``
+    (B, M) each, batched: :func:`polygon_area_centroid` in torch. With ``mask`` (B, M) only the
+    valid vertices, which come first, make the polygon. Rows of zero area (or no valid vertex)
+    give area 0 and centroid (0, 0)."""
+    if mask is None:
+        y1, x1 = torch.roll(y, -1, 1), torch.roll(x, -1, 1)
+    else:
+        b, m = y.shape
+        idx = torch.arange(m, device=y.device)[None, :].expand(b, -1)
+        nxt = torch.remainder(idx + 1, mask.sum(dim=1).clamp(min=1)[:, None])
+        y1, x1 = torch.gather(y, 1, nxt), torch.gather(x, 1, nxt)
+    cross = x * y1 - x1 * y
+    if mask is not None:
+        cross = cross * mask
+    a2 = cross.sum(1)  # twice the signed area
+    safe = torch.where(a2.abs() > 0, a2, torch.ones_like(a2))
+    cx = ((x + x1) * cross).sum(1) / (3 * safe)
+    cy = ((y + y1) * cross).sum(1) / (3 * safe)
+    zero = torch.zeros_like(cx)
+    return 0.5 * a2.abs(), torch.where(a2 != 0, cy, zero), torch.where(a2 != 0, cx, zero)
 
 
 def stent_contour(
@@ -96,4 +109,4 @@ def stent_contour(
     """Stent contour samples, their mask, and the enclosed area for each frame (0 if < 3 struts)."""
     pts, ok = sort_by_angle(points, valid, center)
     curve, mask = closed_catmull_rom(pts, ok, samples_per_segment)
-    return curve, mask, polygon_area(curve, mask)
+    return curve, mask, polygon_areas(curve[..., 0], curve[..., 1], mask)[0]

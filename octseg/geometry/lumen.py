@@ -28,6 +28,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from octseg.core.classes import GUIDEWIRE, LUMEN, STRUT
+from octseg.core.contour import polygon_areas
 from octseg.geometry.kernels import count_along, farthest_corner, first_one, pieces, round_up
 
 TWO_PI = 2 * math.pi
@@ -302,17 +303,9 @@ class CatheterRays:
 def polygon_area_centroid(
     radii: torch.Tensor, theta: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Area and centroid (cy, cx) of the star polygons with vertices ``radii`` at ``theta``."""
-    x = radii * torch.cos(theta)
-    y = radii * torch.sin(theta)
-    x1, y1 = torch.roll(x, -1, 1), torch.roll(y, -1, 1)
-    cross = x * y1 - x1 * y
-    a2 = cross.sum(1)  # twice the signed area
-    safe = torch.where(a2.abs() > 0, a2, torch.ones_like(a2))
-    cx = ((x + x1) * cross).sum(1) / (3 * safe)
-    cy = ((y + y1) * cross).sum(1) / (3 * safe)
-    zero = torch.zeros_like(cx)
-    return 0.5 * a2.abs(), torch.where(a2 != 0, cy, zero), torch.where(a2 != 0, cx, zero)
+    """Area and centroid (cy, cx) of the star polygons with vertices ``radii`` at ``theta``
+    (:func:`octseg.core.contour.polygon_areas`)."""
+    return polygon_areas(radii * torch.sin(theta), radii * torch.cos(theta))
 
 
 def periodic_profile(
