@@ -82,54 +82,71 @@ def _sorted_rows(frames: Iterable[Row]) -> list[Row]:
 
 
 def _lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
+    """Calcium lesions: runs of label frames with calcium, gaps of ``max_gap_frames`` bridged."""
     frames = [int(r["frame"]) for r in rows]
     area = [_num(r.get("calcium_area_mm2")) for r in rows]
     arc = [_num(r.get("calcium_arc_deg")) for r in rows]
     has = [(a is not None and a > 0) or (c is not None and c > 0) for a, c in zip(area, arc)]
-    out = []
-    for i0, i1 in _runs(frames, has, s.max_gap_frames):
-        sel = range(i0, i1 + 1)
-        start, end = frames[i0], frames[i1]
-        length = (end - start + 1) * fs
-        arcs = [arc[i] for i in sel if arc[i] is not None]
-        thick = [_num(rows[i].get("calcium_max_thickness_mm")) for i in sel]
-        thick = [t for t in thick if t is not None]
-        depth = [_num(rows[i].get("calcium_min_depth_mm")) for i in sel]
-        depth = [d for d in depth if d is not None]
-        w = _weights(frames, i0, i1)
-        volume = sum((area[i] or 0.0) * fs * wi for i, wi in zip(sel, w))
-        max_arc = max(arcs) if arcs else None
-        max_thick = max(thick) if thick else None
-        score = 0
-        if max_arc is not None and max_arc > s.score_arc_deg:
-            score += 2
-        if max_thick is not None and max_thick > s.score_thickness_mm:
-            score += 1
-        if length > s.score_length_mm:
-            score += 1
-        spotty = (max_arc or 0.0) < s.spotty_max_arc_deg and length < s.spotty_max_length_mm
-        flags = []
-        if max_arc is not None and max_arc > s.risk_arc_deg:
-            flags.append("arc_gt_270")
-        if max_thick is not None and max_thick > s.risk_thickness_mm:
-            flags.append("thickness_gt_1mm")
-        if length > s.risk_length_mm:
-            flags.append("length_gt_15mm")
-        lesion = {
-            "start_frame": start,
-            "end_frame": end,
-            "length_mm": length,
-            "max_arc_deg": max_arc,
-            "max_thickness_mm": max_thick,
-            "min_depth_mm": min(depth) if depth else None,
-            "volume_mm3": volume,
-            "calcium_score": score,
-            "kind": "spotty" if spotty else "macro",
-            "risk_flags": flags,
-        }
-        assert list(lesion) == LESION_KEYS
-        out.append(lesion)
-    return out
+    return [
+        _calcium_lesion(rows, frames, area, arc, i0, i1, fs, s)
+        for i0, i1 in _runs(frames, has, s.max_gap_frames)
+    ]
+
+
+def _calcium_lesion(
+    rows: list[Row], frames: list[int], area: list, arc: list, i0: int, i1: int, fs: float, s: Any
+) -> dict[str, Any]:
+    """The lesion of label frames ``i0..i1``: extent, maxima, volume, score, kind, risk flags."""
+    sel = range(i0, i1 + 1)
+    start, end = frames[i0], frames[i1]
+    length = (end - start + 1) * fs
+    arcs = [arc[i] for i in sel if arc[i] is not None]
+    thick = [_num(rows[i].get("calcium_max_thickness_mm")) for i in sel]
+    thick = [t for t in thick if t is not None]
+    depth = [_num(rows[i].get("calcium_min_depth_mm")) for i in sel]
+    depth = [d for d in depth if d is not None]
+    w = _weights(frames, i0, i1)
+    volume = sum((area[i] or 0.0) * fs * wi for i, wi in zip(sel, w))
+    max_arc = max(arcs) if arcs else None
+    max_thick = max(thick) if thick else None
+    spotty = (max_arc or 0.0) < s.spotty_max_arc_deg and length < s.spotty_max_length_mm
+    lesion = {
+        "start_frame": start,
+        "end_frame": end,
+        "length_mm": length,
+        "max_arc_deg": max_arc,
+        "max_thickness_mm": max_thick,
+        "min_depth_mm": min(depth) if depth else None,
+        "volume_mm3": volume,
+        "calcium_score": _calcium_score(max_arc, max_thick, length, s),
+        "kind": "spotty" if spotty else "macro",
+        "risk_flags": _risk_flags(max_arc, max_thick, length, s),
+    }
+    assert list(lesion) == LESION_KEYS
+    return lesion
+
+
+def _calcium_score(max_arc: float | None, max_thick: float | None, length: float, s: Any) -> int:
+    """Calcium score: 2 for the arc, 1 for the thickness, 1 for the length over their limits."""
+    score = 0
+    if max_arc is not None and max_arc > s.score_arc_deg:
+        score += 2
+    if max_thick is not None and max_thick > s.score_thickness_mm:
+        score += 1
+    if length > s.score_length_mm:
+        score += 1
+    return score
+
+
+def _risk_flags(max_arc: float | None, max_thick: float | None, length: float, s: Any) -> list:
+    flags = []
+    if max_arc is not None and max_arc > s.risk_arc_deg:
+        flags.append("arc_gt_270")
+    if max_thick is not None and max_thick > s.risk_thickness_mm:
+        flags.append("thickness_gt_1mm")
+    if length > s.risk_length_mm:
+        flags.append("length_gt_15mm")
+    return flags
 
 
 def _lipid_lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
@@ -163,6 +180,7 @@ def _lipid_lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
 
 
 def _stent(rows: list[Row], struts: list[Row], fs: float, s: Any) -> dict[str, Any] | None:
+    """The stent (one per pullback: the longest stented segment), None without one."""
     frames = [int(r["frame"]) for r in rows]
     n_struts = [_num(r.get("n_struts")) or 0 for r in rows]
     stented = [n >= s.min_struts for n in n_struts]
@@ -176,64 +194,11 @@ def _stent(rows: list[Row], struts: list[Row], fs: float, s: Any) -> dict[str, A
 
     i0, i1 = max(runs, key=key)
     start, end = frames[i0], frames[i1]
-    sel = range(i0, i1 + 1)
-
-    areas = [(_num(rows[i].get("stent_area_mm2")), frames[i]) for i in sel if stented[i]]
-    areas = [(a, f) for a, f in areas if a is not None]
+    areas = [(_num(rows[i].get("stent_area_mm2")), frames[i]) for i in range(i0, i1 + 1)]
+    areas = [(a, f) for (a, f), st in zip(areas, stented[i0 : i1 + 1]) if st and a is not None]
     msa, msa_frame = min(areas) if areas else (None, None)
-
-    # reference lumen areas: largest lumen area within the window outside each edge
-    lumen = [(_num(r.get("lumen_area_mm2")), int(r["frame"])) for r in rows]
-    window = s.reference_window_mm
-
-    def ref(lo_side: bool) -> float | None:
-        if lo_side:
-            cand = [
-                a for a, f in lumen if a is not None and f < start and (start - f) * fs <= window
-            ]
-        else:
-            cand = [a for a, f in lumen if a is not None and f > end and (f - end) * fs <= window]
-        return max(cand) if cand else None
-
-    low, high = ref(True), ref(False)
-    distal, proximal = (low, high) if s.frame0_is_distal else (high, low)
-    refs = [r for r in (proximal, distal) if r is not None and r > 0]
-    expansion = msa / (sum(refs) / len(refs)) if (refs and msa is not None) else None
-    underexpanded = None
-    if msa is not None:
-        underexpanded = msa < s.underexpansion_msa_mm2 or (
-            expansion is not None and expansion < s.underexpansion_ratio
-        )
-
-    seg_struts = [t for t in struts if _num(t.get("frame")) is not None]
-    seg_struts = [t for t in seg_struts if start <= int(t["frame"]) <= end]
-    n_total = len(seg_struts)
-    mal = [_truthy(t.get("malapposed")) for t in seg_struts]
-    n_mal = sum(mal)
-    dists = [_num(t.get("distance_mm")) for t in seg_struts]
-    dists = [d for d in dists if d is not None]
-    max_dist = max(dists) if dists else None
-
-    # malapposition length: longest run of consecutive label frames with a malapposed strut
-    mal_frames = {int(t["frame"]) for t, m in zip(seg_struts, mal) if m}
-    best = 0
-    run_start = None
-    for i in sel:
-        f = frames[i]
-        if f in mal_frames:
-            run_start = f if run_start is None else run_start
-            best = max(best, f - run_start + 1)
-        else:
-            run_start = None
-    mal_length = best * fs
-
-    w = _weights(frames, i0, i1)
-    mal_volume = sum(
-        (_num(rows[i].get("malapposition_area_mm2")) or 0.0) * fs * wi for i, wi in zip(sel, w)
-    )
-    significant = (max_dist is not None and max_dist > s.significant_malapposition_mm) or (
-        mal_length > s.significant_malapposition_length_mm
-    )
+    proximal, distal = _references(rows, start, end, fs, s)
+    expansion, underexpanded = _expansion(msa, proximal, distal, s)
     stent = {
         "start_frame": start,
         "end_frame": end,
@@ -244,6 +209,66 @@ def _stent(rows: list[Row], struts: list[Row], fs: float, s: Any) -> dict[str, A
         "reference_distal_area_mm2": distal,
         "expansion": expansion,
         "underexpanded": underexpanded,
+        **_malapposition(rows, struts, frames, (i0, i1), fs, s),
+    }
+    assert list(stent) == STENT_KEYS
+    return stent
+
+
+def _references(
+    rows: list[Row], start: int, end: int, fs: float, s: Any
+) -> tuple[float | None, float | None]:
+    """(proximal, distal) reference lumen areas: the largest lumen area within
+    ``reference_window_mm`` outside each edge of the stent."""
+    lumen = [(_num(r.get("lumen_area_mm2")), int(r["frame"])) for r in rows]
+    window = s.reference_window_mm
+    low = [a for a, f in lumen if a is not None and f < start and (start - f) * fs <= window]
+    high = [a for a, f in lumen if a is not None and f > end and (f - end) * fs <= window]
+    low_ref, high_ref = (max(low) if low else None), (max(high) if high else None)
+    distal, proximal = (low_ref, high_ref) if s.frame0_is_distal else (high_ref, low_ref)
+    return proximal, distal
+
+
+def _expansion(
+    msa: float | None, proximal: float | None, distal: float | None, s: Any
+) -> tuple[float | None, bool | None]:
+    """MSA over the mean reference area, and whether the stent is underexpanded."""
+    refs = [r for r in (proximal, distal) if r is not None and r > 0]
+    expansion = msa / (sum(refs) / len(refs)) if (refs and msa is not None) else None
+    if msa is None:
+        return expansion, None
+    underexpanded = msa < s.underexpansion_msa_mm2 or (
+        expansion is not None and expansion < s.underexpansion_ratio
+    )
+    return expansion, underexpanded
+
+
+def _malapposition(
+    rows: list[Row], struts: list[Row], frames: list[int], seg: tuple[int, int], fs: float, s: Any
+) -> dict[str, Any]:
+    """Strut counts and malapposition (largest distance, length, volume, significance) of the
+    stent segment of label frames ``seg`` (i0, i1)."""
+    i0, i1 = seg
+    start, end = frames[i0], frames[i1]
+    seg_struts = [t for t in struts if _num(t.get("frame")) is not None]
+    seg_struts = [t for t in seg_struts if start <= int(t["frame"]) <= end]
+    n_total = len(seg_struts)
+    mal = [_truthy(t.get("malapposed")) for t in seg_struts]
+    n_mal = sum(mal)
+    dists = [_num(t.get("distance_mm")) for t in seg_struts]
+    dists = [d for d in dists if d is not None]
+    max_dist = max(dists) if dists else None
+    mal_frames = {int(t["frame"]) for t, m in zip(seg_struts, mal) if m}
+    mal_length = _longest_run(frames[i0 : i1 + 1], mal_frames) * fs
+    w = _weights(frames, i0, i1)
+    mal_volume = sum(
+        (_num(rows[i].get("malapposition_area_mm2")) or 0.0) * fs * wi
+        for i, wi in zip(range(i0, i1 + 1), w)
+    )
+    significant = (max_dist is not None and max_dist > s.significant_malapposition_mm) or (
+        mal_length > s.significant_malapposition_length_mm
+    )
+    return {
         "n_struts": n_total,
         "n_malapposed": n_mal,
         "malapposed_percent": 100.0 * n_mal / n_total if n_total else None,
@@ -252,8 +277,19 @@ def _stent(rows: list[Row], struts: list[Row], fs: float, s: Any) -> dict[str, A
         "malapposition_volume_mm3": mal_volume,
         "significant_malapposition": bool(significant),
     }
-    assert list(stent) == STENT_KEYS
-    return stent
+
+
+def _longest_run(frames: Sequence[int], marked: set[int]) -> int:
+    """Pullback frames spanned by the longest run of consecutive label ``frames`` in ``marked``."""
+    best = 0
+    run_start = None
+    for f in frames:
+        if f in marked:
+            run_start = f if run_start is None else run_start
+            best = max(best, f - run_start + 1)
+        else:
+            run_start = None
+    return best
 
 
 def summarize(
