@@ -178,8 +178,6 @@ def match_struts(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Pairs ``{"frame", "auto", "manual", "distance_mm" | "angle_diff_deg"}`` and counts
     ``{"tp", "fp", "fn", "by_xy", "by_arc", "by_angle"}``."""
-    from scipy.optimize import linear_sum_assignment
-
     radius = lumen_radius_mm or {}
     by_frame_a: dict[int, list[dict[str, Any]]] = {}
     by_frame_m: dict[int, list[dict[str, Any]]] = {}
@@ -192,49 +190,59 @@ def match_struts(
     for f in sorted(set(by_frame_a) | set(by_frame_m)):
         A = by_frame_a.get(f, [])
         M = by_frame_m.get(f, [])
-        matched_a: set[int] = set()
-        matched_m: set[int] = set()
+        matched = []
         if A and M:
-            xy = all(_has_xy(r) for r in A) and all(_has_xy(r) for r in M)
-            if xy:
-                pa = np.array([[r["x_mm"], r["y_mm"]] for r in A], dtype=float)
-                pm = np.array([[r["x_mm"], r["y_mm"]] for r in M], dtype=float)
-                cost = np.linalg.norm(pa[:, None, :] - pm[None, :, :], axis=-1)
-                limit, mode = tolerance_mm, "by_xy"
-            else:
-                aa = np.array([_angle(r) for r in A], dtype=float)
-                am = np.array([_angle(r) for r in M], dtype=float)
-                dang = _angle_diff(aa, am)
-                rad = radius.get(f)
-                if rad is not None and math.isfinite(rad) and rad > 0:
-                    cost = np.deg2rad(dang) * rad
-                    limit, mode = tolerance_mm, "by_arc"
-                else:
-                    cost = dang
-                    limit, mode = angle_tolerance_deg, "by_angle"
-            big = np.where(cost <= limit, cost, limit * 10 + cost.max() + 1.0)
-            ia, im = linear_sum_assignment(big)
-            for i, j in zip(ia, im):
-                if cost[i, j] <= limit + 1e-12:
-                    matched_a.add(int(i))
-                    matched_m.add(int(j))
-                    pair = {"frame": f, "auto": A[i], "manual": M[j], "match": mode}
-                    if mode == "by_angle":
-                        pair["angle_diff_deg"] = float(cost[i, j])
-                    else:
-                        pair["distance_mm"] = float(cost[i, j])
-                    pairs.append(pair)
-                    counts["tp"] += 1
-                    counts[mode] += 1
-        for i, r in enumerate(A):
-            if i not in matched_a:
-                pairs.append({"frame": f, "auto": r, "manual": None, "match": None})
-                counts["fp"] += 1
-        for j, r in enumerate(M):
-            if j not in matched_m:
-                pairs.append({"frame": f, "auto": None, "manual": r, "match": None})
-                counts["fn"] += 1
+            cost, limit, mode = _strut_cost(A, M, radius.get(f), tolerance_mm, angle_tolerance_deg)
+            matched = _assign(cost, limit)
+            for i, j in matched:
+                pair = {"frame": f, "auto": A[i], "manual": M[j], "match": mode}
+                pair["angle_diff_deg" if mode == "by_angle" else "distance_mm"] = float(cost[i, j])
+                pairs.append(pair)
+                counts[mode] += 1
+        counts["tp"] += len(matched)
+        alone_a = _unmatched(A, {i for i, _ in matched})
+        alone_m = _unmatched(M, {j for _, j in matched})
+        pairs += [{"frame": f, "auto": r, "manual": None, "match": None} for r in alone_a]
+        pairs += [{"frame": f, "auto": None, "manual": r, "match": None} for r in alone_m]
+        counts["fp"] += len(alone_a)
+        counts["fn"] += len(alone_m)
     return pairs, counts
+
+
+def _unmatched(rows: Sequence[dict[str, Any]], matched: set[int]) -> list[dict[str, Any]]:
+    return [r for i, r in enumerate(rows) if i not in matched]
+
+
+def _strut_cost(
+    A: Sequence[dict[str, Any]],
+    M: Sequence[dict[str, Any]],
+    radius: float | None,
+    tolerance_mm: float,
+    angle_tolerance_deg: float,
+) -> tuple[np.ndarray, float, str]:
+    """Cost matrix of one frame's struts, its limit and the kind of match: distance in mm
+    (``by_xy``), else the arc on the lumen (``by_arc``, when the lumen radius is known), else
+    the angle in degrees (``by_angle``)."""
+    if all(_has_xy(r) for r in A) and all(_has_xy(r) for r in M):
+        pa = np.array([[r["x_mm"], r["y_mm"]] for r in A], dtype=float)
+        pm = np.array([[r["x_mm"], r["y_mm"]] for r in M], dtype=float)
+        return np.linalg.norm(pa[:, None, :] - pm[None, :, :], axis=-1), tolerance_mm, "by_xy"
+    aa = np.array([_angle(r) for r in A], dtype=float)
+    am = np.array([_angle(r) for r in M], dtype=float)
+    dang = _angle_diff(aa, am)
+    if radius is not None and math.isfinite(radius) and radius > 0:
+        return np.deg2rad(dang) * radius, tolerance_mm, "by_arc"
+    return dang, angle_tolerance_deg, "by_angle"
+
+
+def _assign(cost: np.ndarray, limit: float) -> list[tuple[int, int]]:
+    """Hungarian assignment (``scipy.optimize.linear_sum_assignment``) of the pairs within
+    ``limit``; pairs beyond it cost more than any pair within."""
+    from scipy.optimize import linear_sum_assignment
+
+    big = np.where(cost <= limit, cost, limit * 10 + cost.max() + 1.0)
+    ia, im = linear_sum_assignment(big)
+    return [(int(i), int(j)) for i, j in zip(ia, im) if cost[i, j] <= limit + 1e-12]
 
 
 def _angle(r: dict[str, Any]) -> float:
