@@ -85,46 +85,70 @@ class LabelFile:
         return ((h - 1) / 2.0, (w - 1) / 2.0)
 
     def validate(self, path: str | Path | None = None) -> None:
-        def fail(msg: str) -> None:
-            raise SchemaError(path, f"label file: {msg}")
+        """Check every field (``SchemaError`` naming ``path`` and the problem) and normalise
+        them: labels to uint8, spacings to float, the centre checked, frame_index to int64."""
+        try:
+            self.labels = _checked_labels(self.labels)
+            if self.space not in SPACES:
+                raise _Invalid(f"'space' must be one of {SPACES}, got {self.space!r}")
+            for key in ("pixel_spacing_mm", "frame_spacing_mm"):
+                val = getattr(self, key)
+                if val is None or not np.isfinite(val) or float(val) <= 0:
+                    raise _Invalid(f"'{key}' must be a positive number, got {val!r}")
+                setattr(self, key, float(val))
+            if self.catheter_center is not None:
+                self.catheter_center = _checked_center(path, self)
+            if self.frame_index is not None:
+                self.frame_index = _checked_frame_index(self.frame_index, self.labels.shape[0])
+        except _Invalid as exc:
+            raise SchemaError(path, f"label file: {exc}") from None
 
-        lab = self.labels
-        if not isinstance(lab, np.ndarray) or lab.ndim != 3:
-            fail(f"'labels' must be a 3-D array (F, H, W), got shape {getattr(lab, 'shape', None)}")
-        if lab.dtype != np.uint8:
-            if not np.issubdtype(lab.dtype, np.integer):
-                fail(f"'labels' must hold integer class indices, got dtype {lab.dtype}")
-            if lab.size and (lab.min() < 0 or lab.max() > 255):
-                fail("'labels' values must lie in 0..255")
-            self.labels = lab = lab.astype(np.uint8)
-        if lab.size and lab.max() >= NUM_CLASSES:
-            fail(f"'labels' holds class {int(lab.max())}; known classes are 0..{NUM_CLASSES - 1}")
-        if self.space not in SPACES:
-            fail(f"'space' must be one of {SPACES}, got {self.space!r}")
-        for key in ("pixel_spacing_mm", "frame_spacing_mm"):
-            val = getattr(self, key)
-            if val is None or not np.isfinite(val) or float(val) <= 0:
-                fail(f"'{key}' must be a positive number, got {val!r}")
-            setattr(self, key, float(val))
-        if self.catheter_center is not None:
-            cc = np.asarray(self.catheter_center, dtype=float).reshape(-1)
-            if cc.shape != (2,) or not np.all(np.isfinite(cc)):
-                fail(f"'catheter_center' must be [cy, cx], got {self.catheter_center!r}")
-            if self.space == "polar":
-                fail("'catheter_center' is only meaningful for Cartesian label maps")
-            try:
-                self.catheter_center = check_center(path, cc, *lab.shape[1:])
-            except InputError as exc:
-                fail(exc.problem)
-        if self.frame_index is not None:
-            fi = np.asarray(self.frame_index).reshape(-1)
-            if fi.shape[0] != lab.shape[0]:
-                fail(f"'frame_index' has {fi.shape[0]} entries for {lab.shape[0]} label frames")
-            if not np.issubdtype(fi.dtype, np.integer):
-                fail("'frame_index' must hold integers")
-            if fi.size > 1 and np.any(np.diff(fi) <= 0):
-                fail("'frame_index' must be strictly increasing")
-            self.frame_index = fi.astype(np.int64)
+
+class _Invalid(Exception):
+    """One problem of a label file's fields (:meth:`LabelFile.validate` names the file)."""
+
+
+def _checked_labels(lab: Any) -> np.ndarray:
+    """``lab`` as uint8 (F, H, W) class indices of known classes."""
+    if not isinstance(lab, np.ndarray) or lab.ndim != 3:
+        shape = getattr(lab, "shape", None)
+        raise _Invalid(f"'labels' must be a 3-D array (F, H, W), got shape {shape}")
+    if lab.dtype != np.uint8:
+        if not np.issubdtype(lab.dtype, np.integer):
+            raise _Invalid(f"'labels' must hold integer class indices, got dtype {lab.dtype}")
+        if lab.size and (lab.min() < 0 or lab.max() > 255):
+            raise _Invalid("'labels' values must lie in 0..255")
+        lab = lab.astype(np.uint8)
+    if lab.size and lab.max() >= NUM_CLASSES:
+        raise _Invalid(
+            f"'labels' holds class {int(lab.max())}; known classes are 0..{NUM_CLASSES - 1}"
+        )
+    return lab
+
+
+def _checked_center(path: str | Path | None, lf: LabelFile) -> tuple[float, float]:
+    """The Cartesian catheter centre (cy, cx) of ``lf``, checked against its frame size."""
+    cc = np.asarray(lf.catheter_center, dtype=float).reshape(-1)
+    if cc.shape != (2,) or not np.all(np.isfinite(cc)):
+        raise _Invalid(f"'catheter_center' must be [cy, cx], got {lf.catheter_center!r}")
+    if lf.space == "polar":
+        raise _Invalid("'catheter_center' is only meaningful for Cartesian label maps")
+    try:
+        return check_center(path, cc, *lf.labels.shape[1:])
+    except InputError as exc:
+        raise _Invalid(exc.problem) from None
+
+
+def _checked_frame_index(frame_index: Any, n_frames: int) -> np.ndarray:
+    """``frame_index`` as strictly increasing int64, one entry per label frame."""
+    fi = np.asarray(frame_index).reshape(-1)
+    if fi.shape[0] != n_frames:
+        raise _Invalid(f"'frame_index' has {fi.shape[0]} entries for {n_frames} label frames")
+    if not np.issubdtype(fi.dtype, np.integer):
+        raise _Invalid("'frame_index' must hold integers")
+    if fi.size > 1 and np.any(np.diff(fi) <= 0):
+        raise _Invalid("'frame_index' must be strictly increasing")
+    return fi.astype(np.int64)
 
 
 def load_labels(path: str | Path, *, allow_unusual_spacing: bool = False) -> LabelFile:
