@@ -141,3 +141,22 @@ def test_a_frame_without_predicted_lumen_scores_zero_instead_of_crashing(dataset
     res = evaluate_lumen(ck, root, ["val-a"], cart_size=CART)
     assert res["lumen_dice_mean"] == 0.0
     assert res["lumen_area_px2"]["mean_auto"] == 0.0
+
+
+def test_held_out_dice_is_the_overlap_formula_to_float32_rounding(dataset, monkeypatch):
+    """The held-out Dice (MONAI's DiceMetric, float32) equals 2|P & T| / (|P| + |T|) computed in
+    float64 on the same Cartesian maps, to 1e-6 (the per-frame list is rounded to 4 digits)."""
+    from octseg.evaluate import holdout
+    from octseg.model.predictor import Predictor
+
+    root, ck = dataset
+    with_stand_in(monkeypatch, Oracle(3))
+    res = evaluate_lumen(ck, root, ["val-a"], cart_size=CART)
+    pred, ref = holdout.predict(Predictor.from_checkpoint(ck, device="cpu"), root / "val-a")
+    p = holdout.cartesian(pred, CART) == LUMEN
+    t = holdout.cartesian(ref, CART) == LUMEN
+    exact = 2 * (p & t).sum(axis=(1, 2)) / (p.sum(axis=(1, 2)) + t.sum(axis=(1, 2)))
+    assert 0.5 < exact.min() < 1.0  # a real disagreement to measure
+    assert res["lumen_dice_mean"] == pytest.approx(exact.mean(), abs=1e-6)
+    assert res["lumen_dice_min"] == pytest.approx(exact.min(), abs=1e-6)
+    assert res["per_pullback"]["val-a"]["dice_per_frame"] == pytest.approx(exact, abs=5e-5)
