@@ -339,68 +339,9 @@ MACRO_TARGETS = ((True, True), (False, True), (True, False), (False, False))  # 
 def draw_base(grid: Grid, seed: int, index: int, pullback_id: str) -> PullbackParams:
     """Lumen, guidewire, stent and render parameters (lesions are placed by :func:`draw`)."""
     rng = np.random.default_rng([int(seed), int(index), 1])
-    L = grid.length_mm
-    fs = grid.frame_spacing_mm
-    zmid = 0.5 * L
-    # frame 0 is distal: the vessel tapers distally (radius grows with frame number)
-    r0 = rng.uniform(1.4, 1.8)
-    taper = rng.uniform(0.002, 0.005)  # mm of radius per mm of pullback
-    radius = Smooth.draw(rng, r0, rng.uniform(0.04, 0.1), 2, (10.0, 35.0), taper, zmid)
-    harmonics = []
-    for k, amax in ((2, 0.09), (3, 0.035), (4, 0.02), (5, 0.01), (6, 0.008), (7, 0.006)):
-        amp = Smooth.draw(rng, rng.uniform(0.3, 0.7) * amax, 0.3 * amax, 2, (8.0, 30.0))
-        phase = Smooth.draw(rng, rng.uniform(0, 360), rng.uniform(10, 40), 1, (15.0, 60.0))
-        harmonics.append(Harmonic(k=k, amp=amp, phase_deg=phase))
-    offset = Smooth.draw(rng, rng.uniform(0.25, 0.4), 0.12, 2, (8.0, 30.0))
-    offset_angle = Smooth.draw(rng, rng.uniform(0, 360), rng.uniform(20, 60), 2, (15.0, 60.0))
-    lumen = LumenParams(radius, harmonics, offset, offset_angle)
-    # the guidewire sits towards the lumen centre side of the catheter (where there is room)
-    gw_rel = rng.choice([-1, 1]) * rng.uniform(10, 50)
-    gw_angle = Smooth(
-        mean=offset_angle.mean + gw_rel,
-        amps=[a * 0.7 for a in offset_angle.amps],
-        periods_mm=list(offset_angle.periods_mm),
-        phases=list(offset_angle.phases),
-    )
-    gw_pos = Smooth.draw(rng, rng.uniform(0.2, 0.5), 0.15, 1, (10.0, 30.0))
-    guidewire = GuidewireParams(angle_deg=gw_angle, position=gw_pos)
-
-    # stented segment with references outside both edges
-    s_len = float(np.clip(rng.uniform(0.36, 0.48) * L, 8.0, 38.0))
-    free = L - s_len
-    distal = rng.uniform(0.3, 0.55) * free
-    s0 = int(round(distal / fs))
-    s1 = int(round((distal + s_len) / fs)) - 1
-    mal = None
-    if index % 4 != 3:  # one pullback in four has no malapposition
-        m_len = rng.uniform(1.2, min(4.0, 0.25 * s_len))
-        near_distal = bool(rng.integers(0, 2))
-        edge = (s0 * fs + rng.uniform(0.8, 2.0)) if near_distal else None
-        if edge is None:
-            edge = s1 * fs - rng.uniform(0.8, 2.0) - m_len
-        m0 = int(round(edge / fs))
-        m1 = max(m0 + 2, int(round((edge + m_len) / fs)))
-        mal = MalappositionParams(
-            start_frame=m0,
-            end_frame=min(m1, s1),
-            angle_deg=float(rng.uniform(0, 360)),
-            half_width_deg=float(rng.uniform(45, 70)),
-            height_mm=float(rng.uniform(0.18, 0.5)),
-        )
-    stent = StentParams(
-        start_frame=s0,
-        end_frame=s1,
-        n_struts=int(rng.integers(9, 15)),
-        underexpansion=float(rng.uniform(0.03, 0.2)),
-        narrow_half_width=float(rng.uniform(0.3, 0.45)),
-        rounding=float(rng.uniform(0.5, 0.8)),
-        pitch_mm=float(rng.choice([-1, 1]) * rng.uniform(3.0, 8.0)),
-        phase_deg=float(rng.uniform(0, 360)),
-        strut_seed=int(rng.integers(0, 2**31 - 1)),
-        strut_length_mm=float(rng.uniform(0.1, 0.15)),
-        strut_thickness_mm=float(rng.uniform(0.03, 0.05)),
-        malapposition=mal,
-    )
+    lumen = _draw_lumen(rng, grid.length_mm)
+    guidewire = _draw_guidewire(rng, lumen.offset_angle_deg)
+    stent = _draw_stent(rng, grid, index)
     render = RenderParams(
         seed=int(rng.integers(0, 2**31 - 1)),
         tissue_attenuation_per_mm=float(rng.uniform(2.0, 3.0)),
@@ -419,6 +360,82 @@ def draw_base(grid: Grid, seed: int, index: int, pullback_id: str) -> PullbackPa
         lesions=[],
         stent=stent,
         render=render,
+    )
+
+
+def _draw_lumen(rng: np.random.Generator, length_mm: float) -> LumenParams:
+    """Radius (tapering: frame 0 is distal, the radius grows with frame number), harmonics and
+    the offset of the lumen centre from the catheter."""
+    r0 = rng.uniform(1.4, 1.8)
+    taper = rng.uniform(0.002, 0.005)  # mm of radius per mm of pullback
+    radius = Smooth.draw(rng, r0, rng.uniform(0.04, 0.1), 2, (10.0, 35.0), taper, 0.5 * length_mm)
+    harmonics = []
+    for k, amax in ((2, 0.09), (3, 0.035), (4, 0.02), (5, 0.01), (6, 0.008), (7, 0.006)):
+        amp = Smooth.draw(rng, rng.uniform(0.3, 0.7) * amax, 0.3 * amax, 2, (8.0, 30.0))
+        phase = Smooth.draw(rng, rng.uniform(0, 360), rng.uniform(10, 40), 1, (15.0, 60.0))
+        harmonics.append(Harmonic(k=k, amp=amp, phase_deg=phase))
+    offset = Smooth.draw(rng, rng.uniform(0.25, 0.4), 0.12, 2, (8.0, 30.0))
+    offset_angle = Smooth.draw(rng, rng.uniform(0, 360), rng.uniform(20, 60), 2, (15.0, 60.0))
+    return LumenParams(radius, harmonics, offset, offset_angle)
+
+
+def _draw_guidewire(rng: np.random.Generator, offset_angle: Smooth) -> GuidewireParams:
+    """The guidewire sits towards the lumen centre side of the catheter (where there is room)."""
+    gw_rel = rng.choice([-1, 1]) * rng.uniform(10, 50)
+    gw_angle = Smooth(
+        mean=offset_angle.mean + gw_rel,
+        amps=[a * 0.7 for a in offset_angle.amps],
+        periods_mm=list(offset_angle.periods_mm),
+        phases=list(offset_angle.phases),
+    )
+    gw_pos = Smooth.draw(rng, rng.uniform(0.2, 0.5), 0.15, 1, (10.0, 30.0))
+    return GuidewireParams(angle_deg=gw_angle, position=gw_pos)
+
+
+def _draw_stent(rng: np.random.Generator, grid: Grid, index: int) -> StentParams:
+    """The stented segment, with references outside both edges."""
+    L, fs = grid.length_mm, grid.frame_spacing_mm
+    s_len = float(np.clip(rng.uniform(0.36, 0.48) * L, 8.0, 38.0))
+    free = L - s_len
+    distal = rng.uniform(0.3, 0.55) * free
+    s0 = int(round(distal / fs))
+    s1 = int(round((distal + s_len) / fs)) - 1
+    mal = None
+    if index % 4 != 3:  # one pullback in four has no malapposition
+        mal = _draw_malapposition(rng, s0, s1, s_len, fs)
+    return StentParams(
+        start_frame=s0,
+        end_frame=s1,
+        n_struts=int(rng.integers(9, 15)),
+        underexpansion=float(rng.uniform(0.03, 0.2)),
+        narrow_half_width=float(rng.uniform(0.3, 0.45)),
+        rounding=float(rng.uniform(0.5, 0.8)),
+        pitch_mm=float(rng.choice([-1, 1]) * rng.uniform(3.0, 8.0)),
+        phase_deg=float(rng.uniform(0, 360)),
+        strut_seed=int(rng.integers(0, 2**31 - 1)),
+        strut_length_mm=float(rng.uniform(0.1, 0.15)),
+        strut_thickness_mm=float(rng.uniform(0.03, 0.05)),
+        malapposition=mal,
+    )
+
+
+def _draw_malapposition(
+    rng: np.random.Generator, s0: int, s1: int, s_len: float, fs: float
+) -> MalappositionParams:
+    """A malapposed stretch of the stent (frames ``s0..s1``) near one of its edges."""
+    m_len = rng.uniform(1.2, min(4.0, 0.25 * s_len))
+    near_distal = bool(rng.integers(0, 2))
+    edge = (s0 * fs + rng.uniform(0.8, 2.0)) if near_distal else None
+    if edge is None:
+        edge = s1 * fs - rng.uniform(0.8, 2.0) - m_len
+    m0 = int(round(edge / fs))
+    m1 = max(m0 + 2, int(round((edge + m_len) / fs)))
+    return MalappositionParams(
+        start_frame=m0,
+        end_frame=min(m1, s1),
+        angle_deg=float(rng.uniform(0, 360)),
+        half_width_deg=float(rng.uniform(45, 70)),
+        height_mm=float(rng.uniform(0.18, 0.5)),
     )
 
 
