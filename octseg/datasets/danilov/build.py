@@ -39,6 +39,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -240,64 +241,100 @@ def build_real_dataset(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     static = static_overlay_mask(frames) if static_mask is None else static_mask
-    spacing = {"pixel_spacing_mm": pixel_spacing_mm, "frame_spacing_mm": frame_spacing_mm}
+    grid = dict(
+        pixel_spacing_mm=pixel_spacing_mm, n_alines=n_alines, n_samples=n_samples, center=center
+    )
     for b in tqdm(blocks, desc="real blocks", disable=not progress):
         imgs, labs = [], []
         for i in range(b.start, b.stop):
-            gray, _ = clean_frame(read_rgb(frames[i]), static, rng)
-            lumen = read_plaque_labels(masks[i]) if plaque else read_lumen_mask(masks[i])
-            if lumen.shape != gray.shape:
-                raise InputError(masks[i], f"mask shape {lumen.shape} != frame {gray.shape}")
-            img, lab = to_polar(
-                gray[None],
-                lumen[None],
-                pixel_spacing_mm=pixel_spacing_mm,
-                n_alines=n_alines,
-                n_samples=n_samples,
-                center=center,
-            )
-            imgs.append(img[0])
-            labs.append(lab[0])
-        d = out / b.id
-        d.mkdir(parents=True, exist_ok=True)
-        atomic.save_npz(
-            d / "image.npz",
-            frames=np.stack(imgs),
-            space=np.array("polar"),
-            pixel_spacing_mm=np.float64(pixel_spacing_mm),
-            frame_spacing_mm=np.float64(frame_spacing_mm),
-        )
-        save_labels(
-            d / "labels.npz",
-            LabelFile(
-                labels=np.stack(labs),
-                space="polar",
-                pixel_spacing_mm=pixel_spacing_mm,
-                frame_spacing_mm=frame_spacing_mm,
-            ),
-        )
-        atomic.write_json(d / "spacing.json", spacing)
-        atomic.write_json(
-            d / "source.json",
-            {"source_frames": [b.start, b.stop], "split": b.split, "spacing_assumed": True},
+            img, lab = polar_frame(frames[i], masks[i], static, rng, plaque=plaque, **grid)
+            imgs.append(img)
+            labs.append(lab)
+        write_block(
+            out / b.id,
+            b,
+            np.stack(imgs),
+            np.stack(labs),
+            pixel_spacing_mm=pixel_spacing_mm,
+            frame_spacing_mm=frame_spacing_mm,
         )
     split = {s: [b.id for b in blocks if b.split == s] for s in ("train", "val", "test")}
     split["blocks"] = {b.id: [b.start, b.stop] for b in blocks}
     atomic.write_json(out / "split.json", split)
     atomic.write_json(
-        out / "dataset.json",
-        {
-            "name": "danilov-real-plaque" if plaque else "danilov-real-lumen",
-            "description": (
-                "Real IVOCT pullback (Danilov et al. 2025), polar about the image centre, sepia "
-                "reduced to grey, overlays in-painted; "
-                + ("lumen, fibrous cap (5), lipid (6)" if plaque else "lumen labels only")
-                + ". Spacing ASSUMED: "
-                f"{pixel_spacing_mm} mm/pixel, {frame_spacing_mm} mm/frame (not recorded)."
-            ),
-        },
+        out / "dataset.json", _dataset_json(pixel_spacing_mm, frame_spacing_mm, plaque)
     )
     return split
+
+
+def polar_frame(
+    frame: Path,
+    mask: Path,
+    static: np.ndarray | None,
+    rng: np.random.Generator,
+    *,
+    plaque: bool = False,
+    **grid: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One source frame and its mask as a cleaned polar uint8 image and label frame
+    (``grid``: the keywords of :func:`to_polar`)."""
+    gray, _ = clean_frame(read_rgb(frame), static, rng)
+    lumen = read_plaque_labels(mask) if plaque else read_lumen_mask(mask)
+    if lumen.shape != gray.shape:
+        raise InputError(mask, f"mask shape {lumen.shape} != frame {gray.shape}")
+    img, lab = to_polar(gray[None], lumen[None], **grid)
+    return img[0], lab[0]
+
+
+def write_block(
+    d: Path,
+    b: Block,
+    imgs: np.ndarray,
+    labs: np.ndarray,
+    *,
+    pixel_spacing_mm: float,
+    frame_spacing_mm: float,
+) -> None:
+    """One pseudo-pullback folder: ``image.npz``, ``labels.npz``, ``spacing.json``,
+    ``source.json``."""
+    d.mkdir(parents=True, exist_ok=True)
+    atomic.save_npz(
+        d / "image.npz",
+        frames=imgs,
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(pixel_spacing_mm),
+        frame_spacing_mm=np.float64(frame_spacing_mm),
+    )
+    save_labels(
+        d / "labels.npz",
+        LabelFile(
+            labels=labs,
+            space="polar",
+            pixel_spacing_mm=pixel_spacing_mm,
+            frame_spacing_mm=frame_spacing_mm,
+        ),
+    )
+    atomic.write_json(
+        d / "spacing.json",
+        {"pixel_spacing_mm": pixel_spacing_mm, "frame_spacing_mm": frame_spacing_mm},
+    )
+    atomic.write_json(
+        d / "source.json",
+        {"source_frames": [b.start, b.stop], "split": b.split, "spacing_assumed": True},
+    )
+
+
+def _dataset_json(pixel_spacing_mm: float, frame_spacing_mm: float, plaque: bool) -> dict:
+    return {
+        "name": "danilov-real-plaque" if plaque else "danilov-real-lumen",
+        "description": (
+            "Real IVOCT pullback (Danilov et al. 2025), polar about the image centre, sepia "
+            "reduced to grey, overlays in-painted; "
+            + ("lumen, fibrous cap (5), lipid (6)" if plaque else "lumen labels only")
+            + ". Spacing ASSUMED: "
+            f"{pixel_spacing_mm} mm/pixel, {frame_spacing_mm} mm/frame (not recorded)."
+        ),
+    }
 
 
 def evaluate_lumen(
