@@ -447,8 +447,20 @@ def draw_lesions(
     ``gw_angle_about_centroid(frame, depth_mm)`` gives the direction (deg, about the lumen
     centroid) in which the guidewire shadow crosses the wall at that depth.
     """
-    g = p.grid
-    fs = g.frame_spacing_mm
+    lesions = [_draw_macro(p, index, rng, gw_angle_about_centroid)]
+    spotty = _draw_spotty(p, rng, gw_angle_about_centroid)
+    if spotty is not None:
+        lesions.append(spotty)
+    lesions.sort(key=lambda x: x.start_frame)
+    return lesions
+
+
+def _draw_macro(
+    p: PullbackParams, index: int, rng: np.random.Generator, gw_angle_about_centroid
+) -> LesionParams:
+    """The macro lesion inside the stent: arc and thickness class from :data:`MACRO_TARGETS`,
+    placed about angle 0, across the guidewire shadow or facing away from it."""
+    fs = p.grid.frame_spacing_mm
     st = p.stent
     assert st is not None
     s0, s1 = st.start_frame, st.end_frame
@@ -460,9 +472,8 @@ def draw_lesions(
     m_start = s0 * fs + rng.uniform(0.3, max(0.31, s_len - m_len - 0.3))
     f0 = int(round(m_start / fs))
     f1 = f0 + max(2, int(round(m_len / fs))) - 1
-    fmid = (f0 + f1) // 2
     depth = rng.uniform(0.06, 0.25)
-    gw = gw_angle_about_centroid(fmid, depth + 0.3 * t)
+    gw = gw_angle_about_centroid((f0 + f1) // 2, depth + 0.3 * t)
     mode = index % 3
     if mode == 1:  # straddles angle 0, guidewire shadow kept outside where it fits
         center = rng.uniform(-25, 25)
@@ -470,7 +481,7 @@ def draw_lesions(
         center = gw + rng.choice([-1, 1]) * rng.uniform(0.1, 0.25) * arc
     else:  # facing away from the guidewire
         center = gw + 180 + rng.uniform(-0.5, 0.5) * max(0.0, 300 - arc) * 0.5
-    macro = LesionParams(
+    return LesionParams(
         kind="macro",
         start_frame=f0,
         end_frame=f1,
@@ -486,37 +497,42 @@ def draw_lesions(
         wobble_phase=float(rng.uniform(0, 2 * math.pi)),
         wobble_drift=float(rng.uniform(-0.15, 0.15)),
     )
-    # spotty lesion in the longer reference segment, >= 2 mm from the stent, 1 mm from the ends
+
+
+def _draw_spotty(
+    p: PullbackParams, rng: np.random.Generator, gw_angle_about_centroid
+) -> LesionParams | None:
+    """A spotty lesion in the longer reference segment, >= 2 mm from the stent and 1 mm from
+    the pullback's ends; None where it does not fit."""
+    g = p.grid
+    fs = g.frame_spacing_mm
+    s0, s1 = p.stent.start_frame, p.stent.end_frame
     s_len_sp = rng.uniform(1.0, 3.5)
     n_sp = max(2, int(round(s_len_sp / fs)))
     lo_room = (s0 * fs - 2.0 - 1.0, 1.0)  # (room, first allowed z)
     hi_room = (g.length_mm - 1.0 - (s1 + 1) * fs - 2.0, (s1 + 1) * fs + 2.0)
     room, zfirst = max(lo_room, hi_room)
-    lesions = [macro]
-    if room >= n_sp * fs:
-        z = zfirst + rng.uniform(0, room - n_sp * fs)
-        g0 = int(round(z / fs))
-        g1 = g0 + n_sp - 1
-        gw_s = gw_angle_about_centroid((g0 + g1) // 2, 0.2)
-        center = gw_s + rng.uniform(60, 300)
-        lesions.append(
-            LesionParams(
-                kind="spotty",
-                start_frame=g0,
-                end_frame=g1,
-                center_deg=float(center % 360),
-                center_drift_deg=float(rng.uniform(-8, 8)),
-                arc_deg=float(rng.uniform(25, 80)),
-                thickness_mm=float(rng.uniform(0.2, 0.42)),
-                depth_mm=float(rng.uniform(0.06, 0.35)),
-                depth_edge_mm=float(rng.uniform(0.06, 0.35)),
-                end_taper=0.6,
-                plateau=0.3,
-                wobble=float(rng.uniform(0.0, 0.1)),
-                depth_wobble_mm=float(rng.uniform(0.0, 0.05)),
-                wobble_cycles=float(rng.uniform(1.0, 2.0)),
-                wobble_phase=float(rng.uniform(0, 2 * math.pi)),
-            )
-        )
-    lesions.sort(key=lambda x: x.start_frame)
-    return lesions
+    if room < n_sp * fs:
+        return None
+    z = zfirst + rng.uniform(0, room - n_sp * fs)
+    g0 = int(round(z / fs))
+    g1 = g0 + n_sp - 1
+    gw_s = gw_angle_about_centroid((g0 + g1) // 2, 0.2)
+    center = gw_s + rng.uniform(60, 300)
+    return LesionParams(
+        kind="spotty",
+        start_frame=g0,
+        end_frame=g1,
+        center_deg=float(center % 360),
+        center_drift_deg=float(rng.uniform(-8, 8)),
+        arc_deg=float(rng.uniform(25, 80)),
+        thickness_mm=float(rng.uniform(0.2, 0.42)),
+        depth_mm=float(rng.uniform(0.06, 0.35)),
+        depth_edge_mm=float(rng.uniform(0.06, 0.35)),
+        end_taper=0.6,
+        plateau=0.3,
+        wobble=float(rng.uniform(0.0, 0.1)),
+        depth_wobble_mm=float(rng.uniform(0.0, 0.05)),
+        wobble_cycles=float(rng.uniform(1.0, 2.0)),
+        wobble_phase=float(rng.uniform(0, 2 * math.pi)),
+    )
