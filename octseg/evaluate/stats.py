@@ -300,10 +300,7 @@ def kappa(
         return out
     cats = list(labels) if labels is not None else sorted(set(a) | set(m), key=str)
     out["agreement"] = float(np.mean([x == y for x, y in zip(a, m)]))
-    index = {c: i for i, c in enumerate(cats)}
-    table = np.zeros((len(cats), len(cats)), dtype=np.int64)
-    for x, y in zip(a, m):
-        table[index[x], index[y]] += 1
+    table = _confusion(a, m, cats)
     out["confusion"] = {
         "labels": [c if isinstance(c, (int, str)) else str(c) for c in cats],
         "rows_auto_cols_manual": table.tolist(),
@@ -321,6 +318,26 @@ def kappa(
     if k is None:
         out["note"] = "kappa undefined (expected agreement 1)"
         return out
+    out["kappa_ci"] = _kappa_ci(table, weights, k, out["kappa_ci"])
+    return out
+
+
+def _confusion(a: list[Any], m: list[Any], cats: list[Any]) -> np.ndarray:
+    """Counts of (auto, manual) category pairs: rows automated, columns manual."""
+    index = {c: i for i, c in enumerate(cats)}
+    table = np.zeros((len(cats), len(cats)), dtype=np.int64)
+    for x, y in zip(a, m):
+        table[index[x], index[y]] += 1
+    return table
+
+
+def _kappa_ci(
+    table: np.ndarray, weights: str | None, k: float, default: list[float | None]
+) -> list[float | None]:
+    """Asymptotic 95% CI of kappa ``k`` (statsmodels, on the confusion ``table``) where its
+    kappa is the same; [1, 1] at perfect agreement; ``default`` where statsmodels fails (the
+    CI is a courtesy; the value stands without it)."""
+    ci = default
     try:
         from statsmodels.stats.inter_rater import cohens_kappa
 
@@ -331,15 +348,12 @@ def kappa(
             lo, hi = _f(res.kappa_low), _f(res.kappa_upp)
             if lo is not None and hi is not None and hi - lo < 1e-12 and k < 1.0 - 1e-12:
                 lo = hi = None  # zero standard error at kappa < 1: too few items for a CI
-            out["kappa_ci"] = [
-                None if lo is None else max(-1.0, lo),
-                None if hi is None else min(1.0, hi),
-            ]
+            ci = [None if lo is None else max(-1.0, lo), None if hi is None else min(1.0, hi)]
         if k >= 1.0 - 1e-12:
-            out["kappa_ci"] = [1.0, 1.0]
-    except Exception:  # CI is a courtesy; the value stands without it
+            ci = [1.0, 1.0]
+    except Exception:
         pass
-    return out
+    return ci
 
 
 def binary_classification(auto: Sequence[bool], manual: Sequence[bool]) -> dict[str, Any]:
