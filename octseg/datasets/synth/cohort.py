@@ -146,42 +146,14 @@ def write_pullback(
     cart_size: int | None = None,
     frame_progress: Any = None,
 ) -> PullbackResult:
+    """Render one pullback into ``out_dir``: image (``image_format`` npz or dicom), labels,
+    parameters, true measurements and, with ``cartesian``, the scan-converted copies."""
     g = params.grid
     synth = PullbackSynth(params)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shape = (g.n_frames, g.n_alines, g.n_samples)
-    labels = np.zeros(shape, np.uint8)
+    labels = np.zeros((g.n_frames, g.n_alines, g.n_samples), np.uint8)
     paths: dict[str, Path] = {}
-    common = {
-        "space": np.array("polar"),
-        "pixel_spacing_mm": np.float64(g.pixel_spacing_mm),
-        "frame_spacing_mm": np.float64(g.frame_spacing_mm),
-    }
-    images: np.ndarray | None = None
-    if image_format == "npz":
-        paths["image"] = out_dir / "image.npz"
-        atomic.save_npz_streamed(
-            paths["image"], common, "frames", shape, synth.iter_frames(labels, frame_progress)
-        )
-    elif image_format == "dicom":
-        try:
-            from octseg.io.dicom import write_ivoct_dicom
-        except ImportError:
-            raise InputError(
-                out_dir, "--image-format dicom needs octseg.io.dicom, which is not installed"
-            ) from None
-        images = np.concatenate(list(synth.iter_frames(labels, frame_progress)), axis=0)
-        paths["image"] = out_dir / "image.dcm"
-        write_ivoct_dicom(
-            paths["image"],
-            images,
-            space="polar",
-            pixel_spacing_mm=g.pixel_spacing_mm,
-            frame_spacing_mm=g.frame_spacing_mm,
-        )
-    else:
-        raise InputError(None, f"unknown image format {image_format!r} (npz or dicom)")
-
+    paths["image"], images = _write_image(out_dir, synth, labels, image_format, frame_progress)
     paths["labels"] = out_dir / "labels.npz"
     save_labels(
         paths["labels"],
@@ -201,6 +173,38 @@ def write_pullback(
     if cartesian:
         paths.update(_write_cartesian(out_dir, params, labels, images, cart_size))
     return PullbackResult(params, rows, struts, summary, paths)
+
+
+def _write_image(
+    out_dir: Path, synth: PullbackSynth, labels: np.ndarray, image_format: str, frame_progress
+) -> tuple[Path, np.ndarray | None]:
+    """Render the frames (filling ``labels``) into ``image.npz`` (streamed) or ``image.dcm``;
+    returns the path and, for DICOM, the frames (the Cartesian copies reuse them)."""
+    g = synth.p.grid
+    frames = synth.iter_frames(labels, frame_progress)
+    if image_format == "npz":
+        path = out_dir / "image.npz"
+        common = {
+            "space": np.array("polar"),
+            "pixel_spacing_mm": np.float64(g.pixel_spacing_mm),
+            "frame_spacing_mm": np.float64(g.frame_spacing_mm),
+        }
+        atomic.save_npz_streamed(path, common, "frames", labels.shape, frames)
+        return path, None
+    if image_format == "dicom":
+        from octseg.io.dicom import write_ivoct_dicom
+
+        images = np.concatenate(list(frames), axis=0)
+        path = out_dir / "image.dcm"
+        write_ivoct_dicom(
+            path,
+            images,
+            space="polar",
+            pixel_spacing_mm=g.pixel_spacing_mm,
+            frame_spacing_mm=g.frame_spacing_mm,
+        )
+        return path, images
+    raise InputError(None, f"unknown image format {image_format!r} (npz or dicom)")
 
 
 def _write_cartesian(out_dir, params, labels, images, cart_size) -> dict[str, Path]:

@@ -337,7 +337,7 @@ MACRO_TARGETS = ((True, True), (False, True), (True, False), (False, False))  # 
 
 
 def draw_base(grid: Grid, seed: int, index: int, pullback_id: str) -> PullbackParams:
-    """Lumen, guidewire, stent and render parameters (lesions are placed by :func:`draw`)."""
+    """Lumen, guidewire, stent and render parameters (lesions: :func:`draw_lesions`)."""
     rng = np.random.default_rng([int(seed), int(index), 1])
     lumen = _draw_lumen(rng, grid.length_mm)
     guidewire = _draw_guidewire(rng, lumen.offset_angle_deg)
