@@ -104,13 +104,7 @@ class NpzImageReader(Reader):
     def read(cls, path: Path, **options: Any) -> Pullback:
         path = Path(path)
         shape, dtype = _checked_header(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                small = {k: z[k] for k in z.files if k != "frames"}
-        except KeyError:
-            raise InputError(path, "npz image lacks the 'frames' array") from None
-        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
-            raise InputError(path, f"not a readable octseg image npz ({exc})") from None
+        small = _small_members(path)
         if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
             raise InputError(path, f"'frames' must be uint8 or float32, got {dtype}")
         if "space" not in small:
@@ -118,30 +112,14 @@ class NpzImageReader(Reader):
         space = str(small["space"])
         if space not in ("polar", "cartesian"):
             raise InputError(path, f"'space' must be 'polar' or 'cartesian', got {space!r}")
-
-        def scalar(key: str) -> float | None:
-            if key not in small:
-                return None
-            try:
-                return float(np.asarray(small[key]).reshape(()))
-            except (TypeError, ValueError):
-                raise InputError(path, f"'{key}' must be a number") from None
-
         px, fr, sources = spacing_for(
             path,
             options,
-            file_pixel=scalar("pixel_spacing_mm"),
-            file_frame=scalar("frame_spacing_mm"),
+            file_pixel=_scalar(path, small, "pixel_spacing_mm"),
+            file_frame=_scalar(path, small, "frame_spacing_mm"),
             pixel_source="file",
             frame_source="file",
         )
-        center = None
-        if "catheter_center" in small:
-            cc = np.asarray(small["catheter_center"], dtype=float).reshape(-1)
-            if cc.shape != (2,) or not np.all(np.isfinite(cc)):
-                raise InputError(path, "'catheter_center' must be [cy, cx]")
-            if space == "cartesian":
-                center = (float(cc[0]), float(cc[1]))
         return Pullback(
             source=str(path),
             format=cls.name,
@@ -152,9 +130,40 @@ class NpzImageReader(Reader):
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
             loader=_NpzLoader(path),
-            catheter_center=center,
+            catheter_center=_center(path, small, space),
             metadata={"dtype": str(dtype), "spacing_source": sources},
         )
+
+
+def _small_members(path: Path) -> dict[str, np.ndarray]:
+    """Every member but the frames (which must be present)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files if k != "frames"}
+    except KeyError:
+        raise InputError(path, "npz image lacks the 'frames' array") from None
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+        raise InputError(path, f"not a readable octseg image npz ({exc})") from None
+
+
+def _scalar(path: Path, small: dict[str, np.ndarray], key: str) -> float | None:
+    """Member ``key`` as a number; None where absent."""
+    if key not in small:
+        return None
+    try:
+        return float(np.asarray(small[key]).reshape(()))
+    except (TypeError, ValueError):
+        raise InputError(path, f"'{key}' must be a number") from None
+
+
+def _center(path: Path, small: dict[str, np.ndarray], space: str) -> tuple[float, float] | None:
+    """The stored catheter centre (cy, cx), checked; used for Cartesian images only."""
+    if "catheter_center" not in small:
+        return None
+    cc = np.asarray(small["catheter_center"], dtype=float).reshape(-1)
+    if cc.shape != (2,) or not np.all(np.isfinite(cc)):
+        raise InputError(path, "'catheter_center' must be [cy, cx]")
+    return (float(cc[0]), float(cc[1])) if space == "cartesian" else None
 
 
 def write_npz_image(
