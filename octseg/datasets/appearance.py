@@ -236,6 +236,48 @@ def polar_sample_map(
     ).astype(np.float32)
 
 
+def _measurement_line(canvas, rng, p, q, t) -> None:
+    """A line with end dots."""
+    cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), 1, t)
+    for e in (p, q):
+        cv2.circle(canvas, tuple(map(int, e)), t + 2, 1, -1)
+
+
+def _diamond(canvas, rng, p, q, t) -> None:
+    r = int(rng.integers(3, 8))
+    pts = np.array([[p[0], p[1] - r], [p[0] + r, p[1]], [p[0], p[1] + r], [p[0] - r, p[1]]])
+    cv2.polylines(canvas, [pts.astype(np.int32)], True, 1, t)
+
+
+def _dots(canvas, rng, p, q, t) -> None:
+    for _ in range(int(rng.integers(1, 6))):
+        c = rng.integers(0, canvas.shape[0], 2)
+        cv2.circle(canvas, tuple(map(int, c)), int(rng.integers(1, 4)), 1, -1)
+
+
+def _text(canvas, rng, p, q, t) -> None:
+    text = "".join(rng.choice(list("0123456789.mmAREA:")) for _ in range(6))
+    cv2.putText(canvas, text, tuple(map(int, p)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1, 1)
+
+
+def _scale_bar(canvas, rng, p, q, t) -> None:
+    """A horizontal bar with ticks."""
+    n = int(rng.integers(20, canvas.shape[0] // 3))
+    cv2.line(canvas, (int(p[0]), int(p[1])), (int(p[0]) + n, int(p[1])), 1, t)
+    for x in range(int(p[0]), int(p[0]) + n + 1, max(n // 4, 1)):
+        cv2.line(canvas, (x, int(p[1]) - 3), (x, int(p[1]) + 3), 1, 1)
+
+
+def _dashed_circle(canvas, rng, p, q, t) -> None:
+    r = int(rng.integers(10, canvas.shape[0] // 2))
+    for a0 in range(0, 360, 20):
+        cv2.ellipse(canvas, tuple(map(int, p)), (r, r), 0, a0, a0 + 10, 1, t)
+
+
+#: the kinds of overlay mark, drawn by ``kind = rng.integers(6)``
+_MARKS = (_measurement_line, _diamond, _dots, _text, _scale_bar, _dashed_circle)
+
+
 def draw_overlay(canvas: np.ndarray, rng: np.random.Generator, n_items: int) -> np.ndarray:
     """Draw ``n_items`` overlay marks (value 1) on a square uint8 ``canvas`` in place."""
     s = canvas.shape[0]
@@ -244,30 +286,7 @@ def draw_overlay(canvas: np.ndarray, rng: np.random.Generator, n_items: int) -> 
         p = rng.integers(0, s, 2)
         q = rng.integers(0, s, 2)
         t = int(rng.integers(1, 3))
-        if kind == 0:  # measurement line with end dots
-            cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), 1, t)
-            for e in (p, q):
-                cv2.circle(canvas, tuple(map(int, e)), t + 2, 1, -1)
-        elif kind == 1:  # diamond
-            r = int(rng.integers(3, 8))
-            pts = np.array([[p[0], p[1] - r], [p[0] + r, p[1]], [p[0], p[1] + r], [p[0] - r, p[1]]])
-            cv2.polylines(canvas, [pts.astype(np.int32)], True, 1, t)
-        elif kind == 2:  # dots
-            for _ in range(int(rng.integers(1, 6))):
-                c = rng.integers(0, s, 2)
-                cv2.circle(canvas, tuple(map(int, c)), int(rng.integers(1, 4)), 1, -1)
-        elif kind == 3:  # text
-            text = "".join(rng.choice(list("0123456789.mmAREA:")) for _ in range(6))
-            cv2.putText(canvas, text, tuple(map(int, p)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1, 1)
-        elif kind == 4:  # scale bar with ticks
-            n = int(rng.integers(20, s // 3))
-            cv2.line(canvas, (int(p[0]), int(p[1])), (int(p[0]) + n, int(p[1])), 1, t)
-            for x in range(int(p[0]), int(p[0]) + n + 1, max(n // 4, 1)):
-                cv2.line(canvas, (x, int(p[1]) - 3), (x, int(p[1]) + 3), 1, 1)
-        else:  # dashed circle about a random point
-            r = int(rng.integers(10, s // 2))
-            for a0 in range(0, 360, 20):
-                cv2.ellipse(canvas, tuple(map(int, p)), (r, r), 0, a0, a0 + 10, 1, t)
+        _MARKS[kind](canvas, rng, p, q, t)
     return canvas
 
 
