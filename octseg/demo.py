@@ -2,8 +2,9 @@
 
 1. generate a small synthetic cohort with exact ground truth (octseg.datasets.synth): training pullbacks
    and separate held-out pullbacks;
-2. train a small U-Net briefly with the training job (``train.py``) - or reuse the checkpoint a
-   previous run of this command left in ``OUT/model.ckpt``;
+2. train a small U-Net briefly with the training job (:mod:`octseg.jobs`, the job of
+   ``train.py`` / ``octseg train``, run in this process) - or reuse the checkpoint a previous run
+   of this command left in ``OUT/model.ckpt``;
 3. batch inference on the held-out pullbacks (labels, tables, overlays, HTML reports,
    cohort summary);
 4. evaluate the automated measurements against the held-out truth (octseg.evaluate);
@@ -13,14 +14,14 @@
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _say(msg: str) -> None:
@@ -33,9 +34,32 @@ def _cohort(out: Path, n: int, seed: int, progress: bool) -> Path:
     return ensure_cohort(out, n, seed, "small", progress=progress, log=_say)
 
 
+@contextmanager
+def _isolated() -> Iterator[None]:
+    """What the training job changes in this process - torch's thread count, the global random
+    states, the root logger - is put back afterwards, as if it had run in a process of its own."""
+    import numpy as np
+    import torch
+
+    from octseg.jobs import kept_logging
+
+    threads = torch.get_num_threads()
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()  # noqa: NPY002
+    try:
+        with kept_logging():
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        random.setstate(states[0])
+        np.random.set_state(states[1])  # noqa: NPY002
+        torch.set_rng_state(states[2])
+
+
 def _train(out: Path, epochs: int, threads: int) -> Path:
     """Train with the ``experiment=synthetic`` recipe (its cohorts are generated into
     ``OUT/data/train`` and ``OUT/data/val``) for ``epochs`` epochs, or reuse ``OUT/model.ckpt``."""
+    from octseg.jobs import run
+
     ckpt = out / "model.ckpt"
     if ckpt.is_file():
         _say(f"reusing the model trained by an earlier demo run: {ckpt} (delete it to retrain)")
@@ -43,9 +67,7 @@ def _train(out: Path, epochs: int, threads: int) -> Path:
     run_dir = out / "train"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
+    overrides = [
         "experiment=synthetic",
         "task_name=demo",
         f"hydra.run.dir={run_dir}",
@@ -54,10 +76,13 @@ def _train(out: Path, epochs: int, threads: int) -> Path:
         f"trainer.max_epochs={epochs}",
         f"trainer.num_threads={threads}",
     ]
-    _say(f"training a small U-Net for {epochs} epochs (train.py experiment=synthetic)")
-    res = subprocess.run(cmd, cwd=str(ROOT))
-    if res.returncode != 0:
-        raise SystemExit(f"demo: training failed (exit {res.returncode}); see {run_dir}")
+    _say(f"training a small U-Net for {epochs} epochs (octseg train experiment=synthetic)")
+    try:
+        with _isolated():
+            run("train", overrides)
+    except SystemExit as exc:  # Hydra reports a failed job and exits
+        if exc.code:
+            raise SystemExit(f"demo: training failed (exit {exc.code}); see {run_dir}") from None
     best = run_dir / "best.ckpt"
     if not best.is_file():
         best = run_dir / "last.ckpt"
