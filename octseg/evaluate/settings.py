@@ -50,24 +50,30 @@ class EvaluationSettings:
         return s
 
     def validate(self) -> None:
-        def fail(msg: str) -> None:
-            raise InputError(None, f"evaluation settings: {msg}")
+        """Check types and ranges; raise :class:`InputError` naming the setting."""
+        from octseg.core.classes import CLASS_NAMES
 
         for name in ("strut_tolerance_mm", "strut_angle_tolerance_deg", "frame_tolerance"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                fail(f"{name} must be a number >= 0, got {v!r}")
+            if not _non_negative(v):
+                _fail(f"{name} must be a number >= 0, got {v!r}")
         if self.frame_spacing_mm is not None and not self.frame_spacing_mm > 0:
-            fail(f"frame_spacing_mm must be > 0, got {self.frame_spacing_mm!r}")
+            _fail(f"frame_spacing_mm must be > 0, got {self.frame_spacing_mm!r}")
         if self.n_bootstrap < 100:
-            fail(f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
-        from octseg.core.classes import CLASS_NAMES
-
+            _fail(f"n_bootstrap must be >= 100, got {self.n_bootstrap}")
         bad = [c for c in self.classes if c not in CLASS_NAMES]
         if bad:
-            fail(f"unknown class index(es) {bad}; known {sorted(CLASS_NAMES)}")
+            _fail(f"unknown class index(es) {bad}; known {sorted(CLASS_NAMES)}")
 
     def geometry_settings(self) -> Any:
         from octseg.geometry.settings import GeometrySettings
 
         return GeometrySettings.from_dict(self.geometry or {})
+
+
+def _non_negative(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+
+
+def _fail(msg: str) -> None:
+    raise InputError(None, f"evaluation settings: {msg}")
