@@ -37,6 +37,7 @@ from octseg.core.classes import NUM_CLASSES
 from octseg.core.errors import InputError, SchemaError
 from octseg.io import limits
 from octseg.io.limits import check_center
+from octseg.io.npz import load_npz
 
 SCHEMA_VERSION = 1
 SPACES = ("polar", "cartesian")
@@ -189,8 +190,7 @@ def _check_declared(path: Path) -> None:
 def _load(path: Path) -> LabelFile:
     _check_declared(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+        data = load_npz(path)
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
         raise SchemaError(path, f"not a readable .npz label file ({exc})") from None
     try:

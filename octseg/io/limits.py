@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from octseg.core.errors import InputError
+from octseg.io.npz import npy_header
 
 GIB = 2**30
 
@@ -194,12 +195,8 @@ def npz_members(path: str | Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]
 
 
 def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype]:
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-    else:
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    return tuple(int(s) for s in shape), dtype
+    shape, _, dtype = npy_header(fh)
+    return shape, dtype
 
 
 def check_npz_total(path: str | Path, members: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:

@@ -21,6 +21,7 @@ from octseg.core import atomic
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
+from octseg.io.npz import load_npz
 from octseg.io.spacing import spacing_for
 
 FRAMES_MEMBER = "frames.npy"
@@ -60,9 +61,8 @@ class _NpzLoader:
     def _frames(self) -> np.ndarray:
         if self.frames is None:
             try:
-                with np.load(self.path, allow_pickle=False) as z:
-                    self.frames = z["frames"]
-            except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+                self.frames = load_npz(self.path, keys={"frames"})["frames"]
+            except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
                 raise InputError(self.path, f"cannot decode 'frames' ({exc})") from None
         return self.frames
 
@@ -138,8 +138,7 @@ class NpzImageReader(Reader):
 def _small_members(path: Path) -> dict[str, np.ndarray]:
     """Every member but the frames (which must be present)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files if k != "frames"}
+        return load_npz(path, skip={"frames"}, require={"frames"})
     except KeyError:
         raise InputError(path, "npz image lacks the 'frames' array") from None
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
