@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +159,18 @@ def test_measure_cli_threads_option(tmp_path, capsys):
     bad = ["measure", str(tmp_path / "labels.npz"), "--out", str(tmp_path / "b"), "--threads", "-1"]
     assert main(bad) == 1
     assert "--threads" in capsys.readouterr().err
+
+
+def test_measure_cli_prints_a_settings_template_that_reads_back(tmp_path, capsys):
+    """``octseg measure --print-defaults`` is the settings file users edit for ``--config``."""
+    from octseg.cli import main
+    from octseg.geometry.settings import GeometrySettings
+
+    assert main(["measure", "--print-defaults"]) == 0
+    text = capsys.readouterr().out
+    (tmp_path / "g.yaml").write_text(text.replace("score_arc_deg: 180.0", "score_arc_deg: 90.0"))
+    read = GeometrySettings.from_yaml(tmp_path / "g.yaml")
+    assert read.score_arc_deg == 90.0
+    assert dataclasses.replace(read, score_arc_deg=180.0) == GeometrySettings()
+    assert main(["measure", "--out", str(tmp_path / "x")]) == 1
+    assert "needs a label file" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """``octseg evaluate``: agreement of automated with manual measurements (same job as
-``python evaluate.py``; settings in ``configs/evaluate.yaml``, formats in ``docs/evaluation.md``).
+``python evaluate.py``; settings in :class:`~octseg.evaluate.settings.EvaluationSettings`, formats in ``docs/evaluation.md``).
 
     octseg evaluate --auto RESULTS --manual MANUAL --out OUT [--strut-tolerance-mm 0.1] ...
     octseg evaluate --self-check DATASET --out OUT [--noise 1.0]

@@ -2,7 +2,7 @@
 
 ``measure_labels(label_file, settings=None, device="cpu", chunk_frames=64)`` returns
 :class:`Measurements` (per-frame rows, per-strut rows and the pullback summary); definitions in
-``docs/metrics.md``, thresholds in :class:`GeometrySettings` (``configs/geometry/default.yaml``).
+``docs/metrics.md``, thresholds in :class:`GeometrySettings` (``octseg measure --print-defaults``).
 
 The lumen contour alone, by the same code: ``lumen_contours(labels, space, pixel_spacing_mm)``
 (batch, torch) and ``frame_lumen(labels, ps)`` (one frame, NumPy: contour, area, centroid,

@@ -14,10 +14,19 @@ from octseg.core.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("labels", help="label file (.npz, schema v1)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("labels", nargs="?", help="label file (.npz, schema v1)")
+    parser.add_argument("--out", help="output folder (required with LABELS)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
-    parser.add_argument("--config", help="geometry settings YAML (default: built-in defaults)")
+    parser.add_argument(
+        "--config",
+        help="geometry settings YAML: any subset of the keys --print-defaults lists "
+        "(the others keep their defaults)",
+    )
+    parser.add_argument(
+        "--print-defaults",
+        action="store_true",
+        help="print every geometry setting with its default as YAML (a template for --config)",
+    )
     parser.add_argument("--stent-model", help="stent model for the malapposition threshold")
     parser.add_argument("--chunk-frames", type=int, default=64, help="frames per batch")
     parser.add_argument(
@@ -43,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
     from octseg.geometry.settings import GeometrySettings
     from octseg.io.labels import load_labels
 
+    if args.print_defaults:
+        import yaml
+
+        print(yaml.safe_dump(GeometrySettings().to_dict(), sort_keys=False), end="")
+        return 0
+    if not args.labels or not args.out:
+        raise InputError(None, "octseg measure needs a label file and --out DIR")
     settings = GeometrySettings.from_yaml(args.config) if args.config else GeometrySettings()
     if args.stent_model:
         settings.stent_model = args.stent_model
