@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from octseg.core.classes import FIBROUS_CAP, LIPID
 from octseg.io.labels import LabelFile
 
 PS = 0.01  # mm per pixel / depth sample
@@ -107,3 +108,21 @@ def assert_same_measurements(a, b, rel: float = CHUNKING_REL, path: str = "") ->
         assert math.isclose(a, b, rel_tol=rel, abs_tol=rel * 1e-3), f"{path}: {a!r} != {b!r}"
     else:
         assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"
+
+
+LUM = (0.08, -0.1, 0.55)  # lumen (cy, cx, r) mm, off the catheter
+
+
+def plaque_scene(space, cap_mm, phi0, phi1, lumen=LUM, core_mm=0.4, shadow=None, lipid_only=()):
+    """A lumen, a fibrous-cap ring sector ``cap_mm`` thick over the arc phi0->phi1 and a lipid
+    core behind it, angles about the lumen centre."""
+    lab = scene(space, lumen=lumen, shadow=shadow)
+    y, x = grid(space)
+    rho, phi = polar_about(y, x, lumen[:2])
+    r = lumen[2]
+    sector = in_arc(phi, phi0, phi1) & (lab == 0)
+    lab[sector & (rho >= r) & (rho < r + cap_mm)] = FIBROUS_CAP
+    lab[sector & (rho >= r + cap_mm) & (rho < r + cap_mm + core_mm)] = LIPID
+    for p0, p1 in lipid_only:  # lipid straight behind the lumen, no cap labelled
+        lab[in_arc(phi, p0, p1) & (lab == 0) & (rho >= r) & (rho < r + core_mm)] = LIPID
+    return lab

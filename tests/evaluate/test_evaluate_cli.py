@@ -16,7 +16,7 @@ from octseg.evaluate import evaluate
 from octseg.evaluate.segmentation import compare_labels, summarize_overlap
 from octseg.io.labels import LabelFile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
 from evaluate_helpers import make_cohort  # noqa: E402
 

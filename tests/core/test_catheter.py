@@ -77,7 +77,7 @@ def test_reader_detects_an_off_centre_catheter_and_the_sidecar_wins(synth_cart, 
     assert pb.catheter_center == ((frames.shape[1] - 1) / 2, (frames.shape[2] - 1) / 2)
 
 
-DANILOV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ivoct-danilov"
+DANILOV = Path(__file__).resolve().parents[3] / "shared" / "data" / "ivoct-danilov"
 
 
 @pytest.mark.skipif(not (DANILOV / "pullback-001" / "frames").is_dir(), reason="no real data")

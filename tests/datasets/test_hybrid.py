@@ -239,7 +239,7 @@ def test_hybrid_on_a_real_frame(danilov_dir):
 
 
 # ----------------------------------------------------------------- class 4 in the training recipes
-CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "octseg" / "configs"
 
 
 def _recipe(overrides: list[str]) -> tuple[list[int], dict | None]:

@@ -43,7 +43,7 @@ from conftest import run_group
 
 from octseg.datasets.toy import make_toy_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "tests" / "cluster"
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "scancel", "squeue", "sinfo")
 

@@ -16,7 +16,7 @@ from octseg.datasets.toy import make_toy_dataset
 from octseg.model.checkpoint import load_checkpoint
 from octseg.train.loop import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "octseg" / "configs"
 
 

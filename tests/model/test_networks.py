@@ -16,7 +16,7 @@ from octseg.model.networks import build_model, has_deep_supervision, net_config
 from octseg.model.wrap import CircularPadNet
 from octseg.train.engine import build_loss
 
-CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "octseg" / "configs"
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 
 

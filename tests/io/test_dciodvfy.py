@@ -16,7 +16,7 @@ from model_helpers import TINY_MODEL
 from octseg.cli import main
 from octseg.io.dicom import write_ivoct_dicom
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DCIODVFY = shutil.which("dciodvfy")
 pytestmark = [
     pytest.mark.dciodvfy,

@@ -21,7 +21,7 @@ from octseg.geometry.tables import FRAME_COLUMNS, read_csv
 from octseg.io.labels import load_labels
 from octseg.model.predictor import save_untrained_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.05}
 
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from geometry_scenes import PS, grid, in_arc, label_file, polar_about, scene
+from geometry_scenes import LUM, PS, grid, in_arc, label_file, plaque_scene, polar_about, scene
 
 from octseg.core.classes import FIBROUS_CAP, LIPID
 from octseg.geometry import GeometrySettings, measure_labels
@@ -20,22 +20,6 @@ from octseg.geometry.summary import summarize
 SPACES = ["cartesian", "polar"]
 PX = 2 * PS
 UM = 1000 * PS  # one pixel in um
-LUM = (0.08, -0.1, 0.55)  # lumen (cy, cx, r) mm, off the catheter
-
-
-def plaque_scene(space, cap_mm, phi0, phi1, lumen=LUM, core_mm=0.4, shadow=None, lipid_only=()):
-    """A lumen, a fibrous-cap ring sector ``cap_mm`` thick over the arc phi0->phi1 and a lipid
-    core behind it, angles about the lumen centre."""
-    lab = scene(space, lumen=lumen, shadow=shadow)
-    y, x = grid(space)
-    rho, phi = polar_about(y, x, lumen[:2])
-    r = lumen[2]
-    sector = in_arc(phi, phi0, phi1) & (lab == 0)
-    lab[sector & (rho >= r) & (rho < r + cap_mm)] = FIBROUS_CAP
-    lab[sector & (rho >= r + cap_mm) & (rho < r + cap_mm + core_mm)] = LIPID
-    for p0, p1 in lipid_only:  # lipid straight behind the lumen, no cap labelled
-        lab[in_arc(phi, p0, p1) & (lab == 0) & (rho >= r) & (rho < r + core_mm)] = LIPID
-    return lab
 
 
 def measure(frames, space, **kw):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from geometry_scenes import PS, label_file, scene
-from test_geometry_plaque import LUM, plaque_scene
+from geometry_scenes import LUM, PS, label_file, plaque_scene, scene
 
 from octseg.evaluate.pipeline import evaluate
 from octseg.geometry import measure_labels

@@ -24,7 +24,7 @@ from octseg.infer.inputs import discover
 from octseg.infer.pipeline import run_inference
 from octseg.model.predictor import save_untrained_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
 
 

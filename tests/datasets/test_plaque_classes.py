@@ -133,7 +133,7 @@ def test_plaque_experiment_config():
 
     from octseg.core.classes import check_classes
 
-    configs = Path(__file__).resolve().parents[1] / "octseg" / "configs"
+    configs = Path(__file__).resolve().parents[2] / "octseg" / "configs"
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=plaque"])
     classes = check_classes(cfg.data.classes)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from geometry_scenes import label_file, scene
+from geometry_scenes import LUM, label_file, plaque_scene, scene
 from PIL import Image
-from test_geometry_plaque import LUM, plaque_scene
 
 from octseg.geometry import measure_labels
 from octseg.report import overlay
@@ -88,7 +87,7 @@ def test_dicom_seg_codes_for_plaque():
 
 
 def test_dicom_seg_has_plaque_segments_only_with_plaque(tmp_path):
-    from test_io_dicomseg import _labels, _source
+    from dicom_helpers import _labels, _source
 
     from octseg.io.dicomseg import read_dicom_seg, write_dicom_seg
 
