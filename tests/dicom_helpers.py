@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from octseg.io.dicom import write_ivoct_dicom
+from octseg.io.dicom_write import write_ivoct_dicom
 
 
 def _source(tmp_path, space):

@@ -45,7 +45,7 @@ def _cohort(
             **kw,
         )
     if dicom:
-        from octseg.io.dicom import write_ivoct_dicom
+        from octseg.io.dicom_write import write_ivoct_dicom
 
         write_ivoct_dicom(
             root / "dcm.dcm",

@@ -34,7 +34,7 @@ def oracle():
 
 
 def polar_dicom(path: Path, n_frames: int = 3) -> Path:
-    from octseg.io.dicom import write_ivoct_dicom
+    from octseg.io.dicom_write import write_ivoct_dicom
 
     frames = np.zeros((n_frames, 64, 48), np.uint8)
     frames[:, :, :20] = 64

@@ -14,7 +14,7 @@ import pytest
 from model_helpers import TINY_MODEL
 
 from octseg.cli import main
-from octseg.io.dicom import write_ivoct_dicom
+from octseg.io.dicom_write import write_ivoct_dicom
 
 ROOT = Path(__file__).resolve().parents[2]
 DCIODVFY = shutil.which("dciodvfy")

@@ -13,7 +13,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from octseg.cli import main
 from octseg.core.errors import InputError, MissingSpacingError
 from octseg.io import read_pullback
-from octseg.io.dicom import IVOCT_PRESENTATION, IVOCT_PROCESSING, write_ivoct_dicom
+from octseg.io.dicom import IVOCT_PRESENTATION, IVOCT_PROCESSING
+from octseg.io.dicom_write import write_ivoct_dicom
 
 
 def _smooth(n=3, h=24, w=32):

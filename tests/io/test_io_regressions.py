@@ -184,7 +184,7 @@ def test_stack_layout_uses_the_shared_sidecar_reader(tmp_path, monkeypatch):
 
 
 def _dicom(tmp_path: Path, frames: np.ndarray, space: str = "polar", name: str = "src.dcm") -> Path:
-    from octseg.io.dicom import write_ivoct_dicom
+    from octseg.io.dicom_write import write_ivoct_dicom
 
     p = tmp_path / name
     write_ivoct_dicom(p, frames, space=space, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)

@@ -17,7 +17,7 @@ import pytest
 from octseg.cli import main
 from octseg.core.errors import InputError, SchemaError
 from octseg.io import limits, read_pullback
-from octseg.io.dicom import write_ivoct_dicom
+from octseg.io.dicom_write import write_ivoct_dicom
 from octseg.io.labels import LabelFile, load_labels, save_labels
 from octseg.io.npzimage import write_npz_image
 

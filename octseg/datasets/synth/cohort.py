@@ -192,7 +192,7 @@ def _write_image(
         atomic.save_npz_streamed(path, common, "frames", labels.shape, frames)
         return path, None
     if image_format == "dicom":
-        from octseg.io.dicom import write_ivoct_dicom
+        from octseg.io.dicom_write import write_ivoct_dicom
 
         images = np.concatenate(list(frames), axis=0)
         path = out_dir / "image.dcm"
