@@ -291,46 +291,65 @@ def make_hybrid(
     for f in tqdm(range(images.shape[0]), desc="hybrid frames", disable=not progress):
         img, lab = images[f].astype(np.float32), labels[f]
         g = lumen_geometry(lab, ps)
-        forbidden = np.zeros(720, dtype=bool)
-        shadow = np.zeros(img.shape[0], dtype=bool)
-        if avoid_guidewire:
-            shadow = guidewire_sector(img, lab, ps, margin_alines=label_margin_alines)
-            widened = dilate_periodic(shadow, max(0, 4 - label_margin_alines))
-            forbidden = _forbidden_bins(widened, g)
+        shadow, forbidden = _guidewire_guard(img, lab, g, ps, avoid_guidewire, label_margin_alines)
         row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
         row.update(real_lumen[f])
-        for les in lesions:
-            spec = les.at(f)
-            if spec is not None:
-                field = field_bins(g, spec, (img.shape[1] - 1) * ps)
-                spec = trim_arc(spec, forbidden | field)
-            if spec is None:
-                continue
-            img, lab = insert_calcium(img, lab, g, spec, rng)
-            row.update(calcium_columns(g, spec))
-            break  # lesions never share frames (draw_lesions keeps them apart)
+        img, lab = _insert_lesion(img, lab, g, lesions, f, forbidden, ps, rng, row)
         if stent is not None and stent.start <= f < stent.stop:
-            pts, dists = [], []
-            for s in stent.struts(f, rng):
-                b = int(s.angle_deg * 2) % 720
-                if forbidden[b]:
-                    continue
-                pt = g.point(math.radians(s.angle_deg), float(g.rho(math.radians(s.angle_deg))))
-                if np.hypot(*pt) < 0.75 or np.hypot(*pt) > img.shape[1] * ps - 0.5:
-                    continue  # at the catheter sheath, or a side branch beyond the field
-                img, lab, p = insert_strut(img, lab, g, s, rng)
-                pts.append(p)
-                dists.append(s.distance_mm)
-                strut_rows.append(strut_row(f, g, p, s.distance_mm, threshold_mm))
-            row.update(
-                stent_columns(g, np.array(pts).reshape(-1, 2), np.array(dists), threshold_mm)
-            )
+            img, lab, rows = _insert_stent(img, lab, g, stent.struts(f, rng), forbidden, ps, rng)
+            pts = np.array([p for p, _, _ in rows]).reshape(-1, 2)
+            dists = np.array([d for _, d, _ in rows])
+            row.update(stent_columns(g, pts, dists, threshold_mm))
+            strut_rows += [strut_row(f, g, p, d, threshold_mm) for p, d, _ in rows]
         if shadow.any():  # class 4 behind the lumen border on the shadow's A-lines
             lab = label_guidewire(lab, shadow)
         frame_rows.append({k: v for k, v in row.items() if k in FRAME_COLUMNS})
         out_img[f] = img
         out_lab[f] = lab
     return out_img, out_lab, frame_rows, strut_rows
+
+
+def _guidewire_guard(img, lab, g, ps, avoid: bool, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """The guidewire shadow's A-lines (labelled class 4 later) and the 0.5-degree bins inserts
+    keep away from (the shadow widened to 4 A-lines)."""
+    forbidden = np.zeros(720, dtype=bool)
+    shadow = np.zeros(img.shape[0], dtype=bool)
+    if avoid:
+        shadow = guidewire_sector(img, lab, ps, margin_alines=margin)
+        widened = dilate_periodic(shadow, max(0, 4 - margin))
+        forbidden = _forbidden_bins(widened, g)
+    return shadow, forbidden
+
+
+def _insert_lesion(img, lab, g, lesions, f, forbidden, ps, rng, row) -> tuple[np.ndarray, ...]:
+    """The first lesion present at frame ``f`` (lesions never share frames: draw_lesions keeps
+    them apart), trimmed off the guidewire and the field's edge; its truth columns into ``row``."""
+    for les in lesions:
+        spec = les.at(f)
+        if spec is not None:
+            field = field_bins(g, spec, (img.shape[1] - 1) * ps)
+            spec = trim_arc(spec, forbidden | field)
+        if spec is None:
+            continue
+        img, lab = insert_calcium(img, lab, g, spec, rng)
+        row.update(calcium_columns(g, spec))
+        break
+    return img, lab
+
+
+def _insert_stent(img, lab, g, struts, forbidden, ps, rng) -> tuple[np.ndarray, np.ndarray, list]:
+    """Struts inserted away from the guidewire, the catheter sheath and beyond the field:
+    ``(image, labels, [(point, distance_mm, strut), ...])``."""
+    rows = []
+    for s in struts:
+        if forbidden[int(s.angle_deg * 2) % 720]:
+            continue
+        pt = g.point(math.radians(s.angle_deg), float(g.rho(math.radians(s.angle_deg))))
+        if np.hypot(*pt) < 0.75 or np.hypot(*pt) > img.shape[1] * ps - 0.5:
+            continue  # at the catheter sheath, or a side branch beyond the field
+        img, lab, p = insert_strut(img, lab, g, s, rng)
+        rows.append((p, s.distance_mm, s))
+    return img, lab, rows
 
 
 def write_pullback(
