@@ -18,7 +18,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,10 @@ def _isolated() -> Iterator[None]:
         torch.set_rng_state(states[2])
 
 
-def _train(out: Path, epochs: int, threads: int) -> Path:
+def _train(out: Path, epochs: int, threads: int, extra: Sequence[str] = ()) -> Path:
     """Train with the ``experiment=synthetic`` recipe (its cohorts are generated into
-    ``OUT/data/train`` and ``OUT/data/val``) for ``epochs`` epochs, or reuse ``OUT/model.ckpt``."""
+    ``OUT/data/train`` and ``OUT/data/val``) for ``epochs`` epochs, or reuse ``OUT/model.ckpt``.
+    ``extra``: Hydra overrides appended to the demo's own (they win over them)."""
     from octseg.jobs import run
 
     ckpt = out / "model.ckpt"
@@ -75,6 +76,7 @@ def _train(out: Path, epochs: int, threads: int) -> Path:
         f"data.val_root={out / 'data' / 'val'}",
         f"trainer.max_epochs={epochs}",
         f"trainer.num_threads={threads}",
+        *extra,
     ]
     _say(f"training a small U-Net for {epochs} epochs (octseg train experiment=synthetic)")
     try:
@@ -128,8 +130,13 @@ def run_demo(
     epochs: int = 8,
     threads: int = 2,
     progress: bool = True,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run everything; returns the paths of what it wrote (reports, manifest, evaluation)."""
+    """Run everything; returns the paths of what it wrote (reports, manifest, evaluation).
+
+    ``overrides``: extra Hydra overrides for the training job (``KEY=VALUE``, as on the
+    ``octseg train`` command line), appended after the demo's own; ignored when an earlier run's
+    model is reused."""
     from octseg.infer.pipeline import InferSettings, run_inference
 
     t0 = time.perf_counter()
@@ -137,7 +144,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     # held-out test pullbacks: a seed the training and validation cohorts never use
     heldout = _cohort(out / "data" / "heldout", n_heldout, seed=1000, progress=progress)
-    ckpt = _train(out, epochs, threads)
+    ckpt = _train(out, epochs, threads, overrides)
 
     _say(f"batch inference on the {n_heldout} held-out pullbacks")
     infer_out = out / "inference"
@@ -183,10 +190,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m octseg.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("demo_output"), help="demo output folder")
     ap.add_argument("--retrain", action="store_true", help="train again even if a model exists")
+    ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Hydra override for the training job, e.g. loss.weight=[1,1,1,5,1] (repeatable; "
+        "appended after the demo's own, so trainer.max_epochs=16 wins over the default; only "
+        "used when the demo trains, see --retrain)",
+    )
     args = ap.parse_args(argv)
+    for o in args.override:
+        if "=" not in o:
+            ap.error(f"--override {o!r}: expected KEY=VALUE")
     if args.retrain:
         (args.out / "model.ckpt").unlink(missing_ok=True)
-    result = run_demo(args.out)
+    result = run_demo(args.out, overrides=args.override)
     return 1 if result["failed"] else 0
 
 

@@ -1,0 +1,54 @@
+"""octseg.demo: the --override option reaches the training job's Hydra overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from octseg import demo
+
+
+def test_override_option_is_passed_to_run_demo(monkeypatch, tmp_path):
+    seen: dict[str, Any] = {}
+
+    def fake_run_demo(out, **kw):
+        seen.update(out=out, **kw)
+        return {"failed": 0}
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    argv = ["--out", str(tmp_path), "--override", "loss.weight=[1,1,1,5,1]"]
+    argv += ["--override", "trainer.max_epochs=3"]
+    assert demo.main(argv) == 0
+    assert seen["out"] == tmp_path
+    assert list(seen["overrides"]) == ["loss.weight=[1,1,1,5,1]", "trainer.max_epochs=3"]
+
+
+def test_override_without_equals_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(demo, "run_demo", lambda *a, **k: pytest.fail("should not run"))
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["--out", str(tmp_path), "--override", "loss.weight"])
+    assert exc.value.code == 2
+
+
+def test_train_appends_overrides_after_the_demo_defaults(monkeypatch, tmp_path):
+    import octseg.jobs
+
+    calls: list[list[str]] = []
+
+    def fake_run(job: str, overrides: list[str]) -> None:
+        calls.append(list(overrides))
+        run_dir = Path(
+            next(o for o in overrides if o.startswith("hydra.run.dir=")).split("=", 1)[1]
+        )
+        run_dir.mkdir(parents=True)
+        (run_dir / "best.ckpt").write_bytes(b"x")
+
+    monkeypatch.setattr(octseg.jobs, "run", fake_run)
+    ckpt = demo._train(tmp_path, 8, 1, ["trainer.max_epochs=16", "loss.weight=[1,1,1,5,1]"])
+    assert ckpt.read_bytes() == b"x"
+    (ov,) = calls
+    assert ov[0] == "experiment=synthetic"
+    assert ov.index("trainer.max_epochs=8") < ov.index("trainer.max_epochs=16")
+    assert ov[-1] == "loss.weight=[1,1,1,5,1]"
