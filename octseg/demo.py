@@ -127,7 +127,7 @@ def run_demo(
     out_dir: str | Path = "demo_output",
     *,
     n_heldout: int = 2,
-    epochs: int = 8,
+    epochs: int = 16,
     threads: int = 2,
     progress: bool = True,
     overrides: Sequence[str] = (),
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="a Hydra override for the training job, e.g. loss.weight=[1,1,1,5,1] (repeatable; "
-        "appended after the demo's own, so trainer.max_epochs=16 wins over the default; only "
+        "appended after the demo's own, so trainer.max_epochs=24 wins over the default; only "
         "used when the demo trains, see --retrain)",
     )
     args = ap.parse_args(argv)
