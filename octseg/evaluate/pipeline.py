@@ -415,7 +415,29 @@ def _strut_block(rows: _Rows, tolerance_mm: float, kw: dict[str, Any]) -> dict[s
             [bool(r["auto_malapposed"]) for r in pairs_m],
             [bool(r["manual_malapposed"]) for r in pairs_m],
         ),
+        "malapposed_struts": malapposed_struts(rows.struts),
         "measures": _continuous_block(matched, ["distance_mm"], kw),
+    }
+
+
+def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every manual malapposed strut, detected or not (``malapposition`` above counts matched
+    pairs only, so an undetected malapposed strut never lowers its sensitivity): how many the
+    automated reading found malapposed, missed as apposed, or did not detect at all; and how many
+    of its malapposed calls fall on a manual malapposed strut (PPV)."""
+    manual = [r for r in struts if r["manual_malapposed"]]
+    found = sum(1 for r in manual if r["match"] != "manual_only" and r["auto_malapposed"])
+    undetected = sum(1 for r in manual if r["match"] == "manual_only")
+    calls = [r for r in struts if r["auto_malapposed"]]
+    return {
+        "n_manual": len(manual),
+        "found": found,
+        "missed_as_apposed": len(manual) - found - undetected,
+        "undetected": undetected,
+        "sensitivity": stats.proportion(found, len(manual)),
+        "n_auto": len(calls),
+        "auto_without_manual_strut": sum(1 for r in calls if r["match"] == "auto_only"),
+        "ppv": stats.proportion(found, len(calls)),
     }
 
 

@@ -574,6 +574,14 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             f"  malapposition: sensitivity={_fmt(b['sensitivity']['value'])} "
             f"specificity={_fmt(b['specificity']['value'])} kappa={_fmt(b['kappa'])}"
         )
+        if "malapposed_struts" in metrics["struts"]:
+            ms = metrics["struts"]["malapposed_struts"]
+            lines.append(
+                f"  malapposed struts (all manual ones): found {ms['found']} of {ms['n_manual']}"
+                f" (sensitivity={_fmt(ms['sensitivity']['value'])}; missed as apposed "
+                f"{ms['missed_as_apposed']}, undetected {ms['undetected']}), "
+                f"PPV={_fmt(ms['ppv']['value'])}"
+            )
     if "lesions" in metrics:
         sc = metrics["lesions"]["calcium_score"]
         lines.append(

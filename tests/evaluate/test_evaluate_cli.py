@@ -236,3 +236,27 @@ def test_hydra_entry_point(tmp_path: Path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _strict_json(out / "metrics.json")["settings"]["n_bootstrap"] == 200
+
+
+def test_undetected_malapposed_strut_lowers_the_all_strut_sensitivity(tmp_path: Path, capsys):
+    """``struts.malapposition`` compares matched pairs only; ``struts.malapposed_struts`` counts
+    every manual malapposed strut: p2's is not detected at all and p1's is read as apposed."""
+    auto, manual = _tiny(tmp_path)
+    (auto / "p2" / "struts.csv").write_text(
+        "frame,angle_deg,x_mm,y_mm,distance_mm,malapposed\n5,0,1.0,0.0,0.02,0\n10,180,-1.0,0.0,0.0,1\n"
+    )
+    (auto / "p1" / "struts.csv").write_text(
+        "frame,angle_deg,x_mm,y_mm,distance_mm,malapposed\n"
+        "5,0,1.0,0.0,0.02,0\n5,90,0.0,1.0,0.05,0\n10,180,-1.0,0.0,0.0,0\n"
+    )
+    out = tmp_path / "out"
+    args = ["evaluate", "--auto", str(auto), "--manual", str(manual), "--out", str(out)]
+    assert main([*args, "--n-bootstrap", "200"]) == 0
+    st = _strict_json(out / "metrics.json")["struts"]
+    assert st["malapposition"]["fn"] == 1 and st["malapposition"]["tp"] == 0  # p1, matched
+    ms = st["malapposed_struts"]
+    assert (ms["n_manual"], ms["found"], ms["missed_as_apposed"], ms["undetected"]) == (2, 0, 1, 1)
+    assert ms["sensitivity"]["value"] == 0.0
+    assert (ms["n_auto"], ms["auto_without_manual_strut"]) == (1, 1)  # p2's frame-10 call
+    assert ms["ppv"]["value"] == 0.0
+    assert "malapposed struts (all manual ones): found 0 of 2" in capsys.readouterr().out
