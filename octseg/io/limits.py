@@ -181,7 +181,8 @@ def npz_members(path: str | Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]
             for name in zf.namelist():
                 key = name[:-4] if name.endswith(".npy") else name
                 with zf.open(name) as fh:
-                    out[key] = _npy_header(fh)
+                    shape, _, dtype = npy_header(fh)
+                    out[key] = (shape, dtype)
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
         raise InputError(path, f"not a readable npz ({type(exc).__name__}: {exc})") from None
     for key, (_, dtype) in out.items():
@@ -192,11 +193,6 @@ def npz_members(path: str | Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]
                 "numeric arrays and never unpickles",
             )
     return out
-
-
-def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype]:
-    shape, _, dtype = npy_header(fh)
-    return shape, dtype
 
 
 def check_npz_total(path: str | Path, members: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:

@@ -421,11 +421,7 @@ def _html_categories(metrics: dict[str, Any]) -> list[str]:
             "<th>sensitivity [95% CI]</th><th>specificity [95% CI]</th><th>Cohen's κ [95% CI]</th></tr>"
         )
         for name, b in cats:
-            kap = (
-                _fmt(b["kappa"]) + _ci(b["kappa_ci"], 2)
-                if b["kappa"] is not None
-                else ("<span class=note>" + html.escape(b.get("note", "–")) + "</span>")
-            )
+            kap = _kappa_cell(b)
             add(
                 f"<tr><td class=l>{html.escape(name)}</td><td>{b['n']}</td><td>{_fmt(b['agreement'])}</td>"
                 f"<td>{_prop(b['sensitivity'])}</td><td>{_prop(b['specificity'])}</td><td>{kap}</td></tr>"
@@ -435,6 +431,13 @@ def _html_categories(metrics: dict[str, Any]) -> list[str]:
             "specificity.</p>"
         )
     return h
+
+
+def _kappa_cell(k: dict[str, Any]) -> str:
+    """κ with its 95% CI, or the note saying why there is none."""
+    if k["kappa"] is None:
+        return "<span class=note>" + html.escape(k.get("note", "–")) + "</span>"
+    return _fmt(k["kappa"]) + _ci(k["kappa_ci"], 2)
 
 
 def _html_calcium(metrics: dict[str, Any]) -> list[str]:
@@ -451,20 +454,14 @@ def _html_calcium(metrics: dict[str, Any]) -> list[str]:
                 "<th>κ quadratic [95% CI]</th></tr>"
             )
             kl, kq = sc["kappa_linear"], sc["kappa_quadratic"]
-
-            def kcell(k: dict[str, Any]) -> str:
-                if k["kappa"] is None:
-                    return "<span class=note>" + html.escape(k.get("note", "–")) + "</span>"
-                return _fmt(k["kappa"]) + _ci(k["kappa_ci"], 2)
-
             add(
                 f"<tr><td class=l>OCT calcium score (0–4)</td><td>{sc['n']}</td>"
                 f"<td>{_fmt(sc['exact_agreement'])}</td><td>{_fmt(sc['within_one_point'])}</td>"
-                f"<td>{kcell(kl)}</td><td>{kcell(kq)}</td></tr>"
+                f"<td>{_kappa_cell(kl)}</td><td>{_kappa_cell(kq)}</td></tr>"
             )
             add(
                 f"<tr><td class=l>spotty / macro</td><td>{kd['n']}</td><td>{_fmt(kd['agreement'])}</td>"
-                f"<td>–</td><td colspan=2>unweighted κ {kcell(kd)}</td></tr></table>"
+                f"<td>–</td><td colspan=2>unweighted κ {_kappa_cell(kd)}</td></tr></table>"
             )
     return h
 

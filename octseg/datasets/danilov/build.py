@@ -28,7 +28,8 @@ masks (channel 0 = lumen including the catheter, interpolated across the guidewi
    ``gap_frames`` frames; each block is its own pseudo-pullback folder and ``split.json`` names
    which is which.
 
-Run ``python -m octseg.datasets.danilov.build build SRC OUT`` and\n``python -m octseg.datasets.danilov.build evaluate CKPT OUT`` (see ``--help``).
+Run ``python -m octseg.datasets.danilov.build build SRC OUT`` and
+``python -m octseg.datasets.danilov.build evaluate CKPT OUT`` (see ``--help``).
 """
 
 from __future__ import annotations
