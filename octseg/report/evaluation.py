@@ -396,7 +396,25 @@ def _html_detection(metrics: dict[str, Any]) -> list[str]:
                 f"<td>{_fmt(d['f1'])}</td></tr>"
             )
         add("</table>")
+    h += _html_malapposed_struts(metrics)
     return h
+
+
+def _html_malapposed_struts(metrics: dict[str, Any]) -> list[str]:
+    """Every manual malapposed strut, detected or not (the yes/no table below counts matched
+    pairs only)."""
+    ms = metrics.get("struts", {}).get("malapposed_struts")
+    if not ms:
+        return []
+    return [
+        "<h3>Manual malapposed struts, detected or not</h3><table><tr><th>manual malapposed</th>"
+        "<th>found malapposed</th><th>read as apposed</th><th>not detected</th>"
+        "<th>sensitivity [95% CI]</th><th>auto malapposed calls</th>"
+        "<th>calls without a manual strut</th><th>PPV [95% CI]</th></tr>",
+        f"<tr><td>{ms['n_manual']}</td><td>{ms['found']}</td><td>{ms['missed_as_apposed']}</td>"
+        f"<td>{ms['undetected']}</td><td>{_prop(ms['sensitivity'])}</td><td>{ms['n_auto']}</td>"
+        f"<td>{ms['auto_without_manual_strut']}</td><td>{_prop(ms['ppv'])}</td></tr></table>",
+    ]
 
 
 def _html_categories(metrics: dict[str, Any]) -> list[str]:

@@ -260,3 +260,6 @@ def test_undetected_malapposed_strut_lowers_the_all_strut_sensitivity(tmp_path: 
     assert (ms["n_auto"], ms["auto_without_manual_strut"]) == (1, 1)  # p2's frame-10 call
     assert ms["ppv"]["value"] == 0.0
     assert "malapposed struts (all manual ones): found 0 of 2" in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    assert "Manual malapposed struts, detected or not" in page
+    assert "<td>2</td><td>0</td><td>1</td><td>1</td>" in page  # manual, found, apposed, undetected
