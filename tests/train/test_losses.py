@@ -1,0 +1,116 @@
+"""octseg.train.losses: the per-A-line calcium presence term added to MONAI's DiceCELoss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.losses import DeepSupervisionLoss, DiceCELoss
+from omegaconf import OmegaConf
+
+from octseg.train.engine import build_loss
+from octseg.train.losses import ALineDiceCELoss, aline_presence
+
+N_CLASSES = 5
+CALCIUM = 2  # channel of calcium in the default 5-class schema
+KW = {"to_onehot_y": True, "softmax": True, "batch": True, "include_background": True}
+
+
+def _target() -> torch.Tensor:
+    """(1, 1, A=16, R=20): lumen near the catheter, a calcium band on A-lines 4..7, depth 10..13."""
+    y = torch.zeros(1, 1, 16, 20)
+    y[..., :5] = 1
+    y[:, :, 4:8, 10:14] = CALCIUM
+    return y
+
+
+def _logits(labels: torch.Tensor, margin: float = 4.0) -> torch.Tensor:
+    """Confident logits (``margin`` for the given class, 0 for the others)."""
+    onehot = torch.nn.functional.one_hot(labels[:, 0].long(), N_CLASSES).permute(0, 3, 1, 2)
+    return onehot.float() * margin
+
+
+def test_zero_weight_is_exactly_dice_ce() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(2, N_CLASSES, 16, 20), _target().repeat(2, 1, 1, 1)
+    w = torch.tensor([1.0, 1.0, 2.0, 5.0, 1.0])
+    ours = ALineDiceCELoss(lambda_aline=0.0, weight=w, **KW)(x, y)
+    base = DiceCELoss(weight=w, **KW)(x, y)
+    torch.testing.assert_close(ours, base, rtol=0, atol=1e-7)
+
+
+def test_differentiable_and_term_adds_gradient() -> None:
+    torch.manual_seed(1)
+    x = torch.randn(2, N_CLASSES, 16, 20, requires_grad=True)
+    y = _target().repeat(2, 1, 1, 1)
+    ALineDiceCELoss(lambda_aline=1.0, **KW)(x, y).backward()
+    g_ours = x.grad.clone()
+    x.grad = None
+    DiceCELoss(**KW)(x, y).backward()
+    assert torch.isfinite(g_ours).all()
+    # the presence term moves the calcium channel's gradient (by more than rounding)
+    assert (g_ours[:, CALCIUM] - x.grad[:, CALCIUM]).abs().max() > 1e-4
+
+
+def test_band_continued_one_aline_past_the_end_costs_more() -> None:
+    y = _target()
+    exact = _logits(y)
+    over = y.clone()
+    over[:, :, 8, 11:13] = CALCIUM  # half the band's depth on the next A-line, as the net does
+    continued = _logits(over)
+    base, ours = DiceCELoss(**KW), ALineDiceCELoss(lambda_aline=1.0, **KW)
+    base_gap = float(base(continued, y) - base(exact, y))
+    ours_gap = float(ours(continued, y) - ours(exact, y))
+    assert base_gap > 0
+    # the presence term adds (BCE(p_over, 0) - BCE(p_exact, 0)) / A, p the extra A-line's peak
+    # calcium probability: the whole A-line is charged, not 2 of its 20 pixels
+    p_over = torch.softmax(continued[0, :, 8, 11], 0)[CALCIUM]
+    p_exact = torch.softmax(exact[0, :, 8, 11], 0)[CALCIUM]
+    added = float(torch.log(1 - p_exact) - torch.log(1 - p_over)) / 16
+    assert ours_gap - base_gap == pytest.approx(added, abs=1e-5)
+    assert ours_gap > 2 * base_gap
+
+
+def test_presence_reads_class_indices_one_hot_and_resized_floats() -> None:
+    y = _target()
+    expected = torch.zeros(1, 16)
+    expected[0, 4:8] = 1
+    torch.testing.assert_close(aline_presence(y, CALCIUM), expected)
+    onehot = torch.nn.functional.one_hot(y[:, 0].long(), N_CLASSES).permute(0, 3, 1, 2)
+    torch.testing.assert_close(aline_presence(onehot.float(), CALCIUM), expected)
+    half = torch.nn.functional.interpolate(y, size=(8, 10), mode="nearest")
+    torch.testing.assert_close(aline_presence(half, CALCIUM), expected[:, ::2])
+
+
+def test_works_with_deep_supervision_through_build_loss() -> None:
+    cfg = OmegaConf.create(
+        {
+            "loss": {
+                "_target_": "octseg.train.losses.ALineDiceCELoss",
+                **KW,
+                "lambda_aline": 1.0,
+                "weight": [1, 1, 2, 5, 1],
+            }
+        }
+    )
+    loss = build_loss(cfg, N_CLASSES, deep_supervision=True)
+    assert isinstance(loss, DeepSupervisionLoss) and isinstance(loss.loss, ALineDiceCELoss)
+    torch.manual_seed(2)
+    y = _target().repeat(2, 1, 1, 1)
+    outs = [
+        torch.randn(2, N_CLASSES, 16, 20, requires_grad=True),
+        torch.randn(2, N_CLASSES, 8, 10, requires_grad=True),
+    ]
+    total = loss(outs, y)
+    total.backward()
+    assert all(o.grad is not None and torch.isfinite(o.grad).all() for o in outs)
+    # = the exp-weighted sum of the loss at each level (target resized as MONAI does)
+    y_half = torch.nn.functional.interpolate(y, size=(8, 10), mode=loss.interp_mode)
+    expected = loss.loss(outs[0], y) + 0.5 * loss.loss(outs[1], y_half)
+    torch.testing.assert_close(total, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="lambda_aline"):
+        ALineDiceCELoss(lambda_aline=-1.0, **KW)
+    with pytest.raises(ValueError, match="aline_channels"):
+        ALineDiceCELoss(aline_channels=[7], **KW)(torch.randn(1, 5, 4, 4), torch.zeros(1, 1, 4, 4))
