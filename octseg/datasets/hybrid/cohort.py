@@ -30,7 +30,8 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,20 @@ from octseg.core import atomic
 from octseg.core.classes import GUIDEWIRE
 from octseg.core.errors import InputError
 from octseg.core.polar import wrap_pi
+from octseg.datasets.hybrid.distractors import (
+    BranchSpec,
+    LipidSpec,
+    branch_sector_deg,
+    insert_branch,
+    insert_lipid,
+    lipid_columns,
+)
 from octseg.datasets.hybrid.insert import (
     TWO_PI,
     CalciumSpec,
     LumenGeometry,
     StrutSpec,
-    calcium_columns,
+    calcium_margin,
     dilate_periodic,
     guidewire_sector,
     insert_calcium,
@@ -53,6 +62,7 @@ from octseg.datasets.hybrid.insert import (
     lumen_geometry,
     strut_row,
 )
+from octseg.datasets.hybrid.truth import shape_calcium_columns, union_margin
 from octseg.geometry.tables import FRAME_COLUMNS, write_measurements
 from octseg.io.labels import LabelFile, load_labels, save_labels
 
@@ -67,6 +77,15 @@ class CalciumLesion:
     thickness_mm: float  # at the middle of the lesion
     drift_deg_per_frame: float = 0.0
     contrast: float = 0.35
+    kind: str = "superficial"  # superficial | deep | nodule (docs/real_data.md, section 2)
+    end_power: float = 4.0
+    irregularity: float = 0.0
+    shape_seed: int = 0
+    bulge_mm: float = 0.0  # at the middle of the lesion (nodules)
+    heterogeneity: float = 0.25
+    texture_scale: float = 1.0
+    edge_px: float = 1.0
+    rim: float = 0.0
 
     def at(self, frame: int) -> CalciumSpec | None:
         if not self.start <= frame < self.stop:
@@ -79,7 +98,80 @@ class CalciumLesion:
             depth_mm=self.depth_mm,
             thickness_mm=self.thickness_mm * (0.5 + 0.5 * w),
             contrast=self.contrast,
+            end_power=self.end_power,
+            irregularity=self.irregularity,
+            shape_seed=self.shape_seed * 1000 + frame,
+            bulge_mm=self.bulge_mm * w,
+            heterogeneity=self.heterogeneity,
+            texture_scale=self.texture_scale,
+            edge_px=self.edge_px,
+            rim=self.rim,
         )
+
+
+@dataclass
+class LipidLesion:
+    """A lipid core under a fibrous cap over frames ``[start, stop)`` (a distractor: not
+    calcium); arc and core swell to the middle, the cap is thinnest at the middle frame."""
+
+    start: int
+    stop: int
+    center_deg: float
+    arc_deg: float
+    cap_min_um: float  # at the middle frame
+    cap_max_um: float
+    core_thickness_mm: float
+    cap_min_offset: float = 0.0  # thinnest cap's direction, -1..1 of the usable half arc
+    drift_deg_per_frame: float = 0.0
+    cap_boost: float = 0.4
+    diffuse_mm: float = 0.08
+    attenuation_mm: float = 0.15
+    floor: float = 0.08
+
+    def at(self, frame: int) -> LipidSpec | None:
+        if not self.start <= frame < self.stop:
+            return None
+        n = self.stop - self.start
+        w = math.sin(math.pi * (frame - self.start + 0.5) / n) ** 0.5
+        arc = self.arc_deg * (0.5 + 0.5 * w)
+        cap_min = self.cap_min_um + (self.cap_max_um - self.cap_min_um) * 0.5 * (1 - w)
+        centre = (self.center_deg + self.drift_deg_per_frame * (frame - self.start)) % 360
+        return _lipid_spec(self, centre, arc, cap_min, self.core_thickness_mm * (0.5 + 0.5 * w))
+
+
+def _lipid_spec(les: LipidLesion, centre: float, arc: float, cap_min: float, core: float):
+    usable = max(arc / 2 - 4.0 - 2.5, 0.0)
+    return LipidSpec(
+        center_deg=centre,
+        arc_deg=arc,
+        cap_min_um=cap_min,
+        cap_max_um=max(les.cap_max_um, cap_min),
+        core_thickness_mm=core,
+        cap_min_deg=(centre + les.cap_min_offset * usable) % 360,
+        cap_boost=les.cap_boost,
+        diffuse_mm=les.diffuse_mm,
+        attenuation_mm=les.attenuation_mm,
+        floor=les.floor,
+    )
+
+
+@dataclass
+class SideBranch:
+    """A side branch over frames ``[start, stop)``: it opens, widens and closes again."""
+
+    start: int
+    stop: int
+    center_deg: float
+    radius_mm: float  # at the middle frame
+    offset: float = 0.6
+    rim: float = 0.35
+
+    def at(self, frame: int) -> BranchSpec | None:
+        if not self.start <= frame < self.stop:
+            return None
+        n = self.stop - self.start
+        w = math.sin(math.pi * (frame - self.start + 0.5) / n)
+        return BranchSpec(self.center_deg, self.radius_mm * (0.4 + 0.6 * w), self.offset, self.rim)
 
 
 @dataclass
@@ -124,35 +216,118 @@ class Stent:
         return out
 
 
+CALCIUM_KINDS = {"superficial": 0.55, "deep": 0.25, "nodule": 0.2}
+
+
+def draw_calcium(rng: np.random.Generator, start: int, stop: int) -> CalciumLesion:
+    """One calcium lesion of a random kind, shape and look (ranges: docs/real_data.md)."""
+    kinds = list(CALCIUM_KINDS)
+    kind = str(rng.choice(kinds, p=list(CALCIUM_KINDS.values())))
+    les = CalciumLesion(
+        start=start,
+        stop=stop,
+        center_deg=float(rng.uniform(0, 360)),
+        arc_deg=float(rng.uniform(40, 240)),
+        depth_mm=float(rng.uniform(0.03, 0.35)),
+        thickness_mm=float(rng.uniform(0.2, 0.9)),
+        drift_deg_per_frame=float(rng.uniform(-2, 2)),
+        contrast=float(rng.uniform(0.15, 0.65)),
+        kind=kind,
+        end_power=float(rng.choice([2.0, 4.0, 8.0])),
+        irregularity=float(rng.choice([0.0, rng.uniform(0.1, 0.5)])),
+        shape_seed=int(rng.integers(0, 2**31)),
+        heterogeneity=float(rng.uniform(0.1, 0.6)),
+        texture_scale=float(rng.uniform(0.5, 2.0)),
+        edge_px=float(rng.uniform(1.0, 2.0)),
+    )
+    if kind == "deep":  # under thick intima
+        les.depth_mm = float(rng.uniform(0.4, 0.9))
+        les.thickness_mm = float(rng.uniform(0.2, 0.6))
+    elif kind == "nodule":  # bulging into the lumen
+        les.depth_mm = 0.0
+        les.arc_deg = float(rng.uniform(30, 100))
+        les.bulge_mm = float(rng.uniform(0.15, 0.45))
+        les.thickness_mm = float(rng.uniform(0.3, 0.7))
+        les.rim = float(rng.uniform(0.3, 1.0))
+        les.end_power = 2.0
+    return les
+
+
 def draw_lesions(
-    rng: np.random.Generator, n_frames: int, max_lesions: int = 2
+    rng: np.random.Generator, n_frames: int, max_lesions: int = 4
 ) -> list[CalciumLesion]:
-    """Random, non-overlapping calcium lesions over ``n_frames`` frames."""
+    """Random calcium lesions over ``n_frames`` frames: 1..``max_lesions`` runs that may share
+    frames (several lesions per frame: their arcs are kept apart when inserted)."""
     out: list[CalciumLesion] = []
-    taken = np.zeros(n_frames, dtype=bool)
     for _ in range(int(rng.integers(1, max_lesions + 1))):
-        length = int(rng.integers(min(8, n_frames), max(min(36, n_frames), 9)))
+        length = int(rng.integers(min(6, n_frames), max(min(36, n_frames), 7)))
         length = min(length, n_frames)
-        for _try in range(10):
-            s = int(rng.integers(0, n_frames - length + 1))
-            if not taken[max(s - 3, 0) : s + length + 3].any():
-                break
-        else:
+        s = int(rng.integers(0, n_frames - length + 1))
+        out.append(draw_calcium(rng, s, s + length))
+    return out
+
+
+def _free_run(rng, taken: np.ndarray, length: int, gap: int = 2) -> int | None:
+    """Start of a run of ``length`` frames at least ``gap`` frames from every taken frame."""
+    n = taken.size
+    for _try in range(20):
+        s = int(rng.integers(0, max(n - length, 0) + 1))
+        if not taken[max(s - gap, 0) : s + length + gap].any():
+            return s
+    return None
+
+
+def draw_distractors(
+    rng: np.random.Generator, n_frames: int, lesions: list[CalciumLesion]
+) -> tuple[list[LipidLesion], list[SideBranch]]:
+    """Lipid lesions (0-2) and side branches (0-2) in frames without calcium (2 frames apart),
+    so that the model sees them as the only signal-poor regions of a frame."""
+    taken = np.zeros(n_frames, dtype=bool)
+    for les in lesions:
+        taken[les.start : les.stop] = True
+    lipids: list[LipidLesion] = []
+    for _ in range(int(rng.integers(0, 3))):
+        length = min(int(rng.integers(5, 26)), n_frames)
+        s = _free_run(rng, taken, length)
+        if s is None:
             continue
         taken[s : s + length] = True
-        out.append(
-            CalciumLesion(
+        cap_min = float(rng.choice([rng.uniform(30, 65), rng.uniform(65, 250)]))
+        lipids.append(
+            LipidLesion(
                 start=s,
                 stop=s + length,
                 center_deg=float(rng.uniform(0, 360)),
-                arc_deg=float(rng.uniform(50, 240)),
-                depth_mm=float(rng.uniform(0.08, 0.4)),
-                thickness_mm=float(rng.uniform(0.25, 0.9)),
+                arc_deg=float(rng.uniform(60, 220)),
+                cap_min_um=cap_min,
+                cap_max_um=cap_min + float(rng.uniform(20, 200)),
+                core_thickness_mm=float(rng.uniform(0.3, 0.9)),
+                cap_min_offset=float(rng.uniform(-1, 1)),
                 drift_deg_per_frame=float(rng.uniform(-2, 2)),
-                contrast=float(rng.uniform(0.25, 0.5)),
+                cap_boost=float(rng.uniform(0.15, 0.6)),
+                diffuse_mm=float(rng.uniform(0.05, 0.15)),
+                attenuation_mm=float(rng.uniform(0.08, 0.25)),
+                floor=float(rng.uniform(0.03, 0.15)),
             )
         )
-    return out
+    branches: list[SideBranch] = []
+    for _ in range(int(rng.integers(0, 3))):
+        length = min(int(rng.integers(3, 9)), n_frames)
+        s = _free_run(rng, taken, length)
+        if s is None:
+            continue
+        taken[s : s + length] = True
+        branches.append(
+            SideBranch(
+                start=s,
+                stop=s + length,
+                center_deg=float(rng.uniform(0, 360)),
+                radius_mm=float(rng.uniform(0.4, 1.1)),
+                offset=float(rng.uniform(0.3, 0.8)),
+                rim=float(rng.uniform(0.1, 0.5)),
+            )
+        )
+    return lipids, branches
 
 
 def draw_stent(rng: np.random.Generator, n_frames: int) -> Stent | None:
@@ -201,26 +376,33 @@ def field_bins(
 ) -> np.ndarray:
     """Half-degree bins about the centroid where the calcium would leave the imaged field
     (or where the lumen itself reaches it: a side branch, no wall to put calcium in)."""
+    extent = spec.depth_mm + spec.thickness_mm * (1 + 1.5 * spec.irregularity)
+    return extent_bins(g, extent, field_mm, margin_mm)
+
+
+def extent_bins(g: LumenGeometry, extent_mm: float, field_mm: float, margin_mm: float = 0.3):
+    """Half-degree bins about the centroid where an insert reaching ``extent_mm`` behind the
+    lumen contour would leave the field (or where the lumen reaches the field's edge)."""
     phi = (np.arange(720) + 0.5) * (math.pi / 360)
     rho = g.rho(phi)
-    outer = rho + spec.depth_mm + spec.thickness_mm
+    outer = rho + extent_mm
     pts = g.centroid[None, :] + outer[:, None] * np.stack([np.sin(phi), np.cos(phi)], 1)
     edge = g.centroid[None, :] + rho[:, None] * np.stack([np.sin(phi), np.cos(phi)], 1)
     return (np.hypot(*pts.T) > field_mm - margin_mm) | (np.hypot(*edge.T) > field_mm - 0.6)
 
 
-def trim_arc(
-    spec: CalciumSpec, forbidden: np.ndarray, min_arc_deg: float = 10.0
-) -> CalciumSpec | None:
-    """The largest part of ``spec``'s arc outside the forbidden half-degree bins (or None)."""
+def trim_sector(
+    center_deg: float, arc_deg: float, forbidden: np.ndarray, min_arc_deg: float = 10.0
+) -> tuple[float, float] | None:
+    """The largest part (centre, arc) of an arc outside the forbidden half-degree bins."""
     if not forbidden.any():
-        return spec
-    n = int(np.floor(spec.arc_deg * 2))
-    start = spec.center_deg - spec.arc_deg / 2
+        return center_deg, arc_deg
+    n = int(np.floor(arc_deg * 2))
+    start = center_deg - arc_deg / 2
     dirs = start + 0.25 + 0.5 * np.arange(n)  # half-degree samples along the arc
     ok = ~forbidden[np.floor(dirs * 2).astype(int) % 720]
     if ok.all():
-        return spec
+        return center_deg, arc_deg
     best, cur, best_end = 0, 0, -1
     for i, v in enumerate(ok):
         cur = cur + 1 if v else 0
@@ -230,8 +412,26 @@ def trim_arc(
     if arc < min_arc_deg:
         return None
     i0 = best_end - best + 1
-    centre = start + 0.25 * (i0 + best_end + 1)
-    return CalciumSpec(centre % 360, arc, spec.depth_mm, spec.thickness_mm, spec.contrast)
+    return (start + 0.25 * (i0 + best_end + 1)) % 360, arc
+
+
+def trim_arc(
+    spec: CalciumSpec, forbidden: np.ndarray, min_arc_deg: float = 10.0
+) -> CalciumSpec | None:
+    """The largest part of ``spec``'s arc outside the forbidden half-degree bins (or None)."""
+    t = trim_sector(spec.center_deg, spec.arc_deg, forbidden, min_arc_deg)
+    if t is None:
+        return None
+    if t == (spec.center_deg, spec.arc_deg):
+        return spec
+    return replace(spec, center_deg=t[0], arc_deg=t[1])
+
+
+def arc_bins(center_deg: float, arc_deg: float, margin_deg: float = 0.0) -> np.ndarray:
+    """Half-degree bins covered by an arc widened by ``margin_deg`` on each side."""
+    half = arc_deg / 2 + margin_deg
+    d = np.abs(((np.arange(720) + 0.5) / 2 - center_deg + 180) % 360 - 180)
+    return d <= half
 
 
 def label_guidewire(labels: np.ndarray, shadow: np.ndarray) -> np.ndarray:
@@ -266,18 +466,23 @@ def make_hybrid(
     rng: np.random.Generator,
     *,
     frame_spacing_mm: float,
+    lipids: list[LipidLesion] | None = None,
+    branches: list[SideBranch] | None = None,
     threshold_mm: float = 0.09,
     avoid_guidewire: bool = True,
     label_margin_alines: int = 1,
+    record: list[dict] | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
-    """Insert lesions and stent into real polar frames ``(F, A, R)`` (grey in [0, 1]).
+    """Insert calcium lesions, lipid, side branches and a stent into real polar frames
+    ``(F, A, R)`` (grey in [0, 1]).
 
     With ``avoid_guidewire`` the detected guidewire shadow (widened by ``label_margin_alines``
     A-lines) is labelled class 4 from the lumen border outward, and inserts keep 4 more A-lines
     (and 3 degrees) away from it. Returns new images (float32), labels, and the true
-    ``frames.csv`` / ``struts.csv`` rows (the lumen columns: the real labels measured by
-    octseg.geometry).
+    ``frames.csv`` / ``struts.csv`` rows (the lumen columns: the label frame before the stent
+    and class 4 measured by octseg.geometry, i.e. the real lumen, or the lumen a nodule dented).
+    ``record`` (if given) receives one dict per frame naming what was inserted.
     """
     from tqdm import tqdm
 
@@ -294,9 +499,26 @@ def make_hybrid(
         shadow, forbidden = _guidewire_guard(img, lab, g, ps, avoid_guidewire, label_margin_alines)
         row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
         row.update(real_lumen[f])
-        img, lab = _insert_lesion(img, lab, g, lesions, f, forbidden, ps, rng, row)
+        img, lab, ca = _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng)
+        no_strut = forbidden.copy()
+        if ca:
+            g, cols = _calcium_truth(lab, g, ca, ps, frame_spacing_mm, img.shape[1])
+            row.update(cols)
+            no_strut |= _union_bins(
+                [arc_bins(s.center_deg, s.arc_deg, 5) for s in ca if s.bulge_mm]
+            )
+        img, lab, lp = _insert_lipid(img, lab, g, lipids or [], f, forbidden, ps)
+        if lp is not None:
+            row.update(lipid_columns(lp))
+            row["tcfa"] = int(_is_tcfa(lp))
+            no_strut |= arc_bins(lp.center_deg, lp.arc_deg, 5)
+        br = [b.at(f) for b in branches or [] if b.at(f) is not None]
+        br = [b for b in br if not forbidden[int(b.center_deg * 2) % 720]]
+        for b in br:
+            img = insert_branch(img, lab, g, b, rng)
+            no_strut |= arc_bins(*branch_sector_deg(g, b), 3)
         if stent is not None and stent.start <= f < stent.stop:
-            img, lab, rows = _insert_stent(img, lab, g, stent.struts(f, rng), forbidden, ps, rng)
+            img, lab, rows = _insert_stent(img, lab, g, stent.struts(f, rng), no_strut, ps, rng)
             pts = np.array([p for p, _, _ in rows]).reshape(-1, 2)
             dists = np.array([d for _, d, _ in rows])
             row.update(stent_columns(g, pts, dists, threshold_mm))
@@ -304,9 +526,51 @@ def make_hybrid(
         if shadow.any():  # class 4 behind the lumen border on the shadow's A-lines
             lab = label_guidewire(lab, shadow)
         frame_rows.append({k: v for k, v in row.items() if k in FRAME_COLUMNS})
+        if record is not None:
+            record.append(_frame_record(f, ca, lp, br))
         out_img[f] = img
         out_lab[f] = lab
     return out_img, out_lab, frame_rows, strut_rows
+
+
+def _union_bins(masks: list[np.ndarray]) -> np.ndarray:
+    return np.logical_or.reduce(masks) if masks else np.zeros(720, dtype=bool)
+
+
+def _frame_record(f: int, ca: list[CalciumSpec], lp: LipidSpec | None, br: list) -> dict:
+    return {
+        "frame": f,
+        "calcium": len(ca),
+        "nodule": sum(s.bulge_mm > 0 for s in ca),
+        "deep": sum(s.depth_mm >= 0.4 for s in ca),
+        "lipid": lp is not None,
+        "branch": len(br),
+    }
+
+
+def _is_tcfa(spec: LipidSpec) -> bool:
+    from octseg.geometry.settings import GeometrySettings
+
+    s = GeometrySettings()
+    return spec.cap_min_um < s.tcfa_cap_um and spec.arc_deg > s.tcfa_arc_deg
+
+
+def _calcium_truth(lab, g0, specs, ps, fs, n_samples) -> tuple[LumenGeometry, dict]:
+    """The frame's lumen after the calcium (a nodule dents it: the label frame re-measured)
+    and the true calcium columns of the continuous shapes (placed about ``g0``) about that
+    lumen (:func:`octseg.datasets.hybrid.truth.shape_calcium_columns`)."""
+    g = g0
+    cols: dict[str, Any] = {}
+    if any(s.bulge_mm > 0 for s in specs):
+        g = lumen_geometry(lab, ps)
+        cols.update(real_lumen_columns(lab[None], ps, fs)[0])
+    margin = union_margin([partial(_shape_margin, g0, s) for s in specs])
+    cols.update(shape_calcium_columns(g, margin, (n_samples - 0.5) * ps, step_mm=ps / 2))
+    return g, cols
+
+
+def _shape_margin(g: LumenGeometry, spec: CalciumSpec, y: np.ndarray, x: np.ndarray):
+    return calcium_margin(g, spec, y, x)[0]
 
 
 def _guidewire_guard(img, lab, g, ps, avoid: bool, margin: int) -> tuple[np.ndarray, np.ndarray]:
@@ -321,20 +585,57 @@ def _guidewire_guard(img, lab, g, ps, avoid: bool, margin: int) -> tuple[np.ndar
     return shadow, forbidden
 
 
-def _insert_lesion(img, lab, g, lesions, f, forbidden, ps, rng, row) -> tuple[np.ndarray, ...]:
-    """The first lesion present at frame ``f`` (lesions never share frames: draw_lesions keeps
-    them apart), trimmed off the guidewire and the field's edge; its truth columns into ``row``."""
+MIN_NODULE_RADIUS_MM = 0.8  # a nodule's surface keeps this far from the catheter centre
+
+
+def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng) -> tuple:
+    """Every lesion present at frame ``f``, trimmed off the guidewire, the field's edge and the
+    lesions already inserted (10 degrees apart), all placed about the frame's real lumen ``g``;
+    returns (image, labels, the specs inserted)."""
+    taken = forbidden.copy()
+    field = (img.shape[1] - 1) * ps
+    done: list[CalciumSpec] = []
     for les in lesions:
         spec = les.at(f)
-        if spec is not None:
-            field = field_bins(g, spec, (img.shape[1] - 1) * ps)
-            spec = trim_arc(spec, forbidden | field)
         if spec is None:
             continue
+        spec = trim_arc(spec, taken | field_bins(g, spec, field))
+        if spec is None or (spec.bulge_mm > 0 and not _nodule_fits(g, spec)):
+            continue
         img, lab = insert_calcium(img, lab, g, spec, rng)
-        row.update(calcium_columns(g, spec))
-        break
-    return img, lab
+        done.append(spec)
+        taken |= arc_bins(spec.center_deg, spec.arc_deg, 10.0)
+    return img, lab, done
+
+
+def _nodule_fits(g: LumenGeometry, spec: CalciumSpec) -> bool:
+    """The nodule's top stays clear of the catheter and sheath."""
+    phi = math.radians(spec.center_deg) + np.linspace(-1, 1, 61) * math.radians(spec.arc_deg) / 2
+    r = g.rho(phi) - spec.bulge_mm
+    y = g.centroid[0] + r * np.sin(phi)
+    x = g.centroid[1] + r * np.cos(phi)
+    return bool(np.hypot(y, x).min() > MIN_NODULE_RADIUS_MM)
+
+
+def _insert_lipid(img, lab, g, lipids, f, forbidden, ps) -> tuple:
+    """The first lipid lesion present at frame ``f``, trimmed off the guidewire and the field's
+    edge (the thinnest cap kept inside the trimmed arc); (image, labels, spec or None)."""
+    field = (img.shape[1] - 1) * ps
+    for les in lipids:
+        spec = les.at(f)
+        if spec is None:
+            continue
+        extent = spec.cap_max_um / 1000 + spec.core_thickness_mm
+        t = trim_sector(
+            spec.center_deg, spec.arc_deg, forbidden | extent_bins(g, extent, field), 20.0
+        )
+        if t is None:
+            continue
+        if t != (spec.center_deg, spec.arc_deg):
+            spec = _lipid_spec(les, t[0], t[1], spec.cap_min_um, spec.core_thickness_mm)
+        img, lab = insert_lipid(img, lab, g, spec)
+        return img, lab, spec
+    return img, lab, None
 
 
 def _insert_stent(img, lab, g, struts, forbidden, ps, rng) -> tuple[np.ndarray, np.ndarray, list]:
@@ -407,6 +708,8 @@ def hybrid_from_real(
     images = pb.read()
     lesions = draw_lesions(rng, pb.n_frames)
     stent = draw_stent(rng, pb.n_frames)
+    lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
+    record: list[dict] = []
     img, lab, rows, struts = make_hybrid(
         images,
         lf.labels,
@@ -415,7 +718,10 @@ def hybrid_from_real(
         stent,
         rng,
         frame_spacing_mm=pb.frame_spacing_mm,
+        lipids=lipids,
+        branches=branches,
         threshold_mm=threshold_mm,
+        record=record,
         progress=progress,
     )
     params = {
@@ -425,8 +731,15 @@ def hybrid_from_real(
             "detected per frame and labelled class 4 from the lumen border outward; calcium "
             "trimmed and struts dropped near it"
         ),
+        "side_branches": (
+            "image only: the branch stays background and the lumen is closed across its "
+            "ostium (the expert's convention on the real pullback)"
+        ),
         "lesions": [asdict(x) for x in lesions],
+        "lipid_lesions": [asdict(x) for x in lipids],
+        "branches": [asdict(x) for x in branches],
         "stent": asdict(stent) if stent is not None else None,
+        "frames": record,
     }
     write_pullback(
         out_dir, img, lab, pb.pixel_spacing_mm, pb.frame_spacing_mm, rows, struts, params

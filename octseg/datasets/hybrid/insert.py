@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from octseg.core.classes import BACKGROUND, CALCIUM, STRUT
+from octseg.core.classes import BACKGROUND, CALCIUM, LUMEN, STRUT
 from octseg.core.contour import closed_catmull_rom, sort_by_angle
 from octseg.core.polar import wrap_pi
 from octseg.geometry.lumen_contour import FrameLumen
@@ -139,19 +139,78 @@ def dilate_periodic(mask: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CalciumSpec:
-    """One frame's calcium: arc about the lumen centroid, depth and thickness behind the contour."""
+    """One calcium region: arc about the lumen centroid, depth and thickness behind the contour,
+    and its look.
+
+    Shape: ``end_power`` rounds the ends (2: rounded, 8: nearly square); ``irregularity``
+    (0-0.6) perturbs the outer border (thickness x ``1 + irregularity * h(u)``) and pushes the
+    inner border deeper by up to ``irregularity * thickness / 2`` with smooth random harmonics
+    ``h`` drawn from ``shape_seed`` (``depth_mm`` stays the minimum depth of the inner border
+    profile); ``bulge_mm`` > 0 makes a calcified **nodule**: the inner border rises
+    ``bulge_mm * (1 - u^2)^1.5`` into the lumen (``u``: position along the arc, -1..1), and the
+    lumen pixels it covers become calcium. Look: ``contrast`` (calcium level / tissue level in
+    front of it), ``heterogeneity`` and ``texture_scale`` of its smooth texture field, ``edge_px``
+    width of the anti-aliased border (1-2: sharp), ``rim`` brightening of the inner border
+    (a nodule's bright surface).
+    """
 
     center_deg: float
     arc_deg: float
     depth_mm: float
     thickness_mm: float
     contrast: float = 0.35  # calcium level / tissue level just in front of it
+    end_power: float = 4.0
+    irregularity: float = 0.0
+    shape_seed: int = 0
+    bulge_mm: float = 0.0
+    heterogeneity: float = 0.25
+    texture_scale: float = 1.0
+    edge_px: float = 1.0
+    rim: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.arc_deg < 360:
             raise ValueError(f"calcium arc must be in (0, 360) degrees, got {self.arc_deg}")
-        if self.thickness_mm <= 0 or self.depth_mm < 0:
-            raise ValueError("calcium thickness must be > 0 and depth >= 0")
+        if self.thickness_mm <= 0 or self.depth_mm < 0 or self.bulge_mm < 0:
+            raise ValueError("calcium thickness must be > 0, depth and bulge >= 0")
+        if not 0 <= self.irregularity < 1:
+            raise ValueError(f"calcium irregularity must be in [0, 1), got {self.irregularity}")
+
+
+def _harmonics(u: np.ndarray, seed: int, which: int) -> np.ndarray:
+    """A smooth random profile in [-1, 1] along the arc (``u`` in [-1, 1]): three harmonics."""
+    rng = np.random.default_rng([seed, which])
+    amp = rng.uniform(0.3, 1.0, 3)
+    phase = rng.uniform(0, TWO_PI, 3)
+    k = np.arange(1, 4)
+    h = amp[:, None, None] * np.sin(k[:, None, None] * math.pi * u[None] + phase[:, None, None])
+    return h.sum(0) / amp.sum()
+
+
+def calcium_margin(
+    g: LumenGeometry, spec: CalciumSpec, y: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Signed margin (mm, >= 0 inside) of the continuous calcium shape at points ``(y, x)`` mm
+    (catheter frame), and the distance (mm) behind its inner border along the centroid ray."""
+    dy, dx = y - g.centroid[0], x - g.centroid[1]
+    phi = np.arctan2(dy, dx)
+    rho = np.hypot(dy, dx)
+    half = math.radians(spec.arc_deg) / 2
+    delta = wrap_pi(phi - math.radians(spec.center_deg))
+    u = np.clip(delta / half, -1.0, 1.0)
+    au = np.abs(u)
+    rl = g.rho(phi)
+    base = rl + spec.depth_mm
+    inner = base - spec.bulge_mm * (1.0 - au**2) ** 1.5
+    thick = spec.thickness_mm * np.sqrt(1.0 - au**spec.end_power)
+    if spec.irregularity > 0:
+        inner = inner + 0.5 * spec.irregularity * spec.thickness_mm * (
+            0.5 + 0.5 * _harmonics(u, spec.shape_seed, 0)
+        ) * (1.0 - au**2)
+        thick = thick * (1.0 + spec.irregularity * _harmonics(u, spec.shape_seed, 1))
+    outer = base + thick
+    m = np.minimum.reduce([rho - inner, outer - rho, (half - np.abs(delta)) * rho])
+    return m, rho - inner
 
 
 def calcium_region(
@@ -159,18 +218,8 @@ def calcium_region(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Signed distance-like margin (mm, > 0 inside) and alpha in [0, 1] on the polar grid."""
     yy, xx = polar_xy(n_alines, n_samples, g.ps)
-    dy, dx = yy - g.centroid[0], xx - g.centroid[1]
-    phi = np.arctan2(dy, dx)
-    rho = np.hypot(dy, dx)
-    delta = np.abs(wrap_pi(math.radians(spec.center_deg) - phi))
-    inner = g.rho(phi) + spec.depth_mm
-    # rounded ends: full thickness over most of the arc, tapering to 0 at its ends
-    frac = np.clip(delta / (math.radians(spec.arc_deg) / 2), 0.0, 1.0)
-    outer = inner + spec.thickness_mm * np.sqrt(1.0 - frac**4)
-    m = np.minimum.reduce(
-        [rho - inner, outer - rho, (math.radians(spec.arc_deg) / 2 - delta) * rho]
-    )
-    alpha = np.clip(m / g.ps + 0.5, 0.0, 1.0)
+    m, _ = calcium_margin(g, spec, yy, xx)
+    alpha = np.clip(m / (g.ps * spec.edge_px) + 0.5, 0.0, 1.0)
     return m, alpha
 
 
@@ -185,34 +234,50 @@ def insert_calcium(
     g: LumenGeometry,
     spec: CalciumSpec,
     rng: np.random.Generator,
-    *,
-    heterogeneity: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Paint one calcium region into a copy of ``image`` / ``labels`` (polar ``(A, R)``)."""
+    """Paint one calcium region into a copy of ``image`` / ``labels`` (polar ``(A, R)``).
+
+    Background pixels inside become calcium; for a nodule (``bulge_mm`` > 0) lumen pixels
+    inside too (the lumen then ends at the nodule's surface)."""
     a, r = image.shape
-    m, alpha = calcium_region(g, spec, a, r)
-    bg = labels == BACKGROUND
-    inside = (m >= 0) & bg
-    alpha = alpha * bg
+    yy, xx = polar_xy(a, r, g.ps)
+    m, behind = calcium_margin(g, spec, yy, xx)
+    alpha = np.clip(m / (g.ps * spec.edge_px) + 0.5, 0.0, 1.0)
+    free = labels == BACKGROUND
+    if spec.bulge_mm > 0:
+        free = free | (labels == LUMEN)
+    inside = (m >= 0) & free
+    alpha = alpha * free
     img = image.astype(np.float32, copy=True)
     lab = labels.copy()
     if not inside.any():
         return img, lab
     local = ndimage.gaussian_filter(image.astype(np.float64), (2.0, 6.0), mode=("wrap", "nearest"))
     speckle = np.clip(image / np.maximum(local, 1e-3), 0.0, 3.0)
-    # tissue level just in front of the calcium on each A-line (smoothed across A-lines)
-    first = np.where(inside.any(axis=1), np.argmax(inside, axis=1), -1)
-    rows = np.nonzero(first >= 0)[0]
-    level = np.zeros(a)
-    level[rows] = local[rows, np.clip(first[rows] - 4, 0, r - 1)]
-    weight = ndimage.gaussian_filter1d((first >= 0).astype(float), 3.0, mode="wrap")
-    level = ndimage.gaussian_filter1d(level, 3.0, mode="wrap") / np.maximum(weight, 1e-6)
-    level = np.where(first >= 0, level, np.median(level[rows]))
-    het = 1.0 + heterogeneity * _smooth_noise((a, r), (3.0, 5.0), rng)
+    level = _tissue_level(local, inside, g)
+    s = spec.texture_scale
+    het = 1.0 + spec.heterogeneity * _smooth_noise((a, r), (3.0 * s, 5.0 * s), rng)
     cal = spec.contrast * level[:, None] * np.clip(het, 0.3, 2.0) * speckle
+    if spec.rim > 0:  # bright surface (nodules): fades over 0.04 mm behind the inner border
+        cal = cal * (1.0 + spec.rim * np.exp(-np.clip(behind, 0, None) / 0.04))
     img = (1 - alpha) * img + alpha * np.clip(cal, 0.0, 1.0)
     lab[inside] = CALCIUM
     return img.astype(np.float32), lab
+
+
+def _tissue_level(local: np.ndarray, inside: np.ndarray, g: LumenGeometry) -> np.ndarray:
+    """Per A-line: the smoothed tissue level just in front of the insert (never in the lumen:
+    at least 2 pixels behind the lumen border), smoothed across A-lines."""
+    a, r = local.shape
+    first = np.where(inside.any(axis=1), np.argmax(inside, axis=1), -1)
+    rows = np.nonzero(first >= 0)[0]
+    wall = np.rint(np.nan_to_num(g.edge_mm) / g.ps).astype(int) + 2
+    ref = np.clip(np.maximum(first - 4, wall), 0, r - 1)
+    level = np.zeros(a)
+    level[rows] = local[rows, ref[rows]]
+    weight = ndimage.gaussian_filter1d((first >= 0).astype(float), 3.0, mode="wrap")
+    level = ndimage.gaussian_filter1d(level, 3.0, mode="wrap") / np.maximum(weight, 1e-6)
+    return np.where(first >= 0, level, np.median(level[rows]))
 
 
 def calcium_columns(g: LumenGeometry, spec: CalciumSpec) -> dict[str, float]:

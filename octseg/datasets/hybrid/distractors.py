@@ -1,0 +1,173 @@
+"""Things that are not calcium, placed into real polar frames with exact labels: lipid under a
+fibrous cap (classes 6 and 5) and side branches (labels unchanged).
+
+**Lipid** (:class:`LipidSpec`), about the lumen centroid like calcium
+(:mod:`octseg.datasets.hybrid.insert`): over the rays ``|phi - centre| <= arc/2`` the **fibrous
+cap** (class 5) runs from the lumen contour ``rho_L(phi)`` to ``rho_L(phi) + cap(phi)`` and the
+**lipid core** (class 6) from there to ``+ core_thickness * sqrt(1 - u^4)`` (``u``: position along
+the arc, -1..1). The cap is thinnest, ``cap_min_um``, over ``+-flat_deg`` about
+``cap_min_deg`` and thickens linearly with the angular distance from it, reaching
+``cap_max_um`` half an arc away; so the true minimal cap thickness is ``cap_min_um`` (flat over
+more than the geometry's +-2 degree averaging window), the true lipid depth ``cap_min_um`` and
+the true lipid arc ``arc_deg``. Only background pixels are relabelled. The look is the textbook
+one (docs/metrics.md, plaque): the cap is brighter than the wall (``cap_boost``), the core is
+signal-poor with a *diffuse* inner border (a sigmoid ``diffuse_mm`` wide) and the signal decays
+fast behind that border (``attenuation_mm``, down to ``floor``) through the core and the tissue
+behind it; its angular ends fade over ``taper_deg``. The real speckle is kept (multiplicative).
+
+**Side branch** (:class:`BranchSpec`): a disc of radius ``radius_mm`` whose centre sits
+``offset`` x radius behind the lumen contour along ``center_deg``, opening out of the lumen;
+the non-lumen pixels in it get the lumen's own dark level and speckle, with a brighter rim (the
+branch wall). **Labels are not changed**: the branch stays background and the lumen is closed
+across the ostium as on the real pullback, whose expert masks close the lumen straight across
+a branch's opening (docs/real_data.md, section 2). The lumen truth is therefore unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from octseg.core.classes import BACKGROUND, FIBROUS_CAP, LIPID, LUMEN
+from octseg.core.polar import wrap_pi
+from octseg.datasets.hybrid.insert import LumenGeometry, polar_xy
+
+
+@dataclass(frozen=True)
+class LipidSpec:
+    center_deg: float
+    arc_deg: float
+    cap_min_um: float
+    cap_max_um: float
+    core_thickness_mm: float
+    cap_min_deg: float | None = None  # direction of the thinnest cap (None: the centre)
+    flat_deg: float = 4.0
+    cap_boost: float = 0.4
+    diffuse_mm: float = 0.08
+    attenuation_mm: float = 0.15
+    floor: float = 0.08
+    taper_deg: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.arc_deg < 360:
+            raise ValueError(f"lipid arc must be in (0, 360) degrees, got {self.arc_deg}")
+        if not 0 < self.cap_min_um <= self.cap_max_um:
+            raise ValueError("lipid cap thicknesses must satisfy 0 < cap_min_um <= cap_max_um")
+        off = abs(math.degrees(wrap_pi(math.radians(self.min_deg - self.center_deg))))
+        if off + self.flat_deg + 2.0 > self.arc_deg / 2:
+            raise ValueError("the thinnest cap must lie 2 degrees + flat_deg inside the arc")
+
+    @property
+    def min_deg(self) -> float:
+        return self.center_deg if self.cap_min_deg is None else self.cap_min_deg
+
+
+def _lipid_profile(g: LumenGeometry, spec: LipidSpec, y: np.ndarray, x: np.ndarray):
+    """(delta from the centre (rad), rho, rho_L, cap (mm), core outer radius) at points (y, x)."""
+    dy, dx = y - g.centroid[0], x - g.centroid[1]
+    phi = np.arctan2(dy, dx)
+    rho = np.hypot(dy, dx)
+    half = math.radians(spec.arc_deg) / 2
+    delta = wrap_pi(phi - math.radians(spec.center_deg))
+    off = np.degrees(np.abs(wrap_pi(phi - math.radians(spec.min_deg))))
+    ramp = np.clip((off - spec.flat_deg) / (spec.arc_deg / 2), 0.0, 1.0)
+    cap = (spec.cap_min_um + (spec.cap_max_um - spec.cap_min_um) * ramp) / 1000.0
+    rl = g.rho(phi)
+    au = np.clip(np.abs(delta) / half, 0.0, 1.0)
+    outer = rl + cap + spec.core_thickness_mm * np.sqrt(1.0 - au**4)
+    return delta, rho, rl, cap, outer
+
+
+def lipid_regions(
+    g: LumenGeometry, spec: LipidSpec, n_alines: int, n_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean cap and core masks ``(A, R)``: the polar pixel centres inside each."""
+    yy, xx = polar_xy(n_alines, n_samples, g.ps)
+    delta, rho, rl, cap, outer = _lipid_profile(g, spec, yy, xx)
+    on_arc = np.abs(delta) <= math.radians(spec.arc_deg) / 2
+    cap_m = on_arc & (rho >= rl) & (rho < rl + cap)
+    core = on_arc & (rho >= rl + cap) & (rho < outer)
+    return cap_m, core
+
+
+def insert_lipid(
+    image: np.ndarray, labels: np.ndarray, g: LumenGeometry, spec: LipidSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a fibrous cap over a lipid core into copies of ``image`` / ``labels``."""
+    a, r = image.shape
+    yy, xx = polar_xy(a, r, g.ps)
+    delta, rho, rl, cap, _ = _lipid_profile(g, spec, yy, xx)
+    cap_m, core = lipid_regions(g, spec, a, r)
+    bg = labels == BACKGROUND
+    lab = labels.copy()
+    lab[cap_m & bg] = FIBROUS_CAP
+    lab[core & bg] = LIPID
+    half = math.radians(spec.arc_deg) / 2
+    taper = math.radians(spec.taper_deg)
+    wa = np.clip((half - np.abs(delta)) / taper + 0.5, 0.0, 1.0)  # fading angular ends
+    r_in = rl + cap
+    beyond = rho - r_in
+    s = 0.5 * (1.0 + np.tanh(beyond / max(spec.diffuse_mm / 2, 1e-6)))  # diffuse inner border
+    att = spec.floor + (1 - spec.floor) * np.exp(-np.clip(beyond, 0, None) / spec.attenuation_mm)
+    dark = 1.0 - s * wa * (1.0 - att)
+    cap_w = np.clip(1.0 - np.abs((rho - rl - cap / 2) / (cap / 2 + g.ps)), 0, 1) ** 0.5
+    bright = 1.0 + spec.cap_boost * cap_w * wa * (rho >= rl - g.ps) * ~(labels == LUMEN)
+    img = np.clip(image.astype(np.float32) * dark * bright, 0.0, 1.0)
+    return img.astype(np.float32), lab
+
+
+def lipid_columns(spec: LipidSpec) -> dict[str, float]:
+    """True plaque columns of ``frames.csv`` for one lipid insert (docs/metrics.md, plaque)."""
+    return {
+        "lipid_arc_deg": float(spec.arc_deg),
+        "lipid_min_depth_mm": float(spec.cap_min_um / 1000.0),
+        "cap_min_thickness_um": float(spec.cap_min_um),
+        "cap_min_angle_deg": float(spec.min_deg % 360.0),
+    }
+
+
+@dataclass(frozen=True)
+class BranchSpec:
+    center_deg: float
+    radius_mm: float
+    offset: float = 0.6  # disc centre behind the lumen contour, in radii (< 1: it opens)
+    rim: float = 0.35  # brightening of the branch wall
+
+
+def insert_branch(
+    image: np.ndarray,
+    labels: np.ndarray,
+    g: LumenGeometry,
+    spec: BranchSpec,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A side branch opening out of the lumen, in a copy of ``image`` (labels unchanged)."""
+    a, r = image.shape
+    yy, xx = polar_xy(a, r, g.ps)
+    phi = math.radians(spec.center_deg)
+    c = g.point(phi, float(g.rho(phi)) + spec.offset * spec.radius_mm)
+    d = np.hypot(yy - c[0], xx - c[1]) - spec.radius_mm
+    lum = labels == LUMEN
+    img = image.astype(np.float32, copy=True)
+    far = lum & (np.hypot(yy, xx) > 0.8)  # lumen beyond the catheter and sheath
+    if not far.any():
+        return img
+    local = ndimage.gaussian_filter(image.astype(np.float64), (2.0, 6.0), mode=("wrap", "nearest"))
+    speckle = np.clip(image / np.maximum(local, 1e-3), 0.0, 3.0)
+    level = float(np.median(image[far]))
+    hole = np.clip(0.5 - d / g.ps, 0.0, 1.0) * ~lum
+    rim = spec.rim * np.exp(-np.clip(d, 0, None) / 0.08) * (d > 0) * ~lum
+    img = img * (1.0 + rim)
+    img = (1 - hole) * img + hole * level * speckle * rng.uniform(0.8, 1.2)
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
+def branch_sector_deg(g: LumenGeometry, spec: BranchSpec) -> tuple[float, float]:
+    """The direction (deg) and the half-width (deg) of the branch seen from the centroid."""
+    phi = math.radians(spec.center_deg)
+    dist = float(g.rho(phi)) + spec.offset * spec.radius_mm
+    half = math.degrees(math.asin(min(1.0, spec.radius_mm / max(dist, 1e-6))))
+    return spec.center_deg % 360.0, half
