@@ -9,6 +9,8 @@ radians here, from +x towards +y.
   outward bulge of malapposition. It is sampled as a 4096-vertex polygon.
 - Calcium and struts are defined about the lumen **centroid** ``C`` of that polygon, with
   ``rho_L(phi)`` the distance from ``C`` to the contour along ``phi`` (``docs/metrics.md``).
+- Lipid (opt-in) is defined about the centroid too: a fibrous cap band starting at the contour
+  and the lipid core band behind it (:class:`ActiveLipid`).
 - Struts sit on the stent, i.e. on the lumen curve *without* the bulge, so where the lumen
   bulges they are left inside the lumen (malapposed).
 """
@@ -22,7 +24,14 @@ import numpy as np
 
 from octseg.core.contour import polygon_area_centroid
 from octseg.core.polar import wrap_pi
-from octseg.datasets.synth.params import Grid, LesionParams, PullbackParams, draw_base, draw_lesions
+from octseg.datasets.synth.params import (
+    Grid,
+    LesionParams,
+    PullbackParams,
+    draw_base,
+    draw_lesions,
+    draw_lipids,
+)
 
 N_POLY = 4096
 TWO_PI = 2 * math.pi
@@ -100,6 +109,50 @@ class ActiveLesion:
 
 
 @dataclass
+class ActiveLipid:
+    """One lipid lesion in one frame, about the lumen centroid: on a ray of the arc at position
+    ``u`` the fibrous cap is ``rho_L <= rho < rho_L + cap_at(u)`` and the core
+    ``rho_L + cap_at(u) <= rho <= rho_L + cap_at(u) + core_at(u)``. ``depth_at`` /
+    ``thickness_at`` name the core band like :class:`ActiveLesion`'s, so the calcium truth code
+    measures it unchanged."""
+
+    index: int  # index into params.lipids
+    start: float  # arc start angle (rad, about the centroid)
+    arc: float  # rad
+    cap_min: float  # mm, the thinnest cap of the frame (at u = cap_position)
+    cap_rise: float
+    cap_position: float
+    core: float  # mm, the largest core thickness (middle of the arc)
+    arc_taper: float
+    backscatter: float
+    attenuation_per_mm: float
+    cap_backscatter: float
+    border_mm: float
+
+    def cap_at(self, u: np.ndarray) -> np.ndarray:
+        """Cap thickness (mm) at ``u`` in [0, 1]: ``cap_min`` at ``cap_position``, rising
+        quadratically to ``cap_rise * cap_min`` at the farther end of the arc."""
+        u = np.asarray(u, dtype=np.float64)
+        u0 = self.cap_position
+        x = (u - u0) / max(u0, 1 - u0)
+        return self.cap_min * (1 + (self.cap_rise - 1) * x * x)
+
+    def core_at(self, u: np.ndarray) -> np.ndarray:
+        s = np.sqrt(np.clip(np.sin(math.pi * np.clip(np.asarray(u, np.float64), 0, 1)), 0, 1))
+        return self.core * (self.arc_taper + (1 - self.arc_taper) * s)
+
+    def depth_at(self, u: np.ndarray) -> np.ndarray:
+        return self.cap_at(u)
+
+    def thickness_at(self, u: np.ndarray) -> np.ndarray:
+        return self.core_at(u)
+
+    def arc_position(self, phi: np.ndarray) -> np.ndarray:
+        """Fractional position in the arc (values > 1 are outside)."""
+        return np.remainder(np.asarray(phi) - self.start, TWO_PI) / self.arc
+
+
+@dataclass
 class FrameGeometry:
     frame: int
     poly: np.ndarray  # (N_POLY, 2) lumen contour, (y, x) mm from the catheter
@@ -110,6 +163,7 @@ class FrameGeometry:
     gw_dist: float  # catheter centre to guidewire centre (mm)
     gw_radius: float
     lesions: list[ActiveLesion] = field(default_factory=list)
+    lipids: list[ActiveLipid] = field(default_factory=list)
     struts: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (S, 2) (y, x)
     strut_angles: np.ndarray = field(default_factory=lambda: np.zeros(0))  # about centroid
     strut_distance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # mm
@@ -217,6 +271,7 @@ class Anatomy:
         )
         if with_lesions:
             geo.lesions = self._lesions(f)
+            geo.lipids = self._lipids(f)
         if p.stent is not None and p.stent.start_frame <= f <= p.stent.end_frame:
             self._struts(geo)
         return geo
@@ -241,6 +296,32 @@ class Anatomy:
                     depth_wobble=les.depth_wobble_mm,
                     cycles=les.wobble_cycles,
                     phase=les.wobble_phase + les.wobble_drift * (f - les.start_frame),
+                )
+            )
+        return out
+
+    def _lipids(self, f: int) -> list[ActiveLipid]:
+        out = []
+        for i, les in enumerate(self.p.lipids):
+            if not les.contains(np.array([f]))[0]:
+                continue
+            v = {k: float(x[0]) for k, x in les.per_frame(np.array([f])).items()}
+            arc = math.radians(min(v["arc_deg"], 359.0))
+            start = math.radians(v["center_deg"]) - arc / 2
+            out.append(
+                ActiveLipid(
+                    index=i,
+                    start=float(start % TWO_PI),
+                    arc=arc,
+                    cap_min=v["cap_um"] / 1000.0,
+                    cap_rise=les.cap_rise,
+                    cap_position=les.cap_position,
+                    core=v["core_mm"],
+                    arc_taper=les.arc_taper,
+                    backscatter=les.backscatter,
+                    attenuation_per_mm=les.attenuation_per_mm,
+                    cap_backscatter=les.cap_backscatter,
+                    border_mm=les.border_mm,
                 )
             )
         return out
@@ -307,7 +388,7 @@ class Anatomy:
             if geo.struts.shape[0]:
                 base = self.lumen_polygon(f, bulge=False)
                 ray_distance(base, geo.centroid, np.zeros(1))
-            for les in geo.lesions:
+            for les in [*geo.lesions, *geo.lipids]:
                 phi = les.start + np.linspace(0, les.arc, 64)
                 rl = geo.rho_lumen(phi)
                 uu = np.linspace(0, 1, 64)
@@ -316,7 +397,7 @@ class Anatomy:
                     [np.sin(phi), np.cos(phi)], 1
                 )
                 if np.hypot(pts[:, 0], pts[:, 1]).max() > depth_limit:
-                    raise ValueError(f"frame {f}: calcium reaches beyond the A-lines")
+                    raise ValueError(f"frame {f}: a lesion reaches beyond the A-lines")
             if rho.max() > depth_limit - 0.3:
                 raise ValueError(f"frame {f}: lumen too large for the field of view")
 
@@ -331,9 +412,13 @@ def _lesion_frames_ok(lesions: list[LesionParams], n_frames: int) -> bool:
     return True
 
 
-def draw_pullback(grid: Grid, seed: int, index: int, pullback_id: str | None = None):
+def draw_pullback(
+    grid: Grid, seed: int, index: int, pullback_id: str | None = None, lipid: bool = False
+):
     """Draw parameters for pullback ``index`` of the cohort with ``seed``; redraws (with a
-    different attempt number, deterministically) until every frame is valid."""
+    different attempt number, deterministically) until every frame is valid. ``lipid`` adds a
+    lipid lesion (:func:`~octseg.datasets.synth.params.draw_lipids`) from a random stream of its
+    own, so everything else is drawn as without it."""
     grid.validate()
     pid = pullback_id or f"synth-{index:03d}"
     last: Exception | None = None
@@ -346,6 +431,12 @@ def draw_pullback(grid: Grid, seed: int, index: int, pullback_id: str | None = N
         if not _lesion_frames_ok(p.lesions, grid.n_frames):
             last = ValueError("lesions do not fit")
             continue
+        if lipid:
+            lrng = np.random.default_rng([int(seed), int(index), 3, attempt])
+            p.lipids = draw_lipids(p, index, lrng, anat.gw_angle_about_centroid)
+            if not p.lipids:
+                last = ValueError("no room for a lipid lesion")
+                continue
         try:
             Anatomy(p).check()
         except ValueError as exc:  # includes NotStarShaped

@@ -1,4 +1,5 @@
-"""``octseg synth OUT --n N --seed S [--preset small] [--image-format npz|dicom] [--cartesian]``"""
+"""``octseg synth OUT --n N --seed S [--preset small] [--image-format npz|dicom] [--cartesian]
+[--lipid]``"""
 
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="Cartesian frame size in pixels (default min(1024, 2 * samples))",
     )
+    p.add_argument(
+        "--lipid",
+        action="store_true",
+        help="give every pullback a lipid core under a fibrous cap (classes 6 and 5), with exact "
+        "truth; thin (TCFA) caps in even pullbacks. Off by default",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         image_format=args.image_format,
         cartesian=args.cartesian,
         cart_size=args.cartesian_size,
+        lipid=args.lipid,
         progress=not args.quiet,
         log=print,
     )

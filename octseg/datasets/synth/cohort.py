@@ -125,7 +125,12 @@ class PullbackSynth:
         reach = self.grid.depth_mm
         for f in range(self.grid.n_frames):
             row, st = frame_truth(
-                self.geometry(f), self.grid.frame_spacing_mm, reach, s.strut_threshold_mm
+                self.geometry(f),
+                self.grid.frame_spacing_mm,
+                reach,
+                s.strut_threshold_mm,
+                s.tcfa_cap_um,
+                s.tcfa_arc_deg,
             )
             rows.append(row)
             struts.extend(st)
@@ -270,11 +275,19 @@ class CohortResult:
 
 
 def cohort_spec(
-    n: int, seed: int, grid: Grid, image_format: str, cartesian: bool, cart_size: int | None
+    n: int,
+    seed: int,
+    grid: Grid,
+    image_format: str,
+    cartesian: bool,
+    cart_size: int | None,
+    lipid: bool = False,
 ) -> dict[str, Any]:
+    """``synth.json``; ``"lipid": true`` only in cohorts made with lipid, so the specs of cohorts
+    without it are as before the option existed."""
     from dataclasses import asdict
 
-    return {
+    spec = {
         "generator": "octseg synth",
         "generator_version": GENERATOR_VERSION,
         "n": int(n),
@@ -285,6 +298,9 @@ def cohort_spec(
         "cartesian_size": cartesian_size(grid, cart_size) if cartesian else None,
         "ids": [f"synth-{i:03d}" for i in range(n)],
     }
+    if lipid:
+        spec["lipid"] = True
+    return spec
 
 
 def manual_every(frame_spacing_mm: float, every_mm: float = 1.0) -> int:
@@ -300,10 +316,12 @@ def generate_cohort(
     image_format: str = "npz",
     cartesian: bool = False,
     cart_size: int | None = None,
+    lipid: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> CohortResult:
-    """Generate ``n`` pullbacks into ``out`` (the dataset layout) and the manual tables."""
+    """Generate ``n`` pullbacks into ``out`` (the dataset layout) and the manual tables;
+    ``lipid`` gives every pullback a lipid lesion (off by default)."""
     from tqdm.auto import tqdm
 
     if n < 1:
@@ -326,7 +344,7 @@ def generate_cohort(
     for i in bar:
         pid = f"synth-{i:03d}"
         bar.set_postfix_str(pid)
-        params = draw_pullback(grid, seed, i, pid)
+        params = draw_pullback(grid, seed, i, pid, lipid=lipid)
         res = write_pullback(
             params,
             root / pid,
@@ -337,7 +355,8 @@ def generate_cohort(
         results.append(res)
     manual = write_manual_tables(root, results, grid.frame_spacing_mm)
     atomic.write_json(
-        root / "synth.json", cohort_spec(n, seed, grid, image_format, cartesian, cart_size)
+        root / "synth.json",
+        cohort_spec(n, seed, grid, image_format, cartesian, cart_size, lipid),
     )
     if log:
         log(describe_cohort(root, results))
@@ -407,11 +426,20 @@ def describe_cohort(root: Path, results: list[PullbackResult]) -> str:
             f"{res.params.pullback_id:<10} {res.params.grid.n_frames:>6} "
             f"{_fmt(s['lumen']['mla_mm2'], 2):>8}  {les:<44} {st_txt}"
         )
+        lines += [_describe_lipid(x) for x in s.get("lipid_lesions") or []]
     lines.append(
         f"files: {root}/<id>/image.npz|image.dcm, labels.npz, params.json, truth/; "
         f"{root}/manual_frames.csv, manual_lesions.csv, manual_struts.csv"
     )
     return "\n".join(lines)
+
+
+def _describe_lipid(x: dict[str, Any]) -> str:
+    return (
+        f"{'':<10} lipid frames {x['start_frame']}-{x['end_frame']}, max arc "
+        f"{_fmt(x['max_lipid_arc_deg'], 0)} deg, min cap {_fmt(x['min_cap_thickness_um'], 0)} um, "
+        f"TCFA frames {x['n_tcfa_frames']}"
+    )
 
 
 def load_spec(root: str | Path) -> dict[str, Any] | None:
@@ -428,6 +456,7 @@ def ensure_cohort(
     seed: int = 0,
     preset: str = "small",
     *,
+    lipid: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> Path:
@@ -437,7 +466,7 @@ def ensure_cohort(
 
     root = Path(out)
     grid = grid_from(preset)
-    want = cohort_spec(n, seed, grid, "npz", False, None)
+    want = cohort_spec(n, seed, grid, "npz", False, None, lipid)
     if load_spec(root) == want and all(
         (root / pid / "truth" / "summary.json").is_file() for pid in want["ids"]
     ):
@@ -454,5 +483,5 @@ def ensure_cohort(
         shutil.rmtree(root)  # an older synthetic cohort made with other settings
     if log:
         log(f"generating {n} synthetic pullbacks (preset {preset}, seed {seed}) into {root}")
-    generate_cohort(root, n, seed, grid, progress=progress, log=log)
+    generate_cohort(root, n, seed, grid, lipid=lipid, progress=progress, log=log)
     return root

@@ -143,6 +143,19 @@ class GuidewireParams:
     radius_mm: float = 0.18
 
 
+def plateau_profile(frames: np.ndarray, start: int, end: int, plateau: float) -> np.ndarray:
+    """1 in the middle ``plateau`` fraction of frames ``start..end``, falling smoothly (cosine)
+    to 0 at the first/last frame."""
+    f = np.asarray(frames, dtype=np.float64)
+    n = end - start
+    if n <= 0:
+        return np.ones_like(f)
+    u = (f - start) / n  # 0..1
+    x = np.abs(u - 0.5) * 2  # 0 middle .. 1 ends
+    ramp = np.clip((x - plateau) / max(1e-9, 1 - plateau), 0, 1)
+    return 0.5 * (1 + np.cos(math.pi * ramp))
+
+
 @dataclass
 class LesionParams:
     """A calcium lesion about the lumen centroid of each frame (see the module docs)."""
@@ -171,15 +184,7 @@ class LesionParams:
 
     def profile(self, frames: np.ndarray) -> np.ndarray:
         """1 in the middle plateau, falling smoothly (cosine) to 0 at the first/last frame."""
-        f = np.asarray(frames, dtype=np.float64)
-        n = self.end_frame - self.start_frame
-        if n <= 0:
-            return np.ones_like(f)
-        u = (f - self.start_frame) / n  # 0..1
-        x = np.abs(u - 0.5) * 2  # 0 middle .. 1 ends
-        p0 = self.plateau
-        ramp = np.clip((x - p0) / max(1e-9, 1 - p0), 0, 1)
-        return 0.5 * (1 + np.cos(math.pi * ramp))
+        return plateau_profile(frames, self.start_frame, self.end_frame, self.plateau)
 
     def per_frame(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         f = np.asarray(frames, dtype=np.float64)
@@ -192,6 +197,52 @@ class LesionParams:
             "arc_deg": self.arc_deg * taper,
             "thickness_mm": self.thickness_mm * taper,
             "depth_mm": self.depth_edge_mm + (self.depth_mm - self.depth_edge_mm) * w,
+        }
+
+
+@dataclass
+class LipidParams:
+    """A lipid core under a fibrous cap, about the lumen centroid of each frame (opt-in).
+
+    On each ray of the arc the cap is the band ``rho_L(phi) <= rho < rho_L(phi) + cap(u)`` and
+    the core the band behind it, ``core(u)`` thick (``u`` = position in the arc). The arc and
+    the core swell from the lesion's ends to its middle; the cap is thinnest in the middle
+    frames (``cap_um``) and thickens towards the ends (``cap_edge_um``); along the arc it is
+    thinnest at ``cap_position`` and ``cap_rise`` times thicker at the arc's ends.
+    """
+
+    start_frame: int
+    end_frame: int
+    center_deg: float  # centre angle about the lumen centroid at the lesion's middle
+    center_drift_deg: float  # change of the centre angle from the first to the last frame
+    arc_deg: float  # largest arc (middle frames)
+    cap_um: float  # thinnest cap (middle frames, at cap_position)
+    cap_edge_um: float  # thinnest cap of the first/last frame (>= cap_um)
+    cap_rise: float  # cap at the arc's ends / thinnest cap of the frame (>= 1)
+    cap_position: float  # fractional arc position of the thinnest cap (0..1)
+    core_mm: float  # largest radial thickness of the core (middle frames, middle of the arc)
+    end_taper: float = 0.4  # arc and core at the first/last frame, as a fraction
+    plateau: float = 0.3  # middle fraction of the lesion at full arc/core and thinnest cap
+    arc_taper: float = 0.35  # core thickness at the ends of the arc, fraction of the middle
+    backscatter: float = 0.3  # core backscatter relative to the wall (signal-poor)
+    attenuation_per_mm: float = 10.0  # core attenuation (strong: dark behind the core)
+    cap_backscatter: float = 2.2  # bright cap, relative to the wall
+    border_mm: float = 0.035  # width (sigma) of the diffuse core border in the image
+
+    def contains(self, frames: np.ndarray) -> np.ndarray:
+        f = np.asarray(frames)
+        return (f >= self.start_frame) & (f <= self.end_frame)
+
+    def per_frame(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        f = np.asarray(frames, dtype=np.float64)
+        w = plateau_profile(f, self.start_frame, self.end_frame, self.plateau)
+        u = (f - self.start_frame) / max(1, self.end_frame - self.start_frame)
+        taper = self.end_taper + (1 - self.end_taper) * w
+        return {
+            "center_deg": self.center_deg + self.center_drift_deg * (u - 0.5),
+            "arc_deg": self.arc_deg * taper,
+            "core_mm": self.core_mm * taper,
+            "cap_um": self.cap_edge_um + (self.cap_um - self.cap_edge_um) * w,
         }
 
 
@@ -281,10 +332,14 @@ class PullbackParams:
     stent: StentParams | None
     render: RenderParams
     generator_version: int = 1
+    lipids: list[LipidParams] = field(default_factory=list)  # opt-in (--lipid)
 
     # ----------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.lipids:  # pullbacks without lipid keep their params.json byte for byte
+            del d["lipids"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PullbackParams:
@@ -326,6 +381,7 @@ class PullbackParams:
             stent=stent,
             render=RenderParams(**rp),
             generator_version=int(d.get("generator_version", 1)),
+            lipids=[LipidParams(**x) for x in d.get("lipids", [])],
         )
 
 
@@ -536,3 +592,76 @@ def _draw_spotty(
         wobble_cycles=float(rng.uniform(1.0, 2.0)),
         wobble_phase=float(rng.uniform(0, 2 * math.pi)),
     )
+
+
+# --------------------------------------------------------------------------- lipid (opt-in)
+# Pullback i gets a thin cap (TCFA in its middle frames: cap 30-55 um over 120-240 deg) when
+# i % 2 == 0 and a thick one (80-300 um) otherwise; its lipid arc straddles angle 0 when
+# i % 3 == 1 and ends in the guidewire shadow when i % 3 == 2 (faces away from it otherwise).
+LIPID_MARGIN_MM = 1.0  # from the stent, calcium lesions and the pullback's ends
+
+
+def free_frame_runs(p: PullbackParams, margin_mm: float = LIPID_MARGIN_MM) -> list[tuple[int, int]]:
+    """Runs ``(first, last)`` of frames at least ``margin_mm`` away from the stent, every
+    calcium lesion and the pullback's ends: where a lipid lesion may go (no overlap with
+    calcium or struts by construction)."""
+    n, fs = p.grid.n_frames, p.grid.frame_spacing_mm
+    m = int(math.ceil(margin_mm / fs))
+    free = np.ones(n, bool)
+    free[:m] = free[n - m :] = False
+    spans = [(x.start_frame, x.end_frame) for x in p.lesions]
+    if p.stent is not None:
+        spans.append((p.stent.start_frame, p.stent.end_frame))
+    for a, b in spans:
+        free[max(0, a - m) : b + m + 1] = False
+    edges = np.flatnonzero(np.diff(np.r_[0, free.astype(np.int8), 0]))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def draw_lipids(
+    p: PullbackParams, index: int, rng: np.random.Generator, gw_angle_about_centroid
+) -> list[LipidParams]:
+    """One lipid lesion, 1.5-6 mm long, in the longest free run of frames
+    (:func:`free_frame_runs`); none where no run is 1.5 mm long."""
+    fs = p.grid.frame_spacing_mm
+    runs = free_frame_runs(p)
+    if not runs:
+        return []
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    room = (b - a + 1) * fs
+    if room < 1.5:
+        return []
+    length = rng.uniform(1.5, min(6.0, room))
+    n = max(3, int(round(length / fs)))
+    f0 = a + int(rng.integers(0, b - a + 2 - n))
+    f1 = f0 + n - 1
+    thin = index % 2 == 0
+    arc = rng.uniform(120, 240) if thin else rng.uniform(50, 200)
+    cap_min_um = 1500.0 * p.grid.pixel_spacing_mm  # >= 1.5 pixels: the cap survives the raster
+    cap = max(rng.uniform(30, 55) if thin else rng.uniform(80, 300), cap_min_um)
+    gw = gw_angle_about_centroid((f0 + f1) // 2, 0.1)
+    mode = index % 3
+    if mode == 1:  # straddles angle 0
+        center = rng.uniform(-0.2, 0.2) * min(arc, 60.0)
+    elif mode == 2:  # one end of the arc in the guidewire shadow
+        center = gw + rng.choice([-1, 1]) * (arc / 2 - rng.uniform(0, 6))
+    else:  # facing away from the guidewire
+        center = gw + 180 + rng.uniform(-0.3, 0.3) * max(0.0, 300 - arc) * 0.5
+    return [
+        LipidParams(
+            start_frame=f0,
+            end_frame=f1,
+            center_deg=float(center % 360),
+            center_drift_deg=float(rng.uniform(-15, 15)),
+            arc_deg=float(arc),
+            cap_um=float(cap),
+            cap_edge_um=float(min(500.0, cap * rng.uniform(1.6, 2.5))),
+            cap_rise=float(rng.uniform(1.5, 3.0)),
+            cap_position=float(rng.uniform(0.3, 0.7)),
+            core_mm=float(rng.uniform(0.25, 0.6)),
+            backscatter=float(rng.uniform(0.2, 0.4)),
+            attenuation_per_mm=float(rng.uniform(8.0, 14.0)),
+            cap_backscatter=float(rng.uniform(1.8, 2.6)),
+            border_mm=float(rng.uniform(0.025, 0.05)),
+        )
+    ]

@@ -3,12 +3,16 @@
 Labels (class indices of :mod:`octseg.core.classes`) are decided at pixel centres from the exact
 geometry: lumen inside the analytic contour (catheter included), calcium in its band about the
 lumen centroid, strut blooming as a small ellipse around each strut point, and class 4 for the
-guidewire and everything behind it along its A-lines. Priority 4 > 3 > 2 > 1 > 0.
+guidewire and everything behind it along its A-lines. Opt-in lipid: fibrous cap (5) and lipid
+core (6) in their bands about the centroid. Priority 4 > 3 > 2 > 1 > 6 > 5 > 0 (lumen > lipid >
+cap as in the real builder, ``octseg.datasets.danilov.reader.read_plaque_labels``; lipid lesions
+are drawn in frames without calcium or stent, so 2 and 3 never meet 5/6, and class 4 hides them).
 
 The image is a backscatter model along each A-line (all vectorised numpy, one frame at a time):
 catheter with sheath rings, a dark flushed lumen with faint residual blood, a bright intima, a
 darker media band and heterogeneous adventitia with exponential attenuation, signal-poor calcium
-with sharp borders and low attenuation, bright guidewire and struts with dark shadows,
+with sharp borders and low attenuation, lipid cores with a diffuse border and strong attenuation
+under a bright thin cap, bright guidewire and struts with dark shadows,
 multiplicative gamma speckle, an additive noise floor and log compression to uint8.
 """
 
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, GUIDEWIRE, LIPID, LUMEN, STRUT
 from octseg.core.polar import wrap_pi
 from octseg.datasets.synth.anatomy import TWO_PI, FrameGeometry
 from octseg.datasets.synth.params import Grid, RenderParams
@@ -33,6 +37,8 @@ class FrameRaster:
     strut_core: np.ndarray  # float32 (A, R) 0..1 blooming weight
     strut_shadow: np.ndarray  # bool (A, R)
     gw_depth: np.ndarray  # float32 (A, R): mm behind the guidewire's near surface, inf outside
+    lipid: np.ndarray | None = None  # bool (A, R) lipid core, before the overrides; None: none
+    cap: np.ndarray | None = None  # bool (A, R) fibrous cap, before the overrides
 
 
 class PolarGrid:
@@ -54,13 +60,14 @@ def rasterize(geo: FrameGeometry, pg: PolarGrid) -> FrameRaster:
     lab = np.where(r[None, :] < geo.rho_cat[:, None], LUMEN, BACKGROUND).astype(np.uint8)
 
     calcium = np.zeros((a, n), bool)
+    cen = _centroid_polar(geo, pg) if (geo.lesions or geo.lipids) else None
+    lipid = cap = None
+    if geo.lipids:
+        cap, lipid = _plaque_masks(geo, cen)
+        lab[cap & (lab == BACKGROUND)] = FIBROUS_CAP
+        lab[lipid & (lab != LUMEN)] = LIPID
     if geo.lesions:
-        # only samples that can hold calcium: beyond the lumen, within the deepest band
-        dy = pg.y - geo.centroid[0]
-        dx = pg.x - geo.centroid[1]
-        phi = np.remainder(np.arctan2(dy, dx), TWO_PI)
-        rho = np.hypot(dy, dx)
-        rl = geo.rho_lumen(phi.ravel()).reshape(phi.shape)
+        phi, rho, rl = cen
         for les in geo.lesions:
             u = les.arc_position(phi)
             inarc = u <= 1.0
@@ -99,7 +106,33 @@ def rasterize(geo: FrameGeometry, pg: PolarGrid) -> FrameRaster:
     gw = gw_depth >= 0
     lab[gw] = GUIDEWIRE
     gw_depth[~gw] = np.inf
-    return FrameRaster(lab, calcium, strut_core, strut_shadow, gw_depth)
+    return FrameRaster(lab, calcium, strut_core, strut_shadow, gw_depth, lipid, cap)
+
+
+def _centroid_polar(geo: FrameGeometry, pg: PolarGrid) -> tuple[np.ndarray, ...]:
+    """Angle and distance of every pixel centre about the lumen centroid, and the lumen contour's
+    distance along that angle."""
+    dy = pg.y - geo.centroid[0]
+    dx = pg.x - geo.centroid[1]
+    phi = np.remainder(np.arctan2(dy, dx), TWO_PI)
+    rho = np.hypot(dy, dx)
+    rl = geo.rho_lumen(phi.ravel()).reshape(phi.shape)
+    return phi, rho, rl
+
+
+def _plaque_masks(geo: FrameGeometry, cen: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """(fibrous cap, lipid core) pixel masks of the frame's lipid lesions."""
+    phi, rho, rl = cen
+    cap = np.zeros(phi.shape, bool)
+    core = np.zeros(phi.shape, bool)
+    for les in geo.lipids:
+        u = les.arc_position(phi)
+        inarc = u <= 1.0
+        uu = np.where(inarc, u, 0.0)
+        front = rl + les.cap_at(uu)
+        cap |= inarc & (rho >= rl) & (rho < front)
+        core |= inarc & (rho >= front) & (rho <= front + les.core_at(uu))
+    return cap & ~core, core
 
 
 def _smooth_field(rng: np.random.Generator, shape_lo: tuple[int, int], shape: tuple[int, int]):
@@ -143,6 +176,9 @@ def render_frame(
     line2 = _smooth_field(rng, (_lo_shape(g, 0.6)[0], 4), (a, 4))[:, :1]
     mu_b, mu_t = _wall_optics(z, float(rp.intima_mm(z_mm)), rp, fine, coarse, line, line2)
 
+    if ras.lipid is not None and ras.lipid.any():
+        mu_b, mu_t = _lipid_optics(geo, ras, pg, mu_b, mu_t, fine, coarse)
+
     ca = ras.calcium
     if ca.any():
         # signal-poor, heterogeneous inside, sharply delineated, low attenuation
@@ -174,6 +210,25 @@ def render_frame(
     gw = np.isfinite(gwd)
     inten = np.where(gw, 12.0 * np.exp(-((np.where(gw, gwd, 0) / 0.035) ** 2)), inten)
     return _speckle_and_compress(inten, rp, ps, rng)
+
+
+def _lipid_optics(geo: FrameGeometry, ras: FrameRaster, pg: PolarGrid, mu_b, mu_t, fine, coarse):
+    """Lipid core: moderate backscatter with strong attenuation (so it and everything behind it
+    fade to dark) blended in with a diffuse (Gaussian) border; fibrous cap: bright, thin, with
+    the wall's attenuation. The optics of the frame's first lipid lesion (one lesion per frame)."""
+    les = geo.lipids[0]
+    g = pg.grid
+    sig_r = les.border_mm / g.pixel_spacing_mm
+    sig_a = les.border_mm / (TWO_PI * 2.0 / g.n_alines)  # in A-lines at a 2 mm wall radius
+    w = ndimage.gaussian_filter(
+        ras.lipid.astype(np.float64), (sig_a, sig_r), mode=("wrap", "nearest")
+    )
+    core_b = les.backscatter * np.exp(0.35 * fine + 0.3 * coarse)
+    mu_b = mu_b * (1 - w) + core_b * w
+    mu_t = mu_t * (1 - w) + les.attenuation_per_mm * w
+    cap = ras.cap & ~ras.lipid
+    mu_b = np.where(cap, np.maximum(mu_b, les.cap_backscatter * np.exp(0.2 * fine)), mu_b)
+    return mu_b, mu_t
 
 
 def _wall_optics(

@@ -10,6 +10,10 @@ raster. Numerical integration uses rays much finer than the geometry module's 72
   guidewire shadow hides; the arc is bridged across the shadow where calcium flanks it;
 - stent: :func:`octseg.core.contour.stent_contour` on the exact strut points about the exact
   centroid; malapposition area on 7200 rays.
+- lipid (opt-in): the core band on the calcium rays and machinery (arc bridged across the
+  shadow, depth = the cap in front of the first visible core sample); the minimal cap is the
+  thinnest ``cap_at(u)`` over the rays whose whole cap and core front are visible; TCFA with the
+  geometry settings' thresholds.
 
 The pullback summary comes from :func:`octseg.geometry.summary.summarize`, the same bookkeeping the
 geometry module uses.
@@ -190,8 +194,76 @@ def stent_truth(
     return row, struts
 
 
+PLAQUE_TRUTH_KEYS = (
+    "lipid_arc_deg",
+    "lipid_min_depth_mm",
+    "cap_min_thickness_um",
+    "cap_min_angle_deg",
+    "tcfa",
+)
+N_CAP = 16  # samples along each ray's cap to find what the guidewire shadow hides
+
+
+def lipid_truth(
+    geo: FrameGeometry, reach_mm: float, tcfa_cap_um: float = 65.0, tcfa_arc_deg: float = 90.0
+) -> dict[str, Any]:
+    """Plaque columns of one frame (``docs/metrics.md``, plaque); blank without lipid."""
+    out: dict[str, Any] = dict.fromkeys(PLAQUE_TRUTH_KEYS)
+    phi = _rays()
+    hits = np.zeros(N_RAYS, bool)
+    depth = math.inf
+    cap_um, cap_ray = math.inf, -1
+    for les in geo.lipids:
+        band = _visible_band(geo, les, phi)
+        if band is None or not band[0].size:
+            continue
+        hits[band[0]] = True
+        depth = min(depth, band[2])
+        um, ray = _thinnest_visible_cap(geo, les, phi)
+        if um < cap_um:
+            cap_um, cap_ray = um, ray
+    if not hits.any():
+        return out
+    if not hits.all():
+        hits = _bridge_guidewire_gaps(geo, hits, phi, reach_mm)
+    arc = float(hits.sum() * 360.0 / N_RAYS)
+    out["lipid_arc_deg"] = arc
+    out["lipid_min_depth_mm"] = float(depth)
+    if math.isfinite(cap_um):
+        out["cap_min_thickness_um"] = float(cap_um)
+        out["cap_min_angle_deg"] = float(math.degrees(phi[cap_ray]) % 360.0)
+    out["tcfa"] = bool(cap_um < tcfa_cap_um and arc > tcfa_arc_deg)
+    return out
+
+
+def _thinnest_visible_cap(geo: FrameGeometry, les: Any, phi: np.ndarray) -> tuple[float, int]:
+    """The thinnest cap (um) over the rays of ``phi`` whose whole cap and the core's first
+    sample are visible (not in class 4), and its ray; (inf, -1) where none is."""
+    u = les.arc_position(phi)
+    sel = np.nonzero(u <= 1.0)[0]
+    if sel.size == 0:
+        return math.inf, -1
+    ph, uu = phi[sel], u[sel]
+    rl = geo.rho_lumen(ph)
+    cap = les.cap_at(uu)
+    rho = rl[:, None] + np.linspace(0.0, 1.0, N_CAP + 1)[None, :] * cap[:, None]
+    c = geo.centroid
+    y = c[0] + np.sin(ph)[:, None] * rho
+    x = c[1] + np.cos(ph)[:, None] * rho
+    seen = ~geo.hidden_by_guidewire(y, x).any(axis=1)
+    if not seen.any():
+        return math.inf, -1
+    k = int(np.argmin(np.where(seen, cap, np.inf)))
+    return float(cap[k] * 1000.0), int(sel[k])
+
+
 def frame_truth(
-    geo: FrameGeometry, frame_spacing_mm: float, reach_mm: float, threshold_mm: float
+    geo: FrameGeometry,
+    frame_spacing_mm: float,
+    reach_mm: float,
+    threshold_mm: float,
+    tcfa_cap_um: float = 65.0,
+    tcfa_arc_deg: float = 90.0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``frames.csv`` row and ``struts.csv`` rows of one frame."""
     row: dict[str, Any] = {"frame": geo.frame, "position_mm": geo.frame * frame_spacing_mm}
@@ -199,7 +271,5 @@ def frame_truth(
     row.update(calcium_truth(geo, reach_mm))
     srow, struts = stent_truth(geo, threshold_mm)
     row.update(srow)
-    # the generator places no lipid: plaque columns blank (docs/metrics.md, plaque)
-    row.update(dict.fromkeys(("lipid_arc_deg", "lipid_min_depth_mm", "cap_min_thickness_um")))
-    row.update(dict.fromkeys(("cap_min_angle_deg", "tcfa")))
+    row.update(lipid_truth(geo, reach_mm, tcfa_cap_um, tcfa_arc_deg))
     return row, struts
