@@ -1,5 +1,6 @@
 """Run state across epochs: best-metric and early-stopping tracking, ``last.ckpt`` /
-``best.ckpt`` / ``metrics.json``, and the exact resume from a checkpoint's training state."""
+``best.ckpt`` / ``metrics.json``, the exact resume from a checkpoint's training state, and the
+start of a fine-tuning run from a checkpoint's weights (``init_from``, ``freeze``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from octseg import __version__
 from octseg.core import atomic
 from octseg.core import distributed as ddp
 from octseg.core.classes import CLASS_NAMES
 from octseg.core.errors import InputError
-from octseg.model.checkpoint import rng_state, save_checkpoint, set_rng_state
+from octseg.model.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
 from octseg.train.engine import Engine
-from octseg.train.settings import TrainSettings
+from octseg.train.settings import TrainSettings, plain
 
 if TYPE_CHECKING:
     from octseg.train.loaders import RunData
@@ -126,6 +129,93 @@ def restore(resume: dict[str, Any] | None, engine: Engine, info: ddp.DistInfo) -
     _restore_rng(ts, info)
     log.info("resumed from %s at epoch %d", resume["path"], state.start_epoch)
     return state
+
+
+def _check_same_network(path: Any, meta: dict[str, Any], engine: Engine) -> None:
+    """The checkpoint's network config and A-line wrapper must be the config's (the number of
+    output channels aside: :func:`init_weights` handles a new head)."""
+    had = {**plain(meta["model"]), "out_channels": None}
+    now = {**engine.net_cfg, "out_channels": None}
+    diff = [
+        f"{k}: {had.get(k)!r} vs {now.get(k)!r}"
+        for k in sorted(set(had) | set(now))
+        if had.get(k) != now.get(k)
+    ]
+    if plain(meta.get("wrap")) != engine.wrap:
+        diff.append(f"wrap: {meta.get('wrap')!r} vs {engine.wrap!r}")
+    if diff:
+        raise InputError(
+            path,
+            "checkpoint network differs from the config's model (checkpoint vs config): "
+            + "; ".join(diff),
+        )
+
+
+def head_keys(engine: Engine) -> set[str]:
+    """The weights whose shape depends on the number of classes (the output layers): those
+    that change when the network is built (on the meta device) with one more class."""
+    from octseg.model.networks import build_from_parts
+
+    with torch.device("meta"):
+        more = build_from_parts(
+            {**engine.net_cfg, "out_channels": engine.net_cfg["out_channels"] + 1}, engine.wrap
+        )
+    now = engine.model.state_dict()
+    return {k for k, v in more.state_dict().items() if k in now and v.shape != now[k].shape}
+
+
+def init_weights(
+    init: dict[str, Any] | None, engine: Engine, classes: list[int], new_head: bool
+) -> None:
+    """Load ``init_from``'s weights into the fresh network (in place: the optimiser keeps its
+    parameters). With ``new_head`` and classes other than the checkpoint's, the output layers
+    keep their fresh initialisation. Errors name the checkpoint and the mismatch."""
+    if not init:
+        return
+    path, state = init["path"], init["state_dict"]
+    _check_same_network(path, init["meta"], engine)
+    net = unwrap(engine.model)
+    own = net.state_dict()
+    skip = head_keys(engine) if new_head and plain(init["meta"]["classes"]) != classes else set()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        raise InputError(
+            path,
+            f"weights do not fit the network: missing {missing[:5]}, unexpected {extra[:5]}",
+        )
+    bad = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k not in skip and state[k].shape != v.shape
+    ]
+    if bad:
+        raise InputError(
+            path, "weights do not fit the network (checkpoint vs config): " + "; ".join(bad[:5])
+        )
+    net.load_state_dict({k: v for k, v in state.items() if k not in skip}, strict=False)
+    log.info(
+        "initialised from %s (%d tensors; %d output tensors re-initialised)",
+        path,
+        len(own) - len(skip),
+        len(skip),
+    )
+
+
+def freeze(engine: Engine, prefixes: list[str]) -> int:
+    """Keep the parameters whose names start with one of ``prefixes`` fixed (no gradient, so
+    the optimiser skips them); returns how many tensors were frozen."""
+    if not prefixes:
+        return 0
+    params = dict(unwrap(engine.model).named_parameters())
+    unused = [p for p in prefixes if not any(n.startswith(p) for n in params)]
+    if unused:
+        raise ValueError(
+            f"freeze: no parameter name starts with {unused} (e.g. {next(iter(params))})"
+        )
+    frozen = [p for n, p in params.items() if n.startswith(tuple(prefixes))]
+    for p in frozen:
+        p.requires_grad_(False)
+    return len(frozen)
 
 
 def checkpoint_meta(engine: Engine, data: RunData, remap: dict | None) -> dict[str, Any]:

@@ -13,12 +13,17 @@
   after remapping becomes background. Keep the guidewire class 4 as a class (docs/training.md):
   merged into lumen or background it makes the measured lumen area wrong.
 * Train/validation split by pullback, never by frame.
+* Few labels (:func:`choose_labelled`): ``data.labelled_frames`` names the training frames to
+  learn from per pullback, ``data.max_labelled_frames`` keeps at most N of them (evenly spaced);
+  the other frames stay in memory only as 2.5D context of the chosen ones.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +111,10 @@ def load_pullback(
     k: int,
     lut: np.ndarray,
     chunk: int = 32,
+    frames: Sequence[int] | None = None,
 ) -> CachedPullback:
-    """Read one dataset entry onto the net grid (labelled frames and their neighbours only)."""
+    """Read one dataset entry onto the net grid (labelled frames and their neighbours only);
+    ``frames``: only these labelled frames become targets (see :func:`choose_labelled`)."""
     from octseg.io import read_pullback
 
     grid = check_net_grid(net_grid)
@@ -116,7 +123,8 @@ def load_pullback(
     pb = read_pullback(entry.image_path)
     lf = load_labels(entry.labels_path)
     _check_labels(entry, pb, lf)
-    frames = lf.frames
+    keep = _keep_rows(entry.labels_path, lf.frames, frames)
+    frames = lf.frames[keep]
     needed = sorted({f for t in frames.tolist() for f in context_frames(t, k, pb.n_frames)})
 
     def to_grid(x: torch.Tensor, center: tuple[float, float] | None = pb.catheter_center):
@@ -129,7 +137,8 @@ def load_pullback(
         block = pb.read(needed[i], needed[j] + 1)
         images[i : j + 1] = to_grid(torch.from_numpy(np.ascontiguousarray(block))).numpy()
     lab_center = lf.center if pb.space == "cartesian" else None
-    labels = to_grid(torch.from_numpy(lut[lf.labels]), lab_center).numpy().astype(np.uint8)
+    chosen = torch.from_numpy(lut[lf.labels[keep]])
+    labels = to_grid(chosen, lab_center).numpy().astype(np.uint8)
     return CachedPullback(
         id=str(entry.id),
         images=images,
@@ -138,6 +147,99 @@ def load_pullback(
         labels=labels,
         label_frames=np.asarray(frames, dtype=np.int64),
     )
+
+
+def _keep_rows(path: Any, have: np.ndarray, wanted: Sequence[int] | None) -> np.ndarray:
+    """Rows of a label file to use: all, or those of the ``wanted`` frames (each must have a
+    label map)."""
+    if wanted is None:
+        return np.arange(len(have))
+    wanted = np.asarray(sorted({int(f) for f in wanted}), dtype=np.int64)
+    missing = np.setdiff1d(wanted, have)
+    if missing.size:
+        raise InputError(
+            path, f"frames {missing.tolist()[:10]} chosen for training have no label map"
+        )
+    return np.flatnonzero(np.isin(have, wanted))
+
+
+def label_frame_index(path: str | Path) -> np.ndarray:
+    """The frames a ``labels.npz`` labels (``frame_index``, else 0..F-1), read without the
+    label maps."""
+    from octseg.io.npz import npy_header
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if "frame_index.npy" in names:
+                with zf.open("frame_index.npy") as fh:
+                    return np.lib.format.read_array(fh, allow_pickle=False).astype(np.int64)
+            with zf.open("labels.npy") as fh:
+                return np.arange(npy_header(fh)[0][0], dtype=np.int64)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise InputError(path, f"cannot read the labelled frames ({exc})") from None
+
+
+def read_labelled_spec(spec: Any) -> dict[str, list[int]] | None:
+    """``data.labelled_frames``: None, a ``{pullback_id: [frames]}`` mapping, or the path of a
+    JSON file holding one."""
+    if spec is None:
+        return None
+    source = spec
+    if isinstance(spec, (str, Path)):
+        try:
+            spec = json.loads(Path(spec).read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                source, f"data.labelled_frames: not a readable JSON file ({exc})"
+            ) from None
+    if not isinstance(spec, Mapping):
+        raise InputError(
+            source if isinstance(source, (str, Path)) else None,
+            "data.labelled_frames must map pullback ids to lists of frame numbers",
+        )
+    try:
+        return {str(k): sorted({int(f) for f in v}) for k, v in spec.items()}
+    except (TypeError, ValueError):
+        raise InputError(None, f"data.labelled_frames has a non-integer frame: {spec}") from None
+
+
+def evenly_spaced(n_total: int, n: int) -> np.ndarray:
+    """``n`` indices of ``range(n_total)`` spread evenly (centres of ``n`` equal bins)."""
+    return ((np.arange(n) + 0.5) * n_total / n).astype(np.int64)
+
+
+def choose_labelled(
+    entries: Sequence[Any], spec: Any = None, max_frames: int | None = None
+) -> dict[str, np.ndarray]:
+    """Per training pullback, the labelled frames to learn from: every frame its labels.npz
+    labels, or those ``spec`` (``data.labelled_frames``) lists (pullbacks it omits give none);
+    then at most ``max_frames`` in all, evenly spaced over the pullbacks in id order."""
+    chosen = {str(e.id): label_frame_index(e.labels_path) for e in entries}
+    wanted = read_labelled_spec(spec)
+    if wanted is not None:
+        unknown = sorted(set(wanted) - set(chosen))
+        if unknown:
+            raise InputError(
+                None, f"data.labelled_frames names pullbacks not in training: {unknown}"
+            )
+        paths = {str(e.id): e.labels_path for e in entries}
+        chosen = {
+            i: have[_keep_rows(paths[i], have, wanted[i])] if i in wanted else have[:0]
+            for i, have in chosen.items()
+        }
+    if max_frames is not None:
+        if int(max_frames) < 1:
+            raise InputError(None, f"data.max_labelled_frames must be >= 1, got {max_frames}")
+        flat = [(i, int(f)) for i in sorted(chosen) for f in chosen[i]]
+        if len(flat) > int(max_frames):
+            picked = [flat[j] for j in evenly_spaced(len(flat), int(max_frames))]
+            chosen = {
+                i: np.asarray([f for p, f in picked if p == i], dtype=np.int64) for i in chosen
+            }
+    if not any(len(v) for v in chosen.values()):
+        raise InputError(None, "no labelled training frame left (data.labelled_frames)")
+    return chosen
 
 
 class PullbackFrames(Dataset):

@@ -21,6 +21,7 @@ from octseg.train.augment import build_augmentation
 from octseg.train.data import (
     EpochLoader,
     PullbackFrames,
+    choose_labelled,
     class_lut,
     ensure_synthetic,
     list_entries,
@@ -28,7 +29,7 @@ from octseg.train.data import (
     split_pullbacks,
 )
 from octseg.train.settings import cfg_get, plain
-from octseg.train.setup import check_resume_matches
+from octseg.train.setup import check_init_matches, check_resume_matches
 
 
 @dataclass
@@ -128,28 +129,48 @@ def _loaders(
     return train_loader, val_loader
 
 
+def _labelled(cfg: DictConfig, entries: list[Any], split: dict) -> dict[str, Any]:
+    """The training frames to learn from (``data.labelled_frames``, ``data.max_labelled_frames``),
+    recorded in ``split["labelled_frames"]`` when either is set."""
+    spec = cfg_get(cfg, "data.labelled_frames")
+    max_n = cfg_get(cfg, "data.max_labelled_frames")
+    if spec is None and max_n is None:
+        return {e.id: None for e in entries}
+    chosen = choose_labelled(entries, spec, max_n)
+    split["labelled_frames"] = {i: v.tolist() for i, v in chosen.items() if len(v)}
+    return chosen
+
+
 def build_data(
-    cfg: DictConfig, info: ddp.DistInfo, out_dir: Path, resume: dict[str, Any] | None
+    cfg: DictConfig,
+    info: ddp.DistInfo,
+    out_dir: Path,
+    resume: dict[str, Any] | None,
+    init: dict[str, Any] | None = None,
 ) -> RunData:
-    """Split (``split.json``), load and cache the pullbacks, normalise (the resumed run's
-    normalisation when resuming), and build the datasets and loaders."""
+    """Split (``split.json``), load and cache the pullbacks, normalise (the resumed or initial
+    checkpoint's normalisation when given), and build the datasets and loaders."""
     classes = check_classes(plain(cfg.data.classes))
     k = int(cfg.data.context_frames)
     net_grid = check_net_grid(plain(cfg.data.net_grid))
     check_resume_matches(resume, classes=classes, context_frames=k, net_grid=net_grid)
+    check_init_matches(init, bool(cfg_get(cfg, "init_new_head", False)), classes, k, net_grid)
     lut = class_lut(classes, cfg_get(cfg, "data.remap"))
     train_entries, val_entries, split = load_split(cfg, info, resume)
+    chosen = _labelled(cfg, train_entries, split)
+    train_entries = [e for e in train_entries if chosen[e.id] is None or len(chosen[e.id])]
     if info.is_main:
         atomic.write_json(out_dir / "split.json", split)
     bar = dict(disable=not info.is_main, leave=False)
     train_cache = [
-        load_pullback(e, net_grid, k, lut) for e in tqdm(train_entries, desc="load train", **bar)
+        load_pullback(e, net_grid, k, lut, frames=chosen[e.id])
+        for e in tqdm(train_entries, desc="load train", **bar)
     ]
     val_cache = [
         load_pullback(e, net_grid, k, lut) for e in tqdm(val_entries, desc="load val", **bar)
     ]
-    if resume:
-        norm = dict(resume["meta"]["normalization"])
+    if resume or init:
+        norm = dict((resume or init)["meta"]["normalization"])
     else:
         norm = compute_normalization(
             [pb.images for pb in train_cache], str(cfg_get(cfg, "data.normalization", "zscore"))

@@ -2,11 +2,14 @@
 stages in order.
 
 1. :func:`~octseg.train.setup.setup_run`: process group and device (:func:`train`), seeds,
-   threads, determinism, run folder; the checkpoint to resume from (``ckpt_path``).
+   threads, determinism, run folder; the checkpoint to resume from (``ckpt_path``) or to start
+   from (``init_from``: weights only, for fine-tuning; docs/finetune.md).
 2. :func:`~octseg.train.loaders.build_data`: split by pullback, pullbacks cached on the net
    grid, normalisation, loaders.
 3. :func:`~octseg.train.engine.build_engine`: network, loss, optimiser, scheduler, AMP scaler,
-   DDP; :func:`~octseg.train.checkpointing.restore` for a resumed run.
+   DDP; :func:`~octseg.train.checkpointing.init_weights` and
+   :func:`~octseg.train.checkpointing.freeze` for a fine-tuning run,
+   :func:`~octseg.train.checkpointing.restore` for a resumed run.
 4. Epochs: :func:`train_epoch`, :func:`validate_epoch` (with best and early-stopping
    tracking), :func:`~octseg.train.checkpointing.save_epoch` (``last.ckpt`` / ``best.ckpt`` /
    ``metrics.json``), TensorBoard logging (:class:`~octseg.report.training.TensorBoardLog`).
@@ -33,12 +36,20 @@ from octseg.core import atomic
 from octseg.core import distributed as ddp
 from octseg.model.checkpoint import unwrap
 from octseg.report.training import TensorBoardLog
-from octseg.train.checkpointing import RunState, checkpoint_meta, json_safe, restore, save_epoch
+from octseg.train.checkpointing import (
+    RunState,
+    checkpoint_meta,
+    freeze,
+    init_weights,
+    json_safe,
+    restore,
+    save_epoch,
+)
 from octseg.train.engine import Engine, build_engine
 from octseg.train.loaders import RunData, build_data
 from octseg.train.metrics import SegMetrics, add_score
 from octseg.train.settings import TrainSettings, cfg_get
-from octseg.train.setup import read_resume, setup_run
+from octseg.train.setup import read_init, read_resume, setup_run
 
 log = logging.getLogger("octseg.train")
 
@@ -204,19 +215,24 @@ def run_epochs(run: Run) -> None:
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     """Stages 1-3: run folder, data, model and optimisation, resumed state, logger."""
     out_dir = setup_run(cfg, info)
-    resume = read_resume(cfg)
-    data = build_data(cfg, info, out_dir, resume)
+    resume, init = read_resume(cfg), read_init(cfg)
+    data = build_data(cfg, info, out_dir, resume, init)
     engine = build_engine(cfg, info, data.context_frames, len(data.classes))
+    init_weights(init, engine, data.classes, bool(cfg_get(cfg, "init_new_head", False)))
+    n_frozen = freeze(engine, list(cfg_get(cfg, "freeze") or []))
     settings = TrainSettings.from_cfg(cfg)
     metrics = SegMetrics(data.classes, data.net_grid["spacing_mm"], settings.strut_tol_mm)
     state = restore(resume, engine, info)
     meta = checkpoint_meta(engine, data, cfg_get(cfg, "data.remap"))
+    if init:
+        meta["init_from"] = str(init["path"])
     tb = None
     if info.is_main and settings.tensorboard:
         tb = TensorBoardLog(out_dir / "tensorboard", settings.log_every)
     if info.is_main:
         log.info(
-            "train %d frames (%d pullbacks), val %d frames (%d pullbacks); device %s x%d, precision %s",
+            "train %d frames (%d pullbacks), val %d frames (%d pullbacks); device %s x%d, "
+            "precision %s; %d tensors frozen",
             len(data.train_ds),
             len(data.train_ds.pullbacks),
             len(data.val_ds),
@@ -224,6 +240,7 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
             info.device,
             info.world_size,
             engine.precision,
+            n_frozen,
         )
     return Run(info, settings, out_dir, data, engine, metrics, meta, state, tb)
 

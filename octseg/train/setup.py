@@ -65,3 +65,40 @@ def check_resume_matches(resume: dict[str, Any] | None, **now: Any) -> None:
                 resume["path"],
                 f"checkpoint {key} {meta[key]!r} differs from the config {value!r}",
             )
+
+
+def read_init(cfg: DictConfig) -> dict[str, Any] | None:
+    """The checkpoint named by ``init_from`` (with ``path`` added), or None. Only its weights
+    and normalisation are used: a new run (optimiser, scheduler, epochs) starts from them."""
+    init_from = cfg_get(cfg, "init_from")
+    if not init_from:
+        if cfg_get(cfg, "init_required", False):
+            raise InputError(
+                None,
+                "this experiment fine-tunes a model: give init_from=CHECKPOINT (e.g. model.ckpt)",
+            )
+        return None
+    if cfg_get(cfg, "ckpt_path"):
+        raise InputError(
+            init_from,
+            "init_from and ckpt_path are both set: ckpt_path resumes a run, init_from starts a "
+            "new one from a checkpoint's weights; give one of them",
+        )
+    return {**read_checkpoint(init_from), "path": init_from}
+
+
+def check_init_matches(
+    init: dict[str, Any] | None, new_head: bool, classes: list[int], k: int, net_grid: dict
+) -> None:
+    """The initial checkpoint's ``context_frames`` and ``net_grid`` must equal the config's; its
+    ``classes`` too, unless ``init_new_head`` re-initialises the output layers."""
+    if not init:
+        return
+    check_resume_matches(init, context_frames=k, net_grid=net_grid)
+    had = plain(init["meta"]["classes"])
+    if had != classes and not new_head:
+        raise InputError(
+            init["path"],
+            f"checkpoint classes {had} differ from the config's data.classes {classes}; set "
+            "init_new_head=true to start the output layers afresh (the rest from the checkpoint)",
+        )
