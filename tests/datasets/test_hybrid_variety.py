@@ -1,0 +1,263 @@
+"""Hybrid calcium variety and distractors: the product geometry measures the generating truth.
+
+Truth comes from the generating parameters / continuous shapes (octseg.datasets.hybrid.truth,
+distractors.lipid_columns), never from measuring the painted labels; here the painted labels are
+measured by octseg.geometry and compared with it. Tolerances: arc 2 degrees (720 geometry rays,
+pixel-quantised borders), thickness / depth 2 pixels, cap thickness 1.5 pixels (15 um at
+0.01 mm/px), areas 5%.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+import pytest
+
+from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, LIPID, LUMEN
+from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid.distractors import (
+    BranchSpec,
+    LipidSpec,
+    insert_branch,
+    insert_lipid,
+    lipid_columns,
+)
+from octseg.datasets.hybrid.insert import CalciumSpec, insert_calcium, lumen_geometry
+from octseg.datasets.hybrid.truth import shape_calcium_columns, union_margin
+from octseg.io.labels import LabelFile
+from tests.datasets.test_hybrid import PS, R, _as_trained, _recipe, stand_in
+
+FIELD = (R - 0.5) * PS
+
+
+def _measure(labels: np.ndarray) -> list[dict]:
+    from octseg.geometry import measure_labels
+
+    lf = LabelFile(labels=labels, space="polar", pixel_spacing_mm=PS, frame_spacing_mm=0.2)
+    return measure_labels(lf).frames
+
+
+def _truth(g_after, g0, specs) -> dict:
+    m = union_margin([partial(cohort._shape_margin, g0, s) for s in specs])
+    return shape_calcium_columns(g_after, m, FIELD, step_mm=PS / 2)
+
+
+def _check_calcium(row: dict, t: dict, n_lesions: int = 1) -> None:
+    """Arc within 2 degrees, or 1 degree per lesion (nearest-pixel rays over-read each end by
+    up to half a pixel, ~0.3 degrees at 1 mm, plus the 0.5-degree ray quantisation)."""
+    tol = max(2.0, 1.0 * n_lesions)
+    assert row["calcium_arc_deg"] == pytest.approx(t["calcium_arc_deg"], abs=tol)
+    assert row["calcium_max_thickness_mm"] == pytest.approx(
+        t["calcium_max_thickness_mm"], abs=2 * PS
+    )
+    assert row["calcium_min_depth_mm"] == pytest.approx(t["calcium_min_depth_mm"], abs=2 * PS)
+    assert row["calcium_area_mm2"] == pytest.approx(t["calcium_area_mm2"], rel=0.05)
+
+
+SHAPES = [
+    CalciumSpec(60.0, 120.0, 0.08, 0.5, end_power=2.0, irregularity=0.45, shape_seed=3),
+    CalciumSpec(200.0, 80.0, 0.3, 0.4, end_power=8.0, irregularity=0.3, shape_seed=7),
+    CalciumSpec(300.0, 70.0, 0.7, 0.35, contrast=0.4, edge_px=2.0),  # deep, under thick intima
+]
+
+
+@pytest.mark.parametrize("spec", SHAPES)
+def test_irregular_and_deep_calcium_measured_as_the_shape(spec):
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    new_img, new_lab = insert_calcium(img[0], lab[0], g, spec, np.random.default_rng(0))
+    cal = new_lab == CALCIUM
+    assert np.all(lab[0][cal] == BACKGROUND)
+    t = _truth(g, g, [spec])
+    # the truth is the shape, not the parameters: irregular borders move thickness and depth
+    if spec.irregularity:
+        assert t["calcium_min_depth_mm"] >= spec.depth_mm - 1e-3
+    else:
+        assert t["calcium_max_thickness_mm"] == pytest.approx(spec.thickness_mm, abs=PS / 2)
+        assert t["calcium_min_depth_mm"] == pytest.approx(spec.depth_mm, abs=PS / 2)
+    _check_calcium(_measure(new_lab[None])[0], t)
+    assert new_img[cal].mean() < 0.8 * img[0][cal].mean()
+
+
+def test_irregular_shape_is_not_the_plain_one():
+    base = CalciumSpec(60.0, 120.0, 0.08, 0.5, end_power=2.0)
+    irr = CalciumSpec(60.0, 120.0, 0.08, 0.5, end_power=2.0, irregularity=0.45, shape_seed=3)
+    _, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    a = _truth(g, g, [base])
+    b = _truth(g, g, [irr])
+    assert abs(a["calcium_area_mm2"] - b["calcium_area_mm2"]) > 0.02 * a["calcium_area_mm2"]
+    assert abs(a["calcium_max_thickness_mm"] - b["calcium_max_thickness_mm"]) > 2 * PS
+
+
+def test_nodule_dents_the_lumen_and_is_measured_from_the_new_border():
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    spec = CalciumSpec(120.0, 70.0, 0.0, 0.5, end_power=2.0, bulge_mm=0.3, rim=0.6)
+    assert cohort._nodule_fits(g, spec)
+    _, new_lab = insert_calcium(img[0], lab[0], g, spec, np.random.default_rng(0))
+    took = (lab[0] == LUMEN) & (new_lab == CALCIUM)
+    assert took.sum() > 100  # the nodule covers lumen pixels
+    # lumen lost = the analytic intrusion: 1/2 int rho_L^2 - (rho_L - b(u))^2 dphi
+    phi = math.radians(spec.center_deg) + np.linspace(-1, 1, 4001) * math.radians(35.0)
+    u = np.linspace(-1, 1, phi.size)
+    rl = g.rho(phi)
+    lost = 0.5 * np.trapezoid(rl**2 - (rl - spec.bulge_mm * (1 - u**2) ** 1.5) ** 2, phi)
+    before, after = _measure(lab)[0], _measure(new_lab[None])[0]
+    assert before["lumen_area_mm2"] - after["lumen_area_mm2"] == pytest.approx(lost, rel=0.1)
+    # the truth path of make_hybrid: the lumen re-measured, the calcium about it, depth 0
+    g2, cols = cohort._calcium_truth(new_lab, g, [spec], PS, 0.2, R)
+    assert cols["lumen_area_mm2"] == pytest.approx(after["lumen_area_mm2"], rel=1e-6)
+    assert cols["calcium_min_depth_mm"] == pytest.approx(0.0, abs=PS)
+    assert cols["calcium_max_thickness_mm"] > spec.thickness_mm  # bulge + wall part
+    _check_calcium(after, cols)
+
+
+def test_several_lesions_per_frame_keep_apart_and_are_measured(tmp_path):
+    img, lab = stand_in(n=4, seed=3, shadow=(40, 62))
+    lesions = [
+        cohort.CalciumLesion(0, 4, 220.0, 80.0, 0.1, 0.4, irregularity=0.3, shape_seed=1),
+        cohort.CalciumLesion(0, 4, 320.0, 70.0, 0.5, 0.3, kind="deep"),
+        cohort.CalciumLesion(0, 4, 120.0, 50.0, 0.0, 0.4, kind="nodule", bulge_mm=0.25),
+    ]
+    record: list[dict] = []
+    _, new_lab, rows, _ = cohort.make_hybrid(
+        img, lab, PS, lesions, None, np.random.default_rng(0), frame_spacing_mm=0.2, record=record
+    )
+    from scipy import ndimage
+
+    got = _measure(new_lab)
+    for f in range(4):
+        assert record[f]["calcium"] == 3 and record[f]["nodule"] == 1
+        n = ndimage.label(new_lab[f] == CALCIUM, structure=np.ones((3, 3)))[1]
+        assert n >= 3
+        _check_calcium(got[f], rows[f], n_lesions=3)
+        assert got[f]["lumen_area_mm2"] == pytest.approx(rows[f]["lumen_area_mm2"], rel=0.01)
+
+
+LIPIDS = [
+    LipidSpec(90.0, 140.0, 50.0, 180.0, 0.5, cap_min_deg=110.0),  # TCFA: thin cap, wide arc
+    LipidSpec(250.0, 70.0, 120.0, 220.0, 0.4, flat_deg=5.0),
+]
+
+
+@pytest.mark.parametrize("spec", LIPIDS)
+def test_lipid_and_cap_measured_as_generated(spec):
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    new_img, new_lab = insert_lipid(img[0], lab[0], g, spec)
+    assert np.array_equal(new_lab[lab[0] == LUMEN], lab[0][lab[0] == LUMEN])
+    assert (new_lab == LIPID).any() and (new_lab == FIBROUS_CAP).any()
+    assert not (new_lab == CALCIUM).any()
+    row = _measure(new_lab[None])[0]
+    t = lipid_columns(spec)
+    assert row["lipid_arc_deg"] == pytest.approx(t["lipid_arc_deg"], abs=2.0)
+    assert row["cap_min_thickness_um"] == pytest.approx(
+        t["cap_min_thickness_um"], abs=1.5 * PS * 1e3
+    )
+    assert row["lipid_min_depth_mm"] == pytest.approx(t["lipid_min_depth_mm"], abs=1.5 * PS)
+    assert row["cap_min_angle_deg"] == pytest.approx(t["cap_min_angle_deg"], abs=spec.flat_deg + 2)
+    tcfa = t["cap_min_thickness_um"] < 65 and t["lipid_arc_deg"] > 90
+    assert bool(row["tcfa"]) == tcfa
+    # look: bright cap, signal-poor core, attenuation behind it (the tissue beyond the core too)
+    cap, core = new_lab == FIBROUS_CAP, new_lab == LIPID
+    assert new_img[cap].mean() > img[0][cap].mean()
+    assert new_img[core].mean() < 0.5 * img[0][core].mean()
+    phi = math.radians(spec.center_deg)
+    a = int(round((math.atan2(*g.point(phi, 0)) % (2 * math.pi)) / (2 * math.pi) * 360)) % 360
+    a = int(np.argmax(core.sum(axis=1)))  # the A-line through the thickest core
+    j = np.nonzero(core[a])[0].max() + 5
+    assert new_img[a, j:].mean() < 0.5 * img[0][a, j:].mean()
+
+
+def test_lipid_border_is_diffuse_and_calcium_border_sharp():
+    """Across the inner border, lipid darkens over several pixels, calcium within ~2."""
+    img, lab = stand_in(shadow=None)
+    flat = np.full_like(img[0], 0.5)
+    flat[lab[0] == LUMEN] = 0.05
+    g = lumen_geometry(lab[0], PS)
+    lp = LipidSpec(90.0, 120.0, 100.0, 100.0, 0.6, diffuse_mm=0.12, attenuation_mm=0.5, floor=0.2)
+    ca = CalciumSpec(90.0, 120.0, 0.1, 0.6, contrast=0.3, heterogeneity=0.0)
+    li, llab = insert_lipid(flat, lab[0], g, lp)
+    ci, _ = insert_calcium(flat, lab[0], g, ca, np.random.default_rng(0))
+
+    def width(profile):  # pixels between 90% and 10% of the drop
+        p = (profile - profile.min()) / (profile.max() - profile.min())
+        return int(np.argmax(p < 0.1) - np.argmax(p < 0.9))
+
+    a = int(np.argmax((llab == LIPID).sum(axis=1)))
+    k = int(np.rint(g.edge_mm[a] / PS)) + 2
+    assert width(li[a, k : k + 60]) >= 6
+    assert width(ci[a, k : k + 60]) <= 3
+
+
+def test_side_branch_changes_the_image_not_the_labels():
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    spec = BranchSpec(45.0, 0.6, offset=0.5)
+    out = insert_branch(img[0], lab[0], g, spec, np.random.default_rng(0))
+    c = g.point(math.radians(45.0), float(g.rho(math.radians(45.0))) + 0.3)
+    from octseg.datasets.hybrid.insert import polar_xy
+
+    yy, xx = polar_xy(*img[0].shape, PS)
+    hole = (np.hypot(yy - c[0], xx - c[1]) < 0.55) & (lab[0] == BACKGROUND)
+    assert hole.sum() > 200
+    assert out[hole].mean() < 0.3 * img[0][hole].mean()
+    far = ~(np.hypot(yy - c[0], xx - c[1]) < 0.9)
+    assert np.array_equal(out[far], img[0][far])
+
+
+def test_distractor_frames_hold_no_calcium_and_their_truth_matches():
+    img, lab = stand_in(n=30, seed=5, shadow=(40, 62))
+    rng = np.random.default_rng(2)
+    lesions = [cohort.CalciumLesion(0, 8, 200.0, 100.0, 0.1, 0.4)]
+    lipids, branches = cohort.draw_distractors(rng, 30, lesions)
+    lipids = lipids or [cohort.LipidLesion(10, 18, 150.0, 160.0, 50.0, 150.0, 0.5)]
+    branches = branches or [cohort.SideBranch(22, 27, 300.0, 0.6)]
+    record: list[dict] = []
+    _, new_lab, rows, _ = cohort.make_hybrid(
+        img,
+        lab,
+        PS,
+        lesions,
+        None,
+        rng,
+        frame_spacing_mm=0.2,
+        lipids=lipids,
+        branches=branches,
+        record=record,
+    )
+    distract = [r["frame"] for r in record if r["lipid"] or r["branch"]]
+    assert distract
+    got = _measure(new_lab)
+    for f in distract:
+        assert not (new_lab[f] == CALCIUM).any()
+        assert rows[f].get("calcium_arc_deg") is None
+        assert not got[f].get("calcium_arc_deg")
+    for f in [r["frame"] for r in record if r["lipid"]]:
+        assert got[f]["lipid_arc_deg"] == pytest.approx(rows[f]["lipid_arc_deg"], abs=2.0)
+        assert got[f]["cap_min_thickness_um"] == pytest.approx(
+            rows[f]["cap_min_thickness_um"], abs=15.0
+        )
+        assert bool(got[f]["tcfa"]) == bool(rows[f]["tcfa"])
+    for f in [r["frame"] for r in record if r["branch"]]:  # the lumen is closed across it
+        assert got[f]["lumen_area_mm2"] == pytest.approx(rows[f]["lumen_area_mm2"], rel=0.02)
+
+
+def test_hybrid_recipe_maps_plaque_classes_to_background():
+    _, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    _, new_lab = insert_lipid(np.zeros(lab[0].shape, np.float32), lab[0], g, LIPIDS[0])
+    classes, remap = _recipe(["experiment=hybrid"])
+    assert FIBROUS_CAP not in classes and LIPID not in classes
+    trained = _as_trained(new_lab, classes, remap)
+    assert np.array_equal(
+        trained[np.isin(new_lab, (FIBROUS_CAP, LIPID))],
+        [BACKGROUND] * int(np.isin(new_lab, (FIBROUS_CAP, LIPID)).sum()),
+    )
+    assert np.array_equal(
+        trained[~np.isin(new_lab, (FIBROUS_CAP, LIPID))],
+        new_lab[~np.isin(new_lab, (FIBROUS_CAP, LIPID))],
+    )
