@@ -254,16 +254,25 @@ def draw_calcium(rng: np.random.Generator, start: int, stop: int) -> CalciumLesi
 
 
 def draw_lesions(
-    rng: np.random.Generator, n_frames: int, max_lesions: int = 4
+    rng: np.random.Generator, n_frames: int, max_lesions: int = 2
 ) -> list[CalciumLesion]:
-    """Random calcium lesions over ``n_frames`` frames: 1..``max_lesions`` runs that may share
-    frames (several lesions per frame: their arcs are kept apart when inserted)."""
+    """Random calcium lesions over ``n_frames`` frames: 1..``max_lesions`` runs of frames, each
+    with one lesion and, half of the time, one or two more over part of the run (several
+    lesions per frame; their arcs are kept apart when inserted). Runs keep 3 frames apart."""
     out: list[CalciumLesion] = []
+    taken = np.zeros(n_frames, dtype=bool)
     for _ in range(int(rng.integers(1, max_lesions + 1))):
-        length = int(rng.integers(min(6, n_frames), max(min(36, n_frames), 7)))
-        length = min(length, n_frames)
-        s = int(rng.integers(0, n_frames - length + 1))
+        length = min(int(rng.integers(min(6, n_frames), max(min(30, n_frames), 7))), n_frames)
+        s = _free_run(rng, taken, length, gap=3)
+        if s is None:
+            continue
+        taken[s : s + length] = True
         out.append(draw_calcium(rng, s, s + length))
+        if rng.uniform() < 0.5:
+            for _k in range(int(rng.integers(1, 3))):
+                sub = int(rng.integers(max(length // 3, 1), length + 1))
+                s2 = s + int(rng.integers(0, length - sub + 1))
+                out.append(draw_calcium(rng, s2, s2 + sub))
     return out
 
 
@@ -280,13 +289,13 @@ def _free_run(rng, taken: np.ndarray, length: int, gap: int = 2) -> int | None:
 def draw_distractors(
     rng: np.random.Generator, n_frames: int, lesions: list[CalciumLesion]
 ) -> tuple[list[LipidLesion], list[SideBranch]]:
-    """Lipid lesions (0-2) and side branches (0-2) in frames without calcium (2 frames apart),
+    """Lipid lesions (1-2) and side branches (1-2) in frames without calcium (2 frames apart),
     so that the model sees them as the only signal-poor regions of a frame."""
     taken = np.zeros(n_frames, dtype=bool)
     for les in lesions:
         taken[les.start : les.stop] = True
     lipids: list[LipidLesion] = []
-    for _ in range(int(rng.integers(0, 3))):
+    for _ in range(int(rng.integers(1, 3))):
         length = min(int(rng.integers(5, 26)), n_frames)
         s = _free_run(rng, taken, length)
         if s is None:
@@ -311,7 +320,7 @@ def draw_distractors(
             )
         )
     branches: list[SideBranch] = []
-    for _ in range(int(rng.integers(0, 3))):
+    for _ in range(int(rng.integers(1, 3))):
         length = min(int(rng.integers(3, 9)), n_frames)
         s = _free_run(rng, taken, length)
         if s is None:
@@ -811,8 +820,11 @@ def build_hybrid_dataset(
 # --------------------------------------------------------------------------- rendering
 
 
-def render_cartesian(polar: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
-    """Polar grey frame ``(A, R)`` in [0, 1] -> sepia RGB uint8 ``(size, size, 3)``."""
+def render_cartesian(
+    polar: np.ndarray, ps: float, size: int = 750, *, sepia: bool = True
+) -> np.ndarray:
+    """Polar grey frame ``(A, R)`` in [0, 1] -> sepia RGB uint8 ``(size, size, 3)`` (or grey
+    uint8 ``(size, size)`` with ``sepia=False``); the polar field spans the frame."""
     import torch
 
     from octseg.core.polar import polar_to_cartesian
@@ -824,7 +836,8 @@ def render_cartesian(polar: np.ndarray, ps: float, size: int = 750) -> np.ndarra
         polar_spacing_mm=ps,
         cart_spacing_mm=ps * polar.shape[1] * 2 / size,
     )[0].numpy()
-    return gray_to_sepia(np.clip(np.rint(cart * 255), 0, 255).astype(np.uint8))
+    grey = np.clip(np.rint(cart * 255), 0, 255).astype(np.uint8)
+    return gray_to_sepia(grey) if sepia else grey
 
 
 def label_outline(labels: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
@@ -902,6 +915,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--val-variants", type=int, default=None)
     b.add_argument("--synthetic", default=None, help="synthetic dataset to link into train/")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--console",
+        default=None,
+        help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
+        "sepia/grey, 500-1024 px, spacing.json) with their truth: octseg.datasets.hybrid.console",
+    )
+    c = sub.add_parser("console", help="hybrid pullbacks as console exports (Cartesian PNG)")
+    c.add_argument("root", help="folder of hybrid pullbacks with truth/ (e.g. OUT/val)")
+    c.add_argument("out", help="writes OUT/inputs/PID (PNG + spacing.json) and OUT/manual/PID")
+    c.add_argument("--sizes", type=int, nargs=2, default=(500, 1024), metavar=("MIN", "MAX"))
+    c.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("evaluate", help="Dice, strut F1 and agreement on hybrid pullbacks")
     e.add_argument("checkpoint")
     e.add_argument("root", help="folder of hybrid pullbacks with truth/ (e.g. OUT/val)")
@@ -939,6 +963,11 @@ def run(a: argparse.Namespace) -> int:
         with atomic.atomic_path(a.png) as tmp:
             Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG", optimize=True)
         return 0
+    if a.cmd == "console":
+        from octseg.datasets.hybrid.console import export_folder
+
+        print(json.dumps(export_folder(a.root, a.out, sizes=tuple(a.sizes), seed=a.seed), indent=2))
+        return 0
     made = build_hybrid_dataset(
         a.real,
         a.out,
@@ -948,7 +977,31 @@ def run(a: argparse.Namespace) -> int:
         seed=a.seed,
     )
     print(json.dumps(made, indent=2))
+    print(json.dumps(count_inserts(a.out), indent=2))
+    if a.console:
+        from octseg.datasets.hybrid.console import export_folder
+
+        print(json.dumps(export_folder(Path(a.out) / "val", a.console, seed=a.seed), indent=2))
     return 0
+
+
+def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
+    """Per part (train, val): frames, and frames with calcium, several calcium lesions, a
+    nodule, deep calcium, lipid, a side branch (from every hybrid's ``params.json``)."""
+    out: dict[str, dict[str, int]] = {}
+    for part in ("train", "val"):
+        c = dict.fromkeys(("frames", "calcium", "several", "nodule", "deep", "lipid", "branch"), 0)
+        for pj in sorted((Path(root) / part).glob("hyb-*/params.json")):
+            for r in json.loads(pj.read_text()).get("frames", []):
+                c["frames"] += 1
+                c["calcium"] += r["calcium"] > 0
+                c["several"] += r["calcium"] > 1
+                c["nodule"] += r["nodule"] > 0
+                c["deep"] += r["deep"] > 0
+                c["lipid"] += bool(r["lipid"])
+                c["branch"] += r["branch"] > 0
+        out[part] = c
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
