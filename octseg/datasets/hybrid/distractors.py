@@ -158,7 +158,7 @@ def insert_branch(
     local = ndimage.gaussian_filter(image.astype(np.float64), (2.0, 6.0), mode=("wrap", "nearest"))
     speckle = np.clip(image / np.maximum(local, 1e-3), 0.0, 3.0)
     level = float(np.median(image[far]))
-    hole = np.clip(0.5 - d / g.ps, 0.0, 1.0) * ~lum
+    hole = np.clip(0.5 - d / (3 * g.ps), 0.0, 1.0) * ~lum  # a 3-pixel soft edge
     rim = spec.rim * np.exp(-np.clip(d, 0, None) / 0.08) * ((d > 0) & (d < 0.25)) * ~lum
     img = img * (1.0 + rim)
     img = (1 - hole) * img + hole * level * speckle * rng.uniform(0.8, 1.2)
