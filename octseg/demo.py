@@ -199,13 +199,22 @@ def main(argv: list[str] | None = None) -> int:
         "appended after the demo's own, so trainer.max_epochs=24 wins over the default; only "
         "used when the demo trains, see --retrain)",
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        metavar="N",
+        help="torch threads for training (default 2; 1 where the cores are shared)",
+    )
     args = ap.parse_args(argv)
+    if args.threads < 1:
+        ap.error(f"--threads {args.threads}: expected >= 1")
     for o in args.override:
         if "=" not in o:
             ap.error(f"--override {o!r}: expected KEY=VALUE")
     if args.retrain:
         (args.out / "model.ckpt").unlink(missing_ok=True)
-    result = run_demo(args.out, overrides=args.override)
+    result = run_demo(args.out, threads=args.threads, overrides=args.override)
     return 1 if result["failed"] else 0
 
 

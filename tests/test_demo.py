@@ -1,4 +1,4 @@
-"""octseg.demo: the --override option reaches the training job's Hydra overrides."""
+"""octseg.demo: the --override and --threads options reach the training job."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ def test_override_option_is_passed_to_run_demo(monkeypatch, tmp_path):
     assert demo.main(argv) == 0
     assert seen["out"] == tmp_path
     assert list(seen["overrides"]) == ["loss.weight=[1,1,1,5,1]", "trainer.max_epochs=3"]
+    assert seen["threads"] == 2
+
+
+def test_threads_option_is_passed_to_run_demo(monkeypatch, tmp_path):
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(demo, "run_demo", lambda out, **kw: seen.update(kw) or {"failed": 0})
+    assert demo.main(["--out", str(tmp_path), "--threads", "1"]) == 0
+    assert seen["threads"] == 1
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["--out", str(tmp_path), "--threads", "0"])
+    assert exc.value.code == 2
 
 
 def test_override_without_equals_is_refused(monkeypatch, tmp_path):
