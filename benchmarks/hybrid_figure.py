@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [np.concatenate([tiles[i], gap, tiles[i + 1]], axis=1) for i in range(0, len(tiles), 2)]
     hgap = np.zeros((10, rows[0].shape[1], 3), np.uint8)
     out = np.concatenate([x for r in rows for x in (r, hgap)][:-1], axis=0)
-    Image.fromarray(out).save(a.png, optimize=True)
+    Image.fromarray(out).quantize(256).save(a.png, optimize=True)  # adaptive palette: smaller
     print(a.png, out.shape)
     return 0
 
