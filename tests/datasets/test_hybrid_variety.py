@@ -261,3 +261,24 @@ def test_hybrid_recipe_maps_plaque_classes_to_background():
         trained[~np.isin(new_lab, (FIBROUS_CAP, LIPID))],
         new_lab[~np.isin(new_lab, (FIBROUS_CAP, LIPID))],
     )
+
+
+def test_draws_cover_every_kind_and_keep_distractors_off_calcium_frames():
+    kinds, n_lipid, n_branch, several = set(), 0, 0, 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        lesions = cohort.draw_lesions(rng, 137)
+        lipids, branches = cohort.draw_distractors(rng, 137, lesions)
+        kinds |= {les.kind for les in lesions}
+        calcium = np.zeros(137, dtype=bool)
+        per_frame = np.zeros(137, dtype=int)
+        for les in lesions:
+            calcium[les.start : les.stop] = True
+            per_frame[les.start : les.stop] += 1
+        several += int((per_frame > 1).any())
+        for d in [*lipids, *branches]:
+            assert not calcium[max(d.start - 2, 0) : d.stop + 2].any()
+        n_lipid += bool(lipids)
+        n_branch += bool(branches)
+    assert kinds == set(cohort.CALCIUM_KINDS)
+    assert n_lipid >= 25 and n_branch >= 25 and several >= 8

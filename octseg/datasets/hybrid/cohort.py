@@ -254,13 +254,15 @@ def draw_calcium(rng: np.random.Generator, start: int, stop: int) -> CalciumLesi
 
 
 def draw_lesions(
-    rng: np.random.Generator, n_frames: int, max_lesions: int = 2
+    rng: np.random.Generator, n_frames: int, max_lesions: int | None = None
 ) -> list[CalciumLesion]:
-    """Random calcium lesions over ``n_frames`` frames: 1..``max_lesions`` runs of frames, each
-    with one lesion and, half of the time, one or two more over part of the run (several
-    lesions per frame; their arcs are kept apart when inserted). Runs keep 3 frames apart."""
+    """Random calcium lesions over ``n_frames`` frames: 1..``max_lesions`` (default: one per
+    40 frames, at least 2) runs of frames, each with one lesion and, half of the time, one or
+    two more over part of the run (several lesions per frame; their arcs are kept apart when
+    inserted). Runs keep 3 frames apart."""
     out: list[CalciumLesion] = []
     taken = np.zeros(n_frames, dtype=bool)
+    max_lesions = max_lesions or max(2, n_frames // 40)
     for _ in range(int(rng.integers(1, max_lesions + 1))):
         length = min(int(rng.integers(min(6, n_frames), max(min(30, n_frames), 7))), n_frames)
         s = _free_run(rng, taken, length, gap=3)
@@ -286,6 +288,17 @@ def _free_run(rng, taken: np.ndarray, length: int, gap: int = 2) -> int | None:
     return None
 
 
+def _free_run_shrinking(rng, taken: np.ndarray, length: int, min_length: int = 3):
+    """(start, length) of a free run of ``length`` frames, halving it down to ``min_length``
+    where none is free (distractors fit between calcium runs); None if none fits."""
+    while length >= min_length:
+        s = _free_run(rng, taken, length)
+        if s is not None:
+            return s, length
+        length //= 2
+    return None
+
+
 def draw_distractors(
     rng: np.random.Generator, n_frames: int, lesions: list[CalciumLesion]
 ) -> tuple[list[LipidLesion], list[SideBranch]]:
@@ -296,10 +309,10 @@ def draw_distractors(
         taken[les.start : les.stop] = True
     lipids: list[LipidLesion] = []
     for _ in range(int(rng.integers(1, 3))):
-        length = min(int(rng.integers(5, 26)), n_frames)
-        s = _free_run(rng, taken, length)
-        if s is None:
+        run = _free_run_shrinking(rng, taken, min(int(rng.integers(5, 26)), n_frames))
+        if run is None:
             continue
+        s, length = run
         taken[s : s + length] = True
         cap_min = float(rng.choice([rng.uniform(30, 65), rng.uniform(65, 250)]))
         lipids.append(
@@ -321,10 +334,10 @@ def draw_distractors(
         )
     branches: list[SideBranch] = []
     for _ in range(int(rng.integers(1, 3))):
-        length = min(int(rng.integers(3, 9)), n_frames)
-        s = _free_run(rng, taken, length)
-        if s is None:
+        run = _free_run_shrinking(rng, taken, min(int(rng.integers(3, 9)), n_frames))
+        if run is None:
             continue
+        s, length = run
         taken[s : s + length] = True
         branches.append(
             SideBranch(
