@@ -872,7 +872,8 @@ def label_outline(labels: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
 def side_by_side(
     real: np.ndarray, hybrid: np.ndarray, labels: np.ndarray | None, ps: float, size: int = 500
 ) -> np.ndarray:
-    """[real | hybrid | hybrid with label outlines] as one RGB image."""
+    """[real | hybrid | hybrid with label outlines] as one RGB image (blue lumen, red calcium,
+    green struts, yellow fibrous cap, magenta lipid)."""
     from scipy import ndimage
 
     a = render_cartesian(real, ps, size)
@@ -881,7 +882,13 @@ def side_by_side(
     if labels is not None:
         c = b.copy()
         lab = label_outline(labels, ps, size)
-        colours = {1: (80, 160, 255), 2: (255, 60, 60), 3: (60, 255, 60)}
+        colours = {
+            1: (80, 160, 255),
+            2: (255, 60, 60),
+            3: (60, 255, 60),
+            5: (255, 230, 0),
+            6: (230, 0, 230),
+        }
         for k, col in colours.items():
             m = lab == k
             edge = m & ~ndimage.binary_erosion(m)
