@@ -282,3 +282,23 @@ def test_draws_cover_every_kind_and_keep_distractors_off_calcium_frames():
         n_branch += bool(branches)
     assert kinds == set(cohort.CALCIUM_KINDS)
     assert n_lipid >= 25 and n_branch >= 25 and several >= 8
+
+
+def test_inserts_keep_off_real_lumen_beyond_the_contour():
+    """A lumen island the expert labelled beyond the wall (a branch) is not the measured lumen;
+    calcium there would get a hole (only background is relabelled), so inserts keep off it."""
+    from octseg.datasets.hybrid.insert import polar_xy
+
+    img, lab = stand_in(n=1, seed=6, shadow=None)
+    yy, xx = polar_xy(*lab[0].shape, PS)
+    c = lumen_geometry(lab[0], PS).point(math.radians(200.0), 1.35)
+    lab[0][np.hypot(yy - c[0], xx - c[1]) < 0.15] = LUMEN  # island 0.3 mm behind the wall
+    g = lumen_geometry(lab[0], PS)
+    bins = cohort.lumen_beyond_bins(lab[0], g)
+    assert bins[400] and not bins[0] and not bins[200]  # 200 degrees covered, 0 and 100 not
+    lesion = cohort.CalciumLesion(0, 1, 200.0, 120.0, 0.1, 0.5)
+    _, new_lab, rows, _ = cohort.make_hybrid(
+        img, lab, PS, [lesion], None, np.random.default_rng(0), frame_spacing_mm=0.2
+    )
+    assert rows[0]["calcium_arc_deg"] < 60.0  # trimmed to one side of the island
+    _check_calcium(_measure(new_lab)[0], rows[0])

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from octseg.core import atomic
-from octseg.core.classes import GUIDEWIRE
+from octseg.core.classes import GUIDEWIRE, LUMEN
 from octseg.core.errors import InputError
 from octseg.core.polar import wrap_pi
 from octseg.datasets.hybrid.distractors import (
@@ -60,6 +60,7 @@ from octseg.datasets.hybrid.insert import (
     insert_calcium,
     insert_strut,
     lumen_geometry,
+    polar_xy,
     strut_row,
 )
 from octseg.datasets.hybrid.truth import shape_calcium_columns, union_margin
@@ -519,6 +520,7 @@ def make_hybrid(
         img, lab = images[f].astype(np.float32), labels[f]
         g = lumen_geometry(lab, ps)
         shadow, forbidden = _guidewire_guard(img, lab, g, ps, avoid_guidewire, label_margin_alines)
+        forbidden |= lumen_beyond_bins(lab, g)
         row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
         row.update(real_lumen[f])
         img, lab, ca = _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng)
@@ -553,6 +555,21 @@ def make_hybrid(
         out_img[f] = img
         out_lab[f] = lab
     return out_img, out_lab, frame_rows, strut_rows
+
+
+def lumen_beyond_bins(labels: np.ndarray, g: LumenGeometry, margin_deg: float = 3.0) -> np.ndarray:
+    """Half-degree bins about the centroid (widened by ``margin_deg``) where the real label map
+    has lumen more than 2 pixels beyond the measured lumen contour (a side branch or a lumen
+    island the expert labelled, which the geometry's contour does not include): inserts keep
+    off them, since they relabel only background and would get a hole there."""
+    a, r = labels.shape
+    yy, xx = polar_xy(a, r, g.ps)
+    dy, dx = yy - g.centroid[0], xx - g.centroid[1]
+    phi = np.arctan2(dy, dx)
+    far = (labels == LUMEN) & (np.hypot(dy, dx) > g.rho(phi) + 2 * g.ps)
+    bins = np.zeros(720, dtype=bool)
+    bins[np.unique((phi[far] % TWO_PI / TWO_PI * 720).astype(int) % 720)] = True
+    return dilate_periodic(bins, int(round(margin_deg * 2)))
 
 
 def _union_bins(masks: list[np.ndarray]) -> np.ndarray:
