@@ -213,7 +213,7 @@ def render_frame(
 
 
 def _lipid_optics(geo: FrameGeometry, ras: FrameRaster, pg: PolarGrid, mu_b, mu_t, fine, coarse):
-    """Lipid core: moderate backscatter with strong attenuation (so it and everything behind it
+    """Lipid core: low backscatter and strong attenuation (so it and everything behind it
     fade to dark) blended in with a diffuse (Gaussian) border; fibrous cap: bright, thin, with
     the wall's attenuation. The optics of the frame's first lipid lesion (one lesion per frame)."""
     les = geo.lipids[0]
