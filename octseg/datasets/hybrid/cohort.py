@@ -509,13 +509,12 @@ def make_hybrid(
     """
     from tqdm import tqdm
 
-    from octseg.datasets.hybrid.insert import stent_columns
-
     out_img = np.empty_like(images, dtype=np.float32)
     out_lab = labels.copy()
     real_lumen = real_lumen_columns(labels, ps, frame_spacing_mm)
     frame_rows: list[dict] = []
     strut_rows: list[dict] = []
+    plan = _Plan(lesions, lipids or [], branches or [], stent, threshold_mm, frame_spacing_mm)
     for f in tqdm(range(images.shape[0]), desc="hybrid frames", disable=not progress):
         img, lab = images[f].astype(np.float32), labels[f]
         g = lumen_geometry(lab, ps)
@@ -523,38 +522,60 @@ def make_hybrid(
         forbidden |= lumen_beyond_bins(lab, g)
         row: dict[str, Any] = {"frame": f, "position_mm": f * frame_spacing_mm}
         row.update(real_lumen[f])
-        img, lab, ca = _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng)
-        no_strut = forbidden.copy()
-        if ca:
-            g, cols = _calcium_truth(lab, g, ca, ps, frame_spacing_mm, img.shape[1])
-            row.update(cols)
-            no_strut |= _union_bins(
-                [arc_bins(s.center_deg, s.arc_deg, 5) for s in ca if s.bulge_mm]
-            )
-        img, lab, lp = _insert_lipid(img, lab, g, lipids or [], f, forbidden, ps)
-        if lp is not None:
-            row.update(lipid_columns(lp))
-            row["tcfa"] = int(_is_tcfa(lp))
-            no_strut |= arc_bins(lp.center_deg, lp.arc_deg, 5)
-        br = [b.at(f) for b in branches or [] if b.at(f) is not None]
-        br = [b for b in br if not forbidden[int(b.center_deg * 2) % 720]]
-        for b in br:
-            img = insert_branch(img, lab, g, b, rng)
-            no_strut |= arc_bins(*branch_sector_deg(g, b), 3)
-        if stent is not None and stent.start <= f < stent.stop:
-            img, lab, rows = _insert_stent(img, lab, g, stent.struts(f, rng), no_strut, ps, rng)
-            pts = np.array([p for p, _, _ in rows]).reshape(-1, 2)
-            dists = np.array([d for _, d, _ in rows])
-            row.update(stent_columns(g, pts, dists, threshold_mm))
-            strut_rows += [strut_row(f, g, p, d, threshold_mm) for p, d, _ in rows]
+        img, lab, struts, rec = _hybrid_frame(img, lab, g, f, forbidden, plan, row, rng)
+        strut_rows += struts
         if shadow.any():  # class 4 behind the lumen border on the shadow's A-lines
             lab = label_guidewire(lab, shadow)
         frame_rows.append({k: v for k, v in row.items() if k in FRAME_COLUMNS})
         if record is not None:
-            record.append(_frame_record(f, ca, lp, br))
+            record.append(rec)
         out_img[f] = img
         out_lab[f] = lab
     return out_img, out_lab, frame_rows, strut_rows
+
+
+@dataclass
+class _Plan:
+    """What a hybrid pullback gets, frame by frame."""
+
+    lesions: list[CalciumLesion]
+    lipids: list[LipidLesion]
+    branches: list[SideBranch]
+    stent: Stent | None
+    threshold_mm: float
+    frame_spacing_mm: float
+
+
+def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tuple:
+    """Calcium, then lipid, side branches and struts into one frame (struts keep off nodules,
+    lipid and branches); truth columns into ``row``. Returns (image, labels, strut rows, record)."""
+    from octseg.datasets.hybrid.insert import stent_columns
+
+    ps, fs = g.ps, plan.frame_spacing_mm
+    img, lab, ca = _insert_calcium_all(img, lab, g, plan.lesions, f, forbidden, ps, rng)
+    no_strut = forbidden.copy()
+    if ca:
+        g, cols = _calcium_truth(lab, g, ca, ps, fs, img.shape[1])
+        row.update(cols)
+        no_strut |= _union_bins([arc_bins(s.center_deg, s.arc_deg, 5) for s in ca if s.bulge_mm])
+    img, lab, lp = _insert_lipid(img, lab, g, plan.lipids, f, forbidden, ps)
+    if lp is not None:
+        row.update(lipid_columns(lp))
+        row["tcfa"] = int(_is_tcfa(lp))
+        no_strut |= arc_bins(lp.center_deg, lp.arc_deg, 5)
+    br = [b.at(f) for b in plan.branches if b.at(f) is not None]
+    br = [b for b in br if not forbidden[int(b.center_deg * 2) % 720]]
+    for b in br:
+        img = insert_branch(img, lab, g, b, rng)
+        no_strut |= arc_bins(*branch_sector_deg(g, b), 3)
+    struts: list[dict] = []
+    st, thr = plan.stent, plan.threshold_mm
+    if st is not None and st.start <= f < st.stop:
+        img, lab, rows = _insert_stent(img, lab, g, st.struts(f, rng), no_strut, ps, rng)
+        pts = np.array([p for p, _, _ in rows]).reshape(-1, 2)
+        row.update(stent_columns(g, pts, np.array([d for _, d, _ in rows]), thr))
+        struts = [strut_row(f, g, p, d, thr) for p, d, _ in rows]
+    return img, lab, struts, _frame_record(f, ca, lp, br)
 
 
 def lumen_beyond_bins(labels: np.ndarray, g: LumenGeometry, margin_deg: float = 3.0) -> np.ndarray:
