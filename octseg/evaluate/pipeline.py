@@ -241,6 +241,7 @@ def pair_pullbacks(sides: _Sides, s: EvaluationSettings) -> _Rows:
             )
         if a.summary is not None and m.summary is not None:
             rows.pullbacks.append(_pullback_row(pid, a, m))
+    rows.segmentation = segmentation.drop_unlabelled_optional(rows.segmentation)
     rows.frame_count["manual_unmatched"] = sum(r["match"] == "manual_only" for r in rows.frames)
     rows.frame_count["auto_unmatched"] = sum(r["match"] == "auto_only" for r in rows.frames)
     return rows

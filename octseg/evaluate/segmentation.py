@@ -32,11 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from octseg.core.classes import CLASS_NAMES
+from octseg.core.classes import CLASS_NAMES, PLAQUE_CLASSES
 from octseg.core.errors import InputError
 from octseg.io.labels import LabelFile
 
-DEFAULT_CLASSES = (1, 2, 3, 4)
+#: classes scored by default; the plaque classes (5, 6) are left out of the tables and the
+#: summary when neither side labels them anywhere (:func:`drop_unlabelled_optional`)
+DEFAULT_CLASSES = (1, 2, 3, 4, *PLAQUE_CLASSES)
 #: largest Cartesian grid side for scan-converted polar maps
 MAX_GRID = 512
 #: frames scan-converted and scored at a time
@@ -227,11 +229,22 @@ def _summary(vals: list[float]) -> dict[str, Any]:
     }
 
 
+def drop_unlabelled_optional(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without the plaque classes' rows where no frame on either side has that class
+    (a lumen/calcium/stent evaluation then reads as it did before the plaque classes)."""
+    optional = {CLASS_NAMES[c] for c in PLAQUE_CLASSES}
+    present = {r["class"] for r in rows if r["scored"]}
+    return [r for r in rows if r["class"] not in optional or r["class"] in present]
+
+
 def summarize_overlap(rows: list[dict[str, Any]], classes: tuple[int, ...]) -> dict[str, Any]:
     """Per-class summary over all pullbacks' per-frame rows."""
     out: dict[str, Any] = {}
+    names = {r["class"] for r in rows}
     for cls in classes:
         name = CLASS_NAMES[cls]
+        if name not in names:
+            continue
         rs = [r for r in rows if r["class"] == name]
         scored = [r for r in rs if r["scored"]]
         hd = [r["hd95_mm"] for r in scored if r["hd95_mm"] is not None]

@@ -72,3 +72,26 @@ def test_tcfa_kappa_needs_the_flag_on_the_manual_side(tmp_path):
     t = res.metrics["frames"]["categories"]["tcfa"]
     assert (t["tp"], t["tn"], t["fp"], t["fn"]) == (1, 1, 0, 0)
     assert np.isclose(t["agreement"], 1.0)
+
+
+def test_default_classes_score_plaque_only_where_it_is_labelled(tmp_path):
+    """The default class list includes fibrous cap and lipid; an evaluation where no frame on
+    either side has them reports neither (tables and summary as for lumen/calcium/stent)."""
+    settings = {"plots": False, "progress": False, "n_bootstrap": 200}
+    plain = [scene("polar", lumen=LUM), scene("polar", lumen=LUM)]
+    _write(tmp_path / "manual" / "p1", plain)
+    _write(tmp_path / "auto" / "p1", plain)
+    res = evaluate(tmp_path / "auto", tmp_path / "manual", tmp_path / "out", settings)
+    seg = res.metrics["segmentation"]["classes"]
+    assert "lumen" in seg and "lipid" not in seg and "fibrous_cap" not in seg
+    assert {r["class"] for r in res.tables["segmentation_frames"]} == {
+        "lumen",
+        "calcium",
+        "strut",
+        "guidewire",
+    }
+    _write(tmp_path / "auto2" / "p1", [plaque_scene("polar", 0.12, 0.0, 120.0), plain[1]])
+    res = evaluate(tmp_path / "auto2", tmp_path / "manual", tmp_path / "out2", settings)
+    seg = res.metrics["segmentation"]["classes"]
+    assert seg["lipid"]["n_frames"] == 1 and seg["lipid"]["dice"]["mean"] == 0.0  # auto only
+    assert seg["fibrous_cap"]["n_frames"] == 1
