@@ -9,6 +9,13 @@ of the chosen channels and whether the label has that class anywhere on the A-li
 goes to the one most confident pixel of each A-line: on the A-line past a lesion end, the pixel
 that would make the arc read one A-line too wide.
 
+A second, optional term (``lambda_lumen``) does the same for the lumen contour, which the geometry
+reads on each A-line as the end of the run of lumen/strut samples that starts at the catheter: one
+non-lumen sample inside the true run (the net calling the dark, shadowed gap behind a malapposed
+strut background) ends the contour there and under-reads the strut's distance to the wall. The
+term is the per-A-line BCE of "a hole in the true lumen run" (the largest non-lumen probability
+over the run) against 0, i.e. ``-log`` of the smallest lumen/strut probability on the run.
+
 Layout: network outputs are (B, C, A, R) - A-lines on dim 2, depth on dim 3 (see
 :mod:`octseg.model.wrap`).
 """
@@ -48,32 +55,64 @@ def aline_presence_bce(
     return torch.stack(terms).mean()
 
 
+def _class_mask(target: torch.Tensor, channels: Sequence[int]) -> torch.Tensor:
+    """(B, A, R) bool: label in any of ``channels`` (class indices or one-hot, as above)."""
+    if target.shape[1] == 1:
+        lab = torch.round(target[:, 0])
+        return torch.stack([lab == c for c in channels]).any(0)
+    return (target[:, list(channels)] > 0.5).any(1)
+
+
+def lumen_run_hole_bce(
+    probs: torch.Tensor, target: torch.Tensor, channels: Sequence[int]
+) -> torch.Tensor:
+    """Mean over A-lines with a lumen run of ``-log`` of the smallest summed probability of
+    ``channels`` on the label's run of ``channels`` samples from depth 0 (the catheter)."""
+    run = torch.cumprod(_class_mask(target, channels).to(torch.uint8), dim=-1).bool()
+    has = run[..., 0]
+    if not has.any():
+        return probs.sum() * 0.0
+    q = probs[:, list(channels)].sum(1).clamp(_EPS, 1.0)
+    weakest = torch.where(run, q, torch.ones_like(q)).amin(dim=-1)
+    return -torch.log(weakest[has]).mean()
+
+
 class ALineDiceCELoss(DiceCELoss):
     """MONAI ``DiceCELoss`` plus ``lambda_aline`` x a per-A-line presence BCE on ``aline_channels``
     (output channels, i.e. positions in the model's class list; 2 is calcium in the default
-    5-class schema). ``lambda_aline=0`` is exactly ``DiceCELoss``. Softmax over channels is
-    applied to the logits for the presence term; every other argument goes to ``DiceCELoss``."""
+    5-class schema), plus ``lambda_lumen`` x the lumen-run hole term on ``lumen_channels``
+    (lumen and strut: 1 and 3). Both weights 0 is exactly ``DiceCELoss``. Softmax over channels
+    is applied to the logits for these terms; every other argument goes to ``DiceCELoss``."""
 
     def __init__(
         self,
         *args: object,
         lambda_aline: float = 1.0,
         aline_channels: Sequence[int] = (2,),
+        lambda_lumen: float = 0.0,
+        lumen_channels: Sequence[int] = (1, 3),
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        if lambda_aline < 0:
-            raise ValueError(f"lambda_aline must be >= 0, got {lambda_aline}")
+        for name, value in (("lambda_aline", lambda_aline), ("lambda_lumen", lambda_lumen)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         self.lambda_aline = float(lambda_aline)
         self.aline_channels = tuple(int(c) for c in aline_channels)
+        self.lambda_lumen = float(lambda_lumen)
+        self.lumen_channels = tuple(int(c) for c in lumen_channels)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
-        base = super().forward(input, target)
-        if self.lambda_aline == 0:
-            return base
+        loss = super().forward(input, target)
+        if self.lambda_aline == 0 and self.lambda_lumen == 0:
+            return loss
         n = input.shape[1]
-        bad = [c for c in self.aline_channels if not 0 <= c < n]
+        bad = [c for c in self.aline_channels + self.lumen_channels if not 0 <= c < n]
         if bad:
-            raise ValueError(f"aline_channels {bad} out of range for a {n}-channel output")
+            raise ValueError(f"channels {bad} out of range for a {n}-channel output")
         probs = torch.softmax(input.float(), dim=1)
-        return base + self.lambda_aline * aline_presence_bce(probs, target, self.aline_channels)
+        if self.lambda_aline:
+            loss = loss + self.lambda_aline * aline_presence_bce(probs, target, self.aline_channels)
+        if self.lambda_lumen:
+            loss = loss + self.lambda_lumen * lumen_run_hole_bce(probs, target, self.lumen_channels)
+        return loss

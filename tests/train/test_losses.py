@@ -1,4 +1,5 @@
-"""octseg.train.losses: the per-A-line calcium presence term added to MONAI's DiceCELoss."""
+"""octseg.train.losses: the per-A-line calcium presence and lumen-run terms added to MONAI's
+DiceCELoss."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss
 from omegaconf import OmegaConf
 
 from octseg.train.engine import build_loss
-from octseg.train.losses import ALineDiceCELoss, aline_presence
+from octseg.train.losses import ALineDiceCELoss, aline_presence, lumen_run_hole_bce
 
 N_CLASSES = 5
 CALCIUM = 2  # channel of calcium in the default 5-class schema
@@ -33,7 +34,7 @@ def test_zero_weight_is_exactly_dice_ce() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(2, N_CLASSES, 16, 20), _target().repeat(2, 1, 1, 1)
     w = torch.tensor([1.0, 1.0, 2.0, 5.0, 1.0])
-    ours = ALineDiceCELoss(lambda_aline=0.0, weight=w, **KW)(x, y)
+    ours = ALineDiceCELoss(lambda_aline=0.0, lambda_lumen=0.0, weight=w, **KW)(x, y)
     base = DiceCELoss(weight=w, **KW)(x, y)
     torch.testing.assert_close(ours, base, rtol=0, atol=1e-7)
 
@@ -70,6 +71,42 @@ def test_band_continued_one_aline_past_the_end_costs_more() -> None:
     assert ours_gap > 2 * base_gap
 
 
+def _malapposed() -> torch.Tensor:
+    """(1, 1, 16, 20): lumen to depth 10; a strut at depth 6 on A-line 3 with lumen behind it."""
+    y = torch.zeros(1, 1, 16, 20)
+    y[..., :10] = 1
+    y[:, :, 3, 6] = 3
+    return y
+
+
+def test_hole_in_the_lumen_run_behind_a_strut_costs_more() -> None:
+    y = _malapposed()
+    exact = _logits(y)
+    hole = y.clone()
+    hole[:, :, 3, 8] = 0  # the shadowed gap behind the strut called background
+    holed = _logits(hole)
+    base = DiceCELoss(**KW)
+    ours = ALineDiceCELoss(lambda_aline=0.0, lambda_lumen=1.0, **KW)
+    base_gap = float(base(holed, y) - base(exact, y))
+    ours_gap = float(ours(holed, y) - ours(exact, y))
+    # -log of the hole's lumen+strut probability replaces -log of the exact one, on 1 of 16 A-lines
+    sm_h, sm_e = torch.softmax(holed[0, :, 3, 8], 0), torch.softmax(exact[0, :, 3, 8], 0)
+    added = float(torch.log(sm_e[1] + sm_e[3]) - torch.log(sm_h[1] + sm_h[3])) / 16
+    assert ours_gap - base_gap == pytest.approx(added, abs=1e-5)
+    assert ours_gap > 2 * base_gap > 0
+
+
+def test_lumen_run_ends_at_the_first_non_lumen_sample() -> None:
+    y = _malapposed()
+    y[:, :, 5, 3] = 2  # calcium inside the lumen on A-line 5: the run there is depth 0..2
+    probs = torch.full((1, 5, 16, 20), 0.2)
+    probs[:, 1, 5, 4:] = 0.0  # beyond the run's end: must not count
+    probs[:, 1, 5, 1] = 0.05  # inside the run: the weakest sample of A-line 5 (0.05 + 0.2)
+    got = lumen_run_hole_bce(probs, y, (1, 3))
+    want = (15 * -torch.log(torch.tensor(0.4)) - torch.log(torch.tensor(0.25))) / 16
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 def test_presence_reads_class_indices_one_hot_and_resized_floats() -> None:
     y = _target()
     expected = torch.zeros(1, 16)
@@ -88,6 +125,7 @@ def test_works_with_deep_supervision_through_build_loss() -> None:
                 "_target_": "octseg.train.losses.ALineDiceCELoss",
                 **KW,
                 "lambda_aline": 1.0,
+                "lambda_lumen": 1.0,
                 "weight": [1, 1, 2, 5, 1],
             }
         }
@@ -112,5 +150,5 @@ def test_works_with_deep_supervision_through_build_loss() -> None:
 def test_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="lambda_aline"):
         ALineDiceCELoss(lambda_aline=-1.0, **KW)
-    with pytest.raises(ValueError, match="aline_channels"):
+    with pytest.raises(ValueError, match="out of range"):
         ALineDiceCELoss(aline_channels=[7], **KW)(torch.randn(1, 5, 4, 4), torch.zeros(1, 1, 4, 4))
