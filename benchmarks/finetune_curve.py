@@ -1,20 +1,26 @@
 """Few-label fine-tuning (issue 18 item 3): held-out hybrid accuracy against the number of
 labelled frames, through the product path.
 
-For each N: ``train.py experiment=finetune init_from=BASE`` on N evenly spaced labelled frames of
-one hybrid *training* pullback (N = 0: the base model unchanged), then ``infer.py`` on the hybrid
-*held-out* pullbacks and ``evaluate.py`` against their truth. Every run gets the same number of
-optimiser steps (``--steps``; epochs = steps / batches per epoch), and the curve uses the run's
-``last.ckpt`` (the held-out set is never used to pick a checkpoint or a recipe).
+``curve``: for each N, ``train.py experiment=finetune init_from=BASE`` on N evenly spaced labelled
+frames of one hybrid *training* pullback (N = 0: the base model unchanged), then ``infer.py`` on
+the hybrid *held-out* pullbacks and ``evaluate.py`` against their truth. Every run gets the same
+number of optimiser steps (``--steps``; epochs = steps / batches per epoch), and the curve uses
+the run's ``last.ckpt`` (the held-out set never picks a checkpoint or a recipe). ``--scratch``:
+the control from random weights (give it its own ``--override optimizer.lr=...``).
 
-``--tune`` instead compares recipe variants at one N by train.py's own validation metrics on a
-*tuning* folder (a different hybrid training pullback: other inserted lesions on the same real
-frames), never on the held-out set.
+``tune``: one recipe variant at one N, judged by train.py's own validation metrics on a *tuning*
+folder (another hybrid training pullback: other inserted lesions on the same real frames), never
+on the held-out set. ``report``: ``benchmarks/results/finetune_curve.{json,md}`` and
+``docs/images/finetune_curve.png`` from those runs. One thread everywhere.
 
     python benchmarks/finetune_curve.py curve --base DEMO/model.ckpt --data DATA/hybrid \
         --out /tmp/ft/curve --ns 0 10 30 100
+    python benchmarks/finetune_curve.py curve --scratch --base DEMO/model.ckpt \
+        --data DATA/hybrid --out /tmp/ft/curve --ns 30 100 --override optimizer.lr=0.003
     python benchmarks/finetune_curve.py tune --base DEMO/model.ckpt --data DATA/hybrid \
-        --tune-val DATA/tune_val --out /tmp/ft/tune --n 30 --variant lr1e-3 optimizer.lr=0.001
+        --tune-val DATA/tune_val --out /tmp/ft/tune --n 30 --variant H --override optimizer.lr=0.0001
+    python benchmarks/finetune_curve.py report --base DEMO/model.ckpt --data DATA/hybrid \
+        --out /tmp/ft/curve --tune-jsonl /tmp/ft/tune/tune.jsonl --extra lr3e-4=/tmp/ft/curve_lr3e-4
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ def finetune(
         sys.executable,
         "train.py",
         "experiment=finetune",
-        f"init_from={args.base}",
+        *(["init_required=false"] if args.scratch else [f"init_from={args.base}"]),
         f"data.root={args.data / 'train'}",
         f"data.val_root={val_root}",
         f"data.labelled_frames={frames}",
@@ -138,7 +144,7 @@ def pick(metrics: dict[str, Any]) -> dict[str, float | None]:
 def curve(args: argparse.Namespace) -> None:
     rows = []
     for n in args.ns:
-        out = args.out / f"n{n:03d}"
+        out = args.out / f"n{n:03d}{'-scratch' if args.scratch else ''}"
         out.mkdir(parents=True, exist_ok=True)
         ckpt, t_train = args.base, 0.0
         if n > 0:
@@ -146,6 +152,7 @@ def curve(args: argparse.Namespace) -> None:
         metrics, t_eval = infer_and_evaluate(args, ckpt, out)
         row = {
             "n_labelled": n,
+            "init": "random" if args.scratch else str(args.base),
             "epochs": epochs_for(n, args.steps) if n else 0,
             "train_s": round(t_train, 1),
             "infer_evaluate_s": round(t_eval, 1),
@@ -153,9 +160,11 @@ def curve(args: argparse.Namespace) -> None:
         }
         print(json.dumps(row), flush=True)
         rows.append(row)
-        (args.out / "curve.json").write_text(json.dumps(rows, indent=2))
-    (args.out / "curve.md").write_text(table(rows) + "\n")
-    plot(rows, args.out / "finetune_curve.png")
+        name = "scratch" if args.scratch else "curve"
+        (args.out / f"{name}.json").write_text(json.dumps(rows, indent=2))
+    if not args.scratch:
+        (args.out / "curve.md").write_text(table(rows) + "\n")
+        plot(rows, args.out / "finetune_curve.png")
 
 
 COLUMNS = [
@@ -233,9 +242,41 @@ def tune(args: argparse.Namespace) -> None:
         fh.write(json.dumps(row) + "\n")
 
 
+def report(args: argparse.Namespace) -> None:
+    """``benchmarks/results/finetune_curve.{json,md}`` and the plot from the runs under
+    ``--out`` (curve.json, scratch.json, tune/tune.jsonl) and ``--extra NAME=FOLDER`` curves."""
+    rows = json.loads((args.out / "curve.json").read_text())
+    scratch_file = args.out / "scratch.json"
+    scratch = json.loads(scratch_file.read_text()) if scratch_file.is_file() else []
+    extra = {}
+    for item in args.extra:
+        name, folder = item.split("=", 1)
+        extra[name] = json.loads((Path(folder) / "curve.json").read_text())
+    tune_file = args.tune_jsonl
+    tuned = [json.loads(x) for x in tune_file.read_text().splitlines()] if tune_file else []
+    results = ROOT / "benchmarks" / "results"
+    out = {
+        "machine": args.machine,
+        "base": str(args.base),
+        "steps": args.steps,
+        "curve": rows,
+        "from_random_weights": scratch,
+        "other_recipes": extra,
+        "tuning": tuned,
+    }
+    (results / "finetune_curve.json").write_text(json.dumps(out, indent=2) + "\n")
+    parts = ["## Recipe (experiment=finetune)", "", table(rows), ""]
+    if scratch:
+        parts += ["## Control: random weights, lr 0.003, same steps", "", table(scratch), ""]
+    for name, more in extra.items():
+        parts += [f"## Recipe variant {name}", "", table(more), ""]
+    (results / "finetune_curve.md").write_text("\n".join(parts))
+    plot(rows, ROOT / "docs" / "images" / "finetune_curve.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["curve", "tune"])
+    ap.add_argument("mode", choices=["curve", "tune", "report"])
     ap.add_argument("--base", type=Path, required=True, help="checkpoint to fine-tune")
     ap.add_argument("--data", type=Path, required=True, help="hybrid dataset (train/, val/)")
     ap.add_argument("--out", type=Path, required=True)
@@ -246,9 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune-val", type=Path, help="tune: validation dataset folder")
     ap.add_argument("--variant", default="default", help="tune: name of the variant")
     ap.add_argument("--override", nargs="*", default=[], help="extra train.py overrides")
+    ap.add_argument(
+        "--scratch", action="store_true", help="control: train from random weights (no init_from)"
+    )
+    ap.add_argument("--extra", nargs="*", default=[], help="report: NAME=FOLDER more curves")
+    ap.add_argument("--tune-jsonl", type=Path, help="report: the tune runs' tune.jsonl")
+    ap.add_argument("--machine", default="", help="report: where it ran")
     args = ap.parse_args(argv)
     args.base, args.data, args.out = args.base.resolve(), args.data.resolve(), args.out.resolve()
-    (curve if args.mode == "curve" else tune)(args)
+    {"curve": curve, "tune": tune, "report": report}[args.mode](args)
     return 0
 
 
