@@ -64,11 +64,14 @@ def _class_mask(target: torch.Tensor, channels: Sequence[int]) -> torch.Tensor:
 
 
 def lumen_run_hole_bce(
-    probs: torch.Tensor, target: torch.Tensor, channels: Sequence[int]
+    probs: torch.Tensor, target: torch.Tensor, channels: Sequence[int], margin: int = 0
 ) -> torch.Tensor:
     """Mean over A-lines with a lumen run of ``-log`` of the smallest summed probability of
-    ``channels`` on the label's run of ``channels`` samples from depth 0 (the catheter)."""
+    ``channels`` on the label's run of ``channels`` samples from depth 0 (the catheter), less
+    its last ``margin`` samples (the lumen border itself is left to the pixel losses)."""
     run = torch.cumprod(_class_mask(target, channels).to(torch.uint8), dim=-1).bool()
+    if margin > 0:
+        run = F.pad(run[..., margin:], (0, margin), value=False)
     has = run[..., 0]
     if not has.any():
         return probs.sum() * 0.0
@@ -81,8 +84,8 @@ class ALineDiceCELoss(DiceCELoss):
     """MONAI ``DiceCELoss`` plus ``lambda_aline`` x a per-A-line presence BCE on ``aline_channels``
     (output channels, i.e. positions in the model's class list; 2 is calcium in the default
     5-class schema), plus ``lambda_lumen`` x the lumen-run hole term on ``lumen_channels``
-    (lumen and strut: 1 and 3). Both weights 0 is exactly ``DiceCELoss``. Softmax over channels
-    is applied to the logits for these terms; every other argument goes to ``DiceCELoss``."""
+    (lumen and strut: 1 and 3) without the run's last ``lumen_margin`` samples. Both weights 0
+    is exactly ``DiceCELoss``. Softmax over channels is applied to the logits for these terms; every other argument goes to ``DiceCELoss``."""
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class ALineDiceCELoss(DiceCELoss):
         aline_channels: Sequence[int] = (2,),
         lambda_lumen: float = 0.0,
         lumen_channels: Sequence[int] = (1, 3),
+        lumen_margin: int = 2,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -101,6 +105,9 @@ class ALineDiceCELoss(DiceCELoss):
         self.aline_channels = tuple(int(c) for c in aline_channels)
         self.lambda_lumen = float(lambda_lumen)
         self.lumen_channels = tuple(int(c) for c in lumen_channels)
+        if lumen_margin < 0:
+            raise ValueError(f"lumen_margin must be >= 0, got {lumen_margin}")
+        self.lumen_margin = int(lumen_margin)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
         loss = super().forward(input, target)
@@ -114,5 +121,6 @@ class ALineDiceCELoss(DiceCELoss):
         if self.lambda_aline:
             loss = loss + self.lambda_aline * aline_presence_bce(probs, target, self.aline_channels)
         if self.lambda_lumen:
-            loss = loss + self.lambda_lumen * lumen_run_hole_bce(probs, target, self.lumen_channels)
+            hole = lumen_run_hole_bce(probs, target, self.lumen_channels, self.lumen_margin)
+            loss = loss + self.lambda_lumen * hole
         return loss

@@ -83,14 +83,14 @@ def test_hole_in_the_lumen_run_behind_a_strut_costs_more() -> None:
     y = _malapposed()
     exact = _logits(y)
     hole = y.clone()
-    hole[:, :, 3, 8] = 0  # the shadowed gap behind the strut called background
+    hole[:, :, 3, 7] = 0  # the shadowed gap behind the strut called background
     holed = _logits(hole)
     base = DiceCELoss(**KW)
     ours = ALineDiceCELoss(lambda_aline=0.0, lambda_lumen=1.0, **KW)
     base_gap = float(base(holed, y) - base(exact, y))
     ours_gap = float(ours(holed, y) - ours(exact, y))
     # -log of the hole's lumen+strut probability replaces -log of the exact one, on 1 of 16 A-lines
-    sm_h, sm_e = torch.softmax(holed[0, :, 3, 8], 0), torch.softmax(exact[0, :, 3, 8], 0)
+    sm_h, sm_e = torch.softmax(holed[0, :, 3, 7], 0), torch.softmax(exact[0, :, 3, 7], 0)
     added = float(torch.log(sm_e[1] + sm_e[3]) - torch.log(sm_h[1] + sm_h[3])) / 16
     assert ours_gap - base_gap == pytest.approx(added, abs=1e-5)
     assert ours_gap > 2 * base_gap > 0
@@ -105,6 +105,21 @@ def test_lumen_run_ends_at_the_first_non_lumen_sample() -> None:
     got = lumen_run_hole_bce(probs, y, (1, 3))
     want = (15 * -torch.log(torch.tensor(0.4)) - torch.log(torch.tensor(0.25))) / 16
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_lumen_border_samples_are_left_to_the_pixel_losses() -> None:
+    y = _malapposed()
+    border = y.clone()
+    border[:, :, 3, 9] = 0  # the lumen ends one sample early on A-line 3: a border error
+    probs = torch.softmax(_logits(border), 1)
+    assert float(lumen_run_hole_bce(probs, y, (1, 3), margin=0)) > 0.1
+    exact = torch.softmax(_logits(y), 1)
+    torch.testing.assert_close(
+        lumen_run_hole_bce(probs, y, (1, 3), margin=2),
+        lumen_run_hole_bce(exact, y, (1, 3), margin=2),
+        rtol=0,
+        atol=1e-7,
+    )
 
 
 def test_presence_reads_class_indices_one_hot_and_resized_floats() -> None:
@@ -150,5 +165,7 @@ def test_works_with_deep_supervision_through_build_loss() -> None:
 def test_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="lambda_aline"):
         ALineDiceCELoss(lambda_aline=-1.0, **KW)
+    with pytest.raises(ValueError, match="lumen_margin"):
+        ALineDiceCELoss(lumen_margin=-1, **KW)
     with pytest.raises(ValueError, match="out of range"):
         ALineDiceCELoss(aline_channels=[7], **KW)(torch.randn(1, 5, 4, 4), torch.zeros(1, 1, 4, 4))
