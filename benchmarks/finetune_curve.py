@@ -265,7 +265,21 @@ def report(args: argparse.Namespace) -> None:
         "tuning": tuned,
     }
     (results / "finetune_curve.json").write_text(json.dumps(out, indent=2) + "\n")
-    parts = ["## Recipe (experiment=finetune)", "", table(rows), ""]
+    parts = [
+        "# Few-label fine-tuning: hybrid held-out accuracy against labelled frames",
+        "",
+        f"Base model `{args.base}` (the `make demo` model: experiment=synthetic, never saw a hybrid "
+        f"or real frame), fine-tuned on N evenly spaced frames of `{args.pullback}` with "
+        f"{args.steps} optimiser steps per run (epochs = steps / batches), `last.ckpt`; "
+        "`infer.py` on the 3 hybrid held-out pullbacks (138 frames of the held-out real block), "
+        "`evaluate.py` against their truth. One pullback of one patient; hybrid calcium is "
+        f"synthetic. Machine: {args.machine}. Details and reading: docs/finetune.md.",
+        "",
+        "## Recipe (experiment=finetune)",
+        "",
+        table(rows),
+        "",
+    ]
     if scratch:
         parts += ["## Control: random weights, lr 0.003, same steps", "", table(scratch), ""]
     for name, more in extra.items():
