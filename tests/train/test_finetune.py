@@ -229,3 +229,34 @@ def test_finetune_experiment_composes(toy_root, base_ckpt, tmp_path):
         bare = compose("train", overrides=["experiment=finetune"])
     with pytest.raises(InputError, match="give init_from=CHECKPOINT"):
         read_init(bare)
+
+
+def test_finetune_experiment_runs_from_a_checkpoint(toy_root, tmp_path):
+    """experiment=finetune end to end (its own network and grid): a one-epoch base model, then a
+    fine-tuning run on two labelled frames that starts from it."""
+
+    def finetune_cfg(out: Path, *extra: str):
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            return compose(
+                "train",
+                overrides=[
+                    "experiment=finetune",
+                    f"data.root={toy_root}",
+                    "data.val_ids=[pb000]",
+                    f"paths.output_dir={out}",
+                    "trainer.max_epochs=1",
+                    "trainer.num_threads=1",
+                    *extra,
+                ],
+            )
+
+    base = tmp_path / "base"
+    train(finetune_cfg(base, "init_required=false", "data.max_labelled_frames=2"))
+    out = tmp_path / "ft"
+    summary = train(
+        finetune_cfg(out, f"init_from={base / 'last.ckpt'}", "data.max_labelled_frames=2")
+    )
+    assert summary["epochs_run"] == 1
+    meta = torch.load(out / "last.ckpt", weights_only=True)["meta"]
+    assert meta["init_from"] == str(base / "last.ckpt")
+    assert sum(len(v) for v in meta["split"]["labelled_frames"].values()) == 2
