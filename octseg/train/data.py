@@ -397,6 +397,22 @@ def split_pullbacks(
     return [i for i in ids if i not in set(val)], val
 
 
+def dataset_split(root: str | Path) -> tuple[list[str], list[str]]:
+    """``(test, val)`` pullback ids that a dataset's own ``split.json`` names (written by
+    ``octseg.datasets.danilov.build`` and the hybrid builder), or empty lists without one. Training
+    never uses the ``test`` pullbacks; ``val`` is the validation set when ``data.val_ids`` is
+    not given."""
+    path = Path(root) / "split.json"
+    if not path.is_file():
+        return [], []
+    try:
+        split = json.loads(path.read_text())
+        test, val = (sorted(str(i) for i in split.get(k) or []) for k in ("test", "val"))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError(path, f"not a readable dataset split ({exc})") from None
+    return test, val
+
+
 def ensure_synthetic(root: str | Path, *, n: int, seed: int, preset: str = "small") -> Path:
     """The synthetic cohort ``octseg synth`` makes with these settings, generated unless ``root``
     already holds it (see :func:`octseg.datasets.synth.cohort.ensure_cohort`)."""

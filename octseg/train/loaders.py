@@ -4,6 +4,7 @@ pieces)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from octseg.train.data import (
     PullbackFrames,
     choose_labelled,
     class_lut,
+    dataset_split,
     ensure_synthetic,
     list_entries,
     load_pullback,
@@ -63,7 +65,8 @@ def _generate(cfg: DictConfig, root: Path, val_root: Any, info: ddp.DistInfo) ->
 def _split_ids(
     cfg: DictConfig, root: Path, ids: list[str], resume: dict[str, Any] | None
 ) -> tuple[list[str], list[str]]:
-    """Train and validation pullback ids: the resumed run's split, else a seeded split."""
+    """Train and validation pullback ids: the resumed run's split, else ``data.val_ids``, else
+    the dataset's own ``split.json`` validation ids, else a seeded split."""
     split = resume["meta"].get("split") if resume else None
     if split:
         train_ids, val_ids = list(split["train"]), list(split["val"])
@@ -71,12 +74,33 @@ def _split_ids(
         if missing:
             raise InputError(root, f"pullbacks of the resumed run's split are missing: {missing}")
         return train_ids, val_ids
+    test, own_val = dataset_split(root)
+    val_ids = cfg_get(cfg, "data.val_ids")
+    clash = sorted({str(i) for i in val_ids or []} & set(test))
+    if clash:
+        raise InputError(
+            root / "split.json", f"data.val_ids {clash} are held out as test pullbacks there"
+        )
+    val_ids = val_ids or [i for i in own_val if i in ids]
     return split_pullbacks(
         ids,
         val_fraction=float(cfg_get(cfg, "data.val_fraction", 0.2)),
         seed=int(cfg.seed),
-        val_ids=cfg_get(cfg, "data.val_ids"),
+        val_ids=val_ids or None,
     )
+
+
+def _without_test(root: Path, entries: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` less the pullbacks the dataset's ``split.json`` holds out as ``test``."""
+    test = set(dataset_split(root)[0])
+    kept = {i: e for i, e in entries.items() if i not in test}
+    if len(kept) < len(entries):
+        logging.getLogger("octseg.train").info(
+            "not training or validating on %s: held out as test in %s",
+            ", ".join(sorted(set(entries) - set(kept))),
+            root / "split.json",
+        )
+    return kept
 
 
 def load_split(
@@ -87,7 +111,7 @@ def load_split(
     root = Path(str(cfg.data.root))
     val_root = cfg_get(cfg, "data.val_root")
     _generate(cfg, root, val_root, info)
-    entries = {e.id: e for e in list_entries(root)}
+    entries = _without_test(root, {e.id: e for e in list_entries(root)})
     if val_root:
         val_entries = {e.id: e for e in list_entries(val_root)}
         train_ids, val_ids = sorted(entries), sorted(val_entries)

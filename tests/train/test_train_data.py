@@ -120,6 +120,37 @@ def test_split_by_pullback():
         split_pullbacks(["only"])
 
 
+def _split_cfg(root, **data):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"seed": 0, "data": {"root": str(root), "val_fraction": 0.5, **data}})
+
+
+def test_dataset_split_json_test_pullbacks_are_never_trained_on(tmp_path):
+    """A dataset's own split.json (danilov.build --test-block) holds pullbacks out as test:
+    training neither trains nor validates on them; its val ids are the default validation."""
+    import json
+
+    from octseg.core import distributed as ddp
+    from octseg.train.loaders import load_split
+
+    root = make_toy_dataset(tmp_path / "ds", n_pullbacks=4, n_frames=3)
+    ids = sorted(e.id for e in list_pullbacks(root))
+    (root / "split.json").write_text(
+        json.dumps({"train": ids[:2], "val": [ids[2]], "test": [ids[3]]})
+    )
+    train, val, split = load_split(_split_cfg(root), ddp.DistInfo(), None)
+    assert (split["train"], split["val"]) == (ids[:2], [ids[2]])
+    assert ids[3] not in [e.id for e in train + val]
+    _, _, split = load_split(_split_cfg(root, val_ids=[ids[0]]), ddp.DistInfo(), None)
+    assert (split["train"], split["val"]) == ([ids[1], ids[2]], [ids[0]])
+    with pytest.raises(InputError, match="held out as test"):
+        load_split(_split_cfg(root, val_ids=[ids[3]]), ddp.DistInfo(), None)
+    (root / "split.json").write_text("{not json")
+    with pytest.raises(InputError, match="split.json.*not a readable dataset split"):
+        load_split(_split_cfg(root), ddp.DistInfo(), None)
+
+
 def test_geometric_transforms_move_image_and_mask_together():
     rng = np.random.default_rng(0)
     img = rng.random((16, 8, 3)).astype(np.float32)
