@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, LIPID, LUMEN
+from octseg.core.errors import InputError
 from octseg.datasets.hybrid import cohort
 from octseg.datasets.hybrid.distractors import (
     BranchSpec,
@@ -165,8 +166,6 @@ def test_lipid_and_cap_measured_as_generated(spec):
     cap, core = new_lab == FIBROUS_CAP, new_lab == LIPID
     assert new_img[cap].mean() > img[0][cap].mean()
     assert new_img[core].mean() < 0.5 * img[0][core].mean()
-    phi = math.radians(spec.center_deg)
-    a = int(round((math.atan2(*g.point(phi, 0)) % (2 * math.pi)) / (2 * math.pi) * 360)) % 360
     a = int(np.argmax(core.sum(axis=1)))  # the A-line through the thickest core
     j = np.nonzero(core[a])[0].max() + 5
     assert new_img[a, j:].mean() < 0.5 * img[0][a, j:].mean()
@@ -302,3 +301,21 @@ def test_inserts_keep_off_real_lumen_beyond_the_contour():
     )
     assert rows[0]["calcium_arc_deg"] < 60.0  # trimmed to one side of the island
     _check_calcium(_measure(new_lab)[0], rows[0])
+
+
+def test_hybrid_from_real_refuses_real_plaque_labels(tmp_path):
+    """A real dataset built with --plaque holds expert cap/lipid labels: inserts would leave
+    holes in calcium there and the truth would miss them, so the build stops, naming the file."""
+    img, lab = stand_in(n=2, seed=3, shadow=None)
+    ok = tmp_path / "real-ok"
+    cohort.write_pullback(ok, img, lab, PS, 0.2, [], [], {})
+    cohort.hybrid_from_real(ok, tmp_path / "hyb-ok", seed=0)  # lumen-only labels: built
+    assert (tmp_path / "hyb-ok" / "truth" / "frames.csv").is_file()
+    lab = lab.copy()
+    lab[1, 100:110, 120:130] = LIPID
+    bad = tmp_path / "real-plaque"
+    cohort.write_pullback(bad, img, lab, PS, 0.2, [], [], {})
+    with pytest.raises(InputError, match=r"label classes \[6\] besides background and lumen") as e:
+        cohort.hybrid_from_real(bad, tmp_path / "hyb-bad", seed=0)
+    assert str(bad / "labels.npz") in str(e.value)
+    assert not (tmp_path / "hyb-bad").exists()

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from octseg.core import atomic
-from octseg.core.classes import GUIDEWIRE, LUMEN
+from octseg.core.classes import BACKGROUND, GUIDEWIRE, LUMEN
 from octseg.core.errors import InputError
 from octseg.core.polar import wrap_pi
 from octseg.datasets.hybrid.distractors import (
@@ -764,6 +764,7 @@ def hybrid_from_real(
         raise InputError(real_dir, "hybrid pullbacks need polar images and labels")
     if lf.n_frames != pb.n_frames or not np.array_equal(lf.frames, np.arange(pb.n_frames)):
         raise InputError(real_dir, "hybrid pullbacks need dense labels (every frame labelled)")
+    _check_lumen_only(real_dir / "labels.npz", lf.labels)
     rng = np.random.default_rng(seed)
     images = pb.read()
     lesions = draw_lesions(rng, pb.n_frames)
@@ -805,6 +806,19 @@ def hybrid_from_real(
         out_dir, img, lab, pb.pixel_spacing_mm, pb.frame_spacing_mm, rows, struts, params
     )
     return params
+
+
+def _check_lumen_only(path: Path, labels: np.ndarray) -> None:
+    """Real labels must hold only background and lumen: inserts relabel background only and the
+    truth knows only what was inserted, so real fibrous cap / lipid labels (a dataset built with
+    ``--plaque``) would give calcium with holes and plaque truth that misses them."""
+    other = sorted(set(np.unique(labels).tolist()) - {BACKGROUND, LUMEN})
+    if other:
+        raise InputError(
+            path,
+            f"holds label classes {other} besides background and lumen (built with --plaque?); "
+            "build the real dataset for hybrids without --plaque",
+        )
 
 
 def build_hybrid_dataset(
