@@ -185,23 +185,27 @@ def read_labelled_spec(spec: Any) -> dict[str, list[int]] | None:
     JSON file holding one."""
     if spec is None:
         return None
-    source = spec
-    if isinstance(spec, (str, Path)):
+    source = _spec_file(spec)
+    if source is not None:
         try:
-            spec = json.loads(Path(spec).read_text())
+            spec = json.loads(Path(source).read_text())
         except (OSError, ValueError) as exc:
             raise InputError(
                 source, f"data.labelled_frames: not a readable JSON file ({exc})"
             ) from None
     if not isinstance(spec, Mapping):
         raise InputError(
-            source if isinstance(source, (str, Path)) else None,
-            "data.labelled_frames must map pullback ids to lists of frame numbers",
+            source, "data.labelled_frames must map pullback ids to lists of frame numbers"
         )
     try:
         return {str(k): sorted({int(f) for f in v}) for k, v in spec.items()}
     except (TypeError, ValueError):
-        raise InputError(None, f"data.labelled_frames has a non-integer frame: {spec}") from None
+        raise InputError(source, f"data.labelled_frames has a non-integer frame: {spec}") from None
+
+
+def _spec_file(spec: Any) -> str | Path | None:
+    """The JSON file ``data.labelled_frames`` names, or None for an inline mapping."""
+    return spec if isinstance(spec, (str, Path)) else None
 
 
 def evenly_spaced(n_total: int, n: int) -> np.ndarray:
@@ -221,7 +225,8 @@ def choose_labelled(
         unknown = sorted(set(wanted) - set(chosen))
         if unknown:
             raise InputError(
-                None, f"data.labelled_frames names pullbacks not in training: {unknown}"
+                _spec_file(spec),
+                f"data.labelled_frames names pullbacks not in training: {unknown}",
             )
         paths = {str(e.id): e.labels_path for e in entries}
         chosen = {

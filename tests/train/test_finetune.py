@@ -153,6 +153,16 @@ def test_choose_labelled_errors(toy_root, tmp_path):
     with pytest.raises(InputError, match="not a readable JSON file") as err:
         choose_labelled(entries, str(bad))
     assert str(bad) in str(err.value)
+    # errors about what a readable JSON file holds name that file too
+    for content, problem in [
+        ({"nope": [1]}, "pullbacks not in training"),
+        ({"pb000": ["x"]}, "non-integer frame"),
+        ([1, 2], "must map pullback ids"),
+    ]:
+        bad.write_text(json.dumps(content))
+        with pytest.raises(InputError, match=problem) as err:
+            choose_labelled(entries, str(bad))
+        assert str(err.value).startswith(f"{bad}: "), err.value
 
 
 def test_only_chosen_frames_are_targets_unlabelled_ones_are_context(tmp_path):
