@@ -206,6 +206,13 @@ def freeze(engine: Engine, prefixes: list[str]) -> int:
     the optimiser skips them); returns how many tensors were frozen."""
     if not prefixes:
         return 0
+    if engine.ddp_model is not engine.model:
+        # DDP registered every parameter for gradient reduction when it was built (before this
+        # point) and would wait for the frozen ones: "Expected to have finished reduction"
+        raise ValueError(
+            "freeze is not supported with several training processes (DDP): train on one "
+            "process, or without freeze"
+        )
     params = dict(unwrap(engine.model).named_parameters())
     unused = [p for p in prefixes if not any(n.startswith(p) for n in params)]
     if unused:

@@ -15,7 +15,7 @@ from octseg.core import distributed as ddp
 from octseg.core.errors import InputError
 from octseg.datasets.toy import make_toy_dataset
 from octseg.io.dataset import list_pullbacks
-from octseg.train.checkpointing import head_keys, init_weights
+from octseg.train.checkpointing import freeze, head_keys, init_weights
 from octseg.train.data import (
     PullbackFrames,
     choose_labelled,
@@ -223,6 +223,19 @@ def test_freeze_unknown_prefix_is_an_error(toy_root, base_ckpt, tmp_path):
     )
     with pytest.raises(ValueError, match=r"freeze: no parameter name starts with \['net.nope'\]"):
         train(cfg)
+
+
+def test_freeze_is_refused_under_ddp(toy_root, tmp_path):
+    """A DDP wrapper built before freezing waits for the frozen parameters' gradients and fails
+    at the second step; freeze says so up front instead (no parameter is touched)."""
+    eng = _engine(_cfg(toy_root, tmp_path))
+    eng.ddp_model = torch.nn.Sequential(eng.model)  # stands for the DDP wrapper of eng.model
+    with pytest.raises(ValueError, match="freeze is not supported with several training"):
+        freeze(eng, ["net.model.0"])
+    assert all(p.requires_grad for p in eng.model.parameters())
+    eng.ddp_model = eng.model  # one process: frozen
+    assert freeze(eng, ["net.model.0"]) > 0
+    assert not all(p.requires_grad for p in eng.model.parameters())
 
 
 def test_finetune_experiment_composes(toy_root, base_ckpt, tmp_path):
