@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -279,15 +280,13 @@ class Anatomy:
     def _lesions(self, f: int) -> list[ActiveLesion]:
         out = []
         for i, les in enumerate(self.p.lesions):
-            if not les.contains(np.array([f]))[0]:
+            if (active := _active_arc(les, f)) is None:
                 continue
-            v = {k: float(x[0]) for k, x in les.per_frame(np.array([f])).items()}
-            arc = math.radians(min(v["arc_deg"], 359.0))
-            start = math.radians(v["center_deg"]) - arc / 2
+            v, start, arc = active
             out.append(
                 ActiveLesion(
                     index=i,
-                    start=float(start % TWO_PI),
+                    start=start,
                     arc=arc,
                     thickness=v["thickness_mm"],
                     depth=v["depth_mm"],
@@ -303,15 +302,13 @@ class Anatomy:
     def _lipids(self, f: int) -> list[ActiveLipid]:
         out = []
         for i, les in enumerate(self.p.lipids):
-            if not les.contains(np.array([f]))[0]:
+            if (active := _active_arc(les, f)) is None:
                 continue
-            v = {k: float(x[0]) for k, x in les.per_frame(np.array([f])).items()}
-            arc = math.radians(min(v["arc_deg"], 359.0))
-            start = math.radians(v["center_deg"]) - arc / 2
+            v, start, arc = active
             out.append(
                 ActiveLipid(
                     index=i,
-                    start=float(start % TWO_PI),
+                    start=start,
                     arc=arc,
                     cap_min=v["cap_um"] / 1000.0,
                     cap_rise=les.cap_rise,
@@ -400,6 +397,18 @@ class Anatomy:
                     raise ValueError(f"frame {f}: a lesion reaches beyond the A-lines")
             if rho.max() > depth_limit - 0.3:
                 raise ValueError(f"frame {f}: lumen too large for the field of view")
+
+
+def _active_arc(les: Any, f: int) -> tuple[dict[str, float], float, float] | None:
+    """A lesion's (calcium or lipid) per-frame values at frame ``f``, and its arc's start angle
+    (rad, in [0, 2 pi)) and extent (rad, at most 359 degrees) about the centroid; None outside
+    the lesion's frames."""
+    if not les.contains(np.array([f]))[0]:
+        return None
+    v = {k: float(x[0]) for k, x in les.per_frame(np.array([f])).items()}
+    arc = math.radians(min(v["arc_deg"], 359.0))
+    start = math.radians(v["center_deg"]) - arc / 2
+    return v, float(start % TWO_PI), arc
 
 
 def _lesion_frames_ok(lesions: list[LesionParams], n_frames: int) -> bool:
