@@ -222,29 +222,41 @@ def choose_labelled(
     chosen = {str(e.id): label_frame_index(e.labels_path) for e in entries}
     wanted = read_labelled_spec(spec)
     if wanted is not None:
-        unknown = sorted(set(wanted) - set(chosen))
-        if unknown:
-            raise InputError(
-                _spec_file(spec),
-                f"data.labelled_frames names pullbacks not in training: {unknown}",
-            )
-        paths = {str(e.id): e.labels_path for e in entries}
-        chosen = {
-            i: have[_keep_rows(paths[i], have, wanted[i])] if i in wanted else have[:0]
-            for i, have in chosen.items()
-        }
+        chosen = _only_wanted(entries, chosen, wanted, _spec_file(spec))
     if max_frames is not None:
-        if int(max_frames) < 1:
-            raise InputError(None, f"data.max_labelled_frames must be >= 1, got {max_frames}")
-        flat = [(i, int(f)) for i in sorted(chosen) for f in chosen[i]]
-        if len(flat) > int(max_frames):
-            picked = [flat[j] for j in evenly_spaced(len(flat), int(max_frames))]
-            chosen = {
-                i: np.asarray([f for p, f in picked if p == i], dtype=np.int64) for i in chosen
-            }
+        chosen = _at_most(chosen, max_frames)
     if not any(len(v) for v in chosen.values()):
         raise InputError(None, "no labelled training frame left (data.labelled_frames)")
     return chosen
+
+
+def _only_wanted(
+    entries: Sequence[Any],
+    chosen: dict[str, np.ndarray],
+    wanted: dict[str, list[int]],
+    source: str | Path | None,
+) -> dict[str, np.ndarray]:
+    """``chosen`` restricted to the ``wanted`` frames (none for pullbacks ``wanted`` omits)."""
+    unknown = sorted(set(wanted) - set(chosen))
+    if unknown:
+        raise InputError(source, f"data.labelled_frames names pullbacks not in training: {unknown}")
+    paths = {str(e.id): e.labels_path for e in entries}
+    return {
+        i: have[_keep_rows(paths[i], have, wanted[i])] if i in wanted else have[:0]
+        for i, have in chosen.items()
+    }
+
+
+def _at_most(chosen: dict[str, np.ndarray], max_frames: Any) -> dict[str, np.ndarray]:
+    """At most ``max_frames`` of the chosen (pullback, frame) pairs, evenly spaced in id order."""
+    n = int(max_frames)
+    if n < 1:
+        raise InputError(None, f"data.max_labelled_frames must be >= 1, got {max_frames}")
+    flat = [(i, int(f)) for i in sorted(chosen) for f in chosen[i]]
+    if len(flat) <= n:
+        return chosen
+    picked = [flat[j] for j in evenly_spaced(len(flat), n)]
+    return {i: np.asarray([f for p, f in picked if p == i], dtype=np.int64) for i in chosen}
 
 
 class PullbackFrames(Dataset):
