@@ -549,8 +549,6 @@ class _Plan:
 def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tuple:
     """Calcium, then lipid, side branches and struts into one frame (struts keep off nodules,
     lipid and branches); truth columns into ``row``. Returns (image, labels, strut rows, record)."""
-    from octseg.datasets.hybrid.insert import stent_columns
-
     ps, fs = g.ps, plan.frame_spacing_mm
     img, lab, ca = _insert_calcium_all(img, lab, g, plan.lesions, f, forbidden, ps, rng)
     no_strut = forbidden.copy()
@@ -563,19 +561,35 @@ def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tup
         row.update(lipid_columns(lp))
         row["tcfa"] = int(_is_tcfa(lp))
         no_strut |= arc_bins(lp.center_deg, lp.arc_deg, 5)
-    br = [b.at(f) for b in plan.branches if b.at(f) is not None]
+    img, br, branch_bins = _insert_branches(img, lab, g, plan.branches, f, forbidden, rng)
+    img, lab, struts = _stent_frame(img, lab, g, f, no_strut | branch_bins, plan, row, rng)
+    return img, lab, struts, _frame_record(f, ca, lp, br)
+
+
+def _insert_branches(img, lab, g, branches, f, forbidden, rng) -> tuple:
+    """The side branches present at frame ``f`` whose centre is off the guidewire: (image,
+    their specs, the bins struts keep off: each branch's sector widened by 3 degrees)."""
+    br = [b.at(f) for b in branches if b.at(f) is not None]
     br = [b for b in br if not forbidden[int(b.center_deg * 2) % 720]]
+    bins = np.zeros(720, dtype=bool)
     for b in br:
         img = insert_branch(img, lab, g, b, rng)
-        no_strut |= arc_bins(*branch_sector_deg(g, b), 3)
-    struts: list[dict] = []
+        bins |= arc_bins(*branch_sector_deg(g, b), 3)
+    return img, br, bins
+
+
+def _stent_frame(img, lab, g, f, no_strut, plan: _Plan, row: dict, rng) -> tuple:
+    """The stent's struts at frame ``f`` (off the ``no_strut`` bins), their truth columns into
+    ``row``; returns (image, labels, strut rows)."""
+    from octseg.datasets.hybrid.insert import stent_columns
+
     st, thr = plan.stent, plan.threshold_mm
-    if st is not None and st.start <= f < st.stop:
-        img, lab, rows = _insert_stent(img, lab, g, st.struts(f, rng), no_strut, ps, rng)
-        pts = np.array([p for p, _, _ in rows]).reshape(-1, 2)
-        row.update(stent_columns(g, pts, np.array([d for _, d, _ in rows]), thr))
-        struts = [strut_row(f, g, p, d, thr) for p, d, _ in rows]
-    return img, lab, struts, _frame_record(f, ca, lp, br)
+    if st is None or not st.start <= f < st.stop:
+        return img, lab, []
+    img, lab, rows = _insert_stent(img, lab, g, st.struts(f, rng), no_strut, g.ps, rng)
+    pts = np.array([p for p, _, _ in rows]).reshape(-1, 2)
+    row.update(stent_columns(g, pts, np.array([d for _, d, _ in rows]), thr))
+    return img, lab, [strut_row(f, g, p, d, thr) for p, d, _ in rows]
 
 
 def lumen_beyond_bins(labels: np.ndarray, g: LumenGeometry, margin_deg: float = 3.0) -> np.ndarray:
@@ -852,24 +866,7 @@ def build_hybrid_dataset(
         pid = f"hyb-{bid}-v{v}"
         hybrid_from_real(real_root / bid, out / part / pid, seed=seed * 1000 + i)
         made[part].append(pid)
-    # links of an earlier build (perhaps of another --synthetic cohort) are replaced
-    train_dir = out / "train"
-    if train_dir.is_dir():
-        for old in train_dir.iterdir():
-            if old.name.startswith("synth-") and old.is_symlink():
-                old.unlink()
-    if synthetic is not None:
-        from octseg.io.dataset import list_pullbacks
-
-        train_dir.mkdir(parents=True, exist_ok=True)
-        for e in list_pullbacks(synthetic):
-            src = Path(e.image_path).parent if Path(e.image_path).is_file() else Path(e.image_path)
-            src = src.resolve()
-            link = train_dir / f"synth-{e.id}"
-            if link.exists() or link.is_symlink():
-                raise InputError(link, "exists and is not a link of an earlier build")
-            os.symlink(src, link, target_is_directory=True)
-            made["train"].append(link.name)
+    made["train"] += _link_synthetic(out / "train", synthetic)
     atomic.write_json(out / "split.json", made)
     atomic.write_json(
         out / "train" / "dataset.json",
@@ -880,6 +877,29 @@ def build_hybrid_dataset(
         {"name": "hybrid-val", "description": "held-out real block + synthetic calcium/struts"},
     )
     return made
+
+
+def _link_synthetic(train_dir: Path, synthetic: str | Path | None) -> list[str]:
+    """Link the synthetic pullbacks into ``train_dir`` as ``synth-ID`` (the links of an earlier
+    build, perhaps of another cohort, are replaced); returns the link names."""
+    if train_dir.is_dir():
+        for old in train_dir.iterdir():
+            if old.name.startswith("synth-") and old.is_symlink():
+                old.unlink()
+    if synthetic is None:
+        return []
+    from octseg.io.dataset import list_pullbacks
+
+    train_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for e in list_pullbacks(synthetic):
+        src = Path(e.image_path).parent if Path(e.image_path).is_file() else Path(e.image_path)
+        link = train_dir / f"synth-{e.id}"
+        if link.exists() or link.is_symlink():
+            raise InputError(link, "exists and is not a link of an earlier build")
+        os.symlink(src.resolve(), link, target_is_directory=True)
+        names.append(link.name)
+    return names
 
 
 # --------------------------------------------------------------------------- rendering
