@@ -70,3 +70,18 @@ def test_export_folder_alternates_colours_and_draws_sizes(tmp_path, hybrid_dir):
     assert [m["colour"] for m in made] == ["sepia"]
     assert 500 <= made[0]["size"] <= 1024
     assert (tmp_path / "inputs" / "hyb-x-v0" / "spacing.json").exists()
+
+
+def test_export_folder_errors_name_the_folder(tmp_path, hybrid_dir):
+    from octseg.core.errors import InputError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="holds no hybrid pullback") as err:
+        export_folder(empty, tmp_path / "out")  # e.g. OUT instead of OUT/val: not silent
+    assert str(empty) in str(err.value)
+    with pytest.raises(InputError, match="not a folder of hybrid pullbacks"):
+        export_folder(tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(InputError, match=r"64 <= MIN <= MAX <= 4096"):
+        export_folder(hybrid_dir.parent, tmp_path / "out", sizes=(900, 600))
+    assert not (tmp_path / "out").exists()

@@ -96,9 +96,15 @@ def export_folder(
 ) -> list[dict]:
     """Every hybrid pullback under ``root`` as a console export in ``out``: sizes drawn in
     ``sizes`` (inclusive), sepia and grey alternating. Returns what was written."""
+    if not Path(root).is_dir():
+        raise InputError(root, "not a folder of hybrid pullbacks")
+    if not 64 <= sizes[0] <= sizes[1] <= 4096:
+        raise InputError(root, f"console frame sizes {sizes} must satisfy 64 <= MIN <= MAX <= 4096")
+    ids = sorted(d.name for d in Path(root).iterdir() if (d / "truth" / "frames.csv").exists())
+    if not ids:
+        raise InputError(root, "holds no hybrid pullback (no PID/truth/frames.csv)")
     rng = np.random.default_rng(seed)
     made = []
-    ids = sorted(d.name for d in Path(root).iterdir() if (d / "truth" / "frames.csv").exists())
     for i, pid in enumerate(ids):
         size = int(rng.integers(sizes[0], sizes[1] + 1))
         colour = COLOURS[i % 2]
