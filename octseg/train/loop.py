@@ -224,8 +224,9 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     metrics = SegMetrics(data.classes, data.net_grid["spacing_mm"], settings.strut_tol_mm)
     state = restore(resume, engine, info)
     meta = checkpoint_meta(engine, data, cfg_get(cfg, "data.remap"))
-    if init:
-        meta["init_from"] = str(init["path"])
+    init_from = str(init["path"]) if init else (resume or {}).get("meta", {}).get("init_from")
+    if init_from:  # a resumed fine-tuning run keeps the record of where it started
+        meta["init_from"] = init_from
     tb = None
     if info.is_main and settings.tensorboard:
         tb = TensorBoardLog(out_dir / "tensorboard", settings.log_every)

@@ -72,7 +72,8 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
     and normalisation are used: a new run (optimiser, scheduler, epochs) starts from them."""
     init_from = cfg_get(cfg, "init_from")
     if not init_from:
-        if cfg_get(cfg, "init_required", False):
+        # resuming (ckpt_path) a fine-tuning run needs no init_from: the weights come from there
+        if cfg_get(cfg, "init_required", False) and not cfg_get(cfg, "ckpt_path"):
             raise InputError(
                 None,
                 "this experiment fine-tunes a model: give init_from=CHECKPOINT (e.g. model.ckpt)",

@@ -283,3 +283,17 @@ def test_finetune_experiment_runs_from_a_checkpoint(toy_root, tmp_path):
     meta = torch.load(out / "last.ckpt", weights_only=True)["meta"]
     assert meta["init_from"] == str(base / "last.ckpt")
     assert sum(len(v) for v in meta["split"]["labelled_frames"].values()) == 2
+    # the fine-tuning run resumes with ckpt_path alone (init_required does not ask for
+    # init_from then), and its checkpoints still say where it started
+    again = tmp_path / "ft2"
+    summary = train(
+        finetune_cfg(
+            again,
+            f"ckpt_path={out / 'last.ckpt'}",
+            "data.max_labelled_frames=2",
+            "trainer.max_epochs=2",
+        )
+    )
+    assert summary["epochs_run"] == 2
+    obj = torch.load(again / "last.ckpt", weights_only=True)
+    assert obj["train_state"]["epoch"] == 2 and obj["meta"]["init_from"] == meta["init_from"]
