@@ -427,7 +427,8 @@ def draw_pullback(
     """Draw parameters for pullback ``index`` of the cohort with ``seed``; redraws (with a
     different attempt number, deterministically) until every frame is valid. ``lipid`` adds a
     lipid lesion (:func:`~octseg.datasets.synth.params.draw_lipids`) from a random stream of its
-    own, so everything else is drawn as without it."""
+    own, so everything else is drawn as without it, unless the lipid has no free run of frames
+    or does not fit the field (:meth:`Anatomy.check`): then the whole pullback is redrawn."""
     grid.validate()
     pid = pullback_id or f"synth-{index:03d}"
     last: Exception | None = None
