@@ -6,10 +6,10 @@ fibrous cap (classes 6 and 5) and side branches (labels unchanged).
 cap** (class 5) runs from the lumen contour ``rho_L(phi)`` to ``rho_L(phi) + cap(phi)`` and the
 **lipid core** (class 6) from there to ``+ core_thickness * sqrt(1 - u^4)`` (``u``: position along
 the arc, -1..1). The cap is thinnest, ``cap_min_um``, over ``+-flat_deg`` about
-``cap_min_deg`` and thickens linearly with the angular distance from it, reaching
-``cap_max_um`` half an arc away; so the true minimal cap thickness is ``cap_min_um`` (flat over
-more than the geometry's +-2 degree averaging window), the true lipid depth ``cap_min_um`` and
-the true lipid arc ``arc_deg``. Only background pixels are relabelled. The look is the textbook
+``cap_min_deg`` and thickens linearly with the angular distance beyond that, reaching
+``cap_max_um`` ``flat_deg`` + half an arc from ``cap_min_deg`` (and no more); so the true
+minimal cap thickness is ``cap_min_um`` (flat over more than the geometry's +-2 degree
+averaging window), the true lipid depth ``cap_min_um`` and the true lipid arc ``arc_deg``. Only background pixels are relabelled. The look is the textbook
 one (docs/metrics.md, plaque): the cap is brighter than the wall (``cap_boost``), the core is
 signal-poor with a *diffuse* inner border (a sigmoid ``diffuse_mm`` wide) and the signal decays
 fast behind that border (``attenuation_mm``, down to ``floor``) through the core and the tissue
