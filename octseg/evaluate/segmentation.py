@@ -238,32 +238,35 @@ def drop_unlabelled_optional(rows: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def summarize_overlap(rows: list[dict[str, Any]], classes: tuple[int, ...]) -> dict[str, Any]:
-    """Per-class summary over all pullbacks' per-frame rows."""
+    """Per-class summary over all pullbacks' per-frame rows (classes without rows left out)."""
     out: dict[str, Any] = {}
-    names = {r["class"] for r in rows}
     for cls in classes:
         name = CLASS_NAMES[cls]
-        if name not in names:
-            continue
         rs = [r for r in rows if r["class"] == name]
-        scored = [r for r in rs if r["scored"]]
-        hd = [r["hd95_mm"] for r in scored if r["hd95_mm"] is not None]
-        inter = sum(r["intersection"] for r in scored)
-        tot = sum(r["auto_pixels"] + r["manual_pixels"] for r in scored)
-        union = tot - inter
-        out[name] = {
-            "n_frames_compared": len(rs),
-            "n_frames": len(scored),
-            "n_absent_both": len(rs) - len(scored),
-            "n_hd95": len(hd),
-            "n_one_empty": len(scored) - len(hd),
-            "dice": _summary([r["dice"] for r in scored]),
-            "iou": _summary([r["iou"] for r in scored]),
-            "hd95_mm": _summary(hd),
-            "hd95_resolution_mm": max(
-                (r["grid_spacing_mm"] for r in scored if "grid_spacing_mm" in r), default=None
-            ),
-            "dice_pooled": (2 * inter / tot) if tot else None,
-            "iou_pooled": (inter / union) if union else None,
-        }
+        if rs:
+            out[name] = _class_overlap(rs)
     return out
+
+
+def _class_overlap(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One class's summary of its per-frame rows ``rs``."""
+    scored = [r for r in rs if r["scored"]]
+    hd = [r["hd95_mm"] for r in scored if r["hd95_mm"] is not None]
+    inter = sum(r["intersection"] for r in scored)
+    tot = sum(r["auto_pixels"] + r["manual_pixels"] for r in scored)
+    union = tot - inter
+    return {
+        "n_frames_compared": len(rs),
+        "n_frames": len(scored),
+        "n_absent_both": len(rs) - len(scored),
+        "n_hd95": len(hd),
+        "n_one_empty": len(scored) - len(hd),
+        "dice": _summary([r["dice"] for r in scored]),
+        "iou": _summary([r["iou"] for r in scored]),
+        "hd95_mm": _summary(hd),
+        "hd95_resolution_mm": max(
+            (r["grid_spacing_mm"] for r in scored if "grid_spacing_mm" in r), default=None
+        ),
+        "dice_pooled": (2 * inter / tot) if tot else None,
+        "iou_pooled": (inter / union) if union else None,
+    }
