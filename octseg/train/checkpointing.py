@@ -177,6 +177,19 @@ def init_weights(
     net = unwrap(engine.model)
     own = net.state_dict()
     skip = head_keys(engine) if new_head and plain(init["meta"]["classes"]) != classes else set()
+    _check_fit(path, own, state, skip)
+    net.load_state_dict({k: v for k, v in state.items() if k not in skip}, strict=False)
+    log.info(
+        "initialised from %s (%d tensors; %d output tensors re-initialised)",
+        path,
+        len(own) - len(skip),
+        len(skip),
+    )
+
+
+def _check_fit(path: Any, own: dict, state: dict, skip: set[str]) -> None:
+    """The checkpoint's tensors ``state`` must be the network's ``own`` ones, by name and (but
+    for the ``skip`` ones) by shape."""
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or extra:
         raise InputError(
@@ -192,13 +205,6 @@ def init_weights(
         raise InputError(
             path, "weights do not fit the network (checkpoint vs config): " + "; ".join(bad[:5])
         )
-    net.load_state_dict({k: v for k, v in state.items() if k not in skip}, strict=False)
-    log.info(
-        "initialised from %s (%d tensors; %d output tensors re-initialised)",
-        path,
-        len(own) - len(skip),
-        len(skip),
-    )
 
 
 def freeze(engine: Engine, prefixes: list[str]) -> int:
