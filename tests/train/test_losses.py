@@ -169,3 +169,17 @@ def test_rejects_bad_settings() -> None:
         ALineDiceCELoss(lumen_margin=-1, **KW)
     with pytest.raises(ValueError, match="out of range"):
         ALineDiceCELoss(aline_channels=[7], **KW)(torch.randn(1, 5, 4, 4), torch.zeros(1, 1, 4, 4))
+
+
+def test_synthetic_experiment_trains_with_the_aline_loss() -> None:
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    configs = Path(__file__).resolve().parents[2] / "octseg" / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=synthetic"])
+    loss = build_loss(cfg, N_CLASSES, deep_supervision=False)
+    assert isinstance(loss, ALineDiceCELoss)
+    assert loss.lambda_aline > 0 and loss.lambda_lumen > 0 and loss.aline_channels == (CALCIUM,)
+    torch.testing.assert_close(loss.cross_entropy.weight, torch.tensor([1.0, 1.0, 2.0, 5.0, 1.0]))
