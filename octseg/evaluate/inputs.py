@@ -370,6 +370,19 @@ def pullback_dirs(root: Path) -> dict[str, Path]:
     return {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and _is_pullback_dir(d)}
 
 
+def model_classes(auto: str | Path) -> list[int] | None:
+    """The classes of the model that wrote an ``infer.py`` output folder (``manifest.json``
+    ``model.classes``), or None when the folder has no readable manifest (tables from another
+    tool, a cohort folder)."""
+    import json
+
+    try:
+        classes = json.loads((Path(auto) / "manifest.json").read_text())["model"]["classes"]
+        return [int(c) for c in classes]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_auto(
     root: str | Path,
     *,

@@ -21,6 +21,7 @@ from octseg.evaluate.inputs import (
     PullbackData,
     load_auto,
     load_manual,
+    model_classes,
 )
 from octseg.evaluate.settings import EvaluationSettings
 
@@ -156,6 +157,7 @@ def evaluate(
         else EvaluationSettings.from_dict(settings)
     )
     s.validate()
+    s = _scored_classes(auto, s)
     warnings_: list[str] = []
     sides = read_sides(auto, manual, s, warnings_)
     rows = pair_pullbacks(sides, s)
@@ -171,6 +173,19 @@ def evaluate(
 
         result.paths = report.write_outputs(Path(out), result, plots=s.plots)
     return result
+
+
+def _scored_classes(auto: str | Path, s: EvaluationSettings) -> EvaluationSettings:
+    """With the default class list, the plaque classes are scored only when the model that
+    wrote ``auto`` predicts them (its ``manifest.json``): a lumen/calcium/stent model is not
+    scored on the lipid a reference labels."""
+    from octseg.core.classes import PLAQUE_CLASSES
+
+    model = model_classes(auto)
+    if s.classes != segmentation.DEFAULT_CLASSES or model is None:
+        return s
+    keep = tuple(c for c in s.classes if c not in PLAQUE_CLASSES or c in model)
+    return dataclasses.replace(s, classes=keep)
 
 
 def read_sides(

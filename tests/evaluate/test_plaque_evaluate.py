@@ -95,3 +95,20 @@ def test_default_classes_score_plaque_only_where_it_is_labelled(tmp_path):
     seg = res.metrics["segmentation"]["classes"]
     assert seg["lipid"]["n_frames"] == 1 and seg["lipid"]["dice"]["mean"] == 0.0  # auto only
     assert seg["fibrous_cap"]["n_frames"] == 1
+
+
+def test_plaque_not_scored_for_a_model_without_plaque_classes(tmp_path):
+    """An infer.py output whose manifest says the model predicts classes 0-4 is not scored on
+    the lipid and cap the reference labels; with plaque classes in the manifest it is."""
+    import json
+
+    settings = {"plots": False, "progress": False, "n_bootstrap": 200}
+    _write(tmp_path / "manual" / "p1", [plaque_scene("polar", 0.12, 0.0, 120.0)])
+    _write(tmp_path / "auto" / "p1", [scene("polar", lumen=LUM)])
+    for classes, scored in (([0, 1, 2, 3, 4], False), ([0, 1, 5, 6], True)):
+        manifest = {"model": {"classes": classes}}
+        (tmp_path / "auto" / "manifest.json").write_text(json.dumps(manifest))
+        res = evaluate(tmp_path / "auto", tmp_path / "manual", tmp_path / "out", settings)
+        seg = res.metrics["segmentation"]["classes"]
+        assert ("lipid" in seg) is scored and ("fibrous_cap" in seg) is scored
+        assert "lumen" in seg
