@@ -63,17 +63,22 @@ def _generate(cfg: DictConfig, root: Path, val_root: Any, info: ddp.DistInfo) ->
 
 
 def _split_ids(
-    cfg: DictConfig, root: Path, ids: list[str], resume: dict[str, Any] | None
+    cfg: DictConfig,
+    root: Path,
+    ids: list[str],
+    resume: dict[str, Any] | None,
+    extra: frozenset[str] = frozenset(),
 ) -> tuple[list[str], list[str]]:
-    """Train and validation pullback ids: the resumed run's split, else ``data.val_ids``, else
-    the dataset's own ``split.json`` validation ids, else a seeded split."""
+    """Train and validation pullback ids of ``root``: the resumed run's split, else
+    ``data.val_ids``, else the dataset's own ``split.json`` validation ids, else a seeded split.
+    ``extra``: ids of ``data.extra_train_roots`` (a resumed split lists them too)."""
     split = resume["meta"].get("split") if resume else None
     if split:
         train_ids, val_ids = list(split["train"]), list(split["val"])
-        missing = sorted(set(train_ids + val_ids) - set(ids))
+        missing = sorted(set(train_ids + val_ids) - set(ids) - extra)
         if missing:
             raise InputError(root, f"pullbacks of the resumed run's split are missing: {missing}")
-        return train_ids, val_ids
+        return [i for i in train_ids if i not in extra], val_ids
     test, own_val = dataset_split(root)
     val_ids = cfg_get(cfg, "data.val_ids")
     clash = sorted({str(i) for i in val_ids or []} & set(test))
@@ -112,15 +117,35 @@ def load_split(
     val_root = cfg_get(cfg, "data.val_root")
     _generate(cfg, root, val_root, info)
     entries = _without_test(root, {e.id: e for e in list_entries(root)})
+    extra_roots = [str(r) for r in plain(cfg_get(cfg, "data.extra_train_roots")) or []]
+    extra = _extra_train(extra_roots, set(entries))
+    split: dict[str, Any] = {"root": str(root), "val_root": None}
+    if extra_roots:
+        split["extra_train_roots"] = extra_roots
     if val_root:
         val_entries = {e.id: e for e in list_entries(val_root)}
         train_ids, val_ids = sorted(entries), sorted(val_entries)
-        split = {"root": str(root), "val_root": str(val_root), "train": train_ids, "val": val_ids}
-        return [entries[i] for i in train_ids], [val_entries[i] for i in val_ids], split
-    train_ids, val_ids = _split_ids(cfg, root, list(entries), resume)
+        split["val_root"] = str(val_root)
+    else:
+        train_ids, val_ids = _split_ids(cfg, root, list(entries), resume, frozenset(extra))
+        val_entries = entries
     assert not set(train_ids) & set(val_ids)
-    split = {"root": str(root), "val_root": None, "train": train_ids, "val": val_ids}
-    return [entries[i] for i in train_ids], [entries[i] for i in val_ids], split
+    train_ids += sorted(extra)
+    split.update(train=train_ids, val=val_ids)
+    everything = {**entries, **extra}
+    return [everything[i] for i in train_ids], [val_entries[i] for i in val_ids], split
+
+
+def _extra_train(roots: list[str], have: set[str]) -> dict[str, Any]:
+    """Labelled pullbacks of ``data.extra_train_roots``: training only, never validation (e.g.
+    hybrid frames beside a real dataset); their ids must differ from every other pullback's."""
+    out: dict[str, Any] = {}
+    for root in roots:
+        for e in list_entries(root):
+            if e.id in have or e.id in out:
+                raise InputError(root, f"pullback id {e.id!r} is also in another training folder")
+            out[e.id] = e
+    return out
 
 
 def _loaders(

@@ -151,6 +151,29 @@ def test_dataset_split_json_test_pullbacks_are_never_trained_on(tmp_path):
         load_split(_split_cfg(root), ddp.DistInfo(), None)
 
 
+def test_extra_train_roots_train_only_and_resume(tmp_path):
+    """data.extra_train_roots add training pullbacks (never validation); a resumed split lists
+    them and resumes; an id in two folders is an error naming the folder."""
+    from octseg.core import distributed as ddp
+    from octseg.train.loaders import load_split
+
+    root = make_toy_dataset(tmp_path / "ds", n_pullbacks=3, n_frames=3)
+    extra = make_toy_dataset(tmp_path / "extra", n_pullbacks=2, n_frames=3)
+    for d in sorted(extra.iterdir()):
+        if d.is_dir():
+            d.rename(extra / f"x-{d.name}")
+    cfg = _split_cfg(root, val_ids=["pb001"], extra_train_roots=[str(extra)])
+    train, val, split = load_split(cfg, ddp.DistInfo(), None)
+    assert split["train"] == ["pb000", "pb002", "x-pb000", "x-pb001"] and split["val"] == ["pb001"]
+    assert [e.id for e in train] == split["train"] and [e.id for e in val] == ["pb001"]
+    assert split["extra_train_roots"] == [str(extra)]
+    resumed = load_split(cfg, ddp.DistInfo(), {"meta": {"split": split}})[2]
+    assert (resumed["train"], resumed["val"]) == (split["train"], split["val"])
+    clash = _split_cfg(root, val_ids=["pb001"], extra_train_roots=[str(root)])
+    with pytest.raises(InputError, match="also in another training folder"):
+        load_split(clash, ddp.DistInfo(), None)
+
+
 def test_geometric_transforms_move_image_and_mask_together():
     rng = np.random.default_rng(0)
     img = rng.random((16, 8, 3)).astype(np.float32)
@@ -301,3 +324,19 @@ def test_cartesian_labels_catheter_center_is_checked(tmp_path):
     # about the right centre the lumen is a band at the start of every A-line (radius 8 px)
     lum = pb.labels[0] == 1
     assert lum[:, 0].all() and lum[:, :4].all() and not lum[:, 6:].any()
+
+
+def test_real_lumen_hybrid_recipe_is_real_lumen_plus_hybrid_training_frames():
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    configs = Path(__file__).resolve().parents[2] / "octseg" / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        base = compose("train", overrides=["experiment=real_lumen", "paths.data_dir=/d"])
+        cfg = compose("train", overrides=["experiment=real_lumen_hybrid", "paths.data_dir=/d"])
+    assert list(cfg.data.extra_train_roots) == ["/d/hybrid_lumen/train"]
+    assert list(base.data.extra_train_roots) == []
+    for key in ("root", "val_ids", "classes", "remap", "net_grid", "augment"):
+        assert cfg.data[key] == base.data[key], key
+    assert cfg.trainer.max_epochs == base.trainer.max_epochs
