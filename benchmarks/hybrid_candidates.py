@@ -48,21 +48,43 @@ class Candidate:
 
 
 ALINE = ("loss._target_=octseg.train.losses.ALineDiceCELoss", "+loss.lambda_aline=1.0")
+# experiment=hybrid has carried the class weights of `calw` since this screen; the candidates
+# measured before pin the recipe they ran (no weights), so the rows stay reproducible.
+NOW = ("loss.weight=null",)
 WIDE = ("model.net.channels=[32,64,128,256]",)
 CANDIDATES: dict[str, Candidate] = {
-    "baseline": Candidate("committed experiment=hybrid recipe (UNet 16-128, 128 A-lines)"),
-    "aline": Candidate("+ ALineDiceCELoss (per-A-line calcium presence BCE, lambda 1)", ALINE),
-    "grid256": Candidate("net grid 256 A-lines", ("data.net_grid.n_alines=256",)),
-    "wide": Candidate("wider UNet 32-256", WIDE),
+    "baseline": Candidate(
+        "experiment=hybrid as committed before this screen (UNet 16-128, 128 A-lines, no weights)",
+        NOW,
+    ),
+    "aline": Candidate(
+        "+ ALineDiceCELoss (per-A-line calcium presence BCE, lambda 1)", (*NOW, *ALINE)
+    ),
+    "grid256": Candidate("net grid 256 A-lines", (*NOW, "data.net_grid.n_alines=256")),
+    "wide": Candidate("wider UNet 32-256", (*NOW, *WIDE)),
     "dynunet": Candidate(
         "DynUNet 16-128, deep supervision",
-        ("model=dynunet",),
+        # experiment=hybrid sets UNet keys (channels, strides, num_res_units) on model.net
+        (
+            *NOW,
+            "model=dynunet",
+            "~model.net.channels",
+            "~model.net.num_res_units",
+            "model.net.strides=[1,2,2,2]",
+        ),
     ),
     "calw": Candidate(
         "class weights (calcium x3, strut x3)", ("loss.weight=[1.0,1.0,3.0,3.0,1.0]",)
     ),
-    "aline_e30": Candidate("+ ALineDiceCELoss, 30 epochs", ALINE, epochs=30),
-    "baseline_e30": Candidate("committed recipe, 30 epochs", (), epochs=30),
+    "calw_aline": Candidate(
+        "class weights (calcium x3, strut x3) + ALineDiceCELoss",
+        ("loss.weight=[1.0,1.0,3.0,3.0,1.0]", *ALINE),
+    ),
+    "aline_e30": Candidate("+ ALineDiceCELoss, 30 epochs", (*NOW, *ALINE), epochs=30),
+    "baseline_e30": Candidate("baseline, 30 epochs", NOW, epochs=30),
+    "aline_tta": Candidate(
+        "aline checkpoint, TTA at inference", infer=("tta.enabled=true",), reuse="aline"
+    ),
     "baseline_tta": Candidate(
         "baseline checkpoint, TTA at inference", infer=("tta.enabled=true",), reuse="baseline"
     ),
@@ -201,7 +223,7 @@ def loa(a: dict, nd: int) -> str:
 
 HEADER = (
     "| candidate | epochs | train min | Ca Dice (pooled) | Ca one-empty frames | arc bias (LoA) ° | arc ICC | thick ICC "
-    "| score κw (n) | lumen Dice | strut F1 | malapp. dist. bias (LoA) mm | malapp. sens / spec |"
+    "| score κw (n) | Ca lesion F1 | lumen Dice | strut F1 | malapp. dist. bias (LoA) mm | malapp. sens / spec |"
 )
 
 
@@ -214,7 +236,7 @@ def table_row(r: dict) -> str:
         f"| {loa(r['calcium_arc'], 1)} | {fmt(r['calcium_arc']['icc'])} "
         f"| {fmt(r['calcium_thickness']['icc'])} "
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
-        f"| {fmt(r['lumen_dice'], 3)} | {fmt(r['strut_f1'])} | {loa(mal, 3)} "
+        f"| {fmt(r.get('lesion_f1'))} | {fmt(r['lumen_dice'], 3)} | {fmt(r['strut_f1'])} | {loa(mal, 3)} "
         f"| {fmt(sens)} / {fmt(spec)} |"
     )
 
@@ -283,7 +305,11 @@ def rescore(row: dict, work: Path) -> dict:
     path = work / row["name"] / "eval" / "metrics.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no evaluation to rescore candidate {row['name']}")
-    return row | row_from_metrics(json.loads(path.read_text()))
+    row = row | row_from_metrics(json.loads(path.read_text()))
+    cand = CANDIDATES.get(row["name"])
+    if cand is not None:  # the candidate's current (pinned) definition
+        row |= {"description": cand.description, "train_overrides": list(cand.train)}
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
