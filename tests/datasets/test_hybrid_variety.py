@@ -319,3 +319,27 @@ def test_hybrid_from_real_refuses_real_plaque_labels(tmp_path):
         cohort.hybrid_from_real(bad, tmp_path / "hyb-bad", seed=0)
     assert str(bad / "labels.npz") in str(e.value)
     assert not (tmp_path / "hyb-bad").exists()
+
+
+def test_irregular_outline_changes_slowly_along_a_lesion():
+    """One outline per lesion whose harmonics drift slowly: neighbouring frames (the 2.5D
+    context) show nearly the same irregular shape, frames far apart a different one."""
+    lesion = cohort.CalciumLesion(0, 40, 60.0, 120.0, 0.08, 0.5, irregularity=0.45, shape_seed=3)
+    _, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    phi = np.radians(np.linspace(15.0, 105.0, 181))
+
+    def outer(frame: int) -> np.ndarray:
+        spec = lesion.at(frame)
+        spec = CalciumSpec(**{**spec.__dict__, "arc_deg": 120.0, "thickness_mm": 0.5})
+        r = np.linspace(0.1, 3.0, 2901)[:, None]
+        y, x = g.centroid[0] + r * np.sin(phi), g.centroid[1] + r * np.cos(phi)
+        from octseg.datasets.hybrid.insert import calcium_margin
+
+        inside = calcium_margin(g, spec, y, x)[0] >= 0
+        return np.where(inside.any(0), r[::-1][np.argmax(inside[::-1], 0), 0], np.nan)
+
+    a, b, far = outer(20), outer(21), outer(39)
+    step = np.nanmax(np.abs(b - a))
+    assert step < 0.1 * 0.5  # one frame apart: the outer border moves < 10% of the thickness
+    assert np.nanmax(np.abs(far - a)) > 3 * step  # 19 frames apart: visibly another outline

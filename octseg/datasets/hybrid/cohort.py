@@ -67,6 +67,10 @@ from octseg.datasets.hybrid.truth import shape_calcium_columns, union_margin
 from octseg.geometry.tables import FRAME_COLUMNS, write_measurements
 from octseg.io.labels import LabelFile, load_labels, save_labels
 
+#: rad per frame the irregular outline's harmonics move along a lesion (0.2 mm frames: a full
+#: turn over ~8 mm), so neighbouring frames, the network's 2.5D context, show nearly the same shape
+SHAPE_PHASE_PER_FRAME = 0.15
+
 
 @dataclass
 class CalciumLesion:
@@ -101,7 +105,8 @@ class CalciumLesion:
             contrast=self.contrast,
             end_power=self.end_power,
             irregularity=self.irregularity,
-            shape_seed=self.shape_seed * 1000 + frame,
+            shape_seed=self.shape_seed,  # one outline per lesion, changing slowly:
+            shape_phase=SHAPE_PHASE_PER_FRAME * (frame - self.start),
             bulge_mm=self.bulge_mm * w,
             heterogeneity=self.heterogeneity,
             texture_scale=self.texture_scale,

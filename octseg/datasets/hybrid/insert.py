@@ -162,6 +162,7 @@ class CalciumSpec:
     end_power: float = 4.0
     irregularity: float = 0.0
     shape_seed: int = 0
+    shape_phase: float = 0.0  # rad added to the outline harmonics' phases (drifts along a lesion)
     bulge_mm: float = 0.0
     heterogeneity: float = 0.25
     texture_scale: float = 1.0
@@ -177,11 +178,12 @@ class CalciumSpec:
             raise ValueError(f"calcium irregularity must be in [0, 1), got {self.irregularity}")
 
 
-def _harmonics(u: np.ndarray, seed: int, which: int) -> np.ndarray:
-    """A smooth random profile in [-1, 1] along the arc (``u`` in [-1, 1]): three harmonics."""
+def _harmonics(u: np.ndarray, seed: int, which: int, shift: float = 0.0) -> np.ndarray:
+    """A smooth random profile in [-1, 1] along the arc (``u`` in [-1, 1]): three harmonics,
+    their phases moved by ``shift`` rad (a slowly changing outline along a lesion)."""
     rng = np.random.default_rng([seed, which])
     amp = rng.uniform(0.3, 1.0, 3)
-    phase = rng.uniform(0, TWO_PI, 3)
+    phase = rng.uniform(0, TWO_PI, 3) + shift
     k = np.arange(1, 4)
     h = amp[:, None, None] * np.sin(k[:, None, None] * math.pi * u[None] + phase[:, None, None])
     return h.sum(0) / amp.sum()
@@ -205,9 +207,11 @@ def calcium_margin(
     thick = spec.thickness_mm * np.sqrt(1.0 - au**spec.end_power)
     if spec.irregularity > 0:
         inner = inner + 0.5 * spec.irregularity * spec.thickness_mm * (
-            0.5 + 0.5 * _harmonics(u, spec.shape_seed, 0)
+            0.5 + 0.5 * _harmonics(u, spec.shape_seed, 0, spec.shape_phase)
         ) * (1.0 - au**2)
-        thick = thick * (1.0 + spec.irregularity * _harmonics(u, spec.shape_seed, 1))
+        thick = thick * (
+            1.0 + spec.irregularity * _harmonics(u, spec.shape_seed, 1, spec.shape_phase)
+        )
     outer = base + thick
     m = np.minimum.reduce([rho - inner, outer - rho, (half - np.abs(delta)) * rho])
     return m, rho - inner
