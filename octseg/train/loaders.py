@@ -126,10 +126,10 @@ def load_split(
         val_entries = {e.id: e for e in list_entries(val_root)}
         train_ids, val_ids = sorted(entries), sorted(val_entries)
         split["val_root"] = str(val_root)
-    else:
+    else:  # one folder: the validation pullbacks are some of its own
         train_ids, val_ids = _split_ids(cfg, root, list(entries), resume, frozenset(extra))
+        assert not set(train_ids) & set(val_ids)
         val_entries = entries
-    assert not set(train_ids) & set(val_ids)
     train_ids += sorted(extra)
     split.update(train=train_ids, val=val_ids)
     everything = {**entries, **extra}

@@ -169,6 +169,13 @@ def test_extra_train_roots_train_only_and_resume(tmp_path):
     assert split["extra_train_roots"] == [str(extra)]
     resumed = load_split(cfg, ddp.DistInfo(), {"meta": {"split": split}})[2]
     assert (resumed["train"], resumed["val"]) == (split["train"], split["val"])
+    # a separate validation folder may reuse the training folder's ids (the demo's cohorts do)
+    other = make_toy_dataset(tmp_path / "val", n_pullbacks=2, n_frames=3, seed=1)
+    cfg = _split_cfg(root, val_root=str(other), extra_train_roots=[str(extra)])
+    train, val, split = load_split(cfg, ddp.DistInfo(), None)
+    assert split["val"] == ["pb000", "pb001"] and split["val_root"] == str(other)
+    assert split["train"] == ["pb000", "pb001", "pb002", "x-pb000", "x-pb001"]
+    assert {str(e.labels_path.parent.parent) for e in val} == {str(other)}
     clash = _split_cfg(root, val_ids=["pb001"], extra_train_roots=[str(root)])
     with pytest.raises(InputError, match="also in another training folder"):
         load_split(clash, ddp.DistInfo(), None)
