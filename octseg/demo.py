@@ -116,11 +116,18 @@ def _verdict_table(path: Path) -> str:
         r = rows.get(key)
         if r is None:
             continue
-        icc = "-" if r.get("icc") is None else f"{float(r['icc']):.3f}"
-        loa = f"{float(r['loa_lower']):.3g} .. {float(r['loa_upper']):.3g}"
+        icc = _num(r.get("icc"), ".3f")
+        loa = f"{_num(r.get('loa_lower'), '.3g')} .. {_num(r.get('loa_upper'), '.3g')}"
         name = f"{key[0]} {key[1]}"
-        lines.append(f"  {name:<34}{int(r['n']):>5}{float(r['bias']):>10.3g}{loa:>22}{icc:>7}")
+        lines.append(
+            f"  {name:<34}{int(r['n']):>5}{_num(r.get('bias'), '.3g'):>10}{loa:>22}{icc:>7}"
+        )
     return "\n".join(lines)
+
+
+def _num(v: Any, fmt: str) -> str:
+    """A verdict-table cell: ``-`` where the statistic is empty (too few pairs)."""
+    return "-" if v in (None, "") else format(float(v), fmt)
 
 
 def run_demo(
