@@ -334,4 +334,7 @@ class Served:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        if self.thread.is_alive():  # connections still open after 10 s: stop without waiting
+            self.server.force_exit = True
+            self.thread.join(timeout=5)
         self.sock.close()
