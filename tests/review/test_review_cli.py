@@ -78,6 +78,9 @@ def test_serves_on_loopback_with_a_token(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C must reach the server however the tests were launched: a background job of a
+        # non-interactive shell (`cmd &`) ignores SIGINT, and an ignored SIGINT is inherited
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     errors: list[str] = []  # drained, so a full stderr pipe can never block the server's exit
     threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
