@@ -73,13 +73,19 @@ def _split_ids(
     ``data.val_ids``, else the dataset's own ``split.json`` validation ids, else a seeded split.
     ``extra``: ids of ``data.extra_train_roots`` (a resumed split lists them too)."""
     split = resume["meta"].get("split") if resume else None
+    test, own_val = dataset_split(root)
     if split:
         train_ids, val_ids = list(split["train"]), list(split["val"])
         missing = sorted(set(train_ids + val_ids) - set(ids) - extra)
+        held = [i for i in missing if i in test]
+        if held:
+            raise InputError(
+                root / "split.json",
+                f"the resumed run trained or validated on {held}, held out as test there now",
+            )
         if missing:
             raise InputError(root, f"pullbacks of the resumed run's split are missing: {missing}")
         return [i for i in train_ids if i not in extra], val_ids
-    test, own_val = dataset_split(root)
     val_ids = cfg_get(cfg, "data.val_ids")
     clash = sorted({str(i) for i in val_ids or []} & set(test))
     if clash:

@@ -146,6 +146,9 @@ def test_dataset_split_json_test_pullbacks_are_never_trained_on(tmp_path):
     assert (split["train"], split["val"]) == ([ids[1], ids[2]], [ids[0]])
     with pytest.raises(InputError, match="held out as test"):
         load_split(_split_cfg(root, val_ids=[ids[3]]), ddp.DistInfo(), None)
+    resumed = {"meta": {"split": {"train": ids[:2] + [ids[3]], "val": [ids[2]]}}}
+    with pytest.raises(InputError, match="held out as test there now"):
+        load_split(_split_cfg(root), ddp.DistInfo(), resumed)
     (root / "split.json").write_text("{not json")
     with pytest.raises(InputError, match="split.json.*not a readable dataset split"):
         load_split(_split_cfg(root), ddp.DistInfo(), None)
