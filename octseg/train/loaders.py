@@ -67,13 +67,15 @@ def _split_ids(
     root: Path,
     ids: list[str],
     resume: dict[str, Any] | None,
+    own: tuple[list[str], list[str]],
     extra: frozenset[str] = frozenset(),
 ) -> tuple[list[str], list[str]]:
     """Train and validation pullback ids of ``root``: the resumed run's split, else
-    ``data.val_ids``, else the dataset's own ``split.json`` validation ids, else a seeded split.
-    ``extra``: ids of ``data.extra_train_roots`` (a resumed split lists them too)."""
+    ``data.val_ids``, else the dataset's own validation ids, else a seeded split. ``own``: the
+    ``(test, val)`` ids of the dataset's ``split.json`` (:func:`dataset_split`); ``extra``: ids of
+    ``data.extra_train_roots`` (a resumed split lists them too)."""
     split = resume["meta"].get("split") if resume else None
-    test, own_val = dataset_split(root)
+    test, own_val = own
     if split:
         train_ids, val_ids = list(split["train"]), list(split["val"])
         missing = sorted(set(train_ids + val_ids) - set(ids) - extra)
@@ -101,9 +103,8 @@ def _split_ids(
     )
 
 
-def _without_test(root: Path, entries: dict[str, Any]) -> dict[str, Any]:
+def _without_test(root: Path, entries: dict[str, Any], test: list[str]) -> dict[str, Any]:
     """``entries`` less the pullbacks the dataset's ``split.json`` holds out as ``test``."""
-    test = set(dataset_split(root)[0])
     kept = {i: e for i, e in entries.items() if i not in test}
     if len(kept) < len(entries):
         logging.getLogger("octseg.train").info(
@@ -122,7 +123,8 @@ def load_split(
     root = Path(str(cfg.data.root))
     val_root = cfg_get(cfg, "data.val_root")
     _generate(cfg, root, val_root, info)
-    entries = _without_test(root, {e.id: e for e in list_entries(root)})
+    own = dataset_split(root)
+    entries = _without_test(root, {e.id: e for e in list_entries(root)}, own[0])
     extra_roots = [str(r) for r in plain(cfg_get(cfg, "data.extra_train_roots")) or []]
     extra = _extra_train(extra_roots, set(entries))
     split: dict[str, Any] = {"root": str(root), "val_root": None}
@@ -133,7 +135,7 @@ def load_split(
         train_ids, val_ids = sorted(entries), sorted(val_entries)
         split["val_root"] = str(val_root)
     else:  # one folder: the validation pullbacks are some of its own
-        train_ids, val_ids = _split_ids(cfg, root, list(entries), resume, frozenset(extra))
+        train_ids, val_ids = _split_ids(cfg, root, list(entries), resume, own, frozenset(extra))
         assert not set(train_ids) & set(val_ids)
         val_entries = entries
     train_ids += sorted(extra)
