@@ -18,13 +18,7 @@ import numpy as np
 from octseg.datasets.hybrid import cohort
 from octseg.datasets.hybrid.cohort import CalciumLesion, LipidLesion, SideBranch
 
-OUTLINE = {
-    1: (80, 160, 255),
-    2: (255, 50, 50),
-    3: (60, 255, 60),
-    5: (255, 230, 0),
-    6: (230, 0, 230),
-}
+OUTLINE = cohort.OUTLINE_COLOURS
 
 # (title, frame of the block, calcium lesions, lipid lesions, side branches, grey)
 EXAMPLES = [

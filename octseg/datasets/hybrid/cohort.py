@@ -946,6 +946,16 @@ def label_outline(labels: np.ndarray, ps: float, size: int = 750) -> np.ndarray:
     )[0].numpy()
 
 
+#: label outline colours (RGB) of the example figures: lumen, calcium, strut, cap, lipid
+OUTLINE_COLOURS = {
+    1: (80, 160, 255),
+    2: (255, 60, 60),
+    3: (60, 255, 60),
+    5: (255, 230, 0),
+    6: (230, 0, 230),
+}
+
+
 def side_by_side(
     real: np.ndarray, hybrid: np.ndarray, labels: np.ndarray | None, ps: float, size: int = 500
 ) -> np.ndarray:
@@ -959,14 +969,7 @@ def side_by_side(
     if labels is not None:
         c = b.copy()
         lab = label_outline(labels, ps, size)
-        colours = {
-            1: (80, 160, 255),
-            2: (255, 60, 60),
-            3: (60, 255, 60),
-            5: (255, 230, 0),
-            6: (230, 0, 230),
-        }
-        for k, col in colours.items():
+        for k, col in OUTLINE_COLOURS.items():
             m = lab == k
             edge = m & ~ndimage.binary_erosion(m)
             c[edge] = col
