@@ -1,0 +1,108 @@
+"""The model that ships with octseg: where its weights are, their SHA-256, and the check.
+
+``octseg infer IN --out OUT`` and ``python infer.py input=IN output=OUT`` (no ``checkpoint=``)
+use :func:`default_checkpoint`: the file :data:`WEIGHTS` inside the installed package, after
+checking that it is there and that its SHA-256 is :data:`SHA256` (a damaged or replaced file is
+refused, never loaded). It is then loaded like any other checkpoint
+(:func:`octseg.model.checkpoint.load_checkpoint`, ``weights_only=True``). The recipe that trained
+it is ``octseg/configs/experiment/default.yaml``; what it was validated on: docs/model_card.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from octseg.core.errors import InputError
+
+NAME = "octseg-default-v1"
+# inside the package (octseg/model/weights/), shipped in the wheel (pyproject package-data)
+WEIGHTS = Path(__file__).resolve().parent / "weights" / f"{NAME}.ckpt"
+# SHA-256 (hex) of WEIGHTS; empty until the weights are committed
+SHA256 = ""
+CHUNK = 1 << 20  # bytes hashed at a time
+
+# (resolved path, size, mtime_ns) -> SHA-256: a file is hashed once per process, not per job
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_LOCK = threading.Lock()
+
+_HOW_TO_GET = (
+    "reinstall octseg from a checkout or wheel that includes octseg/model/weights/"
+    f"{NAME}.ckpt (docs/model_card.md), or give a checkpoint of your own "
+    "(checkpoint=CKPT, octseg infer --checkpoint CKPT; python train.py trains one)"
+)
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, read :data:`CHUNK` bytes at a time; cached per
+    (path, size, mtime), so the same unchanged file is hashed once."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _LOCK:
+        if key in _DIGESTS:
+            return _DIGESTS[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            h.update(block)
+    digest = h.hexdigest()
+    with _LOCK:
+        _DIGESTS[key] = digest
+    return digest
+
+
+def default_checkpoint() -> Path:
+    """The shipped model's checkpoint file, checked: present, and its SHA-256 is
+    :data:`SHA256`. :class:`~octseg.core.errors.InputError` naming the file otherwise."""
+    path = WEIGHTS
+    if not path.is_file():
+        raise InputError(
+            path,
+            f"the shipped model {NAME} is missing: this octseg was installed without its "
+            f"weights; {_HOW_TO_GET}",
+        )
+    expected = SHA256.strip().lower()
+    if not expected:
+        raise InputError(
+            path,
+            f"no SHA-256 is recorded for the shipped model {NAME} "
+            "(octseg.model.shipped.SHA256 is empty), so it cannot be checked and is not used; "
+            f"{_HOW_TO_GET}",
+        )
+    actual = sha256_of(path)
+    if actual != expected:
+        raise InputError(
+            path,
+            f"the shipped model {NAME} fails its integrity check: SHA-256 expected {expected}, "
+            f"found {actual}: the file is corrupted or was replaced; {_HOW_TO_GET}",
+        )
+    return path
+
+
+def is_shipped(path: str | Path | None) -> bool:
+    """Whether ``path`` is the shipped model's file."""
+    if path is None or str(path) == "":
+        return False
+    try:
+        return Path(path).resolve() == WEIGHTS.resolve()
+    except OSError:
+        return False
+
+
+def describe(path: str | Path | None, meta: dict[str, Any] | None) -> str:
+    """One line naming the model in use: the shipped model by name, any other by its path; with
+    the recipe and octseg version the checkpoint's meta records (``recipe``, ``octseg_version``)."""
+    meta = meta or {}
+    name = f"{NAME} (shipped with octseg)" if is_shipped(path) else str(path or "in memory")
+    facts = []
+    recipe = meta.get("recipe")
+    if isinstance(recipe, dict):
+        recipe = ", ".join(f"{k} {v}" for k, v in recipe.items())
+    if recipe:
+        facts.append(f"recipe {recipe}")
+    if meta.get("octseg_version"):
+        facts.append(f"trained with octseg {meta['octseg_version']}")
+    return name + (f"; {'; '.join(facts)}" if facts else "")

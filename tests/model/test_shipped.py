@@ -1,0 +1,100 @@
+"""The shipped model's file is used only when it is there and its SHA-256 is the recorded one;
+otherwise a one-line error names the file and says what is wrong and what to do."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from shipped_helpers import RECIPE, VERSION, sha256, tiny_checkpoint, use_as_shipped
+
+from octseg.core.errors import InputError
+from octseg.model import shipped
+from octseg.model.checkpoint import load_checkpoint
+
+
+def test_the_shipped_location_is_inside_the_package():
+    assert shipped.WEIGHTS.name == f"{shipped.NAME}.ckpt"
+    assert shipped.WEIGHTS.parent == shipped.Path(shipped.__file__).resolve().parent / "weights"
+
+
+def test_a_file_with_the_recorded_hash_is_returned_and_loads(tmp_path, monkeypatch):
+    ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"))
+    assert shipped.default_checkpoint() == ck
+    model, meta = load_checkpoint(shipped.default_checkpoint())
+    assert meta["recipe"] == RECIPE and not model.training
+    assert shipped.is_shipped(ck) and not shipped.is_shipped(tmp_path / "other.ckpt")
+    line = shipped.describe(ck, meta)
+    assert line.startswith(f"{shipped.NAME} (shipped with octseg)") and RECIPE in line
+    assert line.endswith(f"recipe {RECIPE}; trained with octseg {VERSION}")
+    assert shipped.describe(tmp_path / "mine.ckpt", {}) == str(tmp_path / "mine.ckpt")
+
+
+def test_upper_case_recorded_hash_is_accepted(tmp_path, monkeypatch):
+    ck = tiny_checkpoint(tmp_path / "model.ckpt")
+    use_as_shipped(monkeypatch, ck, sha256(ck).upper())
+    assert shipped.default_checkpoint() == ck
+
+
+def test_a_missing_file_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    gone = tmp_path / "weights" / "octseg-default-v1.ckpt"
+    use_as_shipped(monkeypatch, gone, "0" * 64)
+    with pytest.raises(InputError) as err:
+        shipped.default_checkpoint()
+    msg = str(err.value)
+    assert msg.startswith(f"{gone}: ")
+    assert "missing" in msg and "installed without its weights" in msg
+    assert "checkpoint=CKPT" in msg and "--checkpoint CKPT" in msg
+
+
+def test_a_wrong_hash_is_refused_with_both_hashes(tmp_path, monkeypatch):
+    ck = tiny_checkpoint(tmp_path / "model.ckpt")
+    wrong = hashlib.sha256(b"another file").hexdigest()
+    use_as_shipped(monkeypatch, ck, wrong)
+    with pytest.raises(InputError) as err:
+        shipped.default_checkpoint()
+    msg = str(err.value)
+    assert msg.startswith(f"{ck}: ")
+    assert f"expected {wrong}" in msg and f"found {sha256(ck)}" in msg
+    assert "corrupted or was replaced" in msg
+
+
+def test_a_changed_file_is_refused_although_it_passed_before(tmp_path, monkeypatch):
+    ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"))
+    assert shipped.default_checkpoint() == ck
+    data = bytearray(ck.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte, same size
+    ck.write_bytes(bytes(data))
+    st = ck.stat()
+    os.utime(ck, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a later mtime
+    with pytest.raises(InputError, match="fails its integrity check"):
+        shipped.default_checkpoint()
+
+
+def test_no_recorded_hash_is_refused(tmp_path, monkeypatch):
+    ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"), "")
+    with pytest.raises(InputError, match="no SHA-256 is recorded"):
+        shipped.default_checkpoint()
+    assert ck.is_file()
+
+
+def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
+    """The verdict is cached per (path, size, mtime): a batch job checks the file once."""
+    ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"))
+    calls = []
+    real = hashlib.sha256
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(shipped.hashlib, "sha256", counting)
+    for _ in range(3):
+        assert shipped.default_checkpoint() == ck
+    assert len(calls) == 1
+    assert shipped.sha256_of(ck) == sha256(ck)
+    # a hash computed in chunks smaller than the file is the same
+    monkeypatch.setattr(shipped, "CHUNK", 1000)
+    monkeypatch.setattr(shipped, "_DIGESTS", {})
+    assert shipped.sha256_of(ck) == sha256(ck) and ck.stat().st_size > 10 * 1000
