@@ -3,6 +3,8 @@
 
 ``octseg train`` and ``octseg infer`` are the Hydra jobs (:mod:`octseg.jobs`): their arguments are
 Hydra overrides (``key=value``, ``--help``, ``--cfg job``, ``-m``), as for ``python train.py``.
+``octseg infer INPUT... --out DIR [--checkpoint ...]`` (no override, no Hydra flag) is parsed by
+:mod:`octseg.infer.cli` and runs the same job with the overrides it translates to.
 ``octseg evaluate`` takes flags, or Hydra overrides when its first argument is ``key=value``
 (the job of ``python evaluate.py``).
 
@@ -43,7 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # Hydra jobs: name -> one-line help (arguments go to Hydra unparsed)
 JOBS: dict[str, str] = {
     "train": "train a segmentation model (Hydra job: key=value overrides, --help, --cfg job)",
-    "infer": "batch inference on pullbacks (Hydra job: checkpoint= input= output= ...)",
+    "infer": "batch inference: octseg infer INPUT... --out DIR (the shipped model), or the "
+    "Hydra job (input= output= [checkpoint=] ...); octseg infer --help",
 }
 
 
@@ -56,12 +59,23 @@ def _is_hydra_job(argv: list[str]) -> bool:
     return argv[0] == "evaluate" and len(argv) > 1 and "=" in argv[1] and argv[1][0] != "-"
 
 
+def _job_overrides(argv: list[str]) -> list[str]:
+    """The Hydra overrides of ``octseg JOB ...``: as given, except ``octseg infer INPUT...
+    --out DIR`` (:mod:`octseg.infer.cli`), translated."""
+    if argv[0] != "infer":
+        return argv[1:]
+    from octseg.infer import cli as infer_cli
+
+    return argv[1:] if infer_cli.wants_hydra(argv[1:]) else infer_cli.parse(argv[1:])
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(
         prog="octseg",
         description="octseg: intravascular OCT segmentation, clinical geometry and evaluation.",
         epilog="octseg train/infer take Hydra overrides (key=value; octseg train --help), as do "
-        "python train.py / infer.py / evaluate.py in a checkout and octseg evaluate key=value.",
+        "python train.py / infer.py / evaluate.py in a checkout and octseg evaluate key=value; "
+        "octseg infer INPUT... --out DIR runs the shipped model (octseg infer --help).",
     )
     parser.add_argument("--version", action="version", version=f"octseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -86,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if _is_hydra_job(argv):
         from octseg.jobs import main as run_job
 
-        run_job(argv[0], argv[1:])
+        run_job(argv[0], _job_overrides(argv))
         return 0
     parser, modules = build_parser()
     args = parser.parse_args(argv)

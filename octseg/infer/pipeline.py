@@ -252,6 +252,8 @@ def load_model(run: Run, predictor: Any = None) -> None:
     run.predictor = predictor or Predictor.from_checkpoint(
         s.checkpoint, PredictOptions.from_settings(s, device=run.device)
     )
+    if predictor is None and run.rank == 0:
+        _print_model(s.checkpoint, run.predictor.meta)
     model_info = run.predictor.describe()
     ck = Path(str(s.checkpoint))
     model = type(run.predictor.model).__name__
@@ -268,6 +270,13 @@ def load_model(run: Run, predictor: Any = None) -> None:
     }
     run.manifest = mf.RankManifest(run.out_root, run.rank, run.world, run.header)
     run.manifest.flush()
+
+
+def _print_model(checkpoint: Any, meta: dict[str, Any]) -> None:
+    """Which model the run uses (the shipped one by name; recipe and version when recorded)."""
+    from octseg.model.shipped import describe
+
+    print(f"model: {describe(checkpoint, meta)}", flush=True)
 
 
 def segment_all(run: Run) -> float:
@@ -466,6 +475,24 @@ def _print_summary(
         f"outputs in {run.out_root}",
         flush=True,
     )
+    _print_reports(run.out_root, manifest)
+
+
+MAX_REPORTS_LISTED = 10  # more done pullbacks than this: one line with the pattern
+
+
+def _print_reports(out_root: Path, manifest: dict[str, Any]) -> None:
+    """Where the HTML reports are: one line per pullback, or the pattern and the count."""
+    reports = [
+        out_root / pid / "report.html"
+        for pid, rec in manifest["pullbacks"].items()
+        if rec.get("status") == "done" and "report.html" in (rec.get("outputs") or ())
+    ]
+    if len(reports) > MAX_REPORTS_LISTED:
+        print(f"reports: {out_root}/<pullback>/report.html ({len(reports)} pullbacks)", flush=True)
+        return
+    for path in reports:
+        print(f"report: {path}", flush=True)
 
 
 def close_run(run: Run) -> None:

@@ -4,6 +4,9 @@
 gives them in the shape of the Hydra config (``tta.*``, ``overlays.*``, ``postprocess.*``), which
 ``octseg/configs/infer.yaml`` extends (registered by :func:`octseg.jobs.register_configs`). Types
 and ranges are checked by :func:`octseg.infer.safety.validate_settings` before the first pullback.
+
+Without ``checkpoint=`` the job uses the model that ships with octseg
+(:func:`octseg.model.shipped.default_checkpoint`: the file in the package, its SHA-256 checked).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 from octseg.core.errors import InputError
 
-REQUIRED = ("checkpoint", "input", "output")
+# checkpoint= is optional: absent (null), the job uses the shipped model (octseg.model.shipped)
+REQUIRED = ("input", "output")
 # test-time augmentation as configured (``tta.*``); the rolls/flip apply when enabled
 TTA_DEFAULTS: dict[str, Any] = {"enabled": False, "rolls": 4, "flip": True}
 # the keys of octseg.model.postprocess.PostprocessSettings that the Hydra config exposes
@@ -32,7 +36,7 @@ _GROUPED = ("tta_rolls", "tta_flip", "overlay_frames", "overlay_size", "geometry
 
 @dataclass
 class InferSettings:
-    checkpoint: str  # a checkpoint written by train.py
+    checkpoint: str  # a checkpoint written by train.py; Hydra: null = the shipped model
     input: Any  # a pullback file/folder, a folder of pullbacks, or a .txt list of paths
     output: str  # one sub-folder per pullback + manifest.json + summary.csv
     # auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda | cuda:1 (a bare cuda under
@@ -96,8 +100,11 @@ class InferSettings:
             if cfg.get(key) in (None, "", "???"):
                 raise InputError(
                     None,
-                    f"{key}= is required (python infer.py checkpoint=... input=... output=...)",
+                    f"{key}= is required (python infer.py input=... output=... [checkpoint=...]; "
+                    "octseg infer INPUT... --out DIR)",
                 )
+        if cfg.get("checkpoint") in (None, "", "???"):
+            cfg["checkpoint"] = _shipped_checkpoint()
         tta = cfg.pop("tta", None) or {}
         overlays = cfg.pop("overlays", None) or {}
         cfg.pop("hydra", None)
@@ -111,12 +118,13 @@ class InferSettings:
     @classmethod
     def hydra_defaults(cls) -> dict[str, Any]:
         """The defaults in the shape of the Hydra config (without ``geometry``, a config group):
-        required keys ``???``, ``tta`` / ``overlays`` / ``postprocess`` as mappings."""
+        required keys ``???``, ``checkpoint`` null (the shipped model), ``tta`` / ``overlays`` /
+        ``postprocess`` as mappings."""
         from octseg.model.postprocess import PostprocessSettings
 
-        node: dict[str, Any] = {key: "???" for key in REQUIRED}
+        node: dict[str, Any] = {"checkpoint": None, **{key: "???" for key in REQUIRED}}
         for f in dataclasses.fields(cls):
-            if f.name not in REQUIRED and f.name not in _GROUPED:
+            if f.name not in node and f.name not in _GROUPED:
                 node[f.name] = _default(f.name)
         node["tta"] = dict(TTA_DEFAULTS)
         node["overlays"] = {"frames": _default("overlay_frames"), "size": _default("overlay_size")}
@@ -142,6 +150,13 @@ class InferSettings:
             "postprocess",
         )
         return {k: getattr(self, k) for k in keys}
+
+
+def _shipped_checkpoint() -> str:
+    """The shipped model's file, checked (present, SHA-256): for a job without checkpoint=."""
+    from octseg.model.shipped import default_checkpoint
+
+    return str(default_checkpoint())
 
 
 def _default(name: str) -> Any:

@@ -1,0 +1,172 @@
+"""``octseg infer INPUT... --out DIR``: the everyday form of batch inference.
+
+For people with pullbacks and no labels: the shipped model (:mod:`octseg.model.shipped`) unless
+``--checkpoint`` names another, device ``auto``, test-time augmentation on when the model runs on
+CUDA. The flags are translated into the overrides of the Hydra job (:func:`to_overrides`), which
+:mod:`octseg.cli` then runs: the same job, settings and outputs as
+``python infer.py input=... output=...`` (docs/inference.md).
+
+The other form, ``octseg infer key=value ...``, is the Hydra job itself (every setting). It is
+chosen when an argument is a ``key=value`` override (one that names no existing file or folder:
+an existing path is always an input) or a Hydra flag (:data:`HYDRA_FLAGS`); see
+:func:`wants_hydra`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# Hydra's command-line flags (python infer.py --help); -h/--help shows this module's help
+HYDRA_FLAGS = frozenset(
+    {
+        "--cfg",
+        "-c",
+        "--package",
+        "-p",
+        "--multirun",
+        "-m",
+        "--hydra-help",
+        "--info",
+        "-i",
+        "--resolve",
+        "--run",
+        "-r",
+        "--config-path",
+        "-cp",
+        "--config-name",
+        "-cn",
+        "--config-dir",
+        "-cd",
+        "--shell-completion",
+        "-sc",
+        "--experimental-rerun",
+        "--version",
+    }
+)
+# a Hydra override: [+|++|~]key=value, key a dotted name (hydra/launcher=... included)
+_OVERRIDE = re.compile(r"^(\+\+|\+|~)?[A-Za-z_][\w.@/-]*=")
+
+DESCRIPTION = """\
+Segment and measure IVOCT pullbacks: labels, clinical tables, overlays and one HTML report per
+pullback under --out. Without --checkpoint the model that ships with octseg is used (what it
+was validated on, and what not: docs/model_card.md)."""
+EPILOG = """\
+INPUT is a pullback (IVOCT DICOM, octseg .npz, multi-page TIFF, a folder of PNG/TIFF frames),
+a folder of pullbacks, a dataset folder or a .txt list of paths; several may be given.
+
+The full Hydra surface: octseg infer key=value ... (the same job as python infer.py in a
+checkout), e.g.
+  octseg infer input=scans/ output=results/ checkpoint=best.ckpt resample=probs
+Every setting and its default: octseg infer --cfg job; docs/inference.md. A key=value argument
+(one that is not an existing file or folder) or a Hydra flag (--cfg, -m/--multirun, -c, -p,
+-i/--info, --resolve, --hydra-help, --config-dir ...) selects that form. Hydra's help of the
+job: python -m octseg.jobs infer --help (python infer.py --help in a checkout).
+"""
+
+
+def wants_hydra(args: Sequence[str]) -> bool:
+    """Whether ``octseg infer ARGS`` is the Hydra job (a ``key=value`` override that names no
+    existing path, or a Hydra flag) rather than ``octseg infer INPUT... --out DIR``."""
+    for arg in args:
+        if arg.split("=", 1)[0] in HYDRA_FLAGS:
+            return True
+        if _OVERRIDE.match(arg) and not Path(arg).exists():
+            return True
+    return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="octseg infer",
+        usage="octseg infer INPUT [INPUT ...] --out DIR [options]\n"
+        "       octseg infer key=value ...   (the Hydra job: every setting)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="pullbacks (files or folders)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (created; never an input)"
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="a checkpoint written by train.py (default: the shipped model)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if available, else CPU) | cpu | cuda | cuda:N (default: auto)",
+    )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation: 4 rolls x flip, averaged (default: on when the model "
+        "runs on CUDA, off on the CPU, where it takes 8x the model time)",
+    )
+    p.add_argument("--batch-size", type=int, metavar="N", help="frames per forward pass")
+    p.add_argument(
+        "--pixel-spacing-mm",
+        type=float,
+        metavar="MM",
+        help="pixel spacing when the files do not give it (PNG/TIFF frames, no spacing.json)",
+    )
+    p.add_argument(
+        "--frame-spacing-mm", type=float, metavar="MM", help="distance between frames (likewise)"
+    )
+    p.add_argument("--no-report", action="store_true", help="no overlays and no HTML report")
+    return p
+
+
+def quote(value: str) -> str:
+    """``value`` as a Hydra quoted string that OmegaConf resolves back to ``value`` exactly
+    (quotes, commas, brackets, ``=``, backslashes and ``${`` in paths included)."""
+    value = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", value)
+    value = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def runs_on_cuda(device: str, cuda_available: Callable[[], bool] | None = None) -> bool:
+    """Whether the model will run on CUDA: ``cuda``/``cuda:N``, or ``auto`` with a GPU."""
+    if device == "auto":
+        if cuda_available is None:
+            import torch
+
+            cuda_available = torch.cuda.is_available
+        return bool(cuda_available())
+    return device.startswith("cuda")
+
+
+def to_overrides(
+    args: argparse.Namespace, cuda_available: Callable[[], bool] | None = None
+) -> list[str]:
+    """The Hydra overrides of the infer job that mean what ``args`` say."""
+    inputs = [str(x) for x in args.inputs]
+    if len(inputs) == 1:
+        overrides = [f"input={quote(inputs[0])}"]
+    else:
+        overrides = [f"input=[{','.join(quote(x) for x in inputs)}]"]
+    overrides.append(f"output={quote(str(args.out))}")
+    if args.checkpoint:
+        overrides.append(f"checkpoint={quote(str(args.checkpoint))}")
+    overrides.append(f"device={quote(args.device)}")
+    tta = args.tta if args.tta is not None else runs_on_cuda(args.device, cuda_available)
+    overrides.append(f"tta.enabled={'true' if tta else 'false'}")
+    if args.batch_size is not None:
+        overrides.append(f"batch_size={int(args.batch_size)}")
+    for key in ("pixel_spacing_mm", "frame_spacing_mm"):
+        if getattr(args, key) is not None:
+            overrides.append(f"{key}={float(getattr(args, key))!r}")
+    if args.no_report:
+        overrides += ["report=false", "overlays.frames=[]"]
+    return overrides
+
+
+def parse(argv: Sequence[str]) -> list[str]:
+    """``octseg infer INPUT... --out DIR [options]`` -> the job's Hydra overrides (argparse
+    prints the help or the usage error and exits for ``--help`` and bad arguments)."""
+    return to_overrides(build_parser().parse_args(list(argv)))
