@@ -94,15 +94,35 @@ def is_shipped(path: str | Path | None) -> bool:
 
 def describe(path: str | Path | None, meta: dict[str, Any] | None) -> str:
     """One line naming the model in use: the shipped model by name, any other by its path; with
-    the recipe and octseg version the checkpoint's meta records (``recipe``, ``octseg_version``)."""
+    the recipe and code version its meta records (``recipe``: a string, or the mapping
+    tools/ship_model.py writes; ``octseg_version``)."""
     meta = meta or {}
     name = f"{NAME} (shipped with octseg)" if is_shipped(path) else str(path or "in memory")
-    facts = []
     recipe = meta.get("recipe")
-    if isinstance(recipe, dict):
-        recipe = ", ".join(f"{k} {v}" for k, v in recipe.items())
-    if recipe:
-        facts.append(f"recipe {recipe}")
-    if meta.get("octseg_version"):
-        facts.append(f"trained with octseg {meta['octseg_version']}")
-    return name + (f"; {'; '.join(facts)}" if facts else "")
+    facts = []
+    if isinstance(recipe, str) and recipe.strip():
+        facts.append(f"recipe {recipe.strip().splitlines()[0]}")
+    elif isinstance(recipe, dict):
+        facts.append(_recipe_line(recipe))
+    version = meta.get("octseg_version")
+    if not version and isinstance(recipe, dict):
+        version = recipe.get("octseg_version")
+    if version:
+        facts.append(f"trained with octseg {version}")
+    return name + "".join(f"; {f}" for f in facts if f)
+
+
+def _recipe_line(recipe: dict[str, Any]) -> str:
+    """The short facts of a recipe mapping: its command (or experiment), seed and commit; never
+    the whole config it also holds."""
+    parts = []
+    if recipe.get("command"):
+        parts.append(str(recipe["command"]))
+    elif recipe.get("experiment"):
+        parts.append(f"experiment={recipe['experiment']}")
+    if recipe.get("seed") is not None:
+        parts.append(f"seed {recipe['seed']}")
+    code = recipe.get("git_describe") or str(recipe.get("git_commit") or "")[:12]
+    if code:
+        parts.append(f"code {code}")
+    return f"recipe {', '.join(parts)}" if parts else ""

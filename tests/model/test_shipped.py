@@ -31,6 +31,29 @@ def test_a_file_with_the_recorded_hash_is_returned_and_loads(tmp_path, monkeypat
     assert shipped.describe(tmp_path / "mine.ckpt", {}) == str(tmp_path / "mine.ckpt")
 
 
+def test_describe_gives_the_short_facts_of_a_recipe_mapping(tmp_path, monkeypatch):
+    """The recipe as tools/ship_model.py stores it: one line, never the whole config."""
+    ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"))
+    recipe = {
+        "experiment": "default",
+        "seed": 42,
+        "command": "python train.py experiment=default",
+        "config_yaml": "task_name: default\nseed: 42\n",
+        "octseg_version": "0.1.0",
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "git_describe": "0123456-dirty",
+    }
+    line = shipped.describe(ck, {"recipe": recipe})
+    assert line == (
+        f"{shipped.NAME} (shipped with octseg); recipe python train.py experiment=default, "
+        "seed 42, code 0123456-dirty; trained with octseg 0.1.0"
+    )
+    no_describe = {k: v for k, v in recipe.items() if k not in ("command", "git_describe")}
+    assert shipped.describe(ck, {"recipe": no_describe, "octseg_version": "0.2"}).endswith(
+        "recipe experiment=default, seed 42, code 0123456789ab; trained with octseg 0.2"
+    )
+
+
 def test_upper_case_recorded_hash_is_accepted(tmp_path, monkeypatch):
     ck = tiny_checkpoint(tmp_path / "model.ckpt")
     use_as_shipped(monkeypatch, ck, sha256(ck).upper())
