@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,41 +226,111 @@ def pair_pullbacks(sides: _Sides, s: EvaluationSettings) -> _Rows:
     """Pair frames, lesions, struts, label maps and summaries of every common pullback."""
     rows = _Rows()
     g = s.geometry_settings()
-    items = sides.common
-    if s.progress:
-        from tqdm import tqdm
-
-        items = tqdm(sides.common, desc="evaluating", unit="pullback")
-    for pid in items:
-        a, m = sides.auto[pid], sides.manual[pid]
-        spacing = matching.frame_spacing(a, m, s.frame_spacing_mm)
-        if a.frames is not None and m.frames is not None:
-            pair_frames(pid, a, m, spacing, s, rows)
-        if a.lesions is not None and m.lesions is not None:
-            rows.have["lesions"] += 1
-            for p in matching.match_lesions(
-                a.lesions,
-                m.lesions,
-                spacing=spacing,
-                pid=pid,
-                min_overlap=s.lesion_min_overlap_frames,
-            ):
-                rows.lesions.append(_lesion_row(pid, p, spacing, g))
-        if a.struts is not None and m.struts is not None:
-            pair_struts(pid, a, m, s, rows)
-        if s.segmentation and a.labels is not None and m.labels is not None:
-            rows.have["labels"] += 1
-            rows.segmentation.extend(
-                segmentation.compare_labels(
-                    pid, a.labels, m.labels, s.classes, auto_path=a.source.get("labels")
-                )
-            )
-        if a.summary is not None and m.summary is not None:
-            rows.pullbacks.append(_pullback_row(pid, a, m))
+    for pid in _with_progress(sides.common, s.progress):
+        _pair_pullback(pid, sides.auto[pid], sides.manual[pid], s, g, rows)
     rows.segmentation = segmentation.drop_unlabelled_optional(rows.segmentation)
+    _count_unmatched_frames(rows)
+    return rows
+
+
+def _with_progress(pids: list[str], progress: bool) -> Any:
+    """The pullback ids, behind a tqdm progress bar when ``progress`` is on."""
+    if not progress:
+        return pids
+    from tqdm import tqdm
+
+    return tqdm(pids, desc="evaluating", unit="pullback")
+
+
+def _on_both_sides(a: PullbackData, m: PullbackData, what: str) -> bool:
+    """Whether both sides of a pullback give ``what`` (frames, lesions, struts, labels...)."""
+    return getattr(a, what) is not None and getattr(m, what) is not None
+
+
+def _pair_pullback(
+    pid: str, a: PullbackData, m: PullbackData, s: EvaluationSettings, g: Any, rows: _Rows
+) -> None:
+    """Every level of one pullback that both sides give; frames first (strut pairing reads
+    which frames the manual reader analysed from the frame rows)."""
+    spacing = matching.frame_spacing(a, m, s.frame_spacing_mm)
+    if _on_both_sides(a, m, "frames"):
+        pair_frames(pid, a, m, spacing, s, rows)
+    if _on_both_sides(a, m, "lesions"):
+        _pair_lesions(pid, a, m, spacing, s, g, rows)
+    if _on_both_sides(a, m, "struts"):
+        pair_struts(pid, a, m, s, rows)
+    if s.segmentation and _on_both_sides(a, m, "labels"):
+        _pair_labels(pid, a, m, s, rows)
+    if _on_both_sides(a, m, "summary"):
+        rows.pullbacks.append(_pullback_row(pid, a, m))
+
+
+def _pair_lesions(
+    pid: str,
+    a: PullbackData,
+    m: PullbackData,
+    spacing: float | None,
+    s: EvaluationSettings,
+    g: Any,
+    rows: _Rows,
+) -> None:
+    """Lesion rows of one pullback (matched by frame overlap, automated only, manual only)."""
+    rows.have["lesions"] += 1
+    for p in matching.match_lesions(
+        a.lesions,
+        m.lesions,
+        spacing=spacing,
+        pid=pid,
+        min_overlap=s.lesion_min_overlap_frames,
+    ):
+        rows.lesions.append(_lesion_row(pid, p, spacing, g))
+
+
+def _pair_labels(
+    pid: str, a: PullbackData, m: PullbackData, s: EvaluationSettings, rows: _Rows
+) -> None:
+    """Per-frame overlap rows of the label maps of one pullback."""
+    rows.have["labels"] += 1
+    rows.segmentation.extend(
+        segmentation.compare_labels(
+            pid, a.labels, m.labels, s.classes, auto_path=a.source.get("labels")
+        )
+    )
+
+
+def _count_unmatched_frames(rows: _Rows) -> None:
     rows.frame_count["manual_unmatched"] = sum(r["match"] == "manual_only" for r in rows.frames)
     rows.frame_count["auto_unmatched"] = sum(r["match"] == "auto_only" for r in rows.frames)
-    return rows
+
+
+def _match_status(ar: dict[str, Any] | None, mr: dict[str, Any] | None) -> str:
+    """``matched`` when both sides give the item, else the side that alone gives it."""
+    if ar and mr:
+        return "matched"
+    return "auto_only" if ar else "manual_only"
+
+
+def _raw(r: dict[str, Any] | None, c: str) -> Any:
+    return r.get(c) if r else None
+
+
+def _numeric(r: dict[str, Any] | None, c: str) -> float | None:
+    return _num(r.get(c)) if r else None
+
+
+def _side_by_side(
+    ar: dict[str, Any] | None,
+    mr: dict[str, Any] | None,
+    columns: Any,
+    read: Callable[[dict[str, Any] | None, str], Any] = _raw,
+) -> dict[str, Any]:
+    """``auto_<c>`` then ``manual_<c>`` for each column, in that order (the CSV column order);
+    ``None`` for a side without the item."""
+    row: dict[str, Any] = {}
+    for c in columns:
+        row[f"auto_{c}"] = read(ar, c)
+        row[f"manual_{c}"] = read(mr, c)
+    return row
 
 
 def pair_frames(
@@ -275,24 +346,33 @@ def pair_frames(
     pairs = matching.match_frames(
         a.frames, m.frames, spacing=spacing, pid=pid, frame_tolerance=s.frame_tolerance
     )
-    for p in pairs:
-        ar, mr = p["auto"], p["manual"]
-        status = "matched" if ar and mr else ("auto_only" if ar else "manual_only")
-        row: dict[str, Any] = {"pullback_id": pid, "frame": p["frame"], "match": status}
-        if mr is not None:
-            row["manual_position_mm"] = mr.get("position_mm")
-            row["manual_line"] = mr.get("_line")
-        for c in FRAME_MEASURES + FRAME_FLAGS:
-            row[f"auto_{c}"] = ar.get(c) if ar else None
-            row[f"manual_{c}"] = mr.get(c) if mr else None
-        rows.frames.append(row)
-    if any(r.get(c) is not None for r in m.frames for c in FRAME_FLAGS):
+    rows.frames.extend(_frame_row(pid, p) for p in pairs)
+    if _gives_frame_flags(m.frames):
         rows.flag_pids.add(pid)
-    rows.frame_count["manual"] += sum(p["manual"] is not None for p in pairs)
-    rows.frame_count["auto"] += sum(p["auto"] is not None for p in pairs)
-    rows.frame_count["matched"] += sum(
-        p["auto"] is not None and p["manual"] is not None for p in pairs
-    )
+    _count_frames(rows.frame_count, pairs)
+
+
+def _frame_row(pid: str, p: dict[str, Any]) -> dict[str, Any]:
+    """One row of ``frames_matched.csv`` from a frame pair of :func:`matching.match_frames`."""
+    ar, mr = p["auto"], p["manual"]
+    row: dict[str, Any] = {"pullback_id": pid, "frame": p["frame"], "match": _match_status(ar, mr)}
+    if mr is not None:
+        row["manual_position_mm"] = mr.get("position_mm")
+        row["manual_line"] = mr.get("_line")
+    row.update(_side_by_side(ar, mr, FRAME_MEASURES + FRAME_FLAGS))
+    return row
+
+
+def _gives_frame_flags(frames: list[dict[str, Any]]) -> bool:
+    """Whether any manual frame gives a yes/no flag (TCFA)."""
+    return any(r.get(c) is not None for r in frames for c in FRAME_FLAGS)
+
+
+def _count_frames(count: dict[str, int], pairs: list[dict[str, Any]]) -> None:
+    """Add the manual, automated and matched frames of one pullback's pairs."""
+    count["manual"] += sum(p["manual"] is not None for p in pairs)
+    count["auto"] += sum(p["auto"] is not None for p in pairs)
+    count["matched"] += sum(p["auto"] is not None and p["manual"] is not None for p in pairs)
 
 
 def pair_struts(
@@ -301,15 +381,7 @@ def pair_struts(
     """Strut rows of one pullback, over the frames the manual reader analysed: frames of
     ``manual_frames.csv`` (matched to automated frames) and frames with a manual strut."""
     rows.have["struts"] += 1
-    radius = {
-        int(r["frame"]): float(r["lumen_mean_diameter_mm"]) / 2
-        for r in (a.frames or [])
-        if r.get("frame") is not None and _num(r.get("lumen_mean_diameter_mm"))
-    }
-    read = {int(r["frame"]) for r in m.struts}
-    read |= {
-        fr["frame"] for fr in rows.frames if fr["pullback_id"] == pid and fr["match"] != "auto_only"
-    }
+    read = _frames_read(pid, m, rows.frames)
     auto_struts = [r for r in a.struts if int(r["frame"]) in read]
     rows.strut_outside += len(a.struts) - len(auto_struts)
     pairs, counts = matching.match_struts(
@@ -317,23 +389,44 @@ def pair_struts(
         m.struts,
         tolerance_mm=s.strut_tolerance_mm,
         angle_tolerance_deg=s.strut_angle_tolerance_deg,
-        lumen_radius_mm=radius,
+        lumen_radius_mm=_lumen_radius(a.frames),
     )
     for k in rows.strut_counts:
         rows.strut_counts[k] += counts[k]
-    for p in pairs:
-        ar, mr = p["auto"], p["manual"]
-        row = {
-            "pullback_id": pid,
-            "frame": p["frame"],
-            "match": p["match"] or ("auto_only" if ar else "manual_only"),
-            "pair_distance_mm": p.get("distance_mm"),
-            "pair_angle_diff_deg": p.get("angle_diff_deg"),
-        }
-        for c in ("angle_deg", "x_mm", "y_mm", "distance_mm", "malapposed"):
-            row[f"auto_{c}"] = ar.get(c) if ar else None
-            row[f"manual_{c}"] = mr.get(c) if mr else None
-        rows.struts.append(row)
+    rows.struts.extend(_strut_row(pid, p) for p in pairs)
+
+
+def _lumen_radius(frames: list[dict[str, Any]] | None) -> dict[int, float]:
+    """Half the automated mean lumen diameter (mm) of each frame that gives one."""
+    return {
+        int(r["frame"]): float(r["lumen_mean_diameter_mm"]) / 2
+        for r in (frames or [])
+        if r.get("frame") is not None and _num(r.get("lumen_mean_diameter_mm"))
+    }
+
+
+def _frames_read(pid: str, m: PullbackData, frame_rows: list[dict[str, Any]]) -> set[int]:
+    """Frames the manual reader analysed: frames with a manual strut and the frame rows of the
+    pullback that have a manual side."""
+    read = {int(r["frame"]) for r in m.struts}
+    read |= {
+        fr["frame"] for fr in frame_rows if fr["pullback_id"] == pid and fr["match"] != "auto_only"
+    }
+    return read
+
+
+def _strut_row(pid: str, p: dict[str, Any]) -> dict[str, Any]:
+    """One row of ``struts_matched.csv`` from a strut pair of :func:`matching.match_struts`."""
+    ar, mr = p["auto"], p["manual"]
+    row = {
+        "pullback_id": pid,
+        "frame": p["frame"],
+        "match": p["match"] or ("auto_only" if ar else "manual_only"),
+        "pair_distance_mm": p.get("distance_mm"),
+        "pair_angle_diff_deg": p.get("angle_diff_deg"),
+    }
+    row.update(_side_by_side(ar, mr, ("angle_deg", "x_mm", "y_mm", "distance_mm", "malapposed")))
+    return row
 
 
 def _pullback_row(pid: str, a: PullbackData, m: PullbackData) -> dict[str, Any]:
@@ -477,7 +570,7 @@ def _settings_dict(s: EvaluationSettings) -> dict[str, Any]:
 def _lesion_row(pid: str, p: dict[str, Any], spacing: float | None, g: Any) -> dict[str, Any]:
     """One row of ``lesions_cohort.csv``: the interval of each side, its measures and flags."""
     ar, mr = p["auto"], p["manual"]
-    status = "matched" if ar and mr else ("auto_only" if ar else "manual_only")
+    status = _match_status(ar, mr)
     row: dict[str, Any] = {
         "pullback_id": pid,
         "match": status,
@@ -485,17 +578,9 @@ def _lesion_row(pid: str, p: dict[str, Any], spacing: float | None, g: Any) -> d
     }
     for side, r in (("auto", ar), ("manual", mr)):
         row.update(_lesion_interval(side, r, spacing, pid))
-    for c in LESION_MEASURES:
-        row[f"auto_{c}"] = _num(ar.get(c)) if ar else None
-        row[f"manual_{c}"] = _num(mr.get(c)) if mr else None
-    for c in ("calcium_score", "kind"):
-        row[f"auto_{c}"] = ar.get(c) if ar else None
-        row[f"manual_{c}"] = mr.get(c) if mr else None
-    fa = _flags(ar, g) if ar else {}
-    fm = _flags(mr, g) if mr else {}
-    for f in RISK_FLAGS:
-        row[f"auto_{f}"] = fa.get(f)
-        row[f"manual_{f}"] = fm.get(f)
+    row.update(_side_by_side(ar, mr, LESION_MEASURES, read=_numeric))
+    row.update(_side_by_side(ar, mr, ("calcium_score", "kind")))
+    row.update(_side_by_side(_flags(ar, g) if ar else {}, _flags(mr, g) if mr else {}, RISK_FLAGS))
     if mr is not None and mr.get("_line") is not None:
         row["manual_line"] = mr["_line"]
     return row
@@ -529,21 +614,13 @@ def _lesion_interval(
 def _continuous_block(
     rows: list[dict[str, Any]], measures: list[str], kw: dict[str, Any], only_matched: bool = False
 ) -> dict[str, Any]:
+    """Agreement of each measure that the manual side gives in ``rows`` (with ``only_matched``,
+    over matched rows only, and counting the automated values without a manual one)."""
+    if only_matched:
+        rows = [r for r in rows if r.get("match") == "matched"]
     out: dict[str, Any] = {}
     for c in measures:
-        a, m = [], []
-        n_auto_only = n_manual_only = 0
-        for r in rows:
-            if only_matched and r.get("match") != "matched":
-                continue
-            va, vm = _num(r.get(f"auto_{c}")), _num(r.get(f"manual_{c}"))
-            if va is not None and vm is not None:
-                a.append(va)
-                m.append(vm)
-            elif vm is not None:
-                n_manual_only += 1
-            elif va is not None and only_matched:
-                n_auto_only += 1
+        a, m, n_manual_only, n_auto_only = _paired_values(rows, c)
         if not a and not n_manual_only:
             continue  # measured by nobody on the manual side: nothing to report
         res = stats.continuous_agreement(a, m, **kw)
@@ -553,6 +630,24 @@ def _continuous_block(
             res["n_auto_without_manual"] = n_auto_only
         out[c] = res
     return out
+
+
+def _paired_values(rows: list[dict[str, Any]], c: str) -> tuple[list[float], list[float], int, int]:
+    """Automated and manual values of ``c`` in the rows that give both, and how many rows give
+    only the manual value, only the automated one."""
+    a: list[float] = []
+    m: list[float] = []
+    n_manual_only = n_auto_only = 0
+    for r in rows:
+        va, vm = _num(r.get(f"auto_{c}")), _num(r.get(f"manual_{c}"))
+        if va is not None and vm is not None:
+            a.append(va)
+            m.append(vm)
+        elif vm is not None:
+            n_manual_only += 1
+        elif va is not None:
+            n_auto_only += 1
+    return a, m, n_manual_only, n_auto_only
 
 
 def _frame_flags(rows: list[dict[str, Any]], pids: set[str]) -> dict[str, Any]:
