@@ -85,64 +85,97 @@ def _noisy_frames(
     noise: float,
     rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
-    out = []
+    """Frame rows as an automated reading: every measure jittered (:data:`FRAME_NOISE`), and
+    calcium missed in some lesion end frames (so lesion boundaries move)."""
     ends = {int(les["start_frame"]) for les in lesions} | {int(les["end_frame"]) for les in lesions}
-    for r in frames:
-        row = {k: r.get(k) for k in FRAME_COLUMNS if k in r}
-        for col, (kind, sd) in FRAME_NOISE.items():
-            if col in row and sd * noise > 0:
-                row[col] = _jitter(
-                    row[col], kind, sd * noise, rng, nonnegative=col not in SIGNED_MEASURES
-                )
-        if row.get("calcium_arc_deg") is not None:
-            row["calcium_arc_deg"] = min(row["calcium_arc_deg"], 360.0)
-        if int(r["frame"]) in ends and rng.random() < LESION_END_DROP * min(noise, 1.0):
-            for col in FRAME_COLUMNS:
-                if col.startswith("calcium_"):
-                    row[col] = None  # calcium missed in a lesion's end frame
-        out.append(row)
-    return out
+    return [_noisy_frame(r, int(r["frame"]) in ends, noise, rng) for r in frames]
+
+
+def _noisy_frame(
+    r: dict[str, Any], lesion_end: bool, noise: float, rng: np.random.Generator
+) -> dict[str, Any]:
+    """One noisy frame row; ``lesion_end``: the frame starts or ends a lesion."""
+    row = {k: r.get(k) for k in FRAME_COLUMNS if k in r}
+    _jitter_measures(row, noise, rng)
+    if row.get("calcium_arc_deg") is not None:
+        row["calcium_arc_deg"] = min(row["calcium_arc_deg"], 360.0)
+    if lesion_end and rng.random() < LESION_END_DROP * min(noise, 1.0):
+        _drop_calcium(row)  # calcium missed in a lesion's end frame
+    return row
+
+
+def _jitter_measures(row: dict[str, Any], noise: float, rng: np.random.Generator) -> None:
+    """Add the noise of :data:`FRAME_NOISE` (scaled by ``noise``) to the measures of ``row``."""
+    for col, (kind, sd) in FRAME_NOISE.items():
+        if col in row and sd * noise > 0:
+            row[col] = _jitter(
+                row[col], kind, sd * noise, rng, nonnegative=col not in SIGNED_MEASURES
+            )
+
+
+def _drop_calcium(row: dict[str, Any]) -> None:
+    for col in FRAME_COLUMNS:
+        if col.startswith("calcium_"):
+            row[col] = None
 
 
 def _noisy_struts(
     struts: list[dict[str, Any]], threshold: float, noise: float, rng: np.random.Generator
 ) -> list[dict[str, Any]]:
+    """Struts as an automated reading: a few dropped, the others jittered (position, angle,
+    distance; malapposition re-thresholded at ``threshold``), a few spurious ones added; sorted
+    by frame and angle."""
     out = []
     for r in struts:
         if rng.random() < STRUT_DROP * min(noise, 1.0):
             continue
-        row = dict(r)
-        if noise > 0:
-            for c in ("x_mm", "y_mm"):
-                if row.get(c) is not None:
-                    row[c] = float(row[c]) + rng.normal(0, STRUT_XY_SD_MM * noise)
-            if row.get("angle_deg") is not None:
-                rad = math.hypot(float(r.get("x_mm") or 0.0), float(r.get("y_mm") or 0.0)) or 1.0
-                sd_deg = math.degrees(STRUT_XY_SD_MM * noise / rad)
-                row["angle_deg"] = (float(r["angle_deg"]) + rng.normal(0, sd_deg)) % 360.0
-            if row.get("distance_mm") is not None:
-                row["distance_mm"] = float(row["distance_mm"]) + rng.normal(
-                    0, STRUT_DISTANCE_SD_MM * noise
-                )
-                row["malapposed"] = row["distance_mm"] > threshold
-        out.append(row)
+        out.append(_jittered_strut(r, threshold, noise, rng) if noise > 0 else dict(r))
     if noise > 0 and struts:
-        n_add = int(rng.binomial(len(struts), STRUT_ADD * min(noise, 1.0)))
-        for _ in range(n_add):
-            src = struts[int(rng.integers(len(struts)))]
-            ang = float(rng.uniform(0, 360))
-            rad = math.hypot(float(src.get("x_mm") or 1.0), float(src.get("y_mm") or 0.0))
-            out.append(
-                {
-                    "frame": src["frame"],
-                    "angle_deg": ang,
-                    "x_mm": rad * math.cos(math.radians(ang)),
-                    "y_mm": rad * math.sin(math.radians(ang)),
-                    "distance_mm": 0.0,
-                    "malapposed": False,
-                }
-            )
+        out += _spurious_struts(struts, noise, rng)
     out.sort(key=lambda r: (int(r["frame"]), float(r.get("angle_deg") or 0.0)))
+    return out
+
+
+def _jittered_strut(
+    r: dict[str, Any], threshold: float, noise: float, rng: np.random.Generator
+) -> dict[str, Any]:
+    """A copy of strut ``r`` with its position, angle and distance jittered."""
+    row = dict(r)
+    for c in ("x_mm", "y_mm"):
+        if row.get(c) is not None:
+            row[c] = float(row[c]) + rng.normal(0, STRUT_XY_SD_MM * noise)
+    if row.get("angle_deg") is not None:
+        # the angle moves as much as the position does at the strut's radius
+        rad = math.hypot(float(r.get("x_mm") or 0.0), float(r.get("y_mm") or 0.0)) or 1.0
+        sd_deg = math.degrees(STRUT_XY_SD_MM * noise / rad)
+        row["angle_deg"] = (float(r["angle_deg"]) + rng.normal(0, sd_deg)) % 360.0
+    if row.get("distance_mm") is not None:
+        row["distance_mm"] = float(row["distance_mm"]) + rng.normal(0, STRUT_DISTANCE_SD_MM * noise)
+        row["malapposed"] = row["distance_mm"] > threshold
+    return row
+
+
+def _spurious_struts(
+    struts: list[dict[str, Any]], noise: float, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """About :data:`STRUT_ADD` x ``len(struts)`` apposed struts that are not there: each in the
+    frame of a random true strut, at its radius and a random angle."""
+    n_add = int(rng.binomial(len(struts), STRUT_ADD * min(noise, 1.0)))
+    out = []
+    for _ in range(n_add):
+        src = struts[int(rng.integers(len(struts)))]
+        ang = float(rng.uniform(0, 360))
+        rad = math.hypot(float(src.get("x_mm") or 1.0), float(src.get("y_mm") or 0.0))
+        out.append(
+            {
+                "frame": src["frame"],
+                "angle_deg": ang,
+                "x_mm": rad * math.cos(math.radians(ang)),
+                "y_mm": rad * math.sin(math.radians(ang)),
+                "distance_mm": 0.0,
+                "malapposed": False,
+            }
+        )
     return out
 
 
@@ -186,20 +219,45 @@ def make_selfcheck_inputs(
         t, fs = _read_truth(d, pid)
         _write_noisy(auto_dir / pid, t, fs, g, noise, rng)
         if (d / "labels.npz").exists():
-            _noisy_labels(d / "labels.npz", auto_dir / pid / "labels.npz", noise, rng)
-            (manual_dir / pid).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(d / "labels.npz", manual_dir / pid / "labels.npz")
+            _write_label_maps(d / "labels.npz", auto_dir / pid, manual_dir / pid, noise, rng)
         mf += _manual_frames(pid, t.frames, fs)
         ml += _manual_lesions(pid, t.lesions or [], fs)
-        for s in t.struts or []:
-            ms.append({"pullback_id": pid, **{k: s.get(k) for k in MANUAL_STRUT_COLUMNS if k in s}})
+        ms += _manual_struts(pid, t.struts or [])
+    _write_manual_tables(manual_dir, mf, ml, ms)
+    return auto_dir, manual_dir
+
+
+def _write_label_maps(
+    src: Path, auto: Path, manual: Path, noise: float, rng: np.random.Generator
+) -> None:
+    """A noisy copy of the true label maps on the automated side, the true ones on the manual."""
+    _noisy_labels(src, auto / "labels.npz", noise, rng)
+    manual.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, manual / "labels.npz")
+
+
+def _manual_struts(pid: str, struts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Manual strut rows: the true struts' :data:`MANUAL_STRUT_COLUMNS`."""
+    return [
+        {"pullback_id": pid, **{k: s.get(k) for k in MANUAL_STRUT_COLUMNS if k in s}}
+        for s in struts
+    ]
+
+
+def _write_manual_tables(
+    manual_dir: Path,
+    frames: list[dict[str, Any]],
+    lesions: list[dict[str, Any]],
+    struts: list[dict[str, Any]],
+) -> None:
+    """``manual_frames.csv`` (by position, no frame column), ``manual_lesions.csv`` and
+    ``manual_struts.csv`` of every pullback."""
     manual_dir.mkdir(parents=True, exist_ok=True)
     write_csv(
-        manual_dir / "manual_frames.csv", [c for c in MANUAL_FRAME_COLUMNS if c != "frame"], mf
+        manual_dir / "manual_frames.csv", [c for c in MANUAL_FRAME_COLUMNS if c != "frame"], frames
     )
-    write_csv(manual_dir / "manual_lesions.csv", MANUAL_LESION_COLUMNS, ml)
-    write_csv(manual_dir / "manual_struts.csv", MANUAL_STRUT_COLUMNS, ms)
-    return auto_dir, manual_dir
+    write_csv(manual_dir / "manual_lesions.csv", MANUAL_LESION_COLUMNS, lesions)
+    write_csv(manual_dir / "manual_struts.csv", MANUAL_STRUT_COLUMNS, struts)
 
 
 def _truth_dirs(dataset: Path) -> dict[str, Path]:
