@@ -64,30 +64,44 @@ def match_frames(
     used: set[int] = set()
     pairs: list[dict[str, Any]] = []
     for m in manual_rows:
-        if m.get("frame") is not None:
-            f = int(m["frame"])
-            hit = f if f in by_frame else None
-            pos = float(f)
-        else:
-            sp = _need_spacing(spacing, pid, "manual frames")
-            pos = float(m["position_mm"]) / sp
-            hit = None
-            if auto_frames.size:
-                j = int(np.argmin(np.abs(auto_frames - pos)))
-                if abs(auto_frames[j] - pos) <= frame_tolerance + 1e-9:
-                    hit = int(auto_frames[j])
-        if hit is not None and hit in used:
-            hit = None  # two manual rows on one automated frame: the second stays unmatched
-        if hit is not None:
+        pos, hit = _place_manual_frame(m, by_frame, auto_frames, spacing, pid, frame_tolerance)
+        if hit is not None and hit not in used:
             used.add(hit)
             pairs.append({"frame": hit, "auto": by_frame[hit], "manual": m})
-        else:
+        else:  # no automated frame, or a second manual row on it: unmatched
             pairs.append({"frame": int(round(pos)), "auto": None, "manual": m})
     for f, r in by_frame.items():
         if f not in used:
             pairs.append({"frame": f, "auto": r, "manual": None})
     pairs.sort(key=lambda p: (p["frame"], p["auto"] is None))
     return pairs
+
+
+def _place_manual_frame(
+    m: dict[str, Any],
+    by_frame: dict[int, dict[str, Any]],
+    auto_frames: np.ndarray,
+    spacing: float | None,
+    pid: str,
+    frame_tolerance: float,
+) -> tuple[float, int | None]:
+    """Position (frames) of a manual frame row and the automated frame it falls on, if any: its
+    own frame number, else the automated frame nearest ``position_mm / spacing`` within
+    ``frame_tolerance``."""
+    if m.get("frame") is not None:
+        f = int(m["frame"])
+        return float(f), (f if f in by_frame else None)
+    pos = float(m["position_mm"]) / _need_spacing(spacing, pid, "manual frames")
+    return pos, _nearest_frame(auto_frames, pos, frame_tolerance)
+
+
+def _nearest_frame(auto_frames: np.ndarray, pos: float, frame_tolerance: float) -> int | None:
+    if not auto_frames.size:
+        return None
+    j = int(np.argmin(np.abs(auto_frames - pos)))
+    if abs(auto_frames[j] - pos) <= frame_tolerance + 1e-9:
+        return int(auto_frames[j])
+    return None
 
 
 # ----------------------------------------------------------------------------- lesions
@@ -121,24 +135,13 @@ def match_lesions(
     """Pairs ``{"auto", "manual", "overlap_frames", "iou"}`` (one side None when unmatched)."""
     ai = [lesion_interval(r, spacing, pid) for r in auto_rows]
     mi = [lesion_interval(r, spacing, pid) for r in manual_rows]
-    cand = []
-    for i, a in enumerate(ai):
-        for j, m in enumerate(mi):
-            ov, iou = _overlap(a, m)
-            if ov >= min_overlap and ov > 0:
-                cand.append((iou, ov, i, j))
-    cand.sort(key=lambda c: (-c[0], -c[1], c[2], c[3]))
-    ua: set[int] = set()
-    um: set[int] = set()
-    pairs = []
-    for iou, ov, i, j in cand:
-        if i in ua or j in um:
-            continue
-        ua.add(i)
-        um.add(j)
-        pairs.append(
-            {"auto": auto_rows[i], "manual": manual_rows[j], "overlap_frames": ov, "iou": iou}
-        )
+    chosen = _greedy_lesion_pairs(ai, mi, min_overlap)
+    pairs = [
+        {"auto": auto_rows[i], "manual": manual_rows[j], "overlap_frames": ov, "iou": iou}
+        for iou, ov, i, j in chosen
+    ]
+    ua = {i for _, _, i, _ in chosen}
+    um = {j for _, _, _, j in chosen}
     pairs += [
         {"auto": r, "manual": None, "overlap_frames": 0.0, "iou": 0.0}
         for i, r in enumerate(auto_rows)
@@ -156,6 +159,31 @@ def match_lesions(
 
     pairs.sort(key=start)
     return pairs
+
+
+def _greedy_lesion_pairs(
+    ai: list[tuple[float, float]], mi: list[tuple[float, float]], min_overlap: float
+) -> list[tuple[float, float, int, int]]:
+    """``(iou, overlap, i, j)`` of the matched intervals ``ai[i]``, ``mi[j]``: every pair that
+    overlaps by at least ``min_overlap`` frames, best IoU first (then longest overlap), each
+    interval used once."""
+    cand = []
+    for i, a in enumerate(ai):
+        for j, m in enumerate(mi):
+            ov, iou = _overlap(a, m)
+            if ov >= min_overlap and ov > 0:
+                cand.append((iou, ov, i, j))
+    cand.sort(key=lambda c: (-c[0], -c[1], c[2], c[3]))
+    ua: set[int] = set()
+    um: set[int] = set()
+    chosen = []
+    for iou, ov, i, j in cand:
+        if i in ua or j in um:
+            continue
+        ua.add(i)
+        um.add(j)
+        chosen.append((iou, ov, i, j))
+    return chosen
 
 
 # ----------------------------------------------------------------------------- struts
@@ -179,34 +207,63 @@ def match_struts(
     """Pairs ``{"frame", "auto", "manual", "distance_mm" | "angle_diff_deg"}`` and counts
     ``{"tp", "fp", "fn", "by_xy", "by_arc", "by_angle"}``."""
     radius = lumen_radius_mm or {}
-    by_frame_a: dict[int, list[dict[str, Any]]] = {}
-    by_frame_m: dict[int, list[dict[str, Any]]] = {}
-    for r in auto_rows:
-        by_frame_a.setdefault(int(r["frame"]), []).append(r)
-    for r in manual_rows:
-        by_frame_m.setdefault(int(r["frame"]), []).append(r)
+    by_frame_a, by_frame_m = _by_frame(auto_rows), _by_frame(manual_rows)
     pairs: list[dict[str, Any]] = []
     counts = {"tp": 0, "fp": 0, "fn": 0, "by_xy": 0, "by_arc": 0, "by_angle": 0}
     for f in sorted(set(by_frame_a) | set(by_frame_m)):
-        A = by_frame_a.get(f, [])
-        M = by_frame_m.get(f, [])
-        matched = []
-        if A and M:
-            cost, limit, mode = _strut_cost(A, M, radius.get(f), tolerance_mm, angle_tolerance_deg)
-            matched = _assign(cost, limit)
-            for i, j in matched:
-                pair = {"frame": f, "auto": A[i], "manual": M[j], "match": mode}
-                pair["angle_diff_deg" if mode == "by_angle" else "distance_mm"] = float(cost[i, j])
-                pairs.append(pair)
-                counts[mode] += 1
-        counts["tp"] += len(matched)
-        alone_a = _unmatched(A, {i for i, _ in matched})
-        alone_m = _unmatched(M, {j for _, j in matched})
-        pairs += [{"frame": f, "auto": r, "manual": None, "match": None} for r in alone_a]
-        pairs += [{"frame": f, "auto": None, "manual": r, "match": None} for r in alone_m]
-        counts["fp"] += len(alone_a)
-        counts["fn"] += len(alone_m)
+        pairs += _frame_strut_pairs(
+            f,
+            by_frame_a.get(f, []),
+            by_frame_m.get(f, []),
+            radius.get(f),
+            (tolerance_mm, angle_tolerance_deg),
+            counts,
+        )
     return pairs, counts
+
+
+def _by_frame(rows: Sequence[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(int(r["frame"]), []).append(r)
+    return out
+
+
+def _frame_strut_pairs(
+    f: int,
+    A: list[dict[str, Any]],
+    M: list[dict[str, Any]],
+    radius: float | None,
+    tolerances: tuple[float, float],
+    counts: dict[str, int],
+) -> list[dict[str, Any]]:
+    """Pairs of one frame's struts: the matched ones, then each side's unmatched ones; adds them
+    to ``counts``. ``tolerances``: (mm, degrees)."""
+    pairs: list[dict[str, Any]] = []
+    matched: list[tuple[int, int]] = []
+    if A and M:
+        cost, limit, mode = _strut_cost(A, M, radius, *tolerances)
+        matched = _assign(cost, limit)
+        measure = "angle_diff_deg" if mode == "by_angle" else "distance_mm"
+        for i, j in matched:
+            pairs.append(
+                {
+                    "frame": f,
+                    "auto": A[i],
+                    "manual": M[j],
+                    "match": mode,
+                    measure: float(cost[i, j]),
+                }
+            )
+        counts[mode] += len(matched)
+    alone_a = _unmatched(A, {i for i, _ in matched})
+    alone_m = _unmatched(M, {j for _, j in matched})
+    pairs += [{"frame": f, "auto": r, "manual": None, "match": None} for r in alone_a]
+    pairs += [{"frame": f, "auto": None, "manual": r, "match": None} for r in alone_m]
+    counts["tp"] += len(matched)
+    counts["fp"] += len(alone_a)
+    counts["fn"] += len(alone_m)
+    return pairs
 
 
 def _unmatched(rows: Sequence[dict[str, Any]], matched: set[int]) -> list[dict[str, Any]]:
