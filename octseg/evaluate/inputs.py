@@ -185,31 +185,37 @@ def read_manual_lesions(
         line = r["_line"]
         row = _clean_row(r, path, line, known)
         pid = _pid(row, default_id, path, line)
-        if row.get("start_frame") is not None and row.get("end_frame") is not None:
-            if row["end_frame"] < row["start_frame"]:
-                raise SchemaError(path, f"line {line}: end_frame < start_frame")
-        elif row.get("start_mm") is not None and row.get("end_mm") is not None:
-            if row["end_mm"] < row["start_mm"]:
-                raise SchemaError(path, f"line {line}: end_mm < start_mm")
-        else:
-            raise SchemaError(
-                path, f"line {line}: give start_frame and end_frame, or start_mm and end_mm"
-            )
-        score = row.get("calcium_score")
-        if score is not None and not 0 <= score <= 4:
-            raise SchemaError(path, f"line {line}: calcium_score must be 0..4, got {score}")
-        kind = row.get("kind")
-        if kind is not None:
-            if kind.lower() not in ("spotty", "macro"):
-                raise SchemaError(
-                    path, f"line {line}: kind must be 'spotty' or 'macro', got {kind!r}"
-                )
-            row["kind"] = kind.lower()
+        _check_lesion_interval(row, path, line)
+        _check_lesion_values(row, path, line)
         if row.get("risk_flags") is not None:
             row["risk_flags"] = _parse_flags(row["risk_flags"], path, line)
         row["_line"] = line
         out.setdefault(pid, []).append(row)
     return out
+
+
+def _check_lesion_interval(row: dict[str, Any], path: Path, line: int) -> None:
+    """A lesion row gives start and end as frames or as mm, the end not before the start."""
+    for unit in ("frame", "mm"):
+        start, end = row.get(f"start_{unit}"), row.get(f"end_{unit}")
+        if start is not None and end is not None:
+            if end < start:
+                raise SchemaError(path, f"line {line}: end_{unit} < start_{unit}")
+            return
+    raise SchemaError(path, f"line {line}: give start_frame and end_frame, or start_mm and end_mm")
+
+
+def _check_lesion_values(row: dict[str, Any], path: Path, line: int) -> None:
+    """``calcium_score`` 0..4 and ``kind`` spotty or macro (lower-cased in ``row``)."""
+    score = row.get("calcium_score")
+    if score is not None and not 0 <= score <= 4:
+        raise SchemaError(path, f"line {line}: calcium_score must be 0..4, got {score}")
+    kind = row.get("kind")
+    if kind is None:
+        return
+    if kind.lower() not in ("spotty", "macro"):
+        raise SchemaError(path, f"line {line}: kind must be 'spotty' or 'macro', got {kind!r}")
+    row["kind"] = kind.lower()
 
 
 def read_manual_struts(
