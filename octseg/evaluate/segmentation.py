@@ -185,36 +185,60 @@ def compare_labels(
     auto_path: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per-frame, per-class rows for one pullback (frames labelled on both sides)."""
-    fa = {int(f): i for i, f in enumerate(auto.frames)}
-    fm = {int(f): i for i, f in enumerate(manual.frames)}
-    common = sorted(set(fa) & set(fm))
+    common, ia, im = _common_frames(auto, manual)
     if not common:
         return []
-    ia = np.array([fa[f] for f in common])
-    im = np.array([fm[f] for f in common])
-    grid: dict[str, Any] = {}
-    sa, sm = auto.pixel_spacing_mm, manual.pixel_spacing_mm
-    if auto.space == manual.space == "polar":
-        if auto.labels.shape[1:] == manual.labels.shape[1:] and abs(sa - sm) <= 1e-6 * max(sa, sm):
-            side, cart = polar_grid([(auto.labels, ia), (manual.labels, im)], classes, sa)
-            grid = {"out_size": side, "cart_spacing_mm": cart}
+    grid = _shared_grid(auto, manual, ia, im, classes)
     per_class: dict[int, list[dict[str, Any]]] = {cls: [] for cls in classes}
     for i in range(0, len(common), CHUNK_FRAMES):
         ca, sa = to_cartesian(auto, ia[i : i + CHUNK_FRAMES], **grid)
         cm, sm = to_cartesian(manual, im[i : i + CHUNK_FRAMES], **grid)
-        if ca.shape[1:] != cm.shape[1:] or abs(sa - sm) > 1e-6 * max(sa, sm):
-            raise InputError(
-                auto_path,
-                f"pullback {pid!r}: automated and manual label maps differ in size or spacing "
-                f"({ca.shape[1:]} at {sa:g} mm vs {cm.shape[1:]} at {sm:g} mm)",
-            )
+        _check_same_grid(ca.shape[1:], sa, cm.shape[1:], sm, pid, auto_path)
         for cls in classes:
             per_class[cls].extend(_per_frame(ca, cm, cls, sa))
-    rows = []
-    for cls in classes:
-        for f, r in zip(common, per_class[cls]):
-            rows.append({"pullback_id": pid, "frame": f, "class": CLASS_NAMES[cls], **r})
-    return rows
+    return [
+        {"pullback_id": pid, "frame": f, "class": CLASS_NAMES[cls], **r}
+        for cls in classes
+        for f, r in zip(common, per_class[cls])
+    ]
+
+
+def _common_frames(auto: LabelFile, manual: LabelFile) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Frames labelled on both sides (sorted) and their indices in each label file."""
+    fa = {int(f): i for i, f in enumerate(auto.frames)}
+    fm = {int(f): i for i, f in enumerate(manual.frames)}
+    common = sorted(set(fa) & set(fm))
+    return common, np.array([fa[f] for f in common]), np.array([fm[f] for f in common])
+
+
+def _shared_grid(
+    auto: LabelFile, manual: LabelFile, ia: np.ndarray, im: np.ndarray, classes: tuple[int, ...]
+) -> dict[str, Any]:
+    """The Cartesian grid of :func:`polar_grid` for two polar label maps of one shape and
+    spacing (``to_cartesian`` arguments); empty otherwise (each side on its own grid)."""
+    sa, sm = auto.pixel_spacing_mm, manual.pixel_spacing_mm
+    if not auto.space == manual.space == "polar":
+        return {}
+    if auto.labels.shape[1:] == manual.labels.shape[1:] and abs(sa - sm) <= 1e-6 * max(sa, sm):
+        side, cart = polar_grid([(auto.labels, ia), (manual.labels, im)], classes, sa)
+        return {"out_size": side, "cart_spacing_mm": cart}
+    return {}
+
+
+def _check_same_grid(
+    shape_a: tuple[int, ...],
+    sa: float,
+    shape_m: tuple[int, ...],
+    sm: float,
+    pid: str,
+    auto_path: str | None,
+) -> None:
+    if shape_a != shape_m or abs(sa - sm) > 1e-6 * max(sa, sm):
+        raise InputError(
+            auto_path,
+            f"pullback {pid!r}: automated and manual label maps differ in size or spacing "
+            f"({shape_a} at {sa:g} mm vs {shape_m} at {sm:g} mm)",
+        )
 
 
 def _summary(vals: list[float]) -> dict[str, Any]:
