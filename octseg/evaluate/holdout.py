@@ -203,19 +203,16 @@ class _TruthPairs:
         true_frames = {int(r["frame"]): r for r in read_csv(truth / "frames.csv")}
         for r in m.frames:
             t = true_frames.get(int(r["frame"]))
-            if t is not None and t.get("lumen_area_mm2") is not None:
-                self._add("lumen_area_mm2", r.get("lumen_area_mm2") or 0.0, t["lumen_area_mm2"])
-            if t is None or t.get("calcium_arc_deg") is None:
-                continue
-            self._add("calcium_arc_deg", r.get("calcium_arc_deg") or 0.0, t["calcium_arc_deg"])
-            self._add(
-                "calcium_max_thickness_mm",
-                r.get("calcium_max_thickness_mm") or 0.0,
-                t["calcium_max_thickness_mm"],
-            )
-        pairs, cnt = matching.match_struts(
-            m.struts, read_csv(truth / "struts.csv"), tolerance_mm=tolerance_mm
-        )
+            if t is not None:
+                self._add_frame(r, t)
+        self._add_struts(m.struts, read_csv(truth / "struts.csv"), tolerance_mm)
+
+    def _add_struts(
+        self, struts: list[dict[str, Any]], true_struts: list[dict[str, Any]], tolerance_mm: float
+    ) -> None:
+        """Count the measured struts found / spurious / missed against the true ones, and pair
+        the malapposition distances of the struts found."""
+        pairs, cnt = matching.match_struts(struts, true_struts, tolerance_mm=tolerance_mm)
         for k in self.counts:
             self.counts[k] += cnt[k]
         for pr in pairs:
@@ -225,3 +222,18 @@ class _TruthPairs:
                     pr["auto"]["distance_mm"],
                     pr["manual"]["distance_mm"],
                 )
+
+    def _add_frame(self, r: dict[str, Any], t: dict[str, Any]) -> None:
+        """Pair a measured frame ``r`` with its true frame ``t``: the lumen area where the truth
+        gives it; calcium arc and thickness on frames with true calcium (missed calcium counts
+        as 0)."""
+        if t.get("lumen_area_mm2") is not None:
+            self._add("lumen_area_mm2", r.get("lumen_area_mm2") or 0.0, t["lumen_area_mm2"])
+        if t.get("calcium_arc_deg") is None:
+            return
+        self._add("calcium_arc_deg", r.get("calcium_arc_deg") or 0.0, t["calcium_arc_deg"])
+        self._add(
+            "calcium_max_thickness_mm",
+            r.get("calcium_max_thickness_mm") or 0.0,
+            t["calcium_max_thickness_mm"],
+        )
