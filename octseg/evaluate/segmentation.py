@@ -276,9 +276,6 @@ def _class_overlap(rs: list[dict[str, Any]]) -> dict[str, Any]:
     """One class's summary of its per-frame rows ``rs``."""
     scored = [r for r in rs if r["scored"]]
     hd = [r["hd95_mm"] for r in scored if r["hd95_mm"] is not None]
-    inter = sum(r["intersection"] for r in scored)
-    tot = sum(r["auto_pixels"] + r["manual_pixels"] for r in scored)
-    union = tot - inter
     return {
         "n_frames_compared": len(rs),
         "n_frames": len(scored),
@@ -291,6 +288,16 @@ def _class_overlap(rs: list[dict[str, Any]]) -> dict[str, Any]:
         "hd95_resolution_mm": max(
             (r["grid_spacing_mm"] for r in scored if "grid_spacing_mm" in r), default=None
         ),
+        **_pooled_overlap(scored),
+    }
+
+
+def _pooled_overlap(scored: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Dice and IoU of the pixels of all scored frames together (``None`` without pixels)."""
+    inter = sum(r["intersection"] for r in scored)
+    tot = sum(r["auto_pixels"] + r["manual_pixels"] for r in scored)
+    union = tot - inter
+    return {
         "dice_pooled": (2 * inter / tot) if tot else None,
         "iou_pooled": (inter / union) if union else None,
     }
