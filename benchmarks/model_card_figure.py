@@ -1,0 +1,113 @@
+"""Known failure modes of a model, for its model card: the worst frames of its validation
+(benchmarks/validate_model.py's work folder) with the reference and the product's outline.
+
+    python benchmarks/model_card_figure.py WORK --console DATA/hybrid_test_console \
+        --out docs/images/model_card_failures.png
+
+Panels: the real test frame with the lowest lumen Dice (clean), the same under the worst
+corruption variant, and the hybrid test frame whose calcium differs most from the truth (pixels
+of calcium in one and not the other). Reference green, product red.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.robustness_figure import panel  # noqa: E402
+
+GREEN, RED = (60, 255, 60), (255, 50, 50)
+
+
+def _pair(auto: Path, manual: Path, cls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames, product masks, reference masks) of class ``cls`` on the frames both hold."""
+    from octseg.io.labels import load_labels
+
+    a, m = load_labels(auto), load_labels(manual)
+    rows = {int(f): i for i, f in enumerate(a.frames)}
+    both = [(j, int(f)) for j, f in enumerate(m.frames) if int(f) in rows]
+    frames = np.array([f for _, f in both])
+    pred = a.labels[[rows[f] for _, f in both]] == cls
+    ref = m.labels[[j for j, _ in both]] == cls
+    return frames, pred, ref
+
+
+def _dice(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    inter = (pred & ref).sum(axis=(1, 2))
+    return 2 * inter / np.maximum(pred.sum(axis=(1, 2)) + ref.sum(axis=(1, 2)), 1)
+
+
+def _image(inputs: Path, index: int) -> np.ndarray:
+    from PIL import Image
+
+    files = sorted(inputs.glob("*.png"))
+    return np.asarray(Image.open(files[index]).convert("RGB"))
+
+
+def worst_lumen(work: Path, pid: str) -> tuple[str, np.ndarray]:
+    from octseg.core.classes import LUMEN
+
+    suite = work / "real" / "suite"
+    frames, pred, ref = _pair(
+        work / "real" / "infer" / pid / "labels.npz", suite / "manual" / pid / "labels.npz", LUMEN
+    )
+    dice = _dice(pred, ref)
+    i = int(np.argmin(dice))
+    title = f"real test, {pid}, image {frames[i]}: lumen Dice {dice[i]:.2f}"
+    return title, panel(_image(suite / "inputs" / pid, i), [(ref[i], GREEN), (pred[i], RED)])
+
+
+def worst_calcium(work: Path, console: Path) -> tuple[str, np.ndarray]:
+    from octseg.core.classes import CALCIUM
+
+    best = (-1, "", 0, None, None)
+    for manual in sorted((console / "manual").iterdir()):
+        auto = work / "hybrid" / "infer" / manual.name / "labels.npz"
+        frames, pred, ref = _pair(auto, manual / "labels.npz", CALCIUM)
+        wrong = (pred ^ ref).sum(axis=(1, 2))
+        i = int(np.argmax(wrong))
+        if wrong[i] > best[0]:
+            best = (int(wrong[i]), manual.name, i, pred[i], ref[i])
+    _, pid, i, pred, ref = best
+    title = f"hybrid test, {pid}, image {i}: calcium truth green, product red"
+    return title, panel(_image(console / "inputs" / pid, i), [(ref, GREEN), (pred, RED)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("work", type=Path, help="benchmarks/validate_model.py --work folder")
+    p.add_argument("--console", type=Path, required=True, help="hybrid test console exports")
+    p.add_argument("--corrupted", default="blood-3", help="suite variant for the second panel")
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    panels = [
+        worst_lumen(a.work, "none"),
+        worst_lumen(a.work, a.corrupted),
+        worst_calcium(a.work, a.console),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5))
+    for ax, (title, img) in zip(axes, panels, strict=True):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle("reference outline green, product (octseg infer) red", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(a.out, dpi=80)
+    print(a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Package a trained checkpoint as the model that ships with octseg.
+
+Run: python tools/ship_model.py RUN_DIR [--ckpt best.ckpt] [--out octseg/model/weights/...]
+
+Keeps what inference needs (``format``, ``version``, ``state_dict``, ``meta``) and drops the
+training state (optimiser, scheduler, RNG states); stores in ``meta["recipe"]`` the run's resolved
+config (``RUN_DIR/config.yaml``), the experiment name and the code version (``git describe`` and
+whether the tree had uncommitted changes); replaces the absolute data paths of the split with
+their folder names. Writes atomically, reads the result back with the product's loader
+(``weights_only=True``) and prints its size and SHA-256, the value to put in
+``octseg.model.shipped.SHA256``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from octseg import __version__
+from octseg.core import atomic
+from octseg.model.checkpoint import load_checkpoint, read_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "octseg" / "model" / "weights" / "octseg-default-v1.ckpt"
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+def code_version() -> dict[str, Any]:
+    """The commit the weights were trained from, and whether the tree was clean."""
+    return {
+        "octseg_version": __version__,
+        "git_commit": _git("rev-parse", "HEAD") or None,
+        "git_describe": _git("describe", "--always", "--dirty") or None,
+    }
+
+
+def _relative_roots(split: dict[str, Any]) -> dict[str, Any]:
+    """The split's pullback ids kept; absolute data roots replaced by their last two parts."""
+    out = dict(split)
+    for key in ("root", "val_root"):
+        if isinstance(out.get(key), str):
+            out[key] = "/".join(Path(out[key]).parts[-2:])
+    roots = out.get("extra_train_roots")
+    if isinstance(roots, list):
+        out["extra_train_roots"] = ["/".join(Path(r).parts[-2:]) for r in roots]
+    return out
+
+
+def recipe(run_dir: Path, cfg: dict[str, Any], command: str | None) -> dict[str, Any]:
+    return {
+        "experiment": cfg.get("task_name"),
+        "seed": cfg.get("seed"),
+        "command": command or f"python train.py experiment={cfg.get('task_name')}",
+        "config_yaml": (run_dir / "config.yaml").read_text(),
+        **code_version(),
+    }
+
+
+def ship(run_dir: Path, ckpt_name: str, out: Path, command: str | None = None) -> str:
+    src = run_dir / ckpt_name
+    obj = read_checkpoint(src)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    meta = dict(obj["meta"])
+    meta["split"] = _relative_roots(meta.get("split") or {})
+    meta["recipe"] = recipe(run_dir, cfg, command)
+    meta["source_checkpoint"] = ckpt_name
+    shipped = {k: obj[k] for k in ("format", "version", "state_dict")}
+    shipped["meta"] = meta
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.torch_save(shipped, out)
+    load_checkpoint(out)  # the product's loader (weights_only=True) reads it back
+    return hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path, help="training run folder (config.yaml, *.ckpt)")
+    p.add_argument("--ckpt", default="best.ckpt", help="checkpoint file in RUN_DIR")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--command", help="the training command as run (default: the experiment's)")
+    args = p.parse_args(argv)
+    digest = ship(args.run_dir, args.ckpt, args.out, args.command)
+    size_mb = args.out.stat().st_size / 1e6
+    print(f"wrote {args.out} ({size_mb:.2f} MB)\nSHA256 = {digest!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
