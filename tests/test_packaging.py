@@ -132,6 +132,10 @@ def test_installed_wheel_trains_and_infers(installed, tmp_path):
     args = ["checkpoint=run/best.ckpt", "input=toy", "output=predicted", "progress=false"]
     _run([installed / "octseg", "infer", *args, "report=false", "overlays.frames=[]"], tmp_path)
     _check_inference(tmp_path / "predicted", ["pb000", "pb001", "pb002"])
+    # the wheel carries the shipped model: no checkpoint argument, its SHA-256 checked
+    res = _run([installed / "octseg", "infer", "toy", "--out", "shipped", "--no-report"], tmp_path)
+    assert "octseg-default-v1 (shipped with octseg)" in res.stdout + res.stderr
+    _check_inference(tmp_path / "shipped", ["pb000", "pb001", "pb002"])
     _run([installed / "python", "-m", "octseg.demo", "--help"], tmp_path)
 
 
