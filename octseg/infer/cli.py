@@ -69,13 +69,40 @@ job: python -m octseg.jobs infer --help (python infer.py --help in a checkout).
 
 def wants_hydra(args: Sequence[str]) -> bool:
     """Whether ``octseg infer ARGS`` is the Hydra job (a ``key=value`` override that names no
-    existing path, or a Hydra flag) rather than ``octseg infer INPUT... --out DIR``."""
+    existing path, or a Hydra flag) rather than ``octseg infer INPUT... --out DIR``. The value
+    of a flag of the simple form (``--out results/run=1``) is that flag's, never an override."""
+    takes_value = _value_flags()
+    skip = False
     for arg in args:
+        if skip:
+            skip = False
+            continue
         if arg.split("=", 1)[0] in HYDRA_FLAGS:
             return True
         if _OVERRIDE.match(arg) and not Path(arg).exists():
             return True
+        skip = _names_value_flag(arg, takes_value)
     return False
+
+
+def _value_flags() -> list[str]:
+    """The simple form's options that take a value (``--out``, ``--checkpoint``, ...)."""
+    return [
+        flag
+        for action in build_parser()._actions
+        if action.nargs != 0
+        for flag in action.option_strings
+    ]
+
+
+def _names_value_flag(arg: str, flags: list[str]) -> bool:
+    """Whether ``arg`` is one of ``flags`` given without ``=`` (so the next argument is its
+    value), or a prefix argparse expands to exactly one of them (``--ou``)."""
+    if not arg.startswith("--") or "=" in arg or len(arg) < 3:
+        return False
+    if arg in flags:
+        return True
+    return len([f for f in flags if f.startswith(arg)]) == 1
 
 
 def build_parser() -> argparse.ArgumentParser:
