@@ -42,12 +42,22 @@ def _run(*args: str) -> None:
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env=ENV)
 
 
+def _path(value: Path) -> str:
+    """An absolute path as a quoted Hydra value: the jobs run in ROOT, not in the caller's
+    folder, and a comma, '=' or space in a path must reach them unchanged."""
+    from octseg.infer.cli import quote
+
+    return quote(str(Path(value).resolve()))
+
+
 def product(ckpt: Path, inputs: Path, manual: Path, work: Path) -> dict[str, Any]:
     """infer.py on ``inputs``, evaluate.py against ``manual``; the evaluation's metrics.json."""
+    work = work.resolve()
     auto, ev = work / "infer", work / "evaluation"
-    _run("infer.py", f"checkpoint={ckpt}", f"input={inputs}", f"output={auto}",
-         "overlays.frames=[]", "progress=false", "resume=false")  # fmt: skip
-    _run("evaluate.py", f"auto={auto}", f"manual={manual}", f"out={ev}",
+    _run("infer.py", f"checkpoint={_path(ckpt)}", f"input={_path(inputs)}",
+         f"output={_path(auto)}", "overlays.frames=[]", "progress=false",
+         "resume=false")  # fmt: skip
+    _run("evaluate.py", f"auto={_path(auto)}", f"manual={_path(manual)}", f"out={_path(ev)}",
          "settings.n_bootstrap=200", "settings.progress=false")  # fmt: skip
     return json.loads((ev / "metrics.json").read_text())
 
@@ -131,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="OUT.md / OUT.json, no suffix")
     p.add_argument("--quick", action="store_true", help="real test block without corruptions")
     a = p.parse_args(argv)
+    # the jobs run in ROOT: every path absolute, so that it means what it did here
+    a.data, a.src, a.work = a.data.resolve(), a.src.resolve(), a.work.resolve()
     ckpt = a.checkpoint.resolve()
     console = a.data / "hybrid_test_console"
     syn = synth_test(a.data)

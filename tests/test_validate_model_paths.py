@@ -1,0 +1,45 @@
+"""benchmarks/validate_model.py runs infer.py / evaluate.py in the repository root: the paths it
+hands them must mean the same there as where it was started, and reach Hydra unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from benchmarks import validate_model
+
+
+def _fake_run(calls: list[dict[str, str]]):
+    """A stand-in for the subprocess: Hydra-parses the overrides and, for evaluate.py, writes
+    metrics.json where the real job would (relative paths from the repository root)."""
+    parser = OverridesParser.create()
+
+    def run(script: str, *overrides: str) -> None:
+        values = {}
+        for o in overrides:
+            ov = parser.parse_override(o)
+            values[ov.key_or_group] = ov.value()
+        calls.append(values)
+        if script == "evaluate.py":
+            out = validate_model.ROOT / values["out"]  # an absolute path stays as it is
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps({"ok": True}))
+
+    return run
+
+
+def test_relative_work_folder_and_awkward_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls: list[dict[str, str]] = []
+    monkeypatch.setattr(validate_model, "_run", _fake_run(calls))
+    ckpt = tmp_path / "runs" / "lr=0.1,b" / "best.ckpt"
+    inputs = tmp_path / "my data" / "inputs"
+    metrics = validate_model.product(ckpt, inputs, inputs, Path("work dir"))
+    assert metrics == {"ok": True}
+    infer, evaluate = calls
+    assert infer["checkpoint"] == str(ckpt) and infer["input"] == str(inputs)
+    assert infer["output"] == str(tmp_path / "work dir" / "infer")
+    assert evaluate["out"] == str(tmp_path / "work dir" / "evaluation")
+    assert not (validate_model.ROOT / "work dir").exists()
