@@ -4,9 +4,11 @@ Run: python tools/ship_model.py RUN_DIR [--ckpt best.ckpt] [--out octseg/model/w
 
 Keeps what inference needs (``format``, ``version``, ``state_dict``, ``meta``) and drops the
 training state (optimiser, scheduler, RNG states); stores in ``meta["recipe"]`` the run's resolved
-config (``RUN_DIR/config.yaml``), the experiment name and the code version (``git describe`` and
-whether the tree had uncommitted changes); replaces the absolute data paths of the split with
-their folder names. Writes atomically, reads the result back with the product's loader
+config (``RUN_DIR/config.yaml``), the experiment name and the code version of the checkout it is
+packaged from (``git describe``, with ``-dirty`` when the tree had uncommitted changes; the
+training run itself records no commit); replaces every absolute path, in the split and in the
+stored config, by its last two parts (the machine's folders, which may name a user or a patient,
+do not ship). Writes atomically, reads the result back with the product's loader
 (``weights_only=True``) and prints its size and SHA-256, the value to put in
 ``octseg.model.shipped.SHA256``.
 """
@@ -36,7 +38,8 @@ def _git(*args: str) -> str:
 
 
 def code_version() -> dict[str, Any]:
-    """The commit the weights were trained from, and whether the tree was clean."""
+    """The commit checked out when the weights are packaged, and whether the tree was clean
+    (the training run records none: train and package from the same tree)."""
     return {
         "octseg_version": __version__,
         "git_commit": _git("rev-parse", "HEAD") or None,
@@ -56,12 +59,24 @@ def _relative_roots(split: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _short(value: Any) -> Any:
+    """``value`` with every absolute path (in nested mappings and lists too) cut to its last
+    two parts."""
+    if isinstance(value, dict):
+        return {k: _short(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short(v) for v in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return "/".join(Path(value).parts[-2:])
+    return value
+
+
 def recipe(run_dir: Path, cfg: dict[str, Any], command: str | None) -> dict[str, Any]:
     return {
         "experiment": cfg.get("task_name"),
         "seed": cfg.get("seed"),
         "command": command or f"python train.py experiment={cfg.get('task_name')}",
-        "config_yaml": (run_dir / "config.yaml").read_text(),
+        "config_yaml": yaml.safe_dump(_short(cfg), sort_keys=False),
         **code_version(),
     }
 

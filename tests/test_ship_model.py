@@ -1,0 +1,49 @@
+"""tools/ship_model.py: the shipped file keeps the inference state and the recipe, and no
+absolute path of the machine it was trained on (user or patient names live in such paths)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from shipped_helpers import tiny_checkpoint
+
+from octseg.model.checkpoint import load_checkpoint, read_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import ship_model  # noqa: E402
+
+CONFIG = {
+    "task_name": "default",
+    "seed": 42,
+    "paths": {"data_dir": "/home/alice/smith_john/data", "output_dir": "/home/alice/run_7"},
+    "data": {
+        "root": "/home/alice/smith_john/data/hybrid/train",
+        "extra_train_roots": ["/home/alice/smith_john/data/synth_small"],
+        "batch_size": 8,
+        "augment": {"gamma": [0.7, 1.4]},
+    },
+    "trainer": {"max_epochs": 30},
+    "init_from": None,
+}
+
+
+def test_shipped_file_has_the_recipe_and_no_absolute_path(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    tiny_checkpoint(run / "best.ckpt")
+    (run / "config.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    out = tmp_path / "shipped.ckpt"
+    digest = ship_model.ship(run, "best.ckpt", out)
+    assert len(digest) == 64
+    raw = torch.load(out, map_location="cpu", weights_only=True)
+    assert "train_state" not in raw and set(raw) == {"format", "version", "state_dict", "meta"}
+    _, meta = load_checkpoint(out)
+    assert meta["recipe"]["experiment"] == "default" and meta["recipe"]["seed"] == 42
+    stored = yaml.safe_load(meta["recipe"]["config_yaml"])
+    assert stored["data"]["batch_size"] == 8 and stored["data"]["augment"] == {"gamma": [0.7, 1.4]}
+    assert stored["data"]["root"] == "hybrid/train"
+    assert stored["data"]["extra_train_roots"] == ["data/synth_small"]
+    assert "/home/alice" not in str(read_checkpoint(out)["meta"])
