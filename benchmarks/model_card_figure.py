@@ -43,11 +43,13 @@ def _dice(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return 2 * inter / np.maximum(pred.sum(axis=(1, 2)) + ref.sum(axis=(1, 2)), 1)
 
 
-def _image(inputs: Path, index: int) -> np.ndarray:
+def _image(inputs: Path, frame: int) -> np.ndarray:
+    """The image of pullback frame ``frame`` of a PNG folder: its file in octseg's order."""
     from PIL import Image
 
-    files = sorted(inputs.glob("*.png"))
-    return np.asarray(Image.open(files[index]).convert("RGB"))
+    from octseg.io.stack import frame_files
+
+    return np.asarray(Image.open(frame_files(inputs)[frame]).convert("RGB"))
 
 
 def worst_lumen(work: Path, pid: str) -> tuple[str, np.ndarray]:
@@ -60,7 +62,8 @@ def worst_lumen(work: Path, pid: str) -> tuple[str, np.ndarray]:
     dice = _dice(pred, ref)
     i = int(np.argmin(dice))
     title = f"real test, {pid}, image {frames[i]}: lumen Dice {dice[i]:.2f}"
-    return title, panel(_image(suite / "inputs" / pid, i), [(ref[i], GREEN), (pred[i], RED)])
+    img = _image(suite / "inputs" / pid, int(frames[i]))
+    return title, panel(img, [(ref[i], GREEN), (pred[i], RED)])
 
 
 def worst_calcium(work: Path, console: Path) -> tuple[str, np.ndarray]:
@@ -73,10 +76,10 @@ def worst_calcium(work: Path, console: Path) -> tuple[str, np.ndarray]:
         wrong = (pred ^ ref).sum(axis=(1, 2))
         i = int(np.argmax(wrong))
         if wrong[i] > best[0]:
-            best = (int(wrong[i]), manual.name, i, pred[i], ref[i])
-    _, pid, i, pred, ref = best
-    title = f"hybrid test, {pid}, image {i}: calcium truth green, product red"
-    return title, panel(_image(console / "inputs" / pid, i), [(ref, GREEN), (pred, RED)])
+            best = (int(wrong[i]), manual.name, int(frames[i]), pred[i], ref[i])
+    _, pid, frame, pred, ref = best
+    title = f"hybrid test, {pid}, image {frame}: calcium truth green, product red"
+    return title, panel(_image(console / "inputs" / pid, frame), [(ref, GREEN), (pred, RED)])
 
 
 def main(argv: list[str] | None = None) -> int:
