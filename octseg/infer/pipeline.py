@@ -209,13 +209,17 @@ def run_inference(settings: InferSettings, predictor: Any = None) -> dict[str, A
 
 
 def start_run(settings: InferSettings, predictor: Any = None) -> Run:
-    """Check every setting (nothing read or written yet), pick the device and join the
-    distributed group (torchrun)."""
+    """Check every setting (nothing read or written yet; no checkpoint: the shipped model's
+    file, checked), pick the device and join the distributed group (torchrun)."""
     from octseg.geometry import GeometrySettings
     from octseg.model.postprocess import PostprocessSettings
     from octseg.model.predictor import pick_device
 
     safety.validate_settings(settings)
+    if predictor is None and settings.checkpoint in (None, ""):  # the API, as the job does
+        from octseg.model.shipped import default_checkpoint  # checked: present, SHA-256
+
+        settings = dataclasses.replace(settings, checkpoint=str(default_checkpoint()))
     geometry = GeometrySettings.from_dict(settings.geometry or {})
     PostprocessSettings.from_value(settings.postprocess)  # a bad setting fails before any work
     rank, world, local_rank = dist_env()

@@ -36,7 +36,7 @@ _GROUPED = ("tta_rolls", "tta_flip", "overlay_frames", "overlay_size", "geometry
 
 @dataclass
 class InferSettings:
-    checkpoint: str  # a checkpoint written by train.py; Hydra: null = the shipped model
+    checkpoint: str | None  # a checkpoint written by train.py; None / null: the shipped model
     input: Any  # a pullback file/folder, a folder of pullbacks, or a .txt list of paths
     output: str  # one sub-folder per pullback + manifest.json + summary.csv
     # auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda | cuda:1 (a bare cuda under
