@@ -24,8 +24,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights" / f"{NAME}.ckpt"
 SHA256 = "40fa719c1eecaa6c0a0fa2c0de2bc0c5a934e09b85ee93cb020e57b34b6d8e78"
 CHUNK = 1 << 20  # bytes hashed at a time
 
-# (resolved path, size, mtime_ns) -> SHA-256: a file is hashed once per process, not per job
-_DIGESTS: dict[tuple[str, int, int], str] = {}
+# (resolved path, size, mtime_ns, inode, ctime_ns) -> SHA-256: a file is hashed once per process, not per job
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 _LOCK = threading.Lock()
 
 _HOW_TO_GET = (
@@ -40,7 +40,9 @@ def sha256_of(path: str | Path) -> str:
     (path, size, mtime), so the same unchanged file is hashed once."""
     path = Path(path).resolve()
     st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    # ctime and inode too: a rewrite with its mtime restored (cp -p, rsync -t, touch -r) changes
+    # ctime, which no tool can set back
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     with _LOCK:
         if key in _DIGESTS:
             return _DIGESTS[key]

@@ -95,6 +95,20 @@ def test_a_changed_file_is_refused_although_it_passed_before(tmp_path, monkeypat
         shipped.default_checkpoint()
 
 
+def test_a_changed_file_with_its_mtime_restored_is_refused(tmp_path, monkeypatch):
+    """cp -p / rsync -t / touch -r put the old mtime back on a rewritten file; its ctime moves."""
+    ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"))
+    assert shipped.default_checkpoint() == ck
+    st = ck.stat()
+    data = bytearray(ck.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte, same size
+    ck.write_bytes(bytes(data))
+    os.utime(ck, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old mtime restored
+    assert ck.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(InputError, match="fails its integrity check"):
+        shipped.default_checkpoint()
+
+
 def test_no_recorded_hash_is_refused(tmp_path, monkeypatch):
     ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"), "")
     with pytest.raises(InputError, match="no SHA-256 is recorded"):
@@ -103,7 +117,8 @@ def test_no_recorded_hash_is_refused(tmp_path, monkeypatch):
 
 
 def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
-    """The verdict is cached per (path, size, mtime): a batch job checks the file once."""
+    """The verdict is cached per (path, size, mtime, inode, ctime): a batch job checks the file
+    once."""
     ck = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "model.ckpt"))
     calls = []
     real = hashlib.sha256
