@@ -21,7 +21,7 @@ NAME = "octseg-default-v1"
 # inside the package (octseg/model/weights/), shipped in the wheel (pyproject package-data)
 WEIGHTS = Path(__file__).resolve().parent / "weights" / f"{NAME}.ckpt"
 # SHA-256 (hex) of WEIGHTS; empty until the weights are committed
-SHA256 = "40fa719c1eecaa6c0a0fa2c0de2bc0c5a934e09b85ee93cb020e57b34b6d8e78"
+SHA256 = "639e0bd2b8ea80cf87b818d28048945333ff52ce3ca115b0459095ef8c3167dc"
 CHUNK = 1 << 20  # bytes hashed at a time
 
 # (resolved path, size, mtime_ns, inode, ctime_ns) -> SHA-256: a file is hashed once per process, not per job
