@@ -25,22 +25,15 @@ from benchmarks.robustness_figure import panel  # noqa: E402
 GREEN, RED = (60, 255, 60), (255, 50, 50)
 
 
-def _pair(auto: Path, manual: Path, cls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frames, product masks, reference masks) of class ``cls`` on the frames both hold."""
+def _pair(auto: Path, manual: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames, product labels, reference labels) on the frames both label."""
     from octseg.io.labels import load_labels
 
     a, m = load_labels(auto), load_labels(manual)
     rows = {int(f): i for i, f in enumerate(a.frames)}
     both = [(j, int(f)) for j, f in enumerate(m.frames) if int(f) in rows]
     frames = np.array([f for _, f in both])
-    pred = a.labels[[rows[f] for _, f in both]] == cls
-    ref = m.labels[[j for j, _ in both]] == cls
-    return frames, pred, ref
-
-
-def _dice(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    inter = (pred & ref).sum(axis=(1, 2))
-    return 2 * inter / np.maximum(pred.sum(axis=(1, 2)) + ref.sum(axis=(1, 2)), 1)
+    return frames, a.labels[[rows[f] for _, f in both]], m.labels[[j for j, _ in both]]
 
 
 def _image(inputs: Path, frame: int) -> np.ndarray:
@@ -54,13 +47,15 @@ def _image(inputs: Path, frame: int) -> np.ndarray:
 
 def worst_lumen(work: Path, pid: str) -> tuple[str, np.ndarray]:
     from octseg.core.classes import LUMEN
+    from octseg.evaluate.segmentation import dice_frames
 
     suite = work / "real" / "suite"
-    frames, pred, ref = _pair(
-        work / "real" / "infer" / pid / "labels.npz", suite / "manual" / pid / "labels.npz", LUMEN
+    frames, auto, manual = _pair(
+        work / "real" / "infer" / pid / "labels.npz", suite / "manual" / pid / "labels.npz"
     )
-    dice = _dice(pred, ref)
+    dice = dice_frames(auto, manual, LUMEN)  # the evaluation's Dice (MONAI)
     i = int(np.argmin(dice))
+    pred, ref = auto == LUMEN, manual == LUMEN
     title = f"real test, {pid}, image {frames[i]}: lumen Dice {dice[i]:.2f}"
     img = _image(suite / "inputs" / pid, int(frames[i]))
     return title, panel(img, [(ref[i], GREEN), (pred[i], RED)])
@@ -72,7 +67,8 @@ def worst_calcium(work: Path, console: Path) -> tuple[str, np.ndarray]:
     best = (-1, "", 0, None, None)
     for manual in sorted((console / "manual").iterdir()):
         auto = work / "hybrid" / "infer" / manual.name / "labels.npz"
-        frames, pred, ref = _pair(auto, manual / "labels.npz", CALCIUM)
+        frames, labels, truth = _pair(auto, manual / "labels.npz")
+        pred, ref = labels == CALCIUM, truth == CALCIUM
         wrong = (pred ^ ref).sum(axis=(1, 2))
         i = int(np.argmax(wrong))
         if wrong[i] > best[0]:

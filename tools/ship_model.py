@@ -16,7 +16,6 @@ do not ship). Writes atomically, reads the result back with the product's loader
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ import yaml
 from octseg import __version__
 from octseg.core import atomic
 from octseg.model.checkpoint import load_checkpoint, read_checkpoint
+from octseg.model.shipped import sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "octseg" / "model" / "weights" / "octseg-default-v1.ckpt"
@@ -94,7 +94,7 @@ def ship(run_dir: Path, ckpt_name: str, out: Path, command: str | None = None) -
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.torch_save(shipped, out)
     load_checkpoint(out)  # the product's loader (weights_only=True) reads it back
-    return hashlib.sha256(out.read_bytes()).hexdigest()
+    return sha256_of(out)  # what octseg.model.shipped checks on load
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,7 +216,7 @@ def start_run(settings: InferSettings, predictor: Any = None) -> Run:
     from octseg.model.predictor import pick_device
 
     safety.validate_settings(settings)
-    if predictor is None and settings.checkpoint in (None, ""):  # the API, as the job does
+    if predictor is None and settings.checkpoint in (None, ""):  # the job and the API
         from octseg.model.shipped import default_checkpoint  # checked: present, SHA-256
 
         settings = dataclasses.replace(settings, checkpoint=str(default_checkpoint()))

@@ -5,8 +5,9 @@ gives them in the shape of the Hydra config (``tta.*``, ``overlays.*``, ``postpr
 ``octseg/configs/infer.yaml`` extends (registered by :func:`octseg.jobs.register_configs`). Types
 and ranges are checked by :func:`octseg.infer.safety.validate_settings` before the first pullback.
 
-Without ``checkpoint=`` the job uses the model that ships with octseg
-(:func:`octseg.model.shipped.default_checkpoint`: the file in the package, its SHA-256 checked).
+Without ``checkpoint=`` (None) the run uses the model that ships with octseg: the pipeline's
+``start_run`` resolves it (:func:`octseg.model.shipped.default_checkpoint`: the file in the
+package, its SHA-256 checked), for the job and the Python API alike.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ class InferSettings:
                     f"{key}= is required (python infer.py input=... output=... [checkpoint=...]; "
                     "octseg infer INPUT... --out DIR)",
                 )
-        if cfg.get("checkpoint") in (None, "", "???"):
-            cfg["checkpoint"] = _shipped_checkpoint()
+        if cfg.get("checkpoint") in ("", "???"):
+            cfg["checkpoint"] = None  # the shipped model, resolved and checked by start_run
         tta = cfg.pop("tta", None) or {}
         overlays = cfg.pop("overlays", None) or {}
         cfg.pop("hydra", None)
@@ -150,13 +151,6 @@ class InferSettings:
             "postprocess",
         )
         return {k: getattr(self, k) for k in keys}
-
-
-def _shipped_checkpoint() -> str:
-    """The shipped model's file, checked (present, SHA-256): for a job without checkpoint=."""
-    from octseg.model.shipped import default_checkpoint
-
-    return str(default_checkpoint())
 
 
 def _default(name: str) -> Any:
