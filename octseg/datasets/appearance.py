@@ -158,16 +158,49 @@ class DimWall(DualTransform):
         return ("factor", "rim", "lumen")
 
 
+def _polar_sampler(shape: tuple[int, ...], scale: float) -> tuple[int, np.ndarray]:
+    """Size ``n`` of a square Cartesian grid at ``scale`` cells per depth sample about the
+    catheter, and the ``(2, A, R)`` coordinates in it of every polar sample."""
+    a, r = shape[:2]
+    n = int(2 * r * scale) + 3
+    theta = 2 * np.pi * np.arange(a, dtype=np.float32)[:, None] / a
+    rad = np.arange(r, dtype=np.float32)[None, :] * scale
+    c = (n - 1) / 2
+    return n, np.stack([c + rad * np.sin(theta), c + rad * np.cos(theta)])
+
+
+def _cartesian_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """A smooth isotropic random field (Gaussian width ``sigma`` depth samples) read onto the
+    polar frame ``shape``."""
+    n, coords = _polar_sampler(shape, 1.0)
+    field = ndimage.gaussian_filter(rng.standard_normal((n, n)), sigma)
+    return ndimage.map_coordinates(field, coords, order=1)
+
+
+def _cartesian_speckle(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Gamma speckle (mean 1) in Cartesian cells of half a depth sample, read bilinearly onto
+    the polar frame, as a console image is read onto the net grid."""
+    n, coords = _polar_sampler(shape, 2.0)
+    return ndimage.map_coordinates(rng.gamma(2.0, 0.5, (n, n)), coords, order=1)
+
+
 class BloodSpeckle(DualTransform):
     """Speckled blobs of blood signal (level from ``level``, covering about ``coverage`` of the
-    lumen) between ``catheter`` samples and the lumen border; the mask is unchanged."""
+    lumen) between ``catheter`` samples and the lumen border; the mask is unchanged.
+
+    Blood is a suspension in the lumen, so its blobs and speckle are drawn in Cartesian space
+    (isotropic blobs of ``blob`` samples' Gaussian width, speckle at half a sample) and read onto
+    the polar frame: near the catheter a blob spans many A-lines, far out few, as on a console
+    image resampled to the net grid (blobs smoothed along the A-line axis alone would teach
+    arc-shaped blood only)."""
 
     def __init__(
         self,
         level: tuple[float, float] = (0.15, 0.6),
-        coverage: tuple[float, float] = (0.05, 0.4),
+        coverage: tuple[float, float] = (0.05, 0.5),
         catheter: int = 8,
         lumen: int = 1,
+        blob: tuple[float, float] = (1.5, 8.0),
         p: float = 0.3,
     ):
         super().__init__(p=p)
@@ -175,21 +208,21 @@ class BloodSpeckle(DualTransform):
         self.coverage = tuple(float(v) for v in coverage)
         self.catheter = int(catheter)
         self.lumen = int(lumen)
+        self.blob = tuple(float(v) for v in blob)
 
     def get_params_dependent_on_data(
         self, params: dict[str, Any], data: dict[str, Any]
     ) -> dict[str, Any]:
         mask = data["mask"]
-        rng = np.random.default_rng(self.py_random.randrange(2**31))
-        field = ndimage.gaussian_filter(rng.standard_normal(mask.shape), (4, 3), mode="wrap")
-        inside = (_depth_index(mask.shape) < lumen_border(mask, self.lumen)[:, None]) & (
-            _depth_index(mask.shape) >= self.catheter
-        )
+        depth = _depth_index(mask.shape)
+        inside = (depth < lumen_border(mask, self.lumen)[:, None]) & (depth >= self.catheter)
         if not inside.any():
             return {"blood": None}
+        rng = np.random.default_rng(self.py_random.randrange(2**31))
+        field = _cartesian_field(rng, mask.shape, self.py_random.uniform(*self.blob))
         thr = np.quantile(field[inside], 1 - self.py_random.uniform(*self.coverage))
         blob = np.clip((field - thr) / (field.std() * 0.5 + 1e-6), 0, 1) * inside
-        speckle = rng.gamma(2.0, 0.5, mask.shape)
+        speckle = _cartesian_speckle(rng, mask.shape)
         return {"blood": (blob * speckle * self.py_random.uniform(*self.level)).astype(np.float32)}
 
     def apply(self, img: np.ndarray, blood=None, **params: Any) -> np.ndarray:
@@ -202,7 +235,7 @@ class BloodSpeckle(DualTransform):
         return mask
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("level", "coverage", "catheter", "lumen")
+        return ("level", "coverage", "catheter", "lumen", "blob")
 
 
 class ColourMap(ImageOnlyTransform):
