@@ -7,9 +7,10 @@ CUDA. The flags are translated into the overrides of the Hydra job (:func:`to_ov
 ``python infer.py input=... output=...`` (docs/inference.md).
 
 The other form, ``octseg infer key=value ...``, is the Hydra job itself (every setting). It is
-chosen when an argument is a ``key=value`` override (one that names no existing file or folder:
-an existing path is always an input) or a Hydra flag (:data:`HYDRA_FLAGS`); see
-:func:`wants_hydra`.
+chosen when an argument is a ``key=value`` override of one of the job's settings (one that names
+no existing file or folder: an existing path is always an input, and so is ``scan=2.dcm``, whose
+``scan`` is no setting: it gets "no such file", not Hydra's "key not in struct") or a Hydra flag
+(:data:`HYDRA_FLAGS`); see :func:`wants_hydra`.
 """
 
 from __future__ import annotations
@@ -79,10 +80,21 @@ def wants_hydra(args: Sequence[str]) -> bool:
             continue
         if arg.split("=", 1)[0] in HYDRA_FLAGS:
             return True
-        if _OVERRIDE.match(arg) and not Path(arg).exists():
+        if _OVERRIDE.match(arg) and not Path(arg).exists() and _names_setting(arg):
             return True
         skip = _names_value_flag(arg, takes_value)
     return False
+
+
+def _names_setting(arg: str) -> bool:
+    """Whether the ``key=value`` argument ``arg`` overrides a setting of the infer job (its
+    first key is one of the job's, or Hydra's), adds one (``+key=``) or deletes one (``~key``)."""
+    from octseg.infer.settings import InferSettings
+
+    if arg.startswith(("+", "~")):
+        return True
+    root = re.split(r"[./@=]", arg, maxsplit=1)[0]
+    return root in {*InferSettings.hydra_defaults(), "geometry", "hydra"}
 
 
 def _value_flags() -> list[str]:
