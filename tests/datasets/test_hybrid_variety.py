@@ -116,6 +116,27 @@ def test_nodule_dents_the_lumen_and_is_measured_from_the_new_border():
     _check_calcium(after, cols)
 
 
+def test_nodule_surface_reads_as_tissue_not_lumen():
+    # a nodule's bright surface is (1 + rim) x the tissue level in front of it, even at low
+    # calcium contrast; it was a brightened *calcium* level (0.2 x tissue here), as dark as the
+    # lumen, so low-contrast nodules read as lumen
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    spec = CalciumSpec(120.0, 70.0, 0.0, 0.5, end_power=2.0, bulge_mm=0.3, rim=0.6, contrast=0.2)
+    out, new_lab = insert_calcium(img[0], lab[0], g, spec, np.random.default_rng(0))
+    cal = new_lab == CALCIUM
+    rows = np.nonzero(cal.any(axis=1))[0]
+    first = np.argmax(cal, axis=1)[rows]
+    surface = np.median([out[i, k : k + 2].mean() for i, k in zip(rows, first)])
+    deep = np.median([out[i, k + 8 : k + 14].mean() for i, k in zip(rows, first)])
+    border = np.argmax(lab[0] != LUMEN, axis=1)
+    others = np.setdiff1d(np.arange(lab.shape[1]), rows)
+    wall = np.median([img[0, i, border[i] : border[i] + 10].mean() for i in others])
+    lumen = np.median(img[0][lab[0] == LUMEN])
+    assert surface > 0.5 * wall and surface > 3 * lumen  # old: 0.15 x wall, about the lumen
+    assert deep < 0.4 * surface  # signal-poor behind the surface
+
+
 def test_several_lesions_per_frame_keep_apart_and_are_measured(tmp_path):
     img, lab = stand_in(n=4, seed=3, shadow=(40, 62))
     lesions = [

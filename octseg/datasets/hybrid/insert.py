@@ -262,8 +262,11 @@ def insert_calcium(
     s = spec.texture_scale
     het = 1.0 + spec.heterogeneity * _smooth_noise((a, r), (3.0 * s, 5.0 * s), rng)
     cal = spec.contrast * level[:, None] * np.clip(het, 0.3, 2.0) * speckle
-    if spec.rim > 0:  # bright surface (nodules): fades over 0.04 mm behind the inner border
-        cal = cal * (1.0 + spec.rim * np.exp(-np.clip(behind, 0, None) / 0.04))
+    if spec.rim > 0:  # bright surface (nodules): (1 + rim) x the tissue in front, fading to
+        # the calcium level over 0.04 mm behind the inner border (brighter than the tissue,
+        # not a brightened calcium level, which stays darker than the tissue for most nodules)
+        w = np.exp(-np.clip(behind, 0, None) / 0.04)
+        cal = (1 - w) * cal + w * (1.0 + spec.rim) * level[:, None] * speckle
     img = (1 - alpha) * img + alpha * np.clip(cal, 0.0, 1.0)
     lab[inside] = CALCIUM
     return img.astype(np.float32), lab
