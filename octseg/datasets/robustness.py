@@ -249,7 +249,8 @@ def build_suite(
         rgb = read_rgb(paths[i])
         h, w = rgb.shape[:2]
         base.append(Frame(rgb, read_lumen_mask(masks[i]), PX_MM, ((h - 1) / 2, (w - 1) / 2)))
-    variants = [("none", 0)] + [(c, s) for c in corruptions for s in severities]
+    # "none" is always there, once, at severity 0 (a --corruptions list naming it adds nothing)
+    variants = [("none", 0)] + [(c, s) for c in corruptions if c != "none" for s in severities]
     canonical = [("none", 0)] + [(c, s) for c in CORRUPTIONS for s in (1, 2, 3)]
     ids = []
     for name, sev in variants:

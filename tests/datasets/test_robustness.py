@@ -204,3 +204,13 @@ def test_build_suite_writes_readable_pullbacks_and_the_experts_area(danilov_dir,
         rows = read_csv(tmp_path / "manual" / pid / "frames.csv")
         # the geometry's area inside the contour vs the expert's filled mask
         assert rows[0]["lumen_area_mm2"] == pytest.approx(expert, rel=0.03)
+
+
+@pytest.mark.needs_shared_data
+def test_build_suite_with_none_named_writes_only_the_uncorrupted_block(danilov_dir, tmp_path):
+    # "--corruptions none" (the clean block alone) used to raise ('none', 1) is not in list
+    assert rb.build_suite(danilov_dir, 150, 152, tmp_path, ["none"]) == ["none"]
+    assert rb.build_suite(danilov_dir, 150, 152, tmp_path, ["none", "gain"], [2]) == [
+        "none",
+        "gain-2",
+    ]
