@@ -26,6 +26,7 @@ TTA_DEFAULTS: dict[str, Any] = {"enabled": False, "rolls": 4, "flip": True}
 POSTPROCESS_KEYS = (
     "enabled",
     "calcium_max_depth_mm",
+    "calcium_min_area_mm2",
     "strut_inner_mm",
     "strut_outer_mm",
     "guidewire_frames",

@@ -13,6 +13,10 @@ interpolated across guidewire and strut rays):
   islands in the tissue, a false lumen behind an attached flap) becomes background.
 * **Calcium** only outside the lumen (above) and at most ``calcium_max_depth_mm`` beyond
   ``r_L`` (OCT sees 1.5-2 mm into tissue); deeper calcium pixels become background.
+  8-connected calcium components (polar: A-lines periodic) smaller than
+  ``calcium_min_area_mm2`` (after the rules above; default 0: off, measured in
+  docs/metrics.md) become background: specks that score no overlap and add arc and lesions
+  to the clinical tables.
 * **Struts** only in a band around the lumen border: from ``strut_inner_mm`` inside ``r_L``
   (malapposed struts) to ``strut_outer_mm`` beyond it (struts under neointima); strut pixels
   nearer the catheter become lumen, deeper ones background.
@@ -40,10 +44,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.core.errors import InputError
 from octseg.geometry import lumen as lu
+from octseg.geometry.components import components_from_flat
 from octseg.geometry.kernels import farthest_corner
 
 
@@ -51,6 +57,7 @@ from octseg.geometry.kernels import farthest_corner
 class PostprocessSettings:
     enabled: bool = True
     calcium_max_depth_mm: float = 2.5  # calcium deeper than this beyond the lumen contour: removed
+    calcium_min_area_mm2: float = 0.0  # calcium components smaller than this: removed (0: off)
     strut_inner_mm: float = 1.0  # struts allowed this far inside the lumen contour ...
     strut_outer_mm: float = 1.0  # ... and this far beyond it
     guidewire_frames: int = 5  # running-median window of the guidewire sector (odd; 1: off)
@@ -78,6 +85,7 @@ class PostprocessSettings:
     def validate(self) -> None:
         for name in (
             "calcium_max_depth_mm",
+            "calcium_min_area_mm2",
             "strut_inner_mm",
             "strut_outer_mm",
             "guidewire_margin_deg",
@@ -103,6 +111,9 @@ class _Rays:
             self.n, self.step_mm = h, ps
             self.index = torch.arange(h, device=dev).repeat_interleave(w)
             self.r = torch.arange(w, device=dev, dtype=torch.float32).repeat(h)
+            # sample j: j·dr·dθ mm², as the calcium area of octseg.geometry.measure
+            j = torch.arange(w, device=dev, dtype=torch.float32).clamp(min=0.125)
+            self.col_area = j * (ps * ps * lu.TWO_PI / h)
             self.tol_in, self.tol_out = 0.0, 0.0  # exact: A-line samples are the rays
             return
         self.n = n_rays
@@ -115,6 +126,7 @@ class _Rays:
         self.index = (torch.floor(ang).long() % n_rays).reshape(-1)  # the ray before the pixel
         self.r = (torch.sqrt(i * i + j * j) / self.table.step).reshape(-1)  # in ray samples
         self.tol_in, self.tol_out = 1.5, 1.5  # samples (half pixels) of sampling slack
+        self.col_area = torch.full((w,), ps * ps, device=dev)
 
     def sample(self, lab: torch.Tensor) -> torch.Tensor:
         return lab if self.polar else self.table.sample(lab)
@@ -228,6 +240,53 @@ def _apply(lab, rays, k_fill, k_keep, has, s, gw_add, gw_off, guide):
     flat.copy_(torch.where(has[:, None], out, flat))
 
 
+def _drop_small_calcium(lab: torch.Tensor, rays: _Rays, has: torch.Tensor, min_mm2: float):
+    """Calcium components of ``lab`` ``(B, H, W)`` (8-connected, polar rows periodic) whose
+    area is under ``min_mm2`` become background, in frames with lumen (``has``); in place.
+    On CPU the components come from ``scipy.ndimage.label`` frame by frame, elsewhere from the
+    batched :func:`octseg.geometry.components.components_from_flat` (slow on CPU for long
+    arcs of calcium: min-label propagation)."""
+    ca = (lab == CALCIUM) & has[:, None, None]
+    if not bool(ca.any()):
+        return
+    if lab.device.type == "cpu":
+        small = _small_scipy(ca.numpy(), rays, min_mm2)
+    else:
+        small = _small_torch(ca, rays, min_mm2)
+    lab[small] = BACKGROUND
+
+
+def _small_torch(ca: torch.Tensor, rays: _Rays, min_mm2: float) -> torch.Tensor:
+    """Pixels of the components of ``ca`` ``(B, H, W)`` smaller than ``min_mm2``."""
+    flat = ca.reshape(-1).nonzero().squeeze(1)
+    _, _, col, comp, n = components_from_flat(flat, tuple(ca.shape), rays.polar)
+    area = torch.zeros(n, device=ca.device).index_add_(0, comp, rays.col_area[col])
+    small = torch.zeros_like(ca)
+    small.view(-1)[flat[area[comp] < min_mm2]] = True
+    return small
+
+
+def _small_scipy(ca: np.ndarray, rays: _Rays, min_mm2: float) -> torch.Tensor:
+    """:func:`_small_torch` frame by frame with ``scipy.ndimage.label`` (on the columns that
+    hold calcium); a polar frame is rolled along its A-lines so that one without calcium is the
+    seam (no component crosses it); one with calcium on every A-line takes the torch path."""
+    out = np.zeros_like(ca)
+    col_area = rays.col_area.cpu().numpy()
+    for f in np.flatnonzero(ca.any((1, 2))):
+        cols = np.flatnonzero(ca[f].any(0))
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        m = ca[f][:, c0:c1]
+        empty = np.flatnonzero(~m.any(1)) if rays.polar else np.zeros(1, int)
+        if len(empty) == 0:
+            out[f] = _small_torch(torch.from_numpy(ca[f][None]), rays, min_mm2)[0].numpy()
+            continue
+        shift = -int(empty[0])
+        lab, n = ndimage.label(np.roll(m, shift, 0), structure=np.ones((3, 3), bool))
+        area = ndimage.sum(np.broadcast_to(col_area[c0:c1], m.shape), lab, np.arange(1, n + 1))
+        out[f][:, c0:c1] = np.roll(np.concatenate([[False], area < min_mm2])[lab], -shift, 0)
+    return torch.from_numpy(out)
+
+
 @torch.no_grad()
 def postprocess_labels(
     labels: np.ndarray,
@@ -267,6 +326,8 @@ def postprocess_labels(
         lab = torch.from_numpy(labels[a:b]).to(device)
         sl = slice(a, b)
         _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
+        if s.calcium_min_area_mm2 > 0:
+            _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
         if lab.device.type != "cpu":
             labels[a:b] = lab.cpu().numpy()
     return labels

@@ -79,6 +79,85 @@ def test_calcium_only_within_a_plausible_depth(space):
     assert np.array_equal(out[~deep], lab[~deep])
 
 
+def pixel_area_mm2(space, shape):
+    """mm² of every pixel / polar sample (sample j of A A-lines: j·PS·PS·2π/A, j >= 1/8)."""
+    if space == "cartesian":
+        return np.full(shape, PS * PS)
+    a, r = shape
+    return np.broadcast_to(np.maximum(np.arange(r), 0.125) * (PS * PS * 2 * math.pi / a), shape)
+
+
+def lesion_and_blob(space, blob_radius, blob_phi=200.0):
+    """A 60° calcium lesion (0.5 mm thick) and a round calcium blob (1.5 mm from the catheter)
+    beyond a 1 mm lumen; the blob's mask and its rasterised area (mm²)."""
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    annulus(lab, space, R + 0.1, R + 0.6, arc=(90, 150), value=CALCIUM, shape=shape)
+    blob = disc(np.zeros_like(lab), space, R + 0.5, blob_phi, blob_radius, 1, shape).astype(bool)
+    lab[blob] = CALCIUM
+    return lab, blob, float(pixel_area_mm2(space, shape)[blob].sum())
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_calcium_components_under_the_minimum_area_become_background(space):
+    lab, blob, area = lesion_and_blob(space, 0.05)  # ~0.008 mm²: a speck
+    assert area == pytest.approx(math.pi * 0.05**2, rel=0.3)
+    (out,) = run([lab], space, settings={"calcium_min_area_mm2": 0.05})
+    assert (out[blob] == BACKGROUND).all()
+    assert np.array_equal(out[~blob], lab[~blob])  # the lesion stays whole
+    (off,) = run([lab], space)  # default 0: off
+    assert np.array_equal(off, lab)
+    (off,) = run([lab], space, settings={"calcium_min_area_mm2": 0})
+    assert np.array_equal(off, lab)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("phi", [200.0, 0.0])  # 0°: across the polar seam (A-line 0 / A-1)
+def test_calcium_component_at_the_minimum_area_is_kept(space, phi):
+    """The area is the component's in mm² (polar: r·dθ·dr per sample), 8-connected, the polar
+    A-lines periodic: a blob of 0.0314 mm² (0.1 mm radius) stays at a minimum 2% below its
+    area and goes at one 2% above (rasterised area within 5% of πr²)."""
+    lab, blob, area = lesion_and_blob(space, 0.1, phi)
+    assert area == pytest.approx(math.pi * 0.1**2, rel=0.05)
+    (keep,) = run([lab], space, settings={"calcium_min_area_mm2": 0.98 * area})
+    assert np.array_equal(keep, lab)
+    (out,) = run([lab], space, settings={"calcium_min_area_mm2": 1.02 * area})
+    assert (out[blob] == BACKGROUND).all()
+    assert np.array_equal(out[~blob], lab[~blob])
+
+
+def test_calcium_ring_on_every_a_line_keeps_its_specks_apart():
+    """A polar frame with calcium on every A-line (no seam to cut at): the ring stays, the
+    speck beyond it goes."""
+    lab, blob, _ = lesion_and_blob("polar", 0.05)
+    annulus(lab, "polar", R + 0.1, R + 0.3, value=CALCIUM, shape=BIG["polar"])
+    (out,) = run([lab], "polar", settings={"calcium_min_area_mm2": 0.05})
+    assert (out[blob] == BACKGROUND).all()
+    assert np.array_equal(out[~blob], lab[~blob])
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_small_calcium_same_on_cpu_and_on_the_batched_torch_path(space):
+    """The labelling used off CPU (batched torch) and on CPU (scipy) remove the same pixels
+    of random blobs (polar: across the seam too)."""
+    import torch
+
+    from octseg.model import postprocess as pp
+
+    rng = np.random.default_rng(3)
+    ca = rng.random((3, 90, 70)) < 0.08  # noise: components of every size
+    ca[:, 40:60, 20:50] = True  # and a big one
+    ca[:2, 30:33] = False  # A-lines without calcium (polar: the scipy path rolls to them)
+    ca[:, 88:, 40:51] = ca[:, :2, 40:51] = True  # polar: ~0.014 mm² across the seam
+    center = (44.5, 34.5) if space == "cartesian" else None
+    rays = pp._Rays((90, 70), space, PS, center, 360, "cpu")
+    for min_mm2 in (0.0005, 0.003, 0.01):
+        torch_path = pp._small_torch(torch.from_numpy(ca), rays, min_mm2)
+        scipy_path = pp._small_scipy(ca, rays, min_mm2)
+        assert 0 < int(scipy_path.sum()) < int(ca.sum())
+        assert torch.equal(torch_path, scipy_path)
+
+
 @pytest.mark.parametrize("space", SPACES)
 def test_struts_only_in_a_band_around_the_lumen_border(space):
     shape = BIG[space]
@@ -141,6 +220,8 @@ def test_settings_validation():
         PostprocessSettings.from_value({"lumen_magic": 1})
     with pytest.raises(InputError, match="calcium_max_depth_mm"):
         PostprocessSettings.from_value({"calcium_max_depth_mm": -1})
+    with pytest.raises(InputError, match="calcium_min_area_mm2 must be a number >= 0"):
+        PostprocessSettings.from_value({"calcium_min_area_mm2": -0.01})
     assert PostprocessSettings.from_value(True).enabled
     assert not PostprocessSettings.from_value(False).enabled
 
