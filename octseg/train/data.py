@@ -296,7 +296,10 @@ class PullbackFrames(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         img, mask = self.raw(i)
-        img, mask = apply_augmentation(self.augment, img, mask)
+        return self.sample(i, *apply_augmentation(self.augment, img, mask))
+
+    def sample(self, i: int, img: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        """The sample dict of frame ``i`` from its (possibly augmented) image and mask."""
         x = normalize(
             torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), self.normalization
         )
@@ -308,6 +311,30 @@ class PullbackFrames(Dataset):
             "pullback": p,
             "frame": int(self.pullbacks[p].label_frames[r]),
         }
+
+
+class ValidationFrames(PullbackFrames):
+    """Validation frames, clean, followed by ``copies`` augmented versions of each drawn with a
+    fixed seed per (copy, frame): the same samples every epoch, so a score over them (and the
+    checkpoint it picks) rewards robustness to the appearance randomisation, not the luck of a
+    draw. ``copies`` 0: the clean frames only."""
+
+    def __init__(self, pullbacks, k, normalization, augment=None, copies: int = 0, seed: int = 0):
+        super().__init__(pullbacks, k, normalization, augment)
+        self.copies = int(copies) if augment is not None else 0
+        self.seed = int(seed)
+        self.n_clean = len(self.index)
+
+    def __len__(self) -> int:
+        return self.n_clean * (1 + self.copies)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        copy, j = divmod(int(i), self.n_clean)
+        img, mask = self.raw(j)
+        if copy:
+            seed_augmentation(self.augment, hash((self.seed, copy, j)))
+            img, mask = apply_augmentation(self.augment, img, mask)
+        return self.sample(j, img, mask)
 
 
 def worker_init_fn(worker_id: int) -> None:

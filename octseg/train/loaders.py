@@ -22,6 +22,7 @@ from octseg.train.augment import build_augmentation
 from octseg.train.data import (
     EpochLoader,
     PullbackFrames,
+    ValidationFrames,
     choose_labelled,
     class_lut,
     dataset_split,
@@ -234,6 +235,8 @@ def build_data(
         )
     augment = build_augmentation(cfg_get(cfg, "data.augment"))
     train_ds = PullbackFrames(train_cache, k, norm, augment)
-    val_ds = PullbackFrames(val_cache, k, norm, None)
+    copies = int(cfg_get(cfg, "data.val_augment_copies", 0) or 0)
+    val_aug = build_augmentation(cfg_get(cfg, "data.augment")) if copies > 0 else None
+    val_ds = ValidationFrames(val_cache, k, norm, val_aug, copies, int(cfg.seed))
     train_loader, val_loader = _loaders(cfg, info, train_ds, val_ds)
     return RunData(classes, k, net_grid, norm, split, train_ds, val_ds, train_loader, val_loader)

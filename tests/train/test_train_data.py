@@ -22,6 +22,7 @@ from octseg.train.augment import (
 )
 from octseg.train.data import (
     PullbackFrames,
+    ValidationFrames,
     class_lut,
     context_frames,
     load_pullback,
@@ -350,3 +351,23 @@ def test_real_lumen_hybrid_recipe_is_real_lumen_plus_hybrid_training_frames():
     for key in ("root", "val_ids", "classes", "remap", "net_grid", "augment"):
         assert cfg.data[key] == base.data[key], key
     assert cfg.trainer.max_epochs == base.trainer.max_epochs
+
+
+def test_validation_copies_are_augmented_and_the_same_every_epoch(tmp_path):
+    # data.val_augment_copies: the clean frames, then N augmented copies drawn with a fixed seed
+    # per (copy, frame), so the validation score (and best.ckpt) measure robustness, not a draw
+    base = _toy_frames(tmp_path, n=4)
+    ds = ValidationFrames(base.pullbacks, 3, {"kind": "none"}, base.augment, copies=2, seed=5)
+    assert len(ds) == 3 * len(base)
+    clean = PullbackFrames(base.pullbacks, 3, {"kind": "none"})
+    for j in range(len(base)):
+        np.testing.assert_array_equal(ds[j]["image"].numpy(), clean[j]["image"].numpy())
+        assert ds[j + len(base)]["frame"] == clean[j]["frame"]
+    first = [ds[i]["image"].numpy() for i in range(len(ds))]
+    assert not np.allclose(first[len(base)], first[0])  # a copy is augmented
+    assert not np.allclose(first[len(base)], first[2 * len(base)])  # copies differ
+    again = [b["image"][0].numpy() for b in DataLoader(ds, batch_size=1, num_workers=2)]
+    for x, y in zip(first, again):  # the same samples in another epoch, in workers too
+        np.testing.assert_array_equal(x, y)
+    plain_ds = ValidationFrames(base.pullbacks, 3, {"kind": "none"}, None, copies=2)
+    assert len(plain_ds) == len(base)  # no augmentation: no copies
