@@ -158,30 +158,35 @@ class DimWall(DualTransform):
         return ("factor", "rim", "lumen")
 
 
-def _polar_sampler(shape: tuple[int, ...], scale: float) -> tuple[int, np.ndarray]:
-    """Size ``n`` of a square Cartesian grid at ``scale`` cells per depth sample about the
-    catheter, and the ``(2, A, R)`` coordinates in it of every polar sample."""
+def _onto_polar(rng_field, shape: tuple[int, ...], scale: float) -> np.ndarray:
+    """``rng_field((n, n))``, a square Cartesian array of ``scale`` cells per depth sample
+    centred on the catheter, read bilinearly onto the polar frame ``shape`` by
+    :func:`octseg.core.polar.cartesian_to_polar` (as the product reads a console image)."""
+    import torch
+
+    from octseg.core.polar import cartesian_to_polar
+
     a, r = shape[:2]
     n = int(2 * r * scale) + 3
-    theta = 2 * np.pi * np.arange(a, dtype=np.float32)[:, None] / a
-    rad = np.arange(r, dtype=np.float32)[None, :] * scale
-    c = (n - 1) / 2
-    return n, np.stack([c + rad * np.sin(theta), c + rad * np.cos(theta)])
+    cart = torch.from_numpy(np.asarray(rng_field((n, n)), dtype=np.float32))
+    polar = cartesian_to_polar(
+        cart[None], n_alines=a, n_samples=r, cart_spacing_mm=1.0 / scale, polar_spacing_mm=1.0
+    )
+    return polar[0].numpy()
 
 
 def _cartesian_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
     """A smooth isotropic random field (Gaussian width ``sigma`` depth samples) read onto the
     polar frame ``shape``."""
-    n, coords = _polar_sampler(shape, 1.0)
-    field = ndimage.gaussian_filter(rng.standard_normal((n, n)), sigma)
-    return ndimage.map_coordinates(field, coords, order=1)
+    return _onto_polar(
+        lambda sz: ndimage.gaussian_filter(rng.standard_normal(sz), sigma), shape, 1.0
+    )
 
 
 def _cartesian_speckle(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Gamma speckle (mean 1) in Cartesian cells of half a depth sample, read bilinearly onto
-    the polar frame, as a console image is read onto the net grid."""
-    n, coords = _polar_sampler(shape, 2.0)
-    return ndimage.map_coordinates(rng.gamma(2.0, 0.5, (n, n)), coords, order=1)
+    """Gamma speckle (mean 1) in Cartesian cells of half a depth sample, read onto the polar
+    frame, as a console image is read onto the net grid."""
+    return _onto_polar(lambda sz: rng.gamma(2.0, 0.5, sz), shape, 2.0)
 
 
 class BloodSpeckle(DualTransform):
