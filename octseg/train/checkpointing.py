@@ -87,7 +87,26 @@ class RunState:
             "history": json_safe(self.history),
             "rng": rngs[0],
             "rng_per_rank": rngs,
+            **_ema_state(engine),
         }
+
+
+def _ema_state(engine: Engine) -> dict[str, Any]:
+    """With a weight average the checkpoint's ``state_dict`` holds the average (what inference
+    and fine-tuning use); the trained weights and the number of averaged steps resume here."""
+    if engine.ema is None:
+        return {}
+    raw = {k: v.detach().cpu() for k, v in unwrap(engine.model).state_dict().items()}
+    return {"raw_state_dict": raw, "ema_n_averaged": int(engine.ema.n_averaged)}
+
+
+def _restore_weights(resume: dict[str, Any], ts: dict[str, Any], engine: Engine) -> None:
+    """The trained weights (and the average, with ``trainer.ema_decay``) from ``resume``: a
+    checkpoint without an average starts the average from its weights."""
+    engine.model.load_state_dict(ts.get("raw_state_dict") or resume["state_dict"])
+    if engine.ema is not None:
+        engine.ema.module.load_state_dict(resume["state_dict"])
+        engine.ema.n_averaged.fill_(int(ts.get("ema_n_averaged", 1)))
 
 
 def _restore_rng(ts: dict[str, Any], info: ddp.DistInfo) -> None:
@@ -112,7 +131,7 @@ def restore(resume: dict[str, Any] | None, engine: Engine, info: ddp.DistInfo) -
     ts = resume.get("train_state")
     if not ts:
         raise InputError(resume["path"], "checkpoint has no training state to resume from")
-    engine.model.load_state_dict(resume["state_dict"])
+    _restore_weights(resume, ts, engine)
     engine.optimizer.load_state_dict(ts["optimizer"])
     if engine.scheduler is not None and ts.get("scheduler") is not None:
         engine.scheduler.load_state_dict(ts["scheduler"])
@@ -263,8 +282,9 @@ def save_epoch(
         metrics = {k: v for k, v in state.last_val.items() if not math.isnan(v)}
         meta_now = {**meta, "epoch": epoch, "metrics": metrics}
         train_state = state.train_state(engine, epoch, rngs)
-        save_checkpoint(out_dir / "last.ckpt", engine.model, meta_now, train_state)
+        net = engine.eval_model  # the weight average with trainer.ema_decay
+        save_checkpoint(out_dir / "last.ckpt", net, meta_now, train_state)
         if improved:
-            save_checkpoint(out_dir / "best.ckpt", engine.model, meta_now, train_state)
+            save_checkpoint(out_dir / "best.ckpt", net, meta_now, train_state)
         atomic.write_json(out_dir / "metrics.json", json_safe(state.history))
     ddp.barrier(info)

@@ -65,6 +65,28 @@ class Engine:
     scaler: torch.amp.GradScaler
     precision: str
     device: torch.device
+    ema: Any = None  # torch.optim.swa_utils.AveragedModel of ``model`` (trainer.ema_decay)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What validation runs and the checkpoints hold: the weights' exponential moving
+        average when ``trainer.ema_decay`` is set, else the trained network itself."""
+        return self.ema.module if self.ema is not None else self.ddp_model
+
+    def attach_ema(self, decay: float | None) -> None:
+        """Keep an exponential moving average of the weights and buffers (BatchNorm statistics
+        too), updated after every optimiser step: ``ema = decay * ema + (1 - decay) * w``.
+        Call after the weights are final for the start (init_from, freeze)."""
+        if decay is None:
+            return
+        if not 0.0 < float(decay) < 1.0:
+            raise ValueError(f"trainer.ema_decay must be in (0, 1) or null, got {decay!r}")
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        self.ema = AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True
+        )
+        self.ema.update_parameters(self.model)  # starts as a copy of the weights
 
     def autocast(self) -> Any:
         """The forward pass's autocast context (none at 32-bit precision)."""
@@ -88,6 +110,8 @@ class Engine:
             nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
 
 def build_engine(cfg: DictConfig, info: ddp.DistInfo, k: int, n_classes: int) -> Engine:

@@ -168,7 +168,7 @@ def validate_epoch(run: Run, epoch: int, record: dict[str, Any]) -> tuple[bool, 
     want_img = run.tb is not None and (epoch % s.image_every == 0 or last)
     eng = run.engine
     val, kept = validate(
-        eng.ddp_model,
+        eng.eval_model,
         run.data.val_loader,
         run.metrics,
         eng.base_loss,
@@ -220,6 +220,7 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     engine = build_engine(cfg, info, data.context_frames, len(data.classes))
     init_weights(init, engine, data.classes, bool(cfg_get(cfg, "init_new_head", False)))
     n_frozen = freeze(engine, list(cfg_get(cfg, "freeze") or []))
+    engine.attach_ema(cfg_get(cfg, "trainer.ema_decay"))
     settings = TrainSettings.from_cfg(cfg)
     metrics = SegMetrics(data.classes, data.net_grid["spacing_mm"], settings.strut_tol_mm)
     state = restore(resume, engine, info)

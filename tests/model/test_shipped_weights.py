@@ -49,7 +49,7 @@ MACHINE = {("paths",), ("data", "root"), ("data", "val_root"), ("trainer", "num_
 
 # settings added after the weights were trained, at the value that is what training did before
 # them (a new key at another value, or any other new key, is recipe drift and fails)
-ADDED_SINCE = {("data", "val_augment_copies"): 0}
+ADDED_SINCE = {("data", "val_augment_copies"): 0, ("trainer", "ema_decay"): None}
 
 
 def _without_added(trained: dict, now: dict) -> dict:

@@ -11,9 +11,11 @@ import pytest
 import torch
 from conftest import run_group
 from hydra import compose, initialize_config_dir
+from torch import nn
 
 from octseg.datasets.toy import make_toy_dataset
 from octseg.model.checkpoint import load_checkpoint
+from octseg.train.engine import Engine
 from octseg.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +62,14 @@ def test_two_epoch_run_writes_run_folder(toy_root, tmp_path):
             assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 5, 32, 32)
 
 
-def test_resume_equals_uninterrupted(toy_root, tmp_path):
-    common = ("trainer.deterministic=true", "data.augment.enabled=true")
+@pytest.mark.parametrize("ema", [None, 0.9], ids=["weights", "ema"])
+def test_resume_equals_uninterrupted(toy_root, tmp_path, ema):
+    decay = "null" if ema is None else ema
+    common = (
+        "trainer.deterministic=true",
+        "data.augment.enabled=true",
+        f"trainer.ema_decay={decay}",
+    )
     full = tmp_path / "full"
     train(_cfg(toy_root, full, *common))
     part = tmp_path / "part"
@@ -78,6 +86,55 @@ def test_resume_equals_uninterrupted(toy_root, tmp_path):
         a["train_state"]["history"][-1]["train_loss"]
         == b["train_state"]["history"][-1]["train_loss"]
     )
+    if ema is not None:  # the average and the trained weights both resume exactly
+        assert b["train_state"]["ema_n_averaged"] == a["train_state"]["ema_n_averaged"]
+        for key, val in a["train_state"]["raw_state_dict"].items():
+            raw = b["train_state"]["raw_state_dict"][key]
+            torch.testing.assert_close(raw, val, rtol=0, atol=0, msg=key)
+
+
+def _engine(decay: float | None) -> Engine:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    eng = Engine(net, net, {}, {}, nn.Identity(), nn.Identity(), False, opt, None, scaler, "32",
+                 torch.device("cpu"))  # fmt: skip
+    eng.attach_ema(decay)
+    return eng
+
+
+def test_ema_is_the_moving_average_of_weights_and_batchnorm_statistics():
+    eng = _engine(0.75)
+    w0 = {k: v.clone() for k, v in eng.model.state_dict().items()}
+    assert eng.eval_model is eng.ema.module
+    eng.model.train()
+    eng.step(eng.model(torch.randn(8, 3)).square().mean(), clip=None)
+    w1 = eng.model.state_dict()
+    avg = eng.ema.module.state_dict()
+    for k in ("0.weight", "0.bias", "1.running_mean", "1.running_var"):
+        assert not torch.equal(w1[k], w0[k]), k  # the step moved it
+        torch.testing.assert_close(avg[k], 0.75 * w0[k] + 0.25 * w1[k], rtol=1e-6, atol=1e-7)
+    assert int(eng.ema.n_averaged) == 2  # the copy at the start, one step
+
+
+def test_without_ema_the_trained_weights_are_validated_and_saved():
+    eng = _engine(None)
+    assert eng.ema is None and eng.eval_model is eng.model
+    with pytest.raises(ValueError, match="ema_decay"):
+        eng.attach_ema(1.0)
+
+
+def test_ema_run_saves_the_average_and_validates_it(toy_root, tmp_path):
+    out = tmp_path / "run"
+    train(_cfg(toy_root, out, "trainer.ema_decay=0.5", "trainer.max_epochs=1"))
+    ck = torch.load(out / "last.ckpt", weights_only=True)
+    ts = ck["train_state"]
+    assert ts["ema_n_averaged"] == ts["global_step"] + 1
+    differ = [k for k, v in ck["state_dict"].items() if not torch.equal(v, ts["raw_state_dict"][k])]
+    assert differ  # the checkpoint's weights are the average, not the trained weights
+    model, meta = load_checkpoint(out / "last.ckpt")  # what inference loads: the average
+    torch.testing.assert_close(model.state_dict()[differ[0]], ck["state_dict"][differ[0]])
 
 
 def test_sparse_labels_train(tmp_path):
