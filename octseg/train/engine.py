@@ -75,7 +75,8 @@ class Engine:
 
     def attach_ema(self, decay: float | None) -> None:
         """Keep an exponential moving average of the weights and buffers (BatchNorm statistics
-        too), updated after every optimiser step: ``ema = decay * ema + (1 - decay) * w``.
+        too), updated after every optimiser step (also one the fp16 GradScaler skipped):
+        ``ema = decay * ema + (1 - decay) * w``.
         Call after the weights are final for the start (init_from, freeze)."""
         if decay is None:
             return

@@ -238,3 +238,26 @@ def test_early_stopping_uses_its_own_mode(toy_root, tmp_path):
     losses = [h["val/loss"] for h in json.loads((out / "metrics.json").read_text())]
     assert losses[1] < losses[0] and losses[2] < losses[0]
     assert not summary["stopped_early"] and summary["epochs_run"] == 3
+
+
+def test_validation_scores_the_average_and_init_from_starts_it(toy_root, tmp_path):
+    """Validation runs the average, not the trained weights; a fine-tuning run's average starts
+    at the init_from weights (attached after they are loaded)."""
+    from octseg.core.distributed import DistInfo
+    from octseg.train.loop import _prepare, train_epoch, validate, validate_epoch
+
+    base = tmp_path / "base"
+    train(_cfg(toy_root, base, "trainer.max_epochs=1"))
+    start = torch.load(base / "last.ckpt", weights_only=True)["state_dict"]
+    out = tmp_path / "run"
+    cfg = _cfg(toy_root, out, "trainer.ema_decay=0.5", f"init_from={base / 'last.ckpt'}")
+    run = _prepare(cfg, DistInfo())
+    for k, v in run.engine.ema.module.state_dict().items():
+        torch.testing.assert_close(v, start[k], rtol=0, atol=0, msg=k)
+    record = train_epoch(run, 0)
+    validate_epoch(run, 1, record)
+    eng, args = run.engine, (run.data.val_loader, run.metrics, run.engine.base_loss, DistInfo())
+    on_avg, _ = validate(eng.ema.module, *args, eng.autocast)
+    on_raw, _ = validate(eng.model, *args, eng.autocast)
+    assert on_avg["loss"] != on_raw["loss"]  # the two really differ after a step
+    assert record["val/loss"] == pytest.approx(on_avg["loss"], rel=1e-6)
