@@ -47,7 +47,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "tests" / "cluster"
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "scancel", "squeue", "sinfo")
 
-EPOCHS = 60  # long enough that scancel lands mid-run (an epoch of the tiny recipe: ~0.05-0.3 s)
+# long enough that scancel lands mid-run: an epoch of the tiny recipe takes ~0.05-0.3 s, and
+# SLURM kills the job 1-3 s after scancel (submitit bypasses SIGTERM; KillWait=1); at 60 epochs
+# an idle machine finished the run before the kill landed
+EPOCHS = 200
 TRAIN = (
     "experiment=tiny",
     "trainer.deterministic=true",
