@@ -5,11 +5,37 @@ by binary search in that sorted list, and component labels converge by min-label
 with pointer jumping (labels are indices of foreground pixels, so ``label[label]`` is a jump
 towards the component's smallest pixel). Cost grows with the number of foreground pixels, not
 with the image size, which suits stent struts (a few hundred pixels per frame).
+
+:func:`label_periodic` is the CPU counterpart for one dense frame (``scipy.ndimage.label``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components as graph_components
+
+
+def label_periodic(mask: np.ndarray, periodic: bool = True) -> tuple[np.ndarray, int]:
+    """8-connected components of a 2-D ``mask`` (A, S) whose rows are periodic (row 0 next to
+    row A-1; ``periodic=False``: a plain image): ``ndimage.label``, then the labels that meet
+    across the seam joined as a graph. Returns (labels, n): 0 off the mask, else 1..n (an id
+    may be unused)."""
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n == 0 or not periodic:
+        return lab, n
+    top, bot = lab[0], lab[-1]
+    src = np.concatenate([top[1:], top[:-1], top])
+    dst = np.concatenate([bot[:-1], bot[1:], bot])
+    ok = (src > 0) & (dst > 0)
+    graph = csr_matrix((np.ones(int(ok.sum())), (src[ok], dst[ok])), shape=(n + 1, n + 1))
+    n_comp, comp = graph_components(graph, directed=False)
+    out = comp[lab] + 1  # label 0 has no edges: its component holds no other label
+    out[lab == 0] = 0
+    return out, int(n_comp)
+
 
 _OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 

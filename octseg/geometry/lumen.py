@@ -23,12 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from octseg.core.classes import GUIDEWIRE, LUMEN, STRUT
 from octseg.core.contour import polygon_areas
+from octseg.geometry.components import label_periodic
 from octseg.geometry.kernels import count_along, farthest_corner, first_one, pieces, round_up
 
 TWO_PI = 2 * math.pi
@@ -165,22 +163,12 @@ def _outside_torch(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tenso
 
 
 def _reach_scipy(mask: np.ndarray, seed_col: int) -> np.ndarray:
-    """Pixels of ``mask`` (A, S) 8-connected (rows periodic) to its column ``seed_col``:
-    ``ndimage.label``, then the labels that meet across the seam (row 0 next to row A-1)
-    joined as a graph."""
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return np.zeros_like(mask)
-    top, bot = lab[0], lab[-1]
-    src = np.concatenate([top[1:], top[:-1], top])
-    dst = np.concatenate([bot[:-1], bot[1:], bot])
-    ok = (src > 0) & (dst > 0)
-    graph = csr_matrix((np.ones(int(ok.sum())), (src[ok], dst[ok])), shape=(n + 1, n + 1))
-    _, comp = connected_components(graph, directed=False)
+    """Pixels of ``mask`` (A, S) 8-connected (rows periodic) to its column ``seed_col``."""
+    lab, n = label_periodic(mask)
+    hit = np.zeros(n + 1, bool)
     seeds = lab[:, seed_col]
-    hit = np.zeros(int(comp.max()) + 1, bool)
-    hit[comp[seeds[seeds > 0]]] = True  # label 0 (not in mask) has no edges: never hit
-    return hit[comp[lab]]
+    hit[seeds[seeds > 0]] = True
+    return hit[lab]
 
 
 def _outside_scipy(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tensor:

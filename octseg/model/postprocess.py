@@ -49,7 +49,7 @@ from scipy import ndimage
 from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.core.errors import InputError
 from octseg.geometry import lumen as lu
-from octseg.geometry.components import components_from_flat
+from octseg.geometry.components import components_from_flat, label_periodic
 from octseg.geometry.kernels import farthest_corner
 
 
@@ -267,23 +267,17 @@ def _small_torch(ca: torch.Tensor, rays: _Rays, min_mm2: float) -> torch.Tensor:
 
 
 def _small_scipy(ca: np.ndarray, rays: _Rays, min_mm2: float) -> torch.Tensor:
-    """:func:`_small_torch` frame by frame with ``scipy.ndimage.label`` (on the columns that
-    hold calcium); a polar frame is rolled along its A-lines so that one without calcium is the
-    seam (no component crosses it); one with calcium on every A-line takes the torch path."""
+    """:func:`_small_torch` frame by frame with
+    :func:`octseg.geometry.components.label_periodic` (on the columns that hold calcium)."""
     out = np.zeros_like(ca)
     col_area = rays.col_area.cpu().numpy()
     for f in np.flatnonzero(ca.any((1, 2))):
         cols = np.flatnonzero(ca[f].any(0))
         c0, c1 = int(cols[0]), int(cols[-1]) + 1
         m = ca[f][:, c0:c1]
-        empty = np.flatnonzero(~m.any(1)) if rays.polar else np.zeros(1, int)
-        if len(empty) == 0:
-            out[f] = _small_torch(torch.from_numpy(ca[f][None]), rays, min_mm2)[0].numpy()
-            continue
-        shift = -int(empty[0])
-        lab, n = ndimage.label(np.roll(m, shift, 0), structure=np.ones((3, 3), bool))
+        lab, n = label_periodic(m, rays.polar)
         area = ndimage.sum(np.broadcast_to(col_area[c0:c1], m.shape), lab, np.arange(1, n + 1))
-        out[f][:, c0:c1] = np.roll(np.concatenate([[False], area < min_mm2])[lab], -shift, 0)
+        out[f][:, c0:c1] = np.concatenate([[False], area < min_mm2])[lab]
     return torch.from_numpy(out)
 
 

@@ -147,7 +147,7 @@ def test_small_calcium_same_on_cpu_and_on_the_batched_torch_path(space):
     rng = np.random.default_rng(3)
     ca = rng.random((3, 90, 70)) < 0.08  # noise: components of every size
     ca[:, 40:60, 20:50] = True  # and a big one
-    ca[:2, 30:33] = False  # A-lines without calcium (polar: the scipy path rolls to them)
+    ca[:2, 30:33] = False  # A-lines without calcium in 2 frames, none such in the third
     ca[:, 88:, 40:51] = ca[:, :2, 40:51] = True  # polar: ~0.014 mm² across the seam
     center = (44.5, 34.5) if space == "cartesian" else None
     rays = pp._Rays((90, 70), space, PS, center, 360, "cpu")
