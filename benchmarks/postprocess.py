@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/postprocess.py [--frames 32] [--specks 5] [--repeat 3]
         [--threads 1] [--device cpu] [--json PATH]
 
-Frames/s of ``postprocess_labels`` on the label maps of ``benchmarks/geometry.py`` (1024x1024
+Frames/s of ``postprocess_labels`` (each lumen contour rule: ``first_wall``, the baseline, and
+``smooth``, the default) on the label maps of ``benchmarks/geometry.py`` (1024x1024
 Cartesian, 504x968 polar; elliptic lumen, calcium, guidewire shadow, struts) with ``--specks``
 non-lumen specks in every lumen and a lumen ring beyond the wall in every other frame (what it
 has to repair), and the share of pixels it changed. Writes JSON (default
@@ -46,17 +47,19 @@ def dirty_frames(n: int, space: str, specks: int) -> tuple[np.ndarray, float, tu
     return labels, ps, c
 
 
-def bench(space: str, args) -> dict:
+def bench(space: str, args, rule: str) -> dict:
     labels, ps, c = dirty_frames(args.frames, space, args.specks)
-    postprocess_labels(labels[:2].copy(), space, ps, c, device=args.device)  # warm-up
+    kw = {"device": args.device, "settings": {"lumen_contour": rule}}
+    postprocess_labels(labels[:2].copy(), space, ps, c, **kw)  # warm-up
     rates, changed = [], 0.0
     for _ in range(args.repeat):
         work = labels.copy()
         t0 = time.perf_counter()
-        postprocess_labels(work, space, ps, c, device=args.device)
+        postprocess_labels(work, space, ps, c, **kw)
         rates.append(args.frames / (time.perf_counter() - t0))
         changed = float((work != labels).mean())
     return {
+        "lumen_contour": rule,
         "space": space,
         "shape": list(labels.shape[1:]),
         "frames": args.frames,
@@ -77,16 +80,26 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [bench(space, args) for space in ("cartesian", "polar")]
+    rows = [
+        bench(space, args, rule)
+        for space in ("cartesian", "polar")
+        for rule in ("first_wall", "smooth")  # the baseline first, in the same run
+    ]
     print(
         f"postprocess benchmark  torch {torch.__version__}  {platform.machine()} x{os.cpu_count()}"
     )
     print(f"load average {os.getloadavg()}  threads {args.threads}  device {args.device}")
-    print(f"{'space':<10} {'frame':<10} {'best f/s':>9} {'median':>8} {'changed px':>11}")
+    print(
+        f"{'space':<10} {'frame':<10} {'contour':<11} {'best f/s':>9} {'median':>8}"
+        f" {'vs first_wall':>13} {'changed px':>11}"
+    )
+    base = {r["space"]: r["median_fps"] for r in rows if r["lumen_contour"] == "first_wall"}
     for r in rows:
         shape = "x".join(map(str, r["shape"]))
+        r["median_vs_first_wall"] = r["median_fps"] / base[r["space"]]
         print(
-            f"{r['space']:<10} {shape:<10} {r['best_fps']:>9.1f} {r['median_fps']:>8.1f}"
+            f"{r['space']:<10} {shape:<10} {r['lumen_contour']:<11} {r['best_fps']:>9.1f}"
+            f" {r['median_fps']:>8.1f} {r['median_vs_first_wall']:>12.2f}x"
             f" {100 * r['changed_pixel_fraction']:>10.2f}%"
         )
     out = Path(args.json or HERE / "results" / f"postprocess_{args.device.split(':')[0]}.json")

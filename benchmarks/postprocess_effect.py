@@ -5,13 +5,15 @@ pullbacks whose labels carry the prediction errors of issue 13.
 
 The true labels of a synthetic cohort (``--heldout``; generated with ``octseg synth --preset
 small --seed 1000`` when missing) are corrupted frame by frame like a model's output on a
-hard pullback: non-lumen specks of 1-20 pixels inside the lumen (half of the frames), a partial
-ring of lumen beyond the wall (a fifth), a spurious guidewire sector (a tenth), a missing
+hard pullback: non-lumen specks of 1-20 pixels inside the lumen (half of the frames), a chain
+of non-lumen from the wall curving into the lumen (residual blood labelled as tissue; a fifth),
+a partial ring of lumen beyond the wall (a fifth), a spurious guidewire sector (a tenth), a missing
 guidewire sector (a tenth), a calcium island 3 mm deep and a strut 1.5 mm in the tissue (a tenth
 each). ``evaluate()`` then compares against the truth (Dice per class and per-frame measurement
 agreement) for: the raw labels with the old contour rule (``fill_lumen_holes: false``), the raw
-labels with the current rule, and the post-processed labels (``octseg.model.postprocess``). Prints a
-table and writes ``OUT/postprocess_effect.json``.
+labels with the current rule, and the post-processed labels (``octseg.model.postprocess``) with
+each lumen contour rule (``lumen_contour``: ``smooth``, the default, and ``first_wall``). Prints
+a table and writes ``OUT/postprocess_effect.json``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def corrupt(lab: np.ndarray, ps: float, rng: np.random.Generator) -> np.ndarray:
             out[block] = np.where(
                 lab[block] == LUMEN, rng.choice([BACKGROUND, CALCIUM]), out[block]
             )
+    if rng.random() < 0.2:
+        _chain(out, lab, edge, cath, rng)
     if rng.random() < 0.2:  # a partial ring of lumen beyond the wall
         a0, span = int(rng.integers(0, a)), int(rng.integers(a // 4, a // 2))
         for i in range(span):
@@ -89,6 +93,19 @@ def corrupt(lab: np.ndarray, ps: float, rng: np.random.Generator) -> np.ndarray:
         if col + 2 < r:
             out[np.ix_(np.arange(row, row + 2) % a, np.arange(col, col + 2))] = STRUT
     return out
+
+
+def _chain(out, lab, edge, cath, rng) -> None:
+    """A chain of non-lumen 3-6 samples thick touching the wall at one end and reaching a
+    random depth into the lumen over 20-60° (residual blood labelled as tissue), in place."""
+    a = lab.shape[0]
+    a0, span = int(rng.integers(0, a)), int(rng.integers(a // 18, a // 6))
+    depth, thick = float(rng.uniform(0.3, 0.7)), int(rng.integers(3, 7))
+    for i in range(span):
+        row = (a0 + i) % a
+        col = int(edge[row] - (edge[row] - cath) * depth * i / span)
+        seg = slice(max(col - thick, cath), col)
+        out[row, seg] = np.where(lab[row, seg] == LUMEN, BACKGROUND, out[row, seg])
 
 
 def write(folder: Path, lf: LabelFile, labels: np.ndarray) -> None:
@@ -130,15 +147,19 @@ def main() -> None:
         lf = load_labels(pb / "labels.npz")
         raw = np.stack([corrupt(f, lf.pixel_spacing_mm, rng) for f in lf.labels])
         write(args.out / "raw" / pb.name, lf, raw)
-        post = postprocess_labels(raw.copy(), lf.space, lf.pixel_spacing_mm)
-        write(args.out / "post" / pb.name, lf, post)
+        for folder, rule in (("post", "smooth"), ("post_first_wall", "first_wall")):
+            post = postprocess_labels(
+                raw.copy(), lf.space, lf.pixel_spacing_mm, settings={"lumen_contour": rule}
+            )
+            write(args.out / folder / pb.name, lf, post)
         write(args.out / "truth_labels" / pb.name, lf, lf.labels)
     base = {"plots": False, "progress": False, "n_bootstrap": 100, "auto_source": "labels"}
     runs = {
         "truth labels": ("truth_labels", {}),
         "raw, old contour rule": ("raw", {"geometry": {"fill_lumen_holes": False}}),
         "raw, filled-lumen contour": ("raw", {}),
-        "post-processed": ("post", {}),
+        "post-processed, first-wall contour": ("post_first_wall", {}),
+        "post-processed (smooth contour, default)": ("post", {}),
     }
     results = {}
     for name, (folder, extra) in runs.items():

@@ -152,11 +152,7 @@ def _outside_torch(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tenso
     """Samples outside the filled lumen: the guidewire samples ``gw``, and the samples that are
     not in the lumen connected to the first column (through the first ``band`` columns) and
     are connected to the last column other than through the guidewire."""
-    passable = lb.clone()
-    passable[..., :band] = True
-    seed = torch.zeros_like(lb)
-    seed[..., 0] = True
-    kept = reconstruct(seed, passable) & lb
+    kept = _kept_torch(lb, band)
     seed_o = torch.zeros_like(lb)
     seed_o[..., -1] = True
     return reconstruct(seed_o, ~kept & ~gw) | gw
@@ -175,11 +171,35 @@ def _outside_scipy(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tenso
     """:func:`_outside_torch` frame by frame with ``scipy.ndimage.label``."""
     out = np.zeros(lb.shape, bool)
     for f, (m, g) in enumerate(zip(lb.numpy(), gw.numpy())):
-        passable = m.copy()
-        passable[:, :band] = True
-        kept = _reach_scipy(passable, 0) & m
-        out[f] = _reach_scipy(~kept & ~g, -1) | g
+        out[f] = _reach_scipy(~_kept_scipy(m, band) & ~g, -1) | g
     return torch.from_numpy(out)
+
+
+def _kept_scipy(m: np.ndarray, band: int) -> np.ndarray:
+    """Lumen samples of ``m`` (A, S) connected to the first column through the first ``band``
+    columns (the catheter)."""
+    passable = m.copy()
+    passable[:, :band] = True
+    return _reach_scipy(passable, 0) & m
+
+
+def connected_lumen(lb: torch.Tensor, band: int) -> torch.Tensor:
+    """The lumen samples of ``lb`` (bool (B, N, S), rows periodic) 8-connected to the catheter:
+    to the first sample of a ray, with the first ``band`` samples of every ray passable (the
+    catheter and its sheath rings). CPU: ``scipy.ndimage.label`` frame by frame; other devices:
+    the batched :func:`reconstruct`."""
+    if lb.device.type == "cpu":
+        return torch.from_numpy(np.stack([_kept_scipy(m, band) for m in lb.numpy()]))
+    return _kept_torch(lb, band)
+
+
+def _kept_torch(lb: torch.Tensor, band: int) -> torch.Tensor:
+    """:func:`connected_lumen` batched with :func:`reconstruct`."""
+    passable = lb.clone()
+    passable[..., :band] = True
+    seed = torch.zeros_like(lb)
+    seed[..., 0] = True
+    return reconstruct(seed, passable) & lb
 
 
 def _first_exit(

@@ -27,6 +27,7 @@ POSTPROCESS_KEYS = (
     "enabled",
     "calcium_max_depth_mm",
     "calcium_min_area_mm2",
+    "lumen_contour",
     "strut_inner_mm",
     "strut_outer_mm",
     "guidewire_frames",

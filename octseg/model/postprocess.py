@@ -49,6 +49,7 @@ from scipy import ndimage
 from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.core.errors import InputError
 from octseg.geometry import lumen as lu
+from octseg.geometry import lumen_path as lp
 from octseg.geometry.components import components_from_flat, label_periodic
 from octseg.geometry.kernels import farthest_corner
 
@@ -58,6 +59,7 @@ class PostprocessSettings:
     enabled: bool = True
     calcium_max_depth_mm: float = 2.5  # calcium deeper than this beyond the lumen contour: removed
     calcium_min_area_mm2: float = 0.0  # calcium components smaller than this: removed (0: off)
+    lumen_contour: str = "smooth"  # "smooth": smoothest path through the lumen ends; "first_wall"
     strut_inner_mm: float = 1.0  # struts allowed this far inside the lumen contour ...
     strut_outer_mm: float = 1.0  # ... and this far beyond it
     guidewire_frames: int = 5  # running-median window of the guidewire sector (odd; 1: off)
@@ -96,6 +98,11 @@ class PostprocessSettings:
         w = self.guidewire_frames
         if isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0:
             raise InputError(None, f"postprocess.guidewire_frames must be odd >= 1, got {w!r}")
+        if self.lumen_contour not in ("smooth", "first_wall"):
+            raise InputError(
+                None,
+                f"postprocess.lumen_contour must be smooth or first_wall, got {self.lumen_contour!r}",
+            )
         if not isinstance(self.enabled, bool):
             raise InputError(None, "postprocess.enabled must be true or false")
 
@@ -144,15 +151,35 @@ class _Rays:
         return torch.gather(v, 1, self.index.expand(v.shape[0], -1))
 
 
-def _ray_exits(vals: torch.Tensor, cath: int) -> tuple[torch.Tensor, ...]:
-    """Per ray of ray samples ``(B, N, S)``: the filled-lumen exit (samples), the exit
-    interpolated across guidewire and strut rays (at least the exit itself) and whether the ray
-    meets the guidewire; per frame whether it has any lumen."""
+def _ray_exits(vals: torch.Tensor, cath: int, smooth: bool) -> dict[str, torch.Tensor]:
+    """Per ray of ray samples ``(B, N, S)``: the filled-lumen exit (samples), the rays to
+    interpolate (guidewire, strut) and those that meet the guidewire; per frame whether it has
+    any lumen; with ``smooth`` the contour candidates of :mod:`octseg.geometry.lumen_path`."""
     k, masked = lu._first_exit(vals, cath, True)
     kf = k.to(torch.float32)
-    keep = torch.maximum(kf, lu.fill_masked_periodic(kf, masked))
-    has = (vals == LUMEN).flatten(1).any(1)
-    return kf, keep, (vals == GUIDEWIRE).any(-1), has
+    out = {
+        "fill": kf,
+        "masked": masked,
+        "gw": (vals == GUIDEWIRE).any(-1),
+        "has": (vals == LUMEN).flatten(1).any(1),
+    }
+    if smooth:
+        out["cand"], out["valid"] = lp.candidates(lu._lumen_like(vals), cath, kf)
+    return out
+
+
+def _contours(parts: list[dict[str, torch.Tensor]], smooth: bool) -> tuple[torch.Tensor, ...]:
+    """The chunks of :func:`_ray_exits` joined: per ray the contour radius that fills the
+    lumen (first exit, or the smoothest path off the guidewire rays), the radius beyond which
+    lumen is removed (that one interpolated across guidewire and strut rays, at least itself),
+    the guidewire rays, and per frame whether it has lumen. The smoothest path runs once over
+    all frames."""
+    cat = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+    fill, gw = cat["fill"], cat["gw"]
+    if smooth:
+        fill = torch.where(gw, fill, lp.smoothest_path(cat["cand"], cat["valid"], gw))
+    keep = torch.maximum(fill, lu.fill_masked_periodic(fill, cat["masked"]))
+    return fill, keep, gw, cat["has"]
 
 
 def _running_majority(g: torch.Tensor, window: int) -> torch.Tensor:
@@ -300,21 +327,17 @@ def postprocess_labels(
     f, h, w = labels.shape
     rays = _Rays((h, w), space, pixel_spacing_mm, catheter_center, s.n_rays, device)
     cath = lu.catheter_samples(catheter_radius_mm, rays.step_mm)
-    fill, keep, gws, hass = [], [], [], []
+    smooth = s.lumen_contour == "smooth"
+    parts = []
     for a in range(0, f, s.chunk_frames):
         lab = torch.from_numpy(labels[a : a + s.chunk_frames]).to(device)
-        kf, kk, g, has = _ray_exits(rays.sample(lab), cath)
-        hass.append(has)
-        fill.append(kf)
-        keep.append(kk)
-        gws.append(g)
-    g = torch.cat(gws)
+        parts.append(_ray_exits(rays.sample(lab), cath, smooth))
+    kf_all, kk_all, g, has_all = _contours(parts, smooth)
     guide = s.guidewire_frames > 1 and f > 1
     sector = _running_majority(g, s.guidewire_frames)
     margin = int(math.ceil(s.guidewire_margin_deg / 360 * rays.n))
     gw_off = ~_grow(sector | _neighbours(g), margin) if f > 1 else ~g
     gw_add = _missing_sector(g, sector, margin)
-    kf_all, kk_all, has_all = torch.cat(fill), torch.cat(keep), torch.cat(hass)
     for a in range(0, f, s.chunk_frames):
         b = min(f, a + s.chunk_frames)
         lab = torch.from_numpy(labels[a:b]).to(device)

@@ -1,0 +1,176 @@
+"""The post-processing's lumen contour rule (``postprocess.lumen_contour``, issue 13): the
+smoothest path through the ends of the catheter-connected lumen (default) against the first
+wall. Analytic scenes at 0.01 mm, polar and Cartesian; areas measured by octseg.geometry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from geometry_scenes import PS, grid, polar_about, scene
+from test_postprocess import BIG, SPACES, annulus, run
+
+from octseg.core.classes import BACKGROUND, GUIDEWIRE, LUMEN
+from octseg.geometry import lumen as lu
+from octseg.geometry import lumen_path as lp
+from octseg.geometry.lumen_contour import lumen_contours
+
+R = 1.0  # lumen radius (mm)
+TRUE_AREA = math.pi * R * R
+TOL = 0.02  # relative area tolerance: rasterisation and the contour's half-sample convention
+
+
+def area(lab, space):
+    h, w = lab.shape
+    center = ((h - 1) / 2, (w - 1) / 2) if space == "cartesian" else None
+    return float(lumen_contours(lab[None], space, PS, center).area_mm2[0])
+
+
+def chain_scene(space):
+    """A chain of non-lumen 0.1 mm thick (blood blobs labelled as tissue) touching the wall at
+    30° and curving inwards to 0.55 mm at 100°; the lumen behind it is connected to the rest
+    around its free end."""
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    rho, phi = polar_about(*grid(space, shape), (0.0, 0.0))
+    t = ((phi - 30) % 360) / 70  # 0 at 30°, 1 at 100°
+    r_chain = 1.0 - 0.45 * t
+    lab[(t <= 1) & (rho >= r_chain - 0.1) & (rho < r_chain) & (rho < R)] = BACKGROUND
+    return lab
+
+
+def bar_scene(space):
+    """A bar of non-lumen at 0.55-0.75 mm over 30-100° joined to the wall by a radial piece at
+    30-40° (a flap's shape: as deep where it touches the wall as anywhere)."""
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    annulus(lab, space, 0.55, 0.75, arc=(30, 100), shape=shape)
+    annulus(lab, space, 0.55, 1.05, arc=(30, 40), shape=shape)
+    return lab
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_chain_curving_away_from_the_wall_is_crossed(space):
+    lab = chain_scene(space)
+    lost = 70 / 360 * math.pi * (R**2 - 0.55**2) / 2  # about half the wedge behind the chain
+    assert area(lab, space) < TRUE_AREA - 0.5 * lost  # the geometry's first wall
+    (first,) = run([lab], space, settings={"lumen_contour": "first_wall"})
+    (smooth,) = run([lab], space)  # default: smooth
+    assert area(first, space) < TRUE_AREA - 0.5 * lost
+    # the first-wall rule turns the lumen behind the chain into background
+    assert int((first == LUMEN).sum()) < int((lab == LUMEN).sum())
+    assert area(smooth, space) == pytest.approx(TRUE_AREA, rel=TOL)
+    clean = scene(space, lumen=(0, 0, R), shape=BIG[space])
+    assert ((smooth == LUMEN) != (clean == LUMEN)).mean() < 0.002  # the chain filled
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_flap_shaped_bar_keeps_the_first_wall(space):
+    lab = bar_scene(space)
+    (first,) = run([lab], space, settings={"lumen_contour": "first_wall"})
+    (smooth,) = run([lab], space)
+    assert area(smooth, space) == pytest.approx(area(first, space), rel=0.005)
+    assert area(smooth, space) < 0.9 * TRUE_AREA
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_lumen_leaking_through_a_wall_gap_is_cut(space):
+    """Lumen running out through a gap in the wall (20-40°) into a pocket at 1.3-1.6 mm over
+    0-60°: the rays through the gap keep it (the lumen runs on there), the rest of the pocket
+    is cut (the path along the pocket costs the same jumps as the wall's, and the tie keeps
+    the wall) - as under the first-wall rule."""
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    annulus(lab, space, 1.3, 1.6, arc=(0, 60), value=LUMEN, shape=shape)
+    annulus(lab, space, 1.0, 1.3, arc=(20, 40), value=LUMEN, shape=shape)  # the gap
+    (smooth,) = run([lab], space)
+    (first,) = run([lab], space, settings={"lumen_contour": "first_wall"})
+    neck = math.pi * (1.6**2 - 1) / 18
+    assert area(smooth, space) == pytest.approx(TRUE_AREA + neck, rel=TOL)
+    assert area(smooth, space) == pytest.approx(area(first, space), rel=0.005)
+    assert int((smooth[_beyond(space, 1.32)] == LUMEN).sum()) < 0.45 * int(
+        (lab[_beyond(space, 1.32)] == LUMEN).sum()
+    )  # two thirds of the pocket gone (less the tolerance bands)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_lumen_ring_beyond_a_dim_wall_stays_cut(space):
+    """The issue's dim-wall failure: lumen in the tissue beyond the wall (1.3-1.6 mm over
+    0-300°) joined to the lumen through a gap (20-40°): the path along it costs the same jumps
+    as the wall's, and the tie keeps the wall. (A ring all round would make the wall an
+    enclosed hole, which the first-exit rule fills too.)"""
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    annulus(lab, space, 1.3, 1.6, arc=(0, 300), value=LUMEN, shape=shape)
+    annulus(lab, space, 1.0, 1.3, arc=(20, 40), value=LUMEN, shape=shape)  # the gap
+    (smooth,) = run([lab], space)
+    (first,) = run([lab], space, settings={"lumen_contour": "first_wall"})
+    assert area(smooth, space) == pytest.approx(area(first, space), rel=0.005)
+    assert area(smooth, space) < TRUE_AREA * 1.15
+
+
+def _beyond(space, r_mm):
+    y, x = grid(space, BIG[space])
+    return np.hypot(y, x) > r_mm
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_a_ring_of_specks_does_not_pull_the_contour_inwards(space):
+    """A broken ring of non-lumen just outside the catheter (a sheath reflection) is enclosed
+    and filled; a path along it would have no jumps at all, so candidates start at the
+    filled exit."""
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    for a0 in range(0, 360, 30):
+        annulus(lab, space, 0.5, 0.53, arc=(a0, a0 + 25), shape=shape)
+    (smooth,) = run([lab], space)
+    assert area(smooth, space) == pytest.approx(TRUE_AREA, rel=TOL)
+
+
+def test_smoothest_path_follows_the_wall_and_skips_the_guidewire():
+    n = 90
+    wall = 100 + 10 * torch.sin(torch.arange(n) * (2 * math.pi / n))  # an eccentric wall
+    inner = wall - 40
+    cand = torch.stack([inner, wall], -1)[None].clone()
+    valid = torch.ones(1, n, 2, dtype=torch.bool)
+    valid[0, :30, 0] = False  # rays 0-29: only the wall; 30-89: a structure in front of it
+    skip = torch.zeros(1, n, dtype=torch.bool)
+    path = lp.smoothest_path(cand, valid, skip)
+    assert torch.allclose(path[0], wall)
+    # the guidewire rays carry no wall: any candidate there costs nothing
+    cand2 = cand.clone()
+    cand2[0, 40:50, 1] = 500.0
+    skip[0, 40:50] = True
+    path2 = lp.smoothest_path(cand2, valid, skip)
+    keep = ~skip[0]
+    assert torch.allclose(path2[0][keep], wall[keep])
+
+
+def test_run_ends_lists_the_first_and_the_last_ends():
+    kept = torch.zeros(1, 1, 40, dtype=torch.bool)
+    for a, b in ((0, 5), (8, 10), (12, 13), (20, 30), (33, 35)):
+        kept[0, 0, a:b] = True
+    cand, valid = lp.run_ends(kept, k=3)
+    assert cand[0, 0][valid[0, 0]].tolist() == [5.0, 10.0, 35.0]
+    cand, valid = lp.run_ends(kept, k=8, above=torch.tensor([[11.0]]))
+    assert cand[0, 0][valid[0, 0]].tolist() == [13.0, 30.0, 35.0]
+
+
+def test_connected_lumen_same_on_scipy_and_torch():
+    rng = np.random.default_rng(3)
+    lum = torch.from_numpy(rng.random((3, 64, 50)) < 0.6)
+    assert torch.equal(lu.connected_lumen(lum, 4), lu._kept_torch(lum, 4))
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_guidewire_rays_keep_their_first_exit(space):
+    """On guidewire rays the smooth rule does not fill: the lumen in front of the guidewire
+    and its shadow stays as labelled."""
+    shape = BIG[space]
+    lab = scene(space, lumen=(0, 0, R), shape=shape)
+    annulus(lab, space, 0.8, 2.0, arc=(200, 215), value=GUIDEWIRE, shape=shape)
+    (smooth,) = run([lab], space)
+    (first,) = run([lab], space, settings={"lumen_contour": "first_wall"})
+    assert area(smooth, space) == pytest.approx(area(first, space), rel=0.005)
