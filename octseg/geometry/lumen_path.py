@@ -18,9 +18,11 @@ total jump, the inner one. So:
   bar, a flap joined by one) costs the same jumps either way, and the tie keeps the first-wall
   contour: the false lumen behind an attached flap stays out, as in the geometry of expert
   labels (docs/metrics.md);
-* lumen leaking out through a gap in the wall into a pocket or a ring beyond it (a dim wall,
-  a shadow) is a tie or worse for the outer path, so it is cut as under the first-wall rule
-  (on the rays through the gap itself the lumen runs on, and the contour with it).
+* lumen leaking out through a gap in the wall into a pocket or a partial ring of even depth
+  beyond it (a dim wall, a shadow) is a tie or worse for the outer path, so it is cut as under
+  the first-wall rule (on the rays through the gap itself the lumen runs on, and the contour
+  with it). A pocket that tapers towards the wall on both sides of the gap is, to the labels,
+  the same shape as the lumen behind a chain, and is kept.
 
 Rays in ``skip`` (through the guidewire: no wall there) do not count in the jumps; the caller
 interpolates them.
@@ -30,11 +32,11 @@ from __future__ import annotations
 
 import torch
 
-from octseg.geometry.kernels import count_along
+from octseg.geometry.kernels import first_one
 from octseg.geometry.lumen import connected_lumen
 
-MAX_CANDIDATES = 8  # per ray: the first seven run ends and the last one
-TIE = 1e-3  # cost per sample of radius: among paths of equal total jump, the inner one
+MAX_CANDIDATES = 8  # per ray: the filled exit, the first six run ends beyond it and the last
+TIE = 1e-3  # cost per sample of radius: ties, and jumps saved by less than this, go inward
 DEAD = 2.0  # samples of a jump that cost nothing: rasterisation steps of a contour
 PIECE = 64  # frames per dynamic-programming pass (memory: about N x 64 x K^2 x 12 bytes)
 INF = torch.finfo(torch.float32).max / 4
@@ -54,6 +56,8 @@ def run_ends(
         ends &= pos > above[..., None]
     big = float(s + 1)
     first = torch.where(ends, pos, big).topk(min(k - 1, s), -1, largest=False).values
+    if first.shape[-1] < k - 1:  # fewer samples than candidates: pad with none
+        first = torch.nn.functional.pad(first, (0, k - 1 - first.shape[-1]), value=big)
     last = torch.where(ends, pos, -1.0).amax(-1, keepdim=True)
     cand = torch.cat([first, last], -1)
     valid = (cand > 0) & (cand < big)
@@ -135,22 +139,23 @@ def candidates(
     filled-lumen exit ``first`` ``(B, N)`` and the :func:`run_ends` of the lumen connected to
     the catheter beyond it. Nothing inside the filled exit is a candidate: enclosed holes are
     filled already, and a ring of them (a sheath reflection, a circle of specks) would
-    otherwise be a path with no jumps at all. Only frames with lumen beyond the filled exit
-    are labelled, on the samples from the nearest exit to the farthest lumen."""
+    otherwise be a path with no jumps at all. Only frames with lumen at or beyond the filled
+    exit of some ray are labelled, on the samples from the nearest exit to the farthest
+    lumen."""
     b, n, s = lum.shape
     first = first.to(torch.float32)
     cand = torch.zeros(b, n, MAX_CANDIDATES, device=lum.device)
     cand[..., 0] = first
     valid = torch.zeros_like(cand, dtype=torch.bool)
     valid[..., 0] = True
-    busy = (count_along(lum, -1) > first).any(1).nonzero().squeeze(1)
+    anyin, back = first_one(lum.flip(-1))
+    last = torch.where(anyin, s - 1 - back, -1)  # the farthest lumen sample of each ray
+    busy = (last >= first).any(1).nonzero().squeeze(1)
     if busy.numel():
         lb, fb = lum[busy].bool(), first[busy]
         lo = max(int(fb.min()) - 1, 0)
-        hi = int(lb.any(0).any(0).nonzero().max()) + 2
-        band = max(cath_samples - lo, 0)
-        kept = connected_lumen(lb[..., lo:hi], band)
-        kept[..., :band] = True
+        hi = min(int(last[busy].max()) + 2, s)
+        kept = connected_lumen(lb[..., lo:hi], max(cath_samples - lo, 0))
         ends, ok = run_ends(kept, MAX_CANDIDATES - 1, above=fb - lo)
         cand[busy, :, 1:] = ends + lo
         valid[busy, :, 1:] = ok

@@ -4,10 +4,13 @@ Applied where predictions become labels (``infer.py``, ``postprocess.enabled: tr
 default), before anything is measured or written, so ``labels.npz``, the DICOM-SEG, the overlays
 and ``frames.csv`` all carry the same labels. Every rule works on the catheter rays of the lumen
 contour (``octseg.geometry.lumen``: polar A-lines, or ``n_rays`` rays through a Cartesian frame)
-and on the contour radius along each ray, ``r_L`` (the filled-lumen exit of docs/metrics.md;
-interpolated across guidewire and strut rays):
+and on the contour radius along each ray, ``r_L``: with ``lumen_contour: smooth`` (default) the
+smoothest path through the filled-lumen exit and the lumen ends beyond it
+(:mod:`octseg.geometry.lumen_path`: crosses chains of blood labelled as tissue), with
+``first_wall`` the filled-lumen exit of docs/metrics.md; on guidewire rays the filled-lumen
+exit; interpolated across guidewire and strut rays where lumen is removed:
 
-* **Lumen** = one region containing the catheter, holes filled, nothing beyond the first wall:
+* **Lumen** = one region containing the catheter, holes filled, nothing beyond the wall:
   inside ``r_L`` every pixel that is not a strut or the guidewire becomes lumen (specks, blood,
   calcium or plaque labelled inside the lumen); lumen beyond ``r_L`` (a ring outside the wall,
   islands in the tissue, a false lumen behind an attached flap) becomes background.
