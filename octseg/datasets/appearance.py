@@ -192,6 +192,8 @@ def _cartesian_speckle(rng: np.random.Generator, shape: tuple[int, ...]) -> np.n
 class BloodSpeckle(DualTransform):
     """Speckled blobs of blood signal (level from ``level``, covering about ``coverage`` of the
     lumen) between ``catheter`` samples and the lumen border; the mask is unchanged.
+    ``wall_bias`` (standard deviations of the blob field added from 0 at the catheter to 1 at
+    the border) draws the blobs towards the wall, where they touch it.
 
     Blood is a suspension in the lumen, so its blobs and speckle are drawn in Cartesian space
     (isotropic blobs of ``blob`` samples' Gaussian width, speckle at half a sample) and read onto
@@ -207,8 +209,10 @@ class BloodSpeckle(DualTransform):
         lumen: int = 1,
         blob: tuple[float, float] = (1.5, 8.0),
         p: float = 0.3,
+        wall_bias: float = 0.0,
     ):
         super().__init__(p=p)
+        self.wall_bias = float(wall_bias)
         self.level = tuple(float(v) for v in level)
         self.coverage = tuple(float(v) for v in coverage)
         self.catheter = int(catheter)
@@ -225,6 +229,9 @@ class BloodSpeckle(DualTransform):
             return {"blood": None}
         rng = np.random.default_rng(self.py_random.randrange(2**31))
         field = _cartesian_field(rng, mask.shape, self.py_random.uniform(*self.blob))
+        if self.wall_bias:  # more blobs near the lumen border, in standard deviations
+            border = np.maximum(lumen_border(mask, self.lumen)[:, None], 1)
+            field = field + self.wall_bias * field.std() * np.clip(depth / border, 0, 1)
         thr = np.quantile(field[inside], 1 - self.py_random.uniform(*self.coverage))
         blob = np.clip((field - thr) / (field.std() * 0.5 + 1e-6), 0, 1) * inside
         speckle = _cartesian_speckle(rng, mask.shape)
@@ -240,7 +247,7 @@ class BloodSpeckle(DualTransform):
         return mask
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("level", "coverage", "catheter", "lumen", "blob")
+        return ("level", "coverage", "catheter", "lumen", "blob", "wall_bias")
 
 
 class ColourMap(ImageOnlyTransform):

@@ -151,7 +151,15 @@ def _appearance(c: Mapping[str, Any]) -> list[Any]:
         ),
         ("field_of_view_p", lambda p: ap.FieldOfView(_range(c, "field_of_view", (0.6, 1.0)), p)),
         ("dim_wall_p", lambda p: ap.DimWall(_range(c, "dim_wall", (0.2, 0.7)), lumen=lumen, p=p)),
-        ("blood_p", lambda p: ap.BloodSpeckle(_range(c, "blood", (0.15, 0.6)), lumen=lumen, p=p)),
+        (
+            "blood_p",
+            lambda p: ap.BloodSpeckle(
+                _range(c, "blood", (0.15, 0.6)),
+                lumen=lumen,
+                p=p,
+                wall_bias=float(c.get("blood_wall_bias", 0.0)),
+            ),
+        ),
         ("attenuation_p", lambda p: ap.DepthAttenuation(_range(c, "attenuation", (-0.5, 2)), p)),
         ("gain_p", lambda p: A.MultiplicativeNoise(_range(c, "gain", (0.4, 1.5)), p=p)),
         ("dynamic_range_p", lambda p: ap.DynamicRange(p=p)),

@@ -89,6 +89,24 @@ def test_blood_blobs_are_isotropic_in_cartesian_space():
     assert np.median(ratios) > 2.5  # radii ~22 vs ~130 samples: about 6x for isotropic blobs
 
 
+def test_blood_wall_bias_draws_blobs_towards_the_lumen_border():
+    mask = np.zeros((256, 160), np.uint8)
+    mask[:, :150] = 1
+    share = {}
+    for bias in (0.0, 1.5):
+        t = ap.BloodSpeckle(coverage=(0.3, 0.3), catheter=8, p=1, wall_bias=bias)
+        near, far = 0.0, 0.0
+        for seed in range(6):
+            t.set_random_seed(seed)
+            blood = t.get_params_dependent_on_data({}, {"mask": mask})["blood"] > 0
+            near += blood[:, 20:50].mean()
+            far += blood[:, 120:150].mean()
+            assert not blood[:, 150:].any() and not blood[:, :8].any()  # lumen only
+        share[bias] = far / near
+    assert 0.7 < share[0.0] < 1.4  # no preference without the bias
+    assert share[1.5] > 2.0  # blobs crowd towards the wall with it
+
+
 @pytest.mark.parametrize("name", ap.PALETTES)
 def test_colour_map_is_the_readers_view_of_that_export(frame, name):
     img, mask = frame
