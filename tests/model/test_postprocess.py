@@ -222,6 +222,9 @@ def test_settings_validation():
         PostprocessSettings.from_value({"calcium_max_depth_mm": -1})
     with pytest.raises(InputError, match="calcium_min_area_mm2 must be a number >= 0"):
         PostprocessSettings.from_value({"calcium_min_area_mm2": -0.01})
+    with pytest.raises(InputError, match="lumen_contour must be smooth or first_wall"):
+        PostprocessSettings.from_value({"lumen_contour": "outer"})
+    assert PostprocessSettings.from_value(True).lumen_contour == "smooth"
     assert PostprocessSettings.from_value(True).enabled
     assert not PostprocessSettings.from_value(False).enabled
 
