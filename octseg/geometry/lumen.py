@@ -19,7 +19,7 @@ their angle about the centroid and interpolated periodically (:func:`periodic_pr
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -88,12 +88,22 @@ def _lumen_like(vals: torch.Tensor) -> torch.Tensor:
     return (vals | 2).eq_(3)
 
 
+class KeptLumen(NamedTuple):
+    """The catheter-connected lumen that :func:`lumen_exit` labelled: frames ``frames`` of the
+    batch, samples ``lo`` onwards of every ray (``kept``: bool ``(len(frames), N, hi - lo)``)."""
+
+    frames: torch.Tensor
+    lo: int
+    kept: torch.Tensor
+
+
 def lumen_exit(
     vals: torch.Tensor,
     cath_samples: int = 0,
     fill: bool = True,
     skip: torch.Tensor | None = None,
-) -> torch.Tensor:
+    with_kept: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, KeptLumen]:
     """Index of the first sample outside the lumen on each ray of label samples ``(B, N, S)``
     (rows: rays, periodic; S where the lumen reaches the end).
 
@@ -107,7 +117,8 @@ def lumen_exit(
     the first non-lumen sample ends the ray. Frames whose lumen already is one run from the
     first sample on every ray skip the filling (it could not change them); rays in ``skip``
     ``(B, N)`` (e.g. through the guidewire, whose radius is interpolated anyway) do not count
-    in that test."""
+    in that test. ``with_kept`` (with ``fill``): also the :class:`KeptLumen` of the frames
+    that were filled."""
     s = vals.shape[-1]
     lum = _lumen_like(vals)
     anyout, k = first_one(1 - lum)
@@ -118,42 +129,49 @@ def lumen_exit(
     if skip is not None:
         extra &= ~skip
     busy = extra.any(1).nonzero().squeeze(1)
+    kept = KeptLumen(busy, 0, torch.zeros(0, *k.shape[1:], 0, dtype=torch.bool, device=k.device))
     if busy.numel():
         lb = lum[busy]
         anyin, kl = first_one(lb.flip(-1))
         last = torch.where(anyin, s - 1 - kl, torch.full_like(kl, -1))
         gw = vals[busy] == GUIDEWIRE
-        k[busy] = _filled_exit(lb, gw, k[busy], last, cath_samples)
-    return k
+        k[busy], lo, part = _filled_exit(lb, gw, k[busy], last, cath_samples)
+        kept = KeptLumen(busy, lo, part)
+    return (k, kept) if with_kept else k
 
 
 def _filled_exit(
     lum: torch.Tensor, gw: torch.Tensor, k: torch.Tensor, last: torch.Tensor, cath_samples: int
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, int, torch.Tensor]:
     """:func:`lumen_exit` with filling, on the samples between the nearest exit ``k`` and the
     farthest lumen sample ``last`` of the frames (everything before is lumen connected to the
-    catheter, everything after is tissue beyond the lumen). On CPU the components come from
-    ``scipy.ndimage.label`` frame by frame (:func:`_outside_scipy`); on other devices from the
-    batched :func:`reconstruct` (:func:`_outside_torch`); both give the same samples."""
+    catheter, everything after is tissue beyond the lumen): the exit, the first sample of that
+    range and the catheter-connected lumen on it. On CPU the components come from
+    ``scipy.ndimage.label`` frame by frame; on other devices from the batched
+    :func:`reconstruct`; both give the same samples."""
     s = lum.shape[-1]
     lo = max(int(k.min()) - 1, 0)
     hi = min(int(last.max()) + 2, s)
     lb, gb = lum[..., lo:hi].bool(), gw[..., lo:hi]
-    band = max(cath_samples - lo, 0)
+    kept = connected_lumen(lb, max(cath_samples - lo, 0))
     if lb.device.type == "cpu":
-        outside = _outside_scipy(lb, gb, band)
+        outside = _beyond_scipy(kept, gb)
     else:
-        outside = _outside_torch(lb, gb, band)
+        outside = _beyond_torch(kept, gb)
     anyo, ko = first_one(outside.to(torch.uint8))
-    return torch.where(anyo, ko + lo, torch.full_like(ko, s))
+    return torch.where(anyo, ko + lo, torch.full_like(ko, s)), lo, kept
 
 
 def _outside_torch(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tensor:
     """Samples outside the filled lumen: the guidewire samples ``gw``, and the samples that are
     not in the lumen connected to the first column (through the first ``band`` columns) and
     are connected to the last column other than through the guidewire."""
-    kept = _kept_torch(lb, band)
-    seed_o = torch.zeros_like(lb)
+    return _beyond_torch(_kept_torch(lb, band), gw)
+
+
+def _beyond_torch(kept: torch.Tensor, gw: torch.Tensor) -> torch.Tensor:
+    """:func:`_outside_torch` from the catheter-connected lumen ``kept``."""
+    seed_o = torch.zeros_like(kept)
     seed_o[..., -1] = True
     return reconstruct(seed_o, ~kept & ~gw) | gw
 
@@ -169,9 +187,14 @@ def _reach_scipy(mask: np.ndarray, seed_col: int) -> np.ndarray:
 
 def _outside_scipy(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tensor:
     """:func:`_outside_torch` frame by frame with ``scipy.ndimage.label``."""
-    out = np.zeros(lb.shape, bool)
-    for f, (m, g) in enumerate(zip(lb.numpy(), gw.numpy())):
-        out[f] = _reach_scipy(~_kept_scipy(m, band) & ~g, -1) | g
+    return _beyond_scipy(connected_lumen(lb, band), gw)
+
+
+def _beyond_scipy(kept: torch.Tensor, gw: torch.Tensor) -> torch.Tensor:
+    """:func:`_beyond_torch` frame by frame with ``scipy.ndimage.label``."""
+    out = np.zeros(kept.shape, bool)
+    for f, (m, g) in enumerate(zip(kept.numpy(), gw.numpy())):
+        out[f] = _reach_scipy(~m & ~g, -1) | g
     return torch.from_numpy(out)
 
 
@@ -203,22 +226,23 @@ def _kept_torch(lb: torch.Tensor, band: int) -> torch.Tensor:
 
 
 def _first_exit(
-    vals: torch.Tensor, cath_samples: int = 0, fill: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
+    vals: torch.Tensor, cath_samples: int = 0, fill: bool = False, with_kept: bool = False
+) -> tuple[torch.Tensor, ...]:
     """For label samples ``(B, N, S)`` along rays: index of the first sample outside the lumen
     (:func:`lumen_exit`; S if none) and whether the lumen border on that ray touches a strut or
-    the guidewire."""
+    the guidewire; ``with_kept`` (with ``fill``): also the :class:`KeptLumen`."""
     s = vals.shape[-1]
     # A ray that meets the guidewire or its shadow anywhere carries no wall information: the
     # contour is interpolated there even when a prediction leaves a gap of wall or lumen between
     # the lumen and the shadow (on exact labels this equals "the border touches class 4").
     gw = (vals == GUIDEWIRE).any(dim=-1)
-    k = lumen_exit(vals, cath_samples, fill, skip=gw)
+    k = lumen_exit(vals, cath_samples, fill, skip=gw, with_kept=with_kept)
+    k, kept = k if with_kept else (k, None)
     anyout = k < s
     out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
     in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
     masked = gw | (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
-    return k, masked
+    return (k, masked, kept) if with_kept else (k, masked)
 
 
 def fill_masked_periodic(values: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from octseg.geometry.kernels import first_one
-from octseg.geometry.lumen import connected_lumen
+from octseg.geometry.lumen import KeptLumen
 
 MAX_CANDIDATES = 8  # per ray: the filled exit, the first six run ends beyond it and the last
 TIE = 1e-3  # cost per sample of radius: ties, and jumps saved by less than this, go inward
@@ -133,32 +132,22 @@ def _exact_path(cand: torch.Tensor, valid: torch.Tensor, skip: torch.Tensor) -> 
     return _rolled(path, (n - start) % n)
 
 
-def candidates(
-    lum: torch.Tensor, cath_samples: int, first: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Contour candidates ``(B, N, K)`` and their validity for the lumen samples ``lum`` (0/1
-    uint8 ``(B, N, S)``; the first ``cath_samples`` of every ray are the catheter): the
-    filled-lumen exit ``first`` ``(B, N)`` and the :func:`run_ends` of the lumen connected to
-    the catheter beyond it. Nothing inside the filled exit is a candidate: enclosed holes are
-    filled already, and a ring of them (a sheath reflection, a circle of specks) would
-    otherwise be a path with no jumps at all. Only frames with lumen at or beyond the filled
-    exit of some ray are labelled, on the samples from the nearest exit to the farthest
-    lumen."""
-    b, n, s = lum.shape
+def candidates(kept: KeptLumen, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contour candidates ``(B, N, K)`` and their validity: the filled-lumen exit ``first``
+    ``(B, N)`` and the :func:`run_ends` beyond it of the catheter-connected lumen that
+    :func:`octseg.geometry.lumen.lumen_exit` labelled (``kept``; the other frames have no
+    lumen beyond their first run, so the exit is their only candidate). Nothing inside the
+    filled exit is a candidate: enclosed holes are filled already, and a ring of them (a
+    sheath reflection, a circle of specks) would otherwise be a path with no jumps at all."""
+    b, n = first.shape
     first = first.to(torch.float32)
-    cand = torch.zeros(b, n, MAX_CANDIDATES, device=lum.device)
+    cand = torch.zeros(b, n, MAX_CANDIDATES, device=first.device)
     cand[..., 0] = first
     valid = torch.zeros_like(cand, dtype=torch.bool)
     valid[..., 0] = True
-    anyin, back = first_one(lum.flip(-1))
-    last = torch.where(anyin, s - 1 - back, -1)  # the farthest lumen sample of each ray
-    busy = (last >= first).any(1).nonzero().squeeze(1)
-    if busy.numel():
-        lb, fb = lum[busy].bool(), first[busy]
-        lo = max(int(fb.min()) - 1, 0)
-        hi = min(int(last[busy].max()) + 2, s)
-        kept = connected_lumen(lb[..., lo:hi], max(cath_samples - lo, 0))
-        ends, ok = run_ends(kept, MAX_CANDIDATES - 1, above=fb - lo)
-        cand[busy, :, 1:] = ends + lo
-        valid[busy, :, 1:] = ok
+    if kept.frames.numel():
+        f = kept.frames
+        ends, ok = run_ends(kept.kept, MAX_CANDIDATES - 1, above=first[f] - kept.lo)
+        cand[f, :, 1:] = ends + kept.lo
+        valid[f, :, 1:] = ok
     return cand, valid

@@ -158,7 +158,7 @@ def _ray_exits(vals: torch.Tensor, cath: int, smooth: bool) -> dict[str, torch.T
     """Per ray of ray samples ``(B, N, S)``: the filled-lumen exit (samples), the rays to
     interpolate (guidewire, strut) and those that meet the guidewire; per frame whether it has
     any lumen; with ``smooth`` the contour candidates of :mod:`octseg.geometry.lumen_path`."""
-    k, masked = lu._first_exit(vals, cath, True)
+    k, masked, kept = lu._first_exit(vals, cath, True, with_kept=True)
     kf = k.to(torch.float32)
     out = {
         "fill": kf,
@@ -167,7 +167,7 @@ def _ray_exits(vals: torch.Tensor, cath: int, smooth: bool) -> dict[str, torch.T
         "has": (vals == LUMEN).flatten(1).any(1),
     }
     if smooth:
-        out["cand"], out["valid"] = lp.candidates(lu._lumen_like(vals), cath, kf)
+        out["cand"], out["valid"] = lp.candidates(kept, kf)
     return out
 
 

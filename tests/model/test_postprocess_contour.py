@@ -106,15 +106,17 @@ def _beyond(space, r_mm):
 def test_no_candidate_inside_the_filled_exit():
     """Enclosed holes are filled: a ring of them (a sheath reflection) would otherwise offer a
     path without jumps. Ray samples: lumen 0-29 with holes at 10-11 and 20-21, wall 30-39,
-    lumen again 40-44 (behind an attached structure), wall to the end."""
+    lumen again 40-44 (behind an attached structure), wall to the end; the catheter-connected
+    lumen labelled from the catheter on (``KeptLumen`` from sample 0)."""
     lum = torch.zeros(1, 4, 60, dtype=torch.uint8)
     lum[..., :30] = 1
-    lum[..., 10:12] = 0
-    lum[..., 20:22] = 0
+    lum[:, 1:, 10:12] = 0
+    lum[:, 1:, 20:22] = 0
     lum[..., 40:45] = 1
     lum[0, 0, 30:40] = 1  # one ray where the lumen behind is joined to the rest
     first = torch.full((1, 4), 30.0)
-    cand, valid = lp.candidates(lum, 0, first)
+    kept = lu.KeptLumen(torch.tensor([0]), 0, lu.connected_lumen(lum.bool(), 0))
+    cand, valid = lp.candidates(kept, first)
     got = cand[0, 1][valid[0, 1]].tolist()
     assert got == [30.0, 45.0]  # the exit and the lumen behind; not 10 or 20
     assert (cand[valid] >= 30).all()
@@ -126,7 +128,9 @@ def test_candidates_on_a_thin_slice():
     lum = torch.zeros(2, 6, 40, dtype=torch.uint8)
     lum[..., :20] = 1
     lum[0, 2, 21] = 1
-    cand, valid = lp.candidates(lum, 0, torch.full((2, 6), 20.0))
+    lo = 19  # as lumen_exit labels it: from a sample before the nearest exit to the farthest lumen
+    kept = lu.KeptLumen(torch.tensor([0]), lo, lu.connected_lumen(lum[:1, :, lo:23].bool(), 0))
+    cand, valid = lp.candidates(kept, torch.full((2, 6), 20.0))
     assert cand.shape == (2, 6, lp.MAX_CANDIDATES)
     assert valid[..., 0].all() and valid[..., 1:].sum() == 0  # 21 is not connected
 
