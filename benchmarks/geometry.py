@@ -1,7 +1,7 @@
 """Benchmark of the geometry module: batched torch vs the per-frame NumPy/scikit-image reference.
 
     .venv/bin/python benchmarks/geometry.py [--frames 64] [--ref-frames 6] [--device cpu cuda]
-        [--threads 1 2] [--repeat 3] [--pullback 1000] [--chunk 64]
+        [--threads 1 2] [--repeat 3] [--pullback 1000] [--chunk 64] [--distinct N]
         [--baseline-tree DIR] [--json PATH]
 
 For 1024x1024 Cartesian (10 um) and 504x968 polar (5 um) synthetic label maps: frames/s of
@@ -201,10 +201,14 @@ def time_baseline(tree: str, labels: np.ndarray, space: str, dev: str, threads: 
 
 
 def bench(space: str, args, devices: list[str], threads: list[int]) -> dict:
-    labels, ps = make_frames(args.frames, space, specks=args.specks)
+    n = min(args.distinct or args.frames, args.frames)
+    labels, ps = make_frames(n, space, specks=args.specks)
+    if n < args.frames:
+        labels = np.concatenate([labels] * math.ceil(args.frames / n))[: args.frames]
     lf = LabelFile(labels=labels, space=space, pixel_spacing_mm=ps, frame_spacing_mm=0.2)
     res: dict = {"space": space, "shape": list(labels.shape[1:]), "frames": args.frames}
     res["specks"] = args.specks
+    res["distinct_frames"] = n
     torch.set_num_threads(1)  # the reference is single-threaded NumPy / SciPy
     ref_out: list = []
     ref = time_runs(
@@ -322,6 +326,13 @@ def main() -> None:
     ap.add_argument("--pullback", type=int, default=1000, help="0 to skip the memory run")
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--specks", type=int, default=0, help="non-lumen specks inside each lumen")
+    ap.add_argument(
+        "--distinct",
+        type=int,
+        default=0,
+        help="synthesise only this many frames and repeat them up to --frames (0: all distinct; "
+        "synthesis takes ~0.1 s per 1024x1024 frame, far longer than a GPU measures them)",
+    )
     ap.add_argument("--baseline-tree", help="folder holding another octseg/ to time (A/B)")
     ap.add_argument("--json", help="output JSON (default benchmarks/results/geometry_<dev>.json)")
     args = ap.parse_args()

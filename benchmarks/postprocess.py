@@ -18,13 +18,16 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from geometry import make_frames
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* beside octseg
+
+from benchmarks.geometry import make_frames  # noqa: E402
 from octseg.core.atomic import write_text
 from octseg.core.classes import LUMEN
 from octseg.model.postprocess import postprocess_labels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -261,3 +262,24 @@ def test_validation_scores_the_average_and_init_from_starts_it(toy_root, tmp_pat
     on_raw, _ = validate(eng.model, *args, eng.autocast)
     assert on_avg["loss"] != on_raw["loss"]  # the two really differ after a step
     assert record["val/loss"] == pytest.approx(on_avg["loss"], rel=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_mixed_precision_run_resumes_and_loads_on_cpu(toy_root, tmp_path):
+    """trainer=gpu (AMP): two epochs, a resumed third; the checkpoint loads weights-only on CPU
+    and predicts what the GPU predicts (within AMP's tolerance)."""
+    out = tmp_path / "run"
+    assert train(_cfg(toy_root, out, "trainer=gpu"))["epochs_run"] == 2
+    hist = json.loads((out / "metrics.json").read_text())
+    assert all(math.isfinite(h["train_loss"]) for h in hist)
+    more = train(
+        _cfg(toy_root, out, "trainer=gpu", "trainer.max_epochs=3", f"ckpt_path={out / 'last.ckpt'}")
+    )
+    assert more["epochs_run"] == 3
+    model, _ = load_checkpoint(out / "last.ckpt")  # weights_only=True, mapped to CPU
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        cpu = model.eval()(x)
+        gpu = model.cuda()(x.cuda()).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=1e-3, rtol=1e-3)

@@ -1,0 +1,93 @@
+"""The geometry and the post-processing give the CPU's results on a GPU (skipped without CUDA)
+and with a GPU's piece sizes (16x larger, ``kernels.for_device``; on any machine).
+
+Frames: the benchmarks' label maps (elliptic lumen with non-lumen specks, calcium, guidewire
+shadow, struts; a lumen ring beyond the wall in every other frame), both spaces.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import octseg.geometry.lumen_path as lp
+import octseg.geometry.measure as measure
+import octseg.model.postprocess as pp
+from benchmarks.postprocess import dirty_frames
+from octseg.geometry import measure_labels
+from octseg.geometry.kernels import ACCELERATOR_FACTOR
+from octseg.io.labels import LabelFile
+from octseg.model.postprocess import postprocess_labels
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+SPACES = ["cartesian", "polar"]
+
+
+def assert_same_rows(cpu: list[dict], other: list[dict]) -> None:
+    assert len(cpu) == len(other)
+    for a, b in zip(cpu, other, strict=True):
+        assert a.keys() == b.keys()
+        for key, va in a.items():
+            vb = b[key]
+            if isinstance(va, float) and math.isnan(va):
+                assert isinstance(vb, float) and math.isnan(vb), key
+            elif isinstance(va, (int, float, np.floating)):
+                # float32 reductions in another order: 1e-4 relative, 1e-4 absolute (mm, deg)
+                assert vb == pytest.approx(va, rel=1e-4, abs=1e-4), key
+            else:
+                assert va == vb, key
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_accelerator_piece_sizes_give_the_same_results(space, monkeypatch):
+    labels, ps, c = dirty_frames(20, space, specks=5)
+    small = postprocess_labels(labels.copy(), space, ps, c)
+    lf = LabelFile(labels=small, space=space, pixel_spacing_mm=ps, frame_spacing_mm=0.2)
+    rows = measure_labels(lf, chunk_frames=20)
+    calls = []
+
+    def big(base, device):
+        calls.append(base)
+        return base * ACCELERATOR_FACTOR
+
+    for module in (measure, pp, lp):
+        monkeypatch.setattr(module, "for_device", big)
+    large = postprocess_labels(labels.copy(), space, ps, c)
+    assert calls  # the post-processing took the accelerator's step
+    np.testing.assert_array_equal(large, small)
+    calls.clear()
+    assert_same_rows(rows.frames, measure_labels(lf, chunk_frames=20).frames)
+    assert calls  # ... and the geometry its pieces
+    assert rows.struts
+    assert_same_rows(rows.struts, measure_labels(lf, chunk_frames=20).struts)
+
+
+@pytest.mark.parametrize("rule", ["smooth", "first_wall"])
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.gpu
+@needs_cuda
+def test_postprocess_on_cuda_matches_cpu(space, rule):
+    labels, ps, c = dirty_frames(6, space, specks=5)
+    kw = {"settings": {"lumen_contour": rule}}
+    cpu = postprocess_labels(labels.copy(), space, ps, c, device="cpu", **kw)
+    gpu = postprocess_labels(labels.copy(), space, ps, c, device="cuda", **kw)
+    assert (cpu != labels).any()  # there was something to repair
+    # ray sampling in float32 on two devices: a pixel on a ray boundary may flip
+    assert (gpu != cpu).mean() < 1e-4
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.gpu
+@needs_cuda
+def test_measure_labels_on_cuda_matches_cpu(space):
+    labels, ps, c = dirty_frames(6, space, specks=5)
+    postprocess_labels(labels, space, ps, c)
+    lf = LabelFile(labels=labels, space=space, pixel_spacing_mm=ps, frame_spacing_mm=0.2)
+    cpu = measure_labels(lf, device="cpu").frames
+    gpu = measure_labels(lf, device="cuda").frames
+    assert len(cpu) == 6
+    assert_same_rows(cpu, gpu)
