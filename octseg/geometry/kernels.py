@@ -54,6 +54,16 @@ def round_up(x: float, q: int = 64) -> int:
     return int(math.ceil(max(x, 1.0) / q) * q)
 
 
+ACCELERATOR_FACTOR = 16
+
+
+def for_device(base: int, device: torch.device | str) -> int:
+    """A piece size tuned for the CPU (``base``: cache-sized temporaries) scaled for ``device``.
+    An accelerator pays a few hundred kernel launches and synchronisations per piece whatever
+    its size, so its pieces are ``ACCELERATOR_FACTOR`` times larger."""
+    return base if torch.device(device).type == "cpu" else base * ACCELERATOR_FACTOR
+
+
 def pieces(b: int, per_frame: int, budget: int) -> list[slice]:
     """Slices of ``b`` frames holding at most ``budget`` ray samples each (at least one frame)."""
     step = max(1, budget // max(per_frame, 1))

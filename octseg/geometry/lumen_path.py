@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import torch
 
+from octseg.geometry.kernels import for_device
 from octseg.geometry.lumen import KeptLumen
 
 MAX_CANDIDATES = 8  # per ray: the filled exit, the first six run ends beyond it and the last
@@ -87,7 +88,7 @@ def smoothest_path(cand: torch.Tensor, valid: torch.Tensor, skip: torch.Tensor) 
     out = cand[..., 0].clone()
     busy = ((valid.sum(-1) > 1) & ~skip).any(1).nonzero().squeeze(1)
     # the loop over rays launches a few kernels per ray: on an accelerator take far more frames
-    piece = PIECE if cand.device.type == "cpu" else 16 * PIECE
+    piece = for_device(PIECE, cand.device)
     for i in range(0, busy.numel(), piece):
         f = busy[i : i + piece]
         out[f] = _exact_path(cand[f], valid[f], skip[f])

@@ -20,7 +20,14 @@ from octseg.geometry import calcium as ca_mod
 from octseg.geometry import lumen as lu
 from octseg.geometry import plaque as pl_mod
 from octseg.geometry import stent as st_mod
-from octseg.geometry.kernels import count_along, eq_u8, farthest_corner, pieces, round_up
+from octseg.geometry.kernels import (
+    count_along,
+    eq_u8,
+    farthest_corner,
+    for_device,
+    pieces,
+    round_up,
+)
 from octseg.geometry.settings import GeometrySettings
 from octseg.geometry.summary import summarize
 from octseg.geometry.tables import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
@@ -30,6 +37,7 @@ from octseg.io.labels import LabelFile
 # chunk_frames and keep the temporaries small enough to stay in cache
 _RAY_BUDGET = 1 << 21
 _PIXEL_BUDGET = 1 << 23
+# (on an accelerator 16x larger: kernels.for_device)
 
 
 @dataclass
@@ -62,7 +70,7 @@ def _work_buffer(cache: dict, lab: torch.Tensor) -> torch.Tensor:
     ``lab``'s, kept in ``cache`` across chunks: full-frame passes run over pieces of that many
     frames, which stay in cache and avoid fresh full-size temporaries (page faults on CPU)."""
     b, h, w = lab.shape
-    n = min(b, max(1, _PIXEL_BUDGET // (h * w)))
+    n = min(b, max(1, for_device(_PIXEL_BUDGET, lab.device) // (h * w)))
     buf = cache.get("work")
     if (
         buf is None
@@ -149,7 +157,8 @@ def _lumen(lab: torch.Tensor, space: str, ps: float, center_px, s, cache: dict) 
         full = farthest_corner(center_px, *lab.shape[1:])
         max_r = _extent_px((lab[:, ::_SUB, ::_SUB] | 2) == 3, center_px, _SUB)
         max_r = full if max_r == 0 else min(max_r, full)
-    radii, theta = lu.catheter_contour(lab, space, ps, center_px, s, cache, max_r, _RAY_BUDGET)
+    budget = for_device(_RAY_BUDGET, lab.device)
+    radii, theta = lu.catheter_contour(lab, space, ps, center_px, s, cache, max_r, budget)
     area, cy, cx = lu.polygon_area_centroid(radii, theta)
     has_lumen = area > 0
     cy = torch.where(has_lumen, cy, torch.zeros_like(cy))
@@ -173,7 +182,7 @@ def _ray_metrics(
     oy, ox, my, mx = grid.origin(lum.cy, lum.cx)
     rho_o = lum.profile(phi, my, mx)
     cal: dict[str, list[torch.Tensor]] = {}
-    for p in pieces(b, n * n_s, _RAY_BUDGET):
+    for p in pieces(b, n * n_s, for_device(_RAY_BUDGET, lab.device)):
         vals = grid.sample(lab[p], oy[p], ox[p])
         for fn in fns:
             for k, v in fn(vals, ps, rho_o[p]).items():

@@ -54,7 +54,7 @@ from octseg.core.errors import InputError
 from octseg.geometry import lumen as lu
 from octseg.geometry import lumen_path as lp
 from octseg.geometry.components import components_from_flat, label_periodic
-from octseg.geometry.kernels import farthest_corner
+from octseg.geometry.kernels import farthest_corner, for_device
 
 
 @dataclass
@@ -68,7 +68,7 @@ class PostprocessSettings:
     guidewire_frames: int = 5  # running-median window of the guidewire sector (odd; 1: off)
     guidewire_margin_deg: float = 3.0  # drift of the guidewire between frames tolerated
     n_rays: int = 720  # rays through Cartesian frames (polar: the A-lines)
-    chunk_frames: int = 8  # frames per step (full-size temporaries)
+    chunk_frames: int = 8  # frames per step on CPU (full-size temporaries; 16x on a GPU)
 
     @classmethod
     def from_value(cls, value: Any) -> PostprocessSettings:
@@ -331,9 +331,10 @@ def postprocess_labels(
     rays = _Rays((h, w), space, pixel_spacing_mm, catheter_center, s.n_rays, device)
     cath = lu.catheter_samples(catheter_radius_mm, rays.step_mm)
     smooth = s.lumen_contour == "smooth"
+    step = for_device(s.chunk_frames, device)
     parts = []
-    for a in range(0, f, s.chunk_frames):
-        lab = torch.from_numpy(labels[a : a + s.chunk_frames]).to(device)
+    for a in range(0, f, step):
+        lab = torch.from_numpy(labels[a : a + step]).to(device)
         parts.append(_ray_exits(rays.sample(lab), cath, smooth))
     kf_all, kk_all, g, has_all = _contours(parts, smooth)
     guide = s.guidewire_frames > 1 and f > 1
@@ -341,8 +342,8 @@ def postprocess_labels(
     margin = int(math.ceil(s.guidewire_margin_deg / 360 * rays.n))
     gw_off = ~_grow(sector | _neighbours(g), margin) if f > 1 else ~g
     gw_add = _missing_sector(g, sector, margin)
-    for a in range(0, f, s.chunk_frames):
-        b = min(f, a + s.chunk_frames)
+    for a in range(0, f, step):
+        b = min(f, a + step)
         lab = torch.from_numpy(labels[a:b]).to(device)
         sl = slice(a, b)
         _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
