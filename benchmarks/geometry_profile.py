@@ -4,10 +4,11 @@
         [--frames 256] [--chunk 256] [--rows 15] [--json PATH]
 
 The frames are ``benchmarks/geometry.py``'s (16 distinct ones, repeated). Prints frames/s of an
-unprofiled run, how many operators and host-device synchronisations one run launches (per
-frame), and the operators that take the most host time and the most device time. On a GPU the
-geometry is host-bound when the device time is a small share of the wall time: then fewer,
-larger launches help, faster kernels do not.
+unprofiled run, how many operators (per frame) and stream synchronisations one run launches,
+the milliseconds the GPU spent copying and in kernels against the profiled run's wall time, and
+the operators that take the most host time and the most device time. On a GPU the geometry is
+host-bound when copies and kernels are a small share of the wall time: then fewer, larger
+launches help, faster kernels do not.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* beside octseg
@@ -28,7 +30,8 @@ from benchmarks.geometry import make_frames  # noqa: E402
 from octseg.geometry import measure_labels  # noqa: E402
 from octseg.io.labels import LabelFile  # noqa: E402
 
-SYNCS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "aten::_local_scalar_dense")
+SYNCS = ("cudaStreamSynchronize", "cudaDeviceSynchronize")
+NOT_WORK = ("Activity Buffer Request",)  # the profiler's own device-side rows
 
 
 def main() -> None:
@@ -57,11 +60,16 @@ def main() -> None:
     wall = time.perf_counter() - t0
     acts = [ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda
     with profile(activities=acts) as prof:
+        t0 = time.perf_counter()
         run()
+        profiled = time.perf_counter() - t0
     events = prof.events()
     ops = sum(1 for e in events if e.name.startswith("aten::") and e.cpu_parent is None)
     syncs = sum(1 for e in events if e.name in SYNCS)
-    device_us = sum(e.self_device_time_total for e in prof.key_averages()) if cuda else 0.0
+    # kernels and copies as the GPU ran them (device-side events; each counted once)
+    on_gpu = [e for e in events if e.device_type == DeviceType.CUDA and e.name not in NOT_WORK]
+    copy_us = sum(e.device_time_total for e in on_gpu if e.name.startswith("Memcpy"))
+    kernel_us = sum(e.device_time_total for e in on_gpu if not e.name.startswith("Memcpy"))
     res = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "space": args.space,
@@ -69,8 +77,10 @@ def main() -> None:
         "chunk": args.chunk,
         "frames_per_s": args.frames / wall,
         "top_level_ops_per_frame": ops / args.frames,
-        "syncs_per_run": syncs,
-        "device_time_share": device_us * 1e-6 / wall if cuda else None,
+        "stream_syncs_per_run": syncs,
+        "profiled_wall_ms": profiled * 1e3,
+        "gpu_copy_ms": copy_us * 1e-3 if cuda else None,
+        "gpu_kernel_ms": kernel_us * 1e-3 if cuda else None,
     }
     print(json.dumps(res, indent=1))
     for key in ["self_cpu_time_total"] + ["self_device_time_total"] * cuda:

@@ -50,7 +50,7 @@ def main() -> None:
             n_pullbacks=2,
             # an epoch longer than the timed steps: the loader's workers restart every epoch
             # (timed apart below), which a 2-batch toy epoch would measure instead
-            n_frames=max(32, -(-(args.steps + 4) * args.batch_size // 2)),
+            n_frames=max(32, -(-(args.steps + 3) * args.batch_size // 2)),
             a=args.grid[0],
             r=args.grid[1],
             spacing_mm=args.spacing,
@@ -70,16 +70,14 @@ def main() -> None:
         pin_memory=device.type == "cuda",
     )
 
-    def batches():
-        epoch = 0
-        while True:
-            loader.set_epoch(epoch)
-            yield from loader
-            epoch += 1
+    def epoch(e: int):
+        """A fresh epoch (the workers start again: not persistent, for an exactly reproducible
+        order); the cohort holds enough batches that neither timed phase crosses an epoch."""
+        loader.set_epoch(e)
+        return iter(loader)
 
-    # workers' start-up (every epoch: not persistent, for an exactly reproducible order)
     t0 = time.perf_counter()
-    it = batches()
+    it = epoch(0)
     next(it)
     start_s = time.perf_counter() - t0
     # loader alone
@@ -112,8 +110,9 @@ def main() -> None:
         scaler.update()
 
     model.train()
+    it = epoch(1)
     for _ in range(2):
-        step(next(it))  # warm-up
+        step(next(it))  # warm-up (and the workers' start-up)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
