@@ -47,10 +47,13 @@ class Candidate:
     extra: dict = field(default_factory=dict)
 
 
-ALINE = ("loss._target_=octseg.train.losses.ALineDiceCELoss", "+loss.lambda_aline=1.0")
-# experiment=hybrid has carried the class weights of `calw` since this screen; the candidates
-# measured before pin the recipe they ran (no weights), so the rows stay reproducible.
-NOW = ("loss.weight=null",)
+ALINE = ("loss._target_=octseg.train.losses.ALineDiceCELoss", "++loss.lambda_aline=1.0")
+# experiment=hybrid has carried the class weights of `calw` since the first screen and the
+# ALineDiceCELoss and 256 A-lines of `calw_aline_grid256` since the tenth session; every
+# candidate pins the recipe it ran, so the rows stay reproducible: PRE is the recipe before the
+# tenth session, NOW the one before the first screen (no weights either).
+PRE = ("loss._target_=monai.losses.DiceCELoss", "~loss.lambda_aline", "data.net_grid.n_alines=128")
+NOW = ("loss.weight=null", *PRE)
 WIDE = ("model.net.channels=[32,64,128,256]",)
 CANDIDATES: dict[str, Candidate] = {
     "baseline": Candidate(
@@ -74,15 +77,15 @@ CANDIDATES: dict[str, Candidate] = {
         ),
     ),
     "calw": Candidate(
-        "class weights (calcium x3, strut x3)", ("loss.weight=[1.0,1.0,3.0,3.0,1.0]",)
+        "class weights (calcium x3, strut x3)", (*PRE, "loss.weight=[1.0,1.0,3.0,3.0,1.0]")
     ),
     "calw_aline": Candidate(
         "class weights (calcium x3, strut x3) + ALineDiceCELoss",
-        ("loss.weight=[1.0,1.0,3.0,3.0,1.0]", *ALINE),
+        (*PRE, "loss.weight=[1.0,1.0,3.0,3.0,1.0]", *ALINE),
     ),
     "calw_aline_grid256": Candidate(
-        "class weights + ALineDiceCELoss, net grid 256 A-lines",
-        ("loss.weight=[1.0,1.0,3.0,3.0,1.0]", *ALINE, "data.net_grid.n_alines=256"),
+        "class weights + ALineDiceCELoss, net grid 256 A-lines (experiment=hybrid since then)",
+        (*PRE, "loss.weight=[1.0,1.0,3.0,3.0,1.0]", *ALINE, "data.net_grid.n_alines=256"),
     ),
     "calw_aline_tta": Candidate(
         "calw_aline checkpoint, TTA at inference", infer=("tta.enabled=true",), reuse="calw_aline"
@@ -102,11 +105,16 @@ CANDIDATES: dict[str, Candidate] = {
     ),
 }
 
+# a second training seed of each (the train.yaml default is 42)
+for _base in ("calw_aline", "calw_aline_grid256"):
+    _c = CANDIDATES[_base]
+    CANDIDATES[f"{_base}_s1"] = Candidate(f"{_c.description}, seed 1", (*_c.train, "seed=1"))
+
 # calcium components under a minimum area removed (postprocess.calcium_min_area_mm2), thresholds
 # fixed from the training labels before any held-out run: 0.01 mm² is under every calcium
 # component of the training set (synthetic pieces from 0.019 mm²), 0.1 under every one of its
 # hybrid frames (from 0.23 mm²)
-for _base in ("calw_aline", "calw_aline_grid256"):
+for _base in ("calw_aline", "calw_aline_grid256", "calw_aline_s1", "calw_aline_grid256_s1"):
     for _tag, _mm2 in (("min001", 0.01), ("min01", 0.1)):
         CANDIDATES[f"{_base}_tta_{_tag}"] = Candidate(
             f"{_base} checkpoint, TTA, calcium components under {_mm2} mm² removed",
