@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
@@ -44,8 +43,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    base, ps = make_frames(16, args.space)
-    labels = np.concatenate([base] * -(-args.frames // 16))[: args.frames]
+    labels, ps = make_frames(args.frames, args.space, distinct=16)
     lf = LabelFile(labels=labels, space=args.space, pixel_spacing_mm=ps, frame_spacing_mm=0.2)
     cuda = args.device.startswith("cuda")
 

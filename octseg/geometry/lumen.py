@@ -154,23 +154,22 @@ def _filled_exit(
     hi = min(int(last.max()) + 2, s)
     lb, gb = lum[..., lo:hi].bool(), gw[..., lo:hi]
     kept = connected_lumen(lb, max(cath_samples - lo, 0))
-    if lb.device.type == "cpu":
-        outside = _beyond_scipy(kept, gb)
-    else:
-        outside = _beyond_torch(kept, gb)
-    anyo, ko = first_one(outside.to(torch.uint8))
+    anyo, ko = first_one(beyond_lumen(kept, gb).to(torch.uint8))
     return torch.where(anyo, ko + lo, torch.full_like(ko, s)), lo, kept
 
 
-def _outside_torch(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tensor:
-    """Samples outside the filled lumen: the guidewire samples ``gw``, and the samples that are
-    not in the lumen connected to the first column (through the first ``band`` columns) and
-    are connected to the last column other than through the guidewire."""
-    return _beyond_torch(_kept_torch(lb, band), gw)
+def beyond_lumen(kept: torch.Tensor, gw: torch.Tensor) -> torch.Tensor:
+    """Samples outside the filled lumen, given the catheter-connected lumen ``kept``
+    (:func:`connected_lumen`): the guidewire samples ``gw``, and the samples that are not in
+    ``kept`` and are connected to the last column other than through the guidewire. On CPU
+    ``scipy.ndimage.label`` frame by frame, elsewhere the batched :func:`reconstruct`."""
+    if kept.device.type == "cpu":
+        return _beyond_scipy(kept, gw)
+    return _beyond_torch(kept, gw)
 
 
 def _beyond_torch(kept: torch.Tensor, gw: torch.Tensor) -> torch.Tensor:
-    """:func:`_outside_torch` from the catheter-connected lumen ``kept``."""
+    """:func:`beyond_lumen` batched with :func:`reconstruct`."""
     seed_o = torch.zeros_like(kept)
     seed_o[..., -1] = True
     return reconstruct(seed_o, ~kept & ~gw) | gw
@@ -183,11 +182,6 @@ def _reach_scipy(mask: np.ndarray, seed_col: int) -> np.ndarray:
     seeds = lab[:, seed_col]
     hit[seeds[seeds > 0]] = True
     return hit[lab]
-
-
-def _outside_scipy(lb: torch.Tensor, gw: torch.Tensor, band: int) -> torch.Tensor:
-    """:func:`_outside_torch` frame by frame with ``scipy.ndimage.label``."""
-    return _beyond_scipy(connected_lumen(lb, band), gw)
 
 
 def _beyond_scipy(kept: torch.Tensor, gw: torch.Tensor) -> torch.Tensor:

@@ -162,7 +162,8 @@ def test_filled_exit_agrees_across_implementations_on_random_frames():
     ref = np.stack([filled_exit(f, 5) for f in frames])
     assert np.array_equal(k, ref)
     lum, gw = lu._lumen_like(t).bool(), t == 4
-    assert torch.equal(lu._outside_torch(lum, gw, 5), lu._outside_scipy(lum, gw, 5))
+    on_gpu = lu._beyond_torch(lu._kept_torch(lum, 5), gw)  # the GPU path, run on the CPU
+    assert torch.equal(on_gpu, lu.beyond_lumen(lu.connected_lumen(lum, 5), gw))
     plain = lu.lumen_exit(t, fill=False).numpy()
     assert (plain != ref).any()  # the frames do exercise the filling
 

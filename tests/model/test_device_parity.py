@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from geometry_scenes import assert_same_measurements
 
 import octseg.geometry.lumen_path as lp
 import octseg.geometry.measure as measure
@@ -28,7 +29,8 @@ SPACES = ["cartesian", "polar"]
 
 
 def assert_same_rows(cpu: list[dict], other: list[dict]) -> None:
-    """Same rows: angles within one ray (0.5°: a ray on a boundary may flip between devices),
+    """Same rows on two devices (the same device, other piece sizes:
+    ``geometry_scenes.assert_same_measurements``): angles within one ray (0.5°: a ray on a boundary may flip between devices),
     other numbers within 1e-4 relative / 1e-4 absolute (float32 sums in another order)."""
     assert len(cpu) == len(other)
     for a, b in zip(cpu, other, strict=True):
@@ -68,9 +70,9 @@ def test_accelerator_piece_sizes_give_the_same_results(space, monkeypatch):
     calls.clear()
     again = measure_labels(lf, chunk_frames=20)
     assert {measure._PIXEL_BUDGET, measure._RAY_BUDGET} <= set(calls)  # ... and the geometry's
-    assert_same_rows(rows.frames, again.frames)
     assert rows.struts
-    assert_same_rows(rows.struts, again.struts)
+    assert_same_measurements(rows.frames, again.frames)  # the tolerance of chunkings
+    assert_same_measurements(rows.struts, again.struts)
 
 
 @pytest.mark.parametrize("rule", ["smooth", "first_wall"])
