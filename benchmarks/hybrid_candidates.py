@@ -110,11 +110,22 @@ for _base in ("calw_aline", "calw_aline_grid256"):
     _c = CANDIDATES[_base]
     CANDIDATES[f"{_base}_s1"] = Candidate(f"{_c.description}, seed 1", (*_c.train, "seed=1"))
 
+# four times more lesions on real frames: the same recipe on a 12-variant hybrid build
+# (`cohort build ... --variants 12 --val-variants 3 --seed 2`: training draws 2000-2011, apart
+# from every held-out draw), given as --train-root; the description names the build
+for _seed, _tag in ((None, "v12"), ("1", "v12_s1")):
+    CANDIDATES[_tag] = Candidate(
+        "calw_aline_grid256 recipe on the 12-variant hybrid build (--variants 12 --seed 2)"
+        + (f", seed {_seed}" if _seed else ""),
+        (*CANDIDATES["calw_aline_grid256"].train, *((f"seed={_seed}",) if _seed else ())),
+    )
+
 # calcium components under a minimum area removed (postprocess.calcium_min_area_mm2), thresholds
 # fixed from the training labels before any held-out run: 0.01 mm² is under every calcium
 # component of the training set (synthetic pieces from 0.019 mm²), 0.1 under every one of its
 # hybrid frames (from 0.23 mm²)
-for _base in ("calw_aline", "calw_aline_grid256", "calw_aline_s1", "calw_aline_grid256_s1"):
+_MIN_AREA_BASES = ("calw_aline", "calw_aline_grid256", "calw_aline_s1", "calw_aline_grid256_s1")
+for _base in (*_MIN_AREA_BASES, "v12", "v12_s1"):
     for _tag, _mm2 in (("min001", 0.01), ("min01", 0.1)):
         CANDIDATES[f"{_base}_tta_{_tag}"] = Candidate(
             f"{_base} checkpoint, TTA, calcium components under {_mm2} mm² removed",
@@ -157,6 +168,17 @@ def train(name: str, cand: Candidate, args: argparse.Namespace, work: Path) -> f
     return seconds
 
 
+# what a candidate without inference overrides ran with: checkpoints of experiment=hybrid now
+# carry recommended settings (octseg/model/recommended.py) that infer.py would apply unasked
+INFER_PINNED = {"tta.enabled": "false", "postprocess.calcium_min_area_mm2": "0.0"}
+
+
+def pinned_infer(overrides: tuple[str, ...]) -> list[str]:
+    """``overrides`` plus the pinned value of every :data:`INFER_PINNED` key they do not set."""
+    given = {o.split("=", 1)[0] for o in overrides}
+    return [f"{k}={v}" for k, v in INFER_PINNED.items() if k not in given] + list(overrides)
+
+
 def infer_and_evaluate(cand: Candidate, ckpt: Path, args: argparse.Namespace, work: Path) -> dict:
     """``infer.py`` on the console inputs, ``evaluate.py`` against the manual folder."""
     auto, ev = work / "auto", work / "eval"
@@ -170,7 +192,7 @@ def infer_and_evaluate(cand: Candidate, ckpt: Path, args: argparse.Namespace, wo
             f"checkpoint={ckpt}",
             f"input={console / 'inputs'}",
             f"output={auto}",
-            *cand.infer,
+            *pinned_infer(cand.infer),
         ],
         work / "infer.log",
     )

@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             readers=args.readers,
             render_processes=args.render_processes,
             progress=False,
+            tta_enabled=bool(args.tta),  # the settings (fingerprint) say what the predictor does
             **spacing,
             **{k: v for k, v in kw.items() if k in pass_on},
         )

@@ -56,9 +56,13 @@ def test_infer_config_is_the_dataclass_defaults():
     assert s == expected
     assert GeometrySettings.from_dict(s.geometry) == GeometrySettings()
     assert set(s.postprocess) < {f for f in PostprocessSettings.__dataclass_fields__}
-    assert PostprocessSettings.from_value(s.postprocess) == PostprocessSettings()
+    # calcium_min_area_mm2 and tta.enabled are null: the checkpoint's recommendation, else off
+    assert s.postprocess["calcium_min_area_mm2"] is None and s.tta_enabled is None
+    resolved, applied = s.with_recommended({})
+    assert PostprocessSettings.from_value(resolved.postprocess) == PostprocessSettings()
+    assert resolved.tta_options() == {"tta_rolls": 1, "tta_flip": False} and applied == {}
     tta = InferSettings.from_cfg(_compose("infer", *REQUIRED, "tta.enabled=true"))
-    assert (tta.tta_rolls, tta.tta_flip) == (4, True)
+    assert tta.tta_options() == {"tta_rolls": 4, "tta_flip": True}
     assert set(OmegaConf.load(CONFIG_DIR / "infer.yaml")) == {"defaults", "hydra"}
 
 

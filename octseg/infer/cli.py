@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="test-time augmentation: 4 rolls x flip, averaged (default: on when the model "
-        "runs on CUDA, off on the CPU, where it takes 8x the model time)",
+        "runs on CUDA; on the CPU, where it takes 8x the model time, as the checkpoint "
+        "recommends, off for the shipped model)",
     )
     p.add_argument("--batch-size", type=int, metavar="N", help="frames per forward pass")
     p.add_argument(
@@ -193,8 +194,9 @@ def to_overrides(
     if args.checkpoint:
         overrides.append(f"checkpoint={quote(str(args.checkpoint))}")
     overrides.append(f"device={quote(args.device)}")
-    tta = args.tta if args.tta is not None else runs_on_cuda(args.device, cuda_available)
-    overrides.append(f"tta.enabled={'true' if tta else 'false'}")
+    tta = args.tta if args.tta is not None else runs_on_cuda(args.device, cuda_available) or None
+    if tta is not None:  # None (CPU, no flag): as the model recommends, off without
+        overrides.append(f"tta.enabled={'true' if tta else 'false'}")
     if args.batch_size is not None:
         overrides.append(f"batch_size={int(args.batch_size)}")
     for key in ("pixel_spacing_mm", "frame_spacing_mm"):

@@ -221,7 +221,8 @@ def start_run(settings: InferSettings, predictor: Any = None) -> Run:
 
         settings = dataclasses.replace(settings, checkpoint=str(default_checkpoint()))
     geometry = GeometrySettings.from_dict(settings.geometry or {})
-    PostprocessSettings.from_value(settings.postprocess)  # a bad setting fails before any work
+    # a bad setting fails before any work (unset ones checked as their no-recommendation value)
+    PostprocessSettings.from_value(settings.with_recommended({})[0].postprocess)
     rank, world, local_rank = dist_env()
     device = predictor.device if predictor is not None else pick_device(settings.device, local_rank)
     distributed = _init_dist(world, device, settings.dist_timeout_min)
@@ -249,15 +250,9 @@ def discover_tasks(run: Run) -> list[Task]:
 def load_model(run: Run, predictor: Any = None) -> None:
     """Build the predictor (unless given), fingerprint the outputs (checkpoint + settings) and
     start this rank's manifest."""
-    from octseg.model.predictor import PredictOptions, Predictor
-
-    s = run.settings
     t_load = time.perf_counter()
-    run.predictor = predictor or Predictor.from_checkpoint(
-        s.checkpoint, PredictOptions.from_settings(s, device=run.device)
-    )
-    if predictor is None and run.rank == 0:
-        _print_model(s.checkpoint, run.predictor.meta)
+    applied = _build_predictor(run, predictor)
+    s = run.settings
     model_info = run.predictor.describe()
     ck = Path(str(s.checkpoint))
     model = type(run.predictor.model).__name__
@@ -269,6 +264,7 @@ def load_model(run: Run, predictor: Any = None) -> None:
         "anonymize_ids": bool(s.anonymize_ids),
         "fingerprint": fp,
         "model": model_info,
+        "recommended_applied": applied,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "model_load_s": round(time.perf_counter() - t_load, 3),
     }
@@ -276,11 +272,40 @@ def load_model(run: Run, predictor: Any = None) -> None:
     run.manifest.flush()
 
 
-def _print_model(checkpoint: Any, meta: dict[str, Any]) -> None:
-    """Which model the run uses (the shipped one by name; recipe and version when recorded)."""
+def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
+    """``run.predictor`` (the given one, or the checkpoint's network as the settings say) and
+    ``run.settings`` with the unset ones taken from the model's recommendations; returns those
+    applied (:mod:`octseg.model.recommended`)."""
+    from octseg.model.checkpoint import load_checkpoint
+    from octseg.model.predictor import PredictOptions, Predictor
+    from octseg.model.recommended import recommended
+
+    ck = run.settings.checkpoint
+    model, meta = load_checkpoint(ck) if predictor is None else (None, predictor.meta)
+    s, applied = run.settings.with_recommended(recommended(meta, ck))
+    run.settings = s
+    if predictor is None:
+        opts = PredictOptions.from_settings(s, device=run.device)
+        predictor = Predictor(model, meta, opts, source=ck)
+        if run.rank == 0:
+            _print_model(ck, meta, applied)
+    run.predictor = predictor
+    return applied
+
+
+def _print_model(checkpoint: Any, meta: dict[str, Any], applied: dict[str, Any]) -> None:
+    """Which model the run uses (the shipped one by name; recipe and version when recorded) and
+    the settings taken from its recommendations."""
     from octseg.model.shipped import describe
 
     print(f"model: {describe(checkpoint, meta)}", flush=True)
+    if applied:
+        what = ", ".join(f"{k}={v}" for k, v in applied.items())
+        print(
+            f"model's recommended inference settings applied: {what} (give tta.enabled / "
+            "postprocess.calcium_min_area_mm2 to choose otherwise)",
+            flush=True,
+        )
 
 
 def segment_all(run: Run) -> float:

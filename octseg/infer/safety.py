@@ -120,6 +120,7 @@ def validate_settings(s: Any) -> None:
     _int_in("prefetch", s.prefetch, 0, 1024, "pullbacks opened ahead")
     _int_in("writers", s.writers, 1, 256, "writer threads")
     _int_in("tta.rolls", s.tta_rolls, 1, 360, "test-time shifts along the A-lines")
+    _choice("tta.enabled", getattr(s, "tta_enabled", None), (True, False, None))
     _int_in("overlays.size", s.overlay_size, 32, 8192, "overlay display size in pixels")
     frames = s.overlay_frames
     if frames not in (None, "auto"):

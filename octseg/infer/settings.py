@@ -20,8 +20,9 @@ from octseg.core.errors import InputError
 
 # checkpoint= is optional: absent (null), the job uses the shipped model (octseg.model.shipped)
 REQUIRED = ("input", "output")
-# test-time augmentation as configured (``tta.*``); the rolls/flip apply when enabled
-TTA_DEFAULTS: dict[str, Any] = {"enabled": False, "rolls": 4, "flip": True}
+# test-time augmentation as configured (``tta.*``); the rolls/flip apply when enabled; enabled
+# null: as the checkpoint recommends (octseg.model.recommended), off without a recommendation
+TTA_DEFAULTS: dict[str, Any] = {"enabled": None, "rolls": 4, "flip": True}
 # the keys of octseg.model.postprocess.PostprocessSettings that the Hydra config exposes
 POSTPROCESS_KEYS = (
     "enabled",
@@ -34,7 +35,7 @@ POSTPROCESS_KEYS = (
     "guidewire_margin_deg",
 )
 # flat fields that the Hydra config groups (tta.*, overlays.*) or composes (geometry)
-_GROUPED = ("tta_rolls", "tta_flip", "overlay_frames", "overlay_size", "geometry")
+_GROUPED = ("tta_enabled", "tta_rolls", "tta_flip", "overlay_frames", "overlay_size", "geometry")
 
 
 @dataclass
@@ -55,9 +56,10 @@ class InferSettings:
     # probabilities interpolated, then argmax; smoother, slower)
     resample: str = "labels"
     # test-time augmentation (Hydra: tta.enabled/rolls/flip, see TTA_DEFAULTS): rolls along the
-    # A-line axis x flip, averaged
-    tta_rolls: int = 1
-    tta_flip: bool = False
+    # A-line axis x flip, averaged; enabled None: as the checkpoint recommends (off without)
+    tta_enabled: bool | None = None
+    tta_rolls: int = 4
+    tta_flip: bool = True
     pixel_spacing_mm: float | None = None  # override / complete the spacing the files give
     frame_spacing_mm: float | None = None
     format: str | None = None  # force a reader by name (dicom, npz, ...); None: detect
@@ -85,7 +87,8 @@ class InferSettings:
     # goes only to OUT/ids_private.csv
     anonymize_ids: bool = False
     # anatomical post-processing (octseg.model.postprocess): true / false or a mapping of its
-    # settings; the Hydra config gives the mapping of POSTPROCESS_KEYS (enabled: true)
+    # settings; the Hydra config gives the mapping of POSTPROCESS_KEYS (enabled: true;
+    # calcium_min_area_mm2 null: as the checkpoint recommends, 0 without a recommendation)
     postprocess: Any = True
 
     @classmethod
@@ -133,14 +136,38 @@ class InferSettings:
         node["overlays"] = {"frames": _default("overlay_frames"), "size": _default("overlay_size")}
         post = PostprocessSettings()
         node["postprocess"] = {key: getattr(post, key) for key in POSTPROCESS_KEYS}
+        node["postprocess"]["calcium_min_area_mm2"] = None  # the checkpoint's recommendation
         return node
+
+    def tta_options(self) -> dict[str, Any]:
+        """``tta_rolls`` / ``tta_flip`` as the predictor runs them (1 / False when TTA is off or
+        still unresolved)."""
+        if not self.tta_enabled:
+            return {"tta_rolls": 1, "tta_flip": False}
+        return {"tta_rolls": self.tta_rolls, "tta_flip": self.tta_flip}
+
+    def with_recommended(self, rec: dict[str, Any]) -> tuple[InferSettings, dict[str, Any]]:
+        """These settings with the unset ones (``tta_enabled`` None, a postprocess mapping's
+        ``calcium_min_area_mm2`` None) taken from the checkpoint's recommendations ``rec``
+        (:func:`octseg.model.recommended.recommended`), else off; and what was applied."""
+        applied: dict[str, Any] = {}
+        tta = self.tta_enabled
+        if tta is None:
+            tta = bool(rec.get("tta", False))
+            if "tta" in rec:
+                applied["tta"] = tta
+        post = self.postprocess
+        if isinstance(post, dict) and post.get("calcium_min_area_mm2", 0.0) is None:
+            area = float(rec.get("calcium_min_area_mm2", 0.0))
+            if "calcium_min_area_mm2" in rec:
+                applied["calcium_min_area_mm2"] = area
+            post = {**post, "calcium_min_area_mm2": area}
+        return dataclasses.replace(self, tta_enabled=tta, postprocess=post), applied
 
     def output_affecting(self) -> dict[str, Any]:
         """Settings that change the outputs (part of each pullback's fingerprint)."""
         keys = (
             "resample",
-            "tta_rolls",
-            "tta_flip",
             "pixel_spacing_mm",
             "frame_spacing_mm",
             "format",
@@ -152,7 +179,7 @@ class InferSettings:
             "anonymize_ids",
             "postprocess",
         )
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in keys} | self.tta_options()
 
 
 def _default(name: str) -> Any:
@@ -163,13 +190,14 @@ def _default(name: str) -> Any:
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:
     """The flat fields that the Hydra config's ``tta.*`` and ``overlays.*`` set."""
-    flat: dict[str, Any] = {}
-    enabled = tta.get("enabled", False)
-    if enabled not in (True, False):
-        raise InputError(None, f"tta.enabled={enabled!r} is not allowed: true or false")
-    if enabled:  # types and ranges: octseg.infer.safety.validate_settings
-        flat["tta_rolls"] = tta.get("rolls", TTA_DEFAULTS["rolls"])
-        flat["tta_flip"] = tta.get("flip", TTA_DEFAULTS["flip"])
+    enabled = tta.get("enabled", TTA_DEFAULTS["enabled"])
+    if enabled not in (True, False, None):
+        raise InputError(
+            None, f"tta.enabled={enabled!r} is not allowed: true, false or null (the model's)"
+        )
+    flat: dict[str, Any] = {"tta_enabled": enabled}  # types, ranges: safety.validate_settings
+    flat["tta_rolls"] = tta.get("rolls", TTA_DEFAULTS["rolls"])
+    flat["tta_flip"] = tta.get("flip", TTA_DEFAULTS["flip"])
     if overlays:
         flat["overlay_frames"] = overlays.get("frames", _default("overlay_frames"))
         flat["overlay_size"] = overlays.get("size", _default("overlay_size"))

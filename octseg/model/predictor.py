@@ -98,10 +98,13 @@ class PredictOptions:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> PredictOptions:
-        """The options named by any object with the same attributes (e.g. the infer settings);
-        ``overrides`` win."""
+        """The options named by any object with the same attributes (e.g. the infer settings,
+        whose ``tta_options()`` give the TTA as run); ``overrides`` win."""
         names = [f.name for f in fields(cls) if hasattr(settings, f.name)]
-        return cls(**{**{n: getattr(settings, n) for n in names}, **overrides})
+        values = {n: getattr(settings, n) for n in names}
+        if callable(getattr(settings, "tta_options", None)):
+            values |= settings.tta_options()
+        return cls(**{**values, **overrides})
 
 
 class Predictor:

@@ -18,6 +18,7 @@ from octseg.core import distributed as ddp
 from octseg.core.classes import CLASS_NAMES
 from octseg.core.errors import InputError
 from octseg.model.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
+from octseg.model.recommended import META_KEY
 from octseg.train.engine import Engine
 from octseg.train.settings import TrainSettings, plain
 
@@ -250,8 +251,11 @@ def freeze(engine: Engine, prefixes: list[str]) -> int:
     return len(frozen)
 
 
-def checkpoint_meta(engine: Engine, data: RunData, remap: dict | None) -> dict[str, Any]:
-    """The checkpoint's ``meta``: what inference needs to rebuild and feed the network."""
+def checkpoint_meta(
+    engine: Engine, data: RunData, remap: dict | None, recommended: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The checkpoint's ``meta``: what inference needs to rebuild and feed the network, and the
+    inference settings the recipe recommends (:mod:`octseg.model.recommended`)."""
     return {
         "model": engine.net_cfg,
         "wrap": engine.wrap,
@@ -263,6 +267,7 @@ def checkpoint_meta(engine: Engine, data: RunData, remap: dict | None) -> dict[s
         "remap": {int(a): int(b) for a, b in (remap or {}).items()},
         "split": data.split,
         "octseg_version": __version__,
+        META_KEY: dict(recommended or {}),
     }
 
 

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from octseg.core import atomic
 from octseg.core import distributed as ddp
 from octseg.model.checkpoint import unwrap
+from octseg.model.recommended import check_recommended
 from octseg.report.training import TensorBoardLog
 from octseg.train.checkpointing import (
     RunState,
@@ -215,6 +216,7 @@ def run_epochs(run: Run) -> None:
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     """Stages 1-3: run folder, data, model and optimisation, resumed state, logger."""
     out_dir = setup_run(cfg, info)
+    rec = check_recommended(cfg_get(cfg, "infer_recommended"), "infer_recommended")
     resume, init = read_resume(cfg), read_init(cfg)
     data = build_data(cfg, info, out_dir, resume, init)
     engine = build_engine(cfg, info, data.context_frames, len(data.classes))
@@ -224,7 +226,7 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     settings = TrainSettings.from_cfg(cfg)
     metrics = SegMetrics(data.classes, data.net_grid["spacing_mm"], settings.strut_tol_mm)
     state = restore(resume, engine, info)
-    meta = checkpoint_meta(engine, data, cfg_get(cfg, "data.remap"))
+    meta = checkpoint_meta(engine, data, cfg_get(cfg, "data.remap"), rec)
     init_from = str(init["path"]) if init else (resume or {}).get("meta", {}).get("init_from")
     if init_from:  # a resumed fine-tuning run keeps the record of where it started
         meta["init_from"] = init_from

@@ -152,18 +152,25 @@ def _overrides(argv: list[str], cuda: bool) -> list[str]:
 @pytest.mark.parametrize(
     ("device", "cuda", "tta"),
     [
-        ("auto", False, False),
+        ("auto", False, None),
         ("auto", True, True),
-        ("cpu", True, False),
+        ("cpu", True, None),
         ("cuda", False, True),
         ("cuda:1", False, True),
     ],
 )
 def test_tta_defaults_to_on_when_the_model_runs_on_cuda(device, cuda, tta):
+    """On CUDA TTA is on; on the CPU it is left unset: the checkpoint's recommendation decides
+    (octseg.model.recommended), off for a checkpoint without one such as the shipped model."""
     ov = _overrides(["a.dcm", "--out", "o", "--device", device], cuda)
-    assert f"tta.enabled={'true' if tta else 'false'}" in ov
+    assert ("tta.enabled=true" in ov) == bool(tta)
+    assert not any(o.startswith("tta.enabled=false") for o in ov)
     s = _compose([*ov, "checkpoint=c.ckpt"])
-    assert s.device == device and (s.tta_rolls, s.tta_flip) == ((4, True) if tta else (1, False))
+    assert s.device == device and s.tta_enabled is tta
+    resolved, _ = s.with_recommended({})
+    assert resolved.tta_options() == (
+        {"tta_rolls": 4, "tta_flip": True} if tta else {"tta_rolls": 1, "tta_flip": False}
+    )
 
 
 def test_tta_flag_overrides_the_device_default():

@@ -205,6 +205,8 @@ def test_predict_options_from_settings_and_checkpoint_overrides(tmp_path):
     from octseg.infer.settings import InferSettings
 
     s = InferSettings(checkpoint="c", input="i", output="o", batch_size=3, tta_rolls=2)
+    assert PredictOptions.from_settings(s).tta_rolls == 1  # TTA unset (not yet resolved): off
+    s = dataclasses.replace(s, tta_enabled=True, tta_flip=False)
     opts = PredictOptions.from_settings(s, device="cpu")
     assert (opts.device, opts.batch_size, opts.tta_rolls, opts.resample) == ("cpu", 3, 2, "labels")
     assert opts.out_chunk == PredictOptions().out_chunk  # not an infer setting: the default

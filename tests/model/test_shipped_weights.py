@@ -49,16 +49,23 @@ MACHINE = {("paths",), ("data", "root"), ("data", "val_root"), ("trainer", "num_
 
 # settings added after the weights were trained, at the value that is what training did before
 # them (a new key at another value, or any other new key, is recipe drift and fails)
-ADDED_SINCE = {("data", "val_augment_copies"): 0, ("trainer", "ema_decay"): None}
+ADDED_SINCE = {
+    ("data", "val_augment_copies"): 0,
+    ("trainer", "ema_decay"): None,
+    ("infer_recommended",): None,
+}
 
 
 def _without_added(trained: dict, now: dict) -> dict:
     """``now`` without the :data:`ADDED_SINCE` keys ``trained`` lacks, when at their neutral
     value."""
     now = {k: dict(v) if isinstance(v, dict) else v for k, v in now.items()}
-    for (section, key), neutral in ADDED_SINCE.items():
-        if key not in trained.get(section, {}) and now.get(section, {}).get(key) == neutral:
-            del now[section][key]
+    for path, neutral in ADDED_SINCE.items():
+        *section, key = path
+        had = trained.get(section[0], {}) if section else trained
+        node = now.get(section[0], {}) if section else now
+        if key not in had and key in node and node[key] == neutral:
+            del node[key]
     return now
 
 

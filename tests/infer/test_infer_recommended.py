@@ -1,0 +1,122 @@
+"""A recipe's recommended inference settings: stored by train.py in the checkpoint, applied by
+infer.py where the user left them unset, never over a setting the user gave."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from octseg.core.errors import InputError
+from octseg.datasets.toy import make_toy_dataset
+from octseg.infer.pipeline import run_inference
+from octseg.infer.settings import InferSettings
+from octseg.jobs import register_configs
+from octseg.model.recommended import check_recommended, recommended
+from octseg.train.loop import train
+
+CONFIGS = Path(__file__).resolve().parents[2] / "octseg" / "configs"
+REC = {"tta": True, "calcium_min_area_mm2": 0.1}
+
+
+def _train_cfg(root: Path, out: Path, *extra: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=["experiment=tiny", f"data.root={root}", f"paths.output_dir={out}", *extra],
+        )
+
+
+def _infer(ckpt: Path, inp: Path, out: Path, *extra: str) -> dict:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            "infer",
+            overrides=[
+                f"checkpoint={ckpt}",
+                f"input={inp}",
+                f"output={out}",
+                "progress=false",
+                "report=false",
+                "overlays.frames=[]",
+                *extra,
+            ],
+        )
+    run_inference(InferSettings.from_cfg(OmegaConf.to_container(cfg, resolve=True)))
+    return json.loads((out / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A one-epoch tiny model trained with recommendations, and one pullback to infer."""
+    root = make_toy_dataset(tmp_path_factory.mktemp("toy") / "ds", n_pullbacks=2, n_frames=6)
+    out = tmp_path_factory.mktemp("run")
+    rec = "infer_recommended={tta: true, calcium_min_area_mm2: 0.1}"
+    train(_train_cfg(root, out, "trainer.max_epochs=1", rec))
+    return out / "last.ckpt", root / "pb000"
+
+
+def test_training_stores_the_recipe_recommendations(trained):
+    meta = torch.load(trained[0], weights_only=True)["meta"]
+    assert meta["infer_recommended"] == REC
+    assert recommended(meta) == REC
+
+
+def test_unset_settings_follow_the_checkpoint(trained, tmp_path):
+    man = _infer(*trained, tmp_path / "out")
+    assert man["recommended_applied"] == REC
+    assert len(man["model"]["tta"]) == 8  # 4 rolls x flip
+
+
+def test_settings_given_by_the_user_win(trained, tmp_path):
+    man = _infer(
+        *trained,
+        tmp_path / "out",
+        "tta.enabled=false",
+        "postprocess.calcium_min_area_mm2=0.0",
+    )
+    assert man["recommended_applied"] == {}
+    assert man["model"]["tta"] == [[0, 0]]
+
+
+def test_the_outputs_change_with_the_applied_settings(trained, tmp_path):
+    """The fingerprint sees the resolved settings: a rerun with other settings is not 'done'."""
+    a = _infer(*trained, tmp_path / "a")
+    b = _infer(*trained, tmp_path / "b", "postprocess.calcium_min_area_mm2=0.0")
+    assert a["fingerprint"] != b["fingerprint"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"tta": "yes"}, "infer_recommended.tta='yes'"),
+        ({"calcium_min_area_mm2": -1}, "calcium_min_area_mm2=-1"),
+        ({"calcium_min_area_mm2": float("nan")}, "calcium_min_area_mm2=nan"),
+        ({"batch_size": 4}, "unknown key(s) ['batch_size']"),
+        ([1, 2], "must be a mapping"),
+    ],
+)
+def test_bad_recommendations_name_the_source(value, message):
+    with pytest.raises(InputError) as err:
+        check_recommended(value, "model.ckpt")
+    assert message in str(err.value) and "model.ckpt" in str(err.value)
+
+
+def test_a_bad_recommendation_stops_training_before_any_work(tmp_path):
+    cfg = _train_cfg(tmp_path / "absent", tmp_path / "out", "infer_recommended={tta: maybe}")
+    with pytest.raises(InputError, match="infer_recommended.tta='maybe'"):
+        train(cfg)
+
+
+def test_checkpoints_without_recommendations_keep_the_product_defaults():
+    assert recommended({"classes": [0, 1]}) == {}
+    s = InferSettings(checkpoint="c", input="i", output="o", postprocess={"enabled": True})
+    resolved, applied = s.with_recommended({})
+    assert applied == {} and resolved.tta_options() == {"tta_rolls": 1, "tta_flip": False}
+    post = {"enabled": True, "calcium_min_area_mm2": None}
+    resolved, applied = InferSettings("c", "i", "o", postprocess=post).with_recommended(REC)
+    assert resolved.postprocess["calcium_min_area_mm2"] == 0.1 and resolved.tta_enabled is True
