@@ -8,9 +8,9 @@ catheter. With ``fill_lumen_holes`` (the default, :func:`lumen_exit`) that run i
 sheath rings), only the lumen component connected to the catheter is kept, and every non-lumen
 region it encloses (a speck, an overlay marker, residual blood: anything not connected to the
 tissue beyond the lumen) is filled, so it does not end a ray. Non-lumen connected to the wall (a
-dissection flap, a speck touching the border) does. Rays whose border touches the guidewire
-(class 4) or a strut (class 3) are masked and filled by periodic linear interpolation from the
-nearest valid rays on both sides.
+dissection flap, a speck touching the border) does. Rays that meet the guidewire (class 4), or a
+strut (class 3) before their exit (its shadow hides the wall), are masked and filled by periodic
+linear interpolation from the nearest valid rays on both sides.
 
 Distances about the lumen centroid (``rho_L(phi)``) come from the contour vertices sorted by
 their angle about the centroid and interpolated periodically (:func:`periodic_profile`).
@@ -223,8 +223,8 @@ def _first_exit(
     vals: torch.Tensor, cath_samples: int = 0, fill: bool = False, with_kept: bool = False
 ) -> tuple[torch.Tensor, ...]:
     """For label samples ``(B, N, S)`` along rays: index of the first sample outside the lumen
-    (:func:`lumen_exit`; S if none) and whether the lumen border on that ray touches a strut or
-    the guidewire; ``with_kept`` (with ``fill``): also the :class:`KeptLumen`."""
+    (:func:`lumen_exit`; S if none) and whether the ray is masked (it meets the guidewire, or a
+    strut before its exit); ``with_kept`` (with ``fill``): also the :class:`KeptLumen`."""
     s = vals.shape[-1]
     # A ray that meets the guidewire or its shadow anywhere carries no wall information: the
     # contour is interpolated there even when a prediction leaves a gap of wall or lumen between
@@ -234,8 +234,11 @@ def _first_exit(
     k, kept = k if with_kept else (k, None)
     anyout = k < s
     out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
-    in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    masked = gw | (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
+    # A strut hides the wall behind it (its shadow) just as the guidewire does: a ray that meets
+    # a strut before its exit is interpolated, so a prediction that labels the start of the
+    # shadow as lumen does not push the contour out behind an apposed strut.
+    has_strut, first_strut = first_one((vals == STRUT).to(torch.uint8))
+    masked = gw | (anyout & (out_cls == GUIDEWIRE)) | (has_strut & (first_strut < k))
     return (k, masked, kept) if with_kept else (k, masked)
 
 

@@ -115,6 +115,27 @@ def test_struts_distances(space):
     assert row["max_malapposition_mm"] == pytest.approx(0.3, abs=PX)
 
 
+@pytest.mark.parametrize("space", SPACES)
+def test_lumen_in_a_strut_shadow_does_not_push_the_contour_out(space):
+    """A prediction often labels the start of an apposed strut's shadow as lumen (the shadow is
+    as dark as the lumen): a notch 0.12 mm deep behind the strut, reached through the strut. The
+    shadow hides the wall, so rays that meet a strut before their exit are interpolated (like
+    the guidewire's): the strut stays apposed. A malapposed strut keeps its distance."""
+    lum = (0.0, 0.0, 0.8)
+    apposed, floating = (0.79, 60.0), (0.5, 240.0)
+    frame = scene(space, lumen=lum, struts=[apposed, floating])
+    y, x = grid(space)
+    rho, phi = np.hypot(y, x), np.degrees(np.arctan2(y, x)) % 360
+    notch = (rho >= 0.8) & (rho < 0.92) & (np.abs(phi - 60.0) < 1.2)  # inside the shadow
+    frame[notch & (frame == 0)] = 1
+    m = measure([frame], space)
+    got = {round(s["angle_deg"] / 60): s for s in m.struts}
+    assert got[1]["distance_mm"] == pytest.approx(0.01, abs=PX)
+    assert not got[1]["malapposed"]
+    assert got[4]["distance_mm"] == pytest.approx(0.3, abs=PX) and got[4]["malapposed"]
+    assert m.frames[0]["lumen_area_mm2"] == pytest.approx(math.pi * 0.64, rel=0.02)
+
+
 def _true_stent(lum, rho, phis):
     pts = torch.tensor(
         [
