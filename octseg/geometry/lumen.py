@@ -27,7 +27,14 @@ import torch
 from octseg.core.classes import GUIDEWIRE, LUMEN, STRUT
 from octseg.core.contour import polygon_areas
 from octseg.geometry.components import label_periodic
-from octseg.geometry.kernels import count_along, farthest_corner, first_one, pieces, round_up
+from octseg.geometry.kernels import (
+    count_along,
+    eq_u8,
+    farthest_corner,
+    first_one,
+    pieces,
+    round_up,
+)
 
 TWO_PI = 2 * math.pi
 
@@ -220,11 +227,17 @@ def _kept_torch(lb: torch.Tensor, band: int) -> torch.Tensor:
 
 
 def _first_exit(
-    vals: torch.Tensor, cath_samples: int = 0, fill: bool = False, with_kept: bool = False
+    vals: torch.Tensor,
+    cath_samples: int = 0,
+    fill: bool = False,
+    with_kept: bool = False,
+    shadow_samples: int | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """For label samples ``(B, N, S)`` along rays: index of the first sample outside the lumen
     (:func:`lumen_exit`; S if none) and whether the ray is masked (it meets the guidewire, or a
-    strut before its exit); ``with_kept`` (with ``fill``): also the :class:`KeptLumen`."""
+    strut beyond the catheter band at most ``shadow_samples`` before its exit, any strut before
+    it when None: :func:`_strut_shadow`); ``with_kept`` (with ``fill``): also the
+    :class:`KeptLumen`."""
     s = vals.shape[-1]
     # A ray that meets the guidewire or its shadow anywhere carries no wall information: the
     # contour is interpolated there even when a prediction leaves a gap of wall or lumen between
@@ -234,12 +247,35 @@ def _first_exit(
     k, kept = k if with_kept else (k, None)
     anyout = k < s
     out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
-    # A strut hides the wall behind it (its shadow) just as the guidewire does: a ray that meets
-    # a strut before its exit is interpolated, so a prediction that labels the start of the
-    # shadow as lumen does not push the contour out behind an apposed strut.
-    has_strut, first_strut = first_one((vals == STRUT).to(torch.uint8))
-    masked = gw | (anyout & (out_cls == GUIDEWIRE)) | (has_strut & (first_strut < k))
+    masked = (
+        gw
+        | (anyout & (out_cls == GUIDEWIRE))
+        | _strut_shadow(vals, k, cath_samples, shadow_samples)
+    )
     return (k, masked, kept) if with_kept else (k, masked)
+
+
+def _strut_shadow(
+    vals: torch.Tensor, k: torch.Tensor, cath_samples: int, shadow_samples: int | None
+) -> torch.Tensor:
+    """Rays ``(B, N)`` whose first strut sample beyond the catheter band lies before the exit
+    ``k`` and (unless None) at most ``shadow_samples`` before it. A strut hides the wall behind
+    it as the guidewire does: such a ray is interpolated, so a prediction that labels the start
+    of an apposed strut's shadow as lumen does not push the contour out behind it; a strut deep
+    inside the lumen (spurious, or malapposed by more) leaves the ray as it is."""
+    if cath_samples >= vals.shape[-1]:
+        return torch.zeros_like(k, dtype=torch.bool)
+    has, first = first_one(eq_u8(vals[..., cath_samples:], STRUT))
+    first = first + cath_samples
+    near = has & (first < k)
+    if shadow_samples is not None:
+        near &= (k - first) <= shadow_samples
+    return near
+
+
+def shadow_samples(strut_shadow_mm: float, step_mm: float) -> int:
+    """The ``strut_shadow_mm`` setting in samples of ``step_mm`` (rounded up)."""
+    return int(math.ceil(strut_shadow_mm / step_mm - 1e-9))
 
 
 def fill_masked_periodic(values: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -281,10 +317,15 @@ def catheter_samples(catheter_radius_mm: float, step_mm: float) -> int:
 
 
 def catheter_radii_polar(
-    lab: torch.Tensor, ps: float, catheter_radius_mm: float = 0.0, fill: bool = False
+    lab: torch.Tensor,
+    ps: float,
+    catheter_radius_mm: float = 0.0,
+    fill: bool = False,
+    strut_shadow_mm: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lumen radii (mm) along every A-line of polar label maps ``(B, A, R)`` and the mask."""
-    k, masked = _first_exit(lab, catheter_samples(catheter_radius_mm, ps), fill)
+    cath = catheter_samples(catheter_radius_mm, ps)
+    k, masked = _first_exit(lab, cath, fill, False, shadow_samples(strut_shadow_mm, ps))
     return ((k.to(torch.float32) - 0.5) * ps).clamp(min=0), masked
 
 
@@ -322,10 +363,17 @@ class CatheterRays:
         return vals
 
     def radii(
-        self, lab: torch.Tensor, ps: float, catheter_radius_mm: float = 0.0, fill: bool = False
+        self,
+        lab: torch.Tensor,
+        ps: float,
+        catheter_radius_mm: float = 0.0,
+        fill: bool = False,
+        strut_shadow_mm: float = 0.5,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         vals = self.sample(lab)
-        k, masked = _first_exit(vals, catheter_samples(catheter_radius_mm, self.step * ps), fill)
+        step_mm = self.step * ps
+        cath = catheter_samples(catheter_radius_mm, step_mm)
+        k, masked = _first_exit(vals, cath, fill, False, shadow_samples(strut_shadow_mm, step_mm))
         return ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0), masked
 
 
@@ -407,7 +455,7 @@ def catheter_contour(
     ``budget``: ray samples per piece of frames (memory)."""
     s = settings
     b, h, w = lab.shape
-    fill = (s.catheter_radius_mm, s.fill_lumen_holes)
+    fill = (s.catheter_radius_mm, s.fill_lumen_holes, s.strut_shadow_mm)
     if space == "polar":
         radii, masked = catheter_radii_polar(lab, ps, *fill)
         theta = torch.arange(h, device=lab.device, dtype=torch.float32) * (TWO_PI / h)

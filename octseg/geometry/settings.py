@@ -40,6 +40,9 @@ class GeometrySettings:
     contour_smoothing_rays: int = 2  # half-width of the moving average over catheter-ray radii
     fill_lumen_holes: bool = True  # enclosed non-lumen specks do not end a contour ray
     catheter_radius_mm: float = 0.45  # rays start as lumen out to here (catheter, sheath)
+    # a strut at most this far before a ray's lumen exit masks the ray (its shadow hides the
+    # wall; the contour is interpolated there, docs/metrics.md)
+    strut_shadow_mm: float = 0.5
     # calcium lesions
     max_gap_frames: int = 2  # label frames without calcium bridged inside a lesion
     score_arc_deg: float = 180.0  # 2 points if max arc > this

@@ -120,7 +120,10 @@ def postprocess(seg: Segmented, spec: OutputSpec) -> np.ndarray:
     cath_c = pb.catheter_center if pb.space == "cartesian" else None
     cath_r = getattr(spec.geometry, "catheter_radius_mm", 0.45)
     args = (pb.space, pb.pixel_spacing_mm, cath_c, settings.postprocess, cath_r)
-    labels = postprocess_labels(seg.labels, *args, device=settings.geometry_device)
+    shadow = getattr(spec.geometry, "strut_shadow_mm", 0.5)
+    labels = postprocess_labels(
+        seg.labels, *args, device=settings.geometry_device, strut_shadow_mm=shadow
+    )
     seg.timings["postprocess_s"] = time.perf_counter() - t0
     return labels
 

@@ -280,9 +280,12 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
     from octseg.model.predictor import PredictOptions, Predictor
     from octseg.model.recommended import recommended
 
-    ck = run.settings.checkpoint
-    model, meta = load_checkpoint(ck) if predictor is None else (None, predictor.meta)
-    s, applied = run.settings.with_recommended(recommended(meta, ck))
+    ck, s = run.settings.checkpoint, run.settings
+    if predictor is None:
+        model, meta = load_checkpoint(ck)
+    else:
+        model, meta, s = None, predictor.meta, _tta_of(predictor, s)
+    s, applied = s.with_recommended(recommended(meta, ck))
     run.settings = s
     if predictor is None:
         opts = PredictOptions.from_settings(s, device=run.device)
@@ -291,6 +294,16 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
             _print_model(ck, meta, applied)
     run.predictor = predictor
     return applied
+
+
+def _tta_of(predictor: Any, s: InferSettings) -> InferSettings:
+    """``s`` saying the test-time augmentation a given predictor runs (what the outputs and
+    their fingerprint come from; a recommendation cannot change it)."""
+    s = dataclasses.replace(s, tta_enabled=len(getattr(predictor, "tta", ())) > 1)
+    opts = getattr(predictor, "options", None)
+    if opts is None:
+        return s
+    return dataclasses.replace(s, tta_rolls=opts.tta_rolls, tta_flip=opts.tta_flip)
 
 
 def _print_model(checkpoint: Any, meta: dict[str, Any], applied: dict[str, Any]) -> None:

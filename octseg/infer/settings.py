@@ -13,6 +13,7 @@ package, its SHA-256 checked), for the job and the Python API alike.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,21 +148,19 @@ class InferSettings:
         return {"tta_rolls": self.tta_rolls, "tta_flip": self.tta_flip}
 
     def with_recommended(self, rec: dict[str, Any]) -> tuple[InferSettings, dict[str, Any]]:
-        """These settings with the unset ones (``tta_enabled`` None, a postprocess mapping's
-        ``calcium_min_area_mm2`` None) taken from the checkpoint's recommendations ``rec``
-        (:func:`octseg.model.recommended.recommended`), else off; and what was applied."""
+        """These settings with the unset ones (``tta_enabled`` None; ``calcium_min_area_mm2``
+        None in a postprocess mapping, or ``postprocess=True``, the API's defaults) taken from
+        the checkpoint's recommendations ``rec`` (:func:`octseg.model.recommended.recommended`),
+        else off; and what was applied."""
         applied: dict[str, Any] = {}
         tta = self.tta_enabled
         if tta is None:
             tta = bool(rec.get("tta", False))
             if "tta" in rec:
                 applied["tta"] = tta
-        post = self.postprocess
-        if isinstance(post, dict) and post.get("calcium_min_area_mm2", 0.0) is None:
-            area = float(rec.get("calcium_min_area_mm2", 0.0))
-            if "calcium_min_area_mm2" in rec:
-                applied["calcium_min_area_mm2"] = area
-            post = {**post, "calcium_min_area_mm2": area}
+        post, area = _min_area(self.postprocess, rec.get("calcium_min_area_mm2"))
+        if area is not None:
+            applied["calcium_min_area_mm2"] = area
         return dataclasses.replace(self, tta_enabled=tta, postprocess=post), applied
 
     def output_affecting(self) -> dict[str, Any]:
@@ -186,6 +185,28 @@ def _default(name: str) -> Any:
     """The dataclass default of one :class:`InferSettings` field."""
     f = InferSettings.__dataclass_fields__[name]
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _min_area(post: Any, recommended: float | None) -> tuple[Any, float | None]:
+    """The postprocess setting with its minimum calcium area resolved (an unset one: the
+    ``recommended`` value, else the default; a given number as a float, so ``0`` and ``0.0``
+    fingerprint alike), and the recommended area when it was applied."""
+    from octseg.model.postprocess import PostprocessSettings
+
+    key = "calcium_min_area_mm2"
+    if post is True and recommended is not None:
+        post = {"enabled": True, key: None}
+    if not isinstance(post, Mapping):
+        return post, None
+    post = dict(post)
+    value = post.get(key, PostprocessSettings.calcium_min_area_mm2)
+    applied = None
+    if value is None:
+        value = PostprocessSettings.calcium_min_area_mm2 if recommended is None else recommended
+        applied = recommended if post.get("enabled", True) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        post[key] = float(value)
+    return post, applied
 
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:

@@ -154,11 +154,11 @@ class _Rays:
         return torch.gather(v, 1, self.index.expand(v.shape[0], -1))
 
 
-def _ray_exits(vals: torch.Tensor, cath: int, smooth: bool) -> dict[str, torch.Tensor]:
+def _ray_exits(vals: torch.Tensor, cath: int, smooth: bool, shadow: int) -> dict[str, torch.Tensor]:
     """Per ray of ray samples ``(B, N, S)``: the filled-lumen exit (samples), the rays to
     interpolate (guidewire, strut) and those that meet the guidewire; per frame whether it has
     any lumen; with ``smooth`` the contour candidates of :mod:`octseg.geometry.lumen_path`."""
-    k, masked, kept = lu._first_exit(vals, cath, True, with_kept=True)
+    k, masked, kept = lu._first_exit(vals, cath, True, True, shadow)
     kf = k.to(torch.float32)
     out = {
         "fill": kf,
@@ -320,9 +320,11 @@ def postprocess_labels(
     settings: PostprocessSettings | Mapping | bool | None = None,
     catheter_radius_mm: float = 0.45,
     device: str | torch.device = "cpu",
+    strut_shadow_mm: float = 0.5,
 ) -> np.ndarray:
     """Post-process a pullback's predicted labels ``(F, H, W)`` uint8 **in place** (and return
-    them). ``catheter_radius_mm``: as the geometry setting of the same name."""
+    them). ``catheter_radius_mm``, ``strut_shadow_mm``: as the geometry settings of the same
+    names."""
     s = PostprocessSettings.from_value(True if settings is None else settings)
     device = "cpu" if device in (None, "", "auto") else device
     if not s.enabled or labels.shape[0] == 0:
@@ -330,12 +332,13 @@ def postprocess_labels(
     f, h, w = labels.shape
     rays = _Rays((h, w), space, pixel_spacing_mm, catheter_center, s.n_rays, device)
     cath = lu.catheter_samples(catheter_radius_mm, rays.step_mm)
+    shadow = lu.shadow_samples(strut_shadow_mm, rays.step_mm)
     smooth = s.lumen_contour == "smooth"
     step = for_device(s.chunk_frames, device)
     parts = []
     for a in range(0, f, step):
         lab = torch.from_numpy(labels[a : a + step]).to(device)
-        parts.append(_ray_exits(rays.sample(lab), cath, smooth))
+        parts.append(_ray_exits(rays.sample(lab), cath, smooth, shadow))
     kf_all, kk_all, g, has_all = _contours(parts, smooth)
     guide = s.guidewire_frames > 1 and f > 1
     sector = _running_majority(g, s.guidewire_frames)

@@ -215,8 +215,8 @@ def run_epochs(run: Run) -> None:
 
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     """Stages 1-3: run folder, data, model and optimisation, resumed state, logger."""
-    out_dir = setup_run(cfg, info)
     rec = check_recommended(cfg_get(cfg, "infer_recommended"), "infer_recommended")
+    out_dir = setup_run(cfg, info)
     resume, init = read_resume(cfg), read_init(cfg)
     data = build_data(cfg, info, out_dir, resume, init)
     engine = build_engine(cfg, info, data.context_frames, len(data.classes))

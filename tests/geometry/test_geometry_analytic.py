@@ -136,6 +136,21 @@ def test_lumen_in_a_strut_shadow_does_not_push_the_contour_out(space):
     assert m.frames[0]["lumen_area_mm2"] == pytest.approx(math.pi * 0.64, rel=0.02)
 
 
+@pytest.mark.parametrize("space", SPACES)
+def test_struts_deep_inside_the_lumen_do_not_mask_the_contour(space):
+    """Only a strut near the exit (``strut_shadow_mm``, 0.5 mm, before it) masks a ray: a
+    spurious ring of strut pixels 0.55 mm from the catheter over 300 degrees of an elliptic
+    lumen (semi-axes 1.6 and 1.2 mm) leaves its area as it is (masking those rays would
+    interpolate the whole contour from the 60 degrees left: +6%, the rule's first version)."""
+    shape = (360, 360) if space == "cartesian" else (504, 200)
+    frame = scene(space, ellipse=(0.0, 0.0, 1.6, 1.2), shape=shape)
+    y, x = grid(space, shape)
+    rho, phi = np.hypot(y, x), np.degrees(np.arctan2(y, x)) % 360
+    frame[(np.abs(rho - 0.55) < 0.015) & (phi < 300)] = 3
+    (row,) = measure([frame], space).frames
+    assert row["lumen_area_mm2"] == pytest.approx(math.pi * 1.6 * 1.2, rel=0.02)
+
+
 def _true_stent(lum, rho, phis):
     pts = torch.tensor(
         [

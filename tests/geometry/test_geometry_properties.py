@@ -85,8 +85,13 @@ def test_rolling_polar_alines_changes_no_metric(frame, shift):
 def test_scaling_spacing_scales_lengths_and_areas(frame, factor, ffactor):
     frames = [frame, frame]
     a = measure_labels(label_file(frames, "polar", ps=PS, fs=0.2))
-    # the malapposition threshold is a length too: scale it with the pixels
-    scaled = GeometrySettings(malapposition_threshold_mm=0.09 * factor)
+    # the length settings scale with the pixels: the malapposition threshold, the catheter band
+    # and the strut shadow (which struts mask a contour ray)
+    scaled = GeometrySettings(
+        malapposition_threshold_mm=0.09 * factor,
+        catheter_radius_mm=0.45 * factor,
+        strut_shadow_mm=0.5 * factor,
+    )
     b = measure_labels(label_file(frames, "polar", ps=PS * factor, fs=0.2 * ffactor), scaled)
     for ra, rb in zip(a.frames, b.frames):
         for key in INVARIANT:

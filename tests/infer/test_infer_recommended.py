@@ -3,12 +3,14 @@ infer.py where the user left them unset, never over a setting the user gave."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from model_helpers import oracle_predictor
 from omegaconf import OmegaConf
 
 from octseg.core.errors import InputError
@@ -120,3 +122,39 @@ def test_checkpoints_without_recommendations_keep_the_product_defaults():
     post = {"enabled": True, "calcium_min_area_mm2": None}
     resolved, applied = InferSettings("c", "i", "o", postprocess=post).with_recommended(REC)
     assert resolved.postprocess["calcium_min_area_mm2"] == 0.1 and resolved.tta_enabled is True
+
+
+def test_a_given_predictor_keeps_its_own_tta(trained, tmp_path):
+    """The API's predictor runs as it was built: a recommendation cannot switch its TTA on, and
+    the manifest and fingerprint say what it ran; the minimum area still applies."""
+    pred = oracle_predictor({"n_alines": 64, "n_samples": 48, "spacing_mm": 0.05}, 3)
+    pred.meta["infer_recommended"] = REC
+    s = InferSettings(checkpoint=None, input=str(trained[1]), output=str(tmp_path / "o"))
+    s = dataclasses.replace(s, progress=False, report=False, overlay_frames=[])
+    run_inference(s, pred)
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["model"]["tta"] == [[0, 0]]
+    assert man["recommended_applied"] == {"calcium_min_area_mm2": 0.1}
+
+
+def test_api_defaults_take_the_recommended_minimum_area():
+    """``postprocess=True`` (the dataclass default) is unset too: the area is recommended; with
+    post-processing off nothing is applied."""
+    s = InferSettings(checkpoint="c", input="i", output="o")
+    resolved, applied = s.with_recommended(REC)
+    assert resolved.postprocess == {"enabled": True, "calcium_min_area_mm2": 0.1}
+    assert applied == REC
+    off = {"enabled": False, "calcium_min_area_mm2": None}
+    resolved, applied = dataclasses.replace(s, postprocess=off).with_recommended(REC)
+    assert "calcium_min_area_mm2" not in applied
+    resolved, applied = dataclasses.replace(s, postprocess=False).with_recommended(REC)
+    assert resolved.postprocess is False and applied == {"tta": True}
+
+
+def test_a_given_area_is_a_float_whatever_its_spelling():
+    """``calcium_min_area_mm2=0`` and ``=0.0`` are the same setting (same fingerprint)."""
+    a = InferSettings("c", "i", "o", postprocess={"calcium_min_area_mm2": 0})
+    b = InferSettings("c", "i", "o", postprocess={"calcium_min_area_mm2": 0.0})
+    ra, rb = a.with_recommended(REC)[0], b.with_recommended(REC)[0]
+    assert ra.output_affecting() == rb.output_affecting()
+    assert isinstance(ra.postprocess["calcium_min_area_mm2"], float)
