@@ -81,6 +81,9 @@ def _id_for(path: Path) -> str:
 
 
 def _from_folder(folder: Path) -> list[Path]:
+    img = _dataset_image(folder)
+    if img is not None:  # one dataset pullback folder (image.* beside labels.npz, truth/ ...)
+        return [img]
     entries = _entries(folder)
     if _is_frame_folder(folder) and not any(p.is_dir() for p in entries):
         return [folder]  # the folder itself is one pullback (PNG/TIFF frames)

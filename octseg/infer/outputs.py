@@ -263,6 +263,7 @@ def _report_args(seg: Segmented, m: Any, spec: OutputSpec) -> dict[str, Any]:
         summary=m.summary,
         model=dict(spec.model_info),
         malapposition_threshold_mm=getattr(spec.geometry, "strut_threshold_mm", None),
+        postprocess=spec.settings.postprocess,
     )
 
 

@@ -397,6 +397,7 @@ def render_report(
     overlays: Sequence[Mapping[str, Any]],
     model: Mapping[str, Any],
     malapposition_threshold_mm: float | None = None,
+    postprocess: Any = None,
 ) -> str:
     fs = float(info["frame_spacing_mm"])
     plots = longitudinal_png(frames, struts, summary, fs, malapposition_threshold_mm)
@@ -428,10 +429,21 @@ def render_report(
 <h2>Key frames</h2>
 <div class="ovl">{ovl or "<p>No frames.</p>"}</div>
 <div class="foot">Automated segmentation by octseg {__version__} (model {ckpt}, classes {model.get("classes")},
-TTA {len(model.get("tta") or [1])}×) on {time.strftime("%Y-%m-%d %H:%M")}. Definitions: docs/metrics.md.
+TTA {len(model.get("tta") or [1])}×{_postprocess_note(postprocess)}) on {time.strftime("%Y-%m-%d %H:%M")}. Definitions: docs/metrics.md.
 Research use only: review every measurement before any clinical decision.</div>
 </body></html>
 """
+
+
+def _postprocess_note(post: Any) -> str:
+    """The footer's words for the anatomical post-processing setting (None: not said)."""
+    if post is None:
+        return ""
+    if post is False or (isinstance(post, Mapping) and post.get("enabled") is False):
+        return "; anatomical post-processing off"
+    area = post.get("calcium_min_area_mm2") if isinstance(post, Mapping) else None
+    removed = f", calcium components under {area:g} mm² removed" if area else ""
+    return f"; anatomical post-processing on{removed}"
 
 
 def write_report(path: Path, **kwargs: Any) -> Path:

@@ -88,6 +88,10 @@ def test_discover_file_folder_dataset_and_list(tmp_path):
     tasks = discover(ds)
     assert [t.id for t in tasks] == ["case1", "case2"]
     assert tasks[0].path == ds / "case1" / "image.npz"
+    # one dataset pullback folder given: its image, not its label map beside it
+    _npz(ds / "case1" / "labels.npz")
+    (one,) = discover(ds / "case1")
+    assert (one.id, one.path) == ("case1", ds / "case1" / "image.npz")
 
     lst = tmp_path / "list.txt"
     lst.write_text("# cohort\nflat/a.npz\nds/case2\n\nflat/a.npz\n" + str(flat / "b.npz") + "\n")
@@ -293,8 +297,10 @@ def test_overlay_frames_report_and_cohort(tmp_path):
         summary=summary,
         overlays=[{"frame": 3, "reason": "MLA", "path": tmp_path / "f.png"}],
         model={"checkpoint": "x/model.pt", "classes": [0, 1, 2, 3, 4]},
+        postprocess={"enabled": True, "calcium_min_area_mm2": 0.1},
     )
     for text in (
+        "anatomical post-processing on, calcium components under 0.1 mm² removed",
         "MLA",
         "4.00 mm²",
         "arc &gt; 270°",
