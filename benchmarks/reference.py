@@ -50,7 +50,9 @@ def filled_exit(vals: np.ndarray, cath_samples: int) -> np.ndarray:
     return np.where(outside.any(1), outside.argmax(1), vals.shape[1])
 
 
-def _first_exit(vals: np.ndarray, cath_samples: int = 0, fill: bool = False):
+def _first_exit(vals: np.ndarray, cath_samples: int = 0, fill: bool = False, shadow=None):
+    """Exit sample of every ray and the rays to interpolate: through the guidewire, or with a
+    strut at most ``shadow`` samples (None: any distance) before the exit, beyond the catheter."""
     n, s = vals.shape
     notl = ~np.isin(vals, (LUMEN, STRUT))
     anyout = notl.any(1)
@@ -59,9 +61,11 @@ def _first_exit(vals: np.ndarray, cath_samples: int = 0, fill: bool = False):
         k = filled_exit(vals, cath_samples)
         anyout = k < s
     out_cls = vals[np.arange(n), np.minimum(k, s - 1)]
-    in_cls = vals[np.arange(n), np.maximum(k - 1, 0)]
-    shadow = (vals == GUIDEWIRE).any(1)  # rays through the guidewire shadow: interpolated
-    return k, shadow | (anyout & (out_cls == GUIDEWIRE)) | ((k > 0) & (in_cls == STRUT))
+    gw = (vals == GUIDEWIRE).any(1)  # rays through the guidewire shadow: interpolated
+    lo = np.full(n, cath_samples) if shadow is None else np.maximum(cath_samples, k - shadow)
+    idx = np.arange(s)
+    near = ((vals == STRUT) & (idx >= lo[:, None]) & (idx < k[:, None])).any(1)
+    return k, gw | (anyout & (out_cls == GUIDEWIRE)) | near
 
 
 def _profile(phi: np.ndarray, dist: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -96,7 +100,8 @@ def measure_frame(
     fill = s.fill_lumen_holes
     if space == "polar":
         theta = TWO_PI * np.arange(h) / h
-        k, masked = _first_exit(lab, lu.catheter_samples(s.catheter_radius_mm, ps), fill)
+        cath = lu.catheter_samples(s.catheter_radius_mm, ps)
+        k, masked = _first_exit(lab, cath, fill, lu.shadow_samples(s.strut_shadow_mm, ps))
         radii = np.clip((k - 0.5) * ps, 0, None)
     else:
         theta = TWO_PI * np.arange(n) / n
@@ -106,7 +111,7 @@ def measure_frame(
         xx = t[None, :] * np.cos(theta)[:, None]
         vals = _sample(lab, space, ps, center, yy, xx)
         cath = lu.catheter_samples(s.catheter_radius_mm, 0.5 * ps)
-        k, masked = _first_exit(vals, cath, fill)
+        k, masked = _first_exit(vals, cath, fill, lu.shadow_samples(s.strut_shadow_mm, 0.5 * ps))
         radii = np.clip((k - 0.5) * 0.5 * ps, 0, None)
     if masked.any() and not masked.all():
         radii = radii.copy()

@@ -258,19 +258,18 @@ def _first_exit(
 def _strut_shadow(
     vals: torch.Tensor, k: torch.Tensor, cath_samples: int, shadow_samples: int | None
 ) -> torch.Tensor:
-    """Rays ``(B, N)`` whose first strut sample beyond the catheter band lies before the exit
-    ``k`` and (unless None) at most ``shadow_samples`` before it. A strut hides the wall behind
-    it as the guidewire does: such a ray is interpolated, so a prediction that labels the start
-    of an apposed strut's shadow as lumen does not push the contour out behind it; a strut deep
-    inside the lumen (spurious, or malapposed by more) leaves the ray as it is."""
-    if cath_samples >= vals.shape[-1]:
-        return torch.zeros_like(k, dtype=torch.bool)
-    has, first = first_one(eq_u8(vals[..., cath_samples:], STRUT))
-    first = first + cath_samples
-    near = has & (first < k)
+    """Rays ``(B, N)`` with a strut sample beyond the catheter band, before the exit ``k`` and
+    (unless None) at most ``shadow_samples`` before it. A strut hides the wall behind it as the
+    guidewire does: such a ray is interpolated, so a prediction that labels the start of an
+    apposed strut's shadow as lumen does not push the contour out behind it; a strut only deep
+    inside the lumen (spurious, or malapposed by more) leaves the ray as it is, whatever else
+    lies on the ray."""
+    lo = torch.full_like(k, cath_samples)
     if shadow_samples is not None:
-        near &= (k - first) <= shadow_samples
-    return near
+        lo = torch.maximum(lo, k - shadow_samples)
+    idx = torch.arange(vals.shape[-1], device=vals.device)
+    window = (idx >= lo.unsqueeze(-1)) & (idx < k.unsqueeze(-1))
+    return eq_u8(vals, STRUT).mul_(window).amax(-1).bool()
 
 
 def shadow_samples(strut_shadow_mm: float, step_mm: float) -> int:

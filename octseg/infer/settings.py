@@ -188,8 +188,8 @@ def _default(name: str) -> Any:
 
 
 def _min_area(post: Any, recommended: float | None) -> tuple[Any, float | None]:
-    """The postprocess setting with its minimum calcium area resolved (an unset one: the
-    ``recommended`` value, else the default; a given number as a float, so ``0`` and ``0.0``
+    """The postprocess setting with its minimum calcium area resolved (an unset one, absent or
+    None: the ``recommended`` value, else the default; a given number as a float, so ``0`` and ``0.0``
     fingerprint alike), and the recommended area when it was applied."""
     from octseg.model.postprocess import PostprocessSettings
 
@@ -199,7 +199,7 @@ def _min_area(post: Any, recommended: float | None) -> tuple[Any, float | None]:
     if not isinstance(post, Mapping):
         return post, None
     post = dict(post)
-    value = post.get(key, PostprocessSettings.calcium_min_area_mm2)
+    value = post.get(key)  # absent or None: unset
     applied = None
     if value is None:
         value = PostprocessSettings.calcium_min_area_mm2 if recommended is None else recommended

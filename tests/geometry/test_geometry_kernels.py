@@ -41,30 +41,42 @@ def test_eq_u8_and_first_one():
     assert torch.equal(first[anyv], ref.to(torch.uint8).argmax(-1)[anyv])
 
 
-def _first_exit_plain(vals):
-    s = vals.shape[-1]
-    notl = (vals != 1) & (vals != 3)
-    anyout = notl.any(-1)
-    k = torch.where(
-        anyout, notl.to(torch.uint8).argmax(-1), torch.full_like(anyout, s, dtype=torch.long)
-    )
-    out_cls = torch.gather(vals, -1, k.clamp(max=s - 1).unsqueeze(-1)).squeeze(-1)
-    in_cls = torch.gather(vals, -1, (k - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    shadow = (vals == 4).any(-1)
-    return k, shadow | (anyout & (out_cls == 4)) | ((k > 0) & (in_cls == 3))
+def _first_exit_plain(vals, cath=0, shadow=None):
+    """The rule written as a loop over rays (guidewire anywhere; a strut in the window of
+    ``shadow`` samples before the exit, beyond ``cath``)."""
+    b, n, s = vals.shape
+    k = torch.full((b, n), s, dtype=torch.long)
+    masked = torch.zeros((b, n), dtype=torch.bool)
+    for i in range(b):
+        for j in range(n):
+            ray = vals[i, j].tolist()
+            out = [t for t, c in enumerate(ray) if c not in (1, 3)]
+            kk = out[0] if out else s
+            lo = cath if shadow is None else max(cath, kk - shadow)
+            strut = any(ray[t] == 3 for t in range(lo, kk))
+            k[i, j] = kk
+            masked[i, j] = 4 in ray or strut
+    return k, masked
 
 
-def test_first_exit_matches_plain():
+@pytest.mark.parametrize(("cath", "shadow"), [(0, None), (0, 4), (3, 4), (60, 4)])
+def test_first_exit_matches_plain(cath, shadow):
     g = torch.Generator().manual_seed(2)
-    # mostly lumen runs from the start with random tails
-    vals = torch.randint(0, 5, (3, 50, 40), generator=g, dtype=torch.uint8)
+    # mostly lumen runs from the start with random tails; guidewire rarely, so that the strut
+    # rule decides most masks
+    vals = torch.randint(0, 4, (3, 50, 40), generator=g, dtype=torch.uint8)
+    vals[torch.rand(vals.shape, generator=g) < 0.003] = 4
     cut = torch.randint(0, 41, (3, 50, 1), generator=g)
-    vals = torch.where(torch.arange(40) < cut, torch.ones_like(vals), vals)
+    lumen = torch.where(torch.rand(vals.shape, generator=g) < 0.08, 3, 1).to(torch.uint8)
+    vals = torch.where(torch.arange(40) < cut, lumen, vals)
     vals[0, 0] = 1  # all lumen: k == S
     vals[0, 1, :5] = 3  # struts inside the lumen run
-    k, masked = lu._first_exit(vals)
-    k2, masked2 = _first_exit_plain(vals)
+    vals[0, 2, :30] = 1  # a speck deep in the lumen and a strut near the exit
+    vals[0, 2, 5], vals[0, 2, 28], vals[0, 2, 30:] = 3, 3, 0
+    k, masked = lu._first_exit(vals, cath, shadow_samples=shadow)
+    k2, masked2 = _first_exit_plain(vals, cath, shadow)
     assert torch.equal(k, k2) and torch.equal(masked, masked2)
+    assert not masked2.all() and masked2.any()
 
 
 def test_flat_indices_of_matches_nonzero():
