@@ -18,6 +18,12 @@ from typing import Any
 
 from octseg.core.errors import InputError
 
+# Version of the measurement rules (docs/metrics.md): bumped whenever a definition changes the
+# numbers of the same labels and settings, so that a resumed inference run re-measures outputs
+# written under older rules (it is part of the output fingerprint). 2: the strut-shadow contour
+# rule (eleventh session).
+MEASUREMENT_RULES = 2
+
 # Strut + polymer thickness of common drug-eluting stents (mm); see shared/domain.md section 5.
 DEFAULT_STENT_MODELS: dict[str, dict[str, float]] = {
     "xience": {"strut_mm": 0.081, "polymer_mm": 0.008},

@@ -178,7 +178,10 @@ class InferSettings:
             "anonymize_ids",
             "postprocess",
         )
-        return {k: getattr(self, k) for k in keys} | self.tta_options()
+        from octseg.geometry.settings import MEASUREMENT_RULES
+
+        out = {k: getattr(self, k) for k in keys} | self.tta_options()
+        return out | {"measurement_rules": MEASUREMENT_RULES}
 
 
 def _default(name: str) -> Any:

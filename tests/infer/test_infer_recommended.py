@@ -158,3 +158,14 @@ def test_a_given_area_is_a_float_whatever_its_spelling():
     ra, rb = a.with_recommended(REC)[0], b.with_recommended(REC)[0]
     assert ra.output_affecting() == rb.output_affecting()
     assert isinstance(ra.postprocess["calcium_min_area_mm2"], float)
+
+
+def test_the_fingerprint_follows_the_measurement_rules(monkeypatch):
+    """Outputs written under older measurement rules are not taken as done by a resumed run."""
+    import octseg.geometry.settings as gs
+
+    s = InferSettings("c", "i", "o")
+    now = s.output_affecting()
+    assert now["measurement_rules"] == gs.MEASUREMENT_RULES
+    monkeypatch.setattr(gs, "MEASUREMENT_RULES", gs.MEASUREMENT_RULES + 1)
+    assert s.output_affecting() != now
