@@ -100,8 +100,8 @@ def measure_frame(
     fill = s.fill_lumen_holes
     if space == "polar":
         theta = TWO_PI * np.arange(h) / h
-        cath = lu.catheter_samples(s.catheter_radius_mm, ps)
-        k, masked = _first_exit(lab, cath, fill, lu.shadow_samples(s.strut_shadow_mm, ps))
+        cath = lu.samples_within(s.catheter_radius_mm, ps)
+        k, masked = _first_exit(lab, cath, fill, lu.samples_within(s.strut_shadow_mm, ps))
         radii = np.clip((k - 0.5) * ps, 0, None)
     else:
         theta = TWO_PI * np.arange(n) / n
@@ -110,8 +110,8 @@ def measure_frame(
         yy = t[None, :] * np.sin(theta)[:, None]
         xx = t[None, :] * np.cos(theta)[:, None]
         vals = _sample(lab, space, ps, center, yy, xx)
-        cath = lu.catheter_samples(s.catheter_radius_mm, 0.5 * ps)
-        k, masked = _first_exit(vals, cath, fill, lu.shadow_samples(s.strut_shadow_mm, 0.5 * ps))
+        cath = lu.samples_within(s.catheter_radius_mm, 0.5 * ps)
+        k, masked = _first_exit(vals, cath, fill, lu.samples_within(s.strut_shadow_mm, 0.5 * ps))
         radii = np.clip((k - 0.5) * 0.5 * ps, 0, None)
     if masked.any() and not masked.all():
         radii = radii.copy()

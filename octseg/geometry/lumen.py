@@ -35,6 +35,7 @@ from octseg.geometry.kernels import (
     pieces,
     round_up,
 )
+from octseg.geometry.settings import GeometrySettings
 
 TWO_PI = 2 * math.pi
 
@@ -267,14 +268,12 @@ def _strut_shadow(
     lo = torch.full_like(k, cath_samples)
     if shadow_samples is not None:
         lo = torch.maximum(lo, k - shadow_samples)
-    idx = torch.arange(vals.shape[-1], device=vals.device)
+    a, b = int(lo.min()), int(k.max())  # only the samples some ray's window covers
+    if b <= a:
+        return torch.zeros_like(k, dtype=torch.bool)
+    idx = torch.arange(a, b, device=vals.device)
     window = (idx >= lo.unsqueeze(-1)) & (idx < k.unsqueeze(-1))
-    return eq_u8(vals, STRUT).mul_(window).amax(-1).bool()
-
-
-def shadow_samples(strut_shadow_mm: float, step_mm: float) -> int:
-    """The ``strut_shadow_mm`` setting in samples of ``step_mm`` (rounded up)."""
-    return int(math.ceil(strut_shadow_mm / step_mm - 1e-9))
+    return eq_u8(vals[..., a:b], STRUT).mul_(window).amax(-1).bool()
 
 
 def fill_masked_periodic(values: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -308,11 +307,12 @@ def smooth_periodic(values: torch.Tensor, half_width: int) -> torch.Tensor:
     return padded.unfold(1, 2 * k + 1, 1).mean(-1)
 
 
-def catheter_samples(catheter_radius_mm: float, step_mm: float) -> int:
-    """Number of samples (at 0, step, 2*step, ... mm) of a ray inside the catheter radius."""
-    if catheter_radius_mm <= 0:
+def samples_within(length_mm: float, step_mm: float) -> int:
+    """Number of samples (at 0, step, 2*step, ... mm) of a ray within ``length_mm`` (the
+    catheter radius, the strut shadow)."""
+    if length_mm <= 0:
         return 0
-    return int(math.ceil(catheter_radius_mm / step_mm - 1e-9))
+    return int(math.ceil(length_mm / step_mm - 1e-9))
 
 
 def catheter_radii_polar(
@@ -320,11 +320,11 @@ def catheter_radii_polar(
     ps: float,
     catheter_radius_mm: float = 0.0,
     fill: bool = False,
-    strut_shadow_mm: float = 0.5,
+    strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lumen radii (mm) along every A-line of polar label maps ``(B, A, R)`` and the mask."""
-    cath = catheter_samples(catheter_radius_mm, ps)
-    k, masked = _first_exit(lab, cath, fill, False, shadow_samples(strut_shadow_mm, ps))
+    cath, shadow = samples_within(catheter_radius_mm, ps), samples_within(strut_shadow_mm, ps)
+    k, masked = _first_exit(lab, cath, fill, False, shadow)
     return ((k.to(torch.float32) - 0.5) * ps).clamp(min=0), masked
 
 
@@ -367,12 +367,12 @@ class CatheterRays:
         ps: float,
         catheter_radius_mm: float = 0.0,
         fill: bool = False,
-        strut_shadow_mm: float = 0.5,
+        strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         vals = self.sample(lab)
         step_mm = self.step * ps
-        cath = catheter_samples(catheter_radius_mm, step_mm)
-        k, masked = _first_exit(vals, cath, fill, False, shadow_samples(strut_shadow_mm, step_mm))
+        cath = samples_within(catheter_radius_mm, step_mm)
+        k, masked = _first_exit(vals, cath, fill, False, samples_within(strut_shadow_mm, step_mm))
         return ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0), masked
 
 
@@ -454,9 +454,9 @@ def catheter_contour(
     ``budget``: ray samples per piece of frames (memory)."""
     s = settings
     b, h, w = lab.shape
-    fill = (s.catheter_radius_mm, s.fill_lumen_holes, s.strut_shadow_mm)
+    ray_rules = (s.catheter_radius_mm, s.fill_lumen_holes, s.strut_shadow_mm)
     if space == "polar":
-        radii, masked = catheter_radii_polar(lab, ps, *fill)
+        radii, masked = catheter_radii_polar(lab, ps, *ray_rules)
         theta = torch.arange(h, device=lab.device, dtype=torch.float32) * (TWO_PI / h)
     else:
         cache = {} if cache is None else cache
@@ -468,7 +468,7 @@ def catheter_contour(
         rays = cache[key]
         theta = rays.theta
         parts = [
-            rays.radii(lab[p], ps, *fill) for p in pieces(b, s.n_rays * rays.n_samples, budget)
+            rays.radii(lab[p], ps, *ray_rules) for p in pieces(b, s.n_rays * rays.n_samples, budget)
         ]
         radii = torch.cat([p[0] for p in parts])
         masked = torch.cat([p[1] for p in parts])

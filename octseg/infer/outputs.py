@@ -118,11 +118,10 @@ def postprocess(seg: Segmented, spec: OutputSpec) -> np.ndarray:
     t0 = time.perf_counter()
     pb = seg.pullback
     cath_c = pb.catheter_center if pb.space == "cartesian" else None
-    cath_r = getattr(spec.geometry, "catheter_radius_mm", 0.45)
-    args = (pb.space, pb.pixel_spacing_mm, cath_c, settings.postprocess, cath_r)
-    shadow = getattr(spec.geometry, "strut_shadow_mm", 0.5)
+    g = spec.geometry
+    args = (pb.space, pb.pixel_spacing_mm, cath_c, settings.postprocess, g.catheter_radius_mm)
     labels = postprocess_labels(
-        seg.labels, *args, device=settings.geometry_device, strut_shadow_mm=shadow
+        seg.labels, *args, device=settings.geometry_device, strut_shadow_mm=g.strut_shadow_mm
     )
     seg.timings["postprocess_s"] = time.perf_counter() - t0
     return labels

@@ -55,6 +55,7 @@ from octseg.geometry import lumen as lu
 from octseg.geometry import lumen_path as lp
 from octseg.geometry.components import components_from_flat, label_periodic
 from octseg.geometry.kernels import farthest_corner, for_device
+from octseg.geometry.settings import GeometrySettings
 
 
 @dataclass
@@ -320,7 +321,7 @@ def postprocess_labels(
     settings: PostprocessSettings | Mapping | bool | None = None,
     catheter_radius_mm: float = 0.45,
     device: str | torch.device = "cpu",
-    strut_shadow_mm: float = 0.5,
+    strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
 ) -> np.ndarray:
     """Post-process a pullback's predicted labels ``(F, H, W)`` uint8 **in place** (and return
     them). ``catheter_radius_mm``, ``strut_shadow_mm``: as the geometry settings of the same
@@ -331,8 +332,8 @@ def postprocess_labels(
         return labels
     f, h, w = labels.shape
     rays = _Rays((h, w), space, pixel_spacing_mm, catheter_center, s.n_rays, device)
-    cath = lu.catheter_samples(catheter_radius_mm, rays.step_mm)
-    shadow = lu.shadow_samples(strut_shadow_mm, rays.step_mm)
+    cath = lu.samples_within(catheter_radius_mm, rays.step_mm)
+    shadow = lu.samples_within(strut_shadow_mm, rays.step_mm)
     smooth = s.lumen_contour == "smooth"
     step = for_device(s.chunk_frames, device)
     parts = []

@@ -188,4 +188,4 @@ def test_settings_are_validated():
         GeometrySettings.from_dict({"fill_lumen_holes": "yes"})
     with pytest.raises(InputError, match="catheter_radius_mm"):
         GeometrySettings.from_dict({"catheter_radius_mm": -1})
-    assert lu.catheter_samples(0.45, PS) == 45 and lu.catheter_samples(0.0, PS) == 0
+    assert lu.samples_within(0.45, PS) == 45 and lu.samples_within(0.0, PS) == 0
