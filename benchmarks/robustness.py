@@ -31,8 +31,10 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def run_product(code: Path, ckpt: Path, suite: Path, work: Path, extra=()) -> Path:
-    """infer.py on every corrupted pullback, then evaluate.py against the expert labels."""
+def run_product(code: Path, ckpts: list[Path], suite: Path, work: Path, extra=()) -> Path:
+    """infer.py on every corrupted pullback, then evaluate.py against the expert labels; several
+    checkpoints: their ensemble (octseg.model.ensemble)."""
+    ckpt = ckpts[0] if len(ckpts) == 1 else "[" + ",".join(map(str, ckpts)) + "]"
     infer_out, eval_out = work / "infer", work / "evaluation"
     py = sys.executable
     # one thread per process: on a shared CPU host more threads mostly wait on each other
@@ -116,7 +118,7 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, nargs="+", help="one, or several: their ensemble")
     p.add_argument(
         "--src", type=Path, default=ROOT.parent / "shared/data/ivoct-danilov/pullback-001"
     )
@@ -136,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (suite / "manual").is_dir():
         build_suite(a.src, start, stop, suite, a.corruptions, a.severities, a.step)
     t1 = time.time()
-    ev = run_product(a.code_root.resolve(), a.checkpoint.resolve(), suite, a.work, a.infer_arg)
+    ev = run_product(
+        a.code_root.resolve(), [c.resolve() for c in a.checkpoint], suite, a.work, a.infer_arg
+    )
     rows = summarize(ev, a.work / "infer", suite / "manual")
     write_table(rows, a.out)
-    plot(rows, a.out, a.title or f"{a.checkpoint} on frames {a.frames}")
+    plot(rows, a.out, a.title or f"{' + '.join(map(str, a.checkpoint))} on frames {a.frames}")
     print(a.out.with_suffix(".md").read_text())
     print(f"suite {t1 - t0:.0f} s, product {time.time() - t1:.0f} s")
     return 0

@@ -133,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint",
         metavar="CKPT",
-        help="a checkpoint written by train.py (default: the shipped model)",
+        nargs="+",
+        action="extend",
+        help="a checkpoint written by train.py (default: the shipped model); several: their "
+        "class probabilities averaged (an ensemble)",
     )
     p.add_argument(
         "--device",
@@ -192,7 +195,9 @@ def to_overrides(
         overrides = [f"input=[{','.join(quote(x) for x in inputs)}]"]
     overrides.append(f"output={quote(str(args.out))}")
     if args.checkpoint:
-        overrides.append(f"checkpoint={quote(str(args.checkpoint))}")
+        ckpts = [quote(str(c)) for c in args.checkpoint]
+        value = ckpts[0] if len(ckpts) == 1 else f"[{','.join(ckpts)}]"
+        overrides.append(f"checkpoint={value}")
     overrides.append(f"device={quote(args.device)}")
     tta = args.tta if args.tta is not None else runs_on_cuda(args.device, cuda_available) or None
     if tta is not None:  # None (CPU, no flag): as the model recommends, off without

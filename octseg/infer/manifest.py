@@ -54,6 +54,15 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()[:16]
 
 
+def checkpoint_digest(paths: list[Path]) -> str:
+    """The checkpoint file's digest; an ensemble's (several files): one over its members'
+    digests, whatever their order."""
+    digests = sorted(file_digest(p) for p in paths)  # the mean does not depend on the order
+    if len(digests) == 1:
+        return digests[0]
+    return "ensemble:" + hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
+
+
 def fingerprint(checkpoint_digest: str, settings: Mapping[str, Any]) -> str:
     """Identity of "what produced these outputs": the model and the settings that change them."""
     blob = json.dumps({"ckpt": checkpoint_digest, **settings}, sort_keys=True, default=str)

@@ -254,13 +254,10 @@ def load_model(run: Run, predictor: Any = None) -> None:
     applied = _build_predictor(run, predictor)
     s = run.settings
     model_info = run.predictor.describe()
-    ck = Path(str(s.checkpoint))
-    model = type(run.predictor.model).__name__
-    digest = mf.file_digest(ck) if ck.is_file() else f"object:{model}"
-    fp = mf.fingerprint(digest, s.output_affecting())
+    fp = mf.fingerprint(_model_digest(s.checkpoint, run.predictor), s.output_affecting())
     run.spec = OutputSpec(s, run.geometry, model_info, fp)
     run.header = {
-        "checkpoint": str(s.checkpoint),
+        "checkpoint": s.checkpoint,
         "anonymize_ids": bool(s.anonymize_ids),
         "fingerprint": fp,
         "model": model_info,
@@ -272,24 +269,35 @@ def load_model(run: Run, predictor: Any = None) -> None:
     run.manifest.flush()
 
 
+def _model_digest(checkpoint: Any, predictor: Any) -> str:
+    """What identifies the model: the checkpoint file's digest; an ensemble's, one over its
+    members' digests; a given predictor's network without a file, its class name."""
+    from octseg.model.ensemble import checkpoint_paths
+
+    paths = [Path(p) for p in checkpoint_paths(checkpoint)]
+    if not all(p.is_file() for p in paths):
+        return f"object:{type(predictor.model).__name__}"
+    return mf.checkpoint_digest(paths)
+
+
 def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
     """``run.predictor`` (the given one, or the checkpoint's network as the settings say) and
     ``run.settings`` with the unset ones taken from the model's recommendations; returns those
     applied (:mod:`octseg.model.recommended`)."""
-    from octseg.model.checkpoint import load_checkpoint
+    from octseg.model.ensemble import checkpoint_paths, load_models
     from octseg.model.predictor import PredictOptions, Predictor
     from octseg.model.recommended import recommended
 
     ck, s = run.settings.checkpoint, run.settings
     if predictor is None:
-        model, meta = load_checkpoint(ck)
+        model, meta = load_models(ck)
     else:
         model, meta, s = None, predictor.meta, _tta_of(predictor, s)
     s, applied = s.with_recommended(recommended(meta, ck))
     run.settings = s
     if predictor is None:
         opts = PredictOptions.from_settings(s, device=run.device)
-        predictor = Predictor(model, meta, opts, source=ck)
+        predictor = Predictor(model, meta, opts, source=" + ".join(checkpoint_paths(ck)))
         if run.rank == 0:
             _print_model(ck, meta, applied)
     run.predictor = predictor
@@ -311,7 +319,13 @@ def _print_model(checkpoint: Any, meta: dict[str, Any], applied: dict[str, Any])
     the settings taken from its recommendations."""
     from octseg.model.shipped import describe
 
-    print(f"model: {describe(checkpoint, meta)}", flush=True)
+    members = meta.get("ensemble")
+    if members:
+        print(f"model: the mean of {len(members)} checkpoints' class probabilities:", flush=True)
+        for m in members:
+            print(f"  {describe(m['checkpoint'], {'recipe': m.get('recipe')})}", flush=True)
+    else:
+        print(f"model: {describe(checkpoint, meta)}", flush=True)
     if applied:
         what = ", ".join(f"{k}={v}" for k, v in applied.items())
         print(

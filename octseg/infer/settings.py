@@ -41,7 +41,9 @@ _GROUPED = ("tta_enabled", "tta_rolls", "tta_flip", "overlay_frames", "overlay_s
 
 @dataclass
 class InferSettings:
-    checkpoint: str | None  # a checkpoint written by train.py; None / null: the shipped model
+    # a checkpoint written by train.py, or a list of them (an ensemble: their class probabilities
+    # averaged, octseg.model.ensemble); None / null: the shipped model
+    checkpoint: str | list[str] | None
     input: Any  # a pullback file/folder, a folder of pullbacks, or a .txt list of paths
     output: str  # one sub-folder per pullback + manifest.json + summary.csv
     # auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda | cuda:1 (a bare cuda under
@@ -92,6 +94,9 @@ class InferSettings:
     # calcium_min_area_mm2 null: as the checkpoint recommends, 0 without a recommendation)
     postprocess: Any = True
 
+    def __post_init__(self) -> None:
+        self.checkpoint = _checkpoint(self.checkpoint)
+
     @classmethod
     def from_cfg(cls, cfg: Any) -> InferSettings:
         """From the Hydra config (configs/infer.yaml) or any mapping with the same keys."""
@@ -110,8 +115,7 @@ class InferSettings:
                     f"{key}= is required (python infer.py input=... output=... [checkpoint=...]; "
                     "octseg infer INPUT... --out DIR)",
                 )
-        if cfg.get("checkpoint") in ("", "???"):
-            cfg["checkpoint"] = None  # the shipped model, resolved and checked by start_run
+        cfg.setdefault("checkpoint", None)
         tta = cfg.pop("tta", None) or {}
         overlays = cfg.pop("overlays", None) or {}
         cfg.pop("hydra", None)
@@ -188,6 +192,17 @@ def _default(name: str) -> Any:
     """The dataclass default of one :class:`InferSettings` field."""
     f = InferSettings.__dataclass_fields__[name]
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _checkpoint(value: Any) -> str | list[str] | None:
+    """The ``checkpoint=`` setting: None (empty or ``???``: the shipped model, resolved and
+    checked by start_run), one path, or a list of two or more (a one-item list is its path)."""
+    if isinstance(value, (list, tuple)):
+        paths = [str(v) for v in value]
+        if not paths or any(p in ("", "???") for p in paths):
+            raise InputError(None, f"checkpoint={list(value)!r}: every listed path must be given")
+        return paths[0] if len(paths) == 1 else paths
+    return None if value in (None, "", "???") else str(value)
 
 
 def _min_area(post: Any, recommended: float | None) -> tuple[Any, float | None]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import torch
 
 from octseg.core.errors import InputError
 from octseg.core.polar import polar_to_cartesian
+from octseg.model.wrap import main_output
 
 AMP_CHOICES = ("auto", "off", "fp16", "bf16")
 
@@ -164,18 +165,23 @@ class Predictor:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, options: PredictOptions | None = None, **overrides: Any
+        cls,
+        path: str | Path | Sequence[str | Path],
+        options: PredictOptions | None = None,
+        **overrides: Any,
     ) -> Predictor:
-        """The network and meta of the checkpoint file ``path``, run as ``options`` say, with
-        ``overrides`` (fields of :class:`PredictOptions`, e.g. ``device="cpu"``) replaced."""
-        from octseg.model.checkpoint import load_checkpoint
+        """The network and meta of the checkpoint file ``path`` (a list of several: their
+        ensemble, :mod:`octseg.model.ensemble`), run as ``options`` say, with ``overrides``
+        (fields of :class:`PredictOptions`, e.g. ``device="cpu"``) replaced."""
+        from octseg.model.ensemble import checkpoint_paths, load_models
 
         options = replace(options or PredictOptions(), **overrides)
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(path, "checkpoint not found")
-        model, meta = load_checkpoint(path, map_location="cpu")
-        return cls(model, meta, options, source=path)
+        paths = checkpoint_paths(path)
+        for p in paths:
+            if not Path(p).is_file():
+                raise InputError(p, "checkpoint not found")
+        model, meta = load_models(paths)
+        return cls(model, meta, options, source=" + ".join(paths))
 
     def _check_model(self) -> None:
         """One tiny forward pass: the network must take k channels and give one per class."""
@@ -190,7 +196,7 @@ class Predictor:
                 f"model does not run on ({self.k}, {g['n_alines']}, "
                 f"{g['n_samples']}) inputs: {type(exc).__name__}: {exc}",
             ) from None
-        y = _main_output(y)
+        y = main_output(y)
         if y.ndim != 4 or y.shape[1] != len(self.classes):
             raise InputError(
                 self.source,
@@ -428,7 +434,7 @@ class Predictor:
                 else contextlib.nullcontext()
             )
             with ctx:
-                y = _main_output(self.model(xi))
+                y = main_output(self.model(xi))
             p = torch.softmax(y.float(), dim=1)
             if flip:
                 p = torch.flip(p, dims=(-2,))
@@ -547,8 +553,10 @@ class Predictor:
         return n
 
     def describe(self) -> dict[str, Any]:
+        members = [m["checkpoint"] for m in self.meta.get("ensemble") or ()]
         return {
             "checkpoint": self.source,
+            **({"ensemble": members} if members else {}),
             "classes": self.classes,
             "context_frames": self.k,
             "net_grid": self.net_grid,
@@ -663,15 +671,6 @@ def _argmax_channels(p: torch.Tensor) -> torch.Tensor:
     if p.device.type != "cpu":
         return p.argmax(dim=1)
     return p.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
-
-
-def _main_output(y: Any) -> torch.Tensor:
-    """The main head of networks that return several outputs (deep supervision, tuples)."""
-    if isinstance(y, (list, tuple)):
-        y = y[0]
-    if isinstance(y, torch.Tensor) and y.ndim == 5:  # DynUNet deep supervision in train mode
-        y = y[:, 0]
-    return y
 
 
 def save_untrained_checkpoint(

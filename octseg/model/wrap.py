@@ -20,6 +20,8 @@ image content there.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,3 +62,12 @@ class CircularPadNet(nn.Module):
         y = self.net(xp)
         # works for (B, C, A, R) and for stacked deep-supervision outputs (B, N, C, A, R)
         return y[..., top : top + a, :r]
+
+
+def main_output(y: Any) -> torch.Tensor:
+    """The main head of networks that return several outputs (deep supervision, tuples)."""
+    if isinstance(y, (list, tuple)):
+        y = y[0]
+    if isinstance(y, torch.Tensor) and y.ndim == 5:  # DynUNet deep supervision in train mode
+        y = y[:, 0]
+    return y

@@ -1,0 +1,131 @@
+"""Several checkpoints as one model: their class probabilities averaged.
+
+``infer.py checkpoint=[a.ckpt,b.ckpt,...]`` runs every member on each batch (after the same
+test-time augmentation) and averages their softmax probabilities, as nnU-Net averages its folds.
+Networks trained with different seeds or data disagree most where each is unsure, so the mean is
+steadier than any one of them (docs/inference.md gives the measured effect).
+
+Members must read the same frames and predict the same classes: ``classes``, ``context_frames``
+and ``net_grid`` of their metas are equal, or :func:`load_models` refuses with an error naming the
+file that differs. The networks may differ (size, architecture), and so may the grey-value
+normalisation each was trained with (a z-score's mean and std come from its training data): the
+predictor normalises the input as the first member says, and each other member gets it
+re-normalised its own way (:func:`input_map`). The ensemble's recommended inference settings
+(:mod:`octseg.model.recommended`) are those every member recommends alike; the others are left
+to the infer config's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from octseg.core.errors import InputError
+from octseg.model.recommended import META_KEY, recommended
+from octseg.model.wrap import main_output
+
+# what the members must share: the predictor reads these from the meta to build the input and
+# map the output (octseg.model.predictor.Predictor._read_meta)
+SHARED_META = ("classes", "context_frames", "net_grid")
+# log of the smallest mean probability kept: softmax(log p) gives back p for every p above it
+_TINY = 1e-12
+
+
+class ProbabilityMean(nn.Module):
+    """The mean of the members' softmax probabilities, returned as its logarithm: a softmax of
+    the output (what :class:`~octseg.model.predictor.Predictor` takes) gives the mean back."""
+
+    def __init__(
+        self,
+        members: Sequence[nn.Module],
+        input_maps: Sequence[tuple[float, float]] | None = None,
+    ):
+        """``input_maps``: per member, ``(scale, shift)`` taking the ensemble's input to the
+        member's (``x * scale + shift``); None: every member reads the input as it is."""
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two networks")
+        self.members = nn.ModuleList(members)
+        self.input_maps = [tuple(map(float, m)) for m in input_maps or [(1.0, 0.0)] * len(members)]
+        if len(self.input_maps) != len(members):
+            raise ValueError("one input map per member")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        acc = None
+        for member, (scale, shift) in zip(self.members, self.input_maps, strict=True):
+            xi = x if (scale, shift) == (1.0, 0.0) else x * scale + shift
+            p = torch.softmax(main_output(member(xi)).float(), dim=1)
+            acc = p if acc is None else acc + p
+        return torch.log((acc / len(self.members)).clamp_min(_TINY))
+
+
+def input_map(first: Mapping[str, Any] | None, member: Mapping[str, Any] | None) -> tuple:
+    """``(scale, shift)`` taking an input normalised as ``first`` says to one normalised as
+    ``member`` says (``none``: mean 0, std 1; see :func:`octseg.model.grid.normalize`)."""
+
+    def mean_std(norm):
+        norm = norm or {}
+        if norm.get("kind", "none") == "none":
+            return 0.0, 1.0
+        return float(norm["mean"]), float(norm["std"])
+
+    m0, s0 = mean_std(first)
+    mi, si = mean_std(member)
+    return s0 / si, (m0 - mi) / si
+
+
+def checkpoint_paths(checkpoint: Any) -> list[str]:
+    """``checkpoint`` (one path, or a list / tuple of them) as a list of path strings."""
+    if isinstance(checkpoint, (list, tuple)):
+        return [str(c) for c in checkpoint]
+    return [str(checkpoint)]
+
+
+def load_models(checkpoint: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, meta)`` of one checkpoint, or of the :class:`ProbabilityMean` of several (meta:
+    the first member's, with ``ensemble`` listing the members and the recommendations they
+    share)."""
+    from octseg.model.checkpoint import load_checkpoint
+
+    paths = checkpoint_paths(checkpoint)
+    if len(paths) == 1:
+        return load_checkpoint(paths[0])
+    if len(set(paths)) < len(paths):
+        raise InputError(paths[0], "an ensemble lists the same checkpoint twice")
+    loaded = [load_checkpoint(p) for p in paths]
+    first = loaded[0][1]
+    for path, (_, meta) in zip(paths[1:], loaded[1:], strict=True):
+        check_compatible(first, meta, paths[0], path)
+    meta = dict(first)
+    meta[META_KEY] = shared_recommendations([m for _, m in loaded], paths)
+    meta["ensemble"] = [
+        {"checkpoint": p, "recipe": m.get("recipe")}
+        for p, (_, m) in zip(paths, loaded, strict=True)
+    ]
+    maps = [input_map(first.get("normalization"), m.get("normalization")) for _, m in loaded]
+    return ProbabilityMean([model for model, _ in loaded], maps).eval(), meta
+
+
+def check_compatible(
+    first: Mapping[str, Any], meta: Mapping[str, Any], first_path: str, path: str
+) -> None:
+    """InputError naming ``path`` when its meta differs from the first member's in a key the
+    predictor relies on (:data:`SHARED_META`)."""
+    for key in SHARED_META:
+        if first.get(key) != meta.get(key):
+            raise InputError(
+                path,
+                f"cannot be averaged with {first_path}: its {key} differs "
+                f"({meta.get(key)!r} vs {first.get(key)!r})",
+            )
+
+
+def shared_recommendations(
+    metas: Sequence[Mapping[str, Any]], paths: Sequence[str]
+) -> dict[str, Any]:
+    """The recommended inference settings that every member gives, with the same value."""
+    recs = [recommended(m, p) for m, p in zip(metas, paths, strict=True)]
+    return {k: v for k, v in recs[0].items() if all(r.get(k, object()) == v for r in recs[1:])}

@@ -1,0 +1,100 @@
+"""infer.py with several checkpoints (``checkpoint=[a,b]``): the mean of their class
+probabilities labels the frames, the manifest names every member, the outputs' fingerprint is the
+ensemble's, and the simple CLI and the Hydra job both take the list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from model_helpers import TINY_MODEL, ClassOracle, polar_npz, quiet_settings
+
+from octseg.core.errors import InputError
+from octseg.infer.cli import parse
+from octseg.infer.pipeline import run_inference
+from octseg.infer.settings import InferSettings
+from octseg.io.labels import load_labels
+from octseg.model import checkpoint as ckpt_module
+from octseg.model.predictor import save_untrained_checkpoint
+
+GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
+
+
+class WeakShift(torch.nn.Module):
+    """Says the oracle's class + 1, unsure (logit 2 against 0): alone it is wrong (its lumen
+    lies in the tissue, and post-processing removes it); averaged with the confident oracle it
+    loses every pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cls = (torch.round(x[:, x.shape[1] // 2] * 4).clamp(0, 4).long() + 1) % 5
+        return 2.0 * torch.nn.functional.one_hot(cls, 5).permute(0, 3, 1, 2).float()
+
+
+@pytest.fixture
+def members(tmp_path, monkeypatch) -> tuple[str, str]:
+    """Two checkpoint files whose networks are the oracle (a) and the weak wrong one (b)."""
+    paths = {}
+    for name, net in (("a.pt", ClassOracle()), ("b.pt", WeakShift())):
+        path = save_untrained_checkpoint(
+            tmp_path / name, model_cfg=TINY_MODEL, context_frames=1, net_grid=GRID
+        )
+        paths[str(path)] = net
+    real = ckpt_module.load_checkpoint
+
+    def load(path, map_location="cpu"):
+        _, meta = real(path, map_location=map_location)
+        return paths[str(path)].eval(), meta
+
+    monkeypatch.setattr(ckpt_module, "load_checkpoint", load)
+    return tuple(paths)
+
+
+def _run(checkpoint, inp: Path, out: Path):
+    run_inference(quiet_settings(inp, out, checkpoint=checkpoint))
+    return load_labels(next(out.glob("*/labels.npz"))).labels
+
+
+def test_the_mean_of_probabilities_labels_the_frames(members, tmp_path, capsys):
+    a, b = members
+    inp = polar_npz(tmp_path / "in" / "case.npz", 3)
+    lab_a = _run(a, inp, tmp_path / "a")
+    lab_b = _run(b, inp, tmp_path / "b")
+    lab_ab = _run([a, b], inp, tmp_path / "ab")
+    lumen = lab_a == 1
+    assert lumen.mean() > 0.3 and (lab_b[lumen] != 1).all()  # the weak member alone is wrong
+    assert (lab_ab == lab_a).all()  # the mean follows the confident one
+    assert "the mean of 2 checkpoints" in capsys.readouterr().out
+    written = [json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("a", "b", "ab")]
+    assert written[2]["checkpoint"] == [a, b]
+    assert written[2]["model"]["ensemble"] == [a, b]
+    prints = {m["fingerprint"] for m in written}
+    assert len(prints) == 3  # the ensemble's outputs are not taken for either member's
+
+
+def test_checkpoint_setting_forms():
+    assert InferSettings(checkpoint=["a"], input="i", output="o").checkpoint == "a"
+    assert InferSettings(checkpoint=("a", "b"), input="i", output="o").checkpoint == ["a", "b"]
+    assert InferSettings(checkpoint="", input="i", output="o").checkpoint is None
+    with pytest.raises(InputError, match="every listed path"):
+        InferSettings(checkpoint=[], input="i", output="o")
+
+
+def test_simple_cli_passes_several_checkpoints_to_the_job(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from octseg.jobs import register_configs
+
+    odd = str(tmp_path / "we,ird [x].ckpt")
+    overrides = parse(["scan.dcm", "--out", "o", "--checkpoint", "a.ckpt", odd])
+    assert any(o.startswith("checkpoint=[") for o in overrides)
+    register_configs()
+    configs = Path(__file__).resolve().parents[2] / "octseg" / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("infer", overrides=overrides)
+    s = InferSettings.from_cfg(OmegaConf.to_container(cfg, resolve=True))
+    assert s.checkpoint == ["a.ckpt", odd]
+    one = parse(["scan.dcm", "--out", "o", "--checkpoint", "a.ckpt"])
+    assert "checkpoint='a.ckpt'" in one
