@@ -162,7 +162,8 @@ def measure_frame(
     ca = vals == CALCIUM
     hit = ca.any(1)
     if hit.any():
-        gw = (vals == GUIDEWIRE).any(1) & ~hit
+        # rays through the guidewire shadow or a strut: nothing behind them can be seen
+        gw = ((vals == GUIDEWIRE) | (vals == STRUT)).any(1) & ~hit
         bridged = np.zeros(n, bool)
         for start in np.flatnonzero(gw & ~np.roll(gw, 1)):  # runs of shadow rays
             end = start

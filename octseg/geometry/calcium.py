@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from octseg.core.classes import CALCIUM, GUIDEWIRE
+from octseg.core.classes import CALCIUM, GUIDEWIRE, STRUT
 from octseg.geometry.kernels import count_along, eq_u8, first_one
 from octseg.geometry.lumen import TWO_PI
 
@@ -124,6 +124,14 @@ class RayGrid:
         return torch.gather(flat, 1, pix).reshape(b, *self.offsets.shape)
 
 
+def shadow_rays(vals: torch.Tensor, buf: torch.Tensor | None = None) -> torch.Tensor:
+    """Rays ``(B, n)`` of centroid-ray samples ``(B, n, S)`` that cross the guidewire (class 4,
+    labelled with its shadow) or a stent strut: nothing behind them can be seen. ``buf``: an
+    optional uint8 scratch of the samples' shape (see :func:`eq_u8`)."""
+    gw = eq_u8(vals, GUIDEWIRE, out=buf).amax(-1) > 0
+    return gw | (eq_u8(vals, STRUT, out=buf).amax(-1) > 0)
+
+
 def bridge_shadow(hit: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
     """Rays ``(B, n)`` inside a guidewire-shadow run whose nearest non-shadow rays on both sides
     (wrapping) hit calcium."""
@@ -148,8 +156,8 @@ def calcium_metrics(
     """Per-frame arc (deg), max thickness, min depth (mm) from centroid-ray samples ``(B, n, S)``
     and the lumen profile ``rho_l`` (B, n) on the same rays (NaN where there is no lumen)."""
     n = vals.shape[1]
-    buf = eq_u8(vals, GUIDEWIRE)  # uint8 0/1 (see octseg.geometry.kernels)
-    shadow = buf.amax(-1) > 0
+    buf = torch.empty(vals.shape, dtype=torch.uint8, device=vals.device)
+    shadow = shadow_rays(vals, buf)
     ca = eq_u8(vals, CALCIUM, out=buf)
     hit, first = first_one(ca)
     bridged = bridge_shadow(hit, shadow)

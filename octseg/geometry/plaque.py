@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from octseg.core.classes import FIBROUS_CAP, GUIDEWIRE, LIPID
-from octseg.geometry.calcium import bridge_shadow
+from octseg.core.classes import FIBROUS_CAP, LIPID
+from octseg.geometry.calcium import bridge_shadow, shadow_rays
 from octseg.geometry.kernels import eq_u8, first_one
 
 
@@ -60,7 +60,7 @@ def plaque_metrics(vals: torch.Tensor, step: float, rho_l: torch.Tensor) -> dict
     angle (deg, about the lumen centroid) of the ray where it lies, from centroid-ray samples
     ``(B, n, S)`` and the lumen profile ``rho_l`` (B, n) on the same rays (NaN: no lumen)."""
     n = vals.shape[1]
-    shadow = eq_u8(vals, GUIDEWIRE).amax(-1) > 0
+    shadow = shadow_rays(vals)
     hit, first = first_one(eq_u8(vals, LIPID))
     arc = (hit | bridge_shadow(hit, shadow)).sum(1).float() * (360.0 / n)
     lead = ((first.float() - 0.5) * step).clamp(min=0)

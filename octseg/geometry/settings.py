@@ -21,8 +21,8 @@ from octseg.core.errors import InputError
 # Version of the measurement rules (docs/metrics.md): bumped whenever a definition changes the
 # numbers of the same labels and settings, so that a resumed inference run re-measures outputs
 # written under older rules (it is part of the output fingerprint). 2: the strut-shadow contour
-# rule (eleventh session).
-MEASUREMENT_RULES = 2
+# rule (eleventh session); 3: calcium and lipid arcs bridged across strut shadows (twelfth).
+MEASUREMENT_RULES = 3
 
 # Strut + polymer thickness of common drug-eluting stents (mm); see shared/domain.md section 5.
 DEFAULT_STENT_MODELS: dict[str, dict[str, float]] = {

@@ -94,6 +94,24 @@ def test_calcium_bridged_across_guidewire_shadow(space):
 
 
 @pytest.mark.parametrize("space", SPACES)
+def test_calcium_bridged_across_a_strut_shadow(space):
+    """A strut at the lumen border hides the calcium behind it (a segmentation labels a gap
+    there): the rays through the strut count as calcium when calcium flanks them on both sides,
+    as for the guidewire; a gap with no strut in front, or calcium on one side only, does not."""
+    lum = (0.0, 0.0, 0.6)
+    pieces = [(0.7, 0.95, 40.0, 87.0), (0.7, 0.95, 93.0, 140.0)]  # 6 deg gap behind the strut
+    strut = dict(struts=[(0.6, 90.0)], strut_radius=0.04)  # 7.6 deg wide about the centroid
+    (row,) = measure([scene(space, lumen=lum, calcium=pieces, **strut)], space).frames
+    assert row["calcium_arc_deg"] == pytest.approx(100.0, abs=2.0)
+    assert row["calcium_area_mm2"] == pytest.approx(_sector_area(0.7, 0.95, 94.0), rel=0.02)
+    (row,) = measure([scene(space, lumen=lum, calcium=pieces)], space).frames
+    assert row["calcium_arc_deg"] == pytest.approx(94.0, abs=2.0)  # no strut: a real gap
+    one_side = [(0.7, 0.95, 40.0, 87.0)]
+    (row,) = measure([scene(space, lumen=lum, calcium=one_side, **strut)], space).frames
+    assert row["calcium_arc_deg"] == pytest.approx(47.0, abs=2.0)
+
+
+@pytest.mark.parametrize("space", SPACES)
 def test_struts_distances(space):
     lum = (0.06, 0.04, 0.8)
     struts = [(0.5, 20.0), (0.79, 110.0), (0.65, 200.0), (0.8, 290.0)]

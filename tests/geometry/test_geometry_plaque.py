@@ -56,6 +56,23 @@ def test_lipid_bridged_across_guidewire_shadow(space):
 
 
 @pytest.mark.parametrize("space", SPACES)
+def test_lipid_bridged_across_a_strut_shadow(space):
+    """Lipid labelled on both sides of a strut at the lumen border, not behind it: the strut's
+    rays count, as the guidewire shadow's do (the same rule as calcium)."""
+    lumen = (0.0, 0.0, 0.6)
+    frame = plaque_scene(space, 0.1, 40.0, 140.0, lumen=lumen)
+    y, x = grid(space)
+    rho, phi = polar_about(y, x, lumen[:2])
+    frame[in_arc(phi, 87.0, 93.0) & (rho >= 0.6)] = 0  # nothing seen behind the strut
+    strut = scene(space, lumen=lumen, struts=[(0.6, 90.0)], strut_radius=0.04) == 3
+    (row,) = measure([frame], space).frames
+    assert row["lipid_arc_deg"] == pytest.approx(94.0, abs=2.0)  # a gap without a strut
+    frame[strut] = 3
+    (row,) = measure([frame], space).frames
+    assert row["lipid_arc_deg"] == pytest.approx(100.0, abs=2.0)
+
+
+@pytest.mark.parametrize("space", SPACES)
 def test_thinnest_cap_of_an_eccentric_ring(space):
     """Lipid core behind a circle of radius R centred d off the lumen centre: along the ray from
     the lumen centre the cap is d cos(a) + sqrt(R^2 - d^2 sin^2 a) - r, thinnest (R - d - r) at
