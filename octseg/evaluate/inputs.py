@@ -356,6 +356,55 @@ def measure_label_file(
     return pb
 
 
+def refresh_stale_tables(
+    pbs: dict[str, PullbackData],
+    side: str,
+    warnings: list[str],
+    geometry: Any = None,
+    device: str = "cpu",
+) -> None:
+    """Re-measure, from their label maps, the pullbacks whose ``frames.csv`` / ``summary.json``
+    octseg wrote under older measurement rules (:data:`octseg.geometry.settings.MEASUREMENT_RULES`
+    in ``summary.json``), so that both sides follow today's definitions; warn about tables that
+    cannot be re-measured (no label map) or that do not record their rules (older octseg or
+    another tool). Manual CSVs and analytic truth tables are never touched."""
+    from octseg.geometry.settings import MEASUREMENT_RULES
+
+    redone, unknown, kept = [], [], []
+    for pid, pb in pbs.items():
+        summary = pb.summary or {}
+        rules = summary.get("measurement_rules")
+        from_folder = Path(pb.source.get("frames", "")).name == "frames.csv"
+        if not from_folder or summary.get("analytic_truth") or rules == MEASUREMENT_RULES:
+            continue
+        if pb.labels is None or "labels" not in pb.source:
+            (unknown if rules is None else kept).append(pid)
+        elif rules is None:
+            unknown.append(pid)
+        else:
+            pbs[pid] = measure_label_file(Path(pb.source["labels"]), pid, geometry, device)
+            redone.append(f"{pid} ({rules})")
+    now = f"today's measurement rules ({MEASUREMENT_RULES}, docs/metrics.md)"
+    if redone:
+        warnings.append(
+            f"{side}: re-measured from labels.npz under {now}, as their tables were measured "
+            f"under older rules: {', '.join(redone)}"
+        )
+    if kept:
+        warnings.append(
+            f"{side}: tables measured under older rules than {now} and no labels.npz to "
+            f"re-measure them: {', '.join(kept)}"
+        )
+    if unknown:
+        warnings.append(
+            f"{side}: {len(unknown)} pullback(s) hold tables that do not say which measurement "
+            f"rules made them (octseg before {MEASUREMENT_RULES} recorded them, or another "
+            "tool); if octseg measured them, re-measure them (`octseg measure`, or "
+            "settings.manual_tables=false / auto_source=labels) so that both sides follow "
+            f"{now}: {', '.join(unknown)}"
+        )
+
+
 # ----------------------------------------------------------------------------- discovery
 def _has_tables(d: Path) -> bool:
     return any((d / t).exists() for t in TABLES)

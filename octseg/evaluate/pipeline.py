@@ -23,6 +23,7 @@ from octseg.evaluate.inputs import (
     load_auto,
     load_manual,
     model_classes,
+    refresh_stale_tables,
 )
 from octseg.evaluate.settings import EvaluationSettings
 
@@ -201,6 +202,8 @@ def read_sides(
         progress=s.progress,
     )
     manual_pbs = load_manual(manual, use_tables=s.manual_tables, warnings=warnings_)
+    for side, pbs in (("automated", auto_pbs), ("manual", manual_pbs)):
+        refresh_stale_tables(pbs, side, warnings_, s.geometry_settings(), s.device)
     sides = _Sides(
         auto_pbs,
         manual_pbs,

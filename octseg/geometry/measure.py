@@ -28,7 +28,7 @@ from octseg.geometry.kernels import (
     pieces,
     round_up,
 )
-from octseg.geometry.settings import GeometrySettings
+from octseg.geometry.settings import MEASUREMENT_RULES, GeometrySettings
 from octseg.geometry.summary import summarize
 from octseg.geometry.tables import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
 from octseg.io.labels import LabelFile
@@ -360,7 +360,9 @@ def measure_labels(
         fr, sr = _rows(res, frame_numbers[start:stop], fs)
         rows += fr
         struts += sr
-    return Measurements(rows, struts, summarize(rows, struts, fs, s))
+    summary = summarize(rows, struts, fs, s)
+    summary["measurement_rules"] = MEASUREMENT_RULES  # which definitions made these numbers
+    return Measurements(rows, struts, summary)
 
 
 def measure_frames(

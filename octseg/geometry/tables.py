@@ -117,6 +117,9 @@ SUMMARY_EXAMPLE: dict[str, Any] = {
     ],
     "stent": None,
     "lipid_lesions": [],
+    # the version of the definitions that made these numbers (octseg.geometry.settings);
+    # evaluate.py re-measures tables of older rules from their labels.npz
+    "measurement_rules": 3,
 }
 
 MANUAL_FRAME_COLUMNS: list[str] = ["pullback_id"] + FRAME_COLUMNS
