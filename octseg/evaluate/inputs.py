@@ -9,7 +9,8 @@ tables. A ``labels.npz`` beside the tables is also used for the overlap metrics.
 Manual measurements (``manual``): ``manual_frames.csv``, ``manual_lesions.csv``,
 ``manual_struts.csv`` (columns in :mod:`octseg.geometry.tables`, formats in ``docs/evaluation.md``)
 anywhere up to two folders deep, and/or per-pullback folders with ``labels.npz`` (manual label
-maps) or with measurement tables (``frames.csv``/``summary.json``/``struts.csv``, e.g. the
+maps, measured with :func:`octseg.geometry.measure_labels` where no CSV or table gives a measure)
+or with measurement tables (``frames.csv``/``summary.json``/``struts.csv``, e.g. the
 synthetic generator's ``truth/``), which are then read as if a core lab had written them.
 
 Every problem is an :class:`octseg.core.errors.SchemaError` / :class:`InputError` naming the file (and
@@ -513,9 +514,16 @@ def _folder_id(path: Path, root: Path) -> str | None:
 
 
 def load_manual(
-    root: str | Path, *, use_tables: bool = True, warnings: list[str] | None = None
+    root: str | Path,
+    *,
+    use_tables: bool = True,
+    warnings: list[str] | None = None,
+    geometry: Any = None,
+    device: str = "cpu",
 ) -> dict[str, PullbackData]:
-    """Manual measurements per pullback id (see module docstring for what is read)."""
+    """Manual measurements per pullback id (see module docstring for what is read); a pullback
+    folder's label map is measured (``geometry``, ``device``) for what neither a manual CSV nor
+    (``use_tables``) its tables give."""
     root = Path(root)
     if not root.exists():
         raise InputError(root, "no such file or folder")
@@ -526,7 +534,7 @@ def load_manual(
             _add_manual_csv(out, kind, path, _folder_id(path, root), warnings)
     if root.is_dir():
         for pid, d in pullback_dirs(root).items():
-            _add_pullback_folder(out, pid, d, use_tables)
+            _add_pullback_folder(out, pid, d, use_tables, (geometry, device))
     if not out:
         raise InputError(
             root,
@@ -568,21 +576,25 @@ def _add_manual_csv(
         p.source[kind] = str(path)
 
 
-def _add_pullback_folder(out: dict[str, PullbackData], pid: str, d: Path, use_tables: bool) -> None:
-    """Label maps of a manual pullback folder, and (``use_tables``) its measurement tables
-    where no manual CSV gave them."""
+def _add_pullback_folder(
+    out: dict[str, PullbackData], pid: str, d: Path, use_tables: bool, measure: tuple
+) -> None:
+    """Label maps of a manual pullback folder, and its measurement tables (``use_tables``; else,
+    or without tables, the label map measured with ``measure = (geometry, device)``) where no
+    manual CSV gave them."""
     lab = d / "labels.npz"
     if lab.exists():
         p = out.setdefault(pid, PullbackData(id=pid))
         p.labels = load_labels(lab)
         p.source["labels"] = str(lab)
         p.frame_spacing_mm = p.labels.frame_spacing_mm
-    if not use_tables:
-        return
     tdir = d if _has_tables(d) else d / "truth"
-    if not _has_tables(tdir):
+    if use_tables and _has_tables(tdir):
+        t = read_tables(tdir, pid)
+    elif lab.exists():
+        t = measure_label_file(lab, pid, *measure)
+    else:
         return
-    t = read_tables(tdir, pid)
     p = out.setdefault(pid, PullbackData(id=pid))
     for kind in ("frames", "lesions", "struts"):
         if getattr(p, kind) is None and getattr(t, kind) is not None:

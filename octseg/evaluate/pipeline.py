@@ -201,7 +201,13 @@ def read_sides(
         device=s.device,
         progress=s.progress,
     )
-    manual_pbs = load_manual(manual, use_tables=s.manual_tables, warnings=warnings_)
+    manual_pbs = load_manual(
+        manual,
+        use_tables=s.manual_tables,
+        warnings=warnings_,
+        geometry=s.geometry_settings(),
+        device=s.device,
+    )
     for side, pbs in (("automated", auto_pbs), ("manual", manual_pbs)):
         refresh_stale_tables(pbs, side, warnings_, s.geometry_settings(), s.device)
     sides = _Sides(

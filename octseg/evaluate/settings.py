@@ -26,7 +26,9 @@ class EvaluationSettings:
     lesion_min_overlap_frames: float = 1.0  # lesions pair when they share at least this many frames
     frame_spacing_mm: float | None = None  # overrides the spacing read from the inputs
     auto_source: str = "auto"  # auto | tables | labels | truth (see inputs.load_auto)
-    manual_tables: bool = True  # read frames.csv/summary.json/struts.csv in manual folders too
+    # read frames.csv/summary.json/struts.csv in manual folders; false, or a folder without them:
+    # measure its labels.npz (octseg.geometry) instead
+    manual_tables: bool = True
     n_bootstrap: int = 2000  # resamples for the MAE confidence interval
     seed: int = 0
     classes: tuple[int, ...] = segmentation.DEFAULT_CLASSES  # classes for overlap metrics

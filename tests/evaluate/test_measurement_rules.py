@@ -95,3 +95,24 @@ def test_analytic_truth_tables_are_never_re_measured(tmp_path):
     (d / "summary.json").write_text(json.dumps({**summary, "analytic_truth": True}))
     bias, warnings = _run(tmp_path)
     assert bias < -90 and not any("rules" in w for w in warnings)
+
+
+def test_a_manual_label_map_without_tables_is_measured(tmp_path):
+    _pullback(tmp_path / "auto")
+    d = _pullback(tmp_path / "manual")
+    for name in ("frames.csv", "struts.csv", "summary.json"):
+        (d / name).unlink()
+    bias, warnings = _run(tmp_path)  # the lumen compared, not only overlapped
+    assert abs(bias) < 1e-4 and not any("rules" in w for w in warnings)
+
+
+def test_manual_tables_false_measures_the_label_map_instead(tmp_path):
+    _pullback(tmp_path / "auto")
+    _age(_pullback(tmp_path / "manual"), rules=None)
+    ev = evaluate(
+        tmp_path / "auto",
+        tmp_path / "manual",
+        None,
+        {"plots": False, "progress": False, "manual_tables": False},
+    )
+    assert abs(ev.metrics["frames"]["measures"]["lumen_area_mm2"]["bias"]) < 1e-4
