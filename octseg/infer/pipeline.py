@@ -262,6 +262,7 @@ def load_model(run: Run, predictor: Any = None) -> None:
         "fingerprint": fp,
         "model": model_info,
         "recommended_applied": applied,
+        "geometry": run.geometry.to_dict(),  # what measured the tables (octseg review re-uses it)
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "model_load_s": round(time.perf_counter() - t_load, 3),
     }

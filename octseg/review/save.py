@@ -150,7 +150,7 @@ def save_review(st: PullbackState, root: Path, layout: str, reviewer: str) -> di
     image_name = _copy_image(st, out)
     with _folder_lock(out):
         save_labels(out / "labels.npz", lf)
-        measure_labels(lf).write(out)
+        measure_labels(lf, st.geometry).write(out)
         prov["image"] = image_name
         atomic.write_json(out / PROVENANCE, prov)
     prov["warnings"] = write_corrected(st, root, whole, prov)
@@ -167,7 +167,7 @@ def write_corrected(st: PullbackState, root: Path, lf, prov: dict[str, Any]) -> 
         lf.frame_index = None
     with _folder_lock(out):
         save_labels(out / "labels.npz", lf, compress_level=1)
-        m = measure_labels(lf)
+        m = measure_labels(lf, st.geometry)
         m.write(out)
         atomic.write_json(out / PROVENANCE, prov)
         try:

@@ -41,9 +41,16 @@ MAX_BODY = 1 << 20
 class Review:
     """The opened folder, its pullbacks and the ones loaded for review."""
 
-    def __init__(self, root: str | Path, data: str | Path | None = None, reviewer: str = "unknown"):
+    def __init__(
+        self,
+        root: str | Path,
+        data: str | Path | None = None,
+        reviewer: str = "unknown",
+        geometry: str | Path | None = None,
+    ):
         self.layout, entries = open_folder(root, data)
         self.root = Path(root).resolve()
+        self.geometry, self.geometry_source = review_geometry(self.root, geometry)
         self.entries: dict[str, Entry] = {e.id: e for e in entries}
         self.reviewer = reviewer
         self.states: OrderedDict[str, PullbackState] = OrderedDict()
@@ -65,7 +72,7 @@ class Review:
             if entry.status in ("error", "failed"):  # failed: inference wrote no labels
                 raise HTTPException(422, f"{pid}: {entry.error or entry.status}")
             try:
-                st = load_state(entry)
+                st = load_state(entry, self.geometry)
                 save.restore(st, self.root)
             except (OctsegError, OSError, ValueError) as exc:
                 entry.status, entry.error = "error", str(exc)
@@ -96,6 +103,24 @@ class Review:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def review_geometry(root: Path, config: str | Path | None) -> tuple[Any, str]:
+    """The geometry settings that measure the reviewed labels, and where they come from: a YAML
+    file given (``--geometry-config``), else those the inference run recorded in
+    ``root/manifest.json`` (so the review measures as the run did), else the defaults."""
+    from octseg.geometry import GeometrySettings
+
+    if config is not None:
+        return GeometrySettings.from_yaml(config), str(config)
+    manifest = root / "manifest.json"
+    try:
+        recorded = json.loads(manifest.read_text()).get("geometry")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if isinstance(recorded, dict):
+        return GeometrySettings.from_dict(recorded, source=manifest), str(manifest)
+    return GeometrySettings(), "the defaults"
 
 
 def _review(request: Request) -> Review:

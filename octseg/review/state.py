@@ -43,6 +43,7 @@ class PullbackState:
     fs: float
     center: tuple[float, float] | None
     grid: edits.PixelGrid
+    geometry: Any = None  # GeometrySettings that measure the labels (None: the defaults)
     rows: list[dict[str, Any] | None] = field(default_factory=list)
     reviewed: set[int] = field(default_factory=set)
     edited: set[int] = field(default_factory=set)
@@ -80,7 +81,7 @@ class PullbackState:
             frames = [int(f) for f in np.flatnonzero(self.labelled)]
         if not frames:
             return
-        for row in measure_labels(self.label_file(frames)).frames:
+        for row in measure_labels(self.label_file(frames), self.geometry).frames:
             self.rows[int(row["frame"])] = row
 
     def jumps(self) -> dict[str, int | None]:
@@ -235,8 +236,9 @@ def _as_uint8(frames: np.ndarray) -> np.ndarray:
     return np.clip(f * (255.0 / hi) + 0.5, 0, 255).astype(np.uint8)
 
 
-def load_state(entry: Entry) -> PullbackState:
-    """Read a pullback's image and labels and measure it. Errors name the file and problem."""
+def load_state(entry: Entry, geometry: Any = None) -> PullbackState:
+    """Read a pullback's image and labels and measure it with ``geometry`` (GeometrySettings;
+    None: the defaults). Errors name the file and problem."""
     from octseg.io import read_pullback
 
     if entry.error:
@@ -266,6 +268,7 @@ def load_state(entry: Entry) -> PullbackState:
         pb.frame_spacing_mm,
         center,
         grid,
+        geometry,
     )
     st.measure()
     return st

@@ -650,3 +650,36 @@ def test_evaluate_takes_the_review_as_the_manual_side(ds, tmp_path):
     assert matched[10]["manual_lumen_area_mm2"] == pytest.approx(fixed["lumen_area_mm2"], rel=1e-4)
     assert matched[10]["auto_lumen_area_mm2"] == pytest.approx(auto[10]["lumen_area_mm2"], rel=1e-4)
     assert matched[4]["manual_lumen_area_mm2"] == pytest.approx(auto[4]["lumen_area_mm2"], rel=1e-4)
+
+
+def test_review_measures_with_the_run_geometry(ds, tmp_path):
+    """The page's numbers come from the geometry settings the inference run recorded in its
+    manifest (here 32 contour rays), not from the defaults; --geometry-config overrides them."""
+    from model_helpers import oracle_predictor, quiet_settings
+
+    from octseg.geometry.tables import read_csv
+    from octseg.infer.pipeline import run_inference
+
+    base = _infer(ds, tmp_path)  # writes in/case.npz, the oracle's input
+    out = tmp_path / "coarse"
+    truth = load_labels(ds / PID / "labels.npz")
+    a, r = truth.labels.shape[1:]
+    grid = {"n_alines": a, "n_samples": r, "spacing_mm": truth.pixel_spacing_mm}
+    cfg = quiet_settings(tmp_path / "in" / "case.npz", out, geometry={"n_rays": 32})
+    run_inference(cfg, oracle_predictor(grid))
+    assert json.loads((out / "manifest.json").read_text())["geometry"]["n_rays"] == 32
+    key = "calcium_arc_deg"  # counted on rays about the centroid: 11.25 deg steps with 32
+    coarse = {row["frame"]: row[key] for row in read_csv(out / "case" / "frames.csv")}
+    fine = {row["frame"]: row[key] for row in read_csv(base / "case" / "frames.csv")}
+    arcs = [f for f in fine if fine[f] is not None]
+    assert arcs and max(abs(coarse[f] - fine[f]) for f in arcs) > 1.0  # the setting shows
+    c, rv = client(out)
+    rows = c.get("/api/pb/case", headers=H).json()["rows"]
+    assert rv.geometry.n_rays == 32 and rv.geometry_source.endswith("manifest.json")
+    for row in rows:
+        if row["frame"] in arcs:
+            assert row[key] == pytest.approx(coarse[row["frame"]], abs=1e-3)
+    yaml = tmp_path / "g.yaml"
+    yaml.write_text("n_rays: 720\n")
+    other = Review(out, reviewer="tester", geometry=yaml)
+    assert other.geometry.n_rays == 720 and other.geometry_source == str(yaml)
