@@ -34,7 +34,10 @@ COLUMNS = [
 def run_product(code: Path, ckpts: list[Path], suite: Path, work: Path, extra=()) -> Path:
     """infer.py on every corrupted pullback, then evaluate.py against the expert labels; several
     checkpoints: their ensemble (octseg.model.ensemble)."""
-    ckpt = ckpts[0] if len(ckpts) == 1 else "[" + ",".join(map(str, ckpts)) + "]"
+    from octseg.infer.cli import quote
+
+    names = [quote(str(c)) for c in ckpts]
+    ckpt = names[0] if len(names) == 1 else "[" + ",".join(names) + "]"
     infer_out, eval_out = work / "infer", work / "evaluation"
     py = sys.executable
     # one thread per process: on a shared CPU host more threads mostly wait on each other

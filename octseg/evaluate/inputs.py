@@ -331,16 +331,17 @@ def read_tables(folder: Path, pid: str) -> PullbackData:
 
 
 def measure_label_file(
-    path: Path, pid: str, geometry: Any = None, device: str = "cpu"
+    path: Path, pid: str, geometry: Any = None, device: str = "cpu", lf: LabelFile | None = None
 ) -> PullbackData:
-    """Measure a label file with the geometry module (lazily imported)."""
+    """Measure a label file with the geometry module (lazily imported); ``lf``: the file's
+    contents when already loaded."""
     try:
         from octseg.geometry import measure_labels
     except (ImportError, AttributeError) as exc:  # pragma: no cover - depends on the build
         raise InputError(
             path, f"measuring a label file needs octseg.geometry.measure_labels ({exc})"
         ) from None
-    lf = load_labels(path)
+    lf = lf if lf is not None else load_labels(path)
     m = measure_labels(lf, geometry, device=device)
     pb = PullbackData(
         id=pid,
@@ -357,6 +358,10 @@ def measure_label_file(
     return pb
 
 
+#: the first MEASUREMENT_RULES that octseg recorded in summary.json
+RULES_RECORDED_SINCE = 3
+
+
 def refresh_stale_tables(
     pbs: dict[str, PullbackData],
     side: str,
@@ -364,46 +369,71 @@ def refresh_stale_tables(
     geometry: Any = None,
     device: str = "cpu",
 ) -> None:
-    """Re-measure, from their label maps, the pullbacks whose ``frames.csv`` / ``summary.json``
-    octseg wrote under older measurement rules (:data:`octseg.geometry.settings.MEASUREMENT_RULES`
-    in ``summary.json``), so that both sides follow today's definitions; warn about tables that
-    cannot be re-measured (no label map) or that do not record their rules (older octseg or
-    another tool). Manual CSVs and analytic truth tables are never touched."""
-    from octseg.geometry.settings import MEASUREMENT_RULES
+    """Re-measure, from their label maps, the tables (``frames.csv`` / ``struts.csv`` /
+    ``summary.json``) octseg wrote under older measurement rules
+    (:data:`octseg.geometry.settings.MEASUREMENT_RULES`, recorded in ``summary.json``), so that
+    both sides follow today's definitions; warn about tables that cannot be re-measured (no label
+    map), that come from a newer octseg, or that do not record their rules. What manual CSVs
+    give, and exact truth tables (a ``truth/`` folder or ``"analytic_truth"``), are kept."""
+    from octseg.geometry.settings import MEASUREMENT_RULES as now
 
-    redone, unknown, kept = [], [], []
+    found: dict[str, list[str]] = {"redone": [], "kept": [], "newer": [], "unknown": []}
     for pid, pb in pbs.items():
-        summary = pb.summary or {}
-        rules = summary.get("measurement_rules")
-        from_folder = Path(pb.source.get("frames", "")).name == "frames.csv"
-        if not from_folder or summary.get("analytic_truth") or rules == MEASUREMENT_RULES:
+        rules = (pb.summary or {}).get("measurement_rules")
+        if not _octseg_tables(pb) or rules == now:
             continue
-        if pb.labels is None or "labels" not in pb.source:
-            (unknown if rules is None else kept).append(pid)
-        elif rules is None:
-            unknown.append(pid)
+        if not isinstance(rules, int) or isinstance(rules, bool):
+            found["unknown"].append(pid)
+        elif rules > now:
+            found["newer"].append(f"{pid} ({rules})")
+        elif pb.labels is None or "labels" not in pb.source:
+            found["kept"].append(f"{pid} ({rules})")
         else:
-            pbs[pid] = measure_label_file(Path(pb.source["labels"]), pid, geometry, device)
-            redone.append(f"{pid} ({rules})")
-    now = f"today's measurement rules ({MEASUREMENT_RULES}, docs/metrics.md)"
-    if redone:
-        warnings.append(
-            f"{side}: re-measured from labels.npz under {now}, as their tables were measured "
-            f"under older rules: {', '.join(redone)}"
-        )
-    if kept:
-        warnings.append(
-            f"{side}: tables measured under older rules than {now} and no labels.npz to "
-            f"re-measure them: {', '.join(kept)}"
-        )
-    if unknown:
-        warnings.append(
-            f"{side}: {len(unknown)} pullback(s) hold tables that do not say which measurement "
-            f"rules made them (octseg before {MEASUREMENT_RULES} recorded them, or another "
-            "tool); if octseg measured them, re-measure them (`octseg measure`, or "
-            "settings.manual_tables=false / auto_source=labels) so that both sides follow "
-            f"{now}: {', '.join(unknown)}"
-        )
+            _remeasure_tables(pb, geometry, device)
+            found["redone"].append(f"{pid} ({rules})")
+    warnings += _rules_warnings(side, found, now)
+
+
+def _octseg_tables(pb: PullbackData) -> bool:
+    """Whether ``pb``'s frames come from a pullback folder's tables that are not exact truth."""
+    frames = Path(pb.source.get("frames", ""))
+    return (
+        frames.name == "frames.csv"
+        and frames.parent.name != "truth"
+        and not (pb.summary or {}).get("analytic_truth")
+    )
+
+
+def _remeasure_tables(pb: PullbackData, geometry: Any, device: str) -> None:
+    """Replace what ``pb``'s folder tables gave (not what a manual CSV gave) by the
+    measurements of its label map."""
+    m = measure_label_file(Path(pb.source["labels"]), pb.id, geometry, device, pb.labels)
+    for kind in ("frames", "lesions", "struts"):
+        if Path(pb.source.get(kind, "")).name in TABLES:
+            setattr(pb, kind, getattr(m, kind))
+            pb.source[kind] = m.source[kind]
+    pb.summary = m.summary
+
+
+def _rules_warnings(side: str, found: dict[str, list[str]], now: int) -> list[str]:
+    rules = f"today's measurement rules ({now}, docs/metrics.md)"
+    texts = {
+        "redone": f"re-measured from labels.npz under {rules}, as their tables were measured "
+        "under older rules (given in brackets)",
+        "kept": f"tables measured under older rules than {rules} and no labels.npz to "
+        "re-measure them; read as they are",
+        "newer": f"tables measured under newer rules than {rules} (a newer octseg); read as "
+        "they are",
+        "unknown": "tables that do not say which measurement rules made them (octseg before "
+        f"{RULES_RECORDED_SINCE}, another tool, or a generator's exact truth written before "
+        "it was marked); if an older octseg measured them, re-measure them (`octseg measure`, "
+        f"or settings.manual_tables=false / auto_source=labels) to compare under {rules}",
+    }
+    return [
+        f"{side}: {len(ids)} pullback(s) with {texts[key]}: {', '.join(ids)}"
+        for key, ids in found.items()
+        if ids
+    ]
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -579,23 +609,25 @@ def _add_manual_csv(
 def _add_pullback_folder(
     out: dict[str, PullbackData], pid: str, d: Path, use_tables: bool, measure: tuple
 ) -> None:
-    """Label maps of a manual pullback folder, and its measurement tables (``use_tables``; else,
-    or without tables, the label map measured with ``measure = (geometry, device)``) where no
-    manual CSV gave them."""
+    """Label maps of a manual pullback folder, and what no manual CSV gave from its measurement
+    tables (``use_tables``); a folder whose label map is the pullback's only manual source (no
+    CSV, no tables or ``use_tables`` false) is measured, ``measure = (geometry, device)``."""
     lab = d / "labels.npz"
+    p = out.setdefault(pid, PullbackData(id=pid))
     if lab.exists():
-        p = out.setdefault(pid, PullbackData(id=pid))
         p.labels = load_labels(lab)
         p.source["labels"] = str(lab)
         p.frame_spacing_mm = p.labels.frame_spacing_mm
     tdir = d if _has_tables(d) else d / "truth"
+    from_csv = any(getattr(p, k) is not None for k in ("frames", "lesions", "struts"))
     if use_tables and _has_tables(tdir):
         t = read_tables(tdir, pid)
-    elif lab.exists():
-        t = measure_label_file(lab, pid, *measure)
+    elif p.labels is not None and not from_csv:
+        t = measure_label_file(lab, pid, *measure, p.labels)
     else:
+        if not p.source:
+            del out[pid]  # nothing here
         return
-    p = out.setdefault(pid, PullbackData(id=pid))
     for kind in ("frames", "lesions", "struts"):
         if getattr(p, kind) is None and getattr(t, kind) is not None:
             setattr(p, kind, getattr(t, kind))

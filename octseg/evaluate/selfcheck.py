@@ -298,7 +298,9 @@ def _write_noisy(
         if r.get("n_struts") is not None or fr:
             r["n_struts"] = len(fr)
             r["n_malapposed"] = sum(bool(s.get("malapposed")) for s in fr)
-    write_measurements(folder, frames, struts, summarize(frames, struts, fs, g))
+    summary = summarize(frames, struts, fs, g)
+    summary["analytic_truth"] = True  # exact truth plus noise: no measurement rules made it
+    write_measurements(folder, frames, struts, summary)
 
 
 def _manual_frames(pid: str, frames: list[dict[str, Any]], fs: float) -> list[dict[str, Any]]:

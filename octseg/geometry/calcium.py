@@ -133,8 +133,8 @@ def shadow_rays(vals: torch.Tensor, buf: torch.Tensor | None = None) -> torch.Te
 
 
 def bridge_shadow(hit: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
-    """Rays ``(B, n)`` inside a guidewire-shadow run whose nearest non-shadow rays on both sides
-    (wrapping) hit calcium."""
+    """Rays ``(B, n)`` inside a run of ``shadow`` rays (guidewire or strut, :func:`shadow_rays`)
+    whose nearest non-shadow rays on both sides (wrapping) hit calcium (``hit``)."""
     b, n = hit.shape
     dev = hit.device
     gw = shadow & ~hit

@@ -133,10 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint",
         metavar="CKPT",
-        nargs="+",
-        action="extend",
-        help="a checkpoint written by train.py (default: the shipped model); several: their "
-        "class probabilities averaged (an ensemble)",
+        action="append",
+        help="a checkpoint written by train.py (default: the shipped model); given again "
+        "(--checkpoint A --checkpoint B): an ensemble, their class probabilities averaged",
     )
     p.add_argument(
         "--device",

@@ -18,6 +18,7 @@ to the infer config's defaults.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ from octseg.model.wrap import main_output
 # what the members must share: the predictor reads these from the meta to build the input and
 # map the output (octseg.model.predictor.Predictor._read_meta)
 SHARED_META = ("classes", "context_frames", "net_grid")
-# log of the smallest mean probability kept: softmax(log p) gives back p for every p above it
+# the smallest mean probability kept before the log: softmax(log p) gives back p above it
 _TINY = 1e-12
 
 
@@ -91,9 +92,11 @@ def load_models(checkpoint: Any) -> tuple[nn.Module, dict[str, Any]]:
     from octseg.model.checkpoint import load_checkpoint
 
     paths = checkpoint_paths(checkpoint)
+    if not paths:
+        raise InputError(None, "no checkpoint given")
     if len(paths) == 1:
         return load_checkpoint(paths[0])
-    if len(set(paths)) < len(paths):
+    if len({Path(p).resolve() for p in paths}) < len(paths):
         raise InputError(paths[0], "an ensemble lists the same checkpoint twice")
     loaded = [load_checkpoint(p) for p in paths]
     first = loaded[0][1]

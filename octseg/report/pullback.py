@@ -412,7 +412,8 @@ def render_report(
         f"pixel {_fmt(info.get('pixel_spacing_mm'), 4)} mm · frame spacing {_fmt(fs, 3)} mm · "
         f"length {(n or 0) * fs:.1f} mm · format {html.escape(str(info.get('format')))}"
     )
-    names = model.get("ensemble") or [model.get("checkpoint")]  # an ensemble: its members
+    ck = model.get("checkpoint")  # a list: an ensemble's members (also model["ensemble"])
+    names = model.get("ensemble") or (ck if isinstance(ck, list) else [ck])
     ckpt = html.escape(" + ".join(Path(str(n)).name for n in names))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>octseg report: {html.escape(pullback_id)}</title>

@@ -90,7 +90,7 @@ def test_older_tables_without_labels_are_flagged(tmp_path):
 def test_analytic_truth_tables_are_never_re_measured(tmp_path):
     _pullback(tmp_path / "auto")
     d = _pullback(tmp_path / "manual")
-    _age(d, rules=None)
+    _age(d, rules=1)
     summary = json.loads((d / "summary.json").read_text())
     (d / "summary.json").write_text(json.dumps({**summary, "analytic_truth": True}))
     bias, warnings = _run(tmp_path)
@@ -116,3 +116,31 @@ def test_manual_tables_false_measures_the_label_map_instead(tmp_path):
         {"plots": False, "progress": False, "manual_tables": False},
     )
     assert abs(ev.metrics["frames"]["measures"]["lumen_area_mm2"]["bias"]) < 1e-4
+
+
+def test_older_automated_tables_are_re_measured_too(tmp_path):
+    _age(_pullback(tmp_path / "auto"), rules=2)
+    _pullback(tmp_path / "manual")
+    bias, warnings = _run(tmp_path)
+    assert abs(bias) < 1e-4
+    assert any(w.startswith("automated:") and "re-measured" in w for w in warnings)
+
+
+def test_newer_tables_are_read_as_they_are(tmp_path):
+    _pullback(tmp_path / "auto")
+    _age(_pullback(tmp_path / "manual"), rules=MEASUREMENT_RULES + 1)
+    bias, warnings = _run(tmp_path)
+    assert bias < -90 and any("newer rules" in w for w in warnings)
+
+
+def test_what_a_manual_csv_gives_is_kept_when_tables_are_re_measured(tmp_path):
+    _pullback(tmp_path / "auto")
+    d = _pullback(tmp_path / "manual")
+    _age(d, rules=1)
+    (d / "struts.csv").unlink()
+    (tmp_path / "manual" / "manual_struts.csv").write_text(
+        "pullback_id,frame,x_mm,y_mm,distance_mm\npb,1,0.5,0.1,0.2\npb,2,0.4,0.2,0.0\n"
+    )
+    ev = evaluate(tmp_path / "auto", tmp_path / "manual", None, {"plots": False, "progress": False})
+    assert abs(ev.metrics["frames"]["measures"]["lumen_area_mm2"]["bias"]) < 1e-4  # re-measured
+    assert ev.metrics["struts"]["detection"]["fn"] == 2  # the CSV's two struts, none in auto

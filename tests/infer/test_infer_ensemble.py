@@ -71,6 +71,10 @@ def test_the_mean_of_probabilities_labels_the_frames(members, tmp_path, capsys):
     assert written[2]["model"]["ensemble"] == [a, b]
     prints = {m["fingerprint"] for m in written}
     assert len(prints) == 3  # the ensemble's outputs are not taken for either member's
+    # the members in the other order: the same outputs, so a resumed run skips the pullback
+    run_inference(quiet_settings(inp, tmp_path / "ab", checkpoint=[b, a]))
+    again = json.loads((tmp_path / "ab" / "manifest.json").read_text())
+    assert again["fingerprint"] == written[2]["fingerprint"] and again["n_skipped"] == 1
 
 
 def test_checkpoint_setting_forms():
@@ -88,7 +92,8 @@ def test_simple_cli_passes_several_checkpoints_to_the_job(tmp_path):
     from octseg.jobs import register_configs
 
     odd = str(tmp_path / "we,ird [x].ckpt")
-    overrides = parse(["scan.dcm", "--out", "o", "--checkpoint", "a.ckpt", odd])
+    overrides = parse(["--checkpoint", "a.ckpt", "scan.dcm", "--out", "o", "--checkpoint", odd])
+    assert "input='scan.dcm'" in overrides  # one value per flag: the input is not a member
     assert any(o.startswith("checkpoint=[") for o in overrides)
     register_configs()
     configs = Path(__file__).resolve().parents[2] / "octseg" / "configs"

@@ -108,3 +108,11 @@ def test_the_ensemble_recommends_only_what_every_member_recommends_alike():
     assert shared_recommendations(metas, ["a", "b", "c"]) == {"tta": True}
     assert shared_recommendations([metas[0], {}], ["a", "b"]) == {}
     assert shared_recommendations(metas[:1] * 2, ["a", "b"]) == metas[0]["infer_recommended"]
+
+
+def test_no_checkpoint_and_the_same_file_by_two_names_are_refused(tmp_path):
+    a = _ckpt(tmp_path / "a.pt")
+    with pytest.raises(InputError, match="no checkpoint"):
+        load_models([])
+    with pytest.raises(InputError, match="twice"):
+        load_models([str(a), str(tmp_path / "." / "a.pt")])

@@ -101,3 +101,21 @@ def test_dicom_seg_has_plaque_segments_only_with_plaque(tmp_path):
     assert names[5] == "fibrous_cap" and names[6] == "lipid"
     write_dicom_seg(tmp_path / "old.dcm", _labels(), src)
     assert sorted(read_dicom_seg(tmp_path / "old.dcm", 4)[1]) == [1, 2, 3, 4]
+
+
+def test_report_names_every_member_of_an_ensemble():
+    _, m = _measured()
+    kw = dict(
+        pullback_id="p",
+        info={"frame_spacing_mm": 0.2, "frames": 4, "space": "polar"},
+        frames=m.frames,
+        struts=[],
+        summary=m.summary,
+        overlays=[],
+    )
+    # as infer.py describes it, and as a reviewed pullback copies the manifest's list
+    for model in (
+        {"checkpoint": "/r/a.ckpt + /r/b.ckpt", "ensemble": ["/r/a.ckpt", "/r/b.ckpt"]},
+        {"checkpoint": ["/r/a.ckpt", "/r/b.ckpt"]},
+    ):
+        assert "(model a.ckpt + b.ckpt," in report.render_report(model=model, **kw)

@@ -761,6 +761,7 @@ def write_pullback(
     )
     atomic.write_json(d / "spacing.json", {"pixel_spacing_mm": ps, "frame_spacing_mm": fs})
     summary = summarize(frame_rows, strut_rows, fs, settings)
+    summary["analytic_truth"] = True  # from the inserted shapes, not measured on the labels
     write_measurements(d / "truth", frame_rows, strut_rows, summary)
     atomic.write_json(d / "params.json", params)
 
