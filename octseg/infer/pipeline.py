@@ -285,7 +285,7 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
     """``run.predictor`` (the given one, or the checkpoint's network as the settings say) and
     ``run.settings`` with the unset ones taken from the model's recommendations; returns those
     applied (:mod:`octseg.model.recommended`)."""
-    from octseg.model.ensemble import checkpoint_paths, load_models
+    from octseg.model.ensemble import load_models, source_name
     from octseg.model.predictor import PredictOptions, Predictor
     from octseg.model.recommended import recommended
 
@@ -298,7 +298,7 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
     run.settings = s
     if predictor is None:
         opts = PredictOptions.from_settings(s, device=run.device)
-        predictor = Predictor(model, meta, opts, source=" + ".join(checkpoint_paths(ck)))
+        predictor = Predictor(model, meta, opts, source=source_name(ck))
         if run.rank == 0:
             _print_model(ck, meta, applied)
     run.predictor = predictor

@@ -85,6 +85,12 @@ def checkpoint_paths(checkpoint: Any) -> list[str]:
     return [str(checkpoint)]
 
 
+def source_name(checkpoint: Any) -> str:
+    """One name for the model in messages and ``describe()``: the path, or the members' paths
+    joined by `` + ``."""
+    return " + ".join(checkpoint_paths(checkpoint))
+
+
 def load_models(checkpoint: Any) -> tuple[nn.Module, dict[str, Any]]:
     """``(model, meta)`` of one checkpoint, or of the :class:`ProbabilityMean` of several (meta:
     the first member's, with ``ensemble`` listing the members and the recommendations they

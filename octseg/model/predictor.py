@@ -173,7 +173,7 @@ class Predictor:
         """The network and meta of the checkpoint file ``path`` (a list of several: their
         ensemble, :mod:`octseg.model.ensemble`), run as ``options`` say, with ``overrides``
         (fields of :class:`PredictOptions`, e.g. ``device="cpu"``) replaced."""
-        from octseg.model.ensemble import checkpoint_paths, load_models
+        from octseg.model.ensemble import checkpoint_paths, load_models, source_name
 
         options = replace(options or PredictOptions(), **overrides)
         paths = checkpoint_paths(path)
@@ -181,7 +181,7 @@ class Predictor:
             if not Path(p).is_file():
                 raise InputError(p, "checkpoint not found")
         model, meta = load_models(paths)
-        return cls(model, meta, options, source=" + ".join(paths))
+        return cls(model, meta, options, source=source_name(paths))
 
     def _check_model(self) -> None:
         """One tiny forward pass: the network must take k channels and give one per class."""

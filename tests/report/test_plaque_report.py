@@ -44,9 +44,9 @@ def test_longitudinal_plot_gets_a_lipid_panel_only_with_lipid():
     assert _height(with_lipid) > 1.2 * _height(without)
 
 
-def test_report_lipid_section():
-    _, m = _measured()
-    kw = dict(
+def _report_kwargs(m) -> dict:
+    """render_report's arguments (but the model) for measurements ``m`` of 4 polar frames."""
+    return dict(
         pullback_id="p",
         info={"frame_spacing_mm": 0.2, "frames": 4, "space": "polar"},
         frames=m.frames,
@@ -54,6 +54,11 @@ def test_report_lipid_section():
         summary=m.summary,
         overlays=[],
     )
+
+
+def test_report_lipid_section():
+    _, m = _measured()
+    kw = _report_kwargs(m)
     html = report.render_report(model={"classes": [0, 1, 5, 6]}, **kw)
     assert "Lipid and fibrous cap" in html and "(1 frames)" in html
     # a 5-class model cannot see lipid: no "No lipid detected" claim
@@ -105,14 +110,7 @@ def test_dicom_seg_has_plaque_segments_only_with_plaque(tmp_path):
 
 def test_report_names_every_member_of_an_ensemble():
     _, m = _measured()
-    kw = dict(
-        pullback_id="p",
-        info={"frame_spacing_mm": 0.2, "frames": 4, "space": "polar"},
-        frames=m.frames,
-        struts=[],
-        summary=m.summary,
-        overlays=[],
-    )
+    kw = _report_kwargs(m)
     # as infer.py describes it, and as a reviewed pullback copies the manifest's list
     for model in (
         {"checkpoint": "/r/a.ckpt + /r/b.ckpt", "ensemble": ["/r/a.ckpt", "/r/b.ckpt"]},
