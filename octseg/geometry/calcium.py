@@ -128,6 +128,9 @@ def shadow_rays(vals: torch.Tensor, buf: torch.Tensor | None = None) -> torch.Te
     """Rays ``(B, n)`` of centroid-ray samples ``(B, n, S)`` that cross the guidewire (class 4,
     labelled with its shadow) or a stent strut: nothing behind them can be seen. ``buf``: an
     optional uint8 scratch of the samples' shape (see :func:`eq_u8`)."""
+    if vals.dtype == torch.uint8 and GUIDEWIRE == STRUT + 1:  # one pass: 3 and 4 are adjacent
+        out = torch.empty_like(vals) if buf is None else buf  # (uint8 wraps below STRUT)
+        return out.copy_(vals).sub_(STRUT).le_(1).amax(-1) > 0
     gw = eq_u8(vals, GUIDEWIRE, out=buf).amax(-1) > 0
     return gw | (eq_u8(vals, STRUT, out=buf).amax(-1) > 0)
 

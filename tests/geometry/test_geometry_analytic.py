@@ -293,3 +293,19 @@ def test_lumen_interpolated_when_a_gap_separates_it_from_the_shadow(space):
     (row,) = measure([frame], space).frames
     assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.36, rel=0.02)
     assert row["lumen_min_diameter_mm"] == pytest.approx(1.2, abs=PX)
+
+
+def test_shadow_rays_one_pass_matches_the_class_tests():
+    """The uint8 single pass (classes 3 and 4 adjacent, wrap-around below 3) finds exactly the
+    rays with a strut or guidewire sample, as the per-class tests on a wider dtype do."""
+    from octseg.geometry.calcium import shadow_rays
+
+    gen = torch.Generator().manual_seed(0)
+    vals = torch.randint(0, 7, (3, 50, 9), generator=gen, dtype=torch.uint8)
+    vals[vals == 3] = 0  # sparse shadows, so that both answers occur
+    vals[0, :10, 4] = 3
+    expected = ((vals == 3) | (vals == 4)).any(-1)
+    assert expected.any() and not expected.all()
+    assert torch.equal(shadow_rays(vals), expected)
+    assert torch.equal(shadow_rays(vals.long()), expected)
+    assert torch.equal(shadow_rays(vals, torch.empty_like(vals)), expected)
