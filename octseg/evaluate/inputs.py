@@ -26,6 +26,7 @@ from typing import Any
 
 from octseg.core.errors import InputError, SchemaError
 from octseg.geometry.tables import (
+    ANALYTIC_TRUTH,
     FRAME_COLUMNS,
     MANUAL_LESION_COLUMNS,
     MANUAL_STRUT_COLUMNS,
@@ -400,7 +401,7 @@ def _octseg_tables(pb: PullbackData) -> bool:
     return (
         frames.name == "frames.csv"
         and frames.parent.name != "truth"
-        and not (pb.summary or {}).get("analytic_truth")
+        and not (pb.summary or {}).get(ANALYTIC_TRUTH)
     )
 
 

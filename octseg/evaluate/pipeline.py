@@ -194,10 +194,11 @@ def read_sides(
     auto: str | Path, manual: str | Path, s: EvaluationSettings, warnings_: list[str]
 ) -> _Sides:
     """Read the automated and the manual side; an error when no pullback id is on both."""
+    geometry = s.geometry_settings()
     auto_pbs = load_auto(
         auto,
         source=s.auto_source,
-        geometry=s.geometry_settings(),
+        geometry=geometry,
         device=s.device,
         progress=s.progress,
     )
@@ -205,11 +206,11 @@ def read_sides(
         manual,
         use_tables=s.manual_tables,
         warnings=warnings_,
-        geometry=s.geometry_settings(),
+        geometry=geometry,
         device=s.device,
     )
     for side, pbs in (("automated", auto_pbs), ("manual", manual_pbs)):
-        refresh_stale_tables(pbs, side, warnings_, s.geometry_settings(), s.device)
+        refresh_stale_tables(pbs, side, warnings_, geometry, s.device)
     sides = _Sides(
         auto_pbs,
         manual_pbs,

@@ -31,6 +31,7 @@ import numpy as np
 from octseg.core.errors import InputError
 from octseg.evaluate.inputs import pullback_dirs, read_tables
 from octseg.geometry.tables import (
+    ANALYTIC_TRUTH,
     FRAME_COLUMNS,
     MANUAL_FRAME_COLUMNS,
     MANUAL_LESION_COLUMNS,
@@ -299,7 +300,7 @@ def _write_noisy(
             r["n_struts"] = len(fr)
             r["n_malapposed"] = sum(bool(s.get("malapposed")) for s in fr)
     summary = summarize(frames, struts, fs, g)
-    summary["analytic_truth"] = True  # exact truth plus noise: no measurement rules made it
+    summary[ANALYTIC_TRUTH] = True  # exact truth plus noise: no measurement rules made it
     write_measurements(folder, frames, struts, summary)
 
 

@@ -122,6 +122,10 @@ SUMMARY_EXAMPLE: dict[str, Any] = {
     "measurement_rules": 3,
 }
 
+#: summary.json key of tables that are exact truth (a generator's), not measured by any rules;
+#: evaluate.py never re-measures them
+ANALYTIC_TRUTH = "analytic_truth"
+
 MANUAL_FRAME_COLUMNS: list[str] = ["pullback_id"] + FRAME_COLUMNS
 MANUAL_LESION_COLUMNS: list[str] = [
     "pullback_id",

@@ -65,17 +65,16 @@ class ProbabilityMean(nn.Module):
 
 def input_map(first: Mapping[str, Any] | None, member: Mapping[str, Any] | None) -> tuple:
     """``(scale, shift)`` taking an input normalised as ``first`` says to one normalised as
-    ``member`` says (``none``: mean 0, std 1; see :func:`octseg.model.grid.normalize`)."""
+    ``member`` says; both normalisations are affine maps of the grey value
+    (:func:`octseg.model.grid.normalize`, read off at grey 0 and 1)."""
+    from octseg.model.grid import normalize
 
-    def mean_std(norm):
-        norm = norm or {}
-        if norm.get("kind", "none") == "none":
-            return 0.0, 1.0
-        return float(norm["mean"]), float(norm["std"])
+    def affine(norm):  # normalize(t) = a * t + b
+        b = float(normalize(0.0, norm or {}))
+        return float(normalize(1.0, norm or {})) - b, b
 
-    m0, s0 = mean_std(first)
-    mi, si = mean_std(member)
-    return s0 / si, (m0 - mi) / si
+    (a0, b0), (ai, bi) = affine(first), affine(member)
+    return ai / a0, bi - ai * b0 / a0
 
 
 def checkpoint_paths(checkpoint: Any) -> list[str]:

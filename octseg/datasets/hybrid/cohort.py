@@ -64,7 +64,7 @@ from octseg.datasets.hybrid.insert import (
     strut_row,
 )
 from octseg.datasets.hybrid.truth import shape_calcium_columns, union_margin
-from octseg.geometry.tables import FRAME_COLUMNS, write_measurements
+from octseg.geometry.tables import ANALYTIC_TRUTH, FRAME_COLUMNS, write_measurements
 from octseg.io.labels import LabelFile, load_labels, save_labels
 
 #: rad per frame the irregular outline's harmonics move along a lesion (0.2 mm frames: a full
@@ -761,7 +761,7 @@ def write_pullback(
     )
     atomic.write_json(d / "spacing.json", {"pixel_spacing_mm": ps, "frame_spacing_mm": fs})
     summary = summarize(frame_rows, strut_rows, fs, settings)
-    summary["analytic_truth"] = True  # from the inserted shapes, not measured on the labels
+    summary[ANALYTIC_TRUTH] = True  # from the inserted shapes, not measured on the labels
     write_measurements(d / "truth", frame_rows, strut_rows, summary)
     atomic.write_json(d / "params.json", params)
 

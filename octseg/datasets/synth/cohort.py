@@ -36,6 +36,7 @@ from octseg.datasets.synth.params import PRESETS, Grid, PullbackParams
 from octseg.datasets.synth.render import PolarGrid, rasterize, render_frame
 from octseg.datasets.synth.truth import frame_truth
 from octseg.geometry.tables import (
+    ANALYTIC_TRUTH,
     MANUAL_FRAME_COLUMNS,
     MANUAL_LESION_COLUMNS,
     MANUAL_STRUT_COLUMNS,
@@ -168,7 +169,7 @@ def write_pullback(
     atomic.write_json(paths["params"], params.to_dict())
 
     rows, struts, summary = synth.truth()
-    summary = {**summary, "analytic_truth": True}  # exact values, not measured by any rules
+    summary = {**summary, ANALYTIC_TRUTH: True}  # exact values, not measured by any rules
     paths.update(
         {
             f"truth_{k}": v
