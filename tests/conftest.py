@@ -14,6 +14,16 @@ SHARED = Path(os.environ.get("OCTSEG_SHARED", ROOT.parent / "shared"))
 DANILOV = SHARED / "data" / "ivoct-danilov" / "pullback-001"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _subprocess_tmpdir(tmp_path_factory):
+    """Temporary files of the processes the tests start (torchrun's ``torchelastic_*`` log
+    folders, which it does not remove) go under pytest's own temporary folder, not /tmp."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TMPDIR", str(tmp_path_factory.mktemp("subprocess-tmp")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def danilov_dir() -> Path:
     """The real pullback in ../shared/data; tests using it skip where it is absent."""
