@@ -17,7 +17,8 @@ pullback; the reasoning and ranges are in docs/real_data.md ("Appearance randomi
   circles) drawn in Cartesian space at random places, static over the k context frames.
 * :class:`CatheterOffset` - the frame resampled about a point off the catheter (an inexact
   catheter centre): image bilinear, mask nearest, both by the same map.
-* :class:`FieldOfView` - a smaller field of view: image and labels end at a random radius.
+* :class:`FieldOfView` - a smaller field of view: image and labels end at a random radius, or
+  where each ray leaves the square window of an export that crops the scan circle.
 
 Image size (500-1024 px) is :class:`octseg.train.augment.RadialScale` (the vessel at another
 pixel size) plus ``A.Downscale`` (fewer pixels); gain and gamma are albumentations transforms.
@@ -410,24 +411,59 @@ class CatheterOffset(DualTransform):
 
 
 class FieldOfView(DualTransform):
-    """A smaller field of view: image and labels beyond a radius (fraction ``radius`` of the
-    depth range) become 0 (no signal, background)."""
+    """A smaller field of view: image and labels beyond the field become 0 (no signal,
+    background). With probability ``1 - square_p`` the field is a circle about the catheter of
+    radius ``radius`` (fraction of the depth range); otherwise it is the square window of an
+    exported frame that crops the scan circle: half-width ``radius``, its centre up to
+    ``square_shift`` x the half-width away from the catheter, its sides at a random angle to
+    A-line 0, so each A-line ends where its ray leaves the square."""
 
-    def __init__(self, radius: tuple[float, float] = (0.6, 1.0), p: float = 0.3):
+    def __init__(
+        self,
+        radius: tuple[float, float] = (0.6, 1.0),
+        p: float = 0.3,
+        square_p: float = 0.0,
+        square_shift: float = 0.3,
+    ):
         super().__init__(p=p)
         self.radius = tuple(float(v) for v in radius)
+        self.square_p = float(square_p)
+        self.square_shift = float(square_shift)
 
     def get_params_dependent_on_data(
         self, params: dict[str, Any], data: dict[str, Any]
     ) -> dict[str, Any]:
-        return {"stop": int(round(self.py_random.uniform(*self.radius) * data["mask"].shape[1]))}
+        n_alines, depth = data["mask"].shape[:2]
+        half = self.py_random.uniform(*self.radius) * depth
+        if self.square_p <= 0 or self.py_random.random() >= self.square_p:  # 0: old draws
+            return {"stop": np.full(n_alines, int(round(half)))}
+        shift = self.py_random.uniform(0, self.square_shift) * half
+        phi = self.py_random.uniform(0, 2 * np.pi)
+        centre = (shift * np.cos(phi), shift * np.sin(phi))
+        angle = self.py_random.uniform(0, np.pi / 2)
+        return {"stop": square_exit(n_alines, half, centre, angle)}
 
-    def apply(self, img: np.ndarray, stop: int | None = None, **params: Any) -> np.ndarray:
+    def apply(self, img: np.ndarray, stop: np.ndarray | None = None, **params: Any) -> np.ndarray:
         if stop is None:
             return img
+        beyond = np.arange(img.shape[1])[None, :] >= np.asarray(stop)[:, None]
         out = img.copy()
-        out[:, stop:] = 0
+        out[beyond] = 0
         return out
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("radius",)
+        return ("radius", "square_p", "square_shift")
+
+
+def square_exit(
+    n_alines: int, half: float, centre: tuple[float, float], angle: float
+) -> np.ndarray:
+    """Depth sample (rounded) at which each A-line's ray from the catheter leaves a square of
+    half-width ``half`` samples centred at ``centre`` (x, y samples from the catheter, in the
+    square's own axes) whose sides lie at ``angle`` to A-line 0; the catheter must be inside."""
+    theta = 2 * np.pi * np.arange(n_alines) / n_alines - angle
+    d = np.stack([np.cos(theta), np.sin(theta)])  # ray directions in the square's axes
+    c = np.asarray(centre, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore"):
+        t = np.where(d > 0, (c + half) / d, np.where(d < 0, (c - half) / d, np.inf))
+    return np.rint(t.min(axis=0)).astype(np.int64)

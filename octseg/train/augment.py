@@ -149,7 +149,14 @@ def _appearance(c: Mapping[str, Any]) -> list[Any]:
             "catheter_offset_p",
             lambda p: ap.CatheterOffset(_range(c, "catheter_offset", (0, 0.08)), p),
         ),
-        ("field_of_view_p", lambda p: ap.FieldOfView(_range(c, "field_of_view", (0.6, 1.0)), p)),
+        (
+            "field_of_view_p",
+            lambda p: ap.FieldOfView(
+                _range(c, "field_of_view", (0.6, 1.0)),
+                p,
+                square_p=float(c.get("field_of_view_square_p", 0.0)),
+            ),
+        ),
         ("dim_wall_p", lambda p: ap.DimWall(_range(c, "dim_wall", (0.2, 0.7)), lumen=lumen, p=p)),
         (
             "blood_p",

@@ -180,6 +180,33 @@ def test_field_of_view_ends_image_and_labels_together(frame):
     )
 
 
+def test_square_exit_is_where_each_ray_leaves_the_square():
+    # a centred square, sides along A-line 0: axis rays exit at the half-width, diagonals at
+    # sqrt(2) times it; shifted along x by 0.3 h: 1.3 h ahead, 0.7 h behind
+    stop = ap.square_exit(8, 40.0, (0.0, 0.0), 0.0)
+    assert list(stop) == [40, 57, 40, 57, 40, 57, 40, 57]
+    stop = ap.square_exit(4, 40.0, (12.0, 0.0), 0.0)
+    assert list(stop) == [52, 40, 28, 40]
+    # the square turned by 45 degrees: the diagonal exits move onto the axes
+    assert list(ap.square_exit(8, 40.0, (0.0, 0.0), np.pi / 4)) == [57, 40] * 4
+
+
+def test_square_field_of_view_ends_each_aline_where_its_ray_leaves(frame):
+    img, mask = frame
+    t = ap.FieldOfView(radius=(0.5, 0.5), p=1, square_p=1.0, square_shift=0.3)
+    out, m = run(t, img, mask, seed=3)
+    ends = [int(np.flatnonzero(row.any(axis=-1))[-1]) + 1 for row in out]
+    assert min(ends) < max(ends)  # not a circle: the depth of the field varies by A-line
+    # every A-line keeps its samples up to its own end and has neither signal nor labels beyond
+    for a, e in enumerate(ends):
+        assert np.array_equal(out[a, :e], img[a, :e]) and not out[a, e:].any()
+        assert np.array_equal(m[a, :e], mask[a, :e]) and not m[a, e:].any()
+    # a square of half-width 0.5 R, centre at most 0.3 half-widths away: rays exit between
+    # 0.7 and sqrt(2) x 1.3 half-widths (clipped to the depth range)
+    half = 0.5 * R_
+    assert 0.7 * half - 1 <= min(ends) and max(ends) <= min(R_, 1.3 * np.sqrt(2) * half + 1)
+
+
 def test_recipe_keys_switch_transforms_on_and_off():
     names = [type(t).__name__ for t in build_augmentation({"enabled": True}).transforms]
     assert not any(n in names for n in ("DimWall", "BurnedInOverlay", "ColourMap"))
