@@ -7,6 +7,9 @@ recipe (e.g. several seeds of each). Writes a plot and prints a markdown table.
         "5-level:benchmarks/results/robustness_rlh42_deep.csv" ...
 
 Each argument is ``RECIPE:CSV``; runs with the same RECIPE share a colour and a column.
+A second table ranks the runs (most corruptions in target, then the smallest mean |area
+error|): run on the suite of a *validation* block, it chooses among seeds without looking at the
+test block (docs/real_data.md, "Choosing seeds on the validation block").
 """
 
 from __future__ import annotations
@@ -33,6 +36,32 @@ def read_runs(specs: list[str], severity: int) -> dict[str, list[dict[str, dict]
     return runs
 
 
+def _in_target(row: dict) -> bool:
+    return float(row["dice_mean"]) >= 0.95 and abs(float(row["area_bias_pct"])) <= TARGET_PCT
+
+
+def ranking(runs: dict[str, list[dict[str, dict]]]) -> str:
+    """Markdown: every run (``RECIPE #k``, in argument order within its recipe) with the number
+    of rows (clean block and each corruption) in target, the mean and worst |area error| and
+    the lowest Dice mean, best first (most in target, then smallest mean |area error|)."""
+    rows = []
+    for recipe, recs in runs.items():
+        for k, rec in enumerate(recs, 1):
+            errs = [abs(float(r["area_bias_pct"])) for r in rec.values()]
+            dice = min(float(r["dice_mean"]) for r in rec.values())
+            ok = sum(_in_target(r) for r in rec.values())
+            rows.append(
+                (-ok, sum(errs) / len(errs), f"{recipe} #{k}", ok, len(rec), max(errs), dice)
+            )
+    lines = [
+        "| run | in target | mean abs area error % | worst % | min Dice mean |",
+        "|---" * 5 + "|",
+    ]
+    for _, mean, name, ok, n, worst, dice in sorted(rows):
+        lines.append(f"| {name} | {ok}/{n} | {mean:.2f} | {worst:.1f} | {dice:.3f} |")
+    return "\n".join(lines)
+
+
 def table(runs: dict[str, list[dict[str, dict]]], names: list[str]) -> str:
     """Markdown: per recipe and corruption the area error of every run, and how many runs met
     the target (Dice >= 0.95 and |area error| <= 5%)."""
@@ -41,10 +70,7 @@ def table(runs: dict[str, list[dict[str, dict]]], names: list[str]) -> str:
         cells = []
         for recs in runs.values():
             vals = [r[n] for r in recs if n in r]
-            ok = sum(
-                float(v["dice_mean"]) >= 0.95 and abs(float(v["area_bias_pct"])) <= TARGET_PCT
-                for v in vals
-            )
+            ok = sum(_in_target(v) for v in vals)
             errs = ", ".join(f"{float(v['area_bias_pct']):+.1f}" for v in vals)
             cells.append(f"{errs} ({ok}/{len(vals)})")
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
@@ -88,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     plot(runs, names, a.out, a.title or f"robustness suite, severity {a.severity}")
     print(table(runs, names))
+    print()
+    print(ranking(runs))
     return 0
 
 

@@ -37,6 +37,18 @@ def test_table_counts_runs_in_target_per_recipe(tmp_path):
     assert out.stat().st_size > 1000
 
 
+def test_ranking_orders_runs_by_target_then_mean_error(tmp_path):
+    a1 = _csv(tmp_path / "a1.csv", [("none", 0, 0.97, 1.0), ("blood", 2, 0.96, -4.0)])
+    a2 = _csv(tmp_path / "a2.csv", [("none", 0, 0.97, 0.5), ("blood", 2, 0.90, -3.0)])
+    b1 = _csv(tmp_path / "b1.csv", [("none", 0, 0.98, 0.0), ("blood", 2, 0.97, -2.0)])
+    lines = rc.ranking(rc.read_runs([f"A:{a1}", f"A:{a2}", f"B:{b1}"], 2)).splitlines()[2:]
+    # A #1 and B #1 both meet the target twice; B's mean error (1.0) is below A #1's (2.5);
+    # A #2 fails on Dice, so it comes last although its errors are small
+    assert [ln.split(" | ")[0] for ln in lines] == ["| B #1", "| A #1", "| A #2"]
+    assert lines[0] == "| B #1 | 2/2 | 1.00 | 2.0 | 0.970 |"
+    assert lines[2] == "| A #2 | 1/2 | 1.75 | 3.0 | 0.900 |"
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(SystemExit, match="RECIPE:CSV"):
         rc.read_runs([str(tmp_path / "x.csv")], 2)

@@ -285,6 +285,30 @@ def lumen_dice(auto_labels: Path, manual_labels: Path) -> dict[int, float]:
     return {f: float(d) for (_, f), d in zip(both, dice, strict=True)}
 
 
+def lumen_border_offset(auto_labels: Path, manual_labels: Path) -> dict[int, float]:
+    """Per frame, the median over catheter rays of the product's lumen contour radius minus the
+    expert's, in pixels (negative: the product's border lies inside the expert's), both from
+    :func:`octseg.geometry.lumen_contour.lumen_contours`, the contour ``frames.csv`` measures;
+    frames with lumen on both sides only. A systematic shift of the border shows here before
+    it shows in the area."""
+    from octseg.geometry.lumen_contour import lumen_contours
+    from octseg.io.labels import load_labels
+
+    a, m = load_labels(auto_labels), load_labels(manual_labels)
+    rows = {int(f): i for i, f in enumerate(a.frames)}
+    both = [(j, f) for j, f in enumerate(m.frames.tolist()) if f in rows]
+    ps = m.pixel_spacing_mm
+
+    def radii(lf, idx):
+        c = lumen_contours(lf.labels[idx], lf.space, ps, lf.catheter_center)
+        return c.radii_mm.numpy() / ps, c.has_lumen.numpy()
+
+    ra, ha = radii(a, [rows[f] for _, f in both])
+    rm, hm = radii(m, [j for j, _ in both])
+    med = np.median(ra - rm, axis=1)
+    return {f: float(d) for (_, f), d, ok in zip(both, med, ha & hm, strict=True) if ok}
+
+
 def summarize(evaluation: Path, infer: Path, manual: Path) -> list[dict]:
     """One row per pullback (corruption and severity): lumen area from an ``evaluate.py``
     output folder (``frames_matched.csv``: the product's ``frames.csv`` against the expert

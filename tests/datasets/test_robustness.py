@@ -156,6 +156,22 @@ def test_lumen_dice_equals_evaluate_dice(tmp_path):
     assert ours[0] == pytest.approx(1.0) and ours[2] < 0.9
 
 
+def test_lumen_border_offset_is_the_radial_shift_of_the_contour(tmp_path):
+    # discs about the catheter: the product's border 3 px inside the
+    # expert's in frame 0, the same in frame 1, 4 px outside in frame 2; frame 3 has no lumen
+    yy, xx = np.indices((121, 121))
+    rad = np.hypot(yy - 60, xx - 60)
+    truth = [rad < r for r in (40, 30, 30, 30)]
+    pred = [rad < r for r in (37, 30, 34, 0)]
+    _label_file(tmp_path / "a.npz", pred, center=(60.0, 60.0))
+    _label_file(tmp_path / "m.npz", truth, center=(60.0, 60.0))
+    off = rb.lumen_border_offset(tmp_path / "a.npz", tmp_path / "m.npz")
+    assert sorted(off) == [0, 1, 2]  # no lumen on one side: no offset
+    assert off[0] == pytest.approx(-3.0, abs=0.6)
+    assert off[1] == pytest.approx(0.0, abs=0.6)
+    assert off[2] == pytest.approx(4.0, abs=0.6)
+
+
 def test_summary_of_an_evaluation(tmp_path):
     import pandas as pd
 
