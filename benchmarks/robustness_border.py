@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
                 ).values()
             )
         )
+        if not off.size:
+            print(f"| {pid} | 0 | no frame with lumen on both sides | |")
+            continue
         print(f"| {pid} | {off.size} | {off.mean():+.2f} | {(np.abs(off) <= 1).mean():.2f} |")
     return 0
 

@@ -43,7 +43,7 @@ def _in_target(row: dict) -> bool:
 def ranking(runs: dict[str, list[dict[str, dict]]]) -> str:
     """Markdown: every run (``RECIPE #k``, in argument order within its recipe) with the number
     of rows (clean block and each corruption) in target, the mean and worst |area error| and
-    the lowest Dice mean, best first (most in target, then smallest mean |area error|)."""
+    the lowest Dice mean, best first (largest share in target, then smallest mean |area error|)."""
     rows = []
     for recipe, recs in runs.items():
         for k, rec in enumerate(recs, 1):
@@ -51,7 +51,15 @@ def ranking(runs: dict[str, list[dict[str, dict]]]) -> str:
             dice = min(float(r["dice_mean"]) for r in rec.values())
             ok = sum(_in_target(r) for r in rec.values())
             rows.append(
-                (-ok, sum(errs) / len(errs), f"{recipe} #{k}", ok, len(rec), max(errs), dice)
+                (
+                    -ok / len(rec),
+                    sum(errs) / len(errs),
+                    f"{recipe} #{k}",
+                    ok,
+                    len(rec),
+                    max(errs),
+                    dice,
+                )
             )
     lines = [
         "| run | in target | mean abs area error % | worst % | min Dice mean |",

@@ -426,6 +426,10 @@ class FieldOfView(DualTransform):
         square_shift: float = 0.3,
     ):
         super().__init__(p=p)
+        if not 0 <= square_shift < 1:
+            raise ValueError(
+                f"square_shift must be in [0, 1) (catheter inside), got {square_shift}"
+            )
         self.radius = tuple(float(v) for v in radius)
         self.square_p = float(square_p)
         self.square_shift = float(square_shift)
@@ -461,6 +465,8 @@ def square_exit(
     """Depth sample (rounded) at which each A-line's ray from the catheter leaves a square of
     half-width ``half`` samples centred at ``centre`` (x, y samples from the catheter, in the
     square's own axes) whose sides lie at ``angle`` to A-line 0; the catheter must be inside."""
+    if not np.all(np.abs(np.asarray(centre, dtype=np.float64)) < half):
+        raise ValueError(f"the catheter must lie inside the square: centre {centre}, half {half}")
     theta = 2 * np.pi * np.arange(n_alines) / n_alines - angle
     d = np.stack([np.cos(theta), np.sin(theta)])  # ray directions in the square's axes
     c = np.asarray(centre, dtype=np.float64)[:, None]

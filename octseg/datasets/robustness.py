@@ -276,37 +276,41 @@ def lumen_dice(auto_labels: Path, manual_labels: Path) -> dict[int, float]:
     thousands of frames (tests/test_robustness.py compares it with ``evaluate.py``'s)."""
     from octseg.core.classes import LUMEN
     from octseg.evaluate.segmentation import dice_frames
+
+    a, m, ia, im, frames = _matched_frames(auto_labels, manual_labels)
+    dice = dice_frames(a.labels[ia], m.labels[im], LUMEN)
+    return {f: float(d) for f, d in zip(frames, dice, strict=True)}
+
+
+def _matched_frames(auto_labels: Path, manual_labels: Path):
+    """Both label files, the row indices of their common frames in each and those frames."""
     from octseg.io.labels import load_labels
 
     a, m = load_labels(auto_labels), load_labels(manual_labels)
     rows = {int(f): i for i, f in enumerate(a.frames)}
     both = [(j, f) for j, f in enumerate(m.frames.tolist()) if f in rows]
-    dice = dice_frames(a.labels[[rows[f] for _, f in both]], m.labels[[j for j, _ in both]], LUMEN)
-    return {f: float(d) for (_, f), d in zip(both, dice, strict=True)}
+    return a, m, [rows[f] for _, f in both], [j for j, _ in both], [f for _, f in both]
 
 
 def lumen_border_offset(auto_labels: Path, manual_labels: Path) -> dict[int, float]:
     """Per frame, the median over catheter rays of the product's lumen contour radius minus the
     expert's, in pixels (negative: the product's border lies inside the expert's), both from
     :func:`octseg.geometry.lumen_contour.lumen_contours`, the contour ``frames.csv`` measures;
-    frames with lumen on both sides only. A systematic shift of the border shows here before
-    it shows in the area."""
+    frames with lumen on both sides only. Both contours are traced about the *expert's* catheter
+    centre, so a centre the product placed elsewhere does not read as a border shift. A
+    systematic shift of the border shows here before it shows in the area."""
     from octseg.geometry.lumen_contour import lumen_contours
-    from octseg.io.labels import load_labels
 
-    a, m = load_labels(auto_labels), load_labels(manual_labels)
-    rows = {int(f): i for i, f in enumerate(a.frames)}
-    both = [(j, f) for j, f in enumerate(m.frames.tolist()) if f in rows]
+    a, m, ia, im, frames = _matched_frames(auto_labels, manual_labels)
     ps = m.pixel_spacing_mm
 
     def radii(lf, idx):
-        c = lumen_contours(lf.labels[idx], lf.space, ps, lf.catheter_center)
+        c = lumen_contours(lf.labels[idx], lf.space, ps, m.catheter_center)
         return c.radii_mm.numpy() / ps, c.has_lumen.numpy()
 
-    ra, ha = radii(a, [rows[f] for _, f in both])
-    rm, hm = radii(m, [j for j, _ in both])
+    (ra, ha), (rm, hm) = radii(a, ia), radii(m, im)
     med = np.median(ra - rm, axis=1)
-    return {f: float(d) for (_, f), d, ok in zip(both, med, ha & hm, strict=True) if ok}
+    return {f: float(d) for f, d, ok in zip(frames, med, ha & hm, strict=True) if ok}
 
 
 def summarize(evaluation: Path, infer: Path, manual: Path) -> list[dict]:

@@ -192,7 +192,8 @@ def test_square_exit_is_where_each_ray_leaves_the_square():
 
 
 def test_square_field_of_view_ends_each_aline_where_its_ray_leaves(frame):
-    img, mask = frame
+    img, _ = frame
+    mask = np.ones((A_, R_), np.uint8)  # labels to the full depth, so every cut shows
     t = ap.FieldOfView(radius=(0.5, 0.5), p=1, square_p=1.0, square_shift=0.3)
     out, m = run(t, img, mask, seed=3)
     ends = [int(np.flatnonzero(row.any(axis=-1))[-1]) + 1 for row in out]
@@ -205,6 +206,13 @@ def test_square_field_of_view_ends_each_aline_where_its_ray_leaves(frame):
     # 0.7 and sqrt(2) x 1.3 half-widths (clipped to the depth range)
     half = 0.5 * R_
     assert 0.7 * half - 1 <= min(ends) and max(ends) <= min(R_, 1.3 * np.sqrt(2) * half + 1)
+
+
+def test_square_field_of_view_refuses_a_catheter_outside_the_square():
+    with pytest.raises(ValueError, match="square_shift"):
+        ap.FieldOfView(square_p=1.0, square_shift=1.0)
+    with pytest.raises(ValueError, match="inside the square"):
+        ap.square_exit(8, 40.0, (50.0, 0.0), 0.0)
 
 
 def test_recipe_keys_switch_transforms_on_and_off():
