@@ -29,14 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| variant | frames | border offset px, mean of frame medians | frames within 1 px |")
     print("|---|---|---|---|")
     for pid in a.variants:
-        off = np.array(
-            list(
-                lumen_border_offset(
-                    a.work / "infer" / pid / "labels.npz",
-                    a.work / "suite" / "manual" / pid / "labels.npz",
-                ).values()
-            )
+        per_frame = lumen_border_offset(
+            a.work / "infer" / pid / "labels.npz", a.work / "suite" / "manual" / pid / "labels.npz"
         )
+        off = np.fromiter(per_frame.values(), float)
         if not off.size:
             print(f"| {pid} | 0 | no frame with lumen on both sides | |")
             continue

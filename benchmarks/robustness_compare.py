@@ -48,25 +48,25 @@ def ranking(runs: dict[str, list[dict[str, dict]]]) -> str:
     for recipe, recs in runs.items():
         for k, rec in enumerate(recs, 1):
             errs = [abs(float(r["area_bias_pct"])) for r in rec.values()]
-            dice = min(float(r["dice_mean"]) for r in rec.values())
-            ok = sum(_in_target(r) for r in rec.values())
             rows.append(
-                (
-                    -ok / len(rec),
-                    sum(errs) / len(errs),
-                    f"{recipe} #{k}",
-                    ok,
-                    len(rec),
-                    max(errs),
-                    dice,
-                )
+                {
+                    "name": f"{recipe} #{k}",
+                    "ok": sum(map(_in_target, rec.values())),
+                    "n": len(rec),
+                    "mean": sum(errs) / len(errs),
+                    "worst": max(errs),
+                    "dice": min(float(r["dice_mean"]) for r in rec.values()),
+                }
             )
+    rows.sort(key=lambda r: (-r["ok"] / r["n"], r["mean"], r["name"]))
     lines = [
         "| run | in target | mean abs area error % | worst % | min Dice mean |",
         "|---" * 5 + "|",
     ]
-    for _, mean, name, ok, n, worst, dice in sorted(rows):
-        lines.append(f"| {name} | {ok}/{n} | {mean:.2f} | {worst:.1f} | {dice:.3f} |")
+    lines += [
+        f"| {r['name']} | {r['ok']}/{r['n']} | {r['mean']:.2f} | {r['worst']:.1f} | {r['dice']:.3f} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 

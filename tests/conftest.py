@@ -18,10 +18,9 @@ DANILOV = SHARED / "data" / "ivoct-danilov" / "pullback-001"
 def _subprocess_tmpdir(tmp_path_factory):
     """Temporary files of the processes the tests start (torchrun's ``torchelastic_*`` log
     folders, which it does not remove) go under pytest's own temporary folder, not /tmp."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TMPDIR", str(tmp_path_factory.mktemp("subprocess-tmp")))
-    yield
-    mp.undo()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmp_path_factory.mktemp("subprocess-tmp")))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from octseg.core.errors import OctsegError
 from octseg.review import payload, render, save
-from octseg.review.source import Entry, open_folder
+from octseg.review.source import MANIFEST, Entry, open_folder, read_json_object
 from octseg.review.state import PullbackState, load_state
 
 STATIC = {
@@ -113,11 +113,8 @@ def review_geometry(root: Path, config: str | Path | None) -> tuple[Any, str]:
 
     if config is not None:
         return GeometrySettings.from_yaml(config), str(config)
-    manifest = root / "manifest.json"
-    try:
-        recorded = json.loads(manifest.read_text()).get("geometry")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
+    manifest = root / MANIFEST
+    recorded = (read_json_object(manifest) or {}).get("geometry")
     if isinstance(recorded, dict):
         return GeometrySettings.from_dict(recorded, source=manifest), str(manifest)
     return GeometrySettings(), "the defaults"

@@ -51,7 +51,8 @@ def inside(root: Path, path: Path) -> Path | None:
     return real
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -99,7 +100,7 @@ def _inference_entries(root: Path, manifest: dict[str, Any], data: Path | None) 
                 _failed(root, str(pid), "pullback folder lies outside the opened folder")
             )
             continue
-        done = _read_json(folder / "done.json") or {}
+        done = read_json_object(folder / "done.json") or {}
         src = (
             images.get(str(pid)) or done.get("source") or rec.get("source") or private.get(str(pid))
         )
@@ -152,7 +153,7 @@ def open_folder(root: str | Path, data: str | Path | None = None) -> tuple[str, 
     if data_path is not None and not data_path.is_dir():
         raise InputError(data_path, "--data: no such dataset folder")
     if (root / MANIFEST).exists():
-        manifest = _read_json(root / MANIFEST)
+        manifest = read_json_object(root / MANIFEST)
         if manifest is None:
             raise InputError(root / MANIFEST, "not a readable JSON object")
         return "inference", _inference_entries(root, manifest, data_path)
