@@ -1,7 +1,8 @@
 """Held-out evaluation of a checkpoint on labelled pullbacks: real (Danilov) and hybrid ones.
 
 Both evaluations segment each pullback folder (``image.npz``, ``labels.npz``; the dataset
-layout of docs/dataset.md) with the checkpoint and compare the prediction with the reference
+layout of docs/dataset.md) as ``infer.py`` does (:func:`segment`: the checkpoint's recommended
+inference settings, anatomical post-processing) and compare the prediction with the reference
 labels on the labelled frames, with the product's pieces:
 
 - **Dice** per frame in Cartesian (:func:`octseg.evaluate.segmentation.to_cartesian`, nearest,
@@ -28,28 +29,51 @@ from typing import Any
 import numpy as np
 
 from octseg.core.classes import CLASS_NAMES, LUMEN
+from octseg.core.errors import InputError
 from octseg.evaluate import matching, stats
 from octseg.evaluate.segmentation import dice_frames, to_cartesian
 from octseg.io.labels import LabelFile
 
 
-def predict(predictor: Any, folder: Path) -> tuple[LabelFile, LabelFile]:
-    """``(predicted, reference)`` polar label files of one pullback folder, the prediction
-    restricted to the reference's labelled frames."""
-    from octseg.io import read_pullback
+def segment(
+    checkpoint: str | Path, folders: Mapping[str, Path], device: str = "cpu"
+) -> tuple[dict[str, tuple[LabelFile, LabelFile]], list[int]]:
+    """``{id: (predicted, reference)}`` polar label files of the pullback folders, segmented by
+    the product (:func:`octseg.infer.run_inference` into a temporary folder: the checkpoint's
+    recommended inference settings and the anatomical post-processing, as ``infer.py`` applies
+    them), the prediction restricted to the reference's labelled frames; and the model's class
+    ids. A pullback the run could not segment raises :class:`~octseg.core.errors.InputError` naming its folder."""
+    import tempfile
+
+    from octseg.infer import InferSettings, run_inference
+    from octseg.infer.inputs import discover
     from octseg.io.labels import load_labels
 
-    pb = read_pullback(folder / "image.npz")
-    ref = load_labels(folder / "labels.npz")
-    lab = predictor.segment(predictor.to_grid(pb), pb)[ref.frames]
-    pred = LabelFile(
-        labels=lab,
-        space="polar",
-        pixel_spacing_mm=pb.pixel_spacing_mm,
-        frame_spacing_mm=pb.frame_spacing_mm,
-        frame_index=ref.frame_index,
-    )
-    return pred, ref
+    tasks = discover([Path(f) for f in folders.values()])
+    with tempfile.TemporaryDirectory(prefix="octseg-holdout-") as tmp:
+        settings = InferSettings(
+            checkpoint=str(checkpoint),
+            input=[str(t.path) for t in tasks],
+            output=tmp,
+            device=device,
+            report=False,
+            overlay_frames=[],
+            dicom_seg=False,
+            progress=False,
+        )
+        manifest = run_inference(settings)["manifest"]
+        records = manifest["pullbacks"]
+        out = {}
+        for pid, task in zip(folders, tasks, strict=True):
+            rec = records.get(task.id, {})
+            if rec.get("status") != "done":
+                raise InputError(task.path, f"not segmented: {rec.get('error', 'no record')}")
+            ref = load_labels(Path(folders[pid]) / "labels.npz")
+            pred = load_labels(Path(tmp) / task.id / "labels.npz")
+            pred.labels = pred.labels[ref.frames]
+            pred.frame_index = ref.frame_index
+            out[pid] = (pred, ref)
+    return out, list(manifest["model"]["classes"])
 
 
 def cartesian(lf: LabelFile, size: int) -> np.ndarray:
@@ -64,12 +88,6 @@ def measure(lf: LabelFile) -> Any:
     from octseg.geometry import measure_labels
 
     return measure_labels(lf)
-
-
-def _checkpoint(checkpoint: str | Path, device: str) -> Any:
-    from octseg.model.predictor import Predictor
-
-    return Predictor.from_checkpoint(checkpoint, device=device)
 
 
 # ----------------------------------------------------------------------------- real: lumen
@@ -88,13 +106,11 @@ def evaluate_lumen(
     product's geometry, in Cartesian pixels^2 of that grid (0 where a prediction has no lumen: a
     measurement of 0, not an error), with Bland-Altman bias / limits of agreement and ICC(A,1).
     """
-    pred_net = _checkpoint(checkpoint, device)
     dice: list[float] = []
     a_auto: list[float] = []
     a_ref: list[float] = []
     per = {}
-    for pid, folder in folders.items():
-        pred, ref = predict(pred_net, Path(folder))
+    for pid, (pred, ref) in segment(checkpoint, folders, device)[0].items():
         dd = dice_frames(cartesian(pred, cart_size), cartesian(ref, cart_size), LUMEN).tolist()
         dice += dd
         cart_mm = pred.pixel_spacing_mm * pred.labels.shape[-1] * 2 / cart_size
@@ -144,15 +160,14 @@ def evaluate_truth(
     (missed calcium counts as 0), of the lumen area on every frame and of the malapposition
     distance of matched struts, all measured on the predicted labels.
     """
-    pred_net = _checkpoint(checkpoint, device)
-    classes = [c for c in pred_net.classes if c != 0]
+    pairs, classes = segment(checkpoint, folders, device)
+    classes = [c for c in classes if c != 0]
     acc = _TruthPairs(classes)
-    for folder in folders.values():
-        pred, ref = predict(pred_net, Path(folder))
+    for pid, (pred, ref) in pairs.items():
         pc, tc = cartesian(pred, cart_size), cartesian(ref, cart_size)
         for c in classes:
             acc.dice[c] += _scored_dice(pc, tc, c)
-        acc.add_pullback(measure(pred), Path(folder) / "truth", tolerance_mm)
+        acc.add_pullback(measure(pred), Path(folders[pid]) / "truth", tolerance_mm)
     return {
         "checkpoint": str(checkpoint),
         "pullbacks": list(folders),

@@ -147,12 +147,11 @@ def test_held_out_dice_is_the_overlap_formula_to_float32_rounding(dataset, monke
     """The held-out Dice (MONAI's DiceMetric, float32) equals 2|P & T| / (|P| + |T|) computed in
     float64 on the same Cartesian maps, to 1e-6 (the per-frame list is rounded to 4 digits)."""
     from octseg.evaluate import holdout
-    from octseg.model.predictor import Predictor
 
     root, ck = dataset
     with_stand_in(monkeypatch, Oracle(3))
     res = evaluate_lumen(ck, root, ["val-a"], cart_size=CART)
-    pred, ref = holdout.predict(Predictor.from_checkpoint(ck, device="cpu"), root / "val-a")
+    pred, ref = holdout.segment(ck, {"val-a": root / "val-a"})[0]["val-a"]
     p = holdout.cartesian(pred, CART) == LUMEN
     t = holdout.cartesian(ref, CART) == LUMEN
     exact = 2 * (p & t).sum(axis=(1, 2)) / (p.sum(axis=(1, 2)) + t.sum(axis=(1, 2)))
