@@ -304,6 +304,42 @@ def test_draws_cover_every_kind_and_keep_distractors_off_calcium_frames():
     assert n_lipid >= 25 and n_branch >= 25 and several >= 8
 
 
+def test_faint_share_draws_faint_lesions_and_leaves_the_default_draws_alone():
+    def contrasts(seed, share):
+        rng = np.random.default_rng(seed)
+        return [les.contrast for les in cohort.draw_lesions(rng, 137, faint_share=share)]
+
+    default = [c for seed in range(40) for c in contrasts(seed, 0.0)]
+    faint = [c for seed in range(40) for c in contrasts(seed, 0.5)]
+    assert all(cohort.CONTRAST[0] <= c <= cohort.CONTRAST[1] for c in default)
+    # the default draws are those of a build without the option (no extra random draw)
+    old = []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        old += [les.contrast for les in cohort.draw_lesions(rng, 137)]
+    assert default == old
+    lo = cohort.FAINT_CONTRAST[0]
+    share_default = np.mean(np.array(default) >= lo)  # 0.15 / 0.5 = 0.3 expected
+    share_faint = np.mean(np.array(faint) >= lo)  # 0.5 + 0.5 * 0.3 = 0.65 expected
+    assert len(default) > 150 and len(faint) > 150
+    assert 0.2 < share_default < 0.4 and 0.55 < share_faint < 0.75
+    assert max(faint) > cohort.CONTRAST[1]  # up to 0.7: fainter than any default lesion
+
+
+def test_faint_share_applies_to_training_hybrids_only(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        cohort, "hybrid_from_real", lambda src, out, seed, faint_share: seen.append(faint_share)
+    )
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "split.json").write_text('{"train": ["t"], "val": ["v"]}')
+    cohort.build_hybrid_dataset(real, tmp_path / "out", variants=2, faint_share=0.4, progress=False)
+    assert seen == [0.4, 0.4, 0.0, 0.0]
+    with pytest.raises(ValueError, match="faint_share"):
+        cohort.build_hybrid_dataset(real, tmp_path / "out", faint_share=1.5, progress=False)
+
+
 def test_inserts_keep_off_real_lumen_beyond_the_contour():
     """A lumen island the expert labelled beyond the wall (a branch) is not the measured lumen;
     calcium there would get a hole (only background is relabelled), so inserts keep off it."""
