@@ -42,14 +42,19 @@ def segment(
     the product (:func:`octseg.infer.run_inference` into a temporary folder: the checkpoint's
     recommended inference settings and the anatomical post-processing, as ``infer.py`` applies
     them), the prediction restricted to the reference's labelled frames; and the model's class
-    ids. A pullback the run could not segment raises :class:`~octseg.core.errors.InputError` naming its folder."""
+    ids. A pullback the run could not segment raises :class:`~octseg.core.errors.InputError`
+    naming its folder."""
     import tempfile
 
     from octseg.infer import InferSettings, run_inference
     from octseg.infer.inputs import discover
     from octseg.io.labels import load_labels
 
-    tasks = discover([Path(f) for f in folders.values()])
+    tasks = discover([_image_of(Path(f)) for f in folders.values()])
+    if len(tasks) != len(folders):
+        raise InputError(
+            None, f"a pullback folder is given twice: {sorted(map(str, folders.values()))}"
+        )
     with tempfile.TemporaryDirectory(prefix="octseg-holdout-") as tmp:
         settings = InferSettings(
             checkpoint=str(checkpoint),
@@ -74,6 +79,16 @@ def segment(
             pred.frame_index = ref.frame_index
             out[pid] = (pred, ref)
     return out, list(manifest["model"]["classes"])
+
+
+def _image_of(folder: Path) -> Path:
+    """The image of a held-out pullback folder (one pullback: ``image.*`` beside ``labels.npz``)."""
+    from octseg.infer.inputs import discover
+
+    found = discover(folder)
+    if len(found) != 1:
+        raise InputError(folder, f"holds {len(found)} pullbacks, not one (image.* and labels.npz)")
+    return found[0].path
 
 
 def cartesian(lf: LabelFile, size: int) -> np.ndarray:

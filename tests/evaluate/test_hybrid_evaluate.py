@@ -168,3 +168,14 @@ def test_a_pullback_the_product_cannot_read_is_named(cohort_dir, monkeypatch, tm
     with_stand_in(monkeypatch, Oracle())
     with pytest.raises(InputError, match="broken-pullback"):
         evaluate_truth(ck, {"h1": val / "h1", "broken": bad}, cart_size=CART)
+
+
+def test_a_folder_given_twice_or_without_a_pullback_is_refused(cohort_dir, tmp_path):
+    from octseg.core.errors import InputError
+    from octseg.evaluate.holdout import evaluate_truth
+
+    val, ck = cohort_dir
+    with pytest.raises(InputError, match="given twice"):
+        evaluate_truth(ck, {"a": val / "h1", "b": val / "h1"})
+    with pytest.raises(InputError, match="not-a-pullback"):
+        evaluate_truth(ck, {"a": val / "h1", "b": val / "not-a-pullback"})
