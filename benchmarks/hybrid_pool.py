@@ -1,0 +1,145 @@
+"""The pooled held-out set of issue 18 (several lesion draws over the same held-out real frames),
+scored through the product path: pooled and per draw.
+
+``pool`` links the console exports of each draw (``cohort build ... --console``: ``inputs/PID``
+and ``manual/PID``) into one folder under unique ids ``DRAW-vK`` (the ``-vK`` suffix of each
+pullback id). ``score`` runs ``evaluate.py`` on the ``infer.py`` outputs of each named run against
+the pool's truth, once on the whole pool and once per draw (``auto/`` and ``manual/`` of the
+draw's pullbacks linked), and writes a JSON of rows and a Markdown table per view.
+
+    python benchmarks/hybrid_pool.py pool POOL d0=D/hybrid_console d1=D/test_s1_console ...
+    python infer.py checkpoint=RUN/last.ckpt input=POOL/inputs output=AUTO report=false "overlays.frames=[]"
+    python benchmarks/hybrid_pool.py score POOL --run recipe=AUTO --run ... --out R.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hybrid_candidates import curve, fmt, loa, plot_curves, row_from_metrics  # noqa: E402
+
+
+def pool(out: Path, draws: dict[str, Path]) -> list[str]:
+    """Link every draw's ``inputs/PID`` and ``manual/PID`` as ``DRAW-vK``; the pooled ids."""
+    ids = []
+    for name, console in draws.items():
+        for src in sorted((console / "inputs").iterdir()):
+            pid = f"{name}-{src.name.rsplit('-', 1)[-1]}"
+            for part in ("inputs", "manual"):
+                link = out / part / pid
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if link.is_symlink():
+                    link.unlink()
+                os.symlink((console / part / src.name).resolve(), link, target_is_directory=True)
+            ids.append(pid)
+    if len(set(ids)) != len(ids):
+        raise SystemExit(f"pooled ids are not unique: {ids}")
+    return ids
+
+
+def evaluate(auto: Path, manual: Path, out: Path) -> dict:
+    """``evaluate.py`` (plots off); its ``metrics.json``."""
+    cmd = [sys.executable, "evaluate.py", f"auto={auto}", f"manual={manual}", f"out={out}"]
+    cmd += ["settings.plots=false", "settings.progress=false"]
+    with (out.parent / f"{out.name}.log").open("w") as log:
+        subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def linked(ids: list[str], folders: dict[str, Path], tmp: Path) -> dict[str, Path]:
+    """``auto`` and ``manual`` folders holding links to the pullbacks ``ids`` only."""
+    out = {}
+    for part, src in folders.items():
+        (tmp / part).mkdir(parents=True)
+        for pid in ids:
+            os.symlink((src / pid).resolve(), tmp / part / pid, target_is_directory=True)
+        out[part] = tmp / part
+    return out
+
+
+def score_run(name: str, auto: Path, pool_dir: Path, work: Path) -> dict[str, dict]:
+    """Rows of one run: ``{"pooled": row, DRAW: row, ...}``."""
+    manual = pool_dir / "manual"
+    rows = {"pooled": row_from_metrics(evaluate(auto, manual, work / f"{name}-pooled"))}
+    draws = sorted({p.name.rsplit("-", 1)[0] for p in manual.iterdir()})
+    for draw in draws:
+        ids = sorted(p.name for p in manual.iterdir() if p.name.rsplit("-", 1)[0] == draw)
+        with tempfile.TemporaryDirectory() as tmp:
+            f = linked(ids, {"auto": auto, "manual": manual}, Path(tmp))
+            rows[draw] = row_from_metrics(evaluate(f["auto"], f["manual"], work / f"{name}-{draw}"))
+    return rows
+
+
+HEADER = (
+    "| run | Ca Dice (pooled) | one-side-empty frames | arc bias (LoA) °, ICC | thick ICC "
+    "| score κw (n) | strut F1 | malapposition bias (LoA) mm | mal. sens (k/n) / spec |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def row_line(name: str, r: dict) -> str:
+    arc = r["calcium_arc"]
+    k, n = r.get("malapposed_found"), r.get("malapposed_n_manual")
+    return (
+        f"| {name} | {fmt(r['calcium_dice'])} ({fmt(r.get('calcium_dice_pooled'))}) "
+        f"| {fmt(r.get('calcium_one_empty'))} | {loa(arc, 1)}, {fmt(arc['icc'], 3)} "
+        f"| {fmt(r['calcium_thickness']['icc'])} "
+        f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
+        f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "
+        f"| {fmt(r['malapposed_sensitivity'])} ({fmt(k)}/{fmt(n)}) "
+        f"/ {fmt(r['malapposed_specificity'])} |"
+    )
+
+
+def markdown(results: dict[str, dict[str, dict]]) -> str:
+    views = list(next(iter(results.values())))
+    parts = []
+    for view in views:
+        lines = [f"## {view}", "", HEADER]
+        lines += [row_line(name, rows[view]) for name, rows in results.items() if view in rows]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pool", help="link the draws' console exports into one pool")
+    a.add_argument("out", type=Path)
+    a.add_argument("draws", nargs="+", help="NAME=CONSOLE_FOLDER")
+    s = sub.add_parser("score", help="evaluate.py on each run's outputs, pooled and per draw")
+    s.add_argument("pool", type=Path)
+    s.add_argument("--run", action="append", required=True, help="NAME=INFER_OUTPUT")
+    s.add_argument("--out", type=Path, required=True, help="results JSON (Markdown beside it)")
+    s.add_argument(
+        "--work", type=Path, default=None, help="evaluate.py outputs (default: beside --out)"
+    )
+    args = p.parse_args(argv)
+    if args.cmd == "pool":
+        draws = dict(d.split("=", 1) for d in args.draws)
+        print(f"{len(pool(args.out, {k: Path(v) for k, v in draws.items()}))} pullbacks pooled")
+        return
+    work = args.work or args.out.with_suffix("")
+    work.mkdir(parents=True, exist_ok=True)
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for name, auto in (r.split("=", 1) for r in args.run):
+        results[name] = score_run(name, Path(auto), args.pool, work)
+        args.out.write_text(json.dumps(results, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+    if args.curves and args.train:
+        runs = (t.split("=", 1) for t in args.train)
+        plot_curves([{"name": n, "curve": curve(Path(d))} for n, d in runs], args.curves)
+
+
+if __name__ == "__main__":
+    main()
