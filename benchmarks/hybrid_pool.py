@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument(
         "--work", type=Path, default=None, help="evaluate.py outputs (default: beside --out)"
     )
+    s.add_argument(
+        "--train", action="append", default=[], help="NAME=RUN_DIR: its learning curve to --curves"
+    )
+    s.add_argument("--curves", type=Path, default=None, help="learning-curve figure (PNG)")
     args = p.parse_args(argv)
     if args.cmd == "pool":
         draws = dict(d.split("=", 1) for d in args.draws)
