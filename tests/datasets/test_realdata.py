@@ -11,7 +11,7 @@ import pytest
 from octseg.core.classes import LUMEN
 from octseg.datasets.danilov import build as realdata
 from octseg.datasets.danilov.reader import list_danilov, read_lumen_mask, read_rgb
-from octseg.evaluate.holdout import lumen_areas_px2
+from octseg.datasets.holdout import lumen_areas_px2
 from octseg.io.labels import LabelFile
 
 

@@ -159,7 +159,7 @@ def test_a_pullback_the_product_cannot_read_is_named(cohort_dir, monkeypatch, tm
     import shutil
 
     from octseg.core.errors import InputError
-    from octseg.evaluate.holdout import evaluate_truth
+    from octseg.datasets.holdout import evaluate_truth
 
     val, ck = cohort_dir
     bad = tmp_path / "broken-pullback"
@@ -172,7 +172,7 @@ def test_a_pullback_the_product_cannot_read_is_named(cohort_dir, monkeypatch, tm
 
 def test_a_folder_given_twice_or_without_a_pullback_is_refused(cohort_dir, tmp_path):
     from octseg.core.errors import InputError
-    from octseg.evaluate.holdout import evaluate_truth
+    from octseg.datasets.holdout import evaluate_truth
 
     val, ck = cohort_dir
     with pytest.raises(InputError, match="given twice"):

@@ -146,7 +146,7 @@ def test_a_frame_without_predicted_lumen_scores_zero_instead_of_crashing(dataset
 def test_held_out_dice_is_the_overlap_formula_to_float32_rounding(dataset, monkeypatch):
     """The held-out Dice (MONAI's DiceMetric, float32) equals 2|P & T| / (|P| + |T|) computed in
     float64 on the same Cartesian maps, to 1e-6 (the per-frame list is rounded to 4 digits)."""
-    from octseg.evaluate import holdout
+    from octseg.datasets import holdout
 
     root, ck = dataset
     with_stand_in(monkeypatch, Oracle(3))

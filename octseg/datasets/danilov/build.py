@@ -348,8 +348,8 @@ def evaluate_lumen(
 ) -> dict:
     """Lumen Dice and lumen-area agreement (pixel units) of a checkpoint on the pseudo-pullbacks
     ``ids`` of a dataset written by :func:`build_real_dataset`: the held-out evaluation
-    :func:`octseg.evaluate.holdout.evaluate_lumen` on the folders ``root/<id>``."""
-    from octseg.evaluate.holdout import evaluate_lumen as holdout_lumen
+    :func:`octseg.datasets.holdout.evaluate_lumen` on the folders ``root/<id>``."""
+    from octseg.datasets.holdout import evaluate_lumen as holdout_lumen
 
     folders = {pid: Path(root) / pid for pid in ids}
     return holdout_lumen(checkpoint, folders, device=device, cart_size=cart_size)

@@ -1018,10 +1018,10 @@ def evaluate_hybrid(
 ) -> dict[str, Any]:
     """A checkpoint on held-out hybrid pullbacks (every pullback folder under ``root``, i.e.
     every folder with a ``labels.npz``): the held-out evaluation
-    :func:`octseg.evaluate.holdout.evaluate_truth` (per-class Dice, strut detection F1 within
+    :func:`octseg.datasets.holdout.evaluate_truth` (per-class Dice, strut detection F1 within
     ``tolerance_mm``, agreement of lumen area, calcium arc / thickness and malapposition
     distance with the true values in ``truth/``)."""
-    from octseg.evaluate.holdout import evaluate_truth
+    from octseg.datasets.holdout import evaluate_truth
 
     ids = sorted(d.name for d in Path(root).iterdir() if (d / "labels.npz").exists())
     folders = {pid: Path(root) / pid for pid in ids}
