@@ -154,13 +154,15 @@ def bridge_shadow(hit: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
 
 
 def calcium_metrics(
-    vals: torch.Tensor, step: float, rho_l: torch.Tensor
+    vals: torch.Tensor, step: float, rho_l: torch.Tensor, shadow: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """Per-frame arc (deg), max thickness, min depth (mm) from centroid-ray samples ``(B, n, S)``
-    and the lumen profile ``rho_l`` (B, n) on the same rays (NaN where there is no lumen)."""
+    and the lumen profile ``rho_l`` (B, n) on the same rays (NaN where there is no lumen).
+    ``shadow``: the rays' :func:`shadow_rays` when the caller has them already."""
     n = vals.shape[1]
     buf = torch.empty(vals.shape, dtype=torch.uint8, device=vals.device)
-    shadow = shadow_rays(vals, buf)
+    if shadow is None:
+        shadow = shadow_rays(vals, buf)
     ca = eq_u8(vals, CALCIUM, out=buf)
     hit, first = first_one(ca)
     bridged = bridge_shadow(hit, shadow)

@@ -184,8 +184,9 @@ def _ray_metrics(
     cal: dict[str, list[torch.Tensor]] = {}
     for p in pieces(b, n * n_s, for_device(_RAY_BUDGET, lab.device)):
         vals = grid.sample(lab[p], oy[p], ox[p])
+        shadow = ca_mod.shadow_rays(vals)  # guidewire and struts: shared by calcium and plaque
         for fn in fns:
-            for k, v in fn(vals, ps, rho_o[p]).items():
+            for k, v in fn(vals, ps, rho_o[p], shadow).items():
                 cal.setdefault(k, []).append(v)
         del vals
     return {k: torch.cat(v) for k, v in cal.items()}

@@ -55,12 +55,16 @@ def smoothed_min(per_ray: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
     return torch.where(ok, m_avg, m_raw), torch.where(ok, r_avg, r_raw)
 
 
-def plaque_metrics(vals: torch.Tensor, step: float, rho_l: torch.Tensor) -> dict[str, torch.Tensor]:
+def plaque_metrics(
+    vals: torch.Tensor, step: float, rho_l: torch.Tensor, shadow: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """Per-frame lipid arc (deg), lipid minimum depth (mm), minimal cap thickness (um) and the
     angle (deg, about the lumen centroid) of the ray where it lies, from centroid-ray samples
-    ``(B, n, S)`` and the lumen profile ``rho_l`` (B, n) on the same rays (NaN: no lumen)."""
+    ``(B, n, S)`` and the lumen profile ``rho_l`` (B, n) on the same rays (NaN: no lumen).
+    ``shadow``: the rays' :func:`~octseg.geometry.calcium.shadow_rays` when the caller has them."""
     n = vals.shape[1]
-    shadow = shadow_rays(vals)
+    if shadow is None:
+        shadow = shadow_rays(vals)
     hit, first = first_one(eq_u8(vals, LIPID))
     arc = (hit | bridge_shadow(hit, shadow)).sum(1).float() * (360.0 / n)
     lead = ((first.float() - 0.5) * step).clamp(min=0)
