@@ -7,7 +7,9 @@ it, the outer ends of the runs of the lumen connected to the catheter
 (:func:`octseg.geometry.lumen.connected_lumen`): the lumen behind something attached to the
 wall. The contour takes one candidate per ray so that the total radial jump between
 neighbouring rays is smallest (dynamic programming around the frame); among paths of equal
-total jump, the inner one. So:
+total jump, the inner one. Each excursion beyond the filled exit must save more than
+``ENTER`` samples of jump: the rasterisation steps at its two ends (a pocket's edge 1 sample
+deeper than the gap's on a few rays) are no saving. So:
 
 * a chain of non-lumen attached to the wall that reaches deeper into the lumen than where it
   touches the wall (residual blood that the network labelled as tissue, a chain of blobs
@@ -38,6 +40,7 @@ from octseg.geometry.lumen import KeptLumen
 MAX_CANDIDATES = 8  # per ray: the filled exit, the first six run ends beyond it and the last
 TIE = 1e-3  # cost per sample of radius: ties, and jumps saved by less than this, go inward
 DEAD = 2.0  # samples of a jump that cost nothing: rasterisation steps of a contour
+ENTER = 2 * DEAD  # samples an excursion beyond the filled exit must save: its two ends' steps
 PIECE = 64  # frames per dynamic-programming pass on CPU (memory: about N x 64 x K^2 x 5 bytes)
 INF = torch.finfo(torch.float32).max / 4
 
@@ -72,6 +75,13 @@ def _jump(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a - b).abs() - DEAD).clamp(min=0)
 
 
+def _entry(k: int, device) -> torch.Tensor:
+    """``(from, to)`` cost of entering an excursion: ``ENTER`` from candidate 0 to any other."""
+    e = torch.zeros(k, k, device=device)
+    e[0, 1:] = ENTER
+    return e
+
+
 def _rolled(x: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
     """``x`` (B, N, ...) with each frame's rays rotated to begin at ray ``start`` (B,)."""
     n = x.shape[1]
@@ -83,8 +93,9 @@ def smoothest_path(cand: torch.Tensor, valid: torch.Tensor, skip: torch.Tensor) 
     """One radius per ray ``(B, N)`` from ``cand`` ``(B, N, K)`` minimising, around the closed
     contour, the sum of the radius changes between neighbouring rays (:func:`_jump`; rays in
     ``skip`` carry the previous ray's choice and cost nothing) plus ``TIE`` per sample of
-    radius. Frames with one candidate per ray take it; the others go to :func:`_exact_path`
-    in pieces of ``PIECE`` frames (16 times as many off the CPU)."""
+    radius and ``ENTER`` per step from the filled exit (candidate 0) to a candidate beyond it.
+    Frames with one candidate per ray take it; the others go to :func:`_exact_path` in pieces
+    of ``PIECE`` frames (16 times as many off the CPU)."""
     out = cand[..., 0].clone()
     busy = ((valid.sum(-1) > 1) & ~skip).any(1).nonzero().squeeze(1)
     # the loop over rays launches a few kernels per ray: on an accelerator take far more frames
@@ -107,7 +118,7 @@ def _exact_path(cand: torch.Tensor, valid: torch.Tensor, skip: torch.Tensor) -> 
     pos = torch.where(sk, -1, torch.arange(n, device=dev)).cummax(1).values.clamp(min=0)
     c = c.gather(1, pos[..., None].expand(-1, -1, k))
     v = v.gather(1, pos[..., None].expand(-1, -1, k))
-    step = _jump(c[:, 1:, None, :], c[:, :-1, :, None])  # (b, n-1, from, to)
+    step = _jump(c[:, 1:, None, :], c[:, :-1, :, None]) + _entry(k, dev)  # (b, n-1, from, to)
     stay = torch.where(torch.eye(k, dtype=torch.bool, device=dev), 0.0, INF)
     step = torch.where(sk[:, 1:, None, None], stay, step)
     unary = torch.where(v, TIE * c, INF)
@@ -120,7 +131,8 @@ def _exact_path(cand: torch.Tensor, valid: torch.Tensor, skip: torch.Tensor) -> 
         best, arg = (cost[..., None] + step[:, None, i - 1]).min(2)
         cost = best + unary[:, None, i]
         backs.append(arg.to(torch.uint8))  # K <= 255 candidates
-    total = cost + _jump(c[:, -1, None, :], c[:, 0, :, None])  # closed by the jump to the start
+    close = _jump(c[:, -1, None, :], c[:, 0, :, None]) + _entry(k, dev).T  # (b, pass, last)
+    total = cost + close  # closed by the step back to the start
     pick = total.view(b, k * k).argmin(1)
     frames = torch.arange(b, device=dev)
     p, j = pick // k, pick % k
