@@ -313,6 +313,22 @@ class PullbackFrames(Dataset):
         }
 
 
+def oversample(ds: PullbackFrames, times: Mapping[int, int]) -> int:
+    """Draw each training frame of ``ds`` whose label holds model channel ``c`` ``times[c]``
+    times per epoch (the largest factor among its channels; each draw augmented afresh) by
+    repeating it in ``ds.index``. Returns how many frames are repeated."""
+    extra: list[tuple[int, int]] = []
+    n = 0
+    for p, r in ds.index:
+        lab = ds.pullbacks[p].labels[r]
+        k = max((int(t) for c, t in times.items() if (lab == c).any()), default=1)
+        if k > 1:
+            n += 1
+            extra += [(p, r)] * (k - 1)
+    ds.index += extra
+    return n
+
+
 class ValidationFrames(PullbackFrames):
     """Validation frames, clean, followed by ``copies`` augmented versions of each drawn with a
     fixed seed per (copy, frame): the same samples every epoch, so a score over them (and the

@@ -29,6 +29,7 @@ from octseg.train.data import (
     ensure_synthetic,
     list_entries,
     load_pullback,
+    oversample,
     split_pullbacks,
 )
 from octseg.train.settings import cfg_get, plain
@@ -187,6 +188,37 @@ def _loaders(
     return train_loader, val_loader
 
 
+def oversample_channels(spec: Any, classes: list[int]) -> dict[int, int]:
+    """``data.oversample`` (``{dataset class: times}``, e.g. ``{2: 3}``: frames with calcium
+    three times per epoch) as ``{model channel: times}``; checked."""
+    if not spec:
+        return {}
+    if not isinstance(spec, dict):
+        raise InputError(None, f"data.oversample must be a mapping {{class: times}}, got {spec!r}")
+    out = {}
+    for c, t in spec.items():
+        if int(c) not in classes[1:]:
+            raise InputError(None, f"data.oversample: class {c} is not a predicted class {classes}")
+        if int(t) != t or int(t) < 1:
+            raise InputError(None, f"data.oversample: times for class {c} must be an integer >= 1")
+        out[classes.index(int(c))] = int(t)
+    return out
+
+
+def _oversample(cfg: DictConfig, classes: list[int], ds: PullbackFrames, info) -> None:
+    """Apply ``data.oversample`` to the training frames and log what it did."""
+    times = oversample_channels(plain(cfg_get(cfg, "data.oversample")), classes)
+    if not times:
+        return
+    n_frames = len(ds)
+    n = oversample(ds, times)
+    if info.is_main:
+        logging.getLogger("octseg.train").info(
+            "data.oversample %s: %d of %d training frames repeated, %d draws per epoch",
+            plain(cfg_get(cfg, "data.oversample")), n, n_frames, len(ds),
+        )  # fmt: skip
+
+
 def _labelled(cfg: DictConfig, entries: list[Any], split: dict) -> dict[str, Any]:
     """The training frames to learn from (``data.labelled_frames``, ``data.max_labelled_frames``),
     recorded in ``split["labelled_frames"]`` when either is set."""
@@ -235,6 +267,7 @@ def build_data(
         )
     augment = build_augmentation(cfg_get(cfg, "data.augment"))
     train_ds = PullbackFrames(train_cache, k, norm, augment)
+    _oversample(cfg, classes, train_ds, info)
     copies = int(cfg_get(cfg, "data.val_augment_copies", 0) or 0)
     val_aug = build_augmentation(cfg_get(cfg, "data.augment")) if copies > 0 else None
     val_ds = ValidationFrames(val_cache, k, norm, val_aug, copies, int(cfg.seed))
