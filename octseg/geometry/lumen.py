@@ -276,6 +276,17 @@ def _strut_shadow(
     return eq_u8(vals[..., a:b], STRUT).mul_(window).amax(-1).bool()
 
 
+def widen_periodic(masked: torch.Tensor, k: int) -> torch.Tensor:
+    """``masked`` ``(B, N)`` widened by ``k`` entries on both sides of every masked run
+    (wrapping); unchanged for ``k <= 0``."""
+    if k <= 0 or not bool(masked.any()):
+        return masked
+    k = min(k, masked.shape[1] // 2)
+    m = masked.to(torch.float32)[:, None]
+    m = torch.cat([m[..., -k:], m, m[..., :k]], -1)
+    return torch.nn.functional.max_pool1d(m, 2 * k + 1, 1)[:, 0] > 0
+
+
 def fill_masked_periodic(values: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """Replace masked entries of periodic sequences ``(B, N)`` by linear interpolation between
     the nearest unmasked neighbours on both sides (wrapping). Rows with no unmasked entry are
@@ -472,5 +483,6 @@ def catheter_contour(
         ]
         radii = torch.cat([p[0] for p in parts])
         masked = torch.cat([p[1] for p in parts])
+    masked = widen_periodic(masked, round(s.shadow_margin_deg * masked.shape[1] / 360.0))
     radii = fill_masked_periodic(radii.float(), masked)
     return smooth_periodic(radii, s.contour_smoothing_rays), theta

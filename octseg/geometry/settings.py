@@ -49,6 +49,9 @@ class GeometrySettings:
     # a strut at most this far before a ray's lumen exit masks the ray (its shadow hides the
     # wall; the contour is interpolated there, docs/metrics.md)
     strut_shadow_mm: float = 0.5
+    # rays within this angle of a masked (guidewire or strut) ray are interpolated too: a
+    # predicted strut is often narrower than its shadow, whose edges a model labels as tissue
+    shadow_margin_deg: float = 1.0
     # calcium lesions
     max_gap_frames: int = 2  # label frames without calcium bridged inside a lesion
     score_arc_deg: float = 180.0  # 2 points if max arc > this
@@ -131,6 +134,8 @@ class GeometrySettings:
             if not math.isfinite(val) or val < 0:
                 raise _Invalid(f"'{f.name}' must be a finite number >= 0, got {val!r}")
             setattr(self, f.name, float(val))
+        if self.shadow_margin_deg > 10:
+            raise _Invalid(f"'shadow_margin_deg' must lie in 0..10, got {self.shadow_margin_deg}")
 
     def _check_booleans(self) -> None:
         for name in ("frame0_is_distal", "fill_lumen_holes"):
