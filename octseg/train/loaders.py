@@ -197,11 +197,13 @@ def oversample_channels(spec: Any, classes: list[int]) -> dict[int, int]:
         raise InputError(None, f"data.oversample must be a mapping {{class: times}}, got {spec!r}")
     out = {}
     for c, t in spec.items():
-        if int(c) not in classes[1:]:
-            raise InputError(None, f"data.oversample: class {c} is not a predicted class {classes}")
-        if int(t) != t or int(t) < 1:
+        if not isinstance(c, int) or c not in classes[1:]:
+            raise InputError(
+                None, f"data.oversample: class {c!r} is not a predicted class {classes}"
+            )
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
             raise InputError(None, f"data.oversample: times for class {c} must be an integer >= 1")
-        out[classes.index(int(c))] = int(t)
+        out[classes.index(c)] = t
     return out
 
 

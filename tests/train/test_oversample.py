@@ -48,7 +48,9 @@ def test_oversample_setting_maps_classes_to_channels_and_is_checked():
     ):
         with pytest.raises(InputError, match=msg):
             oversample_channels(bad, [0, 1, 3])
-    for times in (0, 1.5):
+    with pytest.raises(InputError, match="not a predicted class"):
+        oversample_channels({"calcium": 3}, [0, 1, 2])
+    for times in (0, 1.5, "3", True):
         with pytest.raises(InputError, match="integer >= 1"):
             oversample_channels({2: times}, [0, 1, 2])
     with pytest.raises(InputError, match="mapping"):
