@@ -51,6 +51,7 @@ MACHINE = {("paths",), ("data", "root"), ("data", "val_root"), ("trainer", "num_
 # them (a new key at another value, or any other new key, is recipe drift and fails)
 ADDED_SINCE = {
     ("data", "val_augment_copies"): 0,
+    ("data", "oversample"): None,
     ("trainer", "ema_decay"): None,
     ("infer_recommended",): None,
 }
