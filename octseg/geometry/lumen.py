@@ -281,10 +281,7 @@ def widen_periodic(masked: torch.Tensor, k: int) -> torch.Tensor:
     (wrapping); unchanged for ``k <= 0``."""
     if k <= 0 or not bool(masked.any()):
         return masked
-    k = min(k, masked.shape[1] // 2)
-    m = masked.to(torch.float32)[:, None]
-    m = torch.cat([m[..., -k:], m, m[..., :k]], -1)
-    return torch.nn.functional.max_pool1d(m, 2 * k + 1, 1)[:, 0] > 0
+    return smooth_periodic(masked.to(torch.float32), k) > 0  # any masked entry in the window
 
 
 def fill_masked_periodic(values: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

@@ -209,7 +209,8 @@ def oversample_channels(spec: Any, classes: list[int]) -> dict[int, int]:
 
 def _oversample(cfg: DictConfig, classes: list[int], ds: PullbackFrames, info) -> None:
     """Apply ``data.oversample`` to the training frames and log what it did."""
-    times = oversample_channels(plain(cfg_get(cfg, "data.oversample")), classes)
+    spec = plain(cfg_get(cfg, "data.oversample"))
+    times = oversample_channels(spec, classes)
     if not times:
         return
     n_frames = len(ds)
@@ -217,7 +218,7 @@ def _oversample(cfg: DictConfig, classes: list[int], ds: PullbackFrames, info) -
     if info.is_main:
         logging.getLogger("octseg.train").info(
             "data.oversample %s: %d of %d training frames repeated, %d draws per epoch",
-            plain(cfg_get(cfg, "data.oversample")), n, n_frames, len(ds),
+            spec, n, n_frames, len(ds),
         )  # fmt: skip
 
 
