@@ -32,7 +32,7 @@ HALF = 45  # pixels each side of the strut
 def contour_px(lab: np.ndarray, ps: float, center, settings: GeometrySettings) -> np.ndarray:
     """The geometry's lumen contour of one Cartesian frame as (row, col) pixel points."""
     t = torch.from_numpy(np.ascontiguousarray(lab))[None]
-    radii, theta = catheter_contour(t, "cartesian", ps, tuple(center), settings)
+    radii, theta, _ = catheter_contour(t, "cartesian", ps, tuple(center), settings)
     r = radii[0].numpy() / ps
     th = theta.numpy()
     return np.stack([center[0] + r * np.sin(th), center[1] + r * np.cos(th)], 1)

@@ -43,9 +43,12 @@ MANUAL_FILES = {
     "lesions": "manual_lesions.csv",
     "struts": "manual_struts.csv",
 }
-#: per-frame measurement columns compared between auto and manual (everything but the keys)
+#: per-frame measurement columns compared between auto and manual (everything but the keys
+#: and the image-quality flag lumen_open_percent)
 FRAME_MEASURES: list[str] = [
-    c for c in FRAME_COLUMNS if c not in ("frame", "position_mm", "tcfa", "cap_min_angle_deg")
+    c
+    for c in FRAME_COLUMNS
+    if c not in ("frame", "position_mm", "tcfa", "cap_min_angle_deg", "lumen_open_percent")
 ]
 #: per-frame yes/no measures (Cohen's kappa); a frame without lipid counts as "no"
 FRAME_FLAGS: list[str] = ["tcfa"]

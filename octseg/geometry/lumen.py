@@ -329,11 +329,13 @@ def catheter_radii_polar(
     catheter_radius_mm: float = 0.0,
     fill: bool = False,
     strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lumen radii (mm) along every A-line of polar label maps ``(B, A, R)`` and the mask."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lumen radii (mm) along every A-line of polar label maps ``(B, A, R)``, the mask, and the
+    open rays: unmasked A-lines whose lumen runs to their last sample (the border not imaged)."""
     cath, shadow = samples_within(catheter_radius_mm, ps), samples_within(strut_shadow_mm, ps)
     k, masked = _first_exit(lab, cath, fill, False, shadow)
-    return ((k.to(torch.float32) - 0.5) * ps).clamp(min=0), masked
+    radii = ((k.to(torch.float32) - 0.5) * ps).clamp(min=0)
+    return radii, masked, (k >= lab.shape[-1]) & ~masked
 
 
 def ray_offsets(n_rays: int, n_samples: int, step: float, device) -> tuple[torch.Tensor, ...]:
@@ -357,6 +359,8 @@ class CatheterRays:
         cols = torch.round(center[1] + dx).long()
         self.inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
         self.all_inside = bool(self.inside.all())
+        # samples of each ray before it first leaves the frame (a ray from inside leaves once)
+        self.n_inside = self.inside.to(torch.int32).cumprod(1).sum(1)
         self.index = torch.where(self.inside, rows * w + cols, 0).reshape(-1)
 
     def sample(self, lab: torch.Tensor) -> torch.Tensor:
@@ -376,12 +380,16 @@ class CatheterRays:
         catheter_radius_mm: float = 0.0,
         fill: bool = False,
         strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Radii (mm), masked and open rays, as :func:`catheter_radii_polar`; a ray is open where
+        its lumen runs to the frame's border."""
         vals = self.sample(lab)
         step_mm = self.step * ps
         cath = samples_within(catheter_radius_mm, step_mm)
         k, masked = _first_exit(vals, cath, fill, False, samples_within(strut_shadow_mm, step_mm))
-        return ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0), masked
+        radii = ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0)
+        is_open = (k >= self.n_inside) & (self.n_inside > 0) & (self.n_inside < self.n_samples)
+        return radii, masked, is_open & ~masked
 
 
 def polygon_area_centroid(
@@ -452,19 +460,21 @@ def catheter_contour(
     cache: dict | None = None,
     max_r_px: float | None = None,
     budget: int = 1 << 21,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The lumen contour of label maps ``(B, H, W)`` as docs/metrics.md defines it: its radius
     (mm, ``(B, N)``) on every catheter ray and the ray angles ``(N,)`` (polar: the A-lines;
     Cartesian: ``settings.n_rays`` rays about ``center_px``, cast out to ``max_r_px`` pixels,
     default the farthest frame corner). Filled-lumen exits (``settings.fill_lumen_holes``,
     ``catheter_radius_mm``), guidewire/strut rays interpolated, then smoothed over
     ``contour_smoothing_rays``. ``cache`` keeps the Cartesian ray tables between calls;
-    ``budget``: ray samples per piece of frames (memory)."""
+    ``budget``: ray samples per piece of frames (memory). Also returns the *open* rays ``(B, N)``:
+    unmasked rays whose lumen reaches the edge of the image (its last polar sample, or the
+    frame's border), where the contour is the image's edge, not the vessel wall."""
     s = settings
     b, h, w = lab.shape
     ray_rules = (s.catheter_radius_mm, s.fill_lumen_holes, s.strut_shadow_mm)
     if space == "polar":
-        radii, masked = catheter_radii_polar(lab, ps, *ray_rules)
+        radii, masked, is_open = catheter_radii_polar(lab, ps, *ray_rules)
         theta = torch.arange(h, device=lab.device, dtype=torch.float32) * (TWO_PI / h)
     else:
         cache = {} if cache is None else cache
@@ -478,8 +488,7 @@ def catheter_contour(
         parts = [
             rays.radii(lab[p], ps, *ray_rules) for p in pieces(b, s.n_rays * rays.n_samples, budget)
         ]
-        radii = torch.cat([p[0] for p in parts])
-        masked = torch.cat([p[1] for p in parts])
+        radii, masked, is_open = (torch.cat([p[i] for p in parts]) for i in range(3))
     masked = widen_periodic(masked, round(s.shadow_margin_deg * masked.shape[1] / 360.0))
     radii = fill_masked_periodic(radii.float(), masked)
-    return smooth_periodic(radii, s.contour_smoothing_rays), theta
+    return smooth_periodic(radii, s.contour_smoothing_rays), theta, is_open

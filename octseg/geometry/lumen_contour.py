@@ -138,7 +138,7 @@ def lumen_contours(
     center = None
     if space == "cartesian":
         center = catheter_center if catheter_center is not None else ((h - 1) / 2, (w - 1) / 2)
-    radii, theta = lu.catheter_contour(lab, space, pixel_spacing_mm, center, s)
+    radii, theta, _ = lu.catheter_contour(lab, space, pixel_spacing_mm, center, s)
     area, cy, cx = lu.polygon_area_centroid(radii, theta)
     has = area > 0
     nan = torch.full_like(cy, float("nan"))

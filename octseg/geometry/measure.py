@@ -140,6 +140,7 @@ class _Lumen:
     cy: torch.Tensor
     cx: torch.Tensor
     has_lumen: torch.Tensor
+    open_percent: torch.Tensor  # share of catheter rays whose lumen reaches the image's edge
 
     def profile(self, query: torch.Tensor, oy=None, ox=None) -> torch.Tensor:
         """``rho_L`` at ``query`` angles about (oy, ox) (default the centroid); NaN without a
@@ -158,12 +159,12 @@ def _lumen(lab: torch.Tensor, space: str, ps: float, center_px, s, cache: dict) 
         max_r = _extent_px((lab[:, ::_SUB, ::_SUB] | 2) == 3, center_px, _SUB)
         max_r = full if max_r == 0 else min(max_r, full)
     budget = for_device(_RAY_BUDGET, lab.device)
-    radii, theta = lu.catheter_contour(lab, space, ps, center_px, s, cache, max_r, budget)
+    radii, theta, is_open = lu.catheter_contour(lab, space, ps, center_px, s, cache, max_r, budget)
     area, cy, cx = lu.polygon_area_centroid(radii, theta)
     has_lumen = area > 0
     cy = torch.where(has_lumen, cy, torch.zeros_like(cy))
     cx = torch.where(has_lumen, cx, torch.zeros_like(cx))
-    return _Lumen(radii, theta, area, cy, cx, has_lumen)
+    return _Lumen(radii, theta, area, cy, cx, has_lumen, is_open.float().mean(1) * 100.0)
 
 
 def _ray_metrics(
@@ -229,6 +230,7 @@ def _lumen_columns(lum: _Lumen, rho_l: torch.Tensor) -> dict[str, torch.Tensor]:
         lumen_eccentricity=torch.where(has, (dmax - dmin) / dmax.clamp(min=1e-12), nan_b),
         lumen_centroid_x_mm=torch.where(has, lum.cx, nan_b),
         lumen_centroid_y_mm=torch.where(has, lum.cy, nan_b),
+        lumen_open_percent=torch.where(has, lum.open_percent, nan_b),
     )
 
 

@@ -314,8 +314,9 @@ def summarize(
     lumen = [(_num(r.get("lumen_area_mm2")), int(r["frame"])) for r in rows]
     lumen = [(a, f) for a, f in lumen if a is not None and a > 0]
     mla, mla_frame = min(lumen) if lumen else (None, None)
+    n_open = sum(1 for r in rows if (_num(r.get("lumen_open_percent")) or 0) > 0)
     return {
-        "lumen": {"mla_mm2": mla, "mla_frame": mla_frame},
+        "lumen": {"mla_mm2": mla, "mla_frame": mla_frame, "n_open_frames": n_open},
         "calcium_lesions": _lesions(rows, fs, s),
         "stent": _stent(rows, strut_rows, fs, s),
         "lipid_lesions": _lipid_lesions(rows, fs, s),

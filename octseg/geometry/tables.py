@@ -40,6 +40,7 @@ FRAME_COLUMNS: list[str] = [
     "lumen_eccentricity",
     "lumen_centroid_x_mm",
     "lumen_centroid_y_mm",
+    "lumen_open_percent",
     "calcium_arc_deg",
     "calcium_max_thickness_mm",
     "calcium_min_depth_mm",
@@ -100,7 +101,8 @@ LIPID_LESION_KEYS: list[str] = [
     "tcfa",
 ]
 SUMMARY_EXAMPLE: dict[str, Any] = {
-    "lumen": {"mla_mm2": 3.1, "mla_frame": 120},
+    # n_open_frames: frames whose lumen reaches the image's edge (lumen_open_percent > 0)
+    "lumen": {"mla_mm2": 3.1, "mla_frame": 120, "n_open_frames": 0},
     "calcium_lesions": [
         {
             "start_frame": 40,

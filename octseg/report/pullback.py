@@ -331,13 +331,11 @@ def _cards(summary: Mapping[str, Any], frames: Sequence[Mapping[str, Any]], fs: 
     st = summary.get("stent") or None
     cards = []
     mla_f = lum.get("mla_frame")
-    cards.append(
-        (
-            "Minimal lumen area",
-            f"{_fmt(lum.get('mla_mm2'))} mm²",
-            "" if mla_f is None else f"frame {mla_f} · {mla_f * fs:.1f} mm",
-        )
-    )
+    where = "" if mla_f is None else f"frame {mla_f} · {mla_f * fs:.1f} mm"
+    n_open = int(lum.get("n_open_frames") or 0)
+    if n_open:  # the lumen area of those frames is only a lower bound
+        where += f" · lumen beyond the image in {n_open} frame{'s' * (n_open > 1)}"
+    cards.append(("Minimal lumen area", f"{_fmt(lum.get('mla_mm2'))} mm²", where))
     if lesions:
         worst = max(int(les.get("calcium_score") or 0) for les in lesions)
         n_flag = sum(1 for les in lesions if les.get("risk_flags"))

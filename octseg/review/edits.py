@@ -100,13 +100,13 @@ def lumen_radii(lab: np.ndarray, grid: PixelGrid, n: int) -> tuple[np.ndarray, n
 
     t = torch.from_numpy(np.ascontiguousarray(lab))[None]
     if grid.space == "polar":
-        radii, masked = lu.catheter_radii_polar(t, grid.ps)
+        radii, masked, _ = lu.catheter_radii_polar(t, grid.ps)
         idx = np.round(np.arange(n) * lab.shape[0] / n).astype(int) % lab.shape[0]
         radii, masked = radii[:, idx], masked[:, idx]
     else:  # rays only as long as the lumen reaches (the classes beyond do not matter)
         max_r = min(float(np.hypot(*lab.shape)), grid.extent_mm(lab == LUMEN) / grid.ps) + 4
         rays = lu.CatheterRays(lab.shape, grid.center, n, max_r, "cpu")
-        radii, masked = rays.radii(t, grid.ps)
+        radii, masked, _ = rays.radii(t, grid.ps)
     radii = lu.fill_masked_periodic(radii.float(), masked)[0].numpy()
     return np.arange(n) * (TWO_PI / n), radii.astype(np.float64)
 

@@ -31,6 +31,56 @@ def test_circle_centred(space):
     assert abs(row["lumen_centroid_x_mm"]) < PS and abs(row["lumen_centroid_y_mm"]) < PS
     assert row["calcium_arc_deg"] is None and row["calcium_area_mm2"] is None
     assert row["n_struts"] == 0 and row["stent_area_mm2"] is None
+    assert row["lumen_open_percent"] == 0.0  # the whole border is imaged
+
+
+def _open_share(lumen, edge_mm) -> float:
+    """Share (%) of catheter directions along which the lumen circle ``lumen`` (cy, cx, r)
+    reaches farther than ``edge_mm(theta)``, the distance at which the image ends."""
+    cy, cx, r = lumen
+    th = np.linspace(0, 2 * np.pi, 36000, endpoint=False)
+    along = cx * np.cos(th) + cy * np.sin(th)  # far crossing of the ray with the circle
+    far = along + np.sqrt(r * r - (cx * np.sin(th) - cy * np.cos(th)) ** 2)
+    return float(np.mean(far > edge_mm(th)) * 100)
+
+
+@pytest.mark.parametrize(
+    "space, lumen",
+    [("cartesian", (0.0, 0.0, 1.4)), ("cartesian", (0.2, 0.5, 1.0)), ("polar", (0.1, 0.7, 0.9))],
+)
+def test_lumen_beyond_the_image_is_flagged_open(space, lumen):
+    """Where the lumen runs out of the image (the frame's border; the polar grid's last depth
+    sample) its contour is the image's edge, not the wall: lumen_open_percent gives the share of
+    catheter rays where that happens (within 2 points of the analytic share), summary.json
+    counts such frames, and a fully imaged frame reads 0."""
+    if space == "cartesian":
+        half = grid(space)[1].max() + PS / 2  # the frame's border: 128 pixels from the centre
+
+        def edge(th):
+            return half / np.maximum(np.abs(np.cos(th)), np.abs(np.sin(th)))
+    else:
+        depth = grid(space)[1].max() + PS / 2  # 150 samples
+
+        def edge(th):
+            return np.full_like(th, depth)
+
+    expected = _open_share(lumen, edge)
+    assert 10 < expected < 90
+    m = measure([scene(space, lumen=lumen), scene(space, lumen=(0.0, 0.0, 0.5))], space)
+    assert m.frames[0]["lumen_open_percent"] == pytest.approx(expected, abs=2.0)
+    assert m.frames[1]["lumen_open_percent"] == 0.0
+    assert m.summary["lumen"]["n_open_frames"] == 1
+
+
+def test_rays_through_the_guidewire_are_not_open():
+    """The guidewire's rays carry no border (the contour is interpolated there): a lumen that
+    leaves the image only inside the guidewire's shadow is not open."""
+    lumen = (0.0, 0.8, 0.9)  # leaves the polar grid's 1.5 mm within 30 degrees of 0
+    frame = scene("polar", lumen=lumen)
+    (row,) = measure([frame], "polar").frames
+    assert row["lumen_open_percent"] > 5
+    (row,) = measure([scene("polar", lumen=lumen, shadow=(-40.0, 40.0, 0.3))], "polar").frames
+    assert row["lumen_open_percent"] == 0.0
 
 
 @pytest.mark.parametrize("space", SPACES)

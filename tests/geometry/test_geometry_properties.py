@@ -123,7 +123,7 @@ def test_empty_frames_give_blank_values(space):
     assert m.frames[1]["lumen_area_mm2"] is None and m.frames[1]["calcium_area_mm2"] > 0
     assert m.frames[1]["calcium_min_depth_mm"] is None  # no lumen contour
     assert m.struts == []
-    assert m.summary["lumen"] == {"mla_mm2": None, "mla_frame": None}
+    assert m.summary["lumen"] == {"mla_mm2": None, "mla_frame": None, "n_open_frames": 0}
     assert m.summary["stent"] is None
 
 

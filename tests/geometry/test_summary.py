@@ -47,7 +47,7 @@ def ca(f, arc, thick=0.3, depth=0.1, area=1.0, **kw):
 def test_empty_pullback():
     s = summarize([], [], 0.2)
     assert s == {
-        "lumen": {"mla_mm2": None, "mla_frame": None},
+        "lumen": {"mla_mm2": None, "mla_frame": None, "n_open_frames": 0},
         "calcium_lesions": [],
         "stent": None,
         "lipid_lesions": [],
@@ -57,7 +57,7 @@ def test_empty_pullback():
 def test_mla_and_frame_order_irrelevant():
     rows = [frame(3, lumen=5.0), frame(1, lumen=4.0), frame(2, lumen=None), frame(0, lumen=6.0)]
     s = summarize(rows, [], 0.2)
-    assert s["lumen"] == {"mla_mm2": 4.0, "mla_frame": 1}
+    assert s["lumen"] == {"mla_mm2": 4.0, "mla_frame": 1, "n_open_frames": 0}
 
 
 def test_lesion_grouping_with_gaps():

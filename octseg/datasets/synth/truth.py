@@ -40,7 +40,8 @@ def _rays(n: int = N_RAYS) -> np.ndarray:
 
 
 def lumen_truth(geo: FrameGeometry) -> dict[str, float]:
-    return lumen_columns(geo.rho_lumen, geo.area, geo.centroid)
+    # the anatomy keeps every lumen 0.3 mm inside the A-lines' depth (anatomy.py): never open
+    return {**lumen_columns(geo.rho_lumen, geo.area, geo.centroid), "lumen_open_percent": 0.0}
 
 
 def _ray_hits_guidewire(geo: FrameGeometry, phi: np.ndarray, reach_mm: float) -> np.ndarray:
