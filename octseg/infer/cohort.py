@@ -2,7 +2,8 @@
 pullback of the run (a pullback with neither gets one ``pullback`` row carrying its MLA, so each appears).
 
 Columns: ``pullback_id``, ``item`` (``calcium_lesion`` | ``lipid_lesion`` | ``stent`` | ``pullback``), ``index`` (1-based
-within the pullback), ``start_mm`` / ``end_mm``, the pullback's ``mla_mm2`` / ``mla_frame``, then
+within the pullback), ``start_mm`` / ``end_mm``, the pullback's ``mla_mm2`` / ``mla_frame`` and
+``n_open_frames`` (frames whose lumen runs out of the image: their areas are lower bounds), then
 the lesion, stent and lipid-lesion keys of octseg.geometry.tables (blank where not applicable; risk flags
 joined by ``;``).
 """
@@ -17,7 +18,7 @@ from typing import Any
 from octseg.geometry.tables import LESION_KEYS, LIPID_LESION_KEYS, STENT_KEYS, write_csv
 
 COHORT_COLUMNS: list[str] = (
-    ["pullback_id", "item", "index", "start_mm", "end_mm", "mla_mm2", "mla_frame"]
+    ["pullback_id", "item", "index", "start_mm", "end_mm", "mla_mm2", "mla_frame", "n_open_frames"]
     + LESION_KEYS
     + [k for k in STENT_KEYS if k not in LESION_KEYS]
     + [k for k in LIPID_LESION_KEYS if k not in LESION_KEYS + STENT_KEYS]
@@ -32,6 +33,7 @@ def rows_for(
         "pullback_id": pullback_id,
         "mla_mm2": lum.get("mla_mm2"),
         "mla_frame": lum.get("mla_frame"),
+        "n_open_frames": lum.get("n_open_frames"),
     }
 
     def span(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -317,7 +317,11 @@ def test_overlay_frames_report_and_cohort(tmp_path):
     e = tmp_path / "pb2"
     atomic.write_json(
         e / "summary.json",
-        {"lumen": {"mla_mm2": 6.0, "mla_frame": 1}, "calcium_lesions": [], "stent": None},
+        {
+            "lumen": {"mla_mm2": 6.0, "mla_frame": 1, "n_open_frames": 2},
+            "calcium_lesions": [],
+            "stent": None,
+        },
     )
     atomic.write_json(e / "done.json", {"frame_spacing_mm": 0.2})
     rows = read_csv(write_cohort_summary(tmp_path, [("pb1", d), ("pb2", e)]), COHORT_COLUMNS)
@@ -328,6 +332,7 @@ def test_overlay_frames_report_and_cohort(tmp_path):
     ]
     assert rows[0]["calcium_score"] == 3 and rows[0]["risk_flags"] == "arc_gt_270"
     assert rows[0]["end_mm"] == pytest.approx(1.4) and rows[1]["msa_mm2"] == 3.5
+    assert rows[0]["n_open_frames"] is None and rows[2]["n_open_frames"] == 2  # (pb1: older run)
 
 
 # ----------------------------------------------------------------------------- fast paths
