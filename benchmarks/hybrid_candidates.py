@@ -243,6 +243,8 @@ def row_from_metrics(m: dict) -> dict:
         "calcium_dice_n": _get(seg, "calcium", "n_frames"),
         "calcium_dice_pooled": _get(seg, "calcium", "dice_pooled"),
         "calcium_one_empty": _get(seg, "calcium", "n_one_empty"),
+        "calcium_auto_only": _get(seg, "calcium", "n_auto_only"),
+        "calcium_manual_only": _get(seg, "calcium", "n_manual_only"),
         "lumen_dice": _get(seg, "lumen", "dice", "mean"),
         "calcium_arc": _agreement(fm.get("calcium_arc_deg")),
         "calcium_thickness": _agreement(fm.get("calcium_max_thickness_mm")),
@@ -275,8 +277,17 @@ def loa(a: dict, nd: int) -> str:
     return f"{a['bias']:+.{nd}f} ({a['loa_lower']:.{nd}f}..{a['loa_upper']:.{nd}f})"
 
 
+def one_empty(r: dict) -> str:
+    """Frames with calcium on one side only, and (where recorded) how many of them are
+    spurious (predicted only) / missed (true only)."""
+    n = fmt(r.get("calcium_one_empty"))
+    if r.get("calcium_auto_only") is None:
+        return n
+    return f"{n} ({r['calcium_auto_only']} / {r['calcium_manual_only']})"
+
+
 HEADER = (
-    "| candidate | epochs | train min | Ca Dice (pooled) | Ca one-empty frames | arc bias (LoA) ° | arc ICC | thick ICC "
+    "| candidate | epochs | train min | Ca Dice (pooled) | Ca one-empty frames (spurious / missed) | arc bias (LoA) ° | arc ICC | thick ICC "
     "| score κw (n) | Ca lesion F1 | lumen Dice | strut F1 | malapp. dist. bias (LoA) mm | malapp. sens / spec |"
 )
 
@@ -286,7 +297,7 @@ def table_row(r: dict) -> str:
     sens, spec = r["malapposed_sensitivity"], r["malapposed_specificity"]
     return (
         f"| {r['name']} | {r['epochs']} | {fmt(r['train_s'] / 60, 1)} | {fmt(r['calcium_dice'])} "
-        f"({fmt(r.get('calcium_dice_pooled'))}) | {fmt(r.get('calcium_one_empty'))} "
+        f"({fmt(r.get('calcium_dice_pooled'))}) | {one_empty(r)} "
         f"| {loa(r['calcium_arc'], 1)} | {fmt(r['calcium_arc']['icc'])} "
         f"| {fmt(r['calcium_thickness']['icc'])} "
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "

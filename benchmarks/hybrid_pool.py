@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hybrid_candidates import curve, fmt, loa, plot_curves, row_from_metrics  # noqa: E402
+from hybrid_candidates import curve, fmt, loa, one_empty, plot_curves, row_from_metrics  # noqa: E402
 
 
 def pool(out: Path, draws: dict[str, Path]) -> list[str]:
@@ -80,7 +80,7 @@ def score_run(name: str, auto: Path, pool_dir: Path, work: Path) -> dict[str, di
 
 
 HEADER = (
-    "| run | Ca Dice (pooled) | one-side-empty frames | arc bias (LoA) °, ICC | thick ICC "
+    "| run | Ca Dice (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC "
     "| score κw (n) | strut F1 | malapposition bias (LoA) mm | mal. sens (k/n) / spec |\n"
     "|---|---|---|---|---|---|---|---|---|"
 )
@@ -91,7 +91,7 @@ def row_line(name: str, r: dict) -> str:
     k, n = r.get("malapposed_found"), r.get("malapposed_n_manual")
     return (
         f"| {name} | {fmt(r['calcium_dice'])} ({fmt(r.get('calcium_dice_pooled'))}) "
-        f"| {fmt(r.get('calcium_one_empty'))} | {loa(arc, 1)}, {fmt(arc['icc'], 3)} "
+        f"| {one_empty(r)} | {loa(arc, 1)}, {fmt(arc['icc'], 3)} "
         f"| {fmt(r['calcium_thickness']['icc'])} "
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
         f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "

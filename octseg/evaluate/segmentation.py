@@ -9,7 +9,8 @@ frames labelled on both sides (matched by pullback frame number):
 - frames where the class is absent in **both** masks are counted as ``n_absent_both`` and not
   averaged in (Dice is undefined there, neither 1 nor NaN);
 - the Hausdorff distance needs both masks non-empty: ``n_hd95`` frames; frames with one mask
-  empty are counted as ``n_one_empty``.
+  empty are counted as ``n_one_empty``, split into ``n_auto_only`` (the class only in the
+  automated mask: spurious) and ``n_manual_only`` (only in the manual mask: missed).
 
 Polar label maps are scan-converted to Cartesian (nearest neighbour,
 :func:`octseg.core.polar.polar_to_cartesian`) first, so that areas and distances are physical. The
@@ -282,6 +283,8 @@ def _class_overlap(rs: list[dict[str, Any]]) -> dict[str, Any]:
         "n_absent_both": len(rs) - len(scored),
         "n_hd95": len(hd),
         "n_one_empty": len(scored) - len(hd),
+        "n_auto_only": sum(1 for r in scored if not r["manual_pixels"]),
+        "n_manual_only": sum(1 for r in scored if not r["auto_pixels"]),
         "dice": _summary([r["dice"] for r in scored]),
         "iou": _summary([r["iou"] for r in scored]),
         "hd95_mm": _summary(hd),

@@ -492,7 +492,8 @@ def _html_segmentation(metrics: dict[str, Any]) -> list[str]:
         add(
             "<h2>Segmentation overlap (label maps)</h2><table><tr><th>class</th>"
             "<th>frames scored</th><th>absent in both</th><th>Dice mean ± SD</th><th>Dice pooled</th>"
-            "<th>IoU mean</th><th>HD95 median (mm)</th><th>HD95 frames</th><th>one mask empty</th></tr>"
+            "<th>IoU mean</th><th>HD95 median (mm)</th><th>HD95 frames</th>"
+            "<th>only automated</th><th>only manual</th></tr>"
         )
         for name, c in metrics["segmentation"]["classes"].items():
             d = c["dice"]
@@ -500,11 +501,14 @@ def _html_segmentation(metrics: dict[str, Any]) -> list[str]:
                 f"<tr><td class=l>{name}</td><td>{c['n_frames']}</td><td>{c['n_absent_both']}</td>"
                 f"<td>{_fmt(d['mean'])} ± {_fmt(d['sd'])}</td><td>{_fmt(c['dice_pooled'])}</td>"
                 f"<td>{_fmt(c['iou']['mean'])}</td><td>{_fmt(c['hd95_mm']['median'])}</td>"
-                f"<td>{c['n_hd95']}</td><td>{c['n_one_empty']}</td></tr>"
+                f"<td>{c['n_hd95']}</td><td>{c.get('n_auto_only', '')}</td>"
+                f"<td>{c.get('n_manual_only', '')}</td></tr>"
             )
         add(
             "</table><p class=note>Frames where a class is absent in both masks are counted, not "
-            "averaged. Hausdorff needs both masks non-empty. Polar maps are scan-converted to "
+            "averaged. Hausdorff needs both masks non-empty. Only automated: frames where the "
+            "class is in the automated mask alone (spurious); only manual: in the manual mask "
+            "alone (missed). Polar maps are scan-converted to "
             "Cartesian first.</p>"
         )
     return h

@@ -183,6 +183,7 @@ def test_segmentation_overlap_by_hand(tmp_path: Path):
     assert lum["iou"]["mean"] == pytest.approx(2 / 3)
     assert lum["hd95_mm"]["median"] == pytest.approx(2 * 0.05)
     assert cal["n_frames"] == 1 and cal["dice"]["mean"] == 0 and cal["n_one_empty"] == 1
+    assert cal["n_auto_only"] == 1 and cal["n_manual_only"] == 0
     assert cal["n_hd95"] == 0 and cal["n_absent_both"] == 2
 
 
