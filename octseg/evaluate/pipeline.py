@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from octseg.core.errors import InputError
-from octseg.evaluate import matching, segmentation, stats
+from octseg.evaluate import by_pullback, matching, segmentation, stats
 from octseg.evaluate.inputs import (
     FRAME_FLAGS,
     FRAME_MEASURES,
@@ -482,6 +482,7 @@ def statistics(rows: _Rows, s: EvaluationSettings) -> dict[str, Any]:
         "frames": {
             "matching": rows.frame_count,
             "measures": _continuous_block(rows.frames, FRAME_MEASURES, kw, only_matched=True),
+            "bias_by_pullback": _frame_bias_by_pullback(rows.frames),
             "categories": _frame_flags(rows.frames, rows.flag_pids),
         }
     }
@@ -640,6 +641,21 @@ def _continuous_block(
             res["n_auto_without_manual"] = n_auto_only
         out[c] = res
     return out
+
+
+def _frame_bias_by_pullback(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each frame measure's bias per pullback over matched frames (:mod:`.by_pullback`)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("match") == "matched":
+            groups.setdefault(str(r["pullback_id"]), []).append(r)
+    diffs = {}
+    for c in FRAME_MEASURES:
+        pairs = {pid: _paired_values(rs, c)[:2] for pid, rs in groups.items()}
+        diffs[c] = {
+            pid: [x - y for x, y in zip(a, m, strict=True)] for pid, (a, m) in pairs.items()
+        }
+    return by_pullback.summarize(diffs)
 
 
 def _paired_values(rows: list[dict[str, Any]], c: str) -> tuple[list[float], list[float], int, int]:

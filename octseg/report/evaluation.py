@@ -300,6 +300,7 @@ def render_html(metrics: dict[str, Any]) -> str:
         _html_detection,
         _html_categories,
         _html_calcium,
+        _html_bias_by_pullback,
         _html_segmentation,
         _html_frame_matching,
         _html_plots,
@@ -482,6 +483,43 @@ def _html_calcium(metrics: dict[str, Any]) -> list[str]:
                 f"<td>–</td><td colspan=2>unweighted κ {_kappa_cell(kd)}</td></tr></table>"
             )
     return h
+
+
+#: frame measures shown per pullback in the report (metrics.json has every measure)
+BY_PULLBACK_SHOWN = (
+    "lumen_area_mm2",
+    "calcium_arc_deg",
+    "calcium_max_thickness_mm",
+    "stent_area_mm2",
+    "max_malapposition_mm",
+)
+
+
+def _html_bias_by_pullback(metrics: dict[str, Any]) -> list[str]:
+    """Frame-level bias per pullback and its part of the pooled bias (two pullbacks or more)."""
+    per = metrics.get("frames", {}).get("bias_by_pullback") or {}
+    shown = [c for c in BY_PULLBACK_SHOWN if c in per]
+    pids = sorted({p for c in shown for p in per[c]})
+    if not shown or len(pids) < 2:
+        return []
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
+    h = [f"<h2>Frame bias by pullback</h2><table><tr><th>pullback</th>{head}</tr>"]
+    for pid in pids:
+        cells = "".join(_bias_cell(per[c].get(pid)) for c in shown)
+        h.append(f"<tr><td class=l>{html.escape(pid)}</td>{cells}</tr>")
+    h.append(
+        "</table><p class=note>Mean automated − manual over the pullback's matched frames (n), "
+        "then → its part of the pooled bias (its differences summed over all pullbacks' "
+        "pairs; the parts add up to the pooled bias). A pooled bias carried by one pullback "
+        "shows here as one large part.</p>"
+    )
+    return h
+
+
+def _bias_cell(b: dict[str, Any] | None) -> str:
+    if not b:
+        return "<td>–</td>"
+    return f"<td>{_fmt(b['bias'])} ({b['n']}) → {_fmt(b['part_of_pooled_bias'])}</td>"
 
 
 def _html_segmentation(metrics: dict[str, Any]) -> list[str]:

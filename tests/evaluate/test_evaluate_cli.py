@@ -264,3 +264,25 @@ def test_undetected_malapposed_strut_lowers_the_all_strut_sensitivity(tmp_path: 
     page = (out / "report.html").read_text()
     assert "Manual malapposed struts, detected or not" in page
     assert "<td>2</td><td>0</td><td>1</td><td>1</td>" in page  # manual, found, apposed, undetected
+
+
+def test_bias_by_pullback_shows_which_pullback_carries_the_pooled_bias(tmp_path: Path):
+    auto, manual = _tiny(tmp_path)
+    frames = auto / "p2" / "frames.csv"
+    rows = [r.split(",") for r in frames.read_text().splitlines()]
+    for r in rows[1:]:  # p2 alone reads every lumen 2 mm² too large
+        r[2] = f"{float(r[2]) + 2.0:g}"
+    frames.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    out = tmp_path / "out"
+    r = evaluate(auto, manual, out, {"plots": False, "progress": False, "n_bootstrap": 200})
+    per = r.metrics["frames"]["bias_by_pullback"]["lumen_area_mm2"]
+    pooled = r.metrics["frames"]["measures"]["lumen_area_mm2"]["bias"]
+    assert per["p1"]["n"] == per["p2"]["n"] == 5
+    assert per["p1"]["bias"] == pytest.approx(0, abs=1e-9)
+    assert per["p2"]["bias"] == pytest.approx(2.0) and per["p2"]["mae"] == pytest.approx(2.0)
+    assert per["p2"]["part_of_pooled_bias"] == pytest.approx(1.0)
+    assert sum(p["part_of_pooled_bias"] for p in per.values()) == pytest.approx(pooled)
+    arc = r.metrics["frames"]["bias_by_pullback"]["calcium_arc_deg"]
+    assert arc["p1"]["n"] == 3 and arc["p2"]["bias"] == pytest.approx(0, abs=1e-9)
+    html = (out / "report.html").read_text()
+    assert "Frame bias by pullback" in html and "2.000 (5) → 1.000" in html
