@@ -307,7 +307,8 @@ def test_draws_cover_every_kind_and_keep_distractors_off_calcium_frames():
 def test_faint_share_draws_faint_lesions_and_leaves_the_default_draws_alone():
     def contrasts(seed, share):
         rng = np.random.default_rng(seed)
-        return [les.contrast for les in cohort.draw_lesions(rng, 137, faint_share=share)]
+        mix = cohort.LesionMix(faint_share=share)
+        return [les.contrast for les in cohort.draw_lesions(rng, 137, mix=mix)]
 
     default = [c for seed in range(40) for c in contrasts(seed, 0.0)]
     faint = [c for seed in range(40) for c in contrasts(seed, 0.5)]
@@ -326,18 +327,40 @@ def test_faint_share_draws_faint_lesions_and_leaves_the_default_draws_alone():
     assert max(faint) > cohort.CONTRAST[1]  # up to 0.7: fainter than any default lesion
 
 
-def test_faint_share_applies_to_training_hybrids_only(tmp_path, monkeypatch):
+def test_thin_share_draws_thin_superficial_and_deep_lesions():
+    def lesions(seed, share):
+        rng = np.random.default_rng(seed)
+        return cohort.draw_lesions(rng, 137, mix=cohort.LesionMix(thin_share=share))
+
+    default = [les for seed in range(40) for les in lesions(seed, 0.0)]
+    thin = [les for seed in range(40) for les in lesions(seed, 0.6)]
+    hi = cohort.THIN_THICKNESS_MM[1]
+
+    def share_thin(ls):
+        walls = [les for les in ls if les.kind != "nodule"]
+        return np.mean([les.thickness_mm <= hi for les in walls])
+
+    # default: superficial 0.2-0.9 (1/7 <= 0.3), deep 0.2-0.6 (1/4): about 0.17
+    assert 0.08 < share_thin(default) < 0.28
+    assert 0.55 < share_thin(thin) < 0.8  # 0.6 + 0.4 * 0.17 = 0.67 expected
+    assert min(les.thickness_mm for les in thin) < 0.2  # thinner than any default lesion
+    nodules = [les.thickness_mm for les in thin if les.kind == "nodule"]
+    assert nodules and min(nodules) >= 0.3  # nodules keep their draw
+
+
+def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(
-        cohort, "hybrid_from_real", lambda src, out, seed, faint_share: seen.append(faint_share)
-    )
+    monkeypatch.setattr(cohort, "hybrid_from_real", lambda src, out, seed, mix: seen.append(mix))
     real = tmp_path / "real"
     real.mkdir()
     (real / "split.json").write_text('{"train": ["t"], "val": ["v"]}')
-    cohort.build_hybrid_dataset(real, tmp_path / "out", variants=2, faint_share=0.4, progress=False)
-    assert seen == [0.4, 0.4, 0.0, 0.0]
+    mix = cohort.LesionMix(faint_share=0.4, thin_share=0.2)
+    cohort.build_hybrid_dataset(real, tmp_path / "out", variants=2, mix=mix, progress=False)
+    assert seen == [mix, mix, cohort.DEFAULT_MIX, cohort.DEFAULT_MIX]
     with pytest.raises(ValueError, match="faint_share"):
-        cohort.build_hybrid_dataset(real, tmp_path / "out", faint_share=1.5, progress=False)
+        cohort.LesionMix(faint_share=1.5)
+    with pytest.raises(ValueError, match="thin_share"):
+        cohort.LesionMix(thin_share=-0.1)
 
 
 def test_inserts_keep_off_real_lumen_beyond_the_contour():

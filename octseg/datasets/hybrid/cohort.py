@@ -225,6 +225,27 @@ class Stent:
 CALCIUM_KINDS = {"superficial": 0.55, "deep": 0.25, "nodule": 0.2}
 CONTRAST = (0.15, 0.65)  # calcium level / tissue level in front: nearly black .. barely darker
 FAINT_CONTRAST = (0.5, 0.7)  # the faint lesions a training build can draw more often
+THIN_THICKNESS_MM = (0.15, 0.3)  # the thin crescents a training build can draw more often
+
+
+@dataclass(frozen=True)
+class LesionMix:
+    """Shares of hard calcium lesions a *training* build draws more often than the default draw:
+    ``faint_share`` of lesions faint (:data:`FAINT_CONTRAST`), ``thin_share`` of the superficial
+    and deep ones thin (:data:`THIN_THICKNESS_MM` at the lesion's middle). Each share costs one
+    more random draw per lesion only when it is > 0, so default builds keep their draws."""
+
+    faint_share: float = 0.0
+    thin_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("faint_share", "thin_share"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+
+
+DEFAULT_MIX = LesionMix()
 
 
 def draw_contrast(rng: np.random.Generator, faint_share: float = 0.0) -> float:
@@ -237,10 +258,10 @@ def draw_contrast(rng: np.random.Generator, faint_share: float = 0.0) -> float:
 
 
 def draw_calcium(
-    rng: np.random.Generator, start: int, stop: int, faint_share: float = 0.0
+    rng: np.random.Generator, start: int, stop: int, mix: LesionMix = DEFAULT_MIX
 ) -> CalciumLesion:
-    """One calcium lesion of a random kind, shape and look (ranges: docs/real_data.md;
-    ``faint_share``: :func:`draw_contrast`)."""
+    """One calcium lesion of a random kind, shape and look (ranges: docs/real_data.md; ``mix``:
+    :class:`LesionMix`)."""
     kinds = list(CALCIUM_KINDS)
     kind = str(rng.choice(kinds, p=list(CALCIUM_KINDS.values())))
     les = CalciumLesion(
@@ -251,7 +272,7 @@ def draw_calcium(
         depth_mm=float(rng.uniform(0.03, 0.35)),
         thickness_mm=float(rng.uniform(0.2, 0.9)),
         drift_deg_per_frame=float(rng.uniform(-2, 2)),
-        contrast=draw_contrast(rng, faint_share),
+        contrast=draw_contrast(rng, mix.faint_share),
         kind=kind,
         end_power=float(rng.choice([2.0, 4.0, 8.0])),
         irregularity=float(rng.choice([0.0, rng.uniform(0.1, 0.5)])),
@@ -270,6 +291,8 @@ def draw_calcium(
         les.thickness_mm = float(rng.uniform(0.3, 0.7))
         les.rim = float(rng.uniform(0.3, 1.0))
         les.end_power = 2.0
+    if kind != "nodule" and mix.thin_share > 0 and rng.uniform() < mix.thin_share:
+        les.thickness_mm = float(rng.uniform(*THIN_THICKNESS_MM))
     return les
 
 
@@ -277,12 +300,12 @@ def draw_lesions(
     rng: np.random.Generator,
     n_frames: int,
     max_lesions: int | None = None,
-    faint_share: float = 0.0,
+    mix: LesionMix = DEFAULT_MIX,
 ) -> list[CalciumLesion]:
     """Random calcium lesions over ``n_frames`` frames: 1..``max_lesions`` (default: one per
     40 frames, at least 2) runs of frames, each with one lesion and, half of the time, one or
     two more over part of the run (several lesions per frame; their arcs are kept apart when
-    inserted). Runs keep 3 frames apart. ``faint_share``: :func:`draw_contrast`."""
+    inserted). Runs keep 3 frames apart. ``mix``: :class:`LesionMix`."""
     out: list[CalciumLesion] = []
     taken = np.zeros(n_frames, dtype=bool)
     max_lesions = max_lesions or max(2, n_frames // 40)
@@ -292,12 +315,12 @@ def draw_lesions(
         if s is None:
             continue
         taken[s : s + length] = True
-        out.append(draw_calcium(rng, s, s + length, faint_share))
+        out.append(draw_calcium(rng, s, s + length, mix))
         if rng.uniform() < 0.5:
             for _k in range(int(rng.integers(1, 3))):
                 sub = int(rng.integers(max(length // 3, 1), length + 1))
                 s2 = s + int(rng.integers(0, length - sub + 1))
-                out.append(draw_calcium(rng, s2, s2 + sub, faint_share))
+                out.append(draw_calcium(rng, s2, s2 + sub, mix))
     return out
 
 
@@ -790,10 +813,10 @@ def hybrid_from_real(
     *,
     threshold_mm: float = 0.09,
     progress: bool = False,
-    faint_share: float = 0.0,
+    mix: LesionMix = DEFAULT_MIX,
 ) -> dict[str, Any]:
     """Read one real pseudo-pullback folder, draw lesions and a stent, write the hybrid
-    (``faint_share``: :func:`draw_contrast`)."""
+    (``mix``: :class:`LesionMix`)."""
     from octseg.io import read_pullback
 
     real_dir = Path(real_dir)
@@ -806,7 +829,7 @@ def hybrid_from_real(
     _check_lumen_only(real_dir / "labels.npz", lf.labels)
     rng = np.random.default_rng(seed)
     images = pb.read()
-    lesions = draw_lesions(rng, pb.n_frames, faint_share=faint_share)
+    lesions = draw_lesions(rng, pb.n_frames, mix=mix)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
     record: list[dict] = []
@@ -827,7 +850,7 @@ def hybrid_from_real(
     params = {
         "source": real_dir.name,
         "seed": seed,
-        "faint_share": faint_share,
+        **asdict(mix),
         "guidewire": (
             "detected per frame and labelled class 4 from the lumen border outward; calcium "
             "trimmed and struts dropped near it"
@@ -870,14 +893,12 @@ def build_hybrid_dataset(
     synthetic: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
-    faint_share: float = 0.0,
+    mix: LesionMix = DEFAULT_MIX,
 ) -> dict[str, list[str]]:
     """Hybrid versions of every block of a real dataset (``split.json`` of
     :mod:`octseg.datasets.danilov.build`) into ``out/train`` and ``out/val``; synthetic pullbacks
-    linked in. ``faint_share`` (0..1): the share of the *training* lesions drawn faint
-    (:func:`draw_contrast`); the val hybrids keep the default draw, like every test set."""
-    if not 0.0 <= faint_share <= 1.0:
-        raise ValueError(f"faint_share must be in [0, 1], got {faint_share}")
+    linked in. ``mix`` (:class:`LesionMix`): hard lesions drawn more often in the *training*
+    hybrids; the val hybrids keep the default draw, like every test set."""
     from tqdm import tqdm
 
     real_root, out = Path(real_root), Path(out)
@@ -895,8 +916,8 @@ def build_hybrid_dataset(
                 jobs.append((part, bid, v))
     for i, (part, bid, v) in enumerate(tqdm(jobs, desc="hybrid pullbacks", disable=not progress)):
         pid = f"hyb-{bid}-v{v}"
-        share = faint_share if part == "train" else 0.0
-        hybrid_from_real(real_root / bid, out / part / pid, seed=seed * 1000 + i, faint_share=share)
+        m = mix if part == "train" else DEFAULT_MIX
+        hybrid_from_real(real_root / bid, out / part / pid, seed=seed * 1000 + i, mix=m)
         made[part].append(pid)
     made["train"] += _link_synthetic(out / "train", synthetic)
     atomic.write_json(out / "split.json", made)
@@ -1050,6 +1071,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--thin-share",
+        type=float,
+        default=0.0,
+        help="share of the superficial and deep training lesions drawn thin (0.15-0.3 mm at "
+        "their middle instead of up to 0.9; the val hybrids keep the default draw)",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -1109,7 +1137,7 @@ def run(a: argparse.Namespace) -> int:
         val_variants=a.val_variants,
         synthetic=a.synthetic,
         seed=a.seed,
-        faint_share=a.faint_share,
+        mix=LesionMix(faint_share=a.faint_share, thin_share=a.thin_share),
     )
     print(json.dumps(made, indent=2))
     print(json.dumps(count_inserts(a.out), indent=2))
