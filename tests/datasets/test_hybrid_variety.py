@@ -363,6 +363,13 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
         cohort.LesionMix(thin_share=-0.1)
 
 
+def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--thin-share", "2"])
+    assert e.value.code == 2
+    assert "--thin-share: a share must be in [0, 1], got 2" in capsys.readouterr().err
+
+
 def test_inserts_keep_off_real_lumen_beyond_the_contour():
     """A lumen island the expert labelled beyond the wall (a branch) is not the measured lumen;
     calcium there would get a hole (only background is relabelled), so inserts keep off it."""

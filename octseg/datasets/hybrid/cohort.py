@@ -1051,6 +1051,14 @@ def evaluate_hybrid(
     )
 
 
+def _share(text: str) -> float:
+    """An argparse type: a share in [0, 1]."""
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share must be in [0, 1], got {text}")
+    return v
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Sub-commands (also usable from the ``octseg`` CLI dispatcher)."""
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -1065,14 +1073,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument(
         "--faint-share",
-        type=float,
+        type=_share,
         default=0.0,
         help="share of the training lesions drawn faint (contrast 0.5-0.7 instead of 0.15-0.65; "
         "the val hybrids keep the default draw)",
     )
     b.add_argument(
         "--thin-share",
-        type=float,
+        type=_share,
         default=0.0,
         help="share of the superficial and deep training lesions drawn thin (0.15-0.3 mm at "
         "their middle instead of up to 0.9; the val hybrids keep the default draw)",
