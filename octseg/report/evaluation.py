@@ -508,10 +508,10 @@ def _html_bias_by_pullback(metrics: dict[str, Any]) -> list[str]:
         cells = "".join(_bias_cell(per[c].get(pid)) for c in shown)
         h.append(f"<tr><td class=l>{html.escape(pid)}</td>{cells}</tr>")
     h.append(
-        "</table><p class=note>Mean automated − manual over the pullback's matched frames (n), "
-        "then → its part of the pooled bias (its differences summed over all pullbacks' "
-        "pairs; the parts add up to the pooled bias). A pooled bias carried by one pullback "
-        "shows here as one large part.</p>"
+        "</table><p class=note>Each cell: the mean automated − manual difference over the "
+        "pullback's matched frames (their number), → the pullback's part of the pooled bias "
+        "(its differences summed, over the number of pairs in all pullbacks; the parts add up "
+        "to the pooled bias). A pooled bias carried by one pullback shows as one large part.</p>"
     )
     return h
 
