@@ -15,6 +15,7 @@ from octseg.cli import main
 from octseg.evaluate import evaluate
 from octseg.evaluate.segmentation import compare_labels, summarize_overlap
 from octseg.io.labels import LabelFile
+from octseg.report.evaluation import render_html
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -286,3 +287,7 @@ def test_bias_by_pullback_shows_which_pullback_carries_the_pooled_bias(tmp_path:
     assert arc["p1"]["n"] == 3 and arc["p2"]["bias"] == pytest.approx(0, abs=1e-9)
     html = (out / "report.html").read_text()
     assert "Frame bias by pullback" in html and "2.000 (5) → 1.000" in html
+    # one pullback: its bias is the pooled one, so the report shows no table
+    one = {c: {"p1": v["p1"]} for c, v in r.metrics["frames"]["bias_by_pullback"].items()}
+    metrics = {**r.metrics, "frames": {**r.metrics["frames"], "bias_by_pullback": one}}
+    assert "Frame bias by pullback" not in render_html(metrics)
