@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from octseg.core.errors import InputError
+from octseg.model.recommended import POSTPROCESS_KEYS as RECOMMENDED_POST
 
 # checkpoint= is optional: absent (null), the job uses the shipped model (octseg.model.shipped)
 REQUIRED = ("input", "output")
@@ -29,6 +30,7 @@ POSTPROCESS_KEYS = (
     "enabled",
     "calcium_max_depth_mm",
     "calcium_min_area_mm2",
+    "calcium_extend_prob",
     "lumen_contour",
     "strut_inner_mm",
     "strut_outer_mm",
@@ -91,7 +93,8 @@ class InferSettings:
     anonymize_ids: bool = False
     # anatomical post-processing (octseg.model.postprocess): true / false or a mapping of its
     # settings; the Hydra config gives the mapping of POSTPROCESS_KEYS (enabled: true;
-    # calcium_min_area_mm2 null: as the checkpoint recommends, 0 without a recommendation)
+    # calcium_min_area_mm2 / calcium_extend_prob null: as the checkpoint recommends, 0 without a
+    # recommendation)
     postprocess: Any = True
 
     def __post_init__(self) -> None:
@@ -141,7 +144,8 @@ class InferSettings:
         node["overlays"] = {"frames": _default("overlay_frames"), "size": _default("overlay_size")}
         post = PostprocessSettings()
         node["postprocess"] = {key: getattr(post, key) for key in POSTPROCESS_KEYS}
-        node["postprocess"]["calcium_min_area_mm2"] = None  # the checkpoint's recommendation
+        for key in RECOMMENDED_POST:
+            node["postprocess"][key] = None  # the checkpoint's recommendation
         return node
 
     def tta_options(self) -> dict[str, Any]:
@@ -152,20 +156,31 @@ class InferSettings:
         return {"tta_rolls": self.tta_rolls, "tta_flip": self.tta_flip}
 
     def with_recommended(self, rec: dict[str, Any]) -> tuple[InferSettings, dict[str, Any]]:
-        """These settings with the unset ones (``tta_enabled`` None; ``calcium_min_area_mm2``
-        None in a postprocess mapping, or ``postprocess=True``, the API's defaults) taken from
-        the checkpoint's recommendations ``rec`` (:func:`octseg.model.recommended.recommended`),
-        else off; and what was applied."""
+        """These settings with the unset ones (``tta_enabled`` None; ``calcium_min_area_mm2`` /
+        ``calcium_extend_prob`` None in a postprocess mapping, or ``postprocess=True``, the
+        API's defaults) taken from the checkpoint's recommendations ``rec``
+        (:func:`octseg.model.recommended.recommended`), else off; and what was applied."""
         applied: dict[str, Any] = {}
         tta = self.tta_enabled
         if tta is None:
             tta = bool(rec.get("tta", False))
             if "tta" in rec:
                 applied["tta"] = tta
-        post, area = _min_area(self.postprocess, rec.get("calcium_min_area_mm2"))
-        if area is not None:
-            applied["calcium_min_area_mm2"] = area
+        post, taken = _post_recommended(self.postprocess, rec)
+        applied |= taken
         return dataclasses.replace(self, tta_enabled=tta, postprocess=post), applied
+
+    def extend_options(self) -> dict[str, Any]:
+        """The calcium arc extension as the predictor runs it (:mod:`octseg.model.extend`): its
+        probability (0: off, also with the post-processing off or unresolved) and the minimum
+        area of the calcium that seeds it (the post-processing's ``calcium_min_area_mm2``)."""
+        post = self.postprocess
+        if not isinstance(post, Mapping) or not post.get("enabled", True):
+            return {"calcium_extend_prob": 0.0, "calcium_seed_min_mm2": 0.0}
+        return {
+            "calcium_extend_prob": float(post.get("calcium_extend_prob") or 0.0),
+            "calcium_seed_min_mm2": float(post.get("calcium_min_area_mm2") or 0.0),
+        }
 
     def output_affecting(self) -> dict[str, Any]:
         """Settings that change the outputs (part of each pullback's fingerprint)."""
@@ -205,25 +220,27 @@ def _checkpoint(value: Any) -> str | list[str] | None:
     return None if value in (None, "", "???") else str(value)
 
 
-def _min_area(post: Any, recommended: float | None) -> tuple[Any, float | None]:
-    """The postprocess setting with its minimum calcium area resolved (an unset one, absent or
-    None: the ``recommended`` value, else the default; a given number as a float, so ``0`` and ``0.0``
-    fingerprint alike), and the recommended area when it was applied."""
+def _post_recommended(post: Any, rec: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The postprocess setting with its recommendable keys (:data:`RECOMMENDED_POST`) resolved:
+    an unset one (absent or None) takes the checkpoint's recommendation in ``rec``, else the
+    default; a given number becomes a float (``0`` and ``0.0`` fingerprint alike). Also the
+    recommendations that were applied."""
     from octseg.model.postprocess import PostprocessSettings
 
-    key = "calcium_min_area_mm2"
-    if post is True and recommended is not None:
-        post = {"enabled": True, key: None}
+    if post is True and any(key in rec for key in RECOMMENDED_POST):
+        post = {"enabled": True}
     if not isinstance(post, Mapping):
-        return post, None
+        return post, {}
     post = dict(post)
-    value = post.get(key)  # absent or None: unset
-    applied = None
-    if value is None:
-        value = PostprocessSettings.calcium_min_area_mm2 if recommended is None else recommended
-        applied = recommended if post.get("enabled", True) else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        post[key] = float(value)
+    applied: dict[str, Any] = {}
+    for key in RECOMMENDED_POST:
+        value = post.get(key)
+        if value is None:
+            value = rec.get(key, getattr(PostprocessSettings, key))
+            if key in rec and post.get("enabled", True):
+                applied[key] = rec[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            post[key] = float(value)
     return post, applied
 
 

@@ -19,7 +19,10 @@ exit; interpolated across guidewire and strut rays where lumen is removed:
   8-connected calcium components (polar: A-lines periodic) smaller than
   ``calcium_min_area_mm2`` (after the rules above; default 0: off, measured in
   docs/metrics.md) become background: specks that score no overlap and add arc and lesions
-  to the clinical tables.
+  to the clinical tables. ``calcium_extend_prob`` (default 0: off) is a setting of this group
+  but works earlier, where the class probabilities are: the predictor grows calcium lesions
+  along the A-lines on the net grid (:mod:`octseg.model.extend`); ``enabled: false`` turns it
+  off with the rest.
 * **Struts** only in a band around the lumen border: from ``strut_inner_mm`` inside ``r_L``
   (malapposed struts) to ``strut_outer_mm`` beyond it (struts under neointima); strut pixels
   nearer the catheter become lumen, deeper ones background.
@@ -63,6 +66,9 @@ class PostprocessSettings:
     enabled: bool = True
     calcium_max_depth_mm: float = 2.5  # calcium deeper than this beyond the lumen contour: removed
     calcium_min_area_mm2: float = 0.0  # calcium components smaller than this: removed (0: off)
+    # calcium lesions extended along the A-lines into tissue samples of at least this calcium
+    # probability (0: off); applied on the net grid by the predictor (octseg.model.extend)
+    calcium_extend_prob: float = 0.0
     lumen_contour: str = "smooth"  # "smooth": smoothest path through the lumen ends; "first_wall"
     strut_inner_mm: float = 1.0  # struts allowed this far inside the lumen contour ...
     strut_outer_mm: float = 1.0  # ... and this far beyond it
@@ -109,6 +115,9 @@ class PostprocessSettings:
             )
         if not isinstance(self.enabled, bool):
             raise InputError(None, "postprocess.enabled must be true or false")
+        p = self.calcium_extend_prob
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise InputError(None, f"postprocess.calcium_extend_prob must be in [0, 1), got {p!r}")
 
 
 class _Rays:
@@ -285,6 +294,19 @@ def _drop_small_calcium(lab: torch.Tensor, rays: _Rays, has: torch.Tensor, min_m
     else:
         small = _small_torch(ca, rays, min_mm2)
     lab[small] = BACKGROUND
+
+
+def large_components(ca: torch.Tensor, spacing_mm: float, min_mm2: float) -> torch.Tensor:
+    """``ca`` ``(B, A, R)`` (polar: A-lines periodic, sample ``j`` at ``j * spacing_mm``)
+    without its 8-connected components under ``min_mm2``: what ``calcium_min_area_mm2`` keeps."""
+    if min_mm2 <= 0 or not bool(ca.any()):
+        return ca
+    rays = _Rays(tuple(ca.shape[1:]), "polar", spacing_mm, None, ca.shape[1], ca.device)
+    if ca.device.type == "cpu":
+        small = _small_scipy(ca.numpy(), rays, min_mm2)
+    else:
+        small = _small_torch(ca, rays, min_mm2)
+    return ca & ~small
 
 
 def _small_torch(ca: torch.Tensor, rays: _Rays, min_mm2: float) -> torch.Tensor:

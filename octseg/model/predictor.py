@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from octseg.core.classes import BACKGROUND, CALCIUM
 from octseg.core.errors import InputError
 from octseg.core.polar import polar_to_cartesian
 from octseg.model.wrap import main_output
@@ -85,7 +86,9 @@ class PredictOptions:
     ``channels_last`` / ``compile``: memory format and ``torch.compile``; ``tta_rolls`` /
     ``tta_flip``: test-time augmentation (:func:`tta_transforms`); ``out_chunk``: frames per
     interpolation with ``resample="probs"``; ``resample``: ``labels`` (argmax on the net grid,
-    nearest neighbour back) or ``probs`` (probabilities interpolated back, then argmax)."""
+    nearest neighbour back) or ``probs`` (probabilities interpolated back, then argmax);
+    ``calcium_extend_prob`` (0: off) / ``calcium_seed_min_mm2``: the calcium arc extension on
+    the net grid (:mod:`octseg.model.extend`) and the smallest calcium component that seeds it."""
 
     device: str | torch.device | None = "auto"
     batch_size: int = 8
@@ -96,15 +99,19 @@ class PredictOptions:
     tta_flip: bool = False
     out_chunk: int = 4
     resample: str = "labels"
+    calcium_extend_prob: float = 0.0
+    calcium_seed_min_mm2: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> PredictOptions:
         """The options named by any object with the same attributes (e.g. the infer settings,
-        whose ``tta_options()`` give the TTA as run); ``overrides`` win."""
+        whose ``tta_options()`` / ``extend_options()`` give the TTA and the calcium extension
+        as run); ``overrides`` win."""
         names = [f.name for f in fields(cls) if hasattr(settings, f.name)]
         values = {n: getattr(settings, n) for n in names}
-        if callable(getattr(settings, "tta_options", None)):
-            values |= settings.tta_options()
+        for method in ("tta_options", "extend_options"):
+            if callable(getattr(settings, method, None)):
+                values |= getattr(settings, method)()
         return cls(**{**values, **overrides})
 
 
@@ -449,6 +456,7 @@ class Predictor:
         from octseg.model.grid import from_net_grid
 
         g = self.net_grid
+        probs = self._extend_calcium(probs)
         if self.resample == "labels":  # argmax on the net grid, nearest neighbour back: cheap
             lab = self.lut[_argmax_channels(probs)].reshape(probs.shape[0], -1)
             lab = torch.cat([lab.new_zeros((lab.shape[0], 1)), lab], dim=1)
@@ -474,6 +482,25 @@ class Predictor:
                 )
             outs.append(self.lut[_argmax_channels(q)])
         return torch.cat(outs)
+
+    def _extend_calcium(self, probs: torch.Tensor) -> torch.Tensor:
+        """``probs`` with the calcium arc extension applied (:mod:`octseg.model.extend`; off
+        when ``calcium_extend_prob`` is 0 or the model has no calcium class)."""
+        from octseg.model.extend import apply_extension, extend_calcium
+        from octseg.model.postprocess import large_components
+
+        low = float(self.options.calcium_extend_prob)
+        if not low or CALCIUM not in self.classes or BACKGROUND not in self.classes:
+            return probs
+        ca = self.classes.index(CALCIUM)
+        arg = _argmax_channels(probs)
+        seeds = large_components(
+            arg == ca, self.net_grid["spacing_mm"], float(self.options.calcium_seed_min_mm2)
+        )
+        joined = extend_calcium(
+            probs, arg, calcium=ca, background=self.classes.index(BACKGROUND), low=low, seeds=seeds
+        )
+        return apply_extension(probs, joined, ca)
 
     def segment(
         self,

@@ -4,11 +4,13 @@ A training recipe can be validated with inference settings that are not the prod
 (``experiment=hybrid``: test-time augmentation and a minimum calcium area,
 docs/calcium_candidates.md). ``train.py`` stores the experiment's ``infer_recommended`` in the
 checkpoint; ``infer.py`` applies it wherever the user left the setting unset (``tta.enabled`` /
-``postprocess.calcium_min_area_mm2`` null, their defaults), so the recipe's measured numbers are
+``postprocess.calcium_min_area_mm2`` / ``postprocess.calcium_extend_prob`` null, their
+defaults), so the recipe's measured numbers are
 what a plain ``infer.py checkpoint=...`` gives. A setting given on the command line always wins.
 
 Keys (every one optional): ``tta`` (true / false: the rolls and flip are the infer config's
-``tta.rolls`` / ``tta.flip``), ``calcium_min_area_mm2`` (>= 0, mm²).
+``tta.rolls`` / ``tta.flip``), ``calcium_min_area_mm2`` (>= 0, mm²), ``calcium_extend_prob``
+(0 <= p < 1; :mod:`octseg.model.extend`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 from octseg.core.errors import InputError
 
 META_KEY = "infer_recommended"
-KEYS = ("tta", "calcium_min_area_mm2")
+KEYS = ("tta", "calcium_min_area_mm2", "calcium_extend_prob")
+# the recommendations that are postprocess settings (postprocess.KEY in the infer config)
+POSTPROCESS_KEYS = ("calcium_min_area_mm2", "calcium_extend_prob")
 
 
 def check_recommended(value: Any, source: str | Path | None = None) -> dict[str, Any]:
@@ -47,6 +51,12 @@ def check_recommended(value: Any, source: str | Path | None = None) -> dict[str,
                 source, f"{META_KEY}.calcium_min_area_mm2={area!r}: a number >= 0 (mm²)"
             )
         out["calcium_min_area_mm2"] = float(area)
+    if "calcium_extend_prob" in value:
+        p = value["calcium_extend_prob"]
+        ok = isinstance(p, (int, float)) and not isinstance(p, bool)
+        if not ok or not 0 <= p < 1:
+            raise InputError(source, f"{META_KEY}.calcium_extend_prob={p!r}: a number in [0, 1)")
+        out["calcium_extend_prob"] = float(p)
     return out
 
 

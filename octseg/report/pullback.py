@@ -441,9 +441,11 @@ def _postprocess_note(post: Any) -> str:
         return ""
     if post is False or (isinstance(post, Mapping) and post.get("enabled") is False):
         return "; anatomical post-processing off"
-    area = post.get("calcium_min_area_mm2") if isinstance(post, Mapping) else None
+    post = post if isinstance(post, Mapping) else {}
+    area, extend = post.get("calcium_min_area_mm2"), post.get("calcium_extend_prob")
     removed = f", calcium components under {area:g} mm² removed" if area else ""
-    return f"; anatomical post-processing on{removed}"
+    grown = f", calcium arcs extended at calcium probability ≥ {extend:g}" if extend else ""
+    return f"; anatomical post-processing on{removed}{grown}"
 
 
 def write_report(path: Path, **kwargs: Any) -> Path:

@@ -22,7 +22,7 @@ from octseg.model.recommended import check_recommended, recommended
 from octseg.train.loop import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "octseg" / "configs"
-REC = {"tta": True, "calcium_min_area_mm2": 0.1}
+REC = {"tta": True, "calcium_min_area_mm2": 0.1, "calcium_extend_prob": 0.3}
 
 
 def _train_cfg(root: Path, out: Path, *extra: str):
@@ -57,7 +57,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A one-epoch tiny model trained with recommendations, and one pullback to infer."""
     root = make_toy_dataset(tmp_path_factory.mktemp("toy") / "ds", n_pullbacks=2, n_frames=6)
     out = tmp_path_factory.mktemp("run")
-    rec = "infer_recommended={tta: true, calcium_min_area_mm2: 0.1}"
+    rec = "infer_recommended={tta: true, calcium_min_area_mm2: 0.1, calcium_extend_prob: 0.3}"
     train(_train_cfg(root, out, "trainer.max_epochs=1", rec))
     return out / "last.ckpt", root / "pb000"
 
@@ -80,6 +80,7 @@ def test_settings_given_by_the_user_win(trained, tmp_path):
         tmp_path / "out",
         "tta.enabled=false",
         "postprocess.calcium_min_area_mm2=0.0",
+        "postprocess.calcium_extend_prob=0",
     )
     assert man["recommended_applied"] == {}
     assert man["model"]["tta"] == [[0, 0]]
@@ -98,6 +99,7 @@ def test_the_outputs_change_with_the_applied_settings(trained, tmp_path):
         ({"tta": "yes"}, "infer_recommended.tta='yes'"),
         ({"calcium_min_area_mm2": -1}, "calcium_min_area_mm2=-1"),
         ({"calcium_min_area_mm2": float("nan")}, "calcium_min_area_mm2=nan"),
+        ({"calcium_extend_prob": 1.0}, "calcium_extend_prob=1.0: a number in [0, 1)"),
         ({"batch_size": 4}, "unknown key(s) ['batch_size']"),
         ([1, 2], "must be a mapping"),
     ],
@@ -134,7 +136,7 @@ def test_a_given_predictor_keeps_its_own_tta(trained, tmp_path):
     run_inference(s, pred)
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert man["model"]["tta"] == [[0, 0]]
-    assert man["recommended_applied"] == {"calcium_min_area_mm2": 0.1}
+    assert man["recommended_applied"] == {"calcium_min_area_mm2": 0.1, "calcium_extend_prob": 0.3}
 
 
 def test_api_defaults_take_the_recommended_minimum_area():
@@ -142,11 +144,15 @@ def test_api_defaults_take_the_recommended_minimum_area():
     post-processing off nothing is applied."""
     s = InferSettings(checkpoint="c", input="i", output="o")
     resolved, applied = s.with_recommended(REC)
-    assert resolved.postprocess == {"enabled": True, "calcium_min_area_mm2": 0.1}
+    assert resolved.postprocess == {
+        "enabled": True,
+        "calcium_min_area_mm2": 0.1,
+        "calcium_extend_prob": 0.3,
+    }
     assert applied == REC
     off = {"enabled": False, "calcium_min_area_mm2": None}
     resolved, applied = dataclasses.replace(s, postprocess=off).with_recommended(REC)
-    assert "calcium_min_area_mm2" not in applied
+    assert applied == {"tta": True}
     resolved, applied = dataclasses.replace(s, postprocess=False).with_recommended(REC)
     assert resolved.postprocess is False and applied == {"tta": True}
 
