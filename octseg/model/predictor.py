@@ -31,6 +31,7 @@ import torch
 from octseg.core.classes import BACKGROUND, CALCIUM
 from octseg.core.errors import InputError
 from octseg.core.polar import polar_to_cartesian
+from octseg.model.extend import apply_extension
 from octseg.model.wrap import main_output
 
 AMP_CHOICES = ("auto", "off", "fp16", "bf16")
@@ -456,13 +457,19 @@ class Predictor:
         from octseg.model.grid import from_net_grid
 
         g = self.net_grid
-        probs = self._extend_calcium(probs)
         if self.resample == "labels":  # argmax on the net grid, nearest neighbour back: cheap
-            lab = self.lut[_argmax_channels(probs)].reshape(probs.shape[0], -1)
+            arg = _argmax_channels(probs)
+            joined = self._calcium_joined(probs, arg)
+            if joined is not None:
+                arg = torch.where(joined, self.classes.index(CALCIUM), arg)
+            lab = self.lut[arg].reshape(probs.shape[0], -1)
             lab = torch.cat([lab.new_zeros((lab.shape[0], 1)), lab], dim=1)
             idx = self.back_index(pullback)
             q = torch.gather(lab, 1, idx.expand(lab.shape[0], -1))
             return q.view(probs.shape[0], pullback.height, pullback.width)
+        joined = self._calcium_joined(probs)
+        if joined is not None:
+            probs = apply_extension(probs, joined, self.classes.index(CALCIUM))
         outs = []
         step = self.out_chunk  # resample=probs: interpolate the probabilities, then argmax
         for i in range(0, probs.shape[0], step):
@@ -483,24 +490,25 @@ class Predictor:
             outs.append(self.lut[_argmax_channels(q)])
         return torch.cat(outs)
 
-    def _extend_calcium(self, probs: torch.Tensor) -> torch.Tensor:
-        """``probs`` with the calcium arc extension applied (:mod:`octseg.model.extend`; off
-        when ``calcium_extend_prob`` is 0 or the model has no calcium class)."""
-        from octseg.model.extend import apply_extension, extend_calcium
+    def _calcium_joined(
+        self, probs: torch.Tensor, arg: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """The net-grid samples the calcium arc extension adds (:mod:`octseg.model.extend`),
+        or None when it is off (``calcium_extend_prob`` 0, or no calcium class). ``arg``: the
+        argmax of ``probs`` when the caller has it."""
+        from octseg.model.extend import extend_calcium
         from octseg.model.postprocess import large_components
 
         low = float(self.options.calcium_extend_prob)
         if not low or CALCIUM not in self.classes or BACKGROUND not in self.classes:
-            return probs
+            return None
         ca = self.classes.index(CALCIUM)
-        arg = _argmax_channels(probs)
+        arg = _argmax_channels(probs) if arg is None else arg
         seeds = large_components(
             arg == ca, self.net_grid["spacing_mm"], float(self.options.calcium_seed_min_mm2)
         )
-        joined = extend_calcium(
-            probs, arg, calcium=ca, background=self.classes.index(BACKGROUND), low=low, seeds=seeds
-        )
-        return apply_extension(probs, joined, ca)
+        bg = self.classes.index(BACKGROUND)
+        return extend_calcium(probs, arg, calcium=ca, background=bg, low=low, seeds=seeds)
 
     def segment(
         self,
