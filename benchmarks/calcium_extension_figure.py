@@ -53,15 +53,22 @@ def outlined(grey: np.ndarray, masks: dict[str, np.ndarray], added=None) -> np.n
     return rgb
 
 
+def at_frame(lf, frame: int) -> np.ndarray:
+    """The label map of pullback frame ``frame`` (files may label only some frames)."""
+    hit = np.flatnonzero(lf.frames == frame)
+    if hit.size == 0:
+        raise SystemExit(f"frame {frame} is not labelled in {lf.frames.tolist()[:5]}...")
+    return lf.labels[int(hit[0])]
+
+
 def panel(pool: Path, autos: list[Path], pid: str, frame: int) -> list[np.ndarray]:
     truth = load_labels(pool / "manual" / pid / "labels.npz")
     sp, centre = truth.pixel_spacing_mm, truth.center
     img = np.asarray(Image.open(pool / "inputs" / pid / f"{frame:04d}.png").convert("L")) / 255.0
     grey = unrolled(img, sp, centre, nearest=False)
-    i = int(np.flatnonzero(truth.frames == frame)[0])
-    ca = {"truth": unrolled(truth.labels[i] == CALCIUM, sp, centre, nearest=True) > 0}
+    ca = {"truth": unrolled(at_frame(truth, frame) == CALCIUM, sp, centre, nearest=True) > 0}
     for key, auto in zip(("a", "b"), autos, strict=True):
-        lab = load_labels(auto / pid / "labels.npz").labels[i] == CALCIUM
+        lab = at_frame(load_labels(auto / pid / "labels.npz"), frame) == CALCIUM
         ca[key] = unrolled(lab, sp, centre, nearest=True) > 0
     return [
         outlined(grey, {"truth": ca["truth"]}),

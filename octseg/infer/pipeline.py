@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -55,7 +56,7 @@ from octseg.infer.privacy import (
     scrub,
     write_private_ids,
 )
-from octseg.infer.settings import InferSettings
+from octseg.infer.settings import InferSettings, with_extension
 from octseg.infer.workers import (
     Opened,
     Reader,
@@ -295,6 +296,8 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
     else:
         model, meta, s = None, predictor.meta, _tta_of(predictor, s)
     s, applied = s.with_recommended(recommended(meta, ck))
+    if model is None:
+        s, applied = _extension_of(predictor, s, applied)
     run.settings = s
     if predictor is None:
         opts = PredictOptions.from_settings(s, device=run.device)
@@ -313,6 +316,23 @@ def _tta_of(predictor: Any, s: InferSettings) -> InferSettings:
     if opts is None:
         return s
     return dataclasses.replace(s, tta_rolls=opts.tta_rolls, tta_flip=opts.tta_flip)
+
+
+def _extension_of(
+    predictor: Any, s: InferSettings, applied: dict[str, Any]
+) -> tuple[InferSettings, dict[str, Any]]:
+    """``s`` and ``applied`` saying the calcium arc extension a given predictor runs (its own
+    ``options.calcium_extend_prob``, which no setting or recommendation changes), so the
+    fingerprint and the report say what the outputs come from."""
+    ran = float(getattr(getattr(predictor, "options", None), "calcium_extend_prob", 0.0) or 0.0)
+    if applied.get("calcium_extend_prob", ran) != ran:
+        applied = {k: v for k, v in applied.items() if k != "calcium_extend_prob"}
+    post = s.postprocess
+    if isinstance(post, Mapping):
+        post = with_extension(post, ran)
+    elif ran:
+        post = with_extension({"enabled": bool(post)}, ran)
+    return dataclasses.replace(s, postprocess=post), applied
 
 
 def _print_model(checkpoint: Any, meta: dict[str, Any], applied: dict[str, Any]) -> None:

@@ -241,7 +241,16 @@ def _post_recommended(post: Any, rec: Mapping[str, Any]) -> tuple[Any, dict[str,
                 applied[key] = rec[key]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             post[key] = float(value)
-    return post, applied
+    return with_extension(post, post.get("calcium_extend_prob")), applied
+
+
+def with_extension(post: Mapping[str, Any], value: Any) -> dict[str, Any]:
+    """The postprocess mapping with ``calcium_extend_prob`` = ``value``; without the key when
+    it is 0 (off), so outputs written before the setting existed keep their fingerprint."""
+    out = {k: v for k, v in post.items() if k != "calcium_extend_prob"}
+    if value != 0:
+        out["calcium_extend_prob"] = value
+    return out
 
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import torch
 
+CHECK_EVERY = 8
+"""Growth steps between the checks for convergence (each check waits for a GPU)."""
+
 
 def extend_calcium(
     probs: torch.Tensor,
@@ -41,19 +44,21 @@ def extend_calcium(
     is_ca = arg == calcium
     free = (probs[:, calcium] >= low) & (arg == background) & ~is_ca.any(-1, keepdim=True)
     grown = seeds & is_ca
-    for _ in range(probs.shape[-2]):
-        nxt = grown | ((torch.roll(grown, 1, 1) | torch.roll(grown, -1, 1)) & free)
-        if torch.equal(nxt, grown):
-            break
-        grown = nxt
+    before = grown
+    for step in range(1, probs.shape[-2] + 1):
+        grown = grown | ((torch.roll(grown, 1, 1) | torch.roll(grown, -1, 1)) & free)
+        if step % CHECK_EVERY == 0:  # one host sync per CHECK_EVERY steps (GPU)
+            if torch.equal(grown, before):
+                break
+            before = grown
     return grown & free
 
 
 def apply_extension(probs: torch.Tensor, joined: torch.Tensor, calcium: int) -> torch.Tensor:
-    """``probs`` with the ``joined`` samples set to one-hot ``calcium`` (a copy when any join)."""
+    """``probs`` with the ``joined`` samples set to one-hot ``calcium`` (a new tensor when any
+    join; ``probs`` itself is not changed)."""
     if not bool(joined.any()):
         return probs
-    out = probs.clone()
     one_hot = torch.zeros(probs.shape[1], dtype=probs.dtype, device=probs.device)
     one_hot[calcium] = 1
-    return torch.where(joined[:, None], one_hot.view(1, -1, 1, 1), out)
+    return torch.where(joined[:, None], one_hot.view(1, -1, 1, 1), probs)

@@ -141,6 +141,11 @@ class Predictor:
         if opts.resample not in ("probs", "labels"):
             raise InputError(None, f"resample must be 'probs' or 'labels', got {opts.resample!r}")
         self.resample = opts.resample
+        low, seed = opts.calcium_extend_prob, opts.calcium_seed_min_mm2
+        if isinstance(low, bool) or not isinstance(low, (int, float)) or not 0 <= low < 1:
+            raise InputError(None, f"calcium_extend_prob must be in [0, 1), got {low!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, float)) or not seed >= 0:
+            raise InputError(None, f"calcium_seed_min_mm2 must be a number >= 0, got {seed!r}")
         self.tta = tta_transforms(self.net_grid["n_alines"], opts.tta_rolls, opts.tta_flip)
         model = model.to(self.device).eval()
         if self.channels_last:

@@ -90,7 +90,19 @@ def test_the_outputs_change_with_the_applied_settings(trained, tmp_path):
     """The fingerprint sees the resolved settings: a rerun with other settings is not 'done'."""
     a = _infer(*trained, tmp_path / "a")
     b = _infer(*trained, tmp_path / "b", "postprocess.calcium_min_area_mm2=0.0")
-    assert a["fingerprint"] != b["fingerprint"]
+    c = _infer(*trained, tmp_path / "c", "postprocess.calcium_extend_prob=0.2")
+    assert len({a["fingerprint"], b["fingerprint"], c["fingerprint"]}) == 3
+
+
+def test_the_extension_off_keeps_the_fingerprint_of_older_outputs():
+    """Off (0, or unset without a recommendation), the extension is not in the resolved
+    settings, so outputs written before it existed are still 'done' on a resumed run."""
+    old = {"enabled": True, "calcium_min_area_mm2": 0.1}
+    for post in (old, {**old, "calcium_extend_prob": 0}, {**old, "calcium_extend_prob": None}):
+        resolved = InferSettings("c", "i", "o", postprocess=post).with_recommended({})[0]
+        assert resolved.postprocess == old
+    on = InferSettings("c", "i", "o", postprocess={**old, "calcium_extend_prob": 0.2})
+    assert on.with_recommended({})[0].postprocess["calcium_extend_prob"] == 0.2
 
 
 @pytest.mark.parametrize(
@@ -136,7 +148,8 @@ def test_a_given_predictor_keeps_its_own_tta(trained, tmp_path):
     run_inference(s, pred)
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert man["model"]["tta"] == [[0, 0]]
-    assert man["recommended_applied"] == {"calcium_min_area_mm2": 0.1, "calcium_extend_prob": 0.3}
+    # the predictor runs no calcium arc extension (its own options): not said to be applied
+    assert man["recommended_applied"] == {"calcium_min_area_mm2": 0.1}
 
 
 def test_api_defaults_take_the_recommended_minimum_area():

@@ -75,6 +75,20 @@ def test_a_speck_under_the_minimum_area_seeds_nothing():
     assert torch.equal(large_components(speck, spacing_mm=0.05, min_mm2=0.0), speck)
 
 
+def test_frames_grow_apart():
+    """A lesion's faint end joins in its own frame only, not where another frame has faint
+    tissue at the same place."""
+    p = torch.cat(
+        [
+            probs_with((slice(10, 20), slice(20, 25), 0.8), (slice(20, 24), slice(20, 25), 0.3)),
+            probs_with((slice(24, 30), slice(20, 25), 0.3)),
+        ]
+    )
+    arg = p.argmax(1)
+    joined = extend_calcium(p, arg, calcium=CALCIUM, background=BACKGROUND, low=0.2, seeds=arg == 2)
+    assert int(joined[0].sum()) == 20 and not joined[1].any()
+
+
 def test_joined_samples_become_one_hot_calcium():
     p = probs_with((slice(10, 20), slice(20, 25), 0.8), (slice(20, 22), slice(20, 25), 0.3))
     joined = joined_by(p, low=0.2)[None]
@@ -146,7 +160,18 @@ def test_the_infer_settings_give_the_predictor_the_extension():
     assert PredictOptions.from_settings(InferSettings("c", "i", "o")).calcium_extend_prob == 0.0
 
 
-@pytest.mark.parametrize("value", [-0.1, 1.0, True, "0.2"])
+@pytest.mark.parametrize("value", [-0.1, 1.0, True, "0.2", float("nan")])
 def test_a_bad_extension_probability_is_a_clear_error(value):
     with pytest.raises(InputError, match="calcium_extend_prob must be in \\[0, 1\\)"):
         PostprocessSettings.from_value({"calcium_extend_prob": value})
+    meta = {"classes": [0, 2], "net_grid": {"n_alines": 8, "n_samples": 4, "spacing_mm": 0.1}}
+    opts = PredictOptions(device="cpu", calcium_extend_prob=value)
+    with pytest.raises(InputError, match="calcium_extend_prob must be in \\[0, 1\\)"):
+        Predictor(GreyIsCalciumProbability(), meta, opts)
+
+
+def test_a_negative_seed_area_is_a_clear_error():
+    meta = {"classes": [0, 2], "net_grid": {"n_alines": 8, "n_samples": 4, "spacing_mm": 0.1}}
+    opts = PredictOptions(device="cpu", calcium_seed_min_mm2=-1.0)
+    with pytest.raises(InputError, match="calcium_seed_min_mm2 must be a number >= 0"):
+        Predictor(GreyIsCalciumProbability(), meta, opts)
