@@ -296,7 +296,7 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
     else:
         model, meta, s = None, predictor.meta, _tta_of(predictor, s)
     s, applied = s.with_recommended(recommended(meta, ck))
-    if model is None:
+    if predictor is not None:  # a given predictor runs its own extension
         s, applied = _extension_of(predictor, s, applied)
     run.settings = s
     if predictor is None:

@@ -31,7 +31,7 @@ import torch
 from octseg.core.classes import BACKGROUND, CALCIUM
 from octseg.core.errors import InputError
 from octseg.core.polar import polar_to_cartesian
-from octseg.model.extend import apply_extension
+from octseg.model.extend import apply_extension, extend_calcium
 from octseg.model.wrap import main_output
 
 AMP_CHOICES = ("auto", "off", "fp16", "bf16")
@@ -501,7 +501,6 @@ class Predictor:
         """The net-grid samples the calcium arc extension adds (:mod:`octseg.model.extend`),
         or None when it is off (``calcium_extend_prob`` 0, or no calcium class). ``arg``: the
         argmax of ``probs`` when the caller has it."""
-        from octseg.model.extend import extend_calcium
         from octseg.model.postprocess import large_components
 
         low = float(self.options.calcium_extend_prob)
