@@ -28,6 +28,12 @@ CHECK_EVERY = 8
 """Growth steps between the checks for convergence (each check waits for a GPU)."""
 
 
+def is_extend_prob(value: object) -> bool:
+    """Whether ``value`` is a valid extension probability: a number in [0, 1) (0: off)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return ok and 0 <= value < 1
+
+
 def extend_calcium(
     probs: torch.Tensor,
     arg: torch.Tensor,

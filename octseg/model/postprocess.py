@@ -59,6 +59,7 @@ from octseg.geometry import lumen_path as lp
 from octseg.geometry.components import components_from_flat, label_periodic
 from octseg.geometry.kernels import farthest_corner, for_device
 from octseg.geometry.settings import GeometrySettings
+from octseg.model.extend import is_extend_prob
 
 
 @dataclass
@@ -116,7 +117,7 @@ class PostprocessSettings:
         if not isinstance(self.enabled, bool):
             raise InputError(None, "postprocess.enabled must be true or false")
         p = self.calcium_extend_prob
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        if not is_extend_prob(p):
             raise InputError(None, f"postprocess.calcium_extend_prob must be in [0, 1), got {p!r}")
 
 
@@ -289,11 +290,7 @@ def _drop_small_calcium(lab: torch.Tensor, rays: _Rays, has: torch.Tensor, min_m
     ca = (lab == CALCIUM) & has[:, None, None]
     if not bool(ca.any()):
         return
-    if lab.device.type == "cpu":
-        small = _small_scipy(ca.numpy(), rays, min_mm2)
-    else:
-        small = _small_torch(ca, rays, min_mm2)
-    lab[small] = BACKGROUND
+    lab[_small(ca, rays, min_mm2)] = BACKGROUND
 
 
 def large_components(ca: torch.Tensor, spacing_mm: float, min_mm2: float) -> torch.Tensor:
@@ -302,11 +299,15 @@ def large_components(ca: torch.Tensor, spacing_mm: float, min_mm2: float) -> tor
     if min_mm2 <= 0 or not bool(ca.any()):
         return ca
     rays = _Rays(tuple(ca.shape[1:]), "polar", spacing_mm, None, ca.shape[1], ca.device)
+    return ca & ~_small(ca, rays, min_mm2)
+
+
+def _small(ca: torch.Tensor, rays: _Rays, min_mm2: float) -> torch.Tensor:
+    """Pixels of the components of ``ca`` ``(B, H, W)`` smaller than ``min_mm2``: on CPU by
+    :func:`_small_scipy`, elsewhere by the batched :func:`_small_torch`."""
     if ca.device.type == "cpu":
-        small = _small_scipy(ca.numpy(), rays, min_mm2)
-    else:
-        small = _small_torch(ca, rays, min_mm2)
-    return ca & ~small
+        return _small_scipy(ca.numpy(), rays, min_mm2)
+    return _small_torch(ca, rays, min_mm2)
 
 
 def _small_torch(ca: torch.Tensor, rays: _Rays, min_mm2: float) -> torch.Tensor:

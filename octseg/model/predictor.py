@@ -31,7 +31,7 @@ import torch
 from octseg.core.classes import BACKGROUND, CALCIUM
 from octseg.core.errors import InputError
 from octseg.core.polar import polar_to_cartesian
-from octseg.model.extend import apply_extension, extend_calcium
+from octseg.model.extend import apply_extension, extend_calcium, is_extend_prob
 from octseg.model.wrap import main_output
 
 AMP_CHOICES = ("auto", "off", "fp16", "bf16")
@@ -142,7 +142,7 @@ class Predictor:
             raise InputError(None, f"resample must be 'probs' or 'labels', got {opts.resample!r}")
         self.resample = opts.resample
         low, seed = opts.calcium_extend_prob, opts.calcium_seed_min_mm2
-        if isinstance(low, bool) or not isinstance(low, (int, float)) or not 0 <= low < 1:
+        if not is_extend_prob(low):
             raise InputError(None, f"calcium_extend_prob must be in [0, 1), got {low!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, float)) or not seed >= 0:
             raise InputError(None, f"calcium_seed_min_mm2 must be a number >= 0, got {seed!r}")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from octseg.core.errors import InputError
+from octseg.model.extend import is_extend_prob
 
 META_KEY = "infer_recommended"
 KEYS = ("tta", "calcium_min_area_mm2", "calcium_extend_prob")
@@ -53,8 +54,7 @@ def check_recommended(value: Any, source: str | Path | None = None) -> dict[str,
         out["calcium_min_area_mm2"] = float(area)
     if "calcium_extend_prob" in value:
         p = value["calcium_extend_prob"]
-        ok = isinstance(p, (int, float)) and not isinstance(p, bool)
-        if not ok or not 0 <= p < 1:
+        if not is_extend_prob(p):
             raise InputError(source, f"{META_KEY}.calcium_extend_prob={p!r}: a number in [0, 1)")
         out["calcium_extend_prob"] = float(p)
     return out
