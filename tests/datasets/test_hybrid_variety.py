@@ -10,6 +10,7 @@ pixel-quantised borders), thickness / depth 2 pixels, cap thickness 1.5 pixels (
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -21,8 +22,10 @@ from octseg.datasets.hybrid import cohort
 from octseg.datasets.hybrid.distractors import (
     BranchSpec,
     LipidSpec,
+    MediaSpec,
     insert_branch,
     insert_lipid,
+    insert_media_band,
     lipid_columns,
 )
 from octseg.datasets.hybrid.insert import CalciumSpec, insert_calcium, lumen_geometry
@@ -361,6 +364,66 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
         cohort.LesionMix(faint_share=1.5)
     with pytest.raises(ValueError, match="thin_share"):
         cohort.LesionMix(thin_share=-0.1)
+    with pytest.raises(ValueError, match="media_share"):
+        cohort.LesionMix(media_share=2.0)
+
+
+def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
+    a, r, ps = 360, 200, 0.01  # one A-line per degree
+    img = np.full((a, r), 0.6, np.float32)
+    lab = np.zeros((a, r), np.uint8)
+    lesion = np.zeros((a, r), bool)
+    lesion[100:140, 60:80] = True  # far border at sample 79 (0.79 mm) on A-lines 100-139
+    lab[lesion] = CALCIUM
+    lab[120, 110:115] = 3  # a strut-like non-background pixel run in the band: left alone
+    spec = MediaSpec(gap_mm=0.05, width_mm=0.2, darkness=0.8, extra_deg=20.0, edge_mm=0.01)
+    out = insert_media_band(img, lab, lesion, spec, ps)
+    # band from 79 + 1 + 5 = sample 85 to 105: dark (0.6 x 0.2) in its middle, gap kept bright
+    assert out[110, 95] == pytest.approx(0.12, abs=0.01)
+    assert out[110, 81] == pytest.approx(0.6, abs=0.01)  # the tissue between lesion and band
+    assert np.allclose(out[110, :80], 0.6) and np.allclose(out[110, 115:], 0.6, atol=1e-3)
+    assert np.allclose(out[120, 110:115], 0.6)  # not background: unchanged
+    # past the lesion's end at A-line 139 the band fades over 20 A-lines at the same depth
+    assert out[145, 95] < 0.4 and out[155, 95] > out[145, 95]
+    assert np.allclose(out[165:, :], 0.6) and np.allclose(out[:75, :], 0.6)
+    assert out.dtype == np.float32 and np.array_equal(
+        insert_media_band(img, lab, np.zeros_like(lesion), spec, ps), img
+    )
+    with pytest.raises(ValueError, match="media band"):
+        MediaSpec(darkness=0.0)
+
+
+def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
+    def lesions(seed, share):
+        ls = cohort.draw_lesions(np.random.default_rng(seed), 137)
+        cohort.add_media(ls, seed, share)
+        return ls
+
+    assert all(les.media is None for seed in range(30) for les in lesions(seed, 0.0))
+    banded = [les for seed in range(30) for les in lesions(seed, 1.0)]
+    assert all((les.media is not None) == (les.kind != "nodule") for les in banded)
+    half = [les for seed in range(30) for les in lesions(seed, 0.5) if les.kind != "nodule"]
+    assert 0.35 < np.mean([les.media is not None for les in half]) < 0.65
+    # the lesions themselves are those of the build without bands
+    plain_draw = [
+        les for seed in range(30) for les in cohort.draw_lesions(np.random.default_rng(seed), 137)
+    ]
+    assert [replace(les, media=None) for les in banded] == plain_draw
+    # through the frame composition: same labels with and without the band, darker image
+    les = next(x for x in banded if x.media is not None)
+    plain = replace(les, media=None)
+    img, lab = (x[0] for x in stand_in())
+    g = lumen_geometry(lab, PS)
+    f = (les.start + les.stop) // 2
+    forbidden = np.zeros(720, bool)
+    outs = [
+        cohort._insert_calcium_all(img, lab, g, [x], f, forbidden, PS, np.random.default_rng(0))
+        for x in (plain, les)
+    ]
+    assert np.array_equal(outs[0][1], outs[1][1])
+    diff = outs[0][0] - outs[1][0]
+    assert diff.min() >= 0 and diff.max() > 0.05
+    assert not diff[outs[1][1] != BACKGROUND].any()
 
 
 def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):

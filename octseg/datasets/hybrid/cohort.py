@@ -44,9 +44,11 @@ from octseg.core.polar import wrap_pi
 from octseg.datasets.hybrid.distractors import (
     BranchSpec,
     LipidSpec,
+    MediaSpec,
     branch_sector_deg,
     insert_branch,
     insert_lipid,
+    insert_media_band,
     lipid_columns,
 )
 from octseg.datasets.hybrid.insert import (
@@ -91,6 +93,7 @@ class CalciumLesion:
     texture_scale: float = 1.0
     edge_px: float = 1.0
     rim: float = 0.0
+    media: MediaSpec | None = None  # a dark media band behind the lesion (a training distractor)
 
     def at(self, frame: int) -> CalciumSpec | None:
         if not self.start <= frame < self.stop:
@@ -232,14 +235,17 @@ THIN_THICKNESS_MM = (0.15, 0.3)  # the thin crescents a training build can draw 
 class LesionMix:
     """Shares of hard calcium lesions a *training* build draws more often than the default draw:
     ``faint_share`` of lesions faint (:data:`FAINT_CONTRAST`), ``thin_share`` of the superficial
-    and deep ones thin (:data:`THIN_THICKNESS_MM` at the lesion's middle). Each share costs one
-    more random draw per lesion only when it is > 0, so default builds keep their draws."""
+    and deep ones thin (:data:`THIN_THICKNESS_MM` at the lesion's middle), ``media_share`` of
+    them with a dark media band behind (:func:`add_media`: its own random stream, the labels stay
+    those of the build without bands). The faint and thin shares cost one more random draw per
+    lesion only when they are > 0, so default builds keep their draws."""
 
     faint_share: float = 0.0
     thin_share: float = 0.0
+    media_share: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("faint_share", "thin_share"):
+        for name in ("faint_share", "thin_share", "media_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -294,6 +300,29 @@ def draw_calcium(
     if kind != "nodule" and mix.thin_share > 0 and rng.uniform() < mix.thin_share:
         les.thickness_mm = float(rng.uniform(*THIN_THICKNESS_MM))
     return les
+
+
+def add_media(lesions: list[CalciumLesion], seed: int, share: float) -> None:
+    """Give ``share`` of the superficial and deep ``lesions`` a media band (:func:`draw_media`),
+    from a random stream of their own: the lesions, labels and every other draw of the build
+    stay those of a build without bands."""
+    if share <= 0:
+        return
+    rng = np.random.default_rng([seed, 1])
+    for les in lesions:
+        if les.kind != "nodule" and rng.uniform() < share:
+            les.media = draw_media(rng)
+
+
+def draw_media(rng: np.random.Generator) -> MediaSpec:
+    """A media band behind a lesion: 0.02-0.06 mm of tissue between, 0.1-0.3 mm wide, dark as
+    calcium (signal x 0.15-0.5), running on 10-40 degrees past the lesion's ends."""
+    return MediaSpec(
+        gap_mm=float(rng.uniform(0.02, 0.06)),
+        width_mm=float(rng.uniform(0.1, 0.3)),
+        darkness=float(rng.uniform(0.5, 0.85)),
+        extra_deg=float(rng.uniform(10.0, 40.0)),
+    )
 
 
 def draw_lesions(
@@ -721,7 +750,12 @@ def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng) -> tuple:
         spec = trim_arc(spec, taken | field_bins(g, spec, field))
         if spec is None or (spec.bulge_mm > 0 and not _nodule_fits(g, spec)):
             continue
+        before = lab
         img, lab = insert_calcium(img, lab, g, spec, rng)
+        if les.media is not None:  # the lesion's own pixels: new calcium only
+            img = insert_media_band(
+                img, lab, (lab != before) & (before == BACKGROUND), les.media, ps
+            )
         done.append(spec)
         taken |= arc_bins(spec.center_deg, spec.arc_deg, 10.0)
     return img, lab, done
@@ -830,6 +864,7 @@ def hybrid_from_real(
     rng = np.random.default_rng(seed)
     images = pb.read()
     lesions = draw_lesions(rng, pb.n_frames, mix=mix)
+    add_media(lesions, seed, mix.media_share)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
     record: list[dict] = []
@@ -1086,6 +1121,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "their middle instead of up to 0.9; the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--media-share",
+        type=_share,
+        default=0.0,
+        help="share of the superficial and deep training lesions with a dark media band just "
+        "behind them (tissue, not calcium; the val hybrids keep the default draw)",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -1145,7 +1187,9 @@ def run(a: argparse.Namespace) -> int:
         val_variants=a.val_variants,
         synthetic=a.synthetic,
         seed=a.seed,
-        mix=LesionMix(faint_share=a.faint_share, thin_share=a.thin_share),
+        mix=LesionMix(
+            faint_share=a.faint_share, thin_share=a.thin_share, media_share=a.media_share
+        ),
     )
     print(json.dumps(made, indent=2))
     print(json.dumps(count_inserts(a.out), indent=2))

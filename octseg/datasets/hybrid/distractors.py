@@ -21,6 +21,14 @@ the non-lumen pixels in it get the lumen's own dark level and speckle, with a br
 branch wall). **Labels are not changed**: the branch stays background and the lumen is closed
 across the ostium as on the real pullback, whose expert masks close the lumen straight across
 a branch's opening (docs/real_data.md, section 2). The lumen truth is therefore unchanged.
+
+**Media band behind calcium** (:class:`MediaSpec`): on real frames a thin signal-poor band, the
+media, often runs just behind a thin calcium lesion, and a model then reads the two as one
+thicker lesion. :func:`insert_media_band` darkens a band ``width_mm`` wide that starts
+``gap_mm`` behind the far border of one inserted lesion, A-line by A-line, and runs on
+``extra_deg`` beyond the lesion's ends at the depth of its nearest A-line (a media follows the
+wall, a lesion ends). Borders are soft (``edge_mm``), the ends fade, the real speckle is kept.
+**Labels are not changed**: the band is tissue.
 """
 
 from __future__ import annotations
@@ -171,3 +179,54 @@ def branch_sector_deg(g: LumenGeometry, spec: BranchSpec) -> tuple[float, float]
     dist = float(g.rho(phi)) + spec.offset * spec.radius_mm
     half = math.degrees(math.asin(min(1.0, spec.radius_mm / max(dist, 1e-6))))
     return spec.center_deg % 360.0, half
+
+
+@dataclass(frozen=True)
+class MediaSpec:
+    gap_mm: float = 0.03  # tissue left between the lesion's far border and the band
+    width_mm: float = 0.2
+    darkness: float = 0.7  # 1 - the band's signal relative to the tissue it covers
+    extra_deg: float = 20.0
+    edge_mm: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not (self.gap_mm >= 0 and self.width_mm > 0 and 0 < self.darkness <= 1):
+            raise ValueError("media band: gap_mm >= 0, width_mm > 0, 0 < darkness <= 1")
+
+
+def _far_border(lesion: np.ndarray, extra: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per A-line (wrapping): the lesion's outermost sample, carried ``extra`` A-lines beyond
+    its ends from the nearest lesion A-line, and a weight fading to 0 over those A-lines."""
+    a, r = lesion.shape
+    on = lesion.any(1)
+    far = np.where(on, r - 1 - np.argmax(lesion[:, ::-1], 1), -1).astype(np.float64)
+    idx = np.flatnonzero(on)
+    dist = np.abs(np.arange(a)[:, None] - idx[None, :])
+    dist = np.minimum(dist, a - dist)  # around the circle
+    near = dist.argmin(1)
+    steps = dist[np.arange(a), near]
+    weight = np.clip(1.0 - steps / (extra + 1.0), 0.0, 1.0)
+    return far[idx[near]], weight
+
+
+def insert_media_band(
+    image: np.ndarray,
+    labels: np.ndarray,
+    lesion: np.ndarray,
+    spec: MediaSpec,
+    ps: float,
+) -> np.ndarray:
+    """A copy of polar ``image`` ``(A, R)`` with a dark media band behind ``lesion`` (the
+    lesion's own boolean mask); only background pixels darken, labels stay as they are."""
+    if not lesion.any():
+        return image.astype(np.float32, copy=True)
+    a, r = image.shape
+    extra = int(round(spec.extra_deg / 360.0 * a))
+    far, weight = _far_border(lesion, extra)
+    s = np.arange(r, dtype=np.float64)[None, :]
+    start = far[:, None] + 1 + spec.gap_mm / ps
+    stop = start + spec.width_mm / ps
+    k = max(spec.edge_mm / ps, 0.5)
+    band = 0.5 * (np.tanh((s - start) / k) - np.tanh((s - stop) / k))
+    dark = 1.0 - spec.darkness * band * weight[:, None] * (labels == BACKGROUND)
+    return np.clip(image.astype(np.float32) * dark, 0.0, 1.0).astype(np.float32)
