@@ -17,6 +17,7 @@ import numpy as np
 
 from octseg.datasets.hybrid import cohort
 from octseg.datasets.hybrid.cohort import CalciumLesion, LipidLesion, SideBranch
+from octseg.datasets.hybrid.distractors import MediaSpec
 
 OUTLINE = cohort.OUTLINE_COLOURS
 
@@ -72,6 +73,22 @@ EXAMPLES = [
         [],
         [],
         True,
+    ),
+    (
+        "thin calcium (0.25 mm)",
+        8,
+        [CalciumLesion(0, 1, 80, 150, 0.1, 0.25, contrast=0.3)],
+        [],
+        [],
+        False,
+    ),
+    (
+        "same, a media band behind it (tissue, not calcium)",
+        8,
+        [CalciumLesion(0, 1, 80, 150, 0.1, 0.25, contrast=0.3, media=MediaSpec(0.04, 0.2, 0.7))],
+        [],
+        [],
+        False,
     ),
 ]
 
