@@ -85,7 +85,7 @@ EXAMPLES = [
     (
         "same, a media band behind it (tissue, not calcium)",
         8,
-        [CalciumLesion(0, 1, 80, 150, 0.1, 0.25, contrast=0.3, media=MediaSpec(0.04, 0.2, 0.7))],
+        [CalciumLesion(0, 1, 80, 150, 0.1, 0.25, contrast=0.3, media=MediaSpec())],
         [],
         [],
         False,

@@ -402,6 +402,10 @@ def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
     assert all(les.media is None for seed in range(30) for les in lesions(seed, 0.0))
     banded = [les for seed in range(30) for les in lesions(seed, 1.0)]
     assert all((les.media is not None) == (les.kind != "nodule") for les in banded)
+    specs = [les.media for les in banded if les.media is not None]
+    # diffuse inner border (calcium's are 1-2 px), bright tissue before it, only behind
+    assert all(0.03 <= m.edge_mm <= 0.08 and m.gap_mm >= m.edge_mm + 0.02 for m in specs)
+    assert all(m.extra_deg == 0 and 0.5 <= m.darkness <= 0.85 for m in specs)
     half = [les for seed in range(30) for les in lesions(seed, 0.5) if les.kind != "nodule"]
     assert 0.35 < np.mean([les.media is not None for les in half]) < 0.65
     # the lesions themselves are those of the build without bands

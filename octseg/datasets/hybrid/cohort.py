@@ -315,13 +315,19 @@ def add_media(lesions: list[CalciumLesion], seed: int, share: float) -> None:
 
 
 def draw_media(rng: np.random.Generator) -> MediaSpec:
-    """A media band behind a lesion: 0.02-0.06 mm of tissue between, 0.1-0.3 mm wide, dark as
-    calcium (signal x 0.15-0.5), running on 10-40 degrees past the lesion's ends."""
+    """A media band behind a lesion, as on the real frames: 0.02-0.06 mm of bright tissue
+    between, then a *diffuse* inner border (0.03-0.08 mm, where calcium's are sharp) into a band
+    0.1-0.3 mm wide, dark as calcium (signal x 0.15-0.5), only behind the lesion (the first
+    draw, sharp-edged and running 10-40 degrees past the lesion's ends, was more calcium-like:
+    docs/calcium_candidates.md, nineteenth session)."""
+    gap = float(rng.uniform(0.02, 0.06))
+    edge = float(rng.uniform(0.03, 0.08))
     return MediaSpec(
-        gap_mm=float(rng.uniform(0.02, 0.06)),
+        gap_mm=gap + edge,  # the band's half-dark point: the gap stays bright
         width_mm=float(rng.uniform(0.1, 0.3)),
         darkness=float(rng.uniform(0.5, 0.85)),
-        extra_deg=float(rng.uniform(10.0, 40.0)),
+        extra_deg=0.0,
+        edge_mm=edge,
     )
 
 

@@ -25,9 +25,9 @@ a branch's opening (docs/real_data.md, section 2). The lumen truth is therefore 
 **Media band behind calcium** (:class:`MediaSpec`): on real frames a thin signal-poor band, the
 media, often runs just behind a thin calcium lesion, and a model then reads the two as one
 thicker lesion. :func:`insert_media_band` darkens a band ``width_mm`` wide that starts
-``gap_mm`` behind the far border of one inserted lesion, A-line by A-line, and runs on
-``extra_deg`` beyond the lesion's ends at the depth of its nearest A-line (a media follows the
-wall, a lesion ends). Borders are soft (``edge_mm``), the ends fade, the real speckle is kept.
+``gap_mm`` behind the far border of one inserted lesion, A-line by A-line, optionally running on
+``extra_deg`` beyond the lesion's ends at the depth of its nearest A-line. Borders are soft
+(``edge_mm``: diffuse, where calcium's are sharp), the ends fade, the real speckle is kept.
 **Labels are not changed**: the band is tissue.
 """
 
@@ -183,11 +183,11 @@ def branch_sector_deg(g: LumenGeometry, spec: BranchSpec) -> tuple[float, float]
 
 @dataclass(frozen=True)
 class MediaSpec:
-    gap_mm: float = 0.03  # tissue left between the lesion's far border and the band
+    gap_mm: float = 0.09  # lesion's far border to the band's half-dark inner border
     width_mm: float = 0.2
     darkness: float = 0.7  # 1 - the band's signal relative to the tissue it covers
-    extra_deg: float = 20.0
-    edge_mm: float = 0.02
+    extra_deg: float = 0.0  # the band runs on this far past the lesion's ends
+    edge_mm: float = 0.05  # border softness (diffuse, like the real media's inner border)
 
     def __post_init__(self) -> None:
         if not (self.gap_mm >= 0 and self.width_mm > 0 and 0 < self.darkness <= 1):
