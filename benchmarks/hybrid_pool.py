@@ -29,7 +29,14 @@ from hybrid_candidates import curve, fmt, loa, one_empty, plot_curves, row_from_
 
 
 def pool(out: Path, draws: dict[str, Path]) -> list[str]:
-    """Link every draw's ``inputs/PID`` and ``manual/PID`` as ``DRAW-vK``; the pooled ids."""
+    """Link every draw's ``inputs/PID`` and ``manual/PID`` as ``DRAW-vK``; the pooled ids.
+    Every draw folder is checked before anything is linked."""
+    for name, console in draws.items():
+        gone = [p for p in ("inputs", "manual") if not (console / p).is_dir()]
+        if gone:
+            raise SystemExit(
+                f"draw {name}: {console} has no {' or '.join(gone)}/ (a console export?)"
+            )
     ids = []
     for name, console in draws.items():
         for src in sorted((console / "inputs").iterdir()):

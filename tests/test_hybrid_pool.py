@@ -1,0 +1,31 @@
+"""benchmarks/hybrid_pool.py pool: console exports linked under unique draw ids, and a draw
+folder that is not a console export named before anything is linked."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import hybrid_pool as hp
+
+
+def _console(root, ids):
+    for pid in ids:
+        for part in ("inputs", "manual"):
+            (root / part / pid).mkdir(parents=True)
+    return root
+
+
+def test_pool_links_each_draw_under_its_name(tmp_path):
+    a = _console(tmp_path / "a", ["hyb-val-140-186-v0", "hyb-val-140-186-v1"])
+    b = _console(tmp_path / "b", ["hyb-val-140-186-v0"])
+    ids = hp.pool(tmp_path / "pool", {"d0": a, "d9": b})
+    assert ids == ["d0-v0", "d0-v1", "d9-v0"]
+    link = tmp_path / "pool" / "manual" / "d9-v0"
+    assert link.is_symlink() and link.resolve() == (b / "manual" / "hyb-val-140-186-v0").resolve()
+
+
+def test_pool_names_a_missing_console_folder_and_links_nothing(tmp_path):
+    a = _console(tmp_path / "a", ["hyb-val-140-186-v0"])
+    with pytest.raises(SystemExit, match=r"draw d10: .*missing has no inputs or manual/"):
+        hp.pool(tmp_path / "pool", {"d0": a, "d10": tmp_path / "missing"})
+    assert not (tmp_path / "pool").exists()
