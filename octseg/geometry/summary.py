@@ -39,7 +39,9 @@ def _truthy(value: Any) -> bool:
     return bool(value) if value is not None else False
 
 
-def _runs(frames: Sequence[int], flags: Sequence[bool], max_gap: int) -> list[tuple[int, int]]:
+def bridged_runs(
+    frames: Sequence[int], flags: Sequence[bool], max_gap: int
+) -> list[tuple[int, int]]:
     """Index ranges [i, j] (into ``frames``) of runs of flagged rows, bridging up to ``max_gap``
     consecutive unflagged rows between two flagged ones."""
     hits = [i for i, f in enumerate(flags) if f]
@@ -89,7 +91,7 @@ def _lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
     has = [(a is not None and a > 0) or (c is not None and c > 0) for a, c in zip(area, arc)]
     return [
         _calcium_lesion(rows, frames, area, arc, i0, i1, fs, s)
-        for i0, i1 in _runs(frames, has, s.max_gap_frames)
+        for i0, i1 in bridged_runs(frames, has, s.max_gap_frames)
     ]
 
 
@@ -155,7 +157,9 @@ def _lipid_lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
     arc = [_num(r.get("lipid_arc_deg")) for r in rows]
     cap = [_num(r.get("cap_min_thickness_um")) for r in rows]
     out = []
-    for i0, i1 in _runs(frames, [a is not None and a > 0 for a in arc], s.lipid_max_gap_frames):
+    for i0, i1 in bridged_runs(
+        frames, [a is not None and a > 0 for a in arc], s.lipid_max_gap_frames
+    ):
         sel = [i for i in range(i0, i1 + 1) if arc[i] is not None and arc[i] > 0]
         length = (frames[i1] - frames[i0] + 1) * fs
         mean_arc = sum(arc[i] for i in sel) / len(sel)
@@ -184,7 +188,7 @@ def _stent(rows: list[Row], struts: list[Row], fs: float, s: Any) -> dict[str, A
     frames = [int(r["frame"]) for r in rows]
     n_struts = [_num(r.get("n_struts")) or 0 for r in rows]
     stented = [n >= s.min_struts for n in n_struts]
-    runs = _runs(frames, stented, s.stent_max_gap_frames)
+    runs = bridged_runs(frames, stented, s.stent_max_gap_frames)
     if not runs:
         return None
 

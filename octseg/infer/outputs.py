@@ -121,7 +121,12 @@ def postprocess(seg: Segmented, spec: OutputSpec) -> np.ndarray:
     g = spec.geometry
     args = (pb.space, pb.pixel_spacing_mm, cath_c, settings.postprocess, g.catheter_radius_mm)
     labels = postprocess_labels(
-        seg.labels, *args, device=settings.geometry_device, strut_shadow_mm=g.strut_shadow_mm
+        seg.labels,
+        *args,
+        device=settings.geometry_device,
+        strut_shadow_mm=g.strut_shadow_mm,
+        frame_spacing_mm=pb.frame_spacing_mm,
+        max_gap_frames=g.max_gap_frames,
     )
     seg.timings["postprocess_s"] = time.perf_counter() - t0
     return labels

@@ -351,8 +351,8 @@ def _print_model(checkpoint: Any, meta: dict[str, Any], applied: dict[str, Any])
         what = ", ".join(f"{k}={v}" for k, v in applied.items())
         print(
             f"model's recommended inference settings applied: {what} (give tta.enabled / "
-            "postprocess.calcium_min_area_mm2 / postprocess.calcium_extend_prob to choose "
-            "otherwise)",
+            "postprocess.calcium_min_area_mm2 / postprocess.calcium_min_length_mm / "
+            "postprocess.calcium_extend_prob to choose otherwise)",
             flush=True,
         )
 

@@ -30,6 +30,7 @@ POSTPROCESS_KEYS = (
     "enabled",
     "calcium_max_depth_mm",
     "calcium_min_area_mm2",
+    "calcium_min_length_mm",
     "calcium_extend_prob",
     "lumen_contour",
     "strut_inner_mm",
@@ -93,8 +94,8 @@ class InferSettings:
     anonymize_ids: bool = False
     # anatomical post-processing (octseg.model.postprocess): true / false or a mapping of its
     # settings; the Hydra config gives the mapping of POSTPROCESS_KEYS (enabled: true;
-    # calcium_min_area_mm2 / calcium_extend_prob null: as the checkpoint recommends, 0 without a
-    # recommendation)
+    # calcium_min_area_mm2 / calcium_min_length_mm / calcium_extend_prob null: as the checkpoint
+    # recommends, 0 without a recommendation)
     postprocess: Any = True
 
     def __post_init__(self) -> None:
@@ -241,6 +242,8 @@ def _post_recommended(post: Any, rec: Mapping[str, Any]) -> tuple[Any, dict[str,
                 applied[key] = rec[key]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             post[key] = float(value)
+    if post.get("calcium_min_length_mm") == 0:  # off: outputs written before it keep their
+        del post["calcium_min_length_mm"]  # fingerprint (as with_extension)
     return with_extension(post, post.get("calcium_extend_prob")), applied
 
 

@@ -19,7 +19,12 @@ exit; interpolated across guidewire and strut rays where lumen is removed:
   8-connected calcium components (polar: A-lines periodic) smaller than
   ``calcium_min_area_mm2`` (after the rules above; default 0: off, measured in
   docs/metrics.md) become background: specks that score no overlap and add arc and lesions
-  to the clinical tables. ``calcium_extend_prob`` (default 0: off) is a setting of this group
+  to the clinical tables. The calcium of a lesion shorter than ``calcium_min_length_mm``
+  becomes background (default 0: off): lesions as the geometry finds them (runs of frames with
+  calcium, gaps of ``max_gap_frames`` bridged) and their length (frames spanned x frame
+  spacing), docs/metrics.md. A deposit seen on one frame of a 0.2 mm pullback is a speck of
+  noise more often than calcium (docs/calcium_candidates.md, twenty-second session).
+  ``calcium_extend_prob`` (default 0: off) is a setting of this group
   but works earlier, where the class probabilities are: the predictor grows calcium lesions
   along the A-lines on the net grid (:mod:`octseg.model.extend`); ``enabled: false`` turns it
   off with the rest.
@@ -59,6 +64,7 @@ from octseg.geometry import lumen_path as lp
 from octseg.geometry.components import components_from_flat, label_periodic
 from octseg.geometry.kernels import farthest_corner, for_device
 from octseg.geometry.settings import GeometrySettings
+from octseg.geometry.summary import bridged_runs
 from octseg.model.extend import is_extend_prob
 
 
@@ -67,6 +73,8 @@ class PostprocessSettings:
     enabled: bool = True
     calcium_max_depth_mm: float = 2.5  # calcium deeper than this beyond the lumen contour: removed
     calcium_min_area_mm2: float = 0.0  # calcium components smaller than this: removed (0: off)
+    # calcium of lesions shorter than this (frames spanned x frame spacing): removed (0: off)
+    calcium_min_length_mm: float = 0.0
     # calcium lesions extended along the A-lines into tissue samples of at least this calcium
     # probability (0: off); applied on the net grid by the predictor (octseg.model.extend)
     calcium_extend_prob: float = 0.0
@@ -99,6 +107,7 @@ class PostprocessSettings:
         for name in (
             "calcium_max_depth_mm",
             "calcium_min_area_mm2",
+            "calcium_min_length_mm",
             "strut_inner_mm",
             "strut_outer_mm",
             "guidewire_margin_deg",
@@ -345,10 +354,12 @@ def postprocess_labels(
     catheter_radius_mm: float = 0.45,
     device: str | torch.device = "cpu",
     strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
+    frame_spacing_mm: float | None = None,
+    max_gap_frames: int = GeometrySettings.max_gap_frames,
 ) -> np.ndarray:
     """Post-process a pullback's predicted labels ``(F, H, W)`` uint8 **in place** (and return
-    them). ``catheter_radius_mm``, ``strut_shadow_mm``: as the geometry settings of the same
-    names."""
+    them). ``catheter_radius_mm``, ``strut_shadow_mm``, ``max_gap_frames``: as the geometry
+    settings of the same names; ``frame_spacing_mm``: needed by ``calcium_min_length_mm``."""
     s = PostprocessSettings.from_value(True if settings is None else settings)
     device = "cpu" if device in (None, "", "auto") else device
     if not s.enabled or labels.shape[0] == 0:
@@ -378,4 +389,37 @@ def postprocess_labels(
             _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
         if lab.device.type != "cpu":
             labels[a:b] = lab.cpu().numpy()
+    if s.calcium_min_length_mm > 0:
+        drop_short_calcium(labels, frame_spacing_mm, s.calcium_min_length_mm, max_gap_frames)
+    return labels
+
+
+def drop_short_calcium(
+    labels: np.ndarray, frame_spacing_mm: Any, min_mm: float, max_gap_frames: int = 2
+) -> np.ndarray:
+    """``labels`` ``(F, H, W)`` (in place) without the calcium of lesions shorter than ``min_mm``:
+    lesions as the geometry finds them (runs of frames with calcium, gaps of up to
+    ``max_gap_frames`` frames bridged; :func:`octseg.geometry.summary.bridged_runs`), length
+    = frames spanned x ``frame_spacing_mm``, so the frame that ends a lesion after a short gap
+    stays with it."""
+    try:
+        fs = math.nan if isinstance(frame_spacing_mm, bool) else float(frame_spacing_mm)
+    except (TypeError, ValueError):
+        fs = math.nan
+    if not (math.isfinite(fs) and fs > 0):
+        raise InputError(
+            None,
+            f"postprocess.calcium_min_length_mm needs the frame spacing (mm), got "
+            f"{frame_spacing_mm!r}: give frame_spacing_mm= or set the rule to 0",
+        )
+    if len(labels) == 0:
+        return labels
+    step = 32  # frames compared at a time: no full-pullback temporary
+    has = np.concatenate(
+        [(labels[a : a + step] == CALCIUM).any(axis=(1, 2)) for a in range(0, len(labels), step)]
+    )
+    for i0, i1 in bridged_runs(range(len(has)), has.tolist(), max_gap_frames):
+        if (i1 - i0 + 1) * fs < min_mm - 1e-9:  # 2 x 0.2 mm reaches 0.4 mm
+            for f in range(i0, i1 + 1):
+                labels[f][labels[f] == CALCIUM] = BACKGROUND
     return labels

@@ -4,13 +4,14 @@ A training recipe can be validated with inference settings that are not the prod
 (``experiment=hybrid``: test-time augmentation and a minimum calcium area,
 docs/calcium_candidates.md). ``train.py`` stores the experiment's ``infer_recommended`` in the
 checkpoint; ``infer.py`` applies it wherever the user left the setting unset (``tta.enabled`` /
-``postprocess.calcium_min_area_mm2`` / ``postprocess.calcium_extend_prob`` null, their
-defaults), so the recipe's measured numbers are
+``postprocess.calcium_min_area_mm2`` / ``postprocess.calcium_min_length_mm`` /
+``postprocess.calcium_extend_prob`` null, their defaults), so the recipe's measured numbers are
 what a plain ``infer.py checkpoint=...`` gives. A setting given on the command line always wins.
 
 Keys (every one optional): ``tta`` (true / false: the rolls and flip are the infer config's
-``tta.rolls`` / ``tta.flip``), ``calcium_min_area_mm2`` (>= 0, mm²), ``calcium_extend_prob``
-(0 <= p < 1; :mod:`octseg.model.extend`).
+``tta.rolls`` / ``tta.flip``), ``calcium_min_area_mm2`` (>= 0, mm²), ``calcium_min_length_mm``
+(>= 0, mm; :mod:`octseg.model.postprocess`), ``calcium_extend_prob`` (0 <= p < 1;
+:mod:`octseg.model.extend`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from octseg.core.errors import InputError
 from octseg.model.extend import is_extend_prob
 
 META_KEY = "infer_recommended"
-KEYS = ("tta", "calcium_min_area_mm2", "calcium_extend_prob")
+KEYS = ("tta", "calcium_min_area_mm2", "calcium_min_length_mm", "calcium_extend_prob")
 # the recommendations that are postprocess settings (postprocess.KEY in the infer config)
-POSTPROCESS_KEYS = ("calcium_min_area_mm2", "calcium_extend_prob")
+POSTPROCESS_KEYS = KEYS[1:]
+# the recommendations that are amounts >= 0, with their unit
+_AMOUNTS = {"calcium_min_area_mm2": "mm²", "calcium_min_length_mm": "mm"}
 
 
 def check_recommended(value: Any, source: str | Path | None = None) -> dict[str, Any]:
@@ -44,20 +47,23 @@ def check_recommended(value: Any, source: str | Path | None = None) -> dict[str,
         if value["tta"] not in (True, False):
             raise InputError(source, f"{META_KEY}.tta={value['tta']!r}: true or false")
         out["tta"] = bool(value["tta"])
-    if "calcium_min_area_mm2" in value:
-        area = value["calcium_min_area_mm2"]
-        ok = isinstance(area, (int, float)) and not isinstance(area, bool)
-        if not ok or not math.isfinite(area) or area < 0:
-            raise InputError(
-                source, f"{META_KEY}.calcium_min_area_mm2={area!r}: a number >= 0 (mm²)"
-            )
-        out["calcium_min_area_mm2"] = float(area)
+    for key, unit in _AMOUNTS.items():
+        if key in value:
+            out[key] = _amount(value[key], f"{META_KEY}.{key}", unit, source)
     if "calcium_extend_prob" in value:
         p = value["calcium_extend_prob"]
         if not is_extend_prob(p):
             raise InputError(source, f"{META_KEY}.calcium_extend_prob={p!r}: a number in [0, 1)")
         out["calcium_extend_prob"] = float(p)
     return out
+
+
+def _amount(v: Any, name: str, unit: str, source: str | Path | None) -> float:
+    """``v`` as a float if it is a finite number >= 0, else InputError naming ``name``."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not ok or not math.isfinite(v) or v < 0:
+        raise InputError(source, f"{name}={v!r}: a number >= 0 ({unit})")
+    return float(v)
 
 
 def recommended(meta: Mapping[str, Any], source: str | Path | None = None) -> dict[str, Any]:

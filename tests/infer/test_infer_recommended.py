@@ -22,7 +22,12 @@ from octseg.model.recommended import check_recommended, recommended
 from octseg.train.loop import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "octseg" / "configs"
-REC = {"tta": True, "calcium_min_area_mm2": 0.1, "calcium_extend_prob": 0.3}
+REC = {
+    "tta": True,
+    "calcium_min_area_mm2": 0.1,
+    "calcium_min_length_mm": 0.4,
+    "calcium_extend_prob": 0.3,
+}
 
 
 def _train_cfg(root: Path, out: Path, *extra: str):
@@ -57,7 +62,10 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A one-epoch tiny model trained with recommendations, and one pullback to infer."""
     root = make_toy_dataset(tmp_path_factory.mktemp("toy") / "ds", n_pullbacks=2, n_frames=6)
     out = tmp_path_factory.mktemp("run")
-    rec = "infer_recommended={tta: true, calcium_min_area_mm2: 0.1, calcium_extend_prob: 0.3}"
+    rec = (
+        "infer_recommended={tta: true, calcium_min_area_mm2: 0.1, calcium_min_length_mm: 0.4, "
+        "calcium_extend_prob: 0.3}"
+    )
     train(_train_cfg(root, out, "trainer.max_epochs=1", rec))
     return out / "last.ckpt", root / "pb000"
 
@@ -80,6 +88,7 @@ def test_settings_given_by_the_user_win(trained, tmp_path):
         tmp_path / "out",
         "tta.enabled=false",
         "postprocess.calcium_min_area_mm2=0.0",
+        "postprocess.calcium_min_length_mm=0",
         "postprocess.calcium_extend_prob=0",
     )
     assert man["recommended_applied"] == {}
@@ -91,18 +100,21 @@ def test_the_outputs_change_with_the_applied_settings(trained, tmp_path):
     a = _infer(*trained, tmp_path / "a")
     b = _infer(*trained, tmp_path / "b", "postprocess.calcium_min_area_mm2=0.0")
     c = _infer(*trained, tmp_path / "c", "postprocess.calcium_extend_prob=0.2")
-    assert len({a["fingerprint"], b["fingerprint"], c["fingerprint"]}) == 3
+    d = _infer(*trained, tmp_path / "d", "postprocess.calcium_min_length_mm=0.6")
+    assert len({m["fingerprint"] for m in (a, b, c, d)}) == 4
 
 
-def test_the_extension_off_keeps_the_fingerprint_of_older_outputs():
-    """Off (0, or unset without a recommendation), the extension is not in the resolved
-    settings, so outputs written before it existed are still 'done' on a resumed run."""
+@pytest.mark.parametrize("key", ["calcium_extend_prob", "calcium_min_length_mm"])
+def test_newer_rules_off_keep_the_fingerprint_of_older_outputs(key):
+    """Off (0, or unset without a recommendation), the extension and the minimum calcium length
+    are not in the resolved settings, so outputs written before they existed are still 'done'
+    on a resumed run."""
     old = {"enabled": True, "calcium_min_area_mm2": 0.1}
-    for post in (old, {**old, "calcium_extend_prob": 0}, {**old, "calcium_extend_prob": None}):
+    for post in (old, {**old, key: 0}, {**old, key: None}):
         resolved = InferSettings("c", "i", "o", postprocess=post).with_recommended({})[0]
         assert resolved.postprocess == old
-    on = InferSettings("c", "i", "o", postprocess={**old, "calcium_extend_prob": 0.2})
-    assert on.with_recommended({})[0].postprocess["calcium_extend_prob"] == 0.2
+    on = InferSettings("c", "i", "o", postprocess={**old, key: 0.2})
+    assert on.with_recommended({})[0].postprocess[key] == 0.2
 
 
 @pytest.mark.parametrize(
@@ -111,6 +123,7 @@ def test_the_extension_off_keeps_the_fingerprint_of_older_outputs():
         ({"tta": "yes"}, "infer_recommended.tta='yes'"),
         ({"calcium_min_area_mm2": -1}, "calcium_min_area_mm2=-1"),
         ({"calcium_min_area_mm2": float("nan")}, "calcium_min_area_mm2=nan"),
+        ({"calcium_min_length_mm": -0.4}, "calcium_min_length_mm=-0.4: a number >= 0 (mm)"),
         ({"calcium_extend_prob": 1.0}, "calcium_extend_prob=1.0: a number in [0, 1)"),
         ({"batch_size": 4}, "unknown key(s) ['batch_size']"),
         ([1, 2], "must be a mapping"),
@@ -140,7 +153,7 @@ def test_checkpoints_without_recommendations_keep_the_product_defaults():
 
 def test_a_given_predictor_keeps_its_own_tta(trained, tmp_path):
     """The API's predictor runs as it was built: a recommendation cannot switch its TTA on, and
-    the manifest and fingerprint say what it ran; the minimum area still applies."""
+    the manifest and fingerprint say what it ran; the minimum area and length still apply."""
     pred = oracle_predictor({"n_alines": 64, "n_samples": 48, "spacing_mm": 0.05}, 3)
     pred.meta["infer_recommended"] = REC
     s = InferSettings(checkpoint=None, input=str(trained[1]), output=str(tmp_path / "o"))
@@ -149,7 +162,10 @@ def test_a_given_predictor_keeps_its_own_tta(trained, tmp_path):
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert man["model"]["tta"] == [[0, 0]]
     # the predictor runs no calcium arc extension (its own options): not said to be applied
-    assert man["recommended_applied"] == {"calcium_min_area_mm2": 0.1}
+    assert man["recommended_applied"] == {
+        "calcium_min_area_mm2": 0.1,
+        "calcium_min_length_mm": 0.4,
+    }
 
 
 def test_api_defaults_take_the_recommended_minimum_area():
@@ -160,6 +176,7 @@ def test_api_defaults_take_the_recommended_minimum_area():
     assert resolved.postprocess == {
         "enabled": True,
         "calcium_min_area_mm2": 0.1,
+        "calcium_min_length_mm": 0.4,
         "calcium_extend_prob": 0.3,
     }
     assert applied == REC

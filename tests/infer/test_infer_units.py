@@ -297,11 +297,17 @@ def test_overlay_frames_report_and_cohort(tmp_path):
         summary=summary,
         overlays=[{"frame": 3, "reason": "MLA", "path": tmp_path / "f.png"}],
         model={"checkpoint": "x/model.pt", "classes": [0, 1, 2, 3, 4]},
-        postprocess={"enabled": True, "calcium_min_area_mm2": 0.1, "calcium_extend_prob": 0.15},
+        postprocess={
+            "enabled": True,
+            "calcium_min_area_mm2": 0.1,
+            "calcium_min_length_mm": 0.4,
+            "calcium_extend_prob": 0.15,
+        },
     )
     for text in (
-        "anatomical post-processing on, calcium components under 0.1 mm² removed, calcium arcs "
-        "extended at calcium probability ≥ 0.15",
+        "anatomical post-processing on, calcium components under 0.1 mm² removed, calcium on "
+        "runs of frames shorter than 0.4 mm removed, calcium arcs extended at calcium "
+        "probability ≥ 0.15",
         "MLA",
         "4.00 mm²",
         "arc &gt; 270°",

@@ -213,6 +213,51 @@ def test_guidewire_sector_consistent_along_the_pullback(space):
     assert mismatch(one[3], frames[3], GUIDEWIRE) == 0  # window 1: off
 
 
+def pullback_with_runs(space, present):
+    """Frames of one scene (lumen + a calcium lesion) where ``present`` is true, the lesion
+    removed elsewhere."""
+    lab, _, _ = lesion_and_blob(space, 0.1)
+    bare = lab.copy()
+    bare[bare == CALCIUM] = BACKGROUND
+    return [lab if p else bare for p in present]
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_calcium_of_lesions_under_the_minimum_length_becomes_background(space):
+    """Lesions as the geometry finds them (gaps of up to 2 frames bridged), 0.2 mm frames: a
+    lone frame (0.2 mm), a pair (0.4 mm) and a run of three that a lone frame two frames on
+    still belongs to (6 frames spanned, 1.2 mm). 0.4 mm clears the lone frame only (2 x 0.2 mm
+    reaches 0.4 mm), 0.6 mm the pair too; the bridged frame stays with its lesion unless gaps
+    are not bridged (``max_gap_frames=0``); 0 is off."""
+    present = [1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 1, 0]
+    frames = pullback_with_runs(space, present)
+    kw = {"frame_spacing_mm": 0.2}
+    cases = (
+        (0.4, 2, [0] * 4 + present[4:]),
+        (0.6, 2, [0] * 9 + present[9:]),
+        (0.4, 0, [0] * 4 + present[4:14] + [0, 0]),
+    )
+    plain = run(frames, space, **kw)
+    for min_mm, gap, kept in cases:
+        post = {"calcium_min_length_mm": min_mm}
+        out = run(frames, space, settings=post, max_gap_frames=gap, **kw)
+        assert (out == CALCIUM).any(axis=(1, 2)).tolist() == [bool(k) for k in kept]
+        gone = np.array(present, bool) & ~np.array(kept, bool)
+        assert (out[gone] == BACKGROUND).sum() > (np.stack(frames)[gone] == BACKGROUND).sum()
+        keep = np.array(kept, bool)
+        assert np.array_equal(out[keep], plain[keep])
+    off = run(frames, space, settings={"calcium_min_length_mm": 0}, **kw)
+    assert (off == CALCIUM).any(axis=(1, 2)).tolist() == [bool(p) for p in present]
+
+
+@pytest.mark.parametrize("spacing", [None, 0.0, float("nan")])
+def test_minimum_calcium_length_without_a_frame_spacing_is_a_clear_error(spacing):
+    frames = pullback_with_runs("polar", [1, 1])
+    settings = {"calcium_min_length_mm": 0.4}
+    with pytest.raises(InputError, match="calcium_min_length_mm needs the frame spacing"):
+        run(frames, "polar", settings=settings, frame_spacing_mm=spacing)
+
+
 def test_settings_validation():
     with pytest.raises(InputError, match="guidewire_frames"):
         PostprocessSettings.from_value({"guidewire_frames": 4})
@@ -222,6 +267,8 @@ def test_settings_validation():
         PostprocessSettings.from_value({"calcium_max_depth_mm": -1})
     with pytest.raises(InputError, match="calcium_min_area_mm2 must be a number >= 0"):
         PostprocessSettings.from_value({"calcium_min_area_mm2": -0.01})
+    with pytest.raises(InputError, match="calcium_min_length_mm must be a number >= 0"):
+        PostprocessSettings.from_value({"calcium_min_length_mm": -0.2})
     with pytest.raises(InputError, match="lumen_contour must be smooth or first_wall"):
         PostprocessSettings.from_value({"lumen_contour": "outer"})
     assert PostprocessSettings.from_value(True).lumen_contour == "smooth"
@@ -278,6 +325,44 @@ def test_inference_writes_post_processed_labels(tmp_path):
     assert (got[False][0][:, 20:23, 16:19] == BACKGROUND).all()  # raw prediction kept
     assert (got[False][0][:, :, 38:42] == LUMEN).all()
     assert got[True][1] == pytest.approx(got[False][1], rel=1e-6)  # geometry already robust
+
+
+def test_inference_drops_calcium_seen_on_one_frame_at_the_files_frame_spacing(tmp_path):
+    """``postprocess.calcium_min_length_mm`` in ``infer.py``: with the file's 0.2 mm frames, a
+    0.4 mm minimum clears the one-frame deposit (frames.csv: no arc there) and keeps the
+    three-frame lesion, three frames on, as it was."""
+    import pandas as pd
+    from model_helpers import oracle_predictor, quiet_settings
+
+    from octseg.core import atomic
+    from octseg.infer.pipeline import run_inference
+    from octseg.io.labels import load_labels
+
+    frames = np.zeros((8, 64, 48), np.uint8)  # the oracle network reads class = grey / 64
+    frames[:, :, :30] = 64  # lumen out to 1.2 mm
+    frames[[0, 4, 5, 6], 10:20, 31:36] = 128  # calcium: one frame, then a run of three
+    inp = tmp_path / "in" / "case.npz"
+    inp.parent.mkdir()
+    atomic.save_npz(
+        inp,
+        frames=frames,
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(0.04),
+        frame_spacing_mm=np.float64(0.2),
+    )
+    grid = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
+    got = {}
+    for min_mm in (0.0, 0.4):
+        out = tmp_path / f"out_{min_mm}"
+        post = {"enabled": True, "calcium_min_length_mm": min_mm}
+        run_inference(quiet_settings(inp, out, postprocess=post), oracle_predictor(grid))
+        lab = load_labels(out / "case" / "labels.npz").labels
+        arc = pd.read_csv(out / "case" / "frames.csv")["calcium_arc_deg"].fillna(0.0)
+        got[min_mm] = (lab, arc.to_numpy())
+    assert (got[0.0][1][[0, 4, 5, 6]] > 0).all()  # without the rule: all four frames
+    assert got[0.4][1][0] == 0 and not (got[0.4][0][0] == CALCIUM).any()
+    assert np.array_equal(got[0.4][0][1:], got[0.0][0][1:])
+    assert got[0.4][1][4:7] == pytest.approx(got[0.0][1][4:7], rel=1e-6)
 
 
 def test_missing_guidewire_follows_a_drifting_sector():
