@@ -88,8 +88,9 @@ def score_run(name: str, auto: Path, pool_dir: Path, work: Path) -> dict[str, di
 
 HEADER = (
     "| run | Ca Dice (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC "
-    "| score κw (n) | strut F1 | malapposition bias (LoA) mm | mal. sens (k/n) / spec |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| score κw (n) | lesions found / false / missed | strut F1 | malapposition bias (LoA) mm "
+    "| mal. sens (k/n) / spec |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -101,6 +102,7 @@ def row_line(name: str, r: dict) -> str:
         f"| {one_empty(r)} | {loa(arc, 1)}, {fmt(arc['icc'], 3)} "
         f"| {fmt(r['calcium_thickness']['icc'])} "
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
+        f"| {fmt(r.get('lesions_tp'))} / {fmt(r.get('lesions_fp'))} / {fmt(r.get('lesions_fn'))} "
         f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "
         f"| {fmt(r['malapposed_sensitivity'])} ({fmt(k)}/{fmt(n)}) "
         f"/ {fmt(r['malapposed_specificity'])} |"

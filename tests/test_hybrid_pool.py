@@ -29,3 +29,17 @@ def test_pool_names_a_missing_console_folder_and_links_nothing(tmp_path):
     with pytest.raises(SystemExit, match=r"draw d10: .*missing has no inputs or manual/"):
         hp.pool(tmp_path / "pool", {"d0": a, "d10": tmp_path / "missing"})
     assert not (tmp_path / "pool").exists()
+
+
+def test_table_row_counts_found_false_and_missed_lesions():
+    """The lesion detection counts of evaluate.py's metrics.json reach the table; results
+    written before they were recorded show dashes."""
+    from hybrid_candidates import row_from_metrics
+
+    metrics = {"lesions": {"detection": {"tp": 30, "fp": 3, "fn": 1, "f1": 0.94}}}
+    cells = [c.strip() for c in hp.row_line("run", row_from_metrics(metrics)).split("|")]
+    header = [c.strip() for c in hp.HEADER.splitlines()[0].split("|")]
+    col = header.index("lesions found / false / missed")
+    assert cells[col] == "30 / 3 / 1"
+    old = row_from_metrics({})
+    assert [c.strip() for c in hp.row_line("old", old).split("|")][col] == "– / – / –"
