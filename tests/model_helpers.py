@@ -71,15 +71,17 @@ def quiet_settings(inp, out, **kw):
     return InferSettings(**{**base, **kw})
 
 
-def polar_npz(path, n_frames: int = 3, lumen_samples: int = 20):
+def polar_npz(path, n_frames: int = 3, lumen_samples: int = 20, frames=None):
     """An octseg npz polar pullback for the oracle (A=64, R=48, 0.04 mm/pixel, 0.2 mm/frame):
-    lumen (grey 1/4, class 1 for :class:`ClassOracle`) out to ``lumen_samples``."""
+    lumen (grey 1/4, class 1 for :class:`ClassOracle`) out to ``lumen_samples``; or ``frames``
+    ``(F, 64, 48)`` uint8 as given (grey = 64 x the class the oracle reads)."""
     import numpy as np
 
     from octseg.core import atomic
 
-    frames = np.zeros((n_frames, 64, 48), np.uint8)
-    frames[:, :, :lumen_samples] = 64
+    if frames is None:
+        frames = np.zeros((n_frames, 64, 48), np.uint8)
+        frames[:, :, :lumen_samples] = 64
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.save_npz(
         path,

@@ -289,9 +289,8 @@ def test_inference_writes_post_processed_labels(tmp_path):
     ``postprocess.enabled``): labels.npz and frames.csv carry the cleaned lumen."""
     import csv
 
-    from model_helpers import oracle_predictor, quiet_settings
+    from model_helpers import oracle_predictor, polar_npz, quiet_settings
 
-    from octseg.core import atomic
     from octseg.infer.pipeline import run_inference
     from octseg.io.labels import load_labels
 
@@ -299,15 +298,7 @@ def test_inference_writes_post_processed_labels(tmp_path):
     frames[:, :, :30] = 64  # lumen out to 1.2 mm
     frames[:, 20:23, 16:19] = 0  # a speck in the lumen
     frames[:, :, 38:42] = 64  # a lumen ring beyond the wall
-    inp = tmp_path / "in" / "case.npz"
-    inp.parent.mkdir()
-    atomic.save_npz(
-        inp,
-        frames=frames,
-        space=np.array("polar"),
-        pixel_spacing_mm=np.float64(0.04),
-        frame_spacing_mm=np.float64(0.2),
-    )
+    inp = polar_npz(tmp_path / "in" / "case.npz", frames=frames)
     grid = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
     got = {}
     for on in (True, False):
@@ -332,24 +323,15 @@ def test_inference_drops_calcium_seen_on_one_frame_at_the_files_frame_spacing(tm
     0.4 mm minimum clears the one-frame deposit (frames.csv: no arc there) and keeps the
     three-frame lesion, three frames on, as it was."""
     import pandas as pd
-    from model_helpers import oracle_predictor, quiet_settings
+    from model_helpers import oracle_predictor, polar_npz, quiet_settings
 
-    from octseg.core import atomic
     from octseg.infer.pipeline import run_inference
     from octseg.io.labels import load_labels
 
     frames = np.zeros((8, 64, 48), np.uint8)  # the oracle network reads class = grey / 64
     frames[:, :, :30] = 64  # lumen out to 1.2 mm
     frames[[0, 4, 5, 6], 10:20, 31:36] = 128  # calcium: one frame, then a run of three
-    inp = tmp_path / "in" / "case.npz"
-    inp.parent.mkdir()
-    atomic.save_npz(
-        inp,
-        frames=frames,
-        space=np.array("polar"),
-        pixel_spacing_mm=np.float64(0.04),
-        frame_spacing_mm=np.float64(0.2),
-    )
+    inp = polar_npz(tmp_path / "in" / "case.npz", frames=frames)
     grid = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
     got = {}
     for min_mm in (0.0, 0.4):
