@@ -205,3 +205,16 @@ def test_the_fingerprint_follows_the_measurement_rules(monkeypatch):
     assert now["measurement_rules"] == gs.MEASUREMENT_RULES
     monkeypatch.setattr(gs, "MEASUREMENT_RULES", gs.MEASUREMENT_RULES + 1)
     assert s.output_affecting() != now
+
+
+def test_the_hybrid_recipe_recommends_settings_infer_accepts(tmp_path):
+    """experiment=hybrid's recommendations pass the checkpoint check and fill in every unset
+    setting they name (a misspelt or out-of-range key would stop training at the start)."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=hybrid", f"data.root={tmp_path}"])
+    rec = check_recommended(OmegaConf.to_container(cfg.infer_recommended), "experiment=hybrid")
+    assert rec["calcium_min_length_mm"] > 0 and rec["calcium_extend_prob"] > 0
+    resolved, applied = InferSettings("c", "i", "o").with_recommended(rec)
+    assert applied == rec
+    for key in ("calcium_min_area_mm2", "calcium_min_length_mm", "calcium_extend_prob"):
+        assert resolved.postprocess[key] == rec[key]
