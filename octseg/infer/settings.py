@@ -242,18 +242,19 @@ def _post_recommended(post: Any, rec: Mapping[str, Any]) -> tuple[Any, dict[str,
                 applied[key] = rec[key]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             post[key] = float(value)
-    if post.get("calcium_min_length_mm") == 0:  # off: outputs written before it keep their
-        del post["calcium_min_length_mm"]  # fingerprint (as with_extension)
     return with_extension(post, post.get("calcium_extend_prob")), applied
 
 
+# postprocess settings added after outputs were first fingerprinted: left out of the mapping
+# while 0 (off), so outputs written before they existed keep their fingerprint
+_OMITTED_WHEN_OFF = ("calcium_min_length_mm", "calcium_extend_prob")
+
+
 def with_extension(post: Mapping[str, Any], value: Any) -> dict[str, Any]:
-    """The postprocess mapping with ``calcium_extend_prob`` = ``value``; without the key when
-    it is 0 (off), so outputs written before the setting existed keep their fingerprint."""
-    out = {k: v for k, v in post.items() if k != "calcium_extend_prob"}
-    if value != 0:
-        out["calcium_extend_prob"] = value
-    return out
+    """The postprocess mapping with ``calcium_extend_prob`` = ``value``, without the settings of
+    :data:`_OMITTED_WHEN_OFF` that are 0 (off)."""
+    out = {**post, "calcium_extend_prob": value}
+    return {k: v for k, v in out.items() if not (k in _OMITTED_WHEN_OFF and v == 0)}
 
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:
