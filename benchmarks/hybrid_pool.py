@@ -7,9 +7,17 @@ pullback id). ``score`` runs ``evaluate.py`` on the ``infer.py`` outputs of each
 the pool's truth, once on the whole pool and once per draw (``auto/`` and ``manual/`` of the
 draw's pullbacks linked), and writes a JSON of rows and a Markdown table per view.
 
-    python benchmarks/hybrid_pool.py pool POOL d0=D/hybrid_console d1=D/test_s1_console ...
+``strata`` splits a scored run's pooled ``evaluate.py`` tables by what the hybrid inserted in each
+frame (the lesion kind, or several lesions; the faintest lesion's contrast): frames with truth
+calcium, mean calcium Dice, missed frames, arc and thickness bias. It needs each pullback's
+``params.json``, linked into ``POOL/params/`` by ``pool --cohort DRAW=BUILD`` (the ``cohort
+build`` folder the console export came from).
+
+    python benchmarks/hybrid_pool.py pool POOL d0=D/hybrid_console d1=D/test_s1_console ... \
+        --cohort d0=D/hybrid --cohort d1=D/test_s1 ...
     python infer.py checkpoint=RUN/last.ckpt input=POOL/inputs output=AUTO report=false "overlays.frames=[]"
     python benchmarks/hybrid_pool.py score POOL --run recipe=AUTO --run ... --out R.json
+    python benchmarks/hybrid_pool.py strata POOL --run recipe=R/recipe-pooled --out S.md
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hybrid_candidates import curve, fmt, loa, one_empty, plot_curves, row_from_metrics  # noqa: E402
+from hybrid_strata import frames_table, strata  # noqa: E402
+from hybrid_strata import markdown as strata_markdown  # noqa: E402
 
 
 def pool(out: Path, draws: dict[str, Path]) -> list[str]:
@@ -51,6 +61,26 @@ def pool(out: Path, draws: dict[str, Path]) -> list[str]:
     if len(set(ids)) != len(ids):
         raise SystemExit(f"pooled ids are not unique: {ids}")
     return ids
+
+
+def link_params(out: Path, draws: dict[str, Path], cohorts: dict[str, Path]) -> int:
+    """Link each pooled pullback's ``params.json`` from its draw's ``cohort build`` folder as
+    ``out/params/DRAW-vK.json``; the number linked. A draw without a build is skipped."""
+    n = 0
+    for name, build in cohorts.items():
+        if name not in draws:
+            raise SystemExit(f"--cohort {name}: no draw of that name")
+        for src in sorted((draws[name] / "inputs").iterdir()):
+            found = sorted(build.glob(f"*/{src.name}/params.json"))
+            if len(found) != 1:
+                raise SystemExit(f"draw {name}: {len(found)} params.json for {src.name} in {build}")
+            link = out / "params" / f"{name}-{src.name.rsplit('-', 1)[-1]}.json"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink():
+                link.unlink()
+            os.symlink(found[0].resolve(), link)
+            n += 1
+    return n
 
 
 def evaluate(auto: Path, manual: Path, out: Path) -> dict:
@@ -119,12 +149,23 @@ def markdown(results: dict[str, dict[str, dict]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def write_strata(pool_dir: Path, runs: dict[str, str], out: Path) -> None:
+    """``hybrid_strata`` tables of each run's pooled evaluate.py output to ``out`` (+ JSON)."""
+    results = {n: strata(frames_table(pool_dir, Path(d))) for n, d in runs.items()}
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    out.write_text(strata_markdown(results))
+    print(strata_markdown(results))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("pool", help="link the draws' console exports into one pool")
     a.add_argument("out", type=Path)
     a.add_argument("draws", nargs="+", help="NAME=CONSOLE_FOLDER")
+    a.add_argument(
+        "--cohort", action="append", default=[], help="NAME=BUILD: link its params.json (strata)"
+    )
     s = sub.add_parser("score", help="evaluate.py on each run's outputs, pooled and per draw")
     s.add_argument("pool", type=Path)
     s.add_argument("--run", action="append", required=True, help="NAME=INFER_OUTPUT")
@@ -136,10 +177,20 @@ def main(argv: list[str] | None = None) -> None:
         "--train", action="append", default=[], help="NAME=RUN_DIR: its learning curve to --curves"
     )
     s.add_argument("--curves", type=Path, default=None, help="learning-curve figure (PNG)")
+    t = sub.add_parser("strata", help="a scored run's pooled tables by lesion kind and contrast")
+    t.add_argument("pool", type=Path)
+    t.add_argument("--run", action="append", required=True, help="NAME=POOLED_EVALUATE_OUTPUT")
+    t.add_argument("--out", type=Path, required=True, help="Markdown (JSON beside it)")
     args = p.parse_args(argv)
     if args.cmd == "pool":
-        draws = dict(d.split("=", 1) for d in args.draws)
-        print(f"{len(pool(args.out, {k: Path(v) for k, v in draws.items()}))} pullbacks pooled")
+        draws = {k: Path(v) for k, v in (d.split("=", 1) for d in args.draws)}
+        print(f"{len(pool(args.out, draws))} pullbacks pooled")
+        cohorts = {k: Path(v) for k, v in (c.split("=", 1) for c in args.cohort)}
+        if cohorts:
+            print(f"{link_params(args.out, draws, cohorts)} params.json linked")
+        return
+    if args.cmd == "strata":
+        write_strata(args.pool, dict(r.split("=", 1) for r in args.run), args.out)
         return
     work = args.work or args.out.with_suffix("")
     work.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,110 @@
+"""A scored run's pooled ``evaluate.py`` tables split by what the hybrid inserted in each frame.
+
+Each frame with truth calcium goes to one *kind* stratum (the kind of the one lesion there, or
+"several lesions") and one *contrast* stratum (the faintest lesion there; contrast is the calcium
+level over the tissue level in front of it, so higher is fainter: ``cohort.CONTRAST``). Per
+stratum: frames, mean calcium Dice (``segmentation_frames.csv``), frames the run missed (no
+calcium found), and the mean arc and maximum-thickness error (auto - truth) over frames where
+both have calcium (``frames_matched.csv``). Frames without truth calcium form one more row with
+the frames where the run found calcium. Nothing is re-measured: the numbers are evaluate.py's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+CONTRAST_BINS = ((0.35, "clear (contrast < 0.35)"), (0.5, "medium (0.35-0.5)"))
+FAINT = "faint (contrast >= 0.5)"
+NONE = "no truth calcium"
+
+
+def frame_strata(params: dict, frame: int) -> tuple[str, str]:
+    """(kind stratum, contrast stratum) of the lesions the hybrid drew on ``frame``."""
+    on = [les for les in params.get("lesions", []) if les["start"] <= frame < les["stop"]]
+    if not on:
+        return "no lesion drawn", "-"
+    kind = on[0]["kind"] if len(on) == 1 else "several lesions"
+    faintest = max(les["contrast"] for les in on)
+    label = next((name for top, name in CONTRAST_BINS if faintest < top), FAINT)
+    return kind, label
+
+
+def frames_table(pool: Path, evaluated: Path) -> pd.DataFrame:
+    """One row per frame: truth/auto calcium pixels, Dice, arc and thickness of both sides and
+    the frame's strata; from evaluate.py's pooled outputs and ``pool/params/PID.json``."""
+    seg = pd.read_csv(evaluated / "segmentation_frames.csv")
+    seg = seg[seg["class"] == "calcium"][
+        ["pullback_id", "frame", "dice", "auto_pixels", "manual_pixels", "scored"]
+    ]
+    cols = ["arc_deg", "max_thickness_mm"]
+    keep = [f"{side}_calcium_{c}" for side in ("auto", "manual") for c in cols]
+    fm = pd.read_csv(evaluated / "frames_matched.csv")[["pullback_id", "frame", *keep]]
+    df = seg.merge(fm, on=["pullback_id", "frame"], how="left")
+    params = {}
+    for pid in df["pullback_id"].unique():
+        path = pool / "params" / f"{pid}.json"
+        if not path.exists():
+            raise SystemExit(f"{path} missing: link the draws' params with pool --cohort")
+        params[pid] = json.loads(path.read_text())
+    strata = [frame_strata(params[p], int(f)) for p, f in zip(df["pullback_id"], df["frame"])]
+    return df.assign(kind=[s[0] for s in strata], contrast=[s[1] for s in strata])
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else float(x)  # NaN (no frame to average) -> JSON null
+
+
+def _summary(g: pd.DataFrame) -> dict:
+    both = g[(g["auto_pixels"] > 0) & (g["manual_pixels"] > 0)]
+    arc = both["auto_calcium_arc_deg"] - both["manual_calcium_arc_deg"]
+    thick = both["auto_calcium_max_thickness_mm"] - both["manual_calcium_max_thickness_mm"]
+    return {
+        "frames": len(g),
+        "dice": _num(g.loc[g["scored"] == 1, "dice"].mean()),
+        "missed": int((g["auto_pixels"] == 0).sum()),
+        "arc_bias_deg": _num(arc.mean()),
+        "arc_abs_err_deg": _num(arc.abs().mean()),
+        "thickness_bias_mm": _num(thick.mean()),
+    }
+
+
+def strata(df: pd.DataFrame) -> dict[str, dict]:
+    """``{stratum: summary}``: every kind, every contrast bin, all truth calcium, and the
+    frames without truth calcium (``false``: frames where calcium was found)."""
+    ca = df[df["manual_pixels"] > 0]
+    out = {f"kind: {k}": _summary(g) for k, g in ca.groupby("kind")}
+    out |= {f"contrast: {k}": _summary(g) for k, g in ca.groupby("contrast")}
+    out["all truth calcium"] = _summary(ca)
+    empty = df[df["manual_pixels"] == 0]
+    out[NONE] = {"frames": len(empty), "false": int((empty["auto_pixels"] > 0).sum())}
+    return out
+
+
+def _f(x: float | None, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def markdown(results: dict[str, dict[str, dict]]) -> str:
+    """One table per run."""
+    parts = []
+    for run, rows in results.items():
+        lines = [
+            f"## {run}",
+            "",
+            "| frames | n | Ca Dice | missed | arc bias ° (mean abs) | thickness bias mm |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in rows.items():
+            if name == NONE:
+                lines.append(f"| {name} | {r['frames']} | | {r['false']} found calcium | | |")
+                continue
+            lines.append(
+                f"| {name} | {r['frames']} | {_f(r['dice'], '.2f')} | {r['missed']} "
+                f"| {_f(r['arc_bias_deg'], '+.1f')} ({_f(r['arc_abs_err_deg'], '.1f')}) "
+                f"| {_f(r['thickness_bias_mm'], '+.3f')} |"
+            )
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,106 @@
+"""benchmarks/hybrid_strata.py and ``hybrid_pool.py strata``: evaluate.py's pooled tables split by
+the lesion kind and contrast the hybrid drew on each frame, and the params links they need."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks import hybrid_pool as hp
+from benchmarks import hybrid_strata as hs
+
+
+def _lesion(start, stop, kind, contrast):
+    return {"start": start, "stop": stop, "kind": kind, "contrast": contrast}
+
+
+PARAMS = {
+    "lesions": [
+        _lesion(2, 6, "superficial", 0.2),
+        _lesion(5, 8, "deep", 0.6),
+        _lesion(10, 12, "nodule", 0.4),
+    ]
+}
+
+
+def test_frame_strata_kind_or_several_and_the_faintest_contrast():
+    assert hs.frame_strata(PARAMS, 2) == ("superficial", "clear (contrast < 0.35)")
+    assert hs.frame_strata(PARAMS, 5) == ("several lesions", hs.FAINT)  # 0.2 and 0.6 -> 0.6
+    assert hs.frame_strata(PARAMS, 7) == ("deep", hs.FAINT)
+    assert hs.frame_strata(PARAMS, 11) == ("nodule", "medium (0.35-0.5)")
+    assert hs.frame_strata(PARAMS, 6) == ("deep", hs.FAINT)  # stop is exclusive for the first
+    assert hs.frame_strata(PARAMS, 9) == ("no lesion drawn", "-")
+
+
+def _evaluated(root, frames):
+    """evaluate.py-like pooled outputs: (frame, manual px, auto px, dice, manual arc, auto arc)."""
+    root.mkdir(parents=True)
+    seg, fm = [], []
+    for f, man, auto, dice, marc, aarc in frames:
+        seg.append(("p-v0", f, "calcium", dice, auto, man, 1 if man or auto else 0))
+        seg.append(("p-v0", f, "lumen", 0.9, 10, 10, 1))
+        fm.append(("p-v0", f, aarc, marc, 0.5 if auto else None, 0.4 if man else None))
+    pd.DataFrame(
+        seg,
+        columns=["pullback_id", "frame", "class", "dice", "auto_pixels", "manual_pixels", "scored"],
+    ).to_csv(root / "segmentation_frames.csv", index=False)
+    cols = ["auto_calcium_arc_deg", "manual_calcium_arc_deg"]
+    cols += ["auto_calcium_max_thickness_mm", "manual_calcium_max_thickness_mm"]
+    pd.DataFrame(fm, columns=["pullback_id", "frame", *cols]).to_csv(
+        root / "frames_matched.csv", index=False
+    )
+    return root
+
+
+def test_strata_means_missed_and_false_frames(tmp_path):
+    pool = tmp_path / "pool"
+    (pool / "params").mkdir(parents=True)
+    (pool / "params" / "p-v0.json").write_text(json.dumps(PARAMS))
+    ev = _evaluated(
+        tmp_path / "ev",
+        [
+            (2, 100, 80, 0.8, 40.0, 30.0),  # superficial: found, arc -10
+            (3, 100, 0, 0.0, 50.0, None),  # superficial: missed
+            (7, 50, 50, 0.6, 20.0, 26.0),  # deep: found, arc +6
+            (9, 0, 30, 0.0, None, 10.0),  # no truth calcium: false calcium
+            (13, 0, 0, float("nan"), None, None),  # nothing on either side
+        ],
+    )
+    out = hs.strata(hs.frames_table(pool, ev))
+    sup = out["kind: superficial"]
+    assert sup["frames"] == 2 and sup["missed"] == 1
+    assert sup["dice"] == pytest.approx(0.4)
+    assert sup["arc_bias_deg"] == pytest.approx(-10.0)
+    assert sup["thickness_bias_mm"] == pytest.approx(0.1)
+    assert out["kind: deep"]["arc_bias_deg"] == pytest.approx(6.0)
+    assert out["all truth calcium"]["frames"] == 3
+    assert out["all truth calcium"]["arc_abs_err_deg"] == pytest.approx(8.0)
+    assert out["contrast: " + hs.FAINT]["frames"] == 1
+    assert out[hs.NONE] == {"frames": 2, "false": 1}
+    md = hs.markdown({"run": out})
+    assert "| kind: superficial | 2 | 0.40 | 1 | -10.0 (10.0) | +0.100 |" in md
+
+
+def test_strata_names_a_missing_params_file(tmp_path):
+    ev = _evaluated(tmp_path / "ev", [(2, 100, 80, 0.8, 40.0, 30.0)])
+    with pytest.raises(SystemExit, match=r"p-v0\.json missing: .*pool --cohort"):
+        hs.frames_table(tmp_path / "pool", ev)
+
+
+def test_pool_links_params_from_the_cohort_build(tmp_path):
+    console = tmp_path / "c"
+    for part in ("inputs", "manual"):
+        (console / part / "hyb-val-140-186-v0").mkdir(parents=True)
+    build = tmp_path / "b" / "val" / "hyb-val-140-186-v0"
+    build.mkdir(parents=True)
+    (build / "params.json").write_text(json.dumps(PARAMS))
+    hp.pool(tmp_path / "pool", {"d3": console})
+    assert hp.link_params(tmp_path / "pool", {"d3": console}, {"d3": tmp_path / "b"}) == 1
+    link = tmp_path / "pool" / "params" / "d3-v0.json"
+    assert json.loads(link.read_text()) == PARAMS
+    with pytest.raises(SystemExit, match=r"draw d3: 0 params.json for hyb-val-140-186-v0"):
+        hp.link_params(tmp_path / "pool", {"d3": console}, {"d3": tmp_path / "elsewhere"})
+    with pytest.raises(SystemExit, match=r"--cohort d4: no draw of that name"):
+        hp.link_params(tmp_path / "pool", {"d3": console}, {"d4": tmp_path / "b"})
