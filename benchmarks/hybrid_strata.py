@@ -19,6 +19,8 @@ import pandas as pd
 CONTRAST_BINS = ((0.35, "clear (contrast < 0.35)"), (0.5, "medium (0.35-0.5)"))
 FAINT = "faint (contrast >= 0.5)"
 NONE = "no truth calcium"
+KINDS = ("superficial", "deep", "nodule", "several lesions", "no lesion drawn")
+CONTRASTS = (*(name for _, name in CONTRAST_BINS), FAINT, "-")
 
 
 def frame_strata(params: dict, frame: int) -> tuple[str, str]:
@@ -75,8 +77,10 @@ def strata(df: pd.DataFrame) -> dict[str, dict]:
     """``{stratum: summary}``: every kind, every contrast bin, all truth calcium, and the
     frames without truth calcium (``false``: frames where calcium was found)."""
     ca = df[df["manual_pixels"] > 0]
-    out = {f"kind: {k}": _summary(g) for k, g in ca.groupby("kind")}
-    out |= {f"contrast: {k}": _summary(g) for k, g in ca.groupby("contrast")}
+    out = {f"kind: {k}": _summary(ca[ca["kind"] == k]) for k in KINDS if (ca["kind"] == k).any()}
+    for c in CONTRASTS:
+        if (ca["contrast"] == c).any():
+            out[f"contrast: {c}"] = _summary(ca[ca["contrast"] == c])
     out["all truth calcium"] = _summary(ca)
     empty = df[df["manual_pixels"] == 0]
     out[NONE] = {"frames": len(empty), "false": int((empty["auto_pixels"] > 0).sum())}

@@ -69,6 +69,14 @@ def test_strata_means_missed_and_false_frames(tmp_path):
         ],
     )
     out = hs.strata(hs.frames_table(pool, ev))
+    assert list(out) == [  # kinds, then contrast clear .. faint, then the totals
+        "kind: superficial",
+        "kind: deep",
+        "contrast: clear (contrast < 0.35)",
+        "contrast: " + hs.FAINT,
+        "all truth calcium",
+        hs.NONE,
+    ]
     sup = out["kind: superficial"]
     assert sup["frames"] == 2 and sup["missed"] == 1
     assert sup["dice"] == pytest.approx(0.4)
