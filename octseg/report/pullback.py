@@ -445,7 +445,7 @@ def _postprocess_note(post: Any) -> str:
     area, extend = post.get("calcium_min_area_mm2"), post.get("calcium_extend_prob")
     removed = f", calcium components under {area:g} mm² removed" if area else ""
     short = post.get("calcium_min_length_mm")
-    removed += f", calcium on runs of frames shorter than {short:g} mm removed" if short else ""
+    removed += f", calcium lesions shorter than {short:g} mm removed" if short else ""
     grown = f", calcium arcs extended at calcium probability ≥ {extend:g}" if extend else ""
     return f"; anatomical post-processing on{removed}{grown}"
 

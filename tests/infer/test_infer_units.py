@@ -305,9 +305,8 @@ def test_overlay_frames_report_and_cohort(tmp_path):
         },
     )
     for text in (
-        "anatomical post-processing on, calcium components under 0.1 mm² removed, calcium on "
-        "runs of frames shorter than 0.4 mm removed, calcium arcs extended at calcium "
-        "probability ≥ 0.15",
+        "anatomical post-processing on, calcium components under 0.1 mm² removed, calcium "
+        "lesions shorter than 0.4 mm removed, calcium arcs extended at calcium probability ≥ 0.15",
         "MLA",
         "4.00 mm²",
         "arc &gt; 270°",
