@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hybrid_candidates import curve, fmt, loa, one_empty, plot_curves, row_from_metrics  # noqa: E402
 from hybrid_strata import frames_table, strata  # noqa: E402
 from hybrid_strata import markdown as strata_markdown  # noqa: E402
+from hybrid_strata import plot as strata_plot  # noqa: E402
 
 
 def pool(out: Path, draws: dict[str, Path]) -> list[str]:
@@ -149,12 +150,13 @@ def markdown(results: dict[str, dict[str, dict]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_strata(pool_dir: Path, runs: dict[str, str], out: Path) -> None:
+def write_strata(pool_dir: Path, runs: dict[str, str], out: Path) -> dict[str, dict]:
     """``hybrid_strata`` tables of each run's pooled evaluate.py output to ``out`` (+ JSON)."""
     results = {n: strata(frames_table(pool_dir, Path(d))) for n, d in runs.items()}
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     out.write_text(strata_markdown(results))
     print(strata_markdown(results))
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("pool", type=Path)
     t.add_argument("--run", action="append", required=True, help="NAME=POOLED_EVALUATE_OUTPUT")
     t.add_argument("--out", type=Path, required=True, help="Markdown (JSON beside it)")
+    t.add_argument("--plot", type=Path, default=None, help="also a bar figure (PNG)")
+    t.add_argument("--title", default="", help="the figure's title")
     args = p.parse_args(argv)
     if args.cmd == "pool":
         draws = {k: Path(v) for k, v in (d.split("=", 1) for d in args.draws)}
@@ -190,7 +194,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{link_params(args.out, draws, cohorts)} params.json linked")
         return
     if args.cmd == "strata":
-        write_strata(args.pool, dict(r.split("=", 1) for r in args.run), args.out)
+        results = write_strata(args.pool, dict(r.split("=", 1) for r in args.run), args.out)
+        if args.plot:
+            strata_plot(results, args.plot, args.title)
         return
     work = args.work or args.out.with_suffix("")
     work.mkdir(parents=True, exist_ok=True)

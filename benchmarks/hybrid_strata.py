@@ -112,3 +112,36 @@ def markdown(results: dict[str, dict[str, dict]]) -> str:
             )
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+def plot(results: dict[str, dict[str, dict]], path: Path, title: str = "") -> None:
+    """Mean calcium Dice and arc bias per stratum, one bar per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [n for n in next(iter(results.values())) if n != NONE]
+    x, width = np.arange(len(names)), 0.8 / len(results)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), sharex=True)
+    for i, (run, rows) in enumerate(results.items()):
+        for ax, key in zip(axes, ("dice", "arc_bias_deg")):
+            vals = [rows.get(n, {}).get(key) for n in names]
+            vals = [np.nan if v is None else v for v in vals]
+            ax.bar(x + (i - (len(results) - 1) / 2) * width, vals, width, label=run)
+    axes[0].set_ylabel("mean calcium Dice")
+    axes[1].set_ylabel("arc bias, auto - truth (°)")
+    axes[1].axhline(0, color="k", lw=0.8)
+    for ax in axes:
+        ax.grid(axis="y", alpha=0.3)
+    counts = [
+        f"{n.split(': ', 1)[-1]}\n(n={results[next(iter(results))][n]['frames']})" for n in names
+    ]
+    axes[1].set_xticks(x, counts, rotation=30, ha="right", fontsize=7)
+    axes[0].legend(fontsize=7)
+    axes[0].set_title(title or "Calcium by what the hybrid drew on each frame", fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

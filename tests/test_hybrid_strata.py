@@ -112,3 +112,14 @@ def test_pool_links_params_from_the_cohort_build(tmp_path):
         hp.link_params(tmp_path / "pool", {"d3": console}, {"d3": tmp_path / "elsewhere"})
     with pytest.raises(SystemExit, match=r"--cohort d4: no draw of that name"):
         hp.link_params(tmp_path / "pool", {"d3": console}, {"d4": tmp_path / "b"})
+
+
+def test_strata_figure_is_written(tmp_path):
+    pool = tmp_path / "pool"
+    (pool / "params").mkdir(parents=True)
+    (pool / "params" / "p-v0.json").write_text(json.dumps(PARAMS))
+    ev = _evaluated(tmp_path / "ev", [(2, 100, 80, 0.8, 40.0, 30.0), (7, 50, 0, 0.0, 20.0, None)])
+    rows = hs.strata(hs.frames_table(pool, ev))
+    assert rows["kind: deep"]["arc_bias_deg"] is None  # missed: no frame with both arcs
+    hs.plot({"a": rows, "b": rows}, tmp_path / "s.png", "title")
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
