@@ -139,7 +139,8 @@ def plot(results: dict[str, dict[str, dict]], path: Path, title: str = "") -> No
         f"{n.split(': ', 1)[-1]}\n(n={results[next(iter(results))][n]['frames']})" for n in names
     ]
     axes[1].set_xticks(x, counts, rotation=30, ha="right", fontsize=7)
-    axes[0].legend(fontsize=7)
+    axes[0].set_ylim(0, 1.25)  # room for the legend above the bars
+    axes[0].legend(fontsize=7, loc="upper center", ncol=2)
     axes[0].set_title(title or "Calcium by what the hybrid drew on each frame", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
