@@ -77,7 +77,8 @@ def strata(df: pd.DataFrame) -> dict[str, dict]:
     """``{stratum: summary}``: every kind, every contrast bin, all truth calcium, and the
     frames without truth calcium (``false``: frames where calcium was found)."""
     ca = df[df["manual_pixels"] > 0]
-    out = {f"kind: {k}": _summary(ca[ca["kind"] == k]) for k in KINDS if (ca["kind"] == k).any()}
+    kinds = [*KINDS, *sorted(set(ca["kind"]) - set(KINDS))]  # a kind added to the builder later
+    out = {f"kind: {k}": _summary(ca[ca["kind"] == k]) for k in kinds if (ca["kind"] == k).any()}
     for c in CONTRASTS:
         if (ca["contrast"] == c).any():
             out[f"contrast: {c}"] = _summary(ca[ca["contrast"] == c])

@@ -34,6 +34,21 @@ def test_frame_strata_kind_or_several_and_the_faintest_contrast():
     assert hs.frame_strata(PARAMS, 9) == ("no lesion drawn", "-")
 
 
+def test_a_kind_the_table_does_not_know_still_gets_its_row():
+    df = pd.DataFrame(
+        {"kind": ["superficial", "sheet"], "contrast": ["-", "-"], "manual_pixels": [5, 5]}
+        | {"auto_pixels": [5, 0], "scored": [1, 1], "dice": [1.0, 0.0]}
+        | {
+            f"{s}_calcium_{c}": [1.0, None]
+            for s in ("auto", "manual")
+            for c in ("arc_deg", "max_thickness_mm")
+        }
+    )
+    out = hs.strata(df)
+    assert list(out)[:2] == ["kind: superficial", "kind: sheet"]
+    assert out["kind: sheet"]["missed"] == 1
+
+
 def _evaluated(root, frames):
     """evaluate.py-like pooled outputs: (frame, manual px, auto px, dice, manual arc, auto arc)."""
     root.mkdir(parents=True)
