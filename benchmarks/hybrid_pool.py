@@ -39,6 +39,14 @@ from hybrid_strata import markdown as strata_markdown  # noqa: E402
 from hybrid_strata import plot as strata_plot  # noqa: E402
 
 
+def _relink(target: Path, link: Path) -> None:
+    """``link`` -> ``target`` (absolute), replacing a link already there."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        link.unlink()
+    os.symlink(target.resolve(), link, target_is_directory=target.is_dir())
+
+
 def pool(out: Path, draws: dict[str, Path]) -> list[str]:
     """Link every draw's ``inputs/PID`` and ``manual/PID`` as ``DRAW-vK``; the pooled ids.
     Every draw folder is checked before anything is linked."""
@@ -53,11 +61,7 @@ def pool(out: Path, draws: dict[str, Path]) -> list[str]:
         for src in sorted((console / "inputs").iterdir()):
             pid = f"{name}-{src.name.rsplit('-', 1)[-1]}"
             for part in ("inputs", "manual"):
-                link = out / part / pid
-                link.parent.mkdir(parents=True, exist_ok=True)
-                if link.is_symlink():
-                    link.unlink()
-                os.symlink((console / part / src.name).resolve(), link, target_is_directory=True)
+                _relink(console / part / src.name, out / part / pid)
             ids.append(pid)
     if len(set(ids)) != len(ids):
         raise SystemExit(f"pooled ids are not unique: {ids}")
@@ -75,11 +79,7 @@ def link_params(out: Path, draws: dict[str, Path], cohorts: dict[str, Path]) -> 
             found = sorted(build.glob(f"*/{src.name}/params.json"))
             if len(found) != 1:
                 raise SystemExit(f"draw {name}: {len(found)} params.json for {src.name} in {build}")
-            link = out / "params" / f"{name}-{src.name.rsplit('-', 1)[-1]}.json"
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink():
-                link.unlink()
-            os.symlink(found[0].resolve(), link)
+            _relink(found[0], out / "params" / f"{name}-{src.name.rsplit('-', 1)[-1]}.json")
             n += 1
     return n
 
@@ -154,8 +154,9 @@ def write_strata(pool_dir: Path, runs: dict[str, str], out: Path) -> dict[str, d
     """``hybrid_strata`` tables of each run's pooled evaluate.py output to ``out`` (+ JSON)."""
     results = {n: strata(frames_table(pool_dir, Path(d))) for n, d in runs.items()}
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    out.write_text(strata_markdown(results))
-    print(strata_markdown(results))
+    text = strata_markdown(results)
+    out.write_text(text)
+    print(text)
     return results
 
 

@@ -77,11 +77,10 @@ def strata(df: pd.DataFrame) -> dict[str, dict]:
     """``{stratum: summary}``: every kind, every contrast bin, all truth calcium, and the
     frames without truth calcium (``false``: frames where calcium was found)."""
     ca = df[df["manual_pixels"] > 0]
-    kinds = [*KINDS, *sorted(set(ca["kind"]) - set(KINDS))]  # a kind added to the builder later
-    out = {f"kind: {k}": _summary(ca[ca["kind"] == k]) for k in kinds if (ca["kind"] == k).any()}
-    for c in CONTRASTS:
-        if (ca["contrast"] == c).any():
-            out[f"contrast: {c}"] = _summary(ca[ca["contrast"] == c])
+    by_kind, by_contrast = dict(list(ca.groupby("kind"))), dict(list(ca.groupby("contrast")))
+    kinds = [*KINDS, *sorted(set(by_kind) - set(KINDS))]  # a kind added to the builder later
+    out = {f"kind: {k}": _summary(by_kind[k]) for k in kinds if k in by_kind}
+    out |= {f"contrast: {c}": _summary(by_contrast[c]) for c in CONTRASTS if c in by_contrast}
     out["all truth calcium"] = _summary(ca)
     empty = df[df["manual_pixels"] == 0]
     out[NONE] = {"frames": len(empty), "false": int((empty["auto_pixels"] > 0).sum())}
