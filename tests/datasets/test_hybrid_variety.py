@@ -366,6 +366,8 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
         cohort.LesionMix(thin_share=-0.1)
     with pytest.raises(ValueError, match="media_share"):
         cohort.LesionMix(media_share=2.0)
+    with pytest.raises(ValueError, match="deep_share"):
+        cohort.LesionMix(deep_share=-0.5)
 
 
 def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
@@ -430,11 +432,52 @@ def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
     assert not diff[outs[1][1] != BACKGROUND].any()
 
 
+def test_deep_share_moves_superficial_lesions_deep_and_keeps_every_other_draw():
+    def lesions(seed, share):
+        ls = cohort.draw_lesions(np.random.default_rng(seed), 137)
+        cohort.make_deep(ls, seed, share)
+        return ls
+
+    plain = [les for seed in range(40) for les in lesions(seed, 0.0)]
+    assert plain == [
+        les for seed in range(40) for les in cohort.draw_lesions(np.random.default_rng(seed), 137)
+    ]
+    half = [les for seed in range(40) for les in lesions(seed, 0.5)]
+    moved = [b for a, b in zip(plain, half, strict=True) if a.kind != b.kind]
+    superficial = [a for a in plain if a.kind == "superficial"]
+    assert len(superficial) > 60 and 0.35 < len(moved) / len(superficial) < 0.65
+    for a, b in zip(plain, half, strict=True):
+        if a.kind == b.kind:
+            assert a == b  # nodules, deep and the superficial ones left keep every draw
+        else:
+            assert (a.kind, b.kind) == ("superficial", "deep")
+            assert 0.4 <= b.depth_mm <= 0.9 and 0.2 <= b.thickness_mm <= 0.6
+            assert replace(b, kind=a.kind, depth_mm=a.depth_mm, thickness_mm=a.thickness_mm) == a
+    # through the frame composition: the same lesion moved deep has its truth further out
+    a, b = next((a, b) for a, b in zip(plain, half, strict=True) if a.kind != b.kind)
+    img, lab = (x[0] for x in stand_in())
+    g = lumen_geometry(lab, PS)
+    f = (a.start + a.stop) // 2
+    forbidden = np.zeros(720, bool)
+    first = []
+    for les in (a, b):
+        _, out, _ = cohort._insert_calcium_all(
+            img, lab, g, [les], f, forbidden, PS, np.random.default_rng(0)
+        )
+        rows = np.flatnonzero((out == CALCIUM).any(1))
+        first.append(np.mean([np.flatnonzero(out[r] == CALCIUM)[0] for r in rows]) * PS)
+    # at least half the depth added (the stand-in lumen is not round; here 0.21 of 0.28 mm)
+    assert first[1] - first[0] > 0.5 * (b.depth_mm - a.depth_mm) > 0.02
+
+
 def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--thin-share", "2"])
     assert e.value.code == 2
     assert "--thin-share: a share must be in [0, 1], got 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--deep-share", "1.5"])
+    assert "--deep-share: a share must be in [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_inserts_keep_off_real_lumen_beyond_the_contour():

@@ -237,15 +237,18 @@ class LesionMix:
     ``faint_share`` of lesions faint (:data:`FAINT_CONTRAST`), ``thin_share`` of the superficial
     and deep ones thin (:data:`THIN_THICKNESS_MM` at the lesion's middle), ``media_share`` of
     them with a dark media band behind (:func:`add_media`: its own random stream, the labels stay
-    those of the build without bands). The faint and thin shares cost one more random draw per
-    lesion only when they are > 0, so default builds keep their draws."""
+    those of the build without bands), ``deep_share`` of the superficial ones moved deep
+    (:func:`make_deep`: its own random stream too, every lesion keeps its frames and arc). The
+    faint and thin shares cost one more random draw per lesion only when they are > 0, so default
+    builds keep their draws."""
 
     faint_share: float = 0.0
     thin_share: float = 0.0
     media_share: float = 0.0
+    deep_share: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("faint_share", "thin_share", "media_share"):
+        for name in ("faint_share", "thin_share", "media_share", "deep_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -287,9 +290,8 @@ def draw_calcium(
         texture_scale=float(rng.uniform(0.5, 2.0)),
         edge_px=float(rng.uniform(1.0, 2.0)),
     )
-    if kind == "deep":  # under thick intima
-        les.depth_mm = float(rng.uniform(0.4, 0.9))
-        les.thickness_mm = float(rng.uniform(0.2, 0.6))
+    if kind == "deep":
+        deepen(les, rng)
     elif kind == "nodule":  # bulging into the lumen
         les.depth_mm = 0.0
         les.arc_deg = float(rng.uniform(30, 100))
@@ -300,6 +302,26 @@ def draw_calcium(
     if kind != "nodule" and mix.thin_share > 0 and rng.uniform() < mix.thin_share:
         les.thickness_mm = float(rng.uniform(*THIN_THICKNESS_MM))
     return les
+
+
+def deepen(les: CalciumLesion, rng: np.random.Generator) -> None:
+    """Make ``les`` a deep lesion: under thick intima, 0.4-0.9 mm below the lumen, 0.2-0.6 mm
+    thick."""
+    les.kind = "deep"
+    les.depth_mm = float(rng.uniform(0.4, 0.9))
+    les.thickness_mm = float(rng.uniform(0.2, 0.6))
+
+
+def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
+    """Move ``share`` of the superficial ``lesions`` deep (:func:`deepen`), from a random stream
+    of their own: every lesion keeps its frames, arc and look, and every other draw of the build
+    stays that of a build without the share (so the two builds differ in lesion depth only)."""
+    if share <= 0:
+        return
+    rng = np.random.default_rng([seed, 2])
+    for les in lesions:
+        if les.kind == "superficial" and rng.uniform() < share:
+            deepen(les, rng)
 
 
 def add_media(lesions: list[CalciumLesion], seed: int, share: float) -> None:
@@ -870,6 +892,7 @@ def hybrid_from_real(
     rng = np.random.default_rng(seed)
     images = pb.read()
     lesions = draw_lesions(rng, pb.n_frames, mix=mix)
+    make_deep(lesions, seed, mix.deep_share)
     add_media(lesions, seed, mix.media_share)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
@@ -1134,6 +1157,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "behind them (tissue, not calcium; the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--deep-share",
+        type=_share,
+        default=0.0,
+        help="share of the training lesions drawn superficial that are made deep instead "
+        "(0.4-0.9 mm under the lumen; the val hybrids keep the default draw)",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -1194,7 +1224,10 @@ def run(a: argparse.Namespace) -> int:
         synthetic=a.synthetic,
         seed=a.seed,
         mix=LesionMix(
-            faint_share=a.faint_share, thin_share=a.thin_share, media_share=a.media_share
+            faint_share=a.faint_share,
+            thin_share=a.thin_share,
+            media_share=a.media_share,
+            deep_share=a.deep_share,
         ),
     )
     print(json.dumps(made, indent=2))
