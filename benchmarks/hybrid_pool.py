@@ -11,7 +11,8 @@ draw's pullbacks linked), and writes a JSON of rows and a Markdown table per vie
 frame (the lesion kind, or several lesions; the faintest lesion's contrast): frames with truth
 calcium, mean calcium Dice, missed frames, arc and thickness bias. It needs each pullback's
 ``params.json``, linked into ``POOL/params/`` by ``pool --cohort DRAW=BUILD`` (the ``cohort
-build`` folder the console export came from).
+build`` folder the console export came from). ``--visibility`` adds strata by the calcium's
+contrast-to-noise ratio measured on each build's hybrid image.
 
     python benchmarks/hybrid_pool.py pool POOL d0=D/hybrid_console d1=D/test_s1_console ... \
         --cohort d0=D/hybrid --cohort d1=D/test_s1 ...
@@ -150,9 +151,12 @@ def markdown(results: dict[str, dict[str, dict]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_strata(pool_dir: Path, runs: dict[str, str], out: Path) -> dict[str, dict]:
-    """``hybrid_strata`` tables of each run's pooled evaluate.py output to ``out`` (+ JSON)."""
-    results = {n: strata(frames_table(pool_dir, Path(d))) for n, d in runs.items()}
+def write_strata(
+    pool_dir: Path, runs: dict[str, str], out: Path, visibility: bool = False
+) -> dict[str, dict]:
+    """``hybrid_strata`` tables of each run's pooled evaluate.py output to ``out`` (+ JSON);
+    ``visibility``: also by the calcium's contrast-to-noise ratio on the hybrid image."""
+    results = {n: strata(frames_table(pool_dir, Path(d), visibility)) for n, d in runs.items()}
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     text = strata_markdown(results)
     out.write_text(text)
@@ -186,6 +190,11 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--out", type=Path, required=True, help="Markdown (JSON beside it)")
     t.add_argument("--plot", type=Path, default=None, help="also a bar figure (PNG)")
     t.add_argument("--title", default="", help="the figure's title")
+    t.add_argument(
+        "--visibility",
+        action="store_true",
+        help="also by the calcium's contrast-to-noise ratio on the hybrid image (reads the builds)",
+    )
     args = p.parse_args(argv)
     if args.cmd == "pool":
         draws = {k: Path(v) for k, v in (d.split("=", 1) for d in args.draws)}
@@ -195,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{link_params(args.out, draws, cohorts)} params.json linked")
         return
     if args.cmd == "strata":
-        results = write_strata(args.pool, dict(r.split("=", 1) for r in args.run), args.out)
+        runs = dict(r.split("=", 1) for r in args.run)
+        results = write_strata(args.pool, runs, args.out, args.visibility)
         if args.plot:
             strata_plot(results, args.plot, args.title)
         return

@@ -7,6 +7,11 @@ stratum: frames, mean calcium Dice (``segmentation_frames.csv``), frames the run
 calcium found), and the mean arc and maximum-thickness error (auto - truth) over frames where
 both have calcium (``frames_matched.csv``). Frames without truth calcium form one more row with
 the frames where the run found calcium. Nothing is re-measured: the numbers are evaluate.py's.
+
+With ``visibility``, each frame also goes to a *visibility* stratum measured on the hybrid image
+itself (the drawn contrast is a parameter; texture, attenuation and what lies beside the lesion
+decide what can be seen): the contrast-to-noise ratio of the truth calcium against background
+tissue at the same depth under the lumen on the A-lines beside the lesion (:func:`calcium_cnr`).
 """
 
 from __future__ import annotations
@@ -14,13 +19,71 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy.ndimage import binary_dilation
+
+from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 
 CONTRAST_BINS = ((0.35, "clear (contrast < 0.35)"), (0.5, "medium (0.35-0.5)"))
 FAINT = "faint (contrast >= 0.5)"
 NONE = "no truth calcium"
 KINDS = ("superficial", "deep", "nodule", "several lesions", "no lesion drawn")
 CONTRASTS = (*(name for _, name in CONTRAST_BINS), FAINT, "-")
+CNR_BINS = ((1.0, "CNR < 1"), (2.0, "CNR 1-2"), (np.inf, "CNR >= 2"))
+VISIBILITIES = (*(name for _, name in CNR_BINS), "CNR not measured")
+BESIDE_DEG, GAP_DEG = 30.0, 3.0  # reference A-lines: 3-30 degrees beside the lesion's A-lines
+
+
+def _ring_dilate(rows: np.ndarray, n: int) -> np.ndarray:
+    """Boolean A-line mask dilated by ``n`` A-lines around the circle."""
+    if n == 0:
+        return rows.copy()
+    a = len(rows)
+    return binary_dilation(np.concatenate([rows] * 3), iterations=n)[a : 2 * a]
+
+
+def calcium_cnr(image: np.ndarray, labels: np.ndarray) -> float:
+    """Contrast-to-noise ratio of one polar frame's truth calcium (A-lines x samples): (mean of
+    the reference tissue - mean of calcium) / std of the reference. Reference: background pixels
+    3-30 degrees beside the calcium A-lines, within the 10th-90th percentile of calcium's depth
+    under the lumen border. A-lines with a strut or the guidewire are left out on both sides.
+    NaN when fewer than 20 calcium pixels or 20 reference pixels remain."""
+    a, r = labels.shape
+    clean = ~((labels == STRUT) | (labels == GUIDEWIRE)).any(1)
+    samples = np.arange(r)[None]
+    depth = samples - np.where(labels == LUMEN, samples, -1).max(1)[:, None]
+    on = (labels == CALCIUM).any(1)
+    beside = _ring_dilate(on, round(BESIDE_DEG / 360 * a)) & ~_ring_dilate(
+        on, round(GAP_DEG / 360 * a)
+    )
+    ca = (labels == CALCIUM) & clean[:, None]
+    if ca.sum() < 20:
+        return float("nan")
+    lo, hi = np.percentile(depth[ca], [10, 90])
+    ref = (labels == BACKGROUND) & (beside & clean)[:, None] & (depth >= lo) & (depth <= hi)
+    if ref.sum() < 20:
+        return float("nan")
+    tissue = image[ref].astype(np.float64)
+    return float((tissue.mean() - image[ca].mean()) / tissue.std())
+
+
+def visibility_label(cnr: float) -> str:
+    """The CNR stratum of a frame."""
+    if cnr != cnr:
+        return VISIBILITIES[-1]
+    return next(name for top, name in CNR_BINS if cnr < top)
+
+
+def frame_cnrs(build: Path, frames: list[int]) -> list[float]:
+    """:func:`calcium_cnr` of ``frames`` of one hybrid build folder (its polar image.npz and
+    labels.npz)."""
+    paths = [build / "image.npz", build / "labels.npz"]
+    for path in paths:
+        if not path.exists():
+            raise SystemExit(f"{path} missing: visibility reads the hybrid build beside params")
+    image, labels = np.load(paths[0])["frames"], np.load(paths[1])["labels"]
+    return [calcium_cnr(image[f], labels[f]) for f in frames]
 
 
 def frame_strata(params: dict, frame: int) -> tuple[str, str]:
@@ -34,9 +97,10 @@ def frame_strata(params: dict, frame: int) -> tuple[str, str]:
     return kind, label
 
 
-def frames_table(pool: Path, evaluated: Path) -> pd.DataFrame:
+def frames_table(pool: Path, evaluated: Path, visibility: bool = False) -> pd.DataFrame:
     """One row per frame: truth/auto calcium pixels, Dice, arc and thickness of both sides and
-    the frame's strata; from evaluate.py's pooled outputs and ``pool/params/PID.json``."""
+    the frame's strata; from evaluate.py's pooled outputs and ``pool/params/PID.json`` (with
+    ``visibility``, also the build folder that file links to)."""
     seg = pd.read_csv(evaluated / "segmentation_frames.csv")
     seg = seg[seg["class"] == "calcium"][
         ["pullback_id", "frame", "dice", "auto_pixels", "manual_pixels", "scored"]
@@ -52,7 +116,13 @@ def frames_table(pool: Path, evaluated: Path) -> pd.DataFrame:
             raise SystemExit(f"{path} missing: link the draws' params with pool --cohort")
         params[pid] = json.loads(path.read_text())
     strata = [frame_strata(params[p], int(f)) for p, f in zip(df["pullback_id"], df["frame"])]
-    return df.assign(kind=[s[0] for s in strata], contrast=[s[1] for s in strata])
+    df = df.assign(kind=[s[0] for s in strata], contrast=[s[1] for s in strata])
+    if visibility:
+        df["cnr"] = np.nan
+        for pid, g in df[df["manual_pixels"] > 0].groupby("pullback_id"):
+            build = (pool / "params" / f"{pid}.json").resolve().parent
+            df.loc[g.index, "cnr"] = frame_cnrs(build, [int(f) for f in g["frame"]])
+    return df
 
 
 def _num(x: float) -> float | None:
@@ -81,6 +151,9 @@ def strata(df: pd.DataFrame) -> dict[str, dict]:
     kinds = [*KINDS, *sorted(set(by_kind) - set(KINDS))]  # a kind added to the builder later
     out = {f"kind: {k}": _summary(by_kind[k]) for k in kinds if k in by_kind}
     out |= {f"contrast: {c}": _summary(by_contrast[c]) for c in CONTRASTS if c in by_contrast}
+    if "cnr" in ca:
+        by_vis = dict(list(ca.groupby(ca["cnr"].map(visibility_label))))
+        out |= {f"visibility: {v}": _summary(by_vis[v]) for v in VISIBILITIES if v in by_vis}
     out["all truth calcium"] = _summary(ca)
     empty = df[df["manual_pixels"] == 0]
     out[NONE] = {"frames": len(empty), "false": int((empty["auto_pixels"] > 0).sum())}

@@ -1,15 +1,19 @@
 """benchmarks/hybrid_strata.py and ``hybrid_pool.py strata``: evaluate.py's pooled tables split by
-the lesion kind and contrast the hybrid drew on each frame, and the params links they need."""
+the lesion kind and contrast the hybrid drew on each frame, the calcium's contrast-to-noise ratio
+measured on the hybrid image, and the params links they need."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from benchmarks import hybrid_pool as hp
 from benchmarks import hybrid_strata as hs
+from octseg.core.classes import CALCIUM, LUMEN, STRUT
 
 
 def _lesion(start, stop, kind, contrast):
@@ -138,3 +142,65 @@ def test_strata_figure_is_written(tmp_path):
     assert rows["kind: deep"]["arc_bias_deg"] is None  # missed: no frame with both arcs
     hs.plot({"a": rows, "b": rows}, tmp_path / "s.png", "title")
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _frame(rng, dark=0.7, strut_row=None):
+    """Polar frame of 360 A-lines x 120 samples: lumen to sample 19, tissue 1.0 +- 0.1, calcium
+    (value ``dark``) on A-lines 100-139, samples 30-49."""
+    lab = np.zeros((360, 120), np.uint8)
+    lab[:, :20] = LUMEN
+    img = rng.normal(1.0, 0.1, lab.shape)
+    lab[100:140, 30:50] = CALCIUM
+    img[100:140, 30:50] = rng.normal(dark, 0.1, (40, 20))
+    if strut_row is not None:  # a strut and its black shadow through the reference band
+        lab[strut_row, 20:23] = STRUT
+        img[strut_row, 23:] = 0.0
+    return img, lab
+
+
+def test_calcium_cnr_against_tissue_beside_the_lesion_at_its_depth():
+    rng = np.random.default_rng(0)
+    img, lab = _frame(rng)
+    assert hs.calcium_cnr(img, lab) == pytest.approx(3.0, abs=0.3)  # (1.0 - 0.7) / 0.1
+    assert hs.calcium_cnr(*_frame(rng, dark=0.95)) == pytest.approx(0.5, abs=0.2)
+    # a strut A-line beside the lesion (its shadow would darken the reference) is left out
+    assert hs.calcium_cnr(*_frame(rng, strut_row=150)) == pytest.approx(3.0, abs=0.3)
+    # the reference is at calcium's depth: darker tissue deeper down does not count
+    img[:, 80:] = 0.2
+    assert hs.calcium_cnr(img, lab) == pytest.approx(3.0, abs=0.3)
+    lab[lab == CALCIUM] = 0
+    assert math.isnan(hs.calcium_cnr(img, lab))
+    assert [hs.visibility_label(x) for x in (0.4, 1.0, 2.5, float("nan"))] == [
+        "CNR < 1",
+        "CNR 1-2",
+        "CNR >= 2",
+        "CNR not measured",
+    ]
+
+
+def test_visibility_strata_read_the_build_beside_params(tmp_path):
+    build = tmp_path / "build" / "hyb-v0"
+    build.mkdir(parents=True)
+    (build / "params.json").write_text(json.dumps(PARAMS))
+    rng = np.random.default_rng(1)
+    frames = [_frame(rng, dark) for dark in [0.7] * 3 + [0.95] * 5]
+    np.savez(build / "image.npz", frames=np.stack([f[0] for f in frames]))
+    np.savez(build / "labels.npz", labels=np.stack([f[1] for f in frames]))
+    pool = tmp_path / "pool"
+    (pool / "params").mkdir(parents=True)
+    (pool / "params" / "p-v0.json").symlink_to(build / "params.json")
+    ev = _evaluated(
+        tmp_path / "ev",
+        [(2, 100, 80, 0.8, 40.0, 30.0), (7, 50, 0, 0.0, 20.0, None), (4, 0, 0, 0, None, None)],
+    )
+    df = hs.frames_table(pool, ev, visibility=True)
+    assert df.loc[df["frame"] == 2, "cnr"].item() == pytest.approx(3.0, abs=0.3)
+    assert df.loc[df["frame"] == 7, "cnr"].item() == pytest.approx(0.5, abs=0.2)
+    assert math.isnan(df.loc[df["frame"] == 4, "cnr"].item())  # no truth calcium: not measured
+    out = hs.strata(df)
+    assert out["visibility: CNR >= 2"]["frames"] == 1 and out["visibility: CNR >= 2"]["dice"] == 0.8
+    assert out["visibility: CNR < 1"]["missed"] == 1
+    assert "visibility: CNR 1-2" not in out
+    (build / "image.npz").unlink()
+    with pytest.raises(SystemExit, match=r"image\.npz missing"):
+        hs.frames_table(pool, ev, visibility=True)
