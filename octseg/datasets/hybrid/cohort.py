@@ -315,7 +315,8 @@ def deepen(les: CalciumLesion, rng: np.random.Generator) -> None:
 def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     """Move ``share`` of the superficial ``lesions`` deep (:func:`deepen`), from a random stream
     of their own: every lesion keeps its frames, arc and look, and every other draw of the build
-    stays that of a build without the share (so the two builds differ in lesion depth only)."""
+    stays that of a build without the share (so the two builds differ in lesion depth only). A
+    moved lesion's thickness is drawn again for its new kind, a ``thin_share`` draw included."""
     if share <= 0:
         return
     rng = np.random.default_rng([seed, 2])
