@@ -21,26 +21,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import maximum_filter1d
 
 from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
+from octseg.datasets.appearance import lumen_border
 
-CONTRAST_BINS = ((0.35, "clear (contrast < 0.35)"), (0.5, "medium (0.35-0.5)"))
 FAINT = "faint (contrast >= 0.5)"
+CONTRAST_BINS = ((0.35, "clear (contrast < 0.35)"), (0.5, "medium (0.35-0.5)"), (np.inf, FAINT))
 NONE = "no truth calcium"
 KINDS = ("superficial", "deep", "nodule", "several lesions", "no lesion drawn")
-CONTRASTS = (*(name for _, name in CONTRAST_BINS), FAINT, "-")
+CONTRASTS = (*(name for _, name in CONTRAST_BINS), "-")
 CNR_BINS = ((1.0, "CNR < 1"), (2.0, "CNR 1-2"), (np.inf, "CNR >= 2"))
 VISIBILITIES = (*(name for _, name in CNR_BINS), "CNR not measured")
 BESIDE_DEG, GAP_DEG = 30.0, 3.0  # reference A-lines: 3-30 degrees beside the lesion's A-lines
 
 
+def _bin(x: float, bins: tuple[tuple[float, str], ...]) -> str:
+    """The name of the first bin whose upper bound ``x`` is below."""
+    return next(name for top, name in bins if x < top)
+
+
 def _ring_dilate(rows: np.ndarray, n: int) -> np.ndarray:
     """Boolean A-line mask dilated by ``n`` A-lines around the circle."""
-    if n == 0:
-        return rows.copy()
-    a = len(rows)
-    return binary_dilation(np.concatenate([rows] * 3), iterations=n)[a : 2 * a]
+    return maximum_filter1d(rows, size=2 * n + 1, mode="wrap")
 
 
 def calcium_cnr(image: np.ndarray, labels: np.ndarray) -> float:
@@ -51,8 +54,7 @@ def calcium_cnr(image: np.ndarray, labels: np.ndarray) -> float:
     NaN when fewer than 20 calcium pixels or 20 reference pixels remain."""
     a, r = labels.shape
     clean = ~((labels == STRUT) | (labels == GUIDEWIRE)).any(1)
-    samples = np.arange(r)[None]
-    depth = samples - np.where(labels == LUMEN, samples, -1).max(1)[:, None]
+    depth = np.arange(r)[None] - lumen_border(labels, LUMEN)[:, None]
     on = (labels == CALCIUM).any(1)
     beside = _ring_dilate(on, round(BESIDE_DEG / 360 * a)) & ~_ring_dilate(
         on, round(GAP_DEG / 360 * a)
@@ -70,9 +72,7 @@ def calcium_cnr(image: np.ndarray, labels: np.ndarray) -> float:
 
 def visibility_label(cnr: float) -> str:
     """The CNR stratum of a frame."""
-    if cnr != cnr:
-        return VISIBILITIES[-1]
-    return next(name for top, name in CNR_BINS if cnr < top)
+    return VISIBILITIES[-1] if cnr != cnr else _bin(cnr, CNR_BINS)
 
 
 def frame_cnrs(build: Path, frames: list[int]) -> list[float]:
@@ -92,9 +92,7 @@ def frame_strata(params: dict, frame: int) -> tuple[str, str]:
     if not on:
         return "no lesion drawn", "-"
     kind = on[0]["kind"] if len(on) == 1 else "several lesions"
-    faintest = max(les["contrast"] for les in on)
-    label = next((name for top, name in CONTRAST_BINS if faintest < top), FAINT)
-    return kind, label
+    return kind, _bin(max(les["contrast"] for les in on), CONTRAST_BINS)
 
 
 def frames_table(pool: Path, evaluated: Path, visibility: bool = False) -> pd.DataFrame:
@@ -109,9 +107,9 @@ def frames_table(pool: Path, evaluated: Path, visibility: bool = False) -> pd.Da
     keep = [f"{side}_calcium_{c}" for side in ("auto", "manual") for c in cols]
     fm = pd.read_csv(evaluated / "frames_matched.csv")[["pullback_id", "frame", *keep]]
     df = seg.merge(fm, on=["pullback_id", "frame"], how="left")
+    paths = {pid: pool / "params" / f"{pid}.json" for pid in df["pullback_id"].unique()}
     params = {}
-    for pid in df["pullback_id"].unique():
-        path = pool / "params" / f"{pid}.json"
+    for pid, path in paths.items():
         if not path.exists():
             raise SystemExit(f"{path} missing: link the draws' params with pool --cohort")
         params[pid] = json.loads(path.read_text())
@@ -120,7 +118,7 @@ def frames_table(pool: Path, evaluated: Path, visibility: bool = False) -> pd.Da
     if visibility:
         df["cnr"] = np.nan
         for pid, g in df[df["manual_pixels"] > 0].groupby("pullback_id"):
-            build = (pool / "params" / f"{pid}.json").resolve().parent
+            build = paths[pid].resolve().parent
             df.loc[g.index, "cnr"] = frame_cnrs(build, [int(f) for f in g["frame"]])
     return df
 
@@ -193,7 +191,6 @@ def plot(results: dict[str, dict[str, dict]], path: Path, title: str = "") -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     names = [n for n in next(iter(results.values())) if n != NONE]
     x, width = np.arange(len(names)), 0.8 / len(results)

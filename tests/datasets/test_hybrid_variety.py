@@ -395,6 +395,19 @@ def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
         MediaSpec(darkness=0.0)
 
 
+def _composed(*lesions):
+    """Each lesion alone inserted into the stand-in frame at the first one's middle frame, with
+    the same random stream: ``cohort._insert_calcium_all``'s (image, labels, specs) for each."""
+    img, lab = (x[0] for x in stand_in())
+    g = lumen_geometry(lab, PS)
+    f = (lesions[0].start + lesions[0].stop) // 2
+    forbidden = np.zeros(720, bool)
+    return [
+        cohort._insert_calcium_all(img, lab, g, [x], f, forbidden, PS, np.random.default_rng(0))
+        for x in lesions
+    ]
+
+
 def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
     def lesions(seed, share):
         ls = cohort.draw_lesions(np.random.default_rng(seed), 137)
@@ -417,15 +430,7 @@ def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
     assert [replace(les, media=None) for les in banded] == plain_draw
     # through the frame composition: same labels with and without the band, darker image
     les = next(x for x in banded if x.media is not None)
-    plain = replace(les, media=None)
-    img, lab = (x[0] for x in stand_in())
-    g = lumen_geometry(lab, PS)
-    f = (les.start + les.stop) // 2
-    forbidden = np.zeros(720, bool)
-    outs = [
-        cohort._insert_calcium_all(img, lab, g, [x], f, forbidden, PS, np.random.default_rng(0))
-        for x in (plain, les)
-    ]
+    outs = _composed(replace(les, media=None), les)
     assert np.array_equal(outs[0][1], outs[1][1])
     diff = outs[0][0] - outs[1][0]
     assert diff.min() >= 0 and diff.max() > 0.05
@@ -455,17 +460,10 @@ def test_deep_share_moves_superficial_lesions_deep_and_keeps_every_other_draw():
             assert replace(b, kind=a.kind, depth_mm=a.depth_mm, thickness_mm=a.thickness_mm) == a
     # through the frame composition: the same lesion moved deep has its truth further out
     a, b = next((a, b) for a, b in zip(plain, half, strict=True) if a.kind != b.kind)
-    img, lab = (x[0] for x in stand_in())
-    g = lumen_geometry(lab, PS)
-    f = (a.start + a.stop) // 2
-    forbidden = np.zeros(720, bool)
     first = []
-    for les in (a, b):
-        _, out, _ = cohort._insert_calcium_all(
-            img, lab, g, [les], f, forbidden, PS, np.random.default_rng(0)
-        )
-        rows = np.flatnonzero((out == CALCIUM).any(1))
-        first.append(np.mean([np.flatnonzero(out[r] == CALCIUM)[0] for r in rows]) * PS)
+    for _, out, _ in _composed(a, b):
+        ca = out == CALCIUM
+        first.append(np.argmax(ca, axis=1)[ca.any(1)].mean() * PS)  # first calcium sample
     # at least half the depth added (the stand-in lumen is not round; here 0.21 of 0.28 mm)
     assert first[1] - first[0] > 0.5 * (b.depth_mm - a.depth_mm) > 0.02
 
