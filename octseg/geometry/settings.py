@@ -42,7 +42,7 @@ class _Invalid(ValueError):
 class GeometrySettings:
     # rays / sampling
     n_rays: int = 720  # rays from the lumen centroid (0.5 degree steps)
-    contour_samples_per_segment: int = 32  # Catmull-Rom samples per strut-to-strut segment
+    contour_samples_per_segment: int = 32  # stent contour samples per strut-to-strut segment
     contour_smoothing_rays: int = 2  # half-width of the moving average over catheter-ray radii
     fill_lumen_holes: bool = True  # enclosed non-lumen specks do not end a contour ray
     catheter_radius_mm: float = 0.45  # rays start as lumen out to here (catheter, sheath)

@@ -39,7 +39,7 @@ import torch
 from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM, LUMEN, STRUT
-from octseg.core.contour import closed_catmull_rom, sort_by_angle
+from octseg.core.contour import stent_contour
 from octseg.core.polar import wrap_pi
 from octseg.geometry.lumen_contour import FrameLumen
 
@@ -383,11 +383,9 @@ def stent_columns(
     pts = torch.tensor(points[None], dtype=torch.float64)
     valid = torch.ones(1, n, dtype=torch.bool)
     c = torch.tensor(g.centroid[None], dtype=torch.float64)
-    srt, sv = sort_by_angle(pts, valid, c)
-    curve, cv = closed_catmull_rom(srt, sv, samples_per_segment)
+    curve, cv, area = stent_contour(pts, valid, c, samples_per_segment)
     poly = curve[0][cv[0]].numpy()
-    y, x = poly[:, 0], poly[:, 1]
-    out["stent_area_mm2"] = float(0.5 * abs((x * np.roll(y, -1) - np.roll(x, -1) * y).sum()))
+    out["stent_area_mm2"] = float(area[0])
     phis = np.arange(3600) * (TWO_PI / 3600)
     rs = ray_polygon(g.centroid, phis, poly)
     rl = g.rho(phis)
