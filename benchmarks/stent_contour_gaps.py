@@ -11,10 +11,10 @@ Stent). Usage: ``python benchmarks/stent_contour_gaps.py POOL``.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from octseg.core.contour import stent_contour
@@ -25,21 +25,17 @@ APPOSED_MM = 0.05
 
 def frame_ratios(folder: Path) -> list[tuple[float, float]]:
     """(widest strut gap in degrees, stent area / lumen area) of the apposed stented frames."""
-    frames = {r["frame"]: r for r in csv.DictReader(open(folder / "frames.csv"))}
-    struts: dict[str, list[dict]] = {}
-    for r in csv.DictReader(open(folder / "struts.csv")):
-        struts.setdefault(r["frame"], []).append(r)
+    frames = pd.read_csv(folder / "frames.csv").set_index("frame")
     out = []
-    for f, rows in struts.items():
-        if len(rows) < 3 or any(abs(float(r["distance_mm"])) >= APPOSED_MM for r in rows):
+    for f, rows in pd.read_csv(folder / "struts.csv").groupby("frame", sort=False):
+        if len(rows) < 3 or (rows["distance_mm"].abs() >= APPOSED_MM).any():
             continue
-        ang = np.sort([float(r["angle_deg"]) for r in rows])
+        ang = np.sort(rows["angle_deg"].to_numpy())
         gap = float(np.max(np.diff(np.r_[ang, ang[0] + 360])))
-        row = frames[f]
-        centre = [[float(row["lumen_centroid_y_mm"]), float(row["lumen_centroid_x_mm"])]]
-        pts = [[[float(r["y_mm"]), float(r["x_mm"])] for r in rows]]
+        row = frames.loc[f]
+        centre = [[row["lumen_centroid_y_mm"], row["lumen_centroid_x_mm"]]]
         area = stent_contour(
-            torch.tensor(pts, dtype=torch.float64),
+            torch.tensor(rows[["y_mm", "x_mm"]].to_numpy()[None], dtype=torch.float64),
             torch.ones(1, len(rows), dtype=torch.bool),
             torch.tensor(centre, dtype=torch.float64),
         )[2]

@@ -36,16 +36,17 @@ def polygon_area_centroid(poly: np.ndarray) -> tuple[float, np.ndarray]:
     return abs(float(a)), np.array([cy, cx])
 
 
-def sort_by_angle(
+def polar_by_angle(
     points: torch.Tensor, valid: torch.Tensor, center: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sort points ``(B, N, 2)`` (y, x) by angle about ``center`` ``(B, 2)``; invalid ones last."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Angle in [0, 2*pi), distance and validity of points ``(B, N, 2)`` (y, x) about ``center``
+    ``(B, 2)``, each ``(B, N)``, sorted by angle with the invalid points last."""
     d = points - center[:, None, :]
     ang = torch.remainder(torch.atan2(d[..., 0], d[..., 1]), 2 * math.pi)
-    ang = torch.where(valid, ang, torch.full_like(ang, 10.0))  # invalid after every angle
-    order = torch.argsort(ang, dim=1)
-    pts = torch.gather(points, 1, order[..., None].expand(-1, -1, 2))
-    return pts, torch.gather(valid, 1, order)
+    key = torch.where(valid, ang, torch.full_like(ang, 10.0))  # invalid after every angle
+    order = torch.argsort(key, dim=1)
+    dist = torch.sqrt((d * d).sum(-1))
+    return tuple(torch.gather(x, 1, order) for x in (ang, dist, valid))
 
 
 def polygon_areas(
@@ -86,15 +87,12 @@ def stent_contour(
     their mask (the first ``n_b * S`` of row ``b``; none with fewer than 3 struts) and the
     enclosed area (0 with fewer than 3 struts). ``points`` (B, N, 2), ``valid`` (B, N),
     ``center`` (B, 2): the lumen centroid."""
-    pts, ok = sort_by_angle(points, valid, center)
+    theta, r, ok = polar_by_angle(points, valid, center)
     count = ok.sum(dim=1)
-    d = pts - center[:, None, :]
-    theta = torch.remainder(torch.atan2(d[..., 0], d[..., 1]), 2 * math.pi)
-    r = torch.sqrt((d * d).sum(-1))
     step = torch.remainder(_ring(theta, count, 1) - theta, 2 * math.pi)  # to the next strut
     span = (_ring(step, count, -1) + step).clamp(min=1e-9)  # previous strut to the next one
     slope = (_ring(r, count, 1) - _ring(r, count, -1)) / span
-    t = torch.arange(samples_per_segment, device=pts.device, dtype=pts.dtype)
+    t = torch.arange(samples_per_segment, device=r.device, dtype=r.dtype)
     t = (t / samples_per_segment)[None, None, :]
     h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
     h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
@@ -107,7 +105,7 @@ def stent_contour(
         + torch.stack([torch.sin(ang), torch.cos(ang)], -1) * rad[..., None]
     )
     b, n = ok.shape
-    seg_ok = (torch.arange(n, device=pts.device)[None, :] < count[:, None]) & (count[:, None] >= 3)
+    seg_ok = (torch.arange(n, device=r.device)[None, :] < count[:, None]) & (count[:, None] >= 3)
     mask = seg_ok[:, :, None].expand(-1, -1, samples_per_segment).reshape(b, -1)
     curve = curve.reshape(b, n * samples_per_segment, 2)
     return curve, mask, polygon_areas(curve[..., 0], curve[..., 1], mask)[0]
