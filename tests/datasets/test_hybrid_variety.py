@@ -468,6 +468,48 @@ def test_deep_share_moves_superficial_lesions_deep_and_keeps_every_other_draw():
     assert first[1] - first[0] > 0.5 * (b.depth_mm - a.depth_mm) > 0.02
 
 
+def test_nodule_share_makes_superficial_lesions_nodules_and_keeps_every_other_draw():
+    def lesions(seed, deep, nodule):
+        ls = cohort.draw_lesions(np.random.default_rng(seed), 137)
+        cohort.make_deep(ls, seed, deep)
+        cohort.make_nodules(ls, seed, nodule)
+        return ls
+
+    plain = [les for seed in range(40) for les in lesions(seed, 0.0, 0.0)]
+    half = [les for seed in range(40) for les in lesions(seed, 0.0, 0.5)]
+    moved = [b for a, b in zip(plain, half, strict=True) if a.kind != b.kind]
+    superficial = [a for a in plain if a.kind == "superficial"]
+    assert len(superficial) > 60 and 0.35 < len(moved) / len(superficial) < 0.65
+    drawn = [a for a in plain if a.kind == "nodule"]
+    for a, b in zip(plain, half, strict=True):
+        if a.kind == b.kind:
+            assert a == b  # deep lesions, drawn nodules and the superficial ones left
+        else:
+            assert (a.kind, b.kind) == ("superficial", "nodule")
+            assert b.depth_mm == 0 and 30 <= b.arc_deg <= 100 and 0.15 <= b.bulge_mm <= 0.45
+            assert 0.3 <= b.rim <= 1.0 and b.end_power == 2.0
+            shape = {"arc_deg", "bulge_mm", "thickness_mm", "rim", "end_power", "depth_mm"}
+            assert replace(b, kind="superficial", **{k: getattr(a, k) for k in shape}) == a
+    # the same ranges as the nodules the default draw makes
+    for name in ("arc_deg", "bulge_mm", "thickness_mm", "rim"):
+        lo, hi = min(getattr(x, name) for x in drawn), max(getattr(x, name) for x in drawn)
+        assert all(lo - 0.1 * (hi - lo) <= getattr(b, name) <= hi + 0.1 * (hi - lo) for b in moved)
+    # after the deep share: only the superficial lesions it left become nodules
+    both = [les for seed in range(40) for les in lesions(seed, 0.5, 1.0)]
+    deep_only = [les for seed in range(40) for les in lesions(seed, 0.5, 0.0)]
+    for a, b in zip(deep_only, both, strict=True):
+        assert b.kind == ("nodule" if a.kind == "superficial" else a.kind)
+    # through the frame composition: a made nodule bulges into the lumen (calcium where the
+    # same lesion without bulge leaves lumen); one whose top would near the catheter is left out
+    inserted = 0
+    for b in moved[:6]:
+        (_, nod, specs), (_, flat, _) = _composed(b)[0], _composed(replace(b, bulge_mm=0.0))[0]
+        if specs:
+            inserted += 1
+            assert ((nod == CALCIUM) & (flat == LUMEN)).sum() > 100
+    assert inserted >= 3
+
+
 def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--thin-share", "2"])
@@ -476,6 +518,9 @@ def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--deep-share", "1.5"])
     assert "--deep-share: a share must be in [0, 1], got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--nodule-share", "-0.1"])
+    assert "--nodule-share: a share must be in [0, 1], got -0.1" in capsys.readouterr().err
 
 
 def test_inserts_keep_off_real_lumen_beyond_the_contour():

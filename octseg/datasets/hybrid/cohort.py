@@ -238,7 +238,9 @@ class LesionMix:
     and deep ones thin (:data:`THIN_THICKNESS_MM` at the lesion's middle), ``media_share`` of
     them with a dark media band behind (:func:`add_media`: its own random stream, the labels stay
     those of the build without bands), ``deep_share`` of the superficial ones moved deep
-    (:func:`make_deep`: its own random stream too, every lesion keeps its frames and arc). The
+    (:func:`make_deep`: its own random stream too, every lesion keeps its frames and arc),
+    ``nodule_share`` of the superficial ones left made nodules (:func:`make_nodules`: its own
+    stream, every lesion keeps its frames, centre and look; a nodule's arc is its own). The
     faint and thin shares cost one more random draw per lesion only when they are > 0, so default
     builds keep their draws."""
 
@@ -246,9 +248,10 @@ class LesionMix:
     thin_share: float = 0.0
     media_share: float = 0.0
     deep_share: float = 0.0
+    nodule_share: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("faint_share", "thin_share", "media_share", "deep_share"):
+        for name in ("faint_share", "thin_share", "media_share", "deep_share", "nodule_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -292,13 +295,8 @@ def draw_calcium(
     )
     if kind == "deep":
         deepen(les, rng)
-    elif kind == "nodule":  # bulging into the lumen
-        les.depth_mm = 0.0
-        les.arc_deg = float(rng.uniform(30, 100))
-        les.bulge_mm = float(rng.uniform(0.15, 0.45))
-        les.thickness_mm = float(rng.uniform(0.3, 0.7))
-        les.rim = float(rng.uniform(0.3, 1.0))
-        les.end_power = 2.0
+    elif kind == "nodule":
+        nodulise(les, rng)
     if kind != "nodule" and mix.thin_share > 0 and rng.uniform() < mix.thin_share:
         les.thickness_mm = float(rng.uniform(*THIN_THICKNESS_MM))
     return les
@@ -310,6 +308,31 @@ def deepen(les: CalciumLesion, rng: np.random.Generator) -> None:
     les.kind = "deep"
     les.depth_mm = float(rng.uniform(0.4, 0.9))
     les.thickness_mm = float(rng.uniform(0.2, 0.6))
+
+
+def nodulise(les: CalciumLesion, rng: np.random.Generator) -> None:
+    """Make ``les`` a calcified nodule bulging into the lumen: at the lumen border, 30-100 deg
+    of arc, 0.15-0.45 mm of bulge, 0.3-0.7 mm thick, a bright surface (rim 0.3-1.0)."""
+    les.kind = "nodule"
+    les.depth_mm = 0.0
+    les.arc_deg = float(rng.uniform(30, 100))
+    les.bulge_mm = float(rng.uniform(0.15, 0.45))
+    les.thickness_mm = float(rng.uniform(0.3, 0.7))
+    les.rim = float(rng.uniform(0.3, 1.0))
+    les.end_power = 2.0
+
+
+def make_nodules(lesions: list[CalciumLesion], seed: int, share: float) -> None:
+    """Make ``share`` of the superficial ``lesions`` nodules (:func:`nodulise`), from a random
+    stream of their own, as :func:`make_deep` moves them deep: every lesion keeps its frames,
+    centre, contrast and texture, and every other draw of the build stays that of a build
+    without the share. Applied after :func:`make_deep`, to the superficial lesions it left."""
+    if share <= 0:
+        return
+    rng = np.random.default_rng([seed, 3])
+    for les in lesions:
+        if les.kind == "superficial" and rng.uniform() < share:
+            nodulise(les, rng)
 
 
 def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
@@ -894,6 +917,7 @@ def hybrid_from_real(
     images = pb.read()
     lesions = draw_lesions(rng, pb.n_frames, mix=mix)
     make_deep(lesions, seed, mix.deep_share)
+    make_nodules(lesions, seed, mix.nodule_share)
     add_media(lesions, seed, mix.media_share)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
@@ -1165,6 +1189,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(0.4-0.9 mm under the lumen; the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--nodule-share",
+        type=_share,
+        default=0.0,
+        help="share of the training lesions drawn superficial (and not made deep) that are made "
+        "calcified nodules bulging into the lumen instead (the val hybrids keep the default draw)",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -1229,6 +1260,7 @@ def run(a: argparse.Namespace) -> int:
             thin_share=a.thin_share,
             media_share=a.media_share,
             deep_share=a.deep_share,
+            nodule_share=a.nodule_share,
         ),
     )
     print(json.dumps(made, indent=2))
