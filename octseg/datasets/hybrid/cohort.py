@@ -327,12 +327,7 @@ def make_nodules(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     stream of their own, as :func:`make_deep` moves them deep: every lesion keeps its frames,
     centre, contrast and texture, and every other draw of the build stays that of a build
     without the share. Applied after :func:`make_deep`, to the superficial lesions it left."""
-    if share <= 0:
-        return
-    rng = np.random.default_rng([seed, 3])
-    for les in lesions:
-        if les.kind == "superficial" and rng.uniform() < share:
-            nodulise(les, rng)
+    _remake_superficial(lesions, share, np.random.default_rng([seed, 3]), nodulise)
 
 
 def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
@@ -340,12 +335,17 @@ def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     of their own: every lesion keeps its frames, arc and look, and every other draw of the build
     stays that of a build without the share (so the two builds differ in lesion depth only). A
     moved lesion's thickness is drawn again for its new kind, a ``thin_share`` draw included."""
+    _remake_superficial(lesions, share, np.random.default_rng([seed, 2]), deepen)
+
+
+def _remake_superficial(lesions: list[CalciumLesion], share: float, rng, remake) -> None:
+    """``remake(lesion, rng)`` for each superficial lesion that a draw from ``rng`` puts in
+    ``share`` (nothing drawn when ``share`` is 0)."""
     if share <= 0:
         return
-    rng = np.random.default_rng([seed, 2])
     for les in lesions:
         if les.kind == "superficial" and rng.uniform() < share:
-            deepen(les, rng)
+            remake(les, rng)
 
 
 def add_media(lesions: list[CalciumLesion], seed: int, share: float) -> None:
