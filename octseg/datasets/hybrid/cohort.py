@@ -33,6 +33,7 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -338,7 +339,12 @@ def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     _remake_superficial(lesions, share, np.random.default_rng([seed, 2]), deepen)
 
 
-def _remake_superficial(lesions: list[CalciumLesion], share: float, rng, remake) -> None:
+def _remake_superficial(
+    lesions: list[CalciumLesion],
+    share: float,
+    rng: np.random.Generator,
+    remake: Callable[[CalciumLesion, np.random.Generator], None],
+) -> None:
     """``remake(lesion, rng)`` for each superficial lesion that a draw from ``rng`` puts in
     ``share`` (nothing drawn when ``share`` is 0)."""
     if share <= 0:
