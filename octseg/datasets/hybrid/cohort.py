@@ -30,10 +30,10 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
