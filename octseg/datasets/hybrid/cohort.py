@@ -327,7 +327,8 @@ def make_nodules(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     """Make ``share`` of the superficial ``lesions`` nodules (:func:`nodulise`), from a random
     stream of their own, as :func:`make_deep` moves them deep: every lesion keeps its frames,
     centre, contrast and texture, and every other draw of the build stays that of a build
-    without the share. Applied after :func:`make_deep`, to the superficial lesions it left."""
+    without the share; its shape (arc, bulge, thickness, rim) is drawn again as a nodule's.
+    Applied after :func:`make_deep`, to the superficial lesions it left."""
     _remake_superficial(lesions, share, np.random.default_rng([seed, 3]), nodulise)
 
 
@@ -335,7 +336,8 @@ def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     """Move ``share`` of the superficial ``lesions`` deep (:func:`deepen`), from a random stream
     of their own: every lesion keeps its frames, arc and look, and every other draw of the build
     stays that of a build without the share (so the two builds differ in lesion depth only). A
-    moved lesion's thickness is drawn again for its new kind, a ``thin_share`` draw included."""
+    moved lesion's thickness is drawn again for its new kind (a thickness the ``thin_share``
+    draw gave it is replaced)."""
     _remake_superficial(lesions, share, np.random.default_rng([seed, 2]), deepen)
 
 
