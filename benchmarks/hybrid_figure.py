@@ -17,11 +17,13 @@ import numpy as np
 
 from octseg.datasets.hybrid import cohort
 from octseg.datasets.hybrid.cohort import CalciumLesion, LipidLesion, SideBranch
-from octseg.datasets.hybrid.distractors import MediaSpec
+from octseg.datasets.hybrid.distractors import MediaSpec, VasaChannel
 
 OUTLINE = cohort.OUTLINE_COLOURS
+# three vasa vasorum: (direction deg, depth mm, radius mm, darkness), within the ranges drawn
+VASA = [(60, 0.35, 0.15, 0.7), (120, 0.6, 0.09, 0.6), (330, 0.3, 0.12, 0.8)]
 
-# (title, frame of the block, calcium lesions, lipid lesions, side branches, grey)
+# (title, frame of the block, calcium lesions, lipid lesions, side branches, grey[, vasa])
 EXAMPLES = [
     (
         "two lesions: rounded + irregular",
@@ -90,6 +92,24 @@ EXAMPLES = [
         [],
         False,
     ),
+    (
+        "vasa vasorum (tissue, not calcium)",
+        40,
+        [],
+        [],
+        [],
+        False,
+        [VasaChannel(0, 1, c, d, r, k) for c, d, r, k in VASA],
+    ),
+    (
+        "same beside calcium, grey",
+        40,
+        [CalciumLesion(0, 1, 250, 80, 0.1, 0.4, contrast=0.3)],
+        [],
+        [],
+        True,
+        [VasaChannel(0, 1, c, d, r, k) for c, d, r, k in VASA],
+    ),
 ]
 
 
@@ -97,7 +117,7 @@ def example(images, labels, ps, spec, size: int) -> np.ndarray:
     from PIL import Image, ImageDraw
     from scipy import ndimage
 
-    title, f, lesions, lipids, branches, grey = spec
+    title, f, lesions, lipids, branches, grey, *vasa = spec
     img, lab, _, _ = cohort.make_hybrid(
         images[f : f + 1],
         labels[f : f + 1],
@@ -108,6 +128,7 @@ def example(images, labels, ps, spec, size: int) -> np.ndarray:
         frame_spacing_mm=0.2,
         lipids=lipids,
         branches=branches,
+        vasa=vasa[0] if vasa else None,
     )
     frame = cohort.render_cartesian(img[0], ps, size, sepia=not grey)
     if frame.ndim == 2:

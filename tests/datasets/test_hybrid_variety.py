@@ -23,9 +23,12 @@ from octseg.datasets.hybrid.distractors import (
     BranchSpec,
     LipidSpec,
     MediaSpec,
+    VasaSpec,
+    draw_vasa,
     insert_branch,
     insert_lipid,
     insert_media_band,
+    insert_vasa,
     lipid_columns,
 )
 from octseg.datasets.hybrid.insert import CalciumSpec, insert_calcium, lumen_geometry
@@ -232,6 +235,70 @@ def test_side_branch_changes_the_image_not_the_labels():
     assert np.array_equal(out[far], img[0][far])
 
 
+def test_vas_vasorum_is_a_small_dark_sharp_disc_in_tissue_and_keeps_off_other_labels():
+    from octseg.datasets.hybrid.insert import polar_xy
+
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    spec = VasaSpec(120.0, depth_mm=0.4, radius_mm=0.12, darkness=0.7)
+    out, placed = insert_vasa(img[0], lab[0], g, spec)
+    assert placed
+    yy, xx = polar_xy(*img[0].shape, PS)
+    c = g.point(math.radians(120.0), float(g.rho(math.radians(120.0))) + 0.4)
+    d = np.hypot(yy - c[0], xx - c[1]) - 0.12
+    # sharp: full darkening 3 pixels inside the border, none 3 pixels outside (1% tolerance)
+    inside, outside = d < -0.03, d > 0.03
+    assert inside.sum() > 80 and (lab[0][d < 0.1] == BACKGROUND).all()
+    assert out[inside] == pytest.approx(0.3 * img[0][inside], rel=0.01, abs=1e-6)
+    assert out[outside] == pytest.approx(img[0][outside], rel=0.01, abs=1e-6)
+    # the same disc beside calcium (or any label but background) is not placed
+    near = lab[0].copy()
+    near[(d > 0.03) & (d < 0.08)] = CALCIUM
+    same, placed = insert_vasa(img[0], near, g, spec)
+    assert not placed and np.array_equal(same, img[0])
+    with pytest.raises(ValueError, match="vas vasorum"):
+        VasaSpec(0.0, depth_mm=0.1, radius_mm=0.2)
+
+
+def test_vasa_share_draws_channels_and_changes_only_their_frames_images():
+    assert draw_vasa(3, 40, 0.0) == []
+    chans = draw_vasa(3, 40, 0.4)
+    covered = np.zeros(40, bool)
+    for ch in chans:
+        covered[ch.start : ch.stop] = True
+        spec = ch.at(ch.start)
+        assert 0.2 <= ch.depth_mm <= 0.85 and 0.065 <= ch.radius_mm <= 0.2
+        assert spec is not None and spec.radius_mm <= ch.radius_mm and ch.at(ch.stop) is None
+    assert covered.mean() >= 0.4 and draw_vasa(3, 40, 0.4) == chans
+    img, lab = stand_in(n=12, seed=5, shadow=(40, 62))
+    lesions = [cohort.CalciumLesion(0, 5, 200.0, 100.0, 0.1, 0.4)]
+    vasa = [cohort.VasaChannel(2, 9, 320.0, 0.35, 0.1, 0.7, 1.0)]  # off the shadow, calcium
+    made = {}
+    for key, v in (("plain", None), ("vasa", vasa)):
+        record: list[dict] = []
+        kw = dict(frame_spacing_mm=0.2, vasa=v, record=record)
+        out = cohort.make_hybrid(img, lab, PS, lesions, None, np.random.default_rng(1), **kw)
+        made[key] = (*out, record)
+    (i0, l0, r0, _, _), (i1, l1, r1, _, rec) = made["plain"], made["vasa"]
+    assert np.array_equal(l0, l1) and r0 == r1  # labels and truth: a vas vasorum is tissue
+    with_vasa = [r["frame"] for r in rec if r["vasa"]]
+    assert with_vasa == list(range(2, 9))  # placed on every frame of the channel
+    changed = np.nonzero((i0 != i1).any(axis=(1, 2)))[0].tolist()
+    assert changed == with_vasa
+
+
+def test_count_inserts_counts_vasa_frames_and_reads_builds_from_before_them(tmp_path):
+    import json
+
+    old = {"frame": 0, "calcium": 1, "nodule": 0, "deep": 0, "lipid": False, "branch": 0}
+    new = [dict(old, frame=1, vasa=2), dict(old, frame=2, calcium=0, vasa=0)]
+    for name, frames in (("hyb-a-v0", [old]), ("hyb-a-v1", new)):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        (tmp_path / "train" / name / "params.json").write_text(json.dumps({"frames": frames}))
+    got = cohort.count_inserts(tmp_path)["train"]
+    assert (got["frames"], got["calcium"], got["vasa"]) == (3, 2, 1)
+
+
 def test_distractor_frames_hold_no_calcium_and_their_truth_matches():
     img, lab = stand_in(n=30, seed=5, shadow=(40, 62))
     rng = np.random.default_rng(2)
@@ -368,6 +435,8 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
         cohort.LesionMix(media_share=2.0)
     with pytest.raises(ValueError, match="deep_share"):
         cohort.LesionMix(deep_share=-0.5)
+    with pytest.raises(ValueError, match="vasa_share"):
+        cohort.LesionMix(vasa_share=1.2)
 
 
 def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
@@ -521,6 +590,9 @@ def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--nodule-share", "-0.1"])
     assert "--nodule-share: a share must be in [0, 1], got -0.1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--vasa-share", "3"])
+    assert "--vasa-share: a share must be in [0, 1], got 3" in capsys.readouterr().err
 
 
 def test_inserts_keep_off_real_lumen_beyond_the_contour():

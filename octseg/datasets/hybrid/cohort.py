@@ -46,10 +46,13 @@ from octseg.datasets.hybrid.distractors import (
     BranchSpec,
     LipidSpec,
     MediaSpec,
+    VasaChannel,
     branch_sector_deg,
+    draw_vasa,
     insert_branch,
     insert_lipid,
     insert_media_band,
+    insert_vasa,
     lipid_columns,
 )
 from octseg.datasets.hybrid.insert import (
@@ -241,8 +244,9 @@ class LesionMix:
     those of the build without bands), ``deep_share`` of the superficial ones moved deep
     (:func:`make_deep`: its own random stream too, every lesion keeps its frames and arc),
     ``nodule_share`` of the superficial ones left made nodules (:func:`make_nodules`: its own
-    stream, every lesion keeps its frames, centre and look; a nodule's arc is its own). The
-    faint and thin shares cost one more random draw per lesion only when they are > 0, so default
+    stream, every lesion keeps its frames, centre and look; a nodule's arc is its own), and
+    ``vasa_share`` of the frames with vasa vasorum (:func:`draw_vasa`: tissue, image only, a
+    stream of their own). The faint and thin shares cost one more random draw per lesion only when they are > 0, so default
     builds keep their draws."""
 
     faint_share: float = 0.0
@@ -250,9 +254,11 @@ class LesionMix:
     media_share: float = 0.0
     deep_share: float = 0.0
     nodule_share: float = 0.0
+    vasa_share: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("faint_share", "thin_share", "media_share", "deep_share", "nodule_share"):
+        shares = ("faint_share", "thin_share", "media_share", "deep_share", "nodule_share")
+        for name in (*shares, "vasa_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -625,13 +631,14 @@ def make_hybrid(
     frame_spacing_mm: float,
     lipids: list[LipidLesion] | None = None,
     branches: list[SideBranch] | None = None,
+    vasa: list[VasaChannel] | None = None,
     threshold_mm: float = 0.09,
     avoid_guidewire: bool = True,
     label_margin_alines: int = 1,
     record: list[dict] | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
-    """Insert calcium lesions, lipid, side branches and a stent into real polar frames
+    """Insert calcium lesions, lipid, vasa vasorum, side branches and a stent into real polar frames
     ``(F, A, R)`` (grey in [0, 1]).
 
     With ``avoid_guidewire`` the detected guidewire shadow (widened by ``label_margin_alines``
@@ -648,7 +655,9 @@ def make_hybrid(
     real_lumen = real_lumen_columns(labels, ps, frame_spacing_mm)
     frame_rows: list[dict] = []
     strut_rows: list[dict] = []
-    plan = _Plan(lesions, lipids or [], branches or [], stent, threshold_mm, frame_spacing_mm)
+    plan = _Plan(
+        lesions, lipids or [], branches or [], stent, threshold_mm, frame_spacing_mm, vasa or []
+    )
     for f in tqdm(range(images.shape[0]), desc="hybrid frames", disable=not progress):
         img, lab = images[f].astype(np.float32), labels[f]
         g = lumen_geometry(lab, ps)
@@ -678,10 +687,11 @@ class _Plan:
     stent: Stent | None
     threshold_mm: float
     frame_spacing_mm: float
+    vasa: list[VasaChannel]
 
 
 def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tuple:
-    """Calcium, then lipid, side branches and struts into one frame (struts keep off nodules,
+    """Calcium, then lipid, vasa vasorum, side branches and struts into one frame (struts keep off nodules,
     lipid and branches); truth columns into ``row``. Returns (image, labels, strut rows, record)."""
     ps, fs = g.ps, plan.frame_spacing_mm
     img, lab, ca = _insert_calcium_all(img, lab, g, plan.lesions, f, forbidden, ps, rng)
@@ -695,9 +705,27 @@ def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tup
         row.update(lipid_columns(lp))
         row["tcfa"] = int(_is_tcfa(lp))
         no_strut |= arc_bins(lp.center_deg, lp.arc_deg, 5)
+    img, n_vasa = _insert_vasa(img, lab, g, plan.vasa, f, forbidden)
     img, br, branch_bins = _insert_branches(img, lab, g, plan.branches, f, forbidden, rng)
     img, lab, struts = _stent_frame(img, lab, g, f, no_strut | branch_bins, plan, row, rng)
-    return img, lab, struts, _frame_record(f, ca, lp, br)
+    return img, lab, struts, _frame_record(f, ca, lp, br, n_vasa)
+
+
+def _insert_vasa(img, lab, g, vasa: list[VasaChannel], f: int, forbidden) -> tuple:
+    """The vasa vasorum present at frame ``f`` off the guidewire, inside the field and clear of
+    every other label: (image, how many were placed)."""
+    field = (img.shape[1] - 1) * g.ps
+    placed = 0
+    for ch in vasa:
+        spec = ch.at(f)
+        if spec is None or forbidden[int(spec.center_deg * 2) % 720]:
+            continue
+        reach = spec.depth_mm + spec.radius_mm + spec.clear_mm
+        if float(g.rho(math.radians(spec.center_deg))) + reach > field:
+            continue
+        img, ok = insert_vasa(img, lab, g, spec)
+        placed += ok
+    return img, placed
 
 
 def _insert_branches(img, lab, g, branches, f, forbidden, rng) -> tuple:
@@ -745,7 +773,9 @@ def _union_bins(masks: list[np.ndarray]) -> np.ndarray:
     return np.logical_or.reduce(masks) if masks else np.zeros(720, dtype=bool)
 
 
-def _frame_record(f: int, ca: list[CalciumSpec], lp: LipidSpec | None, br: list) -> dict:
+def _frame_record(
+    f: int, ca: list[CalciumSpec], lp: LipidSpec | None, br: list, vasa: int = 0
+) -> dict:
     return {
         "frame": f,
         "calcium": len(ca),
@@ -753,6 +783,7 @@ def _frame_record(f: int, ca: list[CalciumSpec], lp: LipidSpec | None, br: list)
         "deep": sum(s.depth_mm >= 0.4 for s in ca),
         "lipid": lp is not None,
         "branch": len(br),
+        "vasa": vasa,
     }
 
 
@@ -927,6 +958,7 @@ def hybrid_from_real(
     make_deep(lesions, seed, mix.deep_share)
     make_nodules(lesions, seed, mix.nodule_share)
     add_media(lesions, seed, mix.media_share)
+    vasa = draw_vasa(seed, pb.n_frames, mix.vasa_share)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
     record: list[dict] = []
@@ -940,6 +972,7 @@ def hybrid_from_real(
         frame_spacing_mm=pb.frame_spacing_mm,
         lipids=lipids,
         branches=branches,
+        vasa=vasa,
         threshold_mm=threshold_mm,
         record=record,
         progress=progress,
@@ -959,6 +992,7 @@ def hybrid_from_real(
         "lesions": [asdict(x) for x in lesions],
         "lipid_lesions": [asdict(x) for x in lipids],
         "branches": [asdict(x) for x in branches],
+        "vasa_vasorum": [asdict(x) for x in vasa],
         "stent": asdict(stent) if stent is not None else None,
         "frames": record,
     }
@@ -1204,6 +1238,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "calcified nodules bulging into the lumen instead (the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--vasa-share",
+        type=_share,
+        default=0.0,
+        help="share of the training frames with vasa vasorum: small dark sharp-edged channels "
+        "in the wall, labelled tissue (the val hybrids keep the default draw)",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -1269,6 +1310,7 @@ def run(a: argparse.Namespace) -> int:
             media_share=a.media_share,
             deep_share=a.deep_share,
             nodule_share=a.nodule_share,
+            vasa_share=a.vasa_share,
         ),
     )
     print(json.dumps(made, indent=2))
@@ -1282,10 +1324,12 @@ def run(a: argparse.Namespace) -> int:
 
 def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
     """Per part (train, val): frames, and frames with calcium, several calcium lesions, a
-    nodule, deep calcium, lipid, a side branch (from every hybrid's ``params.json``)."""
+    nodule, deep calcium, lipid, a side branch, vasa vasorum (from every hybrid's
+    ``params.json``; builds before vasa count none)."""
     out: dict[str, dict[str, int]] = {}
     for part in ("train", "val"):
-        c = dict.fromkeys(("frames", "calcium", "several", "nodule", "deep", "lipid", "branch"), 0)
+        kinds = ("frames", "calcium", "several", "nodule", "deep", "lipid", "branch", "vasa")
+        c = dict.fromkeys(kinds, 0)
         for pj in sorted((Path(root) / part).glob("hyb-*/params.json")):
             for r in json.loads(pj.read_text()).get("frames", []):
                 c["frames"] += 1
@@ -1295,6 +1339,7 @@ def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
                 c["deep"] += r["deep"] > 0
                 c["lipid"] += bool(r["lipid"])
                 c["branch"] += r["branch"] > 0
+                c["vasa"] += r.get("vasa", 0) > 0
         out[part] = c
     return out
 
