@@ -246,8 +246,8 @@ class LesionMix:
     ``nodule_share`` of the superficial ones left made nodules (:func:`make_nodules`: its own
     stream, every lesion keeps its frames, centre and look; a nodule's arc is its own), and
     ``vasa_share`` of the frames with vasa vasorum (:func:`draw_vasa`: tissue, image only, a
-    stream of their own). The faint and thin shares cost one more random draw per lesion only when they are > 0, so default
-    builds keep their draws."""
+    stream of their own). The faint and thin shares cost one more random draw per lesion only
+    when they are > 0, so default builds keep their draws."""
 
     faint_share: float = 0.0
     thin_share: float = 0.0
@@ -638,8 +638,8 @@ def make_hybrid(
     record: list[dict] | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
-    """Insert calcium lesions, lipid, vasa vasorum, side branches and a stent into real polar frames
-    ``(F, A, R)`` (grey in [0, 1]).
+    """Insert calcium lesions, lipid, vasa vasorum, side branches and a stent into real polar
+    frames ``(F, A, R)`` (grey in [0, 1]).
 
     With ``avoid_guidewire`` the detected guidewire shadow (widened by ``label_margin_alines``
     A-lines) is labelled class 4 from the lumen border outward, and inserts keep 4 more A-lines
@@ -691,8 +691,9 @@ class _Plan:
 
 
 def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tuple:
-    """Calcium, then lipid, vasa vasorum, side branches and struts into one frame (struts keep off nodules,
-    lipid and branches); truth columns into ``row``. Returns (image, labels, strut rows, record)."""
+    """Calcium, then lipid, vasa vasorum, side branches and struts into one frame (struts keep
+    off nodules, lipid and branches); truth columns into ``row``. Returns (image, labels, strut
+    rows, record)."""
     ps, fs = g.ps, plan.frame_spacing_mm
     img, lab, ca = _insert_calcium_all(img, lab, g, plan.lesions, f, forbidden, ps, rng)
     no_strut = forbidden.copy()

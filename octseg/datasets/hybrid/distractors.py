@@ -1,5 +1,5 @@
 """Things that are not calcium, placed into real polar frames with exact labels: lipid under a
-fibrous cap (classes 6 and 5) and side branches (labels unchanged).
+fibrous cap (classes 6 and 5); side branches, media bands and vasa vasorum (labels unchanged).
 
 **Lipid** (:class:`LipidSpec`), about the lumen centroid like calcium
 (:mod:`octseg.datasets.hybrid.insert`): over the rays ``|phi - centre| <= arc/2`` the **fibrous
@@ -34,7 +34,7 @@ thicker lesion. :func:`insert_media_band` darkens a band ``width_mm`` wide that 
 real frames small round signal-poor voids with *sharp* borders a few tenths of a millimetre
 into the wall, seen over a few consecutive frames. Sharp-edged and dark like calcium, they are
 what a model trained without them calls calcium in the real held-out wall
-(docs/calcium_candidates.md, twenty-sixth session). A channel is a disc ``radius_mm`` across,
+(docs/calcium_candidates.md, twenty-sixth session). A channel is a disc of radius ``radius_mm``
 centred ``depth_mm`` behind the lumen contour along ``center_deg``; its pixels are darkened
 (``darkness``, the real speckle kept) over a ``edge_mm`` border, and only where every label
 within ``clear_mm`` of the disc is background (never over or beside calcium, lipid or cap, whose
