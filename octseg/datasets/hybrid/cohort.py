@@ -31,7 +31,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from octseg.datasets.hybrid.insert import (
     insert_strut,
     lumen_geometry,
     polar_xy,
+    run_swell,
     strut_row,
 )
 from octseg.datasets.hybrid.truth import shape_calcium_columns, union_margin
@@ -102,8 +103,7 @@ class CalciumLesion:
     def at(self, frame: int) -> CalciumSpec | None:
         if not self.start <= frame < self.stop:
             return None
-        n = self.stop - self.start
-        w = math.sin(math.pi * (frame - self.start + 0.5) / n) ** 0.5
+        w = run_swell(frame, self.start, self.stop) ** 0.5
         return CalciumSpec(
             center_deg=(self.center_deg + self.drift_deg_per_frame * (frame - self.start)) % 360,
             arc_deg=self.arc_deg * (0.45 + 0.55 * w),
@@ -144,8 +144,7 @@ class LipidLesion:
     def at(self, frame: int) -> LipidSpec | None:
         if not self.start <= frame < self.stop:
             return None
-        n = self.stop - self.start
-        w = math.sin(math.pi * (frame - self.start + 0.5) / n) ** 0.5
+        w = run_swell(frame, self.start, self.stop) ** 0.5
         arc = self.arc_deg * (0.5 + 0.5 * w)
         cap_min = self.cap_min_um + (self.cap_max_um - self.cap_min_um) * 0.5 * (1 - w)
         centre = (self.center_deg + self.drift_deg_per_frame * (frame - self.start)) % 360
@@ -182,8 +181,7 @@ class SideBranch:
     def at(self, frame: int) -> BranchSpec | None:
         if not self.start <= frame < self.stop:
             return None
-        n = self.stop - self.start
-        w = math.sin(math.pi * (frame - self.start + 0.5) / n)
+        w = run_swell(frame, self.start, self.stop)
         return BranchSpec(self.center_deg, self.radius_mm * (0.4 + 0.6 * w), self.offset, self.rim)
 
 
@@ -215,8 +213,7 @@ class Stent:
                 off = abs(float(wrap_pi(math.radians(self.mal_center_deg - ang))))
                 half = math.radians(self.mal_arc_deg) / 2
                 if off < half:
-                    nm = self.mal_stop - self.mal_start
-                    wf = math.sin(math.pi * (frame - self.mal_start + 0.5) / nm)
+                    wf = run_swell(frame, self.mal_start, self.mal_stop)
                     dist = self.malapposition_mm * math.cos(off / half * math.pi / 2) * wf + dist
             out.append(
                 StrutSpec(
@@ -257,8 +254,7 @@ class LesionMix:
     vasa_share: float = 0.0
 
     def __post_init__(self) -> None:
-        shares = ("faint_share", "thin_share", "media_share", "deep_share", "nodule_share")
-        for name in (*shares, "vasa_share"):
+        for name in (f.name for f in fields(self)):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")

@@ -51,7 +51,7 @@ from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, FIBROUS_CAP, LIPID, LUMEN
 from octseg.core.polar import wrap_pi
-from octseg.datasets.hybrid.insert import LumenGeometry, polar_xy
+from octseg.datasets.hybrid.insert import LumenGeometry, polar_xy, run_swell
 
 # The 151 expert-labelled vasa vasorum of the real pullback (78 of its 186 frames, 1-3 a frame;
 # 5th-95th percentiles at the assumed 0.01 mm pixel): 0.13-0.40 mm across, centres 0.23-0.84 mm
@@ -299,8 +299,7 @@ class VasaChannel:
     def at(self, frame: int) -> VasaSpec | None:
         if not self.start <= frame < self.stop:
             return None
-        n = self.stop - self.start
-        w = math.sin(math.pi * (frame - self.start + 0.5) / n)
+        w = run_swell(frame, self.start, self.stop)
         centre = (self.center_deg + self.drift_deg_per_frame * (frame - self.start)) % 360.0
         radius = self.radius_mm * (0.6 + 0.4 * w)
         return VasaSpec(centre, max(self.depth_mm, radius * 1.5), radius, self.darkness)

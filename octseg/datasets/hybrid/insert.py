@@ -46,6 +46,12 @@ from octseg.geometry.lumen_contour import FrameLumen
 TWO_PI = 2.0 * math.pi
 
 
+def run_swell(frame: int, start: int, stop: int) -> float:
+    """How far into a run of frames ``[start, stop)`` frame ``frame`` lies, as a half sine: near 0
+    at the ends, 1 at the middle (lesions, branches, vasa and malapposition swell with it)."""
+    return math.sin(math.pi * (frame - start + 0.5) / (stop - start))
+
+
 def polar_xy(n_alines: int, n_samples: int, ps: float) -> tuple[np.ndarray, np.ndarray]:
     """Cartesian (y, x) mm of every polar pixel centre, each ``(A, R)``."""
     theta = np.arange(n_alines) * (TWO_PI / n_alines)
