@@ -1,0 +1,112 @@
+"""Do inserted stent struts alone make a model call real wall calcium?
+
+The real held-out frames carry no calcium, yet models trained on hybrids mark some on a few of
+them once a hybrid draw has put a stent there (docs/calcium_candidates.md, twenty-eighth
+session). This probe separates the stent from every other insert: from a real polar block (a
+``octseg.datasets.danilov.build`` folder: dense lumen-only labels) and the ``params.json`` of
+hybrid draws it writes two console exports per draw, ``NAME-stent`` (the draw's stent alone)
+and ``NAME-none`` (nothing inserted: the control), both with truth. ``infer.py`` runs on them as
+on any console export; ``count`` then lists, from its ``frames.csv``, the frames where the model
+measured calcium (the truth of both has none).
+
+    python benchmarks/strut_probe.py build REAL_DIR NAME=HYBRID/params.json ... --out OUT \
+        [--size 768] [--colour sepia]
+    python infer.py checkpoint=CKPT input=OUT/inputs output=AUTO "overlays.frames=[]" report=false
+    python benchmarks/strut_probe.py count AUTO [--first-frame 140] [--out R.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from octseg.core import atomic
+from octseg.core.errors import InputError
+from octseg.datasets.hybrid.cohort import Stent, make_hybrid, write_pullback
+from octseg.datasets.hybrid.console import export_console
+from octseg.io import read_pullback
+from octseg.io.labels import load_labels
+
+
+def _stent_of(params_json: Path) -> Stent:
+    stent = json.loads(Path(params_json).read_text()).get("stent")
+    if not stent:
+        raise InputError(params_json, "this hybrid draw has no stent to probe with")
+    return Stent(**stent)
+
+
+def build(
+    real_dir: str | Path, draws: dict[str, Path], out: str | Path, *, size: int, colour: str
+) -> list[Path]:
+    """``NAME-stent`` and ``NAME-none`` console exports under ``out`` for each draw."""
+    real_dir = Path(real_dir)
+    pb = read_pullback(real_dir / "image.npz")
+    labels = load_labels(real_dir / "labels.npz").labels
+    ps, fs = pb.pixel_spacing_mm, pb.frame_spacing_mm
+    images = pb.read()
+    made = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, params in draws.items():
+            for tag, stent in (("stent", _stent_of(params)), ("none", None)):
+                pid = f"{name}-{tag}"
+                img, lab, rows, struts = make_hybrid(
+                    images, labels, ps, [], stent, np.random.default_rng(0), frame_spacing_mm=fs
+                )
+                hyb = Path(tmp) / pid
+                write_pullback(hyb, img, lab, ps, fs, rows, struts, {"probe": tag})
+                made.append(export_console(hyb, out, pid, size=size, colour=colour))
+    return made
+
+
+def count(auto_dir: str | Path, first_frame: int = 0) -> dict[str, list[int]]:
+    """Per pullback of an ``infer.py`` output: the frames (+ ``first_frame``) with calcium."""
+    found = {}
+    for csv in sorted(Path(auto_dir).glob("*/frames.csv")):
+        df = pd.read_csv(csv)
+        hit = df["calcium_area_mm2"].fillna(0) > 0
+        found[csv.parent.name] = [int(f) + first_frame for f in df.loc[hit, "frame"]]
+    if not found:
+        raise InputError(auto_dir, "no */frames.csv: not an infer.py output folder")
+    return found
+
+
+def _draw(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PARAMS.json, got {text!r}")
+    return name, Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="stent-only and nothing-inserted console exports")
+    b.add_argument("real_dir")
+    b.add_argument("draws", nargs="+", type=_draw, metavar="NAME=PARAMS.json")
+    b.add_argument("--out", required=True)
+    b.add_argument("--size", type=int, default=768)
+    b.add_argument("--colour", default="sepia", choices=("sepia", "grey"))
+    c = sub.add_parser("count", help="frames with calcium in an infer.py output")
+    c.add_argument("auto_dir")
+    c.add_argument("--first-frame", type=int, default=0, help="added to every frame index")
+    c.add_argument("--out", help="write the frames as JSON here")
+    a = p.parse_args(argv)
+    if a.cmd == "build":
+        for path in build(a.real_dir, dict(a.draws), a.out, size=a.size, colour=a.colour):
+            print(path)
+        return 0
+    found = count(a.auto_dir, a.first_frame)
+    for pid, frames in found.items():
+        print(f"{pid}: {len(frames)} frames with calcium {frames}")
+    if a.out:
+        atomic.write_json(a.out, found)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
