@@ -29,6 +29,8 @@ from octseg.datasets.appearance import lumen_border
 FAINT = "faint (contrast >= 0.5)"
 CONTRAST_BINS = ((0.35, "clear (contrast < 0.35)"), (0.5, "medium (0.35-0.5)"), (np.inf, FAINT))
 NONE = "no truth calcium"
+NONE_STENT = "no truth calcium, behind struts"
+STENTED, UNSTENTED = "behind struts", "no stent"
 KINDS = ("superficial", "deep", "nodule", "several lesions", "no lesion drawn")
 CONTRASTS = (*(name for _, name in CONTRAST_BINS), "-")
 CNR_BINS = ((1.0, "CNR < 1"), (2.0, "CNR 1-2"), (np.inf, "CNR >= 2"))
@@ -95,6 +97,12 @@ def frame_strata(params: dict, frame: int) -> tuple[str, str]:
     return kind, _bin(max(les["contrast"] for les in on), CONTRAST_BINS)
 
 
+def stent_stratum(params: dict, frame: int) -> str:
+    """Whether the hybrid's stent covers ``frame``."""
+    st = params.get("stent")
+    return STENTED if st and st["start"] <= frame < st["stop"] else UNSTENTED
+
+
 def frames_table(pool: Path, evaluated: Path, visibility: bool = False) -> pd.DataFrame:
     """One row per frame: truth/auto calcium pixels, Dice, arc and thickness of both sides and
     the frame's strata; from evaluate.py's pooled outputs and ``pool/params/PID.json`` (with
@@ -115,6 +123,7 @@ def frames_table(pool: Path, evaluated: Path, visibility: bool = False) -> pd.Da
         params[pid] = json.loads(path.read_text())
     strata = [frame_strata(params[p], int(f)) for p, f in zip(df["pullback_id"], df["frame"])]
     df = df.assign(kind=[s[0] for s in strata], contrast=[s[1] for s in strata])
+    df["stent"] = [stent_stratum(params[p], int(f)) for p, f in zip(df["pullback_id"], df["frame"])]
     if visibility:
         df["cnr"] = np.nan
         for pid, g in df[df["manual_pixels"] > 0].groupby("pullback_id"):
@@ -142,8 +151,9 @@ def _summary(g: pd.DataFrame) -> dict:
 
 
 def strata(df: pd.DataFrame) -> dict[str, dict]:
-    """``{stratum: summary}``: every kind, every contrast bin, all truth calcium, and the
-    frames without truth calcium (``false``: frames where calcium was found)."""
+    """``{stratum: summary}``: every kind, every contrast bin, (the visibility bins,) behind
+    struts or not, all truth calcium, and the frames without truth calcium, all of them and
+    those behind struts (``false``: frames where calcium was found)."""
     ca = df[df["manual_pixels"] > 0]
     by_kind, by_contrast = dict(list(ca.groupby("kind"))), dict(list(ca.groupby("contrast")))
     kinds = [*KINDS, *sorted(set(by_kind) - set(KINDS))]  # a kind added to the builder later
@@ -152,10 +162,19 @@ def strata(df: pd.DataFrame) -> dict[str, dict]:
     if "cnr" in ca:
         by_vis = dict(list(ca.groupby(ca["cnr"].map(visibility_label))))
         out |= {f"visibility: {v}": _summary(by_vis[v]) for v in VISIBILITIES if v in by_vis}
+    if "stent" in ca:
+        by_stent = dict(list(ca.groupby("stent")))
+        out |= {f"stent: {k}": _summary(by_stent[k]) for k in (STENTED, UNSTENTED) if k in by_stent}
     out["all truth calcium"] = _summary(ca)
     empty = df[df["manual_pixels"] == 0]
-    out[NONE] = {"frames": len(empty), "false": int((empty["auto_pixels"] > 0).sum())}
+    out[NONE] = _false(empty)
+    if "stent" in empty:
+        out[NONE_STENT] = _false(empty[empty["stent"] == STENTED])
     return out
+
+
+def _false(g: pd.DataFrame) -> dict:
+    return {"frames": len(g), "false": int((g["auto_pixels"] > 0).sum())}
 
 
 def _f(x: float | None, spec: str) -> str:
@@ -173,7 +192,7 @@ def markdown(results: dict[str, dict[str, dict]]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for name, r in rows.items():
-            if name == NONE:
+            if "false" in r:
                 lines.append(f"| {name} | {r['frames']} | | {r['false']} found calcium | | |")
                 continue
             lines.append(
@@ -192,7 +211,7 @@ def plot(results: dict[str, dict[str, dict]], path: Path, title: str = "") -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in next(iter(results.values())) if n != NONE]
+    names = [n for n, r in next(iter(results.values())).items() if "false" not in r]
     x, width = np.arange(len(names)), 0.8 / len(results)
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), sharex=True)
     for i, (run, rows) in enumerate(results.items()):

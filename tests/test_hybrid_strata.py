@@ -93,8 +93,10 @@ def test_strata_means_missed_and_false_frames(tmp_path):
         "kind: deep",
         "contrast: clear (contrast < 0.35)",
         "contrast: " + hs.FAINT,
+        "stent: no stent",
         "all truth calcium",
         hs.NONE,
+        hs.NONE_STENT,
     ]
     sup = out["kind: superficial"]
     assert sup["frames"] == 2 and sup["missed"] == 1
@@ -106,8 +108,41 @@ def test_strata_means_missed_and_false_frames(tmp_path):
     assert out["all truth calcium"]["arc_abs_err_deg"] == pytest.approx(8.0)
     assert out["contrast: " + hs.FAINT]["frames"] == 1
     assert out[hs.NONE] == {"frames": 2, "false": 1}
+    assert out[hs.NONE_STENT] == {"frames": 0, "false": 0}
     md = hs.markdown({"run": out})
     assert "| kind: superficial | 2 | 0.40 | 1 | -10.0 (10.0) | +0.100 |" in md
+
+
+def test_stent_strata_split_frames_behind_struts(tmp_path):
+    pool = tmp_path / "pool"
+    (pool / "params").mkdir(parents=True)
+    stented = PARAMS | {"stent": {"start": 3, "stop": 10}}
+    (pool / "params" / "p-v0.json").write_text(json.dumps(stented))
+    assert [hs.stent_stratum(stented, f) for f in (2, 3, 9, 10)] == [
+        hs.UNSTENTED,
+        hs.STENTED,
+        hs.STENTED,
+        hs.UNSTENTED,
+    ]
+    assert hs.stent_stratum(PARAMS | {"stent": None}, 5) == hs.UNSTENTED
+    ev = _evaluated(
+        tmp_path / "ev",
+        [
+            (2, 100, 80, 0.8, 40.0, 30.0),  # no stent: found, arc -10
+            (3, 100, 0, 0.0, 50.0, None),  # behind struts: missed
+            (7, 50, 50, 0.6, 20.0, 26.0),  # behind struts: found, arc +6
+            (9, 0, 30, 0.0, None, 10.0),  # behind struts, no truth calcium: false calcium
+            (13, 0, 40, 0.0, None, 10.0),  # no stent, no truth calcium: false calcium
+        ],
+    )
+    out = hs.strata(hs.frames_table(pool, ev))
+    behind, free = out["stent: " + hs.STENTED], out["stent: " + hs.UNSTENTED]
+    assert (behind["frames"], behind["missed"], free["frames"], free["missed"]) == (2, 1, 1, 0)
+    assert behind["dice"] == pytest.approx(0.3) and behind["arc_bias_deg"] == pytest.approx(6.0)
+    assert out[hs.NONE] == {"frames": 2, "false": 2}
+    assert out[hs.NONE_STENT] == {"frames": 1, "false": 1}
+    md = hs.markdown({"run": out})
+    assert f"| {hs.NONE_STENT} | 1 | | 1 found calcium | | |" in md
 
 
 def test_strata_names_a_missing_params_file(tmp_path):

@@ -299,6 +299,95 @@ def test_count_inserts_counts_vasa_frames_and_reads_builds_from_before_them(tmp_
     assert (got["frames"], got["calcium"], got["vasa"]) == (3, 2, 1)
 
 
+def test_count_inserts_counts_stent_frames_and_calcium_behind_struts(tmp_path):
+    import json
+
+    rec = {"calcium": 0, "nodule": 0, "deep": 0, "lipid": False, "branch": 0}
+    frames = [dict(rec, frame=f, calcium=int(f >= 2)) for f in range(5)]
+    for name, stent in (("hyb-a-v0", {"start": 1, "stop": 4}), ("hyb-a-v1", None)):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        params = {"frames": frames, "stent": stent}
+        (tmp_path / "val" / name / "params.json").write_text(json.dumps(params))
+    got = cohort.count_inserts(tmp_path)["val"]
+    assert (got["frames"], got["calcium"], got["stent"], got["stent_calcium"]) == (10, 6, 3, 2)
+
+
+def _draws(seed: int, n: int = 137):
+    rng = np.random.default_rng(seed)
+    lesions = cohort.draw_lesions(rng, n)
+    stent = cohort.draw_stent(rng, n)
+    return lesions, stent, cohort.draw_distractors(rng, n, lesions)
+
+
+def test_stent_share_puts_a_stent_over_a_lesion_and_keeps_every_other_draw():
+    moved = 0
+    for seed in range(40):
+        lesions, stent, distractors = _draws(seed)
+        assert cohort.place_stent(stent, lesions, seed, 137, 0.0) is stent
+        assert cohort.place_stent(stent, [], seed, 137, 1.0) is stent
+        placed = cohort.place_stent(stent, lesions, seed, 137, 1.0)
+        assert _draws(seed)[0::2] == (lesions, distractors)  # its own stream: nothing else moves
+        mids = [(les.start + les.stop - 1) // 2 for les in lesions]
+        assert placed is not None and any(placed.start <= m < placed.stop for m in mids)
+        assert 0 <= placed.start and placed.stop <= 137
+        if stent is None:
+            continue
+        moved += placed != stent
+        shift = placed.start - stent.start
+        assert placed.stop - placed.start == stent.stop - stent.start
+        if stent.mal_center_deg is None:
+            assert replace(placed, start=stent.start, stop=stent.stop) == stent
+        else:  # the malapposition window moves with the stent
+            assert (placed.mal_start, placed.mal_stop) == (
+                stent.mal_start + shift,
+                stent.mal_stop + shift,
+            )
+            assert placed.start <= placed.mal_start and placed.mal_stop <= placed.stop
+    assert moved > 20  # most drawn stents lie elsewhere than over a lesion's middle
+    half = [
+        cohort.place_stent(_draws(s)[1], _draws(s)[0], s, 137, 0.5) != _draws(s)[1]
+        for s in range(40)
+    ]
+    assert 0.3 < np.mean(half) < 0.7
+
+
+def test_stent_share_through_a_build_moves_only_the_stent(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from octseg.core import atomic
+    from octseg.io.labels import save_labels
+
+    img, lab = stand_in(n=16, seed=4, shadow=(40, 62))
+    (tmp_path / "real").mkdir()
+    atomic.save_npz(
+        tmp_path / "real/image.npz",
+        frames=np.rint(img * 255).astype(np.uint8),
+        space=np.array("polar"),
+        pixel_spacing_mm=np.float64(PS),
+        frame_spacing_mm=np.float64(0.2),
+    )
+    lf = LabelFile(labels=lab, space="polar", pixel_spacing_mm=PS, frame_spacing_mm=0.2)
+    save_labels(tmp_path / "real/labels.npz", lf)
+    got = {}
+    for share in (0.0, 1.0):
+        out = tmp_path / f"s{share}"
+        mix = cohort.LesionMix(stent_share=share)
+        got[share] = (cohort.hybrid_from_real(tmp_path / "real", out, seed=3, mix=mix), out)
+    (p0, out0), (p1, out1) = got[0.0], got[1.0]
+    assert json.loads((out1 / "params.json").read_text())["stent_share"] == 1.0
+    for key in ("lesions", "lipid_lesions", "branches"):
+        assert p0[key] == p1[key]
+    mids = [(les["start"] + les["stop"] - 1) // 2 for les in p1["lesions"]]
+    assert any(p1["stent"]["start"] <= m < p1["stent"]["stop"] for m in mids)
+    calcium = [c for c in pd.read_csv(out0 / "truth/frames.csv").columns if "calcium" in c]
+    truth = [pd.read_csv(o / "truth/frames.csv")[calcium] for o in (out0, out1)]
+    pd.testing.assert_frame_equal(*truth)  # the calcium truth does not see the struts
+    stented = {r["frame"] for r in pd.read_csv(out1 / "truth/struts.csv").to_dict("records")}
+    assert stented and stented <= set(range(p1["stent"]["start"], p1["stent"]["stop"]))
+
+
 def test_distractor_frames_hold_no_calcium_and_their_truth_matches():
     img, lab = stand_in(n=30, seed=5, shadow=(40, 62))
     rng = np.random.default_rng(2)
@@ -437,6 +526,8 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
         cohort.LesionMix(deep_share=-0.5)
     with pytest.raises(ValueError, match="vasa_share"):
         cohort.LesionMix(vasa_share=1.2)
+    with pytest.raises(ValueError, match="stent_share"):
+        cohort.LesionMix(stent_share=1.01)
 
 
 def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
@@ -593,6 +684,9 @@ def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--vasa-share", "3"])
     assert "--vasa-share: a share must be in [0, 1], got 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--stent-share", "1.5"])
+    assert "--stent-share: a share must be in [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_inserts_keep_off_real_lumen_beyond_the_contour():

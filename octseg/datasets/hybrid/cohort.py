@@ -243,7 +243,9 @@ class LesionMix:
     ``nodule_share`` of the superficial ones left made nodules (:func:`make_nodules`: its own
     stream, every lesion keeps its frames, centre and look; a nodule's arc is its own), and
     ``vasa_share`` of the frames with vasa vasorum (:func:`draw_vasa`: tissue, image only, a
-    stream of their own). The faint and thin shares cost one more random draw per lesion only
+    stream of their own), and ``stent_share`` of the pullbacks with a stent over one of their
+    calcium lesions (:func:`place_stent`: a stream of its own; the default draw puts no stent in
+    about one pullback in five and places the others without regard to calcium). The faint and thin shares cost one more random draw per lesion only
     when they are > 0, so default builds keep their draws."""
 
     faint_share: float = 0.0
@@ -252,6 +254,7 @@ class LesionMix:
     deep_share: float = 0.0
     nodule_share: float = 0.0
     vasa_share: float = 0.0
+    stent_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (f.name for f in fields(self)):
@@ -510,6 +513,33 @@ def draw_stent(rng: np.random.Generator, n_frames: int) -> Stent | None:
         st.mal_start, st.mal_stop = ms, ms + ml
         st.malapposition_mm = float(rng.uniform(0.15, 0.6))
     return st
+
+
+def place_stent(
+    stent: Stent | None, lesions: list[CalciumLesion], seed: int, n_frames: int, share: float
+) -> Stent | None:
+    """With probability ``share`` (a random stream of its own, ``[seed, 5]``), a stent over the
+    middle frame of one of ``lesions``: the drawn ``stent`` moved there with its length, struts
+    and malapposition window, or, if the draw gave none, one drawn by :func:`draw_stent` from
+    that stream. Stents are implanted over lesions; the default draw ignores them, so a model
+    trained on it rarely sees calcium behind struts and their shadows. Lesions and distractors
+    stay as drawn, their labels and truth too; the struts follow the stent, and the random
+    jitter of later frames' inserts changes with them."""
+    if share <= 0 or not lesions or n_frames < 6:
+        return stent
+    rng = np.random.default_rng([seed, 5])
+    if rng.uniform() >= share:
+        return stent
+    while stent is None:
+        stent = draw_stent(rng, n_frames)
+    les = lesions[int(rng.integers(len(lesions)))]
+    mid, length = (les.start + les.stop - 1) // 2, stent.stop - stent.start
+    start = int(rng.integers(max(0, mid - length + 1), min(mid, n_frames - length) + 1))
+    shift = start - stent.start
+    moved = replace(stent, start=start, stop=stent.stop + shift)
+    if stent.mal_center_deg is None:
+        return moved
+    return replace(moved, mal_start=stent.mal_start + shift, mal_stop=stent.mal_stop + shift)
 
 
 def _forbidden_bins(sector: np.ndarray, g: LumenGeometry, margin_deg: float = 3.0) -> np.ndarray:
@@ -958,6 +988,7 @@ def hybrid_from_real(
     vasa = draw_vasa(seed, pb.n_frames, mix.vasa_share)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
+    stent = place_stent(stent, lesions, seed, pb.n_frames, mix.stent_share)
     record: list[dict] = []
     img, lab, rows, struts = make_hybrid(
         images,
@@ -1242,6 +1273,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "in the wall, labelled tissue (the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--stent-share",
+        type=_share,
+        default=0.0,
+        help="share of the training pullbacks with a stent over one of their calcium lesions "
+        "(the default draw stents about 4 in 5, anywhere; the val hybrids keep the default draw)",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -1308,6 +1346,7 @@ def run(a: argparse.Namespace) -> int:
             deep_share=a.deep_share,
             nodule_share=a.nodule_share,
             vasa_share=a.vasa_share,
+            stent_share=a.stent_share,
         ),
     )
     print(json.dumps(made, indent=2))
@@ -1321,14 +1360,17 @@ def run(a: argparse.Namespace) -> int:
 
 def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
     """Per part (train, val): frames, and frames with calcium, several calcium lesions, a
-    nodule, deep calcium, lipid, a side branch, vasa vasorum (from every hybrid's
-    ``params.json``; builds before vasa count none)."""
+    nodule, deep calcium, lipid, a side branch, vasa vasorum, a stent, and calcium behind a
+    stent (from every hybrid's ``params.json``; builds before vasa count none)."""
+    kinds = ("frames", "calcium", "several", "nodule", "deep", "lipid", "branch", "vasa")
     out: dict[str, dict[str, int]] = {}
     for part in ("train", "val"):
-        kinds = ("frames", "calcium", "several", "nodule", "deep", "lipid", "branch", "vasa")
-        c = dict.fromkeys(kinds, 0)
+        c = dict.fromkeys((*kinds, "stent", "stent_calcium"), 0)
         for pj in sorted((Path(root) / part).glob("hyb-*/params.json")):
-            for r in json.loads(pj.read_text()).get("frames", []):
+            params = json.loads(pj.read_text())
+            st = params.get("stent") or {"start": 0, "stop": 0}
+            for r in params.get("frames", []):
+                stented = st["start"] <= r["frame"] < st["stop"]
                 c["frames"] += 1
                 c["calcium"] += r["calcium"] > 0
                 c["several"] += r["calcium"] > 1
@@ -1337,6 +1379,8 @@ def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
                 c["lipid"] += bool(r["lipid"])
                 c["branch"] += r["branch"] > 0
                 c["vasa"] += r.get("vasa", 0) > 0
+                c["stent"] += stented
+                c["stent_calcium"] += stented and r["calcium"] > 0
         out[part] = c
     return out
 
