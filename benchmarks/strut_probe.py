@@ -13,6 +13,11 @@ measured calcium (the truth of both has none).
         [--size 768] [--colour sepia]
     python infer.py checkpoint=CKPT input=OUT/inputs output=AUTO "overlays.frames=[]" report=false
     python benchmarks/strut_probe.py count AUTO [--first-frame 140] [--out R.json]
+    python benchmarks/strut_probe.py figure OUT NAME FIG.png --auto MODEL=AUTO [--auto ...] \
+        --frames 30 31 [--first-frame 140]
+
+``figure`` shows, for some frames of one draw and per model, the control and the stent-only
+export side by side with the calcium ``infer.py`` found outlined in red.
 """
 
 from __future__ import annotations
@@ -75,10 +80,57 @@ def count(auto_dir: str | Path, first_frame: int = 0) -> dict[str, list[int]]:
     return found
 
 
+def figure(
+    probe_dir: str | Path,
+    autos: dict[str, Path],
+    name: str,
+    frames: list[int],
+    path: str | Path,
+    first_frame: int = 0,
+) -> None:
+    """Rows of frames; per model of ``autos`` (label: its ``infer.py`` output) two columns,
+    ``NAME-none`` | ``NAME-stent``, with the calcium it found outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [(model, auto, tag) for model, auto in autos.items() for tag in ("none", "stent")]
+    fig, axes = plt.subplots(
+        len(frames), len(cols), figsize=(3 * len(cols), 3 * len(frames)), squeeze=False
+    )
+    for row, f in zip(axes, frames, strict=True):
+        for ax, (model, auto, tag) in zip(row, cols, strict=True):
+            _panel(
+                ax, Path(probe_dir) / "inputs" / f"{name}-{tag}", Path(auto) / f"{name}-{tag}", f
+            )
+            what = "nothing inserted" if tag == "none" else "its stent alone"
+            ax.set_title(f"{model}: {name} frame {f + first_frame},\n{what}", fontsize=8)
+    fig.suptitle("calcium infer.py found (red); the truth has none", fontsize=9)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+
+
+def _panel(ax, inputs: Path, auto: Path, frame: int) -> None:
+    from PIL import Image
+
+    from octseg.core.classes import CALCIUM
+
+    lab = load_labels(auto / "labels.npz")
+    ca = lab.labels[int(np.nonzero(lab.frames == frame)[0][0])] == CALCIUM
+    png = np.asarray(Image.open(inputs / f"{frame:04d}.png"))
+    ax.imshow(png, cmap="gray")  # grey exports as grey (RGB ones as they are)
+    if ca.any():
+        ax.contour(ca, [0.5], colors="r", linewidths=0.8)
+    ax.axis("off")
+
+
 def _draw(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PARAMS.json, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
     return name, Path(path)
 
 
@@ -95,7 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("auto_dir")
     c.add_argument("--first-frame", type=int, default=0, help="added to every frame index")
     c.add_argument("--out", help="write the frames as JSON here")
+    f = sub.add_parser("figure", help="control and stent-only frames with the calcium found")
+    f.add_argument("probe_dir")
+    f.add_argument("name")
+    f.add_argument("png")
+    f.add_argument("--auto", type=_draw, action="append", required=True, metavar="MODEL=AUTO")
+    f.add_argument("--frames", type=int, nargs="+", required=True)
+    f.add_argument("--first-frame", type=int, default=0, help="added to the frame in titles")
     a = p.parse_args(argv)
+    if a.cmd == "figure":
+        figure(a.probe_dir, dict(a.auto), a.name, a.frames, a.png, a.first_frame)
+        return 0
     if a.cmd == "build":
         for path in build(a.real_dir, dict(a.draws), a.out, size=a.size, colour=a.colour):
             print(path)

@@ -73,3 +73,27 @@ def test_count_lists_the_frames_with_calcium(tmp_path):
     assert json.loads(out.read_text()) == {"x-none": [], "x-stent": [141, 143]}
     with pytest.raises(InputError, match="infer.py output"):
         strut_probe.count(tmp_path / "x-none")
+
+
+def test_figure_shows_the_control_and_the_stent_only_frames(probe):
+    from octseg.core.classes import CALCIUM
+    from octseg.io.labels import LabelFile, save_labels
+
+    root, _ = probe
+    auto = root / "auto"
+    for tag in ("none", "stent"):  # infer.py-like Cartesian label maps, calcium on the stent one
+        lab = np.zeros((3, 300, 300), np.uint8)
+        if tag == "stent":
+            lab[1, 100:140, 60:90] = CALCIUM
+        lf = LabelFile(labels=lab, space="cartesian", pixel_spacing_mm=0.015, frame_spacing_mm=0.2)
+        (auto / f"dA-{tag}").mkdir(parents=True, exist_ok=True)
+        save_labels(auto / f"dA-{tag}" / "labels.npz", lf)
+    png = root / "fig.png"
+    args = ["figure", str(root / "out"), "dA", str(png), "--auto", f"m={auto}"]
+    args += ["--frames", "0", "1", "2"]
+    assert strut_probe.main(args) == 0
+    img = Image.open(png)
+    assert img.size[1] > img.size[0]  # three rows of two panels
+    px = np.asarray(img.convert("RGB")).astype(int)
+    red = (px[..., 0] - px[..., 1] > 80) & (px[..., 0] - px[..., 2] > 80)  # grey panels
+    assert red[:, px.shape[1] // 2 :].sum() > 20 and red[:, : px.shape[1] // 2].sum() == 0
