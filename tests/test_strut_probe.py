@@ -1,4 +1,4 @@
-"""benchmarks/strut_probe.py: a draw's stent alone, and nothing, in real frames, as console exports."""
+"""benchmarks/strut_probe.py: a draw's stent alone, and nothing, in real frames (console exports)."""
 
 from __future__ import annotations
 

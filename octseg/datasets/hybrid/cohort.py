@@ -245,8 +245,9 @@ class LesionMix:
     ``vasa_share`` of the frames with vasa vasorum (:func:`draw_vasa`: tissue, image only, a
     stream of their own), and ``stent_share`` of the pullbacks with a stent over one of their
     calcium lesions (:func:`place_stent`: a stream of its own; the default draw puts no stent in
-    about one pullback in five and places the others without regard to calcium). The faint and thin shares cost one more random draw per lesion only
-    when they are > 0, so default builds keep their draws."""
+    about one pullback in five and places the others without regard to calcium). The faint and
+    thin shares cost one more random draw per lesion only when they are > 0, so default builds
+    keep their draws."""
 
     faint_share: float = 0.0
     thin_share: float = 0.0
