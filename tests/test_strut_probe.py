@@ -1,4 +1,4 @@
-"""benchmarks/strut_probe.py: a draw's stent alone, and nothing, in real frames (console exports)."""
+"""benchmarks/strut_probe.py: a hybrid draw's stent alone, and nothing, in real frames."""
 
 from __future__ import annotations
 
