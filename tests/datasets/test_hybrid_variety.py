@@ -312,6 +312,71 @@ def test_count_inserts_counts_stent_frames_and_calcium_behind_struts(tmp_path):
     assert (got["frames"], got["calcium"], got["stent"], got["stent_calcium"]) == (10, 6, 3, 2)
 
 
+def test_count_inserts_counts_struts_and_malapposed_ones(tmp_path):
+    import json
+
+    rec = {"frame": 0, "calcium": 0, "nodule": 0, "deep": 0, "lipid": False, "branch": 0}
+    rows = ["frame,angle_deg,x_mm,y_mm,distance_mm,malapposed", "0,1,0,0,0.01,0", "0,90,0,0,0.2,1"]
+    for name, struts in (("hyb-a-v0", rows), ("hyb-a-v1", rows[:2]), ("hyb-a-v2", None)):
+        (tmp_path / "train" / name / "truth").mkdir(parents=True)
+        params = {"frames": [rec], "stent": None}
+        (tmp_path / "train" / name / "params.json").write_text(json.dumps(params))
+        if struts:
+            (tmp_path / "train" / name / "truth/struts.csv").write_text("\n".join(struts) + "\n")
+    got = cohort.count_inserts(tmp_path)["train"]
+    assert (got["frames"], got["struts"], got["malapposed"]) == (3, 3, 1)
+
+
+def test_malapposition_share_draws_a_window_inside_the_stent_from_its_own_stream():
+    windows, stents = 0, 0
+    for seed in range(40):
+        lesions, stent, distractors = _draws(seed)
+        assert cohort.malappose(stent, seed, 0.0) is stent
+        assert cohort.malappose(None, seed, 1.0) is None
+        if stent is None:
+            continue
+        stents += 1
+        windows += stent.mal_center_deg is not None
+        got = cohort.malappose(stent, seed, 1.0)
+        assert _draws(seed) == (lesions, stent, distractors)  # nothing else drawn moves
+        assert replace(got, **{k: getattr(stent, k) for k in MAL_FIELDS}) == stent
+        assert got.mal_center_deg is not None and 0.15 <= got.malapposition_mm <= 0.6
+        assert stent.start <= got.mal_start and got.mal_start + 3 <= got.mal_stop <= stent.stop
+    assert windows < stents  # the default draw leaves some stents without a window
+    half = [cohort.malappose(_draws(s)[1], s, 0.5) != _draws(s)[1] for s in range(60)]
+    assert 0.3 < np.mean(half) < 0.7
+
+
+MAL_FIELDS = ("mal_center_deg", "mal_arc_deg", "mal_start", "mal_stop", "malapposition_mm")
+
+
+def test_malapposition_share_through_a_build_stands_struts_off(tmp_path):
+    import json
+
+    import pandas as pd
+
+    real = _stand_in_real(tmp_path)
+    got = {}
+    for share in (0.0, 1.0):
+        mix = cohort.LesionMix(stent_share=1.0, malapposition_share=share)
+        p = cohort.hybrid_from_real(real, tmp_path / f"m{share}", seed=3, mix=mix)
+        got[share] = (p, pd.read_csv(tmp_path / f"m{share}" / "truth/struts.csv"))
+    (p0, _), (p1, s1) = got[0.0], got[1.0]
+    params = json.loads((tmp_path / "m1.0/params.json").read_text())
+    assert params["malapposition_share"] == 1.0
+    for key in ("lesions", "lipid_lesions", "branches"):
+        assert p0[key] == p1[key]
+    assert (p1["stent"]["start"], p1["stent"]["stop"]) == (
+        p0["stent"]["start"],
+        p0["stent"]["stop"],
+    )
+    window = s1[(s1.frame >= p1["stent"]["mal_start"]) & (s1.frame < p1["stent"]["mal_stop"])]
+    assert window.distance_mm.max() > 0.1  # struts stand off the wall inside the window
+    assert s1.malapposed.sum() == (s1.distance_mm > 0.09).sum() > 0
+    outside = s1.drop(window.index)
+    assert (outside.distance_mm < 0.05).all()  # and lie on it elsewhere
+
+
 def _draws(seed: int, n: int = 137):
     rng = np.random.default_rng(seed)
     lesions = cohort.draw_lesions(rng, n)
@@ -351,11 +416,8 @@ def test_stent_share_puts_a_stent_over_a_lesion_and_keeps_every_other_draw():
     assert 0.3 < np.mean(half) < 0.7
 
 
-def test_stent_share_through_a_build_moves_only_the_stent(tmp_path):
-    import json
-
-    import pandas as pd
-
+def _stand_in_real(tmp_path):
+    """A 16-frame real-like pseudo-pullback folder (polar image and lumen labels)."""
     from octseg.core import atomic
     from octseg.io.labels import save_labels
 
@@ -370,11 +432,20 @@ def test_stent_share_through_a_build_moves_only_the_stent(tmp_path):
     )
     lf = LabelFile(labels=lab, space="polar", pixel_spacing_mm=PS, frame_spacing_mm=0.2)
     save_labels(tmp_path / "real/labels.npz", lf)
+    return tmp_path / "real"
+
+
+def test_stent_share_through_a_build_moves_only_the_stent(tmp_path):
+    import json
+
+    import pandas as pd
+
+    real = _stand_in_real(tmp_path)
     got = {}
     for share in (0.0, 1.0):
         out = tmp_path / f"s{share}"
         mix = cohort.LesionMix(stent_share=share)
-        got[share] = (cohort.hybrid_from_real(tmp_path / "real", out, seed=3, mix=mix), out)
+        got[share] = (cohort.hybrid_from_real(real, out, seed=3, mix=mix), out)
     (p0, out0), (p1, out1) = got[0.0], got[1.0]
     assert json.loads((out1 / "params.json").read_text())["stent_share"] == 1.0
     for key in ("lesions", "lipid_lesions", "branches"):
@@ -528,6 +599,8 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
         cohort.LesionMix(vasa_share=1.2)
     with pytest.raises(ValueError, match="stent_share"):
         cohort.LesionMix(stent_share=1.01)
+    with pytest.raises(ValueError, match="malapposition_share"):
+        cohort.LesionMix(malapposition_share=-0.01)
 
 
 def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
@@ -687,6 +760,9 @@ def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--stent-share", "1.5"])
     assert "--stent-share: a share must be in [0, 1], got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--malapposition-share", "2"])
+    assert "--malapposition-share: a share must be in [0, 1], got 2" in capsys.readouterr().err
 
 
 def test_inserts_keep_off_real_lumen_beyond_the_contour():

@@ -26,6 +26,7 @@ in ``REAL_DATASET/split.json``; synthetic pullbacks are linked into ``OUT/train`
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -245,7 +246,9 @@ class LesionMix:
     ``vasa_share`` of the frames with vasa vasorum (:func:`draw_vasa`: tissue, image only, a
     stream of their own), and ``stent_share`` of the pullbacks with a stent over one of their
     calcium lesions (:func:`place_stent`: a stream of its own; the default draw puts no stent in
-    about one pullback in five and places the others without regard to calcium). The faint and
+    about one pullback in five and places the others without regard to calcium), and
+    ``malapposition_share`` of the stents with a malapposition window drawn anew
+    (:func:`malappose`: a stream of its own). The faint and
     thin shares cost one more random draw per lesion only when they are > 0, so default builds
     keep their draws."""
 
@@ -256,6 +259,7 @@ class LesionMix:
     nodule_share: float = 0.0
     vasa_share: float = 0.0
     stent_share: float = 0.0
+    malapposition_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (f.name for f in fields(self)):
@@ -506,14 +510,38 @@ def draw_stent(rng: np.random.Generator, n_frames: int) -> Stent | None:
         twist_deg_per_frame=float(rng.uniform(3, 12)),
         apposed_mm=float(rng.uniform(-0.03, 0.02)),
     )
-    if rng.uniform() < 0.7:
-        ml = int(rng.integers(3, max(4, length // 2)))
-        ms = int(rng.integers(s, s + length - ml + 1))
-        st.mal_center_deg = float(rng.uniform(0, 360))
-        st.mal_arc_deg = float(rng.uniform(60, 160))
-        st.mal_start, st.mal_stop = ms, ms + ml
-        st.malapposition_mm = float(rng.uniform(0.15, 0.6))
-    return st
+    return draw_malapposition(rng, st) if rng.uniform() < 0.7 else st
+
+
+def draw_malapposition(rng: np.random.Generator, st: Stent) -> Stent:
+    """``st`` with a malapposition window drawn from ``rng``: 3 frames to half the stent's
+    length, an arc of 60-160 degrees, struts standing off by up to 0.15-0.6 mm at its middle."""
+    length = st.stop - st.start
+    ml = int(rng.integers(3, max(4, length // 2)))
+    ms = int(rng.integers(st.start, st.start + length - ml + 1))
+    return replace(
+        st,
+        mal_center_deg=float(rng.uniform(0, 360)),
+        mal_arc_deg=float(rng.uniform(60, 160)),
+        mal_start=ms,
+        mal_stop=ms + ml,
+        malapposition_mm=float(rng.uniform(0.15, 0.6)),
+    )
+
+
+def malappose(stent: Stent | None, seed: int, share: float) -> Stent | None:
+    """With probability ``share`` (a random stream of its own, ``[seed, 6]``), ``stent`` with a
+    malapposition window drawn anew by :func:`draw_malapposition` (in place of the draw's, if it
+    had one). The default draw gives about 7 stents in 10 a window whose struts mostly stand
+    off by less than the 0.09 mm threshold at its tapered ends, so a build of three pullbacks
+    can hold almost no malapposed strut; the struts follow the stent, and the random jitter of
+    later frames' inserts changes with them."""
+    if share <= 0 or stent is None:
+        return stent
+    rng = np.random.default_rng([seed, 6])
+    if rng.uniform() >= share:
+        return stent
+    return draw_malapposition(rng, stent)
 
 
 def place_stent(
@@ -990,6 +1018,7 @@ def hybrid_from_real(
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
     stent = place_stent(stent, lesions, seed, pb.n_frames, mix.stent_share)
+    stent = malappose(stent, seed, mix.malapposition_share)
     record: list[dict] = []
     img, lab, rows, struts = make_hybrid(
         images,
@@ -1281,6 +1310,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(the default draw stents about 4 in 5, anywhere; the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--malapposition-share",
+        type=_share,
+        default=0.0,
+        help="share of the training stents given a malapposition window drawn anew (the default "
+        "draw gives about 7 in 10 one; the val hybrids keep the default draw)",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -1348,6 +1384,7 @@ def run(a: argparse.Namespace) -> int:
             nodule_share=a.nodule_share,
             vasa_share=a.vasa_share,
             stent_share=a.stent_share,
+            malapposition_share=a.malapposition_share,
         ),
     )
     print(json.dumps(made, indent=2))
@@ -1362,12 +1399,16 @@ def run(a: argparse.Namespace) -> int:
 def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
     """Per part (train, val): frames, and frames with calcium, several calcium lesions, a
     nodule, deep calcium, lipid, a side branch, vasa vasorum, a stent, and calcium behind a
-    stent (from every hybrid's ``params.json``; builds before vasa count none)."""
+    stent (from every hybrid's ``params.json``; builds before vasa count none); struts and
+    malapposed struts (from its ``truth/struts.csv``, where there is one)."""
     kinds = ("frames", "calcium", "several", "nodule", "deep", "lipid", "branch", "vasa")
     out: dict[str, dict[str, int]] = {}
     for part in ("train", "val"):
-        c = dict.fromkeys((*kinds, "stent", "stent_calcium"), 0)
+        c = dict.fromkeys((*kinds, "stent", "stent_calcium", "struts", "malapposed"), 0)
         for pj in sorted((Path(root) / part).glob("hyb-*/params.json")):
+            n_struts, n_mal = _count_struts(pj.parent / "truth/struts.csv")
+            c["struts"] += n_struts
+            c["malapposed"] += n_mal
             params = json.loads(pj.read_text())
             st = params.get("stent") or {"start": 0, "stop": 0}
             for r in params.get("frames", []):
@@ -1384,6 +1425,15 @@ def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
                 c["stent_calcium"] += stented and r["calcium"] > 0
         out[part] = c
     return out
+
+
+def _count_struts(path: Path) -> tuple[int, int]:
+    """Struts and malapposed struts in ``path`` (a truth ``struts.csv``; none if missing)."""
+    if not path.exists():
+        return 0, 0
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return len(rows), sum(int(r["malapposed"]) for r in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
