@@ -248,9 +248,8 @@ class LesionMix:
     calcium lesions (:func:`place_stent`: a stream of its own; the default draw puts no stent in
     about one pullback in five and places the others without regard to calcium), and
     ``malapposition_share`` of the stents with a malapposition window drawn anew
-    (:func:`malappose`: a stream of its own). The faint and
-    thin shares cost one more random draw per lesion only when they are > 0, so default builds
-    keep their draws."""
+    (:func:`malappose`: a stream of its own). The faint and thin shares cost one more random
+    draw per lesion only when they are > 0, so default builds keep their draws."""
 
     faint_share: float = 0.0
     thin_share: float = 0.0
@@ -534,8 +533,9 @@ def malappose(stent: Stent | None, seed: int, share: float) -> Stent | None:
     malapposition window drawn anew by :func:`draw_malapposition` (in place of the draw's, if it
     had one). The default draw gives about 7 stents in 10 a window whose struts mostly stand
     off by less than the 0.09 mm threshold at its tapered ends, so a build of three pullbacks
-    can hold almost no malapposed strut; the struts follow the stent, and the random jitter of
-    later frames' inserts changes with them."""
+    can hold almost no malapposed strut. Lesions, distractors and the stent's frames stay as
+    drawn; the struts in the window stand off, and the random jitter of later frames' inserts
+    changes with them."""
     if share <= 0 or stent is None:
         return stent
     rng = np.random.default_rng([seed, 6])
