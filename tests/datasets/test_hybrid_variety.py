@@ -743,26 +743,24 @@ def test_nodule_share_makes_superficial_lesions_nodules_and_keeps_every_other_dr
     assert inserted >= 3
 
 
-def test_share_options_are_checked_on_the_command_line(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--faint-share", "-1"),
+        ("--thin-share", "2"),
+        ("--media-share", "1.01"),
+        ("--deep-share", "1.5"),
+        ("--nodule-share", "-0.1"),
+        ("--vasa-share", "3"),
+        ("--stent-share", "1.5"),
+        ("--malapposition-share", "2"),
+    ],
+)
+def test_share_options_are_checked_on_the_command_line(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as e:
-        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--thin-share", "2"])
+        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), option, value])
     assert e.value.code == 2
-    assert "--thin-share: a share must be in [0, 1], got 2" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--deep-share", "1.5"])
-    assert "--deep-share: a share must be in [0, 1], got 1.5" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--nodule-share", "-0.1"])
-    assert "--nodule-share: a share must be in [0, 1], got -0.1" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--vasa-share", "3"])
-    assert "--vasa-share: a share must be in [0, 1], got 3" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--stent-share", "1.5"])
-    assert "--stent-share: a share must be in [0, 1], got 1.5" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cohort.main(["build", str(tmp_path), str(tmp_path / "out"), "--malapposition-share", "2"])
-    assert "--malapposition-share: a share must be in [0, 1], got 2" in capsys.readouterr().err
+    assert f"{option}: a share must be in [0, 1], got {value}" in capsys.readouterr().err
 
 
 def test_inserts_keep_off_real_lumen_beyond_the_contour():
