@@ -327,6 +327,9 @@ def test_count_inserts_counts_struts_and_malapposed_ones(tmp_path):
     assert (got["frames"], got["struts"], got["malapposed"]) == (3, 3, 1)
 
 
+MAL_FIELDS = ("mal_center_deg", "mal_arc_deg", "mal_start", "mal_stop", "malapposition_mm")
+
+
 def test_malapposition_share_draws_a_window_inside_the_stent_from_its_own_stream():
     windows, stents = 0, 0
     for seed in range(40):
@@ -345,9 +348,6 @@ def test_malapposition_share_draws_a_window_inside_the_stent_from_its_own_stream
     assert windows < stents  # the default draw leaves some stents without a window
     half = [cohort.malappose(_draws(s)[1], s, 0.5) != _draws(s)[1] for s in range(60)]
     assert 0.3 < np.mean(half) < 0.7
-
-
-MAL_FIELDS = ("mal_center_deg", "mal_arc_deg", "mal_start", "mal_stop", "malapposition_mm")
 
 
 def test_malapposition_share_through_a_build_stands_struts_off(tmp_path):

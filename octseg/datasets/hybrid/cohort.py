@@ -536,12 +536,17 @@ def malappose(stent: Stent | None, seed: int, share: float) -> Stent | None:
     can hold almost no malapposed strut. Lesions, distractors and the stent's frames stay as
     drawn; the struts in the window stand off, and the random jitter of later frames' inserts
     changes with them."""
-    if share <= 0 or stent is None:
-        return stent
-    rng = np.random.default_rng([seed, 6])
-    if rng.uniform() >= share:
-        return stent
-    return draw_malapposition(rng, stent)
+    rng = _chosen_stream(seed, 6, share) if stent is not None else None
+    return stent if rng is None else draw_malapposition(rng, stent)
+
+
+def _chosen_stream(seed: int, stream: int, share: float) -> np.random.Generator | None:
+    """The random stream ``[seed, stream]`` if its first draw falls within ``share`` (the
+    pullback is chosen), else None; nothing drawn when ``share`` is 0."""
+    if share <= 0:
+        return None
+    rng = np.random.default_rng([seed, stream])
+    return rng if rng.uniform() < share else None
 
 
 def place_stent(
@@ -554,10 +559,8 @@ def place_stent(
     trained on it rarely sees calcium behind struts and their shadows. Lesions and distractors
     stay as drawn, their labels and truth too; the struts follow the stent, and the random
     jitter of later frames' inserts changes with them."""
-    if share <= 0 or not lesions or n_frames < 6:
-        return stent
-    rng = np.random.default_rng([seed, 5])
-    if rng.uniform() >= share:
+    rng = _chosen_stream(seed, 5, share) if lesions and n_frames >= 6 else None
+    if rng is None:
         return stent
     while stent is None:
         stent = draw_stent(rng, n_frames)
@@ -1376,16 +1379,7 @@ def run(a: argparse.Namespace) -> int:
         val_variants=a.val_variants,
         synthetic=a.synthetic,
         seed=a.seed,
-        mix=LesionMix(
-            faint_share=a.faint_share,
-            thin_share=a.thin_share,
-            media_share=a.media_share,
-            deep_share=a.deep_share,
-            nodule_share=a.nodule_share,
-            vasa_share=a.vasa_share,
-            stent_share=a.stent_share,
-            malapposition_share=a.malapposition_share,
-        ),
+        mix=LesionMix(**{f.name: getattr(a, f.name) for f in fields(LesionMix)}),
     )
     print(json.dumps(made, indent=2))
     print(json.dumps(count_inserts(a.out), indent=2))
