@@ -233,12 +233,13 @@ def _first_exit(
     fill: bool = False,
     with_kept: bool = False,
     shadow_samples: int | None = None,
+    strut_widen: int = 0,
 ) -> tuple[torch.Tensor, ...]:
     """For label samples ``(B, N, S)`` along rays: index of the first sample outside the lumen
     (:func:`lumen_exit`; S if none) and whether the ray is masked (it meets the guidewire, or a
     strut beyond the catheter band at most ``shadow_samples`` before its exit, any strut before
-    it when None: :func:`_strut_shadow`); ``with_kept`` (with ``fill``): also the
-    :class:`KeptLumen`."""
+    it when None: :func:`_strut_shadow`, those rays widened by ``strut_widen`` rays on each
+    side); ``with_kept`` (with ``fill``): also the :class:`KeptLumen`."""
     s = vals.shape[-1]
     # A ray that meets the guidewire or its shadow anywhere carries no wall information: the
     # contour is interpolated there even when a prediction leaves a gap of wall or lumen between
@@ -251,7 +252,7 @@ def _first_exit(
     masked = (
         gw
         | (anyout & (out_cls == GUIDEWIRE))
-        | _strut_shadow(vals, k, cath_samples, shadow_samples)
+        | widen_periodic(_strut_shadow(vals, k, cath_samples, shadow_samples), strut_widen)
     )
     return (k, masked, kept) if with_kept else (k, masked)
 
@@ -329,11 +330,13 @@ def catheter_radii_polar(
     catheter_radius_mm: float = 0.0,
     fill: bool = False,
     strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
+    strut_widen: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Lumen radii (mm) along every A-line of polar label maps ``(B, A, R)``, the mask, and the
-    open rays: unmasked A-lines whose lumen runs to their last sample (the border not imaged)."""
+    """Lumen radii (mm) along every A-line of polar label maps ``(B, A, R)``, the mask (strut
+    rays widened by ``strut_widen`` A-lines), and the open rays: unmasked A-lines whose lumen
+    runs to their last sample (the border not imaged)."""
     cath, shadow = samples_within(catheter_radius_mm, ps), samples_within(strut_shadow_mm, ps)
-    k, masked = _first_exit(lab, cath, fill, False, shadow)
+    k, masked = _first_exit(lab, cath, fill, False, shadow, strut_widen)
     radii = ((k.to(torch.float32) - 0.5) * ps).clamp(min=0)
     return radii, masked, (k >= lab.shape[-1]) & ~masked
 
@@ -380,13 +383,15 @@ class CatheterRays:
         catheter_radius_mm: float = 0.0,
         fill: bool = False,
         strut_shadow_mm: float = GeometrySettings.strut_shadow_mm,
+        strut_widen: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Radii (mm), masked and open rays, as :func:`catheter_radii_polar`; a ray is open where
         its lumen runs to the frame's border."""
         vals = self.sample(lab)
         step_mm = self.step * ps
         cath = samples_within(catheter_radius_mm, step_mm)
-        k, masked = _first_exit(vals, cath, fill, False, samples_within(strut_shadow_mm, step_mm))
+        shadow = samples_within(strut_shadow_mm, step_mm)
+        k, masked = _first_exit(vals, cath, fill, False, shadow, strut_widen)
         radii = ((k.to(torch.float32) - 0.5) * self.step * ps).clamp(min=0)
         is_open = (k >= self.n_inside) & (self.n_inside > 0) & (self.n_inside < self.n_samples)
         return radii, masked, is_open & ~masked
@@ -472,7 +477,9 @@ def catheter_contour(
     frame's border), where the contour is the image's edge, not the vessel wall."""
     s = settings
     b, h, w = lab.shape
-    ray_rules = (s.catheter_radius_mm, s.fill_lumen_holes, s.strut_shadow_mm)
+    n = h if space == "polar" else s.n_rays
+    margin, strut_widen = margin_rays(s, n)
+    ray_rules = (s.catheter_radius_mm, s.fill_lumen_holes, s.strut_shadow_mm, strut_widen)
     if space == "polar":
         radii, masked, is_open = catheter_radii_polar(lab, ps, *ray_rules)
         theta = torch.arange(h, device=lab.device, dtype=torch.float32) * (TWO_PI / h)
@@ -489,6 +496,13 @@ def catheter_contour(
             rays.radii(lab[p], ps, *ray_rules) for p in pieces(b, s.n_rays * rays.n_samples, budget)
         ]
         radii, masked, is_open = (torch.cat([p[i] for p in parts]) for i in range(3))
-    masked = widen_periodic(masked, round(s.shadow_margin_deg * masked.shape[1] / 360.0))
-    radii = fill_masked_periodic(radii.float(), masked)
+    radii = fill_masked_periodic(radii.float(), widen_periodic(masked, margin))
     return smooth_periodic(radii, s.contour_smoothing_rays), theta, is_open
+
+
+def margin_rays(settings: Any, n_rays: int) -> tuple[int, int]:
+    """The rays interpolated beside masked rays, of ``n_rays`` catheter rays: the margin about
+    every masked ray (``shadow_margin_deg``) and how many more about strut rays, so that these
+    get ``strut_margin_deg`` in all (never less than the shadow margin)."""
+    margin = round(settings.shadow_margin_deg * n_rays / 360.0)
+    return margin, max(0, round(settings.strut_margin_deg * n_rays / 360.0) - margin)

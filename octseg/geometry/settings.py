@@ -21,8 +21,9 @@ from octseg.core.errors import InputError
 # Version of the measurement rules (docs/metrics.md): bumped whenever a definition changes the
 # numbers of the same labels and settings, so that a resumed inference run re-measures outputs
 # written under older rules (it is part of the output fingerprint). 2: the strut-shadow contour
-# rule (eleventh session); 3: calcium and lipid arcs bridged across strut shadows (twelfth).
-MEASUREMENT_RULES = 3
+# rule (eleventh session); 3: calcium and lipid arcs bridged across strut shadows (twelfth);
+# 4: the wider margin about strut rays, ``strut_margin_deg`` (thirtieth).
+MEASUREMENT_RULES = 4
 
 # Strut + polymer thickness of common drug-eluting stents (mm); see shared/domain.md section 5.
 DEFAULT_STENT_MODELS: dict[str, dict[str, float]] = {
@@ -52,6 +53,9 @@ class GeometrySettings:
     # rays within this angle of a masked (guidewire or strut) ray are interpolated too: a
     # predicted strut is often narrower than its shadow, whose edges a model labels as tissue
     shadow_margin_deg: float = 1.0
+    # rays within this angle of a strut-masked ray are interpolated (at least shadow_margin_deg):
+    # beside a strut a model bends the lumen border towards it, which reads malapposed struts short
+    strut_margin_deg: float = 3.0
     # calcium lesions
     max_gap_frames: int = 2  # label frames without calcium bridged inside a lesion
     score_arc_deg: float = 180.0  # 2 points if max arc > this
@@ -134,8 +138,9 @@ class GeometrySettings:
             if not math.isfinite(val) or val < 0:
                 raise _Invalid(f"'{f.name}' must be a finite number >= 0, got {val!r}")
             setattr(self, f.name, float(val))
-        if self.shadow_margin_deg > 10:
-            raise _Invalid(f"'shadow_margin_deg' must lie in 0..10, got {self.shadow_margin_deg}")
+        for name in ("shadow_margin_deg", "strut_margin_deg"):
+            if getattr(self, name) > 10:
+                raise _Invalid(f"'{name}' must lie in 0..10, got {getattr(self, name)}")
 
     def _check_booleans(self) -> None:
         for name in ("frame0_is_distal", "fill_lumen_holes"):

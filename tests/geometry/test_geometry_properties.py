@@ -171,9 +171,10 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         GeometrySettings(stent_model="nope")
     with pytest.raises(InputError, match="unknown key"):
         GeometrySettings.from_dict({"n_rayz": 3})
-    for margin in (-1.0, 11.0):
-        with pytest.raises(InputError, match="shadow_margin_deg"):
-            GeometrySettings(shadow_margin_deg=margin)
+    for name in ("shadow_margin_deg", "strut_margin_deg"):
+        for margin in (-1.0, 11.0):
+            with pytest.raises(InputError, match=name):
+                GeometrySettings(**{name: margin})
 
 
 def test_settings_hydra_config_matches_defaults(tmp_path):
