@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import resource
+import site
 import statistics
 import subprocess
 import sys
@@ -165,10 +166,11 @@ def _run_torch(lf: LabelFile, dev: str, chunk: int, repeat: int) -> tuple[dict, 
 
 _BASELINE_CODE = """
 import json, sys, numpy as np, torch
+import octseg.geometry  # the tree's, before benchmarks/geometry.py puts this checkout on the path
+from octseg.io.labels import LabelFile
 sys.path.insert(0, {here!r})
 torch.set_num_threads({threads})
 from geometry import _run_torch
-from octseg.io.labels import LabelFile
 lf = LabelFile(labels=np.load({path!r}), space={space!r}, pixel_spacing_mm={ps},
                frame_spacing_mm=0.2)
 rates, _ = _run_torch(lf, {dev!r}, {chunk}, {repeat})
@@ -192,9 +194,16 @@ def time_baseline(tree: str, labels: np.ndarray, space: str, dev: str, threads: 
             chunk=args.chunk,
             repeat=args.repeat,
         )
-        env = {**os.environ, "PYTHONPATH": os.path.abspath(tree), "OMP_NUM_THREADS": str(threads)}
+        # -S: no site hooks, so an editable install of this checkout cannot shadow ``tree``;
+        # the installed packages come back as plain path entries after it
+        path_dirs = [os.path.abspath(tree), *site.getsitepackages()]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(path_dirs),
+            "OMP_NUM_THREADS": str(threads),
+        }
         out = subprocess.run(  # cwd: keep this checkout's octseg/ off the path
-            [sys.executable, "-c", code],
+            [sys.executable, "-S", "-c", code],
             capture_output=True,
             text=True,
             env=env,
