@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import resource
-import site
 import statistics
 import subprocess
 import sys
@@ -194,16 +193,9 @@ def time_baseline(tree: str, labels: np.ndarray, space: str, dev: str, threads: 
             chunk=args.chunk,
             repeat=args.repeat,
         )
-        # -S: no site hooks, so an editable install of this checkout cannot shadow ``tree``;
-        # the installed packages come back as plain path entries after it
-        path_dirs = [os.path.abspath(tree), *site.getsitepackages()]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(path_dirs),
-            "OMP_NUM_THREADS": str(threads),
-        }
+        env = {**os.environ, "PYTHONPATH": os.path.abspath(tree), "OMP_NUM_THREADS": str(threads)}
         out = subprocess.run(  # cwd: keep this checkout's octseg/ off the path
-            [sys.executable, "-S", "-c", code],
+            [sys.executable, "-c", code],
             capture_output=True,
             text=True,
             env=env,

@@ -64,15 +64,8 @@ def panel(ax, auto: Path, inputs: Path, spec: str, old: str, truth: Path | None)
         (GeometrySettings(), lab, "lime", "-", "now"),
     ]
     if truth is not None:
-        rules.append(
-            (
-                GeometrySettings(),
-                load_labels(truth / pid / "labels.npz").labels[f],
-                "w",
-                "--",
-                "truth",
-            )
-        )
+        truth_lab = load_labels(truth / pid / "labels.npz").labels[f]
+        rules.append((GeometrySettings(), truth_lab, "w", "--", "truth"))
     for settings, labels, colour, style, name in rules:
         pts = contour_px(labels, ps, c, settings)
         ax.plot(pts[:, 1] - c0, pts[:, 0] - r0, colour, ls=style, lw=1.4, label=name)
