@@ -242,6 +242,7 @@ def row_from_metrics(m: dict) -> dict:
         "calcium_dice": _get(seg, "calcium", "dice", "mean"),
         "calcium_dice_n": _get(seg, "calcium", "n_frames"),
         "calcium_dice_pooled": _get(seg, "calcium", "dice_pooled"),
+        "calcium_dice_ci95": _get(seg, "calcium", "dice_ci95"),
         "calcium_one_empty": _get(seg, "calcium", "n_one_empty"),
         "calcium_auto_only": _get(seg, "calcium", "n_auto_only"),
         "calcium_manual_only": _get(seg, "calcium", "n_manual_only"),
@@ -272,6 +273,13 @@ def curve(run_dir: Path) -> list[float]:
 
 def fmt(x: object, nd: int = 2) -> str:
     return "–" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+
+
+def ci(c: list | None, nd: int = 2) -> str:
+    """`` [lo, hi]`` of a 95% CI, or nothing where there is none (one pullback, older tables)."""
+    if not c or c[0] is None or c[1] is None:
+        return ""
+    return f" [{c[0]:.{nd}f}, {c[1]:.{nd}f}]"
 
 
 def loa(a: dict, nd: int) -> str:

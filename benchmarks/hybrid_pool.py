@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hybrid_candidates import curve, fmt, loa, one_empty, plot_curves, row_from_metrics  # noqa: E402
+from hybrid_candidates import ci, curve, fmt, loa, one_empty, plot_curves, row_from_metrics  # noqa: E402
 from hybrid_strata import frames_table, strata  # noqa: E402
 from hybrid_strata import markdown as strata_markdown  # noqa: E402
 from hybrid_strata import plot as strata_plot  # noqa: E402
@@ -119,7 +119,7 @@ def score_run(name: str, auto: Path, pool_dir: Path, work: Path) -> dict[str, di
 
 
 HEADER = (
-    "| run | Ca Dice (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC "
+    "| run | Ca Dice [95% CI over pullbacks] (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC "
     "| score κw (n) | lesions found / false / missed | strut F1 | malapposition bias (LoA) mm "
     "| mal. sens (k/n) / spec |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
@@ -130,7 +130,8 @@ def row_line(name: str, r: dict) -> str:
     arc = r["calcium_arc"]
     k, n = r.get("malapposed_found"), r.get("malapposed_n_manual")
     return (
-        f"| {name} | {fmt(r['calcium_dice'])} ({fmt(r.get('calcium_dice_pooled'))}) "
+        f"| {name} | {fmt(r['calcium_dice'])}{ci(r.get('calcium_dice_ci95'))} "
+        f"({fmt(r.get('calcium_dice_pooled'))}) "
         f"| {one_empty(r)} | {loa(arc, 1)}, {fmt(arc['icc'], 3)} "
         f"| {fmt(r['calcium_thickness']['icc'])} "
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "

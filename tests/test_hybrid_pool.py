@@ -43,3 +43,18 @@ def test_table_row_counts_found_false_and_missed_lesions():
     assert cells[col] == "30 / 3 / 1"
     old = row_from_metrics({})
     assert [c.strip() for c in hp.row_line("old", old).split("|")][col] == "– / – / –"
+
+
+def test_table_row_gives_the_dice_interval_over_pullbacks():
+    """evaluate.py's Dice CI over pullbacks reaches the Dice cell; older results show none."""
+    from hybrid_candidates import row_from_metrics
+
+    cal = {"dice": {"mean": 0.741}, "dice_pooled": 0.839, "dice_ci95": [0.660, 0.812]}
+    metrics = {"segmentation": {"classes": {"calcium": cal}}}
+    header = [c.strip() for c in hp.HEADER.splitlines()[0].split("|")]
+    col = header.index("Ca Dice [95% CI over pullbacks] (pooled)")
+    cell = [c.strip() for c in hp.row_line("run", row_from_metrics(metrics)).split("|")][col]
+    assert cell == "0.74 [0.66, 0.81] (0.84)"
+    del cal["dice_ci95"]
+    cell = [c.strip() for c in hp.row_line("old", row_from_metrics(metrics)).split("|")][col]
+    assert cell == "0.74 (0.84)"

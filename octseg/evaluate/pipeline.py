@@ -494,7 +494,7 @@ def statistics(rows: _Rows, s: EvaluationSettings) -> dict[str, Any]:
         out["pullback"] = _pullback_block(rows.pullbacks, kw)
     if rows.segmentation:
         out["segmentation"] = {
-            "classes": segmentation.summarize_overlap(rows.segmentation, s.classes),
+            "classes": segmentation.summarize_overlap(rows.segmentation, s.classes, **kw),
             "space": "cartesian (polar maps scan-converted at their depth spacing)",
             "hd_percentile": 95,
         }

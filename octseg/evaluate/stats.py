@@ -21,6 +21,9 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
   F-based 95% CI (unrounded).
 - Pearson and Spearman r with 95% CIs from ``pingouin.corr`` (Fisher z).
 - Mean absolute error with a percentile bootstrap 95% CI (``scipy.stats.bootstrap``, seeded).
+- Segmentation overlap (mean and pooled Dice): a percentile bootstrap 95% CI that resamples
+  whole pullbacks (:func:`cluster_ratio_ci`), because neighbouring frames of one pullback are
+  near duplicates: resampling frames would give an interval far too narrow.
 - Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
   quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
 - Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
@@ -51,6 +54,11 @@ KAPPA_METHOD = (
     "95% CI: asymptotic, statsmodels.stats.inter_rater.cohens_kappa"
 )
 PROPORTION_METHOD = "Wilson score 95% CI (statsmodels proportion_confint)"
+CLUSTER_METHOD = (
+    "segmentation Dice (mean over frames; pooled over pixels): 95% CI by percentile bootstrap "
+    "over pullbacks (whole pullbacks resampled, the statistic recomputed over their frames; "
+    "scipy.stats.bootstrap, paired, seeded); none with fewer than 2 pullbacks"
+)
 
 METHODS: dict[str, str] = {
     "bland_altman": BA_METHOD,
@@ -59,6 +67,7 @@ METHODS: dict[str, str] = {
     "mae": MAE_METHOD,
     "kappa": KAPPA_METHOD,
     "proportions": PROPORTION_METHOD,
+    "segmentation_ci": CLUSTER_METHOD,
 }
 
 
@@ -234,6 +243,54 @@ def mean_absolute_error(
         )
     ci = boot.confidence_interval
     return {"mae": mae, "mae_ci": _ci(ci.low, ci.high)}
+
+
+def cluster_ratio_ci(
+    num: Sequence[float],
+    den: Sequence[float],
+    clusters: Sequence[Any],
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> list[float | None]:
+    """95% CI of ``sum(num) / sum(den)`` by a percentile bootstrap over ``clusters``.
+
+    Each element is one observation (a frame) of the cluster (its pullback) named beside it.
+    Whole clusters are drawn with replacement and the ratio is recomputed over their elements,
+    so near-duplicate neighbours inside a cluster do not narrow the interval. A mean over
+    frames is ``num`` = the values, ``den`` = 1; a pooled Dice is ``num`` = 2 x intersection,
+    ``den`` = the two masks' pixels. ``[None, None]`` with fewer than two clusters or no
+    denominator."""
+    nu, de = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    if not (nu.shape == de.shape == (len(clusters),)):
+        raise ValueError("num, den and clusters must have one entry per observation")
+    keys, inv = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    s_num = np.bincount(inv, weights=nu, minlength=keys.size)
+    s_den = np.bincount(inv, weights=de, minlength=keys.size)
+    if keys.size < 2 or s_den.sum() <= 0:
+        return [None, None]
+    if np.all(s_den > 0) and np.ptp(s_num / s_den) == 0:  # every pullback the same
+        point = float(s_num.sum() / s_den.sum())
+        return [point, point]
+    from scipy import stats
+
+    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        b_sum = b.sum(axis=axis)
+        return np.divide(a.sum(axis=axis), b_sum, out=np.full(b_sum.shape, np.nan), where=b_sum > 0)
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boot = stats.bootstrap(
+            (s_num, s_den),
+            ratio,
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=0.95,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    ci = boot.confidence_interval
+    return _ci(ci.low, ci.high)
 
 
 def continuous_agreement(

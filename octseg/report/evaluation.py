@@ -537,7 +537,8 @@ def _html_segmentation(metrics: dict[str, Any]) -> list[str]:
             d = c["dice"]
             add(
                 f"<tr><td class=l>{name}</td><td>{c['n_frames']}</td><td>{c['n_absent_both']}</td>"
-                f"<td>{_fmt(d['mean'])} ± {_fmt(d['sd'])}</td><td>{_fmt(c['dice_pooled'])}</td>"
+                f"<td>{_fmt(d['mean'])} ± {_fmt(d['sd'])}{_ci(c.get('dice_ci95'))}</td>"
+                f"<td>{_fmt(c['dice_pooled'])}{_ci(c.get('dice_pooled_ci95'))}</td>"
                 f"<td>{_fmt(c['iou']['mean'])}</td><td>{_fmt(c['hd95_mm']['median'])}</td>"
                 f"<td>{c['n_hd95']}</td><td>{c.get('n_auto_only', '')}</td>"
                 f"<td>{c.get('n_manual_only', '')}</td></tr>"
@@ -547,7 +548,8 @@ def _html_segmentation(metrics: dict[str, Any]) -> list[str]:
             "averaged. Hausdorff needs both masks non-empty. Only automated: frames where the "
             "class is in the automated mask alone (spurious); only manual: in the manual mask "
             "alone (missed). Polar maps are scan-converted to "
-            "Cartesian first.</p>"
+            "Cartesian first. The 95% CIs of the Dice resample whole pullbacks (neighbouring "
+            "frames are near duplicates); none with one pullback.</p>"
         )
     return h
 
@@ -651,8 +653,10 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             f"specificity={_fmt(b['specificity']['value'])} kappa={_fmt(b['kappa'])}"
         )
     for name, c in metrics.get("segmentation", {}).get("classes", {}).items():
+        lo, hi = c.get("dice_ci95") or (None, None)
+        ci = "" if lo is None else f" 95% CI {_fmt(lo)}-{_fmt(hi)} ({c['n_pullbacks']} pullbacks)"
         lines.append(
-            f"  {name:9s} Dice={_fmt(c['dice']['mean'])} (n={c['n_frames']}, absent in both "
+            f"  {name:9s} Dice={_fmt(c['dice']['mean'])}{ci} (n={c['n_frames']}, absent in both "
             f"{c['n_absent_both']}) HD95 median={_fmt(c['hd95_mm']['median'])} mm"
         )
     return lines

@@ -186,6 +186,33 @@ def test_segmentation_overlap_by_hand(tmp_path: Path):
     assert cal["n_frames"] == 1 and cal["dice"]["mean"] == 0 and cal["n_one_empty"] == 1
     assert cal["n_auto_only"] == 1 and cal["n_manual_only"] == 0
     assert cal["n_hd95"] == 0 and cal["n_absent_both"] == 2
+    # one pullback: no interval over pullbacks
+    assert lum["n_pullbacks"] == 1 and lum["dice_ci95"] == [None, None]
+
+
+def test_segmentation_dice_ci_resamples_pullbacks():
+    def pullback(shift: int) -> LabelFile:
+        lab = np.zeros((4, 20, 20), np.uint8)
+        lab[:, 5:15, 5 + shift : 15 + shift] = 1
+        return LabelFile(labels=lab, space="cartesian", pixel_spacing_mm=0.05, frame_spacing_mm=0.2)
+
+    manual = pullback(0)
+    rows = [r for s in (0, 2, 4) for r in compare_labels(f"p{s}", pullback(s), manual, (1,))]
+    lum = summarize_overlap(rows, (1,), n_resamples=500, seed=0)["lumen"]
+    # the pullbacks' Dice: 1.0, 0.8, 0.6 (every frame alike); mean 0.8
+    assert lum["n_pullbacks"] == 3 and lum["dice"]["mean"] == pytest.approx(0.8)
+    lo, hi = lum["dice_ci95"]
+    assert 0.6 - 1e-9 <= lo < 0.8 < hi <= 1.0 + 1e-9
+    lo_p, hi_p = lum["dice_pooled_ci95"]
+    assert lo_p < lum["dice_pooled"] < hi_p
+    # the console summary and the report say it
+    from octseg.report.evaluation import _html_segmentation, summary_lines
+
+    metrics = {"pullbacks": {"evaluated": ["p0", "p2", "p4"]}, "verdict": []}
+    metrics["segmentation"] = {"classes": {"lumen": lum}}
+    line = next(x for x in summary_lines(metrics) if "Dice=" in x)
+    assert f"95% CI {lo:.3f}-{hi:.3f} (3 pullbacks)" in line
+    assert f"[{lo:.3f}, {hi:.3f}]" in "".join(_html_segmentation(metrics))
 
 
 def test_labels_measured_on_the_fly_and_self_check(tmp_path: Path):

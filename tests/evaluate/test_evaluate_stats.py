@@ -129,3 +129,43 @@ def test_binary_classification_and_detection():
     lo, hi = d["precision"]["ci"]
     assert lo < 0.9 < hi
     assert stats.detection(0, 0, 0)["precision"]["value"] is None
+
+
+def _clustered(n_pullbacks: int = 10, n_frames: int = 40, seed: int = 0):
+    """Per-frame values whose pullbacks differ (near-duplicate frames inside each)."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat([f"p{i}" for i in range(n_pullbacks)], n_frames)
+    means = rng.uniform(0.5, 0.9, n_pullbacks)
+    v = np.clip(np.repeat(means, n_frames) + rng.normal(0, 0.02, ids.size), 0, 1)
+    return v, ids
+
+
+def test_cluster_ci_is_as_wide_as_the_pullbacks_not_the_frames():
+    v, ids = _clustered()
+    lo, hi = stats.cluster_ratio_ci(v, np.ones_like(v), ids, n_resamples=2000, seed=0)
+    assert lo < v.mean() < hi
+    frames = sst.bootstrap(
+        (v,), np.mean, method="percentile", rng=np.random.default_rng(0)
+    ).confidence_interval
+    # ten pullbacks are ten observations, not 400: the interval is several times wider
+    assert (hi - lo) > 3 * (frames.high - frames.low)
+    # and about what the ten pullback means give (t interval; bootstrap within 30%)
+    per = np.array([v[ids == p].mean() for p in np.unique(ids)])
+    t_width = 2 * sst.t.ppf(0.975, per.size - 1) * per.std(ddof=1) / math.sqrt(per.size)
+    assert 0.7 * t_width < (hi - lo) < 1.3 * t_width
+
+
+def test_cluster_ci_of_a_pooled_ratio_weights_by_the_denominator():
+    # two pullbacks: 1 of 10 and 90 of 100 -> pooled 91/110; resamples give 0.1, 0.9 or mixtures
+    num, den = [1.0, 90.0], [10.0, 100.0]
+    lo, hi = stats.cluster_ratio_ci(num, den, ["a", "b"], n_resamples=500, seed=1)
+    assert 0.1 - 1e-9 <= lo < 91 / 110 < hi <= 0.9 + 1e-9
+
+
+def test_cluster_ci_needs_two_pullbacks_and_matching_lengths():
+    assert stats.cluster_ratio_ci([0.5, 0.7], [1, 1], ["a", "a"]) == [None, None]
+    assert stats.cluster_ratio_ci([], [], []) == [None, None]
+    assert stats.cluster_ratio_ci([0.0, 0.0], [0, 0], ["a", "b"]) == [None, None]
+    assert stats.cluster_ratio_ci([1, 1, 2, 2], [2, 2, 4, 4], "aabb") == [0.5, 0.5]
+    with pytest.raises(ValueError, match="one entry per observation"):
+        stats.cluster_ratio_ci([1.0, 2.0], [1.0], ["a", "b"])
