@@ -1,0 +1,124 @@
+"""What the network sees of a lesion it misses: the frames on its net grid, with the truth's
+outline, beside each checkpoint's calcium probability (TTA as ``infer.py`` runs it).
+
+    python benchmarks/missed_lesion_figure.py --input POOL/inputs/d1-v0 \
+        --manual POOL/manual/d1-v0 --frames 6 10 14 28 \
+        --checkpoint stent42=RUN/last.ckpt --out docs/images/missed_lesion.png
+
+Prints, per frame and checkpoint, the mean and maximum calcium probability inside the truth.
+The crop is the truth's bounding box on the net grid (all frames shown), widened by a margin.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from octseg.core.classes import CALCIUM
+from octseg.io import read_pullback
+from octseg.io.labels import load_labels
+from octseg.model.grid import cartesian_to_net_grid, to_net_grid
+from octseg.model.predictor import PredictOptions, Predictor
+
+
+def truth_on_grid(manual: Path, frames: list[int], net_grid: dict) -> torch.Tensor:
+    """The truth's calcium of ``frames`` on the net grid, bool (F, A', R')."""
+    lf = load_labels(manual / "labels.npz")
+    ca = torch.from_numpy((lf.labels[frames] == CALCIUM).astype(np.float32))
+    if lf.space == "polar":
+        return to_net_grid(ca, lf.pixel_spacing_mm, net_grid) > 0.5
+    return cartesian_to_net_grid(ca, lf.pixel_spacing_mm, net_grid, lf.center) > 0.5
+
+
+def calcium_probability(
+    predictor: Predictor, pullback, frames: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frames on the net grid (F, A', R') and the calcium probability there."""
+    grid = predictor.to_grid(pullback)
+    x = predictor._inputs(grid, 0, pullback.n_frames)[frames]
+    p = predictor.probabilities(x)[:, predictor.classes.index(CALCIUM)]
+    return grid[frames].float(), p
+
+
+def crop(truth: torch.Tensor, margin: int = 12) -> tuple[slice, slice]:
+    """A-line and sample ranges around every frame's truth (the whole grid without truth)."""
+    a, r = np.nonzero(truth.any(0).numpy())
+    if a.size == 0:
+        return slice(None), slice(None)
+    n_a, n_r = truth.shape[1:]
+    return (
+        slice(max(0, a.min() - margin), min(n_a, a.max() + margin + 1)),
+        slice(max(0, r.min() - 4 * margin), min(n_r, r.max() + 4 * margin + 1)),
+    )
+
+
+def inside(p: torch.Tensor, truth: torch.Tensor) -> tuple[float | None, float | None]:
+    """Mean and maximum of ``p`` inside ``truth`` (None without truth)."""
+    if not truth.any():
+        return None, None
+    return float(p[truth].mean()), float(p[truth].max())
+
+
+def figure(images, probs: dict[str, torch.Tensor], truth, frames, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sa, sr = crop(truth)
+    rows = 1 + len(probs)
+    fig, axes = plt.subplots(rows, len(frames), figsize=(2.6 * len(frames), 3.2 * rows))
+    axes = np.asarray(axes).reshape(rows, len(frames))
+    panels = [("image", images, "gray", None)] + [(n, p, "magma", (0, 1)) for n, p in probs.items()]
+    for i, f in enumerate(frames):
+        for j, (name, arr, cmap, lim) in enumerate(panels):
+            ax = axes[j, i]
+            v = (0, 1) if lim else (None, None)
+            ax.imshow(arr[i][sa, sr].T.numpy(), cmap=cmap, vmin=v[0], vmax=v[1], aspect="auto")
+            ax.contour(truth[i][sa, sr].T.numpy().astype(float), [0.5], colors="c", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"frame {f}" if j == 0 else f"{name}: P(calcium)", fontsize=8)
+    axes[0, 0].set_ylabel("depth (net-grid samples) →", fontsize=8)
+    fig.suptitle("net grid (A-lines across, depth down); cyan: the truth's calcium", fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", type=Path, required=True, help="the pullback infer.py reads")
+    ap.add_argument("--manual", type=Path, required=True, help="folder with its labels.npz")
+    ap.add_argument("--frames", type=int, nargs="+", required=True)
+    ap.add_argument("--checkpoint", action="append", required=True, help="NAME=PATH")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    pullback = read_pullback(a.input)
+    probs, truth, images, grid = {}, None, None, None
+    for spec in a.checkpoint:
+        name, _, path = spec.partition("=")
+        opts = PredictOptions(device="cpu", tta_rolls=4, tta_flip=True)
+        pr = Predictor.from_checkpoint(path, opts)
+        if grid is not None and pr.net_grid != grid:
+            ap.error(f"{name}: another net grid than the first checkpoint's ({pr.net_grid})")
+        grid = pr.net_grid
+        images, probs[name] = calcium_probability(pr, pullback, a.frames)
+        truth = truth_on_grid(a.manual, a.frames, grid)
+        for i, f in enumerate(a.frames):
+            mean, top = inside(probs[name][i], truth[i])
+            said = (
+                "no truth" if mean is None else f"P(calcium) inside: mean {mean:.3f}, max {top:.3f}"
+            )
+            print(f"{name} frame {f}: truth samples {int(truth[i].sum())}, {said}")
+    figure(images, probs, truth, a.frames, a.out)
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
