@@ -15,7 +15,7 @@ from benchmarks import lesion_probe as lp
 from octseg.core.errors import InputError
 from octseg.datasets.hybrid import cohort
 from octseg.io.labels import load_labels
-from tests.datasets.test_hybrid import PS, stand_in
+from tests.datasets.test_hybrid import real_block
 
 LESION = cohort.CalciumLesion(
     0, 3, center_deg=200.0, arc_deg=60.0, depth_mm=0.05, thickness_mm=0.3, contrast=0.5
@@ -25,11 +25,7 @@ LESION = cohort.CalciumLesion(
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
     root = tmp_path_factory.mktemp("lprobe")
-    img, lab = stand_in(n=3, seed=2)
-    im, lb, rows, struts = cohort.make_hybrid(
-        img, lab, PS, [], None, np.random.default_rng(0), frame_spacing_mm=0.2
-    )
-    cohort.write_pullback(root / "real", im, lb, PS, 0.2, rows, struts, {})
+    real_block(root / "real")
     params = root / "params.json"
     other = asdict(LESION) | {"center_deg": 20.0}
     params.write_text(json.dumps({"lesions": [other, asdict(LESION)], "stent": None}))

@@ -13,17 +13,13 @@ from PIL import Image
 from benchmarks import strut_probe
 from octseg.core.errors import InputError
 from octseg.datasets.hybrid import cohort
-from tests.datasets.test_hybrid import PS, stand_in
+from tests.datasets.test_hybrid import real_block
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe")
-    img, lab = stand_in(n=3, seed=2)
-    im, lb, rows, struts = cohort.make_hybrid(
-        img, lab, PS, [], None, np.random.default_rng(0), frame_spacing_mm=0.2
-    )
-    cohort.write_pullback(root / "real", im, lb, PS, 0.2, rows, struts, {})
+    real_block(root / "real")
     params = root / "params.json"
     params.write_text(json.dumps({"stent": asdict(cohort.Stent(0, 3, n_struts=6))}))
     made = strut_probe.build(root / "real", {"dA": params}, root / "out", size=300, colour="grey")

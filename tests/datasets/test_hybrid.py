@@ -51,6 +51,19 @@ def stand_in(
     return np.stack(imgs), np.stack(labs)
 
 
+def real_block(path, n: int = 3, seed: int = 2):
+    """A stand-in real polar block written as a hybrid pullback folder with nothing inserted
+    (``image.npz``, ``labels.npz``, truth), as the probes in ``benchmarks/`` read one."""
+    from octseg.datasets.hybrid import cohort
+
+    img, lab = stand_in(n=n, seed=seed)
+    im, lb, rows, struts = cohort.make_hybrid(
+        img, lab, PS, [], None, np.random.default_rng(0), frame_spacing_mm=0.2
+    )
+    cohort.write_pullback(path, im, lb, PS, 0.2, rows, struts, {})
+    return path
+
+
 def test_lumen_geometry_of_an_off_centre_circle():
     yy, xx = polar_xy(A, R, PS)
     lab = (np.hypot(yy - 0.2, xx + 0.1) <= 1.0).astype(np.uint8)
