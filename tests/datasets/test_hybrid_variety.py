@@ -823,3 +823,45 @@ def test_irregular_outline_changes_slowly_along_a_lesion():
     step = np.nanmax(np.abs(b - a))
     assert step < 0.1 * 0.5  # one frame apart: the outer border moves < 10% of the thickness
     assert np.nanmax(np.abs(far - a)) > 3 * step  # 19 frames apart: visibly another outline
+
+
+def test_a_lesion_past_the_field_is_cut_by_its_edge_not_trimmed_away():
+    img, lab = stand_in(n=1, shadow=None)
+    img, lab = img[0], lab[0]
+    g = lumen_geometry(lab, PS)
+    field = (R - 1) * PS  # 2.19 mm; the lumen reaches about 1 mm
+    les = cohort.CalciumLesion(0, 1, center_deg=90.0, arc_deg=80.0, depth_mm=0.3, thickness_mm=1.6)
+    spec = les.at(0)
+    full = cohort.field_bins(g, spec, field)
+    front = cohort.field_bins(g, spec, field, past_field=True)
+    assert full.all() and not front.all() and (front <= full).all()
+    rng = np.random.default_rng(0)
+    free = np.zeros(720, bool)
+    _, inside, done = cohort._insert_calcium_all(img, lab, g, [les], 0, free, PS, rng)
+    assert done == [] and not (inside == CALCIUM).any()  # trimmed away: it does not fit
+    les.past_field = True
+    _, cut, done = cohort._insert_calcium_all(img, lab, g, [les], 0, free, PS, rng)
+    assert len(done) == 1
+    ca = cut == CALCIUM
+    assert ca[:, -1].any()  # the calcium runs to the field's last sample: cut there
+    assert ca.sum(axis=1).max() < R  # and starts behind the lumen border
+
+
+def test_past_field_share_flags_lesions_from_its_own_stream(tmp_path):
+    import json
+
+    real = _stand_in_real(tmp_path)
+    got = {}
+    for share in (0.0, 1.0):
+        mix = cohort.LesionMix(past_field_share=share)
+        cohort.hybrid_from_real(real, tmp_path / f"p{share}", seed=2, mix=mix)
+        got[share] = json.loads((tmp_path / f"p{share}/params.json").read_text())
+    p0, p1 = got[0.0], got[1.0]
+    assert p1["past_field_share"] == 1.0
+    flags = [les.pop("past_field") for les in p1["lesions"]]
+    kinds = [les["kind"] for les in p1["lesions"]]
+    assert flags == [k != "nodule" for k in kinds] and any(flags)
+    assert not any(les.pop("past_field") for les in p0["lesions"])
+    assert p0["lesions"] == p1["lesions"]  # every other draw as without the share
+    for key in ("lipid_lesions", "branches", "stent"):
+        assert p0[key] == p1[key]

@@ -100,6 +100,9 @@ class CalciumLesion:
     edge_px: float = 1.0
     rim: float = 0.0
     media: MediaSpec | None = None  # a dark media band behind the lesion (a training distractor)
+    # may run past the imaged field's edge (only its front must lie inside; the field cuts the
+    # rest, as a real image cuts tissue): lesions at a far wall (make_past_field)
+    past_field: bool = False
 
     def at(self, frame: int) -> CalciumSpec | None:
         if not self.start <= frame < self.stop:
@@ -248,7 +251,10 @@ class LesionMix:
     calcium lesions (:func:`place_stent`: a stream of its own; the default draw puts no stent in
     about one pullback in five and places the others without regard to calcium), and
     ``malapposition_share`` of the stents with a malapposition window drawn anew
-    (:func:`malappose`: a stream of its own). The faint and thin shares cost one more random
+    (:func:`malappose`: a stream of its own), and ``past_field_share`` of the lesions (not
+    nodules) allowed to run past the imaged field's edge (:func:`make_past_field`: a stream of
+    its own; the default builds keep every lesion inside the field, so little calcium lies at a
+    far wall). The faint and thin shares cost one more random
     draw per lesion only when they are > 0, so default builds keep their draws."""
 
     faint_share: float = 0.0
@@ -259,6 +265,7 @@ class LesionMix:
     vasa_share: float = 0.0
     stent_share: float = 0.0
     malapposition_share: float = 0.0
+    past_field_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (f.name for f in fields(self)):
@@ -348,6 +355,20 @@ def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     moved lesion's thickness is drawn again for its new kind (a thickness the ``thin_share``
     draw gave it is replaced)."""
     _remake_superficial(lesions, share, np.random.default_rng([seed, 2]), deepen)
+
+
+def make_past_field(lesions: list[CalciumLesion], seed: int, share: float) -> None:
+    """Let ``share`` of the ``lesions`` (not nodules) run past the imaged field's edge
+    (``past_field``), chosen from a random stream of their own: every lesion keeps every draw,
+    and every other draw of the build stays that of a build without the share. Such a lesion
+    is placed wherever its front fits inside the field, so far walls get calcium cut by the
+    field's edge, as in real images of large or eccentric vessels."""
+    if share <= 0:
+        return
+    rng = np.random.default_rng([seed, 7])
+    for les in lesions:
+        if rng.uniform() < share and les.kind != "nodule":
+            les.past_field = True
 
 
 def _remake_superficial(
@@ -592,12 +613,22 @@ def _forbidden_bins(sector: np.ndarray, g: LumenGeometry, margin_deg: float = 3.
     return dilate_periodic(bins, int(round(margin_deg * 2)))
 
 
+PAST_FIELD_FRONT_MM = 0.1  # of a lesion that may run past the field: what must lie inside
+
+
 def field_bins(
-    g: LumenGeometry, spec: CalciumSpec, field_mm: float, margin_mm: float = 0.3
+    g: LumenGeometry,
+    spec: CalciumSpec,
+    field_mm: float,
+    margin_mm: float = 0.3,
+    past_field: bool = False,
 ) -> np.ndarray:
     """Half-degree bins about the centroid where the calcium would leave the imaged field
-    (or where the lumen itself reaches it: a side branch, no wall to put calcium in)."""
+    (or where the lumen itself reaches it: a side branch, no wall to put calcium in). With
+    ``past_field`` only the lesion's front (its depth + :data:`PAST_FIELD_FRONT_MM`) counts."""
     extent = spec.depth_mm + spec.thickness_mm * (1 + 1.5 * spec.irregularity)
+    if past_field:
+        extent = spec.depth_mm + PAST_FIELD_FRONT_MM
     return extent_bins(g, extent, field_mm, margin_mm)
 
 
@@ -897,7 +928,7 @@ def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng) -> tuple:
         spec = les.at(f)
         if spec is None:
             continue
-        spec = trim_arc(spec, taken | field_bins(g, spec, field))
+        spec = trim_arc(spec, taken | field_bins(g, spec, field, past_field=les.past_field))
         if spec is None or (spec.bulge_mm > 0 and not _nodule_fits(g, spec)):
             continue
         before = lab
@@ -1017,6 +1048,7 @@ def hybrid_from_real(
     make_deep(lesions, seed, mix.deep_share)
     make_nodules(lesions, seed, mix.nodule_share)
     add_media(lesions, seed, mix.media_share)
+    make_past_field(lesions, seed, mix.past_field_share)
     vasa = draw_vasa(seed, pb.n_frames, mix.vasa_share)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
@@ -1311,6 +1343,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of the training pullbacks with a stent over one of their calcium lesions "
         "(the default draw stents about 4 in 5, anywhere; the val hybrids keep the default draw)",
+    )
+    b.add_argument(
+        "--past-field-share",
+        type=_share,
+        default=0.0,
+        help="share of the training lesions (not nodules) allowed to run past the imaged "
+        "field's edge, cut there, so that far walls get calcium (the val hybrids keep the "
+        "default draw)",
     )
     b.add_argument(
         "--malapposition-share",
