@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
+import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from octseg.core.errors import InputError
-from octseg.datasets.hybrid.cohort import CalciumLesion, make_hybrid, write_pullback
-from octseg.datasets.hybrid.console import export_console
-from octseg.io import read_pullback
-from octseg.io.labels import load_labels
+from octseg.datasets.hybrid.cohort import CalciumLesion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from strut_probe import export_variants  # noqa: E402
 
 FIELDS = {f.name for f in fields(CalciumLesion)} - {"media"}
 
@@ -60,20 +59,11 @@ def build(
     real_dir: Path, lesion: CalciumLesion, variants: dict[str, dict], out: Path, **console
 ) -> list[Path]:
     """One console export per variant (``as-drawn`` first) under ``out``."""
-    pb = read_pullback(real_dir / "image.npz")
-    labels = load_labels(real_dir / "labels.npz").labels
-    ps, fs, images = pb.pixel_spacing_mm, pb.frame_spacing_mm, pb.read()
-    made = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, changes in {"as-drawn": {}, **variants}.items():
-            les = replace(lesion, **changes)
-            img, lab, rows, struts = make_hybrid(
-                images, labels, ps, [les], None, np.random.default_rng(0), frame_spacing_mm=fs
-            )
-            hyb = Path(tmp) / name
-            write_pullback(hyb, img, lab, ps, fs, rows, struts, {"probe": name, **changes})
-            made.append(export_console(hyb, out, name, **console))
-    return made
+    changed = {
+        n: ([replace(lesion, **c)], None, {"probe": n, **c})
+        for n, c in {"as-drawn": {}, **variants}.items()
+    }
+    return export_variants(real_dir, changed, out, **console)
 
 
 def table(eval_dir: Path) -> pd.DataFrame:

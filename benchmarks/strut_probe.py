@@ -45,27 +45,39 @@ def _stent_of(params_json: Path) -> Stent:
     return Stent(**stent)
 
 
+def export_variants(
+    real_dir: str | Path,
+    variants: dict[str, tuple[list, Stent | None, dict]],
+    out: str | Path,
+    **console,
+) -> list[Path]:
+    """One console export under ``out`` per ``NAME: (lesions, stent, meta)``, each inserted alone
+    into the real polar block ``real_dir`` (same random stream), with truth and ``meta``."""
+    real_dir = Path(real_dir)
+    pb = read_pullback(real_dir / "image.npz")
+    labels = load_labels(real_dir / "labels.npz").labels
+    ps, fs, images = pb.pixel_spacing_mm, pb.frame_spacing_mm, pb.read()
+    made = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pid, (lesions, stent, meta) in variants.items():
+            img, lab, rows, struts = make_hybrid(
+                images, labels, ps, lesions, stent, np.random.default_rng(0), frame_spacing_mm=fs
+            )
+            hyb = Path(tmp) / pid
+            write_pullback(hyb, img, lab, ps, fs, rows, struts, meta)
+            made.append(export_console(hyb, out, pid, **console))
+    return made
+
+
 def build(
     real_dir: str | Path, draws: dict[str, Path], out: str | Path, *, size: int, colour: str
 ) -> list[Path]:
     """``NAME-stent`` and ``NAME-none`` console exports under ``out`` for each draw."""
-    real_dir = Path(real_dir)
-    pb = read_pullback(real_dir / "image.npz")
-    labels = load_labels(real_dir / "labels.npz").labels
-    ps, fs = pb.pixel_spacing_mm, pb.frame_spacing_mm
-    images = pb.read()
-    made = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, params in draws.items():
-            for tag, stent in (("stent", _stent_of(params)), ("none", None)):
-                pid = f"{name}-{tag}"
-                img, lab, rows, struts = make_hybrid(
-                    images, labels, ps, [], stent, np.random.default_rng(0), frame_spacing_mm=fs
-                )
-                hyb = Path(tmp) / pid
-                write_pullback(hyb, img, lab, ps, fs, rows, struts, {"probe": tag})
-                made.append(export_console(hyb, out, pid, size=size, colour=colour))
-    return made
+    variants = {}
+    for name, params in draws.items():
+        variants[f"{name}-stent"] = ([], _stent_of(params), {"probe": "stent"})
+        variants[f"{name}-none"] = ([], None, {"probe": "none"})
+    return export_variants(real_dir, variants, out, size=size, colour=colour)
 
 
 def count(auto_dir: str | Path, first_frame: int = 0) -> dict[str, list[int]]:
