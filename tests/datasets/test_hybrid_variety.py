@@ -18,6 +18,7 @@ import pytest
 
 from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, LIPID, LUMEN
 from octseg.core.errors import InputError
+from octseg.core.polar import wrap_pi
 from octseg.datasets.hybrid import cohort
 from octseg.datasets.hybrid.distractors import (
     BranchSpec,
@@ -33,7 +34,7 @@ from octseg.datasets.hybrid.distractors import (
 )
 from octseg.datasets.hybrid.insert import CalciumSpec, insert_calcium, lumen_geometry
 from octseg.datasets.hybrid.truth import shape_calcium_columns, union_margin
-from octseg.io.labels import LabelFile
+from octseg.io.labels import LabelFile, load_labels
 from tests.datasets.test_hybrid import PS, R, _as_trained, _recipe, stand_in
 
 FIELD = (R - 0.5) * PS
@@ -864,4 +865,45 @@ def test_past_field_share_flags_lesions_from_its_own_stream(tmp_path):
     assert not any(les.pop("past_field") for les in p0["lesions"])
     assert p0["lesions"] == p1["lesions"]  # every other draw as without the share
     for key in ("lipid_lesions", "branches", "stent"):
+        assert p0[key] == p1[key]
+
+
+def test_farthest_wall_is_the_lumen_point_farthest_from_the_catheter():
+    _, lab = stand_in(n=1, shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    phi = math.radians(cohort.farthest_wall_deg(g))
+    y, x = g.point(phi, float(g.rho(phi)))
+    deepest = (np.nonzero(lab[0] == LUMEN)[1].max() + 0.5) * PS  # polar: sample = distance
+    assert abs(math.hypot(y, x) - deepest) < 1.5 * PS
+    away = math.atan2(g.centroid[0], g.centroid[1])  # catheter -> centroid
+    assert abs(wrap_pi(phi - away)) < math.radians(45)  # the side away from the catheter
+
+
+def test_far_wall_share_centres_lesions_there_from_its_own_stream(tmp_path):
+    import json
+
+    real = _stand_in_real(tmp_path)
+    got = {}
+    for share in (0.0, 1.0):
+        mix = cohort.LesionMix(far_wall_share=share)
+        cohort.hybrid_from_real(real, tmp_path / f"p{share}", seed=2, mix=mix)
+        got[share] = json.loads((tmp_path / f"p{share}/params.json").read_text())
+    p0, p1 = got[0.0], got[1.0]
+    assert p1["far_wall_share"] == 1.0
+    labels = load_labels(real / "labels.npz").labels
+    moved = 0
+    for a, b in zip(p0["lesions"], p1["lesions"], strict=True):
+        assert not a.pop("far_wall") and b.pop("far_wall") == (b["kind"] != "nodule")
+        centre0, centre1 = a.pop("center_deg"), b.pop("center_deg")
+        assert a == b  # every other draw as without the share
+        if b["kind"] == "nodule":
+            assert centre1 == centre0
+            continue
+        mid = (b["start"] + b["stop"] - 1) // 2
+        far = cohort.farthest_wall_deg(lumen_geometry(labels[mid], PS))
+        at_mid = centre1 + b["drift_deg_per_frame"] * (mid - b["start"])
+        assert abs((at_mid - far + 180) % 360 - 180) <= cohort.FAR_WALL_JITTER_DEG + 1e-6
+        moved += 1
+    assert moved > 0
+    for key in ("lipid_lesions", "branches"):
         assert p0[key] == p1[key]
