@@ -95,7 +95,7 @@ class ReplayPredictor(Predictor):
     def record(self, grid: torch.Tensor) -> None:
         store = self.__dict__.setdefault("_replay", {})
         for start in range(0, grid.shape[0], self.batch_size):
-            x = self._inputs(grid, start, min(grid.shape[0], start + self.batch_size))
+            x = self.network_inputs(grid, start, min(grid.shape[0], start + self.batch_size))
             store[self._key(x)] = _argmax_channels(super().probabilities(x)).to(torch.uint8)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:

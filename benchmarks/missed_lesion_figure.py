@@ -6,7 +6,8 @@ outline, beside each checkpoint's calcium probability (TTA as ``infer.py`` runs 
         --checkpoint stent42=RUN/last.ckpt --out docs/images/missed_lesion.png
 
 Prints, per frame and checkpoint, the mean and maximum calcium probability inside the truth.
-The crop is the truth's bounding box on the net grid (all frames shown), widened by a margin.
+The crop is the bounding box, on the net grid, of the truth region most shown frames touch,
+widened by a margin (calcium elsewhere in a frame stays outside it).
 """
 
 from __future__ import annotations
@@ -38,16 +39,26 @@ def calcium_probability(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frames on the net grid (F, A', R') and the calcium probability there."""
     grid = predictor.to_grid(pullback)
-    x = predictor._inputs(grid, 0, pullback.n_frames)[frames]
+    x = predictor.network_inputs(grid, 0, pullback.n_frames)[frames]
     p = predictor.probabilities(x)[:, predictor.classes.index(CALCIUM)]
     return grid[frames].float(), p
 
 
 def crop(truth: torch.Tensor, margin: int = 12) -> tuple[slice, slice]:
-    """A-line and sample ranges around every frame's truth (the whole grid without truth)."""
-    a, r = np.nonzero(truth.any(0).numpy())
-    if a.size == 0:
+    """A-line and sample ranges around the lesion: of the connected regions of every frame's
+    truth (projected over frames), the one most frames touch (ties: the larger), widened by
+    ``margin`` (4x in depth); calcium of a frame elsewhere stays out of the crop. The whole
+    grid without truth."""
+    from scipy import ndimage
+
+    regions, n = ndimage.label(truth.any(0).numpy())
+    if n == 0:
         return slice(None), slice(None)
+    touched = [
+        (int((truth.numpy() & (regions == k)).any((1, 2)).sum()), int((regions == k).sum()))
+        for k in range(1, n + 1)
+    ]
+    a, r = np.nonzero(regions == 1 + max(range(n), key=touched.__getitem__))
     n_a, n_r = truth.shape[1:]
     return (
         slice(max(0, a.min() - margin), min(n_a, a.max() + margin + 1)),

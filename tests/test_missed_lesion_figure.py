@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from model_helpers import TINY_MODEL, oracle_predictor, polar_npz
 
 from benchmarks import missed_lesion_figure as mlf
@@ -56,3 +57,13 @@ def test_main_writes_the_figure_and_says_each_frame(pullback, tmp_path, capsys):
     said = capsys.readouterr().out
     assert "u frame 0: truth samples 0, no truth" in said
     assert "u frame 2: truth samples 100, P(calcium) inside: mean" in said
+
+
+def test_the_crop_follows_the_lesion_most_frames_show_not_calcium_elsewhere():
+    truth = torch.zeros(4, 64, 48, dtype=torch.bool)
+    truth[:3, 10:20, 20:30] = True  # the lesion, in three frames
+    truth[3, 50:60, 5:10] = True  # one frame's calcium elsewhere, smaller
+    sa, sr = mlf.crop(truth, margin=1)
+    assert (sa.start, sa.stop, sr.start, sr.stop) == (9, 21, 16, 34)
+    truth[3, 40:64, 0:48] = True  # now larger than the lesion, still in one frame only
+    assert mlf.crop(truth, margin=1) == (sa, sr)

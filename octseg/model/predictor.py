@@ -417,8 +417,10 @@ class Predictor:
         if self.resample == "labels":
             self.back_index(pullback)
 
-    def _inputs(self, grid: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """(B, k, A', R') network input for frames start..stop-1, context ends replicated."""
+    def network_inputs(self, grid: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """(B, k, A', R') normalised network input for frames start..stop-1 of a net-grid
+        pullback ``grid`` (:meth:`to_grid`), context ends replicated: what :meth:`probabilities`
+        takes."""
         h = self.k // 2
         n = grid.shape[0]
         t = torch.arange(start, stop)[:, None] + torch.arange(-h, h + 1)[None, :]
@@ -562,7 +564,7 @@ class Predictor:
         """Frames ``start..stop-1``: network, back to the input's space (``sink.pullback``), into
         ``sink``."""
         t0 = time.perf_counter()
-        probs = self.probabilities(self._inputs(grid, start, stop))
+        probs = self.probabilities(self.network_inputs(grid, start, stop))
         ok = torch.isfinite(probs).all()  # checked where the batch is synchronised anyway
         t1 = time.perf_counter()
         sink.put(self.to_labels(probs, sink.pullback), ok, start, stop)
@@ -584,7 +586,7 @@ class Predictor:
         n = grid.shape[0]
         for start in range(0, n, self.batch_size):
             stop = min(n, start + self.batch_size)
-            p = self.probabilities(self._inputs(grid, start, stop))
+            p = self.probabilities(self.network_inputs(grid, start, stop))
             if self.device.type == "cuda":
                 p.argmax(dim=1)
         if self.device.type == "cuda":

@@ -180,7 +180,7 @@ def test_tta_and_context_stacking():
     tta = pred.segment(pred.to_grid(pb), pb)
     assert (plain == tta).mean() > 0.999  # an equivariant network: TTA changes nothing
     grid = torch.arange(5, dtype=torch.float16)[:, None, None].expand(5, 2, 2)
-    x = pred._inputs(grid, 0, 5)
+    x = pred.network_inputs(grid, 0, 5)
     assert x[:, :, 0, 0].tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 4]]
 
 
