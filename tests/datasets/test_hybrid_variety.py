@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -848,16 +849,23 @@ def test_a_lesion_past_the_field_is_cut_by_its_edge_not_trimmed_away():
     assert ca.sum(axis=1).max() < R  # and starts behind the lumen border
 
 
-def test_past_field_share_flags_lesions_from_its_own_stream(tmp_path):
+def _params_without_and_with(tmp_path, share: str) -> tuple[dict, dict, Path]:
+    """The params.json of the stand-in real block's seed-2 hybrid built with ``share`` 0 and 1
+    (and the real folder)."""
     import json
 
     real = _stand_in_real(tmp_path)
     got = {}
-    for share in (0.0, 1.0):
-        mix = cohort.LesionMix(past_field_share=share)
-        cohort.hybrid_from_real(real, tmp_path / f"p{share}", seed=2, mix=mix)
-        got[share] = json.loads((tmp_path / f"p{share}/params.json").read_text())
-    p0, p1 = got[0.0], got[1.0]
+    for v in (0.0, 1.0):
+        cohort.hybrid_from_real(
+            real, tmp_path / f"p{v}", seed=2, mix=cohort.LesionMix(**{share: v})
+        )
+        got[v] = json.loads((tmp_path / f"p{v}/params.json").read_text())
+    return got[0.0], got[1.0], real
+
+
+def test_past_field_share_flags_lesions_from_its_own_stream(tmp_path):
+    p0, p1, _ = _params_without_and_with(tmp_path, "past_field_share")
     assert p1["past_field_share"] == 1.0
     flags = [les.pop("past_field") for les in p1["lesions"]]
     kinds = [les["kind"] for les in p1["lesions"]]
@@ -880,15 +888,7 @@ def test_farthest_wall_is_the_lumen_point_farthest_from_the_catheter():
 
 
 def test_far_wall_share_centres_lesions_there_from_its_own_stream(tmp_path):
-    import json
-
-    real = _stand_in_real(tmp_path)
-    got = {}
-    for share in (0.0, 1.0):
-        mix = cohort.LesionMix(far_wall_share=share)
-        cohort.hybrid_from_real(real, tmp_path / f"p{share}", seed=2, mix=mix)
-        got[share] = json.loads((tmp_path / f"p{share}/params.json").read_text())
-    p0, p1 = got[0.0], got[1.0]
+    p0, p1, real = _params_without_and_with(tmp_path, "far_wall_share")
     assert p1["far_wall_share"] == 1.0
     labels = load_labels(real / "labels.npz").labels
     moved = 0
