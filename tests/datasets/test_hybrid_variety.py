@@ -605,6 +605,18 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
         cohort.LesionMix(malapposition_share=-0.01)
 
 
+def test_build_command_passes_the_far_wall_and_past_field_shares_to_training(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cohort, "hybrid_from_real", lambda src, out, seed, mix: seen.append(mix))
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "split.json").write_text('{"train": ["t"], "val": ["v"]}')
+    argv = ["build", str(real), str(tmp_path / "out"), "--variants", "1"]
+    assert cohort.main([*argv, "--far-wall-share", "0.5", "--past-field-share", "1"]) == 0
+    train = cohort.LesionMix(far_wall_share=0.5, past_field_share=1.0)
+    assert seen == [train, cohort.DEFAULT_MIX]
+
+
 def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
     a, r, ps = 360, 200, 0.01  # one A-line per degree
     img = np.full((a, r), 0.6, np.float32)
@@ -756,6 +768,8 @@ def test_nodule_share_makes_superficial_lesions_nodules_and_keeps_every_other_dr
         ("--vasa-share", "3"),
         ("--stent-share", "1.5"),
         ("--malapposition-share", "2"),
+        ("--past-field-share", "1.2"),
+        ("--far-wall-share", "-0.5"),
     ],
 )
 def test_share_options_are_checked_on_the_command_line(tmp_path, capsys, option, value):
