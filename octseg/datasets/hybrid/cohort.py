@@ -389,7 +389,8 @@ def make_far_wall(
     lies farthest from the catheter, +- :data:`FAR_WALL_JITTER_DEG`; the drift is kept, so the
     lesion passes that wall at its middle. Every other draw stays that of a build without the
     share. Eccentric catheters put much calcium there (2.4-3.2 mm from the catheter: 32% of the
-    held-out truth's calcium, 20% of a default training build's; docs/calcium_candidates.md)."""
+    held-out truth's calcium, 20% of a default training build's). A fine-tune on such a build
+    was not better on the held-out hybrids (docs/calcium_candidates.md, thirty-second session)."""
     if share <= 0:
         return
     rng = np.random.default_rng([seed, 8])
