@@ -580,12 +580,19 @@ def test_thin_share_draws_thin_superficial_and_deep_lesions():
     assert nodules and min(nodules) >= 0.3  # nodules keep their draw
 
 
-def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
-    seen = []
+def _recorded_builds(tmp_path, monkeypatch) -> tuple[list, Path]:
+    """A real root with one training and one val block, and the list each build's mix is
+    recorded in (``hybrid_from_real`` replaced: nothing is built)."""
+    seen: list = []
     monkeypatch.setattr(cohort, "hybrid_from_real", lambda src, out, seed, mix: seen.append(mix))
     real = tmp_path / "real"
     real.mkdir()
     (real / "split.json").write_text('{"train": ["t"], "val": ["v"]}')
+    return seen, real
+
+
+def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
+    seen, real = _recorded_builds(tmp_path, monkeypatch)
     mix = cohort.LesionMix(faint_share=0.4, thin_share=0.2)
     cohort.build_hybrid_dataset(real, tmp_path / "out", variants=2, mix=mix, progress=False)
     assert seen == [mix, mix, cohort.DEFAULT_MIX, cohort.DEFAULT_MIX]
@@ -606,11 +613,7 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
 
 
 def test_build_command_passes_the_far_wall_and_past_field_shares_to_training(tmp_path, monkeypatch):
-    seen = []
-    monkeypatch.setattr(cohort, "hybrid_from_real", lambda src, out, seed, mix: seen.append(mix))
-    real = tmp_path / "real"
-    real.mkdir()
-    (real / "split.json").write_text('{"train": ["t"], "val": ["v"]}')
+    seen, real = _recorded_builds(tmp_path, monkeypatch)
     argv = ["build", str(real), str(tmp_path / "out"), "--variants", "1"]
     assert cohort.main([*argv, "--far-wall-share", "0.5", "--past-field-share", "1"]) == 0
     train = cohort.LesionMix(far_wall_share=0.5, past_field_share=1.0)
