@@ -54,15 +54,16 @@ def crop(truth: torch.Tensor, margin: int = 12) -> tuple[slice, slice]:
     regions, n = ndimage.label(truth.any(0).numpy())
     if n == 0:
         return slice(None), slice(None)
-    touched = [
-        (int((truth.numpy() & (regions == k)).any((1, 2)).sum()), int((regions == k).sum()))
-        for k in range(1, n + 1)
-    ]
-    a, r = np.nonzero(regions == 1 + max(range(n), key=touched.__getitem__))
+    shown = np.zeros(n + 1, int)  # frames that touch each region
+    for frame in truth.numpy():
+        shown[np.unique(regions[frame])] += 1
+    size = np.bincount(regions.ravel(), minlength=n + 1)
+    k = max(range(1, n + 1), key=lambda i: (shown[i], size[i]))
+    sa, sr = ndimage.find_objects(regions)[k - 1]
     n_a, n_r = truth.shape[1:]
     return (
-        slice(max(0, a.min() - margin), min(n_a, a.max() + margin + 1)),
-        slice(max(0, r.min() - 4 * margin), min(n_r, r.max() + 4 * margin + 1)),
+        slice(max(0, sa.start - margin), min(n_a, sa.stop + margin)),
+        slice(max(0, sr.start - 4 * margin), min(n_r, sr.stop + 4 * margin)),
     )
 
 

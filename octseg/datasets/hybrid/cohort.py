@@ -410,10 +410,7 @@ def make_far_wall(
 def farthest_wall_deg(g: LumenGeometry) -> float:
     """The direction (degrees about the centroid, half-degree bins) whose lumen border point
     lies farthest from the catheter."""
-    phi = (np.arange(720) + 0.5) * (math.pi / 360)
-    rho = g.rho(phi)
-    y, x = g.centroid[0] + rho * np.sin(phi), g.centroid[1] + rho * np.cos(phi)
-    return float(math.degrees(phi[int(np.argmax(np.hypot(y, x)))]))
+    return (int(np.argmax(np.hypot(*border_points(g).T))) + 0.5) / 2
 
 
 def _remake_superficial(
@@ -680,12 +677,16 @@ def field_bins(
 def extent_bins(g: LumenGeometry, extent_mm: float, field_mm: float, margin_mm: float = 0.3):
     """Half-degree bins about the centroid where an insert reaching ``extent_mm`` behind the
     lumen contour would leave the field (or where the lumen reaches the field's edge)."""
+    outer, edge = border_points(g, extent_mm), border_points(g)
+    return (np.hypot(*outer.T) > field_mm - margin_mm) | (np.hypot(*edge.T) > field_mm - 0.6)
+
+
+def border_points(g: LumenGeometry, behind_mm: float = 0.0) -> np.ndarray:
+    """(720, 2) (y, x) mm from the catheter: ``behind_mm`` behind the lumen border on each
+    half-degree direction about the centroid (bin centres)."""
     phi = (np.arange(720) + 0.5) * (math.pi / 360)
-    rho = g.rho(phi)
-    outer = rho + extent_mm
-    pts = g.centroid[None, :] + outer[:, None] * np.stack([np.sin(phi), np.cos(phi)], 1)
-    edge = g.centroid[None, :] + rho[:, None] * np.stack([np.sin(phi), np.cos(phi)], 1)
-    return (np.hypot(*pts.T) > field_mm - margin_mm) | (np.hypot(*edge.T) > field_mm - 0.6)
+    r = g.rho(phi) + behind_mm
+    return g.centroid[None, :] + r[:, None] * np.stack([np.sin(phi), np.cos(phi)], 1)
 
 
 def trim_sector(
