@@ -50,9 +50,19 @@ def filled_exit(vals: np.ndarray, cath_samples: int) -> np.ndarray:
     return np.where(outside.any(1), outside.argmax(1), vals.shape[1])
 
 
-def _first_exit(vals: np.ndarray, cath_samples: int = 0, fill: bool = False, shadow=None):
+def _widen(masked: np.ndarray, k: int) -> np.ndarray:
+    """``masked`` rays (N,) widened by ``k`` rays on both sides, wrapping around the frame."""
+    if k <= 0:
+        return masked
+    return ndimage.maximum_filter1d(masked, size=2 * k + 1, mode="wrap")
+
+
+def _first_exit(
+    vals: np.ndarray, cath_samples: int = 0, fill: bool = False, shadow=None, strut_widen: int = 0
+):
     """Exit sample of every ray and the rays to interpolate: through the guidewire, or with a
-    strut at most ``shadow`` samples (None: any distance) before the exit, beyond the catheter."""
+    strut at most ``shadow`` samples (None: any distance) before the exit, beyond the catheter
+    (those widened by ``strut_widen`` rays on each side)."""
     n, s = vals.shape
     notl = ~np.isin(vals, (LUMEN, STRUT))
     anyout = notl.any(1)
@@ -65,7 +75,7 @@ def _first_exit(vals: np.ndarray, cath_samples: int = 0, fill: bool = False, sha
     lo = np.full(n, cath_samples) if shadow is None else np.maximum(cath_samples, k - shadow)
     idx = np.arange(s)
     near = ((vals == STRUT) & (idx >= lo[:, None]) & (idx < k[:, None])).any(1)
-    return k, gw | (anyout & (out_cls == GUIDEWIRE)) | near
+    return k, gw | (anyout & (out_cls == GUIDEWIRE)) | _widen(near, strut_widen)
 
 
 def _profile(phi: np.ndarray, dist: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -98,10 +108,12 @@ def measure_frame(
     h, w = lab.shape
     n = s.n_rays
     fill = s.fill_lumen_holes
+    margin, strut_widen = lu.margin_rays(s, h if space == "polar" else n)
     if space == "polar":
         theta = TWO_PI * np.arange(h) / h
         cath = lu.samples_within(s.catheter_radius_mm, ps)
-        k, masked = _first_exit(lab, cath, fill, lu.samples_within(s.strut_shadow_mm, ps))
+        shadow = lu.samples_within(s.strut_shadow_mm, ps)
+        k, masked = _first_exit(lab, cath, fill, shadow, strut_widen)
         radii = np.clip((k - 0.5) * ps, 0, None)
     else:
         theta = TWO_PI * np.arange(n) / n
@@ -111,8 +123,10 @@ def measure_frame(
         xx = t[None, :] * np.cos(theta)[:, None]
         vals = _sample(lab, space, ps, center, yy, xx)
         cath = lu.samples_within(s.catheter_radius_mm, 0.5 * ps)
-        k, masked = _first_exit(vals, cath, fill, lu.samples_within(s.strut_shadow_mm, 0.5 * ps))
+        shadow = lu.samples_within(s.strut_shadow_mm, 0.5 * ps)
+        k, masked = _first_exit(vals, cath, fill, shadow, strut_widen)
         radii = np.clip((k - 0.5) * 0.5 * ps, 0, None)
+    masked = _widen(masked, margin)  # the shadow margin about every masked ray
     if masked.any() and not masked.all():
         radii = radii.copy()
         radii[masked] = np.interp(theta[masked], theta[~masked], radii[~masked], period=TWO_PI)
