@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from octseg.datasets.hybrid import cohort
-from octseg.datasets.hybrid.cohort import CalciumLesion, LipidLesion, SideBranch
 from octseg.datasets.hybrid.distractors import MediaSpec, VasaChannel
+from octseg.datasets.hybrid.draw import CalciumLesion, LipidLesion, SideBranch
 
 OUTLINE = cohort.OUTLINE_COLOURS
 # three vasa vasorum: (direction deg, depth mm, radius mm, darkness), within the ranges drawn

@@ -2,7 +2,7 @@
 
 Each frame with truth calcium goes to one *kind* stratum (the kind of the one lesion there, or
 "several lesions") and one *contrast* stratum (the faintest lesion there; contrast is the calcium
-level over the tissue level in front of it, so higher is fainter: ``cohort.CONTRAST``). Per
+level over the tissue level in front of it, so higher is fainter: ``draw.CONTRAST``). Per
 stratum: frames, mean calcium Dice (``segmentation_frames.csv``), frames the run missed (no
 calcium found), and the mean arc and maximum-thickness error (auto - truth) over frames where
 both have calcium (``frames_matched.csv``). Frames without truth calcium form one more row with

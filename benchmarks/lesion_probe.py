@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from octseg.core.errors import InputError
-from octseg.datasets.hybrid.cohort import CalciumLesion
+from octseg.datasets.hybrid.draw import CalciumLesion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from strut_probe import export_variants  # noqa: E402

@@ -32,8 +32,9 @@ import pandas as pd
 
 from octseg.core import atomic
 from octseg.core.errors import InputError
-from octseg.datasets.hybrid.cohort import Stent, make_hybrid, write_pullback
+from octseg.datasets.hybrid.cohort import make_hybrid, write_pullback
 from octseg.datasets.hybrid.console import export_console
+from octseg.datasets.hybrid.draw import Stent
 from octseg.io import read_pullback
 from octseg.io.labels import load_labels
 

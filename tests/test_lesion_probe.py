@@ -13,11 +13,11 @@ from PIL import Image
 
 from benchmarks import lesion_probe as lp
 from octseg.core.errors import InputError
-from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid import draw
 from octseg.io.labels import load_labels
 from tests.datasets.test_hybrid import real_block
 
-LESION = cohort.CalciumLesion(
+LESION = draw.CalciumLesion(
     0, 3, center_deg=200.0, arc_deg=60.0, depth_mm=0.05, thickness_mm=0.3, contrast=0.5
 )
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from benchmarks import strut_probe
 from octseg.core.errors import InputError
-from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid import draw
 from tests.datasets.test_hybrid import real_block
 
 
@@ -21,7 +21,7 @@ def probe(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe")
     real_block(root / "real")
     params = root / "params.json"
-    params.write_text(json.dumps({"stent": asdict(cohort.Stent(0, 3, n_struts=6))}))
+    params.write_text(json.dumps({"stent": asdict(draw.Stent(0, 3, n_struts=6))}))
     made = strut_probe.build(root / "real", {"dA": params}, root / "out", size=300, colour="grey")
     return root, made
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
-from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid import bins, cohort, draw
 from octseg.datasets.hybrid.insert import (
     CalciumSpec,
     StrutSpec,
@@ -158,15 +158,15 @@ def test_trim_arc_avoids_forbidden_bins():
     forb = np.zeros(720, dtype=bool)
     forb[200:240] = True  # 100..120 degrees
     spec = CalciumSpec(center_deg=100.0, arc_deg=120.0, depth_mm=0.1, thickness_mm=0.3)
-    out = cohort.trim_arc(spec, forb)
+    out = bins.trim_arc(spec, forb)
     lo, hi = out.center_deg - out.arc_deg / 2, out.center_deg + out.arc_deg / 2
     assert lo >= 40.0 - 1e-6 and hi <= 100.0 + 1e-6
     assert out.arc_deg == pytest.approx(59.5, abs=0.6)
-    assert cohort.trim_arc(spec, np.zeros(720, dtype=bool)) == spec
+    assert bins.trim_arc(spec, np.zeros(720, dtype=bool)) == spec
 
 
 def test_lesion_is_consistent_across_frames():
-    les = cohort.CalciumLesion(10, 20, 90.0, 120.0, 0.1, 0.5, drift_deg_per_frame=1.0)
+    les = draw.CalciumLesion(10, 20, 90.0, 120.0, 0.1, 0.5, drift_deg_per_frame=1.0)
     specs = [les.at(f) for f in range(8, 22)]
     assert specs[0] is None and specs[1] is None and specs[-1] is None
     mid = [s for s in specs if s is not None]
@@ -178,8 +178,8 @@ def test_lesion_is_consistent_across_frames():
 
 def test_make_hybrid_truth_matches_labels(tmp_path):
     img, lab = stand_in(n=8, seed=2)
-    lesion = cohort.CalciumLesion(1, 7, 250.0, 140.0, 0.12, 0.45)
-    stent = cohort.Stent(
+    lesion = draw.CalciumLesion(1, 7, 250.0, 140.0, 0.12, 0.45)
+    stent = draw.Stent(
         2,
         8,
         n_struts=8,
@@ -236,9 +236,9 @@ def test_hybrid_on_a_real_frame(danilov_dir):
     g = lumen_geometry(lab[0], ps)
     sec = guidewire_sector(img[0] / 255.0, lab[0], ps)
     assert 0 < sec.sum() < 0.25 * sec.size  # the real guidewire shadow is found
-    forb = cohort._forbidden_bins(sec, g)
+    forb = bins.forbidden_bins(sec, g)
     spec = CalciumSpec(center_deg=0.0, arc_deg=100.0, depth_mm=0.15, thickness_mm=0.5)
-    spec = cohort.trim_arc(spec, forb | cohort.field_bins(g, spec, (img.shape[2] - 1) * ps))
+    spec = bins.trim_arc(spec, forb | bins.field_bins(g, spec, (img.shape[2] - 1) * ps))
     assert spec is not None
     _, new_lab = insert_calcium(img[0] / 255.0, lab[0], g, spec, np.random.default_rng(0))
     assert np.array_equal(new_lab[new_lab != CALCIUM], lab[0][new_lab != CALCIUM])

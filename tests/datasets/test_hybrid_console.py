@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from octseg.core.classes import CALCIUM, LIPID
-from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid import cohort, draw
 from octseg.datasets.hybrid.console import export_console, export_folder
 from octseg.io.labels import load_labels
 from tests.datasets.test_hybrid import PS, R, stand_in
@@ -18,8 +18,8 @@ from tests.datasets.test_hybrid import PS, R, stand_in
 @pytest.fixture(scope="module")
 def hybrid_dir(tmp_path_factory):
     img, lab = stand_in(n=4, seed=1, shadow=(40, 62))
-    lesions = [cohort.CalciumLesion(0, 2, 220.0, 100.0, 0.1, 0.4)]
-    lipids = [cohort.LipidLesion(2, 4, 150.0, 120.0, 60.0, 160.0, 0.5)]
+    lesions = [draw.CalciumLesion(0, 2, 220.0, 100.0, 0.1, 0.4)]
+    lipids = [draw.LipidLesion(2, 4, 150.0, 120.0, 60.0, 160.0, 0.5)]
     out = tmp_path_factory.mktemp("hyb") / "hyb-x-v0"
     im, lb, rows, struts = cohort.make_hybrid(
         img, lab, PS, lesions, None, np.random.default_rng(0), frame_spacing_mm=0.2, lipids=lipids

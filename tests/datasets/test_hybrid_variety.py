@@ -20,7 +20,7 @@ import pytest
 from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, LIPID, LUMEN
 from octseg.core.errors import InputError
 from octseg.core.polar import wrap_pi
-from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid import bins, cohort, draw
 from octseg.datasets.hybrid.distractors import (
     BranchSpec,
     LipidSpec,
@@ -148,9 +148,9 @@ def test_nodule_surface_reads_as_tissue_not_lumen():
 def test_several_lesions_per_frame_keep_apart_and_are_measured(tmp_path):
     img, lab = stand_in(n=4, seed=3, shadow=(40, 62))
     lesions = [
-        cohort.CalciumLesion(0, 4, 220.0, 80.0, 0.1, 0.4, irregularity=0.3, shape_seed=1),
-        cohort.CalciumLesion(0, 4, 320.0, 70.0, 0.5, 0.3, kind="deep"),
-        cohort.CalciumLesion(0, 4, 120.0, 50.0, 0.0, 0.4, kind="nodule", bulge_mm=0.25),
+        draw.CalciumLesion(0, 4, 220.0, 80.0, 0.1, 0.4, irregularity=0.3, shape_seed=1),
+        draw.CalciumLesion(0, 4, 320.0, 70.0, 0.5, 0.3, kind="deep"),
+        draw.CalciumLesion(0, 4, 120.0, 50.0, 0.0, 0.4, kind="nodule", bulge_mm=0.25),
     ]
     record: list[dict] = []
     _, new_lab, rows, _ = cohort.make_hybrid(
@@ -273,7 +273,7 @@ def test_vasa_share_draws_channels_and_changes_only_their_frames_images():
         assert spec is not None and spec.radius_mm <= ch.radius_mm and ch.at(ch.stop) is None
     assert covered.mean() >= 0.4 and draw_vasa(3, 40, 0.4) == chans
     img, lab = stand_in(n=12, seed=5, shadow=(40, 62))
-    lesions = [cohort.CalciumLesion(0, 5, 200.0, 100.0, 0.1, 0.4)]
+    lesions = [draw.CalciumLesion(0, 5, 200.0, 100.0, 0.1, 0.4)]
     vasa = [cohort.VasaChannel(2, 9, 320.0, 0.35, 0.1, 0.7, 1.0)]  # off the shadow, calcium
     made = {}
     for key, v in (("plain", None), ("vasa", vasa)):
@@ -336,19 +336,19 @@ def test_malapposition_share_draws_a_window_inside_the_stent_from_its_own_stream
     windows, stents = 0, 0
     for seed in range(40):
         lesions, stent, distractors = _draws(seed)
-        assert cohort.malappose(stent, seed, 0.0) is stent
-        assert cohort.malappose(None, seed, 1.0) is None
+        assert draw.malappose(stent, seed, 0.0) is stent
+        assert draw.malappose(None, seed, 1.0) is None
         if stent is None:
             continue
         stents += 1
         windows += stent.mal_center_deg is not None
-        got = cohort.malappose(stent, seed, 1.0)
+        got = draw.malappose(stent, seed, 1.0)
         assert _draws(seed) == (lesions, stent, distractors)  # nothing else drawn moves
         assert replace(got, **{k: getattr(stent, k) for k in MAL_FIELDS}) == stent
         assert got.mal_center_deg is not None and 0.15 <= got.malapposition_mm <= 0.6
         assert stent.start <= got.mal_start and got.mal_start + 3 <= got.mal_stop <= stent.stop
     assert windows < stents  # the default draw leaves some stents without a window
-    half = [cohort.malappose(_draws(s)[1], s, 0.5) != _draws(s)[1] for s in range(60)]
+    half = [draw.malappose(_draws(s)[1], s, 0.5) != _draws(s)[1] for s in range(60)]
     assert 0.3 < np.mean(half) < 0.7
 
 
@@ -360,7 +360,7 @@ def test_malapposition_share_through_a_build_stands_struts_off(tmp_path):
     real = _stand_in_real(tmp_path)
     got = {}
     for share in (0.0, 1.0):
-        mix = cohort.LesionMix(stent_share=1.0, malapposition_share=share)
+        mix = draw.LesionMix(stent_share=1.0, malapposition_share=share)
         p = cohort.hybrid_from_real(real, tmp_path / f"m{share}", seed=3, mix=mix)
         got[share] = (p, pd.read_csv(tmp_path / f"m{share}" / "truth/struts.csv"))
     (p0, _), (p1, s1) = got[0.0], got[1.0]
@@ -381,18 +381,18 @@ def test_malapposition_share_through_a_build_stands_struts_off(tmp_path):
 
 def _draws(seed: int, n: int = 137):
     rng = np.random.default_rng(seed)
-    lesions = cohort.draw_lesions(rng, n)
-    stent = cohort.draw_stent(rng, n)
-    return lesions, stent, cohort.draw_distractors(rng, n, lesions)
+    lesions = draw.draw_lesions(rng, n)
+    stent = draw.draw_stent(rng, n)
+    return lesions, stent, draw.draw_distractors(rng, n, lesions)
 
 
 def test_stent_share_puts_a_stent_over_a_lesion_and_keeps_every_other_draw():
     moved = 0
     for seed in range(40):
         lesions, stent, distractors = _draws(seed)
-        assert cohort.place_stent(stent, lesions, seed, 137, 0.0) is stent
-        assert cohort.place_stent(stent, [], seed, 137, 1.0) is stent
-        placed = cohort.place_stent(stent, lesions, seed, 137, 1.0)
+        assert draw.place_stent(stent, lesions, seed, 137, 0.0) is stent
+        assert draw.place_stent(stent, [], seed, 137, 1.0) is stent
+        placed = draw.place_stent(stent, lesions, seed, 137, 1.0)
         assert _draws(seed)[0::2] == (lesions, distractors)  # its own stream: nothing else moves
         mids = [(les.start + les.stop - 1) // 2 for les in lesions]
         assert placed is not None and any(placed.start <= m < placed.stop for m in mids)
@@ -412,8 +412,7 @@ def test_stent_share_puts_a_stent_over_a_lesion_and_keeps_every_other_draw():
             assert placed.start <= placed.mal_start and placed.mal_stop <= placed.stop
     assert moved > 20  # most drawn stents lie elsewhere than over a lesion's middle
     half = [
-        cohort.place_stent(_draws(s)[1], _draws(s)[0], s, 137, 0.5) != _draws(s)[1]
-        for s in range(40)
+        draw.place_stent(_draws(s)[1], _draws(s)[0], s, 137, 0.5) != _draws(s)[1] for s in range(40)
     ]
     assert 0.3 < np.mean(half) < 0.7
 
@@ -446,7 +445,7 @@ def test_stent_share_through_a_build_moves_only_the_stent(tmp_path):
     got = {}
     for share in (0.0, 1.0):
         out = tmp_path / f"s{share}"
-        mix = cohort.LesionMix(stent_share=share)
+        mix = draw.LesionMix(stent_share=share)
         got[share] = (cohort.hybrid_from_real(real, out, seed=3, mix=mix), out)
     (p0, out0), (p1, out1) = got[0.0], got[1.0]
     assert json.loads((out1 / "params.json").read_text())["stent_share"] == 1.0
@@ -464,10 +463,10 @@ def test_stent_share_through_a_build_moves_only_the_stent(tmp_path):
 def test_distractor_frames_hold_no_calcium_and_their_truth_matches():
     img, lab = stand_in(n=30, seed=5, shadow=(40, 62))
     rng = np.random.default_rng(2)
-    lesions = [cohort.CalciumLesion(0, 8, 200.0, 100.0, 0.1, 0.4)]
-    lipids, branches = cohort.draw_distractors(rng, 30, lesions)
-    lipids = lipids or [cohort.LipidLesion(10, 18, 150.0, 160.0, 50.0, 150.0, 0.5)]
-    branches = branches or [cohort.SideBranch(22, 27, 300.0, 0.6)]
+    lesions = [draw.CalciumLesion(0, 8, 200.0, 100.0, 0.1, 0.4)]
+    lipids, branches = draw.draw_distractors(rng, 30, lesions)
+    lipids = lipids or [draw.LipidLesion(10, 18, 150.0, 160.0, 50.0, 150.0, 0.5)]
+    branches = branches or [draw.SideBranch(22, 27, 300.0, 0.6)]
     record: list[dict] = []
     _, new_lab, rows, _ = cohort.make_hybrid(
         img,
@@ -519,8 +518,8 @@ def test_draws_cover_every_kind_and_keep_distractors_off_calcium_frames():
     kinds, n_lipid, n_branch, several = set(), 0, 0, 0
     for seed in range(30):
         rng = np.random.default_rng(seed)
-        lesions = cohort.draw_lesions(rng, 137)
-        lipids, branches = cohort.draw_distractors(rng, 137, lesions)
+        lesions = draw.draw_lesions(rng, 137)
+        lipids, branches = draw.draw_distractors(rng, 137, lesions)
         kinds |= {les.kind for les in lesions}
         calcium = np.zeros(137, dtype=bool)
         per_frame = np.zeros(137, dtype=int)
@@ -532,41 +531,41 @@ def test_draws_cover_every_kind_and_keep_distractors_off_calcium_frames():
             assert not calcium[max(d.start - 2, 0) : d.stop + 2].any()
         n_lipid += bool(lipids)
         n_branch += bool(branches)
-    assert kinds == set(cohort.CALCIUM_KINDS)
+    assert kinds == set(draw.CALCIUM_KINDS)
     assert n_lipid >= 25 and n_branch >= 25 and several >= 8
 
 
 def test_faint_share_draws_faint_lesions_and_leaves_the_default_draws_alone():
     def contrasts(seed, share):
         rng = np.random.default_rng(seed)
-        mix = cohort.LesionMix(faint_share=share)
-        return [les.contrast for les in cohort.draw_lesions(rng, 137, mix=mix)]
+        mix = draw.LesionMix(faint_share=share)
+        return [les.contrast for les in draw.draw_lesions(rng, 137, mix=mix)]
 
     default = [c for seed in range(40) for c in contrasts(seed, 0.0)]
     faint = [c for seed in range(40) for c in contrasts(seed, 0.5)]
-    assert all(cohort.CONTRAST[0] <= c <= cohort.CONTRAST[1] for c in default)
+    assert all(draw.CONTRAST[0] <= c <= draw.CONTRAST[1] for c in default)
     # the default draws are those of a build without the option (no extra random draw)
     old = []
     for seed in range(40):
         rng = np.random.default_rng(seed)
-        old += [les.contrast for les in cohort.draw_lesions(rng, 137)]
+        old += [les.contrast for les in draw.draw_lesions(rng, 137)]
     assert default == old
-    lo = cohort.FAINT_CONTRAST[0]
+    lo = draw.FAINT_CONTRAST[0]
     share_default = np.mean(np.array(default) >= lo)  # 0.15 / 0.5 = 0.3 expected
     share_faint = np.mean(np.array(faint) >= lo)  # 0.5 + 0.5 * 0.3 = 0.65 expected
     assert len(default) > 150 and len(faint) > 150
     assert 0.2 < share_default < 0.4 and 0.55 < share_faint < 0.75
-    assert max(faint) > cohort.CONTRAST[1]  # up to 0.7: fainter than any default lesion
+    assert max(faint) > draw.CONTRAST[1]  # up to 0.7: fainter than any default lesion
 
 
 def test_thin_share_draws_thin_superficial_and_deep_lesions():
     def lesions(seed, share):
         rng = np.random.default_rng(seed)
-        return cohort.draw_lesions(rng, 137, mix=cohort.LesionMix(thin_share=share))
+        return draw.draw_lesions(rng, 137, mix=draw.LesionMix(thin_share=share))
 
     default = [les for seed in range(40) for les in lesions(seed, 0.0)]
     thin = [les for seed in range(40) for les in lesions(seed, 0.6)]
-    hi = cohort.THIN_THICKNESS_MM[1]
+    hi = draw.THIN_THICKNESS_MM[1]
 
     def share_thin(ls):
         walls = [les for les in ls if les.kind != "nodule"]
@@ -593,31 +592,31 @@ def _recorded_builds(tmp_path, monkeypatch) -> tuple[list, Path]:
 
 def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
     seen, real = _recorded_builds(tmp_path, monkeypatch)
-    mix = cohort.LesionMix(faint_share=0.4, thin_share=0.2)
+    mix = draw.LesionMix(faint_share=0.4, thin_share=0.2)
     cohort.build_hybrid_dataset(real, tmp_path / "out", variants=2, mix=mix, progress=False)
-    assert seen == [mix, mix, cohort.DEFAULT_MIX, cohort.DEFAULT_MIX]
+    assert seen == [mix, mix, draw.DEFAULT_MIX, draw.DEFAULT_MIX]
     with pytest.raises(ValueError, match="faint_share"):
-        cohort.LesionMix(faint_share=1.5)
+        draw.LesionMix(faint_share=1.5)
     with pytest.raises(ValueError, match="thin_share"):
-        cohort.LesionMix(thin_share=-0.1)
+        draw.LesionMix(thin_share=-0.1)
     with pytest.raises(ValueError, match="media_share"):
-        cohort.LesionMix(media_share=2.0)
+        draw.LesionMix(media_share=2.0)
     with pytest.raises(ValueError, match="deep_share"):
-        cohort.LesionMix(deep_share=-0.5)
+        draw.LesionMix(deep_share=-0.5)
     with pytest.raises(ValueError, match="vasa_share"):
-        cohort.LesionMix(vasa_share=1.2)
+        draw.LesionMix(vasa_share=1.2)
     with pytest.raises(ValueError, match="stent_share"):
-        cohort.LesionMix(stent_share=1.01)
+        draw.LesionMix(stent_share=1.01)
     with pytest.raises(ValueError, match="malapposition_share"):
-        cohort.LesionMix(malapposition_share=-0.01)
+        draw.LesionMix(malapposition_share=-0.01)
 
 
 def test_build_command_passes_the_far_wall_and_past_field_shares_to_training(tmp_path, monkeypatch):
     seen, real = _recorded_builds(tmp_path, monkeypatch)
     argv = ["build", str(real), str(tmp_path / "out"), "--variants", "1"]
     assert cohort.main([*argv, "--far-wall-share", "0.5", "--past-field-share", "1"]) == 0
-    train = cohort.LesionMix(far_wall_share=0.5, past_field_share=1.0)
-    assert seen == [train, cohort.DEFAULT_MIX]
+    train = draw.LesionMix(far_wall_share=0.5, past_field_share=1.0)
+    assert seen == [train, draw.DEFAULT_MIX]
 
 
 def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
@@ -660,8 +659,8 @@ def _composed(*lesions):
 
 def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
     def lesions(seed, share):
-        ls = cohort.draw_lesions(np.random.default_rng(seed), 137)
-        cohort.add_media(ls, seed, share)
+        ls = draw.draw_lesions(np.random.default_rng(seed), 137)
+        draw.add_media(ls, seed, share)
         return ls
 
     assert all(les.media is None for seed in range(30) for les in lesions(seed, 0.0))
@@ -675,7 +674,7 @@ def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
     assert 0.35 < np.mean([les.media is not None for les in half]) < 0.65
     # the lesions themselves are those of the build without bands
     plain_draw = [
-        les for seed in range(30) for les in cohort.draw_lesions(np.random.default_rng(seed), 137)
+        les for seed in range(30) for les in draw.draw_lesions(np.random.default_rng(seed), 137)
     ]
     assert [replace(les, media=None) for les in banded] == plain_draw
     # through the frame composition: same labels with and without the band, darker image
@@ -689,13 +688,13 @@ def test_media_share_gives_bands_to_wall_lesions_and_keeps_the_labels():
 
 def test_deep_share_moves_superficial_lesions_deep_and_keeps_every_other_draw():
     def lesions(seed, share):
-        ls = cohort.draw_lesions(np.random.default_rng(seed), 137)
-        cohort.make_deep(ls, seed, share)
+        ls = draw.draw_lesions(np.random.default_rng(seed), 137)
+        draw.make_deep(ls, seed, share)
         return ls
 
     plain = [les for seed in range(40) for les in lesions(seed, 0.0)]
     assert plain == [
-        les for seed in range(40) for les in cohort.draw_lesions(np.random.default_rng(seed), 137)
+        les for seed in range(40) for les in draw.draw_lesions(np.random.default_rng(seed), 137)
     ]
     half = [les for seed in range(40) for les in lesions(seed, 0.5)]
     moved = [b for a, b in zip(plain, half, strict=True) if a.kind != b.kind]
@@ -720,9 +719,9 @@ def test_deep_share_moves_superficial_lesions_deep_and_keeps_every_other_draw():
 
 def test_nodule_share_makes_superficial_lesions_nodules_and_keeps_every_other_draw():
     def lesions(seed, deep, nodule):
-        ls = cohort.draw_lesions(np.random.default_rng(seed), 137)
-        cohort.make_deep(ls, seed, deep)
-        cohort.make_nodules(ls, seed, nodule)
+        ls = draw.draw_lesions(np.random.default_rng(seed), 137)
+        draw.make_deep(ls, seed, deep)
+        draw.make_nodules(ls, seed, nodule)
         return ls
 
     plain = [les for seed in range(40) for les in lesions(seed, 0.0, 0.0)]
@@ -792,9 +791,9 @@ def test_inserts_keep_off_real_lumen_beyond_the_contour():
     c = lumen_geometry(lab[0], PS).point(math.radians(200.0), 1.35)
     lab[0][np.hypot(yy - c[0], xx - c[1]) < 0.15] = LUMEN  # island 0.3 mm behind the wall
     g = lumen_geometry(lab[0], PS)
-    bins = cohort.lumen_beyond_bins(lab[0], g)
-    assert bins[400] and not bins[0] and not bins[200]  # 200 degrees covered, 0 and 100 not
-    lesion = cohort.CalciumLesion(0, 1, 200.0, 120.0, 0.1, 0.5)
+    beyond = bins.lumen_beyond_bins(lab[0], g)
+    assert beyond[400] and not beyond[0] and not beyond[200]  # 200 degrees covered, 0 and 100 not
+    lesion = draw.CalciumLesion(0, 1, 200.0, 120.0, 0.1, 0.5)
     _, new_lab, rows, _ = cohort.make_hybrid(
         img, lab, PS, [lesion], None, np.random.default_rng(0), frame_spacing_mm=0.2
     )
@@ -823,7 +822,7 @@ def test_hybrid_from_real_refuses_real_plaque_labels(tmp_path):
 def test_irregular_outline_changes_slowly_along_a_lesion():
     """One outline per lesion whose harmonics drift slowly: neighbouring frames (the 2.5D
     context) show nearly the same irregular shape, frames far apart a different one."""
-    lesion = cohort.CalciumLesion(0, 40, 60.0, 120.0, 0.08, 0.5, irregularity=0.45, shape_seed=3)
+    lesion = draw.CalciumLesion(0, 40, 60.0, 120.0, 0.08, 0.5, irregularity=0.45, shape_seed=3)
     _, lab = stand_in(shadow=None)
     g = lumen_geometry(lab[0], PS)
     phi = np.radians(np.linspace(15.0, 105.0, 181))
@@ -849,10 +848,10 @@ def test_a_lesion_past_the_field_is_cut_by_its_edge_not_trimmed_away():
     img, lab = img[0], lab[0]
     g = lumen_geometry(lab, PS)
     field = (R - 1) * PS  # 2.19 mm; the lumen reaches about 1 mm
-    les = cohort.CalciumLesion(0, 1, center_deg=90.0, arc_deg=80.0, depth_mm=0.3, thickness_mm=1.6)
+    les = draw.CalciumLesion(0, 1, center_deg=90.0, arc_deg=80.0, depth_mm=0.3, thickness_mm=1.6)
     spec = les.at(0)
-    full = cohort.field_bins(g, spec, field)
-    front = cohort.field_bins(g, spec, field, past_field=True)
+    full = bins.field_bins(g, spec, field)
+    front = bins.field_bins(g, spec, field, past_field=True)
     assert full.all() and not front.all() and (front <= full).all()
     rng = np.random.default_rng(0)
     free = np.zeros(720, bool)
@@ -874,9 +873,7 @@ def _params_without_and_with(tmp_path, share: str) -> tuple[dict, dict, Path]:
     real = _stand_in_real(tmp_path)
     got = {}
     for v in (0.0, 1.0):
-        cohort.hybrid_from_real(
-            real, tmp_path / f"p{v}", seed=2, mix=cohort.LesionMix(**{share: v})
-        )
+        cohort.hybrid_from_real(real, tmp_path / f"p{v}", seed=2, mix=draw.LesionMix(**{share: v}))
         got[v] = json.loads((tmp_path / f"p{v}/params.json").read_text())
     return got[0.0], got[1.0], real
 
@@ -896,7 +893,7 @@ def test_past_field_share_flags_lesions_from_its_own_stream(tmp_path):
 def test_farthest_wall_is_the_lumen_point_farthest_from_the_catheter():
     _, lab = stand_in(n=1, shadow=None)
     g = lumen_geometry(lab[0], PS)
-    phi = math.radians(cohort.farthest_wall_deg(g))
+    phi = math.radians(draw.farthest_wall_deg(g))
     y, x = g.point(phi, float(g.rho(phi)))
     deepest = (np.nonzero(lab[0] == LUMEN)[1].max() + 0.5) * PS  # polar: sample = distance
     assert abs(math.hypot(y, x) - deepest) < 1.5 * PS
@@ -917,9 +914,9 @@ def test_far_wall_share_centres_lesions_there_from_its_own_stream(tmp_path):
             assert centre1 == centre0
             continue
         mid = (b["start"] + b["stop"] - 1) // 2
-        far = cohort.farthest_wall_deg(lumen_geometry(labels[mid], PS))
+        far = draw.farthest_wall_deg(lumen_geometry(labels[mid], PS))
         at_mid = centre1 + b["drift_deg_per_frame"] * (mid - b["start"])
-        assert abs((at_mid - far + 180) % 360 - 180) <= cohort.FAR_WALL_JITTER_DEG + 1e-6
+        assert abs((at_mid - far + 180) % 360 - 180) <= draw.FAR_WALL_JITTER_DEG + 1e-6
         moved += 1
     assert moved > 0
     for key in ("lipid_lesions", "branches"):

@@ -8,7 +8,7 @@ import torch
 from model_helpers import TINY_MODEL, with_stand_in
 
 from octseg.core.classes import CALCIUM, GUIDEWIRE, LUMEN, STRUT
-from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid import cohort, draw
 from octseg.datasets.hybrid.insert import polar_xy
 from octseg.geometry.tables import read_csv
 from octseg.model.predictor import save_untrained_checkpoint
@@ -54,8 +54,8 @@ def cohort_dir(tmp_path_factory):
     val = root / "val"
     for i, pid in enumerate(["h1", "h2"]):
         img, lab = stand_in(seed=i)
-        lesion = cohort.CalciumLesion(1, 7, 250.0 - 40 * i, 140.0, 0.12, 0.45)
-        stent = cohort.Stent(
+        lesion = draw.CalciumLesion(1, 7, 250.0 - 40 * i, 140.0, 0.12, 0.45)
+        stent = draw.Stent(
             2,
             8,
             n_struts=8,
