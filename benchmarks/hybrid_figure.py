@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from octseg.datasets.hybrid import cohort
+from octseg.datasets.hybrid import cohort, render
 from octseg.datasets.hybrid.distractors import MediaSpec, VasaChannel
 from octseg.datasets.hybrid.draw import CalciumLesion, LipidLesion, SideBranch
 
-OUTLINE = cohort.OUTLINE_COLOURS
+OUTLINE = render.OUTLINE_COLOURS
 # three vasa vasorum: (direction deg, depth mm, radius mm, darkness), within the ranges drawn
 VASA = [(60, 0.35, 0.15, 0.7), (120, 0.6, 0.09, 0.6), (330, 0.3, 0.12, 0.8)]
 
@@ -130,11 +130,11 @@ def example(images, labels, ps, spec, size: int) -> np.ndarray:
         branches=branches,
         vasa=vasa[0] if vasa else None,
     )
-    frame = cohort.render_cartesian(img[0], ps, size, sepia=not grey)
+    frame = render.render_cartesian(img[0], ps, size, sepia=not grey)
     if frame.ndim == 2:
         frame = np.repeat(frame[..., None], 3, axis=2)
     over = frame.copy()
-    cart = cohort.label_outline(lab[0], ps, size)
+    cart = render.label_outline(lab[0], ps, size)
     for k, col in OUTLINE.items():
         m = cart == k
         over[m & ~ndimage.binary_erosion(m)] = col

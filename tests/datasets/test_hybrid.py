@@ -341,3 +341,33 @@ def test_rebuild_with_another_synthetic_cohort_replaces_the_links(tmp_path):
     links = sorted((out / "train").glob("synth-*"))
     assert [p.name for p in links] == ["synth-pb000"] == made["train"]
     assert links[0].resolve() == (b / "pb000").resolve()  # the new cohort, not the old one
+
+
+def test_render_cli_draws_real_hybrid_and_outlines(tmp_path):
+    """``cohort render``: one row per frame of [real | hybrid | hybrid with outlines]; the inserted
+    calcium shows as a red outline in the third panel only."""
+    from PIL import Image
+
+    from octseg.datasets.hybrid.render import OUTLINE_COLOURS
+
+    real = real_block(tmp_path / "real", n=3, seed=4)
+    img, lab = stand_in(n=3, seed=4)
+    lesion = draw.CalciumLesion(0, 3, 250.0, 140.0, 0.1, 0.45)
+    im, lb, rows, struts = cohort.make_hybrid(
+        img, lab, PS, [lesion], None, np.random.default_rng(0), frame_spacing_mm=0.2
+    )
+    hyb = tmp_path / "hyb"
+    cohort.write_pullback(hyb, im, lb, PS, 0.2, rows, struts, {})
+    png = tmp_path / "fig.png"
+    size = 96
+    assert (
+        cohort.main(
+            ["render", str(real), str(hyb), str(png), "--frames", "0", "2", "--size", str(size)]
+        )
+        == 0
+    )
+    out = np.asarray(Image.open(png).convert("RGB"))
+    assert out.shape == (2 * size, 3 * size + 2 * 6, 3)
+    red = np.all(out == OUTLINE_COLOURS[CALCIUM], axis=-1)
+    third = slice(2 * (size + 6), None)
+    assert red[:, third].sum() > 20 and not red[:, : 2 * size + 6].any()

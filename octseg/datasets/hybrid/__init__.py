@@ -5,5 +5,6 @@
 frames (and the training builds' :class:`~octseg.datasets.hybrid.draw.LesionMix` shares);
 :mod:`octseg.datasets.hybrid.bins` keeps inserts off the guidewire shadow and the field's edge;
 :mod:`octseg.datasets.hybrid.cohort` inserts the draws into real frames, writes hybrid pullbacks
-in the dataset layout with their true measurements, and renders side-by-side views.
+in the dataset layout with their true measurements; :mod:`octseg.datasets.hybrid.render` draws
+the Cartesian views (console frames, outlines, side-by-side figures).
 """

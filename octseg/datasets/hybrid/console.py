@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from octseg.core.errors import InputError
+from octseg.datasets.hybrid.render import label_outline, render_cartesian
 from octseg.io.labels import LabelFile, load_labels, save_labels
 
 COLOURS = ("sepia", "grey")
@@ -33,8 +34,6 @@ COLOURS = ("sepia", "grey")
 def cartesian_frame(polar: np.ndarray, ps: float, size: int, colour: str) -> np.ndarray:
     """Polar grey frame ``(A, R)`` in [0, 1] -> console frame: sepia RGB ``(size, size, 3)``
     or grey ``(size, size)`` uint8."""
-    from octseg.datasets.hybrid.cohort import render_cartesian
-
     if colour not in COLOURS:
         raise ValueError(f"colour must be one of {COLOURS}, got {colour!r}")
     return render_cartesian(polar, ps, size, sepia=colour == "sepia")
@@ -46,7 +45,6 @@ def export_console(
     """One hybrid pullback folder (``image.npz``, ``labels.npz``, ``truth/``) as a console
     export ``out/inputs/pid`` with its labels and truth in ``out/manual/pid``."""
     from octseg.core.classes import LUMEN
-    from octseg.datasets.hybrid.cohort import label_outline
     from octseg.datasets.robustness import Frame, write_variant
     from octseg.io import read_pullback
 
