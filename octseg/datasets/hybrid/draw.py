@@ -36,6 +36,11 @@ from octseg.datasets.hybrid.insert import (
 SHAPE_PHASE_PER_FRAME = 0.15
 
 
+def drifted_centre(les: CalciumLesion | LipidLesion, frame: int) -> float:
+    """A lesion's direction (degrees) at ``frame``: its start direction moved by its drift."""
+    return (les.center_deg + les.drift_deg_per_frame * (frame - les.start)) % 360
+
+
 @dataclass
 class CalciumLesion:
     start: int
@@ -68,7 +73,7 @@ class CalciumLesion:
             return None
         w = run_swell(frame, self.start, self.stop) ** 0.5
         return CalciumSpec(
-            center_deg=(self.center_deg + self.drift_deg_per_frame * (frame - self.start)) % 360,
+            center_deg=drifted_centre(self, frame),
             arc_deg=self.arc_deg * (0.45 + 0.55 * w),
             depth_mm=self.depth_mm,
             thickness_mm=self.thickness_mm * (0.5 + 0.5 * w),
@@ -110,7 +115,7 @@ class LipidLesion:
         w = run_swell(frame, self.start, self.stop) ** 0.5
         arc = self.arc_deg * (0.5 + 0.5 * w)
         cap_min = self.cap_min_um + (self.cap_max_um - self.cap_min_um) * 0.5 * (1 - w)
-        centre = (self.center_deg + self.drift_deg_per_frame * (frame - self.start)) % 360
+        centre = drifted_centre(self, frame)
         return lipid_spec(self, centre, arc, cap_min, self.core_thickness_mm * (0.5 + 0.5 * w))
 
 
