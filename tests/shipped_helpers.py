@@ -41,3 +41,13 @@ def use_as_shipped(monkeypatch, path: Path, digest: str | None = None) -> Path:
     monkeypatch.setattr(shipped, "WEIGHTS", Path(path))
     monkeypatch.setattr(shipped, "SHA256", sha256(path) if digest is None else digest)
     return Path(path)
+
+
+def use_as_named(monkeypatch, folder: Path, name: str, digest: str | None = None) -> Path:
+    """A tiny checkpoint ``folder/<name>.ckpt`` becomes the shipped model ``name`` (one of
+    :data:`octseg.model.shipped.NAMED`), with ``digest`` (default: its own) as its SHA-256;
+    ``folder`` becomes the shipped weights folder."""
+    path = tiny_checkpoint(Path(folder) / f"{name}.ckpt")
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", Path(folder))
+    monkeypatch.setattr(shipped, "NAMED", {name: sha256(path) if digest is None else digest})
+    return path

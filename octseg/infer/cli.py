@@ -53,7 +53,8 @@ _OVERRIDE = re.compile(r"^(\+\+|\+|~)?[A-Za-z_][\w.@/-]*=")
 DESCRIPTION = """\
 Segment and measure IVOCT pullbacks: labels, clinical tables, overlays and one HTML report per
 pullback under --out. Without --checkpoint the model that ships with octseg is used (what it
-was validated on, and what not: docs/model_card.md)."""
+was validated on, and what not: docs/model_card.md); --checkpoint NAME picks another shipped
+model by name."""
 EPILOG = """\
 INPUT is a pullback (IVOCT DICOM, octseg .npz, multi-page TIFF, a folder of PNG/TIFF frames),
 a folder of pullbacks, a dataset folder or a .txt list of paths; several may be given.
@@ -134,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         metavar="CKPT",
         action="append",
-        help="a checkpoint written by train.py (default: the shipped model); given again "
+        help="a checkpoint written by train.py, or the name of a model that ships with octseg "
+        "(docs/model_card.md; default: the shipped octseg-default-v1); given again "
         "(--checkpoint A --checkpoint B): an ensemble, their class probabilities averaged",
     )
     p.add_argument(

@@ -217,10 +217,8 @@ def start_run(settings: InferSettings, predictor: Any = None) -> Run:
     from octseg.model.predictor import pick_device
 
     safety.validate_settings(settings)
-    if predictor is None and settings.checkpoint in (None, ""):  # the job and the API
-        from octseg.model.shipped import default_checkpoint  # checked: present, SHA-256
-
-        settings = dataclasses.replace(settings, checkpoint=str(default_checkpoint()))
+    if predictor is None:  # the job and the API: no checkpoint, or a shipped model's name
+        settings = dataclasses.replace(settings, checkpoint=_shipped_files(settings.checkpoint))
     geometry = GeometrySettings.from_dict(settings.geometry or {})
     # a bad setting fails before any work (unset ones checked as their no-recommendation value)
     PostprocessSettings.from_value(settings.with_recommended({})[0].postprocess)
@@ -231,6 +229,18 @@ def start_run(settings: InferSettings, predictor: Any = None) -> Run:
         settings = dataclasses.replace(settings, geometry_device=str(device))
     out_root = Path(settings.output)
     return Run(settings, geometry, rank, world, device, distributed, out_root)
+
+
+def _shipped_files(checkpoint: str | list[str] | None) -> str | list[str]:
+    """``checkpoint=`` with the shipped models' files, checked (present, SHA-256): the default
+    model's for None, a shipped model's for its name; paths are left to the loader."""
+    from octseg.model.shipped import default_checkpoint, resolve
+
+    if checkpoint in (None, ""):
+        return str(default_checkpoint())
+    if isinstance(checkpoint, (list, tuple)):
+        return [resolve(c) for c in checkpoint]
+    return resolve(checkpoint)
 
 
 def discover_tasks(run: Run) -> list[Task]:

@@ -6,6 +6,10 @@ checking that it is there and that its SHA-256 is :data:`SHA256` (a damaged or r
 refused, never loaded). It is then loaded like any other checkpoint
 (:func:`octseg.model.checkpoint.load_checkpoint`, ``weights_only=True``). The recipe that trained
 it is ``octseg/configs/experiment/default.yaml``; what it was validated on: docs/model_card.md.
+
+A shipped model is also chosen by name (the default's :data:`NAME`, the others' in
+:data:`NAMED`): ``checkpoint=NAME`` (``octseg infer --checkpoint NAME``, ``init_from=NAME`` for
+fine-tuning) is replaced by :func:`resolve` with that model's file, checked the same way.
 """
 
 from __future__ import annotations
@@ -19,20 +23,37 @@ from octseg.core.errors import InputError
 
 NAME = "octseg-default-v1"
 # inside the package (octseg/model/weights/), shipped in the wheel (pyproject package-data)
-WEIGHTS = Path(__file__).resolve().parent / "weights" / f"{NAME}.ckpt"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS = WEIGHTS_DIR / f"{NAME}.ckpt"
 # SHA-256 (hex) of WEIGHTS; empty until the weights are committed
 SHA256 = "639e0bd2b8ea80cf87b818d28048945333ff52ce3ca115b0459095ef8c3167dc"
+# the other shipped models, used only when named: name -> SHA-256 of WEIGHTS_DIR/<name>.ckpt
+# (docs/model_card.md, "Other shipped models")
+NAMED: dict[str, str] = {}
 CHUNK = 1 << 20  # bytes hashed at a time
 
 # (resolved path, size, mtime_ns, inode, ctime_ns) -> SHA-256: a file is hashed once per process, not per job
 _DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 _LOCK = threading.Lock()
 
-_HOW_TO_GET = (
-    "reinstall octseg from a checkout or wheel that includes octseg/model/weights/"
-    f"{NAME}.ckpt (docs/model_card.md), or give a checkpoint of your own "
-    "(checkpoint=CKPT, octseg infer --checkpoint CKPT; python train.py trains one)"
-)
+
+def _how_to_get(name: str) -> str:
+    return (
+        "reinstall octseg from a checkout or wheel that includes octseg/model/weights/"
+        f"{name}.ckpt (docs/model_card.md), or give a checkpoint of your own "
+        "(checkpoint=CKPT, octseg infer --checkpoint CKPT; python train.py trains one)"
+    )
+
+
+def names() -> tuple[str, ...]:
+    """The shipped models' names, the default first."""
+    return (NAME, *NAMED)
+
+
+def _file_and_hash(name: str) -> tuple[Path, str]:
+    if name == NAME:
+        return WEIGHTS, SHA256
+    return WEIGHTS_DIR / f"{name}.ckpt", NAMED[name]
 
 
 def sha256_of(path: str | Path) -> str:
@@ -57,41 +78,65 @@ def sha256_of(path: str | Path) -> str:
 
 
 def default_checkpoint() -> Path:
-    """The shipped model's checkpoint file, checked: present, and its SHA-256 is
-    :data:`SHA256`. :class:`~octseg.core.errors.InputError` naming the file otherwise."""
-    path = WEIGHTS
+    """The shipped default model's checkpoint file, checked (:func:`checkpoint_of`)."""
+    return checkpoint_of(NAME)
+
+
+def checkpoint_of(name: str) -> Path:
+    """The file of the shipped model ``name``, checked: present, and its SHA-256 is the one
+    recorded here. :class:`~octseg.core.errors.InputError` naming the file otherwise."""
+    if name not in names():
+        raise InputError(
+            None, f"no model named {name!r} ships with octseg; shipped: {', '.join(names())}"
+        )
+    path, expected = _file_and_hash(name)
     if not path.is_file():
         raise InputError(
             path,
-            f"the shipped model {NAME} is missing: this octseg was installed without its "
-            f"weights; {_HOW_TO_GET}",
+            f"the shipped model {name} is missing: this octseg was installed without its "
+            f"weights; {_how_to_get(name)}",
         )
-    expected = SHA256.strip().lower()
+    expected = expected.strip().lower()
     if not expected:
         raise InputError(
             path,
-            f"no SHA-256 is recorded for the shipped model {NAME} "
-            "(octseg.model.shipped.SHA256 is empty), so it cannot be checked and is not used; "
-            f"{_HOW_TO_GET}",
+            f"no SHA-256 is recorded for the shipped model {name} "
+            "(octseg.model.shipped) so it cannot be checked and is not used; "
+            f"{_how_to_get(name)}",
         )
     actual = sha256_of(path)
     if actual != expected:
         raise InputError(
             path,
-            f"the shipped model {NAME} fails its integrity check: SHA-256 expected {expected}, "
-            f"found {actual}: the file is corrupted or was replaced; {_HOW_TO_GET}",
+            f"the shipped model {name} fails its integrity check: SHA-256 expected {expected}, "
+            f"found {actual}: the file is corrupted or was replaced; {_how_to_get(name)}",
         )
     return path
 
 
-def is_shipped(path: str | Path | None) -> bool:
-    """Whether ``path`` is the shipped model's file."""
+def resolve(value: str) -> str:
+    """``value`` (a ``checkpoint=`` / ``init_from=`` entry) as a file: a shipped model's name
+    becomes its checked file (:func:`checkpoint_of`), anything else is returned unchanged (a
+    path, read and checked by the loader)."""
+    return str(checkpoint_of(value)) if value in names() else value
+
+
+def shipped_name(path: str | Path | None) -> str | None:
+    """The name of the shipped model whose file ``path`` is, else None."""
     if path is None or str(path) == "":
-        return False
-    try:
-        return Path(path).resolve() == WEIGHTS.resolve()
-    except OSError:
-        return False
+        return None
+    for name in names():
+        try:
+            if Path(path).resolve() == _file_and_hash(name)[0].resolve():
+                return name
+        except OSError:
+            return None
+    return None
+
+
+def is_shipped(path: str | Path | None) -> bool:
+    """Whether ``path`` is the file of a model that ships with octseg."""
+    return shipped_name(path) is not None
 
 
 def describe(path: str | Path | None, meta: dict[str, Any] | None) -> str:
@@ -99,7 +144,8 @@ def describe(path: str | Path | None, meta: dict[str, Any] | None) -> str:
     the recipe and code version its meta records (``recipe``: a string, or the mapping
     tools/ship_model.py writes; ``octseg_version``)."""
     meta = meta or {}
-    name = f"{NAME} (shipped with octseg)" if is_shipped(path) else str(path or "in memory")
+    known = shipped_name(path)
+    name = f"{known} (shipped with octseg)" if known else str(path or "in memory")
     recipe = meta.get("recipe")
     facts = []
     if isinstance(recipe, str) and recipe.strip():

@@ -76,7 +76,8 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
         if cfg_get(cfg, "init_required", False) and not cfg_get(cfg, "ckpt_path"):
             raise InputError(
                 None,
-                "this experiment fine-tunes a model: give init_from=CHECKPOINT (e.g. model.ckpt)",
+                "this experiment fine-tunes a model: give init_from=CHECKPOINT (a file, or a shipped model's name: "
+                "init_from=octseg-default-v1)",
             )
         return None
     if cfg_get(cfg, "ckpt_path"):
@@ -85,7 +86,10 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
             "init_from and ckpt_path are both set: ckpt_path resumes a run, init_from starts a "
             "new one from a checkpoint's weights; give one of them",
         )
-    return {**read_checkpoint(init_from), "path": init_from}
+    from octseg.model.shipped import resolve  # init_from=octseg-default-v1: the shipped file
+
+    path = resolve(str(init_from))
+    return {**read_checkpoint(path), "path": path}
 
 
 def check_init_matches(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from shipped_helpers import RECIPE, tiny_checkpoint, use_as_shipped
+from shipped_helpers import RECIPE, tiny_checkpoint, use_as_named, use_as_shipped
 
 from octseg.cli import main as octseg_main
 from octseg.infer import cli as infer_cli
@@ -121,6 +121,30 @@ def test_a_given_checkpoint_is_used_and_named(tmp_path, shipped_ckpt, capsys):
         assert octseg_main(["infer", str(dcm), "--out", str(out), "--checkpoint", str(mine)]) == 0
     assert _model_line(capsys.readouterr().out).startswith(f"model: {mine}")
     assert _manifest(out)["checkpoint"] == str(mine)
+
+
+def test_a_shipped_model_is_chosen_by_name_alone_or_in_an_ensemble(
+    tmp_path, shipped_ckpt, monkeypatch, capsys
+):
+    """--checkpoint octseg-calcium-v1 / checkpoint=[octseg-default-v1,octseg-calcium-v1]: the
+    shipped files (checked), named in the model line; the manifest records the files."""
+    calcium = use_as_named(monkeypatch, tmp_path / "weights", "octseg-calcium-v1")
+    dcm = _dicom(tmp_path / "in" / "case1.dcm", frames=2)
+    with kept_logging():
+        argv = ["infer", str(dcm), "--out", str(tmp_path / "one")]
+        assert octseg_main([*argv, "--checkpoint", "octseg-calcium-v1"]) == 0
+    assert _model_line(capsys.readouterr().out).startswith(
+        "model: octseg-calcium-v1 (shipped with octseg); recipe"
+    )
+    assert _manifest(tmp_path / "one")["checkpoint"] == str(calcium)
+    out = tmp_path / "two"
+    with kept_logging():
+        both = f"checkpoint=[{shipped.NAME},octseg-calcium-v1]"
+        run_job("infer", [f"input={dcm}", f"output={out}", both, "progress=false"])
+    stdout = capsys.readouterr().out
+    assert f"  {shipped.NAME} (shipped with octseg)" in stdout
+    assert "  octseg-calcium-v1 (shipped with octseg)" in stdout
+    assert _manifest(out)["checkpoint"] == [str(shipped_ckpt), str(calcium)]
 
 
 def test_missing_shipped_weights_stop_the_job_with_a_clear_error(tmp_path, monkeypatch, capsys):

@@ -7,7 +7,14 @@ import hashlib
 import os
 
 import pytest
-from shipped_helpers import RECIPE, VERSION, sha256, tiny_checkpoint, use_as_shipped
+from shipped_helpers import (
+    RECIPE,
+    VERSION,
+    sha256,
+    tiny_checkpoint,
+    use_as_named,
+    use_as_shipped,
+)
 
 from octseg.core.errors import InputError
 from octseg.model import shipped
@@ -136,3 +143,35 @@ def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "CHUNK", 1000)
     monkeypatch.setattr(shipped, "_DIGESTS", {})
     assert shipped.sha256_of(ck) == sha256(ck) and ck.stat().st_size > 10 * 1000
+
+
+CALCIUM = "octseg-calcium-v1"
+
+
+def test_a_named_shipped_model_resolves_to_its_checked_file(tmp_path, monkeypatch):
+    """checkpoint=NAME / init_from=NAME: the named model's file, checked like the default's;
+    anything that is not a shipped model's name stays a path for the loader."""
+    default = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "default.ckpt"))
+    ck = use_as_named(monkeypatch, tmp_path / "weights", CALCIUM)
+    assert shipped.names() == (shipped.NAME, CALCIUM)
+    assert shipped.resolve(CALCIUM) == str(ck) and shipped.checkpoint_of(CALCIUM) == ck
+    assert shipped.resolve(shipped.NAME) == str(default)
+    assert shipped.resolve("runs/best.ckpt") == "runs/best.ckpt"
+    assert shipped.shipped_name(ck) == CALCIUM and shipped.shipped_name(default) == shipped.NAME
+    assert shipped.shipped_name(tmp_path / "mine.ckpt") is None
+    _, meta = load_checkpoint(ck)
+    assert shipped.describe(ck, meta).startswith(f"{CALCIUM} (shipped with octseg); recipe")
+    with pytest.raises(InputError, match="no model named 'octseg-lipid-v9' ships with octseg"):
+        shipped.checkpoint_of("octseg-lipid-v9")
+
+
+def test_a_named_model_with_a_wrong_hash_or_missing_is_refused(tmp_path, monkeypatch):
+    ck = use_as_named(monkeypatch, tmp_path, CALCIUM, "1" * 64)
+    with pytest.raises(InputError) as err:
+        shipped.resolve(CALCIUM)
+    msg = str(err.value)
+    assert msg.startswith(f"{ck}: ") and f"shipped model {CALCIUM} fails its integrity" in msg
+    assert f"weights/{CALCIUM}.ckpt" in msg
+    ck.unlink()
+    with pytest.raises(InputError, match=f"the shipped model {CALCIUM} is missing"):
+        shipped.resolve(CALCIUM)

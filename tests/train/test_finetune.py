@@ -254,6 +254,26 @@ def test_finetune_experiment_composes(toy_root, base_ckpt, tmp_path):
         read_init(bare)
 
 
+def test_init_from_a_shipped_model_name_reads_its_checked_file(toy_root, base_ckpt, monkeypatch):
+    """init_from=octseg-default-v1 (a name, not a path): the shipped file, SHA-256 checked."""
+    from shipped_helpers import use_as_shipped
+
+    from octseg.model import shipped
+
+    use_as_shipped(monkeypatch, base_ckpt)
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["experiment=finetune", f"init_from={shipped.NAME}", f"data.root={toy_root}"],
+        )
+    init = read_init(cfg)
+    assert init["path"] == str(base_ckpt)
+    assert _weights(base_ckpt).keys() == init["state_dict"].keys()
+    use_as_shipped(monkeypatch, base_ckpt, "2" * 64)  # the file no longer matches its hash
+    with pytest.raises(InputError, match="fails its integrity check"):
+        read_init(cfg)
+
+
 def test_finetune_experiment_runs_from_a_checkpoint(toy_root, tmp_path):
     """experiment=finetune end to end (its own network and grid): a one-epoch base model, then a
     fine-tuning run on two labelled frames that starts from it."""
