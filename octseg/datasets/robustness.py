@@ -282,6 +282,18 @@ def lumen_dice(auto_labels: Path, manual_labels: Path) -> dict[int, float]:
     return {f: float(d) for f, d in zip(frames, dice, strict=True)}
 
 
+def class_dice(auto_labels: Path, manual_labels: Path, cls: int) -> dict[int, float]:
+    """Dice of class ``cls`` per frame, as :func:`lumen_dice`, but NaN on frames where neither
+    side holds the class (a class absent from many frames, e.g. calcium)."""
+    from octseg.evaluate.segmentation import dice_frames
+
+    a, m, ia, im, frames = _matched_frames(auto_labels, manual_labels)
+    auto, manual = a.labels[ia], m.labels[im]
+    dice = dice_frames(auto, manual, cls)
+    held = ((auto == cls) | (manual == cls)).any(axis=(1, 2))
+    return {f: float(d) if h else float("nan") for f, d, h in zip(frames, dice, held, strict=True)}
+
+
 def _matched_frames(auto_labels: Path, manual_labels: Path):
     """Both label files, the row indices of their common frames in each and those frames."""
     from octseg.io.labels import load_labels

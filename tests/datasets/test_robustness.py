@@ -156,6 +156,21 @@ def test_lumen_dice_equals_evaluate_dice(tmp_path):
     assert ours[0] == pytest.approx(1.0) and ours[2] < 0.9
 
 
+def test_class_dice_is_nan_where_neither_side_holds_the_class(tmp_path):
+    """Calcium-like class (2): frame 0 in neither file (NaN, not 1), frame 1 in both (half the
+    disc found), frame 2 only in the prediction (0)."""
+    yy, xx = np.indices((41, 41))
+    disc = np.hypot(yy - 20, xx - 20) < 10
+    half = disc & (xx < 20)
+    none = np.zeros_like(disc)
+    _label_file(tmp_path / "a.npz", [none, half, disc])
+    _label_file(tmp_path / "m.npz", [none, disc, none])
+    got = rb.class_dice(tmp_path / "a.npz", tmp_path / "m.npz", 1)
+    assert np.isnan(got[0]) and got[2] == 0.0
+    assert got[1] == pytest.approx(2 * half.sum() / (half.sum() + disc.sum()), abs=1e-6)
+    assert rb.lumen_dice(tmp_path / "a.npz", tmp_path / "m.npz")[0] == pytest.approx(1.0)
+
+
 def test_lumen_border_offset_is_the_radial_shift_of_the_contour(tmp_path):
     # discs about the catheter: the product's border 3 px inside the
     # expert's in frame 0, the same in frame 1, 4 px outside in frame 2; frame 3 has no lumen
