@@ -29,7 +29,10 @@ WEIGHTS = WEIGHTS_DIR / f"{NAME}.ckpt"
 SHA256 = "639e0bd2b8ea80cf87b818d28048945333ff52ce3ca115b0459095ef8c3167dc"
 # the other shipped models, used only when named: name -> SHA-256 of WEIGHTS_DIR/<name>.ckpt
 # (docs/model_card.md, "Other shipped models")
-NAMED: dict[str, str] = {}
+NAMED: dict[str, str] = {
+    # calcium and struts on realistic frames (experiment=hybrid with stents over lesions)
+    "octseg-calcium-v1": "fe4d57b49501a0a6b852c9c7220d6a78263dc2ba504815f755c78532f58eca42",
+}
 CHUNK = 1 << 20  # bytes hashed at a time
 
 # (resolved path, size, mtime_ns, inode, ctime_ns) -> SHA-256: a file is hashed once per process, not per job

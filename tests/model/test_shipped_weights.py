@@ -140,3 +140,74 @@ def test_shipped_model_on_a_dicom_export_of_the_same_frames(danilov_dir, tmp_pat
     values = np.array(list(dice.values()))
     assert len(values) == CHECK_FRAMES[1] - CHECK_FRAMES[0]
     assert values.mean() == pytest.approx(CARD_DICE_MEAN, abs=0.01)
+
+
+# ------------------------------------------------------------------ octseg-calcium-v1
+CALCIUM_NAME = "octseg-calcium-v1"
+# docs/model_card.md, "octseg-calcium-v1", small check: real frames 140-151 with calcium,
+# struts and distractors drawn in (`cohort build --variants 1 --val-variants 1 --seed 6`), the
+# console export, `octseg infer --checkpoint octseg-calcium-v1` (its recommended settings, TTA
+# on), against the exact truth: calcium Dice over the 11 frames with calcium on either side, and
+# lumen Dice over the 12 frames (the default model on the same case: 0.516 / 0.962).
+CALCIUM_CHECK = {"seed": "6", "frames": "140:152"}
+CALCIUM_CARD_DICE = 0.8847
+CALCIUM_CARD_LUMEN_DICE = 0.9798
+CALCIUM_TOL = 0.01  # other CPUs / thread counts; a retrained or damaged model moves far more
+
+
+def test_calcium_weights_are_intact_load_and_fit_the_budget():
+    path = shipped.checkpoint_of(CALCIUM_NAME)  # raises if missing or the SHA-256 differs
+    assert sum(shipped.checkpoint_of(n).stat().st_size for n in shipped.names()) <= 20e6
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert "train_state" not in raw
+    model, meta = load_checkpoint(path)
+    assert meta["classes"] == [0, 1, 2, 3, 4]
+    assert meta["recipe"]["experiment"] == "hybrid"
+    assert "--stent-share 1.0" in meta["recipe"]["command"]
+    assert meta["infer_recommended"]["tta"] is True
+    grid = meta["net_grid"]
+    x = torch.zeros(1, meta["context_frames"], grid["n_alines"], grid["n_samples"])
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (1, 5, grid["n_alines"], grid["n_samples"]) and torch.isfinite(y).all()
+
+
+def test_calcium_weights_were_trained_by_the_committed_recipe():
+    """Its stored config is what ``experiment=hybrid seed=42`` composes today (but for where the
+    data and the run lived and the thread count)."""
+    from pathlib import Path
+
+    import yaml
+    from hydra import compose, initialize_config_dir
+
+    _, meta = load_checkpoint(shipped.checkpoint_of(CALCIUM_NAME))
+    trained = yaml.safe_load(meta["recipe"]["config_yaml"])
+    configs = Path(shipped.__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=hybrid", "seed=42", "paths.output_dir=run"])
+    now = OmegaConf.to_container(cfg, resolve=True)
+    assert _without_machine(trained) == _without_machine(_without_added(trained, now))
+
+
+def test_calcium_model_reproduces_its_small_check(danilov_dir, tmp_path):
+    from octseg.cli import main as octseg
+    from octseg.core.classes import CALCIUM, LUMEN
+    from octseg.datasets.danilov import build as danilov_build
+    from octseg.datasets.hybrid import cohort
+    from octseg.datasets.robustness import class_dice
+
+    real, console = tmp_path / "real", tmp_path / "console"
+    blocks = ["--train-block", "0:4", "--val-block", CALCIUM_CHECK["frames"]]
+    assert danilov_build.main(["build", str(danilov_dir), str(real), *blocks]) == 0
+    args = ["build", str(real), str(tmp_path / "hybrid"), "--variants", "1", "--val-variants", "1"]
+    assert cohort.main([*args, "--seed", CALCIUM_CHECK["seed"], "--console", str(console)]) == 0
+    (case,) = sorted((console / "inputs").iterdir())
+    out = tmp_path / "out"
+    argv = ["infer", str(case), "--out", str(out), "--checkpoint", CALCIUM_NAME, "--no-report"]
+    assert octseg(argv) == 0
+    auto, manual = out / case.name / "labels.npz", console / "manual" / case.name / "labels.npz"
+    calcium = np.array(list(class_dice(auto, manual, CALCIUM).values()))
+    lumen = np.array(list(class_dice(auto, manual, LUMEN).values()))
+    assert len(lumen) == 12 and np.isfinite(calcium).sum() == 11
+    assert np.nanmean(calcium) == pytest.approx(CALCIUM_CARD_DICE, abs=CALCIUM_TOL)
+    assert lumen.mean() == pytest.approx(CALCIUM_CARD_LUMEN_DICE, abs=CALCIUM_TOL)
