@@ -53,8 +53,8 @@ _OVERRIDE = re.compile(r"^(\+\+|\+|~)?[A-Za-z_][\w.@/-]*=")
 DESCRIPTION = """\
 Segment and measure IVOCT pullbacks: labels, clinical tables, overlays and one HTML report per
 pullback under --out. Without --checkpoint the model that ships with octseg is used (what it
-was validated on, and what not: docs/model_card.md); --checkpoint NAME picks another shipped
-model by name."""
+was validated on, and what not: docs/model_card.md); --checkpoint octseg-calcium-v1 uses the
+shipped calcium model, which reads calcium on realistic frames far better."""
 EPILOG = """\
 INPUT is a pullback (IVOCT DICOM, octseg .npz, multi-page TIFF, a folder of PNG/TIFF frames),
 a folder of pullbacks, a dataset folder or a .txt list of paths; several may be given.
@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CKPT",
         action="append",
         help="a checkpoint written by train.py, or the name of a model that ships with octseg "
-        "(docs/model_card.md; default: the shipped octseg-default-v1); given again "
-        "(--checkpoint A --checkpoint B): an ensemble, their class probabilities averaged",
+        "(octseg-default-v1, the default; octseg-calcium-v1, for calcium: docs/model_card.md); "
+        "given again (--checkpoint A --checkpoint B): an ensemble, their class probabilities "
+        "averaged",
     )
     p.add_argument(
         "--device",
