@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="test-time augmentation: 4 rolls x flip, averaged (default: on when the model "
         "runs on CUDA; on the CPU, where it takes 8x the model time, as the checkpoint "
-        "recommends, off for the shipped model)",
+        "recommends: off for the default shipped model, on for octseg-calcium-v1)",
     )
     p.add_argument("--batch-size", type=int, metavar="N", help="frames per forward pass")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""The model that ships with octseg: where its weights are, their SHA-256, and the check.
+"""The models that ship with octseg: where their weights are, their SHA-256, and the check.
 
 ``octseg infer IN --out OUT`` and ``python infer.py input=IN output=OUT`` (no ``checkpoint=``)
 use :func:`default_checkpoint`: the file :data:`WEIGHTS` inside the installed package, after
@@ -8,8 +8,10 @@ refused, never loaded). It is then loaded like any other checkpoint
 it is ``octseg/configs/experiment/default.yaml``; what it was validated on: docs/model_card.md.
 
 A shipped model is also chosen by name (the default's :data:`NAME`, the others' in
-:data:`NAMED`): ``checkpoint=NAME`` (``octseg infer --checkpoint NAME``, ``init_from=NAME`` for
-fine-tuning) is replaced by :func:`resolve` with that model's file, checked the same way.
+:data:`NAMED`, e.g. ``octseg-calcium-v1``): in the inference job's ``checkpoint=`` (``octseg
+infer --checkpoint NAME``, alone or in an ensemble list) and in training's ``init_from=NAME``
+the name is replaced by :func:`resolve` with that model's file, checked the same way. An
+existing file of that name in the working folder wins (a path is what it always meant).
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def checkpoint_of(name: str) -> Path:
         raise InputError(
             path,
             f"no SHA-256 is recorded for the shipped model {name} "
-            "(octseg.model.shipped) so it cannot be checked and is not used; "
+            f"(octseg.model.shipped.{'SHA256' if name == NAME else 'NAMED'}), so it cannot be "
+            "checked and is not used; "
             f"{_how_to_get(name)}",
         )
     actual = sha256_of(path)
@@ -118,22 +121,31 @@ def checkpoint_of(name: str) -> Path:
 
 
 def resolve(value: str) -> str:
-    """``value`` (a ``checkpoint=`` / ``init_from=`` entry) as a file: a shipped model's name
-    becomes its checked file (:func:`checkpoint_of`), anything else is returned unchanged (a
-    path, read and checked by the loader)."""
-    return str(checkpoint_of(value)) if value in names() else value
+    """``value`` (a ``checkpoint=`` / ``init_from=`` entry) as a file: an existing file is
+    returned unchanged (read and checked by the loader), a shipped model's name becomes its
+    checked file (:func:`checkpoint_of`); a missing ``octseg-...`` name without a suffix is
+    refused with the shipped names (a misspelt model name, not a missing file)."""
+    if Path(value).exists():
+        return value
+    if value in names() or (value.startswith("octseg-") and not Path(value).suffix):
+        return str(checkpoint_of(value))
+    return value
 
 
 def shipped_name(path: str | Path | None) -> str | None:
     """The name of the shipped model whose file ``path`` is, else None."""
     if path is None or str(path) == "":
         return None
+    try:
+        target = Path(path).resolve()
+    except OSError:
+        return None
     for name in names():
         try:
-            if Path(path).resolve() == _file_and_hash(name)[0].resolve():
+            if target == _file_and_hash(name)[0].resolve():
                 return name
         except OSError:
-            return None
+            continue
     return None
 
 

@@ -76,8 +76,8 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
         if cfg_get(cfg, "init_required", False) and not cfg_get(cfg, "ckpt_path"):
             raise InputError(
                 None,
-                "this experiment fine-tunes a model: give init_from=CHECKPOINT (a file, or a shipped model's name: "
-                "init_from=octseg-default-v1)",
+                "this experiment fine-tunes a model: give init_from=CHECKPOINT (a file, or a "
+                "shipped model's name: init_from=octseg-default-v1)",
             )
         return None
     if cfg_get(cfg, "ckpt_path"):

@@ -157,8 +157,8 @@ def test_lumen_dice_equals_evaluate_dice(tmp_path):
 
 
 def test_class_dice_is_nan_where_neither_side_holds_the_class(tmp_path):
-    """Calcium-like class (2): frame 0 in neither file (NaN, not 1), frame 1 in both (half the
-    disc found), frame 2 only in the prediction (0)."""
+    """A class absent from some frames (here class 1): frame 0 in neither file (NaN, not 1),
+    frame 1 in both (half the disc found), frame 2 only in the prediction (0)."""
     yy, xx = np.indices((41, 41))
     disc = np.hypot(yy - 20, xx - 20) < 10
     half = disc & (xx < 20)

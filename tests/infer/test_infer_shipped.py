@@ -126,8 +126,9 @@ def test_a_given_checkpoint_is_used_and_named(tmp_path, shipped_ckpt, capsys):
 def test_a_shipped_model_is_chosen_by_name_alone_or_in_an_ensemble(
     tmp_path, shipped_ckpt, monkeypatch, capsys
 ):
-    """--checkpoint octseg-calcium-v1 / checkpoint=[octseg-default-v1,octseg-calcium-v1]: the
-    shipped files (checked), named in the model line; the manifest records the files."""
+    """--checkpoint octseg-calcium-v1 / checkpoint=[NAME,NAME]: the shipped files (checked),
+    named in the model line; the manifest records the files. (The stand-ins share a grid; the
+    real default and calcium models do not and cannot be averaged: test_shipped_weights.)"""
     calcium = use_as_named(monkeypatch, tmp_path / "weights", "octseg-calcium-v1")
     dcm = _dicom(tmp_path / "in" / "case1.dcm", frames=2)
     with kept_logging():

@@ -175,3 +175,14 @@ def test_a_named_model_with_a_wrong_hash_or_missing_is_refused(tmp_path, monkeyp
     ck.unlink()
     with pytest.raises(InputError, match=f"the shipped model {CALCIUM} is missing"):
         shipped.resolve(CALCIUM)
+
+
+def test_an_existing_file_wins_over_a_name_and_a_misspelt_name_is_refused(tmp_path, monkeypatch):
+    use_as_named(monkeypatch, tmp_path / "weights", CALCIUM)
+    monkeypatch.chdir(tmp_path)
+    own = tiny_checkpoint(tmp_path / CALCIUM)  # a file of the user's that happens to be so named
+    assert shipped.resolve(CALCIUM) == CALCIUM and own.is_file()
+    with pytest.raises(InputError) as err:
+        shipped.resolve("octseg-calcium-v2")
+    assert f"shipped: {shipped.NAME}, {CALCIUM}" in str(err.value)
+    assert shipped.resolve("octseg-mine.ckpt") == "octseg-mine.ckpt"  # a path: the loader's

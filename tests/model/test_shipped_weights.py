@@ -211,3 +211,49 @@ def test_calcium_model_reproduces_its_small_check(danilov_dir, tmp_path):
     assert len(lumen) == 12 and np.isfinite(calcium).sum() == 11
     assert np.nanmean(calcium) == pytest.approx(CALCIUM_CARD_DICE, abs=CALCIUM_TOL)
     assert lumen.mean() == pytest.approx(CALCIUM_CARD_LUMEN_DICE, abs=CALCIUM_TOL)
+
+
+def test_the_two_shipped_models_cannot_be_averaged():
+    """Different net grids (128 x 160 at 0.0234 mm, 256 x 320 at 0.0117 mm): an ensemble of the
+    two is refused, naming the difference (docs/model_card.md says so)."""
+    from octseg.core.errors import InputError
+    from octseg.model.ensemble import check_compatible
+
+    _, default = load_checkpoint(shipped.default_checkpoint())
+    _, calcium = load_checkpoint(shipped.checkpoint_of(CALCIUM_NAME))
+    with pytest.raises(InputError, match="net_grid differs"):
+        check_compatible(default, calcium, shipped.NAME, CALCIUM_NAME)
+
+
+# docs/finetune.md: the net grid each shipped model needs with experiment=finetune
+FINETUNE_GRIDS = {
+    "octseg-default-v1": "data.net_grid={n_alines: 128, n_samples: 160, spacing_mm: 0.0234}",
+    CALCIUM_NAME: "data.net_grid={n_alines: 256, n_samples: 320, spacing_mm: 0.0117}",
+}
+
+
+@pytest.mark.parametrize("name", list(FINETUNE_GRIDS))
+def test_finetune_from_a_shipped_model_by_name_as_documented(name, tmp_path):
+    """experiment=finetune init_from=NAME with the documented net grid: the checkpoint passes
+    the fine-tuning checks and its weights load into the fresh network."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from octseg.core import distributed as ddp
+    from octseg.train.checkpointing import init_weights
+    from octseg.train.engine import build_engine
+    from octseg.train.setup import check_init_matches, read_init
+
+    configs = Path(shipped.__file__).resolve().parents[1] / "configs"
+    overrides = ["experiment=finetune", f"init_from={name}", FINETUNE_GRIDS[name]]
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, f"data.root={tmp_path}"])
+    init = read_init(cfg)
+    grid = OmegaConf.to_container(cfg.data.net_grid)
+    check_init_matches(init, False, list(cfg.data.classes), int(cfg.data.context_frames), grid)
+    engine = build_engine(cfg, ddp.DistInfo(), int(cfg.data.context_frames), 5)
+    init_weights(init, engine, list(cfg.data.classes), False)
+    got = engine.model.state_dict()
+    key = next(k for k in init["state_dict"] if k.endswith("weight"))
+    assert torch.equal(got[key], init["state_dict"][key])
