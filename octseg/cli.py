@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "synthetic calcium/struts in real frames: build, evaluate",
     ),
     "review": ("octseg.review.cli", "browser app to review and correct a segmentation"),
+    "models": (
+        "octseg.model.models_cli",
+        "the models that ship with octseg, checked, and what each is for",
+    ),
 }
 
 

@@ -186,3 +186,20 @@ def test_an_existing_file_wins_over_a_name_and_a_misspelt_name_is_refused(tmp_pa
         shipped.resolve("octseg-calcium-v2")
     assert f"shipped: {shipped.NAME}, {CALCIUM}" in str(err.value)
     assert shipped.resolve("octseg-mine.ckpt") == "octseg-mine.ckpt"  # a path: the loader's
+
+
+def test_octseg_models_lists_and_checks_every_shipped_model(tmp_path, monkeypatch, capsys):
+    from octseg.cli import main as octseg
+
+    default = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "default.ckpt"))
+    calcium = use_as_named(monkeypatch, tmp_path / "weights", CALCIUM)
+    assert octseg(["models"]) == 0
+    out = capsys.readouterr().out
+    assert f"{shipped.NAME} (default): ok" in out and f"{CALCIUM}: ok" in out
+    assert f"file: {default}" in out and f"file: {calcium}" in out
+    assert f"recipe {RECIPE}" in out and "for: calcium and struts" in out
+    monkeypatch.setattr(shipped, "NAMED", {CALCIUM: "3" * 64})  # the calcium file is damaged
+    assert octseg(["models"]) == 1
+    out = capsys.readouterr().out
+    assert f"{shipped.NAME} (default): ok" in out
+    assert f"{CALCIUM}: FAILED: {calcium}: the shipped model {CALCIUM} fails its integrity" in out
