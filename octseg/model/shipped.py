@@ -123,11 +123,12 @@ def checkpoint_of(name: str) -> Path:
 def resolve(value: str) -> str:
     """``value`` (a ``checkpoint=`` / ``init_from=`` entry) as a file: an existing file is
     returned unchanged (read and checked by the loader), a shipped model's name becomes its
-    checked file (:func:`checkpoint_of`); a missing ``octseg-...`` name without a suffix is
-    refused with the shipped names (a misspelt model name, not a missing file)."""
+    checked file (:func:`checkpoint_of`); a missing bare ``octseg-...`` name (no folder, no
+    suffix) is refused with the shipped names (a misspelt model name, not a missing file)."""
     if Path(value).exists():
         return value
-    if value in names() or (value.startswith("octseg-") and not Path(value).suffix):
+    bare = Path(value).name == value and not Path(value).suffix  # no folder, no extension
+    if value in names() or (bare and value.startswith("octseg-")):
         return str(checkpoint_of(value))
     return value
 

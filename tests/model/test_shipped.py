@@ -186,6 +186,7 @@ def test_an_existing_file_wins_over_a_name_and_a_misspelt_name_is_refused(tmp_pa
         shipped.resolve("octseg-calcium-v2")
     assert f"shipped: {shipped.NAME}, {CALCIUM}" in str(err.value)
     assert shipped.resolve("octseg-mine.ckpt") == "octseg-mine.ckpt"  # a path: the loader's
+    assert shipped.resolve("octseg-runs/last") == "octseg-runs/last"  # a folder: a path too
 
 
 def test_octseg_models_lists_and_checks_every_shipped_model(tmp_path, monkeypatch, capsys):
