@@ -275,23 +275,22 @@ def lumen_dice(auto_labels: Path, manual_labels: Path) -> dict[int, float]:
     IoU and HD95 (which cost about a second per 750x750 frame on a CPU), for suites of
     thousands of frames (tests/test_robustness.py compares it with ``evaluate.py``'s)."""
     from octseg.core.classes import LUMEN
-    from octseg.evaluate.segmentation import dice_frames
 
-    a, m, ia, im, frames = _matched_frames(auto_labels, manual_labels)
-    dice = dice_frames(a.labels[ia], m.labels[im], LUMEN)
-    return {f: float(d) for f, d in zip(frames, dice, strict=True)}
+    return class_dice(auto_labels, manual_labels, LUMEN, absent=1.0)
 
 
-def class_dice(auto_labels: Path, manual_labels: Path, cls: int) -> dict[int, float]:
-    """Dice of class ``cls`` per frame, as :func:`lumen_dice`, but NaN on frames where neither
-    side holds the class (a class absent from many frames, e.g. calcium)."""
+def class_dice(
+    auto_labels: Path, manual_labels: Path, cls: int, absent: float = float("nan")
+) -> dict[int, float]:
+    """Dice of class ``cls`` per frame, as :func:`lumen_dice`; ``absent`` (NaN by default) on
+    frames where neither side holds the class (a class absent from many frames, e.g. calcium)."""
     from octseg.evaluate.segmentation import dice_frames
 
     a, m, ia, im, frames = _matched_frames(auto_labels, manual_labels)
     auto, manual = a.labels[ia], m.labels[im]
     dice = dice_frames(auto, manual, cls)
     held = ((auto == cls) | (manual == cls)).any(axis=(1, 2))
-    return {f: float(d) if h else float("nan") for f, d, h in zip(frames, dice, held, strict=True)}
+    return {f: float(d) if h else absent for f, d, h in zip(frames, dice, held, strict=True)}
 
 
 def _matched_frames(auto_labels: Path, manual_labels: Path):

@@ -34,11 +34,10 @@ def describe_model(name: str) -> tuple[bool, list[str]]:
     except InputError as exc:
         return False, [f"{title}: FAILED: {exc}"]
     _, meta = load_checkpoint(path)
-    line = shipped.describe(path, meta).split("; ", 1)
+    facts = "; ".join(shipped.recipe_facts(meta))
     lines = [f"{title}: ok, {path.stat().st_size / 1e6:.2f} MB, SHA-256 checked"]
     lines.append(f"  for: {PURPOSE.get(name, 'see docs/model_card.md')}")
-    if len(line) > 1:
-        lines.append(f"  {line[1]}")
+    lines += [f"  {facts}"] if facts else []
     lines.append(f"  file: {path}")
     return True, lines
 

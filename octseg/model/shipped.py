@@ -159,9 +159,14 @@ def describe(path: str | Path | None, meta: dict[str, Any] | None) -> str:
     """One line naming the model in use: the shipped model by name, any other by its path; with
     the recipe and code version its meta records (``recipe``: a string, or the mapping
     tools/ship_model.py writes; ``octseg_version``)."""
-    meta = meta or {}
     known = shipped_name(path)
     name = f"{known} (shipped with octseg)" if known else str(path or "in memory")
+    return name + "".join(f"; {f}" for f in recipe_facts(meta))
+
+
+def recipe_facts(meta: dict[str, Any] | None) -> list[str]:
+    """The recipe and code version a checkpoint's meta records, as short phrases."""
+    meta = meta or {}
     recipe = meta.get("recipe")
     facts = []
     if isinstance(recipe, str) and recipe.strip():
@@ -173,7 +178,7 @@ def describe(path: str | Path | None, meta: dict[str, Any] | None) -> str:
         version = recipe.get("octseg_version")
     if version:
         facts.append(f"trained with octseg {version}")
-    return name + "".join(f"; {f}" for f in facts if f)
+    return [f for f in facts if f]
 
 
 def _recipe_line(recipe: dict[str, Any]) -> str:
