@@ -213,6 +213,14 @@ def run_epochs(run: Run) -> None:
             break
 
 
+def _init_record(init: dict[str, Any]) -> str:
+    """What a fine-tuning run records as its start: a shipped model's name (its file, checked by
+    SHA-256, is the same on every install; the installed path is not), else the file's path."""
+    from octseg.model.shipped import shipped_name
+
+    return shipped_name(init["path"]) or str(init["path"])
+
+
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     """Stages 1-3: run folder, data, model and optimisation, resumed state, logger."""
     rec = check_recommended(cfg_get(cfg, "infer_recommended"), "infer_recommended")
@@ -227,7 +235,7 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     metrics = SegMetrics(data.classes, data.net_grid["spacing_mm"], settings.strut_tol_mm)
     state = restore(resume, engine, info)
     meta = checkpoint_meta(engine, data, cfg_get(cfg, "data.remap"), rec)
-    init_from = str(init["path"]) if init else (resume or {}).get("meta", {}).get("init_from")
+    init_from = _init_record(init) if init else (resume or {}).get("meta", {}).get("init_from")
     if init_from:  # a resumed fine-tuning run keeps the record of where it started
         meta["init_from"] = init_from
     tb = None

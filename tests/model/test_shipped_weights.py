@@ -78,19 +78,28 @@ def _without_machine(cfg: dict) -> dict:
     return cfg
 
 
-def test_shipped_weights_were_trained_by_the_committed_recipe():
-    """The whole config stored in the weights is what ``experiment=default`` composes today,
-    except where the data and the run lived and the thread count (recipe drift fails here)."""
+# each shipped model and the overrides that compose its recipe today
+RECIPES = {
+    shipped.NAME: ["experiment=default"],
+    "octseg-calcium-v1": ["experiment=hybrid", "seed=42"],
+}
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_shipped_weights_were_trained_by_the_committed_recipe(name):
+    """The whole config stored in the weights is what the model's recipe composes today, except
+    where the data and the run lived and the thread count (recipe drift fails here)."""
     from pathlib import Path
 
     import yaml
     from hydra import compose, initialize_config_dir
 
-    _, meta = load_checkpoint(shipped.default_checkpoint())
+    assert set(RECIPES) == set(shipped.names())  # a new shipped model needs its recipe here
+    _, meta = load_checkpoint(shipped.checkpoint_of(name))
     trained = yaml.safe_load(meta["recipe"]["config_yaml"])
     configs = Path(shipped.__file__).resolve().parents[1] / "configs"
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=default", "paths.output_dir=run"])
+        cfg = compose("train", overrides=[*RECIPES[name], "paths.output_dir=run"])
     now = OmegaConf.to_container(cfg, resolve=True)
     assert _without_machine(trained) == _without_machine(_without_added(trained, now))
 
@@ -170,23 +179,6 @@ def test_calcium_weights_are_intact_load_and_fit_the_budget():
     with torch.no_grad():
         y = model(x)
     assert y.shape == (1, 5, grid["n_alines"], grid["n_samples"]) and torch.isfinite(y).all()
-
-
-def test_calcium_weights_were_trained_by_the_committed_recipe():
-    """Its stored config is what ``experiment=hybrid seed=42`` composes today (but for where the
-    data and the run lived and the thread count)."""
-    from pathlib import Path
-
-    import yaml
-    from hydra import compose, initialize_config_dir
-
-    _, meta = load_checkpoint(shipped.checkpoint_of(CALCIUM_NAME))
-    trained = yaml.safe_load(meta["recipe"]["config_yaml"])
-    configs = Path(shipped.__file__).resolve().parents[1] / "configs"
-    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=hybrid", "seed=42", "paths.output_dir=run"])
-    now = OmegaConf.to_container(cfg, resolve=True)
-    assert _without_machine(trained) == _without_machine(_without_added(trained, now))
 
 
 def test_calcium_model_reproduces_its_small_check(danilov_dir, tmp_path):

@@ -274,6 +274,26 @@ def test_init_from_a_shipped_model_name_reads_its_checked_file(toy_root, base_ck
         read_init(cfg)
 
 
+def test_a_run_started_from_a_shipped_model_records_its_name(
+    toy_root, base_ckpt, tmp_path, monkeypatch
+):
+    """init_from=NAME: the checkpoints record the model's name (the same on every install, its
+    file checked by SHA-256), not the path of the installed file."""
+    from shipped_helpers import use_as_shipped
+
+    from octseg.model import shipped
+
+    use_as_shipped(monkeypatch, base_ckpt)
+    out = tmp_path / "ft"
+    extra = ("data.val_ids=[pb000]", "trainer.max_epochs=1")
+    train(_cfg(toy_root, out, f"init_from={shipped.NAME}", *extra))
+    assert torch.load(out / "last.ckpt", weights_only=True)["meta"]["init_from"] == shipped.NAME
+    by_path = tmp_path / "by_path"  # the same file given by its path: recorded as the model too
+    train(_cfg(toy_root, by_path, f"init_from={base_ckpt}", *extra))
+    meta = torch.load(by_path / "last.ckpt", weights_only=True)["meta"]
+    assert meta["init_from"] == shipped.NAME
+
+
 def test_finetune_experiment_runs_from_a_checkpoint(toy_root, tmp_path):
     """experiment=finetune end to end (its own network and grid): a one-epoch base model, then a
     fine-tuning run on two labelled frames that starts from it."""
