@@ -150,6 +150,16 @@ def shipped_name(path: str | Path | None) -> str | None:
     return None
 
 
+def model_with_content(path: str | Path) -> str | None:
+    """The name of the shipped model whose recorded SHA-256 the file at ``path`` has (wherever
+    it lies), else None: a file that only sits where a shipped model should is not that model."""
+    try:
+        digest = sha256_of(path)
+    except OSError:
+        return None
+    return next((n for n in names() if _file_and_hash(n)[1].strip().lower() == digest), None)
+
+
 def is_shipped(path: str | Path | None) -> bool:
     """Whether ``path`` is the file of a model that ships with octseg."""
     return shipped_name(path) is not None

@@ -214,11 +214,11 @@ def run_epochs(run: Run) -> None:
 
 
 def _init_record(init: dict[str, Any]) -> str:
-    """What a fine-tuning run records as its start: a shipped model's name (its file, checked by
-    SHA-256, is the same on every install; the installed path is not), else the file's path."""
-    from octseg.model.shipped import shipped_name
+    """What a fine-tuning run records as its start: the name of the shipped model whose SHA-256
+    the file has (the same on every install; the installed path is not), else the file's path."""
+    from octseg.model.shipped import model_with_content
 
-    return shipped_name(init["path"]) or str(init["path"])
+    return model_with_content(init["path"]) or str(init["path"])
 
 
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:

@@ -165,6 +165,21 @@ def test_a_named_shipped_model_resolves_to_its_checked_file(tmp_path, monkeypatc
         shipped.checkpoint_of("octseg-lipid-v9")
 
 
+def test_a_shipped_model_is_known_by_its_content_wherever_it_lies(tmp_path, monkeypatch):
+    """model_with_content: a copy of a shipped model's file elsewhere is that model; a file at
+    the shipped location with other content, or no file, is none."""
+    default = use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "default.ckpt"))
+    ck = use_as_named(monkeypatch, tmp_path / "weights", CALCIUM)
+    copy = tmp_path / "elsewhere" / "copy.ckpt"
+    copy.parent.mkdir()
+    copy.write_bytes(ck.read_bytes())
+    assert shipped.model_with_content(copy) == CALCIUM
+    assert shipped.model_with_content(default) == shipped.NAME
+    ck.write_bytes(ck.read_bytes() + b"x")  # the shipped location, other content
+    assert shipped.model_with_content(ck) is None
+    assert shipped.model_with_content(tmp_path / "missing.ckpt") is None
+
+
 def test_a_named_model_with_a_wrong_hash_or_missing_is_refused(tmp_path, monkeypatch):
     ck = use_as_named(monkeypatch, tmp_path, CALCIUM, "1" * 64)
     with pytest.raises(InputError) as err:

@@ -81,7 +81,7 @@ def _without_machine(cfg: dict) -> dict:
 # each shipped model and the overrides that compose its recipe today
 RECIPES = {
     shipped.NAME: ["experiment=default"],
-    "octseg-calcium-v1": ["experiment=hybrid", "seed=42"],
+    "octseg-calcium-v1": ["experiment=hybrid", "seed=42"],  # CALCIUM_NAME (below)
 }
 
 
@@ -94,7 +94,7 @@ def test_shipped_weights_were_trained_by_the_committed_recipe(name):
     import yaml
     from hydra import compose, initialize_config_dir
 
-    assert set(RECIPES) == set(shipped.names())  # a new shipped model needs its recipe here
+    assert set(RECIPES) == set(shipped.names()), "add the new shipped model's overrides to RECIPES"
     _, meta = load_checkpoint(shipped.checkpoint_of(name))
     trained = yaml.safe_load(meta["recipe"]["config_yaml"])
     configs = Path(shipped.__file__).resolve().parents[1] / "configs"

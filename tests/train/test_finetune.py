@@ -292,6 +292,13 @@ def test_a_run_started_from_a_shipped_model_records_its_name(
     train(_cfg(toy_root, by_path, f"init_from={base_ckpt}", *extra))
     meta = torch.load(by_path / "last.ckpt", weights_only=True)["meta"]
     assert meta["init_from"] == shipped.NAME
+    # a file that is not the shipped model's content (here: its hash no longer matches) is
+    # recorded by its path, though it lies where the shipped model does
+    use_as_shipped(monkeypatch, base_ckpt, "2" * 64)
+    other = tmp_path / "other"
+    train(_cfg(toy_root, other, f"init_from={base_ckpt}", *extra))
+    meta = torch.load(other / "last.ckpt", weights_only=True)["meta"]
+    assert meta["init_from"] == str(base_ckpt)
 
 
 def test_finetune_experiment_runs_from_a_checkpoint(toy_root, tmp_path):
