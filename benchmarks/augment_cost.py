@@ -25,13 +25,9 @@ import albumentations as A
 import numpy as np
 import yaml
 
-from octseg.train.augment import build_augmentation
+from octseg.train.augment import APPEARANCE_KEYS, build_augmentation
 
 CONFIGS = Path(__file__).resolve().parents[1] / "octseg" / "configs"
-APPEARANCE_KEYS = (
-    "catheter_offset_p", "field_of_view_p", "dim_wall_p", "blood_p", "attenuation_p",
-    "gain_p", "dynamic_range_p", "colour_map_p", "overlay_p", "downscale_p",
-)  # fmt: skip
 
 
 def default_augment() -> dict[str, Any]:

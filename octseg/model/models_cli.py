@@ -18,22 +18,23 @@ PURPOSE = {
 }
 
 
+USE = "use one: octseg infer IN --out OUT --checkpoint NAME (default without); docs/model_card.md"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = (
-        "Use one: octseg infer IN --out OUT --checkpoint NAME (no --checkpoint: the default)."
-    )
+    p.epilog = USE
 
 
 def describe_model(name: str) -> tuple[bool, list[str]]:
     """Whether the shipped model ``name`` passes its check, and the lines that describe it."""
-    from octseg.model.checkpoint import load_checkpoint
+    from octseg.model.checkpoint import read_checkpoint
 
     title = f"{name}{' (default)' if name == shipped.NAME else ''}"
     try:
         path = shipped.checkpoint_of(name)
     except InputError as exc:
         return False, [f"{title}: FAILED: {exc}"]
-    _, meta = load_checkpoint(path)
+    meta = read_checkpoint(path).get("meta", {})  # the record only: no network built
     facts = "; ".join(shipped.recipe_facts(meta))
     lines = [f"{title}: ok, {path.stat().st_size / 1e6:.2f} MB, SHA-256 checked"]
     lines.append(f"  for: {PURPOSE.get(name, 'see docs/model_card.md')}")
@@ -48,7 +49,5 @@ def run(args: argparse.Namespace) -> int:
         good, lines = describe_model(name)
         ok &= good
         print("\n".join(lines))
-    print(
-        "use one: octseg infer IN --out OUT --checkpoint NAME (default without); docs/model_card.md"
-    )
+    print(USE)
     return 0 if ok else 1

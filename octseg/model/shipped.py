@@ -56,9 +56,10 @@ def names() -> tuple[str, ...]:
 
 
 def _file_and_hash(name: str) -> tuple[Path, str]:
-    if name == NAME:
-        return WEIGHTS, SHA256
-    return WEIGHTS_DIR / f"{name}.ckpt", NAMED[name]
+    """The shipped model's file and its recorded SHA-256 (lower-case hex, "" if none)."""
+    digest = SHA256 if name == NAME else NAMED[name]
+    path = WEIGHTS if name == NAME else WEIGHTS_DIR / f"{name}.ckpt"
+    return path, digest.strip().lower()
 
 
 def sha256_of(path: str | Path) -> str:
@@ -101,7 +102,6 @@ def checkpoint_of(name: str) -> Path:
             f"the shipped model {name} is missing: this octseg was installed without its "
             f"weights; {_how_to_get(name)}",
         )
-    expected = expected.strip().lower()
     if not expected:
         raise InputError(
             path,
@@ -157,7 +157,7 @@ def model_with_content(path: str | Path) -> str | None:
         digest = sha256_of(path)
     except OSError:
         return None
-    return next((n for n in names() if _file_and_hash(n)[1].strip().lower() == digest), None)
+    return next((n for n in names() if _file_and_hash(n)[1] == digest), None)
 
 
 def is_shipped(path: str | Path | None) -> bool:

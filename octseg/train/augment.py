@@ -138,13 +138,13 @@ def _geometric(c: Mapping[str, Any]) -> list[Any]:
     return t
 
 
-def _appearance(c: Mapping[str, Any]) -> list[Any]:
-    """Issue 13's appearance randomisation (octseg.datasets.appearance); every ``*_p`` defaults to
-    0 (off), so recipes that do not name them are unchanged."""
+def _appearance_table(c: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(probability key, factory of the transform at probability p) of each appearance
+    transform, in the order they are applied."""
     from octseg.datasets import appearance as ap
 
     lumen = int(c.get("lumen_channel", 1))
-    table = [  # (probability key, factory)
+    return [
         (
             "catheter_offset_p",
             lambda p: ap.CatheterOffset(_range(c, "catheter_offset", (0, 0.08)), p),
@@ -174,6 +174,16 @@ def _appearance(c: Mapping[str, Any]) -> list[Any]:
         ("overlay_p", lambda p: ap.BurnedInOverlay(p=p)),
         ("downscale_p", lambda p: A.Downscale(_range(c, "downscale", (0.5, 0.95)), p=p)),
     ]
+
+
+# the ``data.augment`` keys that switch on the appearance transforms
+APPEARANCE_KEYS = tuple(key for key, _ in _appearance_table({}))
+
+
+def _appearance(c: Mapping[str, Any]) -> list[Any]:
+    """Issue 13's appearance randomisation (octseg.datasets.appearance); every ``*_p`` defaults to
+    0 (off), so recipes that do not name them are unchanged."""
+    table = _appearance_table(c)
     return [make(float(c[key])) for key, make in table if float(c.get(key, 0)) > 0]
 
 
