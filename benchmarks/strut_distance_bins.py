@@ -5,13 +5,21 @@
 
 Tells a systematic error (e.g. malapposed struts read closer to the wall) from scatter around
 the malapposition threshold: a strut 0.005 mm beyond it is missed by any error of that size.
+With ``frames_matched.csv`` beside it (or ``--frames``), each band's bias is split into its two
+parts (docs/metrics.md: distance = ``rho_L(phi) - |p - c|`` about the lumen centroid ``c``):
+the strut's (``strut_mm``: how much farther out the automated strut point lies than the manual
+one, both about the manual lumen centroid) and the lumen's (``lumen_mm`` = bias + ``strut_mm``:
+the rest, from the automated lumen: its contour behind the strut and its centroid). A short
+read with ``strut_mm`` near 0 is the lumen's, not the strut detection's.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 EDGES = (-math.inf, 0.0, 0.03, 0.06, 0.09, 0.15, 0.3, math.inf)
@@ -25,6 +33,31 @@ def bands(pairs: pd.DataFrame, edges=EDGES) -> pd.DataFrame:
     return out.rename(columns={"count": "n", "mean": "bias_mm", "std": "sd_mm"})
 
 
+def split_bias(pairs: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` with ``strut_mm`` and ``lumen_mm`` (module docstring), the manual lumen centroid
+    of each frame from ``frames_matched.csv``."""
+    keys = ["pullback_id", "frame"]
+    cent = ["manual_lumen_centroid_x_mm", "manual_lumen_centroid_y_mm"]
+    both = pairs.merge(frames[keys + cent], on=keys, how="left", validate="many_to_one")
+    radius = {
+        s: np.hypot(both[f"{s}_x_mm"] - both[cent[0]], both[f"{s}_y_mm"] - both[cent[1]])
+        for s in ("auto", "manual")
+    }
+    out = pairs.copy()
+    out["strut_mm"] = (radius["auto"] - radius["manual"]).to_numpy()
+    err = out["auto_distance_mm"] - out["manual_distance_mm"]
+    out["lumen_mm"] = err + out["strut_mm"]
+    return out
+
+
+def split_bands(pairs: pd.DataFrame, edges=EDGES) -> pd.DataFrame:
+    """:func:`bands` with the mean ``strut_mm`` and ``lumen_mm`` of each band (pairs from
+    :func:`split_bias`; pairs without a manual centroid are left out of the two means)."""
+    band = pd.cut(pairs["manual_distance_mm"], list(edges), right=False)
+    parts = pairs[["strut_mm", "lumen_mm"]].groupby(band, observed=True).mean()
+    return bands(pairs, edges).join(parts)
+
+
 def missed(pairs: pd.DataFrame) -> pd.DataFrame:
     """The truly malapposed struts found but read apposed."""
     m = (pairs["manual_malapposed"] == 1) & (pairs["auto_malapposed"] != 1)
@@ -36,12 +69,21 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("struts_matched")
     ap.add_argument("--edges", type=float, nargs="+", help="band edges (mm), open at both ends")
+    ap.add_argument(
+        "--frames", type=Path, help="frames_matched.csv (default: the one beside struts_matched)"
+    )
     a = ap.parse_args(argv)
     df = pd.read_csv(a.struts_matched)
     pairs = df.dropna(subset=["auto_distance_mm", "manual_distance_mm"])
     edges = (-math.inf, *a.edges, math.inf) if a.edges else EDGES
     print(f"{len(pairs)} matched struts of {len(df)} rows")
-    print(bands(pairs, edges).round(4).to_string())
+    frames = a.frames or Path(a.struts_matched).with_name("frames_matched.csv")
+    if frames.is_file():
+        table = split_bands(split_bias(pairs, pd.read_csv(frames)), edges)
+        print(f"bias split into strut and lumen parts with {frames}")
+    else:
+        table = bands(pairs, edges)
+    print(table.round(4).to_string())
     gone = missed(pairs)
     print(f"\nmalapposed struts read apposed: {len(gone)}")
     if len(gone):

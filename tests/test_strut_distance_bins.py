@@ -31,3 +31,43 @@ def test_bands_give_the_bias_per_true_distance():
 def test_missed_lists_malapposed_struts_read_apposed():
     gone = sb.missed(_pairs())
     assert gone["frame"].tolist() == [3]
+
+
+def _frames():
+    """Manual lumen centroids per frame: 0.02 mm right of the catheter centre in frame 3."""
+    return pd.DataFrame(
+        {
+            "pullback_id": ["a", "a", "b", "b", "b"],
+            "frame": [1, 2, 3, 4, 5],
+            "manual_lumen_centroid_x_mm": [0.0, 0.0, 0.02, 0.0, 0.0],
+            "manual_lumen_centroid_y_mm": [0.0] * 5,
+        }
+    )
+
+
+def test_split_bias_tells_the_strut_part_from_the_lumen_part():
+    pairs = _pairs().assign(
+        manual_x_mm=[1.0, 1.0, 1.5, 0.0, 2.0],
+        manual_y_mm=[0.0, 0.0, 0.0, 1.2, 0.0],
+        # frames 2 and 3: the automated strut point 0.02 mm farther out along the manual
+        # centroid's ray (a strut error); frame 4: 0.03 mm along the tangent (about 0 radially)
+        auto_x_mm=[1.0, 1.02, 1.52, 0.03, 2.0],
+        auto_y_mm=[0.0, 0.0, 0.0, 1.2, 0.0],
+    )
+    out = sb.split_bias(pairs, _frames())
+    err = out["auto_distance_mm"] - out["manual_distance_mm"]
+    assert out["strut_mm"].tolist() == pytest.approx([0.0, 0.02, 0.02, 0.000375, 0.0], abs=1e-5)
+    assert (out["lumen_mm"] - err).tolist() == pytest.approx(out["strut_mm"].tolist(), abs=1e-9)
+    table = sb.split_bands(out, (-1.0, 0.09, 5.0))
+    assert table["strut_mm"].tolist() == pytest.approx([0.01, 0.02 / 3 + 0.000125], abs=1e-5)
+    assert table["n"].tolist() == [2, 3]
+
+
+def test_main_splits_the_bias_when_frames_matched_lies_beside(tmp_path, capsys):
+    pairs = _pairs().assign(manual_x_mm=1.0, manual_y_mm=0.0, auto_x_mm=1.0, auto_y_mm=0.0)
+    pairs.to_csv(tmp_path / "struts_matched.csv", index=False)
+    sb.main([str(tmp_path / "struts_matched.csv")])
+    assert "lumen_mm" not in capsys.readouterr().out
+    _frames().to_csv(tmp_path / "frames_matched.csv", index=False)
+    sb.main([str(tmp_path / "struts_matched.csv")])
+    assert "lumen_mm" in capsys.readouterr().out
