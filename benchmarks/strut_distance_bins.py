@@ -5,12 +5,15 @@
 
 Tells a systematic error (e.g. malapposed struts read closer to the wall) from scatter around
 the malapposition threshold: a strut 0.005 mm beyond it is missed by any error of that size.
-With ``frames_matched.csv`` beside it (or ``--frames``), each band's bias is split into its two
-parts (docs/metrics.md: distance = ``rho_L(phi) - |p - c|`` about the lumen centroid ``c``):
-the strut's (``strut_mm``: how much farther out the automated strut point lies than the manual
-one, both about the manual lumen centroid) and the lumen's (``lumen_mm`` = bias + ``strut_mm``:
-the rest, from the automated lumen: its contour behind the strut and its centroid). A short
-read with ``strut_mm`` near 0 is the lumen's, not the strut detection's.
+With ``frames_matched.csv`` beside it (or ``--frames``), each band's bias is split into two parts,
+bias = ``lumen_mm`` - ``strut_mm`` (docs/metrics.md: distance = ``rho_L(phi) - |p - c|`` about the
+lumen centroid ``c``): the strut's (``strut_mm``: how much farther out the automated strut point
+lies than the manual one, both about the manual lumen centroid) and the lumen's (``lumen_mm``:
+the rest: the automated contour behind the strut against the manual one, the automated
+centroid's shift, and the small change of the contour radius with the strut's angle where the
+two strut points differ in angle). A short read with ``strut_mm`` near 0 is the lumen's, not the
+strut detection's. Only frames read on both sides with one manual centroid are used; pairs on
+other frames are counted (``n_split``) and left out of the two parts.
 """
 
 from __future__ import annotations
@@ -35,10 +38,13 @@ def bands(pairs: pd.DataFrame, edges=EDGES) -> pd.DataFrame:
 
 def split_bias(pairs: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
     """``pairs`` with ``strut_mm`` and ``lumen_mm`` (module docstring), the manual lumen centroid
-    of each frame from ``frames_matched.csv``."""
+    of each frame from ``frames_matched.csv`` (its matched frames; a frame listed twice there
+    is ambiguous and gives NaN, as does a frame it does not list)."""
     keys = ["pullback_id", "frame"]
     cent = ["manual_lumen_centroid_x_mm", "manual_lumen_centroid_y_mm"]
-    both = pairs.merge(frames[keys + cent], on=keys, how="left", validate="many_to_one")
+    f = frames if "match" not in frames else frames[frames["match"] == "matched"]
+    f = f.dropna(subset=cent).drop_duplicates(keys, keep=False)
+    both = pairs.merge(f[keys + cent], on=keys, how="left", validate="many_to_one")
     radius = {
         s: np.hypot(both[f"{s}_x_mm"] - both[cent[0]], both[f"{s}_y_mm"] - both[cent[1]])
         for s in ("auto", "manual")
@@ -51,11 +57,12 @@ def split_bias(pairs: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_bands(pairs: pd.DataFrame, edges=EDGES) -> pd.DataFrame:
-    """:func:`bands` with the mean ``strut_mm`` and ``lumen_mm`` of each band (pairs from
-    :func:`split_bias`; pairs without a manual centroid are left out of the two means)."""
+    """:func:`bands` with, per band, how many pairs have a manual centroid (``n_split``) and the
+    mean ``strut_mm`` and ``lumen_mm`` over those (pairs from :func:`split_bias`)."""
     band = pd.cut(pairs["manual_distance_mm"], list(edges), right=False)
-    parts = pairs[["strut_mm", "lumen_mm"]].groupby(band, observed=True).mean()
-    return bands(pairs, edges).join(parts)
+    parts = pairs[["strut_mm", "lumen_mm"]].groupby(band, observed=True)
+    split = parts.mean().assign(n_split=parts["strut_mm"].count())
+    return bands(pairs, edges).join(split[["n_split", "strut_mm", "lumen_mm"]])
 
 
 def missed(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -73,13 +80,17 @@ def main(argv=None) -> None:
         "--frames", type=Path, help="frames_matched.csv (default: the one beside struts_matched)"
     )
     a = ap.parse_args(argv)
-    df = pd.read_csv(a.struts_matched)
+    if a.frames is not None and not a.frames.is_file():
+        ap.error(f"--frames {a.frames}: no such file")
+    df = pd.read_csv(a.struts_matched, dtype={"pullback_id": str})
     pairs = df.dropna(subset=["auto_distance_mm", "manual_distance_mm"])
     edges = (-math.inf, *a.edges, math.inf) if a.edges else EDGES
     print(f"{len(pairs)} matched struts of {len(df)} rows")
     frames = a.frames or Path(a.struts_matched).with_name("frames_matched.csv")
     if frames.is_file():
-        table = split_bands(split_bias(pairs, pd.read_csv(frames)), edges)
+        table = split_bands(
+            split_bias(pairs, pd.read_csv(frames, dtype={"pullback_id": str})), edges
+        )
         print(f"bias split into strut and lumen parts with {frames}")
     else:
         table = bands(pairs, edges)
