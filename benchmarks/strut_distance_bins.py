@@ -28,11 +28,15 @@ import pandas as pd
 EDGES = (-math.inf, 0.0, 0.03, 0.06, 0.09, 0.15, 0.3, math.inf)
 
 
+def _band(pairs: pd.DataFrame, edges) -> pd.Series:
+    """Each pair's band of the true (manual) distance, closed on the left."""
+    return pd.cut(pairs["manual_distance_mm"], list(edges), right=False)
+
+
 def bands(pairs: pd.DataFrame, edges=EDGES) -> pd.DataFrame:
     """Per band of the true (manual) distance: n, bias and SD of auto - manual (mm)."""
     err = pairs["auto_distance_mm"] - pairs["manual_distance_mm"]
-    band = pd.cut(pairs["manual_distance_mm"], list(edges), right=False)
-    out = err.groupby(band, observed=True).agg(["count", "mean", "std"])
+    out = err.groupby(_band(pairs, edges), observed=True).agg(["count", "mean", "std"])
     return out.rename(columns={"count": "n", "mean": "bias_mm", "std": "sd_mm"})
 
 
@@ -59,8 +63,7 @@ def split_bias(pairs: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
 def split_bands(pairs: pd.DataFrame, edges=EDGES) -> pd.DataFrame:
     """:func:`bands` with, per band, how many pairs have a manual centroid (``n_split``) and the
     mean ``strut_mm`` and ``lumen_mm`` over those (pairs from :func:`split_bias`)."""
-    band = pd.cut(pairs["manual_distance_mm"], list(edges), right=False)
-    parts = pairs[["strut_mm", "lumen_mm"]].groupby(band, observed=True)
+    parts = pairs[["strut_mm", "lumen_mm"]].groupby(_band(pairs, edges), observed=True)
     split = parts.mean().assign(n_split=parts["strut_mm"].count())
     return bands(pairs, edges).join(split[["n_split", "strut_mm", "lumen_mm"]])
 
