@@ -141,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
         "averaged",
     )
     p.add_argument(
+        "--ensemble-weight",
+        metavar="CLASS=W,W",
+        action="append",
+        type=class_weights,
+        help="an ensemble's member weights for one class, one per --checkpoint in their order "
+        "(calcium=1,0: calcium from the first model only); given again for more classes; "
+        "classes not named: the plain mean",
+    )
+    p.add_argument(
         "--device",
         default="auto",
         help="auto (CUDA if available, else CPU) | cpu | cuda | cuda:N (default: auto)",
@@ -165,6 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-report", action="store_true", help="no overlays and no HTML report")
     return p
+
+
+def class_weights(text: str) -> tuple[str, list[float]]:
+    """``--ensemble-weight`` ``CLASS=W,W,...`` -> ``(CLASS, [W, W, ...])``."""
+    name, sep, values = text.partition("=")
+    try:
+        if not sep or not re.fullmatch(r"[a-z_]+", name.strip()):
+            raise ValueError
+        return name.strip(), [float(v) for v in values.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give CLASS=W,W,... (e.g. calcium=1,0), one weight per --checkpoint"
+        ) from None
 
 
 def quote(value: str) -> str:
@@ -200,6 +222,9 @@ def to_overrides(
         ckpts = [quote(str(c)) for c in args.checkpoint]
         value = ckpts[0] if len(ckpts) == 1 else f"[{','.join(ckpts)}]"
         overrides.append(f"checkpoint={value}")
+    if args.ensemble_weight:
+        weights = ",".join(f"{k}:[{','.join(map(repr, w))}]" for k, w in args.ensemble_weight)
+        overrides.append(f"ensemble_weights={{{weights}}}")
     overrides.append(f"device={quote(args.device)}")
     tta = args.tta if args.tta is not None else runs_on_cuda(args.device, cuda_available) or None
     if tta is not None:  # None (CPU, no flag): as the model recommends, off without

@@ -54,10 +54,12 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()[:16]
 
 
-def checkpoint_digest(paths: list[Path]) -> str:
+def checkpoint_digest(paths: list[Path], ordered: bool = False) -> str:
     """The checkpoint file's digest; an ensemble's (several files): one over its members'
-    digests, whatever their order."""
-    digests = sorted(file_digest(p) for p in paths)  # the mean does not depend on the order
+    digests, whatever their order (the mean does not depend on it) unless ``ordered`` (member
+    weights given per class follow the members' order: ``ensemble_weights``)."""
+    digests = [file_digest(p) for p in paths]
+    digests = digests if ordered else sorted(digests)
     if len(digests) == 1:
         return digests[0]
     return "ensemble:" + hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]

@@ -265,7 +265,8 @@ def load_model(run: Run, predictor: Any = None) -> None:
     applied = _build_predictor(run, predictor)
     s = run.settings
     model_info = run.predictor.describe()
-    fp = mf.fingerprint(_model_digest(s.checkpoint, run.predictor), s.output_affecting())
+    digest = _model_digest(s.checkpoint, run.predictor, ordered=bool(s.ensemble_weights))
+    fp = mf.fingerprint(digest, s.output_affecting())
     run.spec = OutputSpec(s, run.geometry, model_info, fp)
     run.header = {
         "checkpoint": s.checkpoint,
@@ -281,15 +282,16 @@ def load_model(run: Run, predictor: Any = None) -> None:
     run.manifest.flush()
 
 
-def _model_digest(checkpoint: Any, predictor: Any) -> str:
+def _model_digest(checkpoint: Any, predictor: Any, ordered: bool = False) -> str:
     """What identifies the model: the checkpoint file's digest; an ensemble's, one over its
-    members' digests; a given predictor's network without a file, its class name."""
+    members' digests (in their order when ``ordered``: class weights given per member); a given
+    predictor's network without a file, its class name."""
     from octseg.model.ensemble import checkpoint_paths
 
     paths = [Path(p) for p in checkpoint_paths(checkpoint)]
     if not all(p.is_file() for p in paths):
         return f"object:{type(predictor.model).__name__}"
-    return mf.checkpoint_digest(paths)
+    return mf.checkpoint_digest(paths, ordered=ordered)
 
 
 def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
@@ -302,9 +304,10 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
 
     ck, s = run.settings.checkpoint, run.settings
     if predictor is None:
-        model, meta = load_models(ck)
-    else:
+        model, meta = load_models(ck, s.ensemble_weights)
+    else:  # a given predictor says what it runs
         model, meta, s = None, predictor.meta, _tta_of(predictor, s)
+        s = dataclasses.replace(s, ensemble_weights=meta.get("ensemble_weights"))
     s, applied = s.with_recommended(recommended(meta, ck))
     if predictor is not None:  # a given predictor runs its own extension
         s, applied = _extension_of(predictor, s, applied)
@@ -352,9 +355,12 @@ def _print_model(checkpoint: Any, meta: dict[str, Any], applied: dict[str, Any])
 
     members = meta.get("ensemble")
     if members:
-        print(f"model: the mean of {len(members)} checkpoints' class probabilities:", flush=True)
+        kind = "class-weighted mean" if meta.get("ensemble_weights") else "mean"
+        print(f"model: the {kind} of {len(members)} checkpoints' class probabilities:", flush=True)
         for m in members:
             print(f"  {describe(m['checkpoint'], {'recipe': m.get('recipe')})}", flush=True)
+        for name, weights in (meta.get("ensemble_weights") or {}).items():
+            print(f"  {name}: weighted {weights} (in the members' order)", flush=True)
     else:
         print(f"model: {describe(checkpoint, meta)}", flush=True)
     if applied:

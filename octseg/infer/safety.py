@@ -33,7 +33,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +153,37 @@ def validate_settings(s: Any) -> None:
         _choice("format", s.format, (None, *sorted(readers())))
     check_device("device", s.device)
     check_device("geometry_device", s.geometry_device)
+    check_ensemble_weights(s.ensemble_weights, s.checkpoint)
     from octseg.infer.workers import worker_count
 
     worker_count(s.readers, "readers", "cpu", on_cpu=1, minimum=1)
     worker_count(s.render_processes, "render_processes", "cpu", on_cpu=0, minimum=0)
+
+
+def check_ensemble_weights(weights: Any, checkpoint: Any) -> None:
+    """``ensemble_weights``: None, or a mapping of class names to one weight per checkpoint of an
+    ensemble (the classes and the weights' values are checked when the models load:
+    :func:`octseg.model.ensemble.class_weight_matrix`)."""
+    if not weights:
+        return
+    from octseg.model.ensemble import checkpoint_paths
+
+    if not isinstance(weights, Mapping):
+        raise InputError(
+            None,
+            f"ensemble_weights={weights!r}: a mapping of classes to weights, e.g. "
+            "{calcium:[1,0]}",
+        )
+    n = len(checkpoint_paths(checkpoint)) if checkpoint is not None else 1
+    if n < 2:
+        raise InputError(
+            None, "ensemble_weights need an ensemble: checkpoint=[A,B,...] (two or more)"
+        )
+    for name, given in weights.items():
+        if not isinstance(given, (list, tuple)) or len(given) != n:
+            raise InputError(
+                None, f"ensemble_weights.{name}={given!r}: give one weight per checkpoint ({n})"
+            )
 
 
 # ------------------------------------------------------------------------------ inputs vs output

@@ -98,6 +98,10 @@ class InferSettings:
     # calcium_min_area_mm2 / calcium_min_length_mm / calcium_extend_prob null: as the checkpoint
     # recommends, 0 without a recommendation)
     postprocess: Any = True
+    # an ensemble's member weights per class (octseg.model.ensemble.class_weight_matrix): class
+    # name -> one weight per checkpoint, e.g. {calcium: [1, 0]} (calcium from the first member
+    # only); classes not named: the plain mean. None: the plain mean of every class
+    ensemble_weights: Any = None
 
     def __post_init__(self) -> None:
         self.checkpoint = _checkpoint(self.checkpoint)
@@ -202,6 +206,8 @@ class InferSettings:
         from octseg.geometry.settings import MEASUREMENT_RULES
 
         out = {k: getattr(self, k) for k in keys} | self.tta_options()
+        if self.ensemble_weights:  # absent when unset: earlier outputs keep their fingerprint
+            out["ensemble_weights"] = self.ensemble_weights
         return out | {"measurement_rules": MEASUREMENT_RULES}
 
 

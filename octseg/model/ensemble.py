@@ -13,6 +13,14 @@ predictor normalises the input as the first member says, and each other member g
 re-normalised its own way (:func:`input_map`). The ensemble's recommended inference settings
 (:mod:`octseg.model.recommended`) are those every member recommends alike; the others are left
 to the infer config's defaults.
+
+Class-wise member weights (``infer.py ensemble_weights={calcium:[1,0]}``): members that are good
+at different classes (one reads calcium best, another holds the lumen on hard frames) can each
+give the classes they are good at. A class's probability is the weighted mean of the members'
+(the weights of a class are scaled to sum to 1; classes not listed: the plain mean), and the
+per-pixel result is renormalised over the classes, so the classes still compete as in one model:
+calcium weighted ``[1, 0]`` is the first member's calcium probability against the members' mean
+background, not the first member's calcium mask (:func:`class_weight_matrix`).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from octseg.core.classes import CLASS_NAMES
 from octseg.core.errors import InputError
 from octseg.model.recommended import META_KEY, recommended
 from octseg.model.wrap import main_output
@@ -37,15 +46,19 @@ _TINY = 1e-12
 
 class ProbabilityMean(nn.Module):
     """The mean of the members' softmax probabilities, returned as its logarithm: a softmax of
-    the output (what :class:`~octseg.model.predictor.Predictor` takes) gives the mean back."""
+    the output (what :class:`~octseg.model.predictor.Predictor` takes) gives the mean back
+    (with ``class_weights``: the class-wise weighted mean, renormalised over the classes)."""
 
     def __init__(
         self,
         members: Sequence[nn.Module],
         input_maps: Sequence[tuple[float, float]] | None = None,
+        class_weights: torch.Tensor | None = None,
     ):
         """``input_maps``: per member, ``(scale, shift)`` taking the ensemble's input to the
-        member's (``x * scale + shift``); None: every member reads the input as it is."""
+        member's (``x * scale + shift``); None: every member reads the input as it is.
+        ``class_weights``: ``(members, classes)``, each class's column summing to 1
+        (:func:`class_weight_matrix`); None: equal weights."""
         super().__init__()
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two networks")
@@ -53,14 +66,58 @@ class ProbabilityMean(nn.Module):
         self.input_maps = [tuple(map(float, m)) for m in input_maps or [(1.0, 0.0)] * len(members)]
         if len(self.input_maps) != len(members):
             raise ValueError("one input map per member")
+        if class_weights is not None and class_weights.shape[0] != len(members):
+            raise ValueError("class weights: one row per member")
+        self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         acc = None
-        for member, (scale, shift) in zip(self.members, self.input_maps, strict=True):
+        for i, (member, (scale, shift)) in enumerate(
+            zip(self.members, self.input_maps, strict=True)
+        ):
             xi = x if (scale, shift) == (1.0, 0.0) else x * scale + shift
             p = torch.softmax(main_output(member(xi)).float(), dim=1)
+            if self.class_weights is not None:
+                p = p * self.class_weights[i].view(1, -1, 1, 1)
             acc = p if acc is None else acc + p
-        return torch.log((acc / len(self.members)).clamp_min(_TINY))
+        if self.class_weights is None:
+            acc = acc / len(self.members)
+        return torch.log(acc.clamp_min(_TINY))
+
+
+def class_weight_matrix(
+    weights: Mapping[str, Sequence[float]], classes: Sequence[int], n_members: int
+) -> torch.Tensor:
+    """``(n_members, len(classes))`` member weights per class from ``weights`` (class name, e.g.
+    ``calcium``, -> one non-negative weight per member, not all 0), each class's column scaled
+    to sum to 1; classes not named: equal weights. InputError naming the setting for a class the
+    model does not predict, a wrong count, a negative, non-finite or all-zero weight list."""
+    names = [CLASS_NAMES[c] for c in classes]
+    out = torch.full((n_members, len(classes)), 1.0 / n_members)
+    for name, given in weights.items():
+        where = f"ensemble_weights.{name}={_listed(given)}"
+        if name not in names:
+            raise InputError(None, f"{where}: not a class of these models ({', '.join(names)})")
+        w = _member_weights(given, n_members, where)
+        out[:, names.index(name)] = w / w.sum()
+    return out
+
+
+def _listed(given: Any) -> str:
+    return repr(list(given)) if isinstance(given, (list, tuple)) else repr(given)
+
+
+def _member_weights(given: Any, n_members: int, where: str) -> torch.Tensor:
+    """One class's weights as a tensor, checked (count, finite, >= 0, not all 0)."""
+    if not isinstance(given, (list, tuple)) or len(given) != n_members:
+        raise InputError(None, f"{where}: give one weight per checkpoint ({n_members})")
+    try:
+        w = torch.tensor([float(v) for v in given], dtype=torch.float32)
+    except (TypeError, ValueError):
+        raise InputError(None, f"{where}: weights must be numbers") from None
+    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise InputError(None, f"{where}: weights must be finite, >= 0 and not all 0")
+    return w
 
 
 def input_map(first: Mapping[str, Any] | None, member: Mapping[str, Any] | None) -> tuple:
@@ -90,15 +147,20 @@ def source_name(checkpoint: Any) -> str:
     return " + ".join(checkpoint_paths(checkpoint))
 
 
-def load_models(checkpoint: Any) -> tuple[nn.Module, dict[str, Any]]:
+def load_models(
+    checkpoint: Any, class_weights: Mapping[str, Sequence[float]] | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """``(model, meta)`` of one checkpoint, or of the :class:`ProbabilityMean` of several (meta:
     the first member's, with ``ensemble`` listing the members and the recommendations they
-    share)."""
+    share; with ``class_weights`` (see :func:`class_weight_matrix`), ``ensemble_weights``: the
+    weights of the named classes, scaled to sum to 1)."""
     from octseg.model.checkpoint import load_checkpoint
 
     paths = checkpoint_paths(checkpoint)
     if not paths:
         raise InputError(None, "no checkpoint given")
+    if class_weights and len(paths) == 1:
+        raise InputError(paths[0], "ensemble_weights need an ensemble (two or more checkpoints)")
     if len(paths) == 1:
         return load_checkpoint(paths[0])
     if len({Path(p).resolve() for p in paths}) < len(paths):
@@ -114,7 +176,14 @@ def load_models(checkpoint: Any) -> tuple[nn.Module, dict[str, Any]]:
         for p, (_, m) in zip(paths, loaded, strict=True)
     ]
     maps = [input_map(first.get("normalization"), m.get("normalization")) for _, m in loaded]
-    return ProbabilityMean([model for model, _ in loaded], maps).eval(), meta
+    matrix = None
+    if class_weights:
+        matrix = class_weight_matrix(class_weights, first["classes"], len(paths))
+        names = [CLASS_NAMES[c] for c in first["classes"]]
+        meta["ensemble_weights"] = {
+            k: [round(float(w), 6) for w in matrix[:, names.index(k)]] for k in class_weights
+        }
+    return ProbabilityMean([model for model, _ in loaded], maps, matrix).eval(), meta
 
 
 def check_compatible(

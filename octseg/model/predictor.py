@@ -598,6 +598,7 @@ class Predictor:
         return {
             "checkpoint": self.source,
             **({"ensemble": members} if members else {}),
+            **{k: self.meta[k] for k in ("ensemble_weights",) if self.meta.get(k)},
             "classes": self.classes,
             "context_frames": self.k,
             "net_grid": self.net_grid,

@@ -103,3 +103,73 @@ def test_simple_cli_passes_several_checkpoints_to_the_job(tmp_path):
     assert s.checkpoint == ["a.ckpt", odd]
     one = parse(["scan.dcm", "--out", "o", "--checkpoint", "a.ckpt"])
     assert "checkpoint='a.ckpt'" in one
+
+
+ALL_FROM_B = {n: [0, 1] for n in ("background", "lumen", "calcium", "strut", "guidewire")}
+
+
+def test_class_weights_choose_which_member_gives_each_class(members, tmp_path, capsys):
+    a, b = members
+    inp = polar_npz(tmp_path / "in" / "case.npz", 3)
+    lab_a, lab_b = _run(a, inp, tmp_path / "a"), _run(b, inp, tmp_path / "b")
+    assert (lab_a != lab_b).any()
+    run_inference(
+        quiet_settings(inp, tmp_path / "ab", checkpoint=[a, b], ensemble_weights=ALL_FROM_B)
+    )
+    lab_ab = load_labels(next((tmp_path / "ab").glob("*/labels.npz"))).labels
+    assert (lab_ab == lab_b).all()  # every class from the weak member: its labels exactly
+    out = capsys.readouterr().out
+    assert "class-weighted mean of 2" in out and "calcium: weighted [0.0, 1.0]" in out
+    first = json.loads((tmp_path / "ab" / "manifest.json").read_text())
+    assert first["model"]["ensemble_weights"]["lumen"] == [0.0, 1.0]
+    # the weights follow the members' order: swapped, the outputs are not taken as the same
+    run_inference(
+        quiet_settings(inp, tmp_path / "ab", checkpoint=[b, a], ensemble_weights=ALL_FROM_B)
+    )
+    again = json.loads((tmp_path / "ab" / "manifest.json").read_text())
+    assert again["fingerprint"] != first["fingerprint"] and again["n_skipped"] == 0
+    assert (load_labels(next((tmp_path / "ab").glob("*/labels.npz"))).labels == lab_a).all()
+
+
+def test_without_class_weights_the_fingerprint_has_no_weights_key():
+    s = InferSettings(checkpoint=["a", "b"], input="i", output="o")
+    assert "ensemble_weights" not in s.output_affecting()  # earlier outputs keep theirs
+    w = InferSettings(checkpoint=["a", "b"], input="i", output="o", ensemble_weights={"x": [1, 0]})
+    assert w.output_affecting()["ensemble_weights"] == {"x": [1, 0]}
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "weights", "message"),
+    [
+        ("a.ckpt", {"calcium": [1, 0]}, "need an ensemble"),
+        (None, {"calcium": [1, 0]}, "need an ensemble"),
+        (["a", "b"], {"calcium": [1, 0, 0]}, r"ensemble_weights.calcium=\[1, 0, 0\]: give one"),
+        (["a", "b"], {"calcium": 1}, "give one weight per checkpoint"),
+        (["a", "b"], [1, 0], "a mapping of classes"),
+    ],
+)
+def test_class_weights_are_checked_before_anything_runs(checkpoint, weights, message):
+    from octseg.infer.safety import validate_settings
+
+    s = InferSettings(checkpoint=checkpoint, input="i", output="o", ensemble_weights=weights)
+    with pytest.raises(InputError, match=message):
+        validate_settings(s)
+
+
+def test_simple_cli_passes_class_weights_to_the_job(capsys):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from octseg.jobs import register_configs
+
+    args = ["s.dcm", "--out", "o", "--checkpoint", "a", "--checkpoint", "b"]
+    overrides = parse([*args, "--ensemble-weight", "calcium=1,0", "--ensemble-weight", "strut=2,1"])
+    register_configs()
+    configs = Path(__file__).resolve().parents[2] / "octseg" / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("infer", overrides=overrides)
+    s = InferSettings.from_cfg(OmegaConf.to_container(cfg, resolve=True))
+    assert s.ensemble_weights == {"calcium": [1.0, 0.0], "strut": [2.0, 1.0]}
+    with pytest.raises(SystemExit):
+        parse([*args, "--ensemble-weight", "calcium:1,0"])
+    assert "give CLASS=W,W" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from model_helpers import TINY_MODEL
 from octseg.core.errors import InputError
 from octseg.model.ensemble import (
     ProbabilityMean,
+    class_weight_matrix,
     input_map,
     load_models,
     shared_recommendations,
@@ -116,3 +117,60 @@ def test_no_checkpoint_and_the_same_file_by_two_names_are_refused(tmp_path):
         load_models([])
     with pytest.raises(InputError, match="twice"):
         load_models([str(a), str(tmp_path / "." / "a.pt")])
+
+
+def test_class_weights_weigh_each_class_then_renormalise():
+    torch.manual_seed(0)
+    nets = [torch.nn.Conv2d(3, 5, 3, padding=1) for _ in range(2)]
+    x = torch.randn(2, 3, 16, 12)
+    p = [torch.softmax(n(x), 1) for n in nets]
+    w = torch.tensor([[0.5, 0.5, 1.0, 0.25, 0.5], [0.5, 0.5, 0.0, 0.75, 0.5]])
+    q = p[0] * w[0].view(1, 5, 1, 1) + p[1] * w[1].view(1, 5, 1, 1)
+    got = torch.softmax(ProbabilityMean(nets, class_weights=w)(x), 1)
+    torch.testing.assert_close(got, q / q.sum(1, keepdim=True), atol=1e-6, rtol=1e-5)
+    plain = torch.softmax(ProbabilityMean(nets, class_weights=torch.full((2, 5), 0.5))(x), 1)
+    torch.testing.assert_close(plain, (p[0] + p[1]) / 2, atol=1e-6, rtol=1e-5)
+
+
+def test_class_weight_matrix_scales_each_named_class_and_averages_the_rest():
+    m = class_weight_matrix({"calcium": [3, 1], "strut": [1, 0]}, [0, 1, 2, 3, 4], 2)
+    expected = [[0.5, 0.5, 0.75, 1.0, 0.5], [0.5, 0.5, 0.25, 0.0, 0.5]]
+    torch.testing.assert_close(m, torch.tensor(expected))
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"lipid": [1, 0]}, r"not a class of these models \(background, lumen"),
+        ({"calcuim": [1, 0]}, "not a class"),
+        ({"calcium": [1, 0, 1]}, "one weight per checkpoint"),
+        ({"calcium": [1, -1]}, ">= 0"),
+        ({"calcium": [0, 0]}, "not all 0"),
+        ({"calcium": [float("nan"), 1]}, "finite"),
+        ({"calcium": ["a", 1]}, "must be numbers"),
+    ],
+)
+def test_class_weight_matrix_refuses_what_it_cannot_apply(weights, message):
+    with pytest.raises(InputError, match=message):
+        class_weight_matrix(weights, [0, 1, 2, 3, 4], 2)
+
+
+def test_load_models_with_class_weights(tmp_path):
+    a, b = _ckpt(tmp_path / "a.pt", seed=1), _ckpt(tmp_path / "b.pt", seed=2)
+    model, meta = load_models([a, b], {"calcium": [1, 0]})
+    assert meta["ensemble_weights"] == {"calcium": [1.0, 0.0]}
+    assert model.class_weights[:, 2].tolist() == [1.0, 0.0]
+    with pytest.raises(InputError, match="need an ensemble"):
+        load_models(a, {"calcium": [1, 0]})
+    every = {n: [1, 0] for n in ("background", "lumen", "calcium", "strut", "guidewire")}
+    first = Predictor.from_checkpoint(a, device="cpu")
+    grey = torch.rand(2, 3, GRID["n_alines"], GRID["n_samples"])
+    model, meta = load_models([a, b], every)  # every class from a: a's probabilities
+    weighted = Predictor(model, meta, first.options, source="ab")
+    assert weighted.describe()["ensemble_weights"]["strut"] == [1.0, 0.0]
+    torch.testing.assert_close(
+        weighted.probabilities(normalize(grey, weighted.normalization)),
+        first.probabilities(normalize(grey, first.normalization)),
+        atol=1e-5,
+        rtol=1e-4,
+    )
