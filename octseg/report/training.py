@@ -82,10 +82,12 @@ class TensorBoardLog:
             self.writer.add_scalar("train/loss_step", float(loss.detach()), step)
 
     def epoch(self, record: dict[str, Any], epoch: int) -> None:
-        """``train_loss``, ``lr`` and ``frames_per_s`` of an epoch record."""
+        """``train_loss``, ``lr``, ``frames_per_s`` (and ``distill_loss``) of an epoch record."""
         self.writer.add_scalar("train/loss", record["train_loss"], epoch)
         self.writer.add_scalar("train/lr", record["lr"], epoch)
         self.writer.add_scalar("train/frames_per_s", record["frames_per_s"], epoch)
+        if "distill_loss" in record:
+            self.writer.add_scalar("train/distill_loss", record["distill_loss"], epoch)
 
     def validation(
         self,

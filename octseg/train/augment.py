@@ -17,6 +17,9 @@ Appearance randomisation (:mod:`octseg.datasets.appearance`, off unless its ``*_
 blood in the lumen, depth attenuation, gain, display window, colour maps, burned-in overlays and
 fewer pixels (``A.Downscale``).
 
+Distillation (``distill.checkpoint``, :mod:`octseg.train.distill`): :class:`CleanView` after the
+geometric transforms keeps the image as they left it, the view a frozen teacher reads.
+
 Seeding: albumentations gives every transform its own generator; :func:`seed_augmentation`
 derives an independent seed for each one from a single integer (``Compose.set_random_seed`` would
 give all of them the same stream, so their coin flips would coincide). The data loader calls it
@@ -32,7 +35,7 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-from albumentations.core.transforms_interface import DualTransform
+from albumentations.core.transforms_interface import DualTransform, ImageOnlyTransform
 
 
 class CircularShiftALines(DualTransform):
@@ -116,6 +119,32 @@ class RadialScale(DualTransform):
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("scale_limit",)
+
+
+class CleanView(ImageOnlyTransform):
+    """Keeps a copy of the image as the transforms before it left it (the geometric ones: the
+    frame moved with its labels, its appearance untouched) and passes the image on unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__(p=1.0)
+        self.image: np.ndarray | None = None
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        self.image = np.array(img, dtype=np.float32, copy=True)
+        return img
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ()
+
+
+def clean_view(compose: A.Compose | None, image: np.ndarray) -> np.ndarray:
+    """The last clean view :class:`CleanView` kept in ``compose`` ((A, R, k) in [0, 1]); without
+    augmentation or without a CleanView, ``image`` (what the network is shown)."""
+    keeper = next((t for t in getattr(compose, "transforms", ()) if isinstance(t, CleanView)), None)
+    if keeper is None or keeper.image is None:
+        return image
+    img = np.clip(keeper.image, 0.0, 1.0)
+    return img[..., None] if img.ndim == 2 else img
 
 
 def _range(c: Mapping[str, Any], key: str, default: Any) -> tuple[float, ...]:
@@ -217,16 +246,18 @@ def _intensity(c: Mapping[str, Any]) -> list[Any]:
     return t
 
 
-def build_augmentation(cfg: Mapping[str, Any] | None) -> A.Compose | None:
+def build_augmentation(cfg: Mapping[str, Any] | None, keep_clean: bool = False) -> A.Compose | None:
     """The training augmentation from ``data.augment`` settings (None or enabled=False: none).
 
     Order: geometric (labels move with the image), then appearance (label-aware transforms see
-    the moved labels), then the generic intensity jitter.
+    the moved labels), then the generic intensity jitter. ``keep_clean``: a :class:`CleanView`
+    after the geometric transforms (:func:`clean_view` reads it).
     """
     if not cfg or not cfg.get("enabled", True):
         return None
     c = dict(cfg)
-    return A.Compose(_geometric(c) + _appearance(c) + _intensity(c))
+    keeper = [CleanView()] if keep_clean else []
+    return A.Compose(_geometric(c) + keeper + _appearance(c) + _intensity(c))
 
 
 def seed_augmentation(compose: A.Compose | None, seed: int) -> None:

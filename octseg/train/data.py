@@ -37,7 +37,7 @@ from octseg.core.classes import NUM_CLASSES
 from octseg.core.errors import InputError
 from octseg.io.labels import load_labels
 from octseg.model.grid import cartesian_to_net_grid, check_net_grid, normalize, to_net_grid
-from octseg.train.augment import apply_augmentation, seed_augmentation
+from octseg.train.augment import apply_augmentation, clean_view, seed_augmentation
 
 
 def class_lut(classes: Sequence[int], remap: Mapping[int, int] | None = None) -> np.ndarray:
@@ -268,13 +268,17 @@ class PullbackFrames(Dataset):
         k: int,
         normalization: Mapping[str, Any],
         augment: Any = None,
+        keep_clean: bool = False,
     ):
+        """``keep_clean``: each sample also holds ``clean_image``, the frame before the
+        appearance transforms (a distillation teacher's input, :mod:`octseg.train.distill`)."""
         if k < 1 or k % 2 == 0:
             raise ValueError(f"context_frames must be odd and >= 1, got {k}")
         self.pullbacks = list(pullbacks)
         self.k = int(k)
         self.normalization = dict(normalization)
         self.augment = augment
+        self.keep_clean = bool(keep_clean)
         self.index = [
             (p, r) for p, pb in enumerate(self.pullbacks) for r in range(len(pb.label_frames))
         ]
@@ -296,17 +300,23 @@ class PullbackFrames(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         img, mask = self.raw(i)
-        return self.sample(i, *apply_augmentation(self.augment, img, mask))
+        aug, mask = apply_augmentation(self.augment, img, mask)
+        out = self.sample(i, aug, mask)
+        if self.keep_clean:
+            out["clean_image"] = self._tensor(clean_view(self.augment, aug))
+        return out
+
+    def _tensor(self, img: np.ndarray) -> torch.Tensor:
+        """An (A', R', k) image in [0, 1] as the network's normalised (k, A', R') input."""
+        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        return normalize(x, self.normalization).float()
 
     def sample(self, i: int, img: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
         """The sample dict of frame ``i`` from its (possibly augmented) image and mask."""
-        x = normalize(
-            torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), self.normalization
-        )
         y = torch.from_numpy(np.ascontiguousarray(mask)).long().unsqueeze(0)
         p, r = self.index[i]
         return {
-            "image": x.float(),
+            "image": self._tensor(img),
             "label": y,
             "pullback": p,
             "frame": int(self.pullbacks[p].label_frames[r]),

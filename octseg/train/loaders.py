@@ -268,8 +268,9 @@ def build_data(
         norm = compute_normalization(
             [pb.images for pb in train_cache], str(cfg_get(cfg, "data.normalization", "zscore"))
         )
-    augment = build_augmentation(cfg_get(cfg, "data.augment"))
-    train_ds = PullbackFrames(train_cache, k, norm, augment)
+    keep_clean = bool(cfg_get(cfg, "distill.checkpoint"))  # the teacher's view (train.distill)
+    augment = build_augmentation(cfg_get(cfg, "data.augment"), keep_clean)
+    train_ds = PullbackFrames(train_cache, k, norm, augment, keep_clean)
     _oversample(cfg, classes, train_ds, info)
     copies = int(cfg_get(cfg, "data.val_augment_copies", 0) or 0)
     val_aug = build_augmentation(cfg_get(cfg, "data.augment")) if copies > 0 else None

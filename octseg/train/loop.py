@@ -46,6 +46,7 @@ from octseg.train.checkpointing import (
     restore,
     save_epoch,
 )
+from octseg.train.distill import Teacher, build_teacher
 from octseg.train.engine import Engine, build_engine
 from octseg.train.loaders import RunData, build_data
 from octseg.train.metrics import SegMetrics, add_score
@@ -70,6 +71,7 @@ class Run:
     meta: dict[str, Any]
     state: RunState
     tb: TensorBoardLog | None
+    teacher: Teacher | None = None  # distill.checkpoint: learning without forgetting
 
 
 @torch.no_grad()
@@ -110,6 +112,13 @@ def validate(
     return add_score(out), kept
 
 
+def _teacher_probs(run: Run, batch: dict[str, Any]) -> torch.Tensor | None:
+    """The teacher's class probabilities on the batch's clean view (None: no teacher)."""
+    if run.teacher is None:
+        return None
+    return run.teacher.probabilities(batch["clean_image"].to(run.info.device, non_blocking=True))
+
+
 def train_epoch(run: Run, epoch: int) -> dict[str, Any]:
     """One pass over the training loader (``epoch`` 0-based), then one scheduler step; returns
     the epoch's record (``epoch``, ``train_loss``, ``lr``, ``frames_per_s``)."""
@@ -118,14 +127,19 @@ def train_epoch(run: Run, epoch: int) -> dict[str, Any]:
     run.data.train_loader.set_epoch(epoch)
     t0 = time.perf_counter()
     # summed on the device: no host sync per step (one at the end of the epoch)
-    sums = torch.zeros(2, dtype=torch.float64, device=info.device)
+    sums = torch.zeros(3, dtype=torch.float64, device=info.device)
     bar = dict(disable=not info.is_main, leave=False, desc=f"epoch {epoch + 1}/{s.max_epochs}")
     for batch in tqdm(run.data.train_loader, **bar):
         x = batch["image"].to(info.device, non_blocking=True)
         y = batch["label"].to(info.device, non_blocking=True)
         with eng.autocast():
             out = eng.ddp_model(x)
+            taught = _teacher_probs(run, batch)
         loss = eng.loss(out.float(), y)
+        if taught is not None:
+            kept = run.teacher.loss(out, taught)
+            sums[2] += kept.detach().double() * x.shape[0]
+            loss = loss + kept
         eng.step(loss, s.clip)
         run.state.step += 1
         sums[0] += loss.detach().double() * x.shape[0]
@@ -146,6 +160,8 @@ def train_epoch(run: Run, epoch: int) -> dict[str, Any]:
         "lr": lr,
         "frames_per_s": float(sums[1]) / max(dt, 1e-9),
     }
+    if run.teacher is not None:  # the weighted KL to the teacher, part of train_loss
+        record["distill_loss"] = float(sums[2] / sums[1]) if sums[1] > 0 else float("nan")
     if run.tb is not None:
         run.tb.epoch(record, epoch + 1)
     return record
@@ -221,6 +237,15 @@ def _init_record(init: dict[str, Any]) -> str:
     return model_with_content(init["path"]) or str(init["path"])
 
 
+def _distill_record(distill: Any) -> dict[str, Any]:
+    """What the checkpoint records of its teacher: the shipped model's name or the file's path,
+    and the weight."""
+    from octseg.model.shipped import model_with_content, resolve
+
+    path = resolve(str(distill["checkpoint"]))
+    return {"checkpoint": model_with_content(path) or path, "weight": float(distill["weight"])}
+
+
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     """Stages 1-3: run folder, data, model and optimisation, resumed state, logger."""
     rec = check_recommended(cfg_get(cfg, "infer_recommended"), "infer_recommended")
@@ -238,6 +263,9 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     init_from = _init_record(init) if init else (resume or {}).get("meta", {}).get("init_from")
     if init_from:  # a resumed fine-tuning run keeps the record of where it started
         meta["init_from"] = init_from
+    teacher = build_teacher(cfg_get(cfg, "distill"), meta, info.device)
+    if teacher is not None:
+        meta["distill"] = _distill_record(cfg_get(cfg, "distill"))
     tb = None
     if info.is_main and settings.tensorboard:
         tb = TensorBoardLog(out_dir / "tensorboard", settings.log_every)
@@ -254,7 +282,7 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
             engine.precision,
             n_frozen,
         )
-    return Run(info, settings, out_dir, data, engine, metrics, meta, state, tb)
+    return Run(info, settings, out_dir, data, engine, metrics, meta, state, tb, teacher)
 
 
 def _summary(run: Run, wall_s: float) -> dict[str, Any]:
