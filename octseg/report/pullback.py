@@ -385,6 +385,13 @@ def _plaque_section(summary: Mapping[str, Any], model: Mapping[str, Any], fs: fl
     return "<h2>Lipid and fibrous cap</h2>" + _lipid_table(lesions, fs)
 
 
+def _weights_note(model: dict[str, Any]) -> str:
+    """``"; calcium weighted [1.0, 0.0]"`` for an ensemble's class weights (infer.py
+    ``ensemble_weights``), else empty."""
+    weights = model.get("ensemble_weights") or {}
+    return "".join(f"; {name} weighted {list(w)}" for name, w in weights.items())
+
+
 def render_report(
     *,
     pullback_id: str,
@@ -412,7 +419,7 @@ def render_report(
     )
     ck = model.get("checkpoint")  # a list: an ensemble's members (also model["ensemble"])
     names = model.get("ensemble") or (ck if isinstance(ck, list) else [ck])
-    ckpt = html.escape(" + ".join(Path(str(n)).name for n in names))
+    ckpt = html.escape(" + ".join(Path(str(n)).name for n in names) + _weights_note(model))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>octseg report: {html.escape(pullback_id)}</title>
 <style>{CSS}</style></head><body>

@@ -117,3 +117,7 @@ def test_report_names_every_member_of_an_ensemble():
         {"checkpoint": ["/r/a.ckpt", "/r/b.ckpt"]},
     ):
         assert "(model a.ckpt + b.ckpt," in report.render_report(model=model, **kw)
+    weighted = {"checkpoint": ["/r/a.ckpt", "/r/b.ckpt"], "ensemble_weights": {"calcium": [1, 0]}}
+    assert "(model a.ckpt + b.ckpt; calcium weighted [1, 0]," in report.render_report(
+        model=weighted, **kw
+    )
