@@ -242,4 +242,9 @@ def to_overrides(
 def parse(argv: Sequence[str]) -> list[str]:
     """``octseg infer INPUT... --out DIR [options]`` -> the job's Hydra overrides (argparse
     prints the help or the usage error and exits for ``--help`` and bad arguments)."""
-    return to_overrides(build_parser().parse_args(list(argv)))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    named = [name for name, _ in args.ensemble_weight or ()]
+    if len(set(named)) < len(named):
+        parser.error(f"--ensemble-weight: a class given twice ({', '.join(named)})")
+    return to_overrides(args)

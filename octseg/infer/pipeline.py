@@ -307,7 +307,9 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
         model, meta = load_models(ck, s.ensemble_weights)
     else:  # a given predictor says what it runs
         model, meta, s = None, predictor.meta, _tta_of(predictor, s)
-        s = dataclasses.replace(s, ensemble_weights=meta.get("ensemble_weights"))
+        _check_given_weights(s.ensemble_weights, meta)
+    # as the model applies them (scaled to sum to 1): one fingerprint for [1, 0] and [2, 0]
+    s = dataclasses.replace(s, ensemble_weights=meta.get("ensemble_weights"))
     s, applied = s.with_recommended(recommended(meta, ck))
     if predictor is not None:  # a given predictor runs its own extension
         s, applied = _extension_of(predictor, s, applied)
@@ -319,6 +321,22 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
             _print_model(ck, meta, applied)
     run.predictor = predictor
     return applied
+
+
+def _check_given_weights(weights: Any, meta: dict[str, Any]) -> None:
+    """A given predictor runs the class weights it was built with: ``ensemble_weights`` given
+    beside it must say the same (InputError naming the setting otherwise)."""
+    from octseg.model.ensemble import normalised_weights
+
+    ours = meta.get("ensemble_weights") or {}
+    members = len(meta.get("ensemble") or ()) or 1
+    if weights and (members < 2 or normalised_weights(weights, members) != ours):
+        raise InputError(
+            None,
+            f"ensemble_weights={weights!r}: the given predictor runs "
+            f"{ours or 'no class weights'}; build it with them "
+            "(Predictor.from_checkpoint([...], class_weights=...)) or leave the setting unset",
+        )
 
 
 def _tta_of(predictor: Any, s: InferSettings) -> InferSettings:

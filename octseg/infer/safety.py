@@ -33,7 +33,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -161,29 +161,19 @@ def validate_settings(s: Any) -> None:
 
 
 def check_ensemble_weights(weights: Any, checkpoint: Any) -> None:
-    """``ensemble_weights``: None, or a mapping of class names to one weight per checkpoint of an
-    ensemble (the classes and the weights' values are checked when the models load:
-    :func:`octseg.model.ensemble.class_weight_matrix`)."""
+    """``ensemble_weights``: None, or known class names mapped to one weight per checkpoint of an
+    ensemble (:func:`octseg.model.ensemble.normalised_weights`; whether the models predict each
+    named class is checked when they load)."""
     if not weights:
         return
-    from octseg.model.ensemble import checkpoint_paths
+    from octseg.model.ensemble import checkpoint_paths, normalised_weights
 
-    if not isinstance(weights, Mapping):
-        raise InputError(
-            None,
-            f"ensemble_weights={weights!r}: a mapping of classes to weights, e.g. "
-            "{calcium:[1,0]}",
-        )
     n = len(checkpoint_paths(checkpoint)) if checkpoint is not None else 1
     if n < 2:
         raise InputError(
             None, "ensemble_weights need an ensemble: checkpoint=[A,B,...] (two or more)"
         )
-    for name, given in weights.items():
-        if not isinstance(given, (list, tuple)) or len(given) != n:
-            raise InputError(
-                None, f"ensemble_weights.{name}={given!r}: give one weight per checkpoint ({n})"
-            )
+    normalised_weights(weights, n)
 
 
 # ------------------------------------------------------------------------------ inputs vs output

@@ -91,15 +91,36 @@ def class_weight_matrix(
     """``(n_members, len(classes))`` member weights per class from ``weights`` (class name, e.g.
     ``calcium``, -> one non-negative weight per member, not all 0), each class's column scaled
     to sum to 1; classes not named: equal weights. InputError naming the setting for a class the
-    model does not predict, a wrong count, a negative, non-finite or all-zero weight list."""
+    model does not predict, and as :func:`normalised_weights` says."""
     names = [CLASS_NAMES[c] for c in classes]
     out = torch.full((n_members, len(classes)), 1.0 / n_members)
+    for name, w in normalised_weights(weights, n_members).items():
+        if name not in names:
+            where = f"ensemble_weights.{name}={_listed(weights[name])}"
+            raise InputError(None, f"{where}: not a class of these models ({', '.join(names)})")
+        out[:, names.index(name)] = torch.tensor(w)
+    return out
+
+
+def normalised_weights(weights: Any, n_members: int) -> dict[str, list[float]]:
+    """``ensemble_weights`` checked and each class's weights scaled to sum to 1 (rounded to 6
+    decimals: ``[1, 0]``, ``[1.0, 0.0]`` and ``[2, 0]`` are one setting). InputError naming the
+    setting for what is not a mapping of known class names (:data:`CLASS_NAMES`) to one finite
+    weight >= 0 per member, not all 0."""
+    if not isinstance(weights, Mapping):
+        raise InputError(
+            None,
+            f"ensemble_weights={weights!r}: a mapping of classes to weights, e.g. "
+            "{calcium:[1,0]}",
+        )
+    out = {}
     for name, given in weights.items():
         where = f"ensemble_weights.{name}={_listed(given)}"
-        if name not in names:
-            raise InputError(None, f"{where}: not a class of these models ({', '.join(names)})")
+        if name not in CLASS_NAMES.values():
+            known = ", ".join(CLASS_NAMES.values())
+            raise InputError(None, f"{where}: not a class name (one of {known})")
         w = _member_weights(given, n_members, where)
-        out[:, names.index(name)] = w / w.sum()
+        out[str(name)] = [round(float(v), 6) for v in w / w.sum()]
     return out
 
 
@@ -112,7 +133,7 @@ def _member_weights(given: Any, n_members: int, where: str) -> torch.Tensor:
     if not isinstance(given, (list, tuple)) or len(given) != n_members:
         raise InputError(None, f"{where}: give one weight per checkpoint ({n_members})")
     try:
-        w = torch.tensor([float(v) for v in given], dtype=torch.float32)
+        w = torch.tensor([float(v) for v in given], dtype=torch.float64)
     except (TypeError, ValueError):
         raise InputError(None, f"{where}: weights must be numbers") from None
     if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
@@ -179,10 +200,7 @@ def load_models(
     matrix = None
     if class_weights:
         matrix = class_weight_matrix(class_weights, first["classes"], len(paths))
-        names = [CLASS_NAMES[c] for c in first["classes"]]
-        meta["ensemble_weights"] = {
-            k: [round(float(w), 6) for w in matrix[:, names.index(k)]] for k in class_weights
-        }
+        meta["ensemble_weights"] = normalised_weights(class_weights, len(paths))
     return ProbabilityMean([model for model, _ in loaded], maps, matrix).eval(), meta
 
 

@@ -181,11 +181,13 @@ class Predictor:
         cls,
         path: str | Path | Sequence[str | Path],
         options: PredictOptions | None = None,
+        class_weights: Mapping[str, Sequence[float]] | None = None,
         **overrides: Any,
     ) -> Predictor:
         """The network and meta of the checkpoint file ``path`` (a list of several: their
-        ensemble, :mod:`octseg.model.ensemble`), run as ``options`` say, with ``overrides``
-        (fields of :class:`PredictOptions`, e.g. ``device="cpu"``) replaced."""
+        ensemble, :mod:`octseg.model.ensemble`, with ``class_weights`` as infer.py's
+        ``ensemble_weights``), run as ``options`` say, with ``overrides`` (fields of
+        :class:`PredictOptions`, e.g. ``device="cpu"``) replaced."""
         from octseg.model.ensemble import checkpoint_paths, load_models, source_name
 
         options = replace(options or PredictOptions(), **overrides)
@@ -193,7 +195,7 @@ class Predictor:
         for p in paths:
             if not Path(p).is_file():
                 raise InputError(p, "checkpoint not found")
-        model, meta = load_models(paths)
+        model, meta = load_models(paths, class_weights)
         return cls(model, meta, options, source=source_name(paths))
 
     def _check_model(self) -> None:
@@ -595,10 +597,11 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         members = [m["checkpoint"] for m in self.meta.get("ensemble") or ()]
+        weights = self.meta.get("ensemble_weights")  # class weights (octseg.model.ensemble)
         return {
             "checkpoint": self.source,
             **({"ensemble": members} if members else {}),
-            **{k: self.meta[k] for k in ("ensemble_weights",) if self.meta.get(k)},
+            **({"ensemble_weights": weights} if weights else {}),
             "classes": self.classes,
             "context_frames": self.k,
             "net_grid": self.net_grid,

@@ -16,7 +16,8 @@ normalisation is honoured (:func:`octseg.model.ensemble.input_map`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -42,6 +43,7 @@ class Teacher:
     weight: float
     scale: float = 1.0  # the run's normalised input -> the teacher's: x * scale + shift
     shift: float = 0.0
+    record: dict[str, Any] = field(default_factory=dict)  # what the checkpoint meta keeps
 
     @torch.no_grad()
     def probabilities(self, clean: torch.Tensor) -> torch.Tensor:
@@ -54,24 +56,61 @@ class Teacher:
         return self.weight * kl_to_teacher(main_output(student_out), teacher_probs)
 
 
+def distill_weight(value: Any) -> float:
+    """``distill.weight`` as a float, finite and > 0 (InputError naming the setting)."""
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not (math.isfinite(weight) and weight > 0):
+        raise InputError(None, f"distill.weight={value!r}: give a finite number > 0")
+    return weight
+
+
 def build_teacher(cfg_distill: Any, meta: dict[str, Any], device: torch.device) -> Teacher | None:
     """The teacher of ``distill`` settings (``checkpoint``: a file or a shipped model's name;
-    ``weight`` > 0) for a run whose checkpoint meta is ``meta``; None when ``checkpoint`` is
-    unset. InputError naming the file when it cannot teach this run."""
+    ``weight``: finite, > 0, default 1) for a run whose checkpoint meta is ``meta``; None when
+    ``checkpoint`` is unset. InputError naming the file when it cannot teach this run."""
     from octseg.model.checkpoint import load_checkpoint
-    from octseg.model.ensemble import check_compatible, input_map
-    from octseg.model.shipped import resolve
+    from octseg.model.ensemble import input_map
+    from octseg.model.shipped import model_with_content, resolve
 
     settings = dict(cfg_distill or {})
-    name = settings.get("checkpoint")
-    if not name:
+    if not settings.get("checkpoint"):
         return None
-    weight = float(settings.get("weight", 1.0))
-    if not weight > 0:
-        raise InputError(name, f"distill.weight={weight!r}: give a weight > 0")
-    path = resolve(str(name))
+    weight = distill_weight(settings.get("weight", 1.0))
+    path = resolve(str(settings["checkpoint"]))
     model, teacher_meta = load_checkpoint(path)
-    check_compatible(meta, teacher_meta, "this run", str(path))
+    _check_teacher(meta, teacher_meta, path)
     scale, shift = input_map(meta.get("normalization"), teacher_meta.get("normalization"))
     model = model.to(device).eval().requires_grad_(False)
-    return Teacher(model, weight, scale, shift)
+    record = {"checkpoint": model_with_content(path) or str(path), "weight": weight}
+    return Teacher(model, weight, scale, shift, record)
+
+
+def _check_teacher(meta: dict[str, Any], teacher_meta: dict[str, Any], path: str) -> None:
+    """The teacher must read the run's input and predict its classes (the keys an ensemble's
+    members share, :data:`octseg.model.ensemble.SHARED_META`)."""
+    from octseg.model.ensemble import SHARED_META
+
+    for key in SHARED_META:
+        if meta.get(key) != teacher_meta.get(key):
+            raise InputError(
+                path,
+                f"distill.checkpoint: this teacher's {key} {teacher_meta.get(key)!r} differs "
+                f"from the run's {meta.get(key)!r}",
+            )
+
+
+def check_resumed(resumed_meta: dict[str, Any] | None, teacher: Teacher | None) -> None:
+    """A resumed run (``ckpt_path``) keeps the teacher it started with: InputError naming the
+    setting when ``distill`` now says otherwise (another teacher or weight, or none)."""
+    if resumed_meta is None:
+        return
+    was, now = resumed_meta.get("distill"), teacher.record if teacher is not None else None
+    if was != now:
+        raise InputError(
+            None,
+            f"distill: the resumed run was trained with {was or 'no teacher'} and the config "
+            f"gives {now or 'none'}; resume with the same distill.checkpoint / distill.weight",
+        )

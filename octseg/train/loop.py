@@ -46,7 +46,7 @@ from octseg.train.checkpointing import (
     restore,
     save_epoch,
 )
-from octseg.train.distill import Teacher, build_teacher
+from octseg.train.distill import Teacher, build_teacher, check_resumed
 from octseg.train.engine import Engine, build_engine
 from octseg.train.loaders import RunData, build_data
 from octseg.train.metrics import SegMetrics, add_score
@@ -112,16 +112,30 @@ def validate(
     return add_score(out), kept
 
 
-def _teacher_probs(run: Run, batch: dict[str, Any]) -> torch.Tensor | None:
-    """The teacher's class probabilities on the batch's clean view (None: no teacher)."""
-    if run.teacher is None:
-        return None
-    return run.teacher.probabilities(batch["clean_image"].to(run.info.device, non_blocking=True))
+def _batch_loss(
+    run: Run, batch: dict[str, Any], x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss of one batch and its distillation part (detached; 0 without a
+    teacher, :mod:`octseg.train.distill`)."""
+    eng = run.engine
+    y = batch["label"].to(run.info.device, non_blocking=True)
+    with eng.autocast():
+        out = eng.ddp_model(x)
+        taught = None
+        if run.teacher is not None:  # the teacher reads the clean view
+            clean = batch["clean_image"].to(run.info.device, non_blocking=True)
+            taught = run.teacher.probabilities(clean)
+    loss = eng.loss(out.float(), y)
+    if taught is None:
+        return loss, torch.zeros((), dtype=torch.float64, device=x.device)
+    kept = run.teacher.loss(out, taught)
+    return loss + kept, kept.detach().double()
 
 
 def train_epoch(run: Run, epoch: int) -> dict[str, Any]:
     """One pass over the training loader (``epoch`` 0-based), then one scheduler step; returns
-    the epoch's record (``epoch``, ``train_loss``, ``lr``, ``frames_per_s``)."""
+    the epoch's record (``epoch``, ``train_loss``, ``lr``, ``frames_per_s``; with a teacher,
+    ``distill_loss``: the weighted KL term, part of ``train_loss``)."""
     info, eng, s = run.info, run.engine, run.settings
     eng.ddp_model.train()
     run.data.train_loader.set_epoch(epoch)
@@ -131,19 +145,12 @@ def train_epoch(run: Run, epoch: int) -> dict[str, Any]:
     bar = dict(disable=not info.is_main, leave=False, desc=f"epoch {epoch + 1}/{s.max_epochs}")
     for batch in tqdm(run.data.train_loader, **bar):
         x = batch["image"].to(info.device, non_blocking=True)
-        y = batch["label"].to(info.device, non_blocking=True)
-        with eng.autocast():
-            out = eng.ddp_model(x)
-            taught = _teacher_probs(run, batch)
-        loss = eng.loss(out.float(), y)
-        if taught is not None:
-            kept = run.teacher.loss(out, taught)
-            sums[2] += kept.detach().double() * x.shape[0]
-            loss = loss + kept
+        loss, kept = _batch_loss(run, batch, x)
         eng.step(loss, s.clip)
         run.state.step += 1
         sums[0] += loss.detach().double() * x.shape[0]
         sums[1] += x.shape[0]
+        sums[2] += kept * x.shape[0]
         if run.tb is not None:
             run.tb.step_loss(loss, run.state.step)
     if info.device.type == "cuda":
@@ -237,15 +244,6 @@ def _init_record(init: dict[str, Any]) -> str:
     return model_with_content(init["path"]) or str(init["path"])
 
 
-def _distill_record(distill: Any) -> dict[str, Any]:
-    """What the checkpoint records of its teacher: the shipped model's name or the file's path,
-    and the weight."""
-    from octseg.model.shipped import model_with_content, resolve
-
-    path = resolve(str(distill["checkpoint"]))
-    return {"checkpoint": model_with_content(path) or path, "weight": float(distill["weight"])}
-
-
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     """Stages 1-3: run folder, data, model and optimisation, resumed state, logger."""
     rec = check_recommended(cfg_get(cfg, "infer_recommended"), "infer_recommended")
@@ -264,8 +262,9 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     if init_from:  # a resumed fine-tuning run keeps the record of where it started
         meta["init_from"] = init_from
     teacher = build_teacher(cfg_get(cfg, "distill"), meta, info.device)
+    check_resumed(resume.get("meta", {}) if resume else None, teacher)
     if teacher is not None:
-        meta["distill"] = _distill_record(cfg_get(cfg, "distill"))
+        meta["distill"] = teacher.record
     tb = None
     if info.is_main and settings.tensorboard:
         tb = TensorBoardLog(out_dir / "tensorboard", settings.log_every)

@@ -129,6 +129,30 @@ def test_class_weights_choose_which_member_gives_each_class(members, tmp_path, c
     again = json.loads((tmp_path / "ab" / "manifest.json").read_text())
     assert again["fingerprint"] != first["fingerprint"] and again["n_skipped"] == 0
     assert (load_labels(next((tmp_path / "ab").glob("*/labels.npz"))).labels == lab_a).all()
+    # weights that scale to the same ones are the same setting: the pullback is not re-inferred
+    scaled = {n: [0, 3.0] for n in ALL_FROM_B}
+    run_inference(quiet_settings(inp, tmp_path / "ab", checkpoint=[b, a], ensemble_weights=scaled))
+    third = json.loads((tmp_path / "ab" / "manifest.json").read_text())
+    assert third["fingerprint"] == again["fingerprint"] and third["n_skipped"] == 1
+
+
+def test_a_given_predictor_runs_its_own_class_weights(members, tmp_path):
+    from octseg.model.predictor import Predictor
+
+    a, b = members
+    inp = polar_npz(tmp_path / "in" / "case.npz", 3)
+    lab_b = _run(b, inp, tmp_path / "b")
+    plain = Predictor.from_checkpoint([a, b], device="cpu")
+    with pytest.raises(InputError, match="the given predictor runs no class weights"):
+        run_inference(
+            quiet_settings(inp, tmp_path / "x", checkpoint=[a, b], ensemble_weights=ALL_FROM_B),
+            predictor=plain,
+        )
+    weighted = Predictor.from_checkpoint([a, b], class_weights=ALL_FROM_B, device="cpu")
+    run_inference(quiet_settings(inp, tmp_path / "ab", checkpoint=[a, b]), predictor=weighted)
+    written = json.loads((tmp_path / "ab" / "manifest.json").read_text())
+    assert written["model"]["ensemble_weights"]["calcium"] == [0.0, 1.0]
+    assert (load_labels(next((tmp_path / "ab").glob("*/labels.npz"))).labels == lab_b).all()
 
 
 def test_without_class_weights_the_fingerprint_has_no_weights_key():
@@ -146,6 +170,9 @@ def test_without_class_weights_the_fingerprint_has_no_weights_key():
         (["a", "b"], {"calcium": [1, 0, 0]}, r"ensemble_weights.calcium=\[1, 0, 0\]: give one"),
         (["a", "b"], {"calcium": 1}, "give one weight per checkpoint"),
         (["a", "b"], [1, 0], "a mapping of classes"),
+        (["a", "b"], {"calcuim": [1, 0]}, "not a class name"),
+        (["a", "b"], {"calcium": [-1, 2]}, ">= 0"),
+        (["a", "b"], {"calcium": [0, 0]}, "not all 0"),
     ],
 )
 def test_class_weights_are_checked_before_anything_runs(checkpoint, weights, message):
@@ -173,3 +200,6 @@ def test_simple_cli_passes_class_weights_to_the_job(capsys):
     with pytest.raises(SystemExit):
         parse([*args, "--ensemble-weight", "calcium:1,0"])
     assert "give CLASS=W,W" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse([*args, "--ensemble-weight", "calcium=1,0", "--ensemble-weight", "calcium=0,1"])
+    assert "a class given twice" in capsys.readouterr().err

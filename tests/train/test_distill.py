@@ -85,11 +85,53 @@ def test_teacher_must_predict_what_the_run_predicts(base_ckpt):
     _, meta = load_checkpoint(base_ckpt)
     assert build_teacher({"checkpoint": None}, meta, torch.device("cpu")) is None
     other = {**meta, "classes": [0, 1, 3]}
-    with pytest.raises(InputError, match="classes differs") as err:
+    with pytest.raises(InputError, match=r"distill.checkpoint: this teacher's classes") as err:
         build_teacher({"checkpoint": str(base_ckpt)}, other, torch.device("cpu"))
     assert str(base_ckpt) in str(err.value)
-    with pytest.raises(InputError, match="weight > 0"):
-        build_teacher({"checkpoint": str(base_ckpt), "weight": 0}, meta, torch.device("cpu"))
+    for bad in (0, -1, float("inf"), float("nan"), None, "x"):
+        with pytest.raises(InputError, match=r"distill.weight=.*finite number > 0"):
+            build_teacher({"checkpoint": str(base_ckpt), "weight": bad}, meta, torch.device("cpu"))
+    teacher = build_teacher({"checkpoint": str(base_ckpt)}, meta, torch.device("cpu"))
+    assert teacher.record == {"checkpoint": str(base_ckpt), "weight": 1.0}
+
+
+def test_training_samples_carry_the_clean_view_when_asked(toy_root):
+    from octseg.io.dataset import list_pullbacks
+    from octseg.train.data import PullbackFrames, class_lut, load_pullback
+
+    grid = {"n_alines": 32, "n_samples": 32, "spacing_mm": 0.08}
+    cache = [
+        load_pullback(e, grid, 3, class_lut([0, 1, 2, 3, 4])) for e in list_pullbacks(toy_root)
+    ]
+    norm = {"kind": "none"}
+    keep = PullbackFrames(cache, 3, norm, build_augmentation(AUG, keep_clean=True), True)
+    keep.reseed(3)
+    sample = keep[0]
+    raw, _ = keep.raw(0)
+    assert sample["clean_image"].shape == sample["image"].shape
+    assert (sample["clean_image"] - sample["image"]).abs().max() > 0.05  # corrupted student view
+    # the clean view is the raw frame moved: flipped along the A-lines and rolled
+    flat = torch.from_numpy(raw.transpose(2, 0, 1))
+    assert any(
+        torch.allclose(sample["clean_image"], torch.roll(torch.flip(flat, [1]), k, 1), atol=1e-6)
+        for k in range(32)
+    )
+    plain = PullbackFrames(cache, 3, norm, build_augmentation(AUG))
+    assert "clean_image" not in plain[0]
+
+
+def test_a_resumed_run_keeps_its_teacher(toy_root, base_ckpt, tmp_path):
+    run = tmp_path / "run"
+    held = [f"distill.checkpoint={base_ckpt}", "distill.weight=2"]
+    train(_cfg(toy_root, run, "trainer.max_epochs=1", f"init_from={base_ckpt}", *held))
+    resume = [f"ckpt_path={run / 'last.ckpt'}", "trainer.max_epochs=2"]
+    with pytest.raises(InputError, match="resumed run was trained with"):
+        train(_cfg(toy_root, tmp_path / "r1", *resume))
+    with pytest.raises(InputError, match="resume with the same distill"):
+        train(_cfg(toy_root, tmp_path / "r2", *resume, f"distill.checkpoint={base_ckpt}"))
+    train(_cfg(toy_root, tmp_path / "r3", *resume, *held))
+    _, meta = load_checkpoint(tmp_path / "r3" / "last.ckpt")
+    assert meta["distill"] == {"checkpoint": str(base_ckpt), "weight": 2.0}
 
 
 def _kl_to(model, teacher, root: Path, meta) -> float:
