@@ -54,6 +54,7 @@ ADDED_SINCE = {
     ("data", "oversample"): None,
     ("trainer", "ema_decay"): None,
     ("infer_recommended",): None,
+    ("distill",): {"checkpoint": None, "weight": 1.0},  # off: no teacher (session 37)
 }
 
 
