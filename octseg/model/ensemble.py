@@ -209,13 +209,19 @@ def check_compatible(
 ) -> None:
     """InputError naming ``path`` when its meta differs from the first member's in a key the
     predictor relies on (:data:`SHARED_META`)."""
-    for key in SHARED_META:
-        if first.get(key) != meta.get(key):
-            raise InputError(
-                path,
-                f"cannot be averaged with {first_path}: its {key} differs "
-                f"({meta.get(key)!r} vs {first.get(key)!r})",
-            )
+    key = differing_key(first, meta)
+    if key is not None:
+        raise InputError(
+            path,
+            f"cannot be averaged with {first_path}: its {key} differs "
+            f"({meta.get(key)!r} vs {first.get(key)!r})",
+        )
+
+
+def differing_key(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """The first of :data:`SHARED_META` (what a network reads and predicts) on which two
+    checkpoint metas differ, else None."""
+    return next((key for key in SHARED_META if a.get(key) != b.get(key)), None)
 
 
 def shared_recommendations(

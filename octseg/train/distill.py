@@ -91,15 +91,15 @@ def build_teacher(cfg_distill: Any, meta: dict[str, Any], device: torch.device) 
 def _check_teacher(meta: dict[str, Any], teacher_meta: dict[str, Any], path: str) -> None:
     """The teacher must read the run's input and predict its classes (the keys an ensemble's
     members share, :data:`octseg.model.ensemble.SHARED_META`)."""
-    from octseg.model.ensemble import SHARED_META
+    from octseg.model.ensemble import differing_key
 
-    for key in SHARED_META:
-        if meta.get(key) != teacher_meta.get(key):
-            raise InputError(
-                path,
-                f"distill.checkpoint: this teacher's {key} {teacher_meta.get(key)!r} differs "
-                f"from the run's {meta.get(key)!r}",
-            )
+    key = differing_key(meta, teacher_meta)
+    if key is not None:
+        raise InputError(
+            path,
+            f"distill.checkpoint: this teacher's {key} {teacher_meta.get(key)!r} differs "
+            f"from the run's {meta.get(key)!r}",
+        )
 
 
 def check_resumed(resumed_meta: dict[str, Any] | None, teacher: Teacher | None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from train_helpers import one_epoch_model, toy_cfg
 
 from octseg.core.errors import InputError
 from octseg.datasets.toy import make_toy_dataset
@@ -18,7 +18,6 @@ from octseg.train.augment import apply_augmentation, build_augmentation, clean_v
 from octseg.train.distill import build_teacher, kl_to_teacher
 from octseg.train.loop import train
 
-CONFIGS = Path(__file__).resolve().parents[2] / "octseg" / "configs"
 # geometric transforms and two appearance ones, always; no intensity jitter
 AUG = {
     "flip_p": 1.0,
@@ -40,17 +39,11 @@ def toy_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_ckpt(toy_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("base")
-    train(_cfg(toy_root, out, "trainer.max_epochs=1"))
-    return out / "last.ckpt"
+    """A one-epoch tiny model: the checkpoint fine-tuning starts from."""
+    return one_epoch_model(toy_root, tmp_path_factory.mktemp("base"))
 
 
-def _cfg(root: Path, out: Path, *extra: str):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=["experiment=tiny", f"data.root={root}", f"paths.output_dir={out}", *extra],
-        )
+_cfg = toy_cfg
 
 
 def test_kl_to_teacher_is_the_kl_divergence_and_zero_on_agreement():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from train_helpers import CONFIGS, one_epoch_model, toy_cfg
 
 from octseg.core import distributed as ddp
 from octseg.core.errors import InputError
@@ -28,7 +29,6 @@ from octseg.train.engine import build_engine
 from octseg.train.loop import train
 from octseg.train.setup import check_init_matches, read_init
 
-CONFIGS = Path(__file__).resolve().parents[2] / "octseg" / "configs"
 GRID = {"n_alines": 32, "n_samples": 32, "spacing_mm": 0.08}
 
 
@@ -40,17 +40,10 @@ def toy_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def base_ckpt(toy_root, tmp_path_factory) -> Path:
     """A one-epoch tiny model: the checkpoint fine-tuning starts from."""
-    out = tmp_path_factory.mktemp("base")
-    train(_cfg(toy_root, out, "trainer.max_epochs=1"))
-    return out / "last.ckpt"
+    return one_epoch_model(toy_root, tmp_path_factory.mktemp("base"))
 
 
-def _cfg(root: Path, out: Path, *extra: str):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=["experiment=tiny", f"data.root={root}", f"paths.output_dir={out}", *extra],
-        )
+_cfg = toy_cfg
 
 
 def _engine(cfg, n_classes: int = 5):
