@@ -103,7 +103,7 @@ def plot(runs: dict[str, list[dict[str, dict]]], names: list[str], out: Path, ti
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_ylabel("lumen area error, mean over frames (%)")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="best")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
