@@ -33,6 +33,18 @@ def test_shares_of_the_expert_lumen_per_run_and_corruption(tmp_path):
     _write(tmp_path / "run" / "blood-2" / "labels.npz", auto)
     out = lcs.table(tmp_path / "manual", {"r": tmp_path / "run"}, ["blood-2"])
     row = out.iloc[0]
+    lcs.main(
+        [
+            "--manual",
+            str(tmp_path / "manual"),
+            f"r={tmp_path / 'run'}",
+            "--corruptions",
+            "blood-2",
+            "--out",
+            str(tmp_path / "share.md"),
+        ]
+    )
+    assert "| r     | blood-2      |  0.6875 |" in (tmp_path / "share.md").read_text()
     assert (row["lumen"], row["calcium"], row["strut"]) == pytest.approx((11 / 16, 4 / 16, 1 / 16))
     assert row["background"] == 0 and row["guidewire"] == 0
 

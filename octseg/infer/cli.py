@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -244,7 +245,8 @@ def parse(argv: Sequence[str]) -> list[str]:
     prints the help or the usage error and exits for ``--help`` and bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    named = [name for name, _ in args.ensemble_weight or ()]
-    if len(set(named)) < len(named):
-        parser.error(f"--ensemble-weight: a class given twice ({', '.join(named)})")
+    named = Counter(name for name, _ in args.ensemble_weight or ())
+    twice = [name for name, n in named.items() if n > 1]
+    if twice:
+        parser.error(f"--ensemble-weight: a class given twice ({', '.join(twice)})")
     return to_overrides(args)

@@ -136,7 +136,7 @@ def _member_weights(given: Any, n_members: int, where: str) -> torch.Tensor:
         w = torch.tensor([float(v) for v in given], dtype=torch.float64)
     except (TypeError, ValueError):
         raise InputError(None, f"{where}: weights must be numbers") from None
-    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+    if not torch.isfinite(w.sum()) or (w < 0).any() or w.sum() <= 0:
         raise InputError(None, f"{where}: weights must be finite, >= 0 and not all 0")
     return w
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -59,12 +60,26 @@ class Teacher:
 def distill_weight(value: Any) -> float:
     """``distill.weight`` as a float, finite and > 0 (InputError naming the setting)."""
     try:
-        weight = float(value)
+        weight = float("nan") if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         weight = float("nan")
     if not (math.isfinite(weight) and weight > 0):
         raise InputError(None, f"distill.weight={value!r}: give a finite number > 0")
     return weight
+
+
+def teacher_record(cfg_distill: Any) -> dict[str, Any] | None:
+    """What a checkpoint records of its teacher (no network loaded): the shipped model's name or
+    the file's resolved path, and the weight (checked); None without ``distill.checkpoint``."""
+    from octseg.model.shipped import model_with_content, resolve
+
+    settings = dict(cfg_distill or {})
+    if not settings.get("checkpoint"):
+        return None
+    weight = distill_weight(settings.get("weight", 1.0))
+    path = resolve(str(settings["checkpoint"]))
+    name = model_with_content(path) or str(Path(path).resolve())
+    return {"checkpoint": name, "weight": weight}
 
 
 def build_teacher(cfg_distill: Any, meta: dict[str, Any], device: torch.device) -> Teacher | None:
@@ -73,19 +88,17 @@ def build_teacher(cfg_distill: Any, meta: dict[str, Any], device: torch.device) 
     ``checkpoint`` is unset. InputError naming the file when it cannot teach this run."""
     from octseg.model.checkpoint import load_checkpoint
     from octseg.model.ensemble import input_map
-    from octseg.model.shipped import model_with_content, resolve
+    from octseg.model.shipped import resolve
 
-    settings = dict(cfg_distill or {})
-    if not settings.get("checkpoint"):
+    record = teacher_record(cfg_distill)
+    if record is None:
         return None
-    weight = distill_weight(settings.get("weight", 1.0))
-    path = resolve(str(settings["checkpoint"]))
+    path = resolve(str(dict(cfg_distill)["checkpoint"]))
     model, teacher_meta = load_checkpoint(path)
     _check_teacher(meta, teacher_meta, path)
     scale, shift = input_map(meta.get("normalization"), teacher_meta.get("normalization"))
     model = model.to(device).eval().requires_grad_(False)
-    record = {"checkpoint": model_with_content(path) or str(path), "weight": weight}
-    return Teacher(model, weight, scale, shift, record)
+    return Teacher(model, record["weight"], scale, shift, record)
 
 
 def _check_teacher(meta: dict[str, Any], teacher_meta: dict[str, Any], path: str) -> None:
@@ -102,15 +115,16 @@ def _check_teacher(meta: dict[str, Any], teacher_meta: dict[str, Any], path: str
         )
 
 
-def check_resumed(resumed_meta: dict[str, Any] | None, teacher: Teacher | None) -> None:
+def check_resumed(resumed_meta: dict[str, Any] | None, record: dict[str, Any] | None) -> None:
     """A resumed run (``ckpt_path``) keeps the teacher it started with: InputError naming the
-    setting when ``distill`` now says otherwise (another teacher or weight, or none)."""
+    setting when ``distill`` now says otherwise (``record``: :func:`teacher_record`; another
+    teacher or weight, or none)."""
     if resumed_meta is None:
         return
-    was, now = resumed_meta.get("distill"), teacher.record if teacher is not None else None
-    if was != now:
+    was = resumed_meta.get("distill")
+    if was != record:
         raise InputError(
             None,
             f"distill: the resumed run was trained with {was or 'no teacher'} and the config "
-            f"gives {now or 'none'}; resume with the same distill.checkpoint / distill.weight",
+            f"gives {record or 'none'}; resume with the same distill.checkpoint / distill.weight",
         )

@@ -46,7 +46,7 @@ from octseg.train.checkpointing import (
     restore,
     save_epoch,
 )
-from octseg.train.distill import Teacher, build_teacher, check_resumed
+from octseg.train.distill import Teacher, build_teacher, check_resumed, teacher_record
 from octseg.train.engine import Engine, build_engine
 from octseg.train.loaders import RunData, build_data
 from octseg.train.metrics import SegMetrics, add_score
@@ -249,6 +249,9 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     rec = check_recommended(cfg_get(cfg, "infer_recommended"), "infer_recommended")
     out_dir = setup_run(cfg, info)
     resume, init = read_resume(cfg), read_init(cfg)
+    check_resumed(
+        resume.get("meta", {}) if resume else None, teacher_record(cfg_get(cfg, "distill"))
+    )
     data = build_data(cfg, info, out_dir, resume, init)
     engine = build_engine(cfg, info, data.context_frames, len(data.classes))
     init_weights(init, engine, data.classes, bool(cfg_get(cfg, "init_new_head", False)))
@@ -262,7 +265,6 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     if init_from:  # a resumed fine-tuning run keeps the record of where it started
         meta["init_from"] = init_from
     teacher = build_teacher(cfg_get(cfg, "distill"), meta, info.device)
-    check_resumed(resume.get("meta", {}) if resume else None, teacher)
     if teacher is not None:
         meta["distill"] = teacher.record
     tb = None

@@ -158,6 +158,8 @@ def test_a_given_predictor_runs_its_own_class_weights(members, tmp_path):
 def test_without_class_weights_the_fingerprint_has_no_weights_key():
     s = InferSettings(checkpoint=["a", "b"], input="i", output="o")
     assert "ensemble_weights" not in s.output_affecting()  # earlier outputs keep theirs
+    empty = InferSettings(checkpoint=["a", "b"], input="i", output="o", ensemble_weights={})
+    assert empty.output_affecting() == s.output_affecting()
     w = InferSettings(checkpoint=["a", "b"], input="i", output="o", ensemble_weights={"x": [1, 0]})
     assert w.output_affecting()["ensemble_weights"] == {"x": [1, 0]}
 

@@ -148,6 +148,7 @@ def test_class_weight_matrix_scales_each_named_class_and_averages_the_rest():
         ({"calcium": [0, 0]}, "not all 0"),
         ({"calcium": [float("nan"), 1]}, "finite"),
         ({"calcium": ["a", 1]}, "must be numbers"),
+        ({"calcium": [1e308, 1e308]}, "finite"),  # their sum overflows
     ],
 )
 def test_class_weight_matrix_refuses_what_it_cannot_apply(weights, message):

@@ -81,11 +81,11 @@ def test_teacher_must_predict_what_the_run_predicts(base_ckpt):
     with pytest.raises(InputError, match=r"distill.checkpoint: this teacher's classes") as err:
         build_teacher({"checkpoint": str(base_ckpt)}, other, torch.device("cpu"))
     assert str(base_ckpt) in str(err.value)
-    for bad in (0, -1, float("inf"), float("nan"), None, "x"):
+    for bad in (0, -1, float("inf"), float("nan"), None, "x", True):
         with pytest.raises(InputError, match=r"distill.weight=.*finite number > 0"):
             build_teacher({"checkpoint": str(base_ckpt), "weight": bad}, meta, torch.device("cpu"))
     teacher = build_teacher({"checkpoint": str(base_ckpt)}, meta, torch.device("cpu"))
-    assert teacher.record == {"checkpoint": str(base_ckpt), "weight": 1.0}
+    assert teacher.record == {"checkpoint": str(base_ckpt.resolve()), "weight": 1.0}
 
 
 def test_training_samples_carry_the_clean_view_when_asked(toy_root):
@@ -124,7 +124,7 @@ def test_a_resumed_run_keeps_its_teacher(toy_root, base_ckpt, tmp_path):
         train(_cfg(toy_root, tmp_path / "r2", *resume, f"distill.checkpoint={base_ckpt}"))
     train(_cfg(toy_root, tmp_path / "r3", *resume, *held))
     _, meta = load_checkpoint(tmp_path / "r3" / "last.ckpt")
-    assert meta["distill"] == {"checkpoint": str(base_ckpt), "weight": 2.0}
+    assert meta["distill"] == {"checkpoint": str(base_ckpt.resolve()), "weight": 2.0}
 
 
 def _kl_to(model, teacher, root: Path, meta) -> float:
@@ -159,5 +159,5 @@ def test_a_run_held_to_its_teacher_stays_closer_to_it(toy_root, base_ckpt, tmp_p
     teacher, _ = load_checkpoint(base_ckpt)
     held, meta = load_checkpoint(tmp_path / "held" / "last.ckpt")
     free, _ = load_checkpoint(tmp_path / "free" / "last.ckpt")
-    assert meta["distill"] == {"checkpoint": str(base_ckpt), "weight": 20.0}
+    assert meta["distill"] == {"checkpoint": str(base_ckpt.resolve()), "weight": 20.0}
     assert _kl_to(held, teacher, toy_root, meta) < 0.5 * _kl_to(free, teacher, toy_root, meta)
