@@ -284,11 +284,15 @@ def load_model(run: Run, predictor: Any = None) -> None:
 
 def _model_digest(checkpoint: Any, predictor: Any, ordered: bool = False) -> str:
     """What identifies the model: the checkpoint file's digest; an ensemble's, one over its
-    members' digests (in their order when ``ordered``: class weights given per member); a given
-    predictor's network without a file, its class name."""
+    members' digests (in their order when ``ordered``: class weights given per member; the
+    order the predictor was built in, whatever ``checkpoint=`` lists); a given predictor's
+    network without a file, its class name."""
     from octseg.model.ensemble import checkpoint_paths
 
-    paths = [Path(p) for p in checkpoint_paths(checkpoint)]
+    members = [
+        m["checkpoint"] for m in (getattr(predictor, "meta", {}) or {}).get("ensemble") or ()
+    ]
+    paths = [Path(p) for p in (members if ordered and members else checkpoint_paths(checkpoint))]
     if not all(p.is_file() for p in paths):
         return f"object:{type(predictor.model).__name__}"
     return mf.checkpoint_digest(paths, ordered=ordered)

@@ -153,6 +153,10 @@ def test_a_given_predictor_runs_its_own_class_weights(members, tmp_path):
     written = json.loads((tmp_path / "ab" / "manifest.json").read_text())
     assert written["model"]["ensemble_weights"]["calcium"] == [0.0, 1.0]
     assert (load_labels(next((tmp_path / "ab").glob("*/labels.npz"))).labels == lab_b).all()
+    # the members listed the other way round: still the predictor's model, its fingerprint
+    run_inference(quiet_settings(inp, tmp_path / "ab", checkpoint=[b, a]), predictor=weighted)
+    again = json.loads((tmp_path / "ab" / "manifest.json").read_text())
+    assert again["fingerprint"] == written["fingerprint"] and again["n_skipped"] == 1
 
 
 def test_without_class_weights_the_fingerprint_has_no_weights_key():
