@@ -37,12 +37,12 @@ def shares(auto: np.ndarray, manual: np.ndarray, source: Path) -> dict[str, floa
 
 def table(manual: Path, runs: dict[str, Path], corruptions: list[str]) -> pd.DataFrame:
     """One row per run and corruption: the shares of :func:`shares`."""
+    expert = {c: load_labels(manual / c / "labels.npz").labels for c in corruptions}
     rows = []
     for name, infer in runs.items():
         for corruption in corruptions:
             path = infer / corruption / "labels.npz"
-            expert = load_labels(manual / corruption / "labels.npz").labels
-            got = shares(load_labels(path).labels, expert, path)
+            got = shares(load_labels(path).labels, expert[corruption], path)
             rows.append({"run": name, "corruption": corruption, **got})
     return pd.DataFrame(rows)
 

@@ -32,8 +32,8 @@ def kl_to_teacher(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> 
     """KL(teacher || student) of ``(B, C, H, W)`` class distributions, summed over the classes
     and averaged over the pixels (0 where the student says what the teacher says)."""
     log_student = torch.log_softmax(student_logits.float(), dim=1)
-    log_teacher = torch.log(teacher_probs.clamp_min(1e-8))
-    return (teacher_probs * (log_teacher - log_student)).sum(dim=1).mean()
+    kl = torch.nn.functional.kl_div(log_student, teacher_probs, reduction="none")
+    return kl.sum(dim=1).mean()
 
 
 @dataclass

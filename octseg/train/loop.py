@@ -114,8 +114,8 @@ def validate(
 
 def _batch_loss(
     run: Run, batch: dict[str, Any], x: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training loss of one batch and its distillation part (detached; 0 without a
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training loss of one batch and its distillation part (detached; None without a
     teacher, :mod:`octseg.train.distill`)."""
     eng = run.engine
     y = batch["label"].to(run.info.device, non_blocking=True)
@@ -127,7 +127,7 @@ def _batch_loss(
             taught = run.teacher.probabilities(clean)
     loss = eng.loss(out.float(), y)
     if taught is None:
-        return loss, torch.zeros((), dtype=torch.float64, device=x.device)
+        return loss, None
     kept = run.teacher.loss(out, taught)
     return loss + kept, kept.detach().double()
 
@@ -150,7 +150,8 @@ def train_epoch(run: Run, epoch: int) -> dict[str, Any]:
         run.state.step += 1
         sums[0] += loss.detach().double() * x.shape[0]
         sums[1] += x.shape[0]
-        sums[2] += kept * x.shape[0]
+        if kept is not None:
+            sums[2] += kept * x.shape[0]
         if run.tb is not None:
             run.tb.step_loss(loss, run.state.step)
     if info.device.type == "cuda":
