@@ -153,22 +153,17 @@ def test_lumen_only_classes(toy_root, tmp_path):
     assert meta["classes"] == [0, 1, 4] and meta["model"]["out_channels"] == 3
 
 
-def test_ddp_two_processes_gloo(toy_root, tmp_path):
+def _torchrun_tiny(toy_root, tmp_path, *overrides):
+    """train.py experiment=tiny under torchrun with two CPU processes; its logs under tmp_path."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(ROOT / "train.py"),
-        "experiment=tiny",
-        f"data.root={toy_root}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        "trainer.ddp_backend=gloo",
-    ]
-    res = run_group(cmd, cwd=tmp_path, env=env, timeout=240)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += [str(ROOT / "train.py"), "experiment=tiny", f"data.root={toy_root}"]
+    cmd += [f"paths.log_dir={tmp_path / 'logs'}", *overrides]
+    return run_group(cmd, cwd=tmp_path, env=env, timeout=240)
+
+
+def test_ddp_two_processes_gloo(toy_root, tmp_path):
+    res = _torchrun_tiny(toy_root, tmp_path, "trainer.ddp_backend=gloo")
     assert res.returncode == 0, res.stderr[-3000:]
     runs = list((tmp_path / "logs" / "train" / "runs").iterdir())
     assert len(runs) == 1, runs  # one run folder for both ranks
@@ -189,22 +184,7 @@ def test_ddp_two_processes_gloo(toy_root, tmp_path):
 def test_ddp_backend_override_is_used_under_torchrun(toy_root, tmp_path):
     """trainer.ddp_backend is honoured: nccl without CUDA must fail to create the group (the run
     stamp used to create it first with the default backend, silently ignoring the setting)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(ROOT / "train.py"),
-        "experiment=tiny",
-        f"data.root={toy_root}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        "trainer.ddp_backend=nccl",
-        "trainer.max_epochs=1",
-    ]
-    res = run_group(cmd, cwd=tmp_path, env=env, timeout=240)
+    res = _torchrun_tiny(toy_root, tmp_path, "trainer.ddp_backend=nccl", "trainer.max_epochs=1")
     assert res.returncode != 0
     assert "nccl" in (res.stdout + res.stderr).lower()
     assert not list((tmp_path / "logs").rglob("train_summary.json"))
