@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/geometry.py [--frames 64] [--ref-frames 6] [--device cpu cuda]
         [--threads 1 2] [--repeat 3] [--pullback 1000] [--chunk 64] [--distinct N]
-        [--baseline-tree DIR] [--json PATH]
+        [--baseline-tree DIR] [--accelerator-factor N] [--json PATH]
 
 For 1024x1024 Cartesian (10 um) and 504x968 polar (5 um) synthetic label maps: frames/s of
 ``measure_labels`` (torch, chunked; best and median of ``--repeat`` runs, per device and per
@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* bes
 
 from benchmarks.reference import measure_reference  # noqa: E402
 from octseg.core.atomic import write_text  # noqa: E402
-from octseg.geometry import GeometrySettings, measure_labels  # noqa: E402
+from octseg.geometry import GeometrySettings, kernels, measure_labels  # noqa: E402
 from octseg.geometry.tables import FRAME_COLUMNS  # noqa: E402
 from octseg.io.labels import LabelFile  # noqa: E402
 
@@ -338,8 +338,16 @@ def main() -> None:
         "synthesis takes ~0.1 s per 1024x1024 frame, far longer than a GPU measures them)",
     )
     ap.add_argument("--baseline-tree", help="folder holding another octseg/ to time (A/B)")
+    ap.add_argument(
+        "--accelerator-factor",
+        type=int,
+        help="off the CPU, pieces this many times the CPU's (kernels.ACCELERATOR_FACTOR; "
+        "this tree only, not --baseline-tree's)",
+    )
     ap.add_argument("--json", help="output JSON (default benchmarks/results/geometry_<dev>.json)")
     args = ap.parse_args()
+    if args.accelerator_factor:
+        kernels.ACCELERATOR_FACTOR = args.accelerator_factor
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     threads = args.threads or [1, 2]
     info = {
@@ -350,6 +358,7 @@ def main() -> None:
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "baseline_tree": args.baseline_tree,
+        "accelerator_factor": kernels.ACCELERATOR_FACTOR,
     }
     results = [bench(space, args, devices, threads) for space in ("cartesian", "polar")]
     memory = []

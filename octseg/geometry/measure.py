@@ -31,6 +31,7 @@ from octseg.geometry.kernels import (
 from octseg.geometry.settings import MEASUREMENT_RULES, GeometrySettings
 from octseg.geometry.summary import summarize
 from octseg.geometry.tables import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
+from octseg.geometry.transfer import device_chunks
 from octseg.io.labels import LabelFile
 
 # samples per ray-casting piece and pixels per full-frame piece: bound memory independently of
@@ -351,14 +352,12 @@ def measure_labels(
     cache: dict = {}
     rows: list[dict] = []
     struts: list[dict] = []
-    starts = range(0, lf.n_frames, chunk_frames)
+    chunks = device_chunks(lf.labels, chunk_frames, dev)  # on a GPU the next one travels meanwhile
     if progress:
         from tqdm import tqdm
 
-        starts = tqdm(starts, desc="measure", unit="chunk")
-    for start in starts:
-        stop = min(lf.n_frames, start + chunk_frames)
-        lab = torch.from_numpy(np.ascontiguousarray(lf.labels[start:stop])).to(dev)
+        chunks = tqdm(chunks, desc="measure", unit="chunk", total=-(-lf.n_frames // chunk_frames))
+    for start, stop, lab in chunks:
         res = measure_chunk(lab, lf.space, ps, center, s, cache)
         fr, sr = _rows(res, frame_numbers[start:stop], fs)
         rows += fr

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Wheels of this project's packages that a bare GPU machine with torch lacks, for benchmarks/gpu.sh:
+#   bash benchmarks/gpu_wheels.sh [PYVER]     # into .whl/ (add /.whl/ to .git/info/exclude)
+# PYVER: the GPU machine's Python (default 3.12). Versions are this checkout's environment's
+# (pip here must be able to reach a package index). imagecodecs (27 MB) is left out: it is
+# optional (octseg reads LZW/Deflate TIFFs with Pillow without it).
+set -eu
+PYVER=${1:-3.12}
+PY=${PYTHON:-python3}
+mkdir -p .whl
+pkgs="monai pydicom pylibjpeg pylibjpeg-libjpeg pylibjpeg-rle pyjpegls highdicom albumentations
+  albucore simsimd stringzilla pydantic pydantic_core annotated-types typing-inspection hydra-core
+  omegaconf pingouin pandas-flavor"
+get() {
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --platform manylinux1_x86_64 -d .whl "$1"
+}
+for p in $pkgs; do  # this environment's version, else the newest wheel for PYVER
+    v=$("$PY" -m pip show "$p" 2>/dev/null | sed -n 's/^Version: //p')
+    get "$p${v:+==$v}" 2>/dev/null || { echo "$p $v: no wheel for $PYVER, taking the newest"; get "$p"; }
+done
+# omegaconf's parser runtime is published as a source archive only: build it (pure Python)
+v=$("$PY" -m pip show antlr4-python3-runtime | sed -n 's/^Version: //p')
+"$PY" -m pip wheel -q --no-deps -w .whl "antlr4-python3-runtime==$v"
+du -sh .whl

@@ -1,0 +1,51 @@
+"""Chunks of label maps on the measuring device (octseg.geometry.transfer): every frame once, in
+order, with the staging thread's two reusable buffers (the GPU path's logic, run on the CPU)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from octseg.geometry.transfer import device_chunks, spans, staged_chunks
+
+
+def _labels(n: int) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    return rng.integers(0, 5, size=(n, 6, 7), dtype=np.uint8)
+
+
+def test_spans_cover_every_frame_once():
+    assert spans(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert spans(3, 8) == [(0, 3)]
+    assert spans(0, 8) == []
+
+
+@pytest.mark.parametrize("n, chunk", [(11, 3), (12, 4), (2, 5), (9, 1)])
+def test_staged_chunks_keep_every_chunk_although_the_buffers_are_reused(n, chunk):
+    labels = _labels(n)
+    held = list(staged_chunks(labels, spans(n, chunk), torch.device("cpu"), pin=False))
+    # all chunks are held at once: a chunk handed out must not change when its buffer is refilled
+    assert [(a, b) for a, b, _ in held] == spans(n, chunk)
+    for a, b, t in held:
+        assert t.dtype == torch.uint8
+        np.testing.assert_array_equal(t.numpy(), labels[a:b])
+
+
+def test_cpu_chunks_are_views_of_the_labels():
+    labels = _labels(7)
+    out = list(device_chunks(labels, 3, "cpu"))
+    assert [(a, b) for a, b, _ in out] == [(0, 3), (3, 6), (6, 7)]
+    out[0][2][0, 0, 0] = 9  # no copy on the CPU: the chunk shares the labels' memory
+    assert labels[0, 0, 0] == 9
+
+
+def test_a_consumer_that_stops_early_leaves_no_thread_behind():
+    labels = _labels(20)
+    gen = staged_chunks(labels, spans(20, 2), torch.device("cpu"), pin=False)
+    first = next(gen)
+    gen.close()  # e.g. an error while measuring the first chunk
+    np.testing.assert_array_equal(first[2].numpy(), labels[0:2])
+    assert not any(t.name.startswith("octseg-stage") for t in threading.enumerate())
