@@ -24,12 +24,7 @@ mkdir -p "$OUT"
 LOG="$OUT/log.txt"
 CKPT=octseg/model/weights/octseg-default-v1.ckpt
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl 2>&1 | tail -n 3 | tee -a "$LOG"
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+source "$(dirname "$0")/gpu_env.sh"  # carried wheels and this checkout on PYTHONPATH
 
 step() {  # step SECONDS NAME CMD...: run with a time limit, log, keep going
     local limit=$1 name=$2 left=$((DEADLINE - SECONDS))

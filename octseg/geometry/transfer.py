@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from octseg.core.errors import InputError
+
 Span = tuple[int, int]
 
 
@@ -28,6 +30,8 @@ def device_chunks(
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """``(start, stop, tensor)`` for each chunk of ``labels`` (frames first) on ``device``."""
     dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, f"device {dev}: this torch ({torch.__version__}) sees no CUDA GPU")
     parts = spans(len(labels), chunk)
     if dev.type != "cuda" or len(parts) < 2:
         for a, b in parts:

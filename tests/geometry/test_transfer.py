@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from octseg.core.errors import InputError
 from octseg.geometry.transfer import device_chunks, spans, staged_chunks
 
 
@@ -49,3 +50,9 @@ def test_a_consumer_that_stops_early_leaves_no_thread_behind():
     gen.close()  # e.g. an error while measuring the first chunk
     np.testing.assert_array_equal(first[2].numpy(), labels[0:2])
     assert not any(t.name.startswith("octseg-stage") for t in threading.enumerate())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error():
+    with pytest.raises(InputError, match="device cuda.*sees no CUDA GPU"):
+        next(device_chunks(_labels(4), 2, "cuda"))

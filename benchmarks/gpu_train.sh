@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Train calcium candidates on a GPU machine in one call of the device tool: the hybrid training
+# cohort is built there (from a carried real-lumen build: 27 MB, where the hybrid cohort is 80 MB),
+# then the runs train at once on the one GPU, and their last checkpoints come back to be scored
+# here (benchmarks/hybrid_pool.py score; docs/calcium_candidates.md).
+#
+#   here:   python -m octseg.datasets.danilov.build build ../shared/data/ivoct-danilov/pullback-001 \
+#               .gpu_data/real_lumen                       # add /.gpu_data/ to .git/info/exclude
+#           bash benchmarks/gpu_wheels.sh                  # if the machine lacks the packages
+#   there:  bash benchmarks/gpu_train.sh .gpu_data/real_lumen $OUT s1="seed=1" s2="seed=2" ...
+#           (carry .gpu_data and .whl; each NAME="OVERRIDES" is one train.py run of
+#           experiment=hybrid on the GPU with those Hydra overrides)
+#
+# Back in OUT: NAME.ckpt (last.ckpt of each run), NAME_metrics.json, train_log.txt (the build's
+# and every run's log lines), build_md5.txt (the built cohort's files, to compare with a build
+# here: at 0c60682 a build on this project's VM reproduced session 39's byte for byte). At most
+# 3 runs per call (8 files come back). Environment: PYTHON (python3), WORKERS (loader workers per run,
+# default 4), EPOCHS (default: the recipe's), TRAINER (default gpu; cpu to try the script), BUILD_ARGS (more options of the hybrid build,
+# default "--stent-share 1.0": octseg-calcium-v1's build).
+set -u
+REAL=$1 OUT=$2
+shift 2
+PY=${PYTHON:-python3}
+W=${WORK:-/tmp/octseg-gpu-train}
+mkdir -p "$OUT" "$W"
+LOG="$OUT/train_log.txt"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+source "$(dirname "$0")/gpu_env.sh"  # carried wheels and this checkout on PYTHONPATH
+
+echo "== build $(date +%T)" | tee -a "$LOG"
+"$PY" -m octseg.cli synth "$W/synth_small" --preset small --n 8 --seed 0 >>"$LOG" 2>&1 &&
+    "$PY" -m octseg.datasets.hybrid.cohort build "$REAL" "$W/hybrid" --synthetic "$W/synth_small" \
+        ${BUILD_ARGS:---stent-share 1.0} >>"$LOG" 2>&1 ||
+    { echo "build failed" | tee -a "$LOG"; exit 1; }
+(cd "$W/hybrid" && find . -name "*.npz" | sort | xargs md5sum) >"$OUT/build_md5.txt"  # vs a build here
+echo "== train $(date +%T): $*" | tee -a "$LOG"
+for spec in "$@"; do
+    name=${spec%%=*}
+    # shellcheck disable=SC2086  # the overrides are words
+    "$PY" train.py experiment=hybrid trainer="${TRAINER:-gpu}" data.root="$W/hybrid/train" \
+        data.val_root="$W/hybrid/val" data.num_workers="${WORKERS:-4}" data.pin_memory=true \
+        ${EPOCHS:+trainer.max_epochs=$EPOCHS} hydra.run.dir="$W/runs/$name" ${spec#*=} \
+        >"$W/$name.log" 2>&1 &
+done
+wait
+for spec in "$@"; do
+    name=${spec%%=*}
+    { echo "== $name"; tr '\r' '\n' <"$W/$name.log" | grep -a -E "INFO|Error|error" | tail -n 40; } >>"$LOG"
+    cp "$W/runs/$name/last.ckpt" "$OUT/$name.ckpt" 2>/dev/null || echo "$name: no checkpoint" | tee -a "$LOG"
+    cp "$W/runs/$name/metrics.json" "$OUT/${name}_metrics.json" 2>/dev/null
+done
+echo "== done $(date +%T)" | tee -a "$LOG"
