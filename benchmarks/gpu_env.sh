@@ -2,8 +2,11 @@
 # (.whl/, from benchmarks/gpu_wheels.sh) into /tmp/site and puts them and this checkout on
 # PYTHONPATH, for a GPU machine that has torch but not this project's other packages.
 if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl 2>&1 | tail -n 3 | tee -a "$LOG"
+    if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl >/tmp/octseg-wheels.log 2>&1; then
+        echo "installing .whl/ failed:" | tee -a "$LOG"
+        tail -n 5 /tmp/octseg-wheels.log | tee -a "$LOG"
+    fi
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}

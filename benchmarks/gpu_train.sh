@@ -11,15 +11,26 @@
 #           (carry .gpu_data and .whl; each NAME="OVERRIDES" is one train.py run of
 #           experiment=hybrid on the GPU with those Hydra overrides)
 #
-# Back in OUT: NAME.ckpt (last.ckpt of each run), NAME_metrics.json, train_log.txt (the build's
-# and every run's log lines), build_md5.txt (the built cohort's files, to compare with a build
-# here: at 0c60682 a build on this project's VM reproduced session 39's byte for byte). At most
-# 3 runs per call (8 files come back). Environment: PYTHON (python3), WORKERS (loader workers per run,
-# default 4), EPOCHS (default: the recipe's), TRAINER (default gpu; cpu to try the script), BUILD_ARGS (more options of the hybrid build,
-# default "--stent-share 1.0": octseg-calcium-v1's build).
+# Back in OUT: NAME.ckpt (last.ckpt of each run: saved every epoch, so a run stopped at the
+# deadline still returns its last epoch), NAME_metrics.json, train_log.txt (the build's and every
+# run's log lines), build_md5.txt (the built cohort's files, the synthetic pullbacks included, to
+# compare with a build here). At most 3 runs per call (8 files come back).
+# Environment: PYTHON (python3), WORK (where the cohort and runs are written, default
+# /tmp/octseg-gpu-train), WORKERS (loader workers per run, default 4), EPOCHS (default: the
+# recipe's), DEADLINE (seconds for the whole script, default 560, inside the device tool's 600 s
+# per command: the runs are stopped then), TRAINER (default gpu; cpu to try the script),
+# BUILD_ARGS (options of the hybrid build, default "--stent-share 1.0": octseg-calcium-v1's).
 set -u
 REAL=$1 OUT=$2
 shift 2
+DEADLINE=${DEADLINE:-560}
+if (($# < 1 || $# > 3)); then
+    echo "gpu_train.sh: give 1 to 3 runs as NAME=\"OVERRIDES\" (8 files come back)" >&2
+    exit 2
+fi
+for spec in "$@"; do
+    [[ $spec == ?*=* ]] || { echo "gpu_train.sh: '$spec' is not NAME=\"OVERRIDES\"" >&2; exit 2; }
+done
 PY=${PYTHON:-python3}
 W=${WORK:-/tmp/octseg-gpu-train}
 mkdir -p "$OUT" "$W"
@@ -32,16 +43,20 @@ echo "== build $(date +%T)" | tee -a "$LOG"
     "$PY" -m octseg.datasets.hybrid.cohort build "$REAL" "$W/hybrid" --synthetic "$W/synth_small" \
         ${BUILD_ARGS:---stent-share 1.0} >>"$LOG" 2>&1 ||
     { echo "build failed" | tee -a "$LOG"; exit 1; }
-(cd "$W/hybrid" && find . -name "*.npz" | sort | xargs md5sum) >"$OUT/build_md5.txt"  # vs a build here
-echo "== train $(date +%T): $*" | tee -a "$LOG"
+(cd "$W/hybrid" && find -L . -name "*.npz" | sort | xargs md5sum) >"$OUT/build_md5.txt"
+left=$((DEADLINE - SECONDS - 20))  # 20 s to collect the results
+echo "== train $(date +%T), ${left}s left: $*" | tee -a "$LOG"
+set -f  # the overrides are split into words, never globbed ([16,32] stays as written)
 for spec in "$@"; do
     name=${spec%%=*}
     # shellcheck disable=SC2086  # the overrides are words
-    "$PY" train.py experiment=hybrid trainer="${TRAINER:-gpu}" data.root="$W/hybrid/train" \
-        data.val_root="$W/hybrid/val" data.num_workers="${WORKERS:-4}" data.pin_memory=true \
+    timeout "$left" "$PY" train.py experiment=hybrid trainer="${TRAINER:-gpu}" \
+        data.root="$W/hybrid/train" data.val_root="$W/hybrid/val" \
+        data.num_workers="${WORKERS:-4}" data.pin_memory=true \
         ${EPOCHS:+trainer.max_epochs=$EPOCHS} hydra.run.dir="$W/runs/$name" ${spec#*=} \
         >"$W/$name.log" 2>&1 &
 done
+set +f
 wait
 for spec in "$@"; do
     name=${spec%%=*}

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Wheels of this project's packages that a bare GPU machine with torch lacks, for benchmarks/gpu.sh:
-#   bash benchmarks/gpu_wheels.sh [PYVER]     # into .whl/ (add /.whl/ to .git/info/exclude)
+#   bash benchmarks/gpu_wheels.sh [PYVER]     # into a fresh .whl/ (add /.whl/ to .git/info/exclude)
 # PYVER: the GPU machine's Python (default 3.12). Versions are this checkout's environment's
 # (pip here must be able to reach a package index). imagecodecs (27 MB) is left out: it is
 # optional (octseg reads LZW/Deflate TIFFs with Pillow without it).
 set -eu
 PYVER=${1:-3.12}
 PY=${PYTHON:-python3}
+rm -rf .whl  # two versions of one package would stop the install there
 mkdir -p .whl
 pkgs="monai pydicom pylibjpeg pylibjpeg-libjpeg pylibjpeg-rle pyjpegls highdicom albumentations
   albucore simsimd stringzilla pydantic pydantic_core annotated-types typing-inspection hydra-core

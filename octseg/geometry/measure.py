@@ -7,6 +7,7 @@ batched over frames (no per-pixel or per-strut Python loops). Definitions: ``doc
 from __future__ import annotations
 
 import math
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,16 +353,19 @@ def measure_labels(
     cache: dict = {}
     rows: list[dict] = []
     struts: list[dict] = []
-    chunks = device_chunks(lf.labels, chunk_frames, dev)  # on a GPU the next one travels meanwhile
-    if progress:
-        from tqdm import tqdm
+    # on a GPU the next chunk travels meanwhile; closed at once on an error (its thread and
+    # pinned buffers freed)
+    with closing(device_chunks(lf.labels, chunk_frames, dev)) as chunks:
+        if progress:
+            from tqdm import tqdm
 
-        chunks = tqdm(chunks, desc="measure", unit="chunk", total=-(-lf.n_frames // chunk_frames))
-    for start, stop, lab in chunks:
-        res = measure_chunk(lab, lf.space, ps, center, s, cache)
-        fr, sr = _rows(res, frame_numbers[start:stop], fs)
-        rows += fr
-        struts += sr
+            n = -(-lf.n_frames // chunk_frames)
+            chunks = tqdm(chunks, desc="measure", unit="chunk", total=n)
+        for start, stop, lab in chunks:
+            res = measure_chunk(lab, lf.space, ps, center, s, cache)
+            fr, sr = _rows(res, frame_numbers[start:stop], fs)
+            rows += fr
+            struts += sr
     summary = summarize(rows, struts, fs, s)
     summary["measurement_rules"] = MEASUREMENT_RULES  # which definitions made these numbers
     return Measurements(rows, struts, summary)

@@ -64,7 +64,7 @@ def staged_chunks(
             return buf.clone(), None
         with torch.cuda.device(dev), torch.cuda.stream(stream):
             out = buf.to(dev, non_blocking=True)
-            done = torch.cuda.Event()
+            done = torch.cuda.Event(blocking=True)  # waited on by this thread: no spinning
             done.record(stream)
         return out, done
 

@@ -56,3 +56,47 @@ def test_a_consumer_that_stops_early_leaves_no_thread_behind():
 def test_asking_for_cuda_without_it_is_a_clear_error():
     with pytest.raises(InputError, match="device cuda.*sees no CUDA GPU"):
         next(device_chunks(_labels(4), 2, "cuda"))
+
+
+class _Flaky(np.ndarray):
+    """Labels whose third frame onward cannot be read (a file that went away mid-pullback)."""
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and (key.start or 0) >= 2:
+            raise OSError("disk went away")
+        return super().__getitem__(key)
+
+
+def test_a_staging_failure_reaches_the_consumer_and_leaves_no_thread():
+    labels = _labels(6).view(_Flaky)
+    got = []
+    with pytest.raises(OSError, match="disk went away"):
+        for a, b, _ in staged_chunks(labels, spans(6, 2), torch.device("cpu"), pin=False):
+            got.append((a, b))
+    assert got == [(0, 2)]  # the first chunk came through before the failure
+    assert not any(t.name.startswith("octseg-stage") for t in threading.enumerate())
+
+
+def test_memory_mapped_labels_are_staged(tmp_path):
+    np.save(tmp_path / "labels.npy", _labels(9))
+    labels = np.load(tmp_path / "labels.npy", mmap_mode="r")
+    held = list(staged_chunks(labels, spans(9, 4), torch.device("cpu"), pin=False))
+    for a, b, t in held:
+        np.testing.assert_array_equal(t.numpy(), labels[a:b])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_chunks_are_exact_under_a_slow_consumer():
+    """Every chunk on the GPU equals its frames although the measuring stream lags behind the
+    copies (a sleep kernel per chunk) and every chunk is held: a buffer refilled before its copy
+    finished, or a chunk used before its copy, would show as a mismatch."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, size=(90, 1024, 1024), dtype=np.uint8)
+    held = []
+    for a, b, t in device_chunks(labels, 16, "cuda"):
+        torch.cuda._sleep(20_000_000)  # the consumer's stream is busy while the next copies run
+        held.append((a, b, t.clone()))  # cloned on the consumer's stream, after the sleep
+    assert [(a, b) for a, b, _ in held] == spans(90, 16)
+    for a, b, t in held:
+        assert torch.equal(t.cpu(), torch.from_numpy(labels[a:b]))
