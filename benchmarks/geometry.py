@@ -193,15 +193,16 @@ def time_baseline(tree: str, labels: np.ndarray, space: str, dev: str, threads: 
             chunk=args.chunk,
             repeat=args.repeat,
         )
-        env = {**os.environ, "PYTHONPATH": os.path.abspath(tree), "OMP_NUM_THREADS": str(threads)}
-        out = subprocess.run(  # cwd: keep this checkout's octseg/ off the path
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp,
-            check=True,
+        # the tree first, then whatever PYTHONPATH held (e.g. packages installed with --target)
+        path_var = os.pathsep.join(
+            filter(None, [os.path.abspath(tree), os.environ.get("PYTHONPATH")])
         )
+        env = {**os.environ, "PYTHONPATH": path_var, "OMP_NUM_THREADS": str(threads)}
+        out = subprocess.run(  # cwd: keep this checkout's octseg/ off the path
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp
+        )
+        if out.returncode:
+            raise RuntimeError(f"--baseline-tree {tree} failed:\n{out.stderr[-2000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     if not Path(res["package"]).resolve().is_relative_to(Path(tree).resolve()):
         raise RuntimeError(f"--baseline-tree {tree}: imported {res['package']} instead")
