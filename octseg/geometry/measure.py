@@ -32,7 +32,7 @@ from octseg.geometry.kernels import (
 from octseg.geometry.settings import MEASUREMENT_RULES, GeometrySettings
 from octseg.geometry.summary import summarize
 from octseg.geometry.tables import FRAME_COLUMNS, STRUT_COLUMNS, write_measurements
-from octseg.geometry.transfer import device_chunks
+from octseg.geometry.transfer import device_chunks, spans
 from octseg.io.labels import LabelFile
 
 # samples per ray-casting piece and pixels per full-frame piece: bound memory independently of
@@ -359,7 +359,7 @@ def measure_labels(
         if progress:
             from tqdm import tqdm
 
-            n = -(-lf.n_frames // chunk_frames)
+            n = len(spans(lf.n_frames, chunk_frames))
             chunks = tqdm(chunks, desc="measure", unit="chunk", total=n)
         for start, stop, lab in chunks:
             res = measure_chunk(lab, lf.space, ps, center, s, cache)

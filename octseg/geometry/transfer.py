@@ -16,13 +16,14 @@ import numpy as np
 import torch
 
 from octseg.core.errors import InputError
+from octseg.geometry.kernels import pieces
 
 Span = tuple[int, int]
 
 
 def spans(n: int, chunk: int) -> list[Span]:
-    """``(start, stop)`` of each chunk of ``chunk`` frames out of ``n``."""
-    return [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
+    """``(start, stop)`` of each chunk of ``chunk`` frames out of ``n`` (``kernels.pieces``)."""
+    return [(p.start, p.stop) for p in pieces(n, 1, chunk)]
 
 
 def device_chunks(
