@@ -6,7 +6,10 @@
 # optional (octseg reads LZW/Deflate TIFFs with Pillow without it).
 set -eu
 PYVER=${1:-3.12}
-PY=${PYTHON:-python3}
+# the project's environment: its versions are the ones the wheels must have (a python3 without
+# the packages would take the newest of each, e.g. omegaconf 2.4 with antlr 4.13, which hydra-core
+# 1.3 cannot load: "Could not deserialize ATN with version 3 (expected 4)", seen on the H200)
+PY=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
 rm -rf .whl  # two versions of one package would stop the install there
 mkdir -p .whl
 pkgs="monai pydicom pylibjpeg pylibjpeg-libjpeg pylibjpeg-rle pyjpegls highdicom albumentations
@@ -18,9 +21,10 @@ get() {
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         --platform manylinux1_x86_64 -d .whl "$1"
 }
-for p in $pkgs; do  # this environment's version, else the newest wheel for PYVER
+for p in $pkgs; do  # this environment's version (the newest wheel for PYVER if it has none)
     v=$("$PY" -m pip show "$p" 2>/dev/null | sed -n 's/^Version: //p')
-    get "$p${v:+==$v}" 2>/dev/null || { echo "$p $v: no wheel for $PYVER, taking the newest"; get "$p"; }
+    [[ -n $v ]] || { echo "gpu_wheels.sh: $p is not installed for $PY (make setup, or PYTHON=...)" >&2; exit 1; }
+    get "$p==$v" 2>/dev/null || { echo "$p $v: no wheel for $PYVER, taking the newest"; get "$p"; }
 done
 # omegaconf's parser runtime is published as a source archive only: build it (pure Python)
 v=$("$PY" -m pip show antlr4-python3-runtime | sed -n 's/^Version: //p')
