@@ -19,8 +19,8 @@
 # /tmp/octseg-gpu-train), WORKERS (loader workers per run, default 4), EPOCHS (default: the
 # recipe's), DEADLINE (seconds for the whole script, default 560, inside the device tool's 600 s
 # per command, counted from this script's start: what the command runs before it comes on top;
-# the runs are stopped 45 s before it and each run's checkpoint is shipped as soon as it ends), TRAINER (default gpu; cpu to try the script),
-# BUILD_ARGS (options of the hybrid build, default "--stent-share 1.0": octseg-calcium-v1's).
+# the runs are stopped 45 s before it and each run's checkpoint is shipped as soon as it ends),
+# TRAINER (default gpu; cpu to try the script), BUILD_ARGS (options of the hybrid build, default "--stent-share 1.0": octseg-calcium-v1's).
 set -u
 REAL=$1 OUT=$2
 shift 2
@@ -46,6 +46,8 @@ echo "== build $(date +%T)" | tee -a "$LOG"
     { echo "build failed" | tee -a "$LOG"; exit 1; }
 (cd "$W/hybrid" && find -L . -name "*.npz" | sort | xargs md5sum) >"$OUT/build_md5.txt"
 left=$((DEADLINE - SECONDS - 45))  # 45 s to ship the checkpoints (one Python start each) and return
+# (timeout 0 would mean no limit at all)
+((left > 0)) || { echo "no time left to train (${left}s after the build)" | tee -a "$LOG"; exit 1; }
 echo "== train $(date +%T), ${left}s left: $*" | tee -a "$LOG"
 
 collect() {  # collect NAME: each run's results as soon as it ends (a run stopped at the deadline too)
@@ -63,8 +65,9 @@ collect() {  # collect NAME: each run's results as soon as it ends (a run stoppe
 set -f  # the overrides are split into words, never globbed ([16,32] stays as written)
 for spec in "$@"; do
     name=${spec%%=*}
+    rm -rf "${W:?}/runs/$name"  # a warm machine keeps /tmp: never ship an earlier call's checkpoint
     # shellcheck disable=SC2086  # the overrides are words
-    { timeout "$left" "$PY" train.py experiment=hybrid trainer="${TRAINER:-gpu}" \
+    { timeout -k 10 "$left" "$PY" train.py experiment=hybrid trainer="${TRAINER:-gpu}" \
         data.root="$W/hybrid/train" data.val_root="$W/hybrid/val" \
         data.num_workers="${WORKERS:-4}" data.pin_memory=true \
         ${EPOCHS:+trainer.max_epochs=$EPOCHS} hydra.run.dir="$W/runs/$name" ${spec#*=} \
