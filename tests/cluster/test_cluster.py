@@ -353,7 +353,9 @@ def test_slurm_train_two_tasks_resumes_after_scancel(cluster, toy, reference, tm
         stderr=subprocess.STDOUT,
     )
     try:
-        end = time.monotonic() + 240
+        # the first epoch of the 2-node job, seen within 240 s alone but not always beside the rest
+        # of the suite on 2 cores (session 42: one CI run timed out here, the file alone passed)
+        end = time.monotonic() + 480
         last = None
         while time.monotonic() < end and launcher.poll() is None:
             found = list(logs.glob("train/multiruns/*/0/last.ckpt"))
