@@ -27,6 +27,10 @@ def draw_values(results: dict, runs: list[str]) -> tuple[list[str], np.ndarray, 
     if missing:
         raise SystemExit(f"runs not in the results: {missing} (there: {sorted(results)})")
     draws = [d for d in results[runs[0]] if d != "pooled"] + ["pooled"]
+    for r in runs:
+        lacking = [d for d in draws if d not in results[r]]
+        if lacking:
+            raise SystemExit(f"run {r!r} lacks draws {lacking}")
     dice = np.array([[results[r][d]["calcium_dice"] for d in draws] for r in runs], float)
     arc = np.array([[results[r][d]["calcium_arc"]["bias"] for d in draws] for r in runs], float)
     return draws, dice, arc

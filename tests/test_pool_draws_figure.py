@@ -34,6 +34,12 @@ def test_a_run_not_in_the_results_is_named() -> None:
         fig.draw_values(RESULTS, ["a", "c"])
 
 
+def test_a_run_lacking_a_draw_is_named() -> None:
+    short = {**RESULTS, "c": {"pooled": _summary(0.7, -6.0), "d0": _summary(0.8, 1.0)}}
+    with pytest.raises(SystemExit, match="'c' lacks draws \\['d1'\\]"):
+        fig.draw_values(short, ["a", "c"])
+
+
 def test_main_writes_a_png(tmp_path, monkeypatch) -> None:
     src, out = tmp_path / "r.json", tmp_path / "img" / "f.png"
     src.write_text(json.dumps(RESULTS))
