@@ -204,21 +204,34 @@ def markdown(results: dict[str, dict[str, dict]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def plot(results: dict[str, dict[str, dict]], path: Path, title: str = "") -> None:
-    """Mean calcium Dice and arc bias per stratum, one bar per run."""
+def dice_arc_bars(runs: list[str], dice: np.ndarray, arc: np.ndarray, figsize=(9, 6.4)):
+    """Two panels of grouped bars, calcium Dice above and arc bias below: one group per column
+    of ``dice`` / ``arc`` (run, group), one bar per run; returns (fig, axes, group positions).
+    Also used by benchmarks/pool_draws_figure.py."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    x, width = np.arange(dice.shape[1]), 0.8 / len(runs)
+    fig, axes = plt.subplots(2, 1, figsize=figsize, sharex=True)
+    for i, run in enumerate(runs):
+        for ax, vals in zip(axes, (dice[i], arc[i])):
+            ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, label=run)
+    return fig, axes, x
+
+
+def plot(results: dict[str, dict[str, dict]], path: Path, title: str = "") -> None:
+    """Mean calcium Dice and arc bias per stratum, one bar per run."""
+    import matplotlib.pyplot as plt
+
     names = [n for n, r in next(iter(results.values())).items() if "false" not in r]
-    x, width = np.arange(len(names)), 0.8 / len(results)
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), sharex=True)
-    for i, (run, rows) in enumerate(results.items()):
-        for ax, key in zip(axes, ("dice", "arc_bias_deg")):
-            vals = [rows.get(n, {}).get(key) for n in names]
-            vals = [np.nan if v is None else v for v in vals]
-            ax.bar(x + (i - (len(results) - 1) / 2) * width, vals, width, label=run)
+
+    def values(key: str) -> np.ndarray:
+        cells = [[rows.get(n, {}).get(key) for n in names] for rows in results.values()]
+        return np.array([[np.nan if v is None else v for v in row] for row in cells], float)
+
+    fig, axes, x = dice_arc_bars(list(results), values("dice"), values("arc_bias_deg"))
     axes[0].set_ylabel("mean calcium Dice")
     axes[1].set_ylabel("arc bias, auto - truth (°)")
     axes[1].axhline(0, color="k", lw=0.8)

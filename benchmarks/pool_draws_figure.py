@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* beside octseg
+
+from benchmarks.hybrid_strata import dice_arc_bars  # noqa: E402
 
 
 def draw_values(results: dict, runs: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -37,12 +38,9 @@ def draw_values(results: dict, runs: list[str]) -> tuple[list[str], np.ndarray, 
 
 
 def figure(draws: list[str], runs: list[str], dice: np.ndarray, arc: np.ndarray, out: Path) -> None:
-    x = np.arange(len(draws))
-    width = 0.8 / len(runs)
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for i, run in enumerate(runs):
-        axes[0].bar(x + (i - (len(runs) - 1) / 2) * width, dice[i], width, label=run)
-        axes[1].bar(x + (i - (len(runs) - 1) / 2) * width, arc[i], width, label=run)
+    import matplotlib.pyplot as plt
+
+    fig, axes, x = dice_arc_bars(runs, dice, arc, figsize=(9, 6))
     axes[0].axhline(0.75, color="k", ls="--", lw=1, label="target 0.75")
     axes[0].set_ylabel("calcium Dice (mean per pullback)")
     axes[0].set_ylim(0, 1)
