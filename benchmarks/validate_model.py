@@ -1,7 +1,10 @@
 """Every validation number of a model card, through the product (infer.py -> evaluate.py).
 
-    python benchmarks/validate_model.py CKPT --data DATA --work W \
+    python benchmarks/validate_model.py CKPT [CKPT ...] --data DATA --work W \
         --out benchmarks/results/model_card_default_v1 [--src ../shared/data/ivoct-danilov/pullback-001]
+
+Several checkpoints are validated as their ensemble (the mean of their class probabilities,
+``infer.py checkpoint=[...]``; a shipped ensemble is its members' files: ``octseg models``).
 
 Test sets (none of them trained on, none used to choose the checkpoint):
 
@@ -50,11 +53,18 @@ def _path(value: Path) -> str:
     return quote(str(Path(value).resolve()))
 
 
-def product(ckpt: Path, inputs: Path, manual: Path, work: Path) -> dict[str, Any]:
-    """infer.py on ``inputs``, evaluate.py against ``manual``; the evaluation's metrics.json."""
+def _checkpoint_arg(ckpts: list[Path]) -> str:
+    """``checkpoint=`` for one file, or the list of several (their ensemble)."""
+    files = [_path(c) for c in ckpts]
+    return f"checkpoint={files[0]}" if len(files) == 1 else f"checkpoint=[{','.join(files)}]"
+
+
+def product(ckpts: list[Path], inputs: Path, manual: Path, work: Path) -> dict[str, Any]:
+    """infer.py (``ckpts``: one checkpoint or an ensemble's) on ``inputs``, evaluate.py against
+    ``manual``; the evaluation's metrics.json."""
     work = work.resolve()
     auto, ev = work / "infer", work / "evaluation"
-    _run("infer.py", f"checkpoint={_path(ckpt)}", f"input={_path(inputs)}",
+    _run("infer.py", _checkpoint_arg(ckpts), f"input={_path(inputs)}",
          f"output={_path(auto)}", "overlays.frames=[]", "progress=false",
          "resume=false")  # fmt: skip
     _run("evaluate.py", f"auto={_path(auto)}", f"manual={_path(manual)}", f"out={_path(ev)}",
@@ -89,10 +99,10 @@ def summary(metrics: dict) -> dict[str, Any]:
     return out
 
 
-def real_suite(ckpt: Path, src: Path, work: Path, quick: bool) -> list[dict[str, str]]:
+def real_suite(ckpts: list[Path], src: Path, work: Path, quick: bool) -> list[dict[str, str]]:
     out = work / "robustness"
     extra = ["--corruptions"] if quick else []  # "none" (clean frames) is always run
-    _run("benchmarks/robustness.py", str(ckpt), "--src", str(src), "--frames", "140:186",
+    _run("benchmarks/robustness.py", *map(str, ckpts), "--src", str(src), "--frames", "140:186",
          "--step", "2", "--work", str(work), "--out", str(out), *extra)  # fmt: skip
     with open(out.with_suffix(".csv")) as fh:
         return list(csv.DictReader(fh))
@@ -132,7 +142,7 @@ def synth_test(data: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, nargs="+", help="one, or several: their ensemble")
     p.add_argument("--data", type=Path, required=True, help="folder of the recipe's data")
     p.add_argument(
         "--src", type=Path, default=ROOT.parent / "shared/data/ivoct-danilov/pullback-001"
@@ -143,14 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     # the jobs run in ROOT: every path absolute, so that it means what it did here
     a.data, a.src, a.work = a.data.resolve(), a.src.resolve(), a.work.resolve()
-    ckpt = a.checkpoint.resolve()
+    ckpts = [c.resolve() for c in a.checkpoint]
     console = a.data / "hybrid_test_console"
     syn = synth_test(a.data)
     results = {
-        "checkpoint": str(a.checkpoint),
-        "hybrid": summary(product(ckpt, console / "inputs", console / "manual", a.work / "hybrid")),
-        "synthetic": summary(product(ckpt, syn, syn, a.work / "synthetic")),
-        "real": real_suite(ckpt, a.src, a.work / "real", a.quick),
+        "checkpoint": str(a.checkpoint[0])
+        if len(a.checkpoint) == 1
+        else list(map(str, a.checkpoint)),
+        "hybrid": summary(
+            product(ckpts, console / "inputs", console / "manual", a.work / "hybrid")
+        ),
+        "synthetic": summary(product(ckpts, syn, syn, a.work / "synthetic")),
+        "real": real_suite(ckpts, a.src, a.work / "real", a.quick),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(results, indent=1))

@@ -46,8 +46,21 @@ def use_as_shipped(monkeypatch, path: Path, digest: str | None = None) -> Path:
 def use_as_named(monkeypatch, folder: Path, name: str, digest: str | None = None) -> Path:
     """A tiny checkpoint ``folder/<name>.ckpt`` becomes the shipped model ``name`` (one of
     :data:`octseg.model.shipped.NAMED`), with ``digest`` (default: its own) as its SHA-256;
-    ``folder`` becomes the shipped weights folder."""
+    ``folder`` becomes the shipped weights folder; no shipped ensemble is left (their members
+    are not there)."""
     path = tiny_checkpoint(Path(folder) / f"{name}.ckpt")
     monkeypatch.setattr(shipped, "WEIGHTS_DIR", Path(folder))
     monkeypatch.setattr(shipped, "NAMED", {name: sha256(path) if digest is None else digest})
+    monkeypatch.setattr(shipped, "ENSEMBLES", {})
     return path
+
+
+def use_as_ensemble(monkeypatch, folder: Path, name: str, members: tuple[str, ...]) -> list[Path]:
+    """Tiny checkpoints ``folder/<member>.ckpt`` become the shipped models ``members`` (all of
+    :data:`octseg.model.shipped.NAMED`, with their own SHA-256) and ``name`` the shipped ensemble
+    of them (all of :data:`octseg.model.shipped.ENSEMBLES`); returns the members' files."""
+    paths = [tiny_checkpoint(Path(folder) / f"{m}.ckpt") for m in members]
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", Path(folder))
+    monkeypatch.setattr(shipped, "NAMED", {m: sha256(p) for m, p in zip(members, paths)})
+    monkeypatch.setattr(shipped, "ENSEMBLES", {name: tuple(members)})
+    return paths

@@ -36,10 +36,21 @@ def test_relative_work_folder_and_awkward_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(validate_model, "_run", _fake_run(calls))
     ckpt = tmp_path / "runs" / "lr=0.1,b" / "best.ckpt"
     inputs = tmp_path / "my data" / "inputs"
-    metrics = validate_model.product(ckpt, inputs, inputs, Path("work dir"))
+    metrics = validate_model.product([ckpt], inputs, inputs, Path("work dir"))
     assert metrics == {"ok": True}
     infer, evaluate = calls
     assert infer["checkpoint"] == str(ckpt) and infer["input"] == str(inputs)
     assert infer["output"] == str(tmp_path / "work dir" / "infer")
     assert evaluate["out"] == str(tmp_path / "work dir" / "evaluation")
     assert not (validate_model.ROOT / "work dir").exists()
+
+
+def test_several_checkpoints_are_validated_as_their_ensemble(tmp_path, monkeypatch):
+    """Several checkpoints (e.g. a shipped ensemble's member files) reach infer.py as one
+    checkpoint list, each path absolute and unchanged, in the order given."""
+    monkeypatch.chdir(tmp_path)
+    calls: list[dict[str, str]] = []
+    monkeypatch.setattr(validate_model, "_run", _fake_run(calls))
+    ckpts = [tmp_path / "w" / "a,1.ckpt", Path("rel") / "b.ckpt"]
+    validate_model.product(ckpts, tmp_path / "in", tmp_path / "in", Path("work"))
+    assert calls[0]["checkpoint"] == [str(ckpts[0]), str(tmp_path / "rel" / "b.ckpt")]

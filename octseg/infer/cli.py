@@ -54,8 +54,9 @@ _OVERRIDE = re.compile(r"^(\+\+|\+|~)?[A-Za-z_][\w.@/-]*=")
 DESCRIPTION = """\
 Segment and measure IVOCT pullbacks: labels, clinical tables, overlays and one HTML report per
 pullback under --out. Without --checkpoint the model that ships with octseg is used (what it
-was validated on, and what not: docs/model_card.md); --checkpoint octseg-calcium-v1 uses the
-shipped calcium model, which reads calcium on realistic frames far better."""
+was validated on, and what not: docs/model_card.md); --checkpoint octseg-calcium-v2 uses the
+shipped calcium ensemble, which reads calcium on realistic frames far better (octseg-calcium-v1:
+its first member alone, a third of its time)."""
 EPILOG = """\
 INPUT is a pullback (IVOCT DICOM, octseg .npz, multi-page TIFF, a folder of PNG/TIFF frames),
 a folder of pullbacks, a dataset folder or a .txt list of paths; several may be given.
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CKPT",
         action="append",
         help="a checkpoint written by train.py, or the name of a model that ships with octseg "
-        "(octseg-default-v1, the default; octseg-calcium-v1, for calcium: docs/model_card.md); "
+        "(octseg-default-v1, the default; octseg-calcium-v2, for calcium, an ensemble of three "
+        "shipped models; octseg-calcium-v1, its first member: docs/model_card.md, octseg models); "
         "given again (--checkpoint A --checkpoint B): an ensemble, their class probabilities "
         "averaged",
     )
@@ -161,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="test-time augmentation: 4 rolls x flip, averaged (default: on when the model "
         "runs on CUDA; on the CPU, where it takes 8x the model time, as the checkpoint "
-        "recommends: off for the default shipped model, on for octseg-calcium-v1)",
+        "recommends: off for the default shipped model, on for the calcium models)",
     )
     p.add_argument("--batch-size", type=int, metavar="N", help="frames per forward pass")
     p.add_argument(

@@ -233,14 +233,15 @@ def start_run(settings: InferSettings, predictor: Any = None) -> Run:
 
 def _shipped_files(checkpoint: str | list[str] | None) -> str | list[str]:
     """``checkpoint=`` with the shipped models' files, checked (present, SHA-256): the default
-    model's for None, a shipped model's for its name; paths are left to the loader."""
-    from octseg.model.shipped import default_checkpoint, resolve
+    model's for None, a shipped model's for its name, a shipped ensemble's members' for its
+    name; paths are left to the loader."""
+    from octseg.model.shipped import default_checkpoint, expand, resolve
 
     if checkpoint in (None, ""):
         return str(default_checkpoint())
-    if isinstance(checkpoint, (list, tuple)):
-        return [resolve(c) for c in checkpoint]
-    return resolve(checkpoint)
+    entries = checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint]
+    files = [resolve(m) for c in entries for m in expand(str(c))]
+    return files[0] if len(files) == 1 else files
 
 
 def discover_tasks(run: Run) -> list[Task]:

@@ -162,13 +162,15 @@ def validate_settings(s: Any) -> None:
 
 def check_ensemble_weights(weights: Any, checkpoint: Any) -> None:
     """``ensemble_weights``: None, or known class names mapped to one weight per checkpoint of an
-    ensemble (:func:`octseg.model.ensemble.normalised_weights`; whether the models predict each
-    named class is checked when they load)."""
+    ensemble (:func:`octseg.model.ensemble.normalised_weights`; a shipped ensemble's name counts
+    its members; whether the models predict each named class is checked when they load)."""
     if not weights:
         return
     from octseg.model.ensemble import checkpoint_paths, normalised_weights
+    from octseg.model.shipped import expand
 
-    n = len(checkpoint_paths(checkpoint)) if checkpoint is not None else 1
+    entries = checkpoint_paths(checkpoint) if checkpoint is not None else ["(the default)"]
+    n = sum(len(expand(c)) for c in entries)
     if n < 2:
         raise InputError(
             None, "ensemble_weights need an ensemble: checkpoint=[A,B,...] (two or more)"

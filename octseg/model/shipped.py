@@ -12,6 +12,12 @@ A shipped model is also chosen by name (the default's :data:`NAME`, the others' 
 infer --checkpoint NAME``, alone or in an ensemble list) and in training's ``init_from=NAME``
 the name is replaced by :func:`resolve` with that model's file, checked the same way. An
 existing file of that name in the working folder wins (a path is what it always meant).
+
+A shipped *ensemble* (:data:`ENSEMBLES`, e.g. ``octseg-calcium-v2``) is a name for a list of
+shipped models whose class probabilities inference averages (:mod:`octseg.model.ensemble`):
+``checkpoint=octseg-calcium-v2`` is ``checkpoint=[its members]`` (:func:`expand`), each member
+checked as above. Where one model is needed (``init_from=``, ``distill.checkpoint=``) an
+ensemble's name is refused with its members' names.
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ SHA256 = "639e0bd2b8ea80cf87b818d28048945333ff52ce3ca115b0459095ef8c3167dc"
 NAMED: dict[str, str] = {
     # calcium and struts on realistic frames (experiment=hybrid with stents over lesions)
     "octseg-calcium-v1": "fe4d57b49501a0a6b852c9c7220d6a78263dc2ba504815f755c78532f58eca42",
+    # octseg-calcium-v1 fine-tuned on deep and faint lesions with vasa vasorum (seeds 42 and 7):
+    # the members of octseg-calcium-v2 (ENSEMBLES); alone they over-call calcium
+    "octseg-calcium-fdv-s42": "0247a7e4ff4589f59c1e042c5a0c23ec3b7682cf7bc01dc509105ef8bc260559",
+    "octseg-calcium-fdv-s7": "73f48a1ffced4a4279295c2874505c89250c9f157de6fb80bf168cc279f0c808",
+}
+# the shipped ensembles, used only when named: name -> its members (names in NAMED or NAME),
+# averaged by inference (docs/model_card.md, "octseg-calcium-v2")
+ENSEMBLES: dict[str, tuple[str, ...]] = {
+    "octseg-calcium-v2": ("octseg-calcium-v1", "octseg-calcium-fdv-s42", "octseg-calcium-fdv-s7"),
 }
 CHUNK = 1 << 20  # bytes hashed at a time
 
@@ -51,8 +66,21 @@ def _how_to_get(name: str) -> str:
 
 
 def names() -> tuple[str, ...]:
-    """The shipped models' names, the default first."""
+    """The shipped models' names (one file each), the default first."""
     return (NAME, *NAMED)
+
+
+def expand(value: str) -> list[str]:
+    """``value`` (a ``checkpoint=`` entry) as a list: a shipped ensemble's name becomes its
+    members' names (unless a file of that name exists in the working folder: a path is what it
+    always meant), anything else is itself."""
+    if value in ENSEMBLES and not Path(value).exists():
+        return list(ENSEMBLES[value])
+    return [value]
+
+
+def _shipped_list() -> str:
+    return ", ".join([*names(), *(f"{n} (ensemble)" for n in ENSEMBLES)])
 
 
 def _file_and_hash(name: str) -> tuple[Path, str]:
@@ -91,9 +119,16 @@ def default_checkpoint() -> Path:
 def checkpoint_of(name: str) -> Path:
     """The file of the shipped model ``name``, checked: present, and its SHA-256 is the one
     recorded here. :class:`~octseg.core.errors.InputError` naming the file otherwise."""
+    if name in ENSEMBLES:
+        raise InputError(
+            None,
+            f"{name} is a shipped ensemble of {', '.join(ENSEMBLES[name])}: inference takes it "
+            f"(checkpoint={name}); where one model is needed (init_from, distill.checkpoint) "
+            "name one of its members",
+        )
     if name not in names():
         raise InputError(
-            None, f"no model named {name!r} ships with octseg; shipped: {', '.join(names())}"
+            None, f"no model named {name!r} ships with octseg; shipped: {_shipped_list()}"
         )
     path, expected = _file_and_hash(name)
     if not path.is_file():
@@ -128,7 +163,7 @@ def resolve(value: str) -> str:
     if Path(value).exists():
         return value
     bare = Path(value).name == value and not Path(value).suffix  # no folder, no extension
-    if value in names() or (bare and value.startswith("octseg-")):
+    if value in names() or value in ENSEMBLES or (bare and value.startswith("octseg-")):
         return str(checkpoint_of(value))
     return value
 

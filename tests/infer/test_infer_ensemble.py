@@ -189,6 +189,24 @@ def test_class_weights_are_checked_before_anything_runs(checkpoint, weights, mes
         validate_settings(s)
 
 
+def test_class_weights_for_a_shipped_ensemble_count_its_members(monkeypatch):
+    """checkpoint=octseg-calcium-v2 (three members): three weights per class, checked as for a
+    listed ensemble of three."""
+    from octseg.infer.safety import validate_settings
+    from octseg.model import shipped
+
+    monkeypatch.setattr(shipped, "ENSEMBLES", {"octseg-calcium-v2": ("a", "b", "c")})
+
+    def settings(w):
+        return InferSettings(
+            checkpoint="octseg-calcium-v2", input="i", output="o", ensemble_weights=w
+        )
+
+    validate_settings(settings({"calcium": [1, 0, 0]}))
+    with pytest.raises(InputError, match="give one weight per checkpoint"):
+        validate_settings(settings({"calcium": [1, 0]}))
+
+
 def test_simple_cli_passes_class_weights_to_the_job(capsys):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf

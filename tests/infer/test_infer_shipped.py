@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from shipped_helpers import RECIPE, tiny_checkpoint, use_as_named, use_as_shipped
+from shipped_helpers import (
+    RECIPE,
+    tiny_checkpoint,
+    use_as_ensemble,
+    use_as_named,
+    use_as_shipped,
+)
 
 from octseg.cli import main as octseg_main
 from octseg.infer import cli as infer_cli
@@ -146,6 +152,26 @@ def test_a_shipped_model_is_chosen_by_name_alone_or_in_an_ensemble(
     assert f"  {shipped.NAME} (shipped with octseg)" in stdout
     assert "  octseg-calcium-v1 (shipped with octseg)" in stdout
     assert _manifest(out)["checkpoint"] == [str(shipped_ckpt), str(calcium)]
+
+
+def test_a_shipped_ensemble_is_chosen_by_name(tmp_path, shipped_ckpt, monkeypatch, capsys):
+    """--checkpoint octseg-calcium-v2: its members' files (checked), each named in the model
+    line; the outputs equal those of listing the members; the manifest records the files."""
+    members = ("octseg-calcium-v1", "octseg-calcium-fdv-s42")
+    files = use_as_ensemble(monkeypatch, tmp_path / "w", "octseg-calcium-v2", members)
+    dcm = _dicom(tmp_path / "in" / "case1.dcm", frames=2)
+    with kept_logging():
+        argv = ["infer", str(dcm), "--out", str(tmp_path / "named"), "--no-report"]
+        assert octseg_main([*argv, "--checkpoint", "octseg-calcium-v2"]) == 0
+        listed = f"checkpoint=[{','.join(members)}]"
+        run_job("infer", [f"input={dcm}", f"output={tmp_path / 'listed'}", listed, "report=false"])
+    stdout = capsys.readouterr().out
+    assert "model: the mean of 2 checkpoints' class probabilities:" in stdout
+    assert all(f"  {m} (shipped with octseg)" in stdout for m in members)
+    assert _manifest(tmp_path / "named")["checkpoint"] == [str(f) for f in files]
+    named = load_labels(tmp_path / "named" / "case1" / "labels.npz")
+    listed = load_labels(tmp_path / "listed" / "case1" / "labels.npz")
+    assert np.array_equal(np.asarray(named.labels), np.asarray(listed.labels))
 
 
 def test_missing_shipped_weights_stop_the_job_with_a_clear_error(tmp_path, monkeypatch, capsys):

@@ -12,6 +12,7 @@ from shipped_helpers import (
     VERSION,
     sha256,
     tiny_checkpoint,
+    use_as_ensemble,
     use_as_named,
     use_as_shipped,
 )
@@ -198,7 +199,7 @@ def test_an_existing_file_wins_over_a_name_and_a_misspelt_name_is_refused(tmp_pa
     own = tiny_checkpoint(tmp_path / CALCIUM)  # a file of the user's that happens to be so named
     assert shipped.resolve(CALCIUM) == CALCIUM and own.is_file()
     with pytest.raises(InputError) as err:
-        shipped.resolve("octseg-calcium-v2")
+        shipped.resolve("octseg-calcium-v9")
     assert f"shipped: {shipped.NAME}, {CALCIUM}" in str(err.value)
     assert shipped.resolve("octseg-mine.ckpt") == "octseg-mine.ckpt"  # a path: the loader's
     assert shipped.resolve("octseg-runs/last") == "octseg-runs/last"  # a folder: a path too
@@ -219,3 +220,73 @@ def test_octseg_models_lists_and_checks_every_shipped_model(tmp_path, monkeypatc
     out = capsys.readouterr().out
     assert f"{shipped.NAME} (default): ok" in out
     assert f"{CALCIUM}: FAILED: {calcium}: the shipped model {CALCIUM} fails its integrity" in out
+
+
+ENSEMBLE, MEMBERS = "octseg-calcium-v2", ("octseg-calcium-v1", "octseg-calcium-fdv-s42")
+
+
+def test_a_shipped_ensemble_expands_to_its_members_checked_files(tmp_path, monkeypatch):
+    """checkpoint=ENSEMBLE (alone or in a list) is checkpoint=[its members' files], each checked;
+    other entries keep their meaning; a member with a wrong SHA-256 stops it."""
+    from octseg.infer.pipeline import _shipped_files
+
+    files = [str(p) for p in use_as_ensemble(monkeypatch, tmp_path / "w", ENSEMBLE, MEMBERS)]
+    assert shipped.expand(ENSEMBLE) == list(MEMBERS) and shipped.expand("a.ckpt") == ["a.ckpt"]
+    assert _shipped_files(ENSEMBLE) == files == _shipped_files([ENSEMBLE])
+    assert _shipped_files([ENSEMBLE, "mine.ckpt"]) == [*files, "mine.ckpt"]
+    assert _shipped_files(MEMBERS[1]) == files[1]
+    monkeypatch.setattr(shipped, "NAMED", {MEMBERS[0]: sha256(files[0]), MEMBERS[1]: "2" * 64})
+    with pytest.raises(InputError, match=f"shipped model {MEMBERS[1]} fails its integrity"):
+        _shipped_files(ENSEMBLE)
+
+
+def test_an_ensembles_name_where_one_model_is_needed_is_refused_with_its_members(
+    tmp_path, monkeypatch
+):
+    """init_from= / distill.checkpoint= resolve one model: an ensemble's name is refused, naming
+    its members; a misspelt name lists the ensembles among what ships; a file of the
+    ensemble's name in the working folder is a path."""
+    use_as_ensemble(monkeypatch, tmp_path / "w", ENSEMBLE, MEMBERS)
+    with pytest.raises(InputError) as err:
+        shipped.resolve(ENSEMBLE)
+    msg = str(err.value)
+    assert f"{ENSEMBLE} is a shipped ensemble of {', '.join(MEMBERS)}" in msg
+    assert "name one of its members" in msg
+    with pytest.raises(InputError, match=f"shipped: .*{ENSEMBLE} \\(ensemble\\)"):
+        shipped.resolve("octseg-calcium-v9")
+    monkeypatch.chdir(tmp_path)
+    tiny_checkpoint(tmp_path / ENSEMBLE)
+    assert shipped.expand(ENSEMBLE) == [ENSEMBLE] and shipped.resolve(ENSEMBLE) == ENSEMBLE
+
+
+def test_init_from_an_ensembles_name_is_refused_by_training(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from octseg.train.setup import read_init
+
+    use_as_ensemble(monkeypatch, tmp_path / "w", ENSEMBLE, MEMBERS)
+    configs = Path(shipped.__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=finetune", f"init_from={ENSEMBLE}"])
+    with pytest.raises(InputError, match=f"{ENSEMBLE} is a shipped ensemble"):
+        read_init(cfg)
+
+
+def test_octseg_models_lists_each_ensemble_ok_only_when_its_members_are(
+    tmp_path, monkeypatch, capsys
+):
+    from octseg.cli import main as octseg
+
+    use_as_shipped(monkeypatch, tiny_checkpoint(tmp_path / "default.ckpt"))
+    files = use_as_ensemble(monkeypatch, tmp_path / "w", ENSEMBLE, MEMBERS)
+    assert octseg(["models"]) == 0
+    out = capsys.readouterr().out
+    assert f"{ENSEMBLE} (ensemble): ok" in out
+    assert f"the mean of the class probabilities of {', '.join(MEMBERS)}" in out
+    files[1].write_bytes(files[1].read_bytes() + b"x")  # a member damaged
+    monkeypatch.setattr(shipped, "_DIGESTS", {})
+    assert octseg(["models"]) == 1
+    out = capsys.readouterr().out
+    assert f"{ENSEMBLE} (ensemble): FAILED: member(s) {MEMBERS[1]} failed their check" in out

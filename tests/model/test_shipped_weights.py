@@ -83,6 +83,18 @@ def _without_machine(cfg: dict) -> dict:
 RECIPES = {
     shipped.NAME: ["experiment=default"],
     "octseg-calcium-v1": ["experiment=hybrid", "seed=42"],  # CALCIUM_NAME (below)
+    # the members of octseg-calcium-v2 (below): v1 fine-tuned, docs/model_card.md
+    **{
+        f"octseg-calcium-fdv-s{seed}": [
+            "experiment=hybrid",
+            f"seed={seed}",
+            "init_from=octseg-calcium-v1",
+            "trainer.max_epochs=12",
+            "scheduler.T_max=12",
+            "optimizer.lr=0.0005",
+        ]
+        for seed in (42, 7)
+    },
 }
 
 
@@ -182,7 +194,9 @@ def test_calcium_weights_are_intact_load_and_fit_the_budget():
     assert y.shape == (1, 5, grid["n_alines"], grid["n_samples"]) and torch.isfinite(y).all()
 
 
-def test_calcium_model_reproduces_its_small_check(danilov_dir, tmp_path):
+def _calcium_small_check(danilov_dir, tmp_path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The calcium models' small check (CALCIUM_CHECK) run through `octseg infer --checkpoint
+    NAME`: per-frame calcium and lumen Dice against the exact truth."""
     from octseg.cli import main as octseg
     from octseg.core.classes import CALCIUM, LUMEN
     from octseg.datasets.danilov import build as danilov_build
@@ -196,14 +210,46 @@ def test_calcium_model_reproduces_its_small_check(danilov_dir, tmp_path):
     assert cohort.main([*args, "--seed", CALCIUM_CHECK["seed"], "--console", str(console)]) == 0
     (case,) = sorted((console / "inputs").iterdir())
     out = tmp_path / "out"
-    argv = ["infer", str(case), "--out", str(out), "--checkpoint", CALCIUM_NAME, "--no-report"]
+    argv = ["infer", str(case), "--out", str(out), "--checkpoint", name, "--no-report"]
     assert octseg(argv) == 0
     auto, manual = out / case.name / "labels.npz", console / "manual" / case.name / "labels.npz"
     calcium = np.array(list(class_dice(auto, manual, CALCIUM).values()))
     lumen = np.array(list(class_dice(auto, manual, LUMEN).values()))
     assert len(lumen) == 12 and np.isfinite(calcium).sum() == 11
+    return calcium, lumen
+
+
+def test_calcium_model_reproduces_its_small_check(danilov_dir, tmp_path):
+    calcium, lumen = _calcium_small_check(danilov_dir, tmp_path, CALCIUM_NAME)
     assert np.nanmean(calcium) == pytest.approx(CALCIUM_CARD_DICE, abs=CALCIUM_TOL)
     assert lumen.mean() == pytest.approx(CALCIUM_CARD_LUMEN_DICE, abs=CALCIUM_TOL)
+
+
+# ------------------------------------------------------------------ octseg-calcium-v2
+V2_NAME = "octseg-calcium-v2"
+# docs/model_card.md, "octseg-calcium-v2": the same small check as v1's, `--checkpoint
+# octseg-calcium-v2` (the mean of its three members, their shared recommended settings; v1 on
+# the same case: 0.8847 / 0.9798)
+V2_CARD_DICE = 0.8903
+V2_CARD_LUMEN_DICE = 0.9797
+
+
+def test_calcium_v2_is_three_shipped_members_that_can_be_averaged():
+    from octseg.model.ensemble import load_models
+
+    members = shipped.expand(V2_NAME)
+    assert members == ["octseg-calcium-v1", "octseg-calcium-fdv-s42", "octseg-calcium-fdv-s7"]
+    assert all(m in shipped.names() for m in members)
+    _, meta = load_models([str(shipped.checkpoint_of(m)) for m in members])
+    assert [e["recipe"]["seed"] for e in meta["ensemble"]] == [42, 42, 7]
+    assert meta["infer_recommended"]["tta"] is True  # all three recommend the same settings
+    assert meta["infer_recommended"]["calcium_min_length_mm"] == pytest.approx(0.4)
+
+
+def test_calcium_v2_reproduces_its_small_check(danilov_dir, tmp_path):
+    calcium, lumen = _calcium_small_check(danilov_dir, tmp_path, V2_NAME)
+    assert np.nanmean(calcium) == pytest.approx(V2_CARD_DICE, abs=CALCIUM_TOL)
+    assert lumen.mean() == pytest.approx(V2_CARD_LUMEN_DICE, abs=CALCIUM_TOL)
 
 
 def test_the_two_shipped_models_cannot_be_averaged():
