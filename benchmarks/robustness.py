@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from octseg.datasets.robustness import CORRUPTIONS, build_suite, summarize  # noqa: E402
+from octseg.model.shipped import checkpoint_files  # noqa: E402
 
 COLUMNS = [
     "corruption", "severity", "n_frames", "dice_mean", "dice_min", "area_bias_pct",
@@ -121,7 +122,12 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=Path, nargs="+", help="one, or several: their ensemble")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="+",
+        help="one, or several: their ensemble (a shipped model's or ensemble's name: its files)",
+    )
     p.add_argument(
         "--src", type=Path, default=ROOT.parent / "shared/data/ivoct-danilov/pullback-001"
     )
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         build_suite(a.src, start, stop, suite, a.corruptions, a.severities, a.step)
     t1 = time.time()
     ev = run_product(
-        a.code_root.resolve(), [c.resolve() for c in a.checkpoint], suite, a.work, a.infer_arg
+        a.code_root.resolve(), checkpoint_files(a.checkpoint), suite, a.work, a.infer_arg
     )
     rows = summarize(ev, a.work / "infer", suite / "manual")
     write_table(rows, a.out)

@@ -4,7 +4,8 @@
         --out benchmarks/results/model_card_default_v1 [--src ../shared/data/ivoct-danilov/pullback-001]
 
 Several checkpoints are validated as their ensemble (the mean of their class probabilities,
-``infer.py checkpoint=[...]``; a shipped ensemble is its members' files: ``octseg models``).
+``infer.py checkpoint=[...]``); a shipped model's or ensemble's name (``octseg models``) stands
+for its files, e.g. ``validate_model.py octseg-calcium-v2 ...``.
 
 Test sets (none of them trained on, none used to choose the checkpoint):
 
@@ -153,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     # the jobs run in ROOT: every path absolute, so that it means what it did here
     a.data, a.src, a.work = a.data.resolve(), a.src.resolve(), a.work.resolve()
-    ckpts = [c.resolve() for c in a.checkpoint]
+    from octseg.model.shipped import checkpoint_files
+
+    ckpts = checkpoint_files(a.checkpoint)
     console = a.data / "hybrid_test_console"
     syn = synth_test(a.data)
     results = {

@@ -54,3 +54,13 @@ def test_several_checkpoints_are_validated_as_their_ensemble(tmp_path, monkeypat
     ckpts = [tmp_path / "w" / "a,1.ckpt", Path("rel") / "b.ckpt"]
     validate_model.product(ckpts, tmp_path / "in", tmp_path / "in", Path("work"))
     assert calls[0]["checkpoint"] == [str(ckpts[0]), str(tmp_path / "rel" / "b.ckpt")]
+
+
+def test_a_shipped_ensembles_name_stands_for_its_member_files(tmp_path, monkeypatch):
+    from shipped_helpers import use_as_ensemble
+
+    from octseg.model.shipped import checkpoint_files
+
+    files = use_as_ensemble(monkeypatch, tmp_path / "w", "octseg-calcium-v2", ("m1", "m2"))
+    got = checkpoint_files([Path("octseg-calcium-v2")])
+    assert got == [f.resolve() for f in files]

@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLASS=W,W",
         action="append",
         type=class_weights,
-        help="an ensemble's member weights for one class, one per --checkpoint in their order "
+        help="an ensemble's member weights for one class, one per member in their order (each "
+        "--checkpoint; a shipped ensemble's members as `octseg models` lists them) "
         "(calcium=1,0: calcium from the first model only); given again for more classes; "
         "classes not named: the plain mean",
     )
@@ -188,7 +189,7 @@ def class_weights(text: str) -> tuple[str, list[float]]:
         return name.strip(), [float(v) for v in values.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give CLASS=W,W,... (e.g. calcium=1,0), one weight per --checkpoint"
+            f"{text!r}: give CLASS=W,W,... (e.g. calcium=1,0), one weight per ensemble member"
         ) from None
 
 

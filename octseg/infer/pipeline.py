@@ -235,12 +235,12 @@ def _shipped_files(checkpoint: str | list[str] | None) -> str | list[str]:
     """``checkpoint=`` with the shipped models' files, checked (present, SHA-256): the default
     model's for None, a shipped model's for its name, a shipped ensemble's members' for its
     name; paths are left to the loader."""
-    from octseg.model.shipped import default_checkpoint, expand, resolve
+    from octseg.model.shipped import default_checkpoint, expand_all, resolve
 
     if checkpoint in (None, ""):
         return str(default_checkpoint())
     entries = checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint]
-    files = [resolve(m) for c in entries for m in expand(str(c))]
+    files = [resolve(m) for m in expand_all([str(c) for c in entries])]
     return files[0] if len(files) == 1 else files
 
 
@@ -374,12 +374,17 @@ def _extension_of(
 def _print_model(checkpoint: Any, meta: dict[str, Any], applied: dict[str, Any]) -> None:
     """Which model the run uses (the shipped one by name; recipe and version when recorded) and
     the settings taken from its recommendations."""
-    from octseg.model.shipped import describe
+    from octseg.model.shipped import describe, ensemble_named
 
     members = meta.get("ensemble")
     if members:
         kind = "class-weighted mean" if meta.get("ensemble_weights") else "mean"
-        print(f"model: the {kind} of {len(members)} checkpoints' class probabilities:", flush=True)
+        name = ensemble_named([m["checkpoint"] for m in members])
+        named = f"{name} (shipped ensemble), " if name else ""
+        print(
+            f"model: {named}the {kind} of {len(members)} checkpoints' class probabilities:",
+            flush=True,
+        )
         for m in members:
             print(f"  {describe(m['checkpoint'], {'recipe': m.get('recipe')})}", flush=True)
         for name, weights in (meta.get("ensemble_weights") or {}).items():

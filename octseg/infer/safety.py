@@ -167,15 +167,25 @@ def check_ensemble_weights(weights: Any, checkpoint: Any) -> None:
     if not weights:
         return
     from octseg.model.ensemble import checkpoint_paths, normalised_weights
-    from octseg.model.shipped import expand
+    from octseg.model.shipped import expand_all
 
     entries = checkpoint_paths(checkpoint) if checkpoint is not None else ["(the default)"]
-    n = sum(len(expand(c)) for c in entries)
-    if n < 2:
+    members = expand_all(entries)
+    if len(members) < 2:
         raise InputError(
-            None, "ensemble_weights need an ensemble: checkpoint=[A,B,...] (two or more)"
+            None,
+            "ensemble_weights need an ensemble: checkpoint=[A,B,...] (two or more), or a "
+            "shipped ensemble's name (checkpoint=octseg-calcium-v2)",
         )
-    normalised_weights(weights, n)
+    if len(members) > len(entries):  # a shipped ensemble's name: say what the weights are for
+        try:
+            normalised_weights(weights, len(members))
+        except InputError as exc:
+            raise InputError(
+                None, f"{exc.problem}, one per member in order: {', '.join(members)}"
+            ) from None
+        return
+    normalised_weights(weights, len(members))
 
 
 # ------------------------------------------------------------------------------ inputs vs output

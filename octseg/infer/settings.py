@@ -44,8 +44,9 @@ _GROUPED = ("tta_enabled", "tta_rolls", "tta_flip", "overlay_frames", "overlay_s
 
 @dataclass
 class InferSettings:
-    # a checkpoint written by train.py or a shipped model's name (octseg.model.shipped.names()),
-    # or a list of them (an ensemble: their class probabilities averaged, octseg.model.ensemble);
+    # a checkpoint written by train.py, a shipped model's name (octseg.model.shipped.names()) or
+    # a shipped ensemble's (shipped.ENSEMBLES: its members' list), or a list of them (an
+    # ensemble: their class probabilities averaged, octseg.model.ensemble);
     # None / null: the shipped default model
     checkpoint: str | list[str] | None
     input: Any  # a pullback file/folder, a folder of pullbacks, or a .txt list of paths

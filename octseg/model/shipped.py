@@ -79,6 +79,48 @@ def expand(value: str) -> list[str]:
     return [value]
 
 
+def expand_all(entries: list[str]) -> list[str]:
+    """Every entry of a ``checkpoint=`` list :func:`expand`-ed, in order; InputError when a
+    shipped ensemble's member is then listed twice (named beside its ensemble, or the ensemble
+    twice), naming the ensemble."""
+    out: list[str] = []
+    source: dict[str, str] = {}  # member -> the entry it came from
+    for entry in entries:
+        for member in expand(entry):
+            first = source.setdefault(member, entry)
+            ensemble = next((e for e in (first, entry) if e in ENSEMBLES and e != member), None)
+            if member in out and ensemble is not None:
+                raise InputError(
+                    None,
+                    f"checkpoint lists {member} twice: it is a member of the shipped ensemble "
+                    f"{ensemble} ({', '.join(ENSEMBLES[ensemble])}); list the ensemble or its "
+                    "members, not both",
+                )
+            out.append(member)
+    return out
+
+
+def checkpoint_files(entries: list[str | Path]) -> list[Path]:
+    """``entries`` (files or shipped names, e.g. a benchmark's arguments) as absolute files: a
+    shipped model's name as its checked file, a shipped ensemble's as its members', a path as
+    itself."""
+    return [Path(resolve(m)).resolve() for m in expand_all([str(e) for e in entries])]
+
+
+def ensemble_named(files: list[str | Path]) -> str | None:
+    """The shipped ensemble whose members' files are ``files`` (in order), else None."""
+    try:
+        given = [Path(f).resolve() for f in files]
+    except OSError:
+        return None
+    for name, members in ENSEMBLES.items():
+        if len(members) == len(given) and all(
+            _file_and_hash(m)[0].resolve() == f for m, f in zip(members, given, strict=True)
+        ):
+            return name
+    return None
+
+
 def _shipped_list() -> str:
     return ", ".join([*names(), *(f"{n} (ensemble)" for n in ENSEMBLES)])
 

@@ -203,7 +203,7 @@ def test_class_weights_for_a_shipped_ensemble_count_its_members(monkeypatch):
         )
 
     validate_settings(settings({"calcium": [1, 0, 0]}))
-    with pytest.raises(InputError, match="give one weight per checkpoint"):
+    with pytest.raises(InputError, match="give one weight per checkpoint.*in order: a, b, c"):
         validate_settings(settings({"calcium": [1, 0]}))
 
 

@@ -166,7 +166,9 @@ def test_a_shipped_ensemble_is_chosen_by_name(tmp_path, shipped_ckpt, monkeypatc
         listed = f"checkpoint=[{','.join(members)}]"
         run_job("infer", [f"input={dcm}", f"output={tmp_path / 'listed'}", listed, "report=false"])
     stdout = capsys.readouterr().out
-    assert "model: the mean of 2 checkpoints' class probabilities:" in stdout
+    named_line = "model: octseg-calcium-v2 (shipped ensemble), the mean of 2 checkpoints'"
+    assert named_line in stdout  # by name, and the explicit list of its members too
+    assert stdout.count(named_line) == 2
     assert all(f"  {m} (shipped with octseg)" in stdout for m in members)
     assert _manifest(tmp_path / "named")["checkpoint"] == [str(f) for f in files]
     named = load_labels(tmp_path / "named" / "case1" / "labels.npz")

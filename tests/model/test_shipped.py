@@ -259,6 +259,32 @@ def test_an_ensembles_name_where_one_model_is_needed_is_refused_with_its_members
     assert shipped.expand(ENSEMBLE) == [ENSEMBLE] and shipped.resolve(ENSEMBLE) == ENSEMBLE
 
 
+def test_a_member_listed_beside_its_ensemble_is_refused_naming_the_ensemble(tmp_path, monkeypatch):
+    files = use_as_ensemble(monkeypatch, tmp_path / "w", ENSEMBLE, MEMBERS)
+    for listed in ([ENSEMBLE, MEMBERS[0]], [MEMBERS[1], ENSEMBLE], [ENSEMBLE, ENSEMBLE]):
+        with pytest.raises(InputError, match=f"member of the shipped ensemble {ENSEMBLE}"):
+            shipped.expand_all(listed)
+    assert shipped.expand_all([ENSEMBLE, "mine.ckpt"]) == [*MEMBERS, "mine.ckpt"]
+    assert shipped.checkpoint_files([ENSEMBLE]) == [f.resolve() for f in files]
+    assert shipped.checkpoint_files([tmp_path / "x.ckpt"]) == [tmp_path / "x.ckpt"]
+
+
+def test_an_ensemble_is_known_by_its_members_files_in_order(tmp_path, monkeypatch):
+    files = use_as_ensemble(monkeypatch, tmp_path / "w", ENSEMBLE, MEMBERS)
+    assert shipped.ensemble_named(files) == ENSEMBLE
+    assert shipped.ensemble_named([str(f) for f in files]) == ENSEMBLE
+    assert shipped.ensemble_named(files[::-1]) is None  # another order: another weighting
+    assert shipped.ensemble_named(files[:1]) is None
+
+
+def test_distill_from_an_ensembles_name_is_refused(tmp_path, monkeypatch):
+    from octseg.train.distill import teacher_record
+
+    use_as_ensemble(monkeypatch, tmp_path / "w", ENSEMBLE, MEMBERS)
+    with pytest.raises(InputError, match=f"{ENSEMBLE} is a shipped ensemble"):
+        teacher_record({"checkpoint": ENSEMBLE, "weight": 1.0})
+
+
 def test_init_from_an_ensembles_name_is_refused_by_training(tmp_path, monkeypatch):
     from pathlib import Path
 

@@ -247,7 +247,11 @@ def test_calcium_v2_is_three_shipped_members_that_can_be_averaged():
 
 
 def test_calcium_v2_reproduces_its_small_check(danilov_dir, tmp_path):
+    import json
+
     calcium, lumen = _calcium_small_check(danilov_dir, tmp_path, V2_NAME)
+    ran = json.loads((tmp_path / "out" / "manifest.json").read_text())["checkpoint"]
+    assert ran == [str(shipped.checkpoint_of(m)) for m in shipped.expand(V2_NAME)]  # all three
     assert np.nanmean(calcium) == pytest.approx(V2_CARD_DICE, abs=CALCIUM_TOL)
     assert lumen.mean() == pytest.approx(V2_CARD_LUMEN_DICE, abs=CALCIUM_TOL)
 
