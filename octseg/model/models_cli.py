@@ -21,7 +21,8 @@ PURPOSE = {
     "octseg-calcium-fdv-s7": "a member of octseg-calcium-v2 (the same fine-tune, seed 7)",
     "octseg-calcium-v2": "calcium and struts on realistic frames, the recommended calcium model "
     "(eight hybrid draws of the real test block: calcium Dice 0.76 vs v1's 0.74, arc bias -3.8 "
-    "vs -6.6 deg; four fresh draws: 0.70 vs 0.60); three networks: 3x v1's time",
+    "vs -6.6 deg; four fresh draws: 0.70 vs 0.60); lumen less robust than the default's under "
+    "display changes; three networks, 2.5x v1's time on a CPU",
 }
 
 
