@@ -596,11 +596,15 @@ class Predictor:
         return n
 
     def describe(self) -> dict[str, Any]:
+        from octseg.model.shipped import ensemble_named
+
         members = [m["checkpoint"] for m in self.meta.get("ensemble") or ()]
         weights = self.meta.get("ensemble_weights")  # class weights (octseg.model.ensemble)
+        named = ensemble_named(members) if members else None  # e.g. octseg-calcium-v2
         return {
             "checkpoint": self.source,
             **({"ensemble": members} if members else {}),
+            **({"shipped_ensemble": named} if named else {}),
             **({"ensemble_weights": weights} if weights else {}),
             "classes": self.classes,
             "context_frames": self.k,

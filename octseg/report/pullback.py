@@ -419,7 +419,8 @@ def render_report(
     )
     ck = model.get("checkpoint")  # a list: an ensemble's members (also model["ensemble"])
     names = model.get("ensemble") or (ck if isinstance(ck, list) else [ck])
-    ckpt = html.escape(" + ".join(Path(str(n)).name for n in names) + _weights_note(model))
+    named = f"{model['shipped_ensemble']} = " if model.get("shipped_ensemble") else ""
+    ckpt = html.escape(named + " + ".join(Path(str(n)).name for n in names) + _weights_note(model))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>octseg report: {html.escape(pullback_id)}</title>
 <style>{CSS}</style></head><body>

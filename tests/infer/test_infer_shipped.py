@@ -164,13 +164,19 @@ def test_a_shipped_ensemble_is_chosen_by_name(tmp_path, shipped_ckpt, monkeypatc
         argv = ["infer", str(dcm), "--out", str(tmp_path / "named"), "--no-report"]
         assert octseg_main([*argv, "--checkpoint", "octseg-calcium-v2"]) == 0
         listed = f"checkpoint=[{','.join(members)}]"
-        run_job("infer", [f"input={dcm}", f"output={tmp_path / 'listed'}", listed, "report=false"])
+        run_job("infer", [f"input={dcm}", f"output={tmp_path / 'listed'}", listed])
     stdout = capsys.readouterr().out
     named_line = "model: octseg-calcium-v2 (shipped ensemble), the mean of 2 checkpoints'"
     assert named_line in stdout  # by name, and the explicit list of its members too
     assert stdout.count(named_line) == 2
     assert all(f"  {m} (shipped with octseg)" in stdout for m in members)
     assert _manifest(tmp_path / "named")["checkpoint"] == [str(f) for f in files]
+    for out in ("named", "listed"):  # the outputs say which shipped ensemble ran
+        assert _manifest(tmp_path / out)["model"]["shipped_ensemble"] == "octseg-calcium-v2"
+    footer = (tmp_path / "listed" / "case1" / "report.html").read_text()
+    assert (
+        "model octseg-calcium-v2 = octseg-calcium-v1.ckpt + octseg-calcium-fdv-s42.ckpt" in footer
+    )
     named = load_labels(tmp_path / "named" / "case1" / "labels.npz")
     listed = load_labels(tmp_path / "listed" / "case1" / "labels.npz")
     assert np.array_equal(np.asarray(named.labels), np.asarray(listed.labels))
