@@ -235,12 +235,12 @@ def _shipped_files(checkpoint: str | list[str] | None) -> str | list[str]:
     """``checkpoint=`` with the shipped models' files, checked (present, SHA-256): the default
     model's for None, a shipped model's for its name, a shipped ensemble's members' for its
     name; paths are left to the loader."""
-    from octseg.model.shipped import default_checkpoint, expand_all, resolve
+    from octseg.model.shipped import default_checkpoint, files_of
 
     if checkpoint in (None, ""):
         return str(default_checkpoint())
     entries = checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint]
-    files = [resolve(m) for m in expand_all([str(c) for c in entries])]
+    files = files_of([str(c) for c in entries])
     return files[0] if len(files) == 1 else files
 
 

@@ -177,15 +177,14 @@ def check_ensemble_weights(weights: Any, checkpoint: Any) -> None:
             "ensemble_weights need an ensemble: checkpoint=[A,B,...] (two or more), or a "
             "shipped ensemble's name (checkpoint=octseg-calcium-v2)",
         )
-    if len(members) > len(entries):  # a shipped ensemble's name: say what the weights are for
-        try:
-            normalised_weights(weights, len(members))
-        except InputError as exc:
-            raise InputError(
-                None, f"{exc.problem}, one per member in order: {', '.join(members)}"
-            ) from None
-        return
-    normalised_weights(weights, len(members))
+    try:
+        normalised_weights(weights, len(members))
+    except InputError as exc:
+        if len(members) == len(entries):  # no shipped ensemble's name: the message says enough
+            raise
+        raise InputError(
+            None, f"{exc.problem}, one per member in order: {', '.join(members)}"
+        ) from None
 
 
 # ------------------------------------------------------------------------------ inputs vs output

@@ -84,12 +84,14 @@ def expand_all(entries: list[str]) -> list[str]:
     shipped ensemble's member is then listed twice (named beside its ensemble, or the ensemble
     twice), naming the ensemble."""
     out: list[str] = []
-    source: dict[str, str] = {}  # member -> the entry it came from
+    source: dict[str, str] = {}  # member -> the entry it first came from
     for entry in entries:
         for member in expand(entry):
-            first = source.setdefault(member, entry)
-            ensemble = next((e for e in (first, entry) if e in ENSEMBLES and e != member), None)
-            if member in out and ensemble is not None:
+            if member not in source:
+                source[member] = entry
+            elif ensemble := next(
+                (e for e in (source[member], entry) if e in ENSEMBLES and e != member), None
+            ):
                 raise InputError(
                     None,
                     f"checkpoint lists {member} twice: it is a member of the shipped ensemble "
@@ -100,25 +102,23 @@ def expand_all(entries: list[str]) -> list[str]:
     return out
 
 
+def files_of(entries: list[str]) -> list[str]:
+    """``checkpoint=`` entries as files: shipped names (:func:`expand_all`, then
+    :func:`resolve`) as their checked files, paths as given (left to the loader)."""
+    return [resolve(m) for m in expand_all(entries)]
+
+
 def checkpoint_files(entries: list[str | Path]) -> list[Path]:
     """``entries`` (files or shipped names, e.g. a benchmark's arguments) as absolute files: a
     shipped model's name as its checked file, a shipped ensemble's as its members', a path as
     itself."""
-    return [Path(resolve(m)).resolve() for m in expand_all([str(e) for e in entries])]
+    return [Path(f).resolve() for f in files_of([str(e) for e in entries])]
 
 
 def ensemble_named(files: list[str | Path]) -> str | None:
     """The shipped ensemble whose members' files are ``files`` (in order), else None."""
-    try:
-        given = [Path(f).resolve() for f in files]
-    except OSError:
-        return None
-    for name, members in ENSEMBLES.items():
-        if len(members) == len(given) and all(
-            _file_and_hash(m)[0].resolve() == f for m, f in zip(members, given, strict=True)
-        ):
-            return name
-    return None
+    models = tuple(shipped_name(f) for f in files)
+    return next((name for name, members in ENSEMBLES.items() if members == models), None)
 
 
 def _shipped_list() -> str:
