@@ -18,25 +18,46 @@ measured calcium (the truth of both has none).
 
 ``figure`` shows, for some frames of one draw and per model, the control and the stent-only
 export side by side with the calcium ``infer.py`` found outlined in red.
+
+``apposition`` asks whether missed malapposed struts are the struts' doing or the lumen's. It
+runs ``evaluate.py`` on the stent-only pullbacks three ways: the model's outputs; the model's
+lumen from the control (no strut in the image) with the true strut pixels stamped in
+(:func:`swap`); and the truth label maps measured by ``octseg.geometry``. It prints malapposed
+struts found and the distance bias per view. ``build --one-control`` writes a single control
+``none`` (the controls of all draws are the same frames):
+
+    python benchmarks/strut_probe.py build REAL_DIR NAME=PARAMS.json ... --out OUT --one-control
+    python infer.py checkpoint=CKPT input=OUT/inputs output=AUTO "overlays.frames=[]" report=false
+    python benchmarks/strut_probe.py apposition OUT AUTO --work W [--out R.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from octseg.core import atomic
+from octseg.core.classes import LUMEN, STRUT
 from octseg.core.errors import InputError
 from octseg.datasets.hybrid.cohort import make_hybrid, write_pullback
 from octseg.datasets.hybrid.console import export_console
 from octseg.datasets.hybrid.draw import Stent
 from octseg.io import read_pullback
-from octseg.io.labels import load_labels
+from octseg.io.labels import load_labels, save_labels
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hybrid_candidates import fmt, loa, row_from_metrics  # noqa: E402
+from hybrid_pool import evaluate, linked  # noqa: E402
+from strut_distance_bins import bands  # noqa: E402
 
 
 def _stent_of(params_json: Path) -> Stent:
@@ -71,14 +92,113 @@ def export_variants(
 
 
 def build(
-    real_dir: str | Path, draws: dict[str, Path], out: str | Path, *, size: int, colour: str
+    real_dir: str | Path,
+    draws: dict[str, Path],
+    out: str | Path,
+    *,
+    size: int,
+    colour: str,
+    one_control: bool = False,
 ) -> list[Path]:
-    """``NAME-stent`` and ``NAME-none`` console exports under ``out`` for each draw."""
+    """``NAME-stent`` and ``NAME-none`` console exports under ``out`` for each draw; with
+    ``one_control`` a single control ``none`` instead (the controls are all the same frames)."""
     variants = {}
     for name, params in draws.items():
         variants[f"{name}-stent"] = ([], _stent_of(params), {"probe": "stent"})
-        variants[f"{name}-none"] = ([], None, {"probe": "none"})
+        if not one_control:
+            variants[f"{name}-none"] = ([], None, {"probe": "none"})
+    if one_control:
+        variants["none"] = ([], None, {"probe": "none"})
     return export_variants(real_dir, variants, out, size=size, colour=colour)
+
+
+def _control_of(auto_dir: Path, name: str) -> Path:
+    """The control's ``infer.py`` folder for draw ``name``: ``NAME-none``, else ``none``."""
+    for pid in (f"{name}-none", "none"):
+        if (auto_dir / pid / "labels.npz").exists():
+            return auto_dir / pid
+    raise InputError(auto_dir, f"no {name}-none/ or none/ labels.npz: run infer.py on the probe")
+
+
+def swap(probe_dir: str | Path, auto_dir: str | Path, out: str | Path) -> list[str]:
+    """For every ``NAME-stent`` of ``probe_dir/manual``: ``out/NAME-stent/labels.npz``, the
+    label map ``infer.py`` wrote for the control (nothing inserted, :func:`_control_of`) with the
+    export's *true* strut pixels stamped in (strut pixels the model found in the control become
+    lumen). ``evaluate.py`` measures it as any automated result: the malapposition of the true
+    struts against the model's lumen when no strut was there, so that comparing it with the
+    stent-only run separates what the struts do to the lumen from where the model and the
+    expert's lumen differ."""
+    probe_dir, auto_dir, out = Path(probe_dir), Path(auto_dir), Path(out)
+    made = []
+    for truth_dir in sorted((probe_dir / "manual").glob("*-stent")):
+        name = truth_dir.name.removesuffix("-stent")
+        truth = load_labels(truth_dir / "labels.npz")
+        control = load_labels(_control_of(auto_dir, name) / "labels.npz")
+        if control.labels.shape != truth.labels.shape:
+            raise InputError(
+                auto_dir,
+                f"control {control.labels.shape} and {truth_dir.name} "
+                f"{truth.labels.shape} label maps differ in shape: not the same probe",
+            )
+        lab = control.labels.copy()
+        lab[lab == STRUT] = LUMEN
+        lab[truth.labels == STRUT] = STRUT
+        (out / truth_dir.name).mkdir(parents=True, exist_ok=True)
+        save_labels(out / truth_dir.name / "labels.npz", replace(control, labels=lab))
+        made.append(truth_dir.name)
+    if not made:
+        raise InputError(probe_dir, "no manual/*-stent pullbacks: not a strut_probe build")
+    return made
+
+
+VIEWS = {
+    "stent": "the model, struts in the image",
+    "control": "the model's lumen with nothing inserted, true struts",
+    "truth": "the truth label maps measured by octseg.geometry",
+}
+
+
+def apposition(probe_dir: str | Path, auto_dir: str | Path, work: str | Path) -> dict[str, dict]:
+    """``evaluate.py`` on the ``*-stent`` pullbacks three ways (:data:`VIEWS`): the probe's
+    ``infer.py`` run ``auto_dir``, its :func:`swap` (written to ``work/control-lumen``), and the
+    truth label maps themselves (their ``labels.npz`` alone, so they are measured, not read from
+    the truth tables). Per view: the table's strut numbers and the bias of the distance at truly
+    malapposed struts."""
+    probe_dir, work = Path(probe_dir), Path(work)
+    swap_dir = work / "control-lumen"
+    swap(probe_dir, auto_dir, swap_dir)
+    manual = probe_dir / "manual"
+    ids = sorted(p.name for p in manual.glob("*-stent"))
+    truth = work / "truth-labels"
+    for pid in ids:
+        (truth / pid).mkdir(parents=True, exist_ok=True)
+        link = truth / pid / "labels.npz"
+        if not link.exists():
+            os.symlink((manual / pid / "labels.npz").resolve(), link)
+    rows = {}
+    for view, auto in (("stent", Path(auto_dir)), ("control", Path(swap_dir)), ("truth", truth)):
+        with tempfile.TemporaryDirectory() as tmp:
+            f = linked(ids, {"auto": auto, "manual": manual}, Path(tmp))
+            rows[view] = row_from_metrics(evaluate(f["auto"], f["manual"], work / view))
+        pairs = pd.read_csv(work / view / "struts_matched.csv")
+        mal = pairs[pairs["manual_malapposed"].astype(bool)]
+        rows[view]["malapposed_bias_mm"] = bands(mal, (-math.inf, math.inf))["bias_mm"].iloc[0]
+    return rows
+
+
+def apposition_markdown(rows: dict[str, dict]) -> str:
+    out = [
+        "| view | strut F1 | malapposed found (k/n) | malapposition bias (LoA) mm "
+        "| bias at malapposed struts mm |",
+        "|---|---|---|---|---|",
+    ]
+    for view, r in rows.items():
+        k, n = r.get("malapposed_found"), r.get("malapposed_n_manual")
+        out.append(
+            f"| {VIEWS[view]} | {fmt(r['strut_f1'], 3)} | {fmt(k)}/{fmt(n)} "
+            f"| {loa(r['malapposition_distance'], 3)} | {r['malapposed_bias_mm']:+.3f} |"
+        )
+    return "\n".join(out) + "\n"
 
 
 def count(auto_dir: str | Path, first_frame: int = 0) -> dict[str, list[int]]:
@@ -156,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", required=True)
     b.add_argument("--size", type=int, default=768)
     b.add_argument("--colour", default="sepia", choices=("sepia", "grey"))
+    b.add_argument("--one-control", action="store_true", help="one control 'none' for all draws")
+    m = sub.add_parser("apposition", help="malapposition: struts' effect vs the lumen's own")
+    m.add_argument("probe_dir")
+    m.add_argument("auto_dir", help="infer.py on the probe's inputs")
+    m.add_argument("--work", required=True, help="evaluate.py outputs go here")
+    m.add_argument("--out", help="write the table (Markdown) and rows (JSON beside it) here")
     c = sub.add_parser("count", help="frames with calcium in an infer.py output")
     c.add_argument("auto_dir")
     c.add_argument("--first-frame", type=int, default=0, help="added to every frame index")
@@ -172,8 +298,23 @@ def main(argv: list[str] | None = None) -> int:
         figure(a.probe_dir, dict(a.auto), a.name, a.frames, a.png, a.first_frame)
         return 0
     if a.cmd == "build":
-        for path in build(a.real_dir, dict(a.draws), a.out, size=a.size, colour=a.colour):
-            print(path)
+        made = build(
+            a.real_dir,
+            dict(a.draws),
+            a.out,
+            size=a.size,
+            colour=a.colour,
+            one_control=a.one_control,
+        )
+        print(*made, sep="\n")
+        return 0
+    if a.cmd == "apposition":
+        rows = apposition(a.probe_dir, a.auto_dir, a.work)
+        table = apposition_markdown(rows)
+        print(table)
+        if a.out:
+            atomic.write_text(a.out, table)
+            atomic.write_json(Path(a.out).with_suffix(".json"), rows)
         return 0
     found = count(a.auto_dir, a.first_frame)
     for pid, frames in found.items():

@@ -79,3 +79,46 @@ def test_table_counts_found_frames_and_their_dice(tmp_path):
     pd.DataFrame(rows, columns=cols).to_csv(tmp_path / "segmentation_frames.csv", index=False)
     t = lp.table(tmp_path)
     assert t.loc["a"].tolist() == [2, 1, 0.4] and t.loc["b"].tolist() == [1, 1, 0.6]
+    thick = [("a", 0, 0.3, 1.0), ("a", 1, None, 1.0), ("a", 2, 0.5, 0.9)]
+    cols = ["pullback_id", "frame", "auto_calcium_max_thickness_mm"]
+    cols.append("manual_calcium_max_thickness_mm")
+    pd.DataFrame(thick, columns=cols).to_csv(tmp_path / "frames_matched.csv", index=False)
+    t = lp.table(tmp_path)  # a thick lesion read thin on the two frames measured on both sides
+    assert t.loc["a", "thick_n"] == 2 and t.loc["b", "thick_n"] == 0
+    assert t.loc["a", "thick_bias_mm"] == pytest.approx(-0.55, abs=1e-9)
+    assert t.loc["a", "thick_true_mm"] == pytest.approx(0.95, abs=1e-9)
+    assert np.isnan(t.loc["b", "thick_bias_mm"])
+
+
+def test_figure_outlines_the_true_and_the_found_calcium(probe, tmp_path):
+    from octseg.core.classes import CALCIUM
+    from octseg.io.labels import save_labels
+
+    root, _ = probe
+    out, auto = root / "out", tmp_path / "auto"
+    for name in ("as-drawn", "dark"):  # found: the truth on as-drawn, nothing on dark
+        lf = load_labels(out / "manual" / name / "labels.npz")
+        if name == "dark":
+            lf.labels[lf.labels == CALCIUM] = 0
+        (auto / name).mkdir(parents=True)
+        save_labels(auto / name / "labels.npz", lf)
+    png = tmp_path / "f.png"
+    args = ["figure", str(out), str(auto), str(png), "--variants", "as-drawn", "dark"]
+    assert lp.main(args) == 0
+    px = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    left, right = px[:, : px.shape[1] // 2], px[:, px.shape[1] // 2 :]
+
+    def yellow(a):
+        return ((a[..., 0] > 150) & (a[..., 1] > 150) & (a[..., 2] < 90)).sum()
+
+    def red(a):
+        return ((a[..., 0] - a[..., 1] > 80) & (a[..., 0] - a[..., 2] > 80)).sum()
+
+    assert red(right) > 20 and yellow(right) == 0  # truth outlined, nothing found
+    assert yellow(left) > 20  # found drawn over the truth on as-drawn
+    with pytest.raises(InputError, match="no calcium to show"):
+        lf = load_labels(out / "manual" / "dark" / "labels.npz")
+        lf.labels[lf.labels == CALCIUM] = 0
+        (tmp_path / "o2" / "manual" / "x").mkdir(parents=True)
+        save_labels(tmp_path / "o2" / "manual" / "x" / "labels.npz", lf)
+        lp.figure(tmp_path / "o2", auto, ["x"], tmp_path / "g.png")

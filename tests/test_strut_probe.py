@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -93,3 +93,84 @@ def test_figure_shows_the_control_and_the_stent_only_frames(probe):
     px = np.asarray(img.convert("RGB")).astype(int)
     red = (px[..., 0] - px[..., 1] > 80) & (px[..., 0] - px[..., 2] > 80)  # grey panels
     assert red[:, px.shape[1] // 2 :].sum() > 20 and red[:, : px.shape[1] // 2].sum() == 0
+
+
+@pytest.fixture(scope="module")
+def malapposed_probe(tmp_path_factory):
+    """A stent whose struts stand off the wall by up to 0.4 mm over most of its circumference,
+    with one control for all draws; infer.py-like outputs: the truth itself for the stent-only
+    export, the truth with the lumen eroded by two pixels for the control."""
+    from scipy import ndimage
+
+    from octseg.core.classes import LUMEN
+    from octseg.io.labels import load_labels, save_labels
+
+    root = tmp_path_factory.mktemp("apposition")
+    real_block(root / "real")
+    stent = draw.Stent(0, 3, n_struts=6, mal_center_deg=0.0, mal_arc_deg=300.0, mal_stop=3)
+    params = root / "params.json"
+    params.write_text(json.dumps({"stent": asdict(replace(stent, malapposition_mm=0.4))}))
+    made = strut_probe.build(
+        root / "real", {"dA": params}, root / "out", size=300, colour="grey", one_control=True
+    )
+    auto = root / "auto"
+    for pid in ("dA-stent", "none"):
+        (auto / pid).mkdir(parents=True)
+        lf = load_labels(root / "out/manual" / pid / "labels.npz")
+        if pid == "none":
+            lumen = np.stack([ndimage.binary_erosion(f == LUMEN, iterations=2) for f in lf.labels])
+            lf = replace(
+                lf, labels=np.where(lumen, LUMEN, np.where(lf.labels == LUMEN, 0, lf.labels))
+            )
+        save_labels(auto / pid / "labels.npz", lf)
+    return root, made
+
+
+def test_one_control_serves_every_draw(malapposed_probe):
+    _, made = malapposed_probe
+    assert [p.name for p in made] == ["dA-stent", "none"]
+
+
+def test_swap_puts_the_true_struts_on_the_controls_lumen(malapposed_probe, tmp_path):
+    from octseg.core.classes import LUMEN, STRUT
+    from octseg.io.labels import load_labels, save_labels
+
+    root, _ = malapposed_probe
+    assert strut_probe.swap(root / "out", root / "auto", tmp_path / "s") == ["dA-stent"]
+    got = load_labels(tmp_path / "s/dA-stent/labels.npz").labels
+    truth = load_labels(root / "out/manual/dA-stent/labels.npz").labels
+    control = load_labels(root / "auto/none/labels.npz").labels
+    assert np.array_equal(got == STRUT, truth == STRUT) and (truth == STRUT).any()
+    off = truth != STRUT
+    assert np.array_equal(got[off], control[off])
+    # a strut the model found in the control is lumen there; a control of another size is refused
+    lf = load_labels(root / "auto/none/labels.npz")
+    spurious = lf.labels.copy()
+    spurious[0, 150, 150] = STRUT
+    other = tmp_path / "auto2"
+    (other / "none").mkdir(parents=True)
+    save_labels(other / "none/labels.npz", replace(lf, labels=spurious))
+    strut_probe.swap(root / "out", other, tmp_path / "s2")
+    got2 = load_labels(tmp_path / "s2/dA-stent/labels.npz").labels
+    assert got2[0, 150, 150] == (STRUT if truth[0, 150, 150] == STRUT else LUMEN)
+    save_labels(other / "none/labels.npz", replace(lf, labels=lf.labels[:, :200, :200]))
+    with pytest.raises(InputError, match="differ in shape"):
+        strut_probe.swap(root / "out", other, tmp_path / "s3")
+    with pytest.raises(InputError, match="no dA-none/ or none/"):
+        strut_probe.swap(root / "out", tmp_path / "empty", tmp_path / "s4")
+
+
+def test_apposition_separates_the_lumens_short_read(malapposed_probe, tmp_path):
+    root, _ = malapposed_probe
+    out = tmp_path / "r.md"
+    args = ["apposition", str(root / "out"), str(root / "auto"), "--work", str(tmp_path / "w")]
+    assert strut_probe.main([*args, "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())
+    n = rows["truth"]["malapposed_n_manual"]
+    assert n >= 3
+    for view in ("stent", "truth"):  # the truth label maps, measured: as the truth tables
+        assert rows[view]["malapposed_found"] == n
+        assert abs(rows[view]["malapposed_bias_mm"]) < 0.01
+    # the control's lumen lies two pixels (~0.03 mm) inside the truth: malapposition read short
+    assert -0.06 < rows["control"]["malapposed_bias_mm"] < -0.01
+    assert "nothing inserted" in out.read_text()
