@@ -183,6 +183,14 @@ def _lipid_lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
     return out
 
 
+def in_stent(frame: Any, stent: Any) -> bool:
+    """Whether ``frame`` lies in the pullback's stented segment (the summary's ``stent``, None
+    when there is none). Struts outside it are not a stent's: a lone strut per frame is most
+    often a bright edge the model took for one (a calcified nodule's rim, for instance), and the
+    summary's malapposition counts only the segment's struts."""
+    return bool(stent) and int(stent["start_frame"]) <= int(frame) <= int(stent["end_frame"])
+
+
 def _stent(rows: list[Row], struts: list[Row], fs: float, s: Any) -> dict[str, Any] | None:
     """The stent (one per pullback: the longest stented segment), None without one."""
     frames = [int(r["frame"]) for r in rows]

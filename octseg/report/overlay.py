@@ -24,7 +24,7 @@ import torch
 from octseg.core import atomic
 from octseg.core.classes import CALCIUM, FIBROUS_CAP, LIPID, LUMEN, STRUT
 from octseg.core.polar import polar_to_cartesian
-from octseg.geometry.summary import _num
+from octseg.geometry.summary import _num, in_stent
 
 LUMEN_COLOR = "#00e5ff"
 CALCIUM_COLOR = "#ff9f1c"
@@ -49,7 +49,8 @@ def choose_frames(
     _add_pick(picks, _argmax(frames, "calcium_arc_deg"), "max calcium arc")
     stent = summary.get("stent") or {}
     _add_pick(picks, stent.get("msa_frame"), "MSA")
-    mal = _argmax(frames, "max_malapposition_mm", require="n_malapposed")
+    stented = [r for r in frames if in_stent(r["frame"], summary.get("stent"))]
+    mal = _argmax(stented, "max_malapposition_mm", require="n_malapposed")
     _add_pick(picks, mal, "max malapposition")
     _add_pick(picks, *_thinnest_cap(summary))
     if not picks and available:

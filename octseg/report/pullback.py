@@ -20,7 +20,7 @@ import numpy as np
 
 from octseg import __version__
 from octseg.core import atomic
-from octseg.geometry.summary import _num
+from octseg.geometry.summary import _num, in_stent
 
 RISK_TEXT = {
     "arc_gt_270": "arc > 270°",
@@ -66,7 +66,7 @@ def longitudinal_png(
     _lumen_panel(axes[0], pos, lumen, summary.get("lumen") or {}, fs)
     _calcium_panel(axes[1], pos, _series(frames, "calcium_arc_deg"), lesions, fs)
     _stent_panel(axes[2], pos, lumen, _series(frames, "stent_area_mm2"), st, fs)
-    _strut_panel(axes[3], struts, fs, malapposition_threshold_mm)
+    _strut_panel(axes[3], struts, fs, malapposition_threshold_mm, st)
     if n_panels == 5:
         _lipid_panel(axes[4], pos, lipid, frames)
         axes[4].set_xlabel(axes[3].get_xlabel())
@@ -169,16 +169,32 @@ def _stent_panel(
 
 
 def _strut_panel(
-    ax: Any, struts: Sequence[Mapping[str, Any]], fs: float, threshold_mm: float | None
+    ax: Any,
+    struts: Sequence[Mapping[str, Any]],
+    fs: float,
+    threshold_mm: float | None,
+    st: Mapping[str, Any] | None = None,
 ) -> None:
-    """Every strut's distance to the lumen contour, malapposed ones red."""
+    """Every strut's distance to the lumen contour: in the stented segment malapposed ones red,
+    outside it (not a stent's, :func:`octseg.geometry.summary.in_stent`) hollow grey."""
     if struts:
         sp = np.array([int(s["frame"]) * fs for s in struts], dtype=float)
         sd = np.array([_num(s.get("distance_mm")) or 0.0 for s in struts], dtype=float)
         mal = np.array([bool(int(s.get("malapposed") or 0)) for s in struts])
-        ax.scatter(sp[~mal], sd[~mal], s=5, color="#7f7f7f", alpha=0.6, lw=0, label="apposed")
-        ax.scatter(sp[mal], sd[mal], s=12, color="#d62728", lw=0, label="malapposed")
-        ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
+        inside = np.array([in_stent(s["frame"], st) for s in struts])
+        out = f"outside the stent ({int((~inside).sum())}; not counted)"
+        groups = (
+            (
+                inside & ~mal,
+                {"s": 5, "color": "#7f7f7f", "alpha": 0.6, "lw": 0, "label": "apposed"},
+            ),
+            (inside & mal, {"s": 12, "color": "#d62728", "lw": 0, "label": "malapposed"}),
+            (~inside, {"s": 14, "facecolors": "none", "edgecolors": "#9a9a9a", "label": out}),
+        )
+        for keep, style in groups:
+            if keep.any():
+                ax.scatter(sp[keep], sd[keep], **style)
+        ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=3)
     else:
         ax.text(
             0.5,

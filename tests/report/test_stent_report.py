@@ -1,0 +1,61 @@
+"""Struts outside the stented segment in the pullback report: drawn apart, never picked as the
+frame of maximum malapposition (a lone 'strut' per frame is most often a bright edge, e.g. a
+calcified nodule's rim, and the summary's malapposition counts only the segment's struts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from octseg.geometry.summary import in_stent
+from octseg.report.overlay import choose_frames
+from octseg.report.pullback import _strut_panel
+
+STENT = {"start_frame": 2, "end_frame": 8}
+
+
+def test_in_stent_is_the_summary_segment_inclusive():
+    assert [in_stent(f, STENT) for f in (1, 2, 8, 9)] == [False, True, True, False]
+    assert not in_stent(3, None) and not in_stent(3, {})
+
+
+def _frames(malapposed_at):
+    return [
+        {
+            "frame": f,
+            "lumen_area_mm2": 5.0,
+            "n_malapposed": int(f in malapposed_at),
+            "max_malapposition_mm": 0.9 if f == 9 else 0.3,
+        }
+        for f in range(12)
+    ]
+
+
+def test_the_max_malapposition_frame_is_picked_inside_the_stent_only():
+    frames = _frames({5, 9})  # frame 9 (outside) reads the larger distance
+    with_stent = choose_frames(frames, {"stent": STENT})
+    assert (5, "max malapposition") in with_stent
+    assert all(f != 9 for f, _ in with_stent)
+    # a native vessel: struts the model called on a nodule's rim make no malapposition pick
+    assert all("malapposition" not in why for _, why in choose_frames(frames, {"stent": None}))
+
+
+@pytest.mark.parametrize("stent", [STENT, None])
+def test_strut_panel_draws_struts_outside_the_stent_apart(stent):
+    from matplotlib.figure import Figure
+
+    struts = [
+        {"frame": 3, "distance_mm": 0.0, "malapposed": 0},
+        {"frame": 4, "distance_mm": 0.3, "malapposed": 1},
+        {"frame": 10, "distance_mm": 0.4, "malapposed": 1},  # outside the segment
+    ]
+    ax = Figure().subplots()
+    _strut_panel(ax, struts, 0.2, 0.09, stent)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    points = {lab: c.get_offsets().tolist() for lab, c in zip(labels, ax.collections, strict=True)}
+    if stent:
+        assert labels == ["apposed", "malapposed", "outside the stent (1; not counted)"]
+        assert points["malapposed"] == [[pytest.approx(0.8), 0.3]]
+        assert points["outside the stent (1; not counted)"] == [[pytest.approx(2.0), 0.4]]
+    else:  # no stent: every strut is outside it, none drawn as malapposed
+        assert labels == ["outside the stent (3; not counted)"]
+        assert len(points[labels[0]]) == 3
