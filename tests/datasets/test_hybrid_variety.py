@@ -921,3 +921,32 @@ def test_far_wall_share_centres_lesions_there_from_its_own_stream(tmp_path):
     assert moved > 0
     for key in ("lipid_lesions", "branches"):
         assert p0[key] == p1[key]
+
+
+def test_far_wall_nodule_share_centres_only_nodules_from_a_stream_of_their_own(tmp_path):
+    import json
+
+    real = _stand_in_real(tmp_path)
+    labels = load_labels(real / "labels.npz").labels
+    got = {}
+    for name, mix in (
+        ("n", draw.LesionMix(nodule_share=1.0)),
+        ("nf", draw.LesionMix(nodule_share=1.0, far_wall_nodule_share=1.0)),
+    ):
+        cohort.hybrid_from_real(real, tmp_path / name, seed=2, mix=mix)
+        got[name] = json.loads((tmp_path / name / "params.json").read_text())
+    assert got["nf"]["far_wall_nodule_share"] == 1.0
+    moved = 0
+    for a, b in zip(got["n"]["lesions"], got["nf"]["lesions"], strict=True):
+        centre0, centre1 = a.pop("center_deg"), b.pop("center_deg")
+        assert not a.pop("far_wall") and b.pop("far_wall") == (b["kind"] == "nodule")
+        assert a == b  # every other draw as without the share
+        if b["kind"] != "nodule":
+            assert centre1 == centre0
+            continue
+        mid = (b["start"] + b["stop"] - 1) // 2
+        far = draw.farthest_wall_deg(lumen_geometry(labels[mid], PS))
+        at_mid = centre1 + b["drift_deg_per_frame"] * (mid - b["start"])
+        assert abs((at_mid - far + 180) % 360 - 180) <= draw.FAR_WALL_JITTER_DEG + 1e-6
+        moved += 1
+    assert moved > 0

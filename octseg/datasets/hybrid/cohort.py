@@ -439,7 +439,14 @@ def hybrid_from_real(
     make_nodules(lesions, seed, mix.nodule_share)
     add_media(lesions, seed, mix.media_share)
     make_past_field(lesions, seed, mix.past_field_share)
-    make_far_wall(lesions, seed, mix.far_wall_share, lf.labels, pb.pixel_spacing_mm)
+    make_far_wall(
+        lesions,
+        seed,
+        mix.far_wall_share,
+        lf.labels,
+        pb.pixel_spacing_mm,
+        mix.far_wall_nodule_share,
+    )
     vasa = draw_vasa(seed, pb.n_frames, mix.vasa_share)
     stent = draw_stent(rng, pb.n_frames)
     lipids, branches = draw_distractors(rng, pb.n_frames, lesions)
@@ -676,6 +683,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="share of the training lesions (not nodules) centred on the wall farthest from the "
         "catheter (with --past-field-share they may run past the field there; the val hybrids "
         "keep the default draw)",
+    )
+    b.add_argument(
+        "--far-wall-nodule-share",
+        type=_share,
+        default=0.0,
+        help="share of the training nodules centred on the wall farthest from the catheter "
+        "(--far-wall-share leaves nodules where they are; the val hybrids keep the default draw)",
     )
     b.add_argument(
         "--malapposition-share",

@@ -220,7 +220,9 @@ class LesionMix:
     its own; the default builds keep every lesion inside the field, so little calcium lies at a
     far wall), and ``far_wall_share`` of the lesions (not nodules) centred on the wall farthest
     from the catheter (:func:`make_far_wall`: a stream of its own; the default draw centres
-    lesions uniformly in angle). The faint and thin shares cost one more random
+    lesions uniformly in angle), and ``far_wall_nodule_share`` of the nodules centred there too
+    (a stream of its own again, so the other lesions stay where ``far_wall_share`` put them).
+    The faint and thin shares cost one more random
     draw per lesion only when they are > 0, so default builds keep their draws."""
 
     faint_share: float = 0.0
@@ -233,6 +235,7 @@ class LesionMix:
     malapposition_share: float = 0.0
     past_field_share: float = 0.0
     far_wall_share: float = 0.0
+    far_wall_nodule_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (f.name for f in fields(self)):
@@ -342,7 +345,12 @@ FAR_WALL_JITTER_DEG = 15.0  # a far-wall lesion's centre: the farthest wall +- t
 
 
 def make_far_wall(
-    lesions: list[CalciumLesion], seed: int, share: float, labels: np.ndarray, ps: float
+    lesions: list[CalciumLesion],
+    seed: int,
+    share: float,
+    labels: np.ndarray,
+    ps: float,
+    nodule_share: float = 0.0,
 ) -> None:
     """Centre ``share`` of the ``lesions`` (not nodules) on the wall farthest from the catheter
     (``far_wall``), chosen from a random stream of their own: at the lesion's middle frame of
@@ -351,21 +359,29 @@ def make_far_wall(
     lesion passes that wall at its middle. Every other draw stays that of a build without the
     share. Eccentric catheters put much calcium there (2.4-3.2 mm from the catheter: 32% of the
     held-out truth's calcium, 20% of a default training build's). A fine-tune on such a build
-    was not better on the held-out hybrids (docs/calcium_candidates.md, thirty-second session)."""
-    if share <= 0:
+    was not better on the held-out hybrids (docs/calcium_candidates.md, thirty-second session).
+    ``nodule_share`` of the nodules are centred there the same way, from a stream of their own
+    (``[seed, 9]``): a calcified nodule reaching 2.8-3.2 mm from the catheter is read as a
+    sliver where the same nodule near the catheter is read whole (forty-fifth session)."""
+    for stream, p, nodules in ((8, share, False), (9, nodule_share, True)):
+        if p <= 0:
+            continue
+        rng = np.random.default_rng([seed, stream])
+        for les in lesions:
+            chosen, jitter = rng.uniform() < p, rng.uniform(-1, 1) * FAR_WALL_JITTER_DEG
+            if chosen and (les.kind == "nodule") == nodules:
+                _centre_on_far_wall(les, jitter, labels, ps)
+
+
+def _centre_on_far_wall(les: CalciumLesion, jitter: float, labels: np.ndarray, ps: float) -> None:
+    """Centre ``les`` on the farthest wall of its middle frame (+ ``jitter`` degrees)."""
+    mid = (les.start + les.stop - 1) // 2
+    try:
+        far = farthest_wall_deg(lumen_geometry(labels[mid], ps))
+    except ValueError:  # no lumen in that frame: the lesion keeps its centre
         return
-    rng = np.random.default_rng([seed, 8])
-    for les in lesions:
-        chosen, jitter = rng.uniform() < share, rng.uniform(-1, 1) * FAR_WALL_JITTER_DEG
-        if not chosen or les.kind == "nodule":
-            continue
-        mid = (les.start + les.stop - 1) // 2
-        try:
-            far = farthest_wall_deg(lumen_geometry(labels[mid], ps))
-        except ValueError:  # no lumen in that frame: the lesion keeps its centre
-            continue
-        les.center_deg = (far + jitter - les.drift_deg_per_frame * (mid - les.start)) % 360
-        les.far_wall = True
+    les.center_deg = (far + jitter - les.drift_deg_per_frame * (mid - les.start)) % 360
+    les.far_wall = True
 
 
 def farthest_wall_deg(g: LumenGeometry) -> float:
