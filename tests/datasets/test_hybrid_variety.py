@@ -901,16 +901,17 @@ def test_farthest_wall_is_the_lumen_point_farthest_from_the_catheter():
     assert abs(wrap_pi(phi - away)) < math.radians(45)  # the side away from the catheter
 
 
-def test_far_wall_share_centres_lesions_there_from_its_own_stream(tmp_path):
-    p0, p1, real = _params_without_and_with(tmp_path, "far_wall_share")
-    assert p1["far_wall_share"] == 1.0
-    labels = load_labels(real / "labels.npz").labels
+def _moved_to_far_wall(before: list, after: list, labels, nodules: bool) -> int:
+    """Asserts that of the lesions ``after`` exactly the nodules (``nodules``) or exactly the
+    others were centred on their middle frame's farthest wall, and that nothing else changed
+    from ``before``; returns how many moved."""
     moved = 0
-    for a, b in zip(p0["lesions"], p1["lesions"], strict=True):
-        assert not a.pop("far_wall") and b.pop("far_wall") == (b["kind"] != "nodule")
+    for a, b in zip(before, after, strict=True):
         centre0, centre1 = a.pop("center_deg"), b.pop("center_deg")
+        chosen = (b["kind"] == "nodule") == nodules
+        assert not a.pop("far_wall") and b.pop("far_wall") == chosen
         assert a == b  # every other draw as without the share
-        if b["kind"] == "nodule":
+        if not chosen:
             assert centre1 == centre0
             continue
         mid = (b["start"] + b["stop"] - 1) // 2
@@ -918,7 +919,14 @@ def test_far_wall_share_centres_lesions_there_from_its_own_stream(tmp_path):
         at_mid = centre1 + b["drift_deg_per_frame"] * (mid - b["start"])
         assert abs((at_mid - far + 180) % 360 - 180) <= draw.FAR_WALL_JITTER_DEG + 1e-6
         moved += 1
-    assert moved > 0
+    return moved
+
+
+def test_far_wall_share_centres_lesions_there_from_its_own_stream(tmp_path):
+    p0, p1, real = _params_without_and_with(tmp_path, "far_wall_share")
+    assert p1["far_wall_share"] == 1.0
+    labels = load_labels(real / "labels.npz").labels
+    assert _moved_to_far_wall(p0["lesions"], p1["lesions"], labels, nodules=False) > 0
     for key in ("lipid_lesions", "branches"):
         assert p0[key] == p1[key]
 
@@ -936,17 +944,4 @@ def test_far_wall_nodule_share_centres_only_nodules_from_a_stream_of_their_own(t
         cohort.hybrid_from_real(real, tmp_path / name, seed=2, mix=mix)
         got[name] = json.loads((tmp_path / name / "params.json").read_text())
     assert got["nf"]["far_wall_nodule_share"] == 1.0
-    moved = 0
-    for a, b in zip(got["n"]["lesions"], got["nf"]["lesions"], strict=True):
-        centre0, centre1 = a.pop("center_deg"), b.pop("center_deg")
-        assert not a.pop("far_wall") and b.pop("far_wall") == (b["kind"] == "nodule")
-        assert a == b  # every other draw as without the share
-        if b["kind"] != "nodule":
-            assert centre1 == centre0
-            continue
-        mid = (b["start"] + b["stop"] - 1) // 2
-        far = draw.farthest_wall_deg(lumen_geometry(labels[mid], PS))
-        at_mid = centre1 + b["drift_deg_per_frame"] * (mid - b["start"])
-        assert abs((at_mid - far + 180) % 360 - 180) <= draw.FAR_WALL_JITTER_DEG + 1e-6
-        moved += 1
-    assert moved > 0
+    assert _moved_to_far_wall(got["n"]["lesions"], got["nf"]["lesions"], labels, nodules=True) > 0
