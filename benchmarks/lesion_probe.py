@@ -134,7 +134,11 @@ def _panel(ax, out: Path, auto: Path, name: str, half: int) -> None:
     t = truth.labels[f] == CALCIUM
     if not t.any():
         raise InputError(out / "manual" / name, "the truth has no calcium to show")
-    a = load_labels(auto / name / "labels.npz").labels[f] == CALCIUM
+    found = load_labels(auto / name / "labels.npz")
+    at = np.nonzero(found.frames == truth.frames[f])[0]
+    if not len(at):
+        raise InputError(auto / name, f"no label frame {int(truth.frames[f])} to show")
+    a = found.labels[int(at[0])] == CALCIUM
     ys, xs = np.nonzero(t)
     cy, cx = int(ys.mean()), int(xs.mean())
     win = (slice(max(cy - half, 0), cy + half), slice(max(cx - half, 0), cx + half))

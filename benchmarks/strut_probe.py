@@ -41,6 +41,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,21 @@ def _control_of(auto_dir: Path, name: str) -> Path:
     raise InputError(auto_dir, f"no {name}-none/ or none/ labels.npz: run infer.py on the probe")
 
 
+def _check_same_grid(control: Any, truth: Any, auto_dir: Path, name: str) -> None:
+    """The control's and ``name``'s label maps must cover the same frames on the same pixels."""
+    same = (
+        control.labels.shape == truth.labels.shape
+        and np.array_equal(control.frames, truth.frames)
+        and math.isclose(control.pixel_spacing_mm, truth.pixel_spacing_mm, rel_tol=1e-6)
+    )
+    if not same:
+        raise InputError(
+            auto_dir,
+            f"control {control.labels.shape} and {name} {truth.labels.shape} label maps differ "
+            "in shape, frames or pixel spacing: not the same probe",
+        )
+
+
 def swap(probe_dir: str | Path, auto_dir: str | Path, out: str | Path) -> list[str]:
     """For every ``NAME-stent`` of ``probe_dir/manual``: ``out/NAME-stent/labels.npz``, the
     label map ``infer.py`` wrote for the control (nothing inserted, :func:`_control_of`) with the
@@ -134,12 +150,7 @@ def swap(probe_dir: str | Path, auto_dir: str | Path, out: str | Path) -> list[s
         name = truth_dir.name.removesuffix("-stent")
         truth = load_labels(truth_dir / "labels.npz")
         control = load_labels(_control_of(auto_dir, name) / "labels.npz")
-        if control.labels.shape != truth.labels.shape:
-            raise InputError(
-                auto_dir,
-                f"control {control.labels.shape} and {truth_dir.name} "
-                f"{truth.labels.shape} label maps differ in shape: not the same probe",
-            )
+        _check_same_grid(control, truth, auto_dir, truth_dir.name)
         lab = control.labels.copy()
         lab[lab == STRUT] = LUMEN
         lab[truth.labels == STRUT] = STRUT
@@ -173,23 +184,31 @@ def apposition(probe_dir: str | Path, auto_dir: str | Path, work: str | Path) ->
     for pid in ids:
         (truth / pid).mkdir(parents=True, exist_ok=True)
         link = truth / pid / "labels.npz"
-        if not link.exists():
-            os.symlink((manual / pid / "labels.npz").resolve(), link)
+        link.unlink(missing_ok=True)  # a reused work folder measures this probe's truth
+        os.symlink((manual / pid / "labels.npz").resolve(), link)
     rows = {}
     for view, auto in (("stent", Path(auto_dir)), ("control", Path(swap_dir)), ("truth", truth)):
         with tempfile.TemporaryDirectory() as tmp:
             f = linked(ids, {"auto": auto, "manual": manual}, Path(tmp))
             rows[view] = row_from_metrics(evaluate(f["auto"], f["manual"], work / view))
-        pairs = pd.read_csv(work / view / "struts_matched.csv")
-        mal = pairs[pairs["manual_malapposed"].astype(bool)]
-        rows[view]["malapposed_bias_mm"] = bands(mal, (-math.inf, math.inf))["bias_mm"].iloc[0]
+        rows[view]["malapposed_bias_mm"] = _malapposed_bias(work / view / "struts_matched.csv")
     return rows
 
 
+def _malapposed_bias(matched_csv: Path) -> float:
+    """Mean auto - manual distance over the matched, truly malapposed struts (NaN if none);
+    strut-only rows (blank manual side) are not malapposed ones."""
+    pairs = pd.read_csv(matched_csv)
+    mal = pairs[pairs["manual_malapposed"].fillna(0).astype(bool)]
+    out = bands(mal, (-math.inf, math.inf))["bias_mm"]
+    return float(out.iloc[0]) if len(out) else math.nan
+
+
 def apposition_markdown(rows: dict[str, dict]) -> str:
+    """:func:`apposition`'s rows as a Markdown table, one row per view."""
     out = [
-        "| view | strut F1 | malapposed found (k/n) | malapposition bias (LoA) mm "
-        "| bias at malapposed struts mm |",
+        "| view | strut F1 | malapposed found (k/n) | strut distance bias (LoA), all matched "
+        "struts, mm | bias at malapposed struts mm |",
         "|---|---|---|---|---|",
     ]
     for view, r in rows.items():

@@ -98,8 +98,9 @@ def test_figure_shows_the_control_and_the_stent_only_frames(probe):
 @pytest.fixture(scope="module")
 def malapposed_probe(tmp_path_factory):
     """A stent whose struts stand off the wall by up to 0.4 mm over most of its circumference,
-    with one control for all draws; infer.py-like outputs: the truth itself for the stent-only
-    export, the truth with the lumen eroded by two pixels for the control."""
+    with one control for all draws; infer.py-like outputs: the truth with one spurious strut in
+    the lumen for the stent-only export, the truth with the lumen eroded by two pixels for the
+    control."""
     from scipy import ndimage
 
     from octseg.core.classes import LUMEN
@@ -122,8 +123,24 @@ def malapposed_probe(tmp_path_factory):
             lf = replace(
                 lf, labels=np.where(lumen, LUMEN, np.where(lf.labels == LUMEN, 0, lf.labels))
             )
+        else:
+            lf = replace(lf, labels=_with_spurious_strut(lf.labels))
         save_labels(auto / pid / "labels.npz", lf)
     return root, made
+
+
+def _with_spurious_strut(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with a 3x3 strut in frame 0's lumen, 30+ pixels from every true strut."""
+    from scipy import ndimage
+
+    from octseg.core.classes import LUMEN, STRUT
+
+    out = labels.copy()
+    far = ndimage.distance_transform_edt(out[0] != STRUT) > 30
+    inner = ndimage.binary_erosion(out[0] == LUMEN, iterations=12)
+    y, x = np.argwhere(far & inner)[0]
+    out[0, y - 1 : y + 2, x - 1 : x + 2] = STRUT
+    return out
 
 
 def test_one_control_serves_every_draw(malapposed_probe):
@@ -146,13 +163,14 @@ def test_swap_puts_the_true_struts_on_the_controls_lumen(malapposed_probe, tmp_p
     # a strut the model found in the control is lumen there; a control of another size is refused
     lf = load_labels(root / "auto/none/labels.npz")
     spurious = lf.labels.copy()
+    assert truth[0, 150, 150] != STRUT
     spurious[0, 150, 150] = STRUT
     other = tmp_path / "auto2"
     (other / "none").mkdir(parents=True)
     save_labels(other / "none/labels.npz", replace(lf, labels=spurious))
     strut_probe.swap(root / "out", other, tmp_path / "s2")
     got2 = load_labels(tmp_path / "s2/dA-stent/labels.npz").labels
-    assert got2[0, 150, 150] == (STRUT if truth[0, 150, 150] == STRUT else LUMEN)
+    assert got2[0, 150, 150] == LUMEN
     save_labels(other / "none/labels.npz", replace(lf, labels=lf.labels[:, :200, :200]))
     with pytest.raises(InputError, match="differ in shape"):
         strut_probe.swap(root / "out", other, tmp_path / "s3")
@@ -170,7 +188,9 @@ def test_apposition_separates_the_lumens_short_read(malapposed_probe, tmp_path):
     assert n >= 3
     for view in ("stent", "truth"):  # the truth label maps, measured: as the truth tables
         assert rows[view]["malapposed_found"] == n
-        assert abs(rows[view]["malapposed_bias_mm"]) < 0.01
+        assert abs(rows[view]["malapposed_bias_mm"]) < 0.01  # the spurious strut is not one
+    assert rows["stent"]["strut_f1"] < 1.0 == rows["truth"]["strut_f1"]
+    assert rows["control"]["malapposed_found"] == n  # 0.03 mm short of 0.2-0.4 mm: all found
     # the control's lumen lies two pixels (~0.03 mm) inside the truth: malapposition read short
     assert -0.06 < rows["control"]["malapposed_bias_mm"] < -0.01
     assert "nothing inserted" in out.read_text()

@@ -185,9 +185,10 @@ def _lipid_lesions(rows: list[Row], fs: float, s: Any) -> list[dict[str, Any]]:
 
 def in_stent(frame: Any, stent: Any) -> bool:
     """Whether ``frame`` lies in the pullback's stented segment (the summary's ``stent``, None
-    when there is none). Struts outside it are not a stent's: a lone strut per frame is most
-    often a bright edge the model took for one (a calcified nodule's rim, for instance), and the
-    summary's malapposition counts only the segment's struts."""
+    when there is none; one per pullback, the longest run of frames with ``min_struts`` struts or
+    more). Its malapposition counts only the segment's struts. A lone strut per frame outside it
+    is most often a bright edge the model took for a strut (a calcified nodule's rim, for
+    instance); a second, shorter stent's struts lie outside it too."""
     return bool(stent) and int(stent["start_frame"]) <= int(frame) <= int(stent["end_frame"])
 
 

@@ -6,8 +6,10 @@ scale bar and the frame's key numbers.
 Polar inputs are scan-converted for display (octseg.core.polar); struts are drawn from the measured
 strut table (``x_mm``/``y_mm`` from the catheter centre), so the picture shows exactly what was
 measured. Default frames: the MLA frame, the frame of maximal calcium arc, the MSA frame, the
-frame of maximal malapposition and the frame of the thinnest fibrous cap (lipid tinted yellow,
-cap outlined magenta, the thinnest cap marked).
+frame of maximal malapposition within the stented segment and the frame of the thinnest fibrous
+cap (lipid tinted yellow, cap outlined magenta, the thinnest cap marked). On a frame outside the
+stented segment (:func:`octseg.geometry.summary.in_stent`) struts are drawn hollow grey, with no
+stent contour and no malapposition count: they are not a stent's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ CALCIUM_COLOR = "#ff9f1c"
 STENT_COLOR = "#39ff14"
 MALAPPOSED_COLOR = "#ff2d55"
 APPOSED_COLOR = "#ffffff"
+OUTSIDE_COLOR = "#9a9a9a"  # struts outside the stented segment: not a stent's
 LIPID_COLOR = "#ffe14d"
 CAP_COLOR = "#ff4dff"
 PNG_LEVEL = 3  # zlib level of the PNGs: on OCT images ~2.5x faster than 6, and no larger
@@ -150,8 +153,10 @@ def render_overlay(
     struts: Sequence[Mapping[str, Any]] = (),
     size: int = 512,
     min_struts: int = 3,
+    stented: bool = True,
 ) -> bytes:
-    """PNG bytes of one annotated Cartesian frame."""
+    """PNG bytes of one annotated Cartesian frame; ``stented``: whether the frame lies in the
+    pullback's stented segment (otherwise its struts are drawn as not a stent's)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -174,7 +179,7 @@ def render_overlay(
     _draw_lumen_calcium(ax, lab)
     plaque = _draw_plaque(ax, lab, ps, (cy, cx), row)
     if struts:
-        _draw_struts(ax, struts, row, ps, (cy, cx), min_struts)
+        _draw_struts(ax, struts, row, ps, (cy, cx), min_struts if stented else None)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
@@ -190,8 +195,9 @@ def render_overlay(
     fig.text(0.02, 0.965, title, color="white", fontsize=13, weight="bold", va="center")
     if reason:
         fig.text(0.98, 0.965, reason, color="#ffd166", fontsize=11, ha="right", va="center")
-    fig.text(0.02, 0.925, "   ".join(_key_numbers(row)), color="#dddddd", fontsize=10, va="center")
-    _legend(fig, plaque)
+    numbers = "   ".join(_key_numbers(row, stented))
+    fig.text(0.02, 0.925, numbers, color="#dddddd", fontsize=10, va="center")
+    _legend(fig, plaque, outside=bool(struts) and not stented)
     buf = io.BytesIO()
     fig.savefig(
         buf, format="png", dpi=dpi, facecolor="black", pil_kwargs={"compress_level": PNG_LEVEL}
@@ -219,13 +225,17 @@ def _draw_struts(
     row: Mapping[str, Any],
     ps: float,
     c: tuple[float, float],
-    min_struts: int,
+    min_struts: int | None,
 ) -> None:
     """Struts from the measurement table (offsets in mm from the catheter centre ``c``),
-    malapposed ones larger, and the stent contour through them about the lumen centroid."""
+    malapposed ones larger, and the stent contour through them about the lumen centroid;
+    ``min_struts`` None: a frame outside the stented segment, struts hollow grey alone."""
     cy, cx = c
     ys = np.array([float(s["y_mm"]) for s in struts]) / ps + cy
     xs = np.array([float(s["x_mm"]) for s in struts]) / ps + cx
+    if min_struts is None:
+        ax.scatter(xs, ys, s=30, facecolors="none", edgecolors=OUTSIDE_COLOR, lw=1.2, zorder=5)
+        return
     mal = np.array([bool(int(s.get("malapposed") or 0)) for s in struts])
     lc_y, lc_x = _num(row.get("lumen_centroid_y_mm")), _num(row.get("lumen_centroid_x_mm"))
     centre = np.array([cy + (lc_y or 0.0) / ps, cx + (lc_x or 0.0) / ps])
@@ -242,8 +252,9 @@ def _draw_struts(
         )
 
 
-def _key_numbers(row: Mapping[str, Any]) -> list[str]:
-    """The frame's key numbers for the header line."""
+def _key_numbers(row: Mapping[str, Any], stented: bool = True) -> list[str]:
+    """The frame's key numbers for the header line (stent and malapposition only on a frame of
+    the stented segment)."""
     parts = []
     la = _num(row.get("lumen_area_mm2"))
     if la is not None:
@@ -251,6 +262,9 @@ def _key_numbers(row: Mapping[str, Any]) -> list[str]:
     arc = _num(row.get("calcium_arc_deg"))
     if arc:
         parts.append(f"Ca arc {arc:.0f}°")
+    if not stented:
+        n = _num(row.get("n_struts"))
+        return parts + ([f"{int(n)} strut(s) outside the stent"] if n else []) + _plaque_text(row)
     sa = _num(row.get("stent_area_mm2"))
     if sa:
         parts.append(f"Stent {sa:.2f} mm²")
@@ -261,7 +275,7 @@ def _key_numbers(row: Mapping[str, Any]) -> list[str]:
     return parts + _plaque_text(row)
 
 
-def _legend(fig: Any, plaque: bool) -> None:
+def _legend(fig: Any, plaque: bool, outside: bool = False) -> None:
     from matplotlib.lines import Line2D
 
     handles = [
@@ -282,6 +296,12 @@ def _legend(fig: Any, plaque: bool) -> None:
             label="malapposed strut",
         ),
     ]
+    if outside:
+        handles.append(
+            Line2D(
+                [], [], marker="o", ls="", mfc="none", mec=OUTSIDE_COLOR, label="outside the stent"
+            )
+        )
     if plaque:
         handles.append(Line2D([], [], color=LIPID_COLOR, lw=4, label="lipid"))
         handles.append(Line2D([], [], color=CAP_COLOR, lw=2, label="fibrous cap"))
@@ -361,6 +381,7 @@ def overlay_jobs(
                 "frame_row": by_frame.get(frame),
                 "struts": [s for s in struts if int(s["frame"]) == frame],
                 "min_struts": min_struts,
+                "stented": in_stent(frame, summary.get("stent")),
             }
         )
     return jobs

@@ -173,7 +173,7 @@ def _strut_panel(
     struts: Sequence[Mapping[str, Any]],
     fs: float,
     threshold_mm: float | None,
-    st: Mapping[str, Any] | None = None,
+    st: Mapping[str, Any] | None,
 ) -> None:
     """Every strut's distance to the lumen contour: in the stented segment malapposed ones red,
     outside it (not a stent's, :func:`octseg.geometry.summary.in_stent`) hollow grey."""

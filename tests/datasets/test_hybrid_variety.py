@@ -944,4 +944,25 @@ def test_far_wall_nodule_share_centres_only_nodules_from_a_stream_of_their_own(t
         cohort.hybrid_from_real(real, tmp_path / name, seed=2, mix=mix)
         got[name] = json.loads((tmp_path / name / "params.json").read_text())
     assert got["nf"]["far_wall_nodule_share"] == 1.0
+    for key in ("lipid_lesions", "branches", "stent"):
+        assert got["n"][key] == got["nf"][key]
     assert _moved_to_far_wall(got["n"]["lesions"], got["nf"]["lesions"], labels, nodules=True) > 0
+
+
+def test_far_wall_nodule_share_leaves_the_far_wall_share_draws_as_they_were(tmp_path):
+    import json
+
+    real = _stand_in_real(tmp_path)
+    got = {}
+    for name, extra in (("f", {}), ("fn", {"far_wall_nodule_share": 1.0})):
+        mix = draw.LesionMix(nodule_share=0.3, far_wall_share=1.0, **extra)
+        cohort.hybrid_from_real(real, tmp_path / name, seed=2, mix=mix)
+        got[name] = json.loads((tmp_path / name / "params.json").read_text())
+    pairs = list(zip(got["f"]["lesions"], got["fn"]["lesions"], strict=True))
+    kinds = {b["kind"] for _, b in pairs}
+    assert {"nodule"} < kinds  # nodules and other lesions both drawn
+    for a, b in pairs:
+        if b["kind"] != "nodule":
+            assert a == b  # stream [seed, 8] as before: the same centres, the same flags
+        else:
+            assert b["far_wall"] and not a["far_wall"]

@@ -59,3 +59,57 @@ def test_strut_panel_draws_struts_outside_the_stent_apart(stent):
     else:  # no stent: every strut is outside it, none drawn as malapposed
         assert labels == ["outside the stent (3; not counted)"]
         assert len(points[labels[0]]) == 3
+
+
+def _overlay(stented: bool):
+    """An overlay of a disc lumen with eight struts on a 0.6 mm ring, the first three malapposed,
+    as pixels (RGB)."""
+    import io
+    import math
+
+    import numpy as np
+    from PIL import Image
+
+    from octseg.core.classes import LUMEN
+    from octseg.report.overlay import render_overlay
+
+    yy, xx = np.mgrid[:101, :101]
+    lab = np.where(np.hypot(yy - 50, xx - 50) <= 30, LUMEN, 0).astype(np.uint8)
+    struts = [
+        {"frame": 3, "x_mm": 0.6 * math.cos(t), "y_mm": 0.6 * math.sin(t), "malapposed": int(t < 2)}
+        for t in np.linspace(0, 6, 8)
+    ]
+    row = {"frame": 3, "lumen_area_mm2": 1.1, "n_struts": 8, "n_malapposed": 3}
+    png = render_overlay(
+        lab / 4.0, lab, space="cartesian", pixel_spacing_mm=0.02, frame_spacing_mm=0.2,
+        catheter_center=(50, 50), frame=3, frame_row=row | {"max_malapposition_mm": 0.2},
+        struts=struts, stented=stented,
+    )  # fmt: skip
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def test_overlay_outside_the_stent_draws_no_malapposed_strut():
+    red = {s: _overlay(s) for s in (True, False)}
+    mal = {  # MALAPPOSED_COLOR #ff2d55 in the image area (the legend's marker is below it)
+        s: ((px[..., 0] > 220) & (px[..., 1] < 90) & (80 < px[..., 2]) & (px[..., 2] < 120))[:560]
+        for s, px in red.items()
+    }
+    assert mal[True].sum() > 50 and mal[False].sum() == 0
+
+
+def test_overlay_jobs_mark_frames_outside_the_stent():
+    import numpy as np
+
+    from octseg.report.overlay import overlay_jobs
+
+    class Pullback:  # what overlay_jobs reads of a pullback
+        space, pixel_spacing_mm, frame_spacing_mm, catheter_center = "cartesian", 0.02, 0.2, None
+
+        def read(self, start, stop):
+            return np.zeros((stop - start, 8, 8), np.float32)
+
+    frames = _frames({5})
+    jobs = overlay_jobs(
+        Pullback(), np.zeros((12, 8, 8), np.uint8), frames, [], {"stent": STENT}, requested=[1, 5]
+    )
+    assert [(j["frame"], j["stented"]) for j in jobs] == [(1, False), (5, True)]

@@ -369,7 +369,7 @@ def make_far_wall(
         rng = np.random.default_rng([seed, stream])
         for les in lesions:
             chosen, jitter = rng.uniform() < p, rng.uniform(-1, 1) * FAR_WALL_JITTER_DEG
-            if chosen and (les.kind == "nodule") == nodules:
+            if chosen and (les.kind == "nodule") == nodules:  # this pass's kind only
                 _centre_on_far_wall(les, jitter, labels, ps)
 
 
