@@ -276,25 +276,13 @@ def _key_numbers(row: Mapping[str, Any], stented: bool = True) -> list[str]:
 
 
 def _legend(fig: Any, plaque: bool, outside: bool = False) -> None:
+    """The legend under the frame; ``outside``: a frame outside the stented segment, whose
+    struts are drawn hollow grey (no stent contour, no malapposed struts)."""
     from matplotlib.lines import Line2D
 
     handles = [
         Line2D([], [], color=LUMEN_COLOR, lw=2, label="lumen"),
         Line2D([], [], color=CALCIUM_COLOR, lw=2, label="calcium"),
-        Line2D([], [], color=STENT_COLOR, lw=2, ls="--", label="stent"),
-        Line2D(
-            [], [], marker="o", ls="", color=APPOSED_COLOR, markeredgecolor="black", label="strut"
-        ),
-        Line2D(
-            [],
-            [],
-            marker="o",
-            ls="",
-            color=MALAPPOSED_COLOR,
-            markeredgecolor="white",
-            ms=8,
-            label="malapposed strut",
-        ),
     ]
     if outside:
         handles.append(
@@ -302,6 +290,17 @@ def _legend(fig: Any, plaque: bool, outside: bool = False) -> None:
                 [], [], marker="o", ls="", mfc="none", mec=OUTSIDE_COLOR, label="outside the stent"
             )
         )
+    else:
+        handles += [
+            Line2D([], [], color=STENT_COLOR, lw=2, ls="--", label="stent"),
+            Line2D(
+                [], [], marker="o", ls="", color=APPOSED_COLOR, mec="black", label="strut"
+            ),
+            Line2D(
+                [], [], marker="o", ls="", color=MALAPPOSED_COLOR, mec="white", ms=8,
+                label="malapposed strut",
+            ),
+        ]  # fmt: skip
     if plaque:
         handles.append(Line2D([], [], color=LIPID_COLOR, lw=4, label="lipid"))
         handles.append(Line2D([], [], color=CAP_COLOR, lw=2, label="fibrous cap"))

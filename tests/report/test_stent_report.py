@@ -4,6 +4,7 @@ calcified nodule's rim, and the summary's malapposition counts only the segment'
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from octseg.geometry.summary import in_stent
@@ -88,13 +89,60 @@ def _overlay(stented: bool):
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
 
-def test_overlay_outside_the_stent_draws_no_malapposed_strut():
-    red = {s: _overlay(s) for s in (True, False)}
-    mal = {  # MALAPPOSED_COLOR #ff2d55 in the image area (the legend's marker is below it)
-        s: ((px[..., 0] > 220) & (px[..., 1] < 90) & (80 < px[..., 2]) & (px[..., 2] < 120))[:560]
-        for s, px in red.items()
-    }
-    assert mal[True].sum() > 50 and mal[False].sum() == 0
+def _near(px, rgb, tol=25):
+    """Pixels within ``tol`` of colour ``rgb`` in the image area (above the legend)."""
+    return (abs(px[:560] - np.array(rgb)).max(axis=-1) <= tol).sum()
+
+
+def test_overlay_outside_the_stent_draws_hollow_grey_struts_only():
+    px = {s: _overlay(s) for s in (True, False)}
+    red, grey, green = (0xFF, 0x2D, 0x55), (0x9A, 0x9A, 0x9A), (0x39, 0xFF, 0x14)
+    assert _near(px[True], red) > 50 and _near(px[False], red) == 0  # malapposed struts
+    assert _near(px[True], green) > 50 and _near(px[False], green) == 0  # the stent contour
+    assert _near(px[False], grey, tol=12) > _near(px[True], grey, tol=12) + 50  # hollow struts
+
+
+def test_draw_struts_outside_the_stent_is_one_hollow_grey_group():
+    import math
+
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    from octseg.report.overlay import OUTSIDE_COLOR, _draw_struts
+
+    struts = [
+        {"x_mm": 0.6 * math.cos(t), "y_mm": 0.6 * math.sin(t), "malapposed": 1}
+        for t in np.linspace(0, 6, 8)
+    ]
+    for min_struts, groups in ((None, 1), (3, 2)):
+        ax = Figure().subplots()
+        _draw_struts(ax, struts, {}, 0.02, (50.0, 50.0), min_struts)
+        assert len(ax.collections) == groups  # with a stent: apposed and malapposed dots
+        if min_struts is None:
+            (dots,) = ax.collections
+            assert dots.get_facecolors().size == 0 or dots.get_facecolors()[:, 3].max() == 0
+            assert tuple(dots.get_edgecolors()[0]) == to_rgba(OUTSIDE_COLOR)
+            assert not ax.lines  # no stent contour through them
+        else:
+            assert ax.lines  # the stent contour
+
+
+def test_key_numbers_and_legend_outside_the_stent():
+    from matplotlib.figure import Figure
+
+    from octseg.report.overlay import _key_numbers, _legend
+
+    row = {"lumen_area_mm2": 1.1, "stent_area_mm2": 1.0, "n_struts": 8, "n_malapposed": 3}
+    row["max_malapposition_mm"] = 0.2
+    assert _key_numbers(row, False) == ["Lumen 1.10 mm²", "8 strut(s) outside the stent"]
+    assert _key_numbers(row, True)[1:] == ["Stent 1.00 mm²", "Malapposed 3 (max 0.20 mm)"]
+    labels = {}
+    for outside in (False, True):
+        fig = Figure()
+        _legend(fig, plaque=False, outside=outside)
+        labels[outside] = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[True] == ["lumen", "calcium", "outside the stent"]
+    assert "malapposed strut" in labels[False] and "outside the stent" not in labels[False]
 
 
 def test_overlay_jobs_mark_frames_outside_the_stent():
