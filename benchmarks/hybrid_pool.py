@@ -85,10 +85,10 @@ def link_params(out: Path, draws: dict[str, Path], cohorts: dict[str, Path]) -> 
     return n
 
 
-def evaluate(auto: Path, manual: Path, out: Path) -> dict:
-    """``evaluate.py`` (plots off); its ``metrics.json``."""
+def evaluate(auto: Path, manual: Path, out: Path, *overrides: str) -> dict:
+    """``evaluate.py`` (plots off, more Hydra ``overrides`` if given); its ``metrics.json``."""
     cmd = [sys.executable, "evaluate.py", f"auto={auto}", f"manual={manual}", f"out={out}"]
-    cmd += ["settings.plots=false", "settings.progress=false"]
+    cmd += ["settings.plots=false", "settings.progress=false", *overrides]
     with (out.parent / f"{out.name}.log").open("w") as log:
         subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
     return json.loads((out / "metrics.json").read_text())

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 from dataclasses import replace
@@ -172,25 +171,25 @@ VIEWS = {
 def apposition(probe_dir: str | Path, auto_dir: str | Path, work: str | Path) -> dict[str, dict]:
     """``evaluate.py`` on the ``*-stent`` pullbacks three ways (:data:`VIEWS`): the probe's
     ``infer.py`` run ``auto_dir``, its :func:`swap` (written to ``work/control-lumen``), and the
-    truth label maps themselves (their ``labels.npz`` alone, so they are measured, not read from
-    the truth tables). Per view: the table's strut numbers and the bias of the distance at truly
+    truth label maps themselves (``evaluate.py`` with ``settings.auto_source=labels``, so they are
+    measured, not read from the truth tables). Per view: the table's strut numbers and the bias of the distance at truly
     malapposed struts."""
     probe_dir, work = Path(probe_dir), Path(work)
     swap_dir = work / "control-lumen"
     swap(probe_dir, auto_dir, swap_dir)
     manual = probe_dir / "manual"
     ids = sorted(p.name for p in manual.glob("*-stent"))
-    truth = work / "truth-labels"
-    for pid in ids:
-        (truth / pid).mkdir(parents=True, exist_ok=True)
-        link = truth / pid / "labels.npz"
-        link.unlink(missing_ok=True)  # a reused work folder measures this probe's truth
-        os.symlink((manual / pid / "labels.npz").resolve(), link)
+    views = (
+        ("stent", Path(auto_dir), ()),
+        ("control", swap_dir, ()),
+        ("truth", manual, ("settings.auto_source=labels",)),  # measured, not the truth tables
+    )
     rows = {}
-    for view, auto in (("stent", Path(auto_dir)), ("control", Path(swap_dir)), ("truth", truth)):
+    for view, auto, overrides in views:
         with tempfile.TemporaryDirectory() as tmp:
             f = linked(ids, {"auto": auto, "manual": manual}, Path(tmp))
-            rows[view] = row_from_metrics(evaluate(f["auto"], f["manual"], work / view))
+            metrics = evaluate(f["auto"], f["manual"], work / view, *overrides)
+            rows[view] = row_from_metrics(metrics)
         rows[view]["malapposed_bias_mm"] = _malapposed_bias(work / view / "struts_matched.csv")
     return rows
 
