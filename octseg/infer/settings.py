@@ -32,6 +32,7 @@ POSTPROCESS_KEYS = (
     "calcium_min_area_mm2",
     "calcium_min_length_mm",
     "calcium_extend_prob",
+    "calcium_track_frames",
     "lumen_contour",
     "strut_inner_mm",
     "strut_outer_mm",
@@ -255,7 +256,7 @@ def _post_recommended(post: Any, rec: Mapping[str, Any]) -> tuple[Any, dict[str,
 
 # postprocess settings added after outputs were first fingerprinted: left out of the mapping
 # while 0 (off), so outputs written before they existed keep their fingerprint
-_OMITTED_WHEN_OFF = ("calcium_min_length_mm", "calcium_extend_prob")
+_OMITTED_WHEN_OFF = ("calcium_min_length_mm", "calcium_extend_prob", "calcium_track_frames")
 
 
 def with_extension(post: Mapping[str, Any], value: Any) -> dict[str, Any]:

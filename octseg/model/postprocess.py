@@ -19,10 +19,12 @@ exit; interpolated across guidewire and strut rays where lumen is removed:
   8-connected calcium components (polar: A-lines periodic) smaller than
   ``calcium_min_area_mm2`` (after the rules above; default 0: off, measured in
   docs/metrics.md) become background: specks that score no overlap and add arc and lesions
-  to the clinical tables. The calcium of a lesion shorter than ``calcium_min_length_mm``
-  becomes background (default 0: off): lesions as the geometry finds them (runs of frames with
-  calcium, gaps of ``max_gap_frames`` bridged) and their length (frames spanned x frame
-  spacing), docs/metrics.md. A deposit seen on one frame of a 0.2 mm pullback is a speck of
+  to the clinical tables. With ``calcium_track_frames`` = k > 0 (default 0: off) a small
+  component is kept when kept calcium lies on one of its rays at most k frames away, chained
+  (:mod:`octseg.model.track`: a lesion's tapered or field-cut end). The calcium of a lesion
+  shorter than ``calcium_min_length_mm`` becomes background (default 0: off): lesions as the
+  geometry finds them (runs of frames with calcium, gaps of ``max_gap_frames`` bridged) and
+  their length (frames spanned x frame spacing), docs/metrics.md. A deposit seen on one frame of a 0.2 mm pullback is a speck of
   noise more often than calcium (docs/calcium_candidates.md, twenty-second session).
   ``calcium_extend_prob`` (default 0: off) is a setting of this group
   but works earlier, where the class probabilities are: the predictor grows calcium lesions
@@ -66,6 +68,7 @@ from octseg.geometry.kernels import farthest_corner, for_device
 from octseg.geometry.settings import GeometrySettings
 from octseg.geometry.summary import bridged_runs
 from octseg.model.extend import is_extend_prob
+from octseg.model.track import drop_untracked_small_calcium
 
 
 @dataclass
@@ -73,6 +76,9 @@ class PostprocessSettings:
     enabled: bool = True
     calcium_max_depth_mm: float = 2.5  # calcium deeper than this beyond the lumen contour: removed
     calcium_min_area_mm2: float = 0.0  # calcium components smaller than this: removed (0: off)
+    # ... unless kept calcium lies on one of their rays at most this many frames away (chained;
+    # 0: off; octseg.model.track)
+    calcium_track_frames: int = 0
     # calcium of lesions shorter than this (frames spanned x frame spacing): removed (0: off)
     calcium_min_length_mm: float = 0.0
     # calcium lesions extended along the A-lines into tissue samples of at least this calcium
@@ -122,6 +128,11 @@ class PostprocessSettings:
             raise InputError(
                 None,
                 f"postprocess.lumen_contour must be smooth or first_wall, got {self.lumen_contour!r}",
+            )
+        k = self.calcium_track_frames
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InputError(
+                None, f"postprocess.calcium_track_frames must be an integer >= 0, got {k!r}"
             )
         if not isinstance(self.enabled, bool):
             raise InputError(None, "postprocess.enabled must be true or false")
@@ -302,6 +313,21 @@ def _drop_small_calcium(lab: torch.Tensor, rays: _Rays, has: torch.Tensor, min_m
     lab[_small(ca, rays, min_mm2)] = BACKGROUND
 
 
+def _drop_untracked(labels: np.ndarray, rays: _Rays, has: torch.Tensor, s: PostprocessSettings):
+    """``calcium_min_area_mm2`` with ``calcium_track_frames`` (:mod:`octseg.model.track`),
+    over the whole pullback ``labels`` (in place, on the CPU)."""
+    drop_untracked_small_calcium(
+        labels,
+        rays.index.cpu().numpy(),
+        rays.n,
+        rays.col_area.cpu().numpy(),
+        rays.polar,
+        has.cpu().numpy(),
+        s.calcium_min_area_mm2,
+        s.calcium_track_frames,
+    )
+
+
 def large_components(ca: torch.Tensor, spacing_mm: float, min_mm2: float) -> torch.Tensor:
     """``ca`` ``(B, A, R)`` (polar: A-lines periodic, sample ``j`` at ``j * spacing_mm``)
     without its 8-connected components under ``min_mm2``: what ``calcium_min_area_mm2`` keeps."""
@@ -385,10 +411,12 @@ def postprocess_labels(
         lab = torch.from_numpy(labels[a:b]).to(device)
         sl = slice(a, b)
         _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
-        if s.calcium_min_area_mm2 > 0:
+        if s.calcium_min_area_mm2 > 0 and not s.calcium_track_frames:
             _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
         if lab.device.type != "cpu":
             labels[a:b] = lab.cpu().numpy()
+    if s.calcium_min_area_mm2 > 0 and s.calcium_track_frames:
+        _drop_untracked(labels, rays, has_all, s)
     if s.calcium_min_length_mm > 0:
         drop_short_calcium(labels, frame_spacing_mm, s.calcium_min_length_mm, max_gap_frames)
     return labels

@@ -1,0 +1,119 @@
+"""Small calcium components kept where a lesion continues them: the minimum area, tracked
+along the pullback.
+
+The post-processing's ``calcium_min_area_mm2`` removes calcium components smaller than a
+threshold frame by frame: specks that score no overlap and add arc and lesions to the clinical
+tables. At the ends of a lesion, where it tapers, or where the imaged field cuts it at a far
+wall, the network often finds only such small pieces of calcium that is there
+(docs/calcium_candidates.md, forty-sixth session). With ``calcium_track_frames`` = k > 0 a small
+component is kept when calcium that is kept lies on one of its catheter rays (the same angle) in
+a frame at most k frames before or after it; what it keeps keeps in turn (chained), so a lesion
+can be followed into its tapered end frame by frame. Components in no such neighbourhood are
+removed as before. Hysteresis thresholding along the pullback, as :mod:`octseg.model.extend` is
+along the A-lines: the components of at least the minimum area are the confident core.
+
+Works on the label maps (polar or Cartesian) in place, on the CPU, after the per-frame rules of
+:func:`octseg.model.postprocess.postprocess_labels`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from octseg.core.classes import BACKGROUND, CALCIUM
+from octseg.geometry.components import label_periodic
+
+MARGIN_DEG = 3.0
+"""How far beside its own rays (degrees) a small component looks for the calcium that keeps it:
+a lesion drifts, and the imaged field cuts it differently, from frame to frame (the
+post-processing's ``guidewire_margin_deg`` tolerates the guidewire's drift by as much)."""
+
+
+def drop_untracked_small_calcium(
+    labels: np.ndarray,
+    ray_index: np.ndarray,
+    n_rays: int,
+    col_area: np.ndarray,
+    polar: bool,
+    has: np.ndarray,
+    min_mm2: float,
+    frames: int,
+    margin_rays: int | None = None,
+) -> np.ndarray:
+    """``labels`` ``(F, H, W)`` (in place) without the calcium components (8-connected; polar
+    rows periodic) of area under ``min_mm2`` that no kept calcium tracks (module docstring):
+    ``ray_index`` ``(H * W,)`` the catheter ray of each pixel (of ``n_rays`` round the
+    catheter), ``col_area`` ``(W,)`` the area
+    of a pixel of each column (mm²), ``has`` ``(F,)`` the frames the rule applies to (frames
+    with lumen; others are left as they are), ``frames`` the tracking distance k >= 0 (0: every
+    small component is removed), ``margin_rays`` how many rays beside its own a component looks
+    on (None: :data:`MARGIN_DEG` in rays)."""
+    if margin_rays is None:
+        margin_rays = int(np.ceil(MARGIN_DEG * n_rays / 360 - 1e-9))
+    kept = np.zeros((len(labels), n_rays), bool)
+    small: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for f in np.flatnonzero(np.asarray(has, bool)):
+        small += _components(labels[f], f, ray_index, col_area, polar, min_mm2, kept)
+    small = _track(small, kept, frames, margin_rays)
+    for f, pixels, _ in small:
+        labels[f].reshape(-1)[pixels] = BACKGROUND
+    return labels
+
+
+def _components(lab2d, f, ray_index, col_area, polar, min_mm2, kept):
+    """The calcium components of frame ``f``: the rays of those of at least ``min_mm2`` marked
+    in ``kept[f]``; the others returned as ``(f, flat pixel indices, their rays)``."""
+    ca = lab2d == CALCIUM
+    if not ca.any():
+        return []
+    cols = np.flatnonzero(ca.any(0))
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    comp, n = label_periodic(ca[:, c0:c1], polar)
+    area = ndimage.sum(np.broadcast_to(col_area[c0:c1], comp.shape), comp, np.arange(1, n + 1))
+    rows, cc = np.nonzero(comp)
+    ids = comp[rows, cc]
+    flat = rows * lab2d.shape[1] + cc + c0
+    rays = ray_index[flat]
+    big = area[ids - 1] >= min_mm2
+    kept[f, rays[big]] = True
+    order = np.argsort(ids[~big], kind="stable")
+    ids_s, flat_s, rays_s = ids[~big][order], flat[~big][order], rays[~big][order]
+    cuts = np.flatnonzero(np.diff(ids_s)) + 1
+    return [
+        (f, p, np.unique(r))
+        for p, r in zip(np.split(flat_s, cuts), np.split(rays_s, cuts), strict=True)
+        if p.size
+    ]
+
+
+def _track(small, kept, frames, margin_rays=0):
+    """The small components that no kept calcium tracks within ``frames`` frames and
+    ``margin_rays`` rays, after every one that is tracked has been kept (its own rays added to
+    ``kept``, so that it tracks others)."""
+    if frames <= 0:
+        return small
+    n = kept.shape[1]
+    pending = [(f, p, r, _widened(r, margin_rays, n)) for f, p, r in small]
+    changed = True
+    while changed and pending:
+        changed = False
+        left = []
+        for item in pending:
+            f, _, rays, wide = item
+            near = kept[max(f - frames, 0) : f + frames + 1, wide]
+            near = np.delete(near, min(f, frames), axis=0)  # not its own frame
+            if near.any():
+                kept[f, rays] = True
+                changed = True
+            else:
+                left.append(item)
+        pending = left
+    return [item[:3] for item in pending]
+
+
+def _widened(rays: np.ndarray, margin: int, n: int) -> np.ndarray:
+    """The rays ``rays`` and those at most ``margin`` away (periodic over ``n`` rays)."""
+    if margin <= 0:
+        return rays
+    return np.unique((rays[:, None] + np.arange(-margin, margin + 1)[None, :]) % n)

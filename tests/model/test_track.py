@@ -1,0 +1,128 @@
+"""Small calcium components kept where a lesion continues them (``calcium_track_frames``,
+octseg.model.track), polar and Cartesian, through :func:`postprocess_labels`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from geometry_scenes import scene
+from test_postprocess import BIG, SPACES, R, annulus, disc, run
+
+from octseg.core.classes import BACKGROUND, CALCIUM
+from octseg.core.errors import InputError
+from octseg.model.postprocess import PostprocessSettings
+from octseg.model.track import MARGIN_DEG, drop_untracked_small_calcium
+from octseg.report.pullback import _postprocess_note
+
+SPECK_MM = 0.05  # a speck of ~0.008 mm² (under the 0.05 mm² minimum below)
+RHO = R + 0.5  # the specks' distance from the catheter (mm): 1.9° either side of their centre
+
+
+def bare(space):
+    return scene(space, lumen=(0, 0, R), shape=BIG[space])
+
+
+def lesion(space):
+    """A 60° calcium lesion (90-150°, 0.5 mm thick) beyond a 1 mm lumen."""
+    return annulus(
+        bare(space), space, R + 0.1, R + 0.6, arc=(90, 150), value=CALCIUM, shape=BIG[space]
+    )
+
+
+def speck(lab, space, phi):
+    """``lab`` with a calcium speck centred at ``phi``°, ``RHO`` mm out; and the speck's mask."""
+    m = disc(np.zeros_like(lab), space, RHO, phi, SPECK_MM, 1, BIG[space]).astype(bool)
+    lab = lab.copy()
+    lab[m] = CALCIUM
+    return lab, m
+
+
+def tracked(frames, space, k):
+    post = {"calcium_min_area_mm2": 0.05, "calcium_track_frames": k}
+    return run(frames, space, settings=post)
+
+
+def calcium_frames(out):
+    return (out == CALCIUM).any(axis=(1, 2)).tolist()
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_specks_on_a_lesions_rays_are_kept_within_k_frames_chained(space):
+    """The lesion on frames 4-6; specks on its rays (120°) on frames 0, 1 and 9 and one far from
+    them (250°) on frame 8. k=3: frame 1 (3 frames from the lesion) and frame 9 stay, and frame
+    0 through frame 1 (chained); the 250° speck goes. k=2: no speck stays (frames 1 and 9 are 3
+    frames away, frame 0 4). k=0: the plain minimum area."""
+    specks = {0: 120.0, 1: 120.0, 8: 250.0, 9: 120.0}
+    frames, masks = [], {}
+    for f in range(10):
+        lab = lesion(space) if 4 <= f <= 6 else bare(space)
+        if f in specks:
+            lab, masks[f] = speck(lab, space, specks[f])
+        frames.append(lab)
+    expect = {
+        3: [True, True, False, False, True, True, True, False, False, True],
+        2: [False] * 4 + [True] * 3 + [False] * 3,
+        0: [False] * 4 + [True] * 3 + [False] * 3,
+    }
+    plain = run(frames, space, settings={"calcium_min_area_mm2": 0.05})
+    for k, want in expect.items():
+        out = tracked(frames, space, k)
+        assert calcium_frames(out) == want, k
+        for f, m in masks.items():  # a kept speck is kept whole, a dropped one wholly
+            assert (out[f][m] == (CALCIUM if want[f] else BACKGROUND)).all(), (k, f)
+        assert np.array_equal(out[4:7], plain[4:7])  # the lesion itself is untouched
+    assert np.array_equal(tracked(frames, space, 0), plain)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize(("phi", "kept"), [(153.0, True), (158.0, False)])
+def test_a_speck_beside_the_lesions_rays_is_kept_within_the_margin(space, phi, kept):
+    """The lesion ends at 150°; a speck spanning 151-155° (1° past it) is within the 3° margin,
+    one spanning 156-160° (6° past) is not."""
+    assert MARGIN_DEG == 3.0
+    near, m = speck(bare(space), space, phi)
+    (out, *_) = tracked([near, lesion(space), lesion(space)], space, 1)
+    assert (out[m] == CALCIUM).all() == kept
+    assert (out[m] == BACKGROUND).all() == (not kept)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_a_speck_is_not_kept_by_its_own_frames_lesion(space):
+    """Tracking looks at other frames only: on a lone frame with the lesion, a speck behind the
+    lesion's rays (1 mm beyond it) is removed as without tracking."""
+    lab = lesion(space)
+    m = disc(np.zeros_like(lab), space, R + 1.2, 120.0, SPECK_MM, 1, BIG[space]).astype(bool)
+    lab[m] = CALCIUM
+    (out,) = tracked([lab], space, 3)
+    assert (out[m] == BACKGROUND).all()
+    assert (out[~m] == lab[~m]).all()
+
+
+def test_direct_call_on_frames_the_rule_skips_and_an_empty_pullback():
+    """Frames outside ``has`` (no lumen) keep their calcium and keep no other frame's; no
+    frames: nothing to do."""
+    lab = np.zeros((2, 8, 8), np.uint8)
+    lab[:, 2, 2] = CALCIUM
+    idx = np.arange(64) % 8
+    out = drop_untracked_small_calcium(
+        lab.copy(), idx, 8, np.ones(8), True, np.array([True, False]), 2.0, 1, margin_rays=0
+    )
+    assert calcium_frames(out) == [False, True]
+    empty = np.zeros((0, 8, 8), np.uint8)
+    assert drop_untracked_small_calcium(
+        empty, idx, 8, np.ones(8), True, np.zeros(0, bool), 1.0, 3
+    ).shape == (0, 8, 8)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_track_frames_must_be_a_whole_number_of_frames(bad):
+    with pytest.raises(InputError, match="calcium_track_frames must be an integer >= 0"):
+        PostprocessSettings.from_value({"calcium_track_frames": bad})
+
+
+def test_the_report_footer_says_when_tracking_keeps_specks():
+    post = {"enabled": True, "calcium_min_area_mm2": 0.1, "calcium_track_frames": 3}
+    assert "under 0.1 mm² removed unless a lesion within 3 frames continues them" in (
+        _postprocess_note(post)
+    )
+    assert "unless" not in _postprocess_note({**post, "calcium_track_frames": 0})
