@@ -20,8 +20,9 @@ exit; interpolated across guidewire and strut rays where lumen is removed:
   ``calcium_min_area_mm2`` (after the rules above; default 0: off, measured in
   docs/metrics.md) become background: specks that score no overlap and add arc and lesions
   to the clinical tables. With ``calcium_track_frames`` = k > 0 (default 0: off) a small
-  component is kept when kept calcium lies on one of its rays at most k frames away, chained
-  (:mod:`octseg.model.track`: a lesion's tapered or field-cut end). The calcium of a lesion
+  component is put back after the minimum-length rule below when the calcium both rules keep
+  lies within 3° of its rays at most k frames away, chained (:mod:`octseg.model.track`: a
+  lesion's tapered or field-cut end). The calcium of a lesion
   shorter than ``calcium_min_length_mm`` becomes background (default 0: off): lesions as the
   geometry finds them (runs of frames with calcium, gaps of ``max_gap_frames`` bridged) and
   their length (frames spanned x frame spacing), docs/metrics.md. A deposit seen on one frame of a 0.2 mm pullback is a speck of
@@ -68,7 +69,7 @@ from octseg.geometry.kernels import farthest_corner, for_device
 from octseg.geometry.settings import GeometrySettings
 from octseg.geometry.summary import bridged_runs
 from octseg.model.extend import is_extend_prob
-from octseg.model.track import drop_untracked_small_calcium
+from octseg.model.track import restore_tracked, split_small
 
 
 @dataclass
@@ -313,19 +314,16 @@ def _drop_small_calcium(lab: torch.Tensor, rays: _Rays, has: torch.Tensor, min_m
     lab[_small(ca, rays, min_mm2)] = BACKGROUND
 
 
-def _drop_untracked(labels: np.ndarray, rays: _Rays, has: torch.Tensor, s: PostprocessSettings):
-    """``calcium_min_area_mm2`` with ``calcium_track_frames`` (:mod:`octseg.model.track`),
-    over the whole pullback ``labels`` (in place, on the CPU)."""
-    drop_untracked_small_calcium(
-        labels,
-        rays.index.cpu().numpy(),
-        rays.n,
-        rays.col_area.cpu().numpy(),
-        rays.polar,
-        has.cpu().numpy(),
-        s.calcium_min_area_mm2,
-        s.calcium_track_frames,
-    )
+def _split_small(labels: np.ndarray, rays: _Rays, has: torch.Tensor, min_mm2: float):
+    """:func:`octseg.model.track.split_small` with this geometry's rays (in place, CPU)."""
+    index, area = rays.index.cpu().numpy(), rays.col_area.cpu().numpy()
+    return split_small(labels, index, area, rays.polar, has.cpu().numpy(), min_mm2)
+
+
+def _restore_tracked(labels, pieces, rays: _Rays, has: torch.Tensor, frames: int):
+    """:func:`octseg.model.track.restore_tracked` with this geometry's rays (in place, CPU)."""
+    index = rays.index.cpu().numpy()
+    restore_tracked(labels, pieces, index, rays.n, has.cpu().numpy(), frames)
 
 
 def large_components(ca: torch.Tensor, spacing_mm: float, min_mm2: float) -> torch.Tensor:
@@ -415,10 +413,12 @@ def postprocess_labels(
             _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
         if lab.device.type != "cpu":
             labels[a:b] = lab.cpu().numpy()
-    if s.calcium_min_area_mm2 > 0 and s.calcium_track_frames:
-        _drop_untracked(labels, rays, has_all, s)
+    track = s.calcium_min_area_mm2 > 0 and s.calcium_track_frames > 0
+    pieces = _split_small(labels, rays, has_all, s.calcium_min_area_mm2) if track else []
     if s.calcium_min_length_mm > 0:
         drop_short_calcium(labels, frame_spacing_mm, s.calcium_min_length_mm, max_gap_frames)
+    if pieces:  # after the minimum length: specks extend the lesions it keeps, never rescue one
+        _restore_tracked(labels, pieces, rays, has_all, s.calcium_track_frames)
     return labels
 
 

@@ -12,6 +12,10 @@ can be followed into its tapered end frame by frame. Components in no such neigh
 removed as before. Hysteresis thresholding along the pullback, as :mod:`octseg.model.extend` is
 along the A-lines: the components of at least the minimum area are the confident core.
 
+The core is what the other calcium rules keep: :func:`split_small` takes the small components
+out (the minimum area), the minimum-length rule then removes short lesions, and
+:func:`restore_tracked` puts back the small components that the calcium left tracks. So a speck
+never lengthens or rescues a lesion that the other rules remove; it only extends one they keep.
 Works on the label maps (polar or Cartesian) in place, on the CPU, after the per-frame rules of
 :func:`octseg.model.postprocess.postprocess_labels`.
 """
@@ -30,40 +34,55 @@ a lesion drifts, and the imaged field cuts it differently, from frame to frame (
 post-processing's ``guidewire_margin_deg`` tolerates the guidewire's drift by as much)."""
 
 
-def drop_untracked_small_calcium(
+Piece = tuple[int, np.ndarray, np.ndarray]  # (frame, flat pixel indices, its rays)
+
+
+def split_small(
     labels: np.ndarray,
     ray_index: np.ndarray,
-    n_rays: int,
     col_area: np.ndarray,
     polar: bool,
     has: np.ndarray,
     min_mm2: float,
+) -> list[Piece]:
+    """The calcium components (8-connected; polar rows periodic) of area under ``min_mm2`` in
+    the frames ``has`` (frames with lumen; others are left as they are) of ``labels``
+    ``(F, H, W)``, made background in place and returned: ``(frame, flat pixel indices, their
+    rays)``. ``ray_index`` ``(H * W,)``: the catheter ray of each pixel; ``col_area`` ``(W,)``:
+    the area of a pixel of each column (mm²). What is left is the minimum area's result."""
+    pieces: list[Piece] = []
+    for f in np.flatnonzero(np.asarray(has, bool)):
+        pieces += _components(labels[f], f, ray_index, col_area, polar, min_mm2)
+    for f, pixels, _ in pieces:
+        labels[f].reshape(-1)[pixels] = BACKGROUND
+    return pieces
+
+
+def restore_tracked(
+    labels: np.ndarray,
+    pieces: list[Piece],
+    ray_index: np.ndarray,
+    n_rays: int,
+    has: np.ndarray,
     frames: int,
     margin_rays: int | None = None,
 ) -> np.ndarray:
-    """``labels`` ``(F, H, W)`` (in place) without the calcium components (8-connected; polar
-    rows periodic) of area under ``min_mm2`` that no kept calcium tracks (module docstring):
-    ``ray_index`` ``(H * W,)`` the catheter ray of each pixel (of ``n_rays`` round the
-    catheter), ``col_area`` ``(W,)`` the area
-    of a pixel of each column (mm²), ``has`` ``(F,)`` the frames the rule applies to (frames
-    with lumen; others are left as they are), ``frames`` the tracking distance k >= 0 (0: every
-    small component is removed), ``margin_rays`` how many rays beside its own a component looks
-    on (None: :data:`MARGIN_DEG` in rays)."""
+    """``labels`` with the ``pieces`` (:func:`split_small`) that the calcium now in ``labels``
+    (frames ``has``: the core the other rules kept) tracks, chained, back as calcium (in
+    place; module docstring): within ``frames`` frames (0: none) and ``margin_rays`` rays of
+    ``n_rays`` round the catheter (None: :data:`MARGIN_DEG` in rays)."""
     if margin_rays is None:
         margin_rays = int(np.ceil(MARGIN_DEG * n_rays / 360 - 1e-9))
     kept = np.zeros((len(labels), n_rays), bool)
-    small: list[tuple[int, np.ndarray, np.ndarray]] = []
     for f in np.flatnonzero(np.asarray(has, bool)):
-        small += _components(labels[f], f, ray_index, col_area, polar, min_mm2, kept)
-    small = _track(small, kept, frames, margin_rays)
-    for f, pixels, _ in small:
-        labels[f].reshape(-1)[pixels] = BACKGROUND
+        kept[f, ray_index[np.flatnonzero(labels[f] == CALCIUM)]] = True
+    for f, pixels, _ in _track(pieces, kept, frames, margin_rays):
+        labels[f].reshape(-1)[pixels] = CALCIUM
     return labels
 
 
-def _components(lab2d, f, ray_index, col_area, polar, min_mm2, kept):
-    """The calcium components of frame ``f``: the rays of those of at least ``min_mm2`` marked
-    in ``kept[f]``; the others returned as ``(f, flat pixel indices, their rays)``."""
+def _components(lab2d, f, ray_index, col_area, polar, min_mm2) -> list[Piece]:
+    """The calcium components of frame ``f`` under ``min_mm2``."""
     ca = lab2d == CALCIUM
     if not ca.any():
         return []
@@ -76,7 +95,6 @@ def _components(lab2d, f, ray_index, col_area, polar, min_mm2, kept):
     flat = rows * lab2d.shape[1] + cc + c0
     rays = ray_index[flat]
     big = area[ids - 1] >= min_mm2
-    kept[f, rays[big]] = True
     order = np.argsort(ids[~big], kind="stable")
     ids_s, flat_s, rays_s = ids[~big][order], flat[~big][order], rays[~big][order]
     cuts = np.flatnonzero(np.diff(ids_s)) + 1
@@ -87,13 +105,13 @@ def _components(lab2d, f, ray_index, col_area, polar, min_mm2, kept):
     ]
 
 
-def _track(small, kept, frames, margin_rays=0):
-    """The small components that no kept calcium tracks within ``frames`` frames and
-    ``margin_rays`` rays, after every one that is tracked has been kept (its own rays added to
-    ``kept``, so that it tracks others)."""
+def _track(small: list[Piece], kept: np.ndarray, frames: int, margin_rays: int) -> list[Piece]:
+    """The pieces that ``kept`` ``(F, n_rays)`` tracks within ``frames`` frames and
+    ``margin_rays`` rays, chained (a tracked piece's own rays join ``kept``)."""
     if frames <= 0:
-        return small
+        return []
     n = kept.shape[1]
+    tracked: list[Piece] = []
     pending = [(f, p, r, _widened(r, margin_rays, n)) for f, p, r in small]
     changed = True
     while changed and pending:
@@ -105,11 +123,12 @@ def _track(small, kept, frames, margin_rays=0):
             near = np.delete(near, min(f, frames), axis=0)  # not its own frame
             if near.any():
                 kept[f, rays] = True
+                tracked.append(item[:3])
                 changed = True
             else:
                 left.append(item)
         pending = left
-    return [item[:3] for item in pending]
+    return tracked
 
 
 def _widened(rays: np.ndarray, margin: int, n: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from test_postprocess import BIG, SPACES, R, annulus, disc, run
 from octseg.core.classes import BACKGROUND, CALCIUM
 from octseg.core.errors import InputError
 from octseg.model.postprocess import PostprocessSettings
-from octseg.model.track import MARGIN_DEG, drop_untracked_small_calcium
+from octseg.model.track import MARGIN_DEG, restore_tracked, split_small
 from octseg.report.pullback import _postprocess_note
 
 SPECK_MM = 0.05  # a speck of ~0.008 mm² (under the 0.05 mm² minimum below)
@@ -98,20 +98,37 @@ def test_a_speck_is_not_kept_by_its_own_frames_lesion(space):
     assert (out[~m] == lab[~m]).all()
 
 
-def test_direct_call_on_frames_the_rule_skips_and_an_empty_pullback():
-    """Frames outside ``has`` (no lumen) keep their calcium and keep no other frame's; no
+@pytest.mark.parametrize("space", SPACES)
+def test_specks_never_rescue_a_lesion_the_minimum_length_removes(space):
+    """0.2 mm frames, minimum length 0.4 mm: the lesion on frame 3 alone is removed with the
+    specks on its rays on frames 1, 2 and 4 (they would lengthen it to 0.8 mm); the lesion on
+    frames 8-9 stays and keeps its speck on frame 11."""
+    frames = [bare(space) for _ in range(13)]
+    for f in (3, 8, 9):
+        frames[f] = lesion(space)
+    for f in (1, 2, 4, 11):
+        frames[f], _ = speck(frames[f], space, 120.0)
+    post = {"calcium_min_area_mm2": 0.05, "calcium_track_frames": 3, "calcium_min_length_mm": 0.4}
+    out = run(frames, space, settings=post, frame_spacing_mm=0.2)
+    assert calcium_frames(out) == [f in (8, 9, 11) for f in range(13)]
+
+
+def test_direct_calls_on_frames_the_rule_skips_and_an_empty_pullback():
+    """Frames outside ``has`` (no lumen) keep their specks and keep no other frame's; no
     frames: nothing to do."""
-    lab = np.zeros((2, 8, 8), np.uint8)
+    lab = np.zeros((3, 8, 8), np.uint8)
     lab[:, 2, 2] = CALCIUM
-    idx = np.arange(64) % 8
-    out = drop_untracked_small_calcium(
-        lab.copy(), idx, 8, np.ones(8), True, np.array([True, False]), 2.0, 1, margin_rays=0
-    )
-    assert calcium_frames(out) == [False, True]
+    lab[2, 2, 3] = CALCIUM  # frame 2: a component of area 2 (the minimum)
+    idx, has = np.arange(64) % 8, np.array([True, False, True])
+    pieces = split_small(lab, idx, np.ones(8), True, has, 2.0)
+    assert [p[0] for p in pieces] == [0]
+    assert calcium_frames(lab) == [False, True, True]
+    restore_tracked(lab, pieces, idx, 8, np.array([True, False, False]), 3, margin_rays=0)
+    assert calcium_frames(lab) == [False, True, True]  # frames 1 and 2 left out: no core
+    restore_tracked(lab, pieces, idx, 8, has, 3, margin_rays=0)
+    assert calcium_frames(lab) == [True, True, True]  # frame 2's calcium tracks it
     empty = np.zeros((0, 8, 8), np.uint8)
-    assert drop_untracked_small_calcium(
-        empty, idx, 8, np.ones(8), True, np.zeros(0, bool), 1.0, 3
-    ).shape == (0, 8, 8)
+    assert split_small(empty, idx, np.ones(8), True, np.zeros(0, bool), 1.0) == []
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
