@@ -23,6 +23,7 @@ from octseg.io import read_pullback
 from octseg.io.labels import load_labels
 from octseg.model.grid import cartesian_to_net_grid, to_net_grid
 from octseg.model.predictor import PredictOptions, Predictor
+from octseg.model.shipped import checkpoint_files
 
 
 def truth_on_grid(manual: Path, frames: list[int], net_grid: dict) -> torch.Tensor:
@@ -107,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", type=Path, required=True, help="the pullback infer.py reads")
     ap.add_argument("--manual", type=Path, required=True, help="folder with its labels.npz")
     ap.add_argument("--frames", type=int, nargs="+", required=True)
-    ap.add_argument("--checkpoint", action="append", required=True, help="NAME=PATH")
+    ap.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="NAME=PATH (PATH: a checkpoint, or a shipped model's or ensemble's name)",
+    )
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     pullback = read_pullback(a.input)
@@ -115,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in a.checkpoint:
         name, _, path = spec.partition("=")
         opts = PredictOptions(device="cpu", tta_rolls=4, tta_flip=True)
-        pr = Predictor.from_checkpoint(path, opts)
+        files = [str(f) for f in checkpoint_files([path])]  # a shipped name: its files
+        pr = Predictor.from_checkpoint(files if len(files) > 1 else files[0], opts)
         if grid is not None and pr.net_grid != grid:
             ap.error(f"{name}: another net grid than the first checkpoint's ({pr.net_grid})")
         grid = pr.net_grid
