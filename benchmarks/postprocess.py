@@ -1,13 +1,17 @@
 """Benchmark of the anatomical post-processing of predicted labels (octseg/model/postprocess.py).
 
     .venv/bin/python benchmarks/postprocess.py [--frames 32] [--specks 5] [--repeat 3]
-        [--threads 1] [--device cpu] [--json PATH]
+        [--threads 1] [--device cpu] [--calcium-rules] [--json PATH]
 
 Frames/s of ``postprocess_labels`` (each lumen contour rule: ``first_wall``, the baseline, and
 ``smooth``, the default) on the label maps of ``benchmarks/geometry.py`` (1024x1024
 Cartesian, 504x968 polar; elliptic lumen, calcium, guidewire shadow, struts) with ``--specks``
 non-lumen specks in every lumen and a lumen ring beyond the wall in every other frame (what it
-has to repair), and the share of pixels it changed. Writes JSON (default
+has to repair), and the share of pixels it changed. ``--calcium-rules`` adds ``--specks``
+calcium specks (3x3 pixels) in the tissue of every frame and measures, with the ``smooth``
+contour, the calcium rules of ``experiment=hybrid`` models (minimum area 0.1 mm², minimum
+length 0.4 mm at 0.2 mm frames) without and with ``calcium_track_frames=3``
+(octseg/model/track.py), against the contour alone in the same run. Writes JSON (default
 ``benchmarks/results/postprocess_<device>.json``).
 """
 
@@ -29,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* bes
 
 from benchmarks.geometry import make_frames  # noqa: E402
 from octseg.core.atomic import write_text
-from octseg.core.classes import LUMEN
+from octseg.core.classes import BACKGROUND, CALCIUM, LUMEN
 from octseg.model.postprocess import postprocess_labels
 
 HERE = Path(__file__).resolve().parent
@@ -50,9 +54,34 @@ def dirty_frames(n: int, space: str, specks: int) -> tuple[np.ndarray, float, tu
     return labels, ps, c
 
 
-def bench(space: str, args, rule: str) -> dict:
+CALCIUM_RULES = {"calcium_min_area_mm2": 0.1, "calcium_min_length_mm": 0.4}
+VARIANTS = {  # name -> (lumen contour, calcium rules)
+    "first_wall": ("first_wall", {}),
+    "smooth": ("smooth", {}),
+    "smooth+calcium": ("smooth", CALCIUM_RULES),
+    "smooth+calcium+track3": ("smooth", {**CALCIUM_RULES, "calcium_track_frames": 3}),
+}
+
+
+def calcium_specks(labels: np.ndarray, n: int, seed: int = 0) -> None:
+    """``n`` calcium specks (3x3 pixels) on tissue pixels of every frame, in place."""
+    rng = np.random.default_rng(seed)
+    for lab in labels:
+        ys, xs = np.nonzero(lab[1:-1, 1:-1] == BACKGROUND)
+        for k in rng.choice(len(ys), size=min(n, len(ys)), replace=False):
+            lab[ys[k] : ys[k] + 3, xs[k] : xs[k] + 3] = CALCIUM
+
+
+def bench(space: str, args, variant: str) -> dict:
     labels, ps, c = dirty_frames(args.frames, space, args.specks)
-    kw = {"device": args.device, "settings": {"lumen_contour": rule}}
+    if args.calcium_rules:
+        calcium_specks(labels, args.specks)
+    rule, calcium = VARIANTS[variant]
+    kw = {
+        "device": args.device,
+        "settings": {"lumen_contour": rule, **calcium},
+        "frame_spacing_mm": 0.2,
+    }
     postprocess_labels(labels[:2].copy(), space, ps, c, **kw)  # warm-up
     rates, changed = [], 0.0
     for _ in range(args.repeat):
@@ -62,6 +91,7 @@ def bench(space: str, args, rule: str) -> dict:
         rates.append(args.frames / (time.perf_counter() - t0))
         changed = float((work != labels).mean())
     return {
+        "variant": variant,
         "lumen_contour": rule,
         "space": space,
         "shape": list(labels.shape[1:]),
@@ -80,29 +110,34 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--calcium-rules", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [
-        bench(space, args, rule)
-        for space in ("cartesian", "polar")
-        for rule in ("first_wall", "smooth")  # the baseline first, in the same run
-    ]
+    names = (
+        ["smooth", "smooth+calcium", "smooth+calcium+track3"]
+        if args.calcium_rules
+        else [
+            "first_wall",  # the baseline first, in the same run
+            "smooth",
+        ]
+    )
+    rows = [bench(space, args, name) for space in ("cartesian", "polar") for name in names]
     print(
         f"postprocess benchmark  torch {torch.__version__}  {platform.machine()} x{os.cpu_count()}"
     )
     print(f"load average {os.getloadavg()}  threads {args.threads}  device {args.device}")
     print(
-        f"{'space':<10} {'frame':<10} {'contour':<11} {'best f/s':>9} {'median':>8}"
-        f" {'vs first_wall':>13} {'changed px':>11}"
+        f"{'space':<10} {'frame':<10} {'variant':<22} {'best f/s':>9} {'median':>8}"
+        f" {'vs ' + names[0]:>13} {'changed px':>11}"
     )
-    base = {r["space"]: r["median_fps"] for r in rows if r["lumen_contour"] == "first_wall"}
+    base = {r["space"]: r["median_fps"] for r in rows if r["variant"] == names[0]}
     for r in rows:
         shape = "x".join(map(str, r["shape"]))
-        r["median_vs_first_wall"] = r["median_fps"] / base[r["space"]]
+        r[f"median_vs_{names[0]}"] = ratio = r["median_fps"] / base[r["space"]]
         print(
-            f"{r['space']:<10} {shape:<10} {r['lumen_contour']:<11} {r['best_fps']:>9.1f}"
-            f" {r['median_fps']:>8.1f} {r['median_vs_first_wall']:>12.2f}x"
+            f"{r['space']:<10} {shape:<10} {r['variant']:<22} {r['best_fps']:>9.1f}"
+            f" {r['median_fps']:>8.1f} {ratio:>12.2f}x"
             f" {100 * r['changed_pixel_fraction']:>10.2f}%"
         )
     out = Path(args.json or HERE / "results" / f"postprocess_{args.device.split(':')[0]}.json")
