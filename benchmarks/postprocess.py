@@ -12,7 +12,8 @@ calcium specks (3x3 pixels) in the tissue of every frame and measures, with the 
 contour, the calcium rules of ``experiment=hybrid`` models (minimum area 0.1 mm², minimum
 length 0.4 mm at 0.2 mm frames) without and with ``calcium_track_frames=3``
 (octseg/model/track.py), against the contour alone in the same run. Writes JSON (default
-``benchmarks/results/postprocess_<device>.json``).
+``benchmarks/results/postprocess_<device>.json``, with ``--calcium-rules``
+``postprocess_calcium_<device>.json``).
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def main() -> None:
             f" {r['median_fps']:>8.1f} {ratio:>12.2f}x"
             f" {100 * r['changed_pixel_fraction']:>10.2f}%"
         )
-    out = Path(args.json or HERE / "results" / f"postprocess_{args.device.split(':')[0]}.json")
+    stem = "postprocess_calcium" if args.calcium_rules else "postprocess"
+    out = Path(args.json or HERE / "results" / f"{stem}_{args.device.split(':')[0]}.json")
     meta = {"load_average": os.getloadavg(), "threads": args.threads, "torch": torch.__version__}
     write_text(out, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     print(f"wrote {out}")

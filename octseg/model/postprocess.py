@@ -22,11 +22,12 @@ exit; interpolated across guidewire and strut rays where lumen is removed:
   to the clinical tables. With ``calcium_track_frames`` = k > 0 (default 0: off) a small
   component is put back after the minimum-length rule below when the calcium both rules keep
   lies within 3° of its rays at most k frames away, chained (:mod:`octseg.model.track`: a
-  lesion's tapered or field-cut end). The calcium of a lesion
-  shorter than ``calcium_min_length_mm`` becomes background (default 0: off): lesions as the
-  geometry finds them (runs of frames with calcium, gaps of ``max_gap_frames`` bridged) and
-  their length (frames spanned x frame spacing), docs/metrics.md. A deposit seen on one frame of a 0.2 mm pullback is a speck of
-  noise more often than calcium (docs/calcium_candidates.md, twenty-second session).
+  lesion's tapered or field-cut end). The calcium of a lesion shorter than
+  ``calcium_min_length_mm`` becomes background (default 0: off): lesions as the geometry finds
+  them (runs of frames with calcium, gaps of ``max_gap_frames`` bridged) and their length
+  (frames spanned x frame spacing), docs/metrics.md. A deposit seen on one frame of a 0.2 mm
+  pullback is a speck of noise more often than calcium (docs/calcium_candidates.md,
+  twenty-second session).
   ``calcium_extend_prob`` (default 0: off) is a setting of this group
   but works earlier, where the class probabilities are: the predictor grows calcium lesions
   along the A-lines on the net grid (:mod:`octseg.model.extend`); ``enabled: false`` turns it
@@ -320,10 +321,10 @@ def _split_small(labels: np.ndarray, rays: _Rays, has: torch.Tensor, min_mm2: fl
     return split_small(labels, index, area, rays.polar, has.cpu().numpy(), min_mm2)
 
 
-def _restore_tracked(labels, pieces, rays: _Rays, has: torch.Tensor, frames: int):
+def _restore_tracked(labels, pieces, rays: _Rays, has: torch.Tensor, frames: int, gap: int):
     """:func:`octseg.model.track.restore_tracked` with this geometry's rays (in place, CPU)."""
     index = rays.index.cpu().numpy()
-    restore_tracked(labels, pieces, index, rays.n, has.cpu().numpy(), frames)
+    restore_tracked(labels, pieces, index, rays.n, has.cpu().numpy(), frames, gap)
 
 
 def large_components(ca: torch.Tensor, spacing_mm: float, min_mm2: float) -> torch.Tensor:
@@ -418,7 +419,7 @@ def postprocess_labels(
     if s.calcium_min_length_mm > 0:
         drop_short_calcium(labels, frame_spacing_mm, s.calcium_min_length_mm, max_gap_frames)
     if pieces:  # after the minimum length: specks extend the lesions it keeps, never rescue one
-        _restore_tracked(labels, pieces, rays, has_all, s.calcium_track_frames)
+        _restore_tracked(labels, pieces, rays, has_all, s.calcium_track_frames, max_gap_frames)
     return labels
 
 

@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM
 from octseg.geometry.components import label_periodic
+from octseg.geometry.summary import bridged_runs
 
 MARGIN_DEG = 3.0
 """How far beside its own rays (degrees) a small component looks for the calcium that keeps it:
@@ -65,18 +66,30 @@ def restore_tracked(
     n_rays: int,
     has: np.ndarray,
     frames: int,
+    max_gap_frames: int,
     margin_rays: int | None = None,
 ) -> np.ndarray:
     """``labels`` with the ``pieces`` (:func:`split_small`) that the calcium now in ``labels``
     (frames ``has``: the core the other rules kept) tracks, chained, back as calcium (in
     place; module docstring): within ``frames`` frames (0: none) and ``margin_rays`` rays of
-    ``n_rays`` round the catheter (None: :data:`MARGIN_DEG` in rays)."""
+    ``n_rays`` round the catheter (None: :data:`MARGIN_DEG` in rays). Pieces that would form a
+    lesion of their own (runs of frames with calcium, gaps of ``max_gap_frames`` bridged, as
+    the geometry's lesions) with no core frame in it stay out: a ``frames`` larger than
+    ``max_gap_frames`` + 1 reaches past the lesion it tracks."""
     if margin_rays is None:
         margin_rays = int(np.ceil(MARGIN_DEG * n_rays / 360 - 1e-9))
+    core = (labels == CALCIUM).any(axis=(1, 2)) & np.asarray(has, bool)
     kept = np.zeros((len(labels), n_rays), bool)
-    for f in np.flatnonzero(np.asarray(has, bool)):
+    for f in np.flatnonzero(core):
         kept[f, ray_index[np.flatnonzero(labels[f] == CALCIUM)]] = True
-    for f, pixels, _ in _track(pieces, kept, frames, margin_rays):
+    tracked = _track(pieces, kept, frames, margin_rays)
+    with_pieces = core.copy()
+    with_pieces[[f for f, _, _ in tracked]] = True
+    flags = (labels == CALCIUM).any(axis=(1, 2)) | with_pieces
+    for i0, i1 in bridged_runs(range(len(flags)), flags.tolist(), max_gap_frames):
+        if not core[i0 : i1 + 1].any():
+            tracked = [t for t in tracked if not i0 <= t[0] <= i1]
+    for f, pixels, _ in tracked:
         labels[f].reshape(-1)[pixels] = CALCIUM
     return labels
 
@@ -117,7 +130,7 @@ def _track(small: list[Piece], kept: np.ndarray, frames: int, margin_rays: int) 
     while changed and pending:
         changed = False
         left = []
-        for item in pending:
+        for item in pending:  # the order flips each pass: chains grow both ways in few passes
             f, _, rays, wide = item
             near = kept[max(f - frames, 0) : f + frames + 1, wide]
             near = np.delete(near, min(f, frames), axis=0)  # not its own frame
@@ -127,7 +140,7 @@ def _track(small: list[Piece], kept: np.ndarray, frames: int, margin_rays: int) 
                 changed = True
             else:
                 left.append(item)
-        pending = left
+        pending = left[::-1]
     return tracked
 
 

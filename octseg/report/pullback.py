@@ -470,7 +470,8 @@ def _postprocess_note(post: Any) -> str:
     removed = f", calcium components under {area:g} mm² removed" if area else ""
     track = post.get("calcium_track_frames")
     if area and track:
-        removed += f" unless a lesion within {track} frames continues them"
+        frames = "frame" if track == 1 else "frames"
+        removed += f" unless a lesion within {track} {frames} continues them"
     short = post.get("calcium_min_length_mm")
     removed += f", calcium lesions shorter than {short:g} mm removed" if short else ""
     grown = f", calcium arcs extended at calcium probability ≥ {extend:g}" if extend else ""

@@ -70,6 +70,7 @@ def test_specks_on_a_lesions_rays_are_kept_within_k_frames_chained(space):
         assert calcium_frames(out) == want, k
         for f, m in masks.items():  # a kept speck is kept whole, a dropped one wholly
             assert (out[f][m] == (CALCIUM if want[f] else BACKGROUND)).all(), (k, f)
+            assert np.array_equal(out[f][~m], plain[f][~m])  # nothing else changes
         assert np.array_equal(out[4:7], plain[4:7])  # the lesion itself is untouched
     assert np.array_equal(tracked(frames, space, 0), plain)
 
@@ -113,19 +114,60 @@ def test_specks_never_rescue_a_lesion_the_minimum_length_removes(space):
     assert calcium_frames(out) == [f in (8, 9, 11) for f in range(13)]
 
 
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize(("at", "kept"), [(9, False), (6, True)])
+def test_tracked_specks_never_make_a_lesion_of_their_own(space, at, kept):
+    """k=5 reaches past the lesion (frames 2-4): a speck on frame 9, four calcium-free frames on
+    (more than ``max_gap_frames`` = 2), would be a lesion of its own and stays out; one on
+    frame 6 (one frame on) joins the lesion."""
+    frames = [lesion(space) if 2 <= f <= 4 else bare(space) for f in range(11)]
+    frames[at], _ = speck(frames[at], space, 120.0)
+    post = {"calcium_min_area_mm2": 0.05, "calcium_track_frames": 5}
+    out = run(frames, space, settings=post, max_gap_frames=2)
+    assert calcium_frames(out) == [f in (2, 3, 4) or (kept and f == at) for f in range(11)]
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize(("phi", "kept"), [(0.0, True), (359.0, True), (65.0, False)])
+def test_tracking_across_the_rays_seam(space, phi, kept):
+    """A lesion across 0° (300-58°, rays 719/0 or A-lines A-1/0): specks at 0° and 359° are on
+    its rays; one at 65° (63-67°, 5° past its end) is not."""
+    shape = BIG[space]
+    wide = annulus(bare(space), space, R + 0.1, R + 0.6, arc=(300, 418), value=CALCIUM, shape=shape)
+    near, m = speck(bare(space), space, phi)
+    out = tracked([near, wide, wide], space, 1)
+    assert (out[0][m] == CALCIUM).all() == kept
+    assert (out[0][m] == BACKGROUND).all() == (not kept)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_mid_pullback_a_speck_is_kept_by_other_frames_only(space):
+    """The lesion on frame 2 alone: a speck on its rays on frame 2 (its own frame, 120°) goes,
+    one on frame 3 (100°, clear of the first's rays, so it cannot keep it in turn) stays."""
+    frames = [bare(space) for _ in range(5)]
+    frames[2] = lesion(space)
+    behind = disc(np.zeros_like(frames[2]), space, R + 1.2, 120.0, SPECK_MM, 1, BIG[space])
+    behind = behind.astype(bool)
+    frames[2][behind] = CALCIUM
+    frames[3], nxt = speck(frames[3], space, 100.0)
+    out = tracked(frames, space, 3)
+    assert (out[2][behind] == BACKGROUND).all()
+    assert (out[3][nxt] == CALCIUM).all()
+
+
 def test_direct_calls_on_frames_the_rule_skips_and_an_empty_pullback():
     """Frames outside ``has`` (no lumen) keep their specks and keep no other frame's; no
     frames: nothing to do."""
     lab = np.zeros((3, 8, 8), np.uint8)
     lab[:, 2, 2] = CALCIUM
     lab[2, 2, 3] = CALCIUM  # frame 2: a component of area 2 (the minimum)
-    idx, has = np.arange(64) % 8, np.array([True, False, True])
+    idx, has = np.arange(64) // 8, np.array([True, False, True])  # polar: ray = row
     pieces = split_small(lab, idx, np.ones(8), True, has, 2.0)
     assert [p[0] for p in pieces] == [0]
     assert calcium_frames(lab) == [False, True, True]
-    restore_tracked(lab, pieces, idx, 8, np.array([True, False, False]), 3, margin_rays=0)
+    restore_tracked(lab, pieces, idx, 8, np.array([True, False, False]), 3, 2, margin_rays=0)
     assert calcium_frames(lab) == [False, True, True]  # frames 1 and 2 left out: no core
-    restore_tracked(lab, pieces, idx, 8, has, 3, margin_rays=0)
+    restore_tracked(lab, pieces, idx, 8, has, 3, 2, margin_rays=0)
     assert calcium_frames(lab) == [True, True, True]  # frame 2's calcium tracks it
     empty = np.zeros((0, 8, 8), np.uint8)
     assert split_small(empty, idx, np.ones(8), True, np.zeros(0, bool), 1.0) == []
@@ -143,3 +185,4 @@ def test_the_report_footer_says_when_tracking_keeps_specks():
         _postprocess_note(post)
     )
     assert "unless" not in _postprocess_note({**post, "calcium_track_frames": 0})
+    assert "within 1 frame continues" in _postprocess_note({**post, "calcium_track_frames": 1})
