@@ -319,6 +319,8 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
     if predictor is not None:  # a given predictor runs its own extension
         s, applied = _extension_of(predictor, s, applied)
     run.settings = s
+    if run.rank == 0:
+        _warn_idle_tracking(s.postprocess)
     if predictor is None:
         opts = PredictOptions.from_settings(s, device=run.device)
         predictor = Predictor(model, meta, opts, source=source_name(ck))
@@ -326,6 +328,20 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
             _print_model(ck, meta, applied)
     run.predictor = predictor
     return applied
+
+
+def _warn_idle_tracking(post: Any) -> None:
+    """Say so when ``postprocess.calcium_track_frames`` is set but has nothing to keep: no
+    minimum calcium area (it keeps pieces that rule would remove) or the post-processing off."""
+    if not isinstance(post, Mapping) or not post.get("calcium_track_frames"):
+        return
+    if post.get("enabled", True) and (post.get("calcium_min_area_mm2") or 0) > 0:
+        return
+    print(
+        "WARNING: postprocess.calcium_track_frames does nothing here: it keeps calcium pieces "
+        "that postprocess.calcium_min_area_mm2 would remove, and no minimum area applies",
+        flush=True,
+    )
 
 
 def _check_given_weights(weights: Any, meta: dict[str, Any]) -> None:

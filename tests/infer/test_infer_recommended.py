@@ -101,7 +101,33 @@ def test_the_outputs_change_with_the_applied_settings(trained, tmp_path):
     b = _infer(*trained, tmp_path / "b", "postprocess.calcium_min_area_mm2=0.0")
     c = _infer(*trained, tmp_path / "c", "postprocess.calcium_extend_prob=0.2")
     d = _infer(*trained, tmp_path / "d", "postprocess.calcium_min_length_mm=0.6")
-    assert len({m["fingerprint"] for m in (a, b, c, d)}) == 4
+    e = _infer(*trained, tmp_path / "e", "postprocess.calcium_track_frames=3")
+    assert len({m["fingerprint"] for m in (a, b, c, d, e)}) == 5
+
+
+def test_calcium_tracking_off_keeps_the_fingerprint_of_older_outputs():
+    """``calcium_track_frames`` 0 (the default) is not in the resolved settings, so outputs
+    written before it existed are still 'done'; set, it is there as the integer given."""
+    old = {"enabled": True, "calcium_min_area_mm2": 0.1}
+    for post in (old, {**old, "calcium_track_frames": 0}):
+        resolved = InferSettings("c", "i", "o", postprocess=post).with_recommended({})[0]
+        assert resolved.postprocess == old
+    on = InferSettings("c", "i", "o", postprocess={**old, "calcium_track_frames": 3})
+    assert on.with_recommended({})[0].postprocess["calcium_track_frames"] == 3
+
+
+def test_calcium_tracking_without_a_minimum_area_is_flagged(trained, tmp_path, capsys):
+    """It keeps what the minimum area would remove: with no minimum area the run says it does
+    nothing (and runs); with the checkpoint's minimum area it says nothing."""
+    _infer(
+        *trained,
+        tmp_path / "a",
+        "postprocess.calcium_min_area_mm2=0",
+        "postprocess.calcium_track_frames=3",
+    )
+    assert "calcium_track_frames does nothing here" in capsys.readouterr().out
+    _infer(*trained, tmp_path / "b", "postprocess.calcium_track_frames=3")
+    assert "calcium_track_frames does nothing" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("key", ["calcium_extend_prob", "calcium_min_length_mm"])
