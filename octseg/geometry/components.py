@@ -6,7 +6,8 @@ with pointer jumping (labels are indices of foreground pixels, so ``label[label]
 towards the component's smallest pixel). Cost grows with the number of foreground pixels, not
 with the image size, which suits stent struts (a few hundred pixels per frame).
 
-:func:`label_periodic` is the CPU counterpart for one dense frame (``scipy.ndimage.label``).
+:func:`label_periodic` is the CPU counterpart for one dense frame (``scipy.ndimage.label``);
+:func:`label_with_areas` adds each component's area.
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ def label_periodic(mask: np.ndarray, periodic: bool = True) -> tuple[np.ndarray,
     out = comp[lab] + 1  # label 0 has no edges: its component holds no other label
     out[lab == 0] = 0
     return out, int(n_comp)
+
+
+def label_with_areas(
+    mask: np.ndarray, col_area: np.ndarray, periodic: bool = True
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`label_periodic` of ``mask`` (A, S) on the columns that hold it, with each
+    component's area: ``(labels of mask[:, c0:], areas (n,), c0)``, the area of a pixel of
+    column ``j`` being ``col_area[j]``. The labels cover columns ``c0`` to the last column of the
+    mask. ``mask`` must hold at least one pixel."""
+    cols = np.flatnonzero(mask.any(0))
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    lab, n = label_periodic(mask[:, c0:c1], periodic)
+    area = ndimage.sum(np.broadcast_to(col_area[c0:c1], lab.shape), lab, np.arange(1, n + 1))
+    return lab, np.asarray(area, float).reshape(-1), c0
 
 
 _OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]

@@ -59,18 +59,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM, GUIDEWIRE, LUMEN, STRUT
 from octseg.core.errors import InputError
 from octseg.geometry import lumen as lu
 from octseg.geometry import lumen_path as lp
-from octseg.geometry.components import components_from_flat, label_periodic
+from octseg.geometry.components import components_from_flat, label_with_areas
 from octseg.geometry.kernels import farthest_corner, for_device
 from octseg.geometry.settings import GeometrySettings
 from octseg.geometry.summary import bridged_runs
 from octseg.model.extend import is_extend_prob
-from octseg.model.track import restore_tracked, split_small
+from octseg.model.track import calcium_frames, restore_tracked, split_small
 
 
 @dataclass
@@ -356,16 +355,12 @@ def _small_torch(ca: torch.Tensor, rays: _Rays, min_mm2: float) -> torch.Tensor:
 
 def _small_scipy(ca: np.ndarray, rays: _Rays, min_mm2: float) -> torch.Tensor:
     """:func:`_small_torch` frame by frame with
-    :func:`octseg.geometry.components.label_periodic` (on the columns that hold calcium)."""
+    :func:`octseg.geometry.components.label_with_areas` (on the columns that hold calcium)."""
     out = np.zeros_like(ca)
     col_area = rays.col_area.cpu().numpy()
     for f in np.flatnonzero(ca.any((1, 2))):
-        cols = np.flatnonzero(ca[f].any(0))
-        c0, c1 = int(cols[0]), int(cols[-1]) + 1
-        m = ca[f][:, c0:c1]
-        lab, n = label_periodic(m, rays.polar)
-        area = ndimage.sum(np.broadcast_to(col_area[c0:c1], m.shape), lab, np.arange(1, n + 1))
-        out[f][:, c0:c1] = np.concatenate([[False], area < min_mm2])[lab]
+        lab, area, c0 = label_with_areas(ca[f], col_area, rays.polar)
+        out[f][:, c0 : c0 + lab.shape[1]] = np.concatenate([[False], area < min_mm2])[lab]
     return torch.from_numpy(out)
 
 
@@ -443,10 +438,7 @@ def drop_short_calcium(
         )
     if len(labels) == 0:
         return labels
-    step = 32  # frames compared at a time: no full-pullback temporary
-    has = np.concatenate(
-        [(labels[a : a + step] == CALCIUM).any(axis=(1, 2)) for a in range(0, len(labels), step)]
-    )
+    has = calcium_frames(labels)
     for i0, i1 in bridged_runs(range(len(has)), has.tolist(), max_gap_frames):
         if (i1 - i0 + 1) * fs < min_mm - 1e-9:  # 2 x 0.2 mm reaches 0.4 mm
             for f in range(i0, i1 + 1):

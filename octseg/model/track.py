@@ -23,10 +23,9 @@ Works on the label maps (polar or Cartesian) in place, on the CPU, after the per
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM
-from octseg.geometry.components import label_periodic
+from octseg.geometry.components import label_with_areas
 from octseg.geometry.summary import bridged_runs
 
 MARGIN_DEG = 3.0
@@ -36,6 +35,15 @@ post-processing's ``guidewire_margin_deg`` tolerates the guidewire's drift by as
 
 
 Piece = tuple[int, np.ndarray, np.ndarray]  # (frame, flat pixel indices, its rays)
+
+
+def calcium_frames(labels: np.ndarray, step: int = 32) -> np.ndarray:
+    """Whether each frame of ``labels`` ``(F, H, W)`` holds calcium, ``step`` frames compared at
+    a time (no full-pullback temporary)."""
+    parts = [
+        (labels[a : a + step] == CALCIUM).any(axis=(1, 2)) for a in range(0, len(labels), step)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
 
 
 def split_small(
@@ -78,14 +86,14 @@ def restore_tracked(
     ``max_gap_frames`` + 1 reaches past the lesion it tracks."""
     if margin_rays is None:
         margin_rays = int(np.ceil(MARGIN_DEG * n_rays / 360 - 1e-9))
-    core = (labels == CALCIUM).any(axis=(1, 2)) & np.asarray(has, bool)
+    present = calcium_frames(labels)
+    core = present & np.asarray(has, bool)
     kept = np.zeros((len(labels), n_rays), bool)
     for f in np.flatnonzero(core):
         kept[f, ray_index[np.flatnonzero(labels[f] == CALCIUM)]] = True
     tracked = _track(pieces, kept, frames, margin_rays)
-    with_pieces = core.copy()
-    with_pieces[[f for f, _, _ in tracked]] = True
-    flags = (labels == CALCIUM).any(axis=(1, 2)) | with_pieces
+    flags = present.copy()
+    flags[[f for f, _, _ in tracked]] = True
     for i0, i1 in bridged_runs(range(len(flags)), flags.tolist(), max_gap_frames):
         if not core[i0 : i1 + 1].any():
             tracked = [t for t in tracked if not i0 <= t[0] <= i1]
@@ -99,23 +107,15 @@ def _components(lab2d, f, ray_index, col_area, polar, min_mm2) -> list[Piece]:
     ca = lab2d == CALCIUM
     if not ca.any():
         return []
-    cols = np.flatnonzero(ca.any(0))
-    c0, c1 = int(cols[0]), int(cols[-1]) + 1
-    comp, n = label_periodic(ca[:, c0:c1], polar)
-    area = ndimage.sum(np.broadcast_to(col_area[c0:c1], comp.shape), comp, np.arange(1, n + 1))
+    comp, area, c0 = label_with_areas(ca, col_area, polar)
     rows, cc = np.nonzero(comp)
     ids = comp[rows, cc]
-    flat = rows * lab2d.shape[1] + cc + c0
-    rays = ray_index[flat]
-    big = area[ids - 1] >= min_mm2
-    order = np.argsort(ids[~big], kind="stable")
-    ids_s, flat_s, rays_s = ids[~big][order], flat[~big][order], rays[~big][order]
-    cuts = np.flatnonzero(np.diff(ids_s)) + 1
-    return [
-        (f, p, np.unique(r))
-        for p, r in zip(np.split(flat_s, cuts), np.split(rays_s, cuts), strict=True)
-        if p.size
-    ]
+    small = area[ids - 1] < min_mm2
+    ids, flat = ids[small], (rows * lab2d.shape[1] + cc + c0)[small]
+    order = np.argsort(ids, kind="stable")
+    ids, flat = ids[order], flat[order]
+    cuts = np.flatnonzero(np.diff(ids)) + 1
+    return [(f, p, np.unique(ray_index[p])) for p in np.split(flat, cuts) if p.size]
 
 
 def _track(small: list[Piece], kept: np.ndarray, frames: int, margin_rays: int) -> list[Piece]:
