@@ -17,7 +17,8 @@ from geometry_scenes import assert_same_measurements
 import octseg.geometry.lumen_path as lp
 import octseg.geometry.measure as measure
 import octseg.model.postprocess as pp
-from benchmarks.postprocess import dirty_frames
+from benchmarks.postprocess import VARIANTS, calcium_specks, dirty_frames
+from octseg.core.classes import CALCIUM
 from octseg.geometry import measure_labels
 from octseg.geometry.kernels import ACCELERATOR_FACTOR
 from octseg.io.labels import LabelFile
@@ -46,13 +47,26 @@ def assert_same_rows(cpu: list[dict], other: list[dict]) -> None:
                 assert va == vb, key
 
 
+def rules_frames(n: int, space: str, variant: str) -> tuple[np.ndarray, float, tuple | None, dict]:
+    """``dirty_frames`` with calcium specks on every frame, and the settings of the
+    post-processing benchmark's ``variant`` (lumen contour, calcium rules)."""
+    labels, ps, c = dirty_frames(n, space, specks=5)
+    calcium_specks(labels, 5)
+    rule, calcium = VARIANTS[variant]
+    return labels, ps, c, {"lumen_contour": rule, **calcium}
+
+
+@pytest.mark.parametrize("variant", ["smooth", "smooth+calcium+track3"])
 @pytest.mark.parametrize("space", SPACES)
-def test_accelerator_piece_sizes_give_the_same_results(space, monkeypatch):
+def test_accelerator_piece_sizes_give_the_same_results(space, variant, monkeypatch):
     """Every piece size that ``for_device`` scales, once small (the CPU's; the contour's dynamic
-    programme in pieces of 2 frames) and once 16x larger: the same labels and tables."""
+    programme in pieces of 2 frames) and once 16x larger: the same labels and tables, with and
+    without the calcium rules (minimum area and length, tracked along the pullback)."""
     monkeypatch.setattr(lp, "PIECE", 2)
-    labels, ps, c = dirty_frames(20, space, specks=5)
-    small = postprocess_labels(labels.copy(), space, ps, c)
+    labels, ps, c, settings = rules_frames(20, space, variant)
+    small = postprocess_labels(labels.copy(), space, ps, c, settings=settings, frame_spacing_mm=0.2)
+    if variant != "smooth":  # the rules removed specks and kept some calcium
+        assert 0 < (small == CALCIUM).sum() < (labels == CALCIUM).sum()
     lf = LabelFile(labels=small, space=space, pixel_spacing_mm=ps, frame_spacing_mm=0.2)
     rows = measure_labels(lf, chunk_frames=20)
     calls = []
@@ -63,7 +77,7 @@ def test_accelerator_piece_sizes_give_the_same_results(space, monkeypatch):
 
     for module in (measure, pp, lp):
         monkeypatch.setattr(module, "for_device", big)
-    large = postprocess_labels(labels.copy(), space, ps, c)
+    large = postprocess_labels(labels.copy(), space, ps, c, settings=settings, frame_spacing_mm=0.2)
     # the post-processing's frames per step and the contour's pieces took the larger sizes
     assert {pp.PostprocessSettings().chunk_frames, lp.PIECE} <= set(calls)
     np.testing.assert_array_equal(large, small)
@@ -87,6 +101,23 @@ def test_postprocess_on_cuda_matches_cpu(space, rule):
     assert (cpu != labels).any()  # there was something to repair
     # ray sampling in float32 on two devices: a pixel on a ray boundary may flip
     assert (gpu != cpu).mean() < 1e-4
+
+
+@pytest.mark.parametrize("variant", ["smooth+calcium", "smooth+calcium+track3"])
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.gpu
+@needs_cuda
+def test_calcium_rules_on_cuda_match_cpu(space, variant):
+    """The calcium rules (minimum area on the GPU, minimum length, tracking) on a GPU."""
+    labels, ps, c, settings = rules_frames(8, space, variant)
+    cpu = postprocess_labels(
+        labels.copy(), space, ps, c, device="cpu", settings=settings, frame_spacing_mm=0.2
+    )
+    gpu = postprocess_labels(
+        labels.copy(), space, ps, c, device="cuda", settings=settings, frame_spacing_mm=0.2
+    )
+    assert 0 < (cpu == CALCIUM).sum() < (labels == CALCIUM).sum()  # specks removed, calcium kept
+    assert (gpu != cpu).mean() < 1e-4  # float32 ray sampling: a boundary pixel may flip
 
 
 @pytest.mark.parametrize("space", SPACES)
