@@ -16,6 +16,14 @@ strut background) ends the contour there and under-reads the strut's distance to
 term is the per-A-line BCE of "a hole in the true lumen run" (the largest non-lumen probability
 over the run) against 0, i.e. ``-log`` of the smallest lumen/strut probability on the run.
 
+A third, optional term (``lambda_thickness``) does it for the calcium thickness, which the
+geometry reads on each A-line as the radial extent of calcium: per A-line whose label has
+calcium, the absolute difference between the expected number of calcium samples (the sum of the
+calcium probability over depth) and the label's number, in units of ``thickness_scale``
+samples. Through the softmax its gradient goes mostly to the uncertain samples of the A-line,
+i.e. to the lesion's back and front edges, where a net that reads thin lesions thick and thick
+ones thin errs (docs/calcium_candidates.md, forty-seventh session).
+
 Layout: network outputs are (B, C, A, R) - A-lines on dim 2, depth on dim 3 (see
 :mod:`octseg.model.wrap`).
 """
@@ -80,12 +88,27 @@ def lumen_run_hole_bce(
     return -torch.log(weakest[has]).mean()
 
 
+def aline_extent_error(
+    probs: torch.Tensor, target: torch.Tensor, channels: Sequence[int], scale: float
+) -> torch.Tensor:
+    """Mean over A-lines whose label has any of ``channels`` of
+    ``|sum over depth of the summed probability of channels - the label's count| / scale``."""
+    lab = _class_mask(target, channels)
+    count = lab.sum(-1).to(probs.dtype)
+    has = count > 0
+    if not has.any():
+        return probs.sum() * 0.0
+    expected = probs[:, list(channels)].sum(1).sum(-1)
+    return ((expected - count).abs()[has] / scale).mean()
+
+
 class ALineDiceCELoss(DiceCELoss):
     """MONAI ``DiceCELoss`` plus ``lambda_aline`` x a per-A-line presence BCE on ``aline_channels``
     (output channels, i.e. positions in the model's class list; 2 is calcium in the default
     5-class schema), plus ``lambda_lumen`` x the lumen-run hole term on ``lumen_channels``
-    (lumen and strut: 1 and 3) without the run's last ``lumen_margin`` samples. Both weights 0
-    is exactly ``DiceCELoss``. Softmax over channels is applied to the logits for these terms; every other argument goes to ``DiceCELoss``."""
+    (lumen and strut: 1 and 3) without the run's last ``lumen_margin`` samples, plus
+    ``lambda_thickness`` x the per-A-line extent error of ``aline_channels`` in units of
+    ``thickness_scale`` samples. All weights 0 is exactly ``DiceCELoss``. Softmax over channels is applied to the logits for these terms; every other argument goes to ``DiceCELoss``."""
 
     def __init__(
         self,
@@ -95,12 +118,23 @@ class ALineDiceCELoss(DiceCELoss):
         lambda_lumen: float = 0.0,
         lumen_channels: Sequence[int] = (1, 3),
         lumen_margin: int = 2,
+        lambda_thickness: float = 0.0,
+        thickness_scale: float = 16.0,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        for name, value in (("lambda_aline", lambda_aline), ("lambda_lumen", lambda_lumen)):
+        weights = (
+            ("lambda_aline", lambda_aline),
+            ("lambda_lumen", lambda_lumen),
+            ("lambda_thickness", lambda_thickness),
+        )
+        for name, value in weights:
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        if not thickness_scale > 0:
+            raise ValueError(f"thickness_scale must be > 0, got {thickness_scale}")
+        self.lambda_thickness = float(lambda_thickness)
+        self.thickness_scale = float(thickness_scale)
         self.lambda_aline = float(lambda_aline)
         self.aline_channels = tuple(int(c) for c in aline_channels)
         self.lambda_lumen = float(lambda_lumen)
@@ -111,7 +145,7 @@ class ALineDiceCELoss(DiceCELoss):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
         loss = super().forward(input, target)
-        if self.lambda_aline == 0 and self.lambda_lumen == 0:
+        if self.lambda_aline == 0 and self.lambda_lumen == 0 and self.lambda_thickness == 0:
             return loss
         n = input.shape[1]
         bad = [c for c in self.aline_channels + self.lumen_channels if not 0 <= c < n]
@@ -123,4 +157,7 @@ class ALineDiceCELoss(DiceCELoss):
         if self.lambda_lumen:
             hole = lumen_run_hole_bce(probs, target, self.lumen_channels, self.lumen_margin)
             loss = loss + self.lambda_lumen * hole
+        if self.lambda_thickness:
+            err = aline_extent_error(probs, target, self.aline_channels, self.thickness_scale)
+            loss = loss + self.lambda_thickness * err
         return loss

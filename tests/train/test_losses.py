@@ -9,7 +9,12 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss
 from omegaconf import OmegaConf
 
 from octseg.train.engine import build_loss
-from octseg.train.losses import ALineDiceCELoss, aline_presence, lumen_run_hole_bce
+from octseg.train.losses import (
+    ALineDiceCELoss,
+    aline_extent_error,
+    aline_presence,
+    lumen_run_hole_bce,
+)
 
 N_CLASSES = 5
 CALCIUM = 2  # channel of calcium in the default 5-class schema
@@ -69,6 +74,55 @@ def test_band_continued_one_aline_past_the_end_costs_more() -> None:
     added = float(torch.log(1 - p_exact) - torch.log(1 - p_over)) / 16
     assert ours_gap - base_gap == pytest.approx(added, abs=1e-5)
     assert ours_gap > 2 * base_gap
+
+
+def test_thickness_term_charges_the_missing_depth_per_aline() -> None:
+    """The band (4 samples deep on A-lines 4..7) read 2 samples thin on one A-line: the term is
+    about 2 / scale / 4 A-lines with calcium; exact logits cost only the softmax's remainder."""
+    y = _target()
+    thin = y.clone()
+    thin[:, :, 5, 12:14] = 0  # the back edge of A-line 5 called tissue
+    probs = torch.softmax(_logits(thin, margin=20.0), 1)  # one-hot to float precision
+    assert float(aline_extent_error(probs, y, [CALCIUM], 1.0)) == pytest.approx(2 / 4, abs=1e-5)
+    assert float(aline_extent_error(probs, y, [CALCIUM], 4.0)) == pytest.approx(2 / 16, abs=1e-5)
+    exact = torch.softmax(_logits(y, margin=20.0), 1)
+    assert float(aline_extent_error(exact, y, [CALCIUM], 1.0)) < 1e-5
+    # read thick by the same depth: the same charge (the metric's absolute error)
+    thick = y.clone()
+    thick[:, :, 5, 14:16] = CALCIUM
+    over = torch.softmax(_logits(thick, margin=20.0), 1)
+    assert float(aline_extent_error(over, y, [CALCIUM], 1.0)) == pytest.approx(2 / 4, abs=1e-5)
+
+
+def test_thickness_term_ignores_alines_without_calcium_and_adds_to_the_loss() -> None:
+    y = torch.zeros(1, 1, 16, 20)
+    y[..., :5] = 1
+    probs = torch.softmax(torch.randn(1, N_CLASSES, 16, 20), 1)
+    assert float(aline_extent_error(probs, y, [CALCIUM], 16.0)) == 0.0  # no calcium A-line
+    yc = _target()
+    thin = yc.clone()
+    thin[:, :, 4:8, 12:14] = 0
+    x = _logits(thin)
+    base = ALineDiceCELoss(lambda_aline=1.0, **KW)(x, yc)
+    ours = ALineDiceCELoss(lambda_aline=1.0, lambda_thickness=2.0, thickness_scale=16.0, **KW)
+    added = 2.0 * aline_extent_error(torch.softmax(x, 1), yc, [CALCIUM], 16.0)
+    torch.testing.assert_close(ours(x, yc), base + added)
+    assert float(added) > 0.1  # 2 missing samples of 4 on every calcium A-line
+
+
+def test_thickness_term_pushes_the_back_edge_towards_calcium() -> None:
+    """Read thin where the net is unsure (the back edge: calcium logit just under tissue's): the
+    gradient raises the calcium logit there, far more than on the confident deep tissue."""
+    y = _target()
+    thin = y.clone()
+    thin[:, :, 4:8, 12:14] = 0
+    x = _logits(thin)
+    x[0, CALCIUM, 4:8, 12:14] = 3.5  # tissue's logit is 4
+    x.requires_grad_(True)
+    aline_extent_error(torch.softmax(x, 1), y, [CALCIUM], 16.0).backward()
+    g = -x.grad[0, CALCIUM]  # descent direction of the calcium logit
+    assert float(g[4:8, 12:14].min()) > 0  # the missed samples are pushed towards calcium
+    assert float(g[4:8, 12:14].mean()) > 10 * float(g[4:8, 16:].abs().mean())
 
 
 def _malapposed() -> torch.Tensor:
@@ -165,6 +219,10 @@ def test_works_with_deep_supervision_through_build_loss() -> None:
 def test_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="lambda_aline"):
         ALineDiceCELoss(lambda_aline=-1.0, **KW)
+    with pytest.raises(ValueError, match="lambda_thickness"):
+        ALineDiceCELoss(lambda_thickness=-1.0, **KW)
+    with pytest.raises(ValueError, match="thickness_scale"):
+        ALineDiceCELoss(thickness_scale=0.0, **KW)
     with pytest.raises(ValueError, match="lumen_margin"):
         ALineDiceCELoss(lumen_margin=-1, **KW)
     with pytest.raises(ValueError, match="out of range"):
