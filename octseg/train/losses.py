@@ -20,9 +20,13 @@ A third, optional term (``lambda_thickness``) does it for the calcium thickness,
 geometry reads on each A-line as the radial extent of calcium: per A-line whose label has
 calcium, the absolute difference between the expected number of calcium samples (the sum of the
 calcium probability over depth) and the label's number, in units of ``thickness_scale``
-samples. Through the softmax its gradient goes mostly to the uncertain samples of the A-line,
-i.e. to the lesion's back and front edges, where a net that reads thin lesions thick and thick
-ones thin errs (docs/calcium_candidates.md, forty-seventh session).
+samples. Its gradient is sign(error) x p(1 - p) on every sample of the A-line: it goes to the
+uncertain samples, the lesion's edges where the net is unsure, but also to faint calcium
+probability anywhere on a long A-line, which the count adds up; a lesion read at the right
+thickness in the wrong place costs nothing here. With deep supervision the counts (and
+``thickness_scale``) are in each level's own samples. Measured once, on the hybrid calcium
+recipe: it did not reduce the thickness error and called calcium on more lesion-free frames
+(docs/calcium_candidates.md, forty-seventh session); off by default.
 
 Layout: network outputs are (B, C, A, R) - A-lines on dim 2, depth on dim 3 (see
 :mod:`octseg.model.wrap`).

@@ -18,7 +18,7 @@ import octseg.geometry.lumen_path as lp
 import octseg.geometry.measure as measure
 import octseg.model.postprocess as pp
 from benchmarks.postprocess import VARIANTS, calcium_specks, dirty_frames
-from octseg.core.classes import CALCIUM
+from octseg.core.classes import BACKGROUND, CALCIUM
 from octseg.geometry import measure_labels
 from octseg.geometry.kernels import ACCELERATOR_FACTOR
 from octseg.io.labels import LabelFile
@@ -47,26 +47,52 @@ def assert_same_rows(cpu: list[dict], other: list[dict]) -> None:
                 assert va == vb, key
 
 
+ISOLATION = 3  # frames cleared of calcium on each side of the isolated frame
+
+
 def rules_frames(n: int, space: str, variant: str) -> tuple[np.ndarray, float, tuple | None, dict]:
-    """``dirty_frames`` with calcium specks on every frame, and the settings of the
+    """``dirty_frames`` with calcium specks on every frame and the frame ``n // 2`` isolated (no
+    calcium within ``ISOLATION`` frames: a one-frame lesion), with the settings of the
     post-processing benchmark's ``variant`` (lumen contour, calcium rules)."""
     labels, ps, c = dirty_frames(n, space, specks=5)
     calcium_specks(labels, 5)
+    mid = n // 2
+    for f in [*range(mid - ISOLATION, mid), *range(mid + 1, mid + ISOLATION + 1)]:
+        labels[f][labels[f] == CALCIUM] = BACKGROUND
     rule, calcium = VARIANTS[variant]
     return labels, ps, c, {"lumen_contour": rule, **calcium}
 
 
-@pytest.mark.parametrize("variant", ["smooth", "smooth+calcium+track3"])
+def run_rules(labels, space, ps, c, settings, **kw) -> np.ndarray:
+    return postprocess_labels(
+        labels.copy(), space, ps, c, settings=settings, frame_spacing_mm=0.2, **kw
+    )
+
+
+def assert_rules_ran(labels, out, space, ps, c) -> None:
+    """``out`` (post-processed with calcium rules) against the contour alone: the minimum area
+    took specks the depth limit leaves, the minimum length the isolated frame's lesion."""
+    base = run_rules(labels, space, ps, c, {"lumen_contour": "smooth"})
+    mid = len(labels) // 2
+    assert 0 < (out == CALCIUM).sum() < (base == CALCIUM).sum()
+    assert (base[mid] == CALCIUM).any() and not (out[mid] == CALCIUM).any()
+
+
+RULES = ["smooth+calcium", "smooth+calcium+track3"]
+
+
+@pytest.mark.parametrize("variant", ["smooth", *RULES])
 @pytest.mark.parametrize("space", SPACES)
 def test_accelerator_piece_sizes_give_the_same_results(space, variant, monkeypatch):
     """Every piece size that ``for_device`` scales, once small (the CPU's; the contour's dynamic
     programme in pieces of 2 frames) and once 16x larger: the same labels and tables, with and
-    without the calcium rules (minimum area and length, tracked along the pullback)."""
+    without the calcium rules (minimum area in chunks, minimum length, tracked along the
+    pullback)."""
     monkeypatch.setattr(lp, "PIECE", 2)
     labels, ps, c, settings = rules_frames(20, space, variant)
-    small = postprocess_labels(labels.copy(), space, ps, c, settings=settings, frame_spacing_mm=0.2)
-    if variant != "smooth":  # the rules removed specks and kept some calcium
-        assert 0 < (small == CALCIUM).sum() < (labels == CALCIUM).sum()
+    small = run_rules(labels, space, ps, c, settings)
+    if variant != "smooth":
+        assert_rules_ran(labels, small, space, ps, c)
     lf = LabelFile(labels=small, space=space, pixel_spacing_mm=ps, frame_spacing_mm=0.2)
     rows = measure_labels(lf, chunk_frames=20)
     calls = []
@@ -77,7 +103,7 @@ def test_accelerator_piece_sizes_give_the_same_results(space, variant, monkeypat
 
     for module in (measure, pp, lp):
         monkeypatch.setattr(module, "for_device", big)
-    large = postprocess_labels(labels.copy(), space, ps, c, settings=settings, frame_spacing_mm=0.2)
+    large = run_rules(labels, space, ps, c, settings)
     # the post-processing's frames per step and the contour's pieces took the larger sizes
     assert {pp.PostprocessSettings().chunk_frames, lp.PIECE} <= set(calls)
     np.testing.assert_array_equal(large, small)
@@ -87,6 +113,15 @@ def test_accelerator_piece_sizes_give_the_same_results(space, variant, monkeypat
     assert rows.struts
     assert_same_measurements(rows.frames, again.frames)  # the tolerance of chunkings
     assert_same_measurements(rows.struts, again.struts)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_tracking_keeps_small_pieces_the_minimum_area_removes(space):
+    """The benchmark frames' specks beside the calcium sector: tracking puts some back."""
+    labels, ps, c, plain = rules_frames(20, space, "smooth+calcium")
+    tracked = {**plain, **VARIANTS["smooth+calcium+track3"][1]}
+    kept = (run_rules(labels, space, ps, c, plain) == CALCIUM).sum()
+    assert (run_rules(labels, space, ps, c, tracked) == CALCIUM).sum() > kept
 
 
 @pytest.mark.parametrize("rule", ["smooth", "first_wall"])
@@ -103,20 +138,16 @@ def test_postprocess_on_cuda_matches_cpu(space, rule):
     assert (gpu != cpu).mean() < 1e-4
 
 
-@pytest.mark.parametrize("variant", ["smooth+calcium", "smooth+calcium+track3"])
+@pytest.mark.parametrize("variant", RULES)
 @pytest.mark.parametrize("space", SPACES)
 @pytest.mark.gpu
 @needs_cuda
 def test_calcium_rules_on_cuda_match_cpu(space, variant):
     """The calcium rules (minimum area on the GPU, minimum length, tracking) on a GPU."""
-    labels, ps, c, settings = rules_frames(8, space, variant)
-    cpu = postprocess_labels(
-        labels.copy(), space, ps, c, device="cpu", settings=settings, frame_spacing_mm=0.2
-    )
-    gpu = postprocess_labels(
-        labels.copy(), space, ps, c, device="cuda", settings=settings, frame_spacing_mm=0.2
-    )
-    assert 0 < (cpu == CALCIUM).sum() < (labels == CALCIUM).sum()  # specks removed, calcium kept
+    labels, ps, c, settings = rules_frames(12, space, variant)
+    cpu = run_rules(labels, space, ps, c, settings, device="cpu")
+    gpu = run_rules(labels, space, ps, c, settings, device="cuda")
+    assert_rules_ran(labels, cpu, space, ps, c)
     assert (gpu != cpu).mean() < 1e-4  # float32 ray sampling: a boundary pixel may flip
 
 

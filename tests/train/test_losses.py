@@ -78,7 +78,8 @@ def test_band_continued_one_aline_past_the_end_costs_more() -> None:
 
 def test_thickness_term_charges_the_missing_depth_per_aline() -> None:
     """The band (4 samples deep on A-lines 4..7) read 2 samples thin on one A-line: the term is
-    about 2 / scale / 4 A-lines with calcium; exact logits cost only the softmax's remainder."""
+    2 / scale / 4 A-lines with calcium (logits margin 20: one-hot to 1e-8); exact logits cost
+    nothing. Also with a one-hot target (``_class_mask``'s other input)."""
     y = _target()
     thin = y.clone()
     thin[:, :, 5, 12:14] = 0  # the back edge of A-line 5 called tissue
@@ -87,6 +88,9 @@ def test_thickness_term_charges_the_missing_depth_per_aline() -> None:
     assert float(aline_extent_error(probs, y, [CALCIUM], 4.0)) == pytest.approx(2 / 16, abs=1e-5)
     exact = torch.softmax(_logits(y, margin=20.0), 1)
     assert float(aline_extent_error(exact, y, [CALCIUM], 1.0)) < 1e-5
+    onehot = torch.nn.functional.one_hot(y[:, 0].long(), N_CLASSES).permute(0, 3, 1, 2)
+    err = aline_extent_error(probs, onehot.float(), [CALCIUM], 1.0)
+    assert float(err) == pytest.approx(2 / 4, abs=1e-5)
     # read thick by the same depth: the same charge (the metric's absolute error)
     thick = y.clone()
     thick[:, :, 5, 14:16] = CALCIUM
@@ -94,7 +98,7 @@ def test_thickness_term_charges_the_missing_depth_per_aline() -> None:
     assert float(aline_extent_error(over, y, [CALCIUM], 1.0)) == pytest.approx(2 / 4, abs=1e-5)
 
 
-def test_thickness_term_ignores_alines_without_calcium_and_adds_to_the_loss() -> None:
+def test_thickness_term_is_zero_without_calcium_and_adds_to_the_loss() -> None:
     y = torch.zeros(1, 1, 16, 20)
     y[..., :5] = 1
     probs = torch.softmax(torch.randn(1, N_CLASSES, 16, 20), 1)
@@ -107,7 +111,9 @@ def test_thickness_term_ignores_alines_without_calcium_and_adds_to_the_loss() ->
     ours = ALineDiceCELoss(lambda_aline=1.0, lambda_thickness=2.0, thickness_scale=16.0, **KW)
     added = 2.0 * aline_extent_error(torch.softmax(x, 1), yc, [CALCIUM], 16.0)
     torch.testing.assert_close(ours(x, yc), base + added)
-    assert float(added) > 0.1  # 2 missing samples of 4 on every calcium A-line
+    # 2 of 4 samples missed on every calcium A-line; at logit margin 4 the expected count is
+    # 2 x 0.93 + 18 x 0.017 = 2.17 against 4: 2.0 x 1.83 / 16 = 0.23
+    assert float(added) == pytest.approx(0.229, abs=0.002)
 
 
 def test_thickness_term_pushes_the_back_edge_towards_calcium() -> None:
@@ -122,6 +128,7 @@ def test_thickness_term_pushes_the_back_edge_towards_calcium() -> None:
     aline_extent_error(torch.softmax(x, 1), y, [CALCIUM], 16.0).backward()
     g = -x.grad[0, CALCIUM]  # descent direction of the calcium logit
     assert float(g[4:8, 12:14].min()) > 0  # the missed samples are pushed towards calcium
+    # p(1 - p) is about 0.24 at the edge and 0.017 in the confident tissue: a ratio near 14
     assert float(g[4:8, 12:14].mean()) > 10 * float(g[4:8, 16:].abs().mean())
 
 
@@ -195,6 +202,7 @@ def test_works_with_deep_supervision_through_build_loss() -> None:
                 **KW,
                 "lambda_aline": 1.0,
                 "lambda_lumen": 1.0,
+                "lambda_thickness": 1.0,
                 "weight": [1, 1, 2, 5, 1],
             }
         }
