@@ -329,6 +329,21 @@ def test_count_inserts_counts_struts_and_malapposed_ones(tmp_path):
     assert (got["frames"], got["struts"], got["malapposed"]) == (3, 3, 1)
 
 
+def test_count_inserts_counts_truth_lesions_and_one_frame_ones(tmp_path):
+    import json
+
+    rec = {"frame": 0, "calcium": 1, "nodule": 0, "deep": 0, "lipid": False, "branch": 0}
+    long, one = {"start_frame": 2, "end_frame": 9}, {"start_frame": 4, "end_frame": 4}
+    for name, lesions in (("hyb-a-v0", [long, one]), ("hyb-a-v1", [one]), ("hyb-a-v2", None)):
+        (tmp_path / "val" / name / "truth").mkdir(parents=True)
+        (tmp_path / "val" / name / "params.json").write_text(json.dumps({"frames": [rec]}))
+        if lesions is not None:
+            summary = {"calcium_lesions": lesions}
+            (tmp_path / "val" / name / "truth/summary.json").write_text(json.dumps(summary))
+    got = cohort.count_inserts(tmp_path)["val"]
+    assert (got["lesions"], got["lesions_one_frame"]) == (3, 2)
+
+
 MAL_FIELDS = ("mal_center_deg", "mal_arc_deg", "mal_start", "mal_stop", "malapposition_mm")
 
 

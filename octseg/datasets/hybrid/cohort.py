@@ -773,15 +773,23 @@ def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
     """Per part (train, val): frames, and frames with calcium, several calcium lesions, a
     nodule, deep calcium, lipid, a side branch, vasa vasorum, a stent, and calcium behind a
     stent (from every hybrid's ``params.json``; builds before vasa count none); struts and
-    malapposed struts (from its ``truth/struts.csv``, where there is one)."""
+    malapposed struts (from its ``truth/struts.csv``, where there is one); calcium lesions of
+    the truth and those one frame long (from its ``truth/summary.json``, where there is one:
+    a lesion drawn over many frames can be trimmed to one by the guidewire shadow and the
+    field, and a minimum lesion length, e.g. the calcium models' recommended 0.4 mm, removes
+    such calcium by design)."""
     kinds = ("frames", "calcium", "several", "nodule", "deep", "lipid", "branch", "vasa")
     out: dict[str, dict[str, int]] = {}
     for part in ("train", "val"):
-        c = dict.fromkeys((*kinds, "stent", "stent_calcium", "struts", "malapposed"), 0)
+        extra = ("stent", "stent_calcium", "struts", "malapposed", "lesions", "lesions_one_frame")
+        c = dict.fromkeys((*kinds, *extra), 0)
         for pj in sorted((Path(root) / part).glob("hyb-*/params.json")):
             n_struts, n_mal = _count_struts(pj.parent / "truth/struts.csv")
             c["struts"] += n_struts
             c["malapposed"] += n_mal
+            n_les, n_one = _count_lesions(pj.parent / "truth/summary.json")
+            c["lesions"] += n_les
+            c["lesions_one_frame"] += n_one
             params = json.loads(pj.read_text())
             st = params.get("stent") or {"start": 0, "stop": 0}
             for r in params.get("frames", []):
@@ -798,6 +806,15 @@ def count_inserts(root: str | Path) -> dict[str, dict[str, int]]:
                 c["stent_calcium"] += stented and r["calcium"] > 0
         out[part] = c
     return out
+
+
+def _count_lesions(path: Path) -> tuple[int, int]:
+    """Calcium lesions in ``path`` (a truth ``summary.json``; none if missing) and those one
+    frame long."""
+    if not path.exists():
+        return 0, 0
+    lesions = json.loads(path.read_text()).get("calcium_lesions") or []
+    return len(lesions), sum(les["start_frame"] == les["end_frame"] for les in lesions)
 
 
 def _count_struts(path: Path) -> tuple[int, int]:
