@@ -314,16 +314,21 @@ def _drop_small_calcium(lab: torch.Tensor, rays: _Rays, has: torch.Tensor, min_m
     lab[_small(ca, rays, min_mm2)] = BACKGROUND
 
 
-def _split_small(labels: np.ndarray, rays: _Rays, has: torch.Tensor, min_mm2: float):
-    """:func:`octseg.model.track.split_small` with this geometry's rays (in place, CPU)."""
-    index, area = rays.index.cpu().numpy(), rays.col_area.cpu().numpy()
-    return split_small(labels, index, area, rays.polar, has.cpu().numpy(), min_mm2)
-
-
-def _restore_tracked(labels, pieces, rays: _Rays, has: torch.Tensor, frames: int, gap: int):
-    """:func:`octseg.model.track.restore_tracked` with this geometry's rays (in place, CPU)."""
-    index = rays.index.cpu().numpy()
-    restore_tracked(labels, pieces, index, rays.n, has.cpu().numpy(), frames, gap)
+def _short_and_tracked(
+    labels: np.ndarray, rays: _Rays, has: torch.Tensor, s: PostprocessSettings, fs: Any, gap: int
+) -> None:
+    """The minimum lesion length on ``labels`` (in place, CPU), and with
+    ``calcium_track_frames`` the tracking around it (:mod:`octseg.model.track`): the small
+    components taken out before it, the tracked ones put back after it."""
+    pieces: list = []
+    if s.calcium_min_area_mm2 > 0 and s.calcium_track_frames > 0:
+        index, has_np = rays.index.cpu().numpy(), has.cpu().numpy()
+        area = rays.col_area.cpu().numpy()
+        pieces = split_small(labels, index, area, rays.polar, has_np, s.calcium_min_area_mm2)
+    if s.calcium_min_length_mm > 0:
+        drop_short_calcium(labels, fs, s.calcium_min_length_mm, gap)
+    if pieces:  # after the minimum length: specks extend the lesions it keeps, never rescue one
+        restore_tracked(labels, pieces, index, rays.n, has_np, s.calcium_track_frames, gap)
 
 
 def large_components(ca: torch.Tensor, spacing_mm: float, min_mm2: float) -> torch.Tensor:
@@ -409,12 +414,7 @@ def postprocess_labels(
             _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
         if lab.device.type != "cpu":
             labels[a:b] = lab.cpu().numpy()
-    track = s.calcium_min_area_mm2 > 0 and s.calcium_track_frames > 0
-    pieces = _split_small(labels, rays, has_all, s.calcium_min_area_mm2) if track else []
-    if s.calcium_min_length_mm > 0:
-        drop_short_calcium(labels, frame_spacing_mm, s.calcium_min_length_mm, max_gap_frames)
-    if pieces:  # after the minimum length: specks extend the lesions it keeps, never rescue one
-        _restore_tracked(labels, pieces, rays, has_all, s.calcium_track_frames, max_gap_frames)
+    _short_and_tracked(labels, rays, has_all, s, frame_spacing_mm, max_gap_frames)
     return labels
 
 

@@ -48,11 +48,7 @@ def aline_presence(target: torch.Tensor, channel: int) -> torch.Tensor:
 
     ``target``: class indices (B, 1, A, R) - floats after deep supervision's nearest-neighbour
     resizing are rounded - or one-hot (B, C, A, R)."""
-    if target.shape[1] == 1:
-        hit = torch.round(target[:, 0]) == channel
-    else:
-        hit = target[:, channel] > 0.5
-    return hit.any(dim=-1).to(torch.float32)
+    return _class_mask(target, [channel]).any(dim=-1).to(torch.float32)
 
 
 def aline_presence_bce(
