@@ -221,7 +221,8 @@ def _get(d: dict, *keys: str) -> object:
 
 def _agreement(m: dict | None) -> dict:
     m = m or {}
-    return {k: m.get(k) for k in ("n", "bias", "loa_lower", "loa_upper", "icc")}
+    keys = ("n", "bias", "loa_lower", "loa_upper", "icc", "icc_ci_pullbacks", "n_pullbacks")
+    return {k: m.get(k) for k in keys}
 
 
 def _malapposition_measure(struts: dict) -> dict:

@@ -119,7 +119,7 @@ def score_run(name: str, auto: Path, pool_dir: Path, work: Path) -> dict[str, di
 
 
 HEADER = (
-    "| run | Ca Dice [95% CI over pullbacks] (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC "
+    "| run | Ca Dice [95% CI over pullbacks] (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC [95% CI over pullbacks] "
     "| score κw (n) | lesions found / false / missed | strut F1 | malapposition bias (LoA) mm "
     "| mal. sens (k/n) / spec |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
@@ -133,7 +133,7 @@ def row_line(name: str, r: dict) -> str:
         f"| {name} | {fmt(r['calcium_dice'])}{ci(r.get('calcium_dice_ci95'))} "
         f"({fmt(r.get('calcium_dice_pooled'))}) "
         f"| {one_empty(r)} | {loa(arc, 1)}, {fmt(arc['icc'], 3)} "
-        f"| {fmt(r['calcium_thickness']['icc'])} "
+        f"| {fmt(r['calcium_thickness']['icc'])}{ci(r['calcium_thickness'].get('icc_ci_pullbacks'))} "
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
         f"| {fmt(r.get('lesions_tp'))} / {fmt(r.get('lesions_fp'))} / {fmt(r.get('lesions_fn'))} "
         f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "

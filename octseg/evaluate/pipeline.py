@@ -631,10 +631,10 @@ def _continuous_block(
         rows = [r for r in rows if r.get("match") == "matched"]
     out: dict[str, Any] = {}
     for c in measures:
-        a, m, n_manual_only, n_auto_only = _paired_values(rows, c)
+        a, m, n_manual_only, n_auto_only, pids = _paired_values(rows, c)
         if not a and not n_manual_only:
             continue  # measured by nobody on the manual side: nothing to report
-        res = stats.continuous_agreement(a, m, **kw)
+        res = stats.continuous_agreement(a, m, clusters=pids, **kw)
         res["unit"] = unit_of(c)
         res["n_manual_without_auto"] = n_manual_only
         if only_matched:
@@ -658,22 +658,26 @@ def _frame_bias_by_pullback(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return by_pullback.summarize(diffs)
 
 
-def _paired_values(rows: list[dict[str, Any]], c: str) -> tuple[list[float], list[float], int, int]:
-    """Automated and manual values of ``c`` in the rows that give both, and how many rows give
-    only the manual value, only the automated one."""
+def _paired_values(
+    rows: list[dict[str, Any]], c: str
+) -> tuple[list[float], list[float], int, int, list[str]]:
+    """Automated and manual values of ``c`` in the rows that give both, how many rows give only
+    the manual value, only the automated one, and the pullback of each pair."""
     a: list[float] = []
     m: list[float] = []
+    pids: list[str] = []
     n_manual_only = n_auto_only = 0
     for r in rows:
         va, vm = _num(r.get(f"auto_{c}")), _num(r.get(f"manual_{c}"))
         if va is not None and vm is not None:
             a.append(va)
             m.append(vm)
+            pids.append(str(r.get("pullback_id")))
         elif vm is not None:
             n_manual_only += 1
         elif va is not None:
             n_auto_only += 1
-    return a, m, n_manual_only, n_auto_only
+    return a, m, n_manual_only, n_auto_only, pids
 
 
 def _frame_flags(rows: list[dict[str, Any]], pids: set[str]) -> dict[str, Any]:
@@ -760,6 +764,7 @@ def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                     "loa_upper": r.get("loa_upper"),
                     "icc": r.get("icc"),
                     "icc_ci": r.get("icc_ci"),
+                    "icc_ci_pullbacks": r.get("icc_ci_pullbacks"),
                     "mae": r.get("mae"),
                     "pearson_r": r.get("pearson_r"),
                     "notes": "; ".join(r.get("notes") or []),

@@ -24,6 +24,10 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
 - Segmentation overlap (mean and pooled Dice): a percentile bootstrap 95% CI that resamples
   whole pullbacks (:func:`cluster_ratio_ci`), because neighbouring frames of one pullback are
   near duplicates: resampling frames would give an interval far too narrow.
+- Bias, ICC(A,1) and MAE also get a percentile bootstrap 95% CI over pullbacks
+  (:func:`cluster_agreement_ci`, keys ``*_ci_pullbacks``) when the pairs' pullbacks are given:
+  the F-based ICC CI and the t-based bias CI treat every frame as independent, so with many
+  frames per pullback they are too narrow.
 - Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
   quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
 - Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
@@ -60,6 +64,12 @@ CLUSTER_METHOD = (
     "scipy.stats.bootstrap, paired, seeded); none with fewer than 2 pullbacks"
 )
 
+PULLBACK_CI_METHOD = (
+    "bias, ICC(A,1) and MAE: 95% CI by percentile bootstrap over pullbacks (whole pullbacks "
+    "drawn with replacement, each statistic recomputed over their pairs; seeded), beside the "
+    "per-pair CIs; none with fewer than 2 pullbacks"
+)
+
 METHODS: dict[str, str] = {
     "bland_altman": BA_METHOD,
     "icc": ICC_FORM,
@@ -68,6 +78,7 @@ METHODS: dict[str, str] = {
     "kappa": KAPPA_METHOD,
     "proportions": PROPORTION_METHOD,
     "segmentation_ci": CLUSTER_METHOD,
+    "agreement_ci_pullbacks": PULLBACK_CI_METHOD,
 }
 
 
@@ -293,10 +304,81 @@ def cluster_ratio_ci(
     return _ci(ci.low, ci.high)
 
 
-def continuous_agreement(
-    auto: Sequence[float], manual: Sequence[float], n_resamples: int = 2000, seed: int = 0
+def _icc_a1(n: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """ICC(A,1) of two raters from pair counts ``n`` and sums ``s`` = (a, m, a², m², a·m) along
+    the last axis (the two-way ANOVA mean squares of McGraw & Wong); NaN where undefined (a
+    rater whose values do not vary, as :func:`icc_absolute_agreement` leaves it)."""
+    sa, sm, saa, smm, sam = np.moveaxis(s, -1, 0)
+    with np.errstate(all="ignore"):
+        scale = np.maximum(np.maximum(saa, smm) / n, 1e-300)
+        flat = np.minimum(saa / n - (sa / n) ** 2, smm / n - (sm / n) ** 2) <= 1e-12 * scale
+        g = (sa + sm) / (2 * n)
+        ssr = (saa + smm + 2 * sam) / 2 - 2 * n * g**2  # 2 x sum of (pair mean - g)²
+        ssc = ((sa - sm) ** 2) / (2 * n)  # n x sum over the two raters of (rater mean - g)²
+        sse = saa + smm - 2 * n * g**2 - ssr - ssc
+        msr, msc, mse = ssr / (n - 1), ssc, sse / (n - 1)
+        return np.where(flat, np.nan, (msr - mse) / (msr + mse + 2 * (msc - mse) / n))
+
+
+def cluster_agreement_ci(
+    auto: Sequence[float],
+    manual: Sequence[float],
+    clusters: Sequence[Any],
+    n_resamples: int = 2000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """All continuous-agreement statistics for paired values (non-finite pairs dropped)."""
+    """95% CIs of bias, ICC(A,1) and MAE by a percentile bootstrap over ``clusters``.
+
+    Each pair is one observation of the cluster (its pullback) named beside it; whole clusters
+    are drawn with replacement and each statistic is recomputed over their pairs (from per-cluster
+    sums, so thousands of resamples cost little). Near-duplicate frames of one pullback then do
+    not narrow the intervals. Non-finite pairs are dropped; ``None`` CIs with fewer than two
+    clusters or three pairs."""
+    a = np.asarray(auto, dtype=float).reshape(-1)
+    m = np.asarray(manual, dtype=float).reshape(-1)
+    if not (a.shape == m.shape == (len(clusters),)):
+        raise ValueError("auto, manual and clusters must have one entry per pair")
+    keep = np.isfinite(a) & np.isfinite(m)
+    keys, inv = np.unique(np.asarray([str(c) for c in clusters])[keep], return_inverse=True)
+    a, m = a[keep], m[keep]
+    out: dict[str, Any] = {"n_pullbacks": int(keys.size)}
+    names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
+    out.update({k: [None, None] for k in names})
+    if keys.size < 2 or a.size < 3:
+        return out
+    cols = np.stack([np.ones_like(a), a, m, a * a, m * m, a * m, a - m, np.abs(a - m)], 1)
+    per = np.stack([np.bincount(inv, weights=c, minlength=keys.size) for c in cols.T], 1)
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(keys.size, np.full(keys.size, 1.0 / keys.size), size=n_resamples)
+    tot = w @ per  # (n_resamples, 8): each resample's sums
+    n = tot[:, 0]
+    stat = {
+        "bias_ci_pullbacks": tot[:, 6] / n,
+        "icc_ci_pullbacks": _icc_a1(n, tot[:, 1:6]),
+        "mae_ci_pullbacks": tot[:, 7] / n,
+    }
+    for k, v in stat.items():
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[k] = _ci(*np.percentile(v, [2.5, 97.5]))
+    if np.array_equal(a, m):
+        out["icc_ci_pullbacks"] = [1.0, 1.0]
+    elif not np.isfinite(_icc_a1(np.float64(a.size), per[:, 1:6].sum(0))):
+        out["icc_ci_pullbacks"] = [None, None]  # undefined on all the pairs: not in resamples
+    return out
+
+
+def continuous_agreement(
+    auto: Sequence[float],
+    manual: Sequence[float],
+    n_resamples: int = 2000,
+    seed: int = 0,
+    clusters: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """All continuous-agreement statistics for paired values (non-finite pairs dropped); with
+    ``clusters`` (each pair's pullback) also the CIs over pullbacks (:func:`cluster_agreement_ci`)."""
+    if clusters is not None:
+        by_pullback = cluster_agreement_ci(auto, manual, clusters, n_resamples, seed)
     a, m = _pairs(auto, manual)
     out: dict[str, Any] = {
         "n": int(a.size),
@@ -311,6 +393,8 @@ def continuous_agreement(
     if out["n"] and out["bias"] == 0.0 and out.get("sd_diff") == 0.0:
         notes.insert(0, "identical inputs")
     out["notes"] = notes
+    if clusters is not None:
+        out.update(by_pullback)
     return out
 
 

@@ -342,7 +342,8 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
     if v:
         add(
             "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
-            "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th><th>MAE</th><th>r</th>"
+            "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
+            "<th>ICC 95% CI over pullbacks</th><th>MAE</th><th>r</th>"
             "<th>notes</th></tr>"
         )
         for r in v:
@@ -355,6 +356,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
                 f"<tr><td class=l>{r['level']}</td><td class=l>{html.escape(r['measurement'])}</td>"
                 f"<td class=l>{html.escape(r['unit'])}</td><td>{r['n']}</td><td>{_fmt(r['bias'])}</td>"
                 f"<td>{loa}</td><td class={_icc_class(r['icc'])}>{_fixed(r['icc'])}{_ci(r['icc_ci'], 2)}</td>"
+                f"<td>{_ci(r.get('icc_ci_pullbacks'), 2) or '–'}</td>"
                 f"<td>{_fmt(r['mae'])}</td><td>{_fmt(r['pearson_r'])}</td>"
                 f"<td class='l note'>{html.escape(r.get('notes', ''))}</td></tr>"
             )
@@ -363,6 +365,8 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             "<p class=note>ICC: "
             + html.escape(metrics["icc_form"])
             + ". Cell colours: ICC ≥ 0.90 excellent, 0.75–0.90 good, &lt; 0.75 moderate or poor."
+            " The first CI treats every frame (lesion, strut) as independent; the CI over"
+            " pullbacks resamples whole pullbacks, so near-duplicate neighbours do not narrow it."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
         )

@@ -123,6 +123,7 @@ def test_cli_end_to_end_identical_and_offset(tmp_path: Path, capsys):
         assert (out / f).is_file(), f
     html = (out / "report.html").read_text()
     assert "Verdict" in html and "plots/frame_lumen_area_mm2.png" in html and "ICC(A,1)" in html
+    assert "ICC 95% CI over pullbacks" in html
     cohort = (out / "lesions_cohort.csv").read_text().splitlines()
     assert len(cohort) == 4 and "manual_only" in cohort[-1] or "manual_only" in "".join(cohort)
     assert "lumen_area_mm2" in capsys.readouterr().out
@@ -239,6 +240,11 @@ def test_labels_measured_on_the_fly_and_self_check(tmp_path: Path):
     n = self_check(cohort, tmp_path / "sc1", noise=1.0, settings=settings).metrics
     lum = n["frames"]["measures"]["lumen_area_mm2"]
     assert abs(lum["bias"]) < 0.1 and 0 < lum["mae"] < 0.2 and lum["icc"] > 0.9
+    # the frames' pullbacks reach the statistics: a CI over the two pullbacks beside the per-frame one
+    assert lum["n_pullbacks"] == 2
+    lo, hi = lum["icc_ci_pullbacks"]
+    assert lo is not None and lo <= hi <= 1.0
+    assert n["verdict"][0]["icc_ci_pullbacks"] is not None
     assert 0.85 < n["struts"]["detection"]["f1"] < 1.0
     assert 0.95 < n["segmentation"]["classes"]["lumen"]["dice"]["mean"] < 1.0
     assert _strict_json(tmp_path / "sc1" / "metrics.json")["self_check"]["noise"] == 1.0

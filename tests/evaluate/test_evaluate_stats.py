@@ -169,3 +169,63 @@ def test_cluster_ci_needs_two_pullbacks_and_matching_lengths():
     assert stats.cluster_ratio_ci([1, 1, 2, 2], [2, 2, 4, 4], "aabb") == [0.5, 0.5]
     with pytest.raises(ValueError, match="one entry per observation"):
         stats.cluster_ratio_ci([1.0, 2.0], [1.0], ["a", "b"])
+
+
+def _clustered_pairs(n_pullbacks: int = 12, n_frames: int = 30, seed: int = 0):
+    """Paired readings whose error is shared by the frames of a pullback (one hard lesion, one
+    poorly flushed run), plus a little frame noise: the frames are near duplicates."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat([f"p{i}" for i in range(n_pullbacks)], n_frames)
+    truth = np.repeat(rng.uniform(0.3, 1.2, n_pullbacks), n_frames) + rng.normal(0, 0.05, ids.size)
+    err = np.repeat(rng.normal(0.0, 0.15, n_pullbacks), n_frames) + rng.normal(0, 0.02, ids.size)
+    return truth + err, truth, ids
+
+
+def test_icc_from_sums_equals_pingouin_and_the_hand_computation():
+    rng = np.random.default_rng(5)
+    a = X + rng.normal(0.1, 0.3, X.size)
+    sums = np.array([a.sum(), X.sum(), (a * a).sum(), (X * X).sum(), (a * X).sum()])
+    # pingouin (through icc_absolute_agreement) and the per-cluster sums: different code paths
+    assert stats._icc_a1(np.float64(X.size), sums) == pytest.approx(
+        stats.icc_absolute_agreement(a, X)["icc"], rel=1e-9
+    )
+    assert stats._icc_a1(np.float64(X.size), sums) == pytest.approx(_icc_a1_by_hand(a, X), rel=1e-9)
+
+
+def test_agreement_ci_over_pullbacks_is_wider_than_the_per_frame_one():
+    a, m, ids = _clustered_pairs()
+    r = stats.continuous_agreement(a, m, clusters=ids, n_resamples=2000, seed=0)
+    assert r["n_pullbacks"] == 12
+    for key, point in (("bias", r["bias"]), ("icc", r["icc"]), ("mae", r["mae"])):
+        lo, hi = r[f"{key}_ci_pullbacks"]
+        assert lo < point < hi, key
+        flo, fhi = r[f"{key}_ci"]
+        # twelve pullbacks are twelve observations, not 360: several times wider
+        assert (hi - lo) > 2.5 * (fhi - flo), key
+    # the bias interval is about the t interval of the twelve pullback means (within 35%)
+    per = np.array([(a - m)[ids == p].mean() for p in np.unique(ids)])
+    t_width = 2 * sst.t.ppf(0.975, per.size - 1) * per.std(ddof=1) / math.sqrt(per.size)
+    lo, hi = r["bias_ci_pullbacks"]
+    assert 0.65 * t_width < hi - lo < 1.35 * t_width
+    # seeded: the same intervals again; without clusters, no such keys
+    again = stats.continuous_agreement(a, m, clusters=ids, n_resamples=2000, seed=0)
+    assert again["icc_ci_pullbacks"] == r["icc_ci_pullbacks"]
+    assert "icc_ci_pullbacks" not in stats.continuous_agreement(a, m)
+
+
+def test_agreement_ci_over_pullbacks_degenerate_cases():
+    none = [None, None]
+    one = stats.cluster_agreement_ci([1.0, 2.0, 3.0], [1.1, 2.0, 2.9], ["a"] * 3)
+    assert one["n_pullbacks"] == 1 and one["icc_ci_pullbacks"] == none
+    assert stats.cluster_agreement_ci([1.0, 2.0], [1.0, 2.1], "ab")["bias_ci_pullbacks"] == none
+    same = stats.cluster_agreement_ci(X, X, list("aabbccd"))
+    assert same["icc_ci_pullbacks"] == [1.0, 1.0] and same["bias_ci_pullbacks"] == [0.0, 0.0]
+    # a rater whose values do not vary (every pullback over the same frames): no ICC, no CI
+    flat = stats.continuous_agreement([1.0, 2.0, 3.0, 4.0], [2.0] * 4, clusters="abcd")
+    assert flat["icc"] is None and flat["icc_ci_pullbacks"] == none
+    assert flat["bias_ci_pullbacks"][0] is not None
+    # non-finite pairs are dropped with their pullback
+    r = stats.cluster_agreement_ci([1.0, np.nan, 2.0, 3.0, 4.0], [1.0, 5.0, 2.2, 2.9, 4.1], "xyzzw")
+    assert r["n_pullbacks"] == 3
+    with pytest.raises(ValueError, match="one entry per pair"):
+        stats.cluster_agreement_ci([1.0, 2.0], [1.0, 2.0], ["a"])
