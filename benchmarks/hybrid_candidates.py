@@ -263,6 +263,9 @@ def row_from_metrics(m: dict) -> dict:
         "malapposed_specificity": _get(struts, "malapposition", "specificity", "value"),
         "malapposed_found": _get(struts, "malapposed_struts", "found"),
         "malapposed_n_manual": _get(struts, "malapposed_struts", "n_manual"),
+        "malapposed_found_ci_pullbacks": _get(
+            struts, "malapposed_struts", "sensitivity", "ci_pullbacks"
+        ),
     }
 
 

@@ -121,7 +121,7 @@ def score_run(name: str, auto: Path, pool_dir: Path, work: Path) -> dict[str, di
 HEADER = (
     "| run | Ca Dice [95% CI over pullbacks] (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC [95% CI over pullbacks] "
     "| score κw (n) | lesions found / false / missed | strut F1 | malapposition bias (LoA) mm "
-    "| mal. sens (k/n) / spec |\n"
+    "| mal. sens (k/n [95% CI of k/n over pullbacks]) / spec |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
 )
 
@@ -137,7 +137,8 @@ def row_line(name: str, r: dict) -> str:
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
         f"| {fmt(r.get('lesions_tp'))} / {fmt(r.get('lesions_fp'))} / {fmt(r.get('lesions_fn'))} "
         f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "
-        f"| {fmt(r['malapposed_sensitivity'])} ({fmt(k)}/{fmt(n)}) "
+        f"| {fmt(r['malapposed_sensitivity'])} ({fmt(k)}/{fmt(n)}"
+        f"{ci(r.get('malapposed_found_ci_pullbacks'))}) "
         f"/ {fmt(r['malapposed_specificity'])} |"
     )
 

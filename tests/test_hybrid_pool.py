@@ -58,3 +58,28 @@ def test_table_row_gives_the_dice_interval_over_pullbacks():
     del cal["dice_ci95"]
     cell = [c.strip() for c in hp.row_line("old", row_from_metrics(metrics)).split("|")][col]
     assert cell == "0.74 (0.84)"
+
+
+def test_table_row_gives_thickness_and_malapposed_intervals_over_pullbacks():
+    """evaluate.py's CIs over pullbacks reach the thickness ICC and malapposed cells; older
+    results (without them) show the values alone."""
+    from hybrid_candidates import row_from_metrics
+
+    thick = {"n": 677, "icc": 0.747, "icc_ci_pullbacks": [0.577, 0.857]}
+    sens = {"value": 0.96, "ci_pullbacks": [0.91, 0.99]}
+    metrics = {
+        "frames": {"measures": {"calcium_max_thickness_mm": thick}},
+        "struts": {
+            "malapposition": {"sensitivity": {"value": 0.95}},
+            "malapposed_struts": {"found": 209, "n_manual": 218, "sensitivity": sens},
+        },
+    }
+    header = [c.strip() for c in hp.HEADER.splitlines()[0].split("|")]
+    t_col = header.index("thick ICC [95% CI over pullbacks]")
+    m_col = next(i for i, h in enumerate(header) if h.startswith("mal. sens"))
+    cells = [c.strip() for c in hp.row_line("run", row_from_metrics(metrics)).split("|")]
+    assert cells[t_col] == "0.75 [0.58, 0.86]"
+    assert cells[m_col].startswith("0.95 (209/218 [0.91, 0.99])")
+    del thick["icc_ci_pullbacks"], sens["ci_pullbacks"]
+    cells = [c.strip() for c in hp.row_line("old", row_from_metrics(metrics)).split("|")]
+    assert cells[t_col] == "0.75" and cells[m_col].startswith("0.95 (209/218)")

@@ -535,26 +535,38 @@ def _strut_block(rows: _Rows, tolerance_mm: float, kw: dict[str, Any]) -> dict[s
             [bool(r["auto_malapposed"]) for r in pairs_m],
             [bool(r["manual_malapposed"]) for r in pairs_m],
         ),
-        "malapposed_struts": malapposed_struts(rows.struts),
+        "malapposed_struts": malapposed_struts(rows.struts, **kw),
         "measures": _continuous_block(matched, ["distance_mm"], kw),
     }
 
 
-def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
+def malapposed_struts(
+    struts: list[dict[str, Any]], n_resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
     """Every manual malapposed strut, detected or not (``malapposition`` above counts matched
     pairs only, so an undetected malapposed strut never lowers its sensitivity): how many the
     automated reading found malapposed, missed as apposed, or did not detect at all; and how many
-    of its malapposed calls fall on a manual malapposed strut (PPV)."""
+    of its malapposed calls fall on a manual malapposed strut (PPV). The sensitivity also gets a
+    95% CI over pullbacks (``ci_pullbacks``: struts of one stent are not independent)."""
     manual = [r for r in struts if r["manual_malapposed"]]
-    found = sum(1 for r in manual if r["match"] != "manual_only" and r["auto_malapposed"])
+    hit = [r["match"] != "manual_only" and bool(r["auto_malapposed"]) for r in manual]
+    found = sum(hit)
     undetected = sum(1 for r in manual if r["match"] == "manual_only")
     calls = [r for r in struts if r["auto_malapposed"]]
+    sensitivity = stats.proportion(found, len(manual))
+    sensitivity["ci_pullbacks"] = stats.cluster_ratio_ci(
+        [float(h) for h in hit],
+        [1.0] * len(hit),
+        [r["pullback_id"] for r in manual],
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     return {
         "n_manual": len(manual),
         "found": found,
         "missed_as_apposed": len(manual) - found - undetected,
         "undetected": undetected,
-        "sensitivity": stats.proportion(found, len(manual)),
+        "sensitivity": sensitivity,
         "n_auto": len(calls),
         "auto_without_manual_strut": sum(1 for r in calls if r["match"] == "auto_only"),
         "ppv": stats.proportion(found, len(calls)),

@@ -414,10 +414,11 @@ def _html_malapposed_struts(metrics: dict[str, Any]) -> list[str]:
     return [
         "<h3>Manual malapposed struts, detected or not</h3><table><tr><th>manual malapposed</th>"
         "<th>found malapposed</th><th>read as apposed</th><th>not detected</th>"
-        "<th>sensitivity [95% CI]</th><th>auto malapposed calls</th>"
+        "<th>sensitivity [95% CI]</th><th>95% CI over pullbacks</th><th>auto malapposed calls</th>"
         "<th>calls without a manual strut</th><th>PPV [95% CI]</th></tr>",
         f"<tr><td>{ms['n_manual']}</td><td>{ms['found']}</td><td>{ms['missed_as_apposed']}</td>"
-        f"<td>{ms['undetected']}</td><td>{_prop(ms['sensitivity'])}</td><td>{ms['n_auto']}</td>"
+        f"<td>{ms['undetected']}</td><td>{_prop(ms['sensitivity'])}</td>"
+        f"<td>{_ci(ms['sensitivity'].get('ci_pullbacks'), 2) or '–'}</td><td>{ms['n_auto']}</td>"
         f"<td>{ms['auto_without_manual_strut']}</td><td>{_prop(ms['ppv'])}</td></tr></table>",
     ]
 

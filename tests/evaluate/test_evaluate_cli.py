@@ -292,6 +292,7 @@ def test_undetected_malapposed_strut_lowers_the_all_strut_sensitivity(tmp_path: 
     ms = st["malapposed_struts"]
     assert (ms["n_manual"], ms["found"], ms["missed_as_apposed"], ms["undetected"]) == (2, 0, 1, 1)
     assert ms["sensitivity"]["value"] == 0.0
+    assert ms["sensitivity"]["ci_pullbacks"] == [0.0, 0.0]  # no pullback finds its strut
     assert (ms["n_auto"], ms["auto_without_manual_strut"]) == (1, 1)  # p2's frame-10 call
     assert ms["ppv"]["value"] == 0.0
     assert "malapposed struts (all manual ones): found 0 of 2" in capsys.readouterr().out
@@ -324,3 +325,20 @@ def test_bias_by_pullback_shows_which_pullback_carries_the_pooled_bias(tmp_path:
     one = {c: {"p1": v["p1"]} for c, v in r.metrics["frames"]["bias_by_pullback"].items()}
     metrics = {**r.metrics, "frames": {**r.metrics["frames"], "bias_by_pullback": one}}
     assert "Frame bias by pullback" not in render_html(metrics)
+
+
+def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_the_misses():
+    from octseg.evaluate.pipeline import malapposed_struts
+
+    def strut(pid: str, found: bool) -> dict:
+        return {"pullback_id": pid, "match": "matched", "manual_malapposed": 1,
+                "auto_malapposed": int(found)}  # fmt: skip
+
+    # 60 malapposed struts in six stents; one stent holds all 10 misses
+    rows = [strut(f"p{i}", True) for i in range(5) for _ in range(10)]
+    rows += [strut("p5", False) for _ in range(10)]
+    s = malapposed_struts(rows, n_resamples=2000, seed=0)["sensitivity"]
+    assert s["value"] == pytest.approx(50 / 60)
+    lo, hi = s["ci_pullbacks"]
+    wl, wh = s["ci"]
+    assert lo < s["value"] < hi and (hi - lo) > 1.5 * (wh - wl)
