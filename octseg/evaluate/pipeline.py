@@ -547,20 +547,22 @@ def malapposed_struts(
     pairs only, so an undetected malapposed strut never lowers its sensitivity): how many the
     automated reading found malapposed, missed as apposed, or did not detect at all; and how many
     of its malapposed calls fall on a manual malapposed strut (PPV). The sensitivity also gets a
-    95% CI over pullbacks (``ci_pullbacks``: struts of one stent are not independent)."""
+    95% CI over pullbacks (``ci_pullbacks``: struts of one stent are not independent; none with
+    fewer than :data:`~octseg.evaluate.stats.MIN_PULLBACKS_CI` pullbacks or at 0 or 1, where
+    every resample reads the same and only the Wilson CI says something)."""
     manual = [r for r in struts if r["manual_malapposed"]]
     hit = [r["match"] != "manual_only" and bool(r["auto_malapposed"]) for r in manual]
     found = sum(hit)
     undetected = sum(1 for r in manual if r["match"] == "manual_only")
     calls = [r for r in struts if r["auto_malapposed"]]
     sensitivity = stats.proportion(found, len(manual))
-    sensitivity["ci_pullbacks"] = stats.cluster_ratio_ci(
-        [float(h) for h in hit],
-        [1.0] * len(hit),
-        [r["pullback_id"] for r in manual],
-        n_resamples=n_resamples,
-        seed=seed,
-    )
+    pids = [r["pullback_id"] for r in manual]
+    sensitivity["n_pullbacks"] = len(set(pids))
+    sensitivity["ci_pullbacks"] = [None, None]
+    if sensitivity["n_pullbacks"] >= stats.MIN_PULLBACKS_CI and 0 < found < len(manual):
+        sensitivity["ci_pullbacks"] = stats.cluster_ratio_ci(
+            [float(h) for h in hit], [1.0] * len(hit), pids, n_resamples=n_resamples, seed=seed
+        )
     return {
         "n_manual": len(manual),
         "found": found,

@@ -67,7 +67,8 @@ CLUSTER_METHOD = (
 PULLBACK_CI_METHOD = (
     "bias, ICC(A,1) and MAE: 95% CI by percentile bootstrap over pullbacks (whole pullbacks "
     "drawn with replacement, each statistic recomputed over their pairs; seeded), beside the "
-    "per-pair CIs; none with fewer than 2 pullbacks"
+    "per-pair CIs; none with fewer than 5 pullbacks or where over 5% of resamples leave it "
+    "undefined"
 )
 
 METHODS: dict[str, str] = {
@@ -320,6 +321,18 @@ def _icc_a1(n: np.ndarray, s: np.ndarray) -> np.ndarray:
         return np.where(flat, np.nan, (msr - mse) / (msr + mse + 2 * (msc - mse) / n))
 
 
+MIN_PULLBACKS_CI = 5  # fewer pullbacks: a bootstrap over them has too few distinct resamples
+
+
+def _percentile_ci(v: np.ndarray, max_undefined: float = 0.05) -> list[float | None]:
+    """The 2.5 and 97.5 percentiles of the resampled statistic ``v``; none when more than
+    ``max_undefined`` of the resamples leave it undefined (the rest would be a conditional CI)."""
+    ok = np.isfinite(v)
+    if ok.mean() < 1.0 - max_undefined:
+        return [None, None]
+    return _ci(*np.percentile(v[ok], [2.5, 97.5]))
+
+
 def cluster_agreement_ci(
     auto: Sequence[float],
     manual: Sequence[float],
@@ -331,9 +344,10 @@ def cluster_agreement_ci(
 
     Each pair is one observation of the cluster (its pullback) named beside it; whole clusters
     are drawn with replacement and each statistic is recomputed over their pairs (from per-cluster
-    sums, so thousands of resamples cost little). Near-duplicate frames of one pullback then do
-    not narrow the intervals. Non-finite pairs are dropped; ``None`` CIs with fewer than two
-    clusters or three pairs."""
+    sums, so thousands of resamples cost little; pairs weigh equally, as in the point estimates).
+    Near-duplicate frames of one pullback then do not narrow the intervals. Non-finite pairs are
+    dropped; ``None`` CIs with fewer than :data:`MIN_PULLBACKS_CI` clusters or three pairs, or
+    where more than 5% of the resamples leave the statistic undefined."""
     a = np.asarray(auto, dtype=float).reshape(-1)
     m = np.asarray(manual, dtype=float).reshape(-1)
     if not (a.shape == m.shape == (len(clusters),)):
@@ -344,27 +358,21 @@ def cluster_agreement_ci(
     out: dict[str, Any] = {"n_pullbacks": int(keys.size)}
     names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
     out.update({k: [None, None] for k in names})
-    if keys.size < 2 or a.size < 3:
+    if keys.size < MIN_PULLBACKS_CI or a.size < 3:
         return out
-    cols = np.stack([np.ones_like(a), a, m, a * a, m * m, a * m, a - m, np.abs(a - m)], 1)
+    shift = (a.mean() + m.mean()) / 2  # centred sums: exact to rounding whatever the offset
+    ac, mc = a - shift, m - shift
+    cols = np.stack([np.ones_like(a), ac, mc, ac * ac, mc * mc, ac * mc, a - m, np.abs(a - m)], 1)
     per = np.stack([np.bincount(inv, weights=c, minlength=keys.size) for c in cols.T], 1)
     rng = np.random.default_rng(seed)
     w = rng.multinomial(keys.size, np.full(keys.size, 1.0 / keys.size), size=n_resamples)
     tot = w @ per  # (n_resamples, 8): each resample's sums
     n = tot[:, 0]
-    stat = {
-        "bias_ci_pullbacks": tot[:, 6] / n,
-        "icc_ci_pullbacks": _icc_a1(n, tot[:, 1:6]),
-        "mae_ci_pullbacks": tot[:, 7] / n,
-    }
-    for k, v in stat.items():
-        v = v[np.isfinite(v)]
-        if v.size:
-            out[k] = _ci(*np.percentile(v, [2.5, 97.5]))
+    out["bias_ci_pullbacks"] = _percentile_ci(tot[:, 6] / n)
+    out["icc_ci_pullbacks"] = _percentile_ci(np.minimum(_icc_a1(n, tot[:, 1:6]), 1.0))
+    out["mae_ci_pullbacks"] = _percentile_ci(tot[:, 7] / n)
     if np.array_equal(a, m):
         out["icc_ci_pullbacks"] = [1.0, 1.0]
-    elif not np.isfinite(_icc_a1(np.float64(a.size), per[:, 1:6].sum(0))):
-        out["icc_ci_pullbacks"] = [None, None]  # undefined on all the pairs: not in resamples
     return out
 
 
@@ -395,6 +403,8 @@ def continuous_agreement(
     out["notes"] = notes
     if clusters is not None:
         out.update(by_pullback)
+        if out["icc"] is None:  # as undefined over the resamples as over all the pairs
+            out["icc_ci_pullbacks"] = [None, None]
     return out
 
 

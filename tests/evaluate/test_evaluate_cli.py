@@ -240,11 +240,9 @@ def test_labels_measured_on_the_fly_and_self_check(tmp_path: Path):
     n = self_check(cohort, tmp_path / "sc1", noise=1.0, settings=settings).metrics
     lum = n["frames"]["measures"]["lumen_area_mm2"]
     assert abs(lum["bias"]) < 0.1 and 0 < lum["mae"] < 0.2 and lum["icc"] > 0.9
-    # the frames' pullbacks reach the statistics: a CI over the two pullbacks beside the per-frame one
-    assert lum["n_pullbacks"] == 2
-    lo, hi = lum["icc_ci_pullbacks"]
-    assert lo is not None and lo <= hi <= 1.0
-    assert n["verdict"][0]["icc_ci_pullbacks"] is not None
+    # the frames' pullbacks reach the statistics; two are too few for an interval over them
+    assert lum["n_pullbacks"] == 2 and lum["icc_ci_pullbacks"] == [None, None]
+    assert lum["icc_ci"][0] is not None
     assert 0.85 < n["struts"]["detection"]["f1"] < 1.0
     assert 0.95 < n["segmentation"]["classes"]["lumen"]["dice"]["mean"] < 1.0
     assert _strict_json(tmp_path / "sc1" / "metrics.json")["self_check"]["noise"] == 1.0
@@ -292,7 +290,9 @@ def test_undetected_malapposed_strut_lowers_the_all_strut_sensitivity(tmp_path: 
     ms = st["malapposed_struts"]
     assert (ms["n_manual"], ms["found"], ms["missed_as_apposed"], ms["undetected"]) == (2, 0, 1, 1)
     assert ms["sensitivity"]["value"] == 0.0
-    assert ms["sensitivity"]["ci_pullbacks"] == [0.0, 0.0]  # no pullback finds its strut
+    # two pullbacks, none found: no interval over pullbacks (the Wilson CI is the one to read)
+    assert ms["sensitivity"]["ci_pullbacks"] == [None, None]
+    assert ms["sensitivity"]["n_pullbacks"] == 2
     assert (ms["n_auto"], ms["auto_without_manual_strut"]) == (1, 1)  # p2's frame-10 call
     assert ms["ppv"]["value"] == 0.0
     assert "malapposed struts (all manual ones): found 0 of 2" in capsys.readouterr().out
@@ -338,7 +338,25 @@ def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_
     rows = [strut(f"p{i}", True) for i in range(5) for _ in range(10)]
     rows += [strut("p5", False) for _ in range(10)]
     s = malapposed_struts(rows, n_resamples=2000, seed=0)["sensitivity"]
-    assert s["value"] == pytest.approx(50 / 60)
+    assert s["value"] == pytest.approx(50 / 60) and s["n_pullbacks"] == 6
     lo, hi = s["ci_pullbacks"]
     wl, wh = s["ci"]
     assert lo < s["value"] < hi and (hi - lo) > 1.5 * (wh - wl)
+    # every strut found, or four stents only: no interval over pullbacks
+    all_found = [strut(f"p{i}", True) for i in range(6) for _ in range(5)]
+    assert malapposed_struts(all_found)["sensitivity"]["ci_pullbacks"] == [None, None]
+    assert malapposed_struts(rows[20:])["sensitivity"]["ci_pullbacks"] == [None, None]
+
+
+def test_paired_values_keep_each_pairs_pullback():
+    from octseg.evaluate.pipeline import _paired_values
+
+    rows = [
+        {"pullback_id": "p1", "auto_x": 1.0, "manual_x": 1.5},
+        {"pullback_id": "p2", "auto_x": None, "manual_x": 2.0},
+        {"pullback_id": "p3", "auto_x": 3.0, "manual_x": 3.5},
+        {"pullback_id": "p4", "auto_x": 4.0, "manual_x": None},
+    ]
+    a, m, manual_only, auto_only, pids = _paired_values(rows, "x")
+    assert (a, m, pids) == ([1.0, 3.0], [1.5, 3.5], ["p1", "p3"])
+    assert (manual_only, auto_only) == (1, 1)

@@ -218,10 +218,16 @@ def test_agreement_ci_over_pullbacks_degenerate_cases():
     one = stats.cluster_agreement_ci([1.0, 2.0, 3.0], [1.1, 2.0, 2.9], ["a"] * 3)
     assert one["n_pullbacks"] == 1 and one["icc_ci_pullbacks"] == none
     assert stats.cluster_agreement_ci([1.0, 2.0], [1.0, 2.1], "ab")["bias_ci_pullbacks"] == none
-    same = stats.cluster_agreement_ci(X, X, list("aabbccd"))
+    same = stats.cluster_agreement_ci(X, X, list("abcdefg"))
     assert same["icc_ci_pullbacks"] == [1.0, 1.0] and same["bias_ci_pullbacks"] == [0.0, 0.0]
+    # four pullbacks are too few (MIN_PULLBACKS_CI = 5); five are enough
+    four = stats.cluster_agreement_ci(X[:4] + 0.1, X[:4], "abcd")
+    assert four["n_pullbacks"] == 4 and four["bias_ci_pullbacks"] == none
+    assert (
+        stats.cluster_agreement_ci(X[:5] + 0.1, X[:5], "abcde")["bias_ci_pullbacks"][0] is not None
+    )
     # a rater whose values do not vary (every pullback over the same frames): no ICC, no CI
-    flat = stats.continuous_agreement([1.0, 2.0, 3.0, 4.0], [2.0] * 4, clusters="abcd")
+    flat = stats.continuous_agreement([1.0, 2.0, 3.0, 4.0, 5.0], [2.0] * 5, clusters="abcde")
     assert flat["icc"] is None and flat["icc_ci_pullbacks"] == none
     assert flat["bias_ci_pullbacks"][0] is not None
     # non-finite pairs are dropped with their pullback
@@ -229,3 +235,24 @@ def test_agreement_ci_over_pullbacks_degenerate_cases():
     assert r["n_pullbacks"] == 3
     with pytest.raises(ValueError, match="one entry per pair"):
         stats.cluster_agreement_ci([1.0, 2.0], [1.0, 2.0], ["a"])
+
+
+def test_agreement_ci_over_pullbacks_is_not_conditional_on_defined_resamples():
+    """Where the manual values vary in one pullback only, many resamples leave the ICC undefined:
+    no interval (the defined ones alone would give a CI conditional on drawing that pullback)."""
+    rng = np.random.default_rng(2)
+    ids = np.repeat(list("abcdef"), 10)
+    m = np.where(ids == "a", rng.uniform(0, 1, ids.size), 0.5)
+    a = m + rng.normal(0, 0.05, ids.size)
+    r = stats.cluster_agreement_ci(a, m, ids, n_resamples=1000, seed=0)
+    assert r["icc_ci_pullbacks"] == [None, None] and r["bias_ci_pullbacks"][0] is not None
+
+
+def test_agreement_ci_over_pullbacks_ignores_a_common_offset_and_stays_at_most_one():
+    a, m, ids = _clustered_pairs()
+    r = stats.cluster_agreement_ci(a, m, ids, n_resamples=500, seed=4)
+    far = stats.cluster_agreement_ci(a + 1e5, m + 1e5, ids, n_resamples=500, seed=4)
+    assert far["icc_ci_pullbacks"] == pytest.approx(r["icc_ci_pullbacks"], abs=1e-9)
+    assert far["mae_ci_pullbacks"] == pytest.approx(r["mae_ci_pullbacks"], abs=1e-9)
+    near = stats.cluster_agreement_ci(m + 1e-9 * np.sin(np.arange(m.size)), m, ids, seed=1)
+    assert near["icc_ci_pullbacks"][1] <= 1.0
