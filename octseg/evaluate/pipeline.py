@@ -559,9 +559,14 @@ def malapposed_struts(
     pids = [r["pullback_id"] for r in manual]
     sensitivity["n_pullbacks"] = len(set(pids))
     sensitivity["ci_pullbacks"] = [None, None]
-    if sensitivity["n_pullbacks"] >= stats.MIN_PULLBACKS_CI and 0 < found < len(manual):
+    if 0 < found < len(manual):  # at 0 or 1 every resample reads the same
         sensitivity["ci_pullbacks"] = stats.cluster_ratio_ci(
-            [float(h) for h in hit], [1.0] * len(hit), pids, n_resamples=n_resamples, seed=seed
+            [float(h) for h in hit],
+            [1.0] * len(hit),
+            pids,
+            n_resamples=n_resamples,
+            seed=seed,
+            min_clusters=stats.MIN_PULLBACKS_CI,
         )
     return {
         "n_manual": len(manual),

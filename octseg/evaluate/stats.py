@@ -257,12 +257,20 @@ def mean_absolute_error(
     return {"mae": mae, "mae_ci": _ci(ci.low, ci.high)}
 
 
+def _cluster_sums(cols: np.ndarray, clusters: Sequence[Any]) -> np.ndarray:
+    """Per-cluster sums ``(K, C)`` of the observations' columns ``cols`` ``(N, C)``; clusters
+    named by their string, in sorted order."""
+    _, inv = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    return np.stack([np.bincount(inv, weights=c) for c in cols.T], 1)
+
+
 def cluster_ratio_ci(
     num: Sequence[float],
     den: Sequence[float],
     clusters: Sequence[Any],
     n_resamples: int = 2000,
     seed: int = 0,
+    min_clusters: int = 2,
 ) -> list[float | None]:
     """95% CI of ``sum(num) / sum(den)`` by a percentile bootstrap over ``clusters``.
 
@@ -270,15 +278,15 @@ def cluster_ratio_ci(
     Whole clusters are drawn with replacement and the ratio is recomputed over their elements,
     so near-duplicate neighbours inside a cluster do not narrow the interval. A mean over
     frames is ``num`` = the values, ``den`` = 1; a pooled Dice is ``num`` = 2 x intersection,
-    ``den`` = the two masks' pixels. ``[None, None]`` with fewer than two clusters or no
-    denominator."""
+    ``den`` = the two masks' pixels. ``[None, None]`` with fewer than ``min_clusters`` clusters
+    or no denominator."""
     nu, de = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     if not (nu.shape == de.shape == (len(clusters),)):
         raise ValueError("num, den and clusters must have one entry per observation")
-    keys, inv = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
-    s_num = np.bincount(inv, weights=nu, minlength=keys.size)
-    s_den = np.bincount(inv, weights=de, minlength=keys.size)
-    if keys.size < 2 or s_den.sum() <= 0:
+    if nu.size == 0:
+        return [None, None]
+    s_num, s_den = _cluster_sums(np.stack([nu, de], 1), clusters).T
+    if s_num.size < max(2, min_clusters) or s_den.sum() <= 0:
         return [None, None]
     if np.all(s_den > 0) and np.ptp(s_num / s_den) == 0:  # every pullback the same
         point = float(s_num.sum() / s_den.sum())
@@ -353,19 +361,19 @@ def cluster_agreement_ci(
     if not (a.shape == m.shape == (len(clusters),)):
         raise ValueError("auto, manual and clusters must have one entry per pair")
     keep = np.isfinite(a) & np.isfinite(m)
-    keys, inv = np.unique(np.asarray([str(c) for c in clusters])[keep], return_inverse=True)
-    a, m = a[keep], m[keep]
-    out: dict[str, Any] = {"n_pullbacks": int(keys.size)}
+    a, m, kept = a[keep], m[keep], [c for c, k in zip(clusters, keep, strict=True) if k]
+    k = len({str(c) for c in kept})
+    out: dict[str, Any] = {"n_pullbacks": k}
     names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
-    out.update({k: [None, None] for k in names})
-    if keys.size < MIN_PULLBACKS_CI or a.size < 3:
+    out.update({name: [None, None] for name in names})
+    if k < MIN_PULLBACKS_CI or a.size < 3:
         return out
     shift = (a.mean() + m.mean()) / 2  # centred sums: exact to rounding whatever the offset
     ac, mc = a - shift, m - shift
     cols = np.stack([np.ones_like(a), ac, mc, ac * ac, mc * mc, ac * mc, a - m, np.abs(a - m)], 1)
-    per = np.stack([np.bincount(inv, weights=c, minlength=keys.size) for c in cols.T], 1)
+    per = _cluster_sums(cols, kept)
     rng = np.random.default_rng(seed)
-    w = rng.multinomial(keys.size, np.full(keys.size, 1.0 / keys.size), size=n_resamples)
+    w = rng.multinomial(k, np.full(k, 1.0 / k), size=n_resamples)
     tot = w @ per  # (n_resamples, 8): each resample's sums
     n = tot[:, 0]
     out["bias_ci_pullbacks"] = _percentile_ci(tot[:, 6] / n)
