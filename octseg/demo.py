@@ -23,6 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# the held-out test pullbacks: a seed the training and validation cohorts never use
+HELDOUT_SEED = 1000
+
 
 def _say(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -149,8 +152,7 @@ def run_demo(
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    # held-out test pullbacks: a seed the training and validation cohorts never use
-    heldout = _cohort(out / "data" / "heldout", n_heldout, seed=1000, progress=progress)
+    heldout = _cohort(out / "data" / "heldout", n_heldout, seed=HELDOUT_SEED, progress=progress)
     ckpt = _train(out, epochs, threads, overrides)
 
     _say(f"batch inference on the {n_heldout} held-out pullbacks")

@@ -87,3 +87,27 @@ def test_demo_end_to_end_tiny(tmp_path):
     assert res["failed"] == 0 and res["checkpoint"].is_file()
     assert len(res["reports"]) == 1 and res["evaluation_metrics.json"].is_file()
     assert (tmp_path / "demo" / "evaluation" / "verdict.csv").is_file()
+
+
+def test_demo_training_cohort_reaches_the_held_out_malapposition():
+    """The demo's held-out struts float up to 0.44 mm off the wall. With 6 training pullbacks
+    (malapposition at most 0.37 mm high) the model missed the farthest on some seeds and thread
+    counts; the training cohort of ``experiment=synthetic`` must draw stretches about as high
+    (docs/training.md, "The demo's malapposed struts"). Parameters only: nothing is rendered."""
+    from hydra import compose, initialize_config_dir
+
+    from octseg.datasets.synth.params import PRESETS, Grid, draw_base
+
+    configs = Path(demo.__file__).resolve().parent / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        gen = compose("train", overrides=["experiment=synthetic"]).data.generate
+    grid = Grid(**PRESETS[gen.preset])
+
+    def highest(seed: int, n: int) -> float:
+        stents = [draw_base(grid, seed, i, f"p{i}").stent for i in range(n)]
+        return max(s.malapposition.height_mm for s in stents if s and s.malapposition)
+
+    held_out = highest(demo.HELDOUT_SEED, 2)  # run_demo's default n_heldout
+    assert held_out > 0.4
+    assert highest(int(gen.seed), int(gen.n)) >= held_out - 0.01
+    assert highest(int(gen.seed), 6) < held_out - 0.05  # the six it trained on before
