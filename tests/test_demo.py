@@ -110,4 +110,3 @@ def test_demo_training_cohort_reaches_the_held_out_malapposition():
     held_out = highest(demo.HELDOUT_SEED, 2)  # run_demo's default n_heldout
     assert held_out > 0.4
     assert highest(int(gen.seed), int(gen.n)) >= held_out - 0.01
-    assert highest(int(gen.seed), 6) < held_out - 0.05  # the six it trained on before
