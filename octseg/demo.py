@@ -128,6 +128,27 @@ def _verdict_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _malapposed_line(path: Path) -> str:
+    """The malapposed struts the demo model found (issue 18's demo target: sensitivity >= 0.90),
+    from the evaluation's ``metrics.json``."""
+    import json
+
+    try:
+        m = json.loads(path.read_text())["struts"]["malapposed_struts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"(no malapposed-strut counts in {path})"
+    if not m["n_manual"]:
+        return "malapposed struts: none in the held-out truth"
+    sens, ppv = m["sensitivity"], m["ppv"]
+    lo, hi = sens["ci"]
+    return (
+        f"malapposed struts: {m['found']} of {m['n_manual']} found (sensitivity "
+        f"{sens['value']:.2f}, 95% CI {lo:.2f}-{hi:.2f}; {m['undetected']} undetected, "
+        f"{m['missed_as_apposed']} read as apposed); {m['n_auto']} called malapposed, PPV "
+        f"{_num(ppv['value'], '.2f')}"
+    )
+
+
 def _num(v: Any, fmt: str) -> str:
     """A verdict-table cell: ``-`` where the statistic is empty (too few pairs)."""
     return "-" if v in (None, "") else format(float(v), fmt)
@@ -190,6 +211,7 @@ def run_demo(
         print(f"HTML report: {rep}")
     if "evaluation" in result:
         print(_verdict_table(result["evaluation"] / "verdict.csv"))
+        print(_malapposed_line(result["evaluation"] / "metrics.json"))
         print(f"Evaluation against the truth: {result['evaluation'] / 'report.html'}")
     return result
 

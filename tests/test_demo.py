@@ -65,7 +65,7 @@ def test_train_appends_overrides_after_the_demo_defaults(monkeypatch, tmp_path):
     assert ov[-1] == "loss.weight=[1,1,1,5,1]"
 
 
-def test_demo_end_to_end_tiny(tmp_path):
+def test_demo_end_to_end_tiny(tmp_path, capsys):
     """The whole demo (cohorts, training through the training job, inference, evaluation and the
     terminal table) on the smallest settings: about 30 s on 2 cores; the only test that runs
     ``make demo``'s path end to end (a split assertion once broke it unnoticed)."""
@@ -87,6 +87,7 @@ def test_demo_end_to_end_tiny(tmp_path):
     assert res["failed"] == 0 and res["checkpoint"].is_file()
     assert len(res["reports"]) == 1 and res["evaluation_metrics.json"].is_file()
     assert (tmp_path / "demo" / "evaluation" / "verdict.csv").is_file()
+    assert "\nmalapposed struts: " in capsys.readouterr().out
 
 
 def test_demo_training_cohort_reaches_the_held_out_malapposition():
@@ -110,3 +111,36 @@ def test_demo_training_cohort_reaches_the_held_out_malapposition():
     held_out = highest(demo.HELDOUT_SEED, 2)  # run_demo's default n_heldout
     assert held_out > 0.4
     assert highest(int(gen.seed), int(gen.n)) >= held_out - 0.01
+
+
+def _strut(pid: str, match: str, auto: bool | None, manual: bool) -> dict[str, Any]:
+    return {
+        "pullback_id": pid,
+        "match": match,
+        "auto_malapposed": auto,
+        "manual_malapposed": manual,
+    }
+
+
+def test_malapposed_line_counts_found_undetected_and_apposed(tmp_path):
+    import json
+
+    from octseg.evaluate.pipeline import malapposed_struts
+
+    struts = [
+        _strut("a", "by_xy", True, True),
+        _strut("a", "by_xy", True, True),
+        _strut("a", "by_xy", False, True),  # read as apposed
+        _strut("b", "manual_only", None, True),  # not detected
+        _strut("b", "auto_only", True, False),  # a malapposed call on no strut
+        _strut("b", "by_xy", False, False),
+    ]
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"struts": {"malapposed_struts": malapposed_struts(struts)}}))
+    line = demo._malapposed_line(path)
+    assert line.startswith("malapposed struts: 2 of 4 found (sensitivity 0.50, 95% CI 0.15-0.85;")
+    assert "1 undetected, 1 read as apposed); 3 called malapposed, PPV 0.67" in line
+
+    path.write_text(json.dumps({"struts": {"malapposed_struts": malapposed_struts(struts[5:])}}))
+    assert demo._malapposed_line(path) == "malapposed struts: none in the held-out truth"
+    assert demo._malapposed_line(tmp_path / "missing.json").startswith("(no malapposed-strut")
