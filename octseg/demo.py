@@ -130,23 +130,23 @@ def _verdict_table(path: Path) -> str:
 
 def _malapposed_line(path: Path) -> str:
     """The malapposed struts the demo model found (issue 18's demo target: sensitivity >= 0.90),
-    from the evaluation's ``metrics.json``."""
+    from the evaluation's ``metrics.json``; the CI is Wilson's, over struts."""
     import json
 
     try:
         m = json.loads(path.read_text())["struts"]["malapposed_struts"]
+        if not m["n_manual"]:
+            return f"malapposed struts: none in the held-out truth; {m['n_auto']} called malapposed"
+        sens, ppv = m["sensitivity"], m["ppv"]
+        lo, hi = sens["ci"]
+        return (
+            f"malapposed struts: {m['found']} of {m['n_manual']} found (sensitivity "
+            f"{sens['value']:.2f}, Wilson 95% CI {lo:.2f}-{hi:.2f}; {m['undetected']} undetected, "
+            f"{m['missed_as_apposed']} read as apposed); {m['n_auto']} called malapposed, PPV "
+            f"{_num(ppv['value'], '.2f')}"
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return f"(no malapposed-strut counts in {path})"
-    if not m["n_manual"]:
-        return "malapposed struts: none in the held-out truth"
-    sens, ppv = m["sensitivity"], m["ppv"]
-    lo, hi = sens["ci"]
-    return (
-        f"malapposed struts: {m['found']} of {m['n_manual']} found (sensitivity "
-        f"{sens['value']:.2f}, 95% CI {lo:.2f}-{hi:.2f}; {m['undetected']} undetected, "
-        f"{m['missed_as_apposed']} read as apposed); {m['n_auto']} called malapposed, PPV "
-        f"{_num(ppv['value'], '.2f')}"
-    )
 
 
 def _num(v: Any, fmt: str) -> str:
