@@ -128,27 +128,6 @@ def _verdict_table(path: Path) -> str:
     return "\n".join(lines)
 
 
-def _malapposed_line(path: Path) -> str:
-    """The malapposed struts the demo model found (issue 18's demo target: sensitivity >= 0.90),
-    from the evaluation's ``metrics.json``; the CI is Wilson's, over struts."""
-    import json
-
-    try:
-        m = json.loads(path.read_text())["struts"]["malapposed_struts"]
-        if not m["n_manual"]:
-            return f"malapposed struts: none in the held-out truth; {m['n_auto']} called malapposed"
-        sens, ppv = m["sensitivity"], m["ppv"]
-        lo, hi = sens["ci"]
-        return (
-            f"malapposed struts: {m['found']} of {m['n_manual']} found (sensitivity "
-            f"{sens['value']:.2f}, Wilson 95% CI {lo:.2f}-{hi:.2f}; {m['undetected']} undetected, "
-            f"{m['missed_as_apposed']} read as apposed); {m['n_auto']} called malapposed, PPV "
-            f"{_num(ppv['value'], '.2f')}"
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"(no malapposed-strut counts in {path})"
-
-
 def _num(v: Any, fmt: str) -> str:
     """A verdict-table cell: ``-`` where the statistic is empty (too few pairs)."""
     return "-" if v in (None, "") else format(float(v), fmt)
@@ -201,8 +180,9 @@ def run_demo(
     else:
         _say("evaluating the automated measurements against the held-out truth")
         ev_out = out / "evaluation"
-        evaluate(infer_out, heldout, ev_out)
+        ev = evaluate(infer_out, heldout, ev_out)
         result["evaluation"] = ev_out
+        result["malapposed_struts"] = ev.metrics.get("struts", {}).get("malapposed_struts")
         for name in ("report.html", "metrics.json", "summary.md"):
             if (ev_out / name).is_file():
                 result[f"evaluation_{name}"] = ev_out / name
@@ -211,7 +191,10 @@ def run_demo(
         print(f"HTML report: {rep}")
     if "evaluation" in result:
         print(_verdict_table(result["evaluation"] / "verdict.csv"))
-        print(_malapposed_line(result["evaluation"] / "metrics.json"))
+        if result["malapposed_struts"]:  # the demo's own issue-18 target
+            from octseg.report.evaluation import malapposed_struts_line
+
+            print(malapposed_struts_line(result["malapposed_struts"]))
         print(f"Evaluation against the truth: {result['evaluation'] / 'report.html'}")
     return result
 

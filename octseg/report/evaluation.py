@@ -611,6 +611,21 @@ def _html_methods(metrics: dict[str, Any]) -> list[str]:
     return h
 
 
+def malapposed_struts_line(ms: dict[str, Any]) -> str:
+    """One line on every manual malapposed strut, detected or not (``metrics.json``'s
+    ``struts.malapposed_struts``), for the evaluate CLI's summary and ``make demo``."""
+    if not ms["n_manual"]:
+        return f"malapposed struts: none in the manual struts; {ms['n_auto']} called malapposed"
+    sens = ms["sensitivity"]
+    lo, hi = sens["ci"]
+    return (
+        f"malapposed struts (all manual ones): found {ms['found']} of {ms['n_manual']} "
+        f"(sensitivity {_fixed(sens['value'], 2)}, Wilson 95% CI {_fixed(lo, 2)}-"
+        f"{_fixed(hi, 2)}; {ms['undetected']} undetected, {ms['missed_as_apposed']} read as "
+        f"apposed); {ms['n_auto']} called malapposed, PPV {_fixed(ms['ppv']['value'], 2)}"
+    )
+
+
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
     """A few plain-text lines with the headline figures (printed by the CLI)."""
     lines = [f"{len(metrics['pullbacks']['evaluated'])} pullback(s) evaluated"]
@@ -638,14 +653,8 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             f"  malapposition: sensitivity={_fmt(b['sensitivity']['value'])} "
             f"specificity={_fmt(b['specificity']['value'])} kappa={_fmt(b['kappa'])}"
         )
-        if "malapposed_struts" in metrics["struts"]:
-            ms = metrics["struts"]["malapposed_struts"]
-            lines.append(
-                f"  malapposed struts (all manual ones): found {ms['found']} of {ms['n_manual']}"
-                f" (sensitivity={_fmt(ms['sensitivity']['value'])}; missed as apposed "
-                f"{ms['missed_as_apposed']}, undetected {ms['undetected']}), "
-                f"PPV={_fmt(ms['ppv']['value'])}"
-            )
+        if metrics["struts"].get("malapposed_struts"):
+            lines.append("  " + malapposed_struts_line(metrics["struts"]["malapposed_struts"]))
     if "lesions" in metrics:
         sc = metrics["lesions"]["calcium_score"]
         lines.append(

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -360,3 +361,36 @@ def test_paired_values_keep_each_pairs_pullback():
     a, m, manual_only, auto_only, pids = _paired_values(rows, "x")
     assert (a, m, pids) == ([1.0, 3.0], [1.5, 3.5], ["p1", "p3"])
     assert (manual_only, auto_only) == (1, 1)
+
+
+def _strut(pid: str, match: str, auto: bool | None, manual: bool) -> dict[str, Any]:
+    return {
+        "pullback_id": pid,
+        "match": match,
+        "auto_malapposed": auto,
+        "manual_malapposed": manual,
+    }
+
+
+def test_malapposed_struts_line_counts_found_undetected_and_apposed():
+    """One wording for the evaluate CLI's summary and ``make demo``'s last lines."""
+    from octseg.evaluate.pipeline import malapposed_struts
+    from octseg.report.evaluation import malapposed_struts_line
+
+    struts = [
+        _strut("a", "by_xy", True, True),
+        _strut("a", "by_xy", True, True),
+        _strut("a", "by_xy", False, True),  # read as apposed
+        _strut("b", "manual_only", None, True),  # not detected
+        _strut("b", "auto_only", True, False),  # a malapposed call on no strut
+        _strut("b", "by_xy", False, False),
+    ]
+    line = malapposed_struts_line(malapposed_struts(struts))
+    assert line == (
+        "malapposed struts (all manual ones): found 2 of 4 (sensitivity 0.50, Wilson 95% CI "
+        "0.15-0.85; 1 undetected, 1 read as apposed); 3 called malapposed, PPV 0.67"
+    )
+    none = malapposed_struts_line(malapposed_struts(struts[5:]))
+    assert none == "malapposed struts: none in the manual struts; 0 called malapposed"
+    no_calls = malapposed_struts_line(malapposed_struts(struts[3:4]))
+    assert "found 0 of 1" in no_calls and no_calls.endswith("0 called malapposed, PPV –")
