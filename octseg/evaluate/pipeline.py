@@ -494,7 +494,7 @@ def statistics(rows: _Rows, s: EvaluationSettings) -> dict[str, Any]:
         out["pullback"] = _pullback_block(rows.pullbacks, kw)
     if rows.segmentation:
         out["segmentation"] = {
-            "classes": segmentation.summarize_overlap(rows.segmentation, s.classes, **kw),
+            "classes": segmentation.summarize_overlap(rows.segmentation, s.classes),
             "space": "cartesian (polar maps scan-converted at their depth spacing)",
             "hd_percentile": 95,
         }
@@ -535,21 +535,19 @@ def _strut_block(rows: _Rows, tolerance_mm: float, kw: dict[str, Any]) -> dict[s
             [bool(r["auto_malapposed"]) for r in pairs_m],
             [bool(r["manual_malapposed"]) for r in pairs_m],
         ),
-        "malapposed_struts": malapposed_struts(rows.struts, **kw),
+        "malapposed_struts": malapposed_struts(rows.struts),
         "measures": _continuous_block(matched, ["distance_mm"], kw),
     }
 
 
-def malapposed_struts(
-    struts: list[dict[str, Any]], n_resamples: int = 2000, seed: int = 0
-) -> dict[str, Any]:
+def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
     """Every manual malapposed strut, detected or not (``malapposition`` above counts matched
     pairs only, so an undetected malapposed strut never lowers its sensitivity): how many the
     automated reading found malapposed, missed as apposed, or did not detect at all; and how many
     of its malapposed calls fall on a manual malapposed strut (PPV). The sensitivity also gets a
-    95% CI over pullbacks (``ci_pullbacks``: struts of one stent are not independent; none with
-    fewer than :data:`~octseg.evaluate.stats.MIN_PULLBACKS_CI` pullbacks or at 0 or 1, where
-    every resample reads the same and only the Wilson CI says something)."""
+    95% CI over pullbacks (``ci_pullbacks``, :func:`~octseg.evaluate.stats.cluster_ratio_ci`:
+    struts of one stent are not independent; none with fewer than 2 pullbacks, or with none or
+    all found, where the pullbacks do not vary and only the Wilson CI says something)."""
     manual = [r for r in struts if r["manual_malapposed"]]
     hit = [r["match"] != "manual_only" and bool(r["auto_malapposed"]) for r in manual]
     found = sum(hit)
@@ -559,14 +557,9 @@ def malapposed_struts(
     pids = [r["pullback_id"] for r in manual]
     sensitivity["n_pullbacks"] = len(set(pids))
     sensitivity["ci_pullbacks"] = [None, None]
-    if 0 < found < len(manual):  # at 0 or 1 every resample reads the same
+    if 0 < found < len(manual):  # with none or all found every pullback reads the same
         sensitivity["ci_pullbacks"] = stats.cluster_ratio_ci(
-            [float(h) for h in hit],
-            [1.0] * len(hit),
-            pids,
-            n_resamples=n_resamples,
-            seed=seed,
-            min_clusters=stats.MIN_PULLBACKS_CI,
+            [float(h) for h in hit], [1.0] * len(hit), pids
         )
     return {
         "n_manual": len(manual),

@@ -262,36 +262,32 @@ def drop_unlabelled_optional(rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [r for r in rows if r["class"] not in optional or r["class"] in present]
 
 
-def summarize_overlap(
-    rows: list[dict[str, Any]], classes: tuple[int, ...], n_resamples: int = 2000, seed: int = 0
-) -> dict[str, Any]:
+def summarize_overlap(rows: list[dict[str, Any]], classes: tuple[int, ...]) -> dict[str, Any]:
     """Per-class summary over all pullbacks' per-frame rows (classes without rows left out);
-    the Dice CIs resample whole pullbacks (``n_resamples``, ``seed``: the bootstrap's)."""
+    the Dice CIs are over pullbacks (:func:`octseg.evaluate.stats.cluster_ratio_ci`)."""
     out: dict[str, Any] = {}
     for cls in classes:
         name = CLASS_NAMES[cls]
         rs = [r for r in rows if r["class"] == name]
         if rs:
-            out[name] = _class_overlap(rs) | _dice_cis(rs, n_resamples, seed)
+            out[name] = _class_overlap(rs) | _dice_cis(rs)
     return out
 
 
-def _dice_cis(rs: list[dict[str, Any]], n_resamples: int, seed: int) -> dict[str, Any]:
-    """95% CIs of the mean and the pooled Dice of one class, by a bootstrap over pullbacks
-    (:func:`octseg.evaluate.stats.cluster_ratio_ci`)."""
+def _dice_cis(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """95% CIs of the mean and the pooled Dice of one class, over pullbacks (cluster-robust, t
+    on pullbacks - 1 degrees of freedom: :func:`octseg.evaluate.stats.cluster_ratio_ci`)."""
     from octseg.evaluate.stats import cluster_ratio_ci
 
     scored = [r for r in rs if r["scored"]]
     ids = [r["pullback_id"] for r in scored]
-    kw = {"n_resamples": n_resamples, "seed": seed}
     return {
         "n_pullbacks": len(set(ids)),
-        "dice_ci95": cluster_ratio_ci([r["dice"] for r in scored], [1.0] * len(scored), ids, **kw),
+        "dice_ci95": cluster_ratio_ci([r["dice"] for r in scored], [1.0] * len(scored), ids),
         "dice_pooled_ci95": cluster_ratio_ci(
             [2.0 * r["intersection"] for r in scored],
             [r["auto_pixels"] + r["manual_pixels"] for r in scored],
             ids,
-            **kw,
         ),
     }
 

@@ -21,13 +21,18 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
   F-based 95% CI (unrounded).
 - Pearson and Spearman r with 95% CIs from ``pingouin.corr`` (Fisher z).
 - Mean absolute error with a percentile bootstrap 95% CI (``scipy.stats.bootstrap``, seeded).
-- Segmentation overlap (mean and pooled Dice): a percentile bootstrap 95% CI that resamples
-  whole pullbacks (:func:`cluster_ratio_ci`), because neighbouring frames of one pullback are
-  near duplicates: resampling frames would give an interval far too narrow.
-- Bias, ICC(A,1) and MAE also get a percentile bootstrap 95% CI over pullbacks
-  (:func:`cluster_agreement_ci`, keys ``*_ci_pullbacks``) when the pairs' pullbacks are given:
-  the F-based ICC CI and the t-based bias CI treat every frame as independent, so with many
-  frames per pullback they are too narrow.
+- Segmentation overlap (mean and pooled Dice) and the share of malapposed struts found: a 95% CI
+  over pullbacks (:func:`cluster_ratio_ci`: cluster-robust CR1 variance, Student's t on
+  pullbacks - 1 degrees of freedom), because neighbouring frames of one pullback are near
+  duplicates: treating frames as independent would give an interval far too narrow.
+- Bias, ICC(A,1) and MAE also get a 95% CI over pullbacks (:func:`cluster_agreement_ci`, keys
+  ``*_ci_pullbacks``) when the pairs' pullbacks are given: the bias the same cluster-robust t
+  interval, ICC and MAE a percentile bootstrap over pullbacks. The F-based ICC CI and the t-based
+  bias CI treat every frame as independent, so with many frames per pullback they are too narrow.
+- Why t over pullbacks and not a percentile bootstrap where both apply: with few pullbacks the
+  bootstrap covers far less than 95% (``benchmarks/ci_coverage.py``, simulated pullbacks of
+  correlated frames: a pooled Dice 0.49 at 2 pullbacks, 0.81 at 5, 0.89 at 8, 0.92 at 16; the t
+  interval 0.93, 0.92, 0.93, 0.95). The ICC and MAE bootstrap intervals share that shortfall.
 - Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
   quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
 - Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
@@ -59,16 +64,18 @@ KAPPA_METHOD = (
 )
 PROPORTION_METHOD = "Wilson score 95% CI (statsmodels proportion_confint)"
 CLUSTER_METHOD = (
-    "segmentation Dice (mean over frames; pooled over pixels): 95% CI by percentile bootstrap "
-    "over pullbacks (whole pullbacks resampled, the statistic recomputed over their frames; "
-    "scipy.stats.bootstrap, paired, seeded); none with fewer than 2 pullbacks"
+    "segmentation Dice (mean over frames; pooled over pixels) and malapposed struts found: 95% "
+    "CI over pullbacks, cluster-robust (CR1 sandwich of the ratio of sums, statsmodels WLS "
+    "cov_type='cluster') with Student's t on pullbacks - 1 df, clipped to [0, 1]; none with "
+    "fewer than 2 pullbacks"
 )
 
 PULLBACK_CI_METHOD = (
-    "bias, ICC(A,1) and MAE: 95% CI by percentile bootstrap over pullbacks (whole pullbacks "
-    "drawn with replacement, each statistic recomputed over their pairs; seeded), beside the "
-    "per-pair CIs; none with fewer than 5 pullbacks or where over 5% of resamples leave it "
-    "undefined"
+    "bias: 95% CI over pullbacks, cluster-robust (CR1) with Student's t on pullbacks - 1 df "
+    "(from 2 pullbacks); ICC(A,1) and MAE: 95% CI by percentile bootstrap over pullbacks (whole "
+    "pullbacks drawn with replacement, each statistic recomputed over their pairs; seeded; it "
+    "covers less than 95% with few pullbacks); none with fewer than 5 pullbacks or where over 5% "
+    "of resamples leave it undefined"
 )
 
 METHODS: dict[str, str] = {
@@ -268,49 +275,42 @@ def cluster_ratio_ci(
     num: Sequence[float],
     den: Sequence[float],
     clusters: Sequence[Any],
-    n_resamples: int = 2000,
-    seed: int = 0,
     min_clusters: int = 2,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> list[float | None]:
-    """95% CI of ``sum(num) / sum(den)`` by a percentile bootstrap over ``clusters``.
+    """95% CI of ``sum(num) / sum(den)``, cluster-robust over ``clusters``, Student's t on
+    K - 1 degrees of freedom (K = clusters with a denominator).
 
-    Each element is one observation (a frame) of the cluster (its pullback) named beside it.
-    Whole clusters are drawn with replacement and the ratio is recomputed over their elements,
-    so near-duplicate neighbours inside a cluster do not narrow the interval. A mean over
-    frames is ``num`` = the values, ``den`` = 1; a pooled Dice is ``num`` = 2 x intersection,
-    ``den`` = the two masks' pixels. ``[None, None]`` with fewer than ``min_clusters`` clusters
-    or no denominator."""
+    Each element is one observation (a frame) of the cluster (its pullback) named beside it. The
+    ratio is the weighted least-squares mean of ``num / den`` with weights ``den``; its variance
+    is the CR1 sandwich over clusters (statsmodels ``WLS`` with ``cov_type="cluster"``: the sum
+    over clusters of (``num_k - ratio * den_k``)², times K / (K - 1), over ``sum(den)``²), so
+    near-duplicate neighbours inside a cluster do not narrow the interval. A mean over frames is
+    ``num`` = the values, ``den`` = 1; a pooled Dice is ``num`` = 2 x intersection, ``den`` = the
+    two masks' pixels. The limits are clipped to ``bounds`` (a proportion's, by default).
+    ``[None, None]`` with fewer than ``min_clusters`` (at least 2) clusters or no denominator.
+
+    Why not a percentile bootstrap over clusters: with few clusters it covers far less than 95%
+    (0.49 at 2 pullbacks, 0.81 at 5, 0.89 at 8, for a pooled Dice; this interval 0.93, 0.92,
+    0.93: ``benchmarks/ci_coverage.py``)."""
     nu, de = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     if not (nu.shape == de.shape == (len(clusters),)):
         raise ValueError("num, den and clusters must have one entry per observation")
-    if nu.size == 0:
+    keep = de > 0
+    names = np.asarray([str(c) for c, k in zip(clusters, keep, strict=True) if k])
+    _, groups = np.unique(names, return_inverse=True)
+    if len(set(names)) < max(2, min_clusters):
         return [None, None]
-    s_num, s_den = _cluster_sums(np.stack([nu, de], 1), clusters).T
-    if s_num.size < max(2, min_clusters) or s_den.sum() <= 0:
-        return [None, None]
-    if np.all(s_den > 0) and np.ptp(s_num / s_den) == 0:  # every pullback the same
-        point = float(s_num.sum() / s_den.sum())
-        return [point, point]
-    from scipy import stats
+    import statsmodels.api as sm
 
-    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        b_sum = b.sum(axis=axis)
-        return np.divide(a.sum(axis=axis), b_sum, out=np.full(b_sum.shape, np.nan), where=b_sum > 0)
-
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        boot = stats.bootstrap(
-            (s_num, s_den),
-            ratio,
-            paired=True,
-            vectorized=True,
-            n_resamples=n_resamples,
-            confidence_level=0.95,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-    ci = boot.confidence_interval
-    return _ci(ci.low, ci.high)
+    y, w = nu[keep] / de[keep], de[keep]
+    fit = sm.WLS(y, np.ones_like(y), weights=w).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}, use_t=True
+    )
+    lo, hi = fit.conf_int(alpha=0.05)[0]
+    if bounds is not None:
+        lo, hi = np.clip([lo, hi], *bounds)
+    return _ci(lo, hi)
 
 
 def _icc_a1(n: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -348,14 +348,18 @@ def cluster_agreement_ci(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """95% CIs of bias, ICC(A,1) and MAE by a percentile bootstrap over ``clusters``.
+    """95% CIs over ``clusters`` of the bias (cluster-robust, t on K - 1 degrees of freedom:
+    :func:`cluster_ratio_ci` of the differences; from 2 clusters) and of ICC(A,1) and MAE (a
+    percentile bootstrap over clusters; from :data:`MIN_PULLBACKS_CI` clusters).
 
-    Each pair is one observation of the cluster (its pullback) named beside it; whole clusters
-    are drawn with replacement and each statistic is recomputed over their pairs (from per-cluster
-    sums, so thousands of resamples cost little; pairs weigh equally, as in the point estimates).
-    Near-duplicate frames of one pullback then do not narrow the intervals. Non-finite pairs are
-    dropped; ``None`` CIs with fewer than :data:`MIN_PULLBACKS_CI` clusters or three pairs, or
-    where more than 5% of the resamples leave the statistic undefined."""
+    Each pair is one observation of the cluster (its pullback) named beside it. The bootstrap
+    draws whole clusters with replacement and recomputes each statistic over their pairs (from
+    per-cluster sums, so thousands of resamples cost little; pairs weigh equally, as in the point
+    estimates). Near-duplicate frames of one pullback then do not narrow the intervals. With few
+    pullbacks a percentile bootstrap covers less than 95% (0.81 at 5 pullbacks and 0.87 at 8 for a
+    mean, ``benchmarks/ci_coverage.py``), which is why the bias has the t interval (0.93 there).
+    Non-finite pairs are dropped; ``None`` CIs with too few clusters or three pairs, or where
+    more than 5% of the resamples leave the statistic undefined."""
     a = np.asarray(auto, dtype=float).reshape(-1)
     m = np.asarray(manual, dtype=float).reshape(-1)
     if not (a.shape == m.shape == (len(clusters),)):
@@ -366,19 +370,20 @@ def cluster_agreement_ci(
     out: dict[str, Any] = {"n_pullbacks": k}
     names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
     out.update({name: [None, None] for name in names})
+    if a.size >= 3:
+        out["bias_ci_pullbacks"] = cluster_ratio_ci(a - m, np.ones_like(a), kept, bounds=None)
     if k < MIN_PULLBACKS_CI or a.size < 3:
         return out
     shift = (a.mean() + m.mean()) / 2  # centred sums: exact to rounding whatever the offset
     ac, mc = a - shift, m - shift
-    cols = np.stack([np.ones_like(a), ac, mc, ac * ac, mc * mc, ac * mc, a - m, np.abs(a - m)], 1)
+    cols = np.stack([np.ones_like(a), ac, mc, ac * ac, mc * mc, ac * mc, np.abs(a - m)], 1)
     per = _cluster_sums(cols, kept)
     rng = np.random.default_rng(seed)
     w = rng.multinomial(k, np.full(k, 1.0 / k), size=n_resamples)
-    tot = w @ per  # (n_resamples, 8): each resample's sums
+    tot = w @ per  # (n_resamples, 7): each resample's sums
     n = tot[:, 0]
-    out["bias_ci_pullbacks"] = _percentile_ci(tot[:, 6] / n)
     out["icc_ci_pullbacks"] = _percentile_ci(np.minimum(_icc_a1(n, tot[:, 1:6]), 1.0))
-    out["mae_ci_pullbacks"] = _percentile_ci(tot[:, 7] / n)
+    out["mae_ci_pullbacks"] = _percentile_ci(tot[:, 6] / n)
     if np.array_equal(a, m):
         out["icc_ci_pullbacks"] = [1.0, 1.0]
     return out

@@ -366,7 +366,8 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             + html.escape(metrics["icc_form"])
             + ". Cell colours: ICC ≥ 0.90 excellent, 0.75–0.90 good, &lt; 0.75 moderate or poor."
             " The first CI treats every frame (lesion, strut) as independent; the CI over"
-            " pullbacks resamples whole pullbacks, so near-duplicate neighbours do not narrow it."
+            " pullbacks takes whole pullbacks as the units, so near-duplicate neighbours do not"
+            " narrow it (the ICC's by a bootstrap over pullbacks, too narrow under about ten)."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
         )
@@ -553,8 +554,9 @@ def _html_segmentation(metrics: dict[str, Any]) -> list[str]:
             "averaged. Hausdorff needs both masks non-empty. Only automated: frames where the "
             "class is in the automated mask alone (spurious); only manual: in the manual mask "
             "alone (missed). Polar maps are scan-converted to "
-            "Cartesian first. The 95% CIs of the Dice resample whole pullbacks (neighbouring "
-            "frames are near duplicates); none with one pullback.</p>"
+            "Cartesian first. The 95% CIs of the Dice are over whole pullbacks (cluster-robust, "
+            "t on pullbacks - 1 degrees of freedom: neighbouring frames are near duplicates); "
+            "none with one pullback.</p>"
         )
     return h
 

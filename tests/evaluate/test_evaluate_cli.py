@@ -200,11 +200,12 @@ def test_segmentation_dice_ci_resamples_pullbacks():
 
     manual = pullback(0)
     rows = [r for s in (0, 2, 4) for r in compare_labels(f"p{s}", pullback(s), manual, (1,))]
-    lum = summarize_overlap(rows, (1,), n_resamples=500, seed=0)["lumen"]
-    # the pullbacks' Dice: 1.0, 0.8, 0.6 (every frame alike); mean 0.8
+    lum = summarize_overlap(rows, (1,))["lumen"]
+    # the pullbacks' Dice: 1.0, 0.8, 0.6 (every frame alike); mean 0.8; the t interval of the
+    # three (t(2) = 4.303, SE 0.2 / sqrt 3), clipped at 1
     assert lum["n_pullbacks"] == 3 and lum["dice"]["mean"] == pytest.approx(0.8)
     lo, hi = lum["dice_ci95"]
-    assert 0.6 - 1e-9 <= lo < 0.8 < hi <= 1.0 + 1e-9
+    assert lo == pytest.approx(0.8 - 4.302653 * 0.2 / np.sqrt(3), abs=1e-5) and hi == 1.0
     lo_p, hi_p = lum["dice_pooled_ci95"]
     assert lo_p < lum["dice_pooled"] < hi_p
     # the console summary and the report say it
@@ -338,15 +339,19 @@ def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_
     # 60 malapposed struts in six stents; one stent holds all 10 misses
     rows = [strut(f"p{i}", True) for i in range(5) for _ in range(10)]
     rows += [strut("p5", False) for _ in range(10)]
-    s = malapposed_struts(rows, n_resamples=2000, seed=0)["sensitivity"]
+    s = malapposed_struts(rows)["sensitivity"]
     assert s["value"] == pytest.approx(50 / 60) and s["n_pullbacks"] == 6
     lo, hi = s["ci_pullbacks"]
     wl, wh = s["ci"]
     assert lo < s["value"] < hi and (hi - lo) > 1.5 * (wh - wl)
-    # every strut found, or four stents only: no interval over pullbacks
+    # stents of equal size: the t interval of the six stents' shares (1, 1, 1, 1, 1, 0)
+    half = 2.570582 * np.std([1, 1, 1, 1, 1, 0], ddof=1) / np.sqrt(6)
+    assert (lo, hi) == pytest.approx((50 / 60 - half, 1.0), abs=1e-5)
+    # every strut found, or one stent only: no interval over pullbacks
     all_found = [strut(f"p{i}", True) for i in range(6) for _ in range(5)]
     assert malapposed_struts(all_found)["sensitivity"]["ci_pullbacks"] == [None, None]
-    assert malapposed_struts(rows[20:])["sensitivity"]["ci_pullbacks"] == [None, None]
+    one = [strut("p0", True), strut("p0", False)]
+    assert malapposed_struts(one)["sensitivity"]["ci_pullbacks"] == [None, None]
 
 
 def test_paired_values_keep_each_pairs_pullback():
