@@ -26,13 +26,14 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
   pullbacks - 1 degrees of freedom), because neighbouring frames of one pullback are near
   duplicates: treating frames as independent would give an interval far too narrow.
 - Bias, ICC(A,1) and MAE also get a 95% CI over pullbacks (:func:`cluster_agreement_ci`, keys
-  ``*_ci_pullbacks``) when the pairs' pullbacks are given: the bias the same cluster-robust t
-  interval, ICC and MAE a percentile bootstrap over pullbacks. The F-based ICC CI and the t-based
+  ``*_ci_pullbacks``) when the pairs' pullbacks are given: bias and MAE (means of the
+  differences and of their absolute values) the same cluster-robust t interval, the ICC a
+  percentile bootstrap over pullbacks. The F-based ICC CI and the t-based
   bias CI treat every frame as independent, so with many frames per pullback they are too narrow.
 - Why t over pullbacks and not a percentile bootstrap where both apply: with few pullbacks the
   bootstrap covers far less than 95% (``benchmarks/ci_coverage.py``, simulated pullbacks of
   correlated frames: a pooled Dice 0.49 at 2 pullbacks, 0.81 at 5, 0.89 at 8, 0.92 at 16; the t
-  interval 0.93, 0.92, 0.93, 0.95). The ICC and MAE bootstrap intervals share that shortfall.
+  interval 0.93, 0.92, 0.93, 0.95). The ICC's bootstrap interval shares that shortfall.
 - Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
   quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
 - Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
@@ -71,11 +72,11 @@ CLUSTER_METHOD = (
 )
 
 PULLBACK_CI_METHOD = (
-    "bias: 95% CI over pullbacks, cluster-robust (CR1) with Student's t on pullbacks - 1 df "
-    "(from 2 pullbacks); ICC(A,1) and MAE: 95% CI by percentile bootstrap over pullbacks (whole "
-    "pullbacks drawn with replacement, each statistic recomputed over their pairs; seeded; it "
-    "covers less than 95% with few pullbacks); none with fewer than 5 pullbacks or where over 5% "
-    "of resamples leave it undefined"
+    "bias and MAE: 95% CI over pullbacks, cluster-robust (CR1) with Student's t on pullbacks - 1 "
+    "df (from 2 pullbacks); ICC(A,1): 95% CI by percentile bootstrap over pullbacks (whole "
+    "pullbacks drawn with replacement, the ICC recomputed over their pairs; seeded; it covers "
+    "less than 95% with few pullbacks); none with fewer than 5 pullbacks or where over 5% of "
+    "resamples leave it undefined"
 )
 
 METHODS: dict[str, str] = {
@@ -348,16 +349,18 @@ def cluster_agreement_ci(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """95% CIs over ``clusters`` of the bias (cluster-robust, t on K - 1 degrees of freedom:
-    :func:`cluster_ratio_ci` of the differences; from 2 clusters) and of ICC(A,1) and MAE (a
-    percentile bootstrap over clusters; from :data:`MIN_PULLBACKS_CI` clusters).
+    """95% CIs over ``clusters`` of the bias and the MAE (cluster-robust, t on K - 1 degrees of
+    freedom: :func:`cluster_ratio_ci` of the differences and of their absolute values; from 2
+    clusters) and of ICC(A,1) (a percentile bootstrap over clusters; from
+    :data:`MIN_PULLBACKS_CI` clusters).
 
     Each pair is one observation of the cluster (its pullback) named beside it. The bootstrap
     draws whole clusters with replacement and recomputes each statistic over their pairs (from
     per-cluster sums, so thousands of resamples cost little; pairs weigh equally, as in the point
     estimates). Near-duplicate frames of one pullback then do not narrow the intervals. With few
     pullbacks a percentile bootstrap covers less than 95% (0.81 at 5 pullbacks and 0.87 at 8 for a
-    mean, ``benchmarks/ci_coverage.py``), which is why the bias has the t interval (0.93 there).
+    mean, ``benchmarks/ci_coverage.py``), which is why the bias and MAE have the t interval (0.93
+    there).
     Non-finite pairs are dropped; ``None`` CIs with too few clusters or three pairs, or where
     more than 5% of the resamples leave the statistic undefined."""
     a = np.asarray(auto, dtype=float).reshape(-1)
@@ -371,19 +374,19 @@ def cluster_agreement_ci(
     names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
     out.update({name: [None, None] for name in names})
     if a.size >= 3:
-        out["bias_ci_pullbacks"] = cluster_ratio_ci(a - m, np.ones_like(a), kept, bounds=None)
+        ones = np.ones_like(a)
+        out["bias_ci_pullbacks"] = cluster_ratio_ci(a - m, ones, kept, bounds=None)
+        out["mae_ci_pullbacks"] = cluster_ratio_ci(np.abs(a - m), ones, kept, bounds=(0, math.inf))
     if k < MIN_PULLBACKS_CI or a.size < 3:
         return out
     shift = (a.mean() + m.mean()) / 2  # centred sums: exact to rounding whatever the offset
     ac, mc = a - shift, m - shift
-    cols = np.stack([np.ones_like(a), ac, mc, ac * ac, mc * mc, ac * mc, np.abs(a - m)], 1)
+    cols = np.stack([np.ones_like(a), ac, mc, ac * ac, mc * mc, ac * mc], 1)
     per = _cluster_sums(cols, kept)
     rng = np.random.default_rng(seed)
     w = rng.multinomial(k, np.full(k, 1.0 / k), size=n_resamples)
-    tot = w @ per  # (n_resamples, 7): each resample's sums
-    n = tot[:, 0]
-    out["icc_ci_pullbacks"] = _percentile_ci(np.minimum(_icc_a1(n, tot[:, 1:6]), 1.0))
-    out["mae_ci_pullbacks"] = _percentile_ci(tot[:, 6] / n)
+    tot = w @ per  # (n_resamples, 6): each resample's sums
+    out["icc_ci_pullbacks"] = _percentile_ci(np.minimum(_icc_a1(tot[:, 0], tot[:, 1:]), 1.0))
     if np.array_equal(a, m):
         out["icc_ci_pullbacks"] = [1.0, 1.0]
     return out

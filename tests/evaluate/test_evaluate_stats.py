@@ -230,6 +230,8 @@ def test_agreement_ci_over_pullbacks_is_wider_than_the_per_frame_one():
     # pullbacks of equal size: the bias interval is the t interval of the twelve pullback means
     per = np.array([(a - m)[ids == p].mean() for p in np.unique(ids)])
     assert r["bias_ci_pullbacks"] == pytest.approx(_t_over_means(per), abs=1e-9)
+    per_mae = np.array([np.abs(a - m)[ids == p].mean() for p in np.unique(ids)])
+    assert r["mae_ci_pullbacks"] == pytest.approx(_t_over_means(per_mae), abs=1e-9)
     # seeded: the same intervals again; without clusters, no such keys
     again = stats.continuous_agreement(a, m, clusters=ids, n_resamples=2000, seed=0)
     assert again["icc_ci_pullbacks"] == r["icc_ci_pullbacks"]
@@ -243,13 +245,15 @@ def test_agreement_ci_over_pullbacks_degenerate_cases():
     assert stats.cluster_agreement_ci([1.0, 2.0], [1.0, 2.1], "ab")["bias_ci_pullbacks"] == none
     same = stats.cluster_agreement_ci(X, X, list("abcdefg"))
     assert same["icc_ci_pullbacks"] == [1.0, 1.0] and same["bias_ci_pullbacks"] == [0.0, 0.0]
-    # the bias's t interval needs two pullbacks; the bootstrap of ICC and MAE needs
+    # the t intervals of bias and MAE need two pullbacks; the bootstrap of the ICC needs
     # MIN_PULLBACKS_CI = 5 (four are too few, five are enough)
     four = stats.cluster_agreement_ci(X[:4] + [0.1, 0.2, 0.1, 0.3], X[:4], "abcd")
     assert four["n_pullbacks"] == 4 and four["icc_ci_pullbacks"] == none
-    assert four["bias_ci_pullbacks"] == pytest.approx(_t_over_means(np.array([0.1, 0.2, 0.1, 0.3])))
-    five = stats.cluster_agreement_ci(X[:5] + 0.1, X[:5], "abcde")
-    assert five["mae_ci_pullbacks"][0] is not None
+    t4 = _t_over_means(np.array([0.1, 0.2, 0.1, 0.3]))
+    assert four["bias_ci_pullbacks"] == pytest.approx(t4)
+    assert four["mae_ci_pullbacks"] == pytest.approx([max(t4[0], 0.0), t4[1]])
+    five = stats.cluster_agreement_ci(X[:5] + [0.1, 0.2, 0.1, 0.3, -0.1], X[:5], "abcde")
+    assert five["icc_ci_pullbacks"][0] is not None
     # a rater whose values do not vary (every pullback over the same frames): no ICC, no CI
     flat = stats.continuous_agreement([1.0, 2.0, 3.0, 4.0, 5.0], [2.0] * 5, clusters="abcde")
     assert flat["icc"] is None and flat["icc_ci_pullbacks"] == none
