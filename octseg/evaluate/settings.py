@@ -29,7 +29,7 @@ class EvaluationSettings:
     # read frames.csv/summary.json/struts.csv in manual folders; false, or a folder without them:
     # measure its labels.npz (octseg.geometry) instead
     manual_tables: bool = True
-    n_bootstrap: int = 2000  # resamples for the MAE confidence interval
+    n_bootstrap: int = 2000  # resamples for the per-pair MAE confidence interval (mae_ci)
     seed: int = 0
     classes: tuple[int, ...] = segmentation.DEFAULT_CLASSES  # classes for overlap metrics
     segmentation: bool = True  # overlap metrics when both sides have label maps

@@ -28,12 +28,14 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
 - Bias, ICC(A,1) and MAE also get a 95% CI over pullbacks (:func:`cluster_agreement_ci`, keys
   ``*_ci_pullbacks``) when the pairs' pullbacks are given: bias and MAE (means of the
   differences and of their absolute values) the same cluster-robust t interval, the ICC a
-  percentile bootstrap over pullbacks. The F-based ICC CI and the t-based
-  bias CI treat every frame as independent, so with many frames per pullback they are too narrow.
-- Why t over pullbacks and not a percentile bootstrap where both apply: with few pullbacks the
-  bootstrap covers far less than 95% (``benchmarks/ci_coverage.py``, simulated pullbacks of
-  correlated frames: a pooled Dice 0.49 at 2 pullbacks, 0.81 at 5, 0.89 at 8, 0.92 at 16; the t
-  interval 0.93, 0.92, 0.93, 0.95). The ICC's bootstrap interval shares that shortfall.
+  delete-one-pullback jackknife with t on pullbacks - 1 degrees of freedom
+  (:func:`jackknife_icc_ci`). The F-based ICC CI and the t-based bias CI treat every frame as
+  independent, so with many frames per pullback they are too narrow.
+- Why these and not a percentile bootstrap over pullbacks (what ``evaluate.py`` reported until
+  the forty-ninth session): with few pullbacks the bootstrap covers far less than 95%
+  (``benchmarks/ci_coverage.py``, simulated pullbacks of correlated frames: a pooled Dice 0.49 at
+  2 pullbacks, 0.81 at 5, 0.89 at 8, 0.92 at 16, the t interval 0.93, 0.92, 0.93, 0.95; an ICC
+  of 0.85 0.71 at 5, 0.81 at 8, 0.87 at 16, the jackknife 0.94-0.95).
 - Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
   quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
 - Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
@@ -73,10 +75,9 @@ CLUSTER_METHOD = (
 
 PULLBACK_CI_METHOD = (
     "bias and MAE: 95% CI over pullbacks, cluster-robust (CR1) with Student's t on pullbacks - 1 "
-    "df (from 2 pullbacks); ICC(A,1): 95% CI by percentile bootstrap over pullbacks (whole "
-    "pullbacks drawn with replacement, the ICC recomputed over their pairs; seeded; it covers "
-    "less than 95% with few pullbacks); none with fewer than 5 pullbacks or where over 5% of "
-    "resamples leave it undefined"
+    "df (from 2 pullbacks); ICC(A,1): 95% CI by the delete-one-pullback jackknife, t on "
+    "pullbacks - 1 df, clipped to [-1, 1] (from 3 pullbacks; none where the ICC of a left-out "
+    "set is undefined)"
 )
 
 METHODS: dict[str, str] = {
@@ -265,10 +266,16 @@ def mean_absolute_error(
     return {"mae": mae, "mae_ci": _ci(ci.low, ci.high)}
 
 
+def _cluster_index(clusters: Sequence[Any]) -> np.ndarray:
+    """Each observation's cluster as 0..K-1; clusters are named by their string (so ``1`` and
+    ``"1"`` are one cluster), in sorted order."""
+    _, inv = np.unique(np.asarray([str(c) for c in clusters], dtype=str), return_inverse=True)
+    return inv.reshape(-1)
+
+
 def _cluster_sums(cols: np.ndarray, clusters: Sequence[Any]) -> np.ndarray:
-    """Per-cluster sums ``(K, C)`` of the observations' columns ``cols`` ``(N, C)``; clusters
-    named by their string, in sorted order."""
-    _, inv = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    """Per-cluster sums ``(K, C)`` of the observations' columns ``cols`` ``(N, C)``."""
+    inv = _cluster_index(clusters)
     return np.stack([np.bincount(inv, weights=c) for c in cols.T], 1)
 
 
@@ -289,7 +296,9 @@ def cluster_ratio_ci(
     near-duplicate neighbours inside a cluster do not narrow the interval. A mean over frames is
     ``num`` = the values, ``den`` = 1; a pooled Dice is ``num`` = 2 x intersection, ``den`` = the
     two masks' pixels. The limits are clipped to ``bounds`` (a proportion's, by default).
-    ``[None, None]`` with fewer than ``min_clusters`` (at least 2) clusters or no denominator.
+    Observations with a non-finite value or ``den <= 0`` are left out (and a cluster of only
+    those does not count). ``[None, None]`` with fewer than ``min_clusters`` (at least 2)
+    clusters left; ``[r, r]`` where every cluster has the same ratio ``r``.
 
     Why not a percentile bootstrap over clusters: with few clusters it covers far less than 95%
     (0.49 at 2 pullbacks, 0.81 at 5, 0.89 at 8, for a pooled Dice; this interval 0.93, 0.92,
@@ -297,21 +306,32 @@ def cluster_ratio_ci(
     nu, de = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     if not (nu.shape == de.shape == (len(clusters),)):
         raise ValueError("num, den and clusters must have one entry per observation")
-    keep = de > 0
-    names = np.asarray([str(c) for c, k in zip(clusters, keep, strict=True) if k])
-    _, groups = np.unique(names, return_inverse=True)
-    if len(set(names)) < max(2, min_clusters):
+    keep = (de > 0) & np.isfinite(de) & np.isfinite(nu)
+    groups = _cluster_index([c for c, k in zip(clusters, keep, strict=True) if k])
+    nu, de = nu[keep], de[keep]
+    if groups.size == 0 or groups.max() + 1 < max(2, min_clusters):
         return [None, None]
-    import statsmodels.api as sm
-
-    y, w = nu[keep] / de[keep], de[keep]
-    fit = sm.WLS(y, np.ones_like(y), weights=w).fit(
-        cov_type="cluster", cov_kwds={"groups": groups}, use_t=True
-    )
-    lo, hi = fit.conf_int(alpha=0.05)[0]
+    per = np.bincount(groups, weights=nu) / np.bincount(groups, weights=de)
+    if np.ptp(per) <= 1e-12 * max(1.0, float(np.abs(per).max())):  # every cluster alike
+        lo = hi = float(nu.sum() / de.sum())
+    else:
+        lo, hi = _cr1_t_interval(nu / de, de, groups)
     if bounds is not None:
         lo, hi = np.clip([lo, hi], *bounds)
     return _ci(lo, hi)
+
+
+def _cr1_t_interval(y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """95% CI of the ``w``-weighted mean of ``y``: CR1 sandwich over ``groups``, t on K - 1 df
+    (statsmodels: its cluster correction is K / (K - 1) x (N - 1) / (N - 1) with one regressor,
+    and ``conf_int`` uses K - 1 degrees of freedom with ``use_t``)."""
+    from statsmodels.regression.linear_model import WLS
+
+    fit = WLS(y, np.ones_like(y), weights=w).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}, use_t=True
+    )
+    lo, hi = fit.conf_int(alpha=0.05)[0]
+    return float(lo), float(hi)
 
 
 def _icc_a1(n: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -330,64 +350,68 @@ def _icc_a1(n: np.ndarray, s: np.ndarray) -> np.ndarray:
         return np.where(flat, np.nan, (msr - mse) / (msr + mse + 2 * (msc - mse) / n))
 
 
-MIN_PULLBACKS_CI = 5  # fewer pullbacks: a bootstrap over them has too few distinct resamples
+MIN_PULLBACKS_ICC = 3  # the ICC's jackknife over pullbacks: each left-out fit keeps two
 
 
-def _percentile_ci(v: np.ndarray, max_undefined: float = 0.05) -> list[float | None]:
-    """The 2.5 and 97.5 percentiles of the resampled statistic ``v``; none when more than
-    ``max_undefined`` of the resamples leave it undefined (the rest would be a conditional CI)."""
-    ok = np.isfinite(v)
-    if ok.mean() < 1.0 - max_undefined:
+def jackknife_icc_ci(
+    auto: np.ndarray, manual: np.ndarray, clusters: Sequence[Any]
+) -> list[float | None]:
+    """95% CI of ICC(A,1) by the delete-one-cluster jackknife: its standard error from the K
+    leave-one-cluster-out ICCs (per-cluster sums, :func:`_icc_a1`), Student's t on K - 1
+    degrees of freedom about the full ICC, clipped to [-1, 1]. ``None`` with fewer than
+    :data:`MIN_PULLBACKS_ICC` clusters or where the ICC of any left-out set is undefined (a rater
+    whose values vary in one cluster only). With few pullbacks it covers about 95% where a
+    percentile bootstrap over pullbacks did not (0.71 at 5 pullbacks, 0.87 at 16:
+    ``benchmarks/ci_coverage.py``)."""
+    shift = (auto.mean() + manual.mean()) / 2  # centred sums: exact to rounding whatever offset
+    ac, mc = auto - shift, manual - shift
+    per = _cluster_sums(
+        np.stack([np.ones_like(ac), ac, mc, ac * ac, mc * mc, ac * mc], 1), clusters
+    )
+    k = per.shape[0]
+    if k < MIN_PULLBACKS_ICC:
         return [None, None]
-    return _ci(*np.percentile(v[ok], [2.5, 97.5]))
+    tot = per.sum(axis=0)
+    loo = _icc_a1(tot[0] - per[:, 0], tot[1:] - per[:, 1:])
+    icc = _icc_a1(tot[0], tot[1:])
+    if not (np.all(np.isfinite(loo)) and np.isfinite(icc)):
+        return [None, None]
+    from scipy import stats as sst
+
+    se = math.sqrt((k - 1) / k * float(((loo - loo.mean()) ** 2).sum()))
+    half = float(sst.t.ppf(0.975, k - 1)) * se
+    return _ci(*np.clip([icc - half, icc + half], -1.0, 1.0))
 
 
 def cluster_agreement_ci(
-    auto: Sequence[float],
-    manual: Sequence[float],
-    clusters: Sequence[Any],
-    n_resamples: int = 2000,
-    seed: int = 0,
+    auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any]
 ) -> dict[str, Any]:
-    """95% CIs over ``clusters`` of the bias and the MAE (cluster-robust, t on K - 1 degrees of
-    freedom: :func:`cluster_ratio_ci` of the differences and of their absolute values; from 2
-    clusters) and of ICC(A,1) (a percentile bootstrap over clusters; from
-    :data:`MIN_PULLBACKS_CI` clusters).
+    """95% CIs over ``clusters`` (each pair's pullback) of the bias and the MAE (cluster-robust,
+    t on K - 1 degrees of freedom: :func:`cluster_ratio_ci` of the differences and of their
+    absolute values; from 2 clusters) and of ICC(A,1) (:func:`jackknife_icc_ci`; from 3).
 
-    Each pair is one observation of the cluster (its pullback) named beside it. The bootstrap
-    draws whole clusters with replacement and recomputes each statistic over their pairs (from
-    per-cluster sums, so thousands of resamples cost little; pairs weigh equally, as in the point
-    estimates). Near-duplicate frames of one pullback then do not narrow the intervals. With few
-    pullbacks a percentile bootstrap covers less than 95% (0.81 at 5 pullbacks and 0.87 at 8 for a
-    mean, ``benchmarks/ci_coverage.py``), which is why the bias and MAE have the t interval (0.93
-    there).
-    Non-finite pairs are dropped; ``None`` CIs with too few clusters or three pairs, or where
-    more than 5% of the resamples leave the statistic undefined."""
+    Pairs weigh equally, as in the point estimates; near-duplicate frames of one pullback do not
+    narrow the intervals. These replaced a percentile bootstrap over pullbacks (until the
+    forty-ninth session), which covers far less than 95% with few pullbacks: 0.81 at 5 and 0.87
+    at 8 for a mean, 0.71 and 0.81 for an ICC of 0.85 (these intervals 0.93-0.95,
+    ``benchmarks/ci_coverage.py``). Non-finite pairs are dropped; ``None`` CIs with too few
+    clusters or fewer than three pairs."""
     a = np.asarray(auto, dtype=float).reshape(-1)
     m = np.asarray(manual, dtype=float).reshape(-1)
     if not (a.shape == m.shape == (len(clusters),)):
         raise ValueError("auto, manual and clusters must have one entry per pair")
     keep = np.isfinite(a) & np.isfinite(m)
     a, m, kept = a[keep], m[keep], [c for c, k in zip(clusters, keep, strict=True) if k]
-    k = len({str(c) for c in kept})
-    out: dict[str, Any] = {"n_pullbacks": k}
+    out: dict[str, Any] = {"n_pullbacks": len({str(c) for c in kept})}
     names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
     out.update({name: [None, None] for name in names})
-    if a.size >= 3:
-        ones = np.ones_like(a)
-        out["bias_ci_pullbacks"] = cluster_ratio_ci(a - m, ones, kept, bounds=None)
-        out["mae_ci_pullbacks"] = cluster_ratio_ci(np.abs(a - m), ones, kept, bounds=(0, math.inf))
-    if k < MIN_PULLBACKS_CI or a.size < 3:
+    if a.size < 3:
         return out
-    shift = (a.mean() + m.mean()) / 2  # centred sums: exact to rounding whatever the offset
-    ac, mc = a - shift, m - shift
-    cols = np.stack([np.ones_like(a), ac, mc, ac * ac, mc * mc, ac * mc], 1)
-    per = _cluster_sums(cols, kept)
-    rng = np.random.default_rng(seed)
-    w = rng.multinomial(k, np.full(k, 1.0 / k), size=n_resamples)
-    tot = w @ per  # (n_resamples, 6): each resample's sums
-    out["icc_ci_pullbacks"] = _percentile_ci(np.minimum(_icc_a1(tot[:, 0], tot[:, 1:]), 1.0))
-    if np.array_equal(a, m):
+    ones = np.ones_like(a)
+    out["bias_ci_pullbacks"] = cluster_ratio_ci(a - m, ones, kept, bounds=None)
+    out["mae_ci_pullbacks"] = cluster_ratio_ci(np.abs(a - m), ones, kept, bounds=(0, math.inf))
+    out["icc_ci_pullbacks"] = jackknife_icc_ci(a, m, kept)
+    if np.array_equal(a, m) and out["n_pullbacks"] >= MIN_PULLBACKS_ICC:
         out["icc_ci_pullbacks"] = [1.0, 1.0]
     return out
 
@@ -402,7 +426,7 @@ def continuous_agreement(
     """All continuous-agreement statistics for paired values (non-finite pairs dropped); with
     ``clusters`` (each pair's pullback) also the CIs over pullbacks (:func:`cluster_agreement_ci`)."""
     if clusters is not None:
-        by_pullback = cluster_agreement_ci(auto, manual, clusters, n_resamples, seed)
+        by_pullback = cluster_agreement_ci(auto, manual, clusters)
     a, m = _pairs(auto, manual)
     out: dict[str, Any] = {
         "n": int(a.size),

@@ -366,8 +366,9 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             + html.escape(metrics["icc_form"])
             + ". Cell colours: ICC ≥ 0.90 excellent, 0.75–0.90 good, &lt; 0.75 moderate or poor."
             " The first CI treats every frame (lesion, strut) as independent; the CI over"
-            " pullbacks takes whole pullbacks as the units, so near-duplicate neighbours do not"
-            " narrow it (the ICC's by a bootstrap over pullbacks, too narrow under about ten)."
+            " pullbacks takes whole pullbacks as the units (t on pullbacks - 1 degrees of"
+            " freedom; the ICC's a delete-one-pullback jackknife), so near-duplicate neighbours"
+            " do not narrow it."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
         )

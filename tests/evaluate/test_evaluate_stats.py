@@ -178,7 +178,7 @@ def test_cluster_ci_covers_about_95_percent_with_five_pullbacks():
     """Simulated cohorts of near-duplicate frames (benchmarks/ci_coverage.py): the interval
     holds the true value about as often as it says; the percentile bootstrap over pullbacks it
     replaced held it in about 0.81 of such cohorts."""
-    from ci_coverage import coverage, draw_mean, draw_pooled_dice
+    from benchmarks.ci_coverage import coverage, draw_mean, draw_pooled_dice
 
     for draw in (draw_mean, draw_pooled_dice):
         cov, _ = coverage(draw, 5, reps=300, baselines=False)["t over pullbacks (product)"]
@@ -191,6 +191,16 @@ def test_cluster_ci_needs_two_pullbacks_and_matching_lengths():
     assert stats.cluster_ratio_ci([0.0, 0.0], [0, 0], ["a", "b"]) == [None, None]
     assert stats.cluster_ratio_ci([0.5, 0.7], [1, 0], ["a", "b"]) == [None, None]  # b: no den
     assert stats.cluster_ratio_ci([1, 1, 2, 2], [2, 2, 4, 4], "aabb") == [0.5, 0.5]
+    # every pullback alike: the point, not a sliver of rounding around it
+    assert stats.cluster_ratio_ci([0.9] * 6, [1.0] * 6, "aabbcc") == [0.9, 0.9]
+    lo, hi = stats.cluster_ratio_ci([0.1] * 6, [1.0] * 6, "abcabc", bounds=None)
+    assert lo == hi == pytest.approx(0.1, abs=1e-15)
+    # non-finite observations are left out, with a pullback of only those
+    v = [0.5, 0.7, np.nan, 0.6, 0.8]
+    assert stats.cluster_ratio_ci(v, [1.0] * 5, "aabbc") == stats.cluster_ratio_ci(
+        [0.5, 0.7, 0.6, 0.8], [1.0] * 4, "aabc"
+    )
+    assert stats.cluster_ratio_ci([0.5, 0.7], [1.0, np.inf], "ab") == [None, None]
     assert stats.cluster_ratio_ci([0.5, 0.7, 0.6], [1, 1, 1], "abc", min_clusters=4) == [None] * 2
     with pytest.raises(ValueError, match="one entry per observation"):
         stats.cluster_ratio_ci([1.0, 2.0], [1.0], ["a", "b"])
@@ -232,10 +242,26 @@ def test_agreement_ci_over_pullbacks_is_wider_than_the_per_frame_one():
     assert r["bias_ci_pullbacks"] == pytest.approx(_t_over_means(per), abs=1e-9)
     per_mae = np.array([np.abs(a - m)[ids == p].mean() for p in np.unique(ids)])
     assert r["mae_ci_pullbacks"] == pytest.approx(_t_over_means(per_mae), abs=1e-9)
-    # seeded: the same intervals again; without clusters, no such keys
-    again = stats.continuous_agreement(a, m, clusters=ids, n_resamples=2000, seed=0)
-    assert again["icc_ci_pullbacks"] == r["icc_ci_pullbacks"]
+    # without clusters, no such keys
     assert "icc_ci_pullbacks" not in stats.continuous_agreement(a, m)
+
+
+def test_icc_ci_over_pullbacks_is_the_jackknife_of_pingouins_icc():
+    """The delete-one-pullback jackknife from per-pullback sums against pingouin's ICC(A,1) of
+    each left-out set (another code path), with t on pullbacks - 1 degrees of freedom."""
+    a, m, ids = _clustered_pairs(n_pullbacks=7, n_frames=12)
+    names = np.unique(ids)
+    loo = np.array([stats.icc_absolute_agreement(a[ids != p], m[ids != p])["icc"] for p in names])
+    full = stats.icc_absolute_agreement(a, m)["icc"]
+    k = names.size
+    half = sst.t.ppf(0.975, k - 1) * np.sqrt((k - 1) / k * ((loo - loo.mean()) ** 2).sum())
+    lo, hi = stats.cluster_agreement_ci(a, m, ids)["icc_ci_pullbacks"]
+    assert (lo, hi) == pytest.approx((full - half, min(full + half, 1.0)), abs=1e-9)
+    # two pullbacks are too few for it (MIN_PULLBACKS_ICC = 3); three are enough
+    two = stats.cluster_agreement_ci(a[ids < names[2]], m[ids < names[2]], ids[ids < names[2]])
+    assert two["icc_ci_pullbacks"] == [None, None] and two["bias_ci_pullbacks"][0] is not None
+    three = ids <= names[2]
+    assert stats.cluster_agreement_ci(a[three], m[three], ids[three])["icc_ci_pullbacks"][0] < full
 
 
 def test_agreement_ci_over_pullbacks_degenerate_cases():
@@ -245,15 +271,18 @@ def test_agreement_ci_over_pullbacks_degenerate_cases():
     assert stats.cluster_agreement_ci([1.0, 2.0], [1.0, 2.1], "ab")["bias_ci_pullbacks"] == none
     same = stats.cluster_agreement_ci(X, X, list("abcdefg"))
     assert same["icc_ci_pullbacks"] == [1.0, 1.0] and same["bias_ci_pullbacks"] == [0.0, 0.0]
-    # the t intervals of bias and MAE need two pullbacks; the bootstrap of the ICC needs
-    # MIN_PULLBACKS_CI = 5 (four are too few, five are enough)
-    four = stats.cluster_agreement_ci(X[:4] + [0.1, 0.2, 0.1, 0.3], X[:4], "abcd")
-    assert four["n_pullbacks"] == 4 and four["icc_ci_pullbacks"] == none
-    t4 = _t_over_means(np.array([0.1, 0.2, 0.1, 0.3]))
-    assert four["bias_ci_pullbacks"] == pytest.approx(t4)
-    assert four["mae_ci_pullbacks"] == pytest.approx([max(t4[0], 0.0), t4[1]])
-    five = stats.cluster_agreement_ci(X[:5] + [0.1, 0.2, 0.1, 0.3, -0.1], X[:5], "abcde")
-    assert five["icc_ci_pullbacks"][0] is not None
+    # one pair per pullback: bias and MAE are the t intervals of the pullbacks' values
+    d = np.array([0.1, 0.2, 0.1, 0.3])
+    four = stats.cluster_agreement_ci(X[:4] + d, X[:4], "abcd")
+    assert four["n_pullbacks"] == 4
+    assert four["bias_ci_pullbacks"] == pytest.approx(_t_over_means(d))
+    assert four["mae_ci_pullbacks"] == pytest.approx(_t_over_means(d))
+    # the MAE's lower limit is clipped at 0, never its upper one (an MAE may exceed 1)
+    d = np.array([-1.5, 1.5, 0.5])
+    three = stats.cluster_agreement_ci(X[:3] + d, X[:3], "abc")
+    lo, hi = _t_over_means(np.abs(d))
+    assert lo < 0 and three["mae_ci_pullbacks"] == pytest.approx([0.0, hi]) and hi > 1
+    assert three["bias_ci_pullbacks"] == pytest.approx(_t_over_means(d))
     # a rater whose values do not vary (every pullback over the same frames): no ICC, no CI
     flat = stats.continuous_agreement([1.0, 2.0, 3.0, 4.0, 5.0], [2.0] * 5, clusters="abcde")
     assert flat["icc"] is None and flat["icc_ci_pullbacks"] == none
@@ -265,22 +294,22 @@ def test_agreement_ci_over_pullbacks_degenerate_cases():
         stats.cluster_agreement_ci([1.0, 2.0], [1.0, 2.0], ["a"])
 
 
-def test_agreement_ci_over_pullbacks_is_not_conditional_on_defined_resamples():
-    """Where the manual values vary in one pullback only, many resamples leave the ICC undefined:
-    no interval (the defined ones alone would give a CI conditional on drawing that pullback)."""
+def test_icc_ci_over_pullbacks_needs_every_left_out_icc():
+    """Where the manual values vary in one pullback only, leaving that pullback out leaves the
+    ICC undefined: no interval over pullbacks."""
     rng = np.random.default_rng(2)
     ids = np.repeat(list("abcdef"), 10)
     m = np.where(ids == "a", rng.uniform(0, 1, ids.size), 0.5)
     a = m + rng.normal(0, 0.05, ids.size)
-    r = stats.cluster_agreement_ci(a, m, ids, n_resamples=1000, seed=0)
+    r = stats.cluster_agreement_ci(a, m, ids)
     assert r["icc_ci_pullbacks"] == [None, None] and r["bias_ci_pullbacks"][0] is not None
 
 
 def test_agreement_ci_over_pullbacks_ignores_a_common_offset_and_stays_at_most_one():
     a, m, ids = _clustered_pairs()
-    r = stats.cluster_agreement_ci(a, m, ids, n_resamples=500, seed=4)
-    far = stats.cluster_agreement_ci(a + 1e5, m + 1e5, ids, n_resamples=500, seed=4)
+    r = stats.cluster_agreement_ci(a, m, ids)
+    far = stats.cluster_agreement_ci(a + 1e5, m + 1e5, ids)
     assert far["icc_ci_pullbacks"] == pytest.approx(r["icc_ci_pullbacks"], abs=1e-9)
     assert far["mae_ci_pullbacks"] == pytest.approx(r["mae_ci_pullbacks"], abs=1e-9)
-    near = stats.cluster_agreement_ci(m + 1e-9 * np.sin(np.arange(m.size)), m, ids, seed=1)
+    near = stats.cluster_agreement_ci(m + 1e-9 * np.sin(np.arange(m.size)), m, ids)
     assert near["icc_ci_pullbacks"][1] <= 1.0
