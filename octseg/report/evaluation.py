@@ -621,11 +621,13 @@ def malapposed_struts_line(ms: dict[str, Any]) -> str:
         return f"malapposed struts: none in the manual struts; {ms['n_auto']} called malapposed"
     sens = ms["sensitivity"]
     lo, hi = sens["ci"]
+    plo, phi = sens.get("ci_pullbacks") or (None, None)
+    over = "" if plo is None else f", over pullbacks {_fixed(plo, 2)}-{_fixed(phi, 2)}"
     return (
         f"malapposed struts (all manual ones): found {ms['found']} of {ms['n_manual']} "
         f"(sensitivity {_fixed(sens['value'], 2)}, Wilson 95% CI {_fixed(lo, 2)}-"
-        f"{_fixed(hi, 2)}; {ms['undetected']} undetected, {ms['missed_as_apposed']} read as "
-        f"apposed); {ms['n_auto']} called malapposed, PPV {_fixed(ms['ppv']['value'], 2)}"
+        f"{_fixed(hi, 2)}{over}; {ms['undetected']} undetected, {ms['missed_as_apposed']} read "
+        f"as apposed); {ms['n_auto']} called malapposed, PPV {_fixed(ms['ppv']['value'], 2)}"
     )
 
 

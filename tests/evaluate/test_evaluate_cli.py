@@ -192,7 +192,7 @@ def test_segmentation_overlap_by_hand(tmp_path: Path):
     assert lum["n_pullbacks"] == 1 and lum["dice_ci95"] == [None, None]
 
 
-def test_segmentation_dice_ci_resamples_pullbacks():
+def test_segmentation_dice_ci_is_over_pullbacks():
     def pullback(shift: int) -> LabelFile:
         lab = np.zeros((4, 20, 20), np.uint8)
         lab[:, 5:15, 5 + shift : 15 + shift] = 1
@@ -242,8 +242,11 @@ def test_labels_measured_on_the_fly_and_self_check(tmp_path: Path):
     n = self_check(cohort, tmp_path / "sc1", noise=1.0, settings=settings).metrics
     lum = n["frames"]["measures"]["lumen_area_mm2"]
     assert abs(lum["bias"]) < 0.1 and 0 < lum["mae"] < 0.2 and lum["icc"] > 0.9
-    # the frames' pullbacks reach the statistics; two are too few for an interval over them
+    # the frames' pullbacks reach the statistics: two give the bias a t interval over them
+    # (one degree of freedom, so wide), and are too few for the ICC's jackknife
     assert lum["n_pullbacks"] == 2 and lum["icc_ci_pullbacks"] == [None, None]
+    lo, hi = lum["bias_ci_pullbacks"]
+    assert lo < lum["bias"] < hi and hi - lo > lum["bias_ci"][1] - lum["bias_ci"][0]
     assert lum["icc_ci"][0] is not None
     assert 0.85 < n["struts"]["detection"]["f1"] < 1.0
     assert 0.95 < n["segmentation"]["classes"]["lumen"]["dice"]["mean"] < 1.0
@@ -390,10 +393,14 @@ def test_malapposed_struts_line_counts_found_undetected_and_apposed():
         _strut("b", "auto_only", True, False),  # a malapposed call on no strut
         _strut("b", "by_xy", False, False),
     ]
-    line = malapposed_struts_line(malapposed_struts(struts))
+    ms = malapposed_struts(struts)
+    line = malapposed_struts_line(ms)
+    # pullback a found 2 of 3, b 0 of 1: the interval over the two pullbacks is clipped to [0, 1]
+    assert ms["sensitivity"]["ci_pullbacks"] == [0.0, 1.0]
     assert line == (
         "malapposed struts (all manual ones): found 2 of 4 (sensitivity 0.50, Wilson 95% CI "
-        "0.15-0.85; 1 undetected, 1 read as apposed); 3 called malapposed, PPV 0.67"
+        "0.15-0.85, over pullbacks 0.00-1.00; 1 undetected, 1 read as apposed); 3 called "
+        "malapposed, PPV 0.67"
     )
     none = malapposed_struts_line(malapposed_struts(struts[5:]))
     assert none == "malapposed struts: none in the manual struts; 0 called malapposed"
