@@ -22,8 +22,9 @@ with replacement (``scipy.stats.bootstrap``); for the mean, also the per-frame t
 (``bias_ci``, frames taken as independent). The ICC gets the product's ``icc_ci_pullbacks`` (a
 delete-one-pullback jackknife), the bootstrap it replaced and the per-pair F-based ``icc_ci``.
 Reported: the share of cohorts whose interval holds the true value (nominal 0.95) and the mean
-width, over the cohorts with an interval of some width (``evaluate.py`` reports none where every
-pullback reads the same, e.g. every malapposed strut found).
+width, over the cohorts with an interval of some width: where every pullback reads the same
+(e.g. every malapposed strut found) an interval has nothing to go by (``evaluate.py`` reports
+none for the malapposed struts there, and the point itself for a Dice or a bias).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from scipy import stats as sst
 from octseg.evaluate.stats import (
     _cluster_sums,
     _icc_a1,
-    cluster_agreement_ci,
     cluster_ratio_ci,
     icc_absolute_agreement,
+    jackknife_icc_ci,
 )
 
 Cohort = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # num, den, pullback of each, truth
@@ -167,7 +168,9 @@ def bootstrap_icc_ci(auto: np.ndarray, manual: np.ndarray, g: np.ndarray, seed: 
     return list(np.percentile(v[np.isfinite(v)], [2.5, 97.5]))
 
 
-def icc_coverage(k: int, reps: int, case: tuple, truth: float, seed: int = 0) -> dict:
+def icc_coverage(
+    k: int, reps: int, case: tuple, truth: float, seed: int = 0, baselines: bool = True
+) -> dict:
     """As :func:`coverage`, for the ICC(A,1) of paired readings: the product's interval over
     pullbacks (``icc_ci_pullbacks``, a jackknife), the bootstrap it replaced (from 5 pullbacks,
     as it was reported) and the per-pair F-based interval (``icc_ci``)."""
@@ -175,15 +178,11 @@ def icc_coverage(k: int, reps: int, case: tuple, truth: float, seed: int = 0) ->
     hits: dict[str, list[tuple[bool, float]]] = {}
     for r in range(reps):
         auto, manual, g = draw_pairs(rng, k, case)
-        cis = {
-            "jackknife over pullbacks (product)": cluster_agreement_ci(auto, manual, g)[
-                "icc_ci_pullbacks"
-            ],
-            "percentile bootstrap over pullbacks (before)": bootstrap_icc_ci(auto, manual, g, r)
-            if k >= 5
-            else [None, None],
-            "F-based over frames (icc_ci)": icc_absolute_agreement(auto, manual)["icc_ci"],
-        }
+        cis = {"jackknife over pullbacks (product)": jackknife_icc_ci(auto, manual, g)}
+        if baselines:
+            boot = bootstrap_icc_ci(auto, manual, g, r) if k >= 5 else [None, None]
+            cis["percentile bootstrap over pullbacks (before)"] = boot
+            cis["F-based over frames (icc_ci)"] = icc_absolute_agreement(auto, manual)["icc_ci"]
         for name, (lo, hi) in cis.items():
             if lo is not None and hi > lo:
                 hits.setdefault(name, []).append((lo <= truth <= hi, hi - lo))

@@ -129,6 +129,8 @@ HEADER = (
 def row_line(name: str, r: dict) -> str:
     arc = r["calcium_arc"]
     k, n = r.get("malapposed_found"), r.get("malapposed_n_manual")
+    # found / all manual malapposed struts; older rows without k/n: the matched pairs' sensitivity
+    share = k / n if k is not None and n else r["malapposed_sensitivity"]
     return (
         f"| {name} | {fmt(r['calcium_dice'])}{ci(r.get('calcium_dice_ci95'))} "
         f"({fmt(r.get('calcium_dice_pooled'))}) "
@@ -137,7 +139,7 @@ def row_line(name: str, r: dict) -> str:
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
         f"| {fmt(r.get('lesions_tp'))} / {fmt(r.get('lesions_fp'))} / {fmt(r.get('lesions_fn'))} "
         f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "
-        f"| {fmt(r['malapposed_sensitivity'])} ({fmt(k)}/{fmt(n)}"
+        f"| {fmt(share)} ({fmt(k)}/{fmt(n)}"
         f"{ci(r.get('malapposed_found_ci_pullbacks'))}) "
         f"/ {fmt(r['malapposed_specificity'])} |"
     )

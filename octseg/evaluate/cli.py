@@ -50,8 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="what to read from automated pullback folders (default: tables, else labels.npz "
         "measured on the fly, else truth/)",
     )
-    p.add_argument("--n-bootstrap", type=int, default=None, help="default 2000")
-    p.add_argument("--seed", type=int, default=None, help="bootstrap seed; default 0")
+    p.add_argument(
+        "--n-bootstrap", type=int, default=None, help="resamples of the per-pair MAE CI; 2000"
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the per-pair MAE CI; 0")
     p.add_argument("--classes", type=int, nargs="+", default=None, help="default 1 2 3 4")
     p.add_argument("--no-segmentation", action="store_true", help="skip overlap metrics")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

@@ -547,7 +547,8 @@ def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
     of its malapposed calls fall on a manual malapposed strut (PPV). The sensitivity also gets a
     95% CI over pullbacks (``ci_pullbacks``, :func:`~octseg.evaluate.stats.cluster_ratio_ci`:
     struts of one stent are not independent; none with fewer than 2 pullbacks, or with none or
-    all found, where the pullbacks do not vary and only the Wilson CI says something)."""
+    all found, or the same share in every pullback: there the pullbacks do not vary and only the
+    Wilson CI says something)."""
     manual = [r for r in struts if r["manual_malapposed"]]
     hit = [r["match"] != "manual_only" and bool(r["auto_malapposed"]) for r in manual]
     found = sum(hit)
@@ -558,9 +559,9 @@ def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
     sensitivity["n_pullbacks"] = len(set(pids))
     sensitivity["ci_pullbacks"] = [None, None]
     if 0 < found < len(manual):  # with none or all found every pullback reads the same
-        sensitivity["ci_pullbacks"] = stats.cluster_ratio_ci(
-            [float(h) for h in hit], [1.0] * len(hit), pids
-        )
+        ci = stats.cluster_ratio_ci([float(h) for h in hit], [1.0] * len(hit), pids)
+        if ci[0] != ci[1]:  # the same share in every pullback: no spread to go by
+            sensitivity["ci_pullbacks"] = ci
     return {
         "n_manual": len(manual),
         "found": found,

@@ -69,15 +69,16 @@ PROPORTION_METHOD = "Wilson score 95% CI (statsmodels proportion_confint)"
 CLUSTER_METHOD = (
     "segmentation Dice (mean over frames; pooled over pixels) and malapposed struts found: 95% "
     "CI over pullbacks, cluster-robust (CR1 sandwich of the ratio of sums, statsmodels WLS "
-    "cov_type='cluster') with Student's t on pullbacks - 1 df, clipped to [0, 1]; none with "
-    "fewer than 2 pullbacks"
+    "cov_type='cluster') with Student's t on pullbacks - 1 df, clipped to [0, 1]; non-finite "
+    "values dropped; none with fewer than 2 pullbacks; [r, r] where every pullback reads the "
+    "same r (no spread to go by, not certainty; for malapposed struts then none)"
 )
 
 PULLBACK_CI_METHOD = (
     "bias and MAE: 95% CI over pullbacks, cluster-robust (CR1) with Student's t on pullbacks - 1 "
     "df (from 2 pullbacks); ICC(A,1): 95% CI by the delete-one-pullback jackknife, t on "
-    "pullbacks - 1 df, clipped to [-1, 1] (from 3 pullbacks; none where the ICC of a left-out "
-    "set is undefined)"
+    "pullbacks - 1 df, symmetric about the ICC and clipped to [-1, 1], so a limit of 1 is a "
+    "clip (from 3 pullbacks; none where the ICC of a left-out set is undefined)"
 )
 
 METHODS: dict[str, str] = {
@@ -353,8 +354,20 @@ def _icc_a1(n: np.ndarray, s: np.ndarray) -> np.ndarray:
 MIN_PULLBACKS_ICC = 3  # the ICC's jackknife over pullbacks: each left-out fit keeps two
 
 
+def _finite_pairs(
+    auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any]
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """The pairs (and their clusters) with both values finite."""
+    a = np.asarray(auto, dtype=float).reshape(-1)
+    m = np.asarray(manual, dtype=float).reshape(-1)
+    if not (a.shape == m.shape == (len(clusters),)):
+        raise ValueError("auto, manual and clusters must have one entry per pair")
+    keep = np.isfinite(a) & np.isfinite(m)
+    return a[keep], m[keep], [c for c, k in zip(clusters, keep, strict=True) if k]
+
+
 def jackknife_icc_ci(
-    auto: np.ndarray, manual: np.ndarray, clusters: Sequence[Any]
+    auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any]
 ) -> list[float | None]:
     """95% CI of ICC(A,1) by the delete-one-cluster jackknife: its standard error from the K
     leave-one-cluster-out ICCs (per-cluster sums, :func:`_icc_a1`), Student's t on K - 1
@@ -362,9 +375,12 @@ def jackknife_icc_ci(
     :data:`MIN_PULLBACKS_ICC` clusters or where the ICC of any left-out set is undefined (a rater
     whose values vary in one cluster only). With few pullbacks it covers about 95% where a
     percentile bootstrap over pullbacks did not (0.71 at 5 pullbacks, 0.87 at 16:
-    ``benchmarks/ci_coverage.py``)."""
-    shift = (auto.mean() + manual.mean()) / 2  # centred sums: exact to rounding whatever offset
-    ac, mc = auto - shift, manual - shift
+    ``benchmarks/ci_coverage.py``). Non-finite pairs are dropped."""
+    a, m, clusters = _finite_pairs(auto, manual, clusters)
+    if a.size < 3:
+        return [None, None]
+    shift = (a.mean() + m.mean()) / 2  # centred sums: a common offset costs no precision
+    ac, mc = a - shift, m - shift
     per = _cluster_sums(
         np.stack([np.ones_like(ac), ac, mc, ac * ac, mc * mc, ac * mc], 1), clusters
     )
@@ -396,12 +412,7 @@ def cluster_agreement_ci(
     at 8 for a mean, 0.71 and 0.81 for an ICC of 0.85 (these intervals 0.93-0.95,
     ``benchmarks/ci_coverage.py``). Non-finite pairs are dropped; ``None`` CIs with too few
     clusters or fewer than three pairs."""
-    a = np.asarray(auto, dtype=float).reshape(-1)
-    m = np.asarray(manual, dtype=float).reshape(-1)
-    if not (a.shape == m.shape == (len(clusters),)):
-        raise ValueError("auto, manual and clusters must have one entry per pair")
-    keep = np.isfinite(a) & np.isfinite(m)
-    a, m, kept = a[keep], m[keep], [c for c, k in zip(clusters, keep, strict=True) if k]
+    a, m, kept = _finite_pairs(auto, manual, clusters)
     out: dict[str, Any] = {"n_pullbacks": len({str(c) for c in kept})}
     names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
     out.update({name: [None, None] for name in names})
@@ -443,7 +454,7 @@ def continuous_agreement(
     out["notes"] = notes
     if clusters is not None:
         out.update(by_pullback)
-        if out["icc"] is None:  # as undefined over the resamples as over all the pairs
+        if out["icc"] is None:  # as undefined over the left-out sets as over all the pairs
             out["icc_ci_pullbacks"] = [None, None]
     return out
 

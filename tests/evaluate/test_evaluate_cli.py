@@ -355,6 +355,9 @@ def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_
     assert malapposed_struts(all_found)["sensitivity"]["ci_pullbacks"] == [None, None]
     one = [strut("p0", True), strut("p0", False)]
     assert malapposed_struts(one)["sensitivity"]["ci_pullbacks"] == [None, None]
+    # the same share in every stent (1 of 2, 2 of 4): no spread, so no interval either
+    alike = one + [strut("p1", found) for found in (True, True, False, False)]
+    assert malapposed_struts(alike)["sensitivity"]["ci_pullbacks"] == [None, None]
 
 
 def test_paired_values_keep_each_pairs_pullback():
