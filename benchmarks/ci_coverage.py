@@ -9,17 +9,19 @@ and whose pullbacks differ (a pullback effect), with a known true value:
 - ``pooled Dice``: per-frame Dice about a pullback mean drawn from Beta (mean 0.75), pooled
   over pixel counts that vary by frame (log-normal);
 - ``sensitivity``: malapposed struts found (0/1), 3-24 per pullback, the pullback's chance drawn
-  from Beta (mean 0.85);
+  from Beta (mean 0.85 or 0.95);
 - ``ICC(A,1)``: paired readings whose automated side is the manual one times a slope (0.7 like
   a compressed thickness, 0.95, 0.5), with a pullback-level offset and frame noise; the truth is
   the ICC a 20,000-pullback cohort of the same case reads.
 
-Each cohort of the first three gets the product's interval
-(:func:`octseg.evaluate.stats.cluster_ratio_ci`: what ``evaluate.py`` reports as the Dice CIs,
-the sensitivity's ``ci_pullbacks`` and ``bias_ci_pullbacks``, ``mae_ci_pullbacks``) and, as the
-baseline it replaced in the fiftieth session, a percentile bootstrap that draws whole pullbacks
-with replacement (``scipy.stats.bootstrap``); for the mean, also the per-frame t interval
-(``bias_ci``, frames taken as independent). The ICC gets the product's ``icc_ci_pullbacks`` (a
+Each cohort of the first three gets the product's interval (what ``evaluate.py`` reports):
+:func:`octseg.evaluate.stats.cluster_ratio_ci` (a t interval over pullbacks: the Dice CIs,
+``bias_ci_pullbacks``, ``mae_ci_pullbacks``) or, for the sensitivity,
+:func:`octseg.evaluate.stats.cluster_proportion_ci` (Wilson at the effective sample size, t on
+pullbacks - 1 df: ``ci_pullbacks``), beside the symmetric t interval; and, as the baseline they
+replaced in the fiftieth session, a percentile bootstrap that draws whole pullbacks with
+replacement (``scipy.stats.bootstrap``); for the mean, also the per-frame t interval (``bias_ci``,
+frames taken as independent). The ICC gets the product's ``icc_ci_pullbacks`` (a
 delete-one-pullback jackknife), the bootstrap it replaced and the per-pair F-based ``icc_ci``.
 Reported: the share of cohorts whose interval holds the true value (nominal 0.95) and the mean
 width, over the cohorts with an interval of some width: where every pullback reads the same
@@ -39,6 +41,7 @@ from scipy import stats as sst
 from octseg.evaluate.stats import (
     _cluster_sums,
     _icc_a1,
+    cluster_proportion_ci,
     cluster_ratio_ci,
     icc_absolute_agreement,
     jackknife_icc_ci,
@@ -102,26 +105,53 @@ def frames_t_ci(num: np.ndarray) -> list[float]:
     return [num.mean() - half, num.mean() + half]
 
 
+def _product_ci(draw: Callable, num: np.ndarray, den: np.ndarray, g: np.ndarray) -> list:
+    """The interval ``evaluate.py`` reports for this kind of statistic."""
+    if draw is draw_mean:
+        return cluster_ratio_ci(num, den, g, bounds=None)
+    if getattr(draw, "binary", False):
+        return cluster_proportion_ci(num, g)
+    return cluster_ratio_ci(num, den, g)
+
+
 def coverage(draw: Callable, k: int, reps: int, seed: int = 0, baselines: bool = True) -> dict:
     """Share of ``reps`` simulated cohorts of ``k`` pullbacks whose CI holds the truth, and mean
     width, per interval."""
     rng = np.random.default_rng([seed, k])
-    bounds = None if draw is draw_mean else (0.0, 1.0)
+    binary = getattr(draw, "binary", False)
     hits: dict[str, list[tuple[bool, float]]] = {}
     for r in range(reps):
         num, den, g, truth = draw(rng, k)
-        cis = {"t over pullbacks (product)": cluster_ratio_ci(num, den, g, bounds=bounds)}
+        name = (
+            "Wilson at n_eff over pullbacks (product)" if binary else "t over pullbacks (product)"
+        )
+        cis = {name: _product_ci(draw, num, den, g)}
         if baselines:
             cis["percentile bootstrap over pullbacks (before)"] = bootstrap_ci(num, den, g, r)
             if draw is draw_mean:
                 cis["t over frames"] = frames_t_ci(num)
+            if binary:
+                cis["symmetric t over pullbacks"] = cluster_ratio_ci(num, den, g)
         for name, (lo, hi) in cis.items():
-            if hi > lo:  # a zero-width interval (every pullback alike) is not reported
+            if lo is not None and hi > lo:  # none, or zero width (every pullback alike)
                 hits.setdefault(name, []).append((lo <= truth <= hi, hi - lo))
     return {n: (np.mean([h for h, _ in v]), np.mean([w for _, w in v])) for n, v in hits.items()}
 
 
-DRAWS = {"mean": draw_mean, "pooled Dice": draw_pooled_dice, "sensitivity": draw_sensitivity}
+def _sensitivity_at(p: float) -> Callable:
+    def draw(rng: np.random.Generator, k: int) -> Cohort:
+        return draw_sensitivity(rng, k, p=p)
+
+    draw.binary = True  # type: ignore[attr-defined]
+    return draw
+
+
+DRAWS = {
+    "mean": draw_mean,
+    "pooled Dice": draw_pooled_dice,
+    "sensitivity 0.85": _sensitivity_at(0.85),
+    "sensitivity 0.95": _sensitivity_at(0.95),
+}
 
 
 # ICC scenarios: (slope of auto on manual, SD of a pullback's offset, SD of frame noise)

@@ -545,7 +545,7 @@ def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
     pairs only, so an undetected malapposed strut never lowers its sensitivity): how many the
     automated reading found malapposed, missed as apposed, or did not detect at all; and how many
     of its malapposed calls fall on a manual malapposed strut (PPV). The sensitivity also gets a
-    95% CI over pullbacks (``ci_pullbacks``, :func:`~octseg.evaluate.stats.cluster_ratio_ci`:
+    95% CI over pullbacks (``ci_pullbacks``, :func:`~octseg.evaluate.stats.cluster_proportion_ci`:
     struts of one stent are not independent; none with fewer than 2 pullbacks, or with none or
     all found, or the same share in every pullback: there the pullbacks do not vary and only the
     Wilson CI says something)."""
@@ -557,11 +557,7 @@ def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
     sensitivity = stats.proportion(found, len(manual))
     pids = [r["pullback_id"] for r in manual]
     sensitivity["n_pullbacks"] = len(set(pids))
-    sensitivity["ci_pullbacks"] = [None, None]
-    if 0 < found < len(manual):  # with none or all found every pullback reads the same
-        ci = stats.cluster_ratio_ci([float(h) for h in hit], [1.0] * len(hit), pids)
-        if ci[0] != ci[1]:  # the same share in every pullback: no spread to go by
-            sensitivity["ci_pullbacks"] = ci
+    sensitivity["ci_pullbacks"] = stats.cluster_proportion_ci([float(h) for h in hit], pids)
     return {
         "n_manual": len(manual),
         "found": found,

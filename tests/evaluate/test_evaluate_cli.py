@@ -332,6 +332,13 @@ def test_bias_by_pullback_shows_which_pullback_carries_the_pooled_bias(tmp_path:
     assert "Frame bias by pullback" not in render_html(metrics)
 
 
+def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson's score interval written out (another code path than statsmodels')."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
 def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_the_misses():
     from octseg.evaluate.pipeline import malapposed_struts
 
@@ -347,9 +354,9 @@ def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_
     lo, hi = s["ci_pullbacks"]
     wl, wh = s["ci"]
     assert lo < s["value"] < hi and (hi - lo) > 1.5 * (wh - wl)
-    # stents of equal size: the t interval of the six stents' shares (1, 1, 1, 1, 1, 0)
-    half = 2.570582 * np.std([1, 1, 1, 1, 1, 0], ddof=1) / np.sqrt(6)
-    assert (lo, hi) == pytest.approx((50 / 60 - half, 1.0), abs=1e-5)
+    # by hand: the CR1 variance of the share 5/6 over the six stents is 6/5 x 5 x (10/6)^2
+    # / 60^2 + ..., i.e. 1/36, so n_eff = (5/6)(1/6) / (1/36) = 5; Wilson at n 5 with t(5)
+    assert (lo, hi) == pytest.approx(_wilson(50 / 60, 5.0, 2.570582), abs=1e-5)
     # every strut found, or one stent only: no interval over pullbacks
     all_found = [strut(f"p{i}", True) for i in range(6) for _ in range(5)]
     assert malapposed_struts(all_found)["sensitivity"]["ci_pullbacks"] == [None, None]
@@ -398,11 +405,11 @@ def test_malapposed_struts_line_counts_found_undetected_and_apposed():
     ]
     ms = malapposed_struts(struts)
     line = malapposed_struts_line(ms)
-    # pullback a found 2 of 3, b 0 of 1: the interval over the two pullbacks is clipped to [0, 1]
-    assert ms["sensitivity"]["ci_pullbacks"] == [0.0, 1.0]
+    # pullback a found 2 of 3, b 0 of 1: n_eff 4, Wilson with t(1) = 12.706
+    assert ms["sensitivity"]["ci_pullbacks"] == pytest.approx(_wilson(0.5, 4.0, 12.7062), abs=1e-4)
     assert line == (
         "malapposed struts (all manual ones): found 2 of 4 (sensitivity 0.50, Wilson 95% CI "
-        "0.15-0.85, over pullbacks 0.00-1.00; 1 undetected, 1 read as apposed); 3 called "
+        "0.15-0.85, over pullbacks 0.01-0.99; 1 undetected, 1 read as apposed); 3 called "
         "malapposed, PPV 0.67"
     )
     none = malapposed_struts_line(malapposed_struts(struts[5:]))
