@@ -53,3 +53,22 @@ def make_cohort(root: Path, n: int = 2) -> Path:
         save_labels(d / "labels.npz", lf)
         measure_labels(lf).write(d / "truth")
     return root
+
+
+def wilson(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson's score interval written out (another code path than statsmodels')."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def cluster_share_interval(hits: list[int], clusters: str) -> tuple[float, float]:
+    """The malapposed share's interval over pullbacks by hand: the CR1 variance of the share,
+    the effective sample size (at most n) and Wilson's interval with t on K - 1 df."""
+    from scipy import stats as sst
+
+    x, names = np.asarray(hits, float), np.asarray(list(clusters))
+    n, p, k = x.size, x.mean(), len(set(clusters))
+    resid = np.array([x[names == c].sum() - p * (names == c).sum() for c in sorted(set(clusters))])
+    var = k / (k - 1) * (resid**2).sum() / n**2
+    return wilson(p, min(n, p * (1 - p) / var), sst.t.ppf(0.975, k - 1))

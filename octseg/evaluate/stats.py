@@ -26,7 +26,8 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
   of freedom), because neighbouring frames of one pullback are near duplicates: treating frames
   as independent would give an interval far too narrow. The share of malapposed struts found:
   Wilson's interval at the effective sample size that the same variance gives
-  (:func:`cluster_proportion_ci`), which stays inside [0, 1] near a share of 1.
+  (:func:`cluster_proportion_ci`, the survey modified-Wilson interval), which stays inside
+  [0, 1] near a share of 1.
 - Bias, ICC(A,1) and MAE also get a 95% CI over pullbacks (:func:`cluster_agreement_ci`, keys
   ``*_ci_pullbacks``) when the pairs' pullbacks are given: bias and MAE (means of the
   differences and of their absolute values) the same cluster-robust t interval, the ICC a
@@ -73,10 +74,14 @@ CLUSTER_METHOD = (
     "cluster-robust (CR1 sandwich of the ratio of sums, statsmodels WLS cov_type='cluster') with "
     "Student's t on pullbacks - 1 df, clipped to [0, 1]; non-finite values dropped; none with "
     "fewer than 2 pullbacks; [r, r] where every pullback reads the same r (no spread to go by, "
-    "not certainty). Malapposed struts found (sensitivity.ci_pullbacks): Wilson's interval at "
-    "the effective sample size p(1-p)/V (V: the same CR1 variance of the share) with t on "
-    "pullbacks - 1 df in place of z; none with fewer than 2 pullbacks, none or all found, or "
-    "the same share in every pullback"
+    "not certainty)"
+)
+PROPORTION_CLUSTER_METHOD = (
+    "malapposed struts found (struts.malapposed_struts.sensitivity.ci_pullbacks): 95% CI over "
+    "pullbacks, Wilson's interval at the effective sample size p(1-p)/V (V: the CR1 variance of "
+    "the share over pullbacks; capped at the number of struts) with Student's t on pullbacks - 1 "
+    "df in place of z (the survey modified-Wilson interval); none with fewer than 2 pullbacks, "
+    "none or all found, or the same share in every pullback"
 )
 
 PULLBACK_CI_METHOD = (
@@ -94,6 +99,7 @@ METHODS: dict[str, str] = {
     "kappa": KAPPA_METHOD,
     "proportions": PROPORTION_METHOD,
     "segmentation_ci": CLUSTER_METHOD,
+    "malapposed_ci_pullbacks": PROPORTION_CLUSTER_METHOD,
     "agreement_ci_pullbacks": PULLBACK_CI_METHOD,
 }
 
@@ -347,16 +353,21 @@ def _cr1_t_interval(y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> tuple[f
 def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> list[float | None]:
     """95% CI of a share of 0/1 outcomes (``hits``) grouped in ``clusters``: Wilson's interval
     at the effective sample size ``n_eff = p (1 - p) / V`` (``V``: the CR1 variance of the share
-    over clusters, as in :func:`cluster_ratio_ci`; ``n_eff`` at most n), with Student's t on
-    K - 1 degrees of freedom in place of z (a simplified Korn-Graubard interval; statsmodels
-    ``proportion_confint``). Unlike the symmetric t interval it stays inside [0, 1] and is
-    longer on the side away from 0 or 1, where a share near 1 needs it: at a share of 0.95 the
-    symmetric t interval held the truth in 0.85-0.92 of simulated cohorts of 8-48 pullbacks,
-    this one in 0.93-0.98 (``benchmarks/ci_coverage.py``). ``[None, None]`` with fewer than 2
-    clusters, none or all hits, or the same share in every cluster (no spread to go by)."""
+    over clusters, as in :func:`cluster_ratio_ci`), with Student's t on K - 1 degrees of freedom
+    in place of z; statsmodels ``proportion_confint``. This is the survey "modified Wilson"
+    interval (Wilson at the degrees-of-freedom-adjusted effective sample size; Korn-Graubard is
+    its Clopper-Pearson counterpart). ``n_eff`` is capped at n: nearly equal shares in every
+    cluster give a tiny ``V``, which would otherwise claim thousands of struts' certainty.
+    Unlike the symmetric t interval it stays inside [0, 1] and is longer on the side away from
+    0 or 1: at a share of 0.95 the symmetric t interval held the truth in 0.85-0.90 of simulated
+    cohorts of 8-24 pullbacks, this one in 0.93-0.98 (``benchmarks/ci_coverage.py``; counted over
+    the cohorts that get an interval). ``[None, None]`` with fewer than 2 clusters, none or all
+    hits, or the same share in every cluster (no spread to go by)."""
     x = np.asarray(hits, dtype=float).reshape(-1)
     if x.shape != (len(clusters),):
         raise ValueError("hits and clusters must have one entry per observation")
+    if not np.isin(x, (0.0, 1.0)).all():
+        raise ValueError("hits must be 0 or 1")
     groups = _cluster_index(clusters)
     if x.size == 0 or groups.max() + 1 < 2 or x.sum() in (0.0, float(x.size)):
         return [None, None]

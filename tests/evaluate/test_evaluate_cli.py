@@ -20,7 +20,7 @@ from octseg.report.evaluation import render_html
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
-from evaluate_helpers import make_cohort  # noqa: E402
+from evaluate_helpers import make_cohort, wilson  # noqa: E402
 
 
 def _strict_json(path: Path) -> dict:
@@ -332,13 +332,6 @@ def test_bias_by_pullback_shows_which_pullback_carries_the_pooled_bias(tmp_path:
     assert "Frame bias by pullback" not in render_html(metrics)
 
 
-def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson's score interval written out (another code path than statsmodels')."""
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_the_misses():
     from octseg.evaluate.pipeline import malapposed_struts
 
@@ -356,7 +349,7 @@ def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_
     assert lo < s["value"] < hi and (hi - lo) > 1.5 * (wh - wl)
     # by hand: the CR1 variance of the share 5/6 over the six stents is 6/5 x 5 x (10/6)^2
     # / 60^2 + ..., i.e. 1/36, so n_eff = (5/6)(1/6) / (1/36) = 5; Wilson at n 5 with t(5)
-    assert (lo, hi) == pytest.approx(_wilson(50 / 60, 5.0, 2.570582), abs=1e-5)
+    assert (lo, hi) == pytest.approx(wilson(50 / 60, 5.0, 2.570582), abs=1e-5)
     # every strut found, or one stent only: no interval over pullbacks
     all_found = [strut(f"p{i}", True) for i in range(6) for _ in range(5)]
     assert malapposed_struts(all_found)["sensitivity"]["ci_pullbacks"] == [None, None]
@@ -406,7 +399,7 @@ def test_malapposed_struts_line_counts_found_undetected_and_apposed():
     ms = malapposed_struts(struts)
     line = malapposed_struts_line(ms)
     # pullback a found 2 of 3, b 0 of 1: n_eff 4, Wilson with t(1) = 12.706
-    assert ms["sensitivity"]["ci_pullbacks"] == pytest.approx(_wilson(0.5, 4.0, 12.7062), abs=1e-4)
+    assert ms["sensitivity"]["ci_pullbacks"] == pytest.approx(wilson(0.5, 4.0, 12.7062), abs=1e-4)
     assert line == (
         "malapposed struts (all manual ones): found 2 of 4 (sensitivity 0.50, Wilson 95% CI "
         "0.15-0.85, over pullbacks 0.01-0.99; 1 undetected, 1 read as apposed); 3 called "
