@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +106,16 @@ def frames_t_ci(num: np.ndarray) -> list[float]:
     return [num.mean() - half, num.mean() + half]
 
 
+def _binary(draw: Callable) -> bool:
+    """Whether ``draw`` makes 0/1 outcomes (the malapposed share)."""
+    return getattr(draw, "func", draw) is draw_sensitivity
+
+
 def _product_ci(draw: Callable, num: np.ndarray, den: np.ndarray, g: np.ndarray) -> list:
     """The interval ``evaluate.py`` reports for this kind of statistic."""
     if draw is draw_mean:
         return cluster_ratio_ci(num, den, g, bounds=None)
-    if getattr(draw, "binary", False):
+    if _binary(draw):
         return cluster_proportion_ci(num, g)
     return cluster_ratio_ci(num, den, g)
 
@@ -118,7 +124,7 @@ def coverage(draw: Callable, k: int, reps: int, seed: int = 0, baselines: bool =
     """Share of ``reps`` simulated cohorts of ``k`` pullbacks whose CI holds the truth, and mean
     width, per interval."""
     rng = np.random.default_rng([seed, k])
-    binary = getattr(draw, "binary", False)
+    binary = _binary(draw)
     hits: dict[str, list[tuple[bool, float]]] = {}
     for r in range(reps):
         num, den, g, truth = draw(rng, k)
@@ -138,19 +144,11 @@ def coverage(draw: Callable, k: int, reps: int, seed: int = 0, baselines: bool =
     return {n: (np.mean([h for h, _ in v]), np.mean([w for _, w in v])) for n, v in hits.items()}
 
 
-def _sensitivity_at(p: float) -> Callable:
-    def draw(rng: np.random.Generator, k: int) -> Cohort:
-        return draw_sensitivity(rng, k, p=p)
-
-    draw.binary = True  # type: ignore[attr-defined]
-    return draw
-
-
 DRAWS = {
     "mean": draw_mean,
     "pooled Dice": draw_pooled_dice,
-    "sensitivity 0.85": _sensitivity_at(0.85),
-    "sensitivity 0.95": _sensitivity_at(0.95),
+    "sensitivity 0.85": partial(draw_sensitivity, p=0.85),
+    "sensitivity 0.95": partial(draw_sensitivity, p=0.95),
 }
 
 

@@ -327,7 +327,7 @@ def cluster_ratio_ci(
     if np.ptp(per) <= 1e-12 * max(1.0, float(np.abs(per).max())):  # every cluster alike
         lo = hi = float(nu.sum() / de.sum())
     else:
-        lo, hi = _cr1_t_interval(nu / de, de, groups)
+        lo, hi = _cr1_fit(nu / de, de, groups).conf_int(alpha=0.05)[0]
     if bounds is not None:
         lo, hi = np.clip([lo, hi], *bounds)
     return _ci(lo, hi)
@@ -342,12 +342,6 @@ def _cr1_fit(y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> Any:
     return WLS(y, np.ones_like(y), weights=w).fit(
         cov_type="cluster", cov_kwds={"groups": groups}, use_t=True
     )
-
-
-def _cr1_t_interval(y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
-    """95% CI of the ``w``-weighted mean of ``y``: CR1 sandwich over ``groups``, t on K - 1 df."""
-    lo, hi = _cr1_fit(y, w, groups).conf_int(alpha=0.05)[0]
-    return float(lo), float(hi)
 
 
 def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> list[float | None]:
