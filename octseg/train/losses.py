@@ -28,6 +28,14 @@ thickness in the wrong place costs nothing here. With deep supervision the count
 recipe: it did not reduce the thickness error and called calcium on more lesion-free frames
 (docs/calcium_candidates.md, forty-seventh session); off by default.
 
+A fourth, optional term (``lambda_boundary``) is a boundary-aware loss from the literature rather
+than one of the geometry's readings: MONAI's ``HausdorffDTLoss`` (Karimi & Salcudean 2019), on the
+summed probability of ``aline_channels`` against the label's mask of them. Each pixel's squared
+error is weighted by the squared distance (in samples) to the nearest boundary of the label and of
+the prediction (thresholded at 0.5), so calcium read far past the true back edge (the media
+behind a thin lesion) or missed far inside a thick one costs far more than a blurred edge. The
+distance maps are scipy's on the CPU (cupy's on a GPU), per frame. Off by default.
+
 Layout: network outputs are (B, C, A, R) - A-lines on dim 2, depth on dim 3 (see
 :mod:`octseg.model.wrap`).
 """
@@ -38,7 +46,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
+from monai.losses import DiceCELoss, HausdorffDTLoss
 
 _EPS = 1e-6
 
@@ -102,13 +110,30 @@ def aline_extent_error(
     return ((expected - count).abs()[has] / scale).mean()
 
 
+def boundary_distance_loss(
+    probs: torch.Tensor,
+    target: torch.Tensor,
+    channels: Sequence[int],
+    hd_loss: HausdorffDTLoss | None = None,
+) -> torch.Tensor:
+    """MONAI's ``HausdorffDTLoss`` (default: alpha 2, per frame, mean) between the summed
+    probability of ``channels`` and the label's mask of them, both (B, 1, A, R). A frame where
+    neither has any of ``channels`` (at 0.5) costs nothing."""
+    pred = probs[:, list(channels)].sum(1, keepdim=True)
+    lab = _class_mask(target, channels)[:, None].to(pred.dtype)
+    return (hd_loss or HausdorffDTLoss(include_background=True))(pred, lab)
+
+
 class ALineDiceCELoss(DiceCELoss):
     """MONAI ``DiceCELoss`` plus ``lambda_aline`` x a per-A-line presence BCE on ``aline_channels``
     (output channels, i.e. positions in the model's class list; 2 is calcium in the default
     5-class schema), plus ``lambda_lumen`` x the lumen-run hole term on ``lumen_channels``
     (lumen and strut: 1 and 3) without the run's last ``lumen_margin`` samples, plus
     ``lambda_thickness`` x the per-A-line extent error of ``aline_channels`` in units of
-    ``thickness_scale`` samples. All weights 0 is exactly ``DiceCELoss``. Softmax over channels is applied to the logits for these terms; every other argument goes to ``DiceCELoss``."""
+    ``thickness_scale`` samples, plus ``lambda_boundary`` x MONAI's distance-transform
+    Hausdorff loss on ``aline_channels`` (exponent ``boundary_alpha``). All weights 0 is exactly
+    ``DiceCELoss``. Softmax over channels is applied to the logits for these terms; every other
+    argument goes to ``DiceCELoss``."""
 
     def __init__(
         self,
@@ -120,6 +145,8 @@ class ALineDiceCELoss(DiceCELoss):
         lumen_margin: int = 2,
         lambda_thickness: float = 0.0,
         thickness_scale: float = 16.0,
+        lambda_boundary: float = 0.0,
+        boundary_alpha: float = 2.0,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -127,12 +154,17 @@ class ALineDiceCELoss(DiceCELoss):
             ("lambda_aline", lambda_aline),
             ("lambda_lumen", lambda_lumen),
             ("lambda_thickness", lambda_thickness),
+            ("lambda_boundary", lambda_boundary),
         )
         for name, value in weights:
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if not thickness_scale > 0:
             raise ValueError(f"thickness_scale must be > 0, got {thickness_scale}")
+        if not boundary_alpha > 0:
+            raise ValueError(f"boundary_alpha must be > 0, got {boundary_alpha}")
+        self.lambda_boundary = float(lambda_boundary)
+        self.boundary_loss = HausdorffDTLoss(alpha=float(boundary_alpha), include_background=True)
         self.lambda_thickness = float(lambda_thickness)
         self.thickness_scale = float(thickness_scale)
         self.lambda_aline = float(lambda_aline)
@@ -145,7 +177,13 @@ class ALineDiceCELoss(DiceCELoss):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
         loss = super().forward(input, target)
-        if self.lambda_aline == 0 and self.lambda_lumen == 0 and self.lambda_thickness == 0:
+        weights = (
+            self.lambda_aline,
+            self.lambda_lumen,
+            self.lambda_thickness,
+            self.lambda_boundary,
+        )
+        if not any(weights):
             return loss
         n = input.shape[1]
         bad = [c for c in self.aline_channels + self.lumen_channels if not 0 <= c < n]
@@ -160,4 +198,7 @@ class ALineDiceCELoss(DiceCELoss):
         if self.lambda_thickness:
             err = aline_extent_error(probs, target, self.aline_channels, self.thickness_scale)
             loss = loss + self.lambda_thickness * err
+        if self.lambda_boundary:
+            hd = boundary_distance_loss(probs, target, self.aline_channels, self.boundary_loss)
+            loss = loss + self.lambda_boundary * hd
         return loss

@@ -13,6 +13,7 @@ from octseg.train.losses import (
     ALineDiceCELoss,
     aline_extent_error,
     aline_presence,
+    boundary_distance_loss,
     lumen_run_hole_bce,
 )
 
@@ -203,6 +204,7 @@ def test_works_with_deep_supervision_through_build_loss() -> None:
                 "lambda_aline": 1.0,
                 "lambda_lumen": 1.0,
                 "lambda_thickness": 1.0,
+                "lambda_boundary": 0.01,
                 "weight": [1, 1, 2, 5, 1],
             }
         }
@@ -224,7 +226,50 @@ def test_works_with_deep_supervision_through_build_loss() -> None:
     torch.testing.assert_close(total, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_boundary_term_weights_an_error_by_its_distance_from_the_boundary() -> None:
+    """One pixel of calcium called 5 samples behind the band's back edge (depth 13 -> 18, an
+    isolated pixel): its squared error 1 is weighted by 5^2 (to the label's band) + 1^2 (to the
+    prediction's own boundary), averaged over the frame's 16 x 20 pixels. The same pixel just
+    behind the edge (depth 14): 1^2 + 1^2 (it joins the predicted band: 1 sample from its
+    background). Exact probabilities, and a frame with no calcium on either side, cost 0."""
+    y = _target()
+    exact = torch.softmax(_logits(y, margin=30.0), 1)  # one-hot to float precision
+    assert float(boundary_distance_loss(exact, y, [CALCIUM])) < 1e-9
+    far, near = y.clone(), y.clone()
+    far[0, 0, 5, 18] = CALCIUM
+    near[0, 0, 5, 14] = CALCIUM
+    p_far = torch.softmax(_logits(far, margin=30.0), 1)
+    p_near = torch.softmax(_logits(near, margin=30.0), 1)
+    hd_far = float(boundary_distance_loss(p_far, y, [CALCIUM]))
+    hd_near = float(boundary_distance_loss(p_near, y, [CALCIUM]))
+    assert hd_far == pytest.approx((25 + 1) / 320, rel=1e-5)
+    assert hd_near == pytest.approx((1 + 1) / 320, rel=1e-5)
+    no_calcium = torch.zeros(1, 1, 16, 20)
+    no_calcium[..., :5] = 1
+    p_none = torch.softmax(_logits(no_calcium, margin=30.0), 1)
+    assert float(boundary_distance_loss(p_none, no_calcium, [CALCIUM])) == 0.0
+
+
+def test_boundary_term_adds_to_the_loss_and_has_a_gradient() -> None:
+    torch.manual_seed(3)
+    y = _target().repeat(2, 1, 1, 1)
+    x = (_logits(y) + torch.randn(2, N_CLASSES, 16, 20)).requires_grad_(True)
+    base = ALineDiceCELoss(lambda_aline=1.0, **KW)(x, y)
+    ours = ALineDiceCELoss(lambda_aline=1.0, lambda_boundary=0.5, **KW)(x, y)
+    added = 0.5 * boundary_distance_loss(torch.softmax(x, 1), y, [CALCIUM])
+    torch.testing.assert_close(ours, base + added)
+    assert float(added.detach()) > 0
+    ours.backward()
+    assert torch.isfinite(x.grad).all() and float(x.grad[:, CALCIUM].abs().max()) > 0
+    cubic = ALineDiceCELoss(lambda_aline=0.0, lambda_boundary=1.0, boundary_alpha=1.0, **KW)
+    assert cubic.boundary_loss.alpha == 1.0
+
+
 def test_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="lambda_boundary"):
+        ALineDiceCELoss(lambda_boundary=-1.0, **KW)
+    with pytest.raises(ValueError, match="boundary_alpha"):
+        ALineDiceCELoss(boundary_alpha=0.0, **KW)
     with pytest.raises(ValueError, match="lambda_aline"):
         ALineDiceCELoss(lambda_aline=-1.0, **KW)
     with pytest.raises(ValueError, match="lambda_thickness"):
