@@ -34,7 +34,9 @@ summed probability of ``aline_channels`` against the label's mask of them. Each 
 error is weighted by the squared distance (in samples) to the nearest boundary of the label and of
 the prediction (thresholded at 0.5), so calcium read far past the true back edge (the media
 behind a thin lesion) or missed far inside a thick one costs far more than a blurred edge. The
-distance maps are scipy's on the CPU (cupy's on a GPU), per frame. Off by default.
+distance maps are scipy's on the CPU (cupy's on a GPU), per frame. Measured once, on the hybrid
+calcium recipe at weight 0.1: the term was learned but the thickness agreement did not move
+(docs/calcium_candidates.md, fifty-first session); off by default.
 
 Layout: network outputs are (B, C, A, R) - A-lines on dim 2, depth on dim 3 (see
 :mod:`octseg.model.wrap`).
