@@ -776,6 +776,8 @@ def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                     "icc_ci_pullbacks": r.get("icc_ci_pullbacks"),
                     "mae": r.get("mae"),
                     "pearson_r": r.get("pearson_r"),
+                    "proportional_slope": r.get("proportional_slope"),
+                    "proportional_slope_ci_pullbacks": r.get("proportional_slope_ci_pullbacks"),
                     "notes": "; ".join(r.get("notes") or []),
                 }
             )

@@ -39,6 +39,11 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
   (``benchmarks/ci_coverage.py``, simulated pullbacks of correlated frames: a pooled Dice 0.49 at
   2 pullbacks, 0.81 at 5, 0.89 at 8, 0.92 at 16, the t interval 0.93, 0.92, 0.93, 0.95; an ICC
   of 0.85 0.71 at 5, 0.81 at 8, 0.87 at 16, the jackknife 0.94-0.95).
+- Proportional bias (:func:`proportional_bias`, Bland & Altman 1999, section 3.2): the least-
+  squares line of the differences on the pair means. A slope below 0 is a compression (small
+  values read high, large ones low), the pattern that lowers an ICC while the bias stays near 0.
+  Its 95% CI over pairs (OLS, t) and, with the pairs' pullbacks, over pullbacks (CR1, t on
+  pullbacks - 1 df; from 3 pullbacks).
 - Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
   quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
 - Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
@@ -84,6 +89,12 @@ PROPORTION_CLUSTER_METHOD = (
     "none or all found, or the same share in every pullback"
 )
 
+PROPORTIONAL_METHOD = (
+    "proportional bias (Bland & Altman 1999, 3.2): ordinary least-squares line of auto - manual "
+    "on (auto + manual) / 2; slope 95% CI over pairs (t on n - 2 df) and over pullbacks "
+    "(cluster-robust CR1, statsmodels OLS cov_type='cluster', t on pullbacks - 1 df; from 3 "
+    "pullbacks); none with fewer than 3 pairs or means that do not vary"
+)
 PULLBACK_CI_METHOD = (
     "bias and MAE: 95% CI over pullbacks, cluster-robust (CR1) with Student's t on pullbacks - 1 "
     "df (from 2 pullbacks); ICC(A,1): 95% CI by the delete-one-pullback jackknife, t on "
@@ -101,6 +112,7 @@ METHODS: dict[str, str] = {
     "segmentation_ci": CLUSTER_METHOD,
     "malapposed_ci_pullbacks": PROPORTION_CLUSTER_METHOD,
     "agreement_ci_pullbacks": PULLBACK_CI_METHOD,
+    "proportional_bias": PROPORTIONAL_METHOD,
 }
 
 
@@ -471,6 +483,36 @@ def cluster_agreement_ci(
     return out
 
 
+def proportional_bias(
+    auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """The least-squares line of ``auto - manual`` on ``(auto + manual) / 2`` (Bland & Altman
+    1999, section 3.2): ``proportional_slope`` (difference per unit of the measurement) and
+    ``proportional_intercept``, the slope's 95% CI over pairs (``proportional_slope_ci``) and,
+    with ``clusters`` (each pair's pullback), over pullbacks (``proportional_slope_ci_pullbacks``,
+    CR1 with t on K - 1 df, from :data:`MIN_PULLBACKS_ICC` pullbacks). Non-finite pairs are
+    dropped; everything None with fewer than 3 pairs or means that do not vary."""
+    from statsmodels.regression.linear_model import OLS
+
+    names = ("proportional_slope_ci", "proportional_slope_ci_pullbacks")
+    out: dict[str, Any] = {"proportional_slope": None, "proportional_intercept": None}
+    out.update({name: [None, None] for name in names})
+    cl = clusters if clusters is not None else [0] * len(np.ravel(auto))
+    a, m, kept = _finite_pairs(auto, manual, cl)
+    mean = (a + m) / 2
+    if a.size < 3 or np.ptp(mean) <= 1e-12 * max(1.0, float(np.abs(mean).max())):
+        return out
+    x = np.column_stack([np.ones_like(mean), mean])
+    fit = OLS(a - m, x).fit()
+    out["proportional_intercept"], out["proportional_slope"] = (_f(v) for v in fit.params)
+    out["proportional_slope_ci"] = _ci(*fit.conf_int(alpha=0.05)[1])
+    groups = _cluster_index(kept)
+    if clusters is not None and groups.max() + 1 >= MIN_PULLBACKS_ICC:
+        robust = OLS(a - m, x).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+        out["proportional_slope_ci_pullbacks"] = _ci(*robust.conf_int(alpha=0.05)[1])
+    return out
+
+
 def continuous_agreement(
     auto: Sequence[float],
     manual: Sequence[float],
@@ -492,6 +534,7 @@ def continuous_agreement(
     out.update(icc_absolute_agreement(a, m))
     out.update(correlation(a, m))
     out.update(mean_absolute_error(a, m, n_resamples=n_resamples, seed=seed))
+    out.update(proportional_bias(auto, manual, clusters))
     notes = [out.pop(k) for k in ("icc_note", "correlation_note") if k in out]
     if out["n"] and out["bias"] == 0.0 and out.get("sd_diff") == 0.0:
         notes.insert(0, "identical inputs")

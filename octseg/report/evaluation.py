@@ -3,7 +3,7 @@
 Layout of the output folder::
 
     metrics.json                 everything, strict JSON (no NaN: undefined values are null)
-    verdict.csv                  measurement, n, bias, limits of agreement, ICC, MAE, r
+    verdict.csv                  measurement, n, bias, limits of agreement, ICC, MAE, r, proportional bias
     lesions_cohort.csv           one row per lesion (matched or not), auto and manual side by side
     frames_matched.csv           one row per frame (matched, auto only, manual only)
     struts_matched.csv           one row per strut (pairs and unmatched)
@@ -139,6 +139,7 @@ def plot_measure(
             ls="--",
             label=f"95% LoA [{st['loa_lower']:.3g}, {st['loa_upper']:.3g}]",
         )
+    _trend_line(ax2, mean, st)
     ax2.set_xlabel(f"mean of automated and manual{u}")
     ax2.set_ylabel(f"automated - manual{u}")
     ax2.set_title("Bland-Altman", fontsize=10)
@@ -149,6 +150,22 @@ def plot_measure(
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _trend_line(ax: Any, mean: Any, st: dict[str, Any]) -> None:
+    """The proportional-bias line (differences on means) across the Bland-Altman plot."""
+    slope, icpt = st.get("proportional_slope"), st.get("proportional_intercept")
+    if slope is None or icpt is None:
+        return
+    xs = [float(mean.min()), float(mean.max())]
+    ax.plot(
+        xs,
+        [icpt + slope * x for x in xs],
+        color="#2ca02c",
+        lw=1.2,
+        ls=":",
+        label=f"trend: slope {slope:.2g}",
+    )
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -344,7 +361,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
             "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
             "<th>ICC 95% CI over pullbacks</th><th>MAE</th><th>r</th>"
-            "<th>notes</th></tr>"
+            "<th>proportional bias (slope) [95% CI over pullbacks]</th><th>notes</th></tr>"
         )
         for r in v:
             loa = (
@@ -358,6 +375,8 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
                 f"<td>{loa}</td><td class={_icc_class(r['icc'])}>{_fixed(r['icc'])}{_ci(r['icc_ci'], 2)}</td>"
                 f"<td>{_ci(r.get('icc_ci_pullbacks'), 2) or '–'}</td>"
                 f"<td>{_fmt(r['mae'])}</td><td>{_fmt(r['pearson_r'])}</td>"
+                f"<td>{_fmt(r.get('proportional_slope'), 2)}"
+                f"{_ci(r.get('proportional_slope_ci_pullbacks'), 2)}</td>"
                 f"<td class='l note'>{html.escape(r.get('notes', ''))}</td></tr>"
             )
         add("</table>")
@@ -368,7 +387,9 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             " The first CI treats every frame (lesion, strut) as independent; the CI over"
             " pullbacks takes whole pullbacks as the units (t on pullbacks - 1 degrees of"
             " freedom; the ICC's a delete-one-pullback jackknife), so near-duplicate neighbours"
-            " do not narrow it."
+            " do not narrow it. Proportional bias: the slope of the line of the differences"
+            " on the pair means (Bland-Altman plot); below 0, small values read high and large"
+            " ones low, which lowers the ICC even where the bias is near 0."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
         )
