@@ -39,11 +39,12 @@ Forms and methods (also stated in every result under ``"methods"`` of ``metrics.
   (``benchmarks/ci_coverage.py``, simulated pullbacks of correlated frames: a pooled Dice 0.49 at
   2 pullbacks, 0.81 at 5, 0.89 at 8, 0.92 at 16, the t interval 0.93, 0.92, 0.93, 0.95; an ICC
   of 0.85 0.71 at 5, 0.81 at 8, 0.87 at 16, the jackknife 0.94-0.95).
-- Proportional bias (:func:`proportional_bias`, Bland & Altman 1999, section 3.2): the least-
-  squares line of the differences on the pair means. A slope below 0 is a compression (small
-  values read high, large ones low), the pattern that lowers an ICC while the bias stays near 0.
-  Its 95% CI over pairs (OLS, t) and, with the pairs' pullbacks, over pullbacks (CR1, t on
-  pullbacks - 1 df; from 3 pullbacks).
+- Proportional bias (:func:`proportional_bias`): the least-squares line of the differences on
+  the manual value, the reference (Krouwer 2008). A slope below 0 is a compression (small values
+  read high, large ones low), a pattern that lowers an ICC while the bias stays near 0; an
+  error-prone manual reading also pulls it below 0 (regression dilution). Its 95% CI over pairs
+  (OLS, t) and, with the pairs' pullbacks, over pullbacks (CR1, t on pullbacks - 1 df; from 5
+  pullbacks).
 - Cohen's kappa from ``sklearn.metrics.cohen_kappa_score`` (unweighted, linear- or
   quadratic-weighted as named), its asymptotic 95% CI from ``statsmodels`` ``cohens_kappa``.
 - Proportions (precision, recall, sensitivity, ...) with Wilson 95% CIs (statsmodels).
@@ -90,10 +91,11 @@ PROPORTION_CLUSTER_METHOD = (
 )
 
 PROPORTIONAL_METHOD = (
-    "proportional bias (Bland & Altman 1999, 3.2): ordinary least-squares line of auto - manual "
-    "on (auto + manual) / 2; slope 95% CI over pairs (t on n - 2 df) and over pullbacks "
-    "(cluster-robust CR1, statsmodels OLS cov_type='cluster', t on pullbacks - 1 df; from 3 "
-    "pullbacks); none with fewer than 3 pairs or means that do not vary"
+    "proportional bias: ordinary least-squares line of auto - manual on manual (the reference; "
+    "Krouwer 2008); below 0: small values read high, large ones low (a manual reading's own "
+    "error also pulls it below 0); slope 95% CI over pairs (t on n - 2 df) and over pullbacks "
+    "(cluster-robust CR1, statsmodels OLS cov_type='cluster', t on pullbacks - 1 df; from 5 "
+    "pullbacks); none with fewer than 3 pairs or manual values that do not vary"
 )
 PULLBACK_CI_METHOD = (
     "bias and MAE: 95% CI over pullbacks, cluster-robust (CR1) with Student's t on pullbacks - 1 "
@@ -483,31 +485,43 @@ def cluster_agreement_ci(
     return out
 
 
+MIN_PULLBACKS_SLOPE = 5  # the slope's CR1 interval: with 3-4 pullbacks it can come out narrower
+# than the interval over pairs (two parameters fitted from so few clusters)
+
+
 def proportional_bias(
     auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any] | None = None
 ) -> dict[str, Any]:
-    """The least-squares line of ``auto - manual`` on ``(auto + manual) / 2`` (Bland & Altman
-    1999, section 3.2): ``proportional_slope`` (difference per unit of the measurement) and
-    ``proportional_intercept``, the slope's 95% CI over pairs (``proportional_slope_ci``) and,
-    with ``clusters`` (each pair's pullback), over pullbacks (``proportional_slope_ci_pullbacks``,
-    CR1 with t on K - 1 df, from :data:`MIN_PULLBACKS_ICC` pullbacks). Non-finite pairs are
-    dropped; everything None with fewer than 3 pairs or means that do not vary."""
+    """The least-squares line of ``auto - manual`` on ``manual``: ``proportional_slope`` (a
+    difference per unit of the measurement, so dimensionless) and ``proportional_intercept``,
+    the slope's 95% CI over pairs (``proportional_slope_ci``, t on n - 2 df) and, with
+    ``clusters`` (each pair's pullback), over pullbacks (``proportional_slope_ci_pullbacks``,
+    CR1 with t on K - 1 df, from :data:`MIN_PULLBACKS_SLOPE` pullbacks).
+
+    The manual value is the x axis because it is the reference here (Krouwer 2008: against the
+    pair mean, as in Bland & Altman 1999's plot, the slope is 2 (var_a - var_m) / var(a + m),
+    near 0 whenever both sides vary alike, whatever the agreement). A slope below 0 is a
+    compression: small values read high, large ones low. If the manual readings carry their own
+    error (e), the slope is pulled below 0 by about var(e) / var(manual) (regression dilution):
+    with a reference that is exact (hybrid truth) it is not. Non-finite pairs are dropped;
+    everything None with fewer than 3 pairs or manual values that do not vary."""
     from statsmodels.regression.linear_model import OLS
 
     names = ("proportional_slope_ci", "proportional_slope_ci_pullbacks")
     out: dict[str, Any] = {"proportional_slope": None, "proportional_intercept": None}
     out.update({name: [None, None] for name in names})
-    cl = clusters if clusters is not None else [0] * len(np.ravel(auto))
-    a, m, kept = _finite_pairs(auto, manual, cl)
-    mean = (a + m) / 2
-    if a.size < 3 or np.ptp(mean) <= 1e-12 * max(1.0, float(np.abs(mean).max())):
+    if clusters is None:
+        (a, m), kept = _pairs(auto, manual), None
+    else:
+        a, m, kept = _finite_pairs(auto, manual, clusters)
+    if a.size < 3 or np.ptp(m) <= 1e-12 * max(1.0, float(np.abs(m).max())):
         return out
-    x = np.column_stack([np.ones_like(mean), mean])
+    x = np.column_stack([np.ones_like(m), m])
     fit = OLS(a - m, x).fit()
     out["proportional_intercept"], out["proportional_slope"] = (_f(v) for v in fit.params)
     out["proportional_slope_ci"] = _ci(*fit.conf_int(alpha=0.05)[1])
-    groups = _cluster_index(kept)
-    if clusters is not None and groups.max() + 1 >= MIN_PULLBACKS_ICC:
+    groups = _cluster_index(kept) if kept is not None else np.zeros(0, dtype=int)
+    if groups.size and groups.max() + 1 >= MIN_PULLBACKS_SLOPE:
         robust = OLS(a - m, x).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
         out["proportional_slope_ci_pullbacks"] = _ci(*robust.conf_int(alpha=0.05)[1])
     return out

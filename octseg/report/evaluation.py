@@ -119,6 +119,9 @@ def plot_measure(
     if st.get("pearson_r") is not None:
         ann.append(f"r = {st['pearson_r']:.3f}")
     ax1.text(0.03, 0.97, "\n".join(ann), transform=ax1.transAxes, va="top", fontsize=9)
+    _trend_line(ax1, m, st)
+    if st.get("proportional_slope") is not None:
+        ax1.legend(fontsize=8, loc="lower right", frameon=False)
     ax1.set_title("agreement", fontsize=10)
     mean = (a + m) / 2
     diff = a - m
@@ -139,7 +142,6 @@ def plot_measure(
             ls="--",
             label=f"95% LoA [{st['loa_lower']:.3g}, {st['loa_upper']:.3g}]",
         )
-    _trend_line(ax2, mean, st)
     ax2.set_xlabel(f"mean of automated and manual{u}")
     ax2.set_ylabel(f"automated - manual{u}")
     ax2.set_title("Bland-Altman", fontsize=10)
@@ -152,19 +154,20 @@ def plot_measure(
     return buf.getvalue()
 
 
-def _trend_line(ax: Any, mean: Any, st: dict[str, Any]) -> None:
-    """The proportional-bias line (differences on means) across the Bland-Altman plot."""
+def _trend_line(ax: Any, manual: Any, st: dict[str, Any]) -> None:
+    """The proportional-bias fit on the agreement scatter: automated = intercept + (1 + slope)
+    x manual over the manual values' range (the identity line where there is none)."""
     slope, icpt = st.get("proportional_slope"), st.get("proportional_intercept")
     if slope is None or icpt is None:
         return
-    xs = [float(mean.min()), float(mean.max())]
+    xs = [float(manual.min()), float(manual.max())]
     ax.plot(
         xs,
-        [icpt + slope * x for x in xs],
+        [icpt + (1 + slope) * x for x in xs],
         color="#2ca02c",
         lw=1.2,
         ls=":",
-        label=f"trend: slope {slope:.2g}",
+        label=f"fit: slope {1 + slope:.2f}",
     )
 
 
@@ -361,7 +364,8 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
             "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
             "<th>ICC 95% CI over pullbacks</th><th>MAE</th><th>r</th>"
-            "<th>proportional bias (slope) [95% CI over pullbacks]</th><th>notes</th></tr>"
+            "<th>proportional bias (slope on manual) [95% CI over pullbacks]</th>"
+            "<th>notes</th></tr>"
         )
         for r in v:
             loa = (
@@ -388,8 +392,9 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             " pullbacks takes whole pullbacks as the units (t on pullbacks - 1 degrees of"
             " freedom; the ICC's a delete-one-pullback jackknife), so near-duplicate neighbours"
             " do not narrow it. Proportional bias: the slope of the line of the differences"
-            " on the pair means (Bland-Altman plot); below 0, small values read high and large"
-            " ones low, which lowers the ICC even where the bias is near 0."
+            " on the manual values (the dotted fit on each scatter plot has slope 1 + it);"
+            " below 0, small values read high and large ones low, which lowers the ICC even"
+            " where the bias is near 0. Error in the manual readings also pulls it below 0."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
         )

@@ -33,8 +33,11 @@ than one of the geometry's readings: MONAI's ``HausdorffDTLoss`` (Karimi & Salcu
 summed probability of ``aline_channels`` against the label's mask of them. Each pixel's squared
 error is weighted by the squared distance (in samples) to the nearest boundary of the label and of
 the prediction (thresholded at 0.5), so calcium read far past the true back edge (the media
-behind a thin lesion) or missed far inside a thick one costs far more than a blurred edge. The
-distance maps are scipy's on the CPU (cupy's on a GPU), per frame. Measured once, on the hybrid
+behind a thin lesion) or missed far inside a thick one costs far more than a blurred edge. On a
+frame without calcium in the label, called calcium is weighted only by its own distance map
+(the label's is 0), so a small false blob costs little. The distance maps are computed per
+frame by MONAI's ``distance_transform_edt``: scipy on the CPU (cuCIM/cupy on a GPU only when
+both are installed; octseg does not require them). Measured once, on the hybrid
 calcium recipe at weight 0.1: the term was learned but the thickness agreement did not move
 (docs/calcium_candidates.md, fifty-first session); off by default.
 

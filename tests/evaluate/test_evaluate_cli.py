@@ -125,7 +125,7 @@ def test_cli_end_to_end_identical_and_offset(tmp_path: Path, capsys):
     html = (out / "report.html").read_text()
     assert "Verdict" in html and "plots/frame_lumen_area_mm2.png" in html and "ICC(A,1)" in html
     assert "ICC 95% CI over pullbacks" in html
-    assert "proportional bias (slope) [95% CI over pullbacks]" in html
+    assert "proportional bias (slope on manual) [95% CI over pullbacks]" in html
     cohort = (out / "lesions_cohort.csv").read_text().splitlines()
     assert len(cohort) == 4 and "manual_only" in cohort[-1] or "manual_only" in "".join(cohort)
     assert "lumen_area_mm2" in capsys.readouterr().out
@@ -416,8 +416,8 @@ def test_malapposed_struts_line_counts_found_undetected_and_apposed():
     assert "found 0 of 1" in no_calls and no_calls.endswith("0 called malapposed, PPV –")
 
 
-def test_bland_altman_plot_draws_the_proportional_bias_line():
-    """The trend line spans the pair means at the slope and intercept of the statistics."""
+def test_agreement_plot_draws_the_proportional_bias_fit():
+    """The fit spans the manual values: automated = intercept + (1 + slope) x manual."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -427,12 +427,12 @@ def test_bland_altman_plot_draws_the_proportional_bias_line():
     from octseg.report.evaluation import _trend_line
 
     fig, ax = plt.subplots()
-    mean = np.array([0.3, 0.6, 1.1])
-    _trend_line(ax, mean, {"proportional_slope": -0.25, "proportional_intercept": 0.15})
+    manual = np.array([0.3, 0.6, 1.1])
+    _trend_line(ax, manual, {"proportional_slope": -0.25, "proportional_intercept": 0.15})
     (line,) = ax.get_lines()
-    assert line.get_label() == "trend: slope -0.25"
+    assert line.get_label() == "fit: slope 0.75"
     np.testing.assert_allclose(line.get_xdata(), [0.3, 1.1])
-    np.testing.assert_allclose(line.get_ydata(), [0.15 - 0.075, 0.15 - 0.275])
-    _trend_line(ax, mean, {"proportional_slope": None, "proportional_intercept": None})
+    np.testing.assert_allclose(line.get_ydata(), [0.15 + 0.225, 0.15 + 0.825])
+    _trend_line(ax, manual, {"proportional_slope": None, "proportional_intercept": None})
     assert len(ax.get_lines()) == 1  # nothing drawn without a slope
     plt.close(fig)

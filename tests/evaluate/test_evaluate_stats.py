@@ -374,61 +374,63 @@ def test_agreement_ci_over_pullbacks_ignores_a_common_offset_and_stays_at_most_o
 
 
 def test_proportional_bias_recovers_a_compression_and_matches_linregress():
-    """auto = 0.7 x manual + 0.15 exactly: auto - manual = -0.3 m + 0.15 and the mean is
-    0.85 m + 0.075, so the line of differences on means has slope -0.3 / 0.85 and intercept
-    0.15 + 0.3 x 0.075 / 0.85. With noise, slope and CI over pairs are scipy's linregress
-    (stderr x t on n - 2 df)."""
+    """auto = 0.7 x manual + 0.15 exactly: auto - manual = -0.3 x manual + 0.15. With noise,
+    slope and CI over pairs are scipy's linregress of the differences on manual (stderr x t on
+    n - 2 df). A constant offset has slope 0. Against the pair mean (Bland-Altman's x axis) the
+    same compression with equal spreads would read near 0: the manual axis is why it is found."""
     m = np.linspace(0.2, 1.2, 30)
     r = stats.proportional_bias(0.7 * m + 0.15, m)
-    assert r["proportional_slope"] == pytest.approx(-0.3 / 0.85, abs=1e-9)
-    assert r["proportional_intercept"] == pytest.approx(0.15 + 0.3 * 0.075 / 0.85, abs=1e-9)
+    assert r["proportional_slope"] == pytest.approx(-0.3, abs=1e-9)
+    assert r["proportional_intercept"] == pytest.approx(0.15, abs=1e-9)
     assert r["proportional_slope_ci_pullbacks"] == [None, None]  # no pullbacks given
     a = 0.7 * m + 0.15 + np.random.default_rng(4).normal(0, 0.05, m.size)
     r = stats.proportional_bias(a, m)
-    ref = sst.linregress((a + m) / 2, a - m)
+    ref = sst.linregress(m, a - m)
     half = sst.t.ppf(0.975, m.size - 2) * ref.stderr
     assert r["proportional_slope"] == pytest.approx(ref.slope, abs=1e-9)
     assert r["proportional_slope_ci"] == pytest.approx([ref.slope - half, ref.slope + half])
     assert r["proportional_slope_ci"][1] < 0  # the compression is found
-    same = stats.proportional_bias(m + 0.1, m)  # a constant offset: no proportional bias
+    same = stats.proportional_bias(m + 0.1, m)
     assert same["proportional_slope"] == pytest.approx(0.0, abs=1e-9)
+    # a compression (slope -0.3) whose noise gives auto the spread of manual back: against the
+    # pair mean the line is nearly flat, against manual the compression shows
+    rng = np.random.default_rng(5)
+    noisy = 0.7 * m + 0.21 + rng.normal(0, 0.714 * m.std(), m.size)
+    on_mean = sst.linregress((noisy + m) / 2, noisy - m).slope
+    assert abs(on_mean) < 0.5 * abs(stats.proportional_bias(noisy, m)["proportional_slope"])
 
 
 def test_proportional_bias_ci_over_pullbacks_by_hand():
-    """CR1 by hand for three pullbacks of unequal size: (X'X)^-1 (sum_g X_g' u_g u_g' X_g)
+    """CR1 by hand for five pullbacks of unequal size: (X'X)^-1 (sum_g X_g' u_g u_g' X_g)
     (X'X)^-1 x K / (K - 1) x (N - 1) / (N - 2), t on K - 1 df; wider than over the pairs when
-    each pullback's frames share one error."""
+    each pullback's frames share one slope error. Four pullbacks: no interval over pullbacks."""
     rng = np.random.default_rng(7)
-    sizes, shift = [4, 6, 9], [0.08, -0.05, 0.02]
+    names, sizes = ["p0", "p1", "p2", "p3", "p4"], [4, 6, 9, 5, 7]
+    tilt = [0.10, -0.08, 0.05, -0.06, 0.09]  # each pullback's own slope error
     m = rng.uniform(0.2, 1.2, sum(sizes))
-    pids = np.repeat(["p0", "p1", "p2"], sizes)
-    a = m + np.repeat(shift, sizes) + rng.normal(0, 0.01, m.size) - 0.1 * (m - 0.7)
+    pids = np.repeat(names, sizes)
+    a = m + (np.repeat(tilt, sizes) - 0.1) * (m - 0.7) + rng.normal(0, 0.01, m.size)
     r = stats.proportional_bias(a, m, clusters=list(pids))
-    x = np.column_stack([np.ones(m.size), (a + m) / 2])
+    x = np.column_stack([np.ones(m.size), m])
     beta, *_ = np.linalg.lstsq(x, a - m, rcond=None)
     u = (a - m) - x @ beta
     bread = np.linalg.inv(x.T @ x)
-    meat = sum(
-        np.outer(x[pids == g].T @ u[pids == g], x[pids == g].T @ u[pids == g])
-        for g in ("p0", "p1", "p2")
-    )
-    n, k = m.size, 3
+    scores = [x[pids == g].T @ u[pids == g] for g in names]
+    meat = sum(np.outer(sc, sc) for sc in scores)
+    n, k = m.size, len(names)
     var = (bread @ meat @ bread)[1, 1] * k / (k - 1) * (n - 1) / (n - 2)
     half = sst.t.ppf(0.975, k - 1) * math.sqrt(var)
+    ci = r["proportional_slope_ci_pullbacks"]
     assert r["proportional_slope"] == pytest.approx(beta[1], abs=1e-9)
-    assert r["proportional_slope_ci_pullbacks"] == pytest.approx([beta[1] - half, beta[1] + half])
-    assert r["proportional_slope_ci_pullbacks"][1] - r["proportional_slope_ci_pullbacks"][0] > (
-        r["proportional_slope_ci"][1] - r["proportional_slope_ci"][0]
-    )
-    two = stats.proportional_bias(a[:10], m[:10], clusters=list(pids[:10]))  # 2 pullbacks
-    assert two["proportional_slope"] is not None and two["proportional_slope_ci_pullbacks"] == [
-        None,
-        None,
-    ]
+    assert ci == pytest.approx([beta[1] - half, beta[1] + half])
+    assert ci[1] - ci[0] > r["proportional_slope_ci"][1] - r["proportional_slope_ci"][0]
+    four = stats.proportional_bias(a[:24], m[:24], clusters=list(pids[:24]))
+    assert four["proportional_slope"] is not None
+    assert four["proportional_slope_ci_pullbacks"] == [None, None]
 
 
 def test_proportional_bias_degenerate_inputs_and_continuous_agreement_keys():
-    flat = stats.proportional_bias([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    flat = stats.proportional_bias([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])  # manual does not vary
     assert flat["proportional_slope"] is None and flat["proportional_slope_ci"] == [None, None]
     two = stats.proportional_bias([1.0, 2.0], [1.1, 2.2])
     assert two["proportional_slope"] is None
@@ -436,5 +438,6 @@ def test_proportional_bias_degenerate_inputs_and_continuous_agreement_keys():
     ref = stats.proportional_bias([1.0, 2.0, 3.0, 4.0], [1.1, 2.1, 3.3, 4.2])
     assert nan["proportional_slope"] == pytest.approx(ref["proportional_slope"], abs=1e-12)
     r = stats.continuous_agreement(X * 0.8 + 1.0, X, clusters=["a", "a", "b", "b", "c", "c", "c"])
-    assert r["proportional_slope"] == pytest.approx(-0.2 / 0.9, abs=1e-9)
-    assert "proportional_slope_ci_pullbacks" in r
+    assert r["proportional_slope"] == pytest.approx(-0.2, abs=1e-9)
+    assert r["proportional_intercept"] == pytest.approx(1.0, abs=1e-9)
+    assert r["proportional_slope_ci_pullbacks"] == [None, None]  # 3 pullbacks < 5
