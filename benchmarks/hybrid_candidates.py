@@ -222,6 +222,7 @@ def _get(d: dict, *keys: str) -> object:
 def _agreement(m: dict | None) -> dict:
     m = m or {}
     keys = ("n", "bias", "loa_lower", "loa_upper", "icc", "icc_ci_pullbacks", "n_pullbacks")
+    keys += ("proportional_slope",)
     return {k: m.get(k) for k in keys}
 
 

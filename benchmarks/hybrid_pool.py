@@ -119,11 +119,19 @@ def score_run(name: str, auto: Path, pool_dir: Path, work: Path) -> dict[str, di
 
 
 HEADER = (
-    "| run | Ca Dice [95% CI over pullbacks] (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC [95% CI over pullbacks] "
+    "| run | Ca Dice [95% CI over pullbacks] (pooled) | one-side-empty frames (spurious / missed) | arc bias (LoA) °, ICC | thick ICC [95% CI over pullbacks]; slope on truth "
     "| score κw (n) | lesions found / false / missed | strut F1 | malapposition bias (LoA) mm "
     "| mal. sens (k/n [95% CI of k/n over pullbacks]) / spec |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def thickness_cell(th: dict) -> str:
+    """ICC [CI over pullbacks]; the proportional bias (slope of the differences on the truth:
+    below 0, thin calcium reads thick and thick calcium thin) where the results have it."""
+    cell = f"{fmt(th['icc'])}{ci(th.get('icc_ci_pullbacks'))}"
+    slope = th.get("proportional_slope")
+    return cell if slope is None else f"{cell}; {fmt(slope)}"
 
 
 def row_line(name: str, r: dict) -> str:
@@ -135,7 +143,7 @@ def row_line(name: str, r: dict) -> str:
         f"| {name} | {fmt(r['calcium_dice'])}{ci(r.get('calcium_dice_ci95'))} "
         f"({fmt(r.get('calcium_dice_pooled'))}) "
         f"| {one_empty(r)} | {loa(arc, 1)}, {fmt(arc['icc'], 3)} "
-        f"| {fmt(r['calcium_thickness']['icc'])}{ci(r['calcium_thickness'].get('icc_ci_pullbacks'))} "
+        f"| {thickness_cell(r['calcium_thickness'])} "
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
         f"| {fmt(r.get('lesions_tp'))} / {fmt(r.get('lesions_fp'))} / {fmt(r.get('lesions_fn'))} "
         f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "

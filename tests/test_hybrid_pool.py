@@ -65,7 +65,12 @@ def test_table_row_gives_thickness_and_malapposed_intervals_over_pullbacks():
     results (without them) show the values alone."""
     from hybrid_candidates import row_from_metrics
 
-    thick = {"n": 677, "icc": 0.747, "icc_ci_pullbacks": [0.577, 0.857]}
+    thick = {
+        "n": 677,
+        "icc": 0.747,
+        "icc_ci_pullbacks": [0.577, 0.857],
+        "proportional_slope": -0.283,
+    }
     sens = {"value": 0.96, "ci_pullbacks": [0.91, 0.99]}
     metrics = {
         "frames": {"measures": {"calcium_max_thickness_mm": thick}},
@@ -75,13 +80,13 @@ def test_table_row_gives_thickness_and_malapposed_intervals_over_pullbacks():
         },
     }
     header = [c.strip() for c in hp.HEADER.splitlines()[0].split("|")]
-    t_col = header.index("thick ICC [95% CI over pullbacks]")
+    t_col = header.index("thick ICC [95% CI over pullbacks]; slope on truth")
     m_col = next(i for i, h in enumerate(header) if h.startswith("mal. sens"))
     cells = [c.strip() for c in hp.row_line("run", row_from_metrics(metrics)).split("|")]
-    assert cells[t_col] == "0.75 [0.58, 0.86]"
+    assert cells[t_col] == "0.75 [0.58, 0.86]; -0.28"
     # the share of all manual malapposed struts (209/218), not the matched pairs' 0.95
     assert cells[m_col].startswith("0.96 (209/218 [0.91, 0.99])")
-    del thick["icc_ci_pullbacks"], sens["ci_pullbacks"]
+    del thick["icc_ci_pullbacks"], thick["proportional_slope"], sens["ci_pullbacks"]
     cells = [c.strip() for c in hp.row_line("old", row_from_metrics(metrics)).split("|")]
     assert cells[t_col] == "0.75" and cells[m_col].startswith("0.96 (209/218)")
     del metrics["struts"]["malapposed_struts"]  # older results: the matched pairs' value
