@@ -93,7 +93,8 @@ def _pairs(rows: list[dict[str, Any]], name: str, matched_only: bool) -> tuple[l
 def plot_measure(
     auto: list[float], manual: list[float], title: str, unit: str, st: dict[str, Any]
 ) -> bytes:
-    """PNG bytes: scatter (auto vs manual, identity line) beside a Bland-Altman plot."""
+    """PNG bytes: scatter (auto vs manual, identity line, the proportional-bias fit) beside a
+    Bland-Altman plot."""
     import matplotlib
 
     matplotlib.use("Agg")

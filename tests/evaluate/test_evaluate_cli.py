@@ -137,7 +137,7 @@ def test_cli_end_to_end_identical_and_offset(tmp_path: Path, capsys):
     assert lum["bias"] == pytest.approx(0.5)
     assert lum["loa_upper"] - lum["loa_lower"] == pytest.approx(0, abs=1e-9)
     assert lum["icc"] < 1
-    # an offset is no proportional bias: the line of differences on means is flat
+    # an offset is no proportional bias: the line of differences on manual is flat
     assert lum["proportional_slope"] == pytest.approx(0, abs=1e-9)
     row = next(v for v in r.metrics["verdict"] if v["measurement"] == "lumen_area_mm2")
     assert row["proportional_slope"] == pytest.approx(0, abs=1e-9)
