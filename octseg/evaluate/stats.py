@@ -520,9 +520,9 @@ def proportional_bias(
     fit = OLS(a - m, x).fit()
     out["proportional_intercept"], out["proportional_slope"] = (_f(v) for v in fit.params)
     out["proportional_slope_ci"] = _ci(*fit.conf_int(alpha=0.05)[1])
-    groups = _cluster_index(kept) if kept is not None else np.zeros(0, dtype=int)
-    if groups.size and groups.max() + 1 >= MIN_PULLBACKS_SLOPE:
-        robust = OLS(a - m, x).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    if kept is not None and len({str(c) for c in kept}) >= MIN_PULLBACKS_SLOPE:
+        cov = {"groups": _cluster_index(kept)}
+        robust = fit.get_robustcov_results(cov_type="cluster", use_t=True, **cov)
         out["proportional_slope_ci_pullbacks"] = _ci(*robust.conf_int(alpha=0.05)[1])
     return out
 

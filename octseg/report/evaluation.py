@@ -157,7 +157,7 @@ def plot_measure(
 
 def _trend_line(ax: Any, manual: Any, st: dict[str, Any]) -> None:
     """The proportional-bias fit on the agreement scatter: automated = intercept + (1 + slope)
-    x manual over the manual values' range (the identity line where there is none)."""
+    x manual, over the manual values' range; nothing without a slope."""
     slope, icpt = st.get("proportional_slope"), st.get("proportional_intercept")
     if slope is None or icpt is None:
         return
