@@ -436,3 +436,21 @@ def test_agreement_plot_draws_the_proportional_bias_fit():
     _trend_line(ax, manual, {"proportional_slope": None, "proportional_intercept": None})
     assert len(ax.get_lines()) == 1  # nothing drawn without a slope
     plt.close(fig)
+
+
+def test_plot_measure_draws_the_fit_on_the_scatter(monkeypatch):
+    """plot_measure hands the manual values and the statistics to the fit helper, on the first
+    (scatter) axes; the PNG is written either way."""
+    import numpy as np
+
+    import octseg.report.evaluation as rep
+
+    calls = []
+    monkeypatch.setattr(rep, "_trend_line", lambda ax, manual, st: calls.append((ax, manual, st)))
+    st = {"proportional_slope": -0.2, "proportional_intercept": 0.1, "bias": 0.0}
+    png = rep.plot_measure([0.3, 0.5, 0.9], [0.2, 0.5, 1.0], "t", "mm", st)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    ((ax, manual, got),) = calls
+    assert ax.get_title() == "agreement"
+    np.testing.assert_allclose(manual, [0.2, 0.5, 1.0])
+    assert got is st

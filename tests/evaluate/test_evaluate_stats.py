@@ -437,6 +437,13 @@ def test_proportional_bias_degenerate_inputs_and_continuous_agreement_keys():
     nan = stats.proportional_bias([1.0, np.nan, 2.0, 3.0, 4.0], [1.1, 2.0, 2.1, 3.3, 4.2])
     ref = stats.proportional_bias([1.0, 2.0, 3.0, 4.0], [1.1, 2.1, 3.3, 4.2])
     assert nan["proportional_slope"] == pytest.approx(ref["proportional_slope"], abs=1e-12)
+    # with pullbacks: a pullback whose only pair is dropped does not count towards the five
+    a = [1.0, np.nan, 2.0, 3.0, 4.0, 5.0, 6.1, 6.9]
+    m = [1.1, 2.0, 2.1, 3.3, 4.2, 5.1, 6.0, 7.2]
+    five = stats.proportional_bias(a, m, clusters=["p", "gone", "q", "r", "s", "s", "s", "p"])
+    assert five["proportional_slope_ci_pullbacks"] == [None, None]  # 5 named, 4 with pairs
+    six = stats.proportional_bias(a, m, clusters=["p", "gone", "q", "r", "s", "t", "t", "p"])
+    assert six["proportional_slope_ci_pullbacks"][0] is not None  # 6 named, 5 with pairs
     r = stats.continuous_agreement(X * 0.8 + 1.0, X, clusters=["a", "a", "b", "b", "c", "c", "c"])
     assert r["proportional_slope"] == pytest.approx(-0.2, abs=1e-9)
     assert r["proportional_intercept"] == pytest.approx(1.0, abs=1e-9)
