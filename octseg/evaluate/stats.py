@@ -341,21 +341,20 @@ def cluster_ratio_ci(
     if np.ptp(per) <= 1e-12 * max(1.0, float(np.abs(per).max())):  # every cluster alike
         lo = hi = float(nu.sum() / de.sum())
     else:
-        lo, hi = _cr1_fit(nu / de, de, groups).conf_int(alpha=0.05)[0]
+        lo, hi = _cr1_fit(nu / de, np.ones_like(de), groups, de).conf_int(alpha=0.05)[0]
     if bounds is not None:
         lo, hi = np.clip([lo, hi], *bounds)
     return _ci(lo, hi)
 
 
-def _cr1_fit(y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> Any:
-    """statsmodels' fit of the ``w``-weighted mean of ``y`` with the CR1 sandwich over
-    ``groups`` (its cluster correction is K / (K - 1) x (N - 1) / (N - 1) with one regressor,
-    and ``conf_int`` uses K - 1 degrees of freedom with ``use_t``)."""
+def _cr1_fit(y: np.ndarray, x: np.ndarray, groups: np.ndarray, w: Any = 1.0) -> Any:
+    """statsmodels' weighted least-squares fit of ``y`` on the design ``x`` (a column of ones:
+    the ``w``-weighted mean) with the CR1 sandwich over ``groups`` (its cluster correction is
+    K / (K - 1) x (N - 1) / (N - p) for p regressors, and ``conf_int`` uses K - 1 degrees of
+    freedom with ``use_t``)."""
     from statsmodels.regression.linear_model import WLS
 
-    return WLS(y, np.ones_like(y), weights=w).fit(
-        cov_type="cluster", cov_kwds={"groups": groups}, use_t=True
-    )
+    return WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
 
 
 def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> list[float | None]:
@@ -520,9 +519,9 @@ def proportional_bias(
     fit = OLS(a - m, x).fit()
     out["proportional_intercept"], out["proportional_slope"] = (_f(v) for v in fit.params)
     out["proportional_slope_ci"] = _ci(*fit.conf_int(alpha=0.05)[1])
-    if kept is not None and len({str(c) for c in kept}) >= MIN_PULLBACKS_SLOPE:
-        cov = {"groups": _cluster_index(kept)}
-        robust = fit.get_robustcov_results(cov_type="cluster", use_t=True, **cov)
+    groups = _cluster_index(kept) if kept is not None else None
+    if groups is not None and groups.max() + 1 >= MIN_PULLBACKS_SLOPE:
+        robust = _cr1_fit(a - m, x, groups)
         out["proportional_slope_ci_pullbacks"] = _ci(*robust.conf_int(alpha=0.05)[1])
     return out
 
@@ -536,9 +535,10 @@ def continuous_agreement(
 ) -> dict[str, Any]:
     """All continuous-agreement statistics for paired values (non-finite pairs dropped); with
     ``clusters`` (each pair's pullback) also the CIs over pullbacks (:func:`cluster_agreement_ci`)."""
-    if clusters is not None:
-        by_pullback = cluster_agreement_ci(auto, manual, clusters)
-    a, m = _pairs(auto, manual)
+    if clusters is None:
+        (a, m), kept = _pairs(auto, manual), None
+    else:
+        a, m, kept = _finite_pairs(auto, manual, clusters)
     out: dict[str, Any] = {
         "n": int(a.size),
         "mean_auto": _f(a.mean()) if a.size else None,
@@ -548,13 +548,13 @@ def continuous_agreement(
     out.update(icc_absolute_agreement(a, m))
     out.update(correlation(a, m))
     out.update(mean_absolute_error(a, m, n_resamples=n_resamples, seed=seed))
-    out.update(proportional_bias(auto, manual, clusters))
+    out.update(proportional_bias(a, m, kept))
     notes = [out.pop(k) for k in ("icc_note", "correlation_note") if k in out]
     if out["n"] and out["bias"] == 0.0 and out.get("sd_diff") == 0.0:
         notes.insert(0, "identical inputs")
     out["notes"] = notes
-    if clusters is not None:
-        out.update(by_pullback)
+    if kept is not None:
+        out.update(cluster_agreement_ci(a, m, kept))
         if out["icc"] is None:  # as undefined over the left-out sets as over all the pairs
             out["icc_ci_pullbacks"] = [None, None]
     return out
