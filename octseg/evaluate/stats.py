@@ -86,8 +86,9 @@ PROPORTION_CLUSTER_METHOD = (
     "malapposed struts found (struts.malapposed_struts.sensitivity.ci_pullbacks): 95% CI over "
     "pullbacks, Wilson's interval at the effective sample size p(1-p)/V (V: the CR1 variance of "
     "the share over pullbacks; capped at the number of struts) with Student's t on pullbacks - 1 "
-    "df in place of z (the survey modified-Wilson interval); none with fewer than 2 pullbacks, "
-    "none or all found, or the same share in every pullback"
+    "df in place of z (the survey modified-Wilson interval); where every pullback has the same "
+    "share (all found, say) at the number of pullbacks instead (each pullback one unit); none "
+    "with fewer than 2 pullbacks"
 )
 
 PROPORTIONAL_METHOD = (
@@ -367,27 +368,31 @@ def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> lis
     cluster give a tiny ``V``, which would otherwise claim thousands of struts' certainty.
     Unlike the symmetric t interval it stays inside [0, 1] and is longer on the side away from
     0 or 1: at a share of 0.95 the symmetric t interval held the truth in 0.85-0.90 of simulated
-    cohorts of 8-24 pullbacks, this one in 0.93-0.98 (``benchmarks/ci_coverage.py``; counted over
-    the cohorts that get an interval). ``[None, None]`` with fewer than 2 clusters, none or all
-    hits, or the same share in every cluster (no spread to go by)."""
+    cohorts of 8-24 pullbacks, this one in 0.93-0.98 (``benchmarks/ci_coverage.py``).
+
+    Where every cluster has the same share (all hits, none, or e.g. 2 of 4 in each) ``V`` is 0
+    and says nothing about how alike a cluster's outcomes are; the interval then takes the
+    clusters as the units (``n_eff`` = K, the largest design effect there can be), so 12 of 12
+    struts in 3 pullbacks reads as 3 of 3 rather than as certain. ``[None, None]`` with fewer
+    than 2 clusters."""
     x = np.asarray(hits, dtype=float).reshape(-1)
     if x.shape != (len(clusters),):
         raise ValueError("hits and clusters must have one entry per observation")
     if not np.isin(x, (0.0, 1.0)).all():
         raise ValueError("hits must be 0 or 1")
     groups = _cluster_index(clusters)
-    if x.size == 0 or groups.max() + 1 < 2 or x.sum() in (0.0, float(x.size)):
-        return [None, None]
-    share = np.bincount(groups, weights=x) / np.bincount(groups)
-    if np.ptp(share) == 0:
+    if x.size == 0 or groups.max() + 1 < 2:
         return [None, None]
     from scipy import stats as sst
     from statsmodels.stats.proportion import proportion_confint
 
     p, k = float(x.mean()), int(groups.max()) + 1
-    n_eff = min(
-        float(x.size), p * (1 - p) / float(_cr1_fit(x, np.ones_like(x), groups).bse[0]) ** 2
-    )
+    share = np.bincount(groups, weights=x) / np.bincount(groups)
+    if np.ptp(share) == 0:  # no spread between clusters to go by: the clusters as the units
+        n_eff = float(k)
+    else:
+        var = float(_cr1_fit(x, np.ones_like(x), groups).bse[0]) ** 2
+        n_eff = min(float(x.size), p * (1 - p) / var)
     alpha = 2 * float(sst.norm.sf(sst.t.ppf(0.975, k - 1)))  # z of that alpha = t(0.975, K - 1)
     return _ci(*proportion_confint(p * n_eff, n_eff, alpha=alpha, method="wilson"))
 

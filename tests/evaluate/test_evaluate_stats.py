@@ -213,13 +213,24 @@ def test_proportion_ci_over_pullbacks_stays_inside_0_1_and_covers_a_share_near_1
         stats.cluster_proportion_ci([1, 0.5, 0], "abc")
     with pytest.raises(ValueError, match="0 or 1"):
         stats.cluster_proportion_ci([1, np.nan, 0], "abc")
-    none = [None, None]
-    assert stats.cluster_proportion_ci([1, 0, 1], "aaa") == none  # one pullback
-    assert stats.cluster_proportion_ci([1, 1, 1], "abc") == none  # all found
-    assert stats.cluster_proportion_ci([0, 0], "ab") == none  # none found
-    assert stats.cluster_proportion_ci([1, 0, 1, 0], "aabb") == none  # the same share in each
+    assert stats.cluster_proportion_ci([1, 0, 1], "aaa") == [None, None]  # one pullback
     with pytest.raises(ValueError, match="one entry per observation"):
         stats.cluster_proportion_ci([1, 0], "a")
+
+
+def test_cluster_proportion_ci_counts_pullbacks_as_units_when_every_pullback_reads_alike():
+    """All found, none found, or one share everywhere: the spread between pullbacks is 0 and
+    cannot say how alike a stent's struts are, so the interval is Wilson's at K pullbacks (t on
+    K - 1 df), not none and not the certainty of independent struts."""
+    z3 = sst.t.ppf(0.975, 2)
+    twelve = stats.cluster_proportion_ci([1] * 12, list("aaaabbbbcccc"))  # 12 of 12, 3 stents
+    assert twelve == pytest.approx(wilson(1.0, 3, z3), abs=1e-9)
+    assert 0.1 < twelve[0] < 0.2 and twelve[1] == pytest.approx(1.0)
+    assert twelve[0] < stats.proportion(12, 12)["ci"][0]  # wider than 12 independent struts
+    none = stats.cluster_proportion_ci([0, 0], "ab")
+    assert none == pytest.approx(wilson(0.0, 2, sst.t.ppf(0.975, 1)), abs=1e-9)
+    half = stats.cluster_proportion_ci([1, 0, 1, 0, 1, 0], "aabbcc")  # 1 of 2 in each
+    assert half == pytest.approx(wilson(0.5, 3, z3), abs=1e-9)
 
 
 def test_cluster_ci_needs_two_pullbacks_and_matching_lengths():
