@@ -34,7 +34,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hybrid_candidates import ci, curve, fmt, loa, one_empty, plot_curves, row_from_metrics  # noqa: E402
+from hybrid_candidates import (  # noqa: E402
+    ci,
+    curve,
+    fmt,
+    loa,
+    malapposed_share,
+    one_empty,
+    plot_curves,
+    row_from_metrics,
+)
 from hybrid_strata import frames_table, strata  # noqa: E402
 from hybrid_strata import markdown as strata_markdown  # noqa: E402
 from hybrid_strata import plot as strata_plot  # noqa: E402
@@ -137,8 +146,6 @@ def thickness_cell(th: dict) -> str:
 def row_line(name: str, r: dict) -> str:
     arc = r["calcium_arc"]
     k, n = r.get("malapposed_found"), r.get("malapposed_n_manual")
-    # found / all manual malapposed struts; older rows without k/n: the matched pairs' sensitivity
-    share = k / n if k is not None and n else r["malapposed_sensitivity"]
     return (
         f"| {name} | {fmt(r['calcium_dice'])}{ci(r.get('calcium_dice_ci95'))} "
         f"({fmt(r.get('calcium_dice_pooled'))}) "
@@ -147,7 +154,7 @@ def row_line(name: str, r: dict) -> str:
         f"| {fmt(r['calcium_score_kappa_quadratic'])} ({fmt(r['calcium_score_n'])}) "
         f"| {fmt(r.get('lesions_tp'))} / {fmt(r.get('lesions_fp'))} / {fmt(r.get('lesions_fn'))} "
         f"| {fmt(r['strut_f1'], 3)} | {loa(r['malapposition_distance'], 3)} "
-        f"| {fmt(share)} ({fmt(k)}/{fmt(n)}"
+        f"| {fmt(malapposed_share(r))} ({fmt(k)}/{fmt(n)}"
         f"{ci(r.get('malapposed_found_ci_pullbacks'))}) "
         f"/ {fmt(r['malapposed_specificity'])} |"
     )

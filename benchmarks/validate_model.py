@@ -93,10 +93,14 @@ def summary(metrics: dict) -> dict[str, Any]:
     out["strut_f1"] = struts["detection"]["f1"]
     out["strut_precision"] = struts["detection"]["precision"]["value"]
     out["strut_recall"] = struts["detection"]["recall"]["value"]
-    mal = struts["malapposition"]
-    out["malapposed_sensitivity"] = mal["sensitivity"]["value"]
+    mal, every = struts["malapposition"], struts["malapposed_struts"]
+    # found / all manual malapposed struts (an undetected one counts as missed): issue 18's
+    # sensitivity; the matched pairs' (``malapposed_sensitivity`` before session 52) beside it
+    out["malapposed_found"] = every["found"]
+    out["malapposed_n_manual"] = every["n_manual"]
+    out["malapposed_sensitivity_found"] = every["sensitivity"]["value"]
+    out["malapposed_sensitivity_matched"] = mal["sensitivity"]["value"]
     out["malapposed_specificity"] = mal["specificity"]["value"]
-    out["malapposed_n"] = mal["tp"] + mal["fn"]
     return out
 
 

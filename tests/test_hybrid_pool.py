@@ -92,3 +92,20 @@ def test_table_row_gives_thickness_and_malapposed_intervals_over_pullbacks():
     del metrics["struts"]["malapposed_struts"]  # older results: the matched pairs' value
     cells = [c.strip() for c in hp.row_line("old", row_from_metrics(metrics)).split("|")]
     assert cells[m_col].startswith("0.95 (")
+
+
+def test_candidate_rows_name_the_matched_pairs_sensitivity_and_show_the_found_share():
+    """hybrid_candidates' rows keep the matched pairs' value under its own name; both tables
+    show found / all manual malapposed struts, and results of session 51 and before (key
+    ``malapposed_sensitivity``, no counts) their matched value."""
+    from hybrid_candidates import malapposed_share, row_from_metrics
+
+    struts = {
+        "malapposition": {"sensitivity": {"value": 0.95}},
+        "malapposed_struts": {"found": 60, "n_manual": 74},
+    }
+    r = row_from_metrics({"struts": struts})
+    assert r["malapposed_sensitivity_matched"] == 0.95 and "malapposed_sensitivity" not in r
+    assert malapposed_share(r) == 60 / 74
+    assert malapposed_share({"malapposed_sensitivity": 0.81}) == 0.81  # an old row
+    assert malapposed_share({}) is None

@@ -64,3 +64,23 @@ def test_a_shipped_ensembles_name_stands_for_its_member_files(tmp_path, monkeypa
     files = use_as_ensemble(monkeypatch, tmp_path / "w", "octseg-calcium-v2", ("m1", "m2"))
     got = checkpoint_files([Path("octseg-calcium-v2")])
     assert got == [f.resolve() for f in files]
+
+
+def test_summary_names_both_malapposed_sensitivities():
+    """The model card's malapposed sensitivity is found / all manual malapposed struts (an
+    undetected strut counts as missed); the matched pairs' value sits beside it, named so."""
+    strut_detection = {"f1": 0.9, "precision": {"value": 0.9}, "recall": {"value": 0.9}}
+    metrics = {
+        "segmentation": {"classes": {}},
+        "verdict": [],
+        "struts": {
+            "detection": strut_detection,
+            "malapposition": {"sensitivity": {"value": 0.95}, "specificity": {"value": 0.99}},
+            "malapposed_struts": {"found": 60, "n_manual": 74, "sensitivity": {"value": 60 / 74}},
+        },
+    }
+    out = validate_model.summary(metrics)
+    assert (out["malapposed_found"], out["malapposed_n_manual"]) == (60, 74)
+    assert out["malapposed_sensitivity_found"] == 60 / 74
+    assert out["malapposed_sensitivity_matched"] == 0.95
+    assert "malapposed_sensitivity" not in out
