@@ -1,0 +1,227 @@
+"""Where a frame's maximum calcium thickness error comes from: the border at the thickest point,
+or a different point read thicker.
+
+``octseg.geometry`` reads a frame's maximum calcium thickness as the most calcium samples on any
+ray from the lumen centroid (docs/metrics.md). An automated reading can miss that number in two
+ways: its borders are off where the truth is thickest (**at the site**), or it is thicker than
+the truth somewhere else and the maximum picks that ray (**selection**). This probe casts the
+product's own rays (``octseg.geometry.measure``: the manual lumen's centroid, the product's ray
+grid and sampling) through both label maps of each frame with calcium on both sides, and writes:
+
+- ``site``: the automated thickness at the truth's thickest point (the most over the rays within
+  ``--site-deg``, by default 2°, of any ray where the truth is thickest: a lesion of even
+  thickness has many), minus the truth's maximum;
+- ``selection``: the automated maximum over all rays minus its thickness at that site (>= 0);
+- ``product``: auto - manual of the two ``frames.csv`` (what ``evaluate.py`` compares);
+- ``offset_deg``: how far from the nearest of the truth's thickest rays the automated maximum
+  lies.
+
+``site`` + ``selection`` is the error with both sides' rays cast from the manual centroid; the
+product's differs from it only by the centroid the automated side's own rays start from. The
+summary gives them by truth thickness band, with the ICC and proportional bias
+(:mod:`octseg.evaluate.stats`) of the reading at the site beside the product's.
+
+    python benchmarks/thickness_probe.py AUTO MANUAL --out OUT   # OUT.csv, OUT.md, OUT.json
+
+``AUTO``: ``infer.py`` outputs; ``MANUAL``: the truth folders (``labels.npz`` + ``frames.csv``
+per pullback, e.g. a console export's ``manual/``), in the same space and spacing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from octseg.core import atomic
+from octseg.core.classes import CALCIUM
+from octseg.core.errors import InputError
+from octseg.evaluate import stats
+from octseg.geometry import lumen as lu
+from octseg.geometry import measure as me
+from octseg.geometry.kernels import count_along, eq_u8
+from octseg.geometry.settings import GeometrySettings
+from octseg.io.labels import LabelFile, load_labels
+
+BANDS = ((0.0, 0.5), (0.5, 0.9), (0.9, math.inf))
+"""Truth thickness bands of the summary (mm): thin, up to the thick cut-off, thicker."""
+
+
+def _counts(vals: torch.Tensor, ps: float, rho_l, shadow) -> dict[str, torch.Tensor]:
+    """Calcium samples on each ray ``(B, n)`` (the ``fns`` signature of ``_ray_metrics``)."""
+    return {"counts": count_along(eq_u8(vals, CALCIUM), -1)}
+
+
+def ray_thickness(
+    auto: torch.Tensor, manual: torch.Tensor, lf: LabelFile, s: GeometrySettings, cache: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calcium thickness (mm) on each of ``s.n_rays`` rays ``(B, n)`` of both label chunks
+    ``(B, H, W)``, all cast from the manual lumen's centroid."""
+    ps, space = lf.pixel_spacing_mm, lf.space
+    center = lf.center if space == "cartesian" else None
+    lum = me._lumen(manual, space, ps, center, s, cache)
+    phi = torch.arange(s.n_rays, dtype=torch.float32) * (lu.TWO_PI / s.n_rays)
+    work = me._work_buffer(cache, manual)
+    reach = max(
+        me._calcium_pixels(lab, space == "polar", ps, center, work)[2] for lab in (auto, manual)
+    )
+    reach = max(reach, float(lum.radii.max()) + 2 * ps)
+    out = []
+    for lab in (auto, manual):
+        res = me._ray_metrics(lab, space, ps, center, s.n_rays, cache, lum, phi, reach, [_counts])
+        out.append(res["counts"].numpy() * ps)
+    return out[0], out[1]
+
+
+def frame_rows(a: np.ndarray, m: np.ndarray, site_rays: int) -> list[dict | None]:
+    """Per frame of ray thicknesses ``a`` / ``m`` ``(B, n)``: truth maximum, thickness at the
+    site, automated maximum and the angle between the two maxima (None: calcium missing on a
+    side)."""
+    n = a.shape[1]
+    rows: list[dict | None] = []
+    for ai, mi in zip(a, m, strict=True):
+        if mi.max() <= 0 or ai.max() <= 0:
+            rows.append(None)
+            continue
+        tops = np.flatnonzero(mi == mi.max())  # every ray where the truth is thickest
+        site = (tops[:, None] + np.arange(-site_rays, site_rays + 1)[None]) % n
+        near = ai[site.ravel()].max()
+        gap = np.abs(tops - int(ai.argmax()))
+        offset = np.minimum(gap, n - gap).min() * 360.0 / n
+        rows.append(dict(truth=mi.max(), at_site=near, auto_max=ai.max(), offset_deg=offset))
+    return rows
+
+
+def probe_pullback(auto_dir: Path, manual_dir: Path, s: GeometrySettings, site_deg: float):
+    """The per-frame rows of one pullback (the frames with calcium on both sides)."""
+    la, lm = load_labels(auto_dir / "labels.npz"), load_labels(manual_dir / "labels.npz")
+    same = (la.labels.shape, la.space, la.pixel_spacing_mm) == (
+        lm.labels.shape, lm.space, lm.pixel_spacing_mm
+    )  # fmt: skip
+    if not same or (la.space == "cartesian" and not np.allclose(la.center, lm.center)):
+        raise InputError(auto_dir, f"label maps not on the grid of {manual_dir / 'labels.npz'}")
+    fa = pd.read_csv(auto_dir / "frames.csv").set_index("frame")
+    fm = pd.read_csv(manual_dir / "frames.csv").set_index("frame")
+    site_rays = round(site_deg * s.n_rays / 360.0)
+    frames, rows, cache = lm.frames, [], {}
+    for start in range(0, lm.n_frames, 32):
+        sl = slice(start, start + 32)
+        a, m = ray_thickness(
+            torch.from_numpy(la.labels[sl]), torch.from_numpy(lm.labels[sl]), lm, s, cache
+        )
+        for f, r in zip(frames[sl], frame_rows(a, m, site_rays), strict=True):
+            if r is not None:
+                col = "calcium_max_thickness_mm"
+                product = fa[col].get(int(f), np.nan) - fm[col].get(int(f), np.nan)
+                rows.append(dict(pullback_id=manual_dir.name, frame=int(f), product=product, **r))
+    return rows
+
+
+def summary(df: pd.DataFrame) -> dict:
+    """By truth band: frames, mean product error, site error and selection, share of automated
+    maxima more than 10° away; overall: ICC and proportional bias of the reading at the site and
+    of the automated maximum (both from the manual centroid)."""
+    out: dict = {"bands": []}
+    for lo, hi in BANDS:
+        b = df[(df.truth > lo) & (df.truth <= hi)]
+        out["bands"].append({
+            "band_mm": [lo, None if math.isinf(hi) else hi], "n": len(b),
+            "product": b["product"].mean(), "site": b.site.mean(),
+            "selection": b.selection.mean(), "away_over_10deg": (b.offset_deg > 10).mean(),
+        } if len(b) else {"band_mm": [lo, None if math.isinf(hi) else hi], "n": 0})  # fmt: skip
+    ids = list(df.pullback_id)
+    for name, col in (("at_site", "at_site"), ("auto_max", "auto_max")):
+        x, t = df[col].to_numpy(), df.truth.to_numpy()
+        pb = stats.proportional_bias(x, t, ids)
+        out[name] = {
+            "icc": stats.icc_absolute_agreement(x, t)["icc"],
+            "bias": float(np.mean(x - t)),
+            "proportional_slope": pb["proportional_slope"],
+            "proportional_slope_ci_pullbacks": pb["proportional_slope_ci_pullbacks"],
+        }
+    return out
+
+
+def markdown(s: dict) -> str:
+    def f(v: float | None, nd: int = 3, sign: str = "+") -> str:
+        return "–" if v is None or math.isnan(v) else f"{v:{sign}.{nd}f}"
+
+    lines = [
+        "| truth thickness (mm) | frames | product error (mm) | at the thickest point | selection | auto maximum > 10° away |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in s["bands"]:
+        lo, hi = b["band_mm"]
+        band = f"> {lo}" if hi is None else f"{lo}-{hi}"
+        if not b["n"]:
+            lines.append(f"| {band} | 0 | | | | |")
+            continue
+        lines.append(
+            f"| {band} | {b['n']} | {f(b['product'])} | {f(b['site'])} | {f(b['selection'])} "
+            f"| {b['away_over_10deg']:.0%} |"
+        )
+    lines += [
+        "",
+        "| reading (rays from the manual centroid) | ICC | bias (mm) | proportional slope [95% CI over pullbacks] |",
+        "|---|---|---|---|",
+    ]
+    for name, label in (
+        ("at_site", "at the truth's thickest point"),
+        ("auto_max", "automated maximum"),
+    ):
+        r = s[name]
+        ci = r["proportional_slope_ci_pullbacks"]
+        cis = "" if ci is None or ci[0] is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+        lines.append(
+            f"| {label} | {f(r['icc'], 3, '')} | {f(r['bias'])} "
+            f"| {f(r['proportional_slope'], 2, '')}{cis} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def probe(auto: Path, manual: Path, site_deg: float = 2.0) -> pd.DataFrame:
+    """Every pullback of ``manual`` that has calcium truth and an ``auto`` counterpart."""
+    s = GeometrySettings()
+    rows = []
+    for mdir in sorted(p for p in manual.iterdir() if (p / "labels.npz").is_file()):
+        adir = auto / mdir.name
+        if not (adir / "labels.npz").is_file():
+            raise InputError(adir, "no automated labels.npz for this manual pullback")
+        rows += probe_pullback(adir, mdir, s, site_deg)
+    if not rows:
+        raise InputError(manual, "no frame with calcium on both sides")
+    df = pd.DataFrame(rows)
+    df["site"] = df.at_site - df.truth
+    df["selection"] = df.auto_max - df.at_site
+    return df
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("auto", type=Path, help="infer.py output folder")
+    ap.add_argument("manual", type=Path, help="truth folder (labels.npz + frames.csv per pullback)")
+    ap.add_argument(
+        "--out", type=Path, required=True, help="OUT.csv / OUT.md / OUT.json, no suffix"
+    )
+    ap.add_argument(
+        "--site-deg", type=float, default=2.0, help="half-width of the thickest point (deg)"
+    )
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    df = probe(a.auto, a.manual, a.site_deg)
+    s = summary(df)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(a.out.with_suffix(".csv"), df.to_csv(index=False, float_format="%.4f"))
+    atomic.write_text(a.out.with_suffix(".json"), json.dumps(s, indent=1) + "\n")
+    atomic.write_text(a.out.with_suffix(".md"), markdown(s))
+    print(markdown(s))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

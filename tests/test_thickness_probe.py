@@ -1,0 +1,74 @@
+"""benchmarks/thickness_probe.py: a frame's thickness error split into the border at the
+truth's thickest point and a thicker reading elsewhere, on label maps worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import thickness_probe as tp
+from octseg.core.classes import CALCIUM, LUMEN
+from octseg.core.errors import InputError
+from octseg.geometry import measure_frames
+from octseg.io.labels import LabelFile, save_labels
+
+PS = 0.01  # mm per sample; 360 A-lines, so one A-line per degree
+
+
+def _frames(calcium: list[list[tuple[int, int, int, int]]]) -> np.ndarray:
+    """Polar label maps: a lumen of radius 1 mm about the catheter (its centroid there, so the
+    product's rays run along the A-lines), plus calcium boxes (a0, a1, r0, r1) per frame."""
+    lab = np.zeros((len(calcium), 360, 200), np.uint8)
+    lab[:, :, :100] = LUMEN
+    for f, boxes in enumerate(calcium):
+        for a0, a1, r0, r1 in boxes:
+            lab[f, a0:a1, r0:r1] = CALCIUM
+    return lab
+
+
+def _write(folder, lab) -> None:
+    folder.mkdir(parents=True)
+    save_labels(folder / "labels.npz", LabelFile(lab, "polar", PS, 0.2))
+    measure_frames(lab, space="polar", pixel_spacing_mm=PS, frame_spacing_mm=0.2).write(folder)
+
+
+def test_the_error_splits_into_the_thickest_point_and_a_thicker_reading_elsewhere(tmp_path):
+    even = (0, 60, 110, 150)  # 0.40 mm over 60°: every one of its rays is the thickest
+    manual = _frames([[even], [even], [even]])
+    auto = _frames([
+        [(0, 60, 110, 145), (100, 105, 110, 160)],  # 0.05 mm short, 0.50 mm 40° away
+        [even],  # exact
+        [],  # no calcium: not a pair
+    ])  # fmt: skip
+    _write(tmp_path / "manual" / "p1", manual)
+    _write(tmp_path / "auto" / "p1", auto)
+    df = tp.probe(tmp_path / "auto", tmp_path / "manual")
+    assert list(df.frame) == [0, 1]
+    short, exact = df.iloc[0], df.iloc[1]
+    tol = 0.011  # one sample of the product's nearest-neighbour rays
+    assert short.truth == pytest.approx(0.40, abs=tol)
+    assert short.site == pytest.approx(-0.05, abs=tol)
+    assert short.selection == pytest.approx(0.15, abs=tol)
+    assert 40 <= short.offset_deg <= 103  # the spike (100-105°) from a top ray of the 0-60° lesion
+    assert short["product"] == pytest.approx(0.10, abs=2 * tol)  # frames.csv: 0.50 - 0.40
+    assert exact.site == pytest.approx(0.0, abs=tol) and exact.selection == pytest.approx(0.0)
+    s = tp.summary(df)
+    thin = s["bands"][0]
+    assert thin["n"] == 2 and thin["selection"] == pytest.approx(0.075, abs=tol)
+    assert s["bands"][2] == {"band_mm": [0.9, None], "n": 0}
+    table = tp.markdown(s)
+    assert "| 0.0-0.5 | 2 |" in table and "| > 0.9 | 0 |" in table
+    assert "| at the truth's thickest point |" in table
+
+
+def test_probe_names_label_maps_on_another_grid(tmp_path):
+    lab = _frames([[(0, 60, 110, 150)]])
+    _write(tmp_path / "manual" / "p1", lab)
+    _write(tmp_path / "auto" / "p1", lab[:, :, :150])
+    with pytest.raises(InputError, match="not on the grid"):
+        tp.probe(tmp_path / "auto", tmp_path / "manual")
+    save_labels(tmp_path / "auto" / "p1" / "labels.npz", LabelFile(lab, "polar", PS, 0.2))
+    (tmp_path / "manual" / "p2").mkdir()
+    save_labels(tmp_path / "manual" / "p2" / "labels.npz", LabelFile(lab, "polar", PS, 0.2))
+    with pytest.raises(InputError, match="no automated labels.npz"):
+        tp.probe(tmp_path / "auto", tmp_path / "manual")
