@@ -43,13 +43,18 @@ MANUAL_FILES = {
     "lesions": "manual_lesions.csv",
     "struts": "manual_struts.csv",
 }
-#: per-frame measurement columns compared between auto and manual (everything but the keys
-#: and the image-quality flag lumen_open_percent)
-FRAME_MEASURES: list[str] = [
-    c
-    for c in FRAME_COLUMNS
-    if c not in ("frame", "position_mm", "tcfa", "cap_min_angle_deg", "lumen_open_percent")
-]
+#: frame columns not compared as measures: the keys, the flag, the angles where a frame's
+#: thinnest cap / thickest calcium lies (where, not how much) and the image-quality flag
+NOT_MEASURES = (
+    "frame",
+    "position_mm",
+    "tcfa",
+    "cap_min_angle_deg",
+    "calcium_max_thickness_angle_deg",
+    "lumen_open_percent",
+)
+#: per-frame measurement columns compared between auto and manual
+FRAME_MEASURES: list[str] = [c for c in FRAME_COLUMNS if c not in NOT_MEASURES]
 #: per-frame yes/no measures (Cohen's kappa); a frame without lipid counts as "no"
 FRAME_FLAGS: list[str] = ["tcfa"]
 #: per-lesion continuous measures

@@ -167,8 +167,9 @@ def calcium_metrics(
     hit, first = first_one(ca)
     bridged = bridge_shadow(hit, shadow)
     arc = (hit | bridged).sum(1).float() * (360.0 / n)
-    thick = count_along(ca, -1).amax(1).float() * step
+    counts = count_along(ca, -1)
     del ca, buf
+    thick = counts.amax(1).float() * step
     lead = ((first.float() - 0.5) * step).clamp(min=0)
     depth = torch.where(hit, (lead - rho_l).clamp(min=0), torch.full_like(lead, math.inf))
     depth = depth.amin(1)
@@ -178,5 +179,22 @@ def calcium_metrics(
     return {
         "calcium_arc_deg": torch.where(any_ca, arc, nan),
         "calcium_max_thickness_mm": torch.where(any_ca, thick, nan),
+        "calcium_max_thickness_angle_deg": torch.where(
+            any_ca, thickest_ray(counts) * (360.0 / n), nan
+        ),
         "calcium_min_depth_mm": depth,
     }
+
+
+def thickest_ray(counts: torch.Tensor) -> torch.Tensor:
+    """Index (float) of the ray ``(B, n)`` of ``counts`` that stands for where the maximum is
+    measured: of the rays within one sample of the maximum (a lesion of even thickness has
+    many, and rasterisation moves a count by one), the one nearest their circular mean
+    direction, i.e. the middle of an even stretch rather than whichever ray rounds up."""
+    n = counts.shape[1]
+    tied = counts >= counts.amax(1, keepdim=True) - 1
+    phi = torch.arange(n, device=counts.device, dtype=torch.float32) * (TWO_PI / n)
+    w = tied.float()
+    mean = torch.atan2((w * phi.sin()).sum(1), (w * phi.cos()).sum(1))
+    off = torch.remainder(phi[None] - mean[:, None] + math.pi, TWO_PI) - math.pi
+    return torch.where(tied, off.abs(), torch.full_like(off, math.inf)).argmin(1).float()

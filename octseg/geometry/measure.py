@@ -209,7 +209,12 @@ def _wall_metrics(lab, space, ps, center_px, s, cache, lum: _Lumen, phi, ca) -> 
         out = _ray_metrics(lab, space, ps, center_px, s.n_rays, cache, lum, phi, reach, fns)
     nan = float("nan")
     empty = torch.full((lab.shape[0],), nan, device=lab.device)
-    keys = ("calcium_arc_deg", "calcium_max_thickness_mm", "calcium_min_depth_mm")
+    keys = (
+        "calcium_arc_deg",
+        "calcium_max_thickness_mm",
+        "calcium_max_thickness_angle_deg",
+        "calcium_min_depth_mm",
+    )
     for k in keys + pl_mod.PLAQUE_KEYS:
         out.setdefault(k, empty)
     t = pl_mod.tcfa(

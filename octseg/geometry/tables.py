@@ -45,6 +45,7 @@ FRAME_COLUMNS: list[str] = [
     "calcium_max_thickness_mm",
     "calcium_min_depth_mm",
     "calcium_area_mm2",
+    "calcium_max_thickness_angle_deg",
     "n_struts",
     "n_malapposed",
     "stent_area_mm2",

@@ -177,6 +177,7 @@ def render_overlay(
     ax.set_facecolor("black")
     ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="bilinear")
     _draw_lumen_calcium(ax, lab)
+    _draw_thickness(ax, lab, ps, (cy, cx), row)
     plaque = _draw_plaque(ax, lab, ps, (cy, cx), row)
     if struts:
         _draw_struts(ax, struts, row, ps, (cy, cx), min_struts if stented else None)
@@ -261,7 +262,8 @@ def _key_numbers(row: Mapping[str, Any], stented: bool = True) -> list[str]:
         parts.append(f"Lumen {la:.2f} mm²")
     arc = _num(row.get("calcium_arc_deg"))
     if arc:
-        parts.append(f"Ca arc {arc:.0f}°")
+        thick = _num(row.get("calcium_max_thickness_mm"))
+        parts.append(f"Ca arc {arc:.0f}°" + (f", {thick:.2f} mm thick" if thick else ""))
     if not stented:
         n = _num(row.get("n_struts"))
         return parts + ([f"{int(n)} strut(s) outside the stent"] if n else []) + _plaque_text(row)
@@ -283,6 +285,7 @@ def _legend(fig: Any, plaque: bool, outside: bool = False) -> None:
     handles = [
         Line2D([], [], color=LUMEN_COLOR, lw=2, label="lumen"),
         Line2D([], [], color=CALCIUM_COLOR, lw=2, label="calcium"),
+        Line2D([], [], color="white", lw=1.6, marker="o", ms=3, label="max thickness"),
     ]
     if outside:
         handles.append(
@@ -307,7 +310,7 @@ def _legend(fig: Any, plaque: bool, outside: bool = False) -> None:
     fig.legend(
         handles=handles,
         loc="lower center",
-        ncol=5 if not plaque else 4,
+        ncol=4,
         frameon=False,
         fontsize=9,
         labelcolor="white",
@@ -336,20 +339,43 @@ def _draw_plaque(ax: Any, lab: np.ndarray, ps: float, c: tuple[float, float], ro
     ax.imshow(tint, interpolation="nearest")
     if cap.any():
         ax.contour(cap.astype(np.float32), levels=[0.5], colors=[CAP_COLOR], linewidths=1.2)
-    ang = _num(row.get("cap_min_angle_deg"))
-    if ang is not None:
-        y0 = c[0] + (_num(row.get("lumen_centroid_y_mm")) or 0.0) / ps
-        x0 = c[1] + (_num(row.get("lumen_centroid_x_mm")) or 0.0) / ps
-        t = np.arange(0, max(lab.shape), 0.5)
-        ys = np.rint(y0 + t * math.sin(math.radians(ang))).astype(int)
-        xs = np.rint(x0 + t * math.cos(math.radians(ang))).astype(int)
-        ok = (ys >= 0) & (ys < lab.shape[0]) & (xs >= 0) & (xs < lab.shape[1])
-        hit = np.flatnonzero(lipid[ys[ok], xs[ok]])
-        if hit.size:
-            k = hit[0]
-            ax.plot([x0, xs[ok][k]], [y0, ys[ok][k]], color=CAP_COLOR, lw=0.8, ls=":")
-            ax.scatter([xs[ok][k]], [ys[ok][k]], s=60, marker="x", c=CAP_COLOR, zorder=7)
+    hits = _ray_hits(lipid, ps, c, row, "cap_min_angle_deg")
+    if hits is not None:
+        (y0, x0), (ys, xs) = hits
+        ax.plot([x0, xs[0]], [y0, ys[0]], color=CAP_COLOR, lw=0.8, ls=":")
+        ax.scatter([xs[0]], [ys[0]], s=60, marker="x", c=CAP_COLOR, zorder=7)
     return True
+
+
+def _ray_hits(
+    mask: np.ndarray, ps: float, c: tuple[float, float], row: Mapping[str, Any], angle_key: str
+) -> tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]] | None:
+    """The lumen centroid (y, x) pixel and the pixels of ``mask`` on the ray from it at the
+    frame row's ``angle_key`` (degrees, as the geometry measures it), nearest first; None
+    without an angle or a hit."""
+    ang = _num(row.get(angle_key))
+    if ang is None:
+        return None
+    y0 = c[0] + (_num(row.get("lumen_centroid_y_mm")) or 0.0) / ps
+    x0 = c[1] + (_num(row.get("lumen_centroid_x_mm")) or 0.0) / ps
+    t = np.arange(0, max(mask.shape), 0.5)
+    ys = np.rint(y0 + t * math.sin(math.radians(ang))).astype(int)
+    xs = np.rint(x0 + t * math.cos(math.radians(ang))).astype(int)
+    ok = (ys >= 0) & (ys < mask.shape[0]) & (xs >= 0) & (xs < mask.shape[1])
+    ys, xs = ys[ok], xs[ok]
+    hit = mask[ys, xs]
+    return ((y0, x0), (ys[hit], xs[hit])) if hit.any() else None
+
+
+def _draw_thickness(ax: Any, lab: np.ndarray, ps: float, c: tuple[float, float], row: Any) -> None:
+    """A caliper across the calcium on the ray where the frame's maximum calcium thickness is
+    measured (``calcium_max_thickness_angle_deg``): where the number in the header comes from."""
+    hits = _ray_hits(lab == CALCIUM, ps, c, row, "calcium_max_thickness_angle_deg")
+    if hits is None:
+        return
+    _, (ys, xs) = hits
+    ax.plot([xs[0], xs[-1]], [ys[0], ys[-1]], color="white", lw=1.6, solid_capstyle="butt")
+    ax.scatter([xs[0], xs[-1]], [ys[0], ys[-1]], s=14, c="white", marker="o", zorder=7)
 
 
 def overlay_jobs(

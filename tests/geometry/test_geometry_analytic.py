@@ -123,6 +123,25 @@ def test_calcium_sector(space, phi0, phi1, arc):
     assert row["calcium_min_depth_mm"] == pytest.approx(0.15, abs=PX)
     assert row["calcium_area_mm2"] == pytest.approx(_sector_area(0.7, 1.0, arc), rel=0.02)
     assert row["lumen_area_mm2"] == pytest.approx(math.pi * 0.55**2, rel=0.02)
+    # even thickness over the arc: the thickest ray stands near its middle, not at its first
+    # ray (rasterisation leaves a count one or two samples up on some rays: a few degrees off)
+    assert _angle_gap(row["calcium_max_thickness_angle_deg"], phi0 + arc / 2) <= 6.0
+
+
+def _angle_gap(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_calcium_thickness_angle_is_where_the_thickest_lesion_lies(space):
+    """Two lesions, the one at 200-230° 0.15 mm thicker: the maximum and its angle are its."""
+    lum = (0.05, 0.0, 0.55)
+    frame = scene(space, lumen=lum, calcium=[(0.7, 0.9, 20.0, 120.0), (0.7, 1.05, 200.0, 230.0)])
+    (row,) = measure([frame], space).frames
+    assert row["calcium_max_thickness_mm"] == pytest.approx(0.35, abs=PX)
+    assert _angle_gap(row["calcium_max_thickness_angle_deg"], 215.0) <= 3.0
+    (empty,) = measure([scene(space, lumen=lum)], space).frames
+    assert empty["calcium_max_thickness_angle_deg"] is None
 
 
 @pytest.mark.parametrize("space", SPACES)

@@ -141,7 +141,7 @@ def test_key_numbers_and_legend_outside_the_stent():
         fig = Figure()
         _legend(fig, plaque=False, outside=outside)
         labels[outside] = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels[True] == ["lumen", "calcium", "outside the stent"]
+    assert labels[True] == ["lumen", "calcium", "max thickness", "outside the stent"]
     assert "malapposed strut" in labels[False] and "outside the stent" not in labels[False]
 
 

@@ -60,21 +60,23 @@ def calcium_truth(geo: FrameGeometry, reach_mm: float) -> dict[str, float | None
         "calcium_max_thickness_mm": None,
         "calcium_min_depth_mm": None,
         "calcium_area_mm2": None,
+        "calcium_max_thickness_angle_deg": None,
     }
     if not geo.lesions:
         return blank
     phi = _rays()
     hits = np.zeros(N_RAYS, bool)
-    max_t, min_d, area = 0.0, math.inf, 0.0
+    max_t, min_d, area, max_phi = 0.0, math.inf, 0.0, 0.0
     for les in geo.lesions:
         band = _visible_band(geo, les, phi)
         if band is None:
             continue
-        sel_vis, extent, depth, band_area = band
+        sel_vis, extent, depth, band_area, at = band
         hits[sel_vis] = True
         if not sel_vis.size:
             continue
-        max_t = max(max_t, extent)
+        if extent > max_t:
+            max_t, max_phi = extent, float(phi[at])
         min_d = min(min_d, depth)
         area += band_area
     if not hits.any():
@@ -86,15 +88,17 @@ def calcium_truth(geo: FrameGeometry, reach_mm: float) -> dict[str, float | None
         "calcium_max_thickness_mm": max_t,
         "calcium_min_depth_mm": min_d,
         "calcium_area_mm2": area,
+        "calcium_max_thickness_angle_deg": math.degrees(max_phi) % 360.0,
     }
 
 
 def _visible_band(
     geo: FrameGeometry, les: Any, phi: np.ndarray
-) -> tuple[np.ndarray, float, float, float] | None:
+) -> tuple[np.ndarray, float, float, float, int] | None:
     """One lesion's band on the rays ``phi`` from the centroid, each sampled at ``N_BAND`` points:
     the rays with a visible (not guidewire-hidden) sample, the largest visible extent, the
-    smallest visible depth and the visible area; None where no ray crosses the lesion."""
+    smallest visible depth, the visible area and the ray (index into ``phi``) of that largest
+    extent; None where no ray crosses the lesion."""
     c = geo.centroid
     u = les.arc_position(phi)
     sel = np.nonzero(u <= 1.0)[0]
@@ -111,13 +115,13 @@ def _visible_band(
     vis = ~geo.hidden_by_guidewire(y, x)
     any_vis = vis.any(axis=1)
     if not any_vis.any():
-        return sel[any_vis], 0.0, math.inf, 0.0
+        return sel[any_vis], 0.0, math.inf, 0.0, 0
     first = np.argmax(vis, axis=1)
     last = N_BAND - 1 - np.argmax(vis[:, ::-1], axis=1)
     extent = np.where(any_vis, (last - first + 1) * step, 0.0)
     depth = np.where(any_vis, inner + first * step - rl, np.inf)
     area = float((vis * rho * step[:, None]).sum() * (TWO_PI / N_RAYS))
-    return sel[any_vis], float(extent.max()), float(depth.min()), area
+    return sel[any_vis], float(extent.max()), float(depth.min()), area, int(sel[extent.argmax()])
 
 
 def _bridge_guidewire_gaps(
