@@ -13,13 +13,18 @@ grid and sampling) through both label maps of each frame with calcium on both si
   thickness has many), minus the truth's maximum;
 - ``selection``: the automated maximum over all rays minus its thickness at that site (>= 0);
 - ``product``: auto - manual of the two ``frames.csv`` (what ``evaluate.py`` compares);
-- ``offset_deg``: how far from the nearest of the truth's thickest rays the automated maximum
-  lies.
+- ``raster``: the truth label map's maximum on these rays minus the manual ``frames.csv`` value
+  (for hybrid and synthetic truth the exact shape's thickness; the raster reads about one
+  sample more);
+- ``offset_deg``: how far the nearest pair of a truth-thickest ray and an automated-thickest
+  ray lie apart.
 
-``site`` + ``selection`` is the error with both sides' rays cast from the manual centroid; the
-product's differs from it only by the centroid the automated side's own rays start from. The
-summary gives them by truth thickness band, with the ICC and proportional bias
-(:mod:`octseg.evaluate.stats`) of the reading at the site beside the product's.
+``raster`` + ``site`` + ``selection`` is the error with both sides' rays cast from the manual
+centroid; the product's differs from it by the centroid the automated side's own rays start
+from. The summary gives them by truth thickness band, with the ICC and proportional bias
+(:mod:`octseg.evaluate.stats`) of the reading at the site beside the automated maximum's.
+Selection is >= 0 by construction: the maximum of any noisy reading over many rays is biased
+upwards, so read it beside the site error, not alone.
 
     python benchmarks/thickness_probe.py AUTO MANUAL --out OUT   # OUT.csv, OUT.md, OUT.json
 
@@ -91,7 +96,7 @@ def frame_rows(a: np.ndarray, m: np.ndarray, site_rays: int) -> list[dict | None
         tops = np.flatnonzero(mi == mi.max())  # every ray where the truth is thickest
         site = (tops[:, None] + np.arange(-site_rays, site_rays + 1)[None]) % n
         near = ai[site.ravel()].max()
-        gap = np.abs(tops - int(ai.argmax()))
+        gap = np.abs(tops[:, None] - np.flatnonzero(ai == ai.max())[None])
         offset = np.minimum(gap, n - gap).min() * 360.0 / n
         rows.append(dict(truth=mi.max(), at_site=near, auto_max=ai.max(), offset_deg=offset))
     return rows
@@ -117,13 +122,15 @@ def probe_pullback(auto_dir: Path, manual_dir: Path, s: GeometrySettings, site_d
         for f, r in zip(frames[sl], frame_rows(a, m, site_rays), strict=True):
             if r is not None:
                 col = "calcium_max_thickness_mm"
-                product = fa[col].get(int(f), np.nan) - fm[col].get(int(f), np.nan)
-                rows.append(dict(pullback_id=manual_dir.name, frame=int(f), product=product, **r))
+                manual = fm[col].get(int(f), np.nan)
+                product = fa[col].get(int(f), np.nan) - manual
+                rows.append(dict(pullback_id=manual_dir.name, frame=int(f), product=product,
+                                 raster=r["truth"] - manual, **r))  # fmt: skip
     return rows
 
 
 def summary(df: pd.DataFrame) -> dict:
-    """By truth band: frames, mean product error, site error and selection, share of automated
+    """By truth band: frames, mean product error, raster, site error and selection, share of automated
     maxima more than 10° away; overall: ICC and proportional bias of the reading at the site and
     of the automated maximum (both from the manual centroid)."""
     out: dict = {"bands": []}
@@ -131,7 +138,7 @@ def summary(df: pd.DataFrame) -> dict:
         b = df[(df.truth > lo) & (df.truth <= hi)]
         out["bands"].append({
             "band_mm": [lo, None if math.isinf(hi) else hi], "n": len(b),
-            "product": b["product"].mean(), "site": b.site.mean(),
+            "product": b["product"].mean(), "raster": b.raster.mean(), "site": b.site.mean(),
             "selection": b.selection.mean(), "away_over_10deg": (b.offset_deg > 10).mean(),
         } if len(b) else {"band_mm": [lo, None if math.isinf(hi) else hi], "n": 0})  # fmt: skip
     ids = list(df.pullback_id)
@@ -152,17 +159,19 @@ def markdown(s: dict) -> str:
         return "–" if v is None or math.isnan(v) else f"{v:{sign}.{nd}f}"
 
     lines = [
-        "| truth thickness (mm) | frames | product error (mm) | at the thickest point | selection | auto maximum > 10° away |",
-        "|---|---|---|---|---|---|",
+        "| truth thickness (mm) | frames | product error (mm) | raster truth | at the thickest point "
+        "| selection | auto maximum > 10° away |",
+        "|---|---|---|---|---|---|---|",
     ]
     for b in s["bands"]:
         lo, hi = b["band_mm"]
         band = f"> {lo}" if hi is None else f"{lo}-{hi}"
         if not b["n"]:
-            lines.append(f"| {band} | 0 | | | | |")
+            lines.append(f"| {band} | 0 | | | | | |")
             continue
         lines.append(
-            f"| {band} | {b['n']} | {f(b['product'])} | {f(b['site'])} | {f(b['selection'])} "
+            f"| {band} | {b['n']} | {f(b['product'])} | {f(b['raster'])} | {f(b['site'])} "
+            f"| {f(b['selection'])} "
             f"| {b['away_over_10deg']:.0%} |"
         )
     lines += [

@@ -51,13 +51,15 @@ def test_the_error_splits_into_the_thickest_point_and_a_thicker_reading_elsewher
     assert short.selection == pytest.approx(0.15, abs=tol)
     assert 40 <= short.offset_deg <= 103  # the spike (100-105°) from a top ray of the 0-60° lesion
     assert short["product"] == pytest.approx(0.10, abs=2 * tol)  # frames.csv: 0.50 - 0.40
+    # frames.csv measured from these same label maps: the raster truth is the truth
+    assert short.raster == pytest.approx(0.0, abs=tol)
     assert exact.site == pytest.approx(0.0, abs=tol) and exact.selection == pytest.approx(0.0)
     s = tp.summary(df)
     thin = s["bands"][0]
     assert thin["n"] == 2 and thin["selection"] == pytest.approx(0.075, abs=tol)
     assert s["bands"][2] == {"band_mm": [0.9, None], "n": 0}
     table = tp.markdown(s)
-    assert "| 0.0-0.5 | 2 |" in table and "| > 0.9 | 0 |" in table
+    assert "| 0.0-0.5 | 2 |" in table and "| > 0.9 | 0 | | | | | |" in table
     assert "| at the truth's thickest point |" in table
 
 

@@ -547,7 +547,7 @@ def malapposed_struts(struts: list[dict[str, Any]]) -> dict[str, Any]:
     of its malapposed calls fall on a manual malapposed strut (PPV). The sensitivity also gets a
     95% CI over pullbacks (``ci_pullbacks``, :func:`~octseg.evaluate.stats.cluster_proportion_ci`:
     struts of one stent are not independent; where every pullback has the same share, e.g. all
-    found, it counts each pullback as one unit; none with fewer than 2 pullbacks)."""
+    found, at the number of struts; none with fewer than 2 pullbacks)."""
     manual = [r for r in struts if r["manual_malapposed"]]
     hit = [r["match"] != "manual_only" and bool(r["auto_malapposed"]) for r in manual]
     found = sum(hit)

@@ -87,8 +87,7 @@ PROPORTION_CLUSTER_METHOD = (
     "pullbacks, Wilson's interval at the effective sample size p(1-p)/V (V: the CR1 variance of "
     "the share over pullbacks; capped at the number of struts) with Student's t on pullbacks - 1 "
     "df in place of z (the survey modified-Wilson interval); where every pullback has the same "
-    "share (all found, say) at the number of pullbacks instead (each pullback one unit); none "
-    "with fewer than 2 pullbacks"
+    "share (all found, say) at the number of struts, the cap; none with fewer than 2 pullbacks"
 )
 
 PROPORTIONAL_METHOD = (
@@ -370,11 +369,12 @@ def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> lis
     0 or 1: at a share of 0.95 the symmetric t interval held the truth in 0.85-0.90 of simulated
     cohorts of 8-24 pullbacks, this one in 0.93-0.98 (``benchmarks/ci_coverage.py``).
 
-    Where every cluster has the same share (all hits, none, or e.g. 2 of 4 in each) ``V`` is 0
-    and says nothing about how alike a cluster's outcomes are; the interval then takes the
-    clusters as the units (``n_eff`` = K, the largest design effect there can be), so 12 of 12
-    struts in 3 pullbacks reads as 3 of 3 rather than as certain. ``[None, None]`` with fewer
-    than 2 clusters."""
+    Where every cluster has the same share (all hits, none, or e.g. 2 of 4 in each) ``V`` is 0:
+    the clusters show no spread, so ``n_eff`` takes its cap, n, the value nearly equal shares
+    approach (19 of 20 in every stent reads almost as 20 of 20 does), and the t on K - 1 degrees
+    of freedom still widens it for few clusters: 12 of 12 struts in 3 stents reads 0.39-1.00
+    (11 of 12, one stent missing one: 0.31-0.99). ``[None, None]`` with fewer than 2
+    clusters."""
     x = np.asarray(hits, dtype=float).reshape(-1)
     if x.shape != (len(clusters),):
         raise ValueError("hits and clusters must have one entry per observation")
@@ -388,8 +388,8 @@ def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> lis
 
     p, k = float(x.mean()), int(groups.max()) + 1
     share = np.bincount(groups, weights=x) / np.bincount(groups)
-    if np.ptp(share) == 0:  # no spread between clusters to go by: the clusters as the units
-        n_eff = float(k)
+    if np.ptp(share) == 0:  # no spread between the clusters: the cap
+        n_eff = float(x.size)
     else:
         var = float(_cr1_fit(x, np.ones_like(x), groups).bse[0]) ** 2
         n_eff = min(float(x.size), p * (1 - p) / var)

@@ -188,13 +188,33 @@ def calcium_metrics(
 
 def thickest_ray(counts: torch.Tensor) -> torch.Tensor:
     """Index (float) of the ray ``(B, n)`` of ``counts`` that stands for where the maximum is
-    measured: of the rays within one sample of the maximum (a lesion of even thickness has
-    many, and rasterisation moves a count by one), the one nearest their circular mean
-    direction, i.e. the middle of an even stretch rather than whichever ray rounds up."""
-    n = counts.shape[1]
-    tied = counts >= counts.amax(1, keepdim=True) - 1
-    phi = torch.arange(n, device=counts.device, dtype=torch.float32) * (TWO_PI / n)
-    w = tied.float()
+    measured. Of the runs of adjacent rays with calcium (lesions), the one holding the most rays
+    at the maximum; in it, the rays within one sample of the maximum (a lesion of even thickness
+    has many, and rasterisation moves a count by one or two); of those, the one nearest their
+    circular mean direction: the middle of an even lesion, the peak of a peaked one, never a
+    ray of another lesion or one without calcium. Rows without calcium give an arbitrary ray
+    (callers mask them)."""
+    b, n = counts.shape
+    dev = counts.device
+    mx = counts.amax(1, keepdim=True)
+    run = _runs(counts > 0)
+    score = torch.zeros(b, n + 1, device=dev).scatter_add_(1, run, (counts == mx).float())
+    score[:, 0] = -1
+    best = run == score.argmax(1, keepdim=True)  # the lesion with the most rays at the maximum
+    near = best & (counts >= (mx - 1).clamp(min=1))
+    phi = torch.arange(n, device=dev, dtype=torch.float32) * (TWO_PI / n)
+    w = near.float()
     mean = torch.atan2((w * phi.sin()).sum(1), (w * phi.cos()).sum(1))
-    off = torch.remainder(phi[None] - mean[:, None] + math.pi, TWO_PI) - math.pi
-    return torch.where(tied, off.abs(), torch.full_like(off, math.inf)).argmin(1).float()
+    off = (torch.remainder(phi[None] - mean[:, None] + math.pi, TWO_PI) - math.pi).abs()
+    return torch.where(near, off, torch.full_like(off, math.inf)).argmin(1).float()
+
+
+def _runs(on: torch.Tensor) -> torch.Tensor:
+    """Label ``(B, n)`` of the circular runs of ``on`` along each row: 1, 2, ... per run, 0 off
+    the runs; a run across the end of a row and its start is one run."""
+    n = on.shape[1]
+    shift = torch.where(on.all(1), 0, (~on).float().argmax(1))  # start after an "off" ray
+    idx = (torch.arange(n, device=on.device)[None] + shift[:, None]) % n
+    rot = on.gather(1, idx)
+    lab = torch.cumsum(rot & ~torch.roll(rot, 1, 1), 1) * rot
+    return torch.empty_like(lab).scatter_(1, idx, lab)

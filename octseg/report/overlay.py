@@ -367,15 +367,23 @@ def _ray_hits(
     return ((y0, x0), (ys[hit], xs[hit])) if hit.any() else None
 
 
+def _longest_stretch(ys: np.ndarray, xs: np.ndarray) -> tuple[list[int], list[int]]:
+    """First and last pixel (ys, xs) of the longest gap-free stretch of a ray's hit pixels,
+    nearest first (a ray through two calcium patches, or a hole, has several)."""
+    step = np.maximum(np.abs(np.diff(ys)), np.abs(np.diff(xs)))  # > 1 pixel: a gap
+    k = max(np.split(np.arange(len(ys)), np.flatnonzero(step > 1) + 1), key=len)
+    return [int(ys[k[0]]), int(ys[k[-1]])], [int(xs[k[0]]), int(xs[k[-1]])]
+
+
 def _draw_thickness(ax: Any, lab: np.ndarray, ps: float, c: tuple[float, float], row: Any) -> None:
     """A caliper across the calcium on the ray where the frame's maximum calcium thickness is
     measured (``calcium_max_thickness_angle_deg``): where the number in the header comes from."""
     hits = _ray_hits(lab == CALCIUM, ps, c, row, "calcium_max_thickness_angle_deg")
     if hits is None:
         return
-    _, (ys, xs) = hits
-    ax.plot([xs[0], xs[-1]], [ys[0], ys[-1]], color="white", lw=1.6, solid_capstyle="butt")
-    ax.scatter([xs[0], xs[-1]], [ys[0], ys[-1]], s=14, c="white", marker="o", zorder=7)
+    ends_y, ends_x = _longest_stretch(*hits[1])
+    ax.plot(ends_x, ends_y, color="white", lw=1.6, solid_capstyle="butt")
+    ax.scatter(ends_x, ends_y, s=14, c="white", marker="o", zorder=7)
 
 
 def overlay_jobs(

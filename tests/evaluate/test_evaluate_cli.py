@@ -300,7 +300,7 @@ def test_undetected_malapposed_strut_lowers_the_all_strut_sensitivity(tmp_path: 
     ms = st["malapposed_struts"]
     assert (ms["n_manual"], ms["found"], ms["missed_as_apposed"], ms["undetected"]) == (2, 0, 1, 1)
     assert ms["sensitivity"]["value"] == 0.0
-    # two pullbacks, none found: Wilson at 0 of 2 pullbacks with t(1), nearly uninformative
+    # two pullbacks, none found: Wilson at 0 of 2 struts with t(1), nearly uninformative
     assert ms["sensitivity"]["ci_pullbacks"] == pytest.approx(wilson(0.0, 2.0, 12.7062), abs=1e-4)
     assert ms["sensitivity"]["n_pullbacks"] == 2
     assert (ms["n_auto"], ms["auto_without_manual_strut"]) == (1, 1)  # p2's frame-10 call
@@ -355,17 +355,17 @@ def test_malapposed_sensitivity_ci_over_pullbacks_is_wider_when_one_stent_holds_
     # by hand: the CR1 variance of the share 5/6 over the six stents is 6/5 x 5 x (10/6)^2
     # / 60^2 + ..., i.e. 1/36, so n_eff = (5/6)(1/6) / (1/36) = 5; Wilson at n 5 with t(5)
     assert (lo, hi) == pytest.approx(wilson(50 / 60, 5.0, 2.570582), abs=1e-5)
-    # every strut found in six stents: Wilson at 6 of 6 with t(5), each stent one unit
+    # every strut found in six stents: no spread, so Wilson at all 30 struts with t(5)
     all_found = [strut(f"p{i}", True) for i in range(6) for _ in range(5)]
     ci = malapposed_struts(all_found)["sensitivity"]["ci_pullbacks"]
-    assert ci == pytest.approx(wilson(1.0, 6.0, 2.570582), abs=1e-5)
+    assert ci == pytest.approx(wilson(1.0, 30.0, 2.570582), abs=1e-5)
     # one stent only: no interval over pullbacks
     one = [strut("p0", True), strut("p0", False)]
     assert malapposed_struts(one)["sensitivity"]["ci_pullbacks"] == [None, None]
-    # the same share in every stent (1 of 2, 2 of 4): Wilson at 1 of 2 stents, t(1)
+    # the same share in every stent (1 of 2, 2 of 4): Wilson at 3 of 6 struts, t(1)
     alike = one + [strut("p1", found) for found in (True, True, False, False)]
     ci = malapposed_struts(alike)["sensitivity"]["ci_pullbacks"]
-    assert ci == pytest.approx(wilson(0.5, 2.0, 12.7062), abs=1e-4)
+    assert ci == pytest.approx(wilson(0.5, 6.0, 12.7062), abs=1e-4)
 
 
 def test_paired_values_keep_each_pairs_pullback():

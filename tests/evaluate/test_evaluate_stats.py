@@ -218,19 +218,25 @@ def test_proportion_ci_over_pullbacks_stays_inside_0_1_and_covers_a_share_near_1
         stats.cluster_proportion_ci([1, 0], "a")
 
 
-def test_cluster_proportion_ci_counts_pullbacks_as_units_when_every_pullback_reads_alike():
-    """All found, none found, or one share everywhere: the spread between pullbacks is 0 and
-    cannot say how alike a stent's struts are, so the interval is Wilson's at K pullbacks (t on
-    K - 1 df), not none and not the certainty of independent struts."""
+def test_cluster_proportion_ci_takes_the_cap_when_every_pullback_reads_alike():
+    """All found, none found, or one share everywhere: no spread between pullbacks, so the
+    effective sample size takes its cap (the outcomes), with t on K - 1 df. One more strut
+    found never makes the interval worse (it did at n_eff = K pullbacks)."""
     z3 = sst.t.ppf(0.975, 2)
-    twelve = stats.cluster_proportion_ci([1] * 12, list("aaaabbbbcccc"))  # 12 of 12, 3 stents
-    assert twelve == pytest.approx(wilson(1.0, 3, z3), abs=1e-9)
-    assert 0.1 < twelve[0] < 0.2 and twelve[1] == pytest.approx(1.0)
-    assert twelve[0] < stats.proportion(12, 12)["ci"][0]  # wider than 12 independent struts
+    names = list("aaaabbbbcccc")
+    twelve = stats.cluster_proportion_ci([1] * 12, names)  # 12 of 12 in 3 stents
+    assert twelve == pytest.approx(wilson(1.0, 12, z3), abs=1e-9)
+    eleven = stats.cluster_proportion_ci([1] * 11 + [0], names)
+    assert eleven[0] < twelve[0] and twelve[1] == pytest.approx(1.0)
+    six = [i // 10 for i in range(60)]  # 60 struts in 6 stents
+    all_found, one_missed = (
+        stats.cluster_proportion_ci(h, six) for h in ([1] * 60, [1] * 59 + [0])
+    )
+    assert one_missed[0] < all_found[0]
     none = stats.cluster_proportion_ci([0, 0], "ab")
     assert none == pytest.approx(wilson(0.0, 2, sst.t.ppf(0.975, 1)), abs=1e-9)
     half = stats.cluster_proportion_ci([1, 0, 1, 0, 1, 0], "aabbcc")  # 1 of 2 in each
-    assert half == pytest.approx(wilson(0.5, 3, z3), abs=1e-9)
+    assert half == pytest.approx(wilson(0.5, 6, z3), abs=1e-9)
 
 
 def test_cluster_ci_needs_two_pullbacks_and_matching_lengths():

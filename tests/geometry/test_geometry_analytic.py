@@ -446,3 +446,32 @@ def test_shadow_rays_one_pass_matches_the_class_tests():
     assert torch.equal(shadow_rays(vals), expected)
     assert torch.equal(shadow_rays(vals.long()), expected)
     assert torch.equal(shadow_rays(vals, torch.empty_like(vals)), expected)
+
+
+def _ray_counts(n: int, runs: list[tuple[int, int, int]]) -> torch.Tensor:
+    """Calcium samples per ray: ``count`` on rays ``start..stop - 1`` (wrapping) of each run."""
+    c = torch.zeros(n, dtype=torch.int32)
+    for start, stop, count in runs:
+        c[torch.arange(start, stop) % n] = count
+    return c
+
+
+@pytest.mark.parametrize(
+    "runs, want",
+    [
+        ([(100, 200, 30)], [149]),  # an even lesion: its middle
+        ([(100, 200, 30), (150, 152, 31)], [149, 150]),  # one sample up: still the middle
+        ([(100, 200, 30), (170, 172, 35)], [170, 171]),  # a peak: the peak
+        ([(10, 20, 30), (300, 420, 29)], [14]),  # nearly equal: the thicker one, not between
+        ([(100, 104, 1)], [101]),  # one sample thick: never a ray without calcium
+        ([(100, 104, 2), (300, 500, 1)], [101]),  # the 2-sample lesion, not the wide 1-sample one
+        ([(0, 60, 30), (90, 150, 30)], [29, 30, 119, 120]),  # two equal lesions: one's middle
+        ([(700, 740, 30)], [719, 0]),  # a lesion across 0°
+        ([(700, 740, 30), (0, 5, 0), (400, 500, 29)], [709, 710, 711, 712, 713, 714, 715]),
+    ],
+)
+def test_thickest_ray_is_the_middle_of_the_thickest_run(runs, want):
+    from octseg.geometry.calcium import thickest_ray
+
+    got = thickest_ray(_ray_counts(720, runs)[None])
+    assert int(got[0]) in want

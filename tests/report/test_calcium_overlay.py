@@ -7,7 +7,8 @@ import io
 
 import matplotlib
 import numpy as np
-from geometry_scenes import label_file, scene
+import pytest
+from geometry_scenes import PS, label_file, scene
 from PIL import Image
 
 from octseg.geometry import measure_labels
@@ -24,10 +25,16 @@ def _frame():
     return lab, row
 
 
-def test_caliper_spans_the_thickest_lesion_on_its_ray():
-    lab, row = _frame()
+@pytest.mark.parametrize("space", ["polar", "cartesian"])
+@pytest.mark.parametrize("lumen", [LUM, (0.15, -0.1, 0.55)], ids=["centred", "off-centre"])
+def test_caliper_spans_the_thickest_lesion_on_its_ray(space, lumen):
+    """The caliper lies on the geometry's ray from the lumen centroid (not the catheter) in
+    both spaces, across the thick lesion and not the thin one."""
+    calcium = [(0.7, 0.9, 20.0, 120.0), (0.7, 1.05, 200.0, 230.0)]
+    lab = scene(space, lumen=lumen, calcium=calcium)
+    (row,) = measure_labels(label_file([lab], space)).frames
     img, cart, ps, c = overlay.to_display(
-        np.zeros(lab.shape, np.float32), lab, space="polar", pixel_spacing_mm=0.01,
+        np.zeros(lab.shape, np.float32), lab, space=space, pixel_spacing_mm=PS,
         catheter_center=None, size=512,
     )  # fmt: skip
     (y0, x0), (ys, xs) = overlay._ray_hits(
@@ -58,3 +65,10 @@ def test_header_gives_the_thickness_and_the_overlay_draws_the_caliper():
     b = np.asarray(Image.open(io.BytesIO(without)).convert("RGB")).astype(int)
     white_a, white_b = (x.min(-1) > 230 for x in (a, b))
     assert white_a.sum() > white_b.sum() + 10  # the caliper's white line and end points
+
+
+def test_caliper_takes_the_longest_stretch_of_calcium_on_the_ray():
+    ys = np.array([10, 10, 11, 12, 20, 21, 22, 23, 24, 30])  # 3 stretches: 4, 5 and 1 pixels
+    xs = np.array([5, 6, 6, 7, 15, 16, 17, 18, 19, 25])
+    assert overlay._longest_stretch(ys, xs) == ([20, 24], [15, 19])
+    assert overlay._longest_stretch(ys[:4], xs[:4]) == ([10, 12], [5, 7])  # diagonal steps: one
