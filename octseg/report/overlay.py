@@ -339,7 +339,7 @@ def _draw_plaque(ax: Any, lab: np.ndarray, ps: float, c: tuple[float, float], ro
     ax.imshow(tint, interpolation="nearest")
     if cap.any():
         ax.contour(cap.astype(np.float32), levels=[0.5], colors=[CAP_COLOR], linewidths=1.2)
-    hits = _ray_hits(lipid, ps, c, row, "cap_min_angle_deg")
+    hits = ray_hits(lipid, ps, c, row, "cap_min_angle_deg")
     if hits is not None:
         (y0, x0), (ys, xs) = hits
         ax.plot([x0, xs[0]], [y0, ys[0]], color=CAP_COLOR, lw=0.8, ls=":")
@@ -347,7 +347,7 @@ def _draw_plaque(ax: Any, lab: np.ndarray, ps: float, c: tuple[float, float], ro
     return True
 
 
-def _ray_hits(
+def ray_hits(
     mask: np.ndarray, ps: float, c: tuple[float, float], row: Mapping[str, Any], angle_key: str
 ) -> tuple[tuple[float, float], tuple[np.ndarray, np.ndarray]] | None:
     """The lumen centroid (y, x) pixel and the pixels of ``mask`` on the ray from it at the
@@ -367,7 +367,7 @@ def _ray_hits(
     return ((y0, x0), (ys[hit], xs[hit])) if hit.any() else None
 
 
-def _longest_stretch(ys: np.ndarray, xs: np.ndarray) -> tuple[list[int], list[int]]:
+def longest_stretch(ys: np.ndarray, xs: np.ndarray) -> tuple[list[int], list[int]]:
     """First and last pixel (ys, xs) of the longest gap-free stretch of a ray's hit pixels,
     nearest first (a ray through two calcium patches, or a hole, has several)."""
     step = np.maximum(np.abs(np.diff(ys)), np.abs(np.diff(xs)))  # > 1 pixel: a gap
@@ -375,13 +375,22 @@ def _longest_stretch(ys: np.ndarray, xs: np.ndarray) -> tuple[list[int], list[in
     return [int(ys[k[0]]), int(ys[k[-1]])], [int(xs[k[0]]), int(xs[k[-1]])]
 
 
+def thickness_caliper(
+    lab: np.ndarray, ps: float, c: tuple[float, float], row: Mapping[str, Any]
+) -> tuple[list[int], list[int]] | None:
+    """End pixels (ys, xs) of the caliper across the calcium of a Cartesian label frame on the
+    ray where the row's maximum calcium thickness is measured (``calcium_max_thickness_angle_deg``
+    from the lumen centroid; ``c``: the catheter pixel); None without one."""
+    hits = ray_hits(lab == CALCIUM, ps, c, row, "calcium_max_thickness_angle_deg")
+    return None if hits is None else longest_stretch(*hits[1])
+
+
 def _draw_thickness(ax: Any, lab: np.ndarray, ps: float, c: tuple[float, float], row: Any) -> None:
-    """A caliper across the calcium on the ray where the frame's maximum calcium thickness is
-    measured (``calcium_max_thickness_angle_deg``): where the number in the header comes from."""
-    hits = _ray_hits(lab == CALCIUM, ps, c, row, "calcium_max_thickness_angle_deg")
-    if hits is None:
+    """The caliper (:func:`thickness_caliper`): where the thickness in the header comes from."""
+    ends = thickness_caliper(lab, ps, c, row)
+    if ends is None:
         return
-    ends_y, ends_x = _longest_stretch(*hits[1])
+    ends_y, ends_x = ends
     ax.plot(ends_x, ends_y, color="white", lw=1.6, solid_capstyle="butt")
     ax.scatter(ends_x, ends_y, s=14, c="white", marker="o", zorder=7)
 

@@ -116,3 +116,17 @@ def longitudinal_bytes(
         idx.size,
         f,
     )
+
+
+def caliper_mm(disp: Display, labels: np.ndarray, row: dict | None) -> list[list[float]] | None:
+    """The thickness caliper of the overlays (:func:`octseg.report.overlay.thickness_caliper`)
+    for a frame, as two points [x, y] mm from the catheter, as the browser draws struts; None
+    where the frame has no calcium thickness."""
+    from octseg.report.overlay import thickness_caliper
+
+    ends = thickness_caliper(to_display(disp, labels), disp.dps, disp.center, row or {})
+    if ends is None:
+        return None
+    (y0, y1), (x0, x1) = ends
+    cy, cx = disp.center
+    return [[(x - cx) * disp.dps, (y - cy) * disp.dps] for x, y in ((x0, y0), (x1, y1))]

@@ -89,6 +89,13 @@ class Review:
             if self.states[pid].version == self.states[pid].saved_version:
                 del self.states[pid]
 
+    def frame_info(self, pid: str, st: PullbackState, f: int) -> dict[str, Any]:
+        """The frame's :meth:`PullbackState.frame_info` plus the thickness caliper (two points
+        [x, y] mm, or None) that the overlays of ``infer.py`` draw."""
+        info = st.frame_info(f)
+        info["caliper"] = render.caliper_mm(self.displays[pid], st.labels[f], info["row"])
+        return info
+
     def frame_bytes(self, pid: str, st: PullbackState, f: int) -> bytes:
         key = (pid, f, st.fver.get(f, 0))
         with self.lock:
@@ -195,8 +202,10 @@ def pullback(request: Request) -> JSONResponse:
 
 
 def frame_info(request: Request) -> JSONResponse:
-    st = _review(request).state(request.path_params["pid"])
-    return JSONResponse(st.frame_info(_frame(request, st)))
+    rv = _review(request)
+    pid = request.path_params["pid"]
+    st = rv.state(pid)
+    return JSONResponse(rv.frame_info(pid, st, _frame(request, st)))
 
 
 def frame_pixels(request: Request) -> Response:
@@ -235,7 +244,7 @@ async def edit(request: Request) -> JSONResponse:
 
     def work() -> dict[str, Any]:
         _bad(st.apply, f, op)
-        return st.frame_info(f)
+        return rv.frame_info(request.path_params["pid"], st, f)
 
     return JSONResponse(await run_in_threadpool(work))
 
@@ -250,17 +259,18 @@ async def set_reviewed(request: Request) -> JSONResponse:
 
     def work() -> dict[str, Any]:
         st.set_reviewed(f, value)
-        return st.frame_info(f)
+        return rv.frame_info(request.path_params["pid"], st, f)
 
     return JSONResponse(await run_in_threadpool(work))
 
 
 def _undo_redo(request: Request, forward: bool) -> JSONResponse:
-    st = _review(request).state(request.path_params["pid"])
+    rv, pid = _review(request), request.path_params["pid"]
+    st = rv.state(pid)
     f = st.step_back(forward)
     if f is None:
         raise HTTPException(409, "nothing to redo" if forward else "nothing to undo")
-    return JSONResponse(st.frame_info(f))
+    return JSONResponse(rv.frame_info(pid, st, f))
 
 
 def undo(request: Request) -> JSONResponse:

@@ -37,14 +37,14 @@ def test_caliper_spans_the_thickest_lesion_on_its_ray(space, lumen):
         np.zeros(lab.shape, np.float32), lab, space=space, pixel_spacing_mm=PS,
         catheter_center=None, size=512,
     )  # fmt: skip
-    (y0, x0), (ys, xs) = overlay._ray_hits(
+    (y0, x0), (ys, xs) = overlay.ray_hits(
         cart == overlay.CALCIUM, ps, c, row, "calcium_max_thickness_angle_deg"
     )
     length = np.hypot(ys[-1] - ys[0], xs[-1] - xs[0]) * ps
     assert abs(length - 0.35) < 3 * ps  # the caliper spans the thick lesion, not the thin one
     mid = np.degrees(np.arctan2(ys.mean() - y0, xs.mean() - x0)) % 360
     assert 200 <= mid <= 230
-    no_angle = overlay._ray_hits(
+    no_angle = overlay.ray_hits(
         cart == overlay.CALCIUM, ps, c, {}, "calcium_max_thickness_angle_deg"
     )
     assert no_angle is None
@@ -70,5 +70,5 @@ def test_header_gives_the_thickness_and_the_overlay_draws_the_caliper():
 def test_caliper_takes_the_longest_stretch_of_calcium_on_the_ray():
     ys = np.array([10, 10, 11, 12, 20, 21, 22, 23, 24, 30])  # 3 stretches: 4, 5 and 1 pixels
     xs = np.array([5, 6, 6, 7, 15, 16, 17, 18, 19, 25])
-    assert overlay._longest_stretch(ys, xs) == ([20, 24], [15, 19])
-    assert overlay._longest_stretch(ys[:4], xs[:4]) == ([10, 12], [5, 7])  # diagonal steps: one
+    assert overlay.longest_stretch(ys, xs) == ([20, 24], [15, 19])
+    assert overlay.longest_stretch(ys[:4], xs[:4]) == ([10, 12], [5, 7])  # diagonal steps: one

@@ -243,6 +243,34 @@ def test_calcium_brush_and_eraser(ds):
     assert not (_state(rv).labels[f] == CALCIUM).any() and out["row"]["calcium_arc_deg"] is None
 
 
+def test_thickness_caliper_follows_the_calcium_and_its_edits(ds):
+    """The caliper of the overlays comes with every frame view and edit: two points (mm from
+    the catheter) across the calcium, as long as the measured maximum thickness, on the ray
+    from the lumen centroid at its angle; none without calcium."""
+    c, rv = client(ds)
+    f = 2
+    assert frame(c, f)["caliper"] is None  # no calcium here
+    r_lumen = math.hypot(*frame(c, f)["control_points"][6])
+    theta = math.atan2(frame(c, f)["control_points"][6][1], frame(c, f)["control_points"][6][0])
+    spot = [(r_lumen + 0.4) * math.cos(theta), (r_lumen + 0.4) * math.sin(theta)]
+    out = edit(c, f, {"op": "brush", "mode": "paint", "radius_mm": 0.2, "points": [spot]})
+    (x0, y0), (x1, y1) = out["caliper"]
+    row, dps = out["row"], rv.displays[PID].dps
+    assert math.hypot(x1 - x0, y1 - y0) == pytest.approx(
+        row["calcium_max_thickness_mm"], abs=3 * dps
+    )
+    mid = math.degrees(
+        math.atan2(
+            (y0 + y1) / 2 - row["lumen_centroid_y_mm"], (x0 + x1) / 2 - row["lumen_centroid_x_mm"]
+        )
+    )
+    gap = abs((mid - row["calcium_max_thickness_angle_deg"] + 180) % 360 - 180)
+    assert gap < 3.0
+    assert frame(c, f)["caliper"] == out["caliper"]
+    undone = c.post(f"/api/pb/{PID}/undo", headers=H).json()
+    assert undone["caliper"] is None
+
+
 def test_plaque_brush_makes_a_tcfa_and_the_tcfa_jump_finds_it(ds):
     from octseg.core.classes import FIBROUS_CAP, LIPID
 

@@ -146,6 +146,13 @@ def test_review_in_headless_chromium(served):
         wait_for(d, "app.timings.edit.length === 2")
         assert d.execute_script("return app.info.row.calcium_arc_deg") > 5
         assert (review.states[PID].labels[5] == CALCIUM).sum() > 20
+        # the thickness caliper is drawn across it: white at its end points
+        ends = d.execute_script(
+            "const ctx = document.getElementById('xs').getContext('2d');"
+            "return app.info.caliper.map(toPx).map(([u, v]) =>"
+            " Array.from(ctx.getImageData(Math.floor(u), Math.floor(v), 1, 1).data));"
+        )
+        assert all(min(px[:3]) > 200 for px in ends), ends
 
         # delete a strut in a stented frame (arrow up = 10 frames)
         body.send_keys(Keys.ARROW_UP)

@@ -146,6 +146,12 @@ function redraw() {
   for (const p of app.points) { const [u, v] = toPx(p); ctx.beginPath(); ctx.arc(u, v, 3.5 * s, 0, 2 * Math.PI); ctx.fill(); }
   ctx.strokeStyle = "#f44"; ctx.lineWidth = 1.5 * s;
   for (const p of info.struts) { const [u, v] = toPx(p); ctx.beginPath(); ctx.arc(u, v, 5 * s, 0, 2 * Math.PI); ctx.stroke(); }
+  if (info.caliper && !app.drag) { // where the maximum calcium thickness is measured
+    const [[u0, v0], [u1, v1]] = info.caliper.map(toPx);
+    ctx.strokeStyle = ctx.fillStyle = "#fff"; ctx.lineWidth = 1.5 * s;
+    ctx.beginPath(); ctx.moveTo(u0, v0); ctx.lineTo(u1, v1); ctx.stroke();
+    for (const [u, v] of [[u0, v0], [u1, v1]]) { ctx.beginPath(); ctx.arc(u, v, 2.5 * s, 0, 2 * Math.PI); ctx.fill(); }
+  }
   if (app.drag && app.drag.stroke) {
     ctx.fillStyle = app.drag.kind === "erase" ? "rgba(255,255,255,0.3)" : "rgba(255,140,0,0.5)";
     const r = app.drag.radius / app.meta.display.dps;
