@@ -28,8 +28,8 @@ Reported: the share of cohorts whose interval holds the true value (nominal 0.95
 width, over the cohorts with an interval of some width: where every pullback reads the same
 (e.g. every malapposed strut found) a Dice or a bias interval has nothing to go by
 (``evaluate.py`` reports the point itself), and the bootstrap and symmetric t give none. The
-product's malapposed-share interval counts each pullback as one unit there (since session 52),
-so its row is over every cohort.
+product's malapposed-share interval takes the cap of its effective sample size (the number of
+struts) there since session 52, so its row is over every cohort.
 """
 
 from __future__ import annotations

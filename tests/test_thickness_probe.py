@@ -34,32 +34,37 @@ def _write(folder, lab) -> None:
 
 def test_the_error_splits_into_the_thickest_point_and_a_thicker_reading_elsewhere(tmp_path):
     even = (0, 60, 110, 150)  # 0.40 mm over 60°: every one of its rays is the thickest
-    manual = _frames([[even], [even], [even]])
+    manual = _frames([[even], [even], [even], [even]])
+    spike, inside = (100, 105, 110, 160), (20, 25, 110, 160)  # 0.50 mm, 40° away / on the lesion
     auto = _frames([
-        [(0, 60, 110, 145), (100, 105, 110, 160)],  # 0.05 mm short, 0.50 mm 40° away
+        [(0, 60, 110, 145), spike],  # 0.05 mm short, and thicker 40° away
         [even],  # exact
         [],  # no calcium: not a pair
+        [(0, 60, 110, 145), spike, inside],  # the same 0.50 mm on the lesion too
     ])  # fmt: skip
     _write(tmp_path / "manual" / "p1", manual)
     _write(tmp_path / "auto" / "p1", auto)
     df = tp.probe(tmp_path / "auto", tmp_path / "manual")
-    assert list(df.frame) == [0, 1]
-    short, exact = df.iloc[0], df.iloc[1]
+    assert list(df.frame) == [0, 1, 3]
+    short, exact, tied = df.iloc[0], df.iloc[1], df.iloc[2]
     tol = 0.011  # one sample of the product's nearest-neighbour rays
     assert short.truth == pytest.approx(0.40, abs=tol)
     assert short.site == pytest.approx(-0.05, abs=tol)
     assert short.selection == pytest.approx(0.15, abs=tol)
-    assert 40 <= short.offset_deg <= 103  # the spike (100-105°) from a top ray of the 0-60° lesion
+    assert 40 <= short.offset_deg <= 60  # the spike (100-105°) from the lesion's top rays
+    # two automated maxima: the nearest pair counts, and the site reads the thicker spike
+    assert tied.offset_deg <= 2 and tied.selection == pytest.approx(0.0)
+    assert tied.site == pytest.approx(0.10, abs=tol)
     assert short["product"] == pytest.approx(0.10, abs=2 * tol)  # frames.csv: 0.50 - 0.40
     # frames.csv measured from these same label maps: the raster truth is the truth
     assert short.raster == pytest.approx(0.0, abs=tol)
     assert exact.site == pytest.approx(0.0, abs=tol) and exact.selection == pytest.approx(0.0)
     s = tp.summary(df)
     thin = s["bands"][0]
-    assert thin["n"] == 2 and thin["selection"] == pytest.approx(0.075, abs=tol)
+    assert thin["n"] == 3 and thin["selection"] == pytest.approx(0.05, abs=tol)
     assert s["bands"][2] == {"band_mm": [0.9, None], "n": 0}
     table = tp.markdown(s)
-    assert "| 0.0-0.5 | 2 |" in table and "| > 0.9 | 0 | | | | | |" in table
+    assert "| 0.0-0.5 | 3 |" in table and "| > 0.9 | 0 | | | | | |" in table
     assert "| at the truth's thickest point |" in table
 
 

@@ -367,13 +367,14 @@ def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> lis
     cluster give a tiny ``V``, which would otherwise claim thousands of struts' certainty.
     Unlike the symmetric t interval it stays inside [0, 1] and is longer on the side away from
     0 or 1: at a share of 0.95 the symmetric t interval held the truth in 0.85-0.90 of simulated
-    cohorts of 8-24 pullbacks, this one in 0.93-0.98 (``benchmarks/ci_coverage.py``).
+    cohorts of 8-24 pullbacks, this one in 0.93-0.97 (``benchmarks/ci_coverage.py``).
 
     Where every cluster has the same share (all hits, none, or e.g. 2 of 4 in each) ``V`` is 0:
-    the clusters show no spread, so ``n_eff`` takes its cap, n, the value nearly equal shares
-    approach (19 of 20 in every stent reads almost as 20 of 20 does), and the t on K - 1 degrees
-    of freedom still widens it for few clusters: 12 of 12 struts in 3 stents reads 0.39-1.00
-    (11 of 12, one stent missing one: 0.31-0.99). ``[None, None]`` with fewer than 2
+    the clusters show no spread, so ``n_eff`` takes its cap, n, which nearly equal shares
+    approach anyway (19/20, 20/21, 21/22 above), and the t on K - 1 degrees of freedom still
+    widens it for few clusters: 12 of 12 struts in 3 stents reads 0.39-1.00 (11 of 12, one stent
+    missing one: 0.31-1.00), so the interval does not jump down at that boundary. It is not
+    monotone in general: one more hit that spreads the clusters' shares can widen it. ``[None, None]`` with fewer than 2
     clusters."""
     x = np.asarray(hits, dtype=float).reshape(-1)
     if x.shape != (len(clusters),):

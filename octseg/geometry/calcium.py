@@ -190,31 +190,35 @@ def thickest_ray(counts: torch.Tensor) -> torch.Tensor:
     """Index (float) of the ray ``(B, n)`` of ``counts`` that stands for where the maximum is
     measured. Of the runs of adjacent rays with calcium (lesions), the one holding the most rays
     at the maximum; in it, the rays within one sample of the maximum (a lesion of even thickness
-    has many, and rasterisation moves a count by one or two); of those, the one nearest their
-    circular mean direction: the middle of an even lesion, the peak of a peaked one, never a
-    ray of another lesion or one without calcium. Rows without calcium give an arbitrary ray
+    has many, and rasterisation moves a count by one); of those, the one nearest their mean
+    position along the run: the middle of an even lesion, the peak of a peaked one, never a ray
+    of another lesion or one without calcium. Integer arithmetic throughout, so a row gives the
+    same ray in any batch and on any device. Rows without calcium give an arbitrary ray
     (callers mask them)."""
     b, n = counts.shape
-    dev = counts.device
     mx = counts.amax(1, keepdim=True)
-    run = _runs(counts > 0)
-    score = torch.zeros(b, n + 1, device=dev).scatter_add_(1, run, (counts == mx).float())
+    run, pos = _runs(counts > 0)
+    score = torch.zeros(b, n + 1, dtype=torch.int64, device=counts.device)
+    score.scatter_add_(1, run, (counts == mx).long())
     score[:, 0] = -1
     best = run == score.argmax(1, keepdim=True)  # the lesion with the most rays at the maximum
-    near = best & (counts >= (mx - 1).clamp(min=1))
-    phi = torch.arange(n, device=dev, dtype=torch.float32) * (TWO_PI / n)
-    w = near.float()
-    mean = torch.atan2((w * phi.sin()).sum(1), (w * phi.cos()).sum(1))
-    off = (torch.remainder(phi[None] - mean[:, None] + math.pi, TWO_PI) - math.pi).abs()
-    return torch.where(near, off, torch.full_like(off, math.inf)).argmin(1).float()
+    near = best & (counts >= mx - 1)
+    k = near.sum(1, keepdim=True)
+    off = (2 * k * pos - 2 * (pos * near).sum(1, keepdim=True)).abs()  # 2k |pos - mean|
+    return torch.where(near, off, torch.full_like(off, 4 * n * n + 1)).argmin(1).float()
 
 
-def _runs(on: torch.Tensor) -> torch.Tensor:
-    """Label ``(B, n)`` of the circular runs of ``on`` along each row: 1, 2, ... per run, 0 off
-    the runs; a run across the end of a row and its start is one run."""
-    n = on.shape[1]
-    shift = torch.where(on.all(1), 0, (~on).float().argmax(1))  # start after an "off" ray
+def _runs(on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The circular runs of ``on`` ``(B, n)`` along each row: their labels (1, 2, ... per run,
+    0 off the runs; a run across the end of a row and its start is one run) and each ray's
+    position along the row rotated to begin at an "off" ray, so that no run wraps there."""
+    b, n = on.shape
+    shift = torch.where(on.all(1), 0, (~on).float().argmax(1))  # the first "off" ray
     idx = (torch.arange(n, device=on.device)[None] + shift[:, None]) % n
     rot = on.gather(1, idx)
-    lab = torch.cumsum(rot & ~torch.roll(rot, 1, 1), 1) * rot
-    return torch.empty_like(lab).scatter_(1, idx, lab)
+    start = rot & ~torch.roll(rot, 1, 1)
+    start[:, 0] = rot[:, 0]  # an "off" ray, unless the whole row is one run
+    lab = torch.cumsum(start, 1) * rot
+    ramp = torch.arange(n, device=on.device).expand(b, n)
+    pos = torch.empty_like(idx).scatter_(1, idx, ramp)
+    return torch.empty_like(lab).scatter_(1, idx, lab), pos

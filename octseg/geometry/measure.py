@@ -175,8 +175,9 @@ def _ray_metrics(
     """Calcium / plaque metrics (``fns``) along ``n`` rays from the lumen centroid (its nearest
     grid point), sampled as far as ``reach`` mm."""
     b, h, w = lab.shape
-    n_s = round_up(reach / ps + 2, 32)
+    # ``reach`` is from the catheter; rays start at the centroid, up to ``off`` pixels from it
     off = float(torch.sqrt(lum.cy * lum.cy + lum.cx * lum.cx).max()) / ps
+    n_s = round_up(reach / ps + off + 2, 32)
     half = round_up(n_s + off + 2, 64)
     key = ("grid", half, n_s)
     if key not in cache:

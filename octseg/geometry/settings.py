@@ -22,8 +22,10 @@ from octseg.core.errors import InputError
 # numbers of the same labels and settings, so that a resumed inference run re-measures outputs
 # written under older rules (it is part of the output fingerprint). 2: the strut-shadow contour
 # rule (eleventh session); 3: calcium and lipid arcs bridged across strut shadows (twelfth);
-# 4: the wider margin about strut rays, ``strut_margin_deg`` (thirtieth).
-MEASUREMENT_RULES = 4
+# 4: the wider margin about strut rays, ``strut_margin_deg`` (thirtieth); 5: rays from the lumen
+# centroid long enough to reach calcium as far from it as the catheter's reach plus the
+# centroid's offset (they could stop short), and ``calcium_max_thickness_angle_deg`` (52nd).
+MEASUREMENT_RULES = 5
 
 # Strut + polymer thickness of common drug-eluting stents (mm); see shared/domain.md section 5.
 DEFAULT_STENT_MODELS: dict[str, dict[str, float]] = {

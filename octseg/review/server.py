@@ -92,8 +92,9 @@ class Review:
     def frame_info(self, pid: str, st: PullbackState, f: int) -> dict[str, Any]:
         """The frame's :meth:`PullbackState.frame_info` plus the thickness caliper (two points
         [x, y] mm, or None) that the overlays of ``infer.py`` draw."""
-        info = st.frame_info(f)
-        info["caliper"] = render.caliper_mm(self.displays[pid], st.labels[f], info["row"])
+        with st.lock:  # the row and the labels of one state (an edit may land meanwhile)
+            info = st.frame_info(f)
+            info["caliper"] = render.caliper_mm(self.displays[pid], st.labels[f], info["row"])
         return info
 
     def frame_bytes(self, pid: str, st: PullbackState, f: int) -> bytes:

@@ -220,8 +220,8 @@ def test_proportion_ci_over_pullbacks_stays_inside_0_1_and_covers_a_share_near_1
 
 def test_cluster_proportion_ci_takes_the_cap_when_every_pullback_reads_alike():
     """All found, none found, or one share everywhere: no spread between pullbacks, so the
-    effective sample size takes its cap (the outcomes), with t on K - 1 df. One more strut
-    found never makes the interval worse (it did at n_eff = K pullbacks)."""
+    effective sample size takes its cap (the outcomes), with t on K - 1 df. Finding the one
+    missed strut does not make the interval worse (it did at n_eff = K pullbacks)."""
     z3 = sst.t.ppf(0.975, 2)
     names = list("aaaabbbbcccc")
     twelve = stats.cluster_proportion_ci([1] * 12, names)  # 12 of 12 in 3 stents

@@ -466,6 +466,7 @@ def _ray_counts(n: int, runs: list[tuple[int, int, int]]) -> torch.Tensor:
         ([(100, 104, 1)], [101]),  # one sample thick: never a ray without calcium
         ([(100, 104, 2), (300, 500, 1)], [101]),  # the 2-sample lesion, not the wide 1-sample one
         ([(0, 60, 30), (90, 150, 30)], [29, 30, 119, 120]),  # two equal lesions: one's middle
+        ([(0, 720, 10), (300, 310, 20)], [304, 305]),  # calcium on every ray: still its peak
         ([(700, 740, 30)], [719, 0]),  # a lesion across 0°
         ([(700, 740, 30), (0, 5, 0), (400, 500, 29)], [709, 710, 711, 712, 713, 714, 715]),
     ],
@@ -475,3 +476,32 @@ def test_thickest_ray_is_the_middle_of_the_thickest_run(runs, want):
 
     got = thickest_ray(_ray_counts(720, runs)[None])
     assert int(got[0]) in want
+
+
+def test_thickest_ray_does_not_depend_on_the_batch():
+    """Integer arithmetic: a row gives the same ray alone and among others (the measurements of
+    a frame must not depend on which frames share its chunk)."""
+    from octseg.geometry.calcium import thickest_ray
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(64):
+        a, w = int(rng.integers(0, 720)), int(rng.integers(2, 200))
+        runs = [(a, a + w, int(rng.integers(5, 40)))]
+        if rng.random() < 0.5:  # a second lesion, sometimes as thick
+            b = a + w + int(rng.integers(5, 100))
+            runs.append((b, b + int(rng.integers(2, 100)), runs[0][2] - int(rng.integers(0, 2))))
+        rows.append(_ray_counts(720, runs))
+    batch = thickest_ray(torch.stack(rows))
+    alone = torch.cat([thickest_ray(r[None]) for r in rows])
+    assert torch.equal(batch, alone)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_rays_from_an_off_centre_lumen_reach_the_whole_calcium(space):
+    """Calcium reaching 1.45 mm from a lumen centroid 0.45 mm off the catheter, on the catheter's
+    side: from the catheter it lies under 1 mm out, but the rays start at the centroid. Before
+    measurement rules 5 they stopped at the catheter's reach and read 0.68 mm."""
+    frame = scene(space, lumen=(0.0, 0.45, 0.5), calcium=[(0.6, 1.45, 172.0, 188.0)])
+    (row,) = measure([frame], space).frames
+    assert row["calcium_max_thickness_mm"] == pytest.approx(0.85, abs=2 * PX)
