@@ -130,9 +130,9 @@ def probe_pullback(auto_dir: Path, manual_dir: Path, s: GeometrySettings, site_d
 
 
 def summary(df: pd.DataFrame) -> dict:
-    """By truth band: frames, mean product error, raster, site error and selection, share of automated
-    maxima more than 10° away; overall: ICC and proportional bias of the reading at the site and
-    of the automated maximum (both from the manual centroid)."""
+    """By truth band: frames, mean product error, raster, site error and selection, share of
+    automated maxima more than 10° away; overall: ICC and proportional bias of the reading at
+    the site and of the automated maximum (both from the manual centroid)."""
     out: dict = {"bands": []}
     for lo, hi in BANDS:
         b = df[(df.truth > lo) & (df.truth <= hi)]

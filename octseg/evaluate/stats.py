@@ -374,8 +374,8 @@ def cluster_proportion_ci(hits: Sequence[float], clusters: Sequence[Any]) -> lis
     approach anyway (19/20, 20/21, 21/22 above), and the t on K - 1 degrees of freedom still
     widens it for few clusters: 12 of 12 struts in 3 stents reads 0.39-1.00 (11 of 12, one stent
     missing one: 0.31-1.00), so the interval does not jump down at that boundary. It is not
-    monotone in general: one more hit that spreads the clusters' shares can widen it. ``[None, None]`` with fewer than 2
-    clusters."""
+    monotone in general: one more hit that spreads the clusters' shares can widen it.
+    ``[None, None]`` with fewer than 2 clusters."""
     x = np.asarray(hits, dtype=float).reshape(-1)
     if x.shape != (len(clusters),):
         raise ValueError("hits and clusters must have one entry per observation")

@@ -212,13 +212,11 @@ def _runs(on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The circular runs of ``on`` ``(B, n)`` along each row: their labels (1, 2, ... per run,
     0 off the runs; a run across the end of a row and its start is one run) and each ray's
     position along the row rotated to begin at an "off" ray, so that no run wraps there."""
-    b, n = on.shape
-    shift = torch.where(on.all(1), 0, (~on).float().argmax(1))  # the first "off" ray
-    idx = (torch.arange(n, device=on.device)[None] + shift[:, None]) % n
-    rot = on.gather(1, idx)
+    n = on.shape[1]
+    shift = torch.where(on.all(1), 0, (~on).float().argmax(1))[:, None]  # the first "off" ray
+    ray = torch.arange(n, device=on.device)[None]
+    rot = on.gather(1, (ray + shift) % n)
     start = rot & ~torch.roll(rot, 1, 1)
     start[:, 0] = rot[:, 0]  # an "off" ray, unless the whole row is one run
-    lab = torch.cumsum(start, 1) * rot
-    ramp = torch.arange(n, device=on.device).expand(b, n)
-    pos = torch.empty_like(idx).scatter_(1, idx, ramp)
-    return torch.empty_like(lab).scatter_(1, idx, lab), pos
+    pos = (ray - shift) % n  # each ray's place in the rotated row
+    return (torch.cumsum(start, 1) * rot).gather(1, pos), pos
