@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from octseg.core.errors import InputError
-from octseg.evaluate import by_pullback, matching, segmentation, stats
+from octseg.evaluate import angles, by_pullback, matching, segmentation, stats
 from octseg.evaluate.inputs import (
     FRAME_FLAGS,
     FRAME_MEASURES,
@@ -369,7 +369,7 @@ def _frame_row(pid: str, p: dict[str, Any]) -> dict[str, Any]:
     if mr is not None:
         row["manual_position_mm"] = mr.get("position_mm")
         row["manual_line"] = mr.get("_line")
-    row.update(_side_by_side(ar, mr, FRAME_MEASURES + FRAME_FLAGS))
+    row.update(_side_by_side(ar, mr, FRAME_MEASURES + FRAME_FLAGS + list(angles.WHERE_ANGLES)))
     return row
 
 
@@ -486,6 +486,9 @@ def statistics(rows: _Rows, s: EvaluationSettings) -> dict[str, Any]:
             "categories": _frame_flags(rows.frames, rows.flag_pids),
         }
     }
+    where = angles.where_block(rows.frames, s.where_within_deg, _num)
+    if where:
+        out["frames"]["where"] = where
     if rows.have["lesions"]:
         out["lesions"] = _lesion_block(rows.lesions, kw)
     if rows.have["struts"]:

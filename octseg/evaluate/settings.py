@@ -29,6 +29,9 @@ class EvaluationSettings:
     # read frames.csv/summary.json/struts.csv in manual folders; false, or a folder without them:
     # measure its labels.npz (octseg.geometry) instead
     manual_tables: bool = True
+    # automated and manual places of a frame's measurement (thickest calcium, thinnest cap)
+    # agree when within this many degrees (octseg.evaluate.angles)
+    where_within_deg: float = 10.0
     n_bootstrap: int = 2000  # resamples for the per-pair MAE confidence interval (mae_ci)
     seed: int = 0
     classes: tuple[int, ...] = segmentation.DEFAULT_CLASSES  # classes for overlap metrics
@@ -55,7 +58,12 @@ class EvaluationSettings:
         """Check types and ranges; raise :class:`InputError` naming the setting."""
         from octseg.core.classes import CLASS_NAMES
 
-        for name in ("strut_tolerance_mm", "strut_angle_tolerance_deg", "frame_tolerance"):
+        for name in (
+            "strut_tolerance_mm",
+            "strut_angle_tolerance_deg",
+            "frame_tolerance",
+            "where_within_deg",
+        ):
             v = getattr(self, name)
             if not _non_negative(v):
                 _fail(f"{name} must be a number >= 0, got {v!r}")

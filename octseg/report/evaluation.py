@@ -321,6 +321,7 @@ def render_html(metrics: dict[str, Any]) -> str:
         _html_detection,
         _html_categories,
         _html_calcium,
+        _html_where,
         _html_bias_by_pullback,
         _html_segmentation,
         _html_frame_matching,
@@ -519,6 +520,31 @@ def _html_calcium(metrics: dict[str, Any]) -> list[str]:
     return h
 
 
+def _html_where(metrics: dict[str, Any]) -> list[str]:
+    """Where the thickest calcium / thinnest cap is measured, automated against manual."""
+    where = metrics.get("frames", {}).get("where", {})
+    if not where:
+        return []
+    h = [
+        "<h2>Where it is measured (matched frames)</h2><table><tr><th>place</th><th>n</th>"
+        "<th>median |auto - manual|</th><th>90th percentile</th><th>share within [95% CI]</th>"
+        "<th>over pullbacks</th></tr>"
+    ]
+    for c, w in where.items():
+        sh = w["share_within"]
+        h.append(
+            f"<tr><td class=l>{html.escape(WHERE_TITLES.get(c, c))}</td><td>{w['n']}</td>"
+            f"<td>{_fixed(w['median_abs_deg'], 1)}°</td><td>{_fixed(w['p90_abs_deg'], 1)}°</td>"
+            f"<td>{w['within_deg']:g}°: {_prop(sh)}</td><td>{_ci(sh.get('ci_pullbacks'), 2)}</td></tr>"
+        )
+    h.append(
+        "</table><p class=note>Angles about the lumen centroid. On a lesion of even thickness any "
+        "ray of the plateau is a fair answer; on a peaked lesion a large difference means the "
+        "automated maximum comes from another part of the lesion.</p>"
+    )
+    return h
+
+
 #: frame measures shown per pullback in the report (metrics.json has every measure)
 BY_PULLBACK_SHOWN = (
     "lumen_area_mm2",
@@ -658,6 +684,27 @@ def malapposed_struts_line(ms: dict[str, Any]) -> str:
     )
 
 
+#: how the report names the angle columns of octseg.evaluate.angles
+WHERE_TITLES = {
+    "calcium_max_thickness_angle_deg": "thickest calcium",
+    "cap_min_angle_deg": "thinnest cap",
+}
+
+
+def where_line(column: str, w: dict[str, Any]) -> str:
+    """One line on where a measurement is taken (``metrics.json``'s ``frames.where``)."""
+    sh = w["share_within"]
+    lo, hi = sh["ci"]
+    plo, phi = sh.get("ci_pullbacks") or (None, None)
+    over = "" if plo is None else f", over pullbacks {_fixed(plo, 2)}-{_fixed(phi, 2)}"
+    return (
+        f"where, {WHERE_TITLES.get(column, column)}: n={w['n']} frames, |auto - manual| median "
+        f"{_fixed(w['median_abs_deg'], 1)}°, 90th percentile {_fixed(w['p90_abs_deg'], 1)}°; "
+        f"within {w['within_deg']:g}°: {_fixed(sh['value'], 2)} (Wilson 95% CI "
+        f"{_fixed(lo, 2)}-{_fixed(hi, 2)}{over})"
+    )
+
+
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
     """A few plain-text lines with the headline figures (printed by the CLI)."""
     lines = [f"{len(metrics['pullbacks']['evaluated'])} pullback(s) evaluated"]
@@ -693,6 +740,8 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             f"  calcium score: n={sc['n']} exact={_fmt(sc['exact_agreement'])} "
             f"kappa(quadratic)={_fmt(sc['kappa_quadratic']['kappa'])}"
         )
+    for c, w in metrics.get("frames", {}).get("where", {}).items():
+        lines.append("  " + where_line(c, w))
     for f, b in metrics.get("frames", {}).get("categories", {}).items():
         lines.append(
             f"  {f} per frame: n={b['n']} sensitivity={_fmt(b['sensitivity']['value'])} "
