@@ -183,6 +183,7 @@ def run_demo(
         ev = evaluate(infer_out, heldout, ev_out)
         result["evaluation"] = ev_out
         result["malapposed_struts"] = ev.metrics.get("struts", {}).get("malapposed_struts")
+        result["where"] = ev.metrics["frames"].get("where", {})
         for name in ("report.html", "metrics.json", "summary.md"):
             if (ev_out / name).is_file():
                 result[f"evaluation_{name}"] = ev_out / name
@@ -195,6 +196,10 @@ def run_demo(
             from octseg.report.evaluation import malapposed_struts_line
 
             print(malapposed_struts_line(result["malapposed_struts"]))
+        for column, w in result["where"].items():
+            from octseg.report.evaluation import where_line
+
+            print(where_line(column, w))
         print(f"Evaluation against the truth: {result['evaluation'] / 'report.html'}")
     return result
 

@@ -87,10 +87,13 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert res["failed"] == 0 and res["checkpoint"].is_file()
     assert len(res["reports"]) == 1 and res["evaluation_metrics.json"].is_file()
     assert (tmp_path / "demo" / "evaluation" / "verdict.csv").is_file()
-    from octseg.report.evaluation import malapposed_struts_line
+    from octseg.report.evaluation import malapposed_struts_line, where_line
 
+    out = capsys.readouterr().out
     line = malapposed_struts_line(res["malapposed_struts"])  # evaluate()'s own metrics
-    assert f"\n{line}\n" in capsys.readouterr().out
+    assert f"\n{line}\n" in out
+    for column, w in res["where"].items():  # where both sides found calcium
+        assert f"\n{where_line(column, w)}\n" in out
 
 
 def test_demo_training_cohort_reaches_the_held_out_malapposition():
