@@ -377,6 +377,7 @@ def refresh_stale_tables(
     warnings: list[str],
     geometry: Any = None,
     device: str = "cpu",
+    progress: bool = False,
 ) -> None:
     """Re-measure, from their label maps, the tables (``frames.csv`` / ``struts.csv`` /
     ``summary.json``) octseg wrote under older measurement rules
@@ -387,6 +388,7 @@ def refresh_stale_tables(
     from octseg.geometry.settings import MEASUREMENT_RULES as now
 
     found: dict[str, list[str]] = {"redone": [], "kept": [], "newer": [], "unknown": []}
+    redo = []
     for pid, pb in pbs.items():
         rules = (pb.summary or {}).get("measurement_rules")
         if not _octseg_tables(pb) or rules == now:
@@ -398,8 +400,10 @@ def refresh_stale_tables(
         elif pb.labels is None or "labels" not in pb.source:
             found["kept"].append(f"{pid} ({rules})")
         else:
-            _remeasure_tables(pb, geometry, device)
+            redo.append(pb)
             found["redone"].append(f"{pid} ({rules})")
+    for pb in with_progress(redo, f"re-measuring {side} results (older rules)", progress):
+        _remeasure_tables(pb, geometry, device)
     warnings += _rules_warnings(side, found, now)
 
 
@@ -502,14 +506,18 @@ def load_auto(
             "labels.npz or truth/)",
         )
     out: dict[str, PullbackData] = {}
-    items = list(dirs.items())
-    if progress:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc="reading automated results", unit="pullback")
-    for pid, d in items:
+    for pid, d in with_progress(list(dirs.items()), "reading automated results", progress):
         out[pid] = _load_auto_one(pid, d, source, geometry, device)
     return out
+
+
+def with_progress(items: list[Any], desc: str, progress: bool) -> Any:
+    """``items`` behind a tqdm progress bar (per pullback) when ``progress`` is on."""
+    if not progress or not items:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="pullback")
 
 
 def _load_auto_one(pid: str, d: Path, source: str, geometry: Any, device: str) -> PullbackData:
@@ -559,6 +567,7 @@ def load_manual(
     warnings: list[str] | None = None,
     geometry: Any = None,
     device: str = "cpu",
+    progress: bool = False,
 ) -> dict[str, PullbackData]:
     """Manual measurements per pullback id (see module docstring for what is read); a pullback
     folder's label map is measured (``geometry``, ``device``) for what neither a manual CSV nor
@@ -572,7 +581,8 @@ def load_manual(
         for path in paths:
             _add_manual_csv(out, kind, path, _folder_id(path, root), warnings)
     if root.is_dir():
-        for pid, d in pullback_dirs(root).items():
+        dirs = list(pullback_dirs(root).items())
+        for pid, d in with_progress(dirs, "reading manual measurements", progress):
             _add_pullback_folder(out, pid, d, use_tables, (geometry, device))
     if not out:
         raise InputError(

@@ -24,6 +24,7 @@ from octseg.evaluate.inputs import (
     load_manual,
     model_classes,
     refresh_stale_tables,
+    with_progress,
 )
 from octseg.evaluate.settings import EvaluationSettings
 
@@ -208,9 +209,10 @@ def read_sides(
         warnings=warnings_,
         geometry=geometry,
         device=s.device,
+        progress=s.progress,
     )
     for side, pbs in (("automated", auto_pbs), ("manual", manual_pbs)):
-        refresh_stale_tables(pbs, side, warnings_, geometry, s.device)
+        refresh_stale_tables(pbs, side, warnings_, geometry, s.device, s.progress)
     sides = _Sides(
         auto_pbs,
         manual_pbs,
@@ -236,20 +238,11 @@ def pair_pullbacks(sides: _Sides, s: EvaluationSettings) -> _Rows:
     """Pair frames, lesions, struts, label maps and summaries of every common pullback."""
     rows = _Rows()
     g = s.geometry_settings()
-    for pid in _with_progress(sides.common, s.progress):
+    for pid in with_progress(sides.common, "evaluating", s.progress):
         _pair_pullback(pid, sides.auto[pid], sides.manual[pid], s, g, rows)
     rows.segmentation = segmentation.drop_unlabelled_optional(rows.segmentation)
     _count_unmatched_frames(rows)
     return rows
-
-
-def _with_progress(pids: list[str], progress: bool) -> Any:
-    """The pullback ids, behind a tqdm progress bar when ``progress`` is on."""
-    if not progress:
-        return pids
-    from tqdm import tqdm
-
-    return tqdm(pids, desc="evaluating", unit="pullback")
 
 
 def _on_both_sides(a: PullbackData, m: PullbackData, what: str) -> bool:

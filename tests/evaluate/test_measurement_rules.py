@@ -144,3 +144,22 @@ def test_what_a_manual_csv_gives_is_kept_when_tables_are_re_measured(tmp_path):
     ev = evaluate(tmp_path / "auto", tmp_path / "manual", None, {"plots": False, "progress": False})
     assert abs(ev.metrics["frames"]["measures"]["lumen_area_mm2"]["bias"]) < 1e-4  # re-measured
     assert ev.metrics["struts"]["detection"]["fn"] == 2  # the CSV's two struts, none in auto
+
+
+def test_long_reading_steps_show_progress(tmp_path, capsys):
+    """Re-measuring older tables and measuring manual label maps can take minutes on a cohort:
+    each gets its own progress bar (on stderr), as reading the automated side does."""
+    _age(_pullback(tmp_path / "auto"), rules=2)
+    d = _pullback(tmp_path / "manual")
+    for name in ("frames.csv", "struts.csv", "summary.json"):
+        (d / name).unlink()
+    evaluate(tmp_path / "auto", tmp_path / "manual", None, {"plots": False, "progress": True})
+    err = capsys.readouterr().err
+    for desc in (
+        "reading automated results",
+        "reading manual measurements",
+        "re-measuring automated results (older rules)",
+        "evaluating",
+    ):
+        assert desc in err, desc
+    assert "re-measuring manual" not in err  # nothing of the manual side is stale
