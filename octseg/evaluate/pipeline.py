@@ -757,6 +757,7 @@ def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         for name, r in block.items():
             if not r.get("n"):
                 continue
+            infl = r.get("icc_most_influential") or {}
             rows.append(
                 {
                     "level": level,
@@ -769,6 +770,8 @@ def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                     "icc": r.get("icc"),
                     "icc_ci": r.get("icc_ci"),
                     "icc_ci_pullbacks": r.get("icc_ci_pullbacks"),
+                    "most_influential_pullback": infl.get("pullback"),
+                    "icc_without_it": infl.get("icc_without"),
                     "mae": r.get("mae"),
                     "pearson_r": r.get("pearson_r"),
                     "proportional_slope": r.get("proportional_slope"),

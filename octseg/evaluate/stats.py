@@ -429,6 +429,21 @@ def _finite_pairs(
     return a[keep], m[keep], [c for c, k in zip(clusters, keep, strict=True) if k]
 
 
+def _leave_one_out_iccs(
+    a: np.ndarray, m: np.ndarray, clusters: Sequence[Any]
+) -> tuple[float, np.ndarray, list[str]]:
+    """ICC(A,1) of all pairs, the ICC with each cluster left out (per-cluster sums,
+    :func:`_icc_a1`) and the clusters' names in that order."""
+    shift = (a.mean() + m.mean()) / 2  # centred sums: a common offset costs no precision
+    ac, mc = a - shift, m - shift
+    per = _cluster_sums(
+        np.stack([np.ones_like(ac), ac, mc, ac * ac, mc * mc, ac * mc], 1), clusters
+    )
+    tot = per.sum(axis=0)
+    names = sorted({str(c) for c in clusters})  # the order of _cluster_index
+    return float(_icc_a1(tot[0], tot[1:])), _icc_a1(tot[0] - per[:, 0], tot[1:] - per[:, 1:]), names
+
+
 def jackknife_icc_ci(
     auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any]
 ) -> list[float | None]:
@@ -440,26 +455,35 @@ def jackknife_icc_ci(
     percentile bootstrap over pullbacks did not (0.71 at 5 pullbacks, 0.87 at 16:
     ``benchmarks/ci_coverage.py``). Non-finite pairs are dropped."""
     a, m, clusters = _finite_pairs(auto, manual, clusters)
-    if a.size < 3:
+    if a.size < 3 or len({str(c) for c in clusters}) < MIN_PULLBACKS_ICC:
         return [None, None]
-    shift = (a.mean() + m.mean()) / 2  # centred sums: a common offset costs no precision
-    ac, mc = a - shift, m - shift
-    per = _cluster_sums(
-        np.stack([np.ones_like(ac), ac, mc, ac * ac, mc * mc, ac * mc], 1), clusters
-    )
-    k = per.shape[0]
-    if k < MIN_PULLBACKS_ICC:
-        return [None, None]
-    tot = per.sum(axis=0)
-    loo = _icc_a1(tot[0] - per[:, 0], tot[1:] - per[:, 1:])
-    icc = _icc_a1(tot[0], tot[1:])
+    icc, loo, _ = _leave_one_out_iccs(a, m, clusters)
     if not (np.all(np.isfinite(loo)) and np.isfinite(icc)):
         return [None, None]
     from scipy import stats as sst
 
+    k = loo.size
     se = math.sqrt((k - 1) / k * float(((loo - loo.mean()) ** 2).sum()))
     half = float(sst.t.ppf(0.975, k - 1)) * se
     return _ci(*np.clip([icc - half, icc + half], -1.0, 1.0))
+
+
+def most_influential_cluster(
+    auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any]
+) -> dict[str, Any] | None:
+    """The cluster (pullback) whose leaving out moves ICC(A,1) most, and the ICC without it:
+    ``{"pullback", "icc_without", "n_pairs"}``; one hard lesion can carry a cohort's ICC, and
+    this names it. ``None`` with fewer than :data:`MIN_PULLBACKS_ICC` clusters or where the ICC
+    or any left-out ICC is undefined. Non-finite pairs are dropped."""
+    a, m, clusters = _finite_pairs(auto, manual, clusters)
+    if a.size < 3 or len({str(c) for c in clusters}) < MIN_PULLBACKS_ICC:
+        return None
+    icc, loo, names = _leave_one_out_iccs(a, m, clusters)
+    if not (np.all(np.isfinite(loo)) and np.isfinite(icc)):
+        return None
+    i = int(np.argmax(np.abs(loo - icc)))
+    n_pairs = sum(str(c) == names[i] for c in clusters)
+    return {"pullback": names[i], "icc_without": _f(loo[i]), "n_pairs": n_pairs}
 
 
 def cluster_agreement_ci(
@@ -479,12 +503,14 @@ def cluster_agreement_ci(
     out: dict[str, Any] = {"n_pullbacks": len({str(c) for c in kept})}
     names = ("bias_ci_pullbacks", "icc_ci_pullbacks", "mae_ci_pullbacks")
     out.update({name: [None, None] for name in names})
+    out["icc_most_influential"] = None
     if a.size < 3:
         return out
     ones = np.ones_like(a)
     out["bias_ci_pullbacks"] = cluster_ratio_ci(a - m, ones, kept, bounds=None)
     out["mae_ci_pullbacks"] = cluster_ratio_ci(np.abs(a - m), ones, kept, bounds=(0, math.inf))
     out["icc_ci_pullbacks"] = jackknife_icc_ci(a, m, kept)
+    out["icc_most_influential"] = most_influential_cluster(a, m, kept)
     if np.array_equal(a, m) and out["n_pullbacks"] >= MIN_PULLBACKS_ICC:
         out["icc_ci_pullbacks"] = [1.0, 1.0]
     return out

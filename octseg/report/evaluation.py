@@ -365,7 +365,8 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
         add(
             "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
             "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
-            "<th>ICC 95% CI over pullbacks</th><th>MAE</th><th>r</th>"
+            "<th>ICC 95% CI over pullbacks</th><th>ICC without the pullback that moves it most</th>"
+            "<th>MAE</th><th>r</th>"
             "<th>proportional bias (slope on manual) [95% CI over pullbacks]</th>"
             "<th>notes</th></tr>"
         )
@@ -379,7 +380,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
                 f"<tr><td class=l>{r['level']}</td><td class=l>{html.escape(r['measurement'])}</td>"
                 f"<td class=l>{html.escape(r['unit'])}</td><td>{r['n']}</td><td>{_fmt(r['bias'])}</td>"
                 f"<td>{loa}</td><td class={_icc_class(r['icc'])}>{_fixed(r['icc'])}{_ci(r['icc_ci'], 2)}</td>"
-                f"<td>{_ci(r.get('icc_ci_pullbacks'), 2) or '–'}</td>"
+                f"<td>{_ci(r.get('icc_ci_pullbacks'), 2) or '–'}</td><td>{_without(r)}</td>"
                 f"<td>{_fmt(r['mae'])}</td><td>{_fmt(r['pearson_r'])}</td>"
                 f"<td>{_fmt(r.get('proportional_slope'), 2)}"
                 f"{_ci(r.get('proportional_slope_ci_pullbacks'), 2)}</td>"
@@ -397,12 +398,22 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             " on the manual values (the dotted fit on each scatter plot has slope 1 + it);"
             " below 0, small values read high and large ones low, which lowers the ICC even"
             " where the bias is near 0. Error in the manual readings also pulls it below 0."
+            " The ICC without one pullback names the pullback whose leaving out moves it most:"
+            " one hard lesion can carry a cohort's ICC (a diagnostic, not a result to report)."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
         )
     else:
         add("<p>No continuous measurement was available on both sides.</p>")
     return h
+
+
+def _without(r: dict[str, Any]) -> str:
+    """The ICC without the most influential pullback, naming it; – where there is none."""
+    if r.get("icc_without_it") is None:
+        return "–"
+    name = html.escape(str(r["most_influential_pullback"]))
+    return f"{_fixed(r['icc_without_it'])} <span class=ci>({name})</span>"
 
 
 def _html_detection(metrics: dict[str, Any]) -> list[str]:

@@ -326,6 +326,30 @@ def test_icc_ci_over_pullbacks_is_the_jackknife_of_pingouins_icc():
     assert with_nan == pytest.approx([lo, hi], abs=1e-12)
 
 
+def test_most_influential_pullback_is_the_one_whose_errors_carry_the_icc():
+    """One pullback read 0.6 mm thin (a missed nodule) among eight read well: it is named, and
+    the ICC without it is pingouin's ICC(A,1) of the other pairs (another code path)."""
+    a, m, ids = _clustered_pairs(n_pullbacks=9, n_frames=10, seed=4)
+    a = np.where(ids == "p5", m - 0.6, m + np.random.default_rng(1).normal(0, 0.03, m.size))
+    got = stats.most_influential_cluster(a, m, ids)
+    without = stats.icc_absolute_agreement(a[ids != "p5"], m[ids != "p5"])["icc"]
+    assert got["pullback"] == "p5" and got["n_pairs"] == 10
+    assert got["icc_without"] == pytest.approx(without, abs=1e-9)
+    assert got["icc_without"] > stats.icc_absolute_agreement(a, m)["icc"] + 0.1
+    # in the continuous block beside the CIs over pullbacks; too few pullbacks: none
+    block = stats.continuous_agreement(a, m, n_resamples=200, clusters=list(ids))
+    assert block["icc_most_influential"] == got
+    two = np.isin(ids, ["p0", "p5"])
+    assert stats.most_influential_cluster(a[two], m[two], ids[two]) is None
+    # the verdict row (verdict.csv, report.html) carries it
+    from octseg.evaluate.pipeline import verdict_rows
+    from octseg.report.evaluation import _without
+
+    row = verdict_rows({"frames": {"measures": {"calcium_max_thickness_mm": block}}})[0]
+    assert (row["most_influential_pullback"], row["icc_without_it"]) == ("p5", got["icc_without"])
+    assert "(p5)" in _without(row) and _without({"icc_without_it": None}) == "–"
+
+
 def test_icc_ci_over_pullbacks_covers_about_95_percent_with_five_pullbacks():
     """Simulated cohorts (benchmarks/ci_coverage.py): the jackknife holds the true ICC about as
     often as it says; the percentile bootstrap over pullbacks it replaced held it in 0.71."""
