@@ -197,7 +197,7 @@ def run_demo(
 
             print(malapposed_struts_line(result["malapposed_struts"]))
         for column, w in result["where"].items():
-            from octseg.report.evaluation import where_line
+            from octseg.report.where import where_line
 
             print(where_line(column, w))
         print(f"Evaluation against the truth: {result['evaluation'] / 'report.html'}")

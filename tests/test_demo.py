@@ -87,7 +87,8 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert res["failed"] == 0 and res["checkpoint"].is_file()
     assert len(res["reports"]) == 1 and res["evaluation_metrics.json"].is_file()
     assert (tmp_path / "demo" / "evaluation" / "verdict.csv").is_file()
-    from octseg.report.evaluation import malapposed_struts_line, where_line
+    from octseg.report.evaluation import malapposed_struts_line
+    from octseg.report.where import where_line
 
     out = capsys.readouterr().out
     line = malapposed_struts_line(res["malapposed_struts"])  # evaluate()'s own metrics

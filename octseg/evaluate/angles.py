@@ -31,15 +31,29 @@ def circular_difference(auto: Any, manual: Any) -> np.ndarray:
     return np.where(d > 180.0, d - 360.0, d)
 
 
-def where_agreement(pairs: list[tuple[float, float, str]], within_deg: float) -> dict[str, Any]:
-    """Agreement of one angle column over ``(auto, manual, pullback_id)`` pairs."""
-    if not pairs:
+def diff_column(column: str) -> str:
+    """The ``frames_matched.csv`` column of the signed difference of angle ``column``."""
+    return f"where_diff_{column}"
+
+
+def add_differences(row: dict[str, Any], num: Any) -> None:
+    """Add to a ``frames_matched`` row, per angle column both sides give, the circular
+    difference automated - manual (degrees, in (-180, 180]). ``num``: the reader of a table
+    cell (None for a blank)."""
+    for c in WHERE_ANGLES:
+        va, vm = num(row.get(f"auto_{c}")), num(row.get(f"manual_{c}"))
+        if va is not None and vm is not None:
+            row[diff_column(c)] = float(circular_difference(va, vm))
+
+
+def where_agreement(diffs: list[float], pids: list[str], within_deg: float) -> dict[str, Any]:
+    """Agreement of one angle column from its signed differences and each one's pullback."""
+    if not diffs:
         return {"n": 0, "within_deg": within_deg}
-    a, m, pids = zip(*pairs, strict=True)
-    diff = np.abs(circular_difference(a, m))
+    diff = np.abs(np.asarray(diffs, dtype=float))
     hits = (diff <= within_deg).astype(float)
     share = stats.proportion(int(hits.sum()), hits.size)
-    share["ci_pullbacks"] = stats.cluster_proportion_ci(hits, list(pids))
+    share["ci_pullbacks"] = stats.cluster_proportion_ci(hits, pids)
     return {
         "n": int(diff.size),
         "n_pullbacks": len(set(pids)),
@@ -50,20 +64,17 @@ def where_agreement(pairs: list[tuple[float, float, str]], within_deg: float) ->
     }
 
 
-def where_block(
-    rows: list[dict[str, Any]], within_deg: float, num: Any
-) -> dict[str, dict[str, Any]]:
-    """Per angle column that both sides give on some matched frame: :func:`where_agreement`.
-    ``num``: the reader of a table cell (None for a blank)."""
+def where_block(rows: list[dict[str, Any]], within_deg: float) -> dict[str, dict[str, Any]]:
+    """Per angle column with a difference on some matched frame (:func:`add_differences`):
+    :func:`where_agreement`."""
     out = {}
     for c in WHERE_ANGLES:
-        pairs = []
-        for r in rows:
-            if r.get("match") != "matched":
-                continue
-            va, vm = num(r.get(f"auto_{c}")), num(r.get(f"manual_{c}"))
-            if va is not None and vm is not None:
-                pairs.append((va, vm, str(r["pullback_id"])))
+        pairs = [
+            (r[diff_column(c)], str(r["pullback_id"]))
+            for r in rows
+            if r.get("match") == "matched" and r.get(diff_column(c)) is not None
+        ]
         if pairs:
-            out[c] = where_agreement(pairs, within_deg)
+            diffs, pids = zip(*pairs, strict=True)
+            out[c] = where_agreement(list(diffs), list(pids), within_deg)
     return out

@@ -363,6 +363,7 @@ def _frame_row(pid: str, p: dict[str, Any]) -> dict[str, Any]:
         row["manual_position_mm"] = mr.get("position_mm")
         row["manual_line"] = mr.get("_line")
     row.update(_side_by_side(ar, mr, FRAME_MEASURES + FRAME_FLAGS + list(angles.WHERE_ANGLES)))
+    angles.add_differences(row, _num)
     return row
 
 
@@ -479,7 +480,7 @@ def statistics(rows: _Rows, s: EvaluationSettings) -> dict[str, Any]:
             "categories": _frame_flags(rows.frames, rows.flag_pids),
         }
     }
-    where = angles.where_block(rows.frames, s.where_within_deg, _num)
+    where = angles.where_block(rows.frames, s.where_within_deg)
     if where:
         out["frames"]["where"] = where
     if rows.have["lesions"]:

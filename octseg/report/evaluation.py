@@ -28,6 +28,11 @@ from typing import Any
 from octseg import __version__
 from octseg.core import atomic
 from octseg.geometry.tables import clean_json
+from octseg.report.cells import ci as _ci
+from octseg.report.cells import fixed as _fixed
+from octseg.report.cells import fmt as _fmt
+from octseg.report.cells import prop as _prop
+from octseg.report.where import html_where, where_line, write_where_plots
 
 LEVEL_TITLES = {
     "frame": "per frame",
@@ -240,6 +245,7 @@ def write_outputs(out: Path, result: Any, plots: bool = True) -> dict[str, str]:
                 out / rel, plot_measure(a, m, title, block[name].get("unit", ""), block[name])
             )
             plot_files.append({"level": level, "measurement": name, "path": rel})
+        plot_files += write_where_plots(out, tables["frames_matched"], metrics)
     metrics["outputs"] = {**paths, "plots": plot_files, "report": "report.html"}
     atomic.write_json(out / "metrics.json", clean_json({"octseg_version": __version__, **metrics}))
     atomic.write_text(out / "report.html", render_html(metrics))
@@ -249,38 +255,6 @@ def write_outputs(out: Path, result: Any, plots: bool = True) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- HTML
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "–"
-        if abs(v) < 1e-9:
-            return "0"
-        if abs(v) < 10 ** (-digits):
-            return f"{v:.1e}"
-        if abs(v) >= 100:
-            return f"{v:.1f}"
-        return f"{v:.{digits}f}"
-    return html.escape(str(v))
-
-
-def _fixed(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    return f"{0.0 if abs(v) < 0.5 * 10**-digits else v:.{digits}f}"
-
-
-def _ci(ci: Any, digits: int = 3) -> str:
-    if not ci or ci[0] is None or ci[1] is None:
-        return ""
-    return f" <span class=ci>[{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]</span>"
-
-
 def _icc_class(v: Any) -> str:
     if v is None:
         return ""
@@ -289,12 +263,6 @@ def _icc_class(v: Any) -> str:
     if v >= 0.75:
         return "fair"
     return "poor"
-
-
-def _prop(p: dict[str, Any]) -> str:
-    if not p or p.get("value") is None:
-        return "–"
-    return f"{_fmt(p['value'])}{_ci(p.get('ci'))} <span class=ci>({p['k']}/{p['n']})</span>"
 
 
 CSS = """
@@ -321,7 +289,7 @@ def render_html(metrics: dict[str, Any]) -> str:
         _html_detection,
         _html_categories,
         _html_calcium,
-        _html_where,
+        html_where,
         _html_bias_by_pullback,
         _html_segmentation,
         _html_frame_matching,
@@ -531,31 +499,6 @@ def _html_calcium(metrics: dict[str, Any]) -> list[str]:
     return h
 
 
-def _html_where(metrics: dict[str, Any]) -> list[str]:
-    """Where the thickest calcium / thinnest cap is measured, automated against manual."""
-    where = metrics.get("frames", {}).get("where", {})
-    if not where:
-        return []
-    h = [
-        "<h2>Where it is measured (matched frames)</h2><table><tr><th>place</th><th>n</th>"
-        "<th>median |auto - manual|</th><th>90th percentile</th><th>share within [95% CI]</th>"
-        "<th>over pullbacks</th></tr>"
-    ]
-    for c, w in where.items():
-        sh = w["share_within"]
-        h.append(
-            f"<tr><td class=l>{html.escape(WHERE_TITLES.get(c, c))}</td><td>{w['n']}</td>"
-            f"<td>{_fixed(w['median_abs_deg'], 1)}°</td><td>{_fixed(w['p90_abs_deg'], 1)}°</td>"
-            f"<td>{w['within_deg']:g}°: {_prop(sh)}</td><td>{_ci(sh.get('ci_pullbacks'), 2)}</td></tr>"
-        )
-    h.append(
-        "</table><p class=note>Angles about the lumen centroid. On a lesion of even thickness any "
-        "ray of the plateau is a fair answer; on a peaked lesion a large difference means the "
-        "automated maximum comes from another part of the lesion.</p>"
-    )
-    return h
-
-
 #: frame measures shown per pullback in the report (metrics.json has every measure)
 BY_PULLBACK_SHOWN = (
     "lumen_area_mm2",
@@ -648,11 +591,14 @@ def _html_plots(metrics: dict[str, Any]) -> list[str]:
     if plots:
         add("<h2>Plots</h2><div class=plots>")
         for p in plots:
+            caption = p.get("caption") or (
+                "automated vs manual, and Bland-Altman (bias red, 95% limits orange with their "
+                "CIs shaded)"
+            )
             add(
                 f'<figure><img src="{html.escape(p["path"])}" alt="{html.escape(p["measurement"])}" '
                 f"loading=lazy><figcaption>{html.escape(p['measurement'])} ({LEVEL_TITLES[p['level']]}): "
-                "automated vs manual, and Bland-Altman (bias red, 95% limits orange with their CIs "
-                "shaded)</figcaption></figure>"
+                f"{html.escape(caption)}</figcaption></figure>"
             )
         add("</div>")
     return h
@@ -692,27 +638,6 @@ def malapposed_struts_line(ms: dict[str, Any]) -> str:
         f"(sensitivity {_fixed(sens['value'], 2)}, Wilson 95% CI {_fixed(lo, 2)}-"
         f"{_fixed(hi, 2)}{over}; {ms['undetected']} undetected, {ms['missed_as_apposed']} read "
         f"as apposed); {ms['n_auto']} called malapposed, PPV {_fixed(ms['ppv']['value'], 2)}"
-    )
-
-
-#: how the report names the angle columns of octseg.evaluate.angles
-WHERE_TITLES = {
-    "calcium_max_thickness_angle_deg": "thickest calcium",
-    "cap_min_angle_deg": "thinnest cap",
-}
-
-
-def where_line(column: str, w: dict[str, Any]) -> str:
-    """One line on where a measurement is taken (``metrics.json``'s ``frames.where``)."""
-    sh = w["share_within"]
-    lo, hi = sh["ci"]
-    plo, phi = sh.get("ci_pullbacks") or (None, None)
-    over = "" if plo is None else f", over pullbacks {_fixed(plo, 2)}-{_fixed(phi, 2)}"
-    return (
-        f"where, {WHERE_TITLES.get(column, column)}: n={w['n']} frames, |auto - manual| median "
-        f"{_fixed(w['median_abs_deg'], 1)}°, 90th percentile {_fixed(w['p90_abs_deg'], 1)}°; "
-        f"within {w['within_deg']:g}°: {_fixed(sh['value'], 2)} (Wilson 95% CI "
-        f"{_fixed(lo, 2)}-{_fixed(hi, 2)}{over})"
     )
 
 

@@ -43,7 +43,7 @@ def test_circular_difference_wraps_into_half_open_interval():
 def test_where_block_in_metrics_summary_and_report(tmp_path: Path):
     auto, manual = _cohort(tmp_path)
     out = tmp_path / "out"
-    r = evaluate(auto, manual, out, {"plots": False, "progress": False, "n_bootstrap": 200})
+    r = evaluate(auto, manual, out, {"plots": True, "progress": False, "n_bootstrap": 200})
     w = r.metrics["frames"]["where"][COL]
     diffs = [15, 5, 0, 180, 2, 20]  # the frames where both sides give an angle
     assert w["n"] == 6 and w["n_pullbacks"] == 2
@@ -60,6 +60,13 @@ def test_where_block_in_metrics_summary_and_report(tmp_path: Path):
     assert "Where it is measured" in render_html(r.metrics)
     header = (out / "frames_matched.csv").read_text().splitlines()[0]
     assert f"auto_{COL}" in header and f"manual_{COL}" in header
+    signed = [row.get(f"where_diff_{COL}") for row in r.tables["frames_matched"]]
+    assert [d for d in signed if d is not None] == pytest.approx([15, -5, 0, 180, -2, 20])
+    # the plot: a PNG in the report, with its own caption
+    png = out / "plots" / f"where_{COL}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "report.html").read_text()
+    assert f"plots/where_{COL}.png" in html and "against the manual amount there" in html
 
 
 def test_where_within_setting_counts_more_frames(tmp_path: Path):
@@ -78,4 +85,4 @@ def test_no_angles_no_block(tmp_path: Path):
     r = evaluate(auto, manual, None, {"plots": False, "progress": False, "n_bootstrap": 200})
     assert "where" not in r.metrics["frames"]
     assert "Where it is measured" not in render_html(r.metrics)
-    assert where_agreement([], 10.0)["n"] == 0
+    assert where_agreement([], [], 10.0)["n"] == 0
