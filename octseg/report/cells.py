@@ -48,3 +48,12 @@ def prop(p: dict[str, Any]) -> str:
     if not p or p.get("value") is None:
         return "–"
     return f"{fmt(p['value'])}{ci(p.get('ci'))} <span class=ci>({p['k']}/{p['n']})</span>"
+
+
+def share_cis(p: dict[str, Any]) -> str:
+    """A share's CIs as text: "Wilson 95% CI lo-hi, over pullbacks lo-hi" (the second where
+    ``p`` has ``ci_pullbacks``)."""
+    lo, hi = p["ci"]
+    plo, phi = p.get("ci_pullbacks") or (None, None)
+    over = "" if plo is None else f", over pullbacks {fixed(plo, 2)}-{fixed(phi, 2)}"
+    return f"Wilson 95% CI {fixed(lo, 2)}-{fixed(hi, 2)}{over}"

@@ -32,6 +32,7 @@ from octseg.report.cells import ci as _ci
 from octseg.report.cells import fixed as _fixed
 from octseg.report.cells import fmt as _fmt
 from octseg.report.cells import prop as _prop
+from octseg.report.cells import share_cis
 from octseg.report.where import html_where, where_line, write_where_plots
 
 LEVEL_TITLES = {
@@ -630,14 +631,11 @@ def malapposed_struts_line(ms: dict[str, Any]) -> str:
     if not ms["n_manual"]:
         return f"malapposed struts: none in the manual struts; {ms['n_auto']} called malapposed"
     sens = ms["sensitivity"]
-    lo, hi = sens["ci"]
-    plo, phi = sens.get("ci_pullbacks") or (None, None)
-    over = "" if plo is None else f", over pullbacks {_fixed(plo, 2)}-{_fixed(phi, 2)}"
     return (
         f"malapposed struts (all manual ones): found {ms['found']} of {ms['n_manual']} "
-        f"(sensitivity {_fixed(sens['value'], 2)}, Wilson 95% CI {_fixed(lo, 2)}-"
-        f"{_fixed(hi, 2)}{over}; {ms['undetected']} undetected, {ms['missed_as_apposed']} read "
-        f"as apposed); {ms['n_auto']} called malapposed, PPV {_fixed(ms['ppv']['value'], 2)}"
+        f"(sensitivity {_fixed(sens['value'], 2)}, {share_cis(sens)}; {ms['undetected']} "
+        f"undetected, {ms['missed_as_apposed']} read as apposed); {ms['n_auto']} called "
+        f"malapposed, PPV {_fixed(ms['ppv']['value'], 2)}"
     )
 
 

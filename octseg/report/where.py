@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from octseg.core import atomic
-from octseg.report.cells import ci, fixed, prop
+from octseg.report.cells import ci, fixed, prop, share_cis
 
 #: how the report names the angle columns of octseg.evaluate.angles
 WHERE_TITLES = {
@@ -27,14 +27,10 @@ WHERE_AMOUNTS = {
 def where_line(column: str, w: dict[str, Any]) -> str:
     """One line on where a measurement is taken (``metrics.json``'s ``frames.where``)."""
     sh = w["share_within"]
-    lo, hi = sh["ci"]
-    plo, phi = sh.get("ci_pullbacks") or (None, None)
-    over = "" if plo is None else f", over pullbacks {fixed(plo, 2)}-{fixed(phi, 2)}"
     return (
         f"where, {WHERE_TITLES.get(column, column)}: n={w['n']} frames, |auto - manual| median "
         f"{fixed(w['median_abs_deg'], 1)}°, 90th percentile {fixed(w['p90_abs_deg'], 1)}°; "
-        f"within {w['within_deg']:g}°: {fixed(sh['value'], 2)} (Wilson 95% CI "
-        f"{fixed(lo, 2)}-{fixed(hi, 2)}{over})"
+        f"within {w['within_deg']:g}°: {fixed(sh['value'], 2)} ({share_cis(sh)})"
     )
 
 
