@@ -39,6 +39,7 @@ from octseg.io.labels import LabelFile, load_labels
 from tests.datasets.test_hybrid import PS, R, _as_trained, _recipe, stand_in
 
 FIELD = (R - 0.5) * PS
+ANGLE = "calcium_max_thickness_angle_deg"
 
 
 def _measure(labels: np.ndarray) -> list[dict]:
@@ -63,6 +64,11 @@ def _check_calcium(row: dict, t: dict, n_lesions: int = 1) -> None:
     )
     assert row["calcium_min_depth_mm"] == pytest.approx(t["calcium_min_depth_mm"], abs=2 * PS)
     assert row["calcium_area_mm2"] == pytest.approx(t["calcium_area_mm2"], rel=0.05)
+    # where the maximum lies: the same rule on the exact shape's and the raster's rays
+    from octseg.evaluate.angles import circular_difference
+
+    da = circular_difference(row["calcium_max_thickness_angle_deg"], t[ANGLE])
+    assert abs(float(da)) <= 3.0, (row["calcium_max_thickness_angle_deg"], t[ANGLE])
 
 
 SHAPES = [

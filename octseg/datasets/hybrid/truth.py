@@ -5,7 +5,9 @@ margin >= 0 inside), not the painted labels. Rays are cast from the centroid of 
 frame *ends up with* (a calcified nodule moves the lumen border and its centroid), every
 ``360 / n_rays`` degrees, sampled every ``step`` mm out to the imaged field; the definitions are
 those of docs/metrics.md (calcium): arc = the angular measure of the rays that meet calcium;
-maximum thickness = the largest calcium length along one ray; minimum depth = the smallest
+maximum thickness = the largest calcium length along one ray, and where it lies (the ray that
+``octseg.geometry.calcium.thickest_ray`` picks from the lengths in pixels, so even lesions give
+their middle as the product does); minimum depth = the smallest
 distance from the lumen contour to the first calcium point on a ray (0 where the calcium *is*
 the lumen border, as on a nodule); area = the shapes' area inside the field.
 """
@@ -16,8 +18,10 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 
 from octseg.datasets.hybrid.insert import LumenGeometry
+from octseg.geometry.calcium import thickest_ray
 
 Margin = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -40,9 +44,10 @@ def shape_calcium_columns(
     step_mm: float | None = None,
     chunk: int = 180,
 ) -> dict[str, float]:
-    """``calcium_arc_deg``, ``calcium_max_thickness_mm``, ``calcium_min_depth_mm`` and
-    ``calcium_area_mm2`` of the shape(s) ``margin`` about the lumen ``g``, inside the field
-    of radius ``field_mm`` about the catheter. ``step_mm`` defaults to a quarter pixel."""
+    """``calcium_arc_deg``, ``calcium_max_thickness_mm`` (and its ray,
+    ``calcium_max_thickness_angle_deg``), ``calcium_min_depth_mm`` and ``calcium_area_mm2`` of
+    the shape(s) ``margin`` about the lumen ``g``, inside the field of radius ``field_mm`` about
+    the catheter. ``step_mm`` defaults to a quarter pixel."""
     step = step_mm or g.ps / 4
     dphi = 2 * math.pi / n_rays
     r_max = field_mm + float(np.hypot(*g.centroid))
@@ -67,6 +72,15 @@ def shape_calcium_columns(
     return {
         "calcium_arc_deg": float(hit.sum() * 360.0 / n_rays),
         "calcium_max_thickness_mm": float(thick.max()),
+        "calcium_max_thickness_angle_deg": _thickest_angle(thick, g.ps),
         "calcium_min_depth_mm": float(depth.min()),
         "calcium_area_mm2": area,
     }
+
+
+def _thickest_angle(thick: np.ndarray, ps: float) -> float:
+    """Degrees of the ray (centred at ``(k + 0.5) * 360 / n``) that the product's rule picks
+    from the per-ray thicknesses ``thick`` in whole pixels (rounded up: every ray that meets
+    calcium counts at least one)."""
+    counts = torch.from_numpy(np.ceil(thick / ps - 1e-9).astype(np.int64))[None]
+    return (float(thickest_ray(counts)[0]) + 0.5) * 360.0 / thick.size
