@@ -334,7 +334,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
         add(
             "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
             "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
-            "<th>ICC 95% CI over pullbacks</th><th>ICC without the pullback that moves it most</th>"
+            "<th>ICC 95% CI over pullbacks</th><th>ICC without the most influential pullback</th>"
             "<th>MAE</th><th>r</th>"
             "<th>proportional bias (slope on manual) [95% CI over pullbacks]</th>"
             "<th>notes</th></tr>"
@@ -367,7 +367,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             " on the manual values (the dotted fit on each scatter plot has slope 1 + it);"
             " below 0, small values read high and large ones low, which lowers the ICC even"
             " where the bias is near 0. Error in the manual readings also pulls it below 0."
-            " The ICC without one pullback names the pullback whose leaving out moves it most:"
+            " The most influential pullback is the one whose leaving out moves the ICC most:"
             " one hard lesion can carry a cohort's ICC (a diagnostic, not a result to report)."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
