@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 
 from octseg.core.classes import CALCIUM, GUIDEWIRE, STRUT
@@ -206,6 +207,17 @@ def thickest_ray(counts: torch.Tensor) -> torch.Tensor:
     k = near.sum(1, keepdim=True)
     off = (2 * k * pos - 2 * (pos * near).sum(1, keepdim=True)).abs()  # 2k |pos - mean|
     return torch.where(near, off, torch.full_like(off, 4 * n * n + 1)).argmin(1).float()
+
+
+def thickest_angle_deg(lengths_mm: np.ndarray, step_mm: float) -> float:
+    """Where the maximum of the calcium lengths ``lengths_mm`` along ``n`` rays (ray ``k``
+    centred at ``(k + 0.5) * 360 / n`` degrees) lies, by :func:`thickest_ray`'s rule on the
+    lengths in whole samples of ``step_mm`` (rounded up: every ray that meets calcium counts at
+    least one): the exact truths of the generators (synthetic and hybrid) use it, so that they
+    pick their place as the product picks its own."""
+    counts = np.ceil(np.asarray(lengths_mm, dtype=np.float64) / step_mm - 1e-9).astype(np.int64)
+    k = float(thickest_ray(torch.from_numpy(counts)[None])[0])
+    return (k + 0.5) * 360.0 / counts.size
 
 
 def _runs(on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -179,7 +179,7 @@ def test_truth_arc_is_bridged_across_the_guidewire_shadow(synths):
     bridged = 0
     for f in range(les.start_frame, les.end_frame + 1):
         geo = s.geometry(f)
-        t = calcium_truth(geo, GRID.depth_mm)
+        t = calcium_truth(geo, GRID.depth_mm, GRID.pixel_spacing_mm)
         want = les.per_frame(np.array([f]))["arc_deg"][0]
         assert t["calcium_arc_deg"] <= want + 0.1
         _, lab = s.frame(f)

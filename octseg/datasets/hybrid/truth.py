@@ -5,9 +5,9 @@ margin >= 0 inside), not the painted labels. Rays are cast from the centroid of 
 frame *ends up with* (a calcified nodule moves the lumen border and its centroid), every
 ``360 / n_rays`` degrees, sampled every ``step`` mm out to the imaged field; the definitions are
 those of docs/metrics.md (calcium): arc = the angular measure of the rays that meet calcium;
-maximum thickness = the largest calcium length along one ray, and where it lies (the ray that
-``octseg.geometry.calcium.thickest_ray`` picks from the lengths in pixels, so even lesions give
-their middle as the product does); minimum depth = the smallest
+maximum thickness = the largest calcium length along one ray, and where it lies
+(``octseg.geometry.calcium.thickest_angle_deg``: the product's rule on the lengths in pixels, so
+an even lesion gives its middle as the product does); minimum depth = the smallest
 distance from the lumen contour to the first calcium point on a ray (0 where the calcium *is*
 the lumen border, as on a nodule); area = the shapes' area inside the field.
 """
@@ -18,10 +18,9 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 
 from octseg.datasets.hybrid.insert import LumenGeometry
-from octseg.geometry.calcium import thickest_ray
+from octseg.geometry.calcium import thickest_angle_deg
 
 Margin = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -72,15 +71,7 @@ def shape_calcium_columns(
     return {
         "calcium_arc_deg": float(hit.sum() * 360.0 / n_rays),
         "calcium_max_thickness_mm": float(thick.max()),
-        "calcium_max_thickness_angle_deg": _thickest_angle(thick, g.ps),
+        "calcium_max_thickness_angle_deg": thickest_angle_deg(thick, g.ps),
         "calcium_min_depth_mm": float(depth.min()),
         "calcium_area_mm2": area,
     }
-
-
-def _thickest_angle(thick: np.ndarray, ps: float) -> float:
-    """Degrees of the ray (centred at ``(k + 0.5) * 360 / n``) that the product's rule picks
-    from the per-ray thicknesses ``thick`` in whole pixels (rounded up: every ray that meets
-    calcium counts at least one)."""
-    counts = torch.from_numpy(np.ceil(thick / ps - 1e-9).astype(np.int64))[None]
-    return (float(thickest_ray(counts)[0]) + 0.5) * 360.0 / thick.size

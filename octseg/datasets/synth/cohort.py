@@ -132,6 +132,7 @@ class PullbackSynth:
                 s.strut_threshold_mm,
                 s.tcfa_cap_um,
                 s.tcfa_arc_deg,
+                self.grid.pixel_spacing_mm,
             )
             rows.append(row)
             struts.extend(st)

@@ -29,6 +29,8 @@ import torch
 
 from octseg.core.contour import stent_contour
 from octseg.datasets.synth.anatomy import TWO_PI, FrameGeometry, ray_distance
+from octseg.datasets.synth.params import Grid
+from octseg.geometry.calcium import thickest_angle_deg
 from octseg.geometry.lumen_contour import lumen_columns
 
 N_RAYS = 7200
@@ -54,7 +56,9 @@ def _ray_hits_guidewire(geo: FrameGeometry, phi: np.ndarray, reach_mm: float) ->
     return (geo.hidden_by_guidewire(y, x) & inside).any(axis=1)
 
 
-def calcium_truth(geo: FrameGeometry, reach_mm: float) -> dict[str, float | None]:
+def calcium_truth(geo: FrameGeometry, reach_mm: float, sample_mm: float) -> dict[str, float | None]:
+    """Calcium columns of one frame; where the maximum thickness lies by the product's rule on
+    the per-ray extents in samples of ``sample_mm`` (the A-lines' sample spacing)."""
     blank: dict[str, float | None] = {
         "calcium_arc_deg": None,
         "calcium_max_thickness_mm": None,
@@ -66,17 +70,17 @@ def calcium_truth(geo: FrameGeometry, reach_mm: float) -> dict[str, float | None
         return blank
     phi = _rays()
     hits = np.zeros(N_RAYS, bool)
-    max_t, min_d, area, max_phi = 0.0, math.inf, 0.0, 0.0
+    extent = np.zeros(N_RAYS)  # each ray's largest visible extent over the lesions
+    min_d, area = math.inf, 0.0
     for les in geo.lesions:
         band = _visible_band(geo, les, phi)
         if band is None:
             continue
-        sel_vis, extent, depth, band_area, at = band
+        sel_vis, ext, depth, band_area = band
         hits[sel_vis] = True
         if not sel_vis.size:
             continue
-        if extent > max_t:
-            max_t, max_phi = extent, float(phi[at])
+        np.maximum.at(extent, sel_vis, ext)
         min_d = min(min_d, depth)
         area += band_area
     if not hits.any():
@@ -85,20 +89,19 @@ def calcium_truth(geo: FrameGeometry, reach_mm: float) -> dict[str, float | None
         hits = _bridge_guidewire_gaps(geo, hits, phi, reach_mm)
     return {
         "calcium_arc_deg": float(hits.sum() * 360.0 / N_RAYS),
-        "calcium_max_thickness_mm": max_t,
+        "calcium_max_thickness_mm": float(extent.max()),
         "calcium_min_depth_mm": min_d,
         "calcium_area_mm2": area,
-        "calcium_max_thickness_angle_deg": math.degrees(max_phi) % 360.0,
+        "calcium_max_thickness_angle_deg": thickest_angle_deg(extent, sample_mm),
     }
 
 
 def _visible_band(
     geo: FrameGeometry, les: Any, phi: np.ndarray
-) -> tuple[np.ndarray, float, float, float, int] | None:
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
     """One lesion's band on the rays ``phi`` from the centroid, each sampled at ``N_BAND`` points:
-    the rays with a visible (not guidewire-hidden) sample, the largest visible extent, the
-    smallest visible depth, the visible area and the ray (index into ``phi``) of that largest
-    extent; None where no ray crosses the lesion."""
+    the rays with a visible (not guidewire-hidden) sample, the visible extent on each of them,
+    the smallest visible depth and the visible area; None where no ray crosses the lesion."""
     c = geo.centroid
     u = les.arc_position(phi)
     sel = np.nonzero(u <= 1.0)[0]
@@ -115,13 +118,13 @@ def _visible_band(
     vis = ~geo.hidden_by_guidewire(y, x)
     any_vis = vis.any(axis=1)
     if not any_vis.any():
-        return sel[any_vis], 0.0, math.inf, 0.0, 0
+        return sel[any_vis], np.zeros(0), math.inf, 0.0
     first = np.argmax(vis, axis=1)
     last = N_BAND - 1 - np.argmax(vis[:, ::-1], axis=1)
     extent = np.where(any_vis, (last - first + 1) * step, 0.0)
     depth = np.where(any_vis, inner + first * step - rl, np.inf)
     area = float((vis * rho * step[:, None]).sum() * (TWO_PI / N_RAYS))
-    return sel[any_vis], float(extent.max()), float(depth.min()), area, int(sel[extent.argmax()])
+    return sel[any_vis], extent[any_vis], float(depth.min()), area
 
 
 def _bridge_guidewire_gaps(
@@ -269,11 +272,13 @@ def frame_truth(
     threshold_mm: float,
     tcfa_cap_um: float = 65.0,
     tcfa_arc_deg: float = 90.0,
+    sample_mm: float = Grid.pixel_spacing_mm,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The ``frames.csv`` row and ``struts.csv`` rows of one frame."""
+    """The ``frames.csv`` row and ``struts.csv`` rows of one frame (``sample_mm``: the A-lines'
+    sample spacing)."""
     row: dict[str, Any] = {"frame": geo.frame, "position_mm": geo.frame * frame_spacing_mm}
     row.update(lumen_truth(geo))
-    row.update(calcium_truth(geo, reach_mm))
+    row.update(calcium_truth(geo, reach_mm, sample_mm))
     srow, struts = stent_truth(geo, threshold_mm)
     row.update(srow)
     row.update(lipid_truth(geo, reach_mm, tcfa_cap_um, tcfa_arc_deg))
