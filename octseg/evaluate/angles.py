@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from octseg.evaluate import stats
+from octseg.report.where import diff_column
 
 #: frame columns that give where a measurement is taken (degrees about the lumen centroid)
 WHERE_ANGLES = ("calcium_max_thickness_angle_deg", "cap_min_angle_deg")
@@ -29,11 +30,6 @@ def circular_difference(auto: Any, manual: Any) -> np.ndarray:
     """``auto - manual`` in degrees, wrapped into (-180, 180]."""
     d = np.remainder(np.asarray(auto, float) - np.asarray(manual, float), 360.0)
     return np.where(d > 180.0, d - 360.0, d)
-
-
-def diff_column(column: str) -> str:
-    """The ``frames_matched.csv`` column of the signed difference of angle ``column``."""
-    return f"where_diff_{column}"
 
 
 def add_differences(row: dict[str, Any], num: Any) -> None:
@@ -47,10 +43,13 @@ def add_differences(row: dict[str, Any], num: Any) -> None:
 
 
 def where_agreement(diffs: list[float], pids: list[str], within_deg: float) -> dict[str, Any]:
-    """Agreement of one angle column from its signed differences and each one's pullback."""
-    if not diffs:
+    """Agreement of one angle column from its signed differences and each one's pullback
+    (non-finite differences dropped)."""
+    diff = np.abs(np.asarray(diffs, dtype=float).reshape(-1))
+    keep = np.isfinite(diff)
+    diff, pids = diff[keep], [p for p, k in zip(pids, keep, strict=True) if k]
+    if not diff.size:
         return {"n": 0, "within_deg": within_deg}
-    diff = np.abs(np.asarray(diffs, dtype=float))
     hits = (diff <= within_deg).astype(float)
     share = stats.proportion(int(hits.sum()), hits.size)
     share["ci_pullbacks"] = stats.cluster_proportion_ci(hits, pids)

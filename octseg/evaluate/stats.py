@@ -471,17 +471,21 @@ def jackknife_icc_ci(
 def most_influential_cluster(
     auto: Sequence[float], manual: Sequence[float], clusters: Sequence[Any]
 ) -> dict[str, Any] | None:
-    """The cluster (pullback) whose leaving out moves ICC(A,1) most, and the ICC without it:
-    ``{"pullback", "icc_without", "n_pairs"}``; one hard lesion can carry a cohort's ICC, and
-    this names it. ``None`` with fewer than :data:`MIN_PULLBACKS_ICC` clusters or where the ICC
-    or any left-out ICC is undefined. Non-finite pairs are dropped."""
+    """The cluster (pullback) that lowers ICC(A,1) most, i.e. whose leaving out raises it most,
+    and the ICC without it: ``{"pullback", "icc_without", "n_pairs"}``; one hard lesion can
+    carry a cohort's ICC, and this names it. ``None`` where leaving out no cluster raises the
+    ICC (by more than 1e-9: identical readings, say), with fewer than
+    :data:`MIN_PULLBACKS_ICC` clusters, or where the ICC or any left-out ICC is undefined.
+    Non-finite pairs are dropped."""
     a, m, clusters = _finite_pairs(auto, manual, clusters)
     if a.size < 3 or len({str(c) for c in clusters}) < MIN_PULLBACKS_ICC:
         return None
     icc, loo, names = _leave_one_out_iccs(a, m, clusters)
     if not (np.all(np.isfinite(loo)) and np.isfinite(icc)):
         return None
-    i = int(np.argmax(np.abs(loo - icc)))
+    i = int(np.argmax(loo))
+    if not loo[i] > icc + 1e-9:
+        return None
     n_pairs = sum(str(c) == names[i] for c in clusters)
     return {"pullback": names[i], "icc_without": _f(loo[i]), "n_pairs": n_pairs}
 

@@ -192,12 +192,13 @@ TABLE_NAMES = (
 
 def remove_stale_outputs(out: Path) -> list[Path]:
     """Delete what an earlier evaluation into ``out`` wrote (the names this module writes:
-    tables, ``metrics.json``, ``report.html``, ``plots/<level>_*.png``) so that a re-run leaves
+    tables, ``metrics.json``, ``report.html``, ``plots/<level>_*.png``, ``plots/where_*.png``) so
+    that a re-run leaves
     no outdated file behind; anything else in ``out`` is left alone. Returns the deleted paths."""
     names = [out / f"{t}.csv" for t in TABLE_NAMES] + [out / "metrics.json", out / "report.html"]
     plots = out / "plots"
     if plots.is_dir():
-        names += sorted(p for lv in LEVEL_TITLES for p in plots.glob(f"{lv}_*.png"))
+        names += sorted(p for lv in (*LEVEL_TITLES, "where") for p in plots.glob(f"{lv}_*.png"))
     gone = []
     for p in names:
         if p.is_file() or p.is_symlink():
@@ -334,7 +335,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
         add(
             "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
             "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
-            "<th>ICC 95% CI over pullbacks</th><th>ICC without the most influential pullback</th>"
+            "<th>ICC 95% CI over pullbacks</th><th>ICC without the pullback that lowers it most</th>"
             "<th>MAE</th><th>r</th>"
             "<th>proportional bias (slope on manual) [95% CI over pullbacks]</th>"
             "<th>notes</th></tr>"
@@ -367,8 +368,9 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             " on the manual values (the dotted fit on each scatter plot has slope 1 + it);"
             " below 0, small values read high and large ones low, which lowers the ICC even"
             " where the bias is near 0. Error in the manual readings also pulls it below 0."
-            " The most influential pullback is the one whose leaving out moves the ICC most:"
-            " one hard lesion can carry a cohort's ICC (a diagnostic, not a result to report)."
+            " The pullback that lowers an ICC most is the one whose leaving out raises it most:"
+            " one hard lesion can carry a cohort's ICC (a diagnostic, not a result to report;"
+            " – where leaving out no pullback raises it)."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
             " and <a href=verdict.csv>verdict.csv</a>.</p>"
         )
@@ -378,7 +380,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
 
 
 def _without(r: dict[str, Any]) -> str:
-    """The ICC without the most influential pullback, naming it; – where there is none."""
+    """The ICC without the pullback that lowers it most, naming it; – where there is none."""
     if r.get("icc_without_it") is None:
         return "–"
     name = html.escape(str(r["most_influential_pullback"]))

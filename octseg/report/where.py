@@ -17,6 +17,13 @@ WHERE_TITLES = {
     "calcium_max_thickness_angle_deg": "thickest calcium",
     "cap_min_angle_deg": "thinnest cap",
 }
+
+
+def diff_column(column: str) -> str:
+    """The ``frames_matched.csv`` column of the signed difference of angle ``column``."""
+    return f"where_diff_{column}"
+
+
 #: the amount measured at each place: the plot's x axis
 WHERE_AMOUNTS = {
     "calcium_max_thickness_angle_deg": ("calcium_max_thickness_mm", "mm"),
@@ -49,7 +56,7 @@ def html_where(metrics: dict[str, Any]) -> list[str]:
         h.append(
             f"<tr><td class=l>{html.escape(WHERE_TITLES.get(c, c))}</td><td>{w['n']}</td>"
             f"<td>{fixed(w['median_abs_deg'], 1)}°</td><td>{fixed(w['p90_abs_deg'], 1)}°</td>"
-            f"<td>{w['within_deg']:g}°: {prop(sh)}</td><td>{ci(sh.get('ci_pullbacks'), 2)}</td></tr>"
+            f"<td>{w['within_deg']:g}°: {prop(sh)}</td><td>{ci(sh.get('ci_pullbacks'), 2) or '–'}</td></tr>"
         )
     h.append(
         "</table><p class=note>Angles about the lumen centroid. On a lesion of even thickness any "
@@ -59,16 +66,18 @@ def html_where(metrics: dict[str, Any]) -> list[str]:
     return h
 
 
-def plot_where(diff: Any, amount: Any, column: str, within_deg: float) -> bytes:
+def plot_where(diff: Any, amount: Any, column: str, w: dict[str, Any]) -> bytes:
     """PNG bytes: the histogram of the signed differences (auto - manual, degrees) with the
     ``within_deg`` band, beside the absolute difference against the manual amount measured
-    there (a miss on a thick lesion matters more than one on a thin lesion)."""
+    there (a miss on a thick lesion matters more than one on a thin lesion); ``w``: the
+    column's ``frames.where`` block."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
+    within_deg, share = w["within_deg"], w["share_within"]["value"]
     d = np.asarray(diff, dtype=float)
     x = np.asarray(amount, dtype=float)
     name, unit = WHERE_AMOUNTS.get(column, ("manual amount", ""))
@@ -79,7 +88,6 @@ def plot_where(diff: Any, amount: Any, column: str, within_deg: float) -> bytes:
     ax1.set_xticks(range(-180, 181, 60))
     ax1.set_xlabel("automated - manual angle (°)")
     ax1.set_ylabel("frames")
-    share = float(np.mean(np.abs(d) <= within_deg))
     ax1.set_title(f"n = {d.size}; {share:.0%} within ±{within_deg:g}° (shaded)", fontsize=10)
     ax2.scatter(x, np.abs(d), s=14, alpha=0.6, color="#1f77b4", edgecolor="none")
     ax2.axhline(within_deg, color="#2ca02c", lw=1, ls="--")
@@ -102,13 +110,13 @@ def write_where_plots(
     of ``frames_matched``: ``where_diff_<column>``); the report's plot entries."""
     files = []
     for column, w in metrics.get("frames", {}).get("where", {}).items():
-        key, (amount, _) = f"where_diff_{column}", WHERE_AMOUNTS.get(column, ("", ""))
+        key, (amount, _) = diff_column(column), WHERE_AMOUNTS.get(column, ("", ""))
         rows = [r for r in frames if r.get("match") == "matched" and r.get(key) is not None]
         if not rows:
             continue
         x = [_number(r.get(f"manual_{amount}")) for r in rows]
         rel = f"plots/where_{column}.png"
-        png = plot_where([r[key] for r in rows], x, column, w["within_deg"])
+        png = plot_where([r[key] for r in rows], x, column, w)
         atomic.write_bytes(out / rel, png)
         caption = "automated - manual angle, and its size against the manual amount there"
         files.append({"level": "frame", "measurement": column, "path": rel, "caption": caption})

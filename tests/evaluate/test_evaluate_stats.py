@@ -341,6 +341,17 @@ def test_most_influential_pullback_is_the_one_whose_errors_carry_the_icc():
     assert block["icc_most_influential"] == got
     two = np.isin(ids, ["p0", "p5"])
     assert stats.most_influential_cluster(a[two], m[two], ids[two]) is None
+    # identical readings: leaving out no pullback raises the ICC, so no pullback is named
+    assert stats.most_influential_cluster(m, m, ids) is None
+    # a well-read pullback that gives the cohort its spread lowers the ICC when left out: it is
+    # not the one named (the one named is the one whose leaving out raises the ICC)
+    wide = np.where(ids == "p2", m + 2.0, a)
+    mw = np.where(ids == "p2", m + 2.0, m)
+    got_w = stats.most_influential_cluster(wide, mw, ids)
+    assert (
+        got_w["pullback"] == "p5"
+        and got_w["icc_without"] > stats.icc_absolute_agreement(wide, mw)["icc"]
+    )
     # the verdict row (verdict.csv, report.html) carries it
     from octseg.evaluate.pipeline import verdict_rows
     from octseg.report.evaluation import _without

@@ -52,6 +52,8 @@ def test_where_block_in_metrics_summary_and_report(tmp_path: Path):
     assert (w["share_within"]["k"], w["share_within"]["n"]) == (3, 6)  # 5, 0, 2 within 10°
     lo, hi = w["share_within"]["ci"]
     assert lo < 0.5 < hi
+    plo, phi = w["share_within"]["ci_pullbacks"]  # 2 pullbacks: t on 1 df, wider than Wilson
+    assert plo <= lo and phi >= hi
     assert "cap_min_angle_deg" not in r.metrics["frames"]["where"]  # given by neither side
     # the angles are not compared as measures (where, not how much)
     assert COL not in r.metrics["frames"]["measures"]
@@ -67,6 +69,31 @@ def test_where_block_in_metrics_summary_and_report(tmp_path: Path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
     assert f"plots/where_{COL}.png" in html and "against the manual amount there" in html
+
+
+def test_where_plot_is_removed_by_a_run_without_plots(tmp_path: Path):
+    auto, manual = _cohort(tmp_path)
+    out = tmp_path / "out"
+    evaluate(auto, manual, out, {"plots": True, "progress": False, "n_bootstrap": 200})
+    assert (out / "plots" / f"where_{COL}.png").is_file()
+    evaluate(auto, manual, out, {"plots": False, "progress": False, "n_bootstrap": 200})
+    assert not (out / "plots").exists()
+
+
+def test_thinnest_cap_angle_and_nan_differences():
+    """The cap's angle is compared as the thickest calcium's is; a NaN difference is dropped,
+    not counted as a miss."""
+    from octseg.evaluate.angles import where_block
+
+    rows = [
+        {"pullback_id": "p1", "match": "matched", "where_diff_cap_min_angle_deg": d}
+        for d in (4.0, -30.0, float("nan"))
+    ]
+    w = where_block(rows, 10.0)
+    assert set(w) == {"cap_min_angle_deg"}
+    assert w["cap_min_angle_deg"]["n"] == 2 and w["cap_min_angle_deg"]["share_within"]["k"] == 1
+    assert w["cap_min_angle_deg"]["median_abs_deg"] == pytest.approx(17.0)
+    assert where_agreement([float("nan")], ["p1"], 10.0)["n"] == 0
 
 
 def test_where_within_setting_counts_more_frames(tmp_path: Path):
