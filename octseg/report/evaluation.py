@@ -274,7 +274,7 @@ h1{font-size:1.6em;margin-bottom:4px} h2{font-size:1.2em;margin-top:28px;border-
 padding-bottom:4px} .meta{color:#555;font-size:.9em}
 table{border-collapse:collapse;margin:8px 0 12px;font-size:.9em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
-.verdict td{white-space:nowrap} .verdict td.l{white-space:normal} .ci{white-space:nowrap} th{background:#f3f5f8;text-align:center}
+.wide{overflow-x:auto} .verdict td{white-space:nowrap} .verdict td.l{white-space:normal} .ci{white-space:nowrap} th{background:#f3f5f8;text-align:center}
 td.l{text-align:left} .ci{color:#777;font-size:.85em} .good{background:#e3f4e1} .fair{background:#fff4d6}
 .poor{background:#fde2e1} .warn{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;
 margin:6px 0;font-size:.9em} .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));
@@ -333,7 +333,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
     v = metrics["verdict"]
     if v:
         add(
-            "<table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
+            "<div class=wide><table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
             "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
             "<th>ICC 95% CI over pullbacks</th><th>ICC without the pullback that lowers it most</th>"
             "<th>MAE</th><th>r</th>"
@@ -356,7 +356,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
                 f"{_ci(r.get('proportional_slope_ci_pullbacks'), 2)}</td>"
                 f"<td class='l note'>{html.escape(r.get('notes', ''))}</td></tr>"
             )
-        add("</table>")
+        add("</table></div>")
         add(
             "<p class=note>ICC: "
             + html.escape(metrics["icc_form"])
