@@ -191,14 +191,13 @@ def run_demo(
     for rep in result["reports"]:
         print(f"HTML report: {rep}")
     if "evaluation" in result:
+        from octseg.report.evaluation import malapposed_struts_line
+        from octseg.report.where import where_line
+
         print(_verdict_table(result["evaluation"] / "verdict.csv"))
         if result["malapposed_struts"]:  # the demo's own issue-18 target
-            from octseg.report.evaluation import malapposed_struts_line
-
             print(malapposed_struts_line(result["malapposed_struts"]))
         for column, w in result["where"].items():
-            from octseg.report.where import where_line
-
             print(where_line(column, w))
         print(f"Evaluation against the truth: {result['evaluation'] / 'report.html'}")
     return result
