@@ -274,7 +274,7 @@ h1{font-size:1.6em;margin-bottom:4px} h2{font-size:1.2em;margin-top:28px;border-
 padding-bottom:4px} .meta{color:#555;font-size:.9em}
 table{border-collapse:collapse;margin:8px 0 12px;font-size:.9em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
-.wide{overflow-x:auto} .verdict td{white-space:nowrap} .verdict td.l{white-space:normal} .ci{white-space:nowrap} th{background:#f3f5f8;text-align:center}
+.wide{overflow-x:auto} .verdict td.note{min-width:18em} .verdict td{white-space:nowrap} .verdict td.l{white-space:normal} .ci{white-space:nowrap} th{background:#f3f5f8;text-align:center}
 td.l{text-align:left} .ci{color:#777;font-size:.85em} .good{background:#e3f4e1} .fair{background:#fff4d6}
 .poor{background:#fde2e1} .warn{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;
 margin:6px 0;font-size:.9em} .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));
@@ -335,7 +335,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
         add(
             "<div class=wide><table class=verdict><tr><th>level</th><th>measurement</th><th>unit</th><th>n</th><th>bias</th>"
             "<th>95% limits of agreement</th><th>ICC(A,1) [95% CI]</th>"
-            "<th>ICC 95% CI over pullbacks</th><th>ICC without the pullback that lowers it most</th>"
+            "<th>ICC 95% CI over pullbacks</th><th>ICC without its worst pullback</th>"
             "<th>MAE</th><th>r</th>"
             "<th>proportional bias (slope on manual) [95% CI over pullbacks]</th>"
             "<th>notes</th></tr>"
@@ -368,7 +368,7 @@ def _html_verdict(metrics: dict[str, Any]) -> list[str]:
             " on the manual values (the dotted fit on each scatter plot has slope 1 + it);"
             " below 0, small values read high and large ones low, which lowers the ICC even"
             " where the bias is near 0. Error in the manual readings also pulls it below 0."
-            " The pullback that lowers an ICC most is the one whose leaving out raises it most:"
+            " Its worst pullback: the one whose leaving out raises the ICC most:"
             " one hard lesion can carry a cohort's ICC (a diagnostic, not a result to report;"
             " – where leaving out no pullback raises it)."
             " Full statistics with confidence intervals in <a href=metrics.json>metrics.json</a>"
