@@ -431,17 +431,51 @@ def _finite_pairs(
 
 def _leave_one_out_iccs(
     a: np.ndarray, m: np.ndarray, clusters: Sequence[Any]
-) -> tuple[float, np.ndarray, list[str]]:
-    """ICC(A,1) of all pairs, the ICC with each cluster left out (per-cluster sums,
-    :func:`_icc_a1`) and the clusters' names in that order."""
+) -> tuple[float, np.ndarray, list[str]] | None:
+    """ICC(A,1) of the (finite) pairs, the ICC with each cluster left out (per-cluster sums,
+    :func:`_icc_a1`) and the clusters' names in that order; None with fewer than 3 pairs or
+    :data:`MIN_PULLBACKS_ICC` clusters, or where the ICC or any left-out ICC is undefined (a
+    rater whose values vary in one cluster only)."""
+    names = sorted({str(c) for c in clusters})  # the order of _cluster_index
+    if a.size < 3 or len(names) < MIN_PULLBACKS_ICC:
+        return None
     shift = (a.mean() + m.mean()) / 2  # centred sums: a common offset costs no precision
     ac, mc = a - shift, m - shift
     per = _cluster_sums(
         np.stack([np.ones_like(ac), ac, mc, ac * ac, mc * mc, ac * mc], 1), clusters
     )
     tot = per.sum(axis=0)
-    names = sorted({str(c) for c in clusters})  # the order of _cluster_index
-    return float(_icc_a1(tot[0], tot[1:])), _icc_a1(tot[0] - per[:, 0], tot[1:] - per[:, 1:]), names
+    icc, loo = _icc_a1(tot[0], tot[1:]), _icc_a1(tot[0] - per[:, 0], tot[1:] - per[:, 1:])
+    if not (np.all(np.isfinite(loo)) and np.isfinite(icc)):
+        return None
+    return float(icc), loo, names
+
+
+def _jackknife_ci(loo: tuple[float, np.ndarray, list[str]] | None) -> list[float | None]:
+    """The jackknife CI of :func:`jackknife_icc_ci` from :func:`_leave_one_out_iccs`."""
+    if loo is None:
+        return [None, None]
+    from scipy import stats as sst
+
+    icc, each, _ = loo
+    k = each.size
+    se = math.sqrt((k - 1) / k * float(((each - each.mean()) ** 2).sum()))
+    half = float(sst.t.ppf(0.975, k - 1)) * se
+    return _ci(*np.clip([icc - half, icc + half], -1.0, 1.0))
+
+
+def _most_influential(
+    loo: tuple[float, np.ndarray, list[str]] | None, clusters: Sequence[Any]
+) -> dict[str, Any] | None:
+    """:func:`most_influential_cluster` from :func:`_leave_one_out_iccs`."""
+    if loo is None:
+        return None
+    icc, each, names = loo
+    i = int(np.argmax(each))
+    if not each[i] > icc + 1e-9:
+        return None
+    n_pairs = sum(str(c) == names[i] for c in clusters)
+    return {"pullback": names[i], "icc_without": _f(each[i]), "n_pairs": n_pairs}
 
 
 def jackknife_icc_ci(
@@ -455,17 +489,7 @@ def jackknife_icc_ci(
     percentile bootstrap over pullbacks did not (0.71 at 5 pullbacks, 0.87 at 16:
     ``benchmarks/ci_coverage.py``). Non-finite pairs are dropped."""
     a, m, clusters = _finite_pairs(auto, manual, clusters)
-    if a.size < 3 or len({str(c) for c in clusters}) < MIN_PULLBACKS_ICC:
-        return [None, None]
-    icc, loo, _ = _leave_one_out_iccs(a, m, clusters)
-    if not (np.all(np.isfinite(loo)) and np.isfinite(icc)):
-        return [None, None]
-    from scipy import stats as sst
-
-    k = loo.size
-    se = math.sqrt((k - 1) / k * float(((loo - loo.mean()) ** 2).sum()))
-    half = float(sst.t.ppf(0.975, k - 1)) * se
-    return _ci(*np.clip([icc - half, icc + half], -1.0, 1.0))
+    return _jackknife_ci(_leave_one_out_iccs(a, m, clusters))
 
 
 def most_influential_cluster(
@@ -478,16 +502,7 @@ def most_influential_cluster(
     :data:`MIN_PULLBACKS_ICC` clusters, or where the ICC or any left-out ICC is undefined.
     Non-finite pairs are dropped."""
     a, m, clusters = _finite_pairs(auto, manual, clusters)
-    if a.size < 3 or len({str(c) for c in clusters}) < MIN_PULLBACKS_ICC:
-        return None
-    icc, loo, names = _leave_one_out_iccs(a, m, clusters)
-    if not (np.all(np.isfinite(loo)) and np.isfinite(icc)):
-        return None
-    i = int(np.argmax(loo))
-    if not loo[i] > icc + 1e-9:
-        return None
-    n_pairs = sum(str(c) == names[i] for c in clusters)
-    return {"pullback": names[i], "icc_without": _f(loo[i]), "n_pairs": n_pairs}
+    return _most_influential(_leave_one_out_iccs(a, m, clusters), clusters)
 
 
 def cluster_agreement_ci(
@@ -513,8 +528,9 @@ def cluster_agreement_ci(
     ones = np.ones_like(a)
     out["bias_ci_pullbacks"] = cluster_ratio_ci(a - m, ones, kept, bounds=None)
     out["mae_ci_pullbacks"] = cluster_ratio_ci(np.abs(a - m), ones, kept, bounds=(0, math.inf))
-    out["icc_ci_pullbacks"] = jackknife_icc_ci(a, m, kept)
-    out["icc_most_influential"] = most_influential_cluster(a, m, kept)
+    loo = _leave_one_out_iccs(a, m, kept)  # once for the jackknife and the influence
+    out["icc_ci_pullbacks"] = _jackknife_ci(loo)
+    out["icc_most_influential"] = _most_influential(loo, kept)
     if np.array_equal(a, m) and out["n_pullbacks"] >= MIN_PULLBACKS_ICC:
         out["icc_ci_pullbacks"] = [1.0, 1.0]
     return out

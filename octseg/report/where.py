@@ -126,7 +126,6 @@ def write_where_plots(
 def _number(v: Any) -> float:
     """A table cell as a float; NaN for a blank or non-number (not plotted)."""
     try:
-        x = float(v)
+        return float(v)
     except (TypeError, ValueError):
         return math.nan
-    return x
