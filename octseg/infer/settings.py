@@ -33,6 +33,7 @@ POSTPROCESS_KEYS = (
     "calcium_min_length_mm",
     "calcium_extend_prob",
     "calcium_track_frames",
+    "calcium_frame_vote",
     "lumen_contour",
     "strut_inner_mm",
     "strut_outer_mm",
@@ -254,16 +255,23 @@ def _post_recommended(post: Any, rec: Mapping[str, Any]) -> tuple[Any, dict[str,
     return with_extension(post, post.get("calcium_extend_prob")), applied
 
 
-# postprocess settings added after outputs were first fingerprinted: left out of the mapping
-# while 0 (off), so outputs written before they existed keep their fingerprint
-_OMITTED_WHEN_OFF = ("calcium_min_length_mm", "calcium_extend_prob", "calcium_track_frames")
+# postprocess settings added after outputs were first fingerprinted, with their value when off:
+# left out of the mapping while off, so outputs written before they existed keep their fingerprint
+_OMITTED_WHEN_OFF = {
+    "calcium_min_length_mm": 0,
+    "calcium_extend_prob": 0,
+    "calcium_track_frames": 0,
+    "calcium_frame_vote": 1,
+}
 
 
 def with_extension(post: Mapping[str, Any], value: Any) -> dict[str, Any]:
     """The postprocess mapping with ``calcium_extend_prob`` = ``value``, without the settings of
-    :data:`_OMITTED_WHEN_OFF` that are 0 (off)."""
+    :data:`_OMITTED_WHEN_OFF` that are off."""
     out = {**post, "calcium_extend_prob": value}
-    return {k: v for k, v in out.items() if not (k in _OMITTED_WHEN_OFF and v == 0)}
+    return {
+        k: v for k, v in out.items() if not (k in _OMITTED_WHEN_OFF and v == _OMITTED_WHEN_OFF[k])
+    }
 
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,9 @@ exit; interpolated across guidewire and strut rays where lumen is removed:
   islands in the tissue, a false lumen behind an attached flap) becomes background.
 * **Calcium** only outside the lumen (above) and at most ``calcium_max_depth_mm`` beyond
   ``r_L`` (OCT sees 1.5-2 mm into tissue); deeper calcium pixels become background.
+  With ``calcium_frame_vote`` = k > 1 (odd; default 1: off) a tissue or calcium pixel is
+  then calcium where more than half of the k frames around it have calcium there
+  (:mod:`octseg.model.frame_vote`: a median filter along the pullback).
   8-connected calcium components (polar: A-lines periodic) smaller than
   ``calcium_min_area_mm2`` (after the rules above; default 0: off, measured in
   docs/metrics.md) become background: specks that score no overlap and add arc and lesions
@@ -53,7 +56,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +73,7 @@ from octseg.geometry.kernels import farthest_corner, for_device
 from octseg.geometry.settings import GeometrySettings
 from octseg.geometry.summary import bridged_runs
 from octseg.model.extend import is_extend_prob
+from octseg.model.frame_vote import vote_calcium
 from octseg.model.track import calcium_frames, restore_tracked, split_small
 
 
@@ -80,6 +85,9 @@ class PostprocessSettings:
     # ... unless kept calcium lies on one of their rays at most this many frames away (chained;
     # 0: off; octseg.model.track)
     calcium_track_frames: int = 0
+    # calcium by a majority of this many frames around each pixel (odd; 1: off;
+    # octseg.model.frame_vote), before the minimum area and length
+    calcium_frame_vote: int = 1
     # calcium of lesions shorter than this (frames spanned x frame spacing): removed (0: off)
     calcium_min_length_mm: float = 0.0
     # calcium lesions extended along the A-lines into tissue samples of at least this calcium
@@ -122,9 +130,10 @@ class PostprocessSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
                 raise InputError(None, f"postprocess.{name} must be a number >= 0, got {v!r}")
-        w = self.guidewire_frames
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0:
-            raise InputError(None, f"postprocess.guidewire_frames must be odd >= 1, got {w!r}")
+        for name in ("guidewire_frames", "calcium_frame_vote"):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0:
+                raise InputError(None, f"postprocess.{name} must be odd >= 1, got {w!r}")
         if self.lumen_contour not in ("smooth", "first_wall"):
             raise InputError(
                 None,
@@ -406,16 +415,27 @@ def postprocess_labels(
     gw_off = ~_grow(sector | _neighbours(g), margin) if f > 1 else ~g
     gw_add = _missing_sector(g, sector, margin)
     for a in range(0, f, step):
-        b = min(f, a + step)
-        lab = torch.from_numpy(labels[a:b]).to(device)
-        sl = slice(a, b)
-        _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
-        if s.calcium_min_area_mm2 > 0 and not s.calcium_track_frames:
-            _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
-        if lab.device.type != "cpu":
-            labels[a:b] = lab.cpu().numpy()
+        sl = slice(a, min(f, a + step))
+        with _chunk(labels, sl, device) as lab:
+            _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
+    vote_calcium(labels, s.calcium_frame_vote, has_all.cpu().numpy())
+    if s.calcium_min_area_mm2 > 0 and not s.calcium_track_frames:
+        for a in range(0, f, step):
+            sl = slice(a, min(f, a + step))
+            with _chunk(labels, sl, device) as lab:
+                _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
     _short_and_tracked(labels, rays, has_all, s, frame_spacing_mm, max_gap_frames)
     return labels
+
+
+@contextmanager
+def _chunk(labels: np.ndarray, sl: slice, device) -> Iterator[torch.Tensor]:
+    """Frames ``sl`` of ``labels`` as a tensor on ``device`` to edit in place: on the CPU the
+    array's own memory, elsewhere a copy written back."""
+    lab = torch.from_numpy(labels[sl]).to(device)
+    yield lab
+    if lab.device.type != "cpu":
+        labels[sl] = lab.cpu().numpy()
 
 
 def drop_short_calcium(

@@ -472,6 +472,9 @@ def _postprocess_note(post: Any) -> str:
     if area and track:
         frames = "frame" if track == 1 else "frames"
         removed += f" unless a lesion within {track} {frames} continues them"
+    vote = post.get("calcium_frame_vote")
+    if vote and vote > 1:
+        removed += f", calcium by the majority of {vote} neighbouring frames"
     short = post.get("calcium_min_length_mm")
     removed += f", calcium lesions shorter than {short:g} mm removed" if short else ""
     grown = f", calcium arcs extended at calcium probability ≥ {extend:g}" if extend else ""

@@ -102,7 +102,8 @@ def test_the_outputs_change_with_the_applied_settings(trained, tmp_path):
     c = _infer(*trained, tmp_path / "c", "postprocess.calcium_extend_prob=0.2")
     d = _infer(*trained, tmp_path / "d", "postprocess.calcium_min_length_mm=0.6")
     e = _infer(*trained, tmp_path / "e", "postprocess.calcium_track_frames=3")
-    assert len({m["fingerprint"] for m in (a, b, c, d, e)}) == 5
+    f = _infer(*trained, tmp_path / "f", "postprocess.calcium_frame_vote=3")
+    assert len({m["fingerprint"] for m in (a, b, c, d, e, f)}) == 6
 
 
 def test_calcium_tracking_off_keeps_the_fingerprint_of_older_outputs():
@@ -141,6 +142,16 @@ def test_newer_rules_off_keep_the_fingerprint_of_older_outputs(key):
         assert resolved.postprocess == old
     on = InferSettings("c", "i", "o", postprocess={**old, key: 0.2})
     assert on.with_recommended({})[0].postprocess[key] == 0.2
+
+
+def test_the_frame_vote_off_keeps_the_fingerprint_of_older_outputs():
+    """``calcium_frame_vote`` 1 (off, the default) is not in the resolved settings; 3 is."""
+    old = {"enabled": True, "calcium_min_area_mm2": 0.1}
+    for post in (old, {**old, "calcium_frame_vote": 1}):
+        resolved = InferSettings("c", "i", "o", postprocess=post).with_recommended({})[0]
+        assert resolved.postprocess == old
+    on = InferSettings("c", "i", "o", postprocess={**old, "calcium_frame_vote": 3})
+    assert on.with_recommended({})[0].postprocess["calcium_frame_vote"] == 3
 
 
 @pytest.mark.parametrize(
