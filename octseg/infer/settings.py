@@ -34,6 +34,7 @@ POSTPROCESS_KEYS = (
     "calcium_extend_prob",
     "calcium_track_frames",
     "calcium_frame_vote",
+    "calcium_outer_median",
     "lumen_contour",
     "strut_inner_mm",
     "strut_outer_mm",
@@ -262,6 +263,7 @@ _OMITTED_WHEN_OFF = {
     "calcium_extend_prob": 0,
     "calcium_track_frames": 0,
     "calcium_frame_vote": 1,
+    "calcium_outer_median": 1,
 }
 
 

@@ -18,7 +18,10 @@ exit; interpolated across guidewire and strut rays where lumen is removed:
   ``r_L`` (OCT sees 1.5-2 mm into tissue); deeper calcium pixels become background.
   With ``calcium_frame_vote`` = k > 1 (odd; default 1: off) a tissue or calcium pixel is
   then calcium where more than half of the k frames around it have calcium there
-  (:mod:`octseg.model.frame_vote`: a median filter along the pullback).
+  (:mod:`octseg.model.frame_vote`: a median filter along the pullback). With
+  ``calcium_outer_median`` = k > 1 (odd; default 1: off) the outer calcium border on each
+  catheter ray where all k frames around a frame have calcium becomes the median of theirs
+  (:mod:`octseg.model.outer_median`: the arc and the inner border stay).
   8-connected calcium components (polar: A-lines periodic) smaller than
   ``calcium_min_area_mm2`` (after the rules above; default 0: off, measured in
   docs/metrics.md) become background: specks that score no overlap and add arc and lesions
@@ -72,6 +75,7 @@ from octseg.geometry.components import components_from_flat, label_with_areas
 from octseg.geometry.kernels import farthest_corner, for_device
 from octseg.geometry.settings import GeometrySettings
 from octseg.geometry.summary import bridged_runs
+from octseg.model import outer_median as om
 from octseg.model.extend import is_extend_prob
 from octseg.model.frame_vote import vote_calcium
 from octseg.model.track import calcium_frames, restore_tracked, split_small
@@ -88,6 +92,9 @@ class PostprocessSettings:
     # calcium by a majority of this many frames around each pixel (odd; 1: off;
     # octseg.model.frame_vote), before the minimum area and length
     calcium_frame_vote: int = 1
+    # the outer calcium border on each catheter ray: the median of this many frames around it
+    # where all have calcium on the ray (odd; 1: off; octseg.model.outer_median)
+    calcium_outer_median: int = 1
     # calcium of lesions shorter than this (frames spanned x frame spacing): removed (0: off)
     calcium_min_length_mm: float = 0.0
     # calcium lesions extended along the A-lines into tissue samples of at least this calcium
@@ -130,7 +137,7 @@ class PostprocessSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
                 raise InputError(None, f"postprocess.{name} must be a number >= 0, got {v!r}")
-        for name in ("guidewire_frames", "calcium_frame_vote"):
+        for name in ("guidewire_frames", "calcium_frame_vote", "calcium_outer_median"):
             w = getattr(self, name)
             if isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0:
                 raise InputError(None, f"postprocess.{name} must be odd >= 1, got {w!r}")
@@ -419,6 +426,8 @@ def postprocess_labels(
         with _chunk(labels, sl, device) as lab:
             _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
     vote_calcium(labels, s.calcium_frame_vote, has_all.cpu().numpy())
+    if s.calcium_outer_median > 1:
+        _outer_median(labels, rays, has_all, s.calcium_outer_median, step, device)
     if s.calcium_min_area_mm2 > 0 and not s.calcium_track_frames:
         for a in range(0, f, step):
             sl = slice(a, min(f, a + step))
@@ -426,6 +435,22 @@ def postprocess_labels(
                 _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
     _short_and_tracked(labels, rays, has_all, s, frame_spacing_mm, max_gap_frames)
     return labels
+
+
+def _outer_median(labels: np.ndarray, rays: _Rays, has: torch.Tensor, window: int, step, device):
+    """``calcium_outer_median`` on ``labels`` (in place; :mod:`octseg.model.outer_median`):
+    every frame's outer calcium border per ray, the medians along the pullback, then applied
+    (frames without lumen keep theirs)."""
+    spans = [slice(a, min(len(labels), a + step)) for a in range(0, len(labels), step)]
+    own = []
+    for sl in spans:
+        with _chunk(labels, sl, device) as lab:
+            own.append(om.outer_border(lab, rays.index, rays.r, rays.n))
+    own = torch.cat(own)
+    new = torch.where(has[:, None], om.median_borders(own, window), own)
+    for sl in spans:
+        with _chunk(labels, sl, device) as lab:
+            om.apply_borders(lab, own[sl], new[sl], rays.index, rays.r)
 
 
 @contextmanager

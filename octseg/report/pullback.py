@@ -475,6 +475,9 @@ def _postprocess_note(post: Any) -> str:
     vote = post.get("calcium_frame_vote")
     if vote and vote > 1:
         removed += f", calcium by the majority of {vote} neighbouring frames"
+    outer = post.get("calcium_outer_median")
+    if outer and outer > 1:
+        removed += f", outer calcium borders the median of {outer} neighbouring frames"
     short = post.get("calcium_min_length_mm")
     removed += f", calcium lesions shorter than {short:g} mm removed" if short else ""
     grown = f", calcium arcs extended at calcium probability ≥ {extend:g}" if extend else ""

@@ -103,7 +103,8 @@ def test_the_outputs_change_with_the_applied_settings(trained, tmp_path):
     d = _infer(*trained, tmp_path / "d", "postprocess.calcium_min_length_mm=0.6")
     e = _infer(*trained, tmp_path / "e", "postprocess.calcium_track_frames=3")
     f = _infer(*trained, tmp_path / "f", "postprocess.calcium_frame_vote=3")
-    assert len({m["fingerprint"] for m in (a, b, c, d, e, f)}) == 6
+    g = _infer(*trained, tmp_path / "g", "postprocess.calcium_outer_median=3")
+    assert len({m["fingerprint"] for m in (a, b, c, d, e, f, g)}) == 7
 
 
 def test_calcium_tracking_off_keeps_the_fingerprint_of_older_outputs():
@@ -144,14 +145,15 @@ def test_newer_rules_off_keep_the_fingerprint_of_older_outputs(key):
     assert on.with_recommended({})[0].postprocess[key] == 0.2
 
 
-def test_the_frame_vote_off_keeps_the_fingerprint_of_older_outputs():
-    """``calcium_frame_vote`` 1 (off, the default) is not in the resolved settings; 3 is."""
+@pytest.mark.parametrize("key", ["calcium_frame_vote", "calcium_outer_median"])
+def test_frame_windows_off_keep_the_fingerprint_of_older_outputs(key):
+    """A window of 1 (off, the default) is not in the resolved settings; 3 is."""
     old = {"enabled": True, "calcium_min_area_mm2": 0.1}
-    for post in (old, {**old, "calcium_frame_vote": 1}):
+    for post in (old, {**old, key: 1}):
         resolved = InferSettings("c", "i", "o", postprocess=post).with_recommended({})[0]
         assert resolved.postprocess == old
-    on = InferSettings("c", "i", "o", postprocess={**old, "calcium_frame_vote": 3})
-    assert on.with_recommended({})[0].postprocess["calcium_frame_vote"] == 3
+    on = InferSettings("c", "i", "o", postprocess={**old, key: 3})
+    assert on.with_recommended({})[0].postprocess[key] == 3
 
 
 @pytest.mark.parametrize(

@@ -63,14 +63,15 @@ def test_five_frames_need_three_votes():
     np.testing.assert_array_equal(out[2], rows("c")[0])  # 3 of 5
 
 
-def thickness(labels, space):
-    """Each frame's maximum calcium thickness (mm) by the product's geometry."""
+def thickness(labels, space, column="calcium_max_thickness_mm"):
+    """Each frame's maximum calcium thickness (mm), or another ``column``, by the product's
+    geometry."""
     h, w = labels.shape[1:]
     center = ((h - 1) / 2, (w - 1) / 2) if space == "cartesian" else None
     m = measure_frames(
         labels, space=space, pixel_spacing_mm=PS, frame_spacing_mm=0.2, catheter_center=center
     )
-    return [row["calcium_max_thickness_mm"] for row in m.frames]
+    return [row[column] for row in m.frames]
 
 
 def thick_frames(space, thick_on=2, n=5):

@@ -1,0 +1,67 @@
+"""The outer calcium border along the pullback: the post-processing's ``calcium_outer_median``.
+
+The network labels each frame on its own (with a few neighbours as input channels), and
+neighbouring frames of a pullback 0.1-0.2 mm apart are near duplicates. Where calcium fades
+into the tissue behind it the outer border the network draws wavers from frame to frame, and
+the per-frame maximum thickness, a maximum over the rays of one frame, picks up each frame's
+excursions (docs/calcium_candidates.md, fifty-fourth session). With ``calcium_outer_median`` = k
+(odd, > 1), on each catheter ray where all k frames around a frame have calcium, that frame's
+outer calcium border (the farthest calcium from the catheter on the ray) becomes the median of
+the k frames' outer borders: calcium beyond it becomes tissue, tissue between the frame's own
+border and it becomes calcium. No ray gains or loses calcium and the inner border stays, so the
+arc and the depth are the network's; at the ends of a lesion or of its arc, and within
+``k // 2`` frames of the pullback's ends, each frame keeps its own border. Published pipelines
+clean their per-frame calcium too (a conditional random field, Gharaibeh et al. 2019; with the
+missing frames of a lesion interpolated, Lee et al. 2020).
+
+Works on chunks of label maps with the catheter rays of :class:`octseg.model.postprocess._Rays`
+(polar: the A-lines; Cartesian: the ray before each pixel, ``n_rays`` of them), in torch: one
+pass for every frame's outer border ``(F, n_rays)``, one to apply the medians.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from octseg.core.classes import BACKGROUND, CALCIUM
+
+
+def outer_border(lab: torch.Tensor, index: torch.Tensor, r: torch.Tensor, n: int) -> torch.Tensor:
+    """Per frame and ray of labels ``(B, H, W)``: the largest radius ``r`` of a calcium pixel on
+    the ray, -1 where the ray has none. ``index`` / ``r`` ``(H * W,)``: each pixel's ray and
+    radius."""
+    b = lab.shape[0]
+    ca = lab.reshape(b, -1) == CALCIUM
+    vals = torch.where(ca, r.expand(b, -1), torch.tensor(-1.0, device=lab.device))
+    out = torch.full((b, n), -1.0, device=lab.device)
+    return out.scatter_reduce_(1, index.expand(b, -1), vals, "amax")
+
+
+def median_borders(outer: torch.Tensor, window: int) -> torch.Tensor:
+    """``outer`` ``(F, N)`` (-1: no calcium on the ray) with each value replaced by the median of
+    the ``window`` frames around it where all of them have calcium on that ray (else kept)."""
+    f, half = outer.shape[0], window // 2
+    if window <= 1 or f < window:
+        return outer
+    stack = torch.stack([outer[j : f - window + 1 + j] for j in range(window)])  # (k, F-k+1, N)
+    full = (stack >= 0).all(0)
+    out = outer.clone()
+    mid = out[half : f - half]
+    mid.copy_(torch.where(full, stack.median(0).values, mid))
+    return out
+
+
+def apply_borders(
+    lab: torch.Tensor, own: torch.Tensor, new: torch.Tensor, index: torch.Tensor, r: torch.Tensor
+) -> None:
+    """Labels ``(B, H, W)`` in place: on each ray, calcium beyond ``new`` becomes tissue and
+    tissue beyond ``own`` up to ``new`` becomes calcium (``own``, ``new``: ``(B, N)``)."""
+    b = lab.shape[0]
+    flat = lab.view(b, -1)
+    at = index.expand(b, -1)
+    o, m = torch.gather(own, 1, at), torch.gather(new, 1, at)
+    rr = r.expand(b, -1)
+    cut = (flat == CALCIUM) & (rr > m)
+    grow = (flat == BACKGROUND) & (rr > o) & (rr <= m) & (o >= 0)
+    flat[cut] = BACKGROUND
+    flat[grow] = CALCIUM
