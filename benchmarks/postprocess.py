@@ -11,7 +11,8 @@ has to repair), and the share of pixels it changed. ``--calcium-rules`` adds ``-
 calcium specks (3x3 pixels) in the tissue of every frame and measures, with the ``smooth``
 contour, the calcium rules of ``experiment=hybrid`` models (minimum area 0.1 mm², minimum
 length 0.4 mm at 0.2 mm frames) without and with ``calcium_track_frames=3``
-(octseg/model/track.py) or ``calcium_frame_vote=3`` (octseg/model/frame_vote.py), against the contour alone in the same run. Writes JSON (default
+(octseg/model/track.py), ``calcium_frame_vote=3`` (octseg/model/frame_vote.py) or
+``calcium_outer_median=3`` (octseg/model/outer_median.py), against the contour alone in the same run. Writes JSON (default
 ``benchmarks/results/postprocess_<device>.json``, with ``--calcium-rules``
 ``postprocess_calcium_<device>.json``).
 """
@@ -62,6 +63,7 @@ VARIANTS = {  # name -> (lumen contour, calcium rules)
     "smooth+calcium": ("smooth", CALCIUM_RULES),
     "smooth+calcium+track3": ("smooth", {**CALCIUM_RULES, "calcium_track_frames": 3}),
     "smooth+calcium+vote3": ("smooth", {**CALCIUM_RULES, "calcium_frame_vote": 3}),
+    "smooth+calcium+outer3": ("smooth", {**CALCIUM_RULES, "calcium_outer_median": 3}),
 }
 
 
@@ -117,7 +119,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     names = (
-        ["smooth", "smooth+calcium", "smooth+calcium+track3", "smooth+calcium+vote3"]
+        [
+            "smooth",
+            "smooth+calcium",
+            "smooth+calcium+track3",
+            "smooth+calcium+vote3",
+            "smooth+calcium+outer3",
+        ]
         if args.calcium_rules
         else [
             "first_wall",  # the baseline first, in the same run
