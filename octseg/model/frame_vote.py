@@ -16,7 +16,7 @@ Only calcium and background (tissue) pixels change: the lumen, struts and guidew
 network's. Frames are padded at the ends of the pullback by repeating the end frame, so an end
 frame keeps its own calcium. Frames without lumen (``has`` false) are left as they are. Works on
 the label maps (polar or Cartesian, catheter-centred, so a pixel is the same place in every
-frame) in place, on the CPU, with at most k frames of masks held at once.
+frame) in place, on the CPU, with at most k + 1 frames of masks held at once.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def vote_calcium(labels: np.ndarray, window: int, has: np.ndarray | None = None)
     """``labels`` ``(F, H, W)`` (in place, and returned) with calcium where more than half of the
     ``window`` frames around each pixel have calcium (see the module docstring); ``window`` 1:
     unchanged. ``has`` ``(F,)``: the frames that may change (default: all)."""
+    if window % 2 == 0:
+        raise ValueError(f"the window must be odd, got {window}")
     f = len(labels)
     if window <= 1 or f < 2:
         return labels
@@ -43,7 +45,7 @@ def vote_calcium(labels: np.ndarray, window: int, has: np.ndarray | None = None)
         return masks[j]
 
     for i in range(f):
-        count = np.zeros(labels.shape[1:], np.uint8)
+        count = np.zeros(labels.shape[1:], np.int32)
         for j in range(i - half, i + half + 1):
             count += calcium(j)
         masks.pop(i - half - 1, None)  # no later window reaches it

@@ -60,7 +60,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -421,46 +420,47 @@ def postprocess_labels(
     margin = int(math.ceil(s.guidewire_margin_deg / 360 * rays.n))
     gw_off = ~_grow(sector | _neighbours(g), margin) if f > 1 else ~g
     gw_add = _missing_sector(g, sector, margin)
-    for a in range(0, f, step):
-        sl = slice(a, min(f, a + step))
-        with _chunk(labels, sl, device) as lab:
-            _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
-    vote_calcium(labels, s.calcium_frame_vote, has_all.cpu().numpy())
+    for sl, lab in _chunks(labels, step, device):
+        _apply(lab, rays, kf_all[sl], kk_all[sl], has_all[sl], s, gw_add[sl], gw_off[sl], guide)
+    if s.calcium_frame_vote > 1:
+        vote_calcium(labels, s.calcium_frame_vote, has_all.cpu().numpy())
     if s.calcium_outer_median > 1:
         _outer_median(labels, rays, has_all, s.calcium_outer_median, step, device)
     if s.calcium_min_area_mm2 > 0 and not s.calcium_track_frames:
-        for a in range(0, f, step):
-            sl = slice(a, min(f, a + step))
-            with _chunk(labels, sl, device) as lab:
-                _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
+        for sl, lab in _chunks(labels, step, device):
+            _drop_small_calcium(lab, rays, has_all[sl], s.calcium_min_area_mm2)
     _short_and_tracked(labels, rays, has_all, s, frame_spacing_mm, max_gap_frames)
     return labels
 
 
-def _outer_median(labels: np.ndarray, rays: _Rays, has: torch.Tensor, window: int, step, device):
+def _outer_median(
+    labels: np.ndarray, rays: _Rays, has: torch.Tensor, window: int, step: int, device: Any
+) -> None:
     """``calcium_outer_median`` on ``labels`` (in place; :mod:`octseg.model.outer_median`):
-    every frame's outer calcium border per ray, the medians along the pullback, then applied
-    (frames without lumen keep theirs)."""
-    spans = [slice(a, min(len(labels), a + step)) for a in range(0, len(labels), step)]
-    own = []
-    for sl in spans:
-        with _chunk(labels, sl, device) as lab:
-            own.append(om.outer_border(lab, rays.index, rays.r, rays.n))
-    own = torch.cat(own)
-    new = torch.where(has[:, None], om.median_borders(own, window), own)
-    for sl in spans:
-        with _chunk(labels, sl, device) as lab:
-            om.apply_borders(lab, own[sl], new[sl], rays.index, rays.r)
+    every frame's calcium extent per ray, the medians of the outer borders along the pullback,
+    then applied (frames without lumen keep theirs)."""
+    parts = [
+        om.calcium_extent(lab, rays.index, rays.r, rays.n)
+        for _, lab in _chunks(labels, step, device, write=False)
+    ]
+    inner, outer = (torch.cat(p) for p in zip(*parts))
+    new = torch.where(has[:, None], om.median_borders(outer, window), outer)
+    for sl, lab in _chunks(labels, step, device):
+        om.apply_borders(lab, inner[sl], outer[sl], new[sl], rays.index, rays.r)
 
 
-@contextmanager
-def _chunk(labels: np.ndarray, sl: slice, device) -> Iterator[torch.Tensor]:
-    """Frames ``sl`` of ``labels`` as a tensor on ``device`` to edit in place: on the CPU the
-    array's own memory, elsewhere a copy written back."""
-    lab = torch.from_numpy(labels[sl]).to(device)
-    yield lab
-    if lab.device.type != "cpu":
-        labels[sl] = lab.cpu().numpy()
+def _chunks(
+    labels: np.ndarray, step: int, device: Any, write: bool = True
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``step`` frames of ``labels`` at a time, as a tensor on ``device`` to edit in place: on
+    the CPU the array's own memory, elsewhere a copy written back after each step (unless
+    ``write`` is false)."""
+    for a in range(0, len(labels), step):
+        sl = slice(a, min(len(labels), a + step))
+        lab = torch.from_numpy(labels[sl]).to(device)
+        yield sl, lab
+        if write and lab.device.type != "cpu":
+            labels[sl] = lab.cpu().numpy()
 
 
 def drop_short_calcium(

@@ -467,17 +467,17 @@ def _postprocess_note(post: Any) -> str:
         return "; anatomical post-processing off"
     post = post if isinstance(post, Mapping) else {}
     area, extend = post.get("calcium_min_area_mm2"), post.get("calcium_extend_prob")
-    removed = f", calcium components under {area:g} mm² removed" if area else ""
+    vote, outer = post.get("calcium_frame_vote"), post.get("calcium_outer_median")
+    removed = (
+        f", calcium by the majority of {vote} neighbouring frames" if vote and vote > 1 else ""
+    )
+    if outer and outer > 1:
+        removed += f", outer calcium borders the median of {outer} neighbouring frames"
+    removed += f", calcium components under {area:g} mm² removed" if area else ""
     track = post.get("calcium_track_frames")
     if area and track:
         frames = "frame" if track == 1 else "frames"
         removed += f" unless a lesion within {track} {frames} continues them"
-    vote = post.get("calcium_frame_vote")
-    if vote and vote > 1:
-        removed += f", calcium by the majority of {vote} neighbouring frames"
-    outer = post.get("calcium_outer_median")
-    if outer and outer > 1:
-        removed += f", outer calcium borders the median of {outer} neighbouring frames"
     short = post.get("calcium_min_length_mm")
     removed += f", calcium lesions shorter than {short:g} mm removed" if short else ""
     grown = f", calcium arcs extended at calcium probability ≥ {extend:g}" if extend else ""

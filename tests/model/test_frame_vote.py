@@ -32,6 +32,22 @@ def test_a_one_frame_excursion_goes_and_a_one_frame_gap_is_filled():
     np.testing.assert_array_equal(out, rows("cc..", "cc..", "cc..", "cc..", "cc.c"))
 
 
+def test_each_frame_votes_with_its_neighbours_labels_before_the_vote():
+    """Frame 1 becomes calcium (frames 0 and 2 have it), but frame 2 is decided on frame 1's
+    own label (none), so it goes: a vote that read already-changed frames would keep it."""
+    out = vote_calcium(rows("c", ".", "c", ".", "."), 3)
+    np.testing.assert_array_equal(out, rows("c", "c", ".", ".", "."))
+
+
+def test_a_window_longer_than_the_pullback_and_even_windows():
+    """9 frames about a 3-frame pullback: the ends repeated, so each frame counts itself or its
+    end neighbour several times; an even window is an error."""
+    out = vote_calcium(rows("c", "c", "."), 9)
+    np.testing.assert_array_equal(out, rows("c", "c", "."))
+    with pytest.raises(ValueError, match="odd"):
+        vote_calcium(rows("c", "."), 4)
+
+
 def test_a_steadily_growing_border_is_kept_frame_by_frame():
     """Nested borders (a lesion that widens along the pullback): the median of three nested
     borders is the middle one, so nothing changes."""

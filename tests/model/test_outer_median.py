@@ -23,8 +23,8 @@ def polar_median(*frames: str, window: int = 3) -> np.ndarray:
     lab = torch.from_numpy(rows(*frames))
     w = lab.shape[2]
     index, r = torch.zeros(w, dtype=torch.long), torch.arange(w, dtype=torch.float32)
-    own = om.outer_border(lab, index, r, 1)
-    om.apply_borders(lab, own, om.median_borders(own, window), index, r)
+    inner, own = om.calcium_extent(lab, index, r, 1)
+    om.apply_borders(lab, inner, own, om.median_borders(own, window), index, r)
     return lab.numpy()
 
 
@@ -50,6 +50,22 @@ def test_struts_lumen_and_gaps_inside_the_calcium_stay():
     the frame's own calcium is not filled (only tissue beyond its own border)."""
     out = polar_median("LLcccccc", "LLc.cs..", "LLcccccc")
     np.testing.assert_array_equal(out[1], rows("LLc.cscc")[0])
+
+
+def test_a_deep_deposit_under_shallow_neighbours_keeps_its_ray():
+    """Frame 1's calcium lies deeper than both neighbours' outer borders: the median (3) is
+    nearer than its inner border (5), so the ray keeps its calcium as it is. With a second
+    deposit farther out (outer border 8, median 4) that deposit goes, and the gap inside the
+    frame's own calcium is not filled."""
+    out = polar_median("LLcc....", "LL...ccc", "LLcc....")
+    np.testing.assert_array_equal(out[1], rows("LL...ccc")[0])
+    out = polar_median("LLccc....", "LLcc...cc", "LLccc....")
+    np.testing.assert_array_equal(out[1], rows("LLcc.....")[0])
+
+
+def test_even_windows_are_refused_by_the_functions():
+    with pytest.raises(ValueError, match="odd"):
+        om.median_borders(torch.zeros(5, 3), 4)
 
 
 def test_window_one_or_a_short_pullback_change_nothing():
@@ -100,6 +116,34 @@ def test_lesion_ends_and_a_shifted_arc_keep_their_own_calcium(space):
     off = run(frames, space)
     on = run(frames, space, settings={"calcium_outer_median": 3})
     np.testing.assert_array_equal(on, off)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_a_deep_frame_keeps_its_arc(space):
+    """Frame 2's lesion lies deeper (1.8-2.1 mm) than its neighbours' (1.1-1.4 mm) over the
+    same 60°: the median border is nearer than frame 2's calcium, so frame 2 keeps its calcium
+    as it is (arc, depth and thickness)."""
+    arc = (90, 150)
+    frames = [
+        annulus(bare(space), space, R + r0, R + r0 + 0.3, arc=arc, value=CALCIUM, shape=BIG[space])
+        for r0 in (0.1, 0.1, 0.8, 0.1, 0.1)
+    ]
+    off, on = run(frames, space), run(frames, space, settings={"calcium_outer_median": 3})
+    a_off, a_on = (thickness(x, space, "calcium_arc_deg") for x in (off, on))
+    d_off, d_on = (thickness(x, space, "calcium_min_depth_mm") for x in (off, on))
+    assert a_on[2] == pytest.approx(a_off[2], abs=1e-6)
+    assert d_on[2] == pytest.approx(d_off[2], abs=1e-6)
+    assert thickness(on, space)[2] == pytest.approx(thickness(off, space)[2], abs=1e-6)
+    assert a_on[2] == pytest.approx(60, abs=1.5)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_small_chunks_give_the_same_labels(space):
+    """The two passes run chunk by chunk: 2 frames a step gives what 8 do."""
+    frames = thick_frames(space, n=7)
+    post = {"calcium_outer_median": 3}
+    a = run(frames, space, settings={**post, "chunk_frames": 2})
+    np.testing.assert_array_equal(a, run(frames, space, settings={**post, "chunk_frames": 8}))
 
 
 @pytest.mark.parametrize("bad", [0, 4, True, 2.0])
