@@ -143,12 +143,22 @@ def test_the_minimum_area_applies_to_what_the_vote_makes(space):
     assert (out[[0, 2]] == CALCIUM).any(axis=(1, 2)).all()
 
 
+@pytest.mark.parametrize("key", ["calcium_frame_vote", "calcium_outer_median"])
 @pytest.mark.parametrize("bad", [0, 2, -3, True, 1.5, "3"])
-def test_bad_windows_are_refused(bad):
-    with pytest.raises(InputError, match="calcium_frame_vote must be odd >= 1"):
-        PostprocessSettings.from_value({"calcium_frame_vote": bad})
+def test_bad_windows_are_refused(key, bad):
+    """Both rules along the pullback (this one and octseg.model.outer_median) take odd
+    windows only."""
+    with pytest.raises(InputError, match=f"{key} must be odd >= 1"):
+        PostprocessSettings.from_value({key: bad})
 
 
-def test_the_report_says_the_vote():
-    assert "majority of 3 neighbouring frames" in _postprocess_note({"calcium_frame_vote": 3})
-    assert "majority" not in _postprocess_note({"calcium_frame_vote": 1})
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("calcium_frame_vote", "calcium by the majority of 3 neighbouring frames"),
+        ("calcium_outer_median", "outer calcium borders the median of 3 neighbouring frames"),
+    ],
+)
+def test_the_report_names_the_rule_when_on(key, words):
+    assert words in _postprocess_note({key: 3})
+    assert "neighbouring frames" not in _postprocess_note({key: 1})

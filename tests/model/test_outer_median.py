@@ -12,10 +12,7 @@ from test_postprocess import BIG, SPACES, R, annulus, run
 from test_track import bare
 
 from octseg.core.classes import CALCIUM, LUMEN
-from octseg.core.errors import InputError
 from octseg.model import outer_median as om
-from octseg.model.postprocess import PostprocessSettings
-from octseg.report.pullback import _postprocess_note
 
 
 def polar_median(*frames: str, window: int = 3) -> np.ndarray:
@@ -144,14 +141,3 @@ def test_small_chunks_give_the_same_labels(space):
     post = {"calcium_outer_median": 3}
     a = run(frames, space, settings={**post, "chunk_frames": 2})
     np.testing.assert_array_equal(a, run(frames, space, settings={**post, "chunk_frames": 8}))
-
-
-@pytest.mark.parametrize("bad", [0, 4, True, 2.0])
-def test_bad_windows_are_refused(bad):
-    with pytest.raises(InputError, match="calcium_outer_median must be odd >= 1"):
-        PostprocessSettings.from_value({"calcium_outer_median": bad})
-
-
-def test_the_report_says_the_rule():
-    assert "outer calcium borders the median of 3" in _postprocess_note({"calcium_outer_median": 3})
-    assert "outer calcium" not in _postprocess_note({"calcium_outer_median": 1})
