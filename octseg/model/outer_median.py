@@ -11,13 +11,13 @@ the k frames' outer borders: calcium beyond it becomes tissue (a second deposit 
 the ray too), tissue between the frame's own border and it becomes calcium. Where the median
 lies nearer than the frame's inner calcium border (a deep deposit under shallow neighbours: not
 the same deposit) the ray keeps its calcium as it is. So no ray loses its calcium, none gains
-any where it has none, the inner border (the depth) stays, and in polar frames so does the arc. In Cartesian frames a ray is the wedge of pixels between
-two catheter rays, so a grown border can reach a ray of the geometry's (from the lumen
-centroid) that had no calcium: the arc can move by about one ray (0.5°). At the ends of a
-lesion or of its arc, and within ``k // 2`` frames of the pullback's ends, each frame keeps its
-own border. Published pipelines
-clean their per-frame calcium too (a conditional random field, Gharaibeh et al. 2019; with the
-missing frames of a lesion interpolated, Lee et al. 2020).
+any where it has none, the inner border (the depth) stays, and in polar frames so does the arc.
+In Cartesian frames a ray is the wedge of pixels between two catheter rays, so a grown border
+can reach a ray of the geometry's (from the lumen centroid) that had no calcium: the arc can
+move by about one ray (0.5°). At the ends of a lesion or of its arc, and within ``k // 2``
+frames of the pullback's ends, each frame keeps its own border. Published pipelines clean their
+per-frame calcium too (a conditional random field, Gharaibeh et al. 2019; with the missing
+frames of a lesion interpolated, Lee et al. 2020).
 
 Works on chunks of label maps with the catheter rays of :class:`octseg.model.postprocess._Rays`
 (polar: the A-lines; Cartesian: the ray before each pixel, ``n_rays`` of them), in torch: one
