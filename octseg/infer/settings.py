@@ -256,24 +256,26 @@ def _post_recommended(post: Any, rec: Mapping[str, Any]) -> tuple[Any, dict[str,
     return with_extension(post, post.get("calcium_extend_prob")), applied
 
 
-# postprocess settings added after outputs were first fingerprinted, with their value when off:
-# left out of the mapping while off, so outputs written before they existed keep their fingerprint
-_OMITTED_WHEN_OFF = {
-    "calcium_min_length_mm": 0,
-    "calcium_extend_prob": 0,
-    "calcium_track_frames": 0,
-    "calcium_frame_vote": 1,
-    "calcium_outer_median": 1,
-}
+# postprocess settings added after outputs were first fingerprinted: left out of the mapping
+# while off (their PostprocessSettings default), so outputs written before they existed keep
+# their fingerprint
+_OMITTED_WHEN_OFF = (
+    "calcium_min_length_mm",
+    "calcium_extend_prob",
+    "calcium_track_frames",
+    "calcium_frame_vote",
+    "calcium_outer_median",
+)
 
 
 def with_extension(post: Mapping[str, Any], value: Any) -> dict[str, Any]:
     """The postprocess mapping with ``calcium_extend_prob`` = ``value``, without the settings of
-    :data:`_OMITTED_WHEN_OFF` that are off."""
+    :data:`_OMITTED_WHEN_OFF` that are off (at their default)."""
+    from octseg.model.postprocess import PostprocessSettings
+
     out = {**post, "calcium_extend_prob": value}
-    return {
-        k: v for k, v in out.items() if not (k in _OMITTED_WHEN_OFF and v == _OMITTED_WHEN_OFF[k])
-    }
+    off = {k: getattr(PostprocessSettings, k) for k in _OMITTED_WHEN_OFF}
+    return {k: v for k, v in out.items() if not (k in off and v == off[k])}
 
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:

@@ -58,11 +58,11 @@ def median_borders(outer: torch.Tensor, window: int) -> torch.Tensor:
     f, half = outer.shape[0], window // 2
     if window <= 1 or f < window:
         return outer
-    stack = torch.stack([outer[j : f - window + 1 + j] for j in range(window)])  # (k, F-k+1, N)
-    full = (stack >= 0).all(0)
+    windows = outer.unfold(0, window, 1)  # (F - k + 1, N, k): the k frames around each
+    full = (windows >= 0).all(-1)
     out = outer.clone()
     mid = out[half : f - half]
-    mid.copy_(torch.where(full, stack.median(0).values, mid))
+    mid.copy_(torch.where(full, windows.median(-1).values, mid))
     return out
 
 
