@@ -987,3 +987,38 @@ def test_far_wall_nodule_share_leaves_the_far_wall_share_draws_as_they_were(tmp_
             assert a == b  # stream [seed, 8] as before: the same centres, the same flags
         else:
             assert b["far_wall"] and not a["far_wall"]
+
+
+def test_thick_share_draws_lesions_thick_and_keeps_every_other_draw():
+    def lesions(seed, deep, thick):
+        ls = draw.draw_lesions(np.random.default_rng(seed), 137)
+        draw.make_deep(ls, seed, deep)
+        draw.make_thick(ls, seed, thick)
+        return ls
+
+    plain = [les for seed in range(40) for les in lesions(seed, 0.0, 0.0)]
+    half = [les for seed in range(40) for les in lesions(seed, 0.0, 0.5)]
+    assert max(a.thickness_mm for a in plain) <= 0.9  # the default draw's cap
+    thick = [b for a, b in zip(plain, half, strict=True) if a != b]
+    assert 0.35 < len(thick) / len(plain) < 0.65
+    assert {b.kind for b in thick} == {"superficial", "deep", "nodule"}
+    for a, b in zip(plain, half, strict=True):
+        if a != b:  # only the thickness changes
+            assert 0.9 <= b.thickness_mm <= 1.5
+            assert replace(b, thickness_mm=a.thickness_mm) == a
+    # after the deep share: the same lesions, moved deep or not, are drawn thick
+    both = [les for seed in range(40) for les in lesions(seed, 0.5, 0.5)]
+    deep_only = [les for seed in range(40) for les in lesions(seed, 0.5, 0.0)]
+    for a, b, c in zip(plain, half, both, strict=True):
+        assert (c.thickness_mm >= 0.9) == (a != b)
+    assert [replace(c, thickness_mm=0) for c in both] == [
+        replace(d, thickness_mm=0) for d in deep_only
+    ]
+    # through the frame composition: a thick lesion's truth reaches further behind the lumen
+    # (where it fits in the small stand-in's field: most would leave it and are not inserted)
+    grown = []
+    for a, b in [(a, b) for a, b in zip(plain, half, strict=True) if a != b]:
+        extents = [(out == CALCIUM).sum(axis=1).max() * PS for _, out, _ in _composed(a, b)]
+        if extents[1] > 0:
+            grown.append(extents[1] - extents[0] > 0.3 * (b.thickness_mm - a.thickness_mm) > 0)
+    assert grown and all(grown)

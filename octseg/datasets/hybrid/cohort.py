@@ -75,6 +75,7 @@ from octseg.datasets.hybrid.draw import (
     make_far_wall,
     make_nodules,
     make_past_field,
+    make_thick,
     malappose,
     place_stent,
 )
@@ -437,6 +438,7 @@ def hybrid_from_real(
     lesions = draw_lesions(rng, pb.n_frames, mix=mix)
     make_deep(lesions, seed, mix.deep_share)
     make_nodules(lesions, seed, mix.nodule_share)
+    make_thick(lesions, seed, mix.thick_share)
     add_media(lesions, seed, mix.media_share)
     make_past_field(lesions, seed, mix.past_field_share)
     make_far_wall(
@@ -653,6 +655,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of the training lesions drawn superficial (and not made deep) that are made "
         "calcified nodules bulging into the lumen instead (the val hybrids keep the default draw)",
+    )
+    b.add_argument(
+        "--thick-share",
+        type=_share,
+        default=0.0,
+        help="share of the training lesions (any kind) drawn thick (0.9-1.5 mm at their middle "
+        "instead of at most 0.9; the val hybrids keep the default draw)",
     )
     b.add_argument(
         "--vasa-share",

@@ -198,6 +198,7 @@ CALCIUM_KINDS = {"superficial": 0.55, "deep": 0.25, "nodule": 0.2}
 CONTRAST = (0.15, 0.65)  # calcium level / tissue level in front: nearly black .. barely darker
 FAINT_CONTRAST = (0.5, 0.7)  # the faint lesions a training build can draw more often
 THIN_THICKNESS_MM = (0.15, 0.3)  # the thin crescents a training build can draw more often
+THICK_THICKNESS_MM = (0.9, 1.5)  # thick plates beyond the default draw's 0.9 mm (thick_share)
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,9 @@ class LesionMix:
     far wall), and ``far_wall_share`` of the lesions (not nodules) centred on the wall farthest
     from the catheter (:func:`make_far_wall`: a stream of its own; the default draw centres
     lesions uniformly in angle), and ``far_wall_nodule_share`` of the nodules centred there too
-    (a stream of its own again, so the other lesions stay where ``far_wall_share`` put them).
+    (a stream of its own again, so the other lesions stay where ``far_wall_share`` put them),
+    and ``thick_share`` of the lesions (any kind, after the deep and nodule shares) drawn thick
+    (:func:`make_thick`: :data:`THICK_THICKNESS_MM` at the middle, a stream of its own).
     The faint and thin shares cost one more random
     draw per lesion only when they are > 0, so default builds keep their draws."""
 
@@ -236,6 +239,7 @@ class LesionMix:
     past_field_share: float = 0.0
     far_wall_share: float = 0.0
     far_wall_nodule_share: float = 0.0
+    thick_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (f.name for f in fields(self)):
@@ -325,6 +329,26 @@ def make_deep(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     moved lesion's thickness is drawn again for its new kind (a thickness the ``thin_share``
     draw gave it is replaced)."""
     _remake_superficial(lesions, share, np.random.default_rng([seed, 2]), deepen)
+
+
+def thicken(les: CalciumLesion, rng: np.random.Generator) -> None:
+    """Make ``les`` a thick plate: :data:`THICK_THICKNESS_MM` at its middle (kind, depth, arc
+    and look kept)."""
+    les.thickness_mm = float(rng.uniform(*THICK_THICKNESS_MM))
+
+
+def make_thick(lesions: list[CalciumLesion], seed: int, share: float) -> None:
+    """Draw ``share`` of the ``lesions`` (any kind) thick (:func:`thicken`), from a random stream
+    of their own: every other draw of the build stays that of a build without the share. The
+    default draw caps a lesion's middle at 0.9 mm (deep 0.6, nodules 0.7), so thicker calcium is
+    seen in training only at an irregular border's bumps. Applied after :func:`make_deep` and
+    :func:`make_nodules`."""
+    if share <= 0:
+        return
+    rng = np.random.default_rng([seed, 10])
+    for les in lesions:
+        if rng.uniform() < share:
+            thicken(les, rng)
 
 
 def make_past_field(lesions: list[CalciumLesion], seed: int, share: float) -> None:
