@@ -738,15 +738,22 @@ def test_deep_share_moves_superficial_lesions_deep_and_keeps_every_other_draw():
     assert first[1] - first[0] > 0.5 * (b.depth_mm - a.depth_mm) > 0.02
 
 
-def test_nodule_share_makes_superficial_lesions_nodules_and_keeps_every_other_draw():
-    def lesions(seed, deep, nodule):
+def _shared(make, deep: float, share: float) -> list:
+    """The lesions of 40 seeds' default draws (137 frames) after ``make_deep(deep)`` and then
+    ``make(share)``: a share applied on top of the deep share, as in
+    ``cohort.hybrid_from_real``."""
+    out = []
+    for seed in range(40):
         ls = draw.draw_lesions(np.random.default_rng(seed), 137)
         draw.make_deep(ls, seed, deep)
-        draw.make_nodules(ls, seed, nodule)
-        return ls
+        make(ls, seed, share)
+        out += ls
+    return out
 
-    plain = [les for seed in range(40) for les in lesions(seed, 0.0, 0.0)]
-    half = [les for seed in range(40) for les in lesions(seed, 0.0, 0.5)]
+
+def test_nodule_share_makes_superficial_lesions_nodules_and_keeps_every_other_draw():
+    plain = _shared(draw.make_nodules, 0.0, 0.0)
+    half = _shared(draw.make_nodules, 0.0, 0.5)
     moved = [b for a, b in zip(plain, half, strict=True) if a.kind != b.kind]
     superficial = [a for a in plain if a.kind == "superficial"]
     assert len(superficial) > 60 and 0.35 < len(moved) / len(superficial) < 0.65
@@ -765,8 +772,8 @@ def test_nodule_share_makes_superficial_lesions_nodules_and_keeps_every_other_dr
         lo, hi = min(getattr(x, name) for x in drawn), max(getattr(x, name) for x in drawn)
         assert all(lo - 0.1 * (hi - lo) <= getattr(b, name) <= hi + 0.1 * (hi - lo) for b in moved)
     # after the deep share: only the superficial lesions it left become nodules
-    both = [les for seed in range(40) for les in lesions(seed, 0.5, 1.0)]
-    deep_only = [les for seed in range(40) for les in lesions(seed, 0.5, 0.0)]
+    both = _shared(draw.make_nodules, 0.5, 1.0)
+    deep_only = _shared(draw.make_nodules, 0.5, 0.0)
     for a, b in zip(deep_only, both, strict=True):
         assert b.kind == ("nodule" if a.kind == "superficial" else a.kind)
     # through the frame composition: a made nodule bulges into the lumen (calcium where the
@@ -990,14 +997,8 @@ def test_far_wall_nodule_share_leaves_the_far_wall_share_draws_as_they_were(tmp_
 
 
 def test_thick_share_draws_lesions_thick_and_keeps_every_other_draw():
-    def lesions(seed, deep, thick):
-        ls = draw.draw_lesions(np.random.default_rng(seed), 137)
-        draw.make_deep(ls, seed, deep)
-        draw.make_thick(ls, seed, thick)
-        return ls
-
-    plain = [les for seed in range(40) for les in lesions(seed, 0.0, 0.0)]
-    half = [les for seed in range(40) for les in lesions(seed, 0.0, 0.5)]
+    plain = _shared(draw.make_thick, 0.0, 0.0)
+    half = _shared(draw.make_thick, 0.0, 0.5)
     assert max(a.thickness_mm for a in plain) <= 0.9  # the default draw's cap
     thick = [b for a, b in zip(plain, half, strict=True) if a != b]
     assert 0.35 < len(thick) / len(plain) < 0.65
@@ -1007,8 +1008,8 @@ def test_thick_share_draws_lesions_thick_and_keeps_every_other_draw():
             assert 0.9 <= b.thickness_mm <= 1.5
             assert replace(b, thickness_mm=a.thickness_mm) == a
     # after the deep share: the same lesions, moved deep or not, are drawn thick
-    both = [les for seed in range(40) for les in lesions(seed, 0.5, 0.5)]
-    deep_only = [les for seed in range(40) for les in lesions(seed, 0.5, 0.0)]
+    both = _shared(draw.make_thick, 0.5, 0.5)
+    deep_only = _shared(draw.make_thick, 0.5, 0.0)
     for a, b, c in zip(plain, half, both, strict=True):
         assert (c.thickness_mm >= 0.9) == (a != b)
     assert [replace(c, thickness_mm=0) for c in both] == [
