@@ -918,6 +918,17 @@ def test_past_field_share_flags_lesions_from_its_own_stream(tmp_path):
         assert p0[key] == p1[key]
 
 
+def test_thick_share_thickens_every_lesion_of_a_build_and_keeps_its_plan(tmp_path):
+    p0, p1, _ = _params_without_and_with(tmp_path, "thick_share")
+    assert p1["thick_share"] == 1.0 and p0["thick_share"] == 0.0
+    thick = [les.pop("thickness_mm") for les in p1["lesions"]]
+    assert thick and all(0.9 <= t <= 1.5 for t in thick)
+    assert all(les.pop("thickness_mm") <= 0.9 for les in p0["lesions"])
+    assert p0["lesions"] == p1["lesions"]  # the plan's other draws as without the share
+    for key in ("lipid_lesions", "branches", "stent"):
+        assert p0[key] == p1[key]
+
+
 def test_farthest_wall_is_the_lumen_point_farthest_from_the_catheter():
     _, lab = stand_in(n=1, shadow=None)
     g = lumen_geometry(lab[0], PS)

@@ -61,6 +61,7 @@ from octseg.datasets.hybrid.distractors import (
 )
 from octseg.datasets.hybrid.draw import (
     DEFAULT_MIX,
+    THICK_THICKNESS_MM,
     CalciumLesion,
     LesionMix,
     LipidLesion,
@@ -660,8 +661,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--thick-share",
         type=_share,
         default=0.0,
-        help="share of the training lesions (any kind) drawn thick (0.9-1.5 mm at their middle "
-        "instead of at most 0.9; the val hybrids keep the default draw)",
+        help="share of the training lesions (any kind) drawn thick ({:g}-{:g} mm at their middle "
+        "instead of at most 0.9; the val hybrids keep the default draw)".format(
+            *THICK_THICKNESS_MM
+        ),
     )
     b.add_argument(
         "--vasa-share",

@@ -339,10 +339,12 @@ def thicken(les: CalciumLesion, rng: np.random.Generator) -> None:
 
 def make_thick(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     """Draw ``share`` of the ``lesions`` (any kind) thick (:func:`thicken`), from a random stream
-    of their own: every other draw of the build stays that of a build without the share. The
-    default draw caps a lesion's middle at 0.9 mm (deep 0.6, nodules 0.7), so thicker calcium is
-    seen in training only at an irregular border's bumps. Applied after :func:`make_deep` and
-    :func:`make_nodules`."""
+    of their own: every other draw of the build's plan (``params.json``) stays that of a build
+    without the share (a thick lesion trimmed away at the field's edge skips its inserts'
+    draws, so the frames' later draws, textures and struts, can differ). The default draw caps
+    a lesion's middle at 0.9 mm (deep 0.6, nodules 0.7), so thicker calcium is seen in training
+    only at an irregular border's bumps. Applied after :func:`make_deep` and
+    :func:`make_nodules`; a thin lesion (``thin_share``) it picks is made thick."""
     if share <= 0:
         return
     rng = np.random.default_rng([seed, 10])
