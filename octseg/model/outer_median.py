@@ -15,7 +15,8 @@ any where it has none, the inner border (the depth) stays, and in polar frames s
 In Cartesian frames a ray is the wedge of pixels between two catheter rays, so a grown border
 can reach a ray of the geometry's (from the lumen centroid) that had no calcium: the arc can
 move by about one ray (0.5°). At the ends of a lesion or of its arc, and within ``k // 2``
-frames of the pullback's ends, each frame keeps its own border. Published pipelines clean their
+frames of the pullback's ends, each frame keeps its own border; so does a frame next to a frame
+without lumen, which is no frame's neighbour (``postprocess._outer_median``). Published pipelines clean their
 per-frame calcium too (a conditional random field, Gharaibeh et al. 2019; with the missing
 frames of a lesion interpolated, Lee et al. 2020).
 

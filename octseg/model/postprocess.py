@@ -438,13 +438,15 @@ def _outer_median(
 ) -> None:
     """``calcium_outer_median`` on ``labels`` (in place; :mod:`octseg.model.outer_median`):
     every frame's calcium extent per ray, the medians of the outer borders along the pullback,
-    then applied (frames without lumen keep theirs)."""
+    then applied. Frames without lumen keep theirs and are no frame's neighbour: their calcium,
+    unchecked by the lumen rules, leaves a window not full."""
     parts = [
         om.calcium_extent(lab, rays.index, rays.r, rays.n)
         for _, lab in _chunks(labels, step, device, write=False)
     ]
     inner, outer = (torch.cat(p) for p in zip(*parts))
-    new = torch.where(has[:, None], om.median_borders(outer, window), outer)
+    counted = torch.where(has[:, None], outer, -1.0)
+    new = torch.where(has[:, None], om.median_borders(counted, window), outer)
     for sl, lab in _chunks(labels, step, device):
         om.apply_borders(lab, inner[sl], outer[sl], new[sl], rays.index, rays.r)
 

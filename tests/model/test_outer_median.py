@@ -11,7 +11,7 @@ from test_frame_vote import rows, thick_frames, thickness
 from test_postprocess import BIG, SPACES, R, annulus, run
 from test_track import bare
 
-from octseg.core.classes import CALCIUM, LUMEN
+from octseg.core.classes import BACKGROUND, CALCIUM, LUMEN
 from octseg.model import outer_median as om
 
 
@@ -141,3 +141,21 @@ def test_small_chunks_give_the_same_labels(space):
     post = {"calcium_outer_median": 3}
     a = run(frames, space, settings={**post, "chunk_frames": 2})
     np.testing.assert_array_equal(a, run(frames, space, settings={**post, "chunk_frames": 8}))
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_a_frame_without_lumen_does_not_move_its_neighbours_border(space):
+    """Frames 1 and 3 reach 0.3 mm further over 20° than frame 2; frame 1 has no lumen (its
+    calcium is the network's, unchecked). Frame 2's window is not full where frame 1 is no
+    neighbour, so frame 2 keeps its 0.5 mm instead of growing to their 0.8 mm; frame 1 itself
+    is left as it is."""
+    frames = thick_frames(space, thick_on=1)
+    frames[3] = thick_frames(space, thick_on=3)[3]
+    frames[1][frames[1] == LUMEN] = BACKGROUND
+    off, on = run(frames, space), run(frames, space, settings={"calcium_outer_median": 3})
+    np.testing.assert_array_equal(on[[0, 1, 2]], off[[0, 1, 2]])
+    assert thickness(on, space)[2] == pytest.approx(0.5, abs=0.03)
+    with_lumen = thick_frames(space, thick_on=1)  # the control: frame 1 with its lumen
+    with_lumen[3] = frames[3]
+    grown = run(with_lumen, space, settings={"calcium_outer_median": 3})
+    assert thickness(grown, space)[2] == pytest.approx(0.8, abs=0.03)
