@@ -16,9 +16,9 @@ In Cartesian frames a ray is the wedge of pixels between two catheter rays, so a
 can reach a ray of the geometry's (from the lumen centroid) that had no calcium: the arc can
 move by about one ray (0.5°). At the ends of a lesion or of its arc, and within ``k // 2``
 frames of the pullback's ends, each frame keeps its own border; so does a frame next to a frame
-without lumen, which is no frame's neighbour (``postprocess._outer_median``). Published pipelines clean their
-per-frame calcium too (a conditional random field, Gharaibeh et al. 2019; with the missing
-frames of a lesion interpolated, Lee et al. 2020).
+without lumen, which is no frame's neighbour (``postprocess._outer_median``). Published
+pipelines clean their per-frame calcium too (a conditional random field, Gharaibeh et al. 2019;
+with the missing frames of a lesion interpolated, Lee et al. 2020).
 
 Works on chunks of label maps with the catheter rays of :class:`octseg.model.postprocess._Rays`
 (polar: the A-lines; Cartesian: the ray before each pixel, ``n_rays`` of them), in torch: one

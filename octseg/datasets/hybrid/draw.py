@@ -345,12 +345,7 @@ def make_thick(lesions: list[CalciumLesion], seed: int, share: float) -> None:
     a lesion's middle at 0.9 mm (deep 0.6, nodules 0.7), so thicker calcium is seen in training
     only at an irregular border's bumps. Applied after :func:`make_deep` and
     :func:`make_nodules`; a thin lesion (``thin_share``) it picks is made thick."""
-    if share <= 0:
-        return
-    rng = np.random.default_rng([seed, 10])
-    for les in lesions:
-        if rng.uniform() < share:
-            thicken(les, rng)
+    _remake(lesions, share, np.random.default_rng([seed, 10]), thicken, kinds=None)
 
 
 def make_past_field(lesions: list[CalciumLesion], seed: int, share: float) -> None:
@@ -422,12 +417,23 @@ def _remake_superficial(
     rng: np.random.Generator,
     remake: Callable[[CalciumLesion, np.random.Generator], None],
 ) -> None:
-    """``remake(lesion, rng)`` for each superficial lesion that a draw from ``rng`` puts in
-    ``share`` (nothing drawn when ``share`` is 0)."""
+    """:func:`_remake` of the superficial lesions only."""
+    _remake(lesions, share, rng, remake, kinds=("superficial",))
+
+
+def _remake(
+    lesions: list[CalciumLesion],
+    share: float,
+    rng: np.random.Generator,
+    remake: Callable[[CalciumLesion, np.random.Generator], None],
+    kinds: tuple[str, ...] | None,
+) -> None:
+    """``remake(lesion, rng)`` for each lesion of ``kinds`` (None: any) that a draw from ``rng``
+    puts in ``share`` (a draw per such lesion only; nothing drawn when ``share`` is 0)."""
     if share <= 0:
         return
     for les in lesions:
-        if les.kind == "superficial" and rng.uniform() < share:
+        if (kinds is None or les.kind in kinds) and rng.uniform() < share:
             remake(les, rng)
 
 
