@@ -17,9 +17,12 @@ grid and sampling) through both label maps of each frame with calcium on both si
   (for hybrid and synthetic truth the exact shape's thickness; the raster reads about one
   sample more);
 - ``offset_deg``: how far the nearest pair of a truth-thickest ray and an automated-thickest
-  ray lie apart.
+  ray lie apart;
+- ``reach_mm``: how far from the catheter the truth's calcium reaches on that frame (its
+  farthest calcium pixel; session 56: thick calcium reaching past 2.5 mm is what reads thin).
 
-``raster`` + ``site`` + ``selection`` is the error with both sides' rays cast from the manual
+The summary also gives the product error by how far the truth reaches (:data:`REACH_BANDS`)
+within each truth band. ``raster`` + ``site`` + ``selection`` is the error with both sides' rays cast from the manual
 centroid; the product's differs from it by the centroid the automated side's own rays start
 from. The summary gives them by truth thickness band, with the ICC and proportional bias
 (:mod:`octseg.evaluate.stats`) of the reading at the site beside the automated maximum's.
@@ -55,6 +58,9 @@ from octseg.io.labels import LabelFile, load_labels
 
 BANDS = ((0.0, 0.5), (0.5, 0.9), (0.9, math.inf))
 """Truth thickness bands of the summary (mm): thin, up to the thick cut-off, thicker."""
+REACH_BANDS = ((0.0, 2.0), (2.0, 2.5), (2.5, 3.0), (3.0, math.inf))
+"""How far the truth's calcium reaches from the catheter (mm), bands of the summary's second
+table."""
 
 
 def _counts(vals: torch.Tensor, ps: float, rho_l, shadow) -> dict[str, torch.Tensor]:
@@ -81,6 +87,19 @@ def ray_thickness(
         res = me._ray_metrics(lab, space, ps, center, s.n_rays, cache, lum, phi, reach, [_counts])
         out.append(res["counts"].numpy() * ps)
     return out[0], out[1]
+
+
+def calcium_reach(labels: np.ndarray, lf: LabelFile) -> np.ndarray:
+    """Per frame of ``labels`` ``(B, H, W)``: the farthest calcium pixel from the catheter (mm;
+    NaN without calcium). Polar maps: the depth index (A-lines x samples from the catheter)."""
+    out = np.full(labels.shape[0], np.nan)
+    for i, lab in enumerate(labels):
+        ys, xs = np.nonzero(lab == CALCIUM)
+        if ys.size and lf.space == "polar":
+            out[i] = (xs.max() + 0.5) * lf.pixel_spacing_mm
+        elif ys.size:
+            out[i] = np.hypot(ys - lf.center[0], xs - lf.center[1]).max() * lf.pixel_spacing_mm
+    return out
 
 
 def frame_rows(a: np.ndarray, m: np.ndarray, site_rays: int) -> list[dict | None]:
@@ -119,8 +138,10 @@ def probe_pullback(auto_dir: Path, manual_dir: Path, s: GeometrySettings, site_d
         a, m = ray_thickness(
             torch.from_numpy(la.labels[sl]), torch.from_numpy(lm.labels[sl]), lm, s, cache
         )
-        for f, r in zip(frames[sl], frame_rows(a, m, site_rays), strict=True):
+        reach = calcium_reach(lm.labels[sl], lm)
+        for f, r, far in zip(frames[sl], frame_rows(a, m, site_rays), reach, strict=True):
             if r is not None:
+                r["reach_mm"] = far
                 col = "calcium_max_thickness_mm"
                 manual = fm[col].get(int(f), np.nan)
                 product = fa[col].get(int(f), np.nan) - manual
@@ -141,6 +162,7 @@ def summary(df: pd.DataFrame) -> dict:
             "product": b["product"].mean(), "raster": b.raster.mean(), "site": b.site.mean(),
             "selection": b.selection.mean(), "away_over_10deg": (b.offset_deg > 10).mean(),
         } if len(b) else {"band_mm": [lo, None if math.isinf(hi) else hi], "n": 0})  # fmt: skip
+    out["by_reach"] = by_reach(df)
     ids = list(df.pullback_id)
     for name, col in (("at_site", "at_site"), ("auto_max", "auto_max")):
         x, t = df[col].to_numpy(), df.truth.to_numpy()
@@ -152,6 +174,39 @@ def summary(df: pd.DataFrame) -> dict:
             "proportional_slope_ci_pullbacks": pb["proportional_slope_ci_pullbacks"],
         }
     return out
+
+
+def _band(lo: float, hi: float) -> str:
+    return f"> {lo}" if math.isinf(hi) else f"{lo}-{hi}"
+
+
+def by_reach(df: pd.DataFrame) -> list[dict]:
+    """Mean product error and frames per (truth thickness band, reach band)."""
+    rows = []
+    for lo, hi in BANDS:
+        for r0, r1 in REACH_BANDS:
+            b = df[(df.truth > lo) & (df.truth <= hi) & (df.reach_mm > r0) & (df.reach_mm <= r1)]
+            err = float(b["product"].mean()) if len(b) else None
+            rows.append(
+                {"band": _band(lo, hi), "reach": _band(r0, r1), "n": len(b), "product": err}
+            )
+    return rows
+
+
+def reach_markdown(rows: list[dict]) -> list[str]:
+    """The product error by truth band (rows) and reach band (columns): 'mean (frames)'."""
+    reaches = [_band(r0, r1) for r0, r1 in REACH_BANDS]
+    lines = [
+        "| truth thickness (mm) \\ calcium reaches (mm from the catheter) | "
+        + " | ".join(reaches)
+        + " |",
+        "|---" * (len(reaches) + 1) + "|",
+    ]
+    for lo, hi in BANDS:
+        cells = [r for r in rows if r["band"] == _band(lo, hi)]
+        txt = [f"{c['product']:+.3f} ({c['n']})" if c["n"] else "–" for c in cells]
+        lines.append(f"| {_band(lo, hi)} | " + " | ".join(txt) + " |")
+    return lines
 
 
 def markdown(s: dict) -> str:
@@ -174,6 +229,7 @@ def markdown(s: dict) -> str:
             f"| {f(b['selection'])} "
             f"| {b['away_over_10deg']:.0%} |"
         )
+    lines += ["", *reach_markdown(s["by_reach"])]
     lines += [
         "",
         "| reading (rays from the manual centroid) | ICC | bias (mm) | proportional slope [95% CI over pullbacks] |",
