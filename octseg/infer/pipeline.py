@@ -361,13 +361,16 @@ def _check_given_weights(weights: Any, meta: dict[str, Any]) -> None:
 
 
 def _tta_of(predictor: Any, s: InferSettings) -> InferSettings:
-    """``s`` saying the test-time augmentation a given predictor runs (what the outputs and
-    their fingerprint come from; a recommendation cannot change it)."""
+    """``s`` saying the test-time augmentation and net-grid A-lines a given predictor runs
+    (what the outputs and their fingerprint come from; a recommendation cannot change them)."""
     s = dataclasses.replace(s, tta_enabled=len(getattr(predictor, "tta", ())) > 1)
     opts = getattr(predictor, "options", None)
     if opts is None:
         return s
-    return dataclasses.replace(s, tta_rolls=opts.tta_rolls, tta_flip=opts.tta_flip)
+    alines = getattr(opts, "net_alines", None)
+    return dataclasses.replace(
+        s, tta_rolls=opts.tta_rolls, tta_flip=opts.tta_flip, net_alines=alines
+    )
 
 
 def _extension_of(

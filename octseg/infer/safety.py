@@ -154,6 +154,10 @@ def validate_settings(s: Any) -> None:
     check_device("device", s.device)
     check_device("geometry_device", s.geometry_device)
     check_ensemble_weights(s.ensemble_weights, s.checkpoint)
+    if s.net_alines is not None:
+        from octseg.model.predictor import check_net_alines
+
+        check_net_alines(s.net_alines)
     from octseg.infer.workers import worker_count
 
     worker_count(s.readers, "readers", "cpu", on_cpu=1, minimum=1)

@@ -106,6 +106,9 @@ class InferSettings:
     # name -> one weight per checkpoint, e.g. {calcium: [1, 0]} (calcium from the first member
     # only); classes not named: the plain mean. None: the plain mean of every class
     ensemble_weights: Any = None
+    # the A-lines of the net grid the network runs on (None: the checkpoint's, as trained);
+    # more show calcium far from the catheter wider (octseg.model.predictor.PredictOptions)
+    net_alines: int | None = None
 
     def __post_init__(self) -> None:
         self.checkpoint = _checkpoint(self.checkpoint)
@@ -210,8 +213,9 @@ class InferSettings:
         from octseg.geometry.settings import MEASUREMENT_RULES
 
         out = {k: getattr(self, k) for k in keys} | self.tta_options()
-        if self.ensemble_weights:  # absent when unset: earlier outputs keep their fingerprint
-            out["ensemble_weights"] = self.ensemble_weights
+        for key in ("ensemble_weights", "net_alines"):  # absent when unset: earlier outputs
+            if getattr(self, key):  # keep their fingerprint
+                out[key] = getattr(self, key)
         return out | {"measurement_rules": MEASUREMENT_RULES}
 
 

@@ -37,6 +37,18 @@ from octseg.model.wrap import main_output
 AMP_CHOICES = ("auto", "off", "fp16", "bf16")
 
 
+NET_ALINES_RANGE = (16, 4096)
+"""The A-line counts a network may be run on (``net_alines``)."""
+
+
+def check_net_alines(value: Any) -> int:
+    """``value`` as an A-line count in :data:`NET_ALINES_RANGE`, else InputError."""
+    lo, hi = NET_ALINES_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InputError(None, f"net_alines={value!r}: a whole number of A-lines, {lo}-{hi}")
+    return int(value)
+
+
 def pick_device(device: str | None = "auto", local_rank: int | None = None) -> torch.device:
     """The device to run on. ``auto``: ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU.
 
@@ -89,7 +101,10 @@ class PredictOptions:
     interpolation with ``resample="probs"``; ``resample``: ``labels`` (argmax on the net grid,
     nearest neighbour back) or ``probs`` (probabilities interpolated back, then argmax);
     ``calcium_extend_prob`` (0: off) / ``calcium_seed_min_mm2``: the calcium arc extension on
-    the net grid (:mod:`octseg.model.extend`) and the smallest calcium component that seeds it."""
+    the net grid (:mod:`octseg.model.extend`) and the smallest calcium component that seeds it;
+    ``net_alines``: the A-lines of the net grid the network is run on (None: the checkpoint's;
+    the depth axis stays the checkpoint's). More A-lines than trained show calcium far from the
+    catheter wider, as the network saw it nearer the catheter in training (docs/inference.md)."""
 
     device: str | torch.device | None = "auto"
     batch_size: int = 8
@@ -102,6 +117,7 @@ class PredictOptions:
     resample: str = "labels"
     calcium_extend_prob: float = 0.0
     calcium_seed_min_mm2: float = 0.0
+    net_alines: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> PredictOptions:
@@ -130,6 +146,9 @@ class Predictor:
         self.source = None if source is None else str(source)
         self._read_meta(meta, source)
         opts = options or PredictOptions()
+        self.trained_alines = self.net_grid["n_alines"]
+        if opts.net_alines is not None:
+            self.net_grid = {**self.net_grid, "n_alines": check_net_alines(opts.net_alines)}
         self.options = opts
         self.device = (
             opts.device if isinstance(opts.device, torch.device) else pick_device(opts.device)
@@ -609,6 +628,11 @@ class Predictor:
             "classes": self.classes,
             "context_frames": self.k,
             "net_grid": self.net_grid,
+            **(
+                {"trained_n_alines": self.trained_alines}
+                if self.trained_alines != self.net_grid["n_alines"]
+                else {}
+            ),
             "device": str(self.device),
             "batch_size": self.batch_size,
             "amp": None if self.amp is None else str(self.amp).replace("torch.", ""),

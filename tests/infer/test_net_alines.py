@@ -1,0 +1,75 @@
+"""``net_alines``: a network run on more (or fewer) A-lines than it was trained on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from model_helpers import TINY_MODEL, ClassOracle, polar_npz, quiet_settings, with_stand_in
+from model_helpers import oracle_predictor as shared_oracle
+
+from octseg.core.errors import InputError
+from octseg.infer.pipeline import run_inference
+from octseg.infer.safety import validate_settings
+from octseg.infer.settings import InferSettings
+from octseg.io import read_pullback
+from octseg.model.predictor import PredictOptions, check_net_alines, save_untrained_checkpoint
+
+GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
+
+
+@pytest.mark.parametrize("alines", [128, 96])
+def test_the_network_sees_the_grid_asked_for_and_the_labels_come_back(alines, tmp_path):
+    truth = np.zeros((2, 64, 48), np.uint8)
+    truth[:, :, :20] = 1  # lumen out to 0.8 mm
+    truth[:, 8:16, 20:32] = 2  # calcium over 45° of arc
+    pb = read_pullback(polar_npz(tmp_path / "case.npz", frames=truth * 64))
+    pred = shared_oracle(GRID, net_alines=alines)
+    grid = pred.to_grid(pb)
+    assert grid.shape == (2, alines, GRID["n_samples"])
+    labels = pred.segment(grid, pb)
+    assert labels.shape == truth.shape
+    assert (labels == truth).mean() > 0.97  # resampled there and back on the finer grid
+    info = pred.describe()
+    assert info["net_grid"]["n_alines"] == alines and info["trained_n_alines"] == 64
+
+
+def test_without_it_the_checkpoint_grid_is_used_and_described_as_before():
+    pred = shared_oracle(GRID)
+    assert pred.net_grid == GRID and "trained_n_alines" not in pred.describe()
+
+
+@pytest.mark.parametrize("bad", [0, 8, 5000, 1.5, True, "384"])
+def test_net_alines_is_checked_before_anything_runs(bad):
+    with pytest.raises(InputError, match="net_alines"):
+        check_net_alines(bad)
+    with pytest.raises(InputError, match="net_alines"):
+        validate_settings(InferSettings(checkpoint=None, input="i", output="o", net_alines=bad))
+    with pytest.raises(InputError, match="net_alines"):
+        shared_oracle(GRID, net_alines=bad)
+
+
+def test_net_alines_is_in_the_fingerprint_only_when_given():
+    base = InferSettings(checkpoint=None, input="i", output="o")
+    assert "net_alines" not in base.output_affecting()  # earlier outputs keep their fingerprint
+    given = InferSettings(checkpoint=None, input="i", output="o", net_alines=384)
+    assert given.output_affecting()["net_alines"] == 384
+    assert PredictOptions.from_settings(given).net_alines == 384
+
+
+def test_infer_runs_a_checkpoint_on_the_grid_asked_for(tmp_path, monkeypatch):
+    ckpt = save_untrained_checkpoint(tmp_path / "m.ckpt", model_cfg=TINY_MODEL, net_grid=GRID)
+    with_stand_in(monkeypatch, ClassOracle())
+    inp = polar_npz(tmp_path / "in" / "case.npz", 3)
+    runs = {}
+    for name, alines in (("plain", None), ("fine", 128)):
+        out = tmp_path / name
+        run_inference(quiet_settings(inp, out, checkpoint=str(ckpt), net_alines=alines))
+        runs[name] = json.loads((out / "manifest.json").read_text())
+        labels = np.load(out / "case" / "labels.npz")["labels"]
+        assert (labels[:, :, :20] == 1).all() and (labels[:, :, 20:] == 0).all()
+    assert runs["fine"]["model"]["net_grid"]["n_alines"] == 128
+    assert runs["fine"]["model"]["trained_n_alines"] == 64
+    assert runs["plain"]["model"]["net_grid"]["n_alines"] == 64
+    assert runs["fine"]["fingerprint"] != runs["plain"]["fingerprint"]
