@@ -1,8 +1,8 @@
 """Screen (not a verdict): would growing calcium *outward along its own A-lines* into samples of
 lower calcium probability read thick calcium less thin?
 
-Session 56 (docs/calcium_candidates.md): calcium thicker than 0.9 mm reads about 0.29 mm thin on
-the fresh hybrid draws. The arc extension (:mod:`octseg.model.extend`) grows lesions only onto
+Session 56 (docs/calcium_candidates.md): calcium thicker than 0.9 mm reads 0.24 mm thin on the
+48 fresh hybrid draws (0.27-0.38 mm where it reaches past 2.5 mm from the catheter). The arc extension (:mod:`octseg.model.extend`) grows lesions only onto
 A-lines without calcium, so it never thickens. This screen applies the radial analogue, a
 hysteresis along the depth axis, on the net grid of a model's probabilities:
 
@@ -10,7 +10,7 @@ hysteresis along the depth axis, on the net grid of a model's probabilities:
   such samples, walking back toward the catheter, ends on calcium (the argmax's, after the arc
   extension at ``--extend``, in components of at least ``--seed-mm2``);
 
-and compares, per frame with calcium in the truth or in the model, the net-grid thickness (the
+and compares, per frame with calcium on both sides, the net-grid thickness (the
 most calcium samples on any A-line times the sample step; *not* the product's ray measurement,
 so the screen ranks thresholds and does not score them) against the truth's at several ``low``.
 No test-time augmentation (one pass per frame, to keep it cheap).
@@ -18,7 +18,8 @@ No test-time augmentation (one pass per frame, to keep it cheap).
     python benchmarks/calcium_deepen_screen.py --inputs IN --manual MANUAL \
         --frames EVAL/frames_matched.csv --checkpoint octseg-calcium-v2 --out SCREEN.csv
 
-``IN``: the pullback inputs ``infer.py`` read; ``MANUAL``: their truth folders (``labels.npz``);
+``IN``: the pullback inputs ``infer.py`` read; ``MANUAL``: their Cartesian truth folders
+(``labels.npz``, every frame of the pullback, numbered from 0);
 ``--frames``: an ``evaluate.py`` ``frames_matched.csv`` of the same pullbacks (which frames have
 calcium on either side); ``--pullbacks``: a prefix filter (e.g. ``f44,f45``). Prints, for each
 ``low``, the ICC(A,1) against the truth and the mean error by truth-thickness band.
@@ -32,8 +33,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from octseg.core.classes import BACKGROUND, CALCIUM
+from octseg.core.errors import InputError
 from octseg.evaluate.stats import icc_absolute_agreement
 from octseg.io import read_pullback
+from octseg.io.labels import load_labels
 from octseg.model.ensemble import load_models
 from octseg.model.extend import extend_calcium
 from octseg.model.grid import cartesian_to_net_grid
@@ -42,20 +46,21 @@ from octseg.model.predictor import PredictOptions, Predictor
 from octseg.model.shipped import files_of
 
 LOWS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
-BANDS = [0, 0.3, 0.6, 0.9, 1.2, 5]
+BANDS = [0, 0.3, 0.6, 0.9, 1.2, 5]  # truth bands of the printout (net-grid counts reach > 1.2)
 
 
 def deepen(probs, arg, *, calcium, background, low, seeds):
     """Samples ``(B, A, R)`` that join ``seeds`` outward along their A-line (module docstring)."""
     free = (probs[:, calcium] >= low) & (arg == background)
-    depth = torch.arange(arg.shape[-1]).expand_as(arg)
+    depth = torch.arange(arg.shape[-1], device=arg.device).expand_as(arg)
     last_stop, _ = torch.cummax(torch.where(free, -1, depth), dim=-1)
     return free & torch.gather(seeds, -1, last_stop.clamp(min=0)) & (last_stop >= 0)
 
 
 def frame_rows(pred, pullback, truth, frames, args):
     """One row per frame: the truth's and each ``low``'s net-grid thickness (mm)."""
-    ca, bg, sp = pred.classes.index(2), pred.classes.index(0), pred.net_grid["spacing_mm"]
+    ca, bg = pred.classes.index(CALCIUM), pred.classes.index(BACKGROUND)
+    sp = pred.net_grid["spacing_mm"]
     grid = pred.to_grid(pullback)
     for f, t in zip(frames, truth, strict=True):
         pr = pred.probabilities(pred.network_inputs(grid, f, f + 1))
@@ -63,7 +68,7 @@ def frame_rows(pred, pullback, truth, frames, args):
         seeds = large_components(arg == ca, sp, args.seed_mm2)
         ext = extend_calcium(pr, arg, calcium=ca, background=bg, low=args.extend, seeds=seeds)
         arg, seeds = torch.where(ext, ca, arg), seeds | ext
-        row = {"frame": f, "truth": float((t == 2).sum(-1).max()) * sp}
+        row = {"frame": f, "truth": float((t == CALCIUM).sum(-1).max()) * sp}
         for low in LOWS:
             m = arg == ca
             if low:
@@ -102,10 +107,11 @@ def main() -> None:
         d = d[d.pullback_id.str.startswith(tuple(args.pullbacks.split(",")))]
     rows = []
     for pb, frames in d.groupby("pullback_id").frame:
-        man = np.load(f"{args.manual}/{pb}/labels.npz")
-        lab = torch.from_numpy(man["labels"][frames.values].astype(np.int64))
-        centre = tuple(man["catheter_center"])
-        truth = cartesian_to_net_grid(lab, float(man["pixel_spacing_mm"]), pred.net_grid, centre)
+        man = load_labels(f"{args.manual}/{pb}/labels.npz")
+        if man.space != "cartesian":
+            raise InputError(f"{args.manual}/{pb}", "the screen reads Cartesian truth only")
+        lab = torch.from_numpy(man.labels[frames.values].astype(np.int64))
+        truth = cartesian_to_net_grid(lab, man.pixel_spacing_mm, pred.net_grid, man.center)
         pullback = read_pullback(f"{args.inputs}/{pb}")
         for row in frame_rows(pred, pullback, truth.numpy(), [int(f) for f in frames], args):
             rows.append({"pullback_id": pb, **row})

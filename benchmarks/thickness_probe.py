@@ -19,7 +19,10 @@ grid and sampling) through both label maps of each frame with calcium on both si
 - ``offset_deg``: how far the nearest pair of a truth-thickest ray and an automated-thickest
   ray lie apart;
 - ``reach_mm``: how far from the catheter the truth's calcium reaches on that frame (its
-  farthest calcium pixel; session 56: thick calcium reaching past 2.5 mm is what reads thin).
+  farthest calcium pixel; session 56: thick calcium reaching past 2.5 mm is what reads thin);
+  ``lesions``: the truth's calcium pieces on the frame (with several, the reach can be another
+  lesion's than the thickest one's, so the summary repeats the reach table for one-lesion
+  frames).
 
 The summary also gives the product error by how far the truth reaches (:data:`REACH_BANDS`)
 within each truth band. ``raster`` + ``site`` + ``selection`` is the error with both sides' rays cast from the manual
@@ -45,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import ndimage as ndi
 
 from octseg.core import atomic
 from octseg.core.classes import CALCIUM
@@ -89,17 +93,22 @@ def ray_thickness(
     return out[0], out[1]
 
 
-def calcium_reach(labels: np.ndarray, lf: LabelFile) -> np.ndarray:
+def calcium_reach(labels: np.ndarray, lf: LabelFile) -> tuple[np.ndarray, np.ndarray]:
     """Per frame of ``labels`` ``(B, H, W)``: the farthest calcium pixel from the catheter (mm;
-    NaN without calcium). Polar maps: the depth index (A-lines x samples from the catheter)."""
-    out = np.full(labels.shape[0], np.nan)
+    NaN without calcium; polar maps: sample j lies j x the spacing from the catheter) and the
+    number of calcium lesions on the frame (8-connected pieces; polar: A-lines periodic is not
+    taken into account, so a lesion across A-line 0 counts twice). With several lesions the
+    reach can be another lesion's than the thickest one's."""
+    reach, lesions = np.full(labels.shape[0], np.nan), np.zeros(labels.shape[0], int)
     for i, lab in enumerate(labels):
-        ys, xs = np.nonzero(lab == CALCIUM)
+        ca = lab == CALCIUM
+        ys, xs = np.nonzero(ca)
+        lesions[i] = ndi.label(ca, structure=np.ones((3, 3)))[1]
         if ys.size and lf.space == "polar":
-            out[i] = (xs.max() + 0.5) * lf.pixel_spacing_mm
+            reach[i] = xs.max() * lf.pixel_spacing_mm
         elif ys.size:
-            out[i] = np.hypot(ys - lf.center[0], xs - lf.center[1]).max() * lf.pixel_spacing_mm
-    return out
+            reach[i] = np.hypot(ys - lf.center[0], xs - lf.center[1]).max() * lf.pixel_spacing_mm
+    return reach, lesions
 
 
 def frame_rows(a: np.ndarray, m: np.ndarray, site_rays: int) -> list[dict | None]:
@@ -138,10 +147,11 @@ def probe_pullback(auto_dir: Path, manual_dir: Path, s: GeometrySettings, site_d
         a, m = ray_thickness(
             torch.from_numpy(la.labels[sl]), torch.from_numpy(lm.labels[sl]), lm, s, cache
         )
-        reach = calcium_reach(lm.labels[sl], lm)
-        for f, r, far in zip(frames[sl], frame_rows(a, m, site_rays), reach, strict=True):
+        reach, lesions = calcium_reach(lm.labels[sl], lm)
+        rows_sl = frame_rows(a, m, site_rays)
+        for f, r, far, n in zip(frames[sl], rows_sl, reach, lesions, strict=True):
             if r is not None:
-                r["reach_mm"] = far
+                r["reach_mm"], r["lesions"] = far, n
                 col = "calcium_max_thickness_mm"
                 manual = fm[col].get(int(f), np.nan)
                 product = fa[col].get(int(f), np.nan) - manual
@@ -163,6 +173,7 @@ def summary(df: pd.DataFrame) -> dict:
             "selection": b.selection.mean(), "away_over_10deg": (b.offset_deg > 10).mean(),
         } if len(b) else {"band_mm": [lo, None if math.isinf(hi) else hi], "n": 0})  # fmt: skip
     out["by_reach"] = by_reach(df)
+    out["by_reach_one_lesion"] = by_reach(df[df.lesions == 1])
     ids = list(df.pullback_id)
     for name, col in (("at_site", "at_site"), ("auto_max", "auto_max")):
         x, t = df[col].to_numpy(), df.truth.to_numpy()
@@ -230,6 +241,12 @@ def markdown(s: dict) -> str:
             f"| {b['away_over_10deg']:.0%} |"
         )
     lines += ["", *reach_markdown(s["by_reach"])]
+    lines += [
+        "",
+        "Frames with one calcium lesion only:",
+        "",
+        *reach_markdown(s["by_reach_one_lesion"]),
+    ]
     lines += [
         "",
         "| reading (rays from the manual centroid) | ICC | bias (mm) | proportional slope [95% CI over pullbacks] |",

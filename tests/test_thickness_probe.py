@@ -66,8 +66,10 @@ def test_the_error_splits_into_the_thickest_point_and_a_thicker_reading_elsewher
     table = tp.markdown(s)
     assert "| 0.0-0.5 | 3 |" in table and "| > 0.9 | 0 | | | | | |" in table
     assert "| at the truth's thickest point |" in table
-    # the truth reaches 1.5 mm from the catheter (samples 110-149) on every frame
-    assert df.reach_mm.to_list() == pytest.approx([1.495] * 3)
+    # the truth reaches 1.49 mm from the catheter (samples 110-149) on every frame, one lesion
+    assert df.reach_mm.to_list() == pytest.approx([1.49] * 3)
+    assert df.lesions.to_list() == [1, 1, 1]
+    assert s["by_reach_one_lesion"] == s["by_reach"]
     near = [r for r in s["by_reach"] if r["band"] == "0.0-0.5" and r["reach"] == "0.0-2.0"]
     assert near[0]["n"] == 3 and near[0]["product"] == pytest.approx(df["product"].mean())
     assert "| 0.0-0.5 | " + f"{df['product'].mean():+.3f} (3) | – | – | – |" in table
@@ -75,14 +77,16 @@ def test_the_error_splits_into_the_thickest_point_and_a_thicker_reading_elsewher
 
 def test_calcium_reach_from_the_catheter_in_both_spaces():
     polar = np.zeros((2, 8, 50), np.uint8)
-    polar[0, 2, 10:31] = CALCIUM  # samples 10-30: reaches 30.5 samples
+    polar[0, 2, 10:31] = CALCIUM  # samples 10-30: reaches 30 samples
+    polar[0, 5, 40:42] = CALCIUM  # a second lesion
     lf = LabelFile(polar, "polar", 0.1, 0.2)
-    reach = tp.calcium_reach(polar, lf)
-    assert reach[0] == pytest.approx(3.05) and np.isnan(reach[1])
+    reach, lesions = tp.calcium_reach(polar, lf)
+    assert reach[0] == pytest.approx(4.1) and np.isnan(reach[1])
+    assert lesions.tolist() == [2, 0]
     cart = np.zeros((1, 41, 41), np.uint8)
     cart[0, 20, 5:10] = CALCIUM  # 11-15 px left of the catheter at (20, 20)
     cf = LabelFile(cart, "cartesian", 0.05, 0.2, catheter_center=(20.0, 20.0))
-    assert tp.calcium_reach(cart, cf)[0] == pytest.approx(15 * 0.05)
+    assert tp.calcium_reach(cart, cf)[0][0] == pytest.approx(15 * 0.05)
 
 
 def test_probe_names_label_maps_on_another_grid(tmp_path):

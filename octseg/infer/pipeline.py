@@ -326,6 +326,7 @@ def _build_predictor(run: Run, predictor: Any = None) -> dict[str, Any]:
         predictor = Predictor(model, meta, opts, source=source_name(ck))
         if run.rank == 0:
             _print_model(ck, meta, applied)
+    run.settings = _grid_of(predictor, s)
     run.predictor = predictor
     return applied
 
@@ -361,16 +362,21 @@ def _check_given_weights(weights: Any, meta: dict[str, Any]) -> None:
 
 
 def _tta_of(predictor: Any, s: InferSettings) -> InferSettings:
-    """``s`` saying the test-time augmentation and net-grid A-lines a given predictor runs
-    (what the outputs and their fingerprint come from; a recommendation cannot change them)."""
+    """``s`` saying the test-time augmentation a given predictor runs (what the outputs and
+    their fingerprint come from; a recommendation cannot change it)."""
     s = dataclasses.replace(s, tta_enabled=len(getattr(predictor, "tta", ())) > 1)
     opts = getattr(predictor, "options", None)
     if opts is None:
         return s
-    alines = getattr(opts, "net_alines", None)
-    return dataclasses.replace(
-        s, tta_rolls=opts.tta_rolls, tta_flip=opts.tta_flip, net_alines=alines
-    )
+    return dataclasses.replace(s, tta_rolls=opts.tta_rolls, tta_flip=opts.tta_flip)
+
+
+def _grid_of(predictor: Any, s: InferSettings) -> InferSettings:
+    """``s`` saying the A-lines the predictor runs on: None when they are the trained ones (so
+    ``net_alines`` equal to the checkpoint's grid fingerprints as unset), else their count."""
+    grid = getattr(predictor, "net_grid", None) or {}
+    ran, trained = grid.get("n_alines"), getattr(predictor, "trained_alines", None)
+    return dataclasses.replace(s, net_alines=None if trained in (None, ran) else ran)
 
 
 def _extension_of(

@@ -19,6 +19,7 @@ net grid, normalisation; see octseg.model.checkpoint). For one pullback:
 from __future__ import annotations
 
 import contextlib
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -44,7 +45,7 @@ NET_ALINES_RANGE = (16, 4096)
 def check_net_alines(value: Any) -> int:
     """``value`` as an A-line count in :data:`NET_ALINES_RANGE`, else InputError."""
     lo, hi = NET_ALINES_RANGE
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
         raise InputError(None, f"net_alines={value!r}: a whole number of A-lines, {lo}-{hi}")
     return int(value)
 

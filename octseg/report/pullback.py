@@ -453,10 +453,18 @@ def render_report(
 <h2>Key frames</h2>
 <div class="ovl">{ovl or "<p>No frames.</p>"}</div>
 <div class="foot">Automated segmentation by octseg {__version__} (model {ckpt}, classes {model.get("classes")},
-TTA {len(model.get("tta") or [1])}×{_postprocess_note(postprocess)}) on {time.strftime("%Y-%m-%d %H:%M")}. Definitions: docs/metrics.md.
+TTA {len(model.get("tta") or [1])}×{_grid_note(model)}{_postprocess_note(postprocess)}) on {time.strftime("%Y-%m-%d %H:%M")}. Definitions: docs/metrics.md.
 Research use only: review every measurement before any clinical decision.</div>
 </body></html>
 """
+
+
+def _grid_note(model: Mapping[str, Any]) -> str:
+    """The footer's words for a network run on another A-line count than it was trained on."""
+    trained = model.get("trained_n_alines")
+    if trained is None:
+        return ""
+    return f"; run on {model['net_grid']['n_alines']} A-lines, trained on {trained}"
 
 
 def _postprocess_note(post: Any) -> str:

@@ -35,6 +35,11 @@ def test_the_network_sees_the_grid_asked_for_and_the_labels_come_back(alines, tm
     assert info["net_grid"]["n_alines"] == alines and info["trained_n_alines"] == 64
 
 
+def test_tta_rolls_are_spread_over_the_grid_asked_for():
+    pred = shared_oracle(GRID, net_alines=96, tta_rolls=4, tta_flip=False)
+    assert [shift for shift, _ in pred.tta] == [0, 24, 48, 72]
+
+
 def test_without_it_the_checkpoint_grid_is_used_and_described_as_before():
     pred = shared_oracle(GRID)
     assert pred.net_grid == GRID and "trained_n_alines" not in pred.describe()
@@ -73,3 +78,30 @@ def test_infer_runs_a_checkpoint_on_the_grid_asked_for(tmp_path, monkeypatch):
     assert runs["fine"]["model"]["trained_n_alines"] == 64
     assert runs["plain"]["model"]["net_grid"]["n_alines"] == 64
     assert runs["fine"]["fingerprint"] != runs["plain"]["fingerprint"]
+    out = tmp_path / "same"  # the trained count given: the outputs and fingerprint of unset
+    run_inference(quiet_settings(inp, out, checkpoint=str(ckpt), net_alines=64))
+    same = json.loads((out / "manifest.json").read_text())
+    assert same["fingerprint"] == runs["plain"]["fingerprint"]
+    assert "trained_n_alines" not in same["model"]
+
+
+def test_a_given_predictor_says_its_own_grid(tmp_path):
+    inp = polar_npz(tmp_path / "in" / "case.npz", 3)
+    runs = {}
+    for name, pred in (
+        ("plain", shared_oracle(GRID)),
+        ("fine", shared_oracle(GRID, net_alines=128)),
+    ):
+        out = tmp_path / name
+        run_inference(quiet_settings(inp, out, checkpoint=None, net_alines=None), pred)
+        runs[name] = json.loads((out / "manifest.json").read_text())
+    assert runs["fine"]["model"]["trained_n_alines"] == 64
+    assert runs["fine"]["fingerprint"] != runs["plain"]["fingerprint"]
+
+
+def test_the_report_names_the_grid_a_network_ran_on():
+    from octseg.report.pullback import _grid_note
+
+    assert _grid_note({"net_grid": {"n_alines": 64}}) == ""
+    note = _grid_note({"net_grid": {"n_alines": 384}, "trained_n_alines": 256})
+    assert note == "; run on 384 A-lines, trained on 256"
