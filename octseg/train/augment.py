@@ -9,6 +9,10 @@ Geometric transforms act on image and mask together:
   a mirror image in Cartesian space).
 * :class:`RadialScale` - scales depth about the catheter centre (column 0): a bigger or smaller
   vessel; image bilinear, mask nearest, zeros beyond the source depth.
+* :class:`ALineWarp` (off unless ``aline_warp_p`` > 0) - a smooth periodic warp of the A-line
+  axis: one side of the frame squeezed, the other stretched, no seam. A lesion far from the
+  catheter spans fewer A-lines than the same lesion near it; the warp shows the network lesions
+  over a range of A-line widths.
 
 Intensity: brightness/contrast, gamma, speckle (multiplicative noise per pixel) and Gaussian blur.
 
@@ -121,6 +125,46 @@ class RadialScale(DualTransform):
         return ("scale_limit",)
 
 
+class ALineWarp(DualTransform):
+    """Resample the A-line axis through ``theta -> theta + b * sin(theta - phase)``, ``b`` drawn
+    from ``[0, strength]`` (< 1: monotone) and the phase uniform: near ``phase`` the source is
+    read ``1 + b`` times faster (what lies there looks ``1 / (1 + b)`` as wide), opposite it
+    ``1 - b`` times (``1 / (1 - b)`` as wide). Periodic, so A-line 0 follows A-line A-1 as
+    before. Image linear between A-lines, mask nearest."""
+
+    def __init__(self, strength: float = 0.5, p: float = 0.5):
+        super().__init__(p=p)
+        if not 0.0 <= strength < 1.0:
+            raise ValueError(f"aline_warp strength must be in [0, 1), got {strength}")
+        self.strength = float(strength)
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "b": float(self.py_random.uniform(0.0, self.strength)),
+            "phase": float(self.py_random.uniform(0.0, 2 * np.pi)),
+        }
+
+    @staticmethod
+    def source(n: int, b: float, phase: float) -> np.ndarray:
+        """Where each of the ``n`` output A-lines reads the input (fractional A-lines)."""
+        theta = np.arange(n) * (2 * np.pi / n)
+        return ((theta + b * np.sin(theta - phase)) * (n / (2 * np.pi))) % n
+
+    def apply(self, img: np.ndarray, b: float = 0.0, phase: float = 0.0, **params: Any):
+        src = self.source(img.shape[0], b, phase)
+        lo = np.floor(src).astype(int)
+        w = (src - lo).reshape(-1, *([1] * (img.ndim - 1)))
+        out = img[lo % img.shape[0]] * (1 - w) + img[(lo + 1) % img.shape[0]] * w
+        return np.ascontiguousarray(out.astype(img.dtype))
+
+    def apply_to_mask(self, mask: np.ndarray, b: float = 0.0, phase: float = 0.0, **params: Any):
+        src = np.rint(self.source(mask.shape[0], b, phase)).astype(int) % mask.shape[0]
+        return np.ascontiguousarray(mask[src])
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("strength",)
+
+
 class CleanView(ImageOnlyTransform):
     """Keeps a copy of the image as the transforms before it left it (the geometric ones: the
     frame moved with its labels, its appearance untouched) and passes the image on unchanged."""
@@ -164,6 +208,8 @@ def _geometric(c: Mapping[str, Any]) -> list[Any]:
                 p=float(c.get("radial_scale_p", 0.5)),
             )
         )
+    if float(c.get("aline_warp_p", 0.0)) > 0:  # off by default: recipes keep their draws
+        t.append(ALineWarp(float(c.get("aline_warp", 0.5)), p=float(c["aline_warp_p"])))
     return t
 
 
