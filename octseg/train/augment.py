@@ -208,7 +208,9 @@ def _geometric(c: Mapping[str, Any]) -> list[Any]:
                 p=float(c.get("radial_scale_p", 0.5)),
             )
         )
-    if float(c.get("aline_warp_p", 0.0)) > 0:  # off by default: recipes keep their draws
+    # off unless given (++data.augment.aline_warp_p=P; not in the config, so the shipped
+    # recipes' configs and draws stay as they were)
+    if float(c.get("aline_warp_p", 0.0)) > 0:
         t.append(ALineWarp(float(c.get("aline_warp", 0.5)), p=float(c["aline_warp_p"])))
     return t
 
