@@ -38,11 +38,10 @@ from octseg.core.errors import InputError
 from octseg.evaluate.stats import icc_absolute_agreement
 from octseg.io import read_pullback
 from octseg.io.labels import load_labels
-from octseg.model.ensemble import load_models
 from octseg.model.extend import extend_calcium
 from octseg.model.grid import cartesian_to_net_grid
 from octseg.model.postprocess import large_components
-from octseg.model.predictor import PredictOptions, Predictor
+from octseg.model.predictor import Predictor
 from octseg.model.shipped import files_of
 
 LOWS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -99,8 +98,7 @@ def main() -> None:
     p.add_argument("--seed-mm2", type=float, default=0.1)
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    model, meta = load_models(files_of([args.checkpoint]), None)
-    pred = Predictor(model, meta, PredictOptions(device="cpu", amp=False))
+    pred = Predictor.from_checkpoint(files_of([args.checkpoint]), device="cpu", amp=False)
     d = pd.read_csv(args.frames)
     d = d[(d.manual_calcium_arc_deg > 0) | (d.auto_calcium_arc_deg > 0)]
     if args.pullbacks:

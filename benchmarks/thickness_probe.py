@@ -231,7 +231,7 @@ def markdown(s: dict) -> str:
     ]
     for b in s["bands"]:
         lo, hi = b["band_mm"]
-        band = f"> {lo}" if hi is None else f"{lo}-{hi}"
+        band = _band(lo, math.inf if hi is None else hi)
         if not b["n"]:
             lines.append(f"| {band} | 0 | | | | | |")
             continue
