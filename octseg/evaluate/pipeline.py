@@ -27,6 +27,7 @@ from octseg.evaluate.inputs import (
     with_progress,
 )
 from octseg.evaluate.settings import EvaluationSettings
+from octseg.geometry.summary import score_borderline
 
 #: per-pullback continuous measures: (name, path into summary.json)
 PULLBACK_MEASURES: dict[str, tuple[str, str]] = {
@@ -94,6 +95,18 @@ def _flags(row: dict[str, Any], g: Any) -> dict[str, bool | None]:
         v = _num(row.get(col))
         out[flag] = None if v is None else v > thr
     return out
+
+
+def _borderline(row: dict[str, Any] | None, g: Any) -> str | None:
+    """The automated lesion's ``score_borderline`` (criteria near the score's cut-offs) as
+    ``arc;thickness`` text: from its list, else from its values (outputs written before it)."""
+    if row is None:
+        return None
+    near = row.get("score_borderline")
+    if not isinstance(near, list):
+        vals = [_num(row.get(c)) for c in ("max_arc_deg", "max_thickness_mm", "length_mm")]
+        near = score_borderline(*vals, g)
+    return ";".join(near)
 
 
 def _get(summary: dict[str, Any] | None, path: tuple[str, str]) -> Any:
@@ -597,6 +610,7 @@ def _lesion_row(pid: str, p: dict[str, Any], spacing: float | None, g: Any) -> d
     row.update(_side_by_side(ar, mr, LESION_MEASURES, read=_numeric))
     row.update(_side_by_side(ar, mr, ("calcium_score", "kind")))
     row.update(_side_by_side(_flags(ar, g) if ar else {}, _flags(mr, g) if mr else {}, RISK_FLAGS))
+    row["auto_score_borderline"] = _borderline(ar, g)
     if mr is not None and mr.get("_line") is not None:
         row["manual_line"] = mr["_line"]
     return row
@@ -742,7 +756,20 @@ def _calcium_score_block(matched: list[dict[str, Any]]) -> dict[str, Any]:
         score[f"kappa_{w}"] = stats.kappa(
             [a for a, _ in sc], [b for _, b in sc], labels=[0, 1, 2, 3, 4], weights=w
         )
+    score["by_auto_borderline"] = _score_by_borderline(matched)
     return score
+
+
+def _score_by_borderline(matched: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exact score agreement where the automated lesion lies near a cut-off (any criterion in
+    its ``score_borderline``) and where it does not."""
+    out = {}
+    for part, near in (("near_cut_off", True), ("clear", False)):
+        rows = [r for r in matched if bool(r.get("auto_score_borderline")) == near]
+        sc = _both(rows, "calcium_score")
+        agree = sum(int(a) == int(m) for a, m in sc)
+        out[part] = {"n": len(sc), "exact_agreement": agree / len(sc) if sc else None}
+    return out
 
 
 def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -63,6 +63,12 @@ class GeometrySettings:
     score_arc_deg: float = 180.0  # 2 points if max arc > this
     score_thickness_mm: float = 0.5  # 1 point if max thickness > this
     score_length_mm: float = 5.0  # 1 point if length > this
+    # a lesion's score is "borderline" on a criterion whose value lies within this of its cut-off
+    # (summary.json's score_borderline; 0: never): about 0.4x the lesion-level limits of
+    # agreement of octseg-calcium-v2 on hybrid draws (docs/metrics.md, Calcium lesions)
+    score_margin_arc_deg: float = 10.0
+    score_margin_thickness_mm: float = 0.1
+    score_margin_length_mm: float = 0.4
     spotty_max_arc_deg: float = 90.0  # spotty if max arc < this ...
     spotty_max_length_mm: float = 4.0  # ... and length < this
     risk_arc_deg: float = 270.0  # flag arc_gt_270

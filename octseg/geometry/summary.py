@@ -123,6 +123,7 @@ def _calcium_lesion(
         "calcium_score": _calcium_score(max_arc, max_thick, length, s),
         "kind": "spotty" if spotty else "macro",
         "risk_flags": _risk_flags(max_arc, max_thick, length, s),
+        "score_borderline": score_borderline(max_arc, max_thick, length, s),
     }
     assert list(lesion) == LESION_KEYS
     return lesion
@@ -138,6 +139,20 @@ def _calcium_score(max_arc: float | None, max_thick: float | None, length: float
     if length > s.score_length_mm:
         score += 1
     return score
+
+
+def score_borderline(
+    max_arc: float | None, max_thick: float | None, length: float | None, s: Any
+) -> list[str]:
+    """The score's criteria (``arc``, ``thickness``, ``length``) whose value lies within its
+    margin (``score_margin_*``; 0: never) of its cut-off: a small measurement error there
+    changes the score, so a reviewer checks those first."""
+    rules = (
+        ("arc", max_arc, s.score_arc_deg, s.score_margin_arc_deg),
+        ("thickness", max_thick, s.score_thickness_mm, s.score_margin_thickness_mm),
+        ("length", length, s.score_length_mm, s.score_margin_length_mm),
+    )
+    return [n for n, v, cut, m in rules if v is not None and m > 0 and abs(v - cut) <= m]
 
 
 def _risk_flags(max_arc: float | None, max_thick: float | None, length: float, s: Any) -> list:

@@ -70,6 +70,7 @@ LESION_KEYS: list[str] = [
     "calcium_score",
     "kind",
     "risk_flags",
+    "score_borderline",
 ]
 STENT_KEYS: list[str] = [
     "start_frame",
@@ -116,6 +117,8 @@ SUMMARY_EXAMPLE: dict[str, Any] = {
             "calcium_score": 4,
             "kind": "macro",
             "risk_flags": [],
+            # criteria within their margin of the score's cut-off (arc, thickness, length)
+            "score_borderline": [],
         }
     ],
     "stent": None,
@@ -223,7 +226,7 @@ def write_measurements(
 
 
 #: columns kept as text when reading a CSV ("001" stays "001", never the number 1)
-TEXT_COLUMNS = frozenset({"pullback_id", "kind", "risk_flags"})
+TEXT_COLUMNS = frozenset({"pullback_id", "kind", "risk_flags", "score_borderline"})
 
 
 def read_csv(

@@ -476,6 +476,23 @@ def _kappa_cell(k: dict[str, Any]) -> str:
     return _fmt(k["kappa"]) + _ci(k["kappa_ci"], 2)
 
 
+BORDERLINE_TEXT = {
+    "near_cut_off": "… automated lesion near a cut-off (score_borderline)",
+    "clear": "… automated lesion clear of the cut-offs",
+}
+
+
+def _borderline_rows(sc: dict[str, Any]) -> list[str]:
+    """Exact score agreement split by the automated lesion's ``score_borderline``."""
+    parts = sc.get("by_auto_borderline") or {}
+    return [
+        f"<tr><td class=l>{BORDERLINE_TEXT[k]}</td><td>{p['n']}</td>"
+        f"<td>{_fmt(p['exact_agreement'])}</td><td colspan=3>–</td></tr>"
+        for k, p in parts.items()
+        if p["n"]
+    ]
+
+
 def _html_calcium(metrics: dict[str, Any]) -> list[str]:
     """Calcium score and lesion kind of matched lesions."""
     h: list[str] = []
@@ -495,6 +512,7 @@ def _html_calcium(metrics: dict[str, Any]) -> list[str]:
                 f"<td>{_fmt(sc['exact_agreement'])}</td><td>{_fmt(sc['within_one_point'])}</td>"
                 f"<td>{_kappa_cell(kl)}</td><td>{_kappa_cell(kq)}</td></tr>"
             )
+            h.extend(_borderline_rows(sc))
             add(
                 f"<tr><td class=l>spotty / macro</td><td>{kd['n']}</td><td>{_fmt(kd['agreement'])}</td>"
                 f"<td>–</td><td colspan=2>unweighted κ {_kappa_cell(kd)}</td></tr></table>"
@@ -675,6 +693,11 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append(
             f"  calcium score: n={sc['n']} exact={_fmt(sc['exact_agreement'])} "
             f"kappa(quadratic)={_fmt(sc['kappa_quadratic']['kappa'])}"
+            + "".join(
+                f" exact[{k}]={_fmt(p['exact_agreement'])} (n={p['n']})"
+                for k, p in (sc.get("by_auto_borderline") or {}).items()
+                if p["n"]
+            )
         )
     for c, w in metrics.get("frames", {}).get("where", {}).items():
         lines.append("  " + where_line(c, w))

@@ -294,7 +294,8 @@ def _lesion_table(lesions: Sequence[Mapping[str, Any]], fs: float) -> str:
             f"<td>{les['start_frame'] * fs:.1f}–{(les['end_frame'] + 1) * fs:.1f}</td>"
             f"<td>{_fmt(les.get('length_mm'), 1)}</td><td>{_fmt(les.get('max_arc_deg'), 0)}</td>"
             f"<td>{_fmt(les.get('max_thickness_mm'), 2)}</td><td>{_fmt(les.get('min_depth_mm'), 2)}</td>"
-            f"<td>{_fmt(les.get('volume_mm3'), 2)}</td><td>{_score(les.get('calcium_score'))}</td>"
+            f"<td>{_fmt(les.get('volume_mm3'), 2)}</td>"
+            f"<td>{_score(les.get('calcium_score'))}{_near_cut(les)}</td>"
             f"<td>{html.escape(str(les.get('kind') or '–'))}</td><td>{flag_html}</td>"
             "</tr>"
         )
@@ -304,6 +305,16 @@ def _lesion_table(lesions: Sequence[Mapping[str, Any]], fs: float) -> str:
         "<th>Volume (mm³)</th><th>Ca score</th><th>Kind</th><th>Risk flags</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _near_cut(les: Mapping[str, Any]) -> str:
+    """The criteria whose value lies near the score's cut-off (``score_borderline``)."""
+    near = les.get("score_borderline") or []
+    if not near:
+        return ""
+    what = html.escape(", ".join(near))
+    tip = "within the geometry setting score_margin_* of the cut-off: check these first"
+    return f'<br><small class="near" title="{tip}">near cut-off: {what}</small>'
 
 
 def _yesno(v: Any, bad_when_true: bool = True) -> str:

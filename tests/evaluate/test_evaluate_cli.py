@@ -85,6 +85,35 @@ def _tiny(tmp: Path, offset: float = 0.0) -> tuple[Path, Path]:
     return auto, manual
 
 
+def test_score_agreement_split_by_the_automated_borderline(tmp_path: Path):
+    """The tiny outputs' lesions predate score_borderline: evaluate derives it from their values
+    (thickness 0.6 lies within 0.1 mm of the 0.5 mm cut-off); an explicit list wins."""
+    import pandas as pd
+
+    auto, manual = _tiny(tmp_path)
+    summary = auto / "p2" / "summary.json"
+    s = json.loads(summary.read_text())
+    s["calcium_lesions"][0].update(score_borderline=[], calcium_score=0)  # clear, and wrong
+    summary.write_text(json.dumps(s))
+    out = tmp_path / "out"
+    assert (
+        main(
+            ["evaluate", "--auto", str(auto), "--manual", str(manual), "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
+    split = _strict_json(out / "metrics.json")["lesions"]["calcium_score"]["by_auto_borderline"]
+    assert split == {
+        "near_cut_off": {"n": 1, "exact_agreement": 1.0},
+        "clear": {"n": 1, "exact_agreement": 0.0},
+    }
+    rows = pd.read_csv(out / "lesions_cohort.csv", keep_default_na=False)
+    matched = rows[rows.match == "matched"].set_index("pullback_id")
+    assert matched.auto_score_borderline.to_dict() == {"p1": "thickness", "p2": ""}
+    html = (out / "report.html").read_text()
+    assert "automated lesion near a cut-off" in html and "clear of the cut-offs" in html
+
+
 def test_cli_end_to_end_identical_and_offset(tmp_path: Path, capsys):
     auto, manual = _tiny(tmp_path)
     out = tmp_path / "out"

@@ -113,6 +113,35 @@ def test_score_thresholds_are_settings():
     assert summarize(rows, [], 0.2, st)["calcium_lesions"][0]["calcium_score"] == 4
 
 
+def test_score_borderline_names_the_criteria_near_their_cut_offs():
+    # 26 frames at 0.2 mm = 5.2 mm (cut-off 5, margin 0.4); arc 185 (180, 10); thick 0.45 (0.5, 0.1)
+    rows = [ca(f, 185.0, thick=0.45) for f in range(26)]
+    (les,) = summarize(rows, [], 0.2)["calcium_lesions"]
+    assert les["calcium_score"] == 3  # arc 2 + length 1; thickness 0.45 scores nothing
+    assert les["score_borderline"] == ["arc", "thickness", "length"]
+    # far from every cut-off: 3 frames (0.6 mm), arc 60, thickness 0.9
+    (clear,) = summarize([ca(f, 60.0, thick=0.9) for f in range(3)], [], 0.2)["calcium_lesions"]
+    assert clear["score_borderline"] == []
+    # just outside the margins: arc 169.5 and 190.5, thickness 0.39 and 0.61
+    for arc, thick in ((169.5, 0.39), (190.5, 0.61)):
+        (les,) = summarize([ca(f, arc, thick=thick) for f in range(3)], [], 0.2)["calcium_lesions"]
+        assert les["score_borderline"] == [], (arc, thick)
+    # the margins are settings; 0 turns a criterion off
+    st = GeometrySettings(score_margin_arc_deg=0.0, score_margin_thickness_mm=0.2)
+    (les,) = summarize([ca(f, 180.0, thick=0.65) for f in range(3)], [], 0.2, st)["calcium_lesions"]
+    assert les["score_borderline"] == ["thickness"]
+
+
+def test_score_borderline_without_a_value_and_bad_margins():
+    from octseg.core.errors import InputError
+    from octseg.geometry.summary import score_borderline
+
+    s = GeometrySettings()
+    assert score_borderline(None, None, 5.0, s) == ["length"]
+    with pytest.raises(InputError, match="score_margin_arc_deg"):
+        GeometrySettings(score_margin_arc_deg=-1.0)
+
+
 def test_sparse_labels_volume_weights():
     # label frames every 5 pullback frames; calcium at 10, 15, 20 -> one lesion 10..20
     rows = [frame(f) for f in range(0, 40, 5)]
