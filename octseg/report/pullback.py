@@ -366,11 +366,13 @@ def _cards(summary: Mapping[str, Any], frames: Sequence[Mapping[str, Any]], fs: 
     if lesions:
         worst = max(int(les.get("calcium_score") or 0) for les in lesions)
         n_flag = sum(1 for les in lesions if les.get("risk_flags"))
+        n_near = sum(1 for les in lesions if les.get("score_borderline"))
         cards.append(
             (
                 "Calcium",
                 f"{len(lesions)} lesion{'s' if len(lesions) != 1 else ''}",
-                f"highest score {worst}/4 · {n_flag} with risk flags",
+                f"highest score {worst}/4 · {n_flag} with risk flags"
+                + (f" · {n_near} near a score cut-off" if n_near else ""),
             )
         )
     else:

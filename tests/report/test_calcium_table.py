@@ -4,7 +4,7 @@ value lies near the score's cut-off (summary.json's ``score_borderline``)."""
 from __future__ import annotations
 
 from octseg.geometry.summary import summarize
-from octseg.report.pullback import _lesion_table
+from octseg.report.pullback import _cards, _lesion_table
 
 
 def _frame(f, arc, thick):
@@ -29,6 +29,10 @@ def test_a_lesion_near_the_arc_cut_off_says_so_and_a_clear_one_does_not():
     rows = table.split("<tr>")[2:]  # the header, then one row per lesion
     assert "near cut-off: arc" in rows[0]
     assert "near cut-off" not in rows[1]
+    summary = {"lumen": {}, "calcium_lesions": lesions, "stent": None}
+    assert "1 near a score cut-off" in _cards(summary, [], 0.2)
+    summary["calcium_lesions"] = lesions[1:]
+    assert "near a score cut-off" not in _cards(summary, [], 0.2)
 
 
 def test_outputs_without_the_key_render_as_before():
