@@ -106,7 +106,7 @@ def _borderline(row: dict[str, Any] | None, g: Any) -> str | None:
     if not isinstance(near, list):
         vals = [_num(row.get(c)) for c in ("max_arc_deg", "max_thickness_mm", "length_mm")]
         near = score_borderline(*vals, g)
-    return ";".join(near)
+    return ";".join(map(str, near))
 
 
 def _get(summary: dict[str, Any] | None, path: tuple[str, str]) -> Any:
@@ -748,7 +748,7 @@ def _calcium_score_block(matched: list[dict[str, Any]]) -> dict[str, Any]:
     sc = [(int(a), int(m)) for a, m in _both(matched, "calcium_score")]
     score: dict[str, Any] = {
         "n": len(sc),
-        "exact_agreement": (sum(a == b for a, b in sc) / len(sc)) if sc else None,
+        "exact_agreement": _exact(sc),
         "within_one_point": (sum(abs(a - b) <= 1 for a, b in sc) / len(sc)) if sc else None,
         "mean_difference": (sum(a - b for a, b in sc) / len(sc)) if sc else None,
     }
@@ -766,10 +766,14 @@ def _score_by_borderline(matched: list[dict[str, Any]]) -> dict[str, Any]:
     out = {}
     for part, near in (("near_cut_off", True), ("clear", False)):
         rows = [r for r in matched if bool(r.get("auto_score_borderline")) == near]
-        sc = _both(rows, "calcium_score")
-        agree = sum(int(a) == int(m) for a, m in sc)
-        out[part] = {"n": len(sc), "exact_agreement": agree / len(sc) if sc else None}
+        sc = [(int(a), int(m)) for a, m in _both(rows, "calcium_score")]
+        out[part] = {"n": len(sc), "exact_agreement": _exact(sc)}
     return out
+
+
+def _exact(sc: list[tuple[int, int]]) -> float | None:
+    """The share of ``(auto, manual)`` scores that agree exactly (None without any)."""
+    return sum(a == m for a, m in sc) / len(sc) if sc else None
 
 
 def verdict_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

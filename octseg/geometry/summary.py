@@ -152,7 +152,8 @@ def score_borderline(
         ("thickness", max_thick, s.score_thickness_mm, s.score_margin_thickness_mm),
         ("length", length, s.score_length_mm, s.score_margin_length_mm),
     )
-    return [n for n, v, cut, m in rules if v is not None and m > 0 and abs(v - cut) <= m]
+    # inclusive, up to float rounding (27 frames of 0.2 mm are 5.4000000000000004 mm)
+    return [n for n, v, cut, m in rules if v is not None and m > 0 and abs(v - cut) <= m + 1e-9]
 
 
 def _risk_flags(max_arc: float | None, max_thick: float | None, length: float, s: Any) -> list:

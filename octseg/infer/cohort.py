@@ -4,8 +4,8 @@ pullback of the run (a pullback with neither gets one ``pullback`` row carrying 
 Columns: ``pullback_id``, ``item`` (``calcium_lesion`` | ``lipid_lesion`` | ``stent`` | ``pullback``), ``index`` (1-based
 within the pullback), ``start_mm`` / ``end_mm``, the pullback's ``mla_mm2`` / ``mla_frame`` and
 ``n_open_frames`` (frames whose lumen runs out of the image: their areas are lower bounds), then
-the lesion, stent and lipid-lesion keys of octseg.geometry.tables (blank where not applicable; risk flags
-joined by ``;``).
+the lesion, stent and lipid-lesion keys of octseg.geometry.tables (blank where not applicable; the lists,
+risk flags and ``score_borderline``, joined by ``;``).
 """
 
 from __future__ import annotations

@@ -213,6 +213,7 @@ class InferSettings:
         from octseg.geometry.settings import MEASUREMENT_RULES
 
         out = {k: getattr(self, k) for k in keys} | self.tta_options()
+        out["geometry"] = geometry_fingerprinted(self.geometry)
         for key in ("ensemble_weights", "net_alines"):  # absent when unset: earlier outputs
             if getattr(self, key):  # keep their fingerprint
                 out[key] = getattr(self, key)
@@ -280,6 +281,27 @@ def with_extension(post: Mapping[str, Any], value: Any) -> dict[str, Any]:
     out = {**post, "calcium_extend_prob": value}
     off = {k: getattr(PostprocessSettings, k) for k in _OMITTED_WHEN_OFF}
     return {k: v for k, v in out.items() if not (k in off and v == off[k])}
+
+
+# geometry settings added after outputs were first fingerprinted that change no measured number
+# (they add a field): left out of the mapping at their default, so earlier outputs keep their
+# fingerprint and a resumed run keeps them (evaluate.py derives score_borderline for them)
+_GEOMETRY_OMITTED_AT_DEFAULT = (
+    "score_margin_arc_deg",
+    "score_margin_thickness_mm",
+    "score_margin_length_mm",
+)
+
+
+def geometry_fingerprinted(geometry: Any) -> Any:
+    """The ``geometry`` setting without the keys of :data:`_GEOMETRY_OMITTED_AT_DEFAULT` that
+    are at their :class:`GeometrySettings` default."""
+    from octseg.geometry.settings import GeometrySettings
+
+    if not isinstance(geometry, Mapping):
+        return geometry
+    default = {k: getattr(GeometrySettings, k) for k in _GEOMETRY_OMITTED_AT_DEFAULT}
+    return {k: v for k, v in geometry.items() if not (k in default and v == default[k])}
 
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:

@@ -260,6 +260,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #e6e6e6;padding:5px 8px;text-align:right}
 th{background:#f3f3f3;font-weight:600} td:first-child,th:first-child{text-align:left}
 .flag{display:inline-block;background:#d62728;color:#fff;border-radius:10px;padding:1px 7px;margin:1px;font-size:11.5px}
+.near{color:#8a5a00}
 .ok{color:#1a6e1a;font-weight:600} .bad{color:#d62728;font-weight:600}
 .score{display:inline-block;min-width:18px;text-align:center;border-radius:4px;padding:1px 5px;color:#fff;font-weight:700}
 .plots{width:100%} .ovl{display:grid;grid-template-columns:1fr 1fr;gap:10px}
@@ -310,9 +311,11 @@ def _lesion_table(lesions: Sequence[Mapping[str, Any]], fs: float) -> str:
 def _near_cut(les: Mapping[str, Any]) -> str:
     """The criteria whose value lies near the score's cut-off (``score_borderline``)."""
     near = les.get("score_borderline") or []
+    if isinstance(near, str):  # a CSV round trip: "arc;thickness"
+        near = near.split(";")
     if not near:
         return ""
-    what = html.escape(", ".join(near))
+    what = html.escape(", ".join(map(str, near)))
     tip = "within the geometry setting score_margin_* of the cut-off: check these first"
     return f'<br><small class="near" title="{tip}">near cut-off: {what}</small>'
 

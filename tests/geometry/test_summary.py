@@ -126,6 +126,11 @@ def test_score_borderline_names_the_criteria_near_their_cut_offs():
     for arc, thick in ((169.5, 0.39), (190.5, 0.61)):
         (les,) = summarize([ca(f, arc, thick=thick) for f in range(3)], [], 0.2)["calcium_lesions"]
         assert les["score_borderline"] == [], (arc, thick)
+    # length 4.6 and 5.4 mm (23 and 27 frames of 0.2 mm): on the margin, inclusive both ways
+    # (27 x 0.2 is 5.4000000000000004 in floats), 4.4 and 5.6 mm outside
+    for n, near in ((22, False), (23, True), (27, True), (28, False)):
+        (les,) = summarize([ca(f, 60.0, thick=0.9) for f in range(n)], [], 0.2)["calcium_lesions"]
+        assert les["score_borderline"] == (["length"] if near else []), n
     # the margins are settings; 0 turns a criterion off
     st = GeometrySettings(score_margin_arc_deg=0.0, score_margin_thickness_mm=0.2)
     (les,) = summarize([ca(f, 180.0, thick=0.65) for f in range(3)], [], 0.2, st)["calcium_lesions"]

@@ -35,6 +35,10 @@ def test_a_lesion_near_the_arc_cut_off_says_so_and_a_clear_one_does_not():
     assert "near a score cut-off" not in _cards(summary, [], 0.2)
 
 
-def test_outputs_without_the_key_render_as_before():
+def test_outputs_without_the_key_render_as_with_an_empty_list():
     les = {"start_frame": 0, "end_frame": 2, "calcium_score": 1, "risk_flags": []}
-    assert "near cut-off" not in _lesion_table([les], 0.2)
+    assert _lesion_table([les], 0.2) == _lesion_table([les | {"score_borderline": []}], 0.2)
+    # a CSV round trip gives text: read as the list it was
+    text = _lesion_table([les | {"score_borderline": "arc;thickness"}], 0.2)
+    assert text == _lesion_table([les | {"score_borderline": ["arc", "thickness"]}], 0.2)
+    assert "near cut-off: arc, thickness" in text
