@@ -13,7 +13,7 @@ package, its SHA-256 checked), for the job and the Python API alike.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,8 +279,7 @@ def with_extension(post: Mapping[str, Any], value: Any) -> dict[str, Any]:
     from octseg.model.postprocess import PostprocessSettings
 
     out = {**post, "calcium_extend_prob": value}
-    off = {k: getattr(PostprocessSettings, k) for k in _OMITTED_WHEN_OFF}
-    return {k: v for k, v in out.items() if not (k in off and v == off[k])}
+    return _without_defaults(out, _OMITTED_WHEN_OFF, PostprocessSettings)
 
 
 # geometry settings added after outputs were first fingerprinted that change no measured number
@@ -300,8 +299,14 @@ def geometry_fingerprinted(geometry: Any) -> Any:
 
     if not isinstance(geometry, Mapping):
         return geometry
-    default = {k: getattr(GeometrySettings, k) for k in _GEOMETRY_OMITTED_AT_DEFAULT}
-    return {k: v for k, v in geometry.items() if not (k in default and v == default[k])}
+    return _without_defaults(geometry, _GEOMETRY_OMITTED_AT_DEFAULT, GeometrySettings)
+
+
+def _without_defaults(values: Mapping[str, Any], names: Sequence[str], cls: type) -> dict:
+    """``values`` without the keys among ``names`` whose value is ``cls``'s default for them
+    (settings added after outputs were first fingerprinted leave those fingerprints alone)."""
+    default = {k: getattr(cls, k) for k in names}
+    return {k: v for k, v in values.items() if not (k in default and v == default[k])}
 
 
 def _flatten(tta: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:
