@@ -93,13 +93,20 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
 
 
 def check_init_matches(
-    init: dict[str, Any] | None, new_head: bool, classes: list[int], k: int, net_grid: dict
+    init: dict[str, Any] | None,
+    new_head: bool,
+    classes: list[int],
+    k: int,
+    net_grid: dict,
+    new_grid: bool = False,
 ) -> None:
     """The initial checkpoint's ``context_frames`` and ``net_grid`` must equal the config's; its
-    ``classes`` too, unless ``init_new_head`` re-initialises the output layers."""
+    ``classes`` too, unless ``init_new_head`` re-initialises the output layers. ``new_grid``
+    (``init_new_grid``): the config's ``net_grid`` may differ (the network is fully
+    convolutional, so its weights fit any grid; it has to re-learn the new grid's scale)."""
     if not init:
         return
-    check_resume_matches(init, context_frames=k, net_grid=net_grid)
+    check_resume_matches(init, context_frames=k, **({} if new_grid else {"net_grid": net_grid}))
     had = plain(init["meta"]["classes"])
     if had != classes and not new_head:
         raise InputError(

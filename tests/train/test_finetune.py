@@ -87,6 +87,9 @@ def test_mismatched_grid_context_and_classes_name_the_file(toy_root, base_ckpt, 
         check_init_matches(init, False, [0, 1, 3], 3, GRID)
     check_init_matches(init, True, [0, 1, 3], 3, GRID)  # allowed with a new head
     check_init_matches(init, False, classes, 3, GRID)
+    check_init_matches(init, False, classes, 3, other_grid, new_grid=True)  # init_new_grid
+    with pytest.raises(InputError, match="context_frames"):  # the grid only, not the context
+        check_init_matches(init, False, classes, 5, other_grid, new_grid=True)
 
 
 def test_mismatched_network_names_the_difference(toy_root, base_ckpt, tmp_path):
@@ -337,3 +340,16 @@ def test_finetune_experiment_runs_from_a_checkpoint(toy_root, tmp_path):
     assert summary["epochs_run"] == 2
     obj = torch.load(again / "last.ckpt", weights_only=True)
     assert obj["train_state"]["epoch"] == 2 and obj["meta"]["init_from"] == meta["init_from"]
+
+
+def test_init_new_grid_fine_tunes_on_more_alines(toy_root, base_ckpt, tmp_path):
+    """``init_new_grid=true``: the checkpoint's weights start a run on another net grid (twice
+    the A-lines); without it the same run is refused, naming the grid."""
+    wide = "data.net_grid={n_alines: 64, n_samples: 32, spacing_mm: 0.08}"
+    args = (f"init_from={base_ckpt}", wide, "data.val_ids=[pb000]", "trainer.max_epochs=1")
+    with pytest.raises(InputError, match="net_grid"):
+        train(_cfg(toy_root, tmp_path / "refused", *args))
+    out = tmp_path / "wide"
+    assert train(_cfg(toy_root, out, *args, "init_new_grid=true"))["epochs_run"] == 1
+    meta = torch.load(out / "last.ckpt", weights_only=True)["meta"]
+    assert meta["net_grid"]["n_alines"] == 64 and meta["init_from"] == str(base_ckpt)
