@@ -55,6 +55,7 @@ ADDED_SINCE = {
     ("trainer", "ema_decay"): None,
     ("infer_recommended",): None,
     ("distill",): {"checkpoint": None, "weight": 1.0},  # off: no teacher (session 37)
+    ("init_new_grid",): False,  # off: the checkpoint's net grid (session 58)
 }
 
 
