@@ -102,8 +102,9 @@ def check_init_matches(
 ) -> None:
     """The initial checkpoint's ``context_frames`` and ``net_grid`` must equal the config's; its
     ``classes`` too, unless ``init_new_head`` re-initialises the output layers. ``new_grid``
-    (``init_new_grid``): the config's ``net_grid`` may differ (the network is fully
-    convolutional, so its weights fit any grid; it has to re-learn the new grid's scale)."""
+    (``init_new_grid``): the config's ``net_grid`` may differ (the U-Nets here are
+    fully convolutional, so their weights fit any grid; the network has to re-learn the new
+    grid's scale)."""
     if not init:
         return
     check_resume_matches(init, context_frames=k, **({} if new_grid else {"net_grid": net_grid}))
