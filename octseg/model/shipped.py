@@ -44,11 +44,21 @@ NAMED: dict[str, str] = {
     # the members of octseg-calcium-v2 (ENSEMBLES); alone they over-call calcium
     "octseg-calcium-fdv-s42": "0247a7e4ff4589f59c1e042c5a0c23ec3b7682cf7bc01dc509105ef8bc260559",
     "octseg-calcium-fdv-s7": "73f48a1ffced4a4279295c2874505c89250c9f157de6fb80bf168cc279f0c808",
+    # the members of octseg-calcium-v3: v1 and the two fine-tunes trained again at 384 A-lines
+    # (init_new_grid, benchmarks/results/ensemble384_s59.md)
+    "octseg-calcium-v1-384": "42ed8b3f90e885523eabb6a8b36f30e81bbfff76d63630ae944a308314d5a8f1",
+    "octseg-calcium-fdv384-s42": "b236ca28ff48f376be36131b4e58b54c0b88400c099b3b3ab817e82ceeaa810c",
+    "octseg-calcium-fdv384-s7": "15326c173d0a4a589b9822eaa6a1a1143d1fa5767a81e08c226af2b750364228",
 }
 # the shipped ensembles, used only when named: name -> its members (names in NAMED or NAME),
 # averaged by inference (docs/model_card.md, "octseg-calcium-v2")
 ENSEMBLES: dict[str, tuple[str, ...]] = {
     "octseg-calcium-v2": ("octseg-calcium-v1", "octseg-calcium-fdv-s42", "octseg-calcium-fdv-s7"),
+    "octseg-calcium-v3": (
+        "octseg-calcium-v1-384",
+        "octseg-calcium-fdv384-s42",
+        "octseg-calcium-fdv384-s7",
+    ),
 }
 CHUNK = 1 << 20  # bytes hashed at a time
 

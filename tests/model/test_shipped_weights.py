@@ -96,6 +96,24 @@ RECIPES = {
         ]
         for seed in (42, 7)
     },
+    # the members of octseg-calcium-v3: the same at 384 A-lines (benchmarks/results/ensemble384_s59.md)
+    **{
+        name: [
+            "experiment=hybrid",
+            f"seed={seed}",
+            "init_from=octseg-calcium-v1",
+            "init_new_grid=true",
+            "trainer.max_epochs=12",
+            "scheduler.T_max=12",
+            "optimizer.lr=0.0005",
+            "data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}",
+        ]
+        for name, seed in (
+            ("octseg-calcium-v1-384", 42),
+            ("octseg-calcium-fdv384-s42", 42),
+            ("octseg-calcium-fdv384-s7", 7),
+        )
+    },
 }
 
 
@@ -301,3 +319,33 @@ def test_finetune_from_a_shipped_model_by_name_as_documented(name, tmp_path):
     got = engine.model.state_dict()
     key = next(k for k in init["state_dict"] if k.endswith("weight"))
     assert torch.equal(got[key], init["state_dict"][key])
+
+
+# ------------------------------------------------------------------ octseg-calcium-v3
+V3_NAME = "octseg-calcium-v3"
+# benchmarks/results/ensemble384_s59.md (RULE43): the same small check, `--checkpoint
+# octseg-calcium-v3` (its three members at 384 A-lines, their shared recommended settings;
+# measured in session 59; v2 on the same case: 0.8903 / 0.9797)
+V3_CARD_DICE = 0.8908
+V3_CARD_LUMEN_DICE = 0.9750
+
+
+def test_calcium_v3_is_three_shipped_members_at_384_alines():
+    from octseg.model.ensemble import load_models
+
+    members = shipped.expand(V3_NAME)
+    assert members == [
+        "octseg-calcium-v1-384",
+        "octseg-calcium-fdv384-s42",
+        "octseg-calcium-fdv384-s7",
+    ]
+    _, meta = load_models([str(shipped.checkpoint_of(m)) for m in members])
+    assert meta["net_grid"]["n_alines"] == 384
+    assert [e["recipe"]["seed"] for e in meta["ensemble"]] == [42, 42, 7]
+    assert meta["infer_recommended"]["tta"] is True
+
+
+def test_calcium_v3_reproduces_its_small_check(danilov_dir, tmp_path):
+    calcium, lumen = _calcium_small_check(danilov_dir, tmp_path, V3_NAME)
+    assert np.nanmean(calcium) == pytest.approx(V3_CARD_DICE, abs=CALCIUM_TOL)
+    assert lumen.mean() == pytest.approx(V3_CARD_LUMEN_DICE, abs=CALCIUM_TOL)
