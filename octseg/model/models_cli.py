@@ -29,8 +29,8 @@ PURPOSE = {
     "octseg-calcium-fdv384-s7": "a member of octseg-calcium-v3 (the same, seed 7)",
     "octseg-calcium-v3": "v2's three members trained at 384 A-lines (RULE43 passed: sixteen "
     "fresh hybrid draws calcium Dice 0.78 vs v2's 0.74, thickness ICC 0.84 vs 0.81; eight "
-    "draws 0.78 vs 0.76); its model card is not written yet, so v2 stays the documented "
-    "choice; 1.6x v2's time on a CPU",
+    "draws 0.78 vs 0.76); lumen robustness not yet measured (docs/model_card.md); 1.6x v2's "
+    "time on a CPU",
 }
 
 
