@@ -47,3 +47,24 @@ def test_shipped_file_has_the_recipe_and_no_absolute_path(tmp_path):
     assert stored["data"]["root"] == "hybrid/train"
     assert stored["data"]["extra_train_roots"] == ["data/synth_small"]
     assert "/home/alice" not in str(read_checkpoint(out)["meta"])
+
+
+def test_recipe_command_is_the_recorded_overrides_without_paths_or_hydra(tmp_path):
+    """The shipped command is what Hydra recorded for the run: every override kept (quoted where
+    the shell needs it), the run folder's ``hydra.*`` dropped, absolute paths cut."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    overrides = [
+        "experiment=hybrid",
+        "data.root=/home/alice/smith_john/hybrid_fdv/train",
+        "init_from=octseg-calcium-v1",
+        "data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}",
+        "hydra.run.dir=/home/alice/runs/fdv384",
+    ]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    command = ship_model.run_command(run, CONFIG)
+    assert command == (
+        "python train.py experiment=hybrid data.root=hybrid_fdv/train "
+        "init_from=octseg-calcium-v1 'data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}'"
+    )
+    assert ship_model.run_command(tmp_path, CONFIG) == "python train.py experiment=default"

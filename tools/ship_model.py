@@ -6,7 +6,8 @@ Keeps what inference needs (``format``, ``version``, ``state_dict``, ``meta``) a
 training state (optimiser, scheduler, RNG states); stores in ``meta["recipe"]`` the run's resolved
 config (``RUN_DIR/config.yaml``), the experiment name and the code version of the checkout it is
 packaged from (``git describe``, with ``-dirty`` when the tree had uncommitted changes; the
-training run itself records no commit); replaces every absolute path, in the split and in the
+training run itself records no commit) and the training command (from Hydra's record of the run's
+overrides, ``RUN_DIR/.hydra/overrides.yaml``, unless ``--command`` gives it); replaces every absolute path, in the split and in the
 stored config, by its last two parts (the machine's folders, which may name a user or a patient,
 do not ship). Writes atomically, reads the result back with the product's loader
 (``weights_only=True``) and prints its size and SHA-256, the value to put in
@@ -16,6 +17,7 @@ do not ship). Writes atomically, reads the result back with the product's loader
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -71,11 +73,29 @@ def _short(value: Any) -> Any:
     return value
 
 
+def _short_override(item: str) -> str:
+    """One Hydra override with an absolute path value cut to its last two parts."""
+    key, sep, value = item.partition("=")
+    return f"{key}{sep}{_short(value)}" if sep else item
+
+
+def run_command(run_dir: Path, cfg: dict[str, Any]) -> str:
+    """The training command as Hydra recorded it (``RUN_DIR/.hydra/overrides.yaml``), without
+    ``hydra.*`` overrides and with every absolute path cut; the experiment alone when the run
+    folder has no record."""
+    record = run_dir / ".hydra" / "overrides.yaml"
+    if not record.is_file():
+        return f"python train.py experiment={cfg.get('task_name')}"
+    items = yaml.safe_load(record.read_text()) or []
+    kept = [_short_override(str(o)) for o in items if not str(o).startswith("hydra.")]
+    return " ".join(["python train.py", *map(shlex.quote, kept)])
+
+
 def recipe(run_dir: Path, cfg: dict[str, Any], command: str | None) -> dict[str, Any]:
     return {
         "experiment": cfg.get("task_name"),
         "seed": cfg.get("seed"),
-        "command": command or f"python train.py experiment={cfg.get('task_name')}",
+        "command": command or run_command(run_dir, cfg),
         "config_yaml": yaml.safe_dump(_short(cfg), sort_keys=False),
         **code_version(),
     }
@@ -102,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", type=Path, help="training run folder (config.yaml, *.ckpt)")
     p.add_argument("--ckpt", default="best.ckpt", help="checkpoint file in RUN_DIR")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--command", help="the training command as run (default: the experiment's)")
+    p.add_argument(
+        "--command",
+        help="the training command as run (default: the overrides Hydra recorded in RUN_DIR/.hydra)",
+    )
     args = p.parse_args(argv)
     digest = ship(args.run_dir, args.ckpt, args.out, args.command)
     size_mb = args.out.stat().st_size / 1e6
