@@ -51,7 +51,7 @@ from octseg.train.engine import Engine, build_engine
 from octseg.train.loaders import RunData, build_data
 from octseg.train.metrics import SegMetrics, add_score
 from octseg.train.settings import TrainSettings, cfg_get
-from octseg.train.setup import read_init, read_resume, setup_run
+from octseg.train.setup import init_record, read_init, read_resume, setup_run
 
 log = logging.getLogger("octseg.train")
 
@@ -237,19 +237,12 @@ def run_epochs(run: Run) -> None:
             break
 
 
-def _init_record(init: dict[str, Any]) -> str:
-    """What a fine-tuning run records as its start: the name of the shipped model whose SHA-256
-    the file has (the same on every install; the installed path is not), else the file's path."""
-    from octseg.model.shipped import model_with_content
-
-    return model_with_content(init["path"]) or str(init["path"])
-
-
 def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     """Stages 1-3: run folder, data, model and optimisation, resumed state, logger."""
     rec = check_recommended(cfg_get(cfg, "infer_recommended"), "infer_recommended")
     out_dir = setup_run(cfg, info)
-    resume, init = read_resume(cfg), read_init(cfg)
+    resume = read_resume(cfg)
+    init = read_init(cfg, resume)
     check_resumed(
         resume.get("meta", {}) if resume else None, teacher_record(cfg_get(cfg, "distill"))
     )
@@ -262,7 +255,9 @@ def _prepare(cfg: DictConfig, info: ddp.DistInfo) -> Run:
     metrics = SegMetrics(data.classes, data.net_grid["spacing_mm"], settings.strut_tol_mm)
     state = restore(resume, engine, info)
     meta = checkpoint_meta(engine, data, cfg_get(cfg, "data.remap"), rec)
-    init_from = _init_record(init) if init else (resume or {}).get("meta", {}).get("init_from")
+    init_from = (
+        init_record(init["path"]) if init else (resume or {}).get("meta", {}).get("init_from")
+    )
     if init_from:  # a resumed fine-tuning run keeps the record of where it started
         meta["init_from"] = init_from
     teacher = build_teacher(cfg_get(cfg, "distill"), meta, info.device)

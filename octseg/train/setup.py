@@ -67,9 +67,12 @@ def check_resume_matches(resume: dict[str, Any] | None, **now: Any) -> None:
             )
 
 
-def read_init(cfg: DictConfig) -> dict[str, Any] | None:
+def read_init(cfg: DictConfig, resume: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The checkpoint named by ``init_from`` (with ``path`` added), or None. Only its weights
-    and normalisation are used: a new run (optimiser, scheduler, epochs) starts from them."""
+    and normalisation are used: a new run (optimiser, scheduler, epochs) starts from them.
+    Resuming (``resume``, read from ``ckpt_path``) a run that started from the same
+    ``init_from`` returns None: the weights come from the resumed checkpoint, and the command
+    that started the run, plus ``ckpt_path``, resumes it."""
     init_from = cfg_get(cfg, "init_from")
     if not init_from:
         # resuming (ckpt_path) a fine-tuning run needs no init_from: the weights come from there
@@ -80,16 +83,33 @@ def read_init(cfg: DictConfig) -> dict[str, Any] | None:
                 "shipped model's name: init_from=octseg-default-v1)",
             )
         return None
-    if cfg_get(cfg, "ckpt_path"):
-        raise InputError(
-            init_from,
-            "init_from and ckpt_path are both set: ckpt_path resumes a run, init_from starts a "
-            "new one from a checkpoint's weights; give one of them",
-        )
     from octseg.model.shipped import resolve  # init_from=octseg-default-v1: the shipped file
 
     path = resolve(str(init_from))
+    if cfg_get(cfg, "ckpt_path"):
+        _check_same_start(init_from, path, resume)
+        return None
     return {**read_checkpoint(path), "path": path}
+
+
+def init_record(path: Path | str) -> str:
+    """What a fine-tuning run records as its start: the name of the shipped model whose SHA-256
+    the file has (the same on every install; the installed path is not), else the file's path."""
+    from octseg.model.shipped import model_with_content
+
+    return model_with_content(path) or str(path)
+
+
+def _check_same_start(init_from: Any, path: Path, resume: dict[str, Any] | None) -> None:
+    """``init_from`` beside ``ckpt_path`` must name where the resumed run started."""
+    started = (resume or {}).get("meta", {}).get("init_from")
+    if started is None or started != init_record(path):
+        raise InputError(
+            init_from,
+            f"init_from and ckpt_path are both set, and the resumed run started from "
+            f"{started or 'no init_from'}: ckpt_path resumes a run (give init_from as it "
+            "started, or leave it out), init_from starts a new one from a checkpoint's weights",
+        )
 
 
 def check_init_matches(

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from train_helpers import CONFIGS, one_epoch_model, toy_cfg
 
@@ -27,7 +28,7 @@ from octseg.train.data import (
 )
 from octseg.train.engine import build_engine
 from octseg.train.loop import train
-from octseg.train.setup import check_init_matches, read_init
+from octseg.train.setup import check_init_matches, read_init, read_resume
 
 GRID = {"n_alines": 32, "n_samples": 32, "spacing_mm": 0.08}
 
@@ -68,10 +69,20 @@ def test_init_from_loads_the_checkpoint_weights(toy_root, base_ckpt, tmp_path):
     assert opt_params == {id(p) for p in eng.model.parameters()}
 
 
-def test_init_from_with_ckpt_path_is_refused(toy_root, base_ckpt, tmp_path):
+def test_init_from_with_ckpt_path_must_name_where_the_resumed_run_started(
+    toy_root, base_ckpt, tmp_path
+):
+    """Beside ``ckpt_path``, ``init_from`` is accepted only as the resumed run's own start (its
+    weights then come from the resumed checkpoint); otherwise it is refused, naming both."""
     cfg = _cfg(toy_root, tmp_path, f"init_from={base_ckpt}", f"ckpt_path={base_ckpt}")
-    with pytest.raises(InputError, match="init_from and ckpt_path are both set"):
-        read_init(cfg)
+    plain_run = read_resume(cfg)  # base_ckpt did not start from any init_from
+    with pytest.raises(InputError, match="both set, and the resumed run started from no init_from"):
+        read_init(cfg, plain_run)
+    started_here = {**plain_run, "meta": {**plain_run["meta"], "init_from": str(base_ckpt)}}
+    assert read_init(cfg, started_here) is None
+    elsewhere = {**plain_run, "meta": {**plain_run["meta"], "init_from": "octseg-calcium-v1"}}
+    with pytest.raises(InputError, match="started from octseg-calcium-v1"):
+        read_init(cfg, elsewhere)
 
 
 def test_mismatched_grid_context_and_classes_name_the_file(toy_root, base_ckpt, tmp_path):
@@ -340,6 +351,25 @@ def test_finetune_experiment_runs_from_a_checkpoint(toy_root, tmp_path):
     assert summary["epochs_run"] == 2
     obj = torch.load(again / "last.ckpt", weights_only=True)
     assert obj["train_state"]["epoch"] == 2 and obj["meta"]["init_from"] == meta["init_from"]
+    # or with the very command that started it, plus ckpt_path (its config keeps init_from)
+    same = tmp_path / "ft3"
+    summary = train(
+        finetune_cfg(
+            same,
+            f"init_from={base / 'last.ckpt'}",
+            f"ckpt_path={out / 'last.ckpt'}",
+            "data.max_labelled_frames=2",
+            "trainer.max_epochs=2",
+        )
+    )
+    assert summary["epochs_run"] == 2
+    resumed = torch.load(same / "last.ckpt", weights_only=True)
+    assert resumed["meta"]["init_from"] == meta["init_from"]
+    assert yaml.safe_load((same / "config.yaml").read_text())["init_from"] == str(
+        base / "last.ckpt"
+    )
+    for name, value in resumed["state_dict"].items():  # the same run, resumed the same way
+        assert torch.allclose(value, obj["state_dict"][name], atol=1e-6), name
 
 
 def test_init_new_grid_fine_tunes_on_more_alines(toy_root, base_ckpt, tmp_path):
