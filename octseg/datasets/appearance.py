@@ -12,7 +12,7 @@ pullback; the reasoning and ranges are in docs/real_data.md ("Appearance randomi
 * :class:`BloodSpeckle` - residual blood in the lumen: smooth blobs of speckled signal between
   the catheter and the lumen border.
 * :class:`ColourMap` - a frame exported in another colour map (grey, vendor palettes) and read
-  back through the reader's grey conversion (:func:`octseg.io.color.sepia_to_gray`).
+  back through the reader's grey conversion (:func:`octseg.io.color.display_to_gray`).
 * :class:`BurnedInOverlay` - display overlays (lines, dots, diamonds, text, scale bars, dashed
   circles) drawn in Cartesian space at random places, static over the k context frames.
 * :class:`CatheterOffset` - the frame resampled about a point off the catheter (an inexact
@@ -56,9 +56,9 @@ def palette_lut(name: str) -> np.ndarray:
 
 def reader_curve(name: str) -> np.ndarray:
     """``(256,)`` float32: the grey value the reader gives a pixel exported at index ``i``."""
-    from octseg.io.color import sepia_to_gray
+    from octseg.io.color import display_to_gray
 
-    return sepia_to_gray(palette_lut(name)).astype(np.float32)
+    return display_to_gray(palette_lut(name)).astype(np.float32)
 
 
 def lumen_border(mask: np.ndarray, lumen: int) -> np.ndarray:

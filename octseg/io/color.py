@@ -15,6 +15,10 @@ monotone function of the luminance, which is what a segmentation network needs; 
 was fitted to the median colours of a real vendor export (the Danilov pullback in
 ``../shared/data``), so there the mapping is close to the vendor's own index.
 
+A grey display exported as RGB (R = G = B) is not a sepia frame: the readers
+(:func:`display_to_gray`) read such a frame as its level, not through the sepia curve, which
+would brighten it (level 64 would read as 0.47 instead of 0.25).
+
 Burned-in overlays (cyan/yellow measurement lines, dots, text) are not on the sepia curve:
 :func:`overlay_mask` flags pixels whose colour is far from the reference curve at their luminance
 or that are "colder" than any sepia colour (green or blue exceeding red).
@@ -105,12 +109,52 @@ def overlay_mask(rgb: np.ndarray, lut: np.ndarray = SEPIA_LUT, tol: float = 60.0
     return (dist > tol) | (g - r > cold) | (b - r > cold) | (b - g > cold)
 
 
-def rgb_frames_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """``(..., H, W, 3|4)`` uint8 colour frames -> float32 grey ``(..., H, W)`` in [0, 1]."""
+GREY_AXIS_TOL = 2
+"""A pixel whose R, G and B lie within this many levels of each other is on the grey axis."""
+GREY_DISPLAY_SHARE = 0.95
+"""A frame is a grey display drawn in RGB when at least this share of its lit pixels (brightest
+channel >= 8) lie on the grey axis (burned-in colour overlays cover a few per cent at most)."""
+
+
+def is_grey_display(rgb: np.ndarray) -> bool:
+    """Whether one frame (``(H, W, 3|4)``, or ``(N, 3|4)`` pixels) is a grey display exported as
+    RGB: a PNG saved in colour, an RGB DICOM of a grey screen. No sepia colour but black is on
+    the grey axis, so a sepia frame never is one."""
+    c = np.asarray(rgb)[..., :3].astype(np.int16)
+    hi = c.max(axis=-1)
+    lit = hi >= 8
+    n_lit = int(lit.sum())
+    on_axis = int((lit & (hi - c.min(axis=-1) <= GREY_AXIS_TOL)).sum())
+    return n_lit > 0 and on_axis >= GREY_DISPLAY_SHARE * n_lit
+
+
+def display_to_gray(
+    rgb: np.ndarray, lut: np.ndarray = SEPIA_LUT, grey_display: bool | None = None
+) -> np.ndarray:
+    """What the readers give one colour frame: RGB ``(..., 3)`` uint8 -> float32 grey in [0, 1].
+
+    A grey display exported as RGB (:func:`is_grey_display`, or ``grey_display`` when the caller
+    decided it from the whole frame) reads as its luminance / 255, the level that drew it; any
+    other frame through the sepia map (:func:`sepia_to_gray`), which would brighten a grey one
+    (level 64 would read 0.47 instead of 0.25). The choice is per frame, so the reading stays a
+    monotone function of the luminance within a frame whatever its colour map.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.shape[-1] not in (3, 4):
+        raise ValueError(f"expected (..., 3) RGB, got shape {rgb.shape}")
+    grey = is_grey_display(rgb) if grey_display is None else grey_display
+    if grey:
+        return (_luminance(rgb) / np.float32(255.0)).astype(np.float32)
+    return sepia_to_gray(rgb, lut)
+
+
+def rgb_frames_to_gray(rgb: np.ndarray, grey_display: bool | None = None) -> np.ndarray:
+    """One ``(H, W, 3|4)`` colour frame (any integer depth) -> float32 grey ``(H, W)`` in
+    [0, 1] (:func:`display_to_gray`)."""
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8:
         if np.issubdtype(rgb.dtype, np.integer) and rgb.size and rgb.max() > 255:
             rgb = (rgb.astype(np.float64) / np.iinfo(rgb.dtype).max * 255).round().astype(np.uint8)
         else:
             rgb = rgb.astype(np.uint8)
-    return sepia_to_gray(rgb)
+    return display_to_gray(rgb, grey_display=grey_display)

@@ -8,7 +8,7 @@ SOP classes
 
 Pixels
     MONOCHROME2 / MONOCHROME1 (scaled to [0, 1]), RGB and YBR (sepia colour maps, converted to
-    grey by :func:`octseg.io.color.sepia_to_gray`), PALETTE COLOR (the LUT is applied with
+    grey by :func:`octseg.io.color.display_to_gray`), PALETTE COLOR (the LUT is applied with
     ``pydicom.pixels.apply_color_lut``, then the same conversion). Transfer syntaxes: every one
     pydicom can decode with the pinned plugins - uncompressed (implicit/explicit little endian),
     RLE Lossless (pylibjpeg-rle or pydicom's own decoder) and JPEG Baseline/Extended/Lossless
@@ -52,7 +52,7 @@ from pydicom.uid import (
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import sepia_to_gray
+from octseg.io.color import display_to_gray
 from octseg.io.spacing import spacing_for
 
 IVOCT_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.14.1")
@@ -617,9 +617,9 @@ def _to_gray(
         rgb = pydicom.pixels.apply_color_lut(arr, lut_ds)
         if rgb.dtype != np.uint8:
             rgb = (rgb >> 8).astype(np.uint8) if rgb.max() > 255 else rgb.astype(np.uint8)
-        return sepia_to_gray(rgb)
+        return display_to_gray(rgb)
     if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR converted to RGB by pydicom
         if arr.dtype != np.uint8:
             arr = np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)
-        return sepia_to_gray(arr)
+        return display_to_gray(arr)
     raise InputError(None, f"unsupported photometric interpretation {photometric!r}")

@@ -6,7 +6,7 @@ Cartesian unless the sidecar says ``"space": "polar"``; a Cartesian catheter cen
 image centre can be given as ``"catheter_center": [cy, cx]`` in the same sidecar.
 
 Grey frames are scaled to [0, 1] by their bit depth; RGB frames (sepia colour maps) are converted
-with :func:`octseg.io.color.sepia_to_gray`; a fourth channel (alpha) is ignored. Frames are
+with :func:`octseg.io.color.display_to_gray`; a fourth channel (alpha) is ignored. Frames are
 decoded one file (or one TIFF page) at a time; the files of a chunk are decoded by a few threads
 (the decoders release the GIL).
 
@@ -31,7 +31,7 @@ import numpy as np
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import rgb_frames_to_gray
+from octseg.io.color import is_grey_display, rgb_frames_to_gray
 from octseg.io.spacing import find_sidecar, read_sidecar_layout, spacing_for
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -96,8 +96,9 @@ def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
 def gray_at(arr: np.ndarray, mask: np.ndarray, path: Path | None) -> np.ndarray:
     """``to_gray(arr, path)[mask]``, converting only the masked pixels where that is the same.
 
-    Integer frames convert pixel by pixel (grey: by bit depth; uint8 colour: the sepia map), so
-    only the masked pixels are converted; other kinds (float frames, whose range is checked over
+    Integer frames convert pixel by pixel (grey: by bit depth; uint8 colour: by the colour map
+    that the whole frame shows, :func:`octseg.io.color.display_to_gray`), so only the masked
+    pixels are converted; other kinds (float frames, whose range is checked over
     the whole frame, wide-integer colour frames, scaled by the frame's maximum) convert whole.
     """
     elementwise = arr.dtype.kind in "biu" and (
@@ -107,6 +108,8 @@ def gray_at(arr: np.ndarray, mask: np.ndarray, path: Path | None) -> np.ndarray:
     )
     if not elementwise or arr.shape[:2] != mask.shape:
         return to_gray(arr, path)[mask]
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # whether it is a grey display: whole frame
+        return rgb_frames_to_gray(arr[mask][:, :3], grey_display=is_grey_display(arr))
     return to_gray(arr[mask][None], path)[0]
 
 

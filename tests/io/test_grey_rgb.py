@@ -1,0 +1,99 @@
+"""A grey display exported as RGB (R = G = B) reads as its level, not through the sepia map
+(which would brighten it), in every reader; sepia frames read as before."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from octseg.datasets.appearance import PALETTES, palette_lut
+from octseg.io import read_pullback
+from octseg.io.color import (
+    SEPIA_LUT,
+    display_to_gray,
+    gray_to_sepia,
+    is_grey_display,
+    sepia_to_gray,
+)
+from octseg.io.dicom import _to_gray
+
+
+def _grey_frames(n=3, h=20, w=18, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w), dtype=np.uint8)
+
+
+def test_a_grey_display_reads_as_its_level_and_sepia_as_before():
+    levels = np.arange(256, dtype=np.uint8)
+    grey_rgb = np.repeat(levels[:, None], 3, axis=1)
+    np.testing.assert_allclose(display_to_gray(grey_rgb) * 255, levels, atol=1e-3)
+    assert abs(sepia_to_gray(grey_rgb)[64] * 255 - 64) > 50  # what the sepia map alone gives
+    np.testing.assert_allclose(display_to_gray(SEPIA_LUT), sepia_to_gray(SEPIA_LUT), atol=1e-7)
+    assert is_grey_display(grey_rgb) and not is_grey_display(SEPIA_LUT)
+
+
+def test_grey_display_with_overlay_and_jpeg_rounding_is_still_grey():
+    f = _grey_frames(1, 40, 40)[0]
+    rgb = np.repeat(f[..., None], 3, axis=-1).astype(np.int16)
+    rgb += np.random.default_rng(1).integers(-1, 2, rgb.shape)  # channels within 2 levels
+    rgb = np.clip(rgb, 0, 255).astype(np.uint8)
+    rgb[5, :] = (0, 200, 200)  # a cyan measurement line: 1 of 40 rows
+    assert is_grey_display(rgb)
+    keep = np.ones(f.shape, bool)
+    keep[5] = False
+    np.testing.assert_allclose(display_to_gray(rgb)[keep] * 255, f[keep], atol=1.5)
+
+
+@pytest.mark.parametrize("name", PALETTES)
+def test_every_palette_reads_monotone_within_a_frame(name):
+    """The choice is per frame, so no colour map that passes near the grey axis (bone, pink)
+    gets a reading that jumps back and forth between two curves."""
+    curve = display_to_gray(palette_lut(name))
+    assert (np.diff(curve) >= -1e-6).all()
+
+
+def _folder(root, frames: np.ndarray, mode: str):
+    root.mkdir()
+    for i, f in enumerate(frames):
+        img = Image.fromarray(f) if mode == "L" else Image.fromarray(f).convert(mode)
+        img.save(root / f"frame_{i:03d}.png")
+    (root / "spacing.json").write_text(
+        json.dumps({"pixel_spacing_mm": 0.01, "frame_spacing_mm": 0.2})
+    )
+    return root
+
+
+def test_image_folder_of_rgb_grey_frames_reads_as_the_grey_png(tmp_path):
+    f = _grey_frames()
+    grey = read_pullback(_folder(tmp_path / "grey", f, "L")).read()
+    rgb = read_pullback(_folder(tmp_path / "rgb", f, "RGB")).read()
+    np.testing.assert_allclose(rgb, grey, atol=1e-5)
+    np.testing.assert_allclose(grey, f / 255.0, atol=1e-6)
+
+
+def test_sepia_image_folder_reads_as_the_sepia_map_inverts_it(tmp_path):
+    f = _grey_frames(seed=1)
+    pb = read_pullback(_folder(tmp_path / "sepia", gray_to_sepia(f), "RGB"))
+    np.testing.assert_allclose(pb.read() * 255, f, atol=1.0)  # the map round-trips within 1/255
+
+
+def test_dicom_rgb_of_a_grey_display_reads_as_monochrome():
+    f = _grey_frames(1)[0]
+    rgb = np.repeat(f[..., None], 3, axis=-1)
+    mono = _to_gray(f, "MONOCHROME2", None, 255.0, False)
+    np.testing.assert_allclose(_to_gray(rgb, "RGB", None, 255.0, False), mono, atol=1e-5)
+
+
+def test_masked_sampling_of_a_grey_rgb_frame_reads_as_the_whole_frame():
+    """The polar resampler converts only the pixels it needs; the grey-display choice is still
+    the whole frame's (a mask of dark pixels alone could not tell)."""
+    from octseg.io.stack import gray_at, to_gray
+
+    f = _grey_frames(1, 30, 30, seed=2)[0]
+    rgb = np.repeat(f[..., None], 3, axis=-1)
+    mask = np.zeros(f.shape, bool)
+    mask[:4, :4] = True
+    np.testing.assert_allclose(gray_at(rgb, mask, None), to_gray(rgb, None)[mask], atol=1e-6)
+    np.testing.assert_allclose(gray_at(rgb, mask, None), f[mask] / 255.0, atol=1e-5)
