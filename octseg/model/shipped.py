@@ -46,9 +46,9 @@ NAMED: dict[str, str] = {
     "octseg-calcium-fdv-s7": "73f48a1ffced4a4279295c2874505c89250c9f157de6fb80bf168cc279f0c808",
     # the members of octseg-calcium-v3: v1 and the two fine-tunes trained again at 384 A-lines
     # (init_new_grid, benchmarks/results/ensemble384_s59.md)
-    "octseg-calcium-v1-384": "42ed8b3f90e885523eabb6a8b36f30e81bbfff76d63630ae944a308314d5a8f1",
-    "octseg-calcium-fdv384-s42": "b236ca28ff48f376be36131b4e58b54c0b88400c099b3b3ab817e82ceeaa810c",
-    "octseg-calcium-fdv384-s7": "15326c173d0a4a589b9822eaa6a1a1143d1fa5767a81e08c226af2b750364228",
+    "octseg-calcium-v1-384": "45ee8104793c7a0155cba6f65851b3190d283bf3482860df1a43ac75791867d6",
+    "octseg-calcium-fdv384-s42": "bf7d6bb0e04a1b638edce0c6fd3b8f2d9c69d3f79b750333cacd1a33c30a5a3a",
+    "octseg-calcium-fdv384-s7": "2fd32fcebc718d4b20cb77c964e99bac80825c1385ec2c8eb5d6e524fb2f313a",
 }
 # the shipped ensembles, used only when named: name -> its members (names in NAMED or NAME),
 # averaged by inference (docs/model_card.md, "octseg-calcium-v2")

@@ -81,38 +81,33 @@ def _without_machine(cfg: dict) -> dict:
 
 
 # each shipped model and the overrides that compose its recipe today
+# v1 fine-tuned (docs/model_card.md, octseg-calcium-v2); at 384 A-lines for v3's members
+# (benchmarks/results/ensemble384_s59.md)
+FINETUNE_V1 = [
+    "init_from=octseg-calcium-v1",
+    "trainer.max_epochs=12",
+    "scheduler.T_max=12",
+    "optimizer.lr=0.0005",
+]
+GRID_384 = [
+    "init_new_grid=true",
+    "data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}",
+]
+V3_MEMBERS = {
+    "octseg-calcium-v1-384": 42,
+    "octseg-calcium-fdv384-s42": 42,
+    "octseg-calcium-fdv384-s7": 7,
+}
 RECIPES = {
     shipped.NAME: ["experiment=default"],
     "octseg-calcium-v1": ["experiment=hybrid", "seed=42"],  # CALCIUM_NAME (below)
-    # the members of octseg-calcium-v2 (below): v1 fine-tuned, docs/model_card.md
     **{
-        f"octseg-calcium-fdv-s{seed}": [
-            "experiment=hybrid",
-            f"seed={seed}",
-            "init_from=octseg-calcium-v1",
-            "trainer.max_epochs=12",
-            "scheduler.T_max=12",
-            "optimizer.lr=0.0005",
-        ]
+        f"octseg-calcium-fdv-s{seed}": ["experiment=hybrid", f"seed={seed}", *FINETUNE_V1]
         for seed in (42, 7)
     },
-    # the members of octseg-calcium-v3: the same at 384 A-lines (benchmarks/results/ensemble384_s59.md)
     **{
-        name: [
-            "experiment=hybrid",
-            f"seed={seed}",
-            "init_from=octseg-calcium-v1",
-            "init_new_grid=true",
-            "trainer.max_epochs=12",
-            "scheduler.T_max=12",
-            "optimizer.lr=0.0005",
-            "data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}",
-        ]
-        for name, seed in (
-            ("octseg-calcium-v1-384", 42),
-            ("octseg-calcium-fdv384-s42", 42),
-            ("octseg-calcium-fdv384-s7", 7),
-        )
+        name: ["experiment=hybrid", f"seed={seed}", *FINETUNE_V1, *GRID_384]
+        for name, seed in V3_MEMBERS.items()
     },
 }
 
@@ -134,6 +129,20 @@ def test_shipped_weights_were_trained_by_the_committed_recipe(name):
         cfg = compose("train", overrides=[*RECIPES[name], "paths.output_dir=run"])
     now = OmegaConf.to_container(cfg, resolve=True)
     assert _without_machine(trained) == _without_machine(_without_added(trained, now))
+
+
+@pytest.mark.parametrize("name", list(V3_MEMBERS))
+def test_v3_members_record_the_command_they_were_trained_with(name):
+    """The shipped command (Hydra's record of the run, tools/ship_model.py) is the recipe's
+    overrides plus where the training data lived."""
+    import shlex
+
+    _, meta = load_checkpoint(shipped.checkpoint_of(name))
+    words = shlex.split(meta["recipe"]["command"])
+    assert words[:2] == ["python", "train.py"]
+    data = {w for w in words[2:] if w.startswith(("data.root=", "data.val_root="))}
+    assert len(data) == 2
+    assert set(words[2:]) - data == set(RECIPES[name])
 
 
 def test_shipped_model_reproduces_the_model_cards_small_check(danilov_dir, tmp_path):
