@@ -54,9 +54,10 @@ _OVERRIDE = re.compile(r"^(\+\+|\+|~)?[A-Za-z_][\w.@/-]*=")
 DESCRIPTION = """\
 Segment and measure IVOCT pullbacks: labels, clinical tables, overlays and one HTML report per
 pullback under --out. Without --checkpoint the model that ships with octseg is used (what it
-was validated on, and what not: docs/model_card.md); --checkpoint octseg-calcium-v2 uses the
-shipped calcium ensemble, which reads calcium on realistic frames far better (octseg-calcium-v1:
-its first member alone, a third of its time)."""
+was validated on, and what not: docs/model_card.md); --checkpoint octseg-calcium-v3 uses the
+recommended calcium ensemble, which reads calcium on realistic frames far better
+(octseg-calcium-v2: the previous one, 1.6x faster; octseg-calcium-v1: one network, faster
+still)."""
 EPILOG = """\
 INPUT is a pullback (IVOCT DICOM, octseg .npz, multi-page TIFF, a folder of PNG/TIFF frames),
 a folder of pullbacks, a dataset folder or a .txt list of paths; several may be given.
@@ -138,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CKPT",
         action="append",
         help="a checkpoint written by train.py, or the name of a model that ships with octseg "
-        "(octseg-default-v1, the default; octseg-calcium-v2, for calcium, an ensemble of three "
-        "shipped models; octseg-calcium-v1, its first member: docs/model_card.md, octseg models); "
+        "(octseg-default-v1, the default; octseg-calcium-v3, for calcium, an ensemble of three "
+        "shipped models; octseg-calcium-v2, the previous one; octseg-calcium-v1, one network: "
+        "docs/model_card.md, octseg models); "
         "given again (--checkpoint A --checkpoint B): an ensemble, their class probabilities "
         "averaged",
     )

@@ -20,17 +20,17 @@ PURPOSE = {
     "lesions with vasa vasorum); alone it over-calls calcium on lesion-free frames",
     "octseg-calcium-fdv-s7": "a member of octseg-calcium-v2 (the same fine-tune, seed 7)",
     "octseg-calcium-v2": "calcium and struts on realistic frames, the recommended calcium model "
-    "(eight hybrid draws of the real test block: calcium Dice 0.76 vs v1's 0.74, arc bias -3.8 "
-    "vs -6.6 deg; four fresh draws: 0.70 vs 0.60); lumen less robust than the default's under "
-    "display changes; three networks, 2.5x v1's time on a CPU",
+    "of sessions 44-59 (eight hybrid draws of the real test block: calcium Dice 0.76 vs v1's "
+    "0.74, arc bias -3.8 vs -6.6 deg); lumen less robust than the default's under display "
+    "changes; three networks, 2.5x v1's time on a CPU",
     "octseg-calcium-v1-384": "a member of octseg-calcium-v3 (v1 fine-tuned at 384 A-lines)",
     "octseg-calcium-fdv384-s42": "a member of octseg-calcium-v3 (octseg-calcium-fdv-s42's "
     "recipe trained at 384 A-lines)",
     "octseg-calcium-fdv384-s7": "a member of octseg-calcium-v3 (the same, seed 7)",
-    "octseg-calcium-v3": "v2's three members trained at 384 A-lines (RULE43 passed: sixteen "
-    "fresh hybrid draws calcium Dice 0.78 vs v2's 0.74, thickness ICC 0.84 vs 0.81; eight "
-    "draws 0.78 vs 0.76); lumen robustness not yet measured (docs/model_card.md); 1.6x v2's "
-    "time on a CPU",
+    "octseg-calcium-v3": "calcium and struts on realistic frames, the recommended calcium model "
+    "(v2's three members trained at 384 A-lines; two sets of sixteen fresh hybrid draws: "
+    "calcium Dice 0.78 / 0.77 vs v2's 0.74 / 0.73; eight draws 0.78 vs 0.76); lumen less "
+    "robust than the default's under display changes; 1.6x v2's time on a CPU",
 }
 
 
