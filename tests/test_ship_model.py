@@ -60,11 +60,17 @@ def test_recipe_command_is_the_recorded_overrides_without_paths_or_hydra(tmp_pat
         "init_from=octseg-calcium-v1",
         "data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}",
         "hydra.run.dir=/home/alice/runs/fdv384",
+        "+hydra.job.env_set.OMP=1",
+        "hydra/launcher=submitit_slurm",
+        "data.extra_train_roots=[/home/alice/smith_john/synth,'/home/alice/x y/b']",
+        "paths.log_dir=~/alice/runs/logs",
     ]
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     command = ship_model.run_command(run, CONFIG)
     assert command == (
         "python train.py experiment=hybrid data.root=hybrid_fdv/train "
-        "init_from=octseg-calcium-v1 'data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}'"
+        "init_from=octseg-calcium-v1 'data.net_grid={n_alines: 384, n_samples: 320, spacing_mm: 0.0117}' "
+        "'data.extra_train_roots=[smith_john/synth,'\"'\"'x y/b'\"'\"']' paths.log_dir=runs/logs"
     )
+    assert "alice" not in command
     assert ship_model.run_command(tmp_path, CONFIG) == "python train.py experiment=default"

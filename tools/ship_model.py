@@ -17,6 +17,7 @@ do not ship). Writes atomically, reads the result back with the product's loader
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -73,21 +74,38 @@ def _short(value: Any) -> Any:
     return value
 
 
+_QUOTED_PATH = re.compile(r"(?<=['\"])~?/[^'\"]+(?=['\"])")  # may hold spaces
+_PATH = re.compile(r"(?<![\w.])~?/[^\s,\[\]{}'\"=]+")
+
+
 def _short_override(item: str) -> str:
-    """One Hydra override with an absolute path value cut to its last two parts."""
+    """One Hydra override with every absolute (or ``~``) path in its value, also inside a list
+    or quotes, cut to its last two parts."""
     key, sep, value = item.partition("=")
-    return f"{key}{sep}{_short(value)}" if sep else item
+
+    def last_two(m: re.Match) -> str:
+        return "/".join(Path(m.group(0)).parts[-2:])
+
+    cut = _PATH.sub(last_two, _QUOTED_PATH.sub(last_two, value))
+    return f"{key}{sep}{cut}" if sep else item
+
+
+def _is_hydra(item: str) -> bool:
+    """A Hydra override of Hydra itself (``hydra.run.dir=``, ``+hydra.job...``,
+    ``hydra/launcher=``): where and how the run ran, not the recipe."""
+    key = item.partition("=")[0].lstrip("+~")
+    return key == "hydra" or key.startswith(("hydra.", "hydra/"))
 
 
 def run_command(run_dir: Path, cfg: dict[str, Any]) -> str:
     """The training command as Hydra recorded it (``RUN_DIR/.hydra/overrides.yaml``), without
-    ``hydra.*`` overrides and with every absolute path cut; the experiment alone when the run
+    Hydra's own overrides and with every absolute path cut; the experiment alone when the run
     folder has no record."""
     record = run_dir / ".hydra" / "overrides.yaml"
     if not record.is_file():
         return f"python train.py experiment={cfg.get('task_name')}"
-    items = yaml.safe_load(record.read_text()) or []
-    kept = [_short_override(str(o)) for o in items if not str(o).startswith("hydra.")]
+    items = [str(o) for o in yaml.safe_load(record.read_text()) or []]
+    kept = [_short_override(o) for o in items if not _is_hydra(o)]
     return " ".join(["python train.py", *map(shlex.quote, kept)])
 
 

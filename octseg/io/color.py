@@ -109,23 +109,31 @@ def overlay_mask(rgb: np.ndarray, lut: np.ndarray = SEPIA_LUT, tol: float = 60.0
     return (dist > tol) | (g - r > cold) | (b - r > cold) | (b - g > cold)
 
 
-GREY_AXIS_TOL = 2
-"""A pixel whose R, G and B lie within this many levels of each other is on the grey axis."""
-GREY_DISPLAY_SHARE = 0.95
-"""A frame is a grey display drawn in RGB when at least this share of its lit pixels (brightest
-channel >= 8) lie on the grey axis (burned-in colour overlays cover a few per cent at most)."""
+GREY_AXIS_TOL = 6
+"""A pixel whose R, G and B lie within this many levels of each other is on the grey axis (JPEG
+rounds a grey display's channels apart by a few levels)."""
 
 
 def is_grey_display(rgb: np.ndarray) -> bool:
     """Whether one frame (``(H, W, 3|4)``, or ``(N, 3|4)`` pixels) is a grey display exported as
-    RGB: a PNG saved in colour, an RGB DICOM of a grey screen. No sepia colour but black is on
-    the grey axis, so a sepia frame never is one."""
+    RGB: a PNG or JPEG saved in colour, an RGB DICOM of a grey screen.
+
+    Among the lit pixels (brightest channel >= 8), those on the grey axis must be at least half,
+    and at least four times as many as the warm ones (red above blue by more than twice the
+    axis tolerance, red >= green: the direction of every sepia map). Burned-in overlays, and the
+    colour JPEG bleeds around them, are a minority and mostly cold (cyan, blue, green). A lit
+    sepia pixel is never on the axis (its blue stays far below its red), so a sepia frame is
+    never taken for grey. A frame with nothing lit is grey when its channels agree within 1 level."""
     c = np.asarray(rgb)[..., :3].astype(np.int16)
     hi = c.max(axis=-1)
+    on_axis = hi - c.min(axis=-1) <= GREY_AXIS_TOL
     lit = hi >= 8
     n_lit = int(lit.sum())
-    on_axis = int((lit & (hi - c.min(axis=-1) <= GREY_AXIS_TOL)).sum())
-    return n_lit > 0 and on_axis >= GREY_DISPLAY_SHARE * n_lit
+    if n_lit == 0:  # nothing lit: grey only if exactly so (near-black sepia is dark red)
+        return bool((hi - c.min(axis=-1) <= 1).all())
+    warm = lit & (c[..., 0] - c[..., 2] > 2 * GREY_AXIS_TOL) & (c[..., 0] >= c[..., 1])
+    n_axis = int((lit & on_axis).sum())
+    return 2 * n_axis >= n_lit and n_axis >= 4 * int(warm.sum())
 
 
 def display_to_gray(

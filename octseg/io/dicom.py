@@ -52,7 +52,7 @@ from pydicom.uid import (
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import display_to_gray
+from octseg.io.color import display_to_gray, is_grey_display
 from octseg.io.spacing import spacing_for
 
 IVOCT_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.14.1")
@@ -282,7 +282,14 @@ def _catheter_center(ds: Dataset) -> tuple[float, float] | None:
 
 def _frame_loader(path: Path, ds: Dataset, pix: _PixelModule, orient: _Orientation):
     """``load(start, stop)``: frames as float32 grey in [0, 1], in octseg's orientation."""
-    lut_ds = ds if pix.photometric == "PALETTE COLOR" else None
+    palette = None
+    if pix.photometric == "PALETTE COLOR":
+        try:
+            palette = _palette(ds, pix.bits_stored)
+        except Exception as exc:  # missing or malformed LUT descriptor / data
+            raise InputError(
+                path, f"unreadable palette colour table ({type(exc).__name__}: {exc})"
+            ) from None
     monochrome1 = pix.photometric == "MONOCHROME1"
     scale = float(2**pix.bits_stored - 1)
 
@@ -291,7 +298,7 @@ def _frame_loader(path: Path, ds: Dataset, pix: _PixelModule, orient: _Orientati
         try:
             it = pydicom.pixels.iter_pixels(path, indices=range(start, stop))
             for k, arr in enumerate(it):
-                grey = _to_gray(arr, pix.photometric, lut_ds, scale, monochrome1)
+                grey = _to_gray(arr, pix.photometric, palette, scale, monochrome1)
                 out[k] = orient.apply(grey, start + k)
         except InputError as exc:
             if exc.path is None:
@@ -607,17 +614,31 @@ def _check_fragments(path: Path, pos: int, n: int, frame_bytes: int, ts: UID) ->
                 )
 
 
+def _palette(ds: Dataset, bits_stored: int) -> tuple[np.ndarray, bool]:
+    """A PALETTE COLOR file's colour table as uint8 RGB for every stored index, and whether it
+    is a grey display (decided once for the file from its one table, not per frame; a 16-bit
+    table is cut to 8 bits when any entry needs more)."""
+    idx = np.arange(2**bits_stored, dtype=np.uint16 if bits_stored > 8 else np.uint8)
+    table = pydicom.pixels.apply_color_lut(idx, ds)
+    if table.dtype != np.uint8:
+        table = (table >> 8).astype(np.uint8) if table.max() > 255 else table.astype(np.uint8)
+    return table, is_grey_display(table)
+
+
 def _to_gray(
-    arr: np.ndarray, photometric: str, lut_ds: Dataset | None, scale: float, monochrome1: bool
+    arr: np.ndarray,
+    photometric: str,
+    palette: tuple[np.ndarray, bool] | None,
+    scale: float,
+    monochrome1: bool,
 ) -> np.ndarray:
     if photometric.startswith("MONOCHROME"):
         grey = arr.astype(np.float32) / scale
         return 1.0 - grey if monochrome1 else grey
     if photometric == "PALETTE COLOR":
-        rgb = pydicom.pixels.apply_color_lut(arr, lut_ds)
-        if rgb.dtype != np.uint8:
-            rgb = (rgb >> 8).astype(np.uint8) if rgb.max() > 255 else rgb.astype(np.uint8)
-        return display_to_gray(rgb)
+        table, grey_display = palette
+        rgb = np.take(table, arr.astype(np.intp), axis=0, mode="clip")
+        return display_to_gray(rgb, grey_display=grey_display)
     if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR converted to RGB by pydicom
         if arr.dtype != np.uint8:
             arr = np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)

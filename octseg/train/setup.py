@@ -83,12 +83,12 @@ def read_init(cfg: DictConfig, resume: dict[str, Any] | None = None) -> dict[str
                 "shipped model's name: init_from=octseg-default-v1)",
             )
         return None
+    if cfg_get(cfg, "ckpt_path"):
+        _check_same_start(init_from, resume if resume is not None else read_resume(cfg))
+        return None
     from octseg.model.shipped import resolve  # init_from=octseg-default-v1: the shipped file
 
     path = resolve(str(init_from))
-    if cfg_get(cfg, "ckpt_path"):
-        _check_same_start(init_from, path, resume)
-        return None
     return {**read_checkpoint(path), "path": path}
 
 
@@ -100,10 +100,25 @@ def init_record(path: Path | str) -> str:
     return model_with_content(path) or str(path)
 
 
-def _check_same_start(init_from: Any, path: Path, resume: dict[str, Any] | None) -> None:
+def _same_start(given: str, started: str) -> bool:
+    """Whether ``init_from=given`` names the start a run recorded (``started``): the same text,
+    the same shipped model (by name or by its file's SHA-256), or a file with the same content
+    (by another path, a link or a copy)."""
+    if given == started:
+        return True
+    from octseg.model.shipped import resolve, sha256_of
+
+    try:
+        path = resolve(given)
+        return init_record(path) == started or sha256_of(path) == sha256_of(started)
+    except (InputError, OSError):
+        return False
+
+
+def _check_same_start(init_from: Any, resume: dict[str, Any] | None) -> None:
     """``init_from`` beside ``ckpt_path`` must name where the resumed run started."""
     started = (resume or {}).get("meta", {}).get("init_from")
-    if started is None or started != init_record(path):
+    if started is None or not _same_start(str(init_from), str(started)):
         raise InputError(
             init_from,
             f"init_from and ckpt_path are both set, and the resumed run started from "

@@ -83,6 +83,18 @@ def test_init_from_with_ckpt_path_must_name_where_the_resumed_run_started(
     elsewhere = {**plain_run, "meta": {**plain_run["meta"], "init_from": "octseg-calcium-v1"}}
     with pytest.raises(InputError, match="started from octseg-calcium-v1"):
         read_init(cfg, elsewhere)
+    # the same file by another path, a link or a copy: the same start
+    link, copy = tmp_path / "link.ckpt", tmp_path / "copy.ckpt"
+    link.symlink_to(base_ckpt)
+    copy.write_bytes(Path(base_ckpt).read_bytes())
+    for other in (link, copy):
+        again = _cfg(toy_root, tmp_path, f"init_from={other}", f"ckpt_path={base_ckpt}")
+        assert read_init(again, started_here) is None
+    missing = _cfg(
+        toy_root, tmp_path, f"init_from={tmp_path / 'gone.ckpt'}", f"ckpt_path={base_ckpt}"
+    )
+    with pytest.raises(InputError, match="both set"):
+        read_init(missing, started_here)
 
 
 def test_mismatched_grid_context_and_classes_name_the_file(toy_root, base_ckpt, tmp_path):
