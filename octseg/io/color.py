@@ -160,9 +160,11 @@ def rgb_frames_to_gray(rgb: np.ndarray, grey_display: bool | None = None) -> np.
     """One ``(H, W, 3|4)`` colour frame (any integer depth) -> float32 grey ``(H, W)`` in
     [0, 1] (:func:`display_to_gray`)."""
     rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8:
-        if np.issubdtype(rgb.dtype, np.integer) and rgb.size and rgb.max() > 255:
-            rgb = (rgb.astype(np.float64) / np.iinfo(rgb.dtype).max * 255).round().astype(np.uint8)
-        else:
-            rgb = rgb.astype(np.uint8)
+    if np.issubdtype(rgb.dtype, np.integer) and rgb.dtype != np.uint8:
+        # scaled by the bit depth, as grey frames are; not by the frame's own maximum, which
+        # read a dark frame of a 16-bit pullback 256 times too bright
+        top = float(np.iinfo(rgb.dtype).max)
+        rgb = np.clip(rgb.astype(np.float64) / top * 255, 0, 255).round().astype(np.uint8)
+    elif rgb.dtype != np.uint8:
+        rgb = rgb.astype(np.uint8)
     return display_to_gray(rgb, grey_display=grey_display)

@@ -99,7 +99,7 @@ def gray_at(arr: np.ndarray, mask: np.ndarray, path: Path | None) -> np.ndarray:
     Integer frames convert pixel by pixel (grey: by bit depth; uint8 colour: by the colour map
     that the whole frame shows, :func:`octseg.io.color.display_to_gray`), so only the masked
     pixels are converted; other kinds (float frames, whose range is checked over
-    the whole frame, wide-integer colour frames, scaled by the frame's maximum) convert whole.
+    the whole frame, and wide-integer colour frames) convert whole.
     """
     elementwise = arr.dtype.kind in "biu" and (
         arr.ndim == 2

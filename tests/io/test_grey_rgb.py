@@ -154,3 +154,16 @@ def test_masked_sampling_of_a_grey_rgb_frame_reads_as_the_whole_frame():
     mask[:4, :4] = True
     np.testing.assert_allclose(gray_at(rgb, mask, None), to_gray(rgb, None)[mask], atol=1e-6)
     np.testing.assert_allclose(gray_at(rgb, mask, None), f[mask] / 255.0, atol=1e-5)
+
+
+def test_16_bit_colour_frames_scale_by_bit_depth_not_by_each_frames_maximum():
+    """A dark frame of a 16-bit pullback (every value under 256) reads dark, as its bright
+    neighbours are scaled: by 65535, the bit depth."""
+    from octseg.io.color import rgb_frames_to_gray
+
+    sepia8 = gray_to_sepia(_grey_frames(1, 10, 10, seed=6)[0])
+    bright = sepia8.astype(np.uint16) * 257  # the same frame in 16 bits
+    dark = bright // 512  # every value < 128
+    assert dark.max() < 256
+    np.testing.assert_allclose(rgb_frames_to_gray(bright), sepia_to_gray(sepia8), atol=1e-6)
+    assert rgb_frames_to_gray(dark).max() < 0.01
