@@ -6,10 +6,10 @@ Keeps what inference needs (``format``, ``version``, ``state_dict``, ``meta``) a
 training state (optimiser, scheduler, RNG states); stores in ``meta["recipe"]`` the run's resolved
 config (``RUN_DIR/config.yaml``), the experiment name and the code version of the checkout it is
 packaged from (``git describe``, with ``-dirty`` when the tree had uncommitted changes; the
-training run itself records no commit) and the training command (from Hydra's record of the run's
-overrides, ``RUN_DIR/.hydra/overrides.yaml``, unless ``--command`` gives it); replaces every absolute path, in the split and in the
-stored config, by its last two parts (the machine's folders, which may name a user or a patient,
-do not ship). Writes atomically, reads the result back with the product's loader
+training run itself records no commit) and the training command (Hydra's record of the run's
+overrides, ``RUN_DIR/.hydra/overrides.yaml``, unless ``--command`` gives it); replaces every
+absolute path, in the split, the stored config and the command, by its last two parts (the
+machine's folders, which may name a user or a patient, do not ship). Writes atomically, reads the result back with the product's loader
 (``weights_only=True``) and prints its size and SHA-256, the value to put in
 ``octseg.model.shipped.SHA256``.
 """
