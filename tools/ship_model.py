@@ -50,15 +50,21 @@ def code_version() -> dict[str, Any]:
     }
 
 
+def _last_two(path: str) -> str:
+    """A path cut to its last two parts (the machine's folders, which may name a user or a
+    patient, do not ship)."""
+    return "/".join(Path(path).parts[-2:])
+
+
 def _relative_roots(split: dict[str, Any]) -> dict[str, Any]:
     """The split's pullback ids kept; absolute data roots replaced by their last two parts."""
     out = dict(split)
     for key in ("root", "val_root"):
         if isinstance(out.get(key), str):
-            out[key] = "/".join(Path(out[key]).parts[-2:])
+            out[key] = _last_two(out[key])
     roots = out.get("extra_train_roots")
     if isinstance(roots, list):
-        out["extra_train_roots"] = ["/".join(Path(r).parts[-2:]) for r in roots]
+        out["extra_train_roots"] = [_last_two(r) for r in roots]
     return out
 
 
@@ -70,11 +76,11 @@ def _short(value: Any) -> Any:
     if isinstance(value, list):
         return [_short(v) for v in value]
     if isinstance(value, str) and Path(value).is_absolute():
-        return "/".join(Path(value).parts[-2:])
+        return _last_two(value)
     return value
 
 
-_QUOTED_PATH = re.compile(r"(?<=['\"])~?/[^'\"]+(?=['\"])")  # may hold spaces
+_QUOTED_PATH = re.compile(r"(?<=['\"])~?/[^'\"]+(?=['\"])")
 _PATH = re.compile(r"(?<![\w.])~?/[^\s,\[\]{}'\"=]+")
 
 
@@ -82,11 +88,9 @@ def _short_override(item: str) -> str:
     """One Hydra override with every absolute (or ``~``) path in its value, also inside a list
     or quotes, cut to its last two parts."""
     key, sep, value = item.partition("=")
-
-    def last_two(m: re.Match) -> str:
-        return "/".join(Path(m.group(0)).parts[-2:])
-
-    cut = _PATH.sub(last_two, _QUOTED_PATH.sub(last_two, value))
+    cut = value
+    for pattern in (_QUOTED_PATH, _PATH):  # quoted first: their paths may hold spaces
+        cut = pattern.sub(lambda m: _last_two(m.group(0)), cut)
     return f"{key}{sep}{cut}" if sep else item
 
 

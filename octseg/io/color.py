@@ -124,16 +124,17 @@ def is_grey_display(rgb: np.ndarray) -> bool:
     colour JPEG bleeds around them, are a minority and mostly cold (cyan, blue, green). A lit
     sepia pixel is never on the axis (its blue stays far below its red), so a sepia frame is
     never taken for grey. A frame with nothing lit is grey when its channels agree within 1 level."""
-    c = np.asarray(rgb)[..., :3].astype(np.int16)
-    hi = c.max(axis=-1)
-    on_axis = hi - c.min(axis=-1) <= GREY_AXIS_TOL
+    c = np.asarray(rgb)[..., :3]
+    r, g, b = c[..., 0], c[..., 1], c[..., 2]  # uint8 throughout: no wide copy of the frame
+    hi = np.maximum(np.maximum(r, g), b)
+    spread = hi - np.minimum(np.minimum(r, g), b)
     lit = hi >= 8
-    n_lit = int(lit.sum())
+    n_lit = int(np.count_nonzero(lit))
     if n_lit == 0:  # nothing lit: grey only if exactly so (near-black sepia is dark red)
-        return bool((hi - c.min(axis=-1) <= 1).all())
-    warm = lit & (c[..., 0] - c[..., 2] > 2 * GREY_AXIS_TOL) & (c[..., 0] >= c[..., 1])
-    n_axis = int((lit & on_axis).sum())
-    return 2 * n_axis >= n_lit and n_axis >= 4 * int(warm.sum())
+        return bool((spread <= 1).all())
+    warm = lit & (r > b) & (r - b > 2 * GREY_AXIS_TOL) & (r >= g)
+    n_axis = int(np.count_nonzero(lit & (spread <= GREY_AXIS_TOL)))
+    return 2 * n_axis >= n_lit and n_axis >= 4 * int(np.count_nonzero(warm))
 
 
 def display_to_gray(

@@ -637,7 +637,7 @@ def _to_gray(
         return 1.0 - grey if monochrome1 else grey
     if photometric == "PALETTE COLOR":
         table, grey_display = palette
-        rgb = np.take(table, arr.astype(np.intp), axis=0, mode="clip")
+        rgb = np.take(table, arr, axis=0, mode="clip")
         return display_to_gray(rgb, grey_display=grey_display)
     if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR converted to RGB by pydicom
         if arr.dtype != np.uint8:

@@ -101,16 +101,15 @@ def init_record(path: Path | str) -> str:
 
 
 def _same_start(given: str, started: str) -> bool:
-    """Whether ``init_from=given`` names the start a run recorded (``started``): the same text,
-    the same shipped model (by name or by its file's SHA-256), or a file with the same content
-    (by another path, a link or a copy)."""
+    """Whether ``init_from=given`` names the start a run recorded (``started``: a shipped
+    model's name or a path): the same text, or files with the same content (a shipped model by
+    name or by its file, another path, a link or a copy)."""
     if given == started:
         return True
     from octseg.model.shipped import resolve, sha256_of
 
     try:
-        path = resolve(given)
-        return init_record(path) == started or sha256_of(path) == sha256_of(started)
+        return sha256_of(resolve(given)) == sha256_of(resolve(started))
     except (InputError, OSError):
         return False
 
