@@ -96,6 +96,7 @@ def finish_pullback(
     m.write(seg.out_dir)
     written.files += [seg.out_dir / n for n in ("frames.csv", "struts.csv", "summary.json")]
     write_overlays_and_report(seg, m, spec, renderer or Renderer(0), written)
+    written.warnings += display_warnings(seg.pullback.metadata)
     written.warnings = [scrub(w, seg.task, spec.settings.anonymize_ids) for w in written.warnings]
     t3 = time.perf_counter()
     seg.timings.update(  # the label file is written while the geometry measures
@@ -105,6 +106,21 @@ def finish_pullback(
         finish_s=t3 - t0,
     )
     return write_done(seg, spec, written)
+
+
+def display_warnings(metadata: Mapping[str, Any]) -> list[str]:
+    """A warning when the reader found colour frames in neither a sepia nor a grey display
+    (``metadata["display"] == "other"``, :func:`octseg.io.stack.display_metadata`)."""
+    if metadata.get("display") != "other":
+        return []
+    share = float(metadata.get("display_off_sepia_share", 0.0))
+    return [
+        f"colour frames in neither a sepia nor a grey display ({share:.0%} of lit pixels off "
+        "the sepia map): read by their luminance. octseg-default-v1 was trained with other "
+        "colour maps and keeps the lumen; the calcium models were not (octseg-calcium-v3's "
+        "lumen area read 10-37% small under two such maps, docs/model_card.md): export the "
+        "frames in grey or sepia if you can"
+    ]
 
 
 def postprocess(seg: Segmented, spec: OutputSpec) -> np.ndarray:

@@ -137,6 +137,29 @@ def is_grey_display(rgb: np.ndarray) -> bool:
     return 2 * n_axis >= n_lit and n_axis >= 4 * int(np.count_nonzero(warm))
 
 
+OFF_MAP_SHARE = 0.15
+"""A colour frame with at least this share of its lit pixels off the sepia map
+(:func:`overlay_mask`) is in some other colour map (measured: a real vendor sepia export 0.3-0.4%,
+its burned-in overlays included; the matplotlib maps "hot" 29-31%, "gist_heat" 19-25%, "bone"
+53-56%, "cividis" and "viridis" 99-100%; "copper" and "afmhot", which follow a sepia map's
+direction, under 1%)."""
+
+
+def display_kind(rgb: np.ndarray) -> tuple[str, float]:
+    """How one colour frame was displayed: ``("grey", share)``, ``("sepia", share)`` or
+    ``("other", share)``, where ``share`` is the fraction of its lit pixels (brightest channel
+    >= 8) off the sepia map (:func:`overlay_mask`) and "other" means ``share >=``
+    :data:`OFF_MAP_SHARE` in a frame that is not a grey display. The readers read an "other"
+    frame by its luminance through the sepia curve, a monotone reading that models trained
+    only on sepia and grey exports have not seen."""
+    c = rgb_uint8(np.asarray(rgb)[..., :3])
+    lit = c.max(axis=-1) >= 8
+    share = float(overlay_mask(c)[lit].mean()) if lit.any() else 0.0
+    if is_grey_display(c):
+        return "grey", share
+    return ("other" if share >= OFF_MAP_SHARE else "sepia"), share
+
+
 def display_to_gray(
     rgb: np.ndarray, lut: np.ndarray = SEPIA_LUT, grey_display: bool | None = None
 ) -> np.ndarray:
@@ -160,12 +183,15 @@ def display_to_gray(
 def rgb_frames_to_gray(rgb: np.ndarray, grey_display: bool | None = None) -> np.ndarray:
     """One ``(H, W, 3|4)`` colour frame (any integer depth) -> float32 grey ``(H, W)`` in
     [0, 1] (:func:`display_to_gray`)."""
+    return display_to_gray(rgb_uint8(rgb), grey_display=grey_display)
+
+
+def rgb_uint8(rgb: np.ndarray) -> np.ndarray:
+    """A colour frame of any integer depth as uint8, scaled by its bit depth as grey frames
+    are (not by the frame's own maximum, which read a dark frame of a 16-bit pullback 256 times
+    too bright)."""
     rgb = np.asarray(rgb)
     if np.issubdtype(rgb.dtype, np.integer) and rgb.dtype != np.uint8:
-        # scaled by the bit depth, as grey frames are; not by the frame's own maximum, which
-        # read a dark frame of a 16-bit pullback 256 times too bright
         top = float(np.iinfo(rgb.dtype).max)
-        rgb = np.clip(rgb.astype(np.float64) / top * 255, 0, 255).round().astype(np.uint8)
-    elif rgb.dtype != np.uint8:
-        rgb = rgb.astype(np.uint8)
-    return display_to_gray(rgb, grey_display=grey_display)
+        return np.clip(rgb.astype(np.float64) / top * 255, 0, 255).round().astype(np.uint8)
+    return rgb if rgb.dtype == np.uint8 else rgb.astype(np.uint8)

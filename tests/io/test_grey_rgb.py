@@ -167,3 +167,66 @@ def test_16_bit_colour_frames_scale_by_bit_depth_not_by_each_frames_maximum():
     assert dark.max() < 256
     np.testing.assert_allclose(rgb_frames_to_gray(bright), sepia_to_gray(sepia8), atol=1e-6)
     assert rgb_frames_to_gray(dark).max() < 0.01
+
+
+# ---------------------------------------------------------------- display maps other than sepia
+def _tissue(h=48, w=64, seed=3) -> np.ndarray:
+    """A frame with a dark lumen, a bright wall and a falling tail (uint8 levels)."""
+    rng = np.random.default_rng(seed)
+    depth = np.linspace(0, 1, w)[None, :]
+    level = np.where(depth < 0.25, 5, 230 * np.exp(-2.5 * (depth - 0.25)))
+    return np.clip(level + rng.normal(0, 12, (h, w)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "palette, kind",
+    [("sepia", "sepia"), ("grey", "grey"), ("copper", "sepia"), ("hot", "other"),
+     ("cividis", "other"), ("bone", "other")],
+)  # fmt: skip
+def test_display_kind_tells_other_colour_maps_from_sepia_and_grey(palette, kind):
+    from octseg.datasets.appearance import palette_lut
+    from octseg.io.color import OFF_MAP_SHARE, display_kind
+
+    rgb = palette_lut(palette)[_tissue()]
+    got, share = display_kind(rgb)
+    assert got == kind, (palette, share)
+    if kind == "sepia":  # copper follows a sepia map's direction: read as sepia, no warning
+        assert share < OFF_MAP_SHARE
+    # 16-bit frames of the same display are judged alike (scaled by the bit depth)
+    assert display_kind(rgb.astype(np.uint16) * 257)[0] == kind
+
+
+def test_burned_in_overlay_on_a_sepia_frame_is_not_another_map():
+    from octseg.io.color import display_kind
+
+    rgb = gray_to_sepia(_tissue())
+    rgb[10:13, :] = (0, 255, 255)  # a cyan measurement line across the frame
+    rgb[30:34, 40:60] = (255, 255, 0)  # yellow text
+    kind, share = display_kind(rgb)
+    assert kind == "sepia" and 0.05 < share < 0.15
+
+
+@pytest.mark.parametrize("fmt", ["folder", "tiff"])
+def test_readers_record_the_display_of_colour_frames(tmp_path, fmt):
+    import tifffile
+
+    from octseg.datasets.appearance import palette_lut
+
+    hot = palette_lut("hot")[np.stack([_tissue(seed=s) for s in range(2)])]
+    if fmt == "folder":
+        src = tmp_path / "pb"
+        src.mkdir()
+        for i, f in enumerate(hot):
+            Image.fromarray(f).save(src / f"{i:03d}.png")
+    else:
+        src = tmp_path / "pb.tif"
+        tifffile.imwrite(src, hot, photometric="rgb")
+    pb = read_pullback(src, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
+    assert pb.metadata["display"] == "other"
+    assert pb.metadata["display_off_sepia_share"] >= 0.15
+    assert pb.describe()["display"] == "other"  # what `octseg inspect` prints
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    Image.fromarray(_tissue()).save(grey / "000.png")
+    plain = read_pullback(grey, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
+    assert "display" not in plain.metadata

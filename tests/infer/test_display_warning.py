@@ -1,0 +1,47 @@
+"""Colour frames in a display map that is neither sepia nor grey (a screen capture in "hot",
+say) are read by their luminance; infer.py says so in the pullback's warnings (manifest,
+done.json, printed), because the calcium models were never trained on such maps
+(benchmarks/results/colour_members_s61.md). Sepia and grey frames get no warning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from model_helpers import oracle_predictor, quiet_settings
+from PIL import Image
+
+from octseg.datasets.appearance import palette_lut
+from octseg.infer.pipeline import run_inference
+
+GRID = {"n_alines": 64, "n_samples": 48, "spacing_mm": 0.04}
+
+
+def _frames(folder: Path, palette: str, n: int = 2) -> Path:
+    """A polar frame folder (64 A-lines x 48 samples): a dark lumen, then a bright wall."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    level = np.where(np.arange(48) < 20, 5.0, 220 * np.exp(-np.arange(48) / 30))
+    for i in range(n):
+        grey = np.clip(level[None, :] + rng.normal(0, 10, (64, 48)), 0, 255).astype(np.uint8)
+        Image.fromarray(palette_lut(palette)[grey]).save(folder / f"{i:03d}.png")
+    spacing = {"pixel_spacing_mm": 0.04, "frame_spacing_mm": 0.2, "space": "polar"}
+    (folder / "spacing.json").write_text(json.dumps(spacing))
+    return folder
+
+
+@pytest.mark.parametrize("palette, warned", [("hot", True), ("sepia", False), ("grey", False)])
+def test_frames_in_another_colour_map_are_warned_about(tmp_path, capsys, palette, warned):
+    inp = _frames(tmp_path / "in" / "pb1", palette)
+    out = tmp_path / "out"
+    res = run_inference(quiet_settings(inp, out), oracle_predictor(GRID, context_frames=1))
+    rec = res["manifest"]["pullbacks"]["pb1"]
+    assert rec["status"] == "done", rec
+    found = [w for w in rec.get("warnings", []) if "neither a sepia nor a grey display" in w]
+    assert bool(found) is warned, rec.get("warnings")
+    if warned:
+        assert "grey or sepia" in found[0]
+        assert json.loads((out / "pb1" / "done.json").read_text())["warnings"] == rec["warnings"]
+        assert f"WARNING pb1: {found[0]}" in capsys.readouterr().out
