@@ -110,7 +110,7 @@ def finish_pullback(
 
 def display_warnings(metadata: Mapping[str, Any]) -> list[str]:
     """A warning when the reader found colour frames in neither a sepia nor a grey display
-    (``metadata["display"] == "other"``, :func:`octseg.io.stack.display_metadata`)."""
+    (``metadata["display"] == "other"``, :func:`octseg.io.color.display_metadata`)."""
     if metadata.get("display") != "other":
         return []
     share = float(metadata.get("display_off_sepia_share", 0.0))

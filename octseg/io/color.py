@@ -160,6 +160,16 @@ def display_kind(rgb: np.ndarray) -> tuple[str, float]:
     return ("other" if share >= OFF_MAP_SHARE else "sepia"), share
 
 
+def display_metadata(first: np.ndarray) -> dict[str, str | float]:
+    """How a colour pullback was displayed, from its first frame (:func:`display_kind`; RGB
+    channels last, any integer depth): ``{"display": "grey" | "sepia" | "other",
+    "display_off_sepia_share": share}``; nothing for a grey (one-channel) frame."""
+    if first.ndim != 3 or first.shape[-1] < 3:
+        return {}
+    kind, share = display_kind(first[..., :3])
+    return {"display": kind, "display_off_sepia_share": round(share, 3)}
+
+
 def display_to_gray(
     rgb: np.ndarray, lut: np.ndarray = SEPIA_LUT, grey_display: bool | None = None
 ) -> np.ndarray:

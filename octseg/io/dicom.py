@@ -52,7 +52,7 @@ from pydicom.uid import (
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import display_to_gray, is_grey_display
+from octseg.io.color import display_metadata, display_to_gray, is_grey_display
 from octseg.io.spacing import spacing_for
 
 IVOCT_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.14.1")
@@ -168,7 +168,8 @@ class DicomReader(Reader):
         _check_pixel_data(path, ds, pixel_pos, pix.n, pix.h, pix.w, pix.ts)
         orient = _orientation(path, ds, space, pix.n, pix.h, pix.w)
         px, fr, sources = _spacing(path, ds, space, options)
-        meta = _metadata(ds, sop, pix, sources)
+        palette = _palette_of(path, ds, pix)
+        meta = {**_metadata(ds, sop, pix, sources), **_display(path, pix, palette)}
         if space == "polar":
             meta["orientation"] = orient.describe()
         _identification(ds, meta)
@@ -181,7 +182,7 @@ class DicomReader(Reader):
             width=pix.w,
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=_frame_loader(path, ds, pix, orient),
+            loader=_frame_loader(path, pix, orient, palette),
             catheter_center=_catheter_center(ds) if space == "cartesian" else None,
             metadata=meta,
         )
@@ -280,16 +281,40 @@ def _catheter_center(ds: Dataset) -> tuple[float, float] | None:
         return None  # no (or a malformed) private centre: the image centre is used
 
 
-def _frame_loader(path: Path, ds: Dataset, pix: _PixelModule, orient: _Orientation):
+def _palette_of(path: Path, ds: Dataset, pix: _PixelModule) -> tuple[np.ndarray, bool] | None:
+    """A PALETTE COLOR file's table (:func:`_palette`); None for any other file."""
+    if pix.photometric != "PALETTE COLOR":
+        return None
+    try:
+        return _palette(ds, pix.bits_stored)
+    except Exception as exc:  # missing or malformed LUT descriptor / data
+        raise InputError(
+            path, f"unreadable palette colour table ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _display(path: Path, pix: _PixelModule, palette: tuple[np.ndarray, bool] | None) -> dict:
+    """How a colour file was displayed, from its first frame (docs/io.md, "Colour"); nothing
+    for grey files, and nothing when that frame cannot be decoded (reading the frames then
+    names the problem)."""
+    if pix.photometric.startswith("MONOCHROME"):
+        return {}
+    try:
+        arr = next(iter(pydicom.pixels.iter_pixels(path, indices=range(1))))
+    except Exception:
+        return {}
+    if palette is not None:
+        arr = np.take(palette[0], arr, axis=0, mode="clip")
+    elif arr.dtype != np.uint8:  # scaled by the bits stored, as the frames are read
+        scale = float(2**pix.bits_stored - 1)
+        arr = np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)
+    return display_metadata(arr)
+
+
+def _frame_loader(
+    path: Path, pix: _PixelModule, orient: _Orientation, palette: tuple[np.ndarray, bool] | None
+):
     """``load(start, stop)``: frames as float32 grey in [0, 1], in octseg's orientation."""
-    palette = None
-    if pix.photometric == "PALETTE COLOR":
-        try:
-            palette = _palette(ds, pix.bits_stored)
-        except Exception as exc:  # missing or malformed LUT descriptor / data
-            raise InputError(
-                path, f"unreadable palette colour table ({type(exc).__name__}: {exc})"
-            ) from None
     monochrome1 = pix.photometric == "MONOCHROME1"
     scale = float(2**pix.bits_stored - 1)
 

@@ -31,7 +31,7 @@ import numpy as np
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import display_kind, is_grey_display, rgb_frames_to_gray
+from octseg.io.color import display_metadata, is_grey_display, rgb_frames_to_gray
 from octseg.io.spacing import find_sidecar, read_sidecar_layout, spacing_for
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -72,16 +72,6 @@ def read_image_file(path: Path, page: int = 0) -> np.ndarray:
         raise
     except Exception as exc:
         raise InputError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
-
-
-def display_metadata(first: np.ndarray) -> dict[str, Any]:
-    """How a colour pullback was displayed, from its first frame (:func:`display_kind`):
-    ``{"display": "grey" | "sepia" | "other", "display_off_sepia_share": share}``; nothing for
-    grey frames."""
-    if first.ndim != 3 or first.shape[-1] < 3:
-        return {}
-    kind, share = display_kind(first[..., :3])
-    return {"display": kind, "display_off_sepia_share": round(share, 3)}
 
 
 def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:

@@ -230,3 +230,36 @@ def test_readers_record_the_display_of_colour_frames(tmp_path, fmt):
     Image.fromarray(_tissue()).save(grey / "000.png")
     plain = read_pullback(grey, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
     assert "display" not in plain.metadata
+
+
+@pytest.mark.parametrize("photometric", ["RGB", "PALETTE COLOR"])
+def test_dicom_records_the_display_of_its_colour_frames(tmp_path, photometric):
+    """Sepia as written reads "sepia"; the same frames in "hot" (pixel data or colour table
+    replaced) read "other"."""
+    import pydicom
+
+    from octseg.datasets.appearance import palette_lut
+    from octseg.io.dicom_write import write_ivoct_dicom
+
+    f = np.stack([_tissue(seed=s) for s in range(2)])
+    path = tmp_path / "colour.dcm"
+    write_ivoct_dicom(
+        path, f, space="cartesian", pixel_spacing_mm=0.01, frame_spacing_mm=0.2,
+        photometric=photometric,
+    )  # fmt: skip
+    assert read_pullback(path).metadata["display"] == "sepia"
+    ds = pydicom.dcmread(path)
+    hot = palette_lut("hot")
+    if photometric == "RGB":
+        ds.PixelData = hot[f].tobytes()
+    else:
+        for k, colour in enumerate(("Red", "Green", "Blue")):
+            ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [256, 0, 16]
+            table = hot[:, k].astype(np.uint16) * 257
+            setattr(ds, f"{colour}PaletteColorLookupTableData", table.tobytes())
+    ds.save_as(path)
+    pb = read_pullback(path)
+    assert pb.metadata["display"] == "other" and pb.metadata["display_off_sepia_share"] >= 0.15
+    grey = tmp_path / "grey.dcm"
+    write_ivoct_dicom(grey, f, space="cartesian", pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
+    assert "display" not in read_pullback(grey).metadata
