@@ -26,6 +26,8 @@ or that are "colder" than any sepia colour (green or blue exceeding red).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 # Control points (index, R, G, B); index = R below the top, fitted to a real vendor sepia map.
@@ -139,10 +141,11 @@ def is_grey_display(rgb: np.ndarray) -> bool:
 
 OFF_MAP_SHARE = 0.15
 """A colour frame with at least this share of its lit pixels off the sepia map
-(:func:`overlay_mask`) is in some other colour map (measured: a real vendor sepia export 0.3-0.4%,
-its burned-in overlays included; the matplotlib maps "hot" 29-31%, "gist_heat" 19-25%, "bone"
-53-56%, "cividis" and "viridis" 99-100%; "copper" and "afmhot", which follow a sepia map's
-direction, under 1%)."""
+(:func:`overlay_mask`) is in some other colour map (measured on real frames of the Danilov
+pullback: the vendor sepia export 0.3-0.4%, its burned-in overlays included; re-mapped, "hot"
+29-31%, "gist_heat" 19-25%, "bone" 53-56%, "cividis" and "viridis" 99-100%; "copper" and
+"afmhot", which follow a sepia map's direction, under 1%). Dimmer frames read lower: the dark
+ends of "hot" and "gist_heat" are dark red, as sepia's is."""
 
 
 def display_kind(rgb: np.ndarray) -> tuple[str, float]:
@@ -160,14 +163,34 @@ def display_kind(rgb: np.ndarray) -> tuple[str, float]:
     return ("other" if share >= OFF_MAP_SHARE else "sepia"), share
 
 
-def display_metadata(first: np.ndarray) -> dict[str, str | float]:
-    """How a colour pullback was displayed, from its first frame (:func:`display_kind`; RGB
-    channels last, any integer depth): ``{"display": "grey" | "sepia" | "other",
-    "display_off_sepia_share": share}``; nothing for a grey (one-channel) frame."""
-    if first.ndim != 3 or first.shape[-1] < 3:
-        return {}
-    kind, share = display_kind(first[..., :3])
-    return {"display": kind, "display_off_sepia_share": round(share, 3)}
+MIN_LIT_SHARE = 0.01
+"""A frame with fewer lit pixels than this share (a blank or unflushed frame) is not judged."""
+
+
+def display_sample(n_frames: int) -> list[int]:
+    """The frames a reader judges a colour pullback's display on: first, middle and last."""
+    return sorted({0, n_frames // 2, max(n_frames - 1, 0)})
+
+
+def display_metadata(frames: Iterable[np.ndarray]) -> dict[str, str | float]:
+    """How a colour pullback was displayed, from a few of its frames (:func:`display_sample`;
+    RGB channels last, any integer depth; frames with under :data:`MIN_LIT_SHARE` lit pixels
+    skipped): ``{"display": "other", "display_off_sepia_share": share}`` when any judged frame
+    is in another map (its largest share), else ``"sepia"`` (with its share) or ``"grey"``;
+    nothing for grey (one-channel) frames or when no frame could be judged."""
+    kinds: dict[str, float] = {}
+    for frame in frames:
+        if frame.ndim != 3 or frame.shape[-1] < 3:
+            return {}
+        rgb = rgb_uint8(frame[..., :3])
+        if np.count_nonzero(rgb.max(axis=-1) >= 8) < MIN_LIT_SHARE * rgb[..., 0].size:
+            continue
+        kind, share = display_kind(rgb)
+        kinds[kind] = max(share, kinds.get(kind, 0.0))
+    for kind in ("other", "sepia"):
+        if kind in kinds:
+            return {"display": kind, "display_off_sepia_share": round(kinds[kind], 3)}
+    return {"display": "grey"} if kinds else {}
 
 
 def display_to_gray(

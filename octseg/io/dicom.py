@@ -52,7 +52,7 @@ from pydicom.uid import (
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import display_metadata, display_to_gray, is_grey_display
+from octseg.io.color import display_metadata, display_sample, display_to_gray, is_grey_display
 from octseg.io.spacing import spacing_for
 
 IVOCT_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.14.1")
@@ -294,21 +294,26 @@ def _palette_of(path: Path, ds: Dataset, pix: _PixelModule) -> tuple[np.ndarray,
 
 
 def _display(path: Path, pix: _PixelModule, palette: tuple[np.ndarray, bool] | None) -> dict:
-    """How a colour file was displayed, from its first frame (docs/io.md, "Colour"); nothing
-    for grey files, and nothing when that frame cannot be decoded (reading the frames then
-    names the problem)."""
+    """How a colour file was displayed, from its first, middle and last frames (docs/io.md,
+    "Colour"); nothing for grey files, and nothing when they cannot be decoded (reading the
+    frames then names the problem)."""
     if pix.photometric.startswith("MONOCHROME"):
         return {}
     try:
-        arr = next(iter(pydicom.pixels.iter_pixels(path, indices=range(1))))
+        frames = list(pydicom.pixels.iter_pixels(path, indices=display_sample(pix.n)))
     except Exception:
         return {}
+    return display_metadata(_as_rgb(arr, pix, palette) for arr in frames)
+
+
+def _as_rgb(arr: np.ndarray, pix: _PixelModule, palette: tuple[np.ndarray, bool] | None):
+    """One decoded colour frame as uint8 RGB (palette applied; scaled by the bits stored)."""
     if palette is not None:
-        arr = np.take(palette[0], arr, axis=0, mode="clip")
-    elif arr.dtype != np.uint8:  # scaled by the bits stored, as the frames are read
+        return np.take(palette[0], arr, axis=0, mode="clip")
+    if arr.dtype != np.uint8:
         scale = float(2**pix.bits_stored - 1)
-        arr = np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)
-    return display_metadata(arr)
+        return np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)
+    return arr
 
 
 def _frame_loader(

@@ -31,7 +31,7 @@ import numpy as np
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import display_metadata, is_grey_display, rgb_frames_to_gray
+from octseg.io.color import display_metadata, display_sample, is_grey_display, rgb_frames_to_gray
 from octseg.io.spacing import find_sidecar, read_sidecar_layout, spacing_for
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -237,6 +237,30 @@ def read_tiff_pages(path: Path, start: int, stop: int) -> Iterator[tuple[int, np
         raise InputError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
 
 
+def _decoded(read: Any, indices: list[int]) -> Iterator[np.ndarray]:
+    """``read(i)`` for each index, skipping frames that cannot be decoded (reading the frames
+    names the problem)."""
+    for i in indices:
+        try:
+            yield read(i)
+        except InputError:
+            continue
+
+
+def _display(first: np.ndarray, files: list[Path]) -> dict[str, Any]:
+    """A colour frame folder's display (:func:`octseg.io.color.display_metadata`)."""
+    if first.ndim != 3:
+        return {}
+    rest = [i for i in display_sample(len(files)) if i]
+    return display_metadata([first, *_decoded(lambda i: read_image_file(files[i]), rest)])
+
+
+def _tiff_display(path: Path, n: int) -> dict[str, Any]:
+    """A colour TIFF's display, from its sampled pages."""
+    pages = _decoded(lambda i: read_image_file(path, i), display_sample(n))
+    return display_metadata(pages)
+
+
 @register_reader
 class ImageFolderReader(Reader):
     """A folder holding one image file per frame (PNG/TIFF/JPEG/BMP)."""
@@ -279,7 +303,7 @@ class ImageFolderReader(Reader):
                 "channels": 1 if first.ndim == 2 else int(first.shape[-1]),
                 "dtype": str(first.dtype),
                 "spacing_source": sources,
-                **display_metadata(first),
+                **_display(first, files),
             },
         )
 
@@ -309,6 +333,9 @@ class TiffStackReader(Reader):
             raise InputError(path, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
         if n == 0:
             raise InputError(path, "TIFF holds no pages")
+        limits.check_frames(
+            path, n, h, w, samples=channels, bytes_per_sample=np.dtype(dtype).itemsize
+        )  # before any page is decoded
         px, fr, sources = spacing_for(path, options)
         space, center = _layout(path)
 
@@ -327,6 +354,6 @@ class TiffStackReader(Reader):
                 "channels": channels,
                 "dtype": str(dtype),
                 "spacing_source": sources,
-                **(display_metadata(read_image_file(path, 0)) if channels >= 3 else {}),
+                **(_tiff_display(path, n) if channels >= 3 else {}),
             },
         )

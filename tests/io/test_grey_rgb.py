@@ -263,3 +263,37 @@ def test_dicom_records_the_display_of_its_colour_frames(tmp_path, photometric):
     grey = tmp_path / "grey.dcm"
     write_ivoct_dicom(grey, f, space="cartesian", pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
     assert "display" not in read_pullback(grey).metadata
+
+
+def test_a_blank_first_frame_does_not_hide_the_colour_map(tmp_path):
+    """Judged on the first, middle and last frames, blank ones skipped: a pullback that opens
+    on an unflushed black frame is still "other"; one with only blank frames is not judged."""
+    from octseg.datasets.appearance import palette_lut
+    from octseg.io.color import display_metadata
+
+    hot = palette_lut("hot")
+    blank = np.zeros((48, 64, 3), np.uint8)
+    frames = [blank, hot[_tissue(seed=1)], hot[_tissue(seed=2)]]
+    assert display_metadata(frames)["display"] == "other"
+    assert display_metadata([blank, blank]) == {}
+    src = tmp_path / "pb"
+    src.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(src / f"{i:03d}.png")
+    pb = read_pullback(src, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
+    assert pb.metadata["display"] == "other"
+
+
+def test_tiff_sizes_are_checked_before_any_page_is_decoded(tmp_path, monkeypatch):
+    import tifffile
+
+    from octseg.io import limits, stack
+
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.zeros((2, 128, 128, 3), np.uint8), photometric="rgb")
+    decoded = []
+    real = stack.read_image_file
+    monkeypatch.setattr(stack, "read_image_file", lambda *a: decoded.append(a) or real(*a))
+    with limits.override(max_frame_side=64), pytest.raises(InputError, match="128"):
+        read_pullback(path, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
+    assert decoded == []
