@@ -25,6 +25,7 @@ from octseg.infer.inputs import Task
 from octseg.infer.privacy import public_info, scrub
 from octseg.infer.settings import InferSettings
 from octseg.infer.workers import Renderer, render_outputs
+from octseg.io.color import display_warnings
 
 LABELS_ZLIB_LEVEL = 1  # label maps are long runs of a few values: level 1 is ~2.5x faster than
 # zlib's default 6 for files ~2x larger (still ~1/60 of the raw size)
@@ -106,21 +107,6 @@ def finish_pullback(
         finish_s=t3 - t0,
     )
     return write_done(seg, spec, written)
-
-
-def display_warnings(metadata: Mapping[str, Any]) -> list[str]:
-    """A warning when the reader found colour frames in neither a sepia nor a grey display
-    (``metadata["display"] == "other"``, :func:`octseg.io.color.display_metadata`)."""
-    if metadata.get("display") != "other":
-        return []
-    share = float(metadata.get("display_off_sepia_share", 0.0))
-    return [
-        f"colour frames in neither a sepia nor a grey display ({share:.0%} of lit pixels off "
-        "the sepia map): read by their luminance. octseg-default-v1 was trained with other "
-        "colour maps and keeps the lumen; the calcium models were not (octseg-calcium-v3's "
-        "lumen area read 10-37% small under two such maps, docs/model_card.md): export the "
-        "frames in grey or sepia if you can"
-    ]
 
 
 def postprocess(seg: Segmented, spec: OutputSpec) -> np.ndarray:

@@ -26,7 +26,8 @@ or that are "colder" than any sepia colour (green or blue exceeding red).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -228,3 +229,19 @@ def rgb_uint8(rgb: np.ndarray) -> np.ndarray:
         top = float(np.iinfo(rgb.dtype).max)
         return np.clip(rgb.astype(np.float64) / top * 255, 0, 255).round().astype(np.uint8)
     return rgb if rgb.dtype == np.uint8 else rgb.astype(np.uint8)
+
+
+def display_warnings(metadata: Mapping[str, Any]) -> list[str]:
+    """A warning when a reader found colour frames in neither a sepia nor a grey display
+    (``metadata["display"] == "other"``, :func:`display_metadata`): infer.py adds it to the
+    pullback's warnings and the report shows it."""
+    if metadata.get("display") != "other":
+        return []
+    share = float(metadata.get("display_off_sepia_share", 0.0))
+    return [
+        f"colour frames in neither a sepia nor a grey display ({share:.0%} of lit pixels off "
+        "the sepia map): read by their luminance. octseg-default-v1 was trained with other "
+        "colour maps and keeps the lumen; the calcium models were not (octseg-calcium-v3's "
+        "lumen area read 10-37% small under two such maps, docs/model_card.md): export the "
+        "frames in grey or sepia if you can"
+    ]

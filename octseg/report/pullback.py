@@ -21,6 +21,7 @@ import numpy as np
 from octseg import __version__
 from octseg.core import atomic
 from octseg.geometry.summary import _num, in_stent
+from octseg.io.color import display_warnings
 
 RISK_TEXT = {
     "arc_gt_270": "arc > 270°",
@@ -457,7 +458,7 @@ def render_report(
 <html lang="en"><head><meta charset="utf-8"><title>octseg report: {html.escape(pullback_id)}</title>
 <style>{CSS}</style></head><body>
 <h1>IVOCT pullback {html.escape(pullback_id)}</h1>
-<div class="meta">{meta}</div>
+<div class="meta">{meta}</div>{_display_note(info)}
 <div class="cards">{_cards(summary, frames, fs)}</div>
 <h2>Along the pullback</h2>
 {_img(plots, "longitudinal plots", "plots")}
@@ -473,6 +474,12 @@ TTA {len(model.get("tta") or [1])}×{_grid_note(model)}{_postprocess_note(postpr
 Research use only: review every measurement before any clinical decision.</div>
 </body></html>
 """
+
+
+def _display_note(info: Mapping[str, Any]) -> str:
+    """The reader's warning about a colour map that is neither sepia nor grey, if any."""
+    notes = display_warnings(info)
+    return "".join(f'\n<div class="meta"><b>Input:</b> {html.escape(n)}</div>' for n in notes)
 
 
 def _grid_note(model: Mapping[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """Colour frames in a display map that is neither sepia nor grey (a screen capture in "hot",
 say) are read by their luminance; infer.py says so in the pullback's warnings (manifest,
-done.json, printed), because the calcium models were never trained on such maps
+done.json, printed) and its report, because the calcium models were never trained on such maps
 (benchmarks/results/colour_members_s61.md). Sepia and grey frames get no warning."""
 
 from __future__ import annotations
@@ -36,11 +36,14 @@ def _frames(folder: Path, palette: str, n: int = 2) -> Path:
 def test_frames_in_another_colour_map_are_warned_about(tmp_path, capsys, palette, warned):
     inp = _frames(tmp_path / "in" / "pb1", palette)
     out = tmp_path / "out"
-    res = run_inference(quiet_settings(inp, out), oracle_predictor(GRID, context_frames=1))
+    settings = quiet_settings(inp, out, report=True)
+    res = run_inference(settings, oracle_predictor(GRID, context_frames=1))
     rec = res["manifest"]["pullbacks"]["pb1"]
     assert rec["status"] == "done", rec
     found = [w for w in rec.get("warnings", []) if "neither a sepia nor a grey display" in w]
     assert bool(found) is warned, rec.get("warnings")
+    report = (out / "pb1" / "report.html").read_text()
+    assert ("neither a sepia nor a grey display" in report) is warned
     if warned:
         assert "grey or sepia" in found[0]
         assert json.loads((out / "pb1" / "done.json").read_text())["warnings"] == rec["warnings"]
