@@ -223,11 +223,14 @@ def rgb_frames_to_gray(rgb: np.ndarray, grey_display: bool | None = None) -> np.
 def rgb_uint8(rgb: np.ndarray) -> np.ndarray:
     """A colour frame of any integer depth as uint8, scaled by its bit depth as grey frames
     are (not by the frame's own maximum, which read a dark frame of a 16-bit pullback 256 times
-    too bright)."""
+    too bright); a floating-point one as values in 0..1 (it used to be cast, so 0..1 read
+    black)."""
     rgb = np.asarray(rgb)
     if np.issubdtype(rgb.dtype, np.integer) and rgb.dtype != np.uint8:
         top = float(np.iinfo(rgb.dtype).max)
         return np.clip(rgb.astype(np.float64) / top * 255, 0, 255).round().astype(np.uint8)
+    if rgb.dtype.kind == "f":  # 0..1, as float grey frames are (the readers check the range)
+        return np.clip(np.rint(np.nan_to_num(rgb) * 255), 0, 255).astype(np.uint8)
     return rgb if rgb.dtype == np.uint8 else rgb.astype(np.uint8)
 
 

@@ -77,6 +77,8 @@ def read_image_file(path: Path, page: int = 0) -> np.ndarray:
 def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
     """One frame (H, W) grey or (H, W, 3|4) colour -> float32 (H, W) in [0, 1]."""
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        if arr.dtype.kind == "f":
+            _check_unit_range(arr[..., :3], path)
         return rgb_frames_to_gray(arr[..., :3])
     if arr.ndim == 3 and arr.shape[-1] in (1, 2):
         arr = arr[..., 0]
@@ -87,10 +89,14 @@ def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
     out = arr.astype(np.float32)
-    finite = out[np.isfinite(out)]
+    _check_unit_range(out, path)
+    return out
+
+
+def _check_unit_range(arr: np.ndarray, path: Path) -> None:
+    finite = arr[np.isfinite(arr)]
     if finite.size and (finite.min() < 0 or finite.max() > 1):
         raise InputError(path, "floating-point frame values fall outside 0..1")
-    return out
 
 
 def gray_at(arr: np.ndarray, mask: np.ndarray, path: Path | None) -> np.ndarray:

@@ -297,3 +297,24 @@ def test_tiff_sizes_are_checked_before_any_page_is_decoded(tmp_path, monkeypatch
     with limits.override(max_frame_side=64), pytest.raises(InputError, match="128"):
         read_pullback(path, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
     assert decoded == []
+
+
+def test_float_colour_frames_read_as_values_in_0_to_1(tmp_path):
+    """A float32 RGB TIFF in 0..1 reads as its uint8 twin (it used to be cast to 0/1: black);
+    one outside 0..1 is refused naming the file."""
+    import tifffile
+
+    f = _grey_frames(2, 16, 16, seed=9)
+    sepia = gray_to_sepia(f)
+    for name, data in (("u8.tif", sepia), ("f32.tif", sepia.astype(np.float32) / 255)):
+        tifffile.imwrite(tmp_path / name, data, photometric="rgb")
+    u8, f32 = (
+        read_pullback(tmp_path / n, pixel_spacing_mm=0.01, frame_spacing_mm=0.2).read()
+        for n in ("u8.tif", "f32.tif")
+    )
+    np.testing.assert_allclose(f32, u8, atol=1e-6)
+    assert f32.max() > 0.5
+    tifffile.imwrite(tmp_path / "bad.tif", sepia.astype(np.float32), photometric="rgb")
+    with pytest.raises(InputError, match="outside 0..1") as err:
+        read_pullback(tmp_path / "bad.tif", pixel_spacing_mm=0.01, frame_spacing_mm=0.2).read()
+    assert "bad.tif" in str(err.value)
