@@ -303,15 +303,16 @@ def _display(path: Path, pix: _PixelModule, palette: tuple[np.ndarray, bool] | N
         frames = list(pydicom.pixels.iter_pixels(path, indices=display_sample(pix.n)))
     except Exception:
         return {}
-    return display_metadata(_as_rgb(arr, pix, palette) for arr in frames)
+    scale = float(2**pix.bits_stored - 1)
+    return display_metadata(_as_rgb(arr, palette, scale) for arr in frames)
 
 
-def _as_rgb(arr: np.ndarray, pix: _PixelModule, palette: tuple[np.ndarray, bool] | None):
-    """One decoded colour frame as uint8 RGB (palette applied; scaled by the bits stored)."""
+def _as_rgb(arr: np.ndarray, palette: tuple[np.ndarray, bool] | None, scale: float) -> np.ndarray:
+    """One decoded colour frame as uint8 RGB: a PALETTE COLOR frame through its table, a wider
+    RGB one scaled by the bits stored (``scale``)."""
     if palette is not None:
         return np.take(palette[0], arr, axis=0, mode="clip")
     if arr.dtype != np.uint8:
-        scale = float(2**pix.bits_stored - 1)
         return np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)
     return arr
 
@@ -666,11 +667,7 @@ def _to_gray(
         grey = arr.astype(np.float32) / scale
         return 1.0 - grey if monochrome1 else grey
     if photometric == "PALETTE COLOR":
-        table, grey_display = palette
-        rgb = np.take(table, arr, axis=0, mode="clip")
-        return display_to_gray(rgb, grey_display=grey_display)
+        return display_to_gray(_as_rgb(arr, palette, scale), grey_display=palette[1])
     if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR converted to RGB by pydicom
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr.astype(np.float64) / scale * 255, 0, 255).round().astype(np.uint8)
-        return display_to_gray(arr)
+        return display_to_gray(_as_rgb(arr, None, scale))
     raise InputError(None, f"unsupported photometric interpretation {photometric!r}")
