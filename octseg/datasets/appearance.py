@@ -12,7 +12,9 @@ pullback; the reasoning and ranges are in docs/real_data.md ("Appearance randomi
 * :class:`BloodSpeckle` - residual blood in the lumen: smooth blobs of speckled signal between
   the catheter and the lumen border.
 * :class:`ColourMap` - a frame exported in another colour map (grey, vendor palettes) and read
-  back through the reader's grey conversion (:func:`octseg.io.color.display_to_gray`).
+  back through the reader's per-frame grey conversion (:func:`octseg.io.color.display_to_gray`,
+  the sepia curve): how a map the readers do not recognise reads (known maps, these palettes
+  among them, are read through their own curve since session 62: docs/io.md).
 * :class:`BurnedInOverlay` - display overlays (lines, dots, diamonds, text, scale bars, dashed
   circles) drawn in Cartesian space at random places, static over the k context frames.
 * :class:`CatheterOffset` - the frame resampled about a point off the catheter (an inexact
@@ -40,18 +42,12 @@ PALETTES = ("sepia", "grey", "bone", "copper", "afmhot", "pink", "gist_heat")
 
 
 def palette_lut(name: str) -> np.ndarray:
-    """``(256, 3)`` uint8 RGB of a colour map: ``sepia`` (the reader's), ``grey`` or a matplotlib
+    """``(256, 3)`` uint8 RGB of a colour map (a writable copy of
+    :func:`octseg.io.color.colormap_lut`): ``sepia`` (the reader's), ``grey`` or a matplotlib
     map (its dark-to-bright direction)."""
-    from octseg.io.color import SEPIA_LUT
+    from octseg.io.color import colormap_lut
 
-    if name == "sepia":
-        return SEPIA_LUT.copy()
-    if name == "grey":
-        return np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-    import matplotlib
-
-    rgb = matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3]
-    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    return colormap_lut(name).copy()
 
 
 def reader_curve(name: str) -> np.ndarray:

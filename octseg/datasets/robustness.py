@@ -9,6 +9,11 @@ measures every corrupted pullback and ``evaluate.py`` compares them with the exp
 per frame and lumen area (``frames.csv`` of both sides). :func:`summarize` turns the evaluation
 tables into one row per corruption and severity. ``benchmarks/robustness.py`` runs it all.
 
+``colour_map`` exports the frames in grey, "hot" and "cividis", which the readers recognise and
+read through their own curves since session 62 (:func:`octseg.io.color.fit_display_map`);
+``unknown_map`` in three maps they do not know ("YlOrBr_r", warm and close to sepia; "CMRmap";
+"Blues_r"), read through the sepia curve and warned about.
+
 Corruptions of the intensity act on the grey value (the reader's :func:`sepia_to_gray`) and are
 re-coloured with the sepia map, with the frame's own burned-in overlay pixels kept as they were.
 The spacing is the dataset's assumption (0.01 mm per pixel of the 750x750 frame); resized frames
@@ -177,6 +182,9 @@ CORRUPTIONS: dict[str, tuple[Callable[..., Frame], tuple]] = {
         _hard,
         ((0.6, (0.1, 0.3), 4), (0.4, (0.15, 0.4), 8), (0.25, (0.3, 0.5), 14)),
     ),
+    # maps the readers do not know (not in octseg.io.color.DISPLAY_MAPS): read through the sepia
+    # curve, as "hot" and "cividis" were before session 62 (last, so the others keep their seeds)
+    "unknown_map": (_colour_map, ("YlOrBr_r", "CMRmap", "Blues_r")),
 }
 
 

@@ -15,6 +15,12 @@ monotone function of the luminance, which is what a segmentation network needs; 
 was fitted to the median colours of a real vendor export (the Danilov pullback in
 ``../shared/data``), so there the mapping is close to the vendor's own index.
 
+Frames in another known display map (matplotlib's "hot", "bone", "cividis"... :data:`DISPLAY_MAPS`)
+are recognised per pullback (:func:`fit_display_map`) and read through that map's own luminance
+curve, step 2 with the map's table in place of the sepia one: exact to within rounding for frames
+written with the map, as for sepia. Frames in a map that is neither sepia, grey nor a known one
+are read through the sepia curve (a monotone reading) and warned about.
+
 A grey display exported as RGB (R = G = B) is not a sepia frame: the readers
 (:func:`display_to_gray`) read such a frame as its level, not through the sepia curve, which
 would brighten it (level 64 would read as 0.47 instead of 0.25).
@@ -26,6 +32,7 @@ or that are "colder" than any sepia colour (green or blue exceeding red).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -93,20 +100,27 @@ def sepia_to_gray(rgb: np.ndarray, lut: np.ndarray = SEPIA_LUT) -> np.ndarray:
     return (grey / 255.0).astype(np.float32)
 
 
+def map_distance(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Euclidean RGB distance of each pixel ``(..., 3|4)`` from the entry of the colour map
+    ``lut`` that has the pixel's luminance (how far the pixel lies off the map's curve)."""
+    c = np.asarray(rgb)[..., :3].astype(np.float32)
+    idx = np.interp(_luminance(c).ravel(), _lut_luminance(lut), _IDX).reshape(c.shape[:-1])
+    expected = lut.astype(np.float32)[np.clip(np.rint(idx), 0, 255).astype(np.intp)]
+    return np.sqrt(((c - expected) ** 2).sum(axis=-1))
+
+
 def overlay_mask(rgb: np.ndarray, lut: np.ndarray = SEPIA_LUT, tol: float = 60.0) -> np.ndarray:
     """Boolean mask of pixels whose colour is inconsistent with a sepia map.
 
     A pixel is flagged when its Euclidean RGB distance from the reference map entry of the same
-    luminance exceeds ``tol``, or when green or blue exceeds red (or blue exceeds green) by more
-    than ``tol / 2.5`` - cyan, blue, green, and saturated yellow marks.
+    luminance exceeds ``tol`` (:func:`map_distance`), or when green or blue exceeds red (or blue
+    exceeds green) by more than ``tol / 2.5`` - cyan, blue, green, and saturated yellow marks.
     """
     rgb = np.asarray(rgb)
     if rgb.shape[-1] not in (3, 4):
         raise ValueError(f"expected (..., 3) RGB, got shape {rgb.shape}")
     c = rgb[..., :3].astype(np.float32)
-    idx = np.interp(_luminance(c).ravel(), _lut_luminance(lut), _IDX).reshape(c.shape[:-1])
-    expected = lut.astype(np.float32)[np.clip(np.rint(idx), 0, 255).astype(np.intp)]
-    dist = np.sqrt(((c - expected) ** 2).sum(axis=-1))
+    dist = map_distance(c, lut)
     r, g, b = c[..., 0], c[..., 1], c[..., 2]
     cold = tol / 2.5
     return (dist > tol) | (g - r > cold) | (b - r > cold) | (b - g > cold)
@@ -154,14 +168,80 @@ def display_kind(rgb: np.ndarray) -> tuple[str, float]:
     ``("other", share)``, where ``share`` is the fraction of its lit pixels (brightest channel
     >= 8) off the sepia map (:func:`overlay_mask`) and "other" means ``share >=``
     :data:`OFF_MAP_SHARE` in a frame that is not a grey display. The readers read an "other"
-    frame by its luminance through the sepia curve, a monotone reading that models trained
-    only on sepia and grey exports have not seen."""
+    frame through a known map that fits it (:func:`fit_display_map`), else by its luminance
+    through the sepia curve, a monotone reading that models trained only on sepia and grey
+    exports have not seen."""
     c = rgb_uint8(np.asarray(rgb)[..., :3])
     lit = c.max(axis=-1) >= 8
     share = float(overlay_mask(c)[lit].mean()) if lit.any() else 0.0
     if is_grey_display(c):
         return "grey", share
     return ("other" if share >= OFF_MAP_SHARE else "sepia"), share
+
+
+DISPLAY_MAPS = (
+    "hot", "afmhot", "gist_heat", "copper", "bone", "pink",
+    "cividis", "viridis", "plasma", "inferno", "magma", "cubehelix",
+)  # fmt: skip
+"""Display maps besides sepia and grey that the readers recognise (:func:`fit_display_map`) and
+read exactly: matplotlib's maps of these names, dark (weak signal) to bright. The luminance of
+each rises along the map closely enough that its own luminance curve gives back the index to
+within 1.6 levels (maps whose luminance turns back, as "jet" or "turbo", cannot be read so)."""
+
+
+@functools.cache
+def colormap_lut(name: str) -> np.ndarray:
+    """``(256, 3)`` uint8 RGB (read-only) of a display map: ``"sepia"`` (:data:`SEPIA_LUT`),
+    ``"grey"`` or a matplotlib map (its dark-to-bright direction)."""
+    if name == "sepia":
+        lut = SEPIA_LUT.copy()
+    elif name == "grey":
+        lut = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    else:
+        import matplotlib
+
+        rgb = matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3]
+        lut = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    lut.setflags(write=False)
+    return lut
+
+
+MAP_FIT_TOL = 17.0
+"""A known map fits a pullback's lit pixels when its :func:`map_fit_score` is at most this many
+levels (and below the sepia map's). Measured on three real frames of the Danilov pullback
+re-drawn in each map (session 62): the map they were drawn in scores 0.2-1.0 as PNG and 4-14 as
+JPEG at quality 75, the next best known map 18 or more; maps not in :data:`DISPLAY_MAPS` score
+19 or more against every known one ("Wistia" 21, "CMRmap" 30-33, "Blues_r" 47); the vendor's
+own sepia export scores 6-7 against the sepia map and 40 or more against every known map. A map
+that runs along part of a known one is read as that part (matplotlib's "autumn", red to
+yellow, is the middle of "hot" and fits it)."""
+
+
+def map_fit_score(pixels: np.ndarray, lut: np.ndarray, clip: float = 60.0, bins: int = 16) -> float:
+    """How far lit colour pixels ``(N, 3)`` lie off the map ``lut``: their :func:`map_distance`,
+    clipped at ``clip`` (burned-in overlays weigh alike against every map), averaged within each
+    of ``bins`` luminance bands holding at least 0.1% (and 20) of the pixels, then over the
+    bands. Bright pixels, where maps such as "hot" and "gist_heat" part, so weigh as much as the
+    many dim ones, where they agree."""
+    d = np.minimum(map_distance(pixels, lut).ravel(), clip)
+    band = np.minimum((_luminance(pixels).ravel() * (bins / 256.0)).astype(np.intp), bins - 1)
+    count = np.bincount(band, minlength=bins)
+    total = np.bincount(band, weights=d, minlength=bins)
+    used = count >= max(20, 0.001 * d.size)
+    return float((total[used] / count[used]).mean()) if used.any() else float("inf")
+
+
+def fit_display_map(pixels: np.ndarray) -> tuple[str, float] | None:
+    """The known display map (:data:`DISPLAY_MAPS`) that lit colour pixels ``(N, 3)`` uint8
+    follow, as ``(name, score)``, when its :func:`map_fit_score` is at most :data:`MAP_FIT_TOL`
+    and below the sepia map's; ``None`` for sepia frames and for maps not known."""
+    if len(pixels) == 0:
+        return None
+    scores = {name: map_fit_score(pixels, colormap_lut(name)) for name in ("sepia", *DISPLAY_MAPS)}
+    best = min(scores, key=scores.__getitem__)
+    if best == "sepia" or scores[best] > MAP_FIT_TOL:
+        return None
+    return best, scores[best]
 
 
 MIN_LIT_SHARE = 0.01
@@ -173,25 +253,48 @@ def display_sample(n_frames: int) -> list[int]:
     return sorted({0, n_frames // 2, max(n_frames - 1, 0)})
 
 
+FIT_PIXELS = 65536
+"""At most this many lit pixels of each judged frame are used to fit the display map."""
+
+
 def display_metadata(frames: Iterable[np.ndarray]) -> dict[str, str | float]:
     """How a colour pullback was displayed, from a few of its frames (:func:`display_sample`;
     RGB channels last, any integer depth; frames with under :data:`MIN_LIT_SHARE` lit pixels
     skipped): ``{"display": "other", "display_off_sepia_share": share}`` when any judged frame
-    is in another map (its largest share), else ``"sepia"`` (with its share) or ``"grey"``;
-    nothing for grey (one-channel) frames or when no frame could be judged."""
+    is off the sepia map (its largest share), else ``"sepia"`` (with its share) or ``"grey"``;
+    nothing for grey (one-channel) frames or when no frame could be judged. When the colour
+    frames follow a known map (:func:`fit_display_map`), ``"display_map"`` names it (with its
+    ``"display_map_score"``): the readers then read the frames through it."""
     kinds: dict[str, float] = {}
+    lit_pixels = []
     for frame in frames:
         if frame.ndim != 3 or frame.shape[-1] < 3:
             return {}
         rgb = rgb_uint8(frame[..., :3])
-        if np.count_nonzero(rgb.max(axis=-1) >= 8) < MIN_LIT_SHARE * rgb[..., 0].size:
+        lit = rgb.max(axis=-1) >= 8
+        if np.count_nonzero(lit) < MIN_LIT_SHARE * lit.size:
             continue
         kind, share = display_kind(rgb)
         kinds[kind] = max(share, kinds.get(kind, 0.0))
+        if kind != "grey":
+            px = rgb[lit]
+            lit_pixels.append(px[:: max(1, len(px) // FIT_PIXELS)])
     for kind in ("other", "sepia"):
         if kind in kinds:
-            return {"display": kind, "display_off_sepia_share": round(kinds[kind], 3)}
+            out: dict[str, str | float] = {
+                "display": kind, "display_off_sepia_share": round(kinds[kind], 3)
+            }  # fmt: skip
+            fit = fit_display_map(np.concatenate(lit_pixels))
+            if fit is not None:
+                out.update(display_map=fit[0], display_map_score=round(fit[1], 1))
+            return out
     return {"display": "grey"} if kinds else {}
+
+
+def display_lut(metadata: Mapping[str, Any]) -> np.ndarray:
+    """The colour map a reader reads a pullback's colour frames through: the fitted known map
+    (``metadata["display_map"]``, :func:`display_metadata`), else the sepia map."""
+    return colormap_lut(str(metadata.get("display_map", "sepia")))
 
 
 def display_to_gray(
@@ -214,10 +317,12 @@ def display_to_gray(
     return sepia_to_gray(rgb, lut)
 
 
-def rgb_frames_to_gray(rgb: np.ndarray, grey_display: bool | None = None) -> np.ndarray:
+def rgb_frames_to_gray(
+    rgb: np.ndarray, grey_display: bool | None = None, lut: np.ndarray = SEPIA_LUT
+) -> np.ndarray:
     """One ``(H, W, 3|4)`` colour frame (any integer depth) -> float32 grey ``(H, W)`` in
-    [0, 1] (:func:`display_to_gray`)."""
-    return display_to_gray(rgb_uint8(rgb), grey_display=grey_display)
+    [0, 1] (:func:`display_to_gray`, through the colour map ``lut``)."""
+    return display_to_gray(rgb_uint8(rgb), lut, grey_display=grey_display)
 
 
 def rgb_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -235,16 +340,25 @@ def rgb_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 def display_warnings(metadata: Mapping[str, Any]) -> list[str]:
-    """A warning when a reader found colour frames in neither a sepia nor a grey display
-    (``metadata["display"] == "other"``, :func:`display_metadata`): infer.py adds it to the
-    pullback's warnings and the report shows it."""
-    if metadata.get("display") != "other":
-        return []
+    """A warning when a reader found colour frames in neither a sepia nor a grey display nor a
+    known map (``metadata["display"] == "other"`` without ``"display_map"``,
+    :func:`display_metadata`): infer.py adds it to the pullback's warnings and the report shows
+    it."""
+    if metadata.get("display") != "other" or "display_map" in metadata:
+        return []  # sepia, grey, or a known map read through its own curve
     share = float(metadata.get("display_off_sepia_share", 0.0))
     return [
-        f"colour frames in neither a sepia nor a grey display ({share:.0%} of lit pixels off "
-        "the sepia map): read by their luminance. octseg-default-v1 was trained with other "
-        "colour maps and keeps the lumen; the calcium models were not (octseg-calcium-v3's "
-        "lumen area read 10-37% small under two such maps, docs/model_card.md): export the "
-        "frames in grey or sepia if you can"
+        f"colour frames in neither a sepia nor a grey display nor a known colour map "
+        f"({share:.0%} of lit pixels off the sepia map): read by their luminance. "
+        "octseg-default-v1 was trained with other colour maps and keeps the lumen; the calcium "
+        "models were not (octseg-calcium-v3's lumen area read 10-37% small under two maps read "
+        "so, docs/model_card.md): export the frames in grey or sepia if you can"
     ]
+
+
+def display_notes(metadata: Mapping[str, Any]) -> list[str]:
+    """What a report says about how colour frames were read: the known map they were read
+    through (:func:`display_metadata`), then any :func:`display_warnings`."""
+    name = metadata.get("display_map")
+    read_as = [f'colour frames in the "{name}" display map, read through that map'] if name else []
+    return read_as + display_warnings(metadata)

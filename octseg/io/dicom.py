@@ -52,7 +52,14 @@ from pydicom.uid import (
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import display_metadata, display_sample, display_to_gray, is_grey_display
+from octseg.io.color import (
+    SEPIA_LUT,
+    display_lut,
+    display_metadata,
+    display_sample,
+    display_to_gray,
+    is_grey_display,
+)
 from octseg.io.spacing import spacing_for
 
 IVOCT_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.14.1")
@@ -182,7 +189,7 @@ class DicomReader(Reader):
             width=pix.w,
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=_frame_loader(path, pix, orient, palette),
+            loader=_frame_loader(path, pix, orient, palette, display_lut(meta)),
             catheter_center=_catheter_center(ds) if space == "cartesian" else None,
             metadata=meta,
         )
@@ -318,9 +325,14 @@ def _as_rgb(arr: np.ndarray, palette: tuple[np.ndarray, bool] | None, scale: flo
 
 
 def _frame_loader(
-    path: Path, pix: _PixelModule, orient: _Orientation, palette: tuple[np.ndarray, bool] | None
+    path: Path,
+    pix: _PixelModule,
+    orient: _Orientation,
+    palette: tuple[np.ndarray, bool] | None,
+    lut: np.ndarray = SEPIA_LUT,
 ):
-    """``load(start, stop)``: frames as float32 grey in [0, 1], in octseg's orientation."""
+    """``load(start, stop)``: frames as float32 grey in [0, 1], in octseg's orientation (colour
+    frames read through the display map ``lut``)."""
     monochrome1 = pix.photometric == "MONOCHROME1"
     scale = float(2**pix.bits_stored - 1)
 
@@ -329,7 +341,7 @@ def _frame_loader(
         try:
             it = pydicom.pixels.iter_pixels(path, indices=range(start, stop))
             for k, arr in enumerate(it):
-                grey = _to_gray(arr, pix.photometric, palette, scale, monochrome1)
+                grey = _to_gray(arr, pix.photometric, palette, scale, monochrome1, lut)
                 out[k] = orient.apply(grey, start + k)
         except InputError as exc:
             if exc.path is None:
@@ -662,12 +674,13 @@ def _to_gray(
     palette: tuple[np.ndarray, bool] | None,
     scale: float,
     monochrome1: bool,
+    lut: np.ndarray = SEPIA_LUT,
 ) -> np.ndarray:
     if photometric.startswith("MONOCHROME"):
         grey = arr.astype(np.float32) / scale
         return 1.0 - grey if monochrome1 else grey
     if photometric == "PALETTE COLOR":
-        return display_to_gray(_as_rgb(arr, palette, scale), grey_display=palette[1])
+        return display_to_gray(_as_rgb(arr, palette, scale), lut, grey_display=palette[1])
     if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR converted to RGB by pydicom
-        return display_to_gray(_as_rgb(arr, None, scale))
+        return display_to_gray(_as_rgb(arr, None, scale), lut)
     raise InputError(None, f"unsupported photometric interpretation {photometric!r}")

@@ -31,7 +31,14 @@ import numpy as np
 from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
-from octseg.io.color import display_metadata, display_sample, is_grey_display, rgb_frames_to_gray
+from octseg.io.color import (
+    SEPIA_LUT,
+    display_lut,
+    display_metadata,
+    display_sample,
+    is_grey_display,
+    rgb_frames_to_gray,
+)
 from octseg.io.spacing import find_sidecar, read_sidecar_layout, spacing_for
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -74,12 +81,13 @@ def read_image_file(path: Path, page: int = 0) -> np.ndarray:
         raise InputError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
 
 
-def to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
-    """One frame (H, W) grey or (H, W, 3|4) colour -> float32 (H, W) in [0, 1]."""
+def to_gray(arr: np.ndarray, path: Path, lut: np.ndarray = SEPIA_LUT) -> np.ndarray:
+    """One frame (H, W) grey or (H, W, 3|4) colour (read through the colour map ``lut``) ->
+    float32 (H, W) in [0, 1]."""
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         if arr.dtype.kind == "f":
             _check_unit_range(arr[..., :3], path)
-        return rgb_frames_to_gray(arr[..., :3])
+        return rgb_frames_to_gray(arr[..., :3], lut=lut)
     if arr.ndim == 3 and arr.shape[-1] in (1, 2):
         arr = arr[..., 0]
     if arr.ndim != 2:
@@ -99,8 +107,10 @@ def _check_unit_range(arr: np.ndarray, path: Path) -> None:
         raise InputError(path, "floating-point frame values fall outside 0..1")
 
 
-def gray_at(arr: np.ndarray, mask: np.ndarray, path: Path | None) -> np.ndarray:
-    """``to_gray(arr, path)[mask]``, converting only the masked pixels where that is the same.
+def gray_at(
+    arr: np.ndarray, mask: np.ndarray, path: Path | None, lut: np.ndarray = SEPIA_LUT
+) -> np.ndarray:
+    """``to_gray(arr, path, lut)[mask]``, converting only the masked pixels where that is the same.
 
     Integer frames convert pixel by pixel (grey: by bit depth; uint8 colour: by the colour map
     that the whole frame shows, :func:`octseg.io.color.display_to_gray`), so only the masked
@@ -113,9 +123,9 @@ def gray_at(arr: np.ndarray, mask: np.ndarray, path: Path | None) -> np.ndarray:
         or (arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8)
     )
     if not elementwise or arr.shape[:2] != mask.shape:
-        return to_gray(arr, path)[mask]
+        return to_gray(arr, path, lut)[mask]
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # whether it is a grey display: whole frame
-        return rgb_frames_to_gray(arr[mask][:, :3], grey_display=is_grey_display(arr))
+        return rgb_frames_to_gray(arr[mask][:, :3], is_grey_display(arr), lut)
     return to_gray(arr[mask][None], path)[0]
 
 
@@ -134,8 +144,8 @@ def _map_frames(fn: Callable[[Any], np.ndarray], items: Sequence[Any]) -> list[n
 class _FolderLoader:
     """Frame loader of an image folder: whole grey frames, or the grey values of masked pixels."""
 
-    def __init__(self, files: list[Path], h: int, w: int):
-        self.files, self.h, self.w = files, h, w
+    def __init__(self, files: list[Path], h: int, w: int, lut: np.ndarray = SEPIA_LUT):
+        self.files, self.h, self.w, self.lut = files, h, w, lut
 
     def _raw(self, f: Path) -> np.ndarray:
         arr = read_image_file(f)
@@ -145,13 +155,15 @@ class _FolderLoader:
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, self.h, self.w), dtype=np.float32)
-        grey = _map_frames(lambda f: to_gray(self._raw(f), f), self.files[start:stop])
+        grey = _map_frames(lambda f: to_gray(self._raw(f), f, self.lut), self.files[start:stop])
         for k, g in enumerate(grey):
             out[k] = g
         return out
 
     def sampled(self, start: int, stop: int, mask: np.ndarray) -> np.ndarray:
-        vals = _map_frames(lambda f: gray_at(self._raw(f), mask, f), self.files[start:stop])
+        vals = _map_frames(
+            lambda f: gray_at(self._raw(f), mask, f, self.lut), self.files[start:stop]
+        )
         out = np.empty((stop - start, int(mask.sum())), dtype=np.float32)
         for k, v in enumerate(vals):
             out[k] = v
@@ -161,8 +173,8 @@ class _FolderLoader:
 class _TiffLoader:
     """Frame loader of a multi-page TIFF (pages in order through one open file)."""
 
-    def __init__(self, path: Path, h: int, w: int):
-        self.path, self.h, self.w = path, h, w
+    def __init__(self, path: Path, h: int, w: int, lut: np.ndarray = SEPIA_LUT):
+        self.path, self.h, self.w, self.lut = path, h, w, lut
 
     def _pages(self, start: int, stop: int) -> Iterator[np.ndarray]:
         for i, arr in read_tiff_pages(self.path, start, stop):
@@ -175,13 +187,13 @@ class _TiffLoader:
     def __call__(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, self.h, self.w), dtype=np.float32)
         for k, arr in enumerate(self._pages(start, stop)):
-            out[k] = to_gray(arr, self.path)
+            out[k] = to_gray(arr, self.path, self.lut)
         return out
 
     def sampled(self, start: int, stop: int, mask: np.ndarray) -> np.ndarray:
         out = np.empty((stop - start, int(mask.sum())), dtype=np.float32)
         for k, arr in enumerate(self._pages(start, stop)):
-            out[k] = gray_at(arr, mask, self.path)
+            out[k] = gray_at(arr, mask, self.path, self.lut)
         return out
 
 
@@ -292,7 +304,7 @@ class ImageFolderReader(Reader):
         h, w = first.shape[:2]
         px, fr, sources = spacing_for(path, options)
         space, center = _layout(path)
-
+        display = _display(first, files)
         return Pullback(
             source=str(path),
             format=cls.name,
@@ -302,14 +314,14 @@ class ImageFolderReader(Reader):
             width=w,
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=_FolderLoader(files, h, w),
+            loader=_FolderLoader(files, h, w, display_lut(display)),
             catheter_center=center,
             metadata={
                 "first_file": files[0].name,
                 "channels": 1 if first.ndim == 2 else int(first.shape[-1]),
                 "dtype": str(first.dtype),
                 "spacing_source": sources,
-                **_display(first, files),
+                **display,
             },
         )
 
@@ -344,7 +356,7 @@ class TiffStackReader(Reader):
         )  # before any page is decoded
         px, fr, sources = spacing_for(path, options)
         space, center = _layout(path)
-
+        display = _tiff_display(path, n) if channels >= 3 else {}
         return Pullback(
             source=str(path),
             format=cls.name,
@@ -354,12 +366,12 @@ class TiffStackReader(Reader):
             width=w,
             pixel_spacing_mm=px,
             frame_spacing_mm=fr,
-            loader=_TiffLoader(path, h, w),
+            loader=_TiffLoader(path, h, w, display_lut(display)),
             catheter_center=center,
             metadata={
                 "channels": channels,
                 "dtype": str(dtype),
                 "spacing_source": sources,
-                **(_tiff_display(path, n) if channels >= 3 else {}),
+                **display,
             },
         )

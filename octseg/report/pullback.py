@@ -21,7 +21,7 @@ import numpy as np
 from octseg import __version__
 from octseg.core import atomic
 from octseg.geometry.summary import _num, in_stent
-from octseg.io.color import display_warnings
+from octseg.io.color import display_notes
 
 RISK_TEXT = {
     "arc_gt_270": "arc > 270°",
@@ -477,8 +477,9 @@ Research use only: review every measurement before any clinical decision.</div>
 
 
 def _display_note(info: Mapping[str, Any]) -> str:
-    """The reader's warning about a colour map that is neither sepia nor grey, if any."""
-    notes = display_warnings(info)
+    """How the reader read colour frames: a known display map, or a warning about a map it
+    does not know."""
+    notes = display_notes(info)
     return "".join(f'\n<div class="meta"><b>Input:</b> {html.escape(n)}</div>' for n in notes)
 
 

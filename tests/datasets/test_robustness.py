@@ -86,6 +86,24 @@ def test_colour_map_exports_another_palette_that_the_reader_reads_monotonically(
     assert np.array_equal(out.lumen, frame.lumen)
 
 
+@pytest.mark.parametrize(
+    "name, sev", [("colour_map", 2), ("colour_map", 3)] + [("unknown_map", s) for s in (1, 2, 3)]
+)
+def test_colour_map_uses_known_maps_and_unknown_map_others(frame, name, sev):
+    """ "hot" and "cividis" are maps the readers recognise and read back to the frame's grey;
+    the unknown maps are not recognised (read monotonically, through the sepia curve)."""
+    from octseg.io.color import display_lut, display_metadata, display_to_gray
+
+    out = corrupt(frame, name, sev)
+    meta = display_metadata([out.rgb])
+    if name == "colour_map":
+        assert meta["display_map"] == rb.CORRUPTIONS[name][1][sev - 1], meta
+        assert np.abs(display_to_gray(out.rgb, display_lut(meta)) - grey(frame)).max() <= 1.6 / 255
+    else:
+        assert "display_map" not in meta, meta
+        assert not np.array_equal(out.rgb, frame.rgb)
+
+
 @pytest.mark.parametrize("sev", [1, 2, 3])
 def test_resize_keeps_the_physical_lumen_area(frame, sev):
     out = corrupt(frame, "resize", sev)

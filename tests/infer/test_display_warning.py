@@ -1,10 +1,12 @@
-"""Colour frames in a display map that is neither sepia nor grey (a screen capture in "hot",
-say) are read by their luminance; infer.py says so in the pullback's warnings (manifest,
-done.json, printed) and its report, because the calcium models were never trained on such maps
-(benchmarks/results/colour_members_s61.md). Sepia and grey frames get no warning."""
+"""Colour frames in a display map that is neither sepia, grey nor a known map (matplotlib's
+"CMRmap", say) are read by their luminance; infer.py says so in the pullback's warnings
+(manifest, done.json, printed) and its report, because the calcium models were never trained on
+such maps (benchmarks/results/colour_members_s61.md). Sepia and grey frames get no warning; a
+known map ("hot") is read through its own curve, which the report says, without a warning."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -32,7 +34,9 @@ def _frames(folder: Path, palette: str, n: int = 2) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("palette, warned", [("hot", True), ("sepia", False), ("grey", False)])
+@pytest.mark.parametrize(
+    "palette, warned", [("CMRmap", True), ("hot", False), ("sepia", False), ("grey", False)]
+)
 def test_frames_in_another_colour_map_are_warned_about(tmp_path, capsys, palette, warned):
     inp = _frames(tmp_path / "in" / "pb1", palette)
     out = tmp_path / "out"
@@ -44,6 +48,8 @@ def test_frames_in_another_colour_map_are_warned_about(tmp_path, capsys, palette
     assert bool(found) is warned, rec.get("warnings")
     report = (out / "pb1" / "report.html").read_text()
     assert ("neither a sepia nor a grey display" in report) is warned
+    read_as = html.escape('the "hot" display map, read through that map')
+    assert (read_as in report) is (palette == "hot")
     if warned:
         assert "grey or sepia" in found[0]
         assert json.loads((out / "pb1" / "done.json").read_text())["warnings"] == rec["warnings"]
