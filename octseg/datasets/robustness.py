@@ -11,8 +11,9 @@ tables into one row per corruption and severity. ``benchmarks/robustness.py`` ru
 
 ``colour_map`` exports the frames in grey, "hot" and "cividis", which the readers recognise and
 read through their own curves since session 62 (:func:`octseg.io.color.fit_display_map`);
-``unknown_map`` in three maps they do not know ("YlOrBr_r", warm and close to sepia; "CMRmap";
-"Blues_r"), read through the sepia curve and warned about.
+``unknown_map`` in three maps they do not know, black for weak signal as a console's are
+("gnuplot2" and "CMRmap", whose luminance rises along the map, and "gist_earth", whose luminance
+turns back), read through the sepia curve and warned about.
 
 Corruptions of the intensity act on the grey value (the reader's :func:`sepia_to_gray`) and are
 re-coloured with the sepia map, with the frame's own burned-in overlay pixels kept as they were.
@@ -184,7 +185,7 @@ CORRUPTIONS: dict[str, tuple[Callable[..., Frame], tuple]] = {
     ),
     # maps the readers do not know (not in octseg.io.color.DISPLAY_MAPS): read through the sepia
     # curve, as "hot" and "cividis" were before session 62 (last, so the others keep their seeds)
-    "unknown_map": (_colour_map, ("YlOrBr_r", "CMRmap", "Blues_r")),
+    "unknown_map": (_colour_map, ("gnuplot2", "CMRmap", "gist_earth")),
 }
 
 

@@ -209,12 +209,12 @@ def colormap_lut(name: str) -> np.ndarray:
 MAP_FIT_TOL = 17.0
 """A known map fits a pullback's lit pixels when its :func:`map_fit_score` is at most this many
 levels (and below the sepia map's). Measured on three real frames of the Danilov pullback
-re-drawn in each map (session 62): the map they were drawn in scores 0.2-1.0 as PNG and 4-14 as
-JPEG at quality 75, the next best known map 18 or more; maps not in :data:`DISPLAY_MAPS` score
-19 or more against every known one ("Wistia" 21, "CMRmap" 30-33, "Blues_r" 47); the vendor's
-own sepia export scores 6-7 against the sepia map and 40 or more against every known map. A map
-that runs along part of a known one is read as that part (matplotlib's "autumn", red to
-yellow, is the middle of "hot" and fits it)."""
+re-drawn in each map (``benchmarks/display_map_fit.py``, session 62): the map they were drawn in
+scores 0.2-1.0 as PNG and 4-16 as JPEG at quality 75, the next best known map 21 or more; maps
+not in :data:`DISPLAY_MAPS` score 21 or more against every known one ("Wistia" 21, "CMRmap"
+30-33, "Blues_r" 47); the vendor's own sepia export scores 7-8 against the sepia map and 41 or
+more against every known map. A map that runs along part of a known one is read as that part
+(matplotlib's "autumn", red to yellow, is the middle of "hot" and fits it)."""
 
 
 def map_fit_score(pixels: np.ndarray, lut: np.ndarray, clip: float = 60.0, bins: int = 16) -> float:
@@ -351,8 +351,8 @@ def display_warnings(metadata: Mapping[str, Any]) -> list[str]:
         f"colour frames in neither a sepia nor a grey display nor a known colour map "
         f"({share:.0%} of lit pixels off the sepia map): read by their luminance. "
         "octseg-default-v1 was trained with other colour maps and keeps the lumen; the calcium "
-        "models were not (octseg-calcium-v3's lumen area read 10-37% small under two maps read "
-        "so, docs/model_card.md): export the frames in grey or sepia if you can"
+        "models were not (octseg-calcium-v3's lumen area read 64-68% small under two such maps, "
+        "benchmarks/results/display_maps_s62.md): export the frames in grey or sepia if you can"
     ]
 
 
