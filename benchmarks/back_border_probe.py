@@ -1,0 +1,133 @@
+"""Is the truth's back calcium border in the image? The thickness agreement split by it.
+
+A hybrid frame's calcium is painted at ``contrast x`` the tissue level in front of it
+(``octseg.datasets.hybrid.insert``), while the tissue behind it keeps the real frame's level at
+that depth, which falls with depth. Where the real tissue behind has fallen to the calcium's
+level or below, the truth's back border has nothing in the image to mark it. This probe measures,
+on the polar hybrid image of each frame of a ``thickness_probe.py`` table (catheter rays through
+the truth, on every A-line where the truth's calcium is within 90% of its thickest):
+
+- ``inside``: the mean grey over the last 8 samples of calcium before its back border;
+- ``outside``: the mean grey over the 8 samples behind it;
+- ``border_step`` = outside - inside (> 0: the tissue behind is brighter, a visible border).
+
+It then gives, by ``border_step`` band and truth thickness band, the frames and the mean errors
+of the probe (``site``: at the truth's thickest point; ``product``: what ``evaluate.py``
+compares), and the frame thickness ICC (``octseg.evaluate.stats``) over frames with a visible
+border and over the rest. The split is by image and truth alone, never by the model's output.
+
+    python benchmarks/back_border_probe.py PROBE.csv --build f100=F/test_s100 ... --out OUT
+
+``PROBE.csv``: ``thickness_probe.py``'s table of a pool (``benchmarks/hybrid_pool.py``; pullback
+ids ``<draw>-v<k>``); ``--build DRAW=FOLDER``: the ``cohort build`` folder of that draw (its
+``val/*-v<k>`` holds ``image.npz`` and ``labels.npz``). Writes OUT.csv and OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from octseg.core import atomic  # noqa: E402
+from octseg.core.classes import CALCIUM  # noqa: E402
+from octseg.core.errors import InputError  # noqa: E402
+from octseg.evaluate import stats  # noqa: E402
+
+WINDOW = 8  # samples on each side of the back border
+STEP_BANDS = (-1.0, 0.0, 0.02, 0.05, 0.1, 1.0)
+THICK_BANDS = ((0.0, 0.5), (0.5, 0.9), (0.9, np.inf))
+
+
+def border_step(image: np.ndarray, labels: np.ndarray) -> tuple[float, float] | None:
+    """``(inside, outside)`` mean grey at the back calcium border of one polar frame, over the
+    A-lines where the calcium is within 90% of its thickest (None: no such A-line with room
+    behind it)."""
+    ca = labels == CALCIUM
+    count = ca.sum(axis=1)
+    if count.max() == 0:
+        return None
+    inside, outside = [], []
+    for a in np.flatnonzero(count >= 0.9 * count.max()):
+        idx = np.flatnonzero(ca[a])
+        back = idx.max()
+        if back + WINDOW + 1 < image.shape[1]:
+            inside.append(image[a, max(idx.min(), back - WINDOW) : back].mean())
+            outside.append(image[a, back + 1 : back + 1 + WINDOW].mean())
+    return (float(np.mean(inside)), float(np.mean(outside))) if inside else None
+
+
+def _polar(builds: dict[str, Path], pullback: str) -> tuple[np.ndarray, np.ndarray]:
+    draw, variant = pullback.rsplit("-", 1)
+    found = sorted((builds[draw] / "val").glob(f"*-{variant}"))
+    if len(found) != 1:
+        raise InputError(builds[draw], f"expected one val/*-{variant} folder for {pullback}")
+    image = np.load(found[0] / "image.npz")["frames"].astype(np.float32) / 255.0
+    return image, np.load(found[0] / "labels.npz")["labels"]
+
+
+def measure(probe: pd.DataFrame, builds: dict[str, Path]) -> pd.DataFrame:
+    rows = []
+    for pid, group in probe.groupby("pullback_id"):
+        image, labels = _polar(builds, str(pid))
+        for r in group.itertuples():
+            got = border_step(image[r.frame], labels[r.frame])
+            if got is not None:
+                rows.append({**r._asdict(), "inside": got[0], "outside": got[1]})
+    out = pd.DataFrame(rows).drop(columns="Index")
+    out["border_step"] = out.outside - out.inside
+    return out
+
+
+def _icc(d: pd.DataFrame) -> str:
+    if len(d) < 3:
+        return "–"
+    return f"{stats.icc_absolute_agreement(d.truth + d['product'], d.truth)['icc']:.3f}"
+
+
+def markdown(d: pd.DataFrame) -> str:
+    lines = [
+        "| truth thickness (mm) | border step | frames | error at the thickest point (mm) "
+        "| product error (mm) | inside | outside |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    step = pd.cut(d.border_step, STEP_BANDS)
+    for lo, hi in THICK_BANDS:
+        band = d[(d.truth > lo) & (d.truth <= hi)]
+        for interval, b in band.groupby(step[band.index], observed=True):
+            lines.append(
+                f"| {lo}-{hi} | {interval} | {len(b)} | {b.site.mean():+.3f} "
+                f"| {b['product'].mean():+.3f} | {b.inside.mean():.3f} | {b.outside.mean():.3f} |"
+            )
+    lines += ["", "| frames | n | truth SD (mm) | frame thickness ICC |", "|---|---|---|---|"]
+    for name, sub in (
+        ("all", d),
+        ("visible back border (step > 0)", d[d.border_step > 0]),
+        ("no visible back border (step <= 0)", d[d.border_step <= 0]),
+    ):
+        lines.append(f"| {name} | {len(sub)} | {sub.truth.std():.3f} | {_icc(sub)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("probe", type=Path, help="thickness_probe.py's OUT.csv")
+    ap.add_argument("--build", action="append", required=True, help="DRAW=cohort build folder")
+    ap.add_argument("--out", type=Path, required=True, help="OUT.csv / OUT.md, no suffix")
+    a = ap.parse_args(argv)
+    builds = {k: Path(v) for k, v in (b.split("=", 1) for b in a.build)}
+    d = measure(pd.read_csv(a.probe), builds)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(a.out.with_suffix(".csv"), d.to_csv(index=False, float_format="%.4f"))
+    atomic.write_text(a.out.with_suffix(".md"), markdown(d))
+    print(markdown(d))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
