@@ -25,7 +25,7 @@ from octseg.infer.inputs import Task
 from octseg.infer.privacy import public_info, scrub
 from octseg.infer.settings import InferSettings
 from octseg.infer.workers import Renderer, render_outputs
-from octseg.io.color import display_warnings
+from octseg.io.levels import input_warnings
 
 LABELS_ZLIB_LEVEL = 1  # label maps are long runs of a few values: level 1 is ~2.5x faster than
 # zlib's default 6 for files ~2x larger (still ~1/60 of the raw size)
@@ -97,7 +97,7 @@ def finish_pullback(
     m.write(seg.out_dir)
     written.files += [seg.out_dir / n for n in ("frames.csv", "struts.csv", "summary.json")]
     write_overlays_and_report(seg, m, spec, renderer or Renderer(0), written)
-    written.warnings += display_warnings(seg.pullback.metadata)
+    written.warnings += input_warnings(seg.pullback.metadata)
     written.warnings = [scrub(w, seg.task, spec.settings.anonymize_ids) for w in written.warnings]
     t3 = time.perf_counter()
     seg.timings.update(  # the label file is written while the geometry measures

@@ -68,6 +68,8 @@ from octseg.infer.workers import (
     warm_up,
     worker_count,
 )
+from octseg.io.color import display_sample
+from octseg.io.levels import level_metadata
 
 __all__ = [  # the names other modules, tests and benchmarks import from here
     "LABELS_ZLIB_LEVEL",
@@ -519,10 +521,18 @@ def _segment(
     finally:
         bar.close()
         workers.reader.release()
+    pb.metadata.update(_levels(stream.tensor))  # whether the frames look inverted
     # reading overlaps the model: read_s runs from opening the file to its last frame
     timings["read_s"] = stream.t_complete - t_open
     timings["segment_s"] = time.perf_counter() - t0
     return labels, timings
+
+
+def _levels(grid: Any) -> dict[str, float]:
+    """:func:`~octseg.io.levels.level_metadata` of the first, middle and last frames of the
+    net-grid tensor ``(F, A', R')`` (three frames copied off the device)."""
+    sample = grid[display_sample(int(grid.shape[0]))]
+    return level_metadata(sample.float().cpu().numpy())
 
 
 def write_pullback(run: Run, workers: Workers, seg: Segmented) -> None:

@@ -2,7 +2,8 @@
 "CMRmap", say) are read by their luminance; infer.py says so in the pullback's warnings
 (manifest, done.json, printed) and its report, because the calcium models were never trained on
 such maps (benchmarks/results/colour_members_s61.md). Sepia and grey frames get no warning; a
-known map ("hot") is read through its own curve, which the report says, without a warning."""
+known map ("hot") is read through its own curve, which the report says, without a warning.
+Frames that look inverted (white for weak signal) are warned about too."""
 
 from __future__ import annotations
 
@@ -34,23 +35,31 @@ def _frames(folder: Path, palette: str, n: int = 2) -> Path:
     return folder
 
 
+UNKNOWN_MAP, INVERTED = "neither a sepia nor a grey display", "look inverted"
+
+
 @pytest.mark.parametrize(
-    "palette, warned", [("CMRmap", True), ("hot", False), ("sepia", False), ("grey", False)]
+    "palette, warning",
+    [("CMRmap", UNKNOWN_MAP), ("Greys", INVERTED), ("hot", None), ("sepia", None), ("grey", None)],
 )
-def test_frames_in_another_colour_map_are_warned_about(tmp_path, capsys, palette, warned):
+def test_frames_in_another_colour_map_are_warned_about(tmp_path, capsys, palette, warning):
+    """ "Greys" is a grey display with white for weak signal: read as grey, so inverted."""
     inp = _frames(tmp_path / "in" / "pb1", palette)
     out = tmp_path / "out"
     settings = quiet_settings(inp, out, report=True)
     res = run_inference(settings, oracle_predictor(GRID, context_frames=1))
     rec = res["manifest"]["pullbacks"]["pb1"]
     assert rec["status"] == "done", rec
-    found = [w for w in rec.get("warnings", []) if "neither a sepia nor a grey display" in w]
-    assert bool(found) is warned, rec.get("warnings")
+    warnings = rec.get("warnings", [])
+    for key in (UNKNOWN_MAP, INVERTED):
+        assert any(key in w for w in warnings) is (key == warning), warnings
     report = (out / "pb1" / "report.html").read_text()
-    assert ("neither a sepia nor a grey display" in report) is warned
+    for key in (UNKNOWN_MAP, INVERTED):
+        assert (key in report) is (key == warning)
     read_as = html.escape('the "hot" display map, read through that map')
     assert (read_as in report) is (palette == "hot")
-    if warned:
-        assert "grey or sepia" in found[0]
-        assert json.loads((out / "pb1" / "done.json").read_text())["warnings"] == rec["warnings"]
-        assert f"WARNING pb1: {found[0]}" in capsys.readouterr().out
+    if warning is not None:
+        (found,) = warnings
+        assert "grey or sepia" in found or "black for weak signal" in found
+        assert json.loads((out / "pb1" / "done.json").read_text())["warnings"] == warnings
+        assert f"WARNING pb1: {found}" in capsys.readouterr().out
