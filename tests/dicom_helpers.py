@@ -25,3 +25,24 @@ def _labels():
     lab[2, 14:, 15:] = 4
     lab[3] = 0  # an empty frame
     return lab
+
+
+def recoloured_dicom(path, grey: np.ndarray, photometric: str, lut: np.ndarray) -> None:
+    """``grey`` uint8 frames written as a Cartesian colour DICOM (``"RGB"`` or ``"PALETTE
+    COLOR"``) whose colours are the map ``lut`` ``(256, 3)``: written in sepia, then the pixel
+    data or the colour table replaced."""
+    import pydicom
+
+    write_ivoct_dicom(
+        path, grey, space="cartesian", pixel_spacing_mm=0.01, frame_spacing_mm=0.2,
+        photometric=photometric,
+    )  # fmt: skip
+    ds = pydicom.dcmread(path)
+    if photometric == "RGB":
+        ds.PixelData = lut[grey].tobytes()
+    else:
+        for k, colour in enumerate(("Red", "Green", "Blue")):
+            ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [256, 0, 16]
+            table = lut[:, k].astype(np.uint16) * 257
+            setattr(ds, f"{colour}PaletteColorLookupTableData", table.tobytes())
+    ds.save_as(path)

@@ -82,9 +82,7 @@ def _write(fmt: str, rgb: np.ndarray, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["folder", "tiff", "RGB", "PALETTE COLOR"])
 def test_every_reader_reads_a_known_map_as_the_grey_it_was_drawn_from(tmp_path, fmt):
-    import pydicom
-
-    from octseg.io.dicom_write import write_ivoct_dicom
+    from dicom_helpers import recoloured_dicom
 
     grey = np.stack([_tissue(seed=s) for s in range(3)])
     hot = palette_lut("hot")
@@ -93,19 +91,7 @@ def test_every_reader_reads_a_known_map_as_the_grey_it_was_drawn_from(tmp_path, 
         pb = read_pullback(src, pixel_spacing_mm=0.01, frame_spacing_mm=0.2)
     else:  # written in sepia, then the pixel data or colour table replaced by "hot"
         src = tmp_path / "pb.dcm"
-        write_ivoct_dicom(
-            src, grey, space="cartesian", pixel_spacing_mm=0.01, frame_spacing_mm=0.2,
-            photometric=fmt,
-        )  # fmt: skip
-        ds = pydicom.dcmread(src)
-        if fmt == "RGB":
-            ds.PixelData = hot[grey].tobytes()
-        else:
-            for k, colour in enumerate(("Red", "Green", "Blue")):
-                ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [256, 0, 16]
-                table = hot[:, k].astype(np.uint16) * 257
-                setattr(ds, f"{colour}PaletteColorLookupTableData", table.tobytes())
-        ds.save_as(src)
+        recoloured_dicom(src, grey, fmt, hot)
         pb = read_pullback(src)
     assert pb.metadata["display_map"] == "hot", pb.metadata
     assert pb.describe()["display_map"] == "hot"  # what `octseg inspect` prints

@@ -236,7 +236,7 @@ def test_readers_record_the_display_of_colour_frames(tmp_path, fmt):
 def test_dicom_records_the_display_of_its_colour_frames(tmp_path, photometric):
     """Sepia as written reads "sepia"; the same frames in "hot" (pixel data or colour table
     replaced) read "other"."""
-    import pydicom
+    from dicom_helpers import recoloured_dicom
 
     from octseg.datasets.appearance import palette_lut
     from octseg.io.dicom_write import write_ivoct_dicom
@@ -248,16 +248,7 @@ def test_dicom_records_the_display_of_its_colour_frames(tmp_path, photometric):
         photometric=photometric,
     )  # fmt: skip
     assert read_pullback(path).metadata["display"] == "sepia"
-    ds = pydicom.dcmread(path)
-    hot = palette_lut("hot")
-    if photometric == "RGB":
-        ds.PixelData = hot[f].tobytes()
-    else:
-        for k, colour in enumerate(("Red", "Green", "Blue")):
-            ds[f"{colour}PaletteColorLookupTableDescriptor"].value = [256, 0, 16]
-            table = hot[:, k].astype(np.uint16) * 257
-            setattr(ds, f"{colour}PaletteColorLookupTableData", table.tobytes())
-    ds.save_as(path)
+    recoloured_dicom(path, f, photometric, palette_lut("hot"))
     pb = read_pullback(path)
     assert pb.metadata["display"] == "other" and pb.metadata["display_off_sepia_share"] >= 0.15
     grey = tmp_path / "grey.dcm"
