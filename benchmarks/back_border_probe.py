@@ -7,7 +7,8 @@ level or below, the truth's back border has nothing in the image to mark it. Thi
 on the polar hybrid image of each frame of a ``thickness_probe.py`` table (catheter rays through
 the truth, on every A-line where the truth's calcium is within 90% of its thickest):
 
-- ``inside``: the mean grey over the last 8 samples of calcium before its back border;
+- ``inside``: the mean grey over the last 8 samples of calcium, up to its back border (fewer
+  where the calcium is thinner);
 - ``outside``: the mean grey over the 8 samples behind it;
 - ``border_step`` = outside - inside (> 0: the tissue behind is brighter, a visible border).
 
@@ -57,7 +58,7 @@ def border_step(image: np.ndarray, labels: np.ndarray) -> tuple[float, float] | 
         idx = np.flatnonzero(ca[a])
         back = idx.max()
         if back + WINDOW + 1 < image.shape[1]:
-            inside.append(image[a, max(idx.min(), back - WINDOW) : back].mean())
+            inside.append(image[a, max(idx.min(), back - WINDOW + 1) : back + 1].mean())
             outside.append(image[a, back + 1 : back + 1 + WINDOW].mean())
     return (float(np.mean(inside)), float(np.mean(outside))) if inside else None
 
@@ -79,6 +80,8 @@ def measure(probe: pd.DataFrame, builds: dict[str, Path]) -> pd.DataFrame:
             got = border_step(image[r.frame], labels[r.frame])
             if got is not None:
                 rows.append({**r._asdict(), "inside": got[0], "outside": got[1]})
+    if not rows:
+        raise InputError(None, "no frame of the probe table has calcium with room behind it")
     out = pd.DataFrame(rows).drop(columns="Index")
     out["border_step"] = out.outside - out.inside
     return out

@@ -21,30 +21,27 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from octseg.datasets.appearance import palette_lut  # noqa: E402
 from octseg.datasets.danilov.reader import list_danilov, read_rgb  # noqa: E402
+from octseg.datasets.robustness import redraw  # noqa: E402
 from octseg.io.color import (  # noqa: E402
     DISPLAY_MAPS,
+    FIT_PIXELS,
+    _at_most,
     colormap_lut,
     display_lut,
     display_metadata,
-    display_to_gray,
     map_fit_score,
     overlay_mask,
+    rgb_frames_to_gray,
     sepia_to_gray,
 )
 
-UNKNOWN = ("gnuplot2", "CMRmap", "gist_earth", "Wistia", "YlOrBr_r", "Blues_r", "autumn")
+UNKNOWN = ("gnuplot2", "CMRmap", "gist_earth", "Wistia", "YlOrBr_r", "Blues_r", "autumn", "hot_r")
 
 
 def redrawn(rgb: np.ndarray, name: str, quality: int | None) -> np.ndarray:
     """A sepia frame in another map (``"vendor"``: as exported), overlays kept, maybe JPEG."""
-    out = rgb.copy()
-    if name != "vendor":
-        idx = np.clip(np.rint(sepia_to_gray(rgb) * 255), 0, 255).astype(np.uint8)
-        out = palette_lut(name)[idx]
-        keep = overlay_mask(rgb)
-        out[keep] = rgb[keep]
+    out = rgb.copy() if name == "vendor" else redraw(rgb, name)
     if quality is None:
         return out
     buf = io.BytesIO()
@@ -54,19 +51,20 @@ def redrawn(rgb: np.ndarray, name: str, quality: int | None) -> np.ndarray:
 
 def row(frames: list[np.ndarray], name: str, quality: int | None) -> str:
     drawn = [redrawn(f, name, quality) for f in frames]
-    lit = np.concatenate([d[d.max(axis=-1) >= 8][::20] for d in drawn])
+    lit = np.concatenate([_at_most(d[d.max(axis=-1) >= 8], FIT_PIXELS) for d in drawn])
     scores = {m: map_fit_score(lit, colormap_lut(m)) for m in ("sepia", *DISPLAY_MAPS)}
     best = sorted(scores, key=scores.__getitem__)[:2]
+    ratio = scores[best[0]] / scores[best[1]]
     meta = display_metadata(drawn)
     lut = display_lut(meta)
     errs = [
-        np.abs(display_to_gray(d, lut) - sepia_to_gray(f))[~overlay_mask(f)].mean() * 255
+        np.abs(rgb_frames_to_gray(d, lut=lut) - sepia_to_gray(f))[~overlay_mask(f)].mean() * 255
         for f, d in zip(frames, drawn, strict=True)
     ]
     best_txt = ", ".join(f"{m} {scores[m]:.1f}" for m in best)
     decided = meta.get("display_map", f"({meta.get('display')})")
     enc = "PNG" if quality is None else f"JPEG {quality}"
-    return f"| {name} | {enc} | {best_txt} | {decided} | {np.mean(errs):.1f} |"
+    return f"| {name} | {enc} | {best_txt} | {ratio:.2f} | {decided} | {np.mean(errs):.1f} |"
 
 
 def main() -> None:
@@ -75,8 +73,8 @@ def main() -> None:
     args = p.parse_args()
     paths, _ = list_danilov(args.src)
     frames = [read_rgb(paths[i]) for i in (0, len(paths) // 2, len(paths) - 1)]
-    print("| map | encoding | best two scores | read through | grey error (levels) |")
-    print("|---|---|---|---|---|")
+    print("| map | encoding | best two scores | ratio | read through | grey error (levels) |")
+    print("|---|---|---|---|---|---|")
     for name in ("vendor", *DISPLAY_MAPS, *UNKNOWN):
         for quality in (None, 75):
             print(row(frames, name, quality), flush=True)

@@ -10,7 +10,8 @@ for its files, e.g. ``validate_model.py octseg-calcium-v2 ...``.
 Test sets (none of them trained on, none used to choose the checkpoint):
 
 - ``real``: the real Danilov test block (frames 140-185, expert lumen) under the robustness suite
-  (benchmarks/robustness.py: 13 corruptions x 3 severities, 12 before session 62; ``--quick``: clean frames only);
+  (benchmarks/robustness.py: 13 corruptions x 3 severities, 12 before session 62; ``--quick``:
+  clean frames only);
 - ``hybrid``: hybrid versions of the same test block (synthetic calcium / struts / lipid /
   branches in the real frames, exact truth) as console exports, ``DATA/hybrid_test_console``
   (docs/model_card.md gives the build command);

@@ -25,6 +25,10 @@ def _frame(behind: float) -> tuple[np.ndarray, np.ndarray]:
 def test_the_step_is_the_grey_behind_minus_inside_at_the_thickest_calcium():
     inside, outside = bb.border_step(*_frame(behind=0.6))
     assert np.isclose(inside, 0.2) and np.isclose(outside, 0.6)
+    image, labels = _frame(behind=0.6)
+    labels[:] = 0
+    labels[12, 79] = CALCIUM  # one sample thick: the window is that sample
+    assert np.allclose(bb.border_step(image, labels), (0.2, 0.6))
     inside, outside = bb.border_step(*_frame(behind=0.1))  # tissue behind darker: no border
     assert outside - inside < 0
     assert bb.border_step(np.zeros((4, 20)), np.zeros((4, 20), np.uint8)) is None
@@ -46,3 +50,5 @@ def test_measure_reads_each_frame_from_its_build_and_splits_the_icc(tmp_path):
     md = bb.markdown(d)
     assert "| visible back border (step > 0) | 3 |" in md
     assert "| no visible back border (step <= 0) | 1 |" in md
+    assert d.loc[d.border_step <= 0, "frame"].tolist() == [1]
+    assert "| 0.5-0.9 | (-1.0, 0.0] | 1 | -0.300 | -0.300 |" in md  # frame 1's errors

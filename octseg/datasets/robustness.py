@@ -85,14 +85,20 @@ def _blood(grey, f, level, rng):
     return np.maximum(grey, blob * rng.gamma(2.0, 0.5, grey.shape) * amp)
 
 
-def _colour_map(f: Frame, level: str, rng) -> Frame:
+def redraw(rgb: np.ndarray, name: str) -> np.ndarray:
+    """A sepia console frame ``(H, W, 3)`` re-drawn in the colour map ``name``
+    (:func:`octseg.datasets.appearance.palette_lut`), its burned-in overlay pixels kept."""
     from octseg.datasets.appearance import palette_lut
 
-    idx = np.clip(np.rint(sepia_to_gray(f.rgb) * 255), 0, 255).astype(np.uint8)
-    rgb = palette_lut(level)[idx]
-    keep = overlay_mask(f.rgb)
-    rgb[keep] = f.rgb[keep]
-    return Frame(rgb, f.lumen, f.spacing, f.center)
+    idx = np.clip(np.rint(sepia_to_gray(rgb) * 255), 0, 255).astype(np.uint8)
+    out = palette_lut(name)[idx]
+    keep = overlay_mask(rgb)
+    out[keep] = rgb[keep]
+    return out
+
+
+def _colour_map(f: Frame, level: str, rng) -> Frame:
+    return Frame(redraw(f.rgb, level), f.lumen, f.spacing, f.center)
 
 
 def _resize(f: Frame, size: int, rng) -> Frame:

@@ -514,6 +514,7 @@ def _segment(
     t0 = time.perf_counter()
     try:
         labels = run.predictor.segment(stream, pb, progress=bar.update, timings=timings)
+        pb.metadata.update(_levels(stream.tensor))  # whether the frames look inverted
     except Exception as exc:
         stage = "read" if stream.error is not None else "segment"
         run.record(task, {"status": "failed", "stage": stage, "error": one_line(exc, task)})
@@ -521,7 +522,6 @@ def _segment(
     finally:
         bar.close()
         workers.reader.release()
-    pb.metadata.update(_levels(stream.tensor))  # whether the frames look inverted
     # reading overlaps the model: read_s runs from opening the file to its last frame
     timings["read_s"] = stream.t_complete - t_open
     timings["segment_s"] = time.perf_counter() - t0

@@ -213,8 +213,9 @@ re-drawn in each map (``benchmarks/display_map_fit.py``, session 62): the map th
 scores 0.2-1.0 as PNG and 4-16 as JPEG at quality 75, the next best known map 21 or more; maps
 not in :data:`DISPLAY_MAPS` score 21 or more against every known one ("Wistia" 21, "CMRmap"
 30-33, "Blues_r" 47); the vendor's own sepia export scores 7-8 against the sepia map and 41 or
-more against every known map. A map that runs along part of a known one is read as that part
-(matplotlib's "autumn", red to yellow, is the middle of "hot" and fits it)."""
+more against every known map. Synthetic frames of uncorrelated pixel noise (standard deviation
+30 levels) saved as JPEG are not recognised: they fall back to the sepia reading and the
+warning."""
 
 
 def map_fit_score(pixels: np.ndarray, lut: np.ndarray, clip: float = 60.0, bins: int = 16) -> float:
@@ -231,17 +232,42 @@ def map_fit_score(pixels: np.ndarray, lut: np.ndarray, clip: float = 60.0, bins:
     return float((total[used] / count[used]).mean()) if used.any() else float("inf")
 
 
-def fit_display_map(pixels: np.ndarray) -> tuple[str, float] | None:
-    """The known display map (:data:`DISPLAY_MAPS`) that lit colour pixels ``(N, 3)`` uint8
-    follow, as ``(name, score)``, when its :func:`map_fit_score` is at most :data:`MAP_FIT_TOL`
-    and below the sepia map's; ``None`` for sepia frames and for maps not known."""
-    if len(pixels) == 0:
+MAP_FIT_MARGIN = 0.5
+"""Beyond :data:`MAP_FIT_TOL` (up to twice it: heavy JPEG, fine speckle) a known map still fits
+when it scores at most this share of the runner-up's score (sepia included). Measured as for
+:data:`MAP_FIT_TOL`: the map drawn scores at most 0.45 of the runner-up as JPEG at quality 75,
+every unknown map 0.72 or more of its best known one."""
+
+DARK_INDEX = 20
+"""A fitted map must read at least :data:`DARK_SHARE` of the judged pixels below this index:
+IVOCT frames are mostly dark (the lumen, the tissue beyond the light's reach). A map that runs
+along part of a known one (matplotlib's "autumn", red to yellow, is the middle of "hot") has no
+dark end and is not taken for it."""
+DARK_SHARE = 0.01
+
+
+def fit_display_map(lit: np.ndarray, pixels: np.ndarray | None = None) -> tuple[str, float] | None:
+    """The known display map (:data:`DISPLAY_MAPS`) that lit colour pixels ``lit`` ``(N, 3)``
+    uint8 follow, as ``(name, score)``, or ``None`` (sepia frames, maps not known).
+
+    The best :func:`map_fit_score` must beat the sepia map's and be at most
+    :data:`MAP_FIT_TOL`, or at most twice it and :data:`MAP_FIT_MARGIN` of the runner-up's;
+    read through the map, at least :data:`DARK_SHARE` of ``pixels`` (all pixels of the judged
+    frames, lit or not; default ``lit``) must lie below :data:`DARK_INDEX`."""
+    if len(lit) == 0:
         return None
-    scores = {name: map_fit_score(pixels, colormap_lut(name)) for name in ("sepia", *DISPLAY_MAPS)}
-    best = min(scores, key=scores.__getitem__)
-    if best == "sepia" or scores[best] > MAP_FIT_TOL:
+    scores = {name: map_fit_score(lit, colormap_lut(name)) for name in ("sepia", *DISPLAY_MAPS)}
+    best, second = sorted(scores, key=scores.__getitem__)[:2]
+    score = scores[best]
+    clear = score <= MAP_FIT_TOL or (
+        score <= 2 * MAP_FIT_TOL and score <= MAP_FIT_MARGIN * scores[second]
+    )
+    if best == "sepia" or not clear:
         return None
-    return best, scores[best]
+    grey = sepia_to_gray(lit if pixels is None else pixels, colormap_lut(best))
+    if np.mean(grey < DARK_INDEX / 255.0) < DARK_SHARE:
+        return None
+    return best, score
 
 
 MIN_LIT_SHARE = 0.01
@@ -266,7 +292,7 @@ def display_metadata(frames: Iterable[np.ndarray]) -> dict[str, str | float]:
     frames follow a known map (:func:`fit_display_map`), ``"display_map"`` names it (with its
     ``"display_map_score"``): the readers then read the frames through it."""
     kinds: dict[str, float] = {}
-    lit_pixels = []
+    lit_pixels, all_pixels = [], []
     for frame in frames:
         if frame.ndim != 3 or frame.shape[-1] < 3:
             return {}
@@ -277,24 +303,31 @@ def display_metadata(frames: Iterable[np.ndarray]) -> dict[str, str | float]:
         kind, share = display_kind(rgb)
         kinds[kind] = max(share, kinds.get(kind, 0.0))
         if kind != "grey":
-            px = rgb[lit]
-            lit_pixels.append(px[:: max(1, len(px) // FIT_PIXELS)])
+            lit_pixels.append(_at_most(rgb[lit], FIT_PIXELS))
+            all_pixels.append(_at_most(rgb.reshape(-1, 3), FIT_PIXELS))
     for kind in ("other", "sepia"):
         if kind in kinds:
             out: dict[str, str | float] = {
                 "display": kind, "display_off_sepia_share": round(kinds[kind], 3)
             }  # fmt: skip
-            fit = fit_display_map(np.concatenate(lit_pixels))
+            fit = fit_display_map(np.concatenate(lit_pixels), np.concatenate(all_pixels))
             if fit is not None:
                 out.update(display_map=fit[0], display_map_score=round(fit[1], 1))
             return out
     return {"display": "grey"} if kinds else {}
 
 
-def display_lut(metadata: Mapping[str, Any]) -> np.ndarray:
-    """The colour map a reader reads a pullback's colour frames through: the fitted known map
-    (``metadata["display_map"]``, :func:`display_metadata`), else the sepia map."""
-    return colormap_lut(str(metadata.get("display_map", "sepia")))
+def _at_most(pixels: np.ndarray, n: int) -> np.ndarray:
+    """Every k-th of ``pixels`` ``(N, 3)``, k the smallest step that keeps at most ``n``."""
+    return pixels[:: max(1, -(-len(pixels) // n))]
+
+
+def display_lut(metadata: Mapping[str, Any]) -> np.ndarray | None:
+    """The known map a reader reads every colour frame of a pullback through (its fitted
+    ``metadata["display_map"]``, :func:`display_metadata`), or ``None``: each frame read as
+    grey or through the sepia map (:func:`display_to_gray`)."""
+    name = metadata.get("display_map")
+    return None if name is None else colormap_lut(str(name))
 
 
 def display_to_gray(
@@ -304,9 +337,11 @@ def display_to_gray(
 
     A grey display exported as RGB (:func:`is_grey_display`, or ``grey_display`` when the caller
     decided it from the whole frame) reads as its luminance / 255, the level that drew it; any
-    other frame through the sepia map (:func:`sepia_to_gray`), which would brighten a grey one
-    (level 64 would read 0.47 instead of 0.25). The choice is per frame, so the reading stays a
-    monotone function of the luminance within a frame whatever its colour map.
+    other frame through the map ``lut`` (:func:`sepia_to_gray`), which would brighten a grey one
+    (level 64 would read 0.47 instead of 0.25), through ``lut`` (default: the sepia map). The
+    choice is per frame, so the reading stays a monotone function of the luminance within a
+    frame whatever its colour map. Frames of a pullback in a fitted known map are read through
+    it by :func:`rgb_frames_to_gray` instead.
     """
     rgb = np.asarray(rgb)
     if rgb.shape[-1] not in (3, 4):
@@ -318,11 +353,14 @@ def display_to_gray(
 
 
 def rgb_frames_to_gray(
-    rgb: np.ndarray, grey_display: bool | None = None, lut: np.ndarray = SEPIA_LUT
+    rgb: np.ndarray, grey_display: bool | None = None, lut: np.ndarray | None = None
 ) -> np.ndarray:
     """One ``(H, W, 3|4)`` colour frame (any integer depth) -> float32 grey ``(H, W)`` in
-    [0, 1] (:func:`display_to_gray`, through the colour map ``lut``)."""
-    return display_to_gray(rgb_uint8(rgb), lut, grey_display=grey_display)
+    [0, 1]: through the pullback's fitted map ``lut`` (:func:`display_lut`), every frame alike
+    (a dim "bone" frame would pass for a grey display); without one, :func:`display_to_gray`."""
+    if lut is not None:
+        return sepia_to_gray(rgb_uint8(rgb), lut)
+    return display_to_gray(rgb_uint8(rgb), grey_display=grey_display)
 
 
 def rgb_uint8(rgb: np.ndarray) -> np.ndarray:

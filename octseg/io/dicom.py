@@ -53,12 +53,11 @@ from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.color import (
-    SEPIA_LUT,
     display_lut,
     display_metadata,
     display_sample,
-    display_to_gray,
     is_grey_display,
+    rgb_frames_to_gray,
 )
 from octseg.io.spacing import spacing_for
 
@@ -329,7 +328,7 @@ def _frame_loader(
     pix: _PixelModule,
     orient: _Orientation,
     palette: tuple[np.ndarray, bool] | None,
-    lut: np.ndarray = SEPIA_LUT,
+    lut: np.ndarray | None = None,
 ):
     """``load(start, stop)``: frames as float32 grey in [0, 1], in octseg's orientation (colour
     frames read through the display map ``lut``)."""
@@ -674,13 +673,13 @@ def _to_gray(
     palette: tuple[np.ndarray, bool] | None,
     scale: float,
     monochrome1: bool,
-    lut: np.ndarray = SEPIA_LUT,
+    lut: np.ndarray | None = None,
 ) -> np.ndarray:
     if photometric.startswith("MONOCHROME"):
         grey = arr.astype(np.float32) / scale
         return 1.0 - grey if monochrome1 else grey
     if photometric == "PALETTE COLOR":
-        return display_to_gray(_as_rgb(arr, palette, scale), lut, grey_display=palette[1])
+        return rgb_frames_to_gray(_as_rgb(arr, palette, scale), palette[1], lut)
     if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR converted to RGB by pydicom
-        return display_to_gray(_as_rgb(arr, None, scale), lut)
+        return rgb_frames_to_gray(_as_rgb(arr, None, scale), lut=lut)
     raise InputError(None, f"unsupported photometric interpretation {photometric!r}")

@@ -32,7 +32,6 @@ from octseg.core.errors import InputError
 from octseg.io import limits
 from octseg.io.base import Pullback, Reader, register_reader
 from octseg.io.color import (
-    SEPIA_LUT,
     display_lut,
     display_metadata,
     display_sample,
@@ -81,9 +80,9 @@ def read_image_file(path: Path, page: int = 0) -> np.ndarray:
         raise InputError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
 
 
-def to_gray(arr: np.ndarray, path: Path, lut: np.ndarray = SEPIA_LUT) -> np.ndarray:
-    """One frame (H, W) grey or (H, W, 3|4) colour (read through the colour map ``lut``) ->
-    float32 (H, W) in [0, 1]."""
+def to_gray(arr: np.ndarray, path: Path, lut: np.ndarray | None = None) -> np.ndarray:
+    """One frame (H, W) grey or (H, W, 3|4) colour (through the pullback's fitted display map
+    ``lut``, if any: :func:`octseg.io.color.rgb_frames_to_gray`) -> float32 (H, W) in [0, 1]."""
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         if arr.dtype.kind == "f":
             _check_unit_range(arr[..., :3], path)
@@ -108,7 +107,7 @@ def _check_unit_range(arr: np.ndarray, path: Path) -> None:
 
 
 def gray_at(
-    arr: np.ndarray, mask: np.ndarray, path: Path | None, lut: np.ndarray = SEPIA_LUT
+    arr: np.ndarray, mask: np.ndarray, path: Path | None, lut: np.ndarray | None = None
 ) -> np.ndarray:
     """``to_gray(arr, path, lut)[mask]``, converting only the masked pixels where that is the same.
 
@@ -125,7 +124,8 @@ def gray_at(
     if not elementwise or arr.shape[:2] != mask.shape:
         return to_gray(arr, path, lut)[mask]
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # whether it is a grey display: whole frame
-        return rgb_frames_to_gray(arr[mask][:, :3], is_grey_display(arr), lut)
+        grey = None if lut is not None else is_grey_display(arr)
+        return rgb_frames_to_gray(arr[mask][:, :3], grey, lut)
     return to_gray(arr[mask][None], path)[0]
 
 
@@ -144,7 +144,7 @@ def _map_frames(fn: Callable[[Any], np.ndarray], items: Sequence[Any]) -> list[n
 class _FolderLoader:
     """Frame loader of an image folder: whole grey frames, or the grey values of masked pixels."""
 
-    def __init__(self, files: list[Path], h: int, w: int, lut: np.ndarray = SEPIA_LUT):
+    def __init__(self, files: list[Path], h: int, w: int, lut: np.ndarray | None = None):
         self.files, self.h, self.w, self.lut = files, h, w, lut
 
     def _raw(self, f: Path) -> np.ndarray:
@@ -173,7 +173,7 @@ class _FolderLoader:
 class _TiffLoader:
     """Frame loader of a multi-page TIFF (pages in order through one open file)."""
 
-    def __init__(self, path: Path, h: int, w: int, lut: np.ndarray = SEPIA_LUT):
+    def __init__(self, path: Path, h: int, w: int, lut: np.ndarray | None = None):
         self.path, self.h, self.w, self.lut = path, h, w, lut
 
     def _pages(self, start: int, stop: int) -> Iterator[np.ndarray]:
