@@ -21,7 +21,9 @@ border and over the rest. The split is by image and truth alone, never by the mo
 
 ``PROBE.csv``: ``thickness_probe.py``'s table of a pool (``benchmarks/hybrid_pool.py``; pullback
 ids ``<draw>-v<k>``); ``--build DRAW=FOLDER``: the ``cohort build`` folder of that draw (its
-``val/*-v<k>`` holds ``image.npz`` and ``labels.npz``). Writes OUT.csv and OUT.md.
+``val/*-v<k>`` holds ``image.npz`` and ``labels.npz``). Writes OUT.csv, OUT.md and OUT.png (the
+grey along the thickest A-lines of the 0.5-0.9 mm frames with the clearest and the least visible
+back border).
 """
 
 from __future__ import annotations
@@ -63,19 +65,20 @@ def border_step(image: np.ndarray, labels: np.ndarray) -> tuple[float, float] | 
     return (float(np.mean(inside)), float(np.mean(outside))) if inside else None
 
 
-def _polar(builds: dict[str, Path], pullback: str) -> tuple[np.ndarray, np.ndarray]:
+def _polar(builds: dict[str, Path], pullback: str) -> tuple[np.ndarray, np.ndarray, float]:
     draw, variant = pullback.rsplit("-", 1)
     found = sorted((builds[draw] / "val").glob(f"*-{variant}"))
     if len(found) != 1:
         raise InputError(builds[draw], f"expected one val/*-{variant} folder for {pullback}")
     image = np.load(found[0] / "image.npz")["frames"].astype(np.float32) / 255.0
-    return image, np.load(found[0] / "labels.npz")["labels"]
+    lab = np.load(found[0] / "labels.npz")
+    return image, lab["labels"], float(lab["pixel_spacing_mm"])
 
 
 def measure(probe: pd.DataFrame, builds: dict[str, Path]) -> pd.DataFrame:
     rows = []
     for pid, group in probe.groupby("pullback_id"):
-        image, labels = _polar(builds, str(pid))
+        image, labels, _ = _polar(builds, str(pid))
         for r in group.itertuples():
             got = border_step(image[r.frame], labels[r.frame])
             if got is not None:
@@ -117,6 +120,46 @@ def markdown(d: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _thickest_profile(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The mean grey along the A-lines where the calcium is within 90% of its thickest, and the
+    first and last calcium samples on them (medians)."""
+    ca = labels == CALCIUM
+    count = ca.sum(axis=1)
+    rows = np.flatnonzero(count >= 0.9 * count.max())
+    first = int(np.median([np.flatnonzero(ca[a]).min() for a in rows]))
+    last = int(np.median([np.flatnonzero(ca[a]).max() for a in rows]))
+    return image[rows].mean(axis=0), first, last
+
+
+def figure(d: pd.DataFrame, builds: dict[str, Path], out: Path) -> None:
+    """For 0.5-0.9 mm truth: the frame with the clearest back border and the one with the most
+    negative step, as the grey profile along their thickest A-lines (truth calcium shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    band = d[(d.truth > 0.5) & (d.truth <= 0.9)]
+    picks = [band.loc[band.border_step.idxmax()], band.loc[band.border_step.idxmin()]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), dpi=110, sharey=True)
+    for ax, r in zip(axes, picks, strict=True):
+        image, labels, ps = _polar(builds, str(r.pullback_id))
+        prof, first, last = _thickest_profile(image[int(r.frame)], labels[int(r.frame)])
+        ax.plot(np.arange(prof.size) * ps, prof, lw=1, color="k")
+        ax.axvspan(first * ps, (last + 1) * ps, color="tab:orange", alpha=0.3, label="truth Ca")
+        ax.set_title(
+            f"{r.pullback_id} frame {int(r.frame)}: step {r.border_step:+.2f}, truth "
+            f"{r.truth:.2f} mm, v3 at its thickest {r.site:+.2f} mm",
+            fontsize=8.5,
+        )
+        ax.set_xlabel("depth from the catheter (mm)")
+    axes[0].set_ylabel("grey (mean over the thickest A-lines)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("probe", type=Path, help="thickness_probe.py's OUT.csv")
@@ -128,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(a.out.with_suffix(".csv"), d.to_csv(index=False, float_format="%.4f"))
     atomic.write_text(a.out.with_suffix(".md"), markdown(d))
+    figure(d, builds, a.out.with_suffix(".png"))
     print(markdown(d))
     return 0
 

@@ -40,7 +40,7 @@ def test_measure_reads_each_frame_from_its_build_and_splits_the_icc(tmp_path):
     val.mkdir(parents=True)
     image = np.stack([f[0] for f in frames])
     np.savez(val / "image.npz", frames=np.rint(image * 255).astype(np.uint8))
-    np.savez(val / "labels.npz", labels=np.stack([f[1] for f in frames]))
+    np.savez(val / "labels.npz", labels=np.stack([f[1] for f in frames]), pixel_spacing_mm=0.01)
     probe = pd.DataFrame({
         "pullback_id": "f1-v0", "frame": [0, 1, 2, 3], "truth": [0.3, 0.6, 0.5, 0.8],
         "product": [0.0, -0.3, 0.02, -0.02], "site": [0.0, -0.3, 0.0, 0.0],
@@ -52,3 +52,5 @@ def test_measure_reads_each_frame_from_its_build_and_splits_the_icc(tmp_path):
     assert "| no visible back border (step <= 0) | 1 |" in md
     assert d.loc[d.border_step <= 0, "frame"].tolist() == [1]
     assert "| 0.5-0.9 | (-1.0, 0.0] | 1 | -0.300 | -0.300 |" in md  # frame 1's errors
+    bb.figure(d, {"f1": tmp_path / "build"}, tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 10_000
