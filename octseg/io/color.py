@@ -212,8 +212,8 @@ levels (and below the sepia map's). Measured on three real frames of the Danilov
 re-drawn in each map (``benchmarks/display_map_fit.py``, session 62): the map they were drawn in
 scores 0.2-1.0 as PNG and 4-16 as JPEG at quality 75, the next best known map 21 or more; maps
 not in :data:`DISPLAY_MAPS` score 21 or more against every known one ("Wistia" 21, "CMRmap"
-30-33, "Blues_r" 47); the vendor's own sepia export scores 7-8 against the sepia map and 41 or
-more against every known map. Synthetic frames of uncorrelated pixel noise (standard deviation
+30-33, "Blues_r" 47); the vendor's own sepia export scores 6.8 (PNG) to 8.1 (JPEG) against the
+sepia map and 41 or more against every known map. Synthetic frames of uncorrelated pixel noise (standard deviation
 30 levels) saved as JPEG are not recognised: they fall back to the sepia reading and the
 warning."""
 
