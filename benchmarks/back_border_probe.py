@@ -52,17 +52,22 @@ def border_step(image: np.ndarray, labels: np.ndarray) -> tuple[float, float] | 
     A-lines where the calcium is within 90% of its thickest (None: no such A-line with room
     behind it)."""
     ca = labels == CALCIUM
-    count = ca.sum(axis=1)
-    if count.max() == 0:
+    if not ca.any():
         return None
     inside, outside = [], []
-    for a in np.flatnonzero(count >= 0.9 * count.max()):
+    for a in _thickest_rows(ca):
         idx = np.flatnonzero(ca[a])
         back = idx.max()
         if back + WINDOW + 1 < image.shape[1]:
             inside.append(image[a, max(idx.min(), back - WINDOW + 1) : back + 1].mean())
             outside.append(image[a, back + 1 : back + 1 + WINDOW].mean())
     return (float(np.mean(inside)), float(np.mean(outside))) if inside else None
+
+
+def _thickest_rows(ca: np.ndarray) -> np.ndarray:
+    """The A-lines of a polar calcium mask ``(A, R)`` where it is within 90% of its thickest."""
+    count = ca.sum(axis=1)
+    return np.flatnonzero(count >= 0.9 * count.max())
 
 
 def _polar(builds: dict[str, Path], pullback: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -124,8 +129,7 @@ def _thickest_profile(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     """The mean grey along the A-lines where the calcium is within 90% of its thickest, and the
     first and last calcium samples on them (medians)."""
     ca = labels == CALCIUM
-    count = ca.sum(axis=1)
-    rows = np.flatnonzero(count >= 0.9 * count.max())
+    rows = _thickest_rows(ca)
     first = int(np.median([np.flatnonzero(ca[a]).min() for a in rows]))
     last = int(np.median([np.flatnonzero(ca[a]).max() for a in rows]))
     return image[rows].mean(axis=0), first, last

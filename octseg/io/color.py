@@ -396,7 +396,7 @@ def display_warnings(metadata: Mapping[str, Any]) -> list[str]:
 
 def display_notes(metadata: Mapping[str, Any]) -> list[str]:
     """What a report says about how colour frames were read: the known map they were read
-    through (:func:`display_metadata`), then any :func:`display_warnings`."""
+    through (:func:`display_metadata`), if any. The warnings are
+    :func:`octseg.io.levels.input_warnings`."""
     name = metadata.get("display_map")
-    read_as = [f'colour frames in the "{name}" display map, read through that map'] if name else []
-    return read_as + display_warnings(metadata)
+    return [f'colour frames in the "{name}" display map, read through that map'] if name else []

@@ -22,7 +22,7 @@ from octseg import __version__
 from octseg.core import atomic
 from octseg.geometry.summary import _num, in_stent
 from octseg.io.color import display_notes
-from octseg.io.levels import level_warnings
+from octseg.io.levels import input_warnings
 
 RISK_TEXT = {
     "arc_gt_270": "arc > 270°",
@@ -480,7 +480,7 @@ Research use only: review every measurement before any clinical decision.</div>
 def _display_note(info: Mapping[str, Any]) -> str:
     """How the reader read the frames: a known display map, or a warning about a colour map it
     does not know or about frames that look inverted."""
-    notes = display_notes(info) + level_warnings(info)
+    notes = display_notes(info) + input_warnings(info)
     return "".join(f'\n<div class="meta"><b>Input:</b> {html.escape(n)}</div>' for n in notes)
 
 
