@@ -137,6 +137,7 @@ def make_hybrid(
     label_margin_alines: int = 1,
     record: list[dict] | None = None,
     progress: bool = False,
+    calcium_look: str = "flat",
 ) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
     """Insert calcium lesions, lipid, vasa vasorum, side branches and a stent into real polar
     frames ``(F, A, R)`` (grey in [0, 1]).
@@ -147,6 +148,8 @@ def make_hybrid(
     ``frames.csv`` / ``struts.csv`` rows (the lumen columns: the label frame before the stent
     and class 4 measured by octseg.geometry, i.e. the real lumen, or the lumen a nodule dented).
     ``record`` (if given) receives one dict per frame naming what was inserted.
+    ``calcium_look``: one of :data:`CALCIUM_LOOKS` ("fade": the calcium's level falls with depth
+    as the real tissue's does, :func:`octseg.datasets.hybrid.insert.depth_fade`).
     """
     from tqdm import tqdm
 
@@ -155,8 +158,17 @@ def make_hybrid(
     real_lumen = real_lumen_columns(labels, ps, frame_spacing_mm)
     frame_rows: list[dict] = []
     strut_rows: list[dict] = []
+    if calcium_look not in CALCIUM_LOOKS:
+        raise ValueError(f"calcium_look must be one of {CALCIUM_LOOKS}, got {calcium_look!r}")
     plan = _Plan(
-        lesions, lipids or [], branches or [], stent, threshold_mm, frame_spacing_mm, vasa or []
+        lesions,
+        lipids or [],
+        branches or [],
+        stent,
+        threshold_mm,
+        frame_spacing_mm,
+        vasa or [],
+        calcium_look == "fade",
     )
     for f in tqdm(range(images.shape[0]), desc="hybrid frames", disable=not progress):
         img, lab = images[f].astype(np.float32), labels[f]
@@ -188,6 +200,7 @@ class _Plan:
     threshold_mm: float
     frame_spacing_mm: float
     vasa: list[VasaChannel]
+    fade: bool = False  # calcium fades with depth (make_hybrid's calcium_look)
 
 
 def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tuple:
@@ -195,7 +208,7 @@ def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tup
     off nodules, lipid and branches); truth columns into ``row``. Returns (image, labels, strut
     rows, record)."""
     ps, fs = g.ps, plan.frame_spacing_mm
-    img, lab, ca = _insert_calcium_all(img, lab, g, plan.lesions, f, forbidden, ps, rng)
+    img, lab, ca = _insert_calcium_all(img, lab, g, plan, f, forbidden, rng)
     no_strut = forbidden.copy()
     if ca:
         g, cols = _calcium_truth(lab, g, ca, ps, fs, img.shape[1])
@@ -306,17 +319,19 @@ def _guidewire_guard(img, lab, g, ps, avoid: bool, margin: int) -> tuple[np.ndar
     return shadow, forbidden
 
 
+CALCIUM_LOOKS = ("flat", "fade")  # make_hybrid's calcium_look
 MIN_NODULE_RADIUS_MM = 0.6  # nodule surface to catheter centre (sheath: 0.45 mm)
 
 
-def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng) -> tuple:
+def _insert_calcium_all(img, lab, g, plan: _Plan, f, forbidden, rng) -> tuple:
     """Every lesion present at frame ``f``, trimmed off the guidewire, the field's edge and the
     lesions already inserted (10 degrees apart), all placed about the frame's real lumen ``g``;
     returns (image, labels, the specs inserted)."""
     taken = forbidden.copy()
+    ps = g.ps
     field = (img.shape[1] - 1) * ps
     done: list[CalciumSpec] = []
-    for les in lesions:
+    for les in plan.lesions:
         spec = les.at(f)
         if spec is None:
             continue
@@ -324,7 +339,7 @@ def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng) -> tuple:
         if spec is None or (spec.bulge_mm > 0 and not _nodule_fits(g, spec)):
             continue
         before = lab
-        img, lab = insert_calcium(img, lab, g, spec, rng)
+        img, lab = insert_calcium(img, lab, g, spec, rng, fade=plan.fade)
         if les.media is not None:  # the lesion's own pixels: new calcium only
             img = insert_media_band(
                 img, lab, (lab != before) & (before == BACKGROUND), les.media, ps
@@ -421,9 +436,10 @@ def hybrid_from_real(
     threshold_mm: float = 0.09,
     progress: bool = False,
     mix: LesionMix = DEFAULT_MIX,
+    calcium_look: str = "flat",
 ) -> dict[str, Any]:
     """Read one real pseudo-pullback folder, draw lesions and a stent, write the hybrid
-    (``mix``: :class:`LesionMix`)."""
+    (``mix``: :class:`LesionMix`; ``calcium_look``: :func:`make_hybrid`'s)."""
     from octseg.io import read_pullback
 
     real_dir = Path(real_dir)
@@ -470,11 +486,13 @@ def hybrid_from_real(
         threshold_mm=threshold_mm,
         record=record,
         progress=progress,
+        calcium_look=calcium_look,
     )
     params = {
         "source": real_dir.name,
         "seed": seed,
         **asdict(mix),
+        "calcium_look": calcium_look,
         "guidewire": (
             "detected per frame and labelled class 4 from the lumen border outward; calcium "
             "trimmed and struts dropped near it"
@@ -519,11 +537,13 @@ def build_hybrid_dataset(
     seed: int = 0,
     progress: bool = True,
     mix: LesionMix = DEFAULT_MIX,
+    calcium_look: str = "flat",
 ) -> dict[str, list[str]]:
     """Hybrid versions of every block of a real dataset (``split.json`` of
     :mod:`octseg.datasets.danilov.build`) into ``out/train`` and ``out/val``; synthetic pullbacks
     linked in. ``mix`` (:class:`LesionMix`): hard lesions drawn more often in the *training*
-    hybrids; the val hybrids keep the default draw, like every test set."""
+    hybrids; the val hybrids keep the default draw, like every test set. ``calcium_look``
+    (:func:`make_hybrid`'s) is the look of both parts."""
     from tqdm import tqdm
 
     real_root, out = Path(real_root), Path(out)
@@ -542,7 +562,13 @@ def build_hybrid_dataset(
     for i, (part, bid, v) in enumerate(tqdm(jobs, desc="hybrid pullbacks", disable=not progress)):
         pid = f"hyb-{bid}-v{v}"
         m = mix if part == "train" else DEFAULT_MIX
-        hybrid_from_real(real_root / bid, out / part / pid, seed=seed * 1000 + i, mix=m)
+        hybrid_from_real(
+            real_root / bid,
+            out / part / pid,
+            seed=seed * 1000 + i,
+            mix=m,
+            calcium_look=calcium_look,
+        )
         made[part].append(pid)
     made["train"] += _link_synthetic(out / "train", synthetic)
     atomic.write_json(out / "split.json", made)
@@ -711,6 +737,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "draw gives about 7 in 10 one; the val hybrids keep the default draw)",
     )
     b.add_argument(
+        "--calcium-look",
+        choices=CALCIUM_LOOKS,
+        default="flat",
+        help="how calcium is painted, in the training and the val hybrids alike: 'flat' keeps "
+        "the level of the tissue in front of it all the way down; 'fade' lets it fall with depth "
+        "as the real tissue it replaces does, so its back border shows",
+    )
+    b.add_argument(
         "--console",
         default=None,
         help="also write the held-out (val) hybrids here as console exports (Cartesian PNG, "
@@ -771,6 +805,7 @@ def run(a: argparse.Namespace) -> int:
         synthetic=a.synthetic,
         seed=a.seed,
         mix=LesionMix(**{f.name: getattr(a, f.name) for f in fields(LesionMix)}),
+        calcium_look=a.calcium_look,
     )
     print(json.dumps(made, indent=2))
     print(json.dumps(count_inserts(a.out), indent=2))

@@ -14,7 +14,9 @@ with grey values in [0, 1] and its label map, at depth spacing ``ps`` mm.
   the geometry module measures are the parameters (up to a pixel). Only background pixels are
   relabelled; real lumen labels stay as they are. The image inside becomes signal-poor with sharp
   (one-pixel anti-aliased) borders: ``contrast x`` the tissue level just in front of it, times the
-  real speckle of those pixels (image / its local mean), times a smooth heterogeneity field.
+  real speckle of those pixels (image / its local mean), times a smooth heterogeneity field;
+  with ``fade`` (``cohort build --calcium-look fade``) also times the
+  fall of the real tissue level along depth (:func:`depth_fade`), so the back border shows.
 * :func:`insert_strut` paints one strut at the point ``rho_L(phi) - distance`` along ray ``phi``
   from the centroid (``distance`` > 0: malapposed, on the lumen side): a bright blooming ellipse
   (class 3, tangential width x radial thickness, centroid exactly at the point) and the dark shadow
@@ -244,11 +246,16 @@ def insert_calcium(
     g: LumenGeometry,
     spec: CalciumSpec,
     rng: np.random.Generator,
+    *,
+    fade: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paint one calcium region into a copy of ``image`` / ``labels`` (polar ``(A, R)``).
 
     Background pixels inside become calcium; for a nodule (``bulge_mm`` > 0) lumen pixels
-    inside too (the lumen then ends at the nodule's surface)."""
+    inside too (the lumen then ends at the nodule's surface). With ``fade`` the calcium's level
+    falls along depth as the real tissue it replaces falls (:func:`depth_fade`), so its back
+    border stays as visible as its front one; without, it keeps the level of the tissue in
+    front of it all the way down (the builds before session 63)."""
     a, r = image.shape
     yy, xx = polar_xy(a, r, g.ps)
     m, behind = calcium_margin(g, spec, yy, xx)
@@ -264,10 +271,12 @@ def insert_calcium(
         return img, lab
     local = ndimage.gaussian_filter(image.astype(np.float64), (2.0, 6.0), mode=("wrap", "nearest"))
     speckle = np.clip(image / np.maximum(local, 1e-3), 0.0, 3.0)
-    level = _tissue_level(local, inside, g)
+    level, ref = _tissue_level(local, inside, g)
     s = spec.texture_scale
     het = 1.0 + spec.heterogeneity * _smooth_noise((a, r), (3.0 * s, 5.0 * s), rng)
     cal = spec.contrast * level[:, None] * np.clip(het, 0.3, 2.0) * speckle
+    if fade:
+        cal = cal * depth_fade(local, ref)
     if spec.rim > 0:  # bright surface (nodules): (1 + rim) x the tissue in front, fading to
         # the calcium level over 0.04 mm behind the inner border (brighter than the tissue,
         # not a brightened calcium level, which stays darker than the tissue for most nodules)
@@ -278,9 +287,12 @@ def insert_calcium(
     return img.astype(np.float32), lab
 
 
-def _tissue_level(local: np.ndarray, inside: np.ndarray, g: LumenGeometry) -> np.ndarray:
+def _tissue_level(
+    local: np.ndarray, inside: np.ndarray, g: LumenGeometry
+) -> tuple[np.ndarray, np.ndarray]:
     """Per A-line: the smoothed tissue level just in front of the insert (never in the lumen:
-    at least 2 pixels behind the lumen border), smoothed across A-lines."""
+    at least 2 pixels behind the lumen border), smoothed across A-lines; and the sample it is
+    read at (2 pixels behind the lumen border on A-lines without the insert)."""
     a, r = local.shape
     first = np.where(inside.any(axis=1), np.argmax(inside, axis=1), -1)
     rows = np.nonzero(first >= 0)[0]
@@ -290,7 +302,24 @@ def _tissue_level(local: np.ndarray, inside: np.ndarray, g: LumenGeometry) -> np
     level[rows] = local[rows, ref[rows]]
     weight = ndimage.gaussian_filter1d((first >= 0).astype(float), 3.0, mode="wrap")
     level = ndimage.gaussian_filter1d(level, 3.0, mode="wrap") / np.maximum(weight, 1e-6)
-    return np.where(first >= 0, level, np.median(level[rows]))
+    return np.where(first >= 0, level, np.median(level[rows])), ref
+
+
+def depth_fade(local: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``(A, R)`` factor in (0, 1]: how far the real tissue level ``local`` has fallen along each
+    A-line since sample ``ref`` (1 up to it), as a running minimum so that a bright band inside
+    the region cannot lift the calcium, smoothed across A-lines as the level in front is.
+
+    Calcium attenuates light about as fibrous tissue does; it looks dark because it scatters
+    little back. Its signal therefore falls with depth as the tissue it replaces did, while the
+    tissue behind it keeps its own level: the back border is as sharp as the front one
+    (``../shared/domain.md``: calcium has sharply delineated borders)."""
+    a, r = local.shape
+    start = local[np.arange(a), ref]
+    behind = np.arange(r)[None, :] > ref[:, None]
+    env = np.minimum.accumulate(np.where(behind, local, start[:, None]), axis=1)
+    fall = env / np.maximum(start[:, None], 1e-6)
+    return np.clip(ndimage.gaussian_filter1d(fall, 3.0, axis=0, mode="wrap"), 0.0, 1.0)
 
 
 def calcium_columns(g: LumenGeometry, spec: CalciumSpec) -> dict[str, float]:
