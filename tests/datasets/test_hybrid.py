@@ -176,6 +176,70 @@ def test_lesion_is_consistent_across_frames():
     assert all(s.depth_mm == 0.1 for s in mid)
 
 
+def test_depth_fade_follows_the_tissue_down_and_never_rises():
+    from octseg.datasets.hybrid.insert import depth_fade
+
+    a, r = 40, 100
+    local = np.tile(np.exp(-np.arange(r) / 30.0), (a, 1))
+    local[:, 60:66] = 0.9  # a bright band deep in the region
+    ref = np.full(a, 10)
+    fade = depth_fade(local, ref)
+    assert np.all(fade[:, :11] == pytest.approx(1.0))  # up to the reference sample
+    assert np.all(np.diff(fade, axis=1) <= 1e-12)  # falls or holds, never rises
+    want = np.exp(-(np.arange(r) - 10) / 30.0)
+    assert fade[0, 30] == pytest.approx(want[30], rel=1e-6)  # the tissue's own fall
+    assert fade[0, 63] == pytest.approx(want[59], rel=1e-6)  # the band does not lift it
+
+
+def _back_step(img: np.ndarray, cal: np.ndarray, n: int = 6) -> float:
+    """Mean grey of the ``n`` samples behind the calcium minus the ``n`` inside its back
+    border, over the A-lines through it."""
+    steps = []
+    for a in np.flatnonzero(cal.any(axis=1)):
+        back = np.flatnonzero(cal[a]).max()
+        steps.append(
+            img[a, back + 1 : back + 1 + n].mean() - img[a, back - n + 1 : back + 1].mean()
+        )
+    return float(np.mean(steps))
+
+
+def test_fading_calcium_shows_its_back_border_with_the_same_labels():
+    """Deep, thick calcium in tissue that fades with depth: painted flat it is as bright as the
+    tissue behind it (no back border in the image); faded, the tissue behind is brighter, the
+    labels and the front of the calcium are those of the flat paint."""
+    img, lab = stand_in(shadow=None)
+    g = lumen_geometry(lab[0], PS)
+    spec = CalciumSpec(
+        center_deg=300.0, arc_deg=80.0, depth_mm=0.3, thickness_mm=0.9, contrast=0.45
+    )
+    flat_img, flat_lab = insert_calcium(img[0], lab[0], g, spec, np.random.default_rng(1))
+    fade_img, fade_lab = insert_calcium(
+        img[0], lab[0], g, spec, np.random.default_rng(1), fade=True
+    )
+    assert np.array_equal(flat_lab, fade_lab)
+    cal = fade_lab == CALCIUM
+    assert _back_step(flat_img, cal) < -0.02  # flat: darker behind, no back border to see
+    assert _back_step(fade_img, cal) > 0.05  # faded: it is there
+    first = np.zeros_like(cal)  # the calcium's first 3 samples on each A-line
+    for a in np.flatnonzero(cal.any(axis=1)):
+        j = np.flatnonzero(cal[a]).min()
+        first[a, j : j + 3] = True
+    front = fade_img[first].mean() / flat_img[first].mean()
+    assert 0.9 < front <= 1.0  # the front keeps its look
+    assert fade_img[cal].mean() < flat_img[cal].mean()
+    with pytest.raises(ValueError, match="calcium_look"):
+        cohort.make_hybrid(
+            img,
+            lab,
+            PS,
+            [],
+            None,
+            np.random.default_rng(0),
+            frame_spacing_mm=0.2,
+            calcium_look="glossy",
+        )
+
+
 def test_make_hybrid_truth_matches_labels(tmp_path):
     img, lab = stand_in(n=8, seed=2)
     lesion = draw.CalciumLesion(1, 7, 250.0, 140.0, 0.12, 0.45)

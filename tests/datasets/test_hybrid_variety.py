@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from octseg.core.classes import BACKGROUND, CALCIUM, FIBROUS_CAP, LIPID, LUMEN
 from octseg.core.errors import InputError
@@ -604,7 +605,11 @@ def _recorded_builds(tmp_path, monkeypatch) -> tuple[list, Path]:
     """A real root with one training and one val block, and the list each build's mix is
     recorded in (``hybrid_from_real`` replaced: nothing is built)."""
     seen: list = []
-    monkeypatch.setattr(cohort, "hybrid_from_real", lambda src, out, seed, mix: seen.append(mix))
+    monkeypatch.setattr(
+        cohort,
+        "hybrid_from_real",
+        lambda src, out, seed, mix, calcium_look: seen.append((mix, calcium_look)),
+    )
     real = tmp_path / "real"
     real.mkdir()
     (real / "split.json").write_text('{"train": ["t"], "val": ["v"]}')
@@ -615,7 +620,7 @@ def test_lesion_mix_applies_to_training_hybrids_only(tmp_path, monkeypatch):
     seen, real = _recorded_builds(tmp_path, monkeypatch)
     mix = draw.LesionMix(faint_share=0.4, thin_share=0.2)
     cohort.build_hybrid_dataset(real, tmp_path / "out", variants=2, mix=mix, progress=False)
-    assert seen == [mix, mix, draw.DEFAULT_MIX, draw.DEFAULT_MIX]
+    assert [m for m, _ in seen] == [mix, mix, draw.DEFAULT_MIX, draw.DEFAULT_MIX]
     with pytest.raises(ValueError, match="faint_share"):
         draw.LesionMix(faint_share=1.5)
     with pytest.raises(ValueError, match="thin_share"):
@@ -637,7 +642,19 @@ def test_build_command_passes_the_far_wall_and_past_field_shares_to_training(tmp
     argv = ["build", str(real), str(tmp_path / "out"), "--variants", "1"]
     assert cohort.main([*argv, "--far-wall-share", "0.5", "--past-field-share", "1"]) == 0
     train = draw.LesionMix(far_wall_share=0.5, past_field_share=1.0)
-    assert seen == [train, draw.DEFAULT_MIX]
+    assert [m for m, _ in seen] == [train, draw.DEFAULT_MIX]
+
+
+def test_build_command_gives_the_calcium_look_to_training_and_val_hybrids(tmp_path, monkeypatch):
+    seen, real = _recorded_builds(tmp_path, monkeypatch)
+    argv = ["build", str(real), str(tmp_path / "out"), "--variants", "1"]
+    assert cohort.main(argv) == 0
+    assert [look for _, look in seen] == ["flat", "flat"]  # the default look
+    seen.clear()
+    assert cohort.main([*argv, "--calcium-look", "fade"]) == 0
+    assert [look for _, look in seen] == ["fade", "fade"]
+    with pytest.raises(SystemExit):
+        cohort.main([*argv, "--calcium-look", "glossy"])
 
 
 def test_media_band_darkens_tissue_behind_the_lesion_and_runs_past_its_ends():
@@ -1034,3 +1051,30 @@ def test_thick_share_draws_lesions_thick_and_keeps_every_other_draw():
         if extents[1] > 0:
             grown.append(extents[1] - extents[0] > 0.3 * (b.thickness_mm - a.thickness_mm) > 0)
     assert grown and all(grown)
+
+
+def test_fading_calcium_build_keeps_every_draw_and_the_truth(tmp_path):
+    """The two calcium looks of one seed: same labels, truth and draws; only calcium pixels
+    (and their anti-aliased ring) differ, and the look is recorded."""
+    import json
+
+    real = _stand_in_real(tmp_path)
+    out = {look: tmp_path / look for look in ("flat", "fade")}
+    params = {
+        look: cohort.hybrid_from_real(real, path, seed=5, calcium_look=look)
+        for look, path in out.items()
+    }
+    saved = json.loads((out["fade"] / "params.json").read_text())
+    assert saved["calcium_look"] == "fade" and params["flat"]["calcium_look"] == "flat"
+    for key in ("lesions", "lipid_lesions", "branches", "vasa_vasorum", "stent", "frames"):
+        assert params["flat"][key] == params["fade"][key]
+    for name in ("truth/frames.csv", "truth/struts.csv"):
+        assert (out["flat"] / name).read_text() == (out["fade"] / name).read_text()
+    lab = load_labels(out["flat"] / "labels.npz").labels
+    assert np.array_equal(lab, load_labels(out["fade"] / "labels.npz").labels)
+    img = {look: np.load(path / "image.npz")["frames"] for look, path in out.items()}
+    changed = img["flat"] != img["fade"]
+    calcium = lab == CALCIUM
+    assert changed[calcium].mean() > 0.5
+    ring = ndimage.binary_dilation(calcium, np.ones((1, 3, 3), bool), iterations=2)
+    assert not changed[~ring].any()
