@@ -212,10 +212,10 @@ def test_fading_calcium_shows_its_back_border_with_the_same_labels():
     spec = CalciumSpec(
         center_deg=300.0, arc_deg=80.0, depth_mm=0.3, thickness_mm=0.9, contrast=0.45
     )
-    flat_img, flat_lab = insert_calcium(img[0], lab[0], g, spec, np.random.default_rng(1))
-    fade_img, fade_lab = insert_calcium(
-        img[0], lab[0], g, spec, np.random.default_rng(1), fade=True
+    flat_img, flat_lab = insert_calcium(
+        img[0], lab[0], g, spec, np.random.default_rng(1), fade=False
     )
+    fade_img, fade_lab = insert_calcium(img[0], lab[0], g, spec, np.random.default_rng(1))
     assert np.array_equal(flat_lab, fade_lab)
     cal = fade_lab == CALCIUM
     assert _back_step(flat_img, cal) < -0.02  # flat: darker behind, no back border to see

@@ -649,10 +649,10 @@ def test_build_command_gives_the_calcium_look_to_training_and_val_hybrids(tmp_pa
     seen, real = _recorded_builds(tmp_path, monkeypatch)
     argv = ["build", str(real), str(tmp_path / "out"), "--variants", "1"]
     assert cohort.main(argv) == 0
-    assert [look for _, look in seen] == ["flat", "flat"]  # the default look
+    assert [look for _, look in seen] == ["fade", "fade"]  # the default look
     seen.clear()
-    assert cohort.main([*argv, "--calcium-look", "fade"]) == 0
-    assert [look for _, look in seen] == ["fade", "fade"]
+    assert cohort.main([*argv, "--calcium-look", "flat"]) == 0
+    assert [look for _, look in seen] == ["flat", "flat"]
     with pytest.raises(SystemExit):
         cohort.main([*argv, "--calcium-look", "glossy"])
 

@@ -137,7 +137,7 @@ def make_hybrid(
     label_margin_alines: int = 1,
     record: list[dict] | None = None,
     progress: bool = False,
-    calcium_look: str = "flat",
+    calcium_look: str = "fade",
 ) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
     """Insert calcium lesions, lipid, vasa vasorum, side branches and a stent into real polar
     frames ``(F, A, R)`` (grey in [0, 1]).
@@ -148,8 +148,9 @@ def make_hybrid(
     ``frames.csv`` / ``struts.csv`` rows (the lumen columns: the label frame before the stent
     and class 4 measured by octseg.geometry, i.e. the real lumen, or the lumen a nodule dented).
     ``record`` (if given) receives one dict per frame naming what was inserted.
-    ``calcium_look``: one of :data:`CALCIUM_LOOKS` ("fade": the calcium's level falls with depth
-    as the real tissue's does, :func:`octseg.datasets.hybrid.insert.depth_fade`).
+    ``calcium_look``: one of :data:`CALCIUM_LOOKS` ("fade", the default since session 63: the
+    calcium's level falls with depth as the real tissue's does,
+    :func:`octseg.datasets.hybrid.insert.depth_fade`; "flat": the builds of sessions 1-62).
     """
     from tqdm import tqdm
 
@@ -200,7 +201,7 @@ class _Plan:
     threshold_mm: float
     frame_spacing_mm: float
     vasa: list[VasaChannel]
-    fade: bool = False  # calcium fades with depth (make_hybrid's calcium_look)
+    fade: bool = True  # calcium fades with depth (make_hybrid's calcium_look)
 
 
 def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tuple:
@@ -208,7 +209,9 @@ def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tup
     off nodules, lipid and branches); truth columns into ``row``. Returns (image, labels, strut
     rows, record)."""
     ps, fs = g.ps, plan.frame_spacing_mm
-    img, lab, ca = _insert_calcium_all(img, lab, g, plan, f, forbidden, rng)
+    img, lab, ca = _insert_calcium_all(
+        img, lab, g, plan.lesions, f, forbidden, ps, rng, fade=plan.fade
+    )
     no_strut = forbidden.copy()
     if ca:
         g, cols = _calcium_truth(lab, g, ca, ps, fs, img.shape[1])
@@ -323,15 +326,14 @@ CALCIUM_LOOKS = ("flat", "fade")  # make_hybrid's calcium_look
 MIN_NODULE_RADIUS_MM = 0.6  # nodule surface to catheter centre (sheath: 0.45 mm)
 
 
-def _insert_calcium_all(img, lab, g, plan: _Plan, f, forbidden, rng) -> tuple:
+def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng, fade=True) -> tuple:
     """Every lesion present at frame ``f``, trimmed off the guidewire, the field's edge and the
     lesions already inserted (10 degrees apart), all placed about the frame's real lumen ``g``;
     returns (image, labels, the specs inserted)."""
     taken = forbidden.copy()
-    ps = g.ps
     field = (img.shape[1] - 1) * ps
     done: list[CalciumSpec] = []
-    for les in plan.lesions:
+    for les in lesions:
         spec = les.at(f)
         if spec is None:
             continue
@@ -339,7 +341,7 @@ def _insert_calcium_all(img, lab, g, plan: _Plan, f, forbidden, rng) -> tuple:
         if spec is None or (spec.bulge_mm > 0 and not _nodule_fits(g, spec)):
             continue
         before = lab
-        img, lab = insert_calcium(img, lab, g, spec, rng, fade=plan.fade)
+        img, lab = insert_calcium(img, lab, g, spec, rng, fade=fade)
         if les.media is not None:  # the lesion's own pixels: new calcium only
             img = insert_media_band(
                 img, lab, (lab != before) & (before == BACKGROUND), les.media, ps
@@ -436,7 +438,7 @@ def hybrid_from_real(
     threshold_mm: float = 0.09,
     progress: bool = False,
     mix: LesionMix = DEFAULT_MIX,
-    calcium_look: str = "flat",
+    calcium_look: str = "fade",
 ) -> dict[str, Any]:
     """Read one real pseudo-pullback folder, draw lesions and a stent, write the hybrid
     (``mix``: :class:`LesionMix`; ``calcium_look``: :func:`make_hybrid`'s)."""
@@ -537,7 +539,7 @@ def build_hybrid_dataset(
     seed: int = 0,
     progress: bool = True,
     mix: LesionMix = DEFAULT_MIX,
-    calcium_look: str = "flat",
+    calcium_look: str = "fade",
 ) -> dict[str, list[str]]:
     """Hybrid versions of every block of a real dataset (``split.json`` of
     :mod:`octseg.datasets.danilov.build`) into ``out/train`` and ``out/val``; synthetic pullbacks
@@ -739,10 +741,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--calcium-look",
         choices=CALCIUM_LOOKS,
-        default="flat",
-        help="how calcium is painted, in the training and the val hybrids alike: 'flat' keeps "
-        "the level of the tissue in front of it all the way down; 'fade' lets it fall with depth "
-        "as the real tissue it replaces does, so its back border shows",
+        default="fade",
+        help="how calcium is painted, in the training and the val hybrids alike: 'fade' (the "
+        "default since session 63, RULE46) lets its level fall with depth as the real tissue it "
+        "replaces does, so its back border shows; 'flat' keeps the level of the tissue in front "
+        "of it all the way down (the builds of sessions 1-62: reproduces their figures)",
     )
     b.add_argument(
         "--console",

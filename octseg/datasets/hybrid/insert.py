@@ -15,8 +15,9 @@ with grey values in [0, 1] and its label map, at depth spacing ``ps`` mm.
   relabelled; real lumen labels stay as they are. The image inside becomes signal-poor with sharp
   (one-pixel anti-aliased) borders: ``contrast x`` the tissue level just in front of it, times the
   real speckle of those pixels (image / its local mean), times a smooth heterogeneity field;
-  with ``fade`` (``cohort build --calcium-look fade``) also times the
-  fall of the real tissue level along depth (:func:`depth_fade`), so the back border shows.
+  with ``fade`` (the default since session 63; ``cohort build --calcium-look flat`` turns it
+  off) also times the fall of the real tissue level along depth (:func:`depth_fade`), so the
+  back border shows.
 * :func:`insert_strut` paints one strut at the point ``rho_L(phi) - distance`` along ray ``phi``
   from the centroid (``distance`` > 0: malapposed, on the lumen side): a bright blooming ellipse
   (class 3, tangential width x radial thickness, centroid exactly at the point) and the dark shadow
@@ -247,15 +248,16 @@ def insert_calcium(
     spec: CalciumSpec,
     rng: np.random.Generator,
     *,
-    fade: bool = False,
+    fade: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paint one calcium region into a copy of ``image`` / ``labels`` (polar ``(A, R)``).
 
     Background pixels inside become calcium; for a nodule (``bulge_mm`` > 0) lumen pixels
-    inside too (the lumen then ends at the nodule's surface). With ``fade`` the calcium's level
-    falls along depth as the real tissue it replaces falls (:func:`depth_fade`), so its back
-    border stays as visible as its front one; without, it keeps the level of the tissue in
-    front of it all the way down (the builds before session 63)."""
+    inside too (the lumen then ends at the nodule's surface). With ``fade`` (the default since
+    session 63) the calcium's level falls along depth as the real tissue it replaces falls
+    (:func:`depth_fade`), so its back border stays as visible as its front one; without, it
+    keeps the level of the tissue in front of it all the way down (the builds of sessions
+    1-62)."""
     a, r = image.shape
     yy, xx = polar_xy(a, r, g.ps)
     m, behind = calcium_margin(g, spec, yy, xx)

@@ -1,0 +1,163 @@
+"""Two looks of the same hybrid draws: is the truth the same, and is the back border in the image?
+
+``cohort build ... --calcium-look flat`` and ``--calcium-look fade`` of one seed draw the same
+lesions, struts and distractors; only the calcium's grey differs (RULE46,
+``benchmarks/results/calcium_look_s63.md``). For each draw given in both looks this script:
+
+- checks that every val pullback's ``labels.npz``, ``truth/frames.csv`` and ``truth/struts.csv``
+  are identical (and fails, naming the file, where they are not);
+- measures, on every frame with truth calcium, ``back_border_probe.border_step`` in each look:
+  the grey behind the truth's back border minus the grey inside it, over the A-lines where the
+  calcium is thickest (<= 0: the back border is not in the image);
+- writes OUT.csv (one row per frame), OUT.md (the share of frames with no visible back border,
+  the median step, by truth thickness) and OUT.png (the grey along the thickest A-lines of the
+  frames whose flat look hides the border most, in both looks).
+
+    python benchmarks/calcium_look.py --pair f148=FLAT/test_s148:FADE/test_s148 ... --out OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from back_border_probe import _thickest_profile, border_step  # noqa: E402
+
+from octseg.core import atomic  # noqa: E402
+from octseg.core.errors import InputError  # noqa: E402
+
+LOOKS = ("flat", "fade")
+THICK_BANDS = ((0.0, 0.5), (0.5, 0.9), (0.9, np.inf))
+SAME_FILES = ("labels.npz", "truth/frames.csv", "truth/struts.csv")
+
+
+def _same_truth(flat: Path, fade: Path) -> None:
+    """Raise InputError naming the first file of ``SAME_FILES`` that differs."""
+    for name in SAME_FILES:
+        if name.endswith(".npz"):
+            same = np.array_equal(np.load(flat / name)["labels"], np.load(fade / name)["labels"])
+        else:
+            same = (flat / name).read_text() == (fade / name).read_text()
+        if not same:
+            raise InputError(fade / name, f"differs from {flat / name}: not the same draw")
+
+
+def _grey(folder: Path) -> np.ndarray:
+    return np.load(folder / "image.npz")["frames"].astype(np.float32) / 255.0
+
+
+def compare_pullback(draw: str, flat: Path, fade: Path) -> list[dict]:
+    """One row per truth-calcium frame of one val pullback in both looks."""
+    _same_truth(flat, fade)
+    labels = np.load(flat / "labels.npz")["labels"]
+    truth = pd.read_csv(flat / "truth" / "frames.csv").set_index("frame")
+    images = {"flat": _grey(flat), "fade": _grey(fade)}
+    rows = []
+    for f in range(labels.shape[0]):
+        steps = {k: border_step(images[k][f], labels[f]) for k in LOOKS}
+        if steps["flat"] is None:
+            continue
+        row = {"pullback_id": f"{draw}-{flat.name.rsplit('-', 1)[1]}", "frame": f}
+        row["truth"] = float(truth.loc[f, "calcium_max_thickness_mm"])
+        row.update({f"{k}_step": v[1] - v[0] for k, v in steps.items()})
+        rows.append(row)
+    return rows
+
+
+def compare(pairs: dict[str, tuple[Path, Path]]) -> pd.DataFrame:
+    rows = []
+    for draw, (flat, fade) in pairs.items():
+        found = sorted((flat / "val").glob("hyb-*"))
+        if not found:
+            raise InputError(flat / "val", "no val pullbacks (hyb-*) in this build")
+        for folder in found:
+            rows += compare_pullback(draw, folder, fade / "val" / folder.name)
+    if not rows:
+        raise InputError(None, "no frame with truth calcium and room behind it")
+    return pd.DataFrame(rows)
+
+
+def markdown(d: pd.DataFrame) -> str:
+    lines = [
+        "| truth thickness (mm) | frames | no visible back border: flat | fade "
+        "| median step: flat | fade |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, lo, hi in [("all", -np.inf, np.inf)] + [(f"{a}-{b}", a, b) for a, b in THICK_BANDS]:
+        b = d[(d.truth > lo) & (d.truth <= hi)]
+        if b.empty:
+            continue
+        lines.append(
+            f"| {name} | {len(b)} | {(b.flat_step <= 0).mean():.1%} | {(b.fade_step <= 0).mean():.1%} "
+            f"| {b.flat_step.median():+.3f} | {b.fade_step.median():+.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def figure(d: pd.DataFrame, pairs: dict[str, tuple[Path, Path]], out: Path, n: int = 3) -> None:
+    """The ``n`` frames over 0.5 mm (any, if none is) whose flat look hides the back border
+    most: the grey along their thickest A-lines in both looks, truth calcium shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    thick = d[d.truth > 0.5]
+    picks = (d if thick.empty else thick).nsmallest(n, "flat_step")
+    fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.2), dpi=110, sharey=True)
+    for ax, r in zip(np.atleast_1d(axes), picks.itertuples(), strict=True):
+        draw, variant = r.pullback_id.rsplit("-", 1)
+        for look, colour in zip(LOOKS, ("tab:grey", "k"), strict=True):
+            folder = next((pairs[draw][LOOKS.index(look)] / "val").glob(f"hyb-*-{variant}"))
+            labels = np.load(folder / "labels.npz")
+            image = _grey(folder)[r.frame]
+            prof, first, last = _thickest_profile(image, labels["labels"][r.frame])
+            ps = float(labels["pixel_spacing_mm"])
+            ax.plot(np.arange(prof.size) * ps, prof, lw=1, color=colour, label=look)
+        ax.axvspan(first * ps, (last + 1) * ps, color="tab:orange", alpha=0.3, label="truth Ca")
+        ax.set_title(
+            f"{r.pullback_id} frame {r.frame}: truth {r.truth:.2f} mm\n"
+            f"step flat {r.flat_step:+.2f}, fade {r.fade_step:+.2f}",
+            fontsize=8.5,
+        )
+        ax.set_xlabel("depth from the catheter (mm)")
+    np.atleast_1d(axes)[0].set_ylabel("grey (mean over the thickest A-lines)")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def _pair(text: str) -> tuple[str, tuple[Path, Path]]:
+    draw, _, folders = text.partition("=")
+    flat, _, fade = folders.partition(":")
+    if not (draw and flat and fade):
+        raise argparse.ArgumentTypeError(f"expected DRAW=FLAT_BUILD:FADE_BUILD, got {text!r}")
+    return draw, (Path(flat), Path(fade))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pair", type=_pair, action="append", required=True,
+                    help="DRAW=FLAT_BUILD:FADE_BUILD (cohort build folders of one seed)")  # fmt: skip
+    ap.add_argument("--out", type=Path, required=True, help="OUT.csv / OUT.md / OUT.png")
+    a = ap.parse_args(argv)
+    pairs = dict(a.pair)
+    d = compare(pairs)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(a.out.with_suffix(".csv"), d.to_csv(index=False, float_format="%.4f"))
+    atomic.write_text(a.out.with_suffix(".md"), markdown(d))
+    figure(d, pairs, a.out.with_suffix(".png"))
+    print(markdown(d))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
