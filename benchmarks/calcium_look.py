@@ -28,13 +28,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from back_border_probe import _thickest_profile, border_step  # noqa: E402
+from back_border_probe import THICK_BANDS, _polar, _thickest_profile, border_step  # noqa: E402
 
 from octseg.core import atomic  # noqa: E402
 from octseg.core.errors import InputError  # noqa: E402
 
 LOOKS = ("flat", "fade")
-THICK_BANDS = ((0.0, 0.5), (0.5, 0.9), (0.9, np.inf))
 SAME_FILES = ("labels.npz", "truth/frames.csv", "truth/struts.csv")
 
 
@@ -49,22 +48,19 @@ def _same_truth(flat: Path, fade: Path) -> None:
             raise InputError(fade / name, f"differs from {flat / name}: not the same draw")
 
 
-def _grey(folder: Path) -> np.ndarray:
-    return np.load(folder / "image.npz")["frames"].astype(np.float32) / 255.0
-
-
-def compare_pullback(draw: str, flat: Path, fade: Path) -> list[dict]:
-    """One row per truth-calcium frame of one val pullback in both looks."""
-    _same_truth(flat, fade)
-    labels = np.load(flat / "labels.npz")["labels"]
-    truth = pd.read_csv(flat / "truth" / "frames.csv").set_index("frame")
-    images = {"flat": _grey(flat), "fade": _grey(fade)}
+def compare_pullback(draw: str, pair: tuple[Path, Path], pullback: str) -> list[dict]:
+    """One row per truth-calcium frame of one val pullback (``DRAW-vK``) in both looks."""
+    (flat, labels, _), (fade, _, _) = (_polar({draw: b}, pullback) for b in pair)
+    folder = next((pair[0] / "val").glob(f"*-{pullback.rsplit('-', 1)[1]}"))
+    _same_truth(folder, pair[1] / "val" / folder.name)
+    truth = pd.read_csv(folder / "truth" / "frames.csv").set_index("frame")
+    images = {"flat": flat, "fade": fade}
     rows = []
     for f in range(labels.shape[0]):
         steps = {k: border_step(images[k][f], labels[f]) for k in LOOKS}
         if steps["flat"] is None:
             continue
-        row = {"pullback_id": f"{draw}-{flat.name.rsplit('-', 1)[1]}", "frame": f}
+        row = {"pullback_id": pullback, "frame": f}
         row["truth"] = float(truth.loc[f, "calcium_max_thickness_mm"])
         row.update({f"{k}_step": v[1] - v[0] for k, v in steps.items()})
         rows.append(row)
@@ -74,11 +70,14 @@ def compare_pullback(draw: str, flat: Path, fade: Path) -> list[dict]:
 def compare(pairs: dict[str, tuple[Path, Path]]) -> pd.DataFrame:
     rows = []
     for draw, (flat, fade) in pairs.items():
-        found = sorted((flat / "val").glob("hyb-*"))
-        if not found:
+        names = {look: sorted(p.name for p in (b / "val").glob("hyb-*")) for look, b in
+                 zip(LOOKS, (flat, fade), strict=True)}  # fmt: skip
+        if not names["flat"]:
             raise InputError(flat / "val", "no val pullbacks (hyb-*) in this build")
-        for folder in found:
-            rows += compare_pullback(draw, folder, fade / "val" / folder.name)
+        if names["flat"] != names["fade"]:
+            raise InputError(fade / "val", f"holds {names['fade']}, not {flat}'s {names['flat']}")
+        for name in names["flat"]:
+            rows += compare_pullback(draw, (flat, fade), f"{draw}-{name.rsplit('-', 1)[1]}")
     if not rows:
         raise InputError(None, "no frame with truth calcium and room behind it")
     return pd.DataFrame(rows)
@@ -113,13 +112,10 @@ def figure(d: pd.DataFrame, pairs: dict[str, tuple[Path, Path]], out: Path, n: i
     picks = (d if thick.empty else thick).nsmallest(n, "flat_step")
     fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.2), dpi=110, sharey=True)
     for ax, r in zip(np.atleast_1d(axes), picks.itertuples(), strict=True):
-        draw, variant = r.pullback_id.rsplit("-", 1)
-        for look, colour in zip(LOOKS, ("tab:grey", "k"), strict=True):
-            folder = next((pairs[draw][LOOKS.index(look)] / "val").glob(f"hyb-*-{variant}"))
-            labels = np.load(folder / "labels.npz")
-            image = _grey(folder)[r.frame]
-            prof, first, last = _thickest_profile(image, labels["labels"][r.frame])
-            ps = float(labels["pixel_spacing_mm"])
+        draw = r.pullback_id.rsplit("-", 1)[0]
+        for build, look, colour in zip(pairs[draw], LOOKS, ("tab:grey", "k"), strict=True):
+            image, labels, ps = _polar({draw: build}, r.pullback_id)
+            prof, first, last = _thickest_profile(image[r.frame], labels[r.frame])
             ax.plot(np.arange(prof.size) * ps, prof, lw=1, color=colour, label=look)
         ax.axvspan(first * ps, (last + 1) * ps, color="tab:orange", alpha=0.3, label="truth Ca")
         ax.set_title(
@@ -150,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="OUT.csv / OUT.md / OUT.png")
     a = ap.parse_args(argv)
     pairs = dict(a.pair)
+    if len(pairs) < len(a.pair):
+        ap.error("each DRAW may be given once")
     d = compare(pairs)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(a.out.with_suffix(".csv"), d.to_csv(index=False, float_format="%.4f"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from benchmarks import calcium_look as cl
@@ -34,13 +36,19 @@ def test_compare_finds_the_same_truth_and_a_clearer_back_border(builds, tmp_path
     assert (tmp_path / "look.png").stat().st_size > 10_000
 
 
-def test_compare_refuses_two_different_draws(builds):
+def test_compare_refuses_two_different_draws_or_pullbacks(builds, tmp_path):
     with pytest.raises(InputError, match="not the same draw"):
         cl.compare({"f5": (builds["flat"], builds["other"])})
+    (tmp_path / "val" / "hyb-x-v1").mkdir(parents=True)
+    with pytest.raises(InputError, match="hyb-x-v1"):
+        cl.compare({"f5": (builds["flat"], tmp_path)})
+    with pytest.raises(SystemExit):
+        cl.main(["--pair", f"f5={builds['flat']}:{builds['fade']}",
+                 "--pair", f"f5={builds['flat']}:{builds['fade']}", "--out", str(tmp_path / "o")])  # fmt: skip
 
 
 def test_pair_argument_is_checked():
     assert cl._pair("f1=a:b")[0] == "f1"
-    with pytest.raises(Exception, match="DRAW=FLAT_BUILD:FADE_BUILD"):
+    with pytest.raises(argparse.ArgumentTypeError, match="DRAW=FLAT_BUILD:FADE_BUILD"):
         cl._pair("f1=a")
     assert cl._pair("f2=x/y:z")[1][0].name == "y"

@@ -191,6 +191,22 @@ def test_depth_fade_follows_the_tissue_down_and_never_rises():
     assert fade[0, 63] == pytest.approx(want[59], rel=1e-6)  # the band does not lift it
 
 
+def test_depth_fade_counts_from_each_a_lines_own_reference_and_smooths_across():
+    from octseg.datasets.hybrid.insert import depth_fade
+
+    a, r = 60, 80
+    local = np.tile(np.exp(-np.arange(r) / 20.0), (a, 1))
+    ref = np.where(np.arange(a) < 30, 5, 25)  # two halves read at different depths
+    fade = depth_fade(local, ref)
+    assert fade[15, 5] == pytest.approx(1.0) and fade[15, 25] == pytest.approx(np.exp(-1.0))
+    assert fade[45, 25] == pytest.approx(1.0) and fade[45, 45] == pytest.approx(np.exp(-1.0))
+    # near the change of reference the two falls mix (gaussian across A-lines, sigma 3)
+    assert np.exp(-1.0) < fade[29, 25] < 1.0 and np.exp(-1.0) < fade[30, 25] < 1.0
+    dark = local.copy()
+    dark[:, :] = 0.0  # no light at all: the calcium stays black
+    assert np.all(depth_fade(dark, ref) == 0.0)
+
+
 def _back_step(img: np.ndarray, cal: np.ndarray, n: int = 6) -> float:
     """Mean grey of the ``n`` samples behind the calcium minus the ``n`` inside its back
     border, over the A-lines through it."""
@@ -227,17 +243,15 @@ def test_fading_calcium_shows_its_back_border_with_the_same_labels():
     front = fade_img[first].mean() / flat_img[first].mean()
     assert 0.9 < front <= 1.0  # the front keeps its look
     assert fade_img[cal].mean() < flat_img[cal].mean()
+
+
+def test_make_hybrid_refuses_an_unknown_calcium_look():
+    img, lab = stand_in(shadow=None)
     with pytest.raises(ValueError, match="calcium_look"):
         cohort.make_hybrid(
-            img,
-            lab,
-            PS,
-            [],
-            None,
-            np.random.default_rng(0),
-            frame_spacing_mm=0.2,
+            img, lab, PS, [], None, np.random.default_rng(0), frame_spacing_mm=0.2,
             calcium_look="glossy",
-        )
+        )  # fmt: skip
 
 
 def test_make_hybrid_truth_matches_labels(tmp_path):

@@ -690,7 +690,9 @@ def _composed(*lesions):
     f = (lesions[0].start + lesions[0].stop) // 2
     forbidden = np.zeros(720, bool)
     return [
-        cohort._insert_calcium_all(img, lab, g, [x], f, forbidden, PS, np.random.default_rng(0))
+        cohort._insert_calcium_all(
+            img, lab, g, [x], f, forbidden, PS, np.random.default_rng(0), fade=True
+        )
         for x in lesions
     ]
 
@@ -900,10 +902,10 @@ def test_a_lesion_past_the_field_is_cut_by_its_edge_not_trimmed_away():
     assert full.all() and not front.all() and (front <= full).all()
     rng = np.random.default_rng(0)
     free = np.zeros(720, bool)
-    _, inside, done = cohort._insert_calcium_all(img, lab, g, [les], 0, free, PS, rng)
+    _, inside, done = cohort._insert_calcium_all(img, lab, g, [les], 0, free, PS, rng, True)
     assert done == [] and not (inside == CALCIUM).any()  # trimmed away: it does not fit
     les.past_field = True
-    _, cut, done = cohort._insert_calcium_all(img, lab, g, [les], 0, free, PS, rng)
+    _, cut, done = cohort._insert_calcium_all(img, lab, g, [les], 0, free, PS, rng, True)
     assert len(done) == 1
     ca = cut == CALCIUM
     assert ca[:, -1].any()  # the calcium runs to the field's last sample: cut there

@@ -154,13 +154,13 @@ def make_hybrid(
     """
     from tqdm import tqdm
 
+    if calcium_look not in CALCIUM_LOOKS:
+        raise ValueError(f"calcium_look must be one of {CALCIUM_LOOKS}, got {calcium_look!r}")
     out_img = np.empty_like(images, dtype=np.float32)
     out_lab = labels.copy()
     real_lumen = real_lumen_columns(labels, ps, frame_spacing_mm)
     frame_rows: list[dict] = []
     strut_rows: list[dict] = []
-    if calcium_look not in CALCIUM_LOOKS:
-        raise ValueError(f"calcium_look must be one of {CALCIUM_LOOKS}, got {calcium_look!r}")
     plan = _Plan(
         lesions,
         lipids or [],
@@ -201,7 +201,7 @@ class _Plan:
     threshold_mm: float
     frame_spacing_mm: float
     vasa: list[VasaChannel]
-    fade: bool = True  # calcium fades with depth (make_hybrid's calcium_look)
+    fade: bool  # calcium fades with depth (make_hybrid's calcium_look)
 
 
 def _hybrid_frame(img, lab, g, f, forbidden, plan: _Plan, row: dict, rng) -> tuple:
@@ -326,7 +326,7 @@ CALCIUM_LOOKS = ("flat", "fade")  # make_hybrid's calcium_look
 MIN_NODULE_RADIUS_MM = 0.6  # nodule surface to catheter centre (sheath: 0.45 mm)
 
 
-def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng, fade=True) -> tuple:
+def _insert_calcium_all(img, lab, g, lesions, f, forbidden, ps, rng, fade: bool) -> tuple:
     """Every lesion present at frame ``f``, trimmed off the guidewire, the field's edge and the
     lesions already inserted (10 degrees apart), all placed about the frame's real lumen ``g``;
     returns (image, labels, the specs inserted)."""

@@ -13,10 +13,12 @@ with grey values in [0, 1] and its label map, at depth spacing ``ps`` mm.
   polar pixels whose centres fall inside, so the arc, maximum thickness and minimum depth that
   the geometry module measures are the parameters (up to a pixel). Only background pixels are
   relabelled; real lumen labels stay as they are. The image inside becomes signal-poor with sharp
-  (one-pixel anti-aliased) borders: ``contrast x`` the tissue level just in front of it, times the
-  real speckle of those pixels (image / its local mean), times a smooth heterogeneity field;
+  (one-pixel anti-aliased) borders: ``contrast x`` the tissue level a few samples in front of
+  it, times the real speckle of those pixels (image / its local mean), times a smooth
+  heterogeneity field;
   with ``fade`` (the default since session 63; ``cohort build --calcium-look flat`` turns it
-  off) also times the fall of the real tissue level along depth (:func:`depth_fade`), so the
+  off) also times the fall of the real tissue level along depth (:func:`depth_fade`, counted
+  from where that level is read, so its first samples are already a little darker), so the
   back border shows.
 * :func:`insert_strut` paints one strut at the point ``rho_L(phi) - distance`` along ray ``phi``
   from the centroid (``distance`` > 0: malapposed, on the lumen side): a bright blooming ellipse
@@ -308,9 +310,13 @@ def _tissue_level(
 
 
 def depth_fade(local: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``(A, R)`` factor in (0, 1]: how far the real tissue level ``local`` has fallen along each
+    """``(A, R)`` factor in [0, 1]: how far the real tissue level ``local`` has fallen along each
     A-line since sample ``ref`` (1 up to it), as a running minimum so that a bright band inside
-    the region cannot lift the calcium, smoothed across A-lines as the level in front is.
+    the region cannot lift the calcium, then smoothed across A-lines (sigma 3). The smoothing is
+    over every A-line, unweighted: at the ends of an arc the fall of the neighbouring A-lines
+    without the insert (read from 2 pixels behind the lumen border) mixes in, a few per cent of
+    the calcium's level; an A-line whose tissue level at ``ref`` is 0 (no light) gives 0.
+    The RULE46 builds were made with exactly this; changing it changes every fade build.
 
     Calcium attenuates light about as fibrous tissue does; it looks dark because it scatters
     little back. Its signal therefore falls with depth as the tissue it replaces did, while the
