@@ -135,6 +135,32 @@ def _thickest_profile(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     return image[rows].mean(axis=0), first, last
 
 
+def plot_thickest(ax, image: np.ndarray, labels: np.ndarray, ps: float, **style) -> tuple:
+    """The grey profile along the thickest A-lines of one polar frame on ``ax`` (depth in mm);
+    returns the truth calcium's (first, last) sample on them."""
+    prof, first, last = _thickest_profile(image, labels)
+    ax.plot(np.arange(prof.size) * ps, prof, lw=1, **{"color": "k", **style})
+    return first, last
+
+
+def finish_panel(ax, span: tuple[int, int], ps: float, title: str) -> None:
+    """The truth calcium shaded on a :func:`plot_thickest` panel, and its title."""
+    ax.axvspan(span[0] * ps, (span[1] + 1) * ps, color="tab:orange", alpha=0.3, label="truth Ca")
+    ax.set_title(title, fontsize=8.5)
+    ax.set_xlabel("depth from the catheter (mm)")
+
+
+def save_profiles(fig, axes, out: Path) -> None:
+    """Label a row of :func:`plot_thickest` panels and save the figure to ``out``."""
+    import matplotlib.pyplot as plt
+
+    axes[0].set_ylabel("grey (mean over the thickest A-lines)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def figure(d: pd.DataFrame, builds: dict[str, Path], out: Path) -> None:
     """For 0.5-0.9 mm truth: the frame with the clearest back border and the one with the most
     negative step, as the grey profile along their thickest A-lines (truth calcium shaded)."""
@@ -148,20 +174,11 @@ def figure(d: pd.DataFrame, builds: dict[str, Path], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), dpi=110, sharey=True)
     for ax, r in zip(axes, picks, strict=True):
         image, labels, ps = _polar(builds, str(r.pullback_id))
-        prof, first, last = _thickest_profile(image[int(r.frame)], labels[int(r.frame)])
-        ax.plot(np.arange(prof.size) * ps, prof, lw=1, color="k")
-        ax.axvspan(first * ps, (last + 1) * ps, color="tab:orange", alpha=0.3, label="truth Ca")
-        ax.set_title(
-            f"{r.pullback_id} frame {int(r.frame)}: step {r.border_step:+.2f}, truth "
-            f"{r.truth:.2f} mm, v3 at its thickest {r.site:+.2f} mm",
-            fontsize=8.5,
-        )
-        ax.set_xlabel("depth from the catheter (mm)")
-    axes[0].set_ylabel("grey (mean over the thickest A-lines)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+        span = plot_thickest(ax, image[int(r.frame)], labels[int(r.frame)], ps)
+        finish_panel(ax, span, ps, f"{r.pullback_id} frame {int(r.frame)}: step "
+                     f"{r.border_step:+.2f}, truth {r.truth:.2f} mm, v3 at its thickest "
+                     f"{r.site:+.2f} mm")  # fmt: skip
+    save_profiles(fig, axes, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,12 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     builds = {k: Path(v) for k, v in (b.split("=", 1) for b in a.build)}
     d = measure(pd.read_csv(a.probe), builds)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(a.out.with_suffix(".csv"), d.to_csv(index=False, float_format="%.4f"))
-    atomic.write_text(a.out.with_suffix(".md"), markdown(d))
-    figure(d, builds, a.out.with_suffix(".png"))
-    print(markdown(d))
+    write_outputs(d, a.out, markdown(d), lambda png: figure(d, builds, png))
     return 0
+
+
+def write_outputs(d: pd.DataFrame, out: Path, text: str, draw) -> None:
+    """OUT.csv (the frame table), OUT.md (``text``, also printed) and OUT.png (``draw(path)``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out.with_suffix(".csv"), d.to_csv(index=False, float_format="%.4f"))
+    atomic.write_text(out.with_suffix(".md"), text)
+    draw(out.with_suffix(".png"))
+    print(text)
 
 
 if __name__ == "__main__":

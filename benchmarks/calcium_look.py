@@ -28,9 +28,16 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from back_border_probe import THICK_BANDS, _polar, _thickest_profile, border_step  # noqa: E402
+from back_border_probe import (  # noqa: E402
+    THICK_BANDS,
+    _polar,
+    border_step,
+    finish_panel,
+    plot_thickest,
+    save_profiles,
+    write_outputs,
+)
 
-from octseg.core import atomic  # noqa: E402
 from octseg.core.errors import InputError  # noqa: E402
 
 LOOKS = ("flat", "fade")
@@ -111,24 +118,15 @@ def figure(d: pd.DataFrame, pairs: dict[str, tuple[Path, Path]], out: Path, n: i
     thick = d[d.truth > 0.5]
     picks = (d if thick.empty else thick).nsmallest(n, "flat_step")
     fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.2), dpi=110, sharey=True)
-    for ax, r in zip(np.atleast_1d(axes), picks.itertuples(), strict=True):
+    axes = np.atleast_1d(axes)
+    for ax, r in zip(axes, picks.itertuples(), strict=True):
         draw = r.pullback_id.rsplit("-", 1)[0]
         for build, look, colour in zip(pairs[draw], LOOKS, ("tab:grey", "k"), strict=True):
             image, labels, ps = _polar({draw: build}, r.pullback_id)
-            prof, first, last = _thickest_profile(image[r.frame], labels[r.frame])
-            ax.plot(np.arange(prof.size) * ps, prof, lw=1, color=colour, label=look)
-        ax.axvspan(first * ps, (last + 1) * ps, color="tab:orange", alpha=0.3, label="truth Ca")
-        ax.set_title(
-            f"{r.pullback_id} frame {r.frame}: truth {r.truth:.2f} mm\n"
-            f"step flat {r.flat_step:+.2f}, fade {r.fade_step:+.2f}",
-            fontsize=8.5,
-        )
-        ax.set_xlabel("depth from the catheter (mm)")
-    np.atleast_1d(axes)[0].set_ylabel("grey (mean over the thickest A-lines)")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+            span = plot_thickest(ax, image[r.frame], labels[r.frame], ps, color=colour, label=look)
+        finish_panel(ax, span, ps, f"{r.pullback_id} frame {r.frame}: truth {r.truth:.2f} mm\n"
+                     f"step flat {r.flat_step:+.2f}, fade {r.fade_step:+.2f}")  # fmt: skip
+    save_profiles(fig, axes, out)
 
 
 def _pair(text: str) -> tuple[str, tuple[Path, Path]]:
@@ -149,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(pairs) < len(a.pair):
         ap.error("each DRAW may be given once")
     d = compare(pairs)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(a.out.with_suffix(".csv"), d.to_csv(index=False, float_format="%.4f"))
-    atomic.write_text(a.out.with_suffix(".md"), markdown(d))
-    figure(d, pairs, a.out.with_suffix(".png"))
-    print(markdown(d))
+    write_outputs(d, a.out, markdown(d), lambda png: figure(d, pairs, png))
     return 0
 
 
