@@ -44,11 +44,12 @@ LOOKS = ("flat", "fade")
 SAME_FILES = ("labels.npz", "truth/frames.csv", "truth/struts.csv")
 
 
-def _same_truth(flat: Path, fade: Path) -> None:
-    """Raise InputError naming the first file of ``SAME_FILES`` that differs."""
+def _same_truth(flat: Path, fade: Path, same_labels: bool) -> None:
+    """Raise InputError naming the first file of ``SAME_FILES`` that differs (the label maps,
+    already read, compared by the caller: ``same_labels``)."""
     for name in SAME_FILES:
         if name.endswith(".npz"):
-            same = np.array_equal(np.load(flat / name)["labels"], np.load(fade / name)["labels"])
+            same = same_labels
         else:
             same = (flat / name).read_text() == (fade / name).read_text()
         if not same:
@@ -57,9 +58,9 @@ def _same_truth(flat: Path, fade: Path) -> None:
 
 def compare_pullback(draw: str, pair: tuple[Path, Path], pullback: str) -> list[dict]:
     """One row per truth-calcium frame of one val pullback (``DRAW-vK``) in both looks."""
-    (flat, labels, _), (fade, _, _) = (_polar({draw: b}, pullback) for b in pair)
+    (flat, labels, _), (fade, fade_labels, _) = (_polar({draw: b}, pullback) for b in pair)
     folder = next((pair[0] / "val").glob(f"*-{pullback.rsplit('-', 1)[1]}"))
-    _same_truth(folder, pair[1] / "val" / folder.name)
+    _same_truth(folder, pair[1] / "val" / folder.name, np.array_equal(labels, fade_labels))
     truth = pd.read_csv(folder / "truth" / "frames.csv").set_index("frame")
     images = {"flat": flat, "fade": fade}
     rows = []
